@@ -1,0 +1,78 @@
+"""A routing policy: a router plus the threshold in force, shared by the LangChain and LlamaIndex integrations."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+from routellm_core.batching import MicroBatcher
+from routellm_core.embedders import Embedder, check_texts
+from routellm_core.errors import InvalidThresholdError
+from routellm_core.registry import load_router
+from routellm_core.routers.base import RoutingDecision, WinRateModel, check_threshold
+
+RouterSpec = str | os.PathLike[str] | WinRateModel
+
+
+class RoutingPolicy:
+    """Turns routing texts into decisions; concurrent calls are micro-batched into one scoring batch.
+
+    Args:
+        router: Pretrained name (``"default"``), checkpoint path, registry name, or a router instance.
+        threshold: Send to strong when P(strong wins) >= threshold. Default 0.5 when neither this nor
+            ``strong_fraction`` is given.
+        strong_fraction: Instead of a threshold, the target fraction of strong calls, resolved through the
+            router's shipped calibration.
+        embedder: Embedder to load the router with (must match the checkpoint's).
+        max_batch_size: Largest micro-batch.
+
+    Raises:
+        InvalidThresholdError: Both ``threshold`` and ``strong_fraction`` given, or either outside [0, 1].
+    """
+
+    def __init__(
+        self,
+        router: RouterSpec = "default",
+        *,
+        threshold: float | None = None,
+        strong_fraction: float | None = None,
+        embedder: Embedder | None = None,
+        max_batch_size: int = 64,
+    ) -> None:
+        if threshold is not None and strong_fraction is not None:
+            raise InvalidThresholdError("give either threshold or strong_fraction, not both")
+        self.router = router if isinstance(router, WinRateModel) else load_router(router, embedder=embedder)
+        if strong_fraction is not None:
+            self.strong_fraction: float | None = check_threshold(strong_fraction, "strong_fraction")
+            self.threshold = self.router.threshold_for(self.strong_fraction)
+        else:
+            self.strong_fraction = None
+            self.threshold = check_threshold(0.5 if threshold is None else threshold)
+        self._batcher: MicroBatcher[str, RoutingDecision] = MicroBatcher(
+            self._decide_many, max_batch_size=max_batch_size
+        )
+
+    @property
+    def router_name(self) -> str:
+        """Registry name of the router."""
+        return self.router.name
+
+    def _decide_many(self, texts: list[str]) -> list[RoutingDecision]:
+        return self.router.decide(texts, self.threshold)
+
+    def decide(self, text: str) -> RoutingDecision:
+        """Decision for one routing text (batched with concurrent callers in other threads)."""
+        check_texts([text])
+        return self._batcher.submit(text)
+
+    async def adecide(self, text: str) -> RoutingDecision:
+        """Async decision for one routing text, batched with the event loop's other pending calls."""
+        check_texts([text])
+        return await self._batcher.asubmit(text)
+
+    def decide_batch(self, texts: Sequence[str]) -> list[RoutingDecision]:
+        """Decisions for a batch of routing texts in one scoring call."""
+        return self.router.decide(texts, self.threshold)
+
+    def __repr__(self) -> str:
+        return f"RoutingPolicy(router={self.router_name!r}, threshold={self.threshold})"
