@@ -24,6 +24,11 @@ class _LoopState:
     task: asyncio.Task[None] | None = None
 
 
+def _collector(sink: list[tuple[Any, bool, Any]], ok: bool) -> Callable[[Any, Any], None]:
+    """A callback that records (future, ok, value) for settling on the event loop's thread."""
+    return lambda fut, value: sink.append((fut, ok, value))
+
+
 class MicroBatcher(Generic[T, R]):
     """Runs ``fn`` on batches of items submitted concurrently from threads or asyncio tasks.
 
@@ -42,9 +47,7 @@ class MicroBatcher(Generic[T, R]):
         self._lock = threading.Lock()
         self._pending: list[tuple[T, Future[R]]] = []
         self._running = False
-        self._loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopState] = (
-            weakref.WeakKeyDictionary()
-        )
+        self._loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopState] = weakref.WeakKeyDictionary()
 
     # ---- threads ---------------------------------------------------------------------------------------
     def submit(self, item: T) -> R:
@@ -88,13 +91,8 @@ class MicroBatcher(Generic[T, R]):
             batch = state.pending[: self.max_batch_size]
             del state.pending[: self.max_batch_size]
             settled: list[tuple[asyncio.Future[Any], bool, Any]] = []
-            await loop.run_in_executor(
-                None,
-                self._run_batch,
-                batch,
-                lambda f, r: settled.append((f, True, r)),
-                lambda f, e: settled.append((f, False, e)),
-            )
+            ok, fail = _collector(settled, True), _collector(settled, False)
+            await loop.run_in_executor(None, self._run_batch, batch, ok, fail)
             for fut, ok, value in settled:
                 if fut.done():  # the caller was cancelled
                     continue

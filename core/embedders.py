@@ -81,9 +81,7 @@ class Embedder(ABC):
             raise EmbeddingError(f"embedder {self.name!r} failed: {type(exc).__name__}: {exc}") from exc
         vectors = np.asarray(raw, dtype=np.float32)
         if vectors.ndim != 2 or vectors.shape[0] != len(items):
-            raise EmbeddingError(
-                f"embedder {self.name!r} returned shape {vectors.shape} for {len(items)} texts"
-            )
+            raise EmbeddingError(f"embedder {self.name!r} returned shape {vectors.shape} for {len(items)} texts")
         if not np.isfinite(vectors).all():
             raise EmbeddingError(f"embedder {self.name!r} returned NaN or infinite values")
         return l2_normalise(vectors)

@@ -65,9 +65,7 @@ class GoldenLabel(BaseModel):
         return scores
 
 
-def golden_to_battles(
-    labels: Iterable[GoldenLabel], models: Sequence[str] | None = None
-) -> list[Battle]:
+def golden_to_battles(labels: Iterable[GoldenLabel], models: Sequence[str] | None = None) -> list[Battle]:
     """Turn golden labels into battles: every pair of scored models, higher score wins, equal ties.
 
     Args:

@@ -52,7 +52,12 @@ class RoutingDecision:
 
     def as_dict(self) -> dict[str, Any]:
         """Plain-dict form for metadata."""
-        return {"router": self.router, "win_rate": self.win_rate, "threshold": self.threshold, "choice": self.choice}
+        return {
+            "router": self.router,
+            "win_rate": self.win_rate,
+            "threshold": self.threshold,
+            "choice": self.choice,
+        }
 
 
 class WinRateModel(ABC):
@@ -184,13 +189,16 @@ class WinRateModel(ABC):
             save_tensors(directory, state)
 
     def _load_state(self, directory: Path, config: CheckpointConfig) -> None:
-        """Read learned state written by :meth:`_save_state`."""
+        """Read learned state written by :meth:`_save_state` (routers without weights keep the default)."""
+        return None
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Save the fitted router as ``config.json`` + safetensors into folder ``path``."""
         if not self._is_fitted():
             raise NotFittedError(f"router {self.name!r} is not fitted; nothing to save")
         directory = Path(path)
+        directory.mkdir(parents=True, exist_ok=True)
+        self._save_state(directory)
         config = CheckpointConfig(
             router=self.name,
             embedder=self.get_embedder().name if self.uses_embedder else None,
@@ -201,7 +209,6 @@ class WinRateModel(ABC):
             metadata=self.metadata,
         )
         write_config(directory, config)
-        self._save_state(directory)
         return directory
 
     @classmethod
