@@ -1,0 +1,733 @@
+"""RouteLLM for LlamaIndex: a ``FunctionCallingLLM`` that sends each call to a strong or a weak LLM.
+
+A learned router predicts, from the call's routing text, the probability that the strong model's answer beats
+the weak model's; calls at or above the threshold go to ``strong``, the rest to ``weak``. The decision travels
+with the answer (``response.additional_kwargs["routellm"]``) and through LlamaIndex instrumentation
+(:class:`~llamaindex_routellm.events.RoutingDecisionEvent` inside the router's span, the child's span beneath).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from llama_index.core.base.llms.generic_utils import (
+    achat_to_completion_decorator,
+    astream_chat_to_completion_decorator,
+    chat_to_completion_decorator,
+    stream_chat_to_completion_decorator,
+)
+from llama_index.core.base.llms.types import (
+    ChatMessage,
+    ChatResponse,
+    ChatResponseAsyncGen,
+    ChatResponseGen,
+    CompletionResponse,
+    CompletionResponseAsyncGen,
+    CompletionResponseGen,
+    LLMMetadata,
+    MessageRole,
+)
+from llama_index.core.bridge.pydantic import Field, PrivateAttr, field_serializer
+from llama_index.core.callbacks import CallbackManager
+from llama_index.core.constants import DEFAULT_CONTEXT_WINDOW, DEFAULT_NUM_OUTPUTS
+from llama_index.core.instrumentation import get_dispatcher
+from llama_index.core.llms import LLM
+from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_callback
+from llama_index.core.llms.function_calling import FunctionCallingLLM
+from llama_index.core.llms.llm import ToolSelection
+
+from llamaindex_routellm._utils import (
+    RouteOn,
+    RoutingTextFn,
+    chunk_text,
+    has_content,
+    model_label,
+    prompt_routing_text,
+    rag_query,
+    routing_text,
+    tag_response,
+)
+from llamaindex_routellm.events import RoutingDecisionEvent, RoutingFallbackEvent
+from routellm_core.embedders import Embedder
+from routellm_core.errors import InvalidInputError, ModelCallError
+from routellm_core.policy import RoutingPolicy
+from routellm_core.routers.base import Choice, RoutingDecision, WinRateModel
+
+if TYPE_CHECKING:
+    from llama_index.core.tools.types import BaseTool
+
+logger = logging.getLogger(__name__)
+dispatcher = get_dispatcher(__name__)
+
+RouterSpec = str | os.PathLike[str] | WinRateModel | RoutingPolicy
+R = TypeVar("R", ChatResponse, CompletionResponse)
+
+#: Private chat kwarg carrying a ``chat_with_tools`` request from ``_prepare_chat_with_tools`` to ``chat``.
+_TOOL_REQUEST_KEY = "_routellm_tool_request"
+
+
+class StreamInterruptedError(ModelCallError):
+    """A streamed answer failed after chunks were already delivered (no fallback is possible then).
+
+    Attributes:
+        model: The model that was streaming.
+        decision: The routing decision.
+        chunks_delivered: Chunks handed to the caller before the failure.
+        partial_text: Concatenated deltas of those chunks.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        model: str,
+        decision: object | None = None,
+        chunks_delivered: int,
+        partial_text: str,
+    ) -> None:
+        super().__init__(message, model=model, decision=decision)
+        self.chunks_delivered = chunks_delivered
+        self.partial_text = partial_text
+
+
+class _EmptyResponseError(Exception):
+    """A child returned a message with neither text nor tool calls."""
+
+
+@dataclass
+class _ToolRequest:
+    """The ``chat_with_tools`` arguments, replayed on the chosen child's own ``_prepare_chat_with_tools``."""
+
+    tools: Sequence[BaseTool]
+    verbose: bool = False
+    allow_parallel_tool_calls: bool = False
+    tool_required: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _other(choice: Choice) -> Choice:
+    return "weak" if choice == "strong" else "strong"
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, _EmptyResponseError):
+        return f"returned an empty message ({exc})"
+    return f"failed: {type(exc).__name__}: {exc}"
+
+
+def _short_error(exc: BaseException) -> str:
+    if isinstance(exc, _EmptyResponseError):
+        return f"empty message ({exc})"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _min_known(a: int, b: int, default: int) -> int:
+    """The smaller of two sizes, ignoring unknown (non-positive) values."""
+    known = [v for v in (a, b) if v is not None and v > 0]
+    return min(known) if known else default
+
+
+def _build_policy(
+    router: RouterSpec,
+    threshold: float | None,
+    strong_fraction: float | None,
+    embedder: Embedder | None,
+) -> RoutingPolicy:
+    if isinstance(router, RoutingPolicy):
+        if threshold is None and strong_fraction is None:
+            return router
+        router = router.router
+    return RoutingPolicy(router, threshold=threshold, strong_fraction=strong_fraction, embedder=embedder)
+
+
+class RouteLLM(FunctionCallingLLM):
+    """An LLM that routes every call to a strong or a weak LlamaIndex LLM with a learned win-rate router.
+
+    Use it wherever LlamaIndex takes an ``llm``: ``index.as_query_engine(llm=router)``, chat engines,
+    ``FunctionAgent(llm=router)`` / ``AgentWorkflow`` (each agent step is routed anew), ``Settings.llm``.
+
+    Args:
+        strong: The stronger, costlier LLM.
+        weak: The cheaper LLM.
+        router: Shipped pretrained name (``"default"``), checkpoint folder, registry name (``"random"``...),
+            a ``WinRateModel`` instance, or a ``RoutingPolicy`` (to share one policy and its micro-batching).
+        threshold: Send to strong when P(strong wins) >= threshold; 0.5 when neither this nor
+            ``strong_fraction`` is given.
+        strong_fraction: Instead of a threshold, the target fraction of strong calls (needs a router with
+            shipped calibration, such as ``"default"``).
+        route_on: ``"last_user"`` (latest user message), ``"conversation"`` (user and assistant turns),
+            ``"rag_query"`` (the query inside a query engine's prompt, recommended with ``as_query_engine``) or a
+            callable ``messages -> str``.
+        fallback: If the chosen model fails (raises, times out, returns an empty message, or a stream fails
+            before its first chunk), answer with the other model and record it. Off by default: the failure
+            raises :class:`~routellm_core.errors.ModelCallError` naming the chosen model.
+        embedder: Embedder to load the router with (when ``router`` is a name or path).
+        callback_manager: LlamaIndex callback manager.
+
+    Raises:
+        InvalidThresholdError: Both ``threshold`` and ``strong_fraction``, or a value outside [0, 1].
+        UnknownRouterError: ``router`` names nothing.
+        CheckpointError: The checkpoint is missing, corrupt, or has no calibration for ``strong_fraction``.
+
+    Example:
+        >>> from llamaindex_routellm import RouteLLM
+        >>> llm = RouteLLM(strong=OpenAI(model="gpt-4o"), weak=OpenAI(model="gpt-4o-mini"), threshold=0.5)
+        >>> response = llm.complete("Prove that there are infinitely many primes.")
+        >>> response.additional_kwargs["routellm"]
+        {'router': 'mf', 'win_rate': 0.71, 'threshold': 0.5, 'choice': 'strong', 'model': 'gpt-4o', ...}
+    """
+
+    strong: LLM = Field(description="The stronger, costlier LLM, called when the router predicts it wins.")
+    weak: LLM = Field(description="The cheaper LLM, called for every other request.")
+    router: Any = Field(
+        default="default",
+        description="Router: pretrained name, checkpoint folder, registry name, WinRateModel or RoutingPolicy.",
+    )
+    threshold: float | None = Field(
+        default=None,
+        description="Strong is chosen when P(strong wins) >= threshold (0.5 unless strong_fraction is set).",
+    )
+    strong_fraction: float | None = Field(
+        default=None,
+        description="Target fraction of calls sent to strong, resolved through the router's calibration.",
+    )
+    route_on: RouteOn | RoutingTextFn = Field(
+        default="last_user",
+        description="Routing text: 'last_user', 'conversation', 'rag_query', or a callable (messages) -> str.",
+    )
+    fallback: bool = Field(
+        default=False,
+        description="Answer with the other model when the chosen one fails, recording it in the response.",
+    )
+    embedder: Embedder | None = Field(
+        default=None, exclude=True, description="Embedder to load the router with (names and paths only)."
+    )
+
+    _policy: RoutingPolicy = PrivateAttr()
+
+    def __init__(
+        self,
+        strong: LLM,
+        weak: LLM,
+        router: RouterSpec = "default",
+        threshold: float | None = None,
+        strong_fraction: float | None = None,
+        *,
+        route_on: RouteOn | RoutingTextFn = "last_user",
+        fallback: bool = False,
+        embedder: Embedder | None = None,
+        callback_manager: CallbackManager | None = None,
+        **kwargs: Any,
+    ) -> None:
+        policy = _build_policy(router, threshold, strong_fraction, embedder)
+        super().__init__(
+            strong=strong,
+            weak=weak,
+            router=router,
+            threshold=None if policy.strong_fraction is not None else policy.threshold,
+            strong_fraction=policy.strong_fraction,
+            route_on=route_on,
+            fallback=fallback,
+            embedder=embedder,
+            callback_manager=callback_manager,
+            **kwargs,
+        )
+        self._policy = policy
+
+    @classmethod
+    def class_name(cls) -> str:
+        return "RouteLLM"
+
+    @field_serializer("router")
+    def _serialize_router(self, router: Any) -> str:
+        if isinstance(router, (WinRateModel, RoutingPolicy)):
+            return router.name if isinstance(router, WinRateModel) else router.router_name
+        return os.fspath(router)
+
+    @field_serializer("route_on")
+    def _serialize_route_on(self, route_on: Any) -> str:
+        return route_on if isinstance(route_on, str) else getattr(route_on, "__qualname__", repr(route_on))
+
+    # ---- properties --------------------------------------------------------------------------------------
+    @property
+    def routing_policy(self) -> RoutingPolicy:
+        """The policy (router + threshold in force) deciding each call."""
+        return self._policy
+
+    @property
+    def router_name(self) -> str:
+        """Registry name of the router (``"mf"``, ``"random"``...)."""
+        return self._policy.router_name
+
+    @property
+    def metadata(self) -> LLMMetadata:
+        """Limits both children honour: the smaller context window and output size; function calling when
+        both children support it."""
+        strong, weak = self.strong.metadata, self.weak.metadata
+        return LLMMetadata(
+            context_window=_min_known(strong.context_window, weak.context_window, DEFAULT_CONTEXT_WINDOW),
+            num_output=_min_known(strong.num_output, weak.num_output, DEFAULT_NUM_OUTPUTS),
+            is_chat_model=True,
+            is_function_calling_model=self._supports_tools(),
+            model_name=f"routellm:{self.router_name}",
+            system_role=strong.system_role if strong.system_role == weak.system_role else MessageRole.SYSTEM,
+        )
+
+    def to_payload(self) -> dict[str, Any]:
+        """Non-sensitive description for instrumentation: metadata plus the router and the two models."""
+        return {
+            **super().to_payload(),
+            "router": self.router_name,
+            "threshold": self._policy.threshold,
+            "strong_model": model_label(self.strong),
+            "weak_model": model_label(self.weak),
+        }
+
+    def _supports_tools(self) -> bool:
+        return all(
+            isinstance(child, FunctionCallingLLM) and child.metadata.is_function_calling_model
+            for child in (self.strong, self.weak)
+        )
+
+    def _child(self, choice: Choice) -> LLM:
+        return self.strong if choice == "strong" else self.weak
+
+    # ---- routing -----------------------------------------------------------------------------------------
+    def decide(self, messages: str | Sequence[ChatMessage]) -> RoutingDecision:
+        """The decision a call with these messages (or this completion prompt) would get.
+
+        Calls no model and emits no event.
+
+        Raises:
+            InvalidInputError: Unroutable input (see :func:`~llamaindex_routellm._utils.routing_text`).
+        """
+        return self._policy.decide(self._routing_text(messages))
+
+    async def adecide(self, messages: str | Sequence[ChatMessage]) -> RoutingDecision:
+        """Async :meth:`decide`, micro-batched with the event loop's other routing calls."""
+        return await self._policy.adecide(self._routing_text(messages))
+
+    def _routing_text(self, messages: str | Sequence[ChatMessage]) -> str:
+        if isinstance(messages, str):  # a completion prompt
+            prompt = prompt_routing_text(messages)
+            if callable(self.route_on):
+                return routing_text([ChatMessage(role=MessageRole.USER, content=prompt)], self.route_on)
+            return rag_query(prompt) if self.route_on == "rag_query" else prompt
+        return routing_text(messages, self.route_on)
+
+    def _announce(self, decision: RoutingDecision) -> RoutingDecision:
+        model = model_label(self._child(decision.choice))
+        dispatcher.event(
+            RoutingDecisionEvent(
+                router=decision.router,
+                win_rate=decision.win_rate,
+                threshold=decision.threshold,
+                choice=decision.choice,
+                model=model,
+            )
+        )
+        logger.debug(
+            "routellm: %s -> %s model %r (win rate %.4f, threshold %.4f)",
+            decision.router,
+            decision.choice,
+            model,
+            decision.win_rate,
+            decision.threshold,
+        )
+        return decision
+
+    def _route(self, messages: str | Sequence[ChatMessage]) -> RoutingDecision:
+        return self._announce(self.decide(messages))
+
+    async def _aroute(self, messages: str | Sequence[ChatMessage]) -> RoutingDecision:
+        return self._announce(await self.adecide(messages))
+
+    def _record(
+        self, decision: RoutingDecision, answered_by: Choice, fallback: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """The ``additional_kwargs["routellm"]`` entry: the decision, who answered, and any fallback."""
+        return {
+            **decision.as_dict(),
+            "model": model_label(self._child(answered_by)),
+            "answered_by": answered_by,
+            "fallback": fallback,
+        }
+
+    # ---- failures ----------------------------------------------------------------------------------------
+    def _model_error(
+        self,
+        decision: RoutingDecision,
+        role: Choice,
+        exc: BaseException,
+        fallback_exc: BaseException | None = None,
+    ) -> ModelCallError:
+        name = model_label(self._child(role))
+        message = (
+            f"{role} model {name!r} {_describe(exc)} "
+            f"(router {decision.router!r}, win rate {decision.win_rate:.4f}, threshold {decision.threshold:.4f})"
+        )
+        if fallback_exc is not None:
+            other = _other(role)
+            message += f"; fallback {other} model {model_label(self._child(other))!r} also {_describe(fallback_exc)}"
+        return ModelCallError(message, model=name, decision=decision)
+
+    def _begin_fallback(self, decision: RoutingDecision, role: Choice, exc: BaseException) -> dict[str, Any]:
+        other = _other(role)
+        failed, answering = model_label(self._child(role)), model_label(self._child(other))
+        error = _short_error(exc)
+        dispatcher.event(
+            RoutingFallbackEvent(
+                failed_choice=role,
+                failed_model=failed,
+                fallback_choice=other,
+                fallback_model=answering,
+                error=error,
+            )
+        )
+        logger.warning(
+            "routellm: %s model %r failed (%s); falling back to %s model %r",
+            role,
+            failed,
+            type(exc).__name__,
+            other,
+            answering,
+        )
+        return {"from": role, "from_model": failed, "error": error}
+
+    def _finish(self, response: R, decision: RoutingDecision, role: Choice, fallback: Any = None) -> R:
+        if not has_content(response):
+            raise _EmptyResponseError("no text and no tool calls")
+        return tag_response(response, self._record(decision, role, fallback))
+
+    # ---- one-shot calls with optional fallback -----------------------------------------------------------
+    def _run(self, decision: RoutingDecision, call: Callable[[LLM], R]) -> R:
+        role = decision.choice
+        try:
+            return self._finish(call(self._child(role)), decision, role)
+        except Exception as exc:
+            if not self.fallback:
+                raise self._model_error(decision, role, exc) from exc
+            fallback = self._begin_fallback(decision, role, exc)
+            try:
+                return self._finish(call(self._child(_other(role))), decision, _other(role), fallback)
+            except Exception as fallback_exc:
+                raise self._model_error(decision, role, exc, fallback_exc) from exc
+
+    async def _arun(self, decision: RoutingDecision, call: Callable[[LLM], Awaitable[R]]) -> R:
+        role = decision.choice
+        try:
+            return self._finish(await call(self._child(role)), decision, role)
+        except Exception as exc:
+            if not self.fallback:
+                raise self._model_error(decision, role, exc) from exc
+            fallback = self._begin_fallback(decision, role, exc)
+            try:
+                return self._finish(await call(self._child(_other(role))), decision, _other(role), fallback)
+            except Exception as fallback_exc:
+                raise self._model_error(decision, role, exc, fallback_exc) from exc
+
+    # ---- streaming with optional fallback before the first chunk -----------------------------------------
+    def _stream(self, decision: RoutingDecision, start: Callable[[LLM], Iterator[R]]) -> Iterator[R]:
+        """Open the chosen child's stream and fetch its first chunk now (inside the router's span), so a
+        failure before any output can still fall back; later failures surface from the iteration."""
+        role = decision.choice
+        fallback = None
+        try:
+            stream, first = self._open(start, role)
+        except Exception as exc:
+            if not self.fallback:
+                raise self._model_error(decision, role, exc) from exc
+            fallback = self._begin_fallback(decision, role, exc)
+            try:
+                stream, first = self._open(start, _other(role))
+            except Exception as fallback_exc:
+                raise self._model_error(decision, role, exc, fallback_exc) from exc
+            role = _other(role)
+        return self._relay(stream, first, decision, role, fallback)
+
+    def _open(self, start: Callable[[LLM], Iterator[R]], role: Choice) -> tuple[Iterator[R], R]:
+        stream = iter(start(self._child(role)))
+        try:
+            first = next(stream)
+        except StopIteration:
+            raise _EmptyResponseError("the stream ended without a chunk") from None
+        return stream, first
+
+    def _relay(
+        self, stream: Iterator[R], first: R, decision: RoutingDecision, role: Choice, fallback: Any
+    ) -> Iterator[R]:
+        info = self._record(decision, role, fallback)
+        texts: list[str] = []
+        chunk = last = first
+        try:
+            while True:
+                texts.append(chunk_text(chunk))
+                yield tag_response(chunk, info)
+                try:
+                    chunk = next(stream)
+                except StopIteration:
+                    break
+                except Exception as exc:
+                    raise self._stream_error(decision, role, exc, texts) from exc
+                last = chunk
+        finally:
+            close = getattr(stream, "close", None)
+            if close is not None:
+                close()
+        self._check_stream(decision, role, texts, last)
+
+    async def _astream(
+        self, decision: RoutingDecision, start: Callable[[LLM], Awaitable[AsyncIterator[R]]]
+    ) -> AsyncIterator[R]:
+        """Async :meth:`_stream`."""
+        role = decision.choice
+        fallback = None
+        try:
+            stream, first = await self._aopen(start, role)
+        except Exception as exc:
+            if not self.fallback:
+                raise self._model_error(decision, role, exc) from exc
+            fallback = self._begin_fallback(decision, role, exc)
+            try:
+                stream, first = await self._aopen(start, _other(role))
+            except Exception as fallback_exc:
+                raise self._model_error(decision, role, exc, fallback_exc) from exc
+            role = _other(role)
+        return self._arelay(stream, first, decision, role, fallback)
+
+    async def _aopen(
+        self, start: Callable[[LLM], Awaitable[AsyncIterator[R]]], role: Choice
+    ) -> tuple[AsyncIterator[R], R]:
+        stream = await start(self._child(role))
+        try:
+            first = await stream.__anext__()
+        except StopAsyncIteration:
+            raise _EmptyResponseError("the stream ended without a chunk") from None
+        return stream, first
+
+    async def _arelay(
+        self, stream: AsyncIterator[R], first: R, decision: RoutingDecision, role: Choice, fallback: Any
+    ) -> AsyncIterator[R]:
+        info = self._record(decision, role, fallback)
+        texts: list[str] = []
+        chunk = last = first
+        while True:
+            texts.append(chunk_text(chunk))
+            yield tag_response(chunk, info)
+            try:
+                chunk = await stream.__anext__()
+            except StopAsyncIteration:
+                break
+            except Exception as exc:
+                raise self._stream_error(decision, role, exc, texts) from exc
+            last = chunk
+        self._check_stream(decision, role, texts, last)
+
+    def _stream_error(
+        self, decision: RoutingDecision, role: Choice, exc: BaseException, texts: list[str]
+    ) -> StreamInterruptedError:
+        name = model_label(self._child(role))
+        return StreamInterruptedError(
+            f"{role} model {name!r} failed mid-stream after {len(texts)} chunk(s) were delivered: "
+            f"{type(exc).__name__}: {exc}",
+            model=name,
+            decision=decision,
+            chunks_delivered=len(texts),
+            partial_text="".join(texts),
+        )
+
+    def _check_stream(self, decision: RoutingDecision, role: Choice, texts: list[str], last: R) -> None:
+        if "".join(texts).strip() or has_content(last):
+            return
+        name = model_label(self._child(role))
+        raise ModelCallError(
+            f"{role} model {name!r} returned an empty message ({len(texts)} chunk(s) without text or tool calls)",
+            model=name,
+            decision=decision,
+        )
+
+    # ---- child calls -------------------------------------------------------------------------------------
+    @staticmethod
+    def _tool_kwargs(
+        child: LLM, messages: Sequence[ChatMessage], request: _ToolRequest, kwargs: dict[str, Any]
+    ) -> dict[str, Any]:
+        """The chosen child's own chat kwargs for a tool call (its tool schema format, tool_choice...)."""
+        if not isinstance(child, FunctionCallingLLM):
+            raise InvalidInputError(f"{model_label(child)!r} is not a FunctionCallingLLM; it cannot call tools")
+        return child._prepare_chat_with_tools_compat(
+            request.tools,
+            chat_history=list(messages),
+            verbose=request.verbose,
+            allow_parallel_tool_calls=request.allow_parallel_tool_calls,
+            tool_required=request.tool_required,
+            **{**request.extra, **kwargs},
+        )
+
+    def _child_chat(
+        self, child: LLM, messages: Sequence[ChatMessage], request: _ToolRequest | None, kwargs: dict[str, Any]
+    ) -> ChatResponse:
+        if request is None:
+            return child.chat(messages, **kwargs)
+        response = child.chat(**self._tool_kwargs(child, messages, request, kwargs))
+        return child._validate_chat_with_tools_response(  # type: ignore[attr-defined,no-any-return]
+            response, request.tools, allow_parallel_tool_calls=request.allow_parallel_tool_calls, **request.extra
+        )
+
+    async def _child_achat(
+        self, child: LLM, messages: Sequence[ChatMessage], request: _ToolRequest | None, kwargs: dict[str, Any]
+    ) -> ChatResponse:
+        if request is None:
+            return await child.achat(messages, **kwargs)
+        response = await child.achat(**self._tool_kwargs(child, messages, request, kwargs))
+        return child._validate_chat_with_tools_response(  # type: ignore[attr-defined,no-any-return]
+            response, request.tools, allow_parallel_tool_calls=request.allow_parallel_tool_calls, **request.extra
+        )
+
+    def _child_stream_chat(
+        self, child: LLM, messages: Sequence[ChatMessage], request: _ToolRequest | None, kwargs: dict[str, Any]
+    ) -> ChatResponseGen:
+        if request is None:
+            return child.stream_chat(messages, **kwargs)
+        return child.stream_chat(**self._tool_kwargs(child, messages, request, kwargs))
+
+    async def _child_astream_chat(
+        self, child: LLM, messages: Sequence[ChatMessage], request: _ToolRequest | None, kwargs: dict[str, Any]
+    ) -> ChatResponseAsyncGen:
+        if request is None:
+            return await child.astream_chat(messages, **kwargs)
+        return await child.astream_chat(**self._tool_kwargs(child, messages, request, kwargs))
+
+    @staticmethod
+    def _pop_tool_request(kwargs: dict[str, Any]) -> _ToolRequest | None:
+        request = kwargs.pop(_TOOL_REQUEST_KEY, None)
+        if request is not None:
+            kwargs.pop("tools", None)
+        return request  # type: ignore[no-any-return]
+
+    # ---- chat --------------------------------------------------------------------------------------------
+    @llm_chat_callback()
+    def chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
+        """Route on the messages, then chat with the chosen model."""
+        request = self._pop_tool_request(kwargs)
+        decision = self._route(messages)
+        return self._run(decision, lambda child: self._child_chat(child, messages, request, kwargs))
+
+    @llm_chat_callback()
+    async def achat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
+        """Async :meth:`chat`."""
+        request = self._pop_tool_request(kwargs)
+        decision = await self._aroute(messages)
+        return await self._arun(decision, lambda child: self._child_achat(child, messages, request, kwargs))
+
+    @llm_chat_callback()
+    def stream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseGen:
+        """Route on the messages, then stream the chosen model's answer (its first chunk is fetched now)."""
+        request = self._pop_tool_request(kwargs)
+        decision = self._route(messages)
+        return self._stream(decision, lambda child: self._child_stream_chat(child, messages, request, kwargs))
+
+    @llm_chat_callback()
+    async def astream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseAsyncGen:
+        """Async :meth:`stream_chat`."""
+        request = self._pop_tool_request(kwargs)
+        decision = await self._aroute(messages)
+        return await self._astream(decision, lambda child: self._child_astream_chat(child, messages, request, kwargs))
+
+    # ---- completion: derived from the child's chat when the child is a chat model -------------------------
+    @llm_completion_callback()
+    def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
+        """Route on the prompt, then complete with the chosen model."""
+        decision = self._route(prompt)
+
+        def call(child: LLM) -> CompletionResponse:
+            if child.metadata.is_chat_model:
+                return chat_to_completion_decorator(child.chat)(prompt, **kwargs)
+            return child.complete(prompt, formatted=formatted, **kwargs)
+
+        return self._run(decision, call)
+
+    @llm_completion_callback()
+    async def acomplete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
+        """Async :meth:`complete`."""
+        decision = await self._aroute(prompt)
+
+        async def call(child: LLM) -> CompletionResponse:
+            if child.metadata.is_chat_model:
+                return await achat_to_completion_decorator(child.achat)(prompt, **kwargs)
+            return await child.acomplete(prompt, formatted=formatted, **kwargs)
+
+        return await self._arun(decision, call)
+
+    @llm_completion_callback()
+    def stream_complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponseGen:
+        """Route on the prompt, then stream the chosen model's completion."""
+        decision = self._route(prompt)
+
+        def start(child: LLM) -> CompletionResponseGen:
+            if child.metadata.is_chat_model:
+                return stream_chat_to_completion_decorator(child.stream_chat)(prompt, **kwargs)
+            return child.stream_complete(prompt, formatted=formatted, **kwargs)
+
+        return self._stream(decision, start)
+
+    @llm_completion_callback()
+    async def astream_complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponseAsyncGen:
+        """Async :meth:`stream_complete`."""
+        decision = await self._aroute(prompt)
+
+        async def start(child: LLM) -> CompletionResponseAsyncGen:
+            if child.metadata.is_chat_model:
+                return await astream_chat_to_completion_decorator(child.astream_chat)(prompt, **kwargs)
+            return await child.astream_complete(prompt, formatted=formatted, **kwargs)
+
+        return await self._astream(decision, start)
+
+    # ---- tool calling ------------------------------------------------------------------------------------
+    def _prepare_chat_with_tools(
+        self,
+        tools: Sequence[BaseTool],
+        user_msg: str | ChatMessage | None = None,
+        chat_history: list[ChatMessage] | None = None,
+        verbose: bool = False,
+        allow_parallel_tool_calls: bool = False,
+        tool_required: bool = False,
+        **kwargs: Any,
+    ) -> dict[str, Any]:
+        """Collect the messages and defer the tool formatting to the chosen child's own
+        ``_prepare_chat_with_tools`` (each provider has its own tool schema), which runs once routed."""
+        if not self._supports_tools():
+            raise InvalidInputError(
+                f"tool calling needs two function-calling children; strong {model_label(self.strong)!r} and "
+                f"weak {model_label(self.weak)!r} are not both FunctionCallingLLMs with function calling"
+            )
+        messages = list(chat_history or [])
+        if user_msg:
+            messages.append(
+                ChatMessage(role=MessageRole.USER, content=user_msg) if isinstance(user_msg, str) else user_msg
+            )
+        return {
+            "messages": messages,
+            "tools": tools,
+            _TOOL_REQUEST_KEY: _ToolRequest(
+                tools=tools,
+                verbose=verbose,
+                allow_parallel_tool_calls=allow_parallel_tool_calls,
+                tool_required=tool_required,
+                extra=kwargs,
+            ),
+        }
+
+    def get_tool_calls_from_response(
+        self, response: ChatResponse, error_on_no_tool_call: bool = True, **kwargs: Any
+    ) -> list[ToolSelection]:
+        """Parse tool calls with the child that wrote the response (``additional_kwargs["routellm"]``;
+        the strong child's parser for a response without that record)."""
+        record = response.additional_kwargs.get("routellm") or {}
+        child = self._child(record.get("answered_by", "strong"))
+        if not isinstance(child, FunctionCallingLLM):
+            raise InvalidInputError(f"{model_label(child)!r} is not a FunctionCallingLLM; it cannot call tools")
+        return child.get_tool_calls_from_response(response, error_on_no_tool_call=error_on_no_tool_call, **kwargs)

@@ -1,0 +1,68 @@
+"""Instrumentation events emitted by :class:`~llamaindex_routellm.RouteLLM`.
+
+Both are dispatched inside the router's own span (``RouteLLM.chat``, ``RouteLLM.acomplete``...), so their
+``span_id`` is the router call's span, and the child model's span opens beneath it right after. Listen with any
+LlamaIndex event handler::
+
+    from llama_index.core.instrumentation import get_dispatcher
+    from llama_index.core.instrumentation.event_handlers import BaseEventHandler
+
+    class Decisions(BaseEventHandler):
+        def handle(self, event, **kwargs):
+            if isinstance(event, RoutingDecisionEvent):
+                print(event.choice, event.model, event.win_rate)
+
+    get_dispatcher().add_event_handler(Decisions())
+
+Neither event carries prompt text.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from llama_index.core.instrumentation.events import BaseEvent
+
+
+class RoutingDecisionEvent(BaseEvent):
+    """The router chose a model for a call.
+
+    Attributes:
+        router: Router name.
+        win_rate: Predicted P(strong beats weak) for the routing text.
+        threshold: Threshold in force; strong is chosen when ``win_rate >= threshold``.
+        choice: ``"strong"`` or ``"weak"``.
+        model: Name of the chosen child model.
+    """
+
+    router: str
+    win_rate: float
+    threshold: float
+    choice: Literal["strong", "weak"]
+    model: str
+
+    @classmethod
+    def class_name(cls) -> str:
+        return "RoutingDecisionEvent"
+
+
+class RoutingFallbackEvent(BaseEvent):
+    """The chosen model failed and ``fallback=True`` sent the call to the other model.
+
+    Attributes:
+        failed_choice: Role of the model that failed (the router's choice).
+        failed_model: Name of the model that failed.
+        fallback_choice: Role of the model that answers instead.
+        fallback_model: Name of the model that answers instead.
+        error: Type and message of the failure.
+    """
+
+    failed_choice: Literal["strong", "weak"]
+    failed_model: str
+    fallback_choice: Literal["strong", "weak"]
+    fallback_model: str
+    error: str
+
+    @classmethod
+    def class_name(cls) -> str:
+        return "RoutingFallbackEvent"

@@ -1,0 +1,280 @@
+"""Real use: local embeddings in a VectorStoreIndex, the router as a query engine's LLM and as an agent's LLM.
+
+Everything runs offline: the shipped MiniLM through ``RouteLLMEmbedding``, the shipped default router, and
+LlamaIndex mock LLMs as the strong / weak children.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import Any
+
+import numpy as np
+import pytest
+from llama_index.core import Document, Settings, VectorStoreIndex
+from llama_index.core.agent.workflow import AgentWorkflow, FunctionAgent, ToolCallResult
+from llama_index.core.base.llms.types import CompletionResponse, CompletionResponseGen, LLMMetadata
+from llama_index.core.bridge.pydantic import Field
+from llama_index.core.instrumentation import get_dispatcher
+from llama_index.core.instrumentation.event_handlers import BaseEventHandler
+from llama_index.core.instrumentation.events import BaseEvent
+from llama_index.core.instrumentation.span_handlers import SimpleSpanHandler
+from llama_index.core.llms import MockLLM
+from llama_index.core.llms.callbacks import llm_completion_callback
+from llama_index.core.llms.mock import MockFunctionCallingLLMWithChatMemoryOfLastCall
+from llama_index.core.tools import FunctionTool
+
+from llamaindex_routellm import RouteLLM, RouteLLMEmbedding, RoutingDecisionEvent, rag_query
+from routellm_core import InvalidInputError, default_embedder, load_router
+
+# llama_index's workflow engine inspects agents with inspect.getmembers, touching pydantic's deprecated attributes
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:inspect")
+
+ROUTER = "default"  # the shipped router
+ALWAYS_STRONG, ALWAYS_WEAK = 0.0, 1.0
+
+DOCUMENTS = {
+    "eiffel": "The Eiffel Tower in Paris was completed in 1889 and is 330 metres tall.",
+    "photosynthesis": "Photosynthesis lets plants turn sunlight, water and carbon dioxide into glucose and oxygen.",
+    "gil": "Python's Global Interpreter Lock lets only one thread run Python bytecode at a time.",
+    "haiku": "A haiku is a Japanese poem of three lines with five, seven and five syllables.",
+}
+
+
+class LabelledLLM(MockLLM):
+    """``MockLLM`` that answers ``[label] <the query>`` and records the prompts it got."""
+
+    label: str = "mock"
+    prompts: list[str] = Field(default_factory=list)
+
+    def __init__(self, label: str) -> None:
+        super().__init__()
+        self.label = label
+
+    @property
+    def metadata(self) -> LLMMetadata:
+        return LLMMetadata(model_name=f"{self.label}-model")
+
+    @llm_completion_callback()
+    def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
+        self.prompts.append(prompt)
+        return CompletionResponse(text=f"[{self.label}] {rag_query(prompt).strip()}")
+
+    @llm_completion_callback()
+    def stream_complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponseGen:
+        answer = self.complete(prompt).text
+
+        def gen() -> CompletionResponseGen:
+            yield CompletionResponse(text=answer[:3], delta=answer[:3])
+            yield CompletionResponse(text=answer, delta=answer[3:])
+
+        return gen()
+
+
+class Recorder(BaseEventHandler):
+    events: list[BaseEvent] = Field(default_factory=list)
+
+    @classmethod
+    def class_name(cls) -> str:
+        return "Recorder"
+
+    def handle(self, event: BaseEvent, **kwargs: Any) -> None:
+        self.events.append(event)
+
+    def decisions(self) -> list[RoutingDecisionEvent]:
+        return [e for e in self.events if isinstance(e, RoutingDecisionEvent)]
+
+
+def multiply(a: int = 6, b: int = 7) -> int:
+    """Multiply two integers."""
+    return a * b
+
+
+# ---- fixtures --------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def router_model() -> Any:
+    return load_router(ROUTER)
+
+
+@pytest.fixture(scope="module")
+def embed_model() -> RouteLLMEmbedding:
+    return RouteLLMEmbedding()
+
+
+@pytest.fixture(scope="module")
+def index(embed_model: RouteLLMEmbedding) -> VectorStoreIndex:
+    docs = [Document(text=text, doc_id=name) for name, text in DOCUMENTS.items()]
+    return VectorStoreIndex.from_documents(docs, embed_model=embed_model)
+
+
+@pytest.fixture(autouse=True)
+def offline_settings(embed_model: RouteLLMEmbedding) -> Generator[None, None, None]:
+    """Explicit LlamaIndex globals, so nothing looks up OpenAI defaults."""
+    previous_llm, previous_embed = Settings._llm, Settings._embed_model
+    Settings.llm = MockLLM()
+    Settings.embed_model = embed_model
+    yield
+    Settings._llm, Settings._embed_model = previous_llm, previous_embed
+
+
+@pytest.fixture
+def events() -> Generator[Recorder, None, None]:
+    recorder = Recorder()
+    root = get_dispatcher()
+    root.add_event_handler(recorder)
+    yield recorder
+    root.event_handlers.remove(recorder)
+
+
+# ---- the embedding adapter --------------------------------------------------------------------------------
+def test_embedding_is_the_shared_minilm(embed_model: RouteLLMEmbedding) -> None:
+    assert embed_model.embedder is default_embedder()
+    assert embed_model.model_name == default_embedder().name
+    assert RouteLLMEmbedding.class_name() == "RouteLLMEmbedding"
+    vector = embed_model.get_text_embedding("The Eiffel Tower is in Paris.")
+    assert len(vector) == 384 and all(isinstance(v, float) for v in vector)
+    assert np.linalg.norm(vector) == pytest.approx(1.0, abs=1e-5)
+    direct = default_embedder().embed(["The Eiffel Tower is in Paris."])[0]
+    np.testing.assert_allclose(vector, direct, atol=1e-6)
+
+
+async def test_embedding_forms_agree(embed_model: RouteLLMEmbedding) -> None:
+    texts = ["How tall is the Eiffel Tower?", "Plants release oxygen.", "Threads and the GIL."]
+    batch = embed_model.get_text_embedding_batch(texts)
+    singles = [embed_model.get_text_embedding(t) for t in texts]
+    query = embed_model.get_query_embedding(texts[0])
+    abatch = await embed_model.aget_text_embedding_batch(texts)
+    aquery = await embed_model.aget_query_embedding(texts[0])
+    atext = await embed_model.aget_text_embedding(texts[1])
+    np.testing.assert_allclose(batch, singles, atol=1e-5)
+    np.testing.assert_allclose(batch, abatch, atol=1e-5)
+    np.testing.assert_allclose(query, batch[0], atol=1e-5)
+    np.testing.assert_allclose(aquery, batch[0], atol=1e-5)
+    np.testing.assert_allclose(atext, batch[1], atol=1e-5)
+    assert embed_model.get_text_embedding_batch([]) == []
+
+
+def test_embedding_rejects_blank_text(embed_model: RouteLLMEmbedding) -> None:
+    with pytest.raises(InvalidInputError):
+        embed_model.get_query_embedding("   ")
+
+
+def test_retrieval_is_semantic(index: VectorStoreIndex) -> None:
+    retriever = index.as_retriever(similarity_top_k=1)
+    expected = {
+        "How tall is the Paris landmark built in 1889?": "eiffel",
+        "Which gas do plants give off?": "photosynthesis",
+        "Why can't my Python threads run bytecode in parallel?": "gil",
+        "How many syllables are in each line of the Japanese poem?": "haiku",
+    }
+    for query, doc_id in expected.items():
+        (hit,) = retriever.retrieve(query)
+        assert hit.node.ref_doc_id == doc_id, query
+
+
+# ---- the router in a query engine -------------------------------------------------------------------------
+QUERY = "How tall is the Eiffel Tower?"
+
+
+@pytest.mark.parametrize(("threshold", "choice"), [(ALWAYS_STRONG, "strong"), (ALWAYS_WEAK, "weak")])
+async def test_query_engine_routes_through_the_router(
+    index: VectorStoreIndex, router_model: Any, events: Recorder, threshold: float, choice: str
+) -> None:
+    strong, weak = LabelledLLM("strong"), LabelledLLM("weak")
+    llm = RouteLLM(strong=strong, weak=weak, router=router_model, threshold=threshold, route_on="rag_query")
+    engine = index.as_query_engine(llm=llm, similarity_top_k=1)
+
+    response = engine.query(QUERY)
+    assert str(response) == f"[{choice}] {QUERY}"
+    assert "330 metres" in (strong.prompts + weak.prompts)[-1], "the retrieved context reached the chosen model"
+    assert response.source_nodes[0].node.ref_doc_id == "eiffel"
+
+    aresponse = await index.as_query_engine(llm=llm, similarity_top_k=1).aquery(QUERY)
+    assert str(aresponse) == f"[{choice}] {QUERY}"
+
+    streaming = index.as_query_engine(llm=llm, similarity_top_k=1, streaming=True).query(QUERY)
+    assert "".join(streaming.response_gen) == f"[{choice}] {QUERY}"
+
+    decisions = events.decisions()
+    assert len(decisions) == 3 and {d.choice for d in decisions} == {choice}
+    assert {d.model for d in decisions} == {f"{choice}-model"}
+    expected = llm.decide(QUERY)  # rag_query routes on the question, not on the retrieved context
+    assert all(d.win_rate == pytest.approx(expected.win_rate) for d in decisions)
+    chosen, other = (strong, weak) if choice == "strong" else (weak, strong)
+    assert len(chosen.prompts) == 3 and not other.prompts
+
+
+def test_query_engine_default_routing_text_is_the_whole_prompt(index: VectorStoreIndex, router_model: Any) -> None:
+    strong = LabelledLLM("strong")
+    llm = RouteLLM(strong=strong, weak=LabelledLLM("weak"), router=router_model, threshold=ALWAYS_STRONG)
+    index.as_query_engine(llm=llm, similarity_top_k=1).query(QUERY)
+    prompt = strong.prompts[-1]
+    assert rag_query(prompt) == QUERY
+    assert "Context information is below" in prompt
+
+
+def test_query_engine_spans_nest(index: VectorStoreIndex, router_model: Any) -> None:
+    handler = SimpleSpanHandler(open_spans={}, completed_spans=[], dropped_spans=[], current_span_ids={})
+    root = get_dispatcher()
+    root.add_span_handler(handler)
+    try:
+        llm = RouteLLM(strong=LabelledLLM("strong"), weak=LabelledLLM("weak"), router=router_model)
+        index.as_query_engine(llm=llm, similarity_top_k=1).query(QUERY)
+    finally:
+        root.span_handlers.remove(handler)
+    spans = {s.id_: s for s in handler.completed_spans}
+    (router_span,) = [s for s in spans.values() if s.id_.startswith("RouteLLM.chat-")]
+    (child_span,) = [s for s in spans.values() if s.id_.startswith("LabelledLLM.chat-")]
+    assert child_span.parent_id == router_span.id_
+    # ...and the router's span sits inside the query engine's own spans
+    ancestors = []
+    parent = router_span.parent_id
+    while parent in spans:
+        ancestors.append(parent.split("-")[0])
+        parent = spans[parent].parent_id
+    assert any(name.endswith(".query") for name in ancestors), ancestors
+
+
+# ---- the router as an agent's LLM -------------------------------------------------------------------------
+@pytest.mark.parametrize("streaming", [True, False])
+@pytest.mark.parametrize(("threshold", "choice"), [(ALWAYS_STRONG, "strong"), (ALWAYS_WEAK, "weak")])
+async def test_function_agent_routes_every_step(
+    router_model: Any, events: Recorder, streaming: bool, threshold: float, choice: str
+) -> None:
+    strong = MockFunctionCallingLLMWithChatMemoryOfLastCall()
+    weak = MockFunctionCallingLLMWithChatMemoryOfLastCall()
+    llm = RouteLLM(strong=strong, weak=weak, router=router_model, threshold=threshold)
+    agent = FunctionAgent(
+        tools=[FunctionTool.from_defaults(multiply)], llm=llm, system_prompt="Use tools.", streaming=streaming
+    )
+    request = "What is 6 times 7?"
+    handler = agent.run(request)
+    tool_results = [e async for e in handler.stream_events() if isinstance(e, ToolCallResult)]
+    result = await handler
+
+    assert [r.tool_output.content for r in tool_results] == ["42"]
+    assert "Tool calls complete." in str(result)
+    decisions = events.decisions()
+    assert len(decisions) == 2, "two agent steps (tool call, then answer), each routed"
+    assert {d.choice for d in decisions} == {choice}
+    # the second step ends with a tool result, yet it is routed on the user's request
+    expected = llm.decide(request).win_rate
+    assert all(d.win_rate == pytest.approx(expected) for d in decisions)
+    chosen, other = (strong, weak) if choice == "strong" else (weak, strong)
+    assert chosen.last_called_chat_function.count("astream_chat" if streaming else "achat") == 2
+    assert other.last_called_chat_function == []
+
+
+async def test_agent_workflow_with_the_router(router_model: Any, events: Recorder) -> None:
+    llm = RouteLLM(
+        strong=MockFunctionCallingLLMWithChatMemoryOfLastCall(),
+        weak=MockFunctionCallingLLMWithChatMemoryOfLastCall(),
+        router=router_model,
+    )
+    agent = FunctionAgent(name="calculator", description="Multiplies.", tools=[multiply], llm=llm)
+    workflow = AgentWorkflow(agents=[agent], root_agent="calculator")
+    result = await workflow.run(user_msg="What is 6 times 7?")
+    assert "Tool calls complete." in str(result)
+    decisions = events.decisions()
+    assert len(decisions) == 2
+    assert decisions[0].choice == llm.decide("What is 6 times 7?").choice
