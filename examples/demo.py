@@ -1,0 +1,25 @@
+"""Offline demo: the shipped default router inside a LangChain chain and a LlamaIndex query engine.
+
+Run with ``.venv/bin/python examples/demo.py`` after ``bash scripts/setup.sh``. No network, no API keys: the strong
+and weak children are small local stand-ins that label their answers, the router is the real shipped one.
+"""
+
+from __future__ import annotations
+
+import runpy
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+EXAMPLES = ("langchain_chain.py", "llamaindex_query_engine.py")
+
+
+def main() -> None:
+    sys.path.insert(0, str(HERE))  # the examples share small helper modules
+    for name in EXAMPLES:
+        print(f"\n===== {name} =====", flush=True)
+        runpy.run_path(str(HERE / name), run_name="__main__")
+
+
+if __name__ == "__main__":
+    main()
