@@ -1,0 +1,39 @@
+"""LangChain integration of the learned LLM router: route each call between a strong and a weak model.
+
+- :class:`ChatRouteLLM`: a chat model that delegates each call to the chosen child chat model.
+- :class:`RouteLLMRunnable`: routes any input between two arbitrary Runnables.
+- :class:`RouteLLMMiddleware`: per-step routing inside ``langchain.agents.create_agent`` agents.
+"""
+
+from typing import TYPE_CHECKING
+
+from langchain_routellm._utils import METADATA_KEY, routing_text
+from langchain_routellm.chat_models import ChatRouteLLM
+from langchain_routellm.runnables import RouteLLMRunnable
+from routellm_core.errors import InvalidInputError, ModelCallError
+from routellm_core.policy import RoutingPolicy
+from routellm_core.routers.base import RoutingDecision
+
+if TYPE_CHECKING:
+    from langchain_routellm.middleware import RouteLLMMiddleware
+
+__all__ = [
+    "METADATA_KEY",
+    "ChatRouteLLM",
+    "InvalidInputError",
+    "ModelCallError",
+    "RouteLLMMiddleware",
+    "RouteLLMRunnable",
+    "RoutingDecision",
+    "RoutingPolicy",
+    "routing_text",
+]
+
+
+def __getattr__(name: str) -> object:
+    # The middleware pulls in langchain.agents / langgraph (~0.7 s): import it only when asked for.
+    if name == "RouteLLMMiddleware":
+        from langchain_routellm.middleware import RouteLLMMiddleware
+
+        return RouteLLMMiddleware
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

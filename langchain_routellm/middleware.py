@@ -1,0 +1,202 @@
+"""RouteLLMMiddleware: per-step routing between two models inside a LangChain 1.x agent."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from langchain.agents.middleware import (
+    AgentMiddleware,
+    ExtendedModelResponse,
+    ModelRequest,
+    ModelResponse,
+)
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage
+
+from langchain_routellm._routing import Route, RouteEngine, aroute_messages, build_policy, route_messages
+from langchain_routellm._utils import METADATA_KEY, RouteOn, Tier, ToolStep, is_empty_output, model_name
+from routellm_core.embedders import Embedder
+from routellm_core.policy import RoutingPolicy
+from routellm_core.routers.base import WinRateModel
+
+_OWNER = "RouteLLMMiddleware"
+
+
+def _init_model(spec: str | BaseChatModel, kwargs: dict[str, Any], field: str) -> BaseChatModel:
+    if isinstance(spec, BaseChatModel):
+        return spec
+    if isinstance(spec, str):
+        from langchain.chat_models import init_chat_model
+
+        try:
+            return init_chat_model(spec, **kwargs)
+        except (ImportError, ValueError) as exc:
+            raise ValueError(f"cannot build the {field} model from {spec!r}: {exc}") from exc
+    raise TypeError(f"{field} must be a BaseChatModel or a 'provider:model' string, got {type(spec).__name__}")
+
+
+def _response_message(response: Any) -> BaseMessage | None:
+    """The AI message of a model-call result (ModelResponse, ExtendedModelResponse or AIMessage)."""
+    if isinstance(response, ExtendedModelResponse):
+        response = response.model_response
+    if isinstance(response, BaseMessage):
+        return response
+    if isinstance(response, ModelResponse):
+        return next((m for m in response.result if isinstance(m, AIMessage)), None)
+    return None
+
+
+def _is_empty_response(response: Any) -> bool:
+    message = _response_message(response)
+    if message is None:
+        return isinstance(response, ModelResponse) and not response.result
+    return is_empty_output(message)
+
+
+def _annotate(response: Any, meta: dict[str, Any]) -> Any:
+    """Attach the decision to the AI message(s) of a model-call result (copies, never mutates)."""
+
+    def mark(message: BaseMessage) -> BaseMessage:
+        if not isinstance(message, AIMessage):
+            return message
+        return message.model_copy(update={"response_metadata": {**message.response_metadata, METADATA_KEY: meta}})
+
+    if isinstance(response, ExtendedModelResponse):
+        return ExtendedModelResponse(model_response=_annotate(response.model_response, meta), command=response.command)
+    if isinstance(response, ModelResponse):
+        return ModelResponse(
+            result=[mark(m) for m in response.result], structured_response=response.structured_response
+        )
+    if isinstance(response, AIMessage):
+        return mark(response)
+    return response
+
+
+class RouteLLMMiddleware(AgentMiddleware):
+    """Agent middleware that routes every model call of an agent between a strong and a weak model.
+
+    Each step is routed anew from the conversation in the model request (``request.messages``): by default
+    on the latest human message's text. The agent binds its tools to whichever model is chosen, so a tool
+    call always meets a model with the tools bound.
+
+    Steps whose last message is a tool result (``tool_step``):
+        - ``"continue"`` (default): the step goes to the model that issued the tool call, read from the
+          ``response_metadata["routellm"]`` this middleware attached to that AI message (after a fallback,
+          the model that actually answered). Without that metadata (e.g. a history from elsewhere) the step
+          is routed on the latest human message.
+        - ``"route"``: routed like any other step; tool results never become the routing text, so with
+          ``route_on="last_human"`` the step is scored on the same human message as the step that issued
+          the call.
+
+    Example:
+        ```python
+        from langchain.agents import create_agent
+        from langchain_routellm import RouteLLMMiddleware
+
+        agent = create_agent(
+            model="openai:gpt-4o-mini",  # replaced at every step by the routed model
+            tools=[get_weather],
+            middleware=[RouteLLMMiddleware(strong="openai:gpt-4o", weak="openai:gpt-4o-mini")],
+        )
+        ```
+
+    Args:
+        strong: The strong model (a chat model or a ``"provider:model"`` string).
+        weak: The weak model.
+        router: Router (``"default"``, checkpoint path, registry name, router instance or RoutingPolicy).
+        threshold: Send to strong when P(strong wins) >= threshold (0.5 by default).
+        strong_fraction: Instead of a threshold, the target fraction of strong calls (calibrated).
+        embedder: Embedder to load the router with.
+        route_on: ``"last_human"`` or ``"conversation"``.
+        tool_step: Policy for steps whose last message is a tool result (see above).
+        fallback: When the chosen model fails or answers empty, call the other once; the message's
+            metadata records it. Off by default: a failure raises ``ModelCallError`` naming the model.
+        strong_name: Name reported for the strong model (derived from the model when ``None``).
+        weak_name: Name reported for the weak model.
+        **model_kwargs: Extra ``init_chat_model`` arguments for models given as strings.
+    """
+
+    def __init__(
+        self,
+        *,
+        strong: str | BaseChatModel,
+        weak: str | BaseChatModel,
+        router: str | os.PathLike[str] | WinRateModel | RoutingPolicy = "default",
+        threshold: float | None = None,
+        strong_fraction: float | None = None,
+        embedder: Embedder | None = None,
+        route_on: RouteOn = "last_human",
+        tool_step: ToolStep = "continue",
+        fallback: bool = False,
+        strong_name: str | None = None,
+        weak_name: str | None = None,
+        **model_kwargs: Any,
+    ) -> None:
+        super().__init__()
+        if route_on not in ("last_human", "conversation"):
+            raise ValueError(f"route_on must be 'last_human' or 'conversation', got {route_on!r}")
+        if tool_step not in ("continue", "route"):
+            raise ValueError(f"tool_step must be 'continue' or 'route', got {tool_step!r}")
+        self.models: dict[Tier, BaseChatModel] = {
+            "strong": _init_model(strong, model_kwargs, "strong"),
+            "weak": _init_model(weak, model_kwargs, "weak"),
+        }
+        self.policy = build_policy(router, threshold, strong_fraction, embedder)
+        self.route_on: RouteOn = route_on
+        self.tool_step: ToolStep = tool_step
+        self.fallback = fallback
+        self.names: dict[Tier, str] = {
+            "strong": strong_name or model_name(self.models["strong"]),
+            "weak": weak_name or model_name(self.models["weak"]),
+        }
+        self.tools = []
+
+    def __repr__(self) -> str:
+        return (
+            f"RouteLLMMiddleware(strong={self.names['strong']!r}, weak={self.names['weak']!r}, "
+            f"policy={self.policy!r}, route_on={self.route_on!r}, tool_step={self.tool_step!r}, "
+            f"fallback={self.fallback})"
+        )
+
+    def _engine(self) -> RouteEngine:
+        return RouteEngine(self.names, fallback=self.fallback, owner=_OWNER, is_empty=_is_empty_response)
+
+    def _request_for(
+        self, request: ModelRequest, route: Route, tier: Tier, error: BaseException | None
+    ) -> ModelRequest:
+        """The request with the model for ``tier``, which carries the decision in its run metadata and tags."""
+        model = self.models[tier]
+        meta = self._engine().metadata(route, tier, error)
+        tags = [*(model.tags or []), f"routellm:{tier}"]
+        if tier != route.choice:
+            tags.append("routellm:fallback")
+        tagged = model.model_copy(update={"metadata": {**(model.metadata or {}), METADATA_KEY: meta}, "tags": tags})
+        return request.override(model=tagged)
+
+    def wrap_model_call(
+        self,
+        request: ModelRequest,
+        handler: Callable[[ModelRequest], ModelResponse],
+    ) -> Any:
+        """Route this step, then call the handler with the chosen model."""
+        route = route_messages(self.policy, request.messages, self.route_on, self.tool_step)
+        engine = self._engine()
+        response, meta = engine.call(route, lambda tier, error: handler(self._request_for(request, route, tier, error)))
+        return _annotate(response, meta)
+
+    async def awrap_model_call(
+        self,
+        request: ModelRequest,
+        handler: Callable[[ModelRequest], Awaitable[ModelResponse]],
+    ) -> Any:
+        """Async :meth:`wrap_model_call`."""
+        route = await aroute_messages(self.policy, request.messages, self.route_on, self.tool_step)
+        engine = self._engine()
+
+        async def attempt(tier: Tier, error: BaseException | None) -> Any:
+            return await handler(self._request_for(request, route, tier, error))
+
+        response, meta = await engine.acall(route, attempt)
+        return _annotate(response, meta)
