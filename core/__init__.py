@@ -6,6 +6,7 @@ Example:
     >>> router.route(["What is 2 + 2?"], threshold=0.5)
 """
 
+from routellm_core.calibration import calibrate_threshold, calibrate_thresholds, strong_call_fraction
 from routellm_core.embedders import Embedder, default_embedder
 from routellm_core.errors import (
     CheckpointError,
@@ -15,6 +16,7 @@ from routellm_core.errors import (
     ModelCallError,
     NotFittedError,
     RouteLLMError,
+    StreamInterruptedError,
     TrainingDataError,
     UnknownRouterError,
 )
@@ -49,10 +51,13 @@ __all__ = [
     "NotFittedError",
     "RouteLLMError",
     "RoutingDecision",
+    "StreamInterruptedError",
     "TrainingDataError",
     "UnknownRouterError",
     "WinRateModel",
     "available_routers",
+    "calibrate_threshold",
+    "calibrate_thresholds",
     "check_threshold",
     "default_embedder",
     "get_router_class",
@@ -61,4 +66,5 @@ __all__ = [
     "load_router",
     "pretrained_routers",
     "register_router",
+    "strong_call_fraction",
 ]

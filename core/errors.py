@@ -41,9 +41,50 @@ class EmbeddingError(RouteLLMError, RuntimeError):
 
 
 class ModelCallError(RouteLLMError, RuntimeError):
-    """The chosen child model failed; the message names that model and the routing decision."""
+    """The chosen child model failed (raised, timed out, or answered with an empty message).
 
-    def __init__(self, message: str, *, model: str, decision: object | None = None) -> None:
+    Attributes:
+        model: Name of the model the router chose.
+        decision: The routing decision (a ``RoutingDecision``), when one was made.
+        tier: ``"strong"`` or ``"weak"``: the child whose failure is raised (the fallback one after a failed
+            fallback).
+        fallback_model: Name of the other model when fallback was configured and tried, else ``None``.
+        chunks_delivered: Streaming only: chunks already handed to the caller before the failure, else ``None``.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        model: str,
+        decision: object | None = None,
+        tier: str | None = None,
+        fallback_model: str | None = None,
+        chunks_delivered: int | None = None,
+    ) -> None:
         super().__init__(message)
         self.model = model
         self.decision = decision
+        self.tier = tier
+        self.fallback_model = fallback_model
+        self.chunks_delivered = chunks_delivered
+
+
+class StreamInterruptedError(ModelCallError):
+    """A streamed answer failed after chunks were delivered; no fallback is possible then.
+
+    Attributes:
+        partial_text: Concatenated text of the chunks delivered before the failure.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        model: str,
+        chunks_delivered: int,
+        partial_text: str = "",
+        **kwargs: object,
+    ) -> None:
+        super().__init__(message, model=model, chunks_delivered=chunks_delivered, **kwargs)  # type: ignore[arg-type]
+        self.partial_text = partial_text

@@ -30,7 +30,7 @@ from langchain_routellm._utils import (
     with_metadata,
 )
 from routellm_core.embedders import Embedder
-from routellm_core.errors import InvalidThresholdError, ModelCallError
+from routellm_core.errors import InvalidThresholdError, ModelCallError, StreamInterruptedError
 from routellm_core.policy import RoutingPolicy
 from routellm_core.routers.base import RoutingDecision, WinRateModel
 
@@ -228,11 +228,24 @@ class RouteEngine:
             )
         if chunks_delivered:
             message += f"; {chunks_delivered} streamed chunk(s) had already been delivered to the caller"
-        err = ModelCallError(message, model=self.names[chosen], decision=route.decision)
-        err.tier = served  # type: ignore[attr-defined]
-        err.fallback_model = self.names[served] if served != chosen else None  # type: ignore[attr-defined]
-        err.chunks_delivered = chunks_delivered  # type: ignore[attr-defined]
-        return err
+        fallback_model = self.names[served] if served != chosen else None
+        if chunks_delivered:
+            return StreamInterruptedError(
+                message,
+                model=self.names[chosen],
+                decision=route.decision,
+                tier=served,
+                fallback_model=fallback_model,
+                chunks_delivered=chunks_delivered,
+            )
+        return ModelCallError(
+            message,
+            model=self.names[chosen],
+            decision=route.decision,
+            tier=served,
+            fallback_model=fallback_model,
+            chunks_delivered=chunks_delivered,
+        )
 
     def _log_fallback(self, route: Route, exc: BaseException) -> None:
         logger.warning(

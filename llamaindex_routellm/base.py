@@ -53,7 +53,7 @@ from llamaindex_routellm._utils import (
 )
 from llamaindex_routellm.events import RoutingDecisionEvent, RoutingFallbackEvent
 from routellm_core.embedders import Embedder
-from routellm_core.errors import InvalidInputError, ModelCallError
+from routellm_core.errors import InvalidInputError, ModelCallError, StreamInterruptedError
 from routellm_core.policy import RoutingPolicy
 from routellm_core.routers.base import Choice, RoutingDecision, WinRateModel
 
@@ -68,30 +68,6 @@ R = TypeVar("R", ChatResponse, CompletionResponse)
 
 #: Private chat kwarg carrying a ``chat_with_tools`` request from ``_prepare_chat_with_tools`` to ``chat``.
 _TOOL_REQUEST_KEY = "_routellm_tool_request"
-
-
-class StreamInterruptedError(ModelCallError):
-    """A streamed answer failed after chunks were already delivered (no fallback is possible then).
-
-    Attributes:
-        model: The model that was streaming.
-        decision: The routing decision.
-        chunks_delivered: Chunks handed to the caller before the failure.
-        partial_text: Concatenated deltas of those chunks.
-    """
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        model: str,
-        decision: object | None = None,
-        chunks_delivered: int,
-        partial_text: str,
-    ) -> None:
-        super().__init__(message, model=model, decision=decision)
-        self.chunks_delivered = chunks_delivered
-        self.partial_text = partial_text
 
 
 class _EmptyResponseError(Exception):
