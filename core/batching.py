@@ -14,6 +14,8 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
+from routellm_core.errors import ScoringError
+
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -62,14 +64,29 @@ class MicroBatcher(Generic[T, R]):
         return fut.result()
 
     def _drain_threads(self) -> None:
-        while True:
+        batch: list[tuple[T, Future[R]]] = []
+        try:
+            while True:
+                with self._lock:
+                    if not self._pending:
+                        self._running = False
+                        return
+                    batch = self._pending[: self.max_batch_size]
+                    del self._pending[: self.max_batch_size]
+                self._run_batch(batch, lambda f, r: f.set_result(r), lambda f, e: f.set_exception(e))
+        except BaseException as exc:
+            # The leading thread was interrupted (KeyboardInterrupt, SystemExit...) inside ``fn``: fail the
+            # items it held and the queued ones instead of leaving their threads waiting forever, and give
+            # up the lead so that later calls work again.
             with self._lock:
-                if not self._pending:
-                    self._running = False
-                    return
-                batch = self._pending[: self.max_batch_size]
-                del self._pending[: self.max_batch_size]
-            self._run_batch(batch, lambda f, r: f.set_result(r), lambda f, e: f.set_exception(e))
+                stranded = batch + self._pending
+                self._pending = []
+                self._running = False
+            error = ScoringError(f"routing was interrupted by {type(exc).__name__} in another thread")
+            for _, fut in stranded:
+                if not fut.done():
+                    fut.set_exception(error)
+            raise
 
     # ---- asyncio ---------------------------------------------------------------------------------------
     async def asubmit(self, item: T) -> R:

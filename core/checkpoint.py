@@ -83,10 +83,14 @@ def read_config(directory: str | os.PathLike[str]) -> CheckpointConfig:
         raise CheckpointError(f"checkpoint {directory} has no {CONFIG_FILE}")
     if path.stat().st_size > MAX_CONFIG_BYTES:
         raise CheckpointError(f"{path} is larger than {MAX_CONFIG_BYTES} bytes; refusing to read it")
+    with path.open("rb") as handle:  # bounded even where stat lies (a link to a /proc file, a growing file)
+        data = handle.read(MAX_CONFIG_BYTES + 1)
+    if len(data) > MAX_CONFIG_BYTES:
+        raise CheckpointError(f"{path} is larger than {MAX_CONFIG_BYTES} bytes; refusing to read it")
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"{path} is not valid JSON: {exc}") from exc
+        raw = json.loads(data.decode("utf-8"))
+    except (ValueError, RecursionError) as exc:  # bad UTF-8, bad JSON, absurd nesting or number sizes
+        raise CheckpointError(f"{path} is not valid JSON: {type(exc).__name__}: {str(exc)[:200]}") from None
     try:
         return CheckpointConfig.model_validate(raw)
     except ValidationError as exc:
@@ -106,7 +110,7 @@ def load_tensors(
     expected: Mapping[str, tuple[int | None, ...]],
     *,
     filename: str = WEIGHTS_FILE,
-    max_bytes: int = MAX_WEIGHTS_BYTES,
+    max_bytes: int | None = None,
 ) -> dict[str, np.ndarray]:
     """Load safetensors weights and check names, shapes and values.
 
@@ -114,7 +118,7 @@ def load_tensors(
         directory: Checkpoint folder.
         expected: Tensor name -> shape; ``None`` in a shape accepts any size on that axis.
         filename: Weights file inside the folder (a bare file name; no paths).
-        max_bytes: Largest file accepted.
+        max_bytes: Largest file accepted; :data:`MAX_WEIGHTS_BYTES` (read at call time) when ``None``.
 
     Raises:
         CheckpointError: Missing or oversized file, unreadable data, missing or unexpected tensors, wrong
@@ -125,6 +129,8 @@ def load_tensors(
     path = Path(directory) / filename
     if not path.is_file():
         raise CheckpointError(f"checkpoint {directory} has no {filename}")
+    if max_bytes is None:
+        max_bytes = MAX_WEIGHTS_BYTES
     if path.stat().st_size > max_bytes:
         raise CheckpointError(f"{path} is {path.stat().st_size} bytes, above the {max_bytes}-byte limit")
     from safetensors import SafetensorError

@@ -115,13 +115,22 @@ def _file(root: str, *parts: str) -> Path:
 def _iter_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """Yield (line number, object) for each non-blank line of a JSONL file."""
     with path.open(encoding="utf-8") as fh:
-        for line_no, line in enumerate(fh, start=1):
+        lines = enumerate(fh, start=1)
+        while True:
+            try:
+                line_no, line = next(lines)
+            except StopIteration:
+                return
+            except UnicodeDecodeError as exc:
+                raise TrainingDataError(f"{path}: the file is not UTF-8 text ({exc.reason})") from None
             if not line.strip():
                 continue
             try:
                 obj = json.loads(line)
             except json.JSONDecodeError as exc:
                 raise TrainingDataError(f"{path}, line {line_no}: invalid JSON ({exc.msg})") from None
+            except (ValueError, RecursionError) as exc:  # absurd nesting depth or number size
+                raise TrainingDataError(f"{path}, line {line_no}: invalid JSON ({str(exc)[:120]})") from None
             if not isinstance(obj, dict):
                 raise TrainingDataError(f"{path}, line {line_no}: expected a JSON object, got {type(obj).__name__}")
             yield line_no, obj
@@ -137,6 +146,8 @@ def _iter_csv(path: Path, required: Sequence[str] = ()) -> Iterator[tuple[int, d
             raise TrainingDataError(f"{path}: the file is empty (expected a header row)") from None
         except csv.Error as exc:
             raise TrainingDataError(f"{path}, line 1: malformed CSV ({exc})") from None
+        except UnicodeDecodeError as exc:
+            raise TrainingDataError(f"{path}: the file is not UTF-8 text ({exc.reason})") from None
         missing = [c for c in required if c not in header]
         if missing:
             raise TrainingDataError(f"{path}: missing column(s) {missing}; the header is {header}")
@@ -150,6 +161,8 @@ def _iter_csv(path: Path, required: Sequence[str] = ()) -> Iterator[tuple[int, d
                 return
             except csv.Error as exc:
                 raise TrainingDataError(f"{path}, line {start}: malformed CSV ({exc})") from None
+            except UnicodeDecodeError as exc:
+                raise TrainingDataError(f"{path}, near line {start}: not UTF-8 text ({exc.reason})") from None
             if not row or all(not cell.strip() for cell in row):
                 continue
             if len(row) != len(header):

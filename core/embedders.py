@@ -10,14 +10,14 @@ from __future__ import annotations
 import os
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from pydantic import SecretStr
 
-from routellm_core.errors import CheckpointError, EmbeddingError, InvalidInputError
+from routellm_core.errors import CheckpointError, EmbeddingError, InvalidInputError, RouteLLMError
 
 MINILM_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 OPENAI_PREFIX = "openai:"
@@ -31,6 +31,8 @@ def check_texts(texts: Sequence[str]) -> list[str]:
     """
     if isinstance(texts, str):
         raise InvalidInputError("expected a list of texts, got a single string; wrap it in a list")
+    if isinstance(texts, (bytes, bytearray, Mapping)) or not isinstance(texts, Iterable):
+        raise InvalidInputError(f"expected a list of texts, got {type(texts).__name__}")
     items = list(texts)
     if not items:
         raise InvalidInputError("no texts to route: the batch is empty")
@@ -40,6 +42,19 @@ def check_texts(texts: Sequence[str]) -> list[str]:
         if not text.strip():
             raise InvalidInputError(f"text {i} is empty or whitespace only; there is nothing to route on")
     return items
+
+
+def valid_unicode(text: str) -> str:
+    """``text`` with lone surrogates (invalid Unicode, which tokenizers and APIs reject) replaced by U+FFFD.
+
+    Surrogate pairs held as two code points are joined into the character they encode. Valid text is
+    returned unchanged, so routing on it is unaffected.
+    """
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+    return text
 
 
 def l2_normalise(vectors: np.ndarray) -> np.ndarray:
@@ -72,10 +87,10 @@ class Embedder(ABC):
             InvalidInputError: The batch is empty or holds non-text items.
             EmbeddingError: The backend failed or returned vectors of the wrong shape or with NaNs.
         """
-        items = check_texts(texts)
+        items = [valid_unicode(t) for t in check_texts(texts)]
         try:
             raw = self._embed(items)
-        except InvalidInputError:
+        except RouteLLMError:
             raise
         except Exception as exc:
             raise EmbeddingError(f"embedder {self.name!r} failed: {type(exc).__name__}: {exc}") from exc
@@ -221,9 +236,16 @@ class OpenAIEmbedder(Embedder):
     def _embed(self, texts: list[str]) -> np.ndarray:
         client = self._get_client()
         rows: list[list[float]] = []
-        for start in range(0, len(texts), self.batch_size):
-            resp = client.embeddings.create(model=self.model, input=texts[start : start + self.batch_size])
-            rows.extend(item.embedding for item in sorted(resp.data, key=lambda d: d.index))
+        try:
+            for start in range(0, len(texts), self.batch_size):
+                resp = client.embeddings.create(model=self.model, input=texts[start : start + self.batch_size])
+                rows.extend(item.embedding for item in sorted(resp.data, key=lambda d: d.index))
+        except Exception as exc:
+            key = client.api_key if isinstance(getattr(client, "api_key", None), str) else None
+            if key and key in str(exc):  # a backend that echoes the key: never let it reach a message or a log
+                redacted = str(exc).replace(key, "**********")
+                raise EmbeddingError(f"embedder {self.name!r} failed: {type(exc).__name__}: {redacted}") from None
+            raise
         return np.asarray(rows, dtype=np.float32)
 
 

@@ -40,6 +40,14 @@ class EmbeddingError(RouteLLMError, RuntimeError):
     """An embedder failed or returned unusable vectors (wrong shape, NaN)."""
 
 
+class ScoringError(RouteLLMError, RuntimeError):
+    """A router failed while scoring, or produced unusable scores (NaN, wrong count).
+
+    Usually a crafted or corrupt checkpoint that passed the load-time checks, or a bug in a custom router;
+    the original exception is chained as ``__cause__``.
+    """
+
+
 class ModelCallError(RouteLLMError, RuntimeError):
     """The chosen child model failed (raised, timed out, or answered with an empty message).
 

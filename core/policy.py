@@ -14,6 +14,15 @@ from routellm_core.routers.base import RoutingDecision, WinRateModel, check_thre
 RouterSpec = str | os.PathLike[str] | WinRateModel
 
 
+def router_label(router: RouterSpec | RoutingPolicy) -> str:
+    """A JSON-friendly label for a router spec: the registry name of an instance or policy, else the name/path."""
+    if isinstance(router, RoutingPolicy):
+        return router.router_name
+    if isinstance(router, WinRateModel):
+        return router.name
+    return os.fspath(router)
+
+
 class RoutingPolicy:
     """Turns routing texts into decisions; concurrent calls are micro-batched into one scoring batch.
 

@@ -13,7 +13,7 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResu
 from langchain_core.runnables import Runnable, RunnableConfig, ensure_config
 from langchain_core.runnables.config import merge_configs
 from langchain_core.tools import BaseTool
-from pydantic import ConfigDict, Field, PrivateAttr, SecretStr, ValidationError, model_validator
+from pydantic import ConfigDict, Field, PrivateAttr, SecretStr, ValidationError, field_serializer, model_validator
 from typing_extensions import Self
 
 from langchain_routellm._routing import (
@@ -36,7 +36,7 @@ from langchain_routellm._utils import (
     with_metadata,
 )
 from routellm_core.embedders import Embedder
-from routellm_core.policy import RoutingPolicy
+from routellm_core.policy import RoutingPolicy, router_label
 from routellm_core.routers.base import WinRateModel
 
 _OWNER = "ChatRouteLLM"
@@ -146,6 +146,10 @@ class ChatRouteLLM(BaseChatModel):
 
     router: str | Path | WinRateModel | RoutingPolicy = "default"
     """Router: ``"default"`` (shipped), a checkpoint path, a registry name, a router, or a RoutingPolicy."""
+
+    @field_serializer("router")
+    def _serialize_router(self, router: Any) -> str:
+        return router_label(router)
 
     threshold: float | None = None
     """Send to strong when P(strong wins) >= threshold; 0.5 when neither this nor ``strong_fraction`` is set."""

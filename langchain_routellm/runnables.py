@@ -9,7 +9,7 @@ from typing import Any
 from langchain_core.messages import BaseMessage, convert_to_messages
 from langchain_core.runnables import Runnable, RunnableConfig, RunnableSerializable, ensure_config
 from langchain_core.runnables.utils import AddableDict
-from pydantic import ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+from pydantic import ConfigDict, Field, PrivateAttr, ValidationError, field_serializer, model_validator
 from typing_extensions import Self
 
 from langchain_routellm._routing import (
@@ -34,7 +34,7 @@ from langchain_routellm._utils import (
 )
 from routellm_core.embedders import Embedder
 from routellm_core.errors import InvalidInputError
-from routellm_core.policy import RoutingPolicy
+from routellm_core.policy import RoutingPolicy, router_label
 from routellm_core.routers.base import WinRateModel
 
 _OWNER = "RouteLLMRunnable"
@@ -89,6 +89,10 @@ class RouteLLMRunnable(RunnableSerializable[Any, Any]):
 
     router: str | Path | WinRateModel | RoutingPolicy = "default"
     """Router: ``"default"`` (shipped), a checkpoint path, a registry name, a router, or a RoutingPolicy."""
+
+    @field_serializer("router")
+    def _serialize_router(self, router: Any) -> str:
+        return router_label(router)
 
     threshold: float | None = None
     """Send to strong when P(strong wins) >= threshold; 0.5 when neither this nor ``strong_fraction`` is set."""

@@ -21,7 +21,7 @@ citation blocks (an agent's own history), which are skipped.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Literal
 
 from llama_index.core.base.llms.types import (
@@ -84,6 +84,8 @@ def _message_text(message: ChatMessage, index: int) -> str:
 
 
 def _check_messages(messages: Sequence[ChatMessage]) -> list[ChatMessage]:
+    if isinstance(messages, (str, bytes, bytearray)) or not isinstance(messages, Iterable):
+        raise InvalidInputError(f"expected a sequence of ChatMessage, got {type(messages).__name__}")
     items = list(messages)
     if not items:
         raise InvalidInputError("no messages to route: the message list is empty")

@@ -54,7 +54,7 @@ from llamaindex_routellm._utils import (
 from llamaindex_routellm.events import RoutingDecisionEvent, RoutingFallbackEvent
 from routellm_core.embedders import Embedder
 from routellm_core.errors import InvalidInputError, ModelCallError, StreamInterruptedError
-from routellm_core.policy import RoutingPolicy
+from routellm_core.policy import RoutingPolicy, router_label
 from routellm_core.routers.base import Choice, RoutingDecision, WinRateModel
 
 if TYPE_CHECKING:
@@ -220,9 +220,7 @@ class RouteLLM(FunctionCallingLLM):
 
     @field_serializer("router")
     def _serialize_router(self, router: Any) -> str:
-        if isinstance(router, (WinRateModel, RoutingPolicy)):
-            return router.name if isinstance(router, WinRateModel) else router.router_name
-        return os.fspath(router)
+        return router_label(router)
 
     @field_serializer("route_on")
     def _serialize_route_on(self, route_on: Any) -> str:

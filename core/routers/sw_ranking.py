@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, ClassVar
 
 import numpy as np
+from pydantic import Field
 
 from routellm_core.checkpoint import CheckpointConfig, load_tensors
-from routellm_core.errors import CheckpointError
+from routellm_core.errors import CheckpointError, EmbeddingError
 from routellm_core.records import Battle
 from routellm_core.routers._battles import battle_arrays
 from routellm_core.routers.base import WinRateModel
@@ -31,6 +32,12 @@ class SWRankingRouter(WinRateModel):
 
     name = "sw_ranking"
     config_keys = ("gamma", "l2", "newton_steps", "chunk_size")
+    param_types: ClassVar[dict[str, Any]] = {
+        "gamma": Annotated[float, Field(ge=1, le=1e4)],
+        "l2": Annotated[float, Field(gt=0)],
+        "newton_steps": Annotated[int, Field(ge=1, le=1000)],
+        "chunk_size": Annotated[int, Field(ge=1)],
+    }
 
     def __init__(
         self,
@@ -72,6 +79,11 @@ class SWRankingRouter(WinRateModel):
 
     def predict_from_embeddings(self, embeddings: np.ndarray) -> np.ndarray:
         """Win rates for already-embedded queries."""
+        embeddings = np.asarray(embeddings, dtype=np.float32)
+        if embeddings.ndim != 2 or embeddings.shape[1] != self.embeddings_.shape[1]:
+            raise EmbeddingError(
+                f"sw_ranking was trained on {self.embeddings_.shape[1]}-d embeddings, got shape {embeddings.shape}"
+            )
         out = np.empty(len(embeddings))
         for start in range(0, len(embeddings), self.chunk_size):
             out[start : start + self.chunk_size] = self._score_chunk(embeddings[start : start + self.chunk_size])
@@ -133,6 +145,14 @@ class SWRankingRouter(WinRateModel):
         n_prompts, n_pairs = t["wins"].shape
         if t["embeddings"].shape[0] != n_prompts or t["losses"].shape != t["wins"].shape:
             raise CheckpointError(f"{directory}: sw_ranking tensors disagree on the number of prompts")
+        if n_prompts == 0 or n_pairs == 0:
+            raise CheckpointError(f"{directory}: sw_ranking checkpoint holds no training battles")
+        if not np.issubdtype(t["pair_models"].dtype, np.integer):
+            raise CheckpointError(f"{directory}: sw_ranking pair table is {t['pair_models'].dtype}, not integers")
+        for key in ("wins", "losses"):
+            # bounded so that the gamma**2-weighted sums (gamma <= 1e4) stay finite in float32
+            if t[key].min() < 0 or float(t[key].astype(np.float64).sum()) > 1e30:
+                raise CheckpointError(f"{directory}: sw_ranking {key} counts are negative or implausibly large")
         if (
             t["pair_models"].shape[0] != n_pairs
             or t["pair_models"].min(initial=0) < 0
