@@ -23,6 +23,7 @@ from langchain_routellm._utils import (
     RouteOn,
     Tier,
     ToolStep,
+    chunk_text,
     is_empty_output,
     other_tier,
     routing_text,
@@ -206,6 +207,7 @@ class RouteEngine:
         *,
         first_error: BaseException | None = None,
         chunks_delivered: int | None = None,
+        partial_text: str = "",
     ) -> ModelCallError:
         """A ``ModelCallError`` naming the failed model (and the chosen one, after a failed fallback).
 
@@ -237,6 +239,7 @@ class RouteEngine:
                 tier=served,
                 fallback_model=fallback_model,
                 chunks_delivered=chunks_delivered,
+                partial_text=partial_text,
             )
         return ModelCallError(
             message,
@@ -320,6 +323,7 @@ class RouteEngine:
         tiers = self._tiers(route)
         for i, tier in enumerate(tiers):
             delivered = 0
+            texts: list[str] = []
             held: list[Any] = []
             try:
                 for chunk in open_stream(tier, error):
@@ -334,10 +338,12 @@ class RouteEngine:
                             else:
                                 yield pending, None
                             delivered += 1
+                            texts.append(chunk_text(pending))
                         held = []
                     else:
                         yield chunk, None
                         delivered += 1
+                        texts.append(chunk_text(chunk))
                 if delivered == 0:
                     raise EmptyResponseError(f"{self.names[tier]} streamed no content")
                 return
@@ -345,7 +351,9 @@ class RouteEngine:
                 if _passthrough(exc):
                     raise
                 if delivered or i == len(tiers) - 1:
-                    raise self.error(route, tier, exc, first_error=error, chunks_delivered=delivered) from exc
+                    raise self.error(
+                        route, tier, exc, first_error=error, chunks_delivered=delivered, partial_text="".join(texts)
+                    ) from exc
                 self._log_fallback(route, exc)
                 error = exc
 
@@ -357,6 +365,7 @@ class RouteEngine:
         tiers = self._tiers(route)
         for i, tier in enumerate(tiers):
             delivered = 0
+            texts: list[str] = []
             held: list[Any] = []
             try:
                 async for chunk in open_stream(tier, error):
@@ -371,10 +380,12 @@ class RouteEngine:
                             else:
                                 yield pending, None
                             delivered += 1
+                            texts.append(chunk_text(pending))
                         held = []
                     else:
                         yield chunk, None
                         delivered += 1
+                        texts.append(chunk_text(chunk))
                 if delivered == 0:
                     raise EmptyResponseError(f"{self.names[tier]} streamed no content")
                 return
@@ -382,6 +393,8 @@ class RouteEngine:
                 if _passthrough(exc):
                     raise
                 if delivered or i == len(tiers) - 1:
-                    raise self.error(route, tier, exc, first_error=error, chunks_delivered=delivered) from exc
+                    raise self.error(
+                        route, tier, exc, first_error=error, chunks_delivered=delivered, partial_text="".join(texts)
+                    ) from exc
                 self._log_fallback(route, exc)
                 error = exc

@@ -243,6 +243,21 @@ def is_empty_output(value: Any) -> bool:
     return False
 
 
+def chunk_text(chunk: Any) -> str:
+    """The text a streamed chunk carries: a string, or a message chunk's text content (else empty)."""
+    if isinstance(chunk, str):
+        return chunk
+    content = getattr(chunk, "content", None)
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(
+            part if isinstance(part, str) else str(part.get("text", "")) if isinstance(part, dict) else ""
+            for part in content
+        )
+    return ""
+
+
 def with_metadata(value: Any, meta: dict[str, Any]) -> Any:
     """Attach ``meta`` under ``response_metadata["routellm"]`` to a message (copied, never mutated).
 

@@ -207,3 +207,38 @@ async def test_cancelled_calls_on_a_hung_child_leave_the_router_usable(router: A
     assert all(t.startswith("[strong] ok") for t in texts)
     decisions = await asyncio.wait_for(asyncio.gather(*(li.adecide(user(f"q {i}")) for i in range(20))), 60)
     assert all(d.choice == "strong" for d in decisions)
+
+
+def test_langchain_mid_stream_failure_reports_the_partial_text() -> None:
+    """The chunks already delivered are accounted for: count and text, and nothing is retried."""
+    from langchain_core.language_models import GenericFakeChatModel
+    from langchain_core.messages import AIMessageChunk
+    from langchain_core.outputs import ChatGenerationChunk
+
+    from langchain_routellm import ChatRouteLLM
+    from routellm_core import StreamInterruptedError
+
+    calls: list[str] = []
+
+    class Breaks(GenericFakeChatModel):
+        def _stream(self, *args, **kwargs):
+            calls.append("stream")
+            yield ChatGenerationChunk(message=AIMessageChunk(content="Hel"))
+            yield ChatGenerationChunk(message=AIMessageChunk(content="lo"))
+            raise RuntimeError("connection reset")
+
+    llm = ChatRouteLLM(
+        strong=Breaks(messages=iter([])),
+        weak=Breaks(messages=iter([])),
+        router="random",
+        fallback=True,
+        strong_name="S",
+        weak_name="W",
+    )
+    received: list[str] = []
+    with pytest.raises(StreamInterruptedError) as info:
+        for chunk in llm.stream("a prompt to stream"):
+            received.append(chunk.content)
+    assert info.value.chunks_delivered == 2 == len(received)
+    assert info.value.partial_text == "".join(received) == "Hello"
+    assert info.value.model in {"S", "W"} and calls == ["stream"]  # no retry on the other model mid-stream
