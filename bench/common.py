@@ -1,0 +1,206 @@
+"""Shared helpers for the benchmarks: settings, machine description, seeded slices, JSON results."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import random
+import subprocess
+import sys
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from routellm_core.records import Battle
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_RESULTS = REPO / "bench" / "results"
+DEFAULT_PLOTS = REPO / "bench" / "plots"
+SEED = 0
+
+
+@dataclass
+class Settings:
+    """What one benchmark run measures and on how much data.
+
+    Attributes:
+        eval_limit: Prompts per benchmark (seeded subsample); ``None`` = the whole benchmark.
+        train_limit: Unique training prompts kept per source (first N, deterministic); ``None`` = all.
+        mf_epochs: Maximum mf epochs.
+        folds: Folds of the in-domain protocol.
+        neural: Also train and evaluate the ``bert`` and ``causal_llm`` routers (slow on CPU).
+        neural_train: Training examples (strong-vs-weak battles) sampled for the neural routers.
+        neural_eval: Prompts per benchmark the neural routers are evaluated on (MT Bench whole).
+        static: Include the model2vec static-embedder variant of mf.
+        results_dir: Where JSON results go.
+        plots_dir: Where PNG curves go.
+        quick: A smoke-test run (tiny slices; numbers meaningless).
+        routers: Routers to run (``None``: all); baselines always run.
+        benchmarks: Benchmarks of the quality protocols.
+        sources: Training sources.
+    """
+
+    eval_limit: int | None = None
+    train_limit: int | None = None
+    mf_epochs: int = 40
+    folds: int = 5
+    neural: bool = False
+    neural_train: int = 600
+    neural_eval: int = 300
+    static: bool = True
+    results_dir: Path = DEFAULT_RESULTS
+    plots_dir: Path = DEFAULT_PLOTS
+    quick: bool = False
+    routers: tuple[str, ...] | None = None
+    benchmarks: tuple[str, ...] = ("mmlu", "gsm8k", "mt_bench")
+    sources: tuple[str, ...] = ("mmlu", "gsm8k", "mt_bench", "dcrouter", "mmlu_pro")
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def wants(self, router: str) -> bool:
+        """Whether ``router`` is selected (all are when ``routers`` is None)."""
+        return self.routers is None or router in self.routers
+
+    def as_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["results_dir"] = str(self.results_dir)
+        d["plots_dir"] = str(self.plots_dir)
+        return d
+
+
+def checkpoint_dir(settings: Settings) -> Path:
+    """Where trained benchmark checkpoints live (outside the repo unless this is a quick run)."""
+    if settings.quick:
+        return settings.results_dir / "checkpoints"
+    from routellm_core.training import cache_dir
+
+    return cache_dir() / "bench-checkpoints"
+
+
+def machine_info() -> dict[str, Any]:
+    """CPU count and model, memory, GPU, Python/torch versions, date: written next to every number."""
+    cpu_model = platform.processor() or "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu_model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem_gb = None
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal"):
+                mem_gb = round(int(line.split()[1]) / 1024 / 1024, 1)
+    except OSError:
+        pass
+    try:
+        nproc = int(subprocess.run(["nproc"], capture_output=True, text=True, check=True).stdout.strip())
+    except (OSError, ValueError, subprocess.CalledProcessError):
+        nproc = os.cpu_count() or 0
+    gpu = None
+    torch_version = None
+    try:
+        import torch
+
+        torch_version = torch.__version__
+        if torch.cuda.is_available():
+            gpu = torch.cuda.get_device_name(0)
+    except ImportError:
+        pass
+    try:
+        load = os.getloadavg()
+    except OSError:
+        load = None
+    return {
+        "nproc": nproc,
+        "cpu_model": cpu_model,
+        "memory_gb": mem_gb,
+        "gpu": gpu,
+        "python": sys.version.split()[0],
+        "torch": torch_version,
+        "platform": platform.platform(),
+        "date_utc": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "loadavg_at_start": None if load is None else [round(x, 2) for x in load],
+    }
+
+
+def seeded_subset(n: int, limit: int | None, seed: int = SEED) -> np.ndarray:
+    """Sorted indices of a seeded sample of ``limit`` out of ``n`` (all when ``limit`` is None or >= n)."""
+    if limit is None or limit >= n:
+        return np.arange(n)
+    rng = np.random.default_rng(seed)
+    return np.sort(rng.choice(n, size=limit, replace=False))
+
+
+def limit_battles(battles: Sequence[Battle], limit: int | None) -> list[Battle]:
+    """Keep the battles of each source's first ``limit`` unique prompts (deterministic)."""
+    if limit is None:
+        return list(battles)
+    seen: dict[str | None, dict[str, None]] = {}
+    kept = []
+    for b in battles:
+        prompts = seen.setdefault(b.source, {})
+        if b.prompt in prompts or len(prompts) < limit:
+            prompts[b.prompt] = None
+            kept.append(b)
+    return kept
+
+
+def sample_items(items: Sequence[Any], k: int | None, seed: int = SEED) -> list[Any]:
+    """A seeded sample of ``k`` items in their original order (all of them when ``k`` is None or too big)."""
+    if k is None or k >= len(items):
+        return list(items)
+    idx = sorted(random.Random(seed).sample(range(len(items)), k))
+    return [items[i] for i in idx]
+
+
+def percentile_ms(values: Iterable[float], q: float) -> float:
+    """The ``q``-th percentile of durations in seconds, in milliseconds."""
+    return float(np.percentile(np.asarray(list(values)) * 1000.0, q))
+
+
+def write_json(path: Path, data: Any) -> Path:
+    """Write ``data`` as pretty JSON (NaN written as null)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(_clean(data), indent=1, sort_keys=False) + "\n")
+    return path
+
+
+def read_json(path: Path) -> Any:
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    if isinstance(value, (np.floating, float)):
+        f = float(value)
+        return None if not np.isfinite(f) else round(f, 6)
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+class Timer:
+    """``with Timer() as t: ...``; ``t.s`` is the elapsed wall time in seconds."""
+
+    def __enter__(self) -> Timer:
+        self.start = time.perf_counter()
+        self.s = 0.0
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.s = time.perf_counter() - self.start
+
+
+def log(msg: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)

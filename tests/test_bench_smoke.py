@@ -1,0 +1,86 @@
+"""Smoke test of the benchmark scripts on a tiny slice (the benchmarks themselves are not part of the suite).
+
+Runs ``python -m bench --quick`` (20 prompts per benchmark, 20 training prompts per source, 1 epoch; random and
+mf only; two benchmarks) into a temporary folder and checks that the report, JSON results and PNG curves are
+written with the expected sections. The numbers of such a run are meaningless.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _data_available() -> bool:
+    try:
+        from routellm_core.datasets import data_dir
+
+        data_dir()
+    except Exception:
+        return False
+    return True
+
+
+pytestmark = pytest.mark.skipif(not _data_available(), reason="shared benchmark data (../shared/data) not found")
+
+
+def test_bench_quick_run_writes_report(tmp_path: Path) -> None:
+    out = tmp_path / "BENCHMARKS.md"
+    cmd = [
+        sys.executable,
+        "-m",
+        "bench",
+        "--quick",
+        "--routers",
+        "random,mf",
+        "--benchmarks",
+        "mt_bench,gsm8k",
+        "--results-dir",
+        str(tmp_path / "results"),
+        "--plots-dir",
+        str(tmp_path / "plots"),
+        "--out",
+        str(out),
+    ]
+    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false"}
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600, env=env, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+    report = out.read_text()
+    for section in (
+        "# Benchmarks",
+        "- Command: `python -m bench --quick",
+        "- Machine:",
+        "Slice run",
+        "## Routing quality, protocol (a): benchmark left out of training",
+        "## Routing quality, protocol (b): in-domain k-fold",
+        "## DC-Router multi-model test split",
+        "## Cost-quality curves",
+        "## Against RouteLLM's published claims",
+        "## MT Bench against the commercial routers",
+        "## Router overhead (CPU)",
+        "## Integration overhead",
+        "## Concurrent load through ChatRouteLLM",
+    ):
+        assert section in report, f"missing {section!r} in the report"
+    assert "| mf |" in report and "*oracle* (baseline)" in report and "*length* (baseline)" in report
+
+    quality = json.loads((tmp_path / "results" / "quality.json").read_text())
+    assert set(quality["lobo"]) == {"mt_bench", "gsm8k"}
+    names = {r["name"] for r in quality["lobo"]["mt_bench"]["results"]}
+    assert {"random", "oracle", "length", "mf"} <= names
+    assert quality["lobo"]["mt_bench"]["bench"]["sliced"] is True
+    assert {"martian", "unify"} <= set(quality["commercial"]["scores"])
+    for name in ("mt_bench", "gsm8k", "dcrouter"):
+        assert (tmp_path / "plots" / f"{name}.png").stat().st_size > 1000
+
+    overhead = json.loads((tmp_path / "results" / "overhead.json").read_text())
+    assert {"random", "mf"} <= set(overhead["routers"])
+    assert overhead["routers"]["mf"]["single_p50_ms"] > 0
