@@ -16,8 +16,6 @@ from typing import Any
 
 import numpy as np
 
-from routellm_core.records import Battle
-
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_RESULTS = REPO / "bench" / "results"
 DEFAULT_PLOTS = REPO / "bench" / "plots"
@@ -135,20 +133,6 @@ def seeded_subset(n: int, limit: int | None, seed: int = SEED) -> np.ndarray:
         return np.arange(n)
     rng = np.random.default_rng(seed)
     return np.sort(rng.choice(n, size=limit, replace=False))
-
-
-def limit_battles(battles: Sequence[Battle], limit: int | None) -> list[Battle]:
-    """Keep the battles of each source's first ``limit`` unique prompts (deterministic)."""
-    if limit is None:
-        return list(battles)
-    seen: dict[str | None, dict[str, None]] = {}
-    kept = []
-    for b in battles:
-        prompts = seen.setdefault(b.source, {})
-        if b.prompt in prompts or len(prompts) < limit:
-            prompts[b.prompt] = None
-            kept.append(b)
-    return kept
 
 
 def sample_items(items: Sequence[Any], k: int | None, seed: int = SEED) -> list[Any]:

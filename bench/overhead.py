@@ -40,13 +40,13 @@ from bench.common import (
     Settings,
     Timer,
     checkpoint_dir,
-    limit_battles,
     log,
     machine_info,
     percentile_ms,
     write_json,
 )
 from routellm_core import datasets
+from routellm_core.records import limit_prompts_per_source
 
 
 # ---- prompts -----------------------------------------------------------------------------------------------
@@ -79,7 +79,7 @@ def prepare_checkpoints(settings: Settings) -> dict[str, dict[str, Any]]:
     from routellm_core.training import training_embedder
 
     ckpts = checkpoint_dir(settings)
-    battles = limit_battles(datasets.training_battles(settings.sources), settings.train_limit)
+    battles = limit_prompts_per_source(datasets.training_battles(settings.sources), settings.train_limit)
     specs: dict[str, dict[str, Any]] = {"random": {"checkpoint": "random"}}
     if settings.quick:
         mf_dir = ckpts / "mf"

@@ -36,7 +36,6 @@ from bench.common import (
     Settings,
     Timer,
     checkpoint_dir,
-    limit_battles,
     log,
     machine_info,
     sample_items,
@@ -54,7 +53,7 @@ from routellm_core.evaluation import (
     oracle_scores,
     plot_cost_quality,
 )
-from routellm_core.records import Battle, golden_to_battles
+from routellm_core.records import Battle, golden_to_battles, limit_prompts_per_source
 from routellm_core.routers.base import STRONG_REFERENCE, WEAK_REFERENCE, WinRateModel
 from routellm_core.routers.random import RandomRouter
 
@@ -222,7 +221,9 @@ def lobo(settings: Settings, emb: Embedders, benches: dict[str, tuple[Benchmark,
     out: dict[str, Any] = {}
     for name, (bench, full_size) in benches.items():
         with Timer() as t_load:
-            battles = limit_battles(datasets.training_battles(settings.sources, exclude=[name]), settings.train_limit)
+            battles = limit_prompts_per_source(
+                datasets.training_battles(settings.sources, exclude=[name]), settings.train_limit
+            )
         entry: dict[str, Any] = {
             "bench": bench_info(bench, full_size),
             "train": {**train_info(battles), "sources": [s for s in settings.sources if s != name], "load_s": t_load.s},
@@ -249,7 +250,9 @@ def kfold(settings: Settings, emb: Embedders, benches: dict[str, tuple[Benchmark
     out: dict[str, Any] = {}
     k = settings.folds
     for name, (bench, full_size) in benches.items():
-        base = limit_battles(datasets.training_battles(settings.sources, exclude=[name]), settings.train_limit)
+        base = limit_prompts_per_source(
+            datasets.training_battles(settings.sources, exclude=[name]), settings.train_limit
+        )
         unique = list(dict.fromkeys(bench.prompts))
         order = np.random.default_rng(SEED).permutation(len(unique))
         fold_of_prompt = {unique[j]: i % k for i, j in enumerate(order)}
@@ -308,7 +311,7 @@ def dcrouter(settings: Settings, emb: Embedders) -> dict[str, Any]:
     bench, full_size = dcrouter_bench(settings)
     test_prompts = {p.strip() for p in dcrouter_bench(Settings())[0].prompts}
     battles = [b for b in datasets.training_battles(settings.sources) if b.prompt.strip() not in test_prompts]
-    battles = limit_battles(battles, settings.train_limit)
+    battles = limit_prompts_per_source(battles, settings.train_limit)
     results = baselines(bench)
     timings = {}
     for rname, factory in learned_routers(emb, settings).items():

@@ -98,3 +98,17 @@ def check_trainable(battles: Sequence[Battle]) -> list[str]:
     if len(models) < 2:
         raise TrainingDataError(f"training data names a single model ({models}); a router needs two or more")
     return models
+
+
+def limit_prompts_per_source(battles: Sequence[Battle], limit: int | None) -> list[Battle]:
+    """Keep the battles of each source's first ``limit`` unique prompts (deterministic; all when ``None``)."""
+    if limit is None:
+        return list(battles)
+    seen: dict[str | None, dict[str, None]] = {}
+    kept = []
+    for b in battles:
+        prompts = seen.setdefault(b.source, {})
+        if b.prompt in prompts or len(prompts) < limit:
+            prompts[b.prompt] = None
+            kept.append(b)
+    return kept

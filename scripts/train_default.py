@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from routellm_core import datasets, evaluation, load_router
-from routellm_core.records import Battle
+from routellm_core.records import limit_prompts_per_source
 from routellm_core.routers.base import STRONG_REFERENCE, WEAK_REFERENCE, WinRateModel
 from routellm_core.training import train_router
 
@@ -33,20 +33,6 @@ LICENSES = {
     "dcrouter": "LLMRouter DC-Router train split (MIT)",
     "mmlu_pro": "MMLU-Pro per-question outputs (Apache-2.0)",
 }
-
-
-def _limit(battles: list[Battle], limit: int | None) -> list[Battle]:
-    """Keep the battles of each source's first ``limit`` unique prompts (deterministic, for quick runs)."""
-    if limit is None:
-        return battles
-    seen: dict[str | None, dict[str, None]] = {}
-    kept = []
-    for b in battles:
-        prompts = seen.setdefault(b.source, {})
-        if b.prompt in prompts or len(prompts) < limit:
-            prompts[b.prompt] = None
-            kept.append(b)
-    return kept
 
 
 def calibration_prompts(sources: Sequence[str], per_source: int = 300, seed: int = 0) -> list[str]:
@@ -70,7 +56,7 @@ def leave_one_out(sources: Sequence[str], limit: int | None) -> list[dict[str, o
     """Train without each benchmark (and its overlaps), evaluate on it, next to random and oracle."""
     rows: list[dict[str, object]] = []
     for bench_name in datasets.BENCHMARKS:
-        battles = _limit(datasets.training_battles(sources, exclude=[bench_name]), limit)
+        battles = limit_prompts_per_source(datasets.training_battles(sources, exclude=[bench_name]), limit)
         router = train_router("mf", battles, **MF_PARAMS)
         bench = datasets.load_benchmark(bench_name)
         result = evaluation.evaluate_router(router, bench, show_progress=True)
@@ -168,10 +154,12 @@ def main() -> None:
             bench = datasets.load_benchmark(row["benchmark"])
             row.setdefault("length", evaluation.evaluate(evaluation.length_scores(bench), bench).as_dict())
         router.save(args.out)
-        (Path(args.out) / "MODEL_CARD.md").write_text(model_card(router, sources, evals, "python scripts/train_default.py"))
+        (Path(args.out) / "MODEL_CARD.md").write_text(
+            model_card(router, sources, evals, "python scripts/train_default.py")
+        )
         return
     start = time.time()
-    battles = _limit(datasets.training_battles(sources), args.limit_prompts)
+    battles = limit_prompts_per_source(datasets.training_battles(sources), args.limit_prompts)
     calib = calibration_prompts(sources)
     router = train_router(
         "mf", battles, calibration_prompts=calib, strong_model=STRONG_REFERENCE, weak_model=WEAK_REFERENCE, **MF_PARAMS
