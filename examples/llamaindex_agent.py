@@ -9,18 +9,14 @@ routed on the latest user message, so all steps of one request get the same mode
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 from llama_index.core import Settings
 from llama_index.core.agent.workflow import FunctionAgent, ToolCallResult
-from llama_index.core.bridge.pydantic import Field
 from llama_index.core.instrumentation import get_dispatcher
-from llama_index.core.instrumentation.event_handlers import BaseEventHandler
-from llama_index.core.instrumentation.events import BaseEvent
 from llama_index.core.tools import FunctionTool
-from llamaindex_demo_llms import DemoAgentLLM
+from llamaindex_demo_llms import DecisionLog, DemoAgentLLM
 
-from llamaindex_routellm import RouteLLM, RouteLLMEmbedding, RoutingDecisionEvent
+from llamaindex_routellm import RouteLLM, RouteLLMEmbedding
 from routellm_core import load_router
 from routellm_core.calibration import calibrate_threshold
 
@@ -45,20 +41,6 @@ SAMPLE_TRAFFIC = [
 def multiply(a: int, b: int) -> int:
     """Multiply two integers and return the product."""
     return a * b
-
-
-class DecisionLog(BaseEventHandler):
-    """Collects the router's decisions from LlamaIndex instrumentation."""
-
-    decisions: list[RoutingDecisionEvent] = Field(default_factory=list)
-
-    @classmethod
-    def class_name(cls) -> str:
-        return "DecisionLog"
-
-    def handle(self, event: BaseEvent, **kwargs: Any) -> None:
-        if isinstance(event, RoutingDecisionEvent):
-            self.decisions.append(event)
 
 
 async def main() -> None:

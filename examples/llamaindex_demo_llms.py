@@ -18,11 +18,14 @@ from llama_index.core.base.llms.types import (
     MessageRole,
     ToolCallBlock,
 )
+from llama_index.core.bridge.pydantic import Field
+from llama_index.core.instrumentation.event_handlers import BaseEventHandler
+from llama_index.core.instrumentation.events import BaseEvent
 from llama_index.core.llms import MockLLM
 from llama_index.core.llms.callbacks import llm_completion_callback
 from llama_index.core.llms.mock import MockFunctionCallingLLM
 
-from llamaindex_routellm import rag_query
+from llamaindex_routellm import RoutingDecisionEvent, rag_query
 
 
 class DemoLLM(MockLLM):
@@ -101,3 +104,17 @@ class DemoAgentLLM(MockFunctionCallingLLM):
             tool_kwargs={"a": numbers[0], "b": numbers[1]},
         )
         return ChatMessage(role=MessageRole.ASSISTANT, blocks=[call])
+
+
+class DecisionLog(BaseEventHandler):
+    """Collects the router's decisions from LlamaIndex instrumentation."""
+
+    decisions: list[RoutingDecisionEvent] = Field(default_factory=list)
+
+    @classmethod
+    def class_name(cls) -> str:
+        return "DecisionLog"
+
+    def handle(self, event: BaseEvent, **kwargs: Any) -> None:
+        if isinstance(event, RoutingDecisionEvent):
+            self.decisions.append(event)

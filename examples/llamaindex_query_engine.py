@@ -8,16 +8,11 @@ Runs offline: documents are embedded with the shipped all-MiniLM-L6-v2 (``RouteL
 
 from __future__ import annotations
 
-from typing import Any
-
 from llama_index.core import Document, Settings, VectorStoreIndex
-from llama_index.core.bridge.pydantic import Field
 from llama_index.core.instrumentation import get_dispatcher
-from llama_index.core.instrumentation.event_handlers import BaseEventHandler
-from llama_index.core.instrumentation.events import BaseEvent
-from llamaindex_demo_llms import DemoLLM
+from llamaindex_demo_llms import DecisionLog, DemoLLM
 
-from llamaindex_routellm import RouteLLM, RouteLLMEmbedding, RoutingDecisionEvent
+from llamaindex_routellm import RouteLLM, RouteLLMEmbedding
 from routellm_core import load_router
 from routellm_core.calibration import calibrate_threshold
 
@@ -54,20 +49,6 @@ SAMPLE_TRAFFIC = [
     "List three famous towers in Europe.",
     "Prove that a haiku-generating grammar is context-free or show why it is not.",
 ]
-
-
-class DecisionLog(BaseEventHandler):
-    """Collects the router's decisions from LlamaIndex instrumentation."""
-
-    decisions: list[RoutingDecisionEvent] = Field(default_factory=list)
-
-    @classmethod
-    def class_name(cls) -> str:
-        return "DecisionLog"
-
-    def handle(self, event: BaseEvent, **kwargs: Any) -> None:
-        if isinstance(event, RoutingDecisionEvent):
-            self.decisions.append(event)
 
 
 def main() -> None:
