@@ -74,7 +74,7 @@ def checkpoint_dir(settings: Settings) -> Path:
     """Where trained benchmark checkpoints live (outside the repo unless this is a quick run)."""
     if settings.quick:
         return settings.results_dir / "checkpoints"
-    from routellm_core.training import cache_dir
+    from routellm_core.paths import cache_dir
 
     return cache_dir() / "bench-checkpoints"
 

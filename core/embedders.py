@@ -7,8 +7,10 @@ transformers, openai) happen on first use, never at import time.
 
 from __future__ import annotations
 
+import json
 import os
 import threading
+import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -117,20 +119,29 @@ def minilm_path() -> Path:
 class TransformerEmbedder(Embedder):
     """Mean-pooled sentence embeddings from a local Hugging Face encoder (all-MiniLM-L6-v2 by default).
 
-    Runs the encoder with transformers directly (no sentence-transformers overhead on the hot path), sorts a
-    batch by length so padding stays small, and truncates deterministically to ``max_tokens`` tokens.
+    Two backends give the same vectors (cosine > 0.9999, checked when the ONNX file is made): ONNX Runtime on the
+    CPU (the model exported once and cached, see :mod:`routellm_core.onnx_encoder`; no torch import after that,
+    and about 1.5x faster per prompt) and torch (transformers directly, no sentence-transformers overhead). A
+    batch is sorted by length so padding stays small, and texts are cut to ``max_tokens`` tokens.
 
     Args:
         path: Local model folder; the packaged all-MiniLM-L6-v2 when ``None``.
         name: Embedding-space name stored in checkpoints; the MiniLM name for the default path.
         max_tokens: Token limit; longer texts are cut, keeping the start.
-        batch_size: Texts per forward pass.
-        device: Torch device; ``"cuda"`` when available and ``None`` is given, else CPU.
+        batch_size: Most texts per forward pass.
+        batch_tokens: About the most padded tokens per forward pass (short texts batch wider than long ones).
+        device: Torch device; with the torch backend, ``"cuda"`` when available and ``None`` is given, else CPU.
+        backend: ``"onnx"``, ``"torch"``, or ``"auto"``: ONNX Runtime when it is installed and ``device`` is
+            ``None`` or ``"cpu"``, else torch. With ``"auto"``, a failed export warns and falls back to torch.
+        threads: CPU threads for the ONNX backend (its default, the physical cores, when ``None``).
     """
 
     #: Characters kept before tokenising; far above ``max_tokens`` tokens, so it never changes the result
     #: except for megabyte prompts, which it keeps from stalling the tokenizer.
     CHARS_PER_TOKEN_CAP = 16
+    #: Rough characters per token, to size batches before tokenising.
+    CHARS_PER_TOKEN = 4
+    BACKENDS = ("auto", "onnx", "torch")
 
     def __init__(
         self,
@@ -139,62 +150,104 @@ class TransformerEmbedder(Embedder):
         name: str | None = None,
         max_tokens: int = 256,
         batch_size: int = 64,
+        batch_tokens: int = 2048,
         device: str | None = None,
+        backend: str = "auto",
+        threads: int | None = None,
     ) -> None:
+        if backend not in self.BACKENDS:
+            raise InvalidInputError(f"unknown embedding backend {backend!r}; choose one of {self.BACKENDS}")
         self.path = Path(path) if path is not None else None
         self.name = name or (MINILM_NAME if path is None else f"hf:{Path(path).name}")
         self.max_tokens = max_tokens
         self.batch_size = batch_size
+        self.batch_tokens = batch_tokens
         self.device = device
+        self.backend = backend
+        self.threads = threads
         self._lock = threading.Lock()
-        self._model: Any = None
-        self._tokenizer: Any = None
+        self._forward: Any = None
+        self._dim = 0
+        self.backend_used: str | None = None
+
+    @property
+    def active_backend(self) -> str:
+        """The backend in use (``"onnx"`` or ``"torch"``), loading the model if needed."""
+        self._load()
+        return str(self.backend_used)
 
     def _load(self) -> None:
         with self._lock:
-            if self._model is not None:
+            if self._forward is not None:
                 return
-            import torch
-            from transformers import AutoModel, AutoTokenizer
-
             path = self.path or minilm_path()
             if not path.is_dir():
                 raise EmbeddingError(f"embedding model folder not found: {path}")
-            device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
-            tokenizer = AutoTokenizer.from_pretrained(str(path))
-            model = AutoModel.from_pretrained(str(path)).to(device).eval()
-            self._tokenizer, self._device = tokenizer, device
-            self._model = model
+            self._dim = int(json.loads((path / "config.json").read_text())["hidden_size"])
+            from routellm_core.onnx_encoder import onnxruntime_available
+
+            use_onnx = self.backend == "onnx" or (
+                self.backend == "auto" and self.device in (None, "cpu") and onnxruntime_available()
+            )
+            if use_onnx:
+                try:
+                    self._forward, self.backend_used = self._onnx_forward(path), "onnx"
+                except EmbeddingError as exc:
+                    if self.backend == "onnx":
+                        raise
+                    warnings.warn(f"ONNX backend unavailable, using torch: {exc}", RuntimeWarning, stacklevel=3)
+            if self._forward is None:
+                self._forward, self.backend_used = self._torch_forward(path), "torch"
+
+    def _onnx_forward(self, path: Path) -> Any:
+        from routellm_core.onnx_encoder import OnnxEncoder
+
+        return OnnxEncoder(path, max_tokens=self.max_tokens, threads=self.threads)
+
+    def _torch_forward(self, path: Path) -> Any:
+        import torch
+        from transformers import AutoModel, AutoTokenizer
+
+        device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        tokenizer = AutoTokenizer.from_pretrained(str(path))
+        model = AutoModel.from_pretrained(str(path)).to(device).eval()
+
+        def forward(texts: list[str]) -> np.ndarray:
+            enc = tokenizer(texts, padding=True, truncation=True, max_length=self.max_tokens, return_tensors="pt")
+            enc = enc.to(device)
+            with torch.inference_mode():
+                hidden = model(**enc).last_hidden_state
+                mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+                pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+            return pooled.float().cpu().numpy()
+
+        return forward
 
     @property
     def dim(self) -> int:
         """Embedding width."""
         self._load()
-        return int(self._model.config.hidden_size)
+        return self._dim
 
     def _embed(self, texts: list[str]) -> np.ndarray:
-        import torch
-
         self._load()
         cap = self.max_tokens * self.CHARS_PER_TOKEN_CAP
         clipped = [t[:cap] for t in texts]
-        order = sorted(range(len(clipped)), key=lambda i: len(clipped[i]))
-        out = np.empty((len(clipped), self._model.config.hidden_size), dtype=np.float32)
-        with torch.inference_mode():
-            for start in range(0, len(order), self.batch_size):
-                idx = order[start : start + self.batch_size]
-                enc = self._tokenizer(
-                    [clipped[i] for i in idx],
-                    padding=True,
-                    truncation=True,
-                    max_length=self.max_tokens,
-                    return_tensors="pt",
-                ).to(self._device)
-                hidden = self._model(**enc).last_hidden_state
-                mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-                pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-                out[idx] = pooled.float().cpu().numpy()
+        out = np.empty((len(clipped), self._dim), dtype=np.float32)
+        for idx in self._batches(clipped):
+            out[idx] = self._forward([clipped[i] for i in idx])
         return out
+
+    def _batches(self, texts: list[str]) -> list[list[int]]:
+        """Indices shortest first, in groups of at most ``batch_size`` texts and about ``batch_tokens`` tokens."""
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        batches: list[list[int]] = [[]]
+        for i in order:
+            padded = (len(batches[-1]) + 1) * min(self.max_tokens, len(texts[i]) // self.CHARS_PER_TOKEN + 2)
+            if batches[-1] and (len(batches[-1]) >= self.batch_size or padded > self.batch_tokens):
+                batches.append([])
+            batches[-1].append(i)
+        return batches
 
 
 class OpenAIEmbedder(Embedder):

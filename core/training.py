@@ -2,24 +2,16 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from routellm_core.calibration import DEFAULT_FRACTIONS, calibrate_thresholds
 from routellm_core.embedders import MINILM_NAME, Embedder, TransformerEmbedder, embedder_from_name
 from routellm_core.embedding_cache import CachedEmbedder
+from routellm_core.paths import cache_dir
 from routellm_core.records import Battle
 from routellm_core.registry import load_router
 from routellm_core.routers.base import WinRateModel
-
-CACHE_DIR_ENV = "ROUTELLM_CACHE_DIR"
-
-
-def cache_dir() -> Path:
-    """Folder for caches (embeddings, converted models): ``$ROUTELLM_CACHE_DIR`` or ``~/.cache/routellm``."""
-    return Path(os.environ.get(CACHE_DIR_ENV) or Path.home() / ".cache" / "routellm")
 
 
 def training_embedder(name: str = MINILM_NAME) -> Embedder:

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 from pydantic import Field
 
 from routellm_core.errors import CheckpointError
+from routellm_core.paths import cache_dir
 from routellm_core.records import Battle, GoldenLabel
 from routellm_core.routers._torch_utils import NUM_CLASSES, PARAM_TYPES, TorchRouter, local_base, pad_batch
 
@@ -50,13 +51,6 @@ _QUERY_MARK = "\u2063ROUTELLM_QUERY\u2063"
 #: Rows of the input embeddings summed into the base-weights checksum.
 _CHECKSUM_ROWS = 4096
 DTYPES = ("auto", "float32", "bfloat16", "float16")
-
-
-def cache_dir() -> Path:
-    """The routellm cache folder: ``$ROUTELLM_CACHE_DIR``, else ``~/.cache/routellm``."""
-    from routellm_core.training import cache_dir as shared_cache_dir
-
-    return shared_cache_dir().expanduser()
 
 
 def default_gguf_path() -> Path:

@@ -1,0 +1,134 @@
+"""The ONNX Runtime backend of the MiniLM embedder: same vectors as torch, exported once, cache verified."""
+
+from __future__ import annotations
+
+import shutil
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from routellm_core import datasets, onnx_encoder
+from routellm_core.embedders import TransformerEmbedder, minilm_path
+from routellm_core.errors import EmbeddingError, InvalidInputError
+from routellm_core.onnx_encoder import META_FILE, ONNX_FILE, OnnxEncoder, export_dir
+
+
+@pytest.fixture(scope="module")
+def onnx_embedder() -> TransformerEmbedder:
+    embedder = TransformerEmbedder(backend="onnx")
+    embedder.embed(["load"])
+    return embedder
+
+
+@pytest.fixture(scope="module")
+def torch_embedder() -> TransformerEmbedder:
+    return TransformerEmbedder(backend="torch")
+
+
+@pytest.fixture(scope="module")
+def real_prompts() -> list[str]:
+    prompts = list(datasets.load_benchmark("mt_bench").prompts)[:40]
+    return prompts + list(datasets.load_benchmark("gsm8k").prompts)[:40]
+
+
+def test_default_embedder_runs_on_onnx(embedder) -> None:
+    assert embedder.inner.active_backend == "onnx"
+
+
+def test_onnx_matches_torch_on_real_prompts(onnx_embedder, torch_embedder, real_prompts) -> None:
+    a, b = onnx_embedder.embed(real_prompts), torch_embedder.embed(real_prompts)
+    assert a.shape == b.shape == (len(real_prompts), 384)
+    assert (a * b).sum(1).min() > 0.9999
+
+
+def test_onnx_single_prompt_equals_its_row_in_a_padded_batch(onnx_embedder, real_prompts) -> None:
+    batch = onnx_embedder.embed(real_prompts)
+    singles = np.vstack([onnx_embedder.embed([p]) for p in real_prompts[:10]])
+    np.testing.assert_allclose(singles, batch[:10], atol=1e-5)
+
+
+def test_long_prompt_is_truncated_like_torch(onnx_embedder, torch_embedder) -> None:
+    long = " ".join(f"word{i}" for i in range(3000))
+    assert float((onnx_embedder.embed([long]) @ torch_embedder.embed([long]).T)[0, 0]) > 0.9999
+    assert float((onnx_embedder.embed([long]) @ onnx_embedder.embed([long + " tail"]).T)[0, 0]) == pytest.approx(1.0)
+
+
+def test_batches_respect_count_and_token_budget() -> None:
+    embedder = TransformerEmbedder(batch_size=4, batch_tokens=100)
+    texts = ["x" * n for n in (400, 8, 8, 8, 8, 8, 40, 4)]
+    batches = embedder._batches(texts)
+    assert sorted(i for b in batches for i in b) == list(range(len(texts)))
+    assert all(len(b) <= 4 for b in batches)
+    assert batches[-1] == [0]  # the longest text rides alone: two of it would pass 100 tokens
+    assert [len(texts[i]) for b in batches for i in b] == sorted(len(t) for t in texts)
+
+
+def test_unknown_backend_is_rejected() -> None:
+    with pytest.raises(InvalidInputError, match="backend"):
+        TransformerEmbedder(backend="tensorrt")
+
+
+def _copy_export(onnx_embedder: TransformerEmbedder, cache: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Point the cache at ``cache`` and copy the existing export there (saves a re-export per test)."""
+    source = export_dir(minilm_path())
+    monkeypatch.setenv("ROUTELLM_CACHE_DIR", str(cache))
+    target = export_dir(minilm_path())
+    shutil.copytree(source, target)
+    return target
+
+
+def test_cached_export_is_reused(onnx_embedder, tmp_path, monkeypatch) -> None:
+    _copy_export(onnx_embedder, tmp_path, monkeypatch)
+    monkeypatch.setattr(onnx_encoder, "_export", lambda *a: pytest.fail("re-exported a valid cached file"))
+    OnnxEncoder(minilm_path(), max_tokens=256)
+
+
+def test_corrupt_cached_export_is_replaced_not_run(onnx_embedder, torch_embedder, tmp_path, monkeypatch) -> None:
+    target = _copy_export(onnx_embedder, tmp_path, monkeypatch)
+    data = (target / ONNX_FILE).read_bytes()
+    (target / ONNX_FILE).write_bytes(data[: len(data) // 2])  # truncated, as after a crash mid-write
+    encoder = OnnxEncoder(minilm_path(), max_tokens=256)
+    assert (target / ONNX_FILE).stat().st_size == len(data)
+    text = ["Is the re-exported model right?"]
+    got = encoder(text)
+    assert float(((got / np.linalg.norm(got)) @ torch_embedder.embed(text).T)[0, 0]) > 0.9999
+
+
+def test_unreadable_meta_forces_reexport(onnx_embedder, tmp_path, monkeypatch) -> None:
+    good = export_dir(minilm_path())
+    target = _copy_export(onnx_embedder, tmp_path, monkeypatch)
+    (target / META_FILE).write_text("{not json")
+    calls: list[Path] = []
+
+    def export_again(model_dir: Path, out: Path, max_tokens: int) -> None:
+        calls.append(out)
+        shutil.copytree(good, out, dirs_exist_ok=True)
+
+    monkeypatch.setattr(onnx_encoder, "_export", export_again)
+    OnnxEncoder(minilm_path(), max_tokens=256)
+    assert calls == [target], "an unverifiable export must be redone before it is run"
+
+
+def test_explicit_onnx_backend_raises_when_export_fails(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("ROUTELLM_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(onnx_encoder, "_export", _failing_export)
+    with pytest.raises(EmbeddingError, match="disagrees"):
+        TransformerEmbedder(backend="onnx").embed(["hello"])
+
+
+def test_auto_backend_warns_and_falls_back_to_torch(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("ROUTELLM_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(onnx_encoder, "_export", _failing_export)
+    embedder = TransformerEmbedder(backend="auto")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        vectors = embedder.embed(["hello"])
+    assert embedder.active_backend == "torch"
+    assert vectors.shape == (1, 384)
+    assert any("ONNX backend unavailable" in str(w.message) for w in caught)
+
+
+def _failing_export(*args: object) -> None:
+    raise EmbeddingError("the ONNX export disagrees with torch (simulated)")
