@@ -93,33 +93,42 @@ class SWRankingRouter(WinRateModel):
         sims = queries.astype(np.float32) @ self.embeddings_.T  # (Q, P)
         top = np.maximum(sims.max(axis=1, keepdims=True), 1e-6)
         weights = np.power(np.float32(self.gamma), 1.0 + sims / top)  # (Q, P)
-        win_w = (weights @ self.wins_).astype(np.float64)  # (Q, K)
-        loss_w = (weights @ self.losses_).astype(np.float64)
+        sparse_wins, sparse_losses, incidence, outer = self._scoring_tables()
+        win_w = np.asarray(sparse_wins.T @ weights.T, dtype=np.float64).T  # (Q, K)
+        loss_w = np.asarray(sparse_losses.T @ weights.T, dtype=np.float64).T
         total = win_w + loss_w
-        a, b = self.pair_models_[:, 0], self.pair_models_[:, 1]
         n_models = len(self.models_)
         ratings = np.zeros((len(queries), n_models))
         eye = np.eye(n_models)
         for _ in range(self.newton_steps):
-            diff = ratings[:, a] - ratings[:, b]  # (Q, K)
-            p = 1.0 / (1.0 + np.exp(-diff))
-            resid = win_w - total * p  # d loglik / d diff
-            curv = total * p * (1.0 - p)
-            grad = np.zeros_like(ratings)
-            hess = np.zeros((len(queries), n_models, n_models))
-            for k in range(len(a)):  # model pairs are few; queries and battles are vectorised
-                ak, bk = a[k], b[k]
-                grad[:, ak] += resid[:, k]
-                grad[:, bk] -= resid[:, k]
-                hess[:, ak, ak] += curv[:, k]
-                hess[:, bk, bk] += curv[:, k]
-                hess[:, ak, bk] -= curv[:, k]
-                hess[:, bk, ak] -= curv[:, k]
-            grad -= self.l2 * ratings
-            hess += self.l2 * eye
+            p = 1.0 / (1.0 + np.exp(-(ratings @ incidence.T)))  # (Q, K): P(a beats b) per model pair
+            grad = (win_w - total * p) @ incidence - self.l2 * ratings  # d loglik / d ratings
+            hess = ((total * p * (1.0 - p)) @ outer).reshape(-1, n_models, n_models) + self.l2 * eye
             ratings += np.linalg.solve(hess, grad[..., None])[..., 0]
         s, w = self.models_.index(self.strong_model), self.models_.index(self.weak_model)
         return 1.0 / (1.0 + np.exp(-(ratings[:, s] - ratings[:, w])))
+
+    def _scoring_tables(self) -> tuple[Any, Any, np.ndarray, np.ndarray]:
+        """Sparse win/loss tables and the pair incidence matrices, built once from the fitted state.
+
+        ``incidence`` is (K, M) with +1 at model a and -1 at model b of each pair, so rating differences are
+        ``ratings @ incidence.T``; ``outer`` is (K, M*M), each pair's ``d d^T`` flattened, so the Newton
+        Hessian is one matrix product instead of a Python loop over pairs.
+        """
+        cached = getattr(self, "_tables", None)
+        if cached is not None and cached[0] is self.wins_:
+            return cached[1]
+        from scipy import sparse
+
+        n_models = len(self.models_)
+        incidence = np.zeros((len(self.pair_models_), n_models))
+        rows = np.arange(len(self.pair_models_))
+        incidence[rows, self.pair_models_[:, 0]] += 1.0
+        incidence[rows, self.pair_models_[:, 1]] -= 1.0
+        outer = (incidence[:, :, None] * incidence[:, None, :]).reshape(len(incidence), -1)
+        tables = (sparse.csr_matrix(self.wins_), sparse.csr_matrix(self.losses_), incidence, outer)
+        self._tables = (self.wins_, tables)
+        return tables
 
     def _state(self) -> dict[str, np.ndarray]:
         return {
