@@ -341,12 +341,15 @@ def embedder_from_name(name: str) -> Embedder:
         CheckpointError: The name is not one this project can rebuild on its own (pass the embedder instead).
     """
     from routellm_core.embedding_cache import CachedEmbedder
+    from routellm_core.static_embedder import STATIC_NAME, StaticEmbedder
 
     with _DEFAULT_LOCK:
         if name in _DEFAULT:
             return _DEFAULT[name]
         if name == MINILM_NAME:
             embedder: Embedder = CachedEmbedder(TransformerEmbedder())
+        elif name == STATIC_NAME:
+            embedder = CachedEmbedder(StaticEmbedder())
         elif name.startswith(OPENAI_PREFIX):
             embedder = CachedEmbedder(OpenAIEmbedder(name[len(OPENAI_PREFIX) :]))
         else:
