@@ -46,18 +46,13 @@ def main(spec_path: str) -> dict[str, Any]:
     # ---- cold start: import + load + first call --------------------------------------------------------------
     from routellm_core.registry import load_router
 
-    if spec.get("threads"):
-        import torch
-
-        torch.set_num_threads(int(spec["threads"]))
-
     t_import = time.perf_counter() - _T0
     embedder = None
-    if spec.get("embedder") == "static":
-        sys.path.insert(0, spec["repo"])
-        from bench.fast_embedder import StaticEmbedder
+    if spec.get("backend"):  # the MiniLM embedder on a chosen backend, wrapped like the default one
+        from routellm_core.embedders import TransformerEmbedder
+        from routellm_core.embedding_cache import CachedEmbedder
 
-        embedder = StaticEmbedder()
+        embedder = CachedEmbedder(TransformerEmbedder(backend=spec["backend"]))
     router = load_router(spec["checkpoint"], embedder=embedder)
     if spec.get("device") and hasattr(router, "device"):
         router.device = spec["device"]
@@ -83,6 +78,7 @@ def main(spec_path: str) -> dict[str, Any]:
         "router": spec["name"],
         "checkpoint": str(spec["checkpoint"]),
         "embedder": getattr(router.embedder, "name", None) if router.uses_embedder else None,
+        "embedding_backend": getattr(getattr(router.embedder, "inner", None), "backend_used", None),
         "cold_import_s": t_import,
         "cold_load_s": t_load,
         "cold_first_call_s": t_first,

@@ -72,7 +72,11 @@ def prompt_stats(prompts: Sequence[str]) -> dict[str, float]:
 
 # ---- checkpoints -------------------------------------------------------------------------------------------
 def prepare_checkpoints(settings: Settings) -> dict[str, dict[str, Any]]:
-    """Router name -> worker spec fields. mf uses the shipped default; others are trained on all sources."""
+    """Router name -> worker spec fields.
+
+    mf is the shipped default (MiniLM on ONNX Runtime) and, as its baseline, the same router with MiniLM on
+    torch; mf[static] is the shipped ``fast`` router; sw_ranking is trained on the run's training slice.
+    """
     from bench.quality import MF_PARAMS
     from routellm_core.routers.mf import MatrixFactorizationRouter
     from routellm_core.routers.sw_ranking import SWRankingRouter
@@ -88,7 +92,7 @@ def prepare_checkpoints(settings: Settings) -> dict[str, dict[str, Any]]:
         specs["mf"] = {"checkpoint": str(mf_dir)}
     else:
         specs["mf"] = {"checkpoint": "default"}
-        specs["mf (1 torch thread)"] = {"checkpoint": "default", "threads": 1}
+        specs["mf (torch backend)"] = {"checkpoint": "default", "backend": "torch"}
     sw_dir = ckpts / "sw_ranking"
     if settings.wants("sw_ranking"):
         if not (sw_dir / "config.json").is_file():
@@ -96,16 +100,7 @@ def prepare_checkpoints(settings: Settings) -> dict[str, dict[str, Any]]:
             SWRankingRouter(embedder=training_embedder()).fit(battles).save(sw_dir)
         specs["sw_ranking"] = {"checkpoint": str(sw_dir)}
     if settings.static and settings.wants("mf[static]"):
-        from bench.fast_embedder import StaticEmbedder, static_model_available
-
-        if static_model_available() or not settings.quick:
-            st_dir = ckpts / "mf_static"
-            if not (st_dir / "config.json").is_file():
-                log("training mf[static] for the overhead benchmark")
-                MatrixFactorizationRouter(
-                    **MF_PARAMS, epochs=1 if settings.quick else settings.mf_epochs, embedder=StaticEmbedder()
-                ).fit(battles).save(st_dir)
-            specs["mf[static]"] = {"checkpoint": str(st_dir), "embedder": "static"}
+        specs["mf[static]"] = {"checkpoint": "fast"}
     for neural in ("bert", "causal_llm"):
         if (ckpts / neural / "config.json").is_file():
             specs[neural] = {"checkpoint": str(ckpts / neural)}
@@ -280,17 +275,12 @@ def concurrent_load(
     out: dict[str, Any] = {}
     variants: list[tuple[str, str, dict[str, Any]]] = [("mf (MiniLM)", "mf", specs["mf"])]
     if "mf[static]" in specs:
-        variants.append(("mf[static] (model2vec)", "mf[static]", specs["mf[static]"]))
+        variants.append(("mf[static] (the fast router)", "mf[static]", specs["mf[static]"]))
     variants.append(("random", "random", specs["random"]))
     pool = prompts["extra"][800 if not settings.quick else 20 :]  # after the integration benchmark's prompts
     offset = 0
     for label, _name, spec in variants:
-        embedder = None
-        if spec.get("embedder") == "static":
-            from bench.fast_embedder import StaticEmbedder
-
-            embedder = StaticEmbedder()
-        router = load_router(spec["checkpoint"], embedder=embedder)
+        router = load_router(spec["checkpoint"])
         router.predict_win_rate(["warm up the embedding model"])
         child = _lc_child()
         res: dict[str, Any] = {}

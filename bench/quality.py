@@ -32,6 +32,8 @@ from typing import Any
 import numpy as np
 
 from bench.common import (
+    DEFAULT_EVAL_LIMIT,
+    DEFAULT_TRAIN_LIMIT,
     SEED,
     Settings,
     Timer,
@@ -81,23 +83,16 @@ PRETTY = {"mt_bench": "MT Bench", "mmlu": "MMLU", "gsm8k": "GSM8K", "dcrouter": 
 
 # ---- routers -----------------------------------------------------------------------------------------------
 class Embedders:
-    """The embedders in play, built once: the disk-cached MiniLM and (optionally) the static model2vec one."""
+    """The embedders in play, built once: the disk-cached MiniLM and (optionally) the shipped static one."""
 
     def __init__(self, settings: Settings) -> None:
+        from routellm_core.embedding_cache import CachedEmbedder
+        from routellm_core.static_embedder import StaticEmbedder
         from routellm_core.training import training_embedder
 
         self.minilm: Embedder = training_embedder()
-        self.static: Embedder | None = None
-        if settings.static:
-            from bench.fast_embedder import StaticEmbedder, static_model_available
-
-            if static_model_available() or not settings.quick:
-                from routellm_core.embedding_cache import CachedEmbedder
-
-                # in-memory cache: each prompt is embedded once across all the fits of a run
-                self.static = CachedEmbedder(StaticEmbedder(), max_entries=200_000)
-            else:
-                log("static embedder not distilled yet; skipping mf[static] in this quick run")
+        # in-memory cache: each prompt is embedded once across all the fits of a run
+        self.static = CachedEmbedder(StaticEmbedder(), max_entries=200_000) if settings.static else None
         self._memo: dict[tuple[str, str], np.ndarray] = {}
 
     def embed(self, embedder: Embedder, texts: Sequence[str]) -> np.ndarray:
@@ -631,9 +626,10 @@ def run(settings: Settings, *, neural_only: bool = False) -> dict[str, Any]:
         with Timer() as t:
             dc_out = dcrouter(settings, emb)
         timings["dcrouter_s"] = t.s
-    plots = plot_all(lobo_out, settings.plots_dir)
+    plots_dir = settings.plots_dir / "all_data" if settings.all_data else settings.plots_dir
+    plots = plot_all(lobo_out, plots_dir)
     if dc_out:
-        plots.update(plot_all({"dcrouter": dc_out}, settings.plots_dir))
+        plots.update(plot_all({"dcrouter": dc_out}, plots_dir))
     result = {
         "settings": settings.as_dict(),
         "machine": machine_info(),
@@ -655,14 +651,19 @@ def run(settings: Settings, *, neural_only: bool = False) -> dict[str, Any]:
             settings.results_dir / "neural.json",
             {"settings": settings.as_dict(), "machine": machine_info(), "neural": neural_out, "seconds": t.s},
         )
-    write_json(settings.results_dir / "quality.json", strip_private(result))
+    write_json(settings.results_dir / settings.quality_file, strip_private(result))
     return result
 
 
 def add_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true", help="tiny slice for smoke tests (numbers meaningless)")
-    parser.add_argument("--limit", type=int, help="prompts per benchmark (seeded subsample)")
-    parser.add_argument("--train-limit", type=int, help="unique training prompts per source")
+    parser.add_argument(
+        "--limit", type=int, default=DEFAULT_EVAL_LIMIT, help="prompts per benchmark (seeded subsample)"
+    )
+    parser.add_argument(
+        "--train-limit", type=int, default=DEFAULT_TRAIN_LIMIT, help="unique training prompts per source"
+    )
+    parser.add_argument("--all-data", action="store_true", help="whole benchmarks and sources (no limits; long)")
     parser.add_argument("--neural", action="store_true", help="also bert and causal_llm (slow on CPU)")
     parser.add_argument("--neural-train", type=int, default=600, help="training battles for the neural routers")
     parser.add_argument("--neural-eval", type=int, default=300, help="prompts per benchmark for the neural routers")
@@ -670,7 +671,7 @@ def add_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--neural-train-causal", type=int, default=200, help="training battles for causal_llm")
     parser.add_argument("--causal-benchmarks", help="benchmarks for causal_llm (default: all; it is slow on CPU)")
     parser.add_argument("--causal-max-length", type=int, default=128, help="routing-text tokens for causal_llm")
-    parser.add_argument("--no-static", action="store_true", help="skip the model2vec static-embedder mf")
+    parser.add_argument("--no-static", action="store_true", help="skip mf on the static embedder")
     parser.add_argument("--routers", help="comma-separated routers to run (default: all); baselines always run")
     parser.add_argument("--benchmarks", help="comma-separated benchmarks (default: mmlu,gsm8k,mt_bench)")
     parser.add_argument("--sources", help="comma-separated training sources (default: all five)")
@@ -680,8 +681,8 @@ def add_args(parser: argparse.ArgumentParser) -> None:
 
 def settings_from(args: argparse.Namespace) -> Settings:
     s = Settings(
-        eval_limit=args.limit,
-        train_limit=args.train_limit,
+        eval_limit=None if args.all_data else args.limit,
+        train_limit=None if args.all_data else args.train_limit,
         neural=args.neural,
         neural_train=args.neural_train,
         neural_eval=args.neural_eval,
@@ -701,8 +702,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
     elif args.quick:
         s.sources = ("mmlu", "gsm8k", "mt_bench", "dcrouter")  # MMLU-Pro is the slow one to load
     if args.quick:
-        s.eval_limit = s.eval_limit or 20
-        s.train_limit = s.train_limit or 20
+        s.eval_limit = min(s.eval_limit or 20, 20)
+        s.train_limit = min(s.train_limit or 20, 20)
         s.mf_epochs = 1
         s.folds = 2
         s.neural_train = min(s.neural_train, 16)

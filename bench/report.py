@@ -101,8 +101,8 @@ def quality_sections(q: dict[str, Any], out: Path) -> list[str]:
         "Each benchmark is excluded from training entirely: its own source is skipped and its contaminated and "
         "overlapping prompts are removed from every other source (`training_battles(sources, exclude=[bench])`; "
         "e.g. the ~6.8k MMLU questions inside MMLU-Pro go). Learned routers are trained on the remaining shared "
-        "sources (MMLU, GSM8K, MT Bench, DC-Router train, MMLU-Pro). `mf[static]` is mf on the model2vec static "
-        "embedder (see *Faster embedder*). *random* is the registry's random router averaged over seeds 0–9; "
+        "sources (MMLU, GSM8K, MT Bench, DC-Router train, MMLU-Pro). `mf[static]` is mf on the shipped static "
+        "embedder, the `fast` router's recipe (see *Faster embedder*). *random* is the registry's random router averaged over seeds 0–9; "
         "*oracle* knows each prompt's outcome; *length* sends longer prompts to strong.",
         "",
     ]
@@ -359,12 +359,18 @@ def targets_section(o: dict[str, Any], q: dict[str, Any] | None) -> list[str]:
     r = o["routers"]
     lines = ["### Targets", "", "| router | target | measured | met? |", "|---|---|---|---|"]
     checks = [
-        ("mf", "single p50 < 10 ms (issue), < 15 ms (core)", "single_p50_ms", lambda v: v < 10),
-        ("mf", "> 1,000 prompts/s batched (issue), > 300 (core)", "batch_prompts_per_s", lambda v: v > 1000),
+        ("mf", "single p50 < 15 ms (core issue)", "single_p50_ms", lambda v: v < 15),
+        ("mf", "single p50 < 10 ms (bench issue)", "single_p50_ms", lambda v: v < 10),
+        ("mf", "> 300 prompts/s batched (core issue)", "batch_prompts_per_s", lambda v: v > 300),
+        ("mf", "> 1,000 prompts/s batched (bench issue)", "batch_prompts_per_s", lambda v: v > 1000),
         ("mf[static]", "single p50 < 10 ms", "single_p50_ms", lambda v: v < 10),
         ("mf[static]", "> 1,000 prompts/s batched", "batch_prompts_per_s", lambda v: v > 1000),
-        ("sw_ranking", "single p50 < 15 ms (core)", "single_p50_ms", lambda v: v < 15),
-        ("sw_ranking", "> 300 prompts/s batched (core)", "batch_prompts_per_s", lambda v: v > 300),
+        (
+            "sw_ranking",
+            "single p50 < 100 ms (core issue: one query over 20k battles)",
+            "noembed_single_p50_ms",
+            lambda v: v < 100,
+        ),
     ]
     for name, target, key, ok in checks:
         if name not in r or "error" in r[name]:
@@ -379,11 +385,14 @@ def fast_embedder_section(q: dict[str, Any] | None, o: dict[str, Any] | None) ->
     if not q:
         return []
     lines = [
-        "## Faster embedder: model2vec static distillation of MiniLM",
+        "## Faster embedder: the shipped `fast` router",
         "",
-        "`bench/fast_embedder.py` distills the local all-MiniLM-L6-v2 into a static embedding with `model2vec` "
-        "(offline, ~4 min on 2 busy cores, 15 MB, 256-d PCA): a prompt's vector is the mean of its token vectors, with "
-        "no transformer pass. mf is retrained on it (same hyperparameters). Quality (protocol a) and speed side by side:",
+        "MiniLM is compute-bound on 2 cores (a 100-token prompt is ~2 GFLOP through its 6 layers), so batched "
+        'throughput stays near 20–40 prompts/s whatever the runtime. `load_router("fast")` is mf on a static '
+        "embedding distilled from the same MiniLM with model2vec (15 MB of 256-d token vectors shipped in the "
+        "package; a prompt's vector is the mean of its token vectors, no transformer pass). `mf[static]` rows are "
+        "that recipe retrained per protocol; the overhead rows are the shipped `fast` checkpoint. Quality "
+        "(protocol a) and speed side by side:",
         "",
         "| benchmark | mf (MiniLM) APGR / CPT50 | mf[static] APGR / CPT50 | Δ APGR |",
         "|---|---|---|---|",
@@ -410,19 +419,32 @@ def fast_embedder_section(q: dict[str, Any] | None, o: dict[str, Any] | None) ->
     return lines
 
 
-def summary_section(q: dict[str, Any] | None, n: dict[str, Any] | None, o: dict[str, Any] | None) -> list[str]:
+def _suffixed(lines: list[str], suffix: str) -> list[str]:
+    """``lines`` with ``suffix`` added to every section heading."""
+    return [f"{line}{suffix}" if line.startswith("## ") else line for line in lines]
+
+
+def lobo_summary_lines(q: dict[str, Any], label: str = "") -> list[str]:
+    lines = []
+    for name, entry in q["lobo"].items():
+        res = {r["name"]: r for r in entry["results"]}
+        learned = [r for r in entry["results"] if r["name"] not in BASELINES]
+        parts = ", ".join(f"{r['name']} {num(r['apgr'])}" for r in learned)
+        length, rnd = res.get("length"), res.get("random")
+        sl = " (slice)" if entry["bench"].get("sliced") else ""
+        lines.append(
+            f"- {label}{PRETTY.get(name, name)}{sl}, benchmark left out of training — APGR: {parts}; "
+            f"length heuristic {num(length['apgr']) if length else 'n/a'}, random {num(rnd['apgr']) if rnd else 'n/a'}."
+        )
+    return lines
+
+
+def summary_section(q: dict[str, Any] | None, qa: dict[str, Any] | None, o: dict[str, Any] | None) -> list[str]:
     lines = ["## Summary", ""]
+    if qa:
+        lines += lobo_summary_lines(qa, "All data: ")
     if q:
-        for name, entry in q["lobo"].items():
-            res = {r["name"]: r for r in entry["results"]}
-            learned = [r for r in entry["results"] if r["name"] not in BASELINES]
-            parts = ", ".join(f"{r['name']} {num(r['apgr'])}" for r in learned)
-            length, rnd = res.get("length"), res.get("random")
-            sl = " (slice)" if entry["bench"].get("sliced") else ""
-            lines.append(
-                f"- {PRETTY.get(name, name)}{sl}, benchmark left out of training — APGR: {parts}; "
-                f"length heuristic {num(length['apgr']) if length else 'n/a'}, random {num(rnd['apgr']) if rnd else 'n/a'}."
-            )
+        lines += lobo_summary_lines(q, "Default set: ")
         if q.get("kfold"):
             parts = []
             for name, entry in q["kfold"].items():
@@ -437,7 +459,7 @@ def summary_section(q: dict[str, Any] | None, n: dict[str, Any] | None, o: dict[
             )
     if o:
         r = o["routers"]
-        for name in ("mf", "mf (1 torch thread)", "sw_ranking", "mf[static]"):
+        for name in ("mf", "mf (torch backend)", "sw_ranking", "mf[static]"):
             v = r.get(name)
             if v and "error" not in v:
                 lines.append(
@@ -468,6 +490,7 @@ def write_report(
     notes: Sequence[str] = (),
 ) -> Path:
     q = read_json(results_dir / "quality.json")
+    qa = read_json(results_dir / "quality_all_data.json")
     n = read_json(results_dir / "neural.json")
     o = read_json(results_dir / "overhead.json")
     machine = (q or o or n or {}).get("machine")
@@ -482,10 +505,12 @@ def write_report(
     ]
     if runtime_s is not None:
         lines.append(f"- Runtime of this command: {runtime_s / 60:.1f} min")
-    for part, data in (("quality", q), ("neural", n), ("overhead", o)):
+    for part, data in (("quality", q), ("quality, all data", qa), ("neural", n), ("overhead", o)):
         if data and data.get("settings", {}).get("extra", {}).get("command"):
+            extra = data["settings"]["extra"]
             took = f" ({data['seconds'] / 60:.1f} min)" if data.get("seconds") else ""
-            lines.append(f"- `{part}` results from: `{data['settings']['extra']['command']}`{took}")
+            note = f"; {extra['note']}" if extra.get("note") else ""
+            lines.append(f"- `{part}` results from: `{extra['command']}`{took}{note}")
     lines += [f"- {x}" for x in notes]
     lines += [
         "- Metrics (RouteLLM's): PGR = (q − q_weak)/(q_strong − q_weak); APGR = area under PGR vs strong-call "
@@ -494,19 +519,32 @@ def write_report(
         "with care.",
         "",
     ]
-    if q and (q["settings"].get("eval_limit") or q["settings"].get("train_limit")):
+    if q:
         st = q["settings"]
-        lines += [
-            f"> **Slice run**: benchmarks subsampled to {st.get('eval_limit')} prompts, training to the first "
-            f"{st.get('train_limit')} prompts per source; mf {st.get('mf_epochs')} epoch(s). Numbers are not comparable to full runs.",
-            "",
-        ]
-    lines += summary_section(q, n, o)
+        if st.get("quick"):
+            lines += ["> **Quick run**: tiny slices, 1 epoch; the numbers are meaningless.", ""]
+        elif st.get("eval_limit") or st.get("train_limit"):
+            lines += [
+                f"> **Default set**: benchmarks capped at {st.get('eval_limit')} seeded prompts (only MMLU is larger), "
+                f"training at the first {st.get('train_limit')} prompts of each source, so that a cold run (every "
+                "prompt embedded with MiniLM) fits 30 minutes on 2 cores."
+                + (
+                    " The same protocols on all the data (`--all-data`) follow the default set's sections."
+                    if qa
+                    else ""
+                ),
+                "",
+            ]
+    lines += summary_section(q, qa, o)
     if q:
         lines += quality_sections(q, out) + claims_section(q) + commercial_section(q)
     lines += neural_section(n)
     lines += overhead_sections(o, q)
     lines += fast_embedder_section(q, o)
+    if qa:
+        suffix = " — all data (`--all-data`)"
+        lines += _suffixed(quality_sections(qa, out) + claims_section(qa), suffix)
+        lines += _suffixed(fast_embedder_section(qa, None), suffix)
     out.write_text("\n".join(lines).rstrip() + "\n")
     return out
 

