@@ -222,6 +222,14 @@ class TestConstruction:
         calibrated = ChatRouteLLM(**children(), strong_fraction=0.3)
         assert calibrated.policy.threshold == pytest.approx(router.threshold_for(0.3))
 
+    def test_shipped_fast_router_by_name(self) -> None:
+        llm = ChatRouteLLM(**children(), router="fast", strong_fraction=0.5)
+        fast = llm.policy.router
+        assert fast.get_embedder().name.startswith("model2vec:")
+        assert llm.policy.threshold == pytest.approx(fast.threshold_for(0.5))
+        meta = llm.invoke(PROMPTS[1]).response_metadata["routellm"]
+        assert meta["win_rate"] == pytest.approx(float(fast.predict_win_rate([PROMPTS[1]])[0]))
+
     def test_unknown_router_keeps_its_error_type(self) -> None:
         with pytest.raises(UnknownRouterError, match="no-such-router"):
             ChatRouteLLM(**children(), router="no-such-router")
