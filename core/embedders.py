@@ -150,7 +150,7 @@ class TransformerEmbedder(Embedder):
         name: str | None = None,
         max_tokens: int = 256,
         batch_size: int = 64,
-        batch_tokens: int = 2048,
+        batch_tokens: int = 1024,
         device: str | None = None,
         backend: str = "auto",
         threads: int | None = None,
