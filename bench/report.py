@@ -275,10 +275,11 @@ def overhead_sections(o: dict[str, Any] | None, q: dict[str, Any] | None) -> lis
     lines = [
         "## Router overhead (CPU)",
         "",
-        f"Machine: {machine_line(m)} (machine line recorded at the end of the run). The 2 cores were shared "
-        "with other jobs during the run, so absolute timings are pessimistic and noisy. "
+        f"Machine: {machine_line(m)} (machine line recorded at the end of the run; the load average counts the "
+        "benchmark itself). Timings vary by a few milliseconds between runs with what else the cores do. "
         + (
-            "No GPU on this machine, so GPU figures are absent; the worker uses CUDA automatically where present. "
+            "No GPU on this machine, so GPU figures are absent (MiniLM runs on CUDA through its torch backend, "
+            '`device="cuda"`). '
             if not m.get("gpu")
             else ""
         )
