@@ -111,7 +111,6 @@ def run_worker(name: str, spec: dict[str, Any], prompts_file: Path, n_single: in
     """Run one router's measurements in a fresh subprocess."""
     full = {"name": name, "prompts_file": str(prompts_file), "n_single": n_single, "n_batch": n_batch}
     full.update(spec)
-    full["repo"] = str(REPO)
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as fh:
         json.dump(full, fh)
     spawn = time.time()

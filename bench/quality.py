@@ -86,13 +86,12 @@ class Embedders:
     """The embedders in play, built once: the disk-cached MiniLM and (optionally) the shipped static one."""
 
     def __init__(self, settings: Settings) -> None:
-        from routellm_core.embedding_cache import CachedEmbedder
-        from routellm_core.static_embedder import StaticEmbedder
+        from routellm_core.static_embedder import STATIC_NAME
         from routellm_core.training import training_embedder
 
+        # cached: each prompt is embedded once across all the fits of a run (MiniLM's cache is also on disk)
         self.minilm: Embedder = training_embedder()
-        # in-memory cache: each prompt is embedded once across all the fits of a run
-        self.static = CachedEmbedder(StaticEmbedder(), max_entries=200_000) if settings.static else None
+        self.static = training_embedder(STATIC_NAME) if settings.static else None
         self._memo: dict[tuple[str, str], np.ndarray] = {}
 
     def embed(self, embedder: Embedder, texts: Sequence[str]) -> np.ndarray:

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from routellm_core.embedders import l2_normalise
 from routellm_core.errors import EmbeddingError
 from routellm_core.paths import cache_dir
 
@@ -151,9 +152,7 @@ def _export(model_dir: Path, out: Path, max_tokens: int) -> None:
 
 
 def _row_cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    a = a / np.linalg.norm(a, axis=1, keepdims=True)
-    b = b / np.linalg.norm(b, axis=1, keepdims=True)
-    return (a * b).sum(1)
+    return (l2_normalise(a) * l2_normalise(b)).sum(1)
 
 
 def _session(path: Path, threads: int | None) -> Any:

@@ -23,16 +23,18 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from routellm_core import datasets, evaluation, load_router
-from routellm_core.embedders import Embedder
+from routellm_core.embedders import MINILM_NAME, Embedder
 from routellm_core.records import limit_prompts_per_source
 from routellm_core.routers.base import STRONG_REFERENCE, WEAK_REFERENCE, WinRateModel
-from routellm_core.training import train_router
+from routellm_core.static_embedder import STATIC_NAME
+from routellm_core.training import train_router, training_embedder
 
 #: The mf hyperparameters of the shipped router.
 MF_PARAMS = {"dim": 128, "epochs": 40, "lr": 3e-3, "weight_decay": 1e-5, "noise": 0.1, "seed": 0}
 
-#: ``--embedder`` choices -> where the router is shipped.
+#: ``--embedder`` choices -> where the router is shipped, and the embedding space it is trained in.
 OUT_DIRS = {"minilm": "core/pretrained/default", "static": "core/pretrained/fast"}
+EMBEDDER_NAMES = {"minilm": MINILM_NAME, "static": STATIC_NAME}
 #: The default router's card figures, which the ``fast`` card is compared with.
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "core" / "pretrained" / "default" / "config.json"
 
@@ -60,19 +62,6 @@ def calibration_prompts(sources: Sequence[str], per_source: int = 300, seed: int
         prompts = sorted({label.prompt for label in loaders[name]()})
         out += rng.sample(prompts, min(per_source, len(prompts)))
     return out
-
-
-def make_embedder(kind: str) -> Embedder | None:
-    """The embedder for ``--embedder``: ``None`` (MiniLM, disk-cached by ``train_router``) or the static one.
-
-    The static embedder sits behind an in-memory cache shared by the final and the leave-one-out trainings.
-    """
-    if kind == "minilm":
-        return None
-    from routellm_core.embedding_cache import CachedEmbedder
-    from routellm_core.static_embedder import StaticEmbedder
-
-    return CachedEmbedder(StaticEmbedder(), max_entries=100_000)
 
 
 def leave_one_out(
@@ -237,7 +226,8 @@ def main() -> None:
     args = parser.parse_args()
     args.out = args.out or OUT_DIRS[args.embedder]
     sources = args.sources.split(",")
-    embedder = make_embedder(args.embedder)
+    # cached: the final and the leave-one-out trainings embed each prompt once
+    embedder = training_embedder(EMBEDDER_NAMES[args.embedder])
     command = "python scripts/train_default.py" + (" --embedder static" if args.embedder == "static" else "")
     if args.out != OUT_DIRS[args.embedder]:
         command += f" --out {args.out}"
