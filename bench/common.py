@@ -44,8 +44,10 @@ class Settings:
         plots_dir: Where PNG curves go.
         quick: A smoke-test run (tiny slices; numbers meaningless).
         routers: Routers to run (``None``: all); baselines always run.
-        benchmarks: Benchmarks of the quality protocols.
-        sources: Training sources.
+        benchmarks: Benchmarks of the quality protocols (any of ``routellm_core.data.BENCHMARKS``: the default
+            three, plus ZeroEval's ``crux`` and ``math_l5``).
+        sources: Training sources (any of ``routellm_core.data.TRAINING_SOURCES``: the default five, plus
+            ``arena``, ``crux`` and ``math_l5``).
     """
 
     eval_limit: int | None = DEFAULT_EVAL_LIMIT

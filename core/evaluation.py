@@ -17,20 +17,26 @@ strong (APGR 0.5).
 - ``CPT(x)``: the smallest strong-call fraction ``k/n`` whose PGR reaches ``x``; lower is better.
 - ``AUC``: ROC AUC of the scores for prompts where strong beats weak against prompts where weak beats strong
   (prompts where they tie are left out); equal scores count one half.
+
+Human-vote battles (Chatbot Arena) score no model per prompt, so they give no cost-quality curve;
+:func:`evaluate_battles` instead measures how well the win rate predicts the vote between a strong-tier and a
+weak-tier model (pairwise accuracy at a threshold, and ROC AUC); the rule is in its docstring.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from routellm_core.datasets import Benchmark
+from routellm_core._optional import requires_extra
+from routellm_core.data import ARENA_STRONG_MODELS, ARENA_WEAK_MODELS, Benchmark
 from routellm_core.errors import InvalidInputError, TrainingDataError
+from routellm_core.records import Battle
 
 if TYPE_CHECKING:
     from routellm_core.routers.base import WinRateModel
@@ -167,15 +173,8 @@ def cpt(scores: Sequence[float] | np.ndarray, bench: Benchmark, target: float = 
     return cpt_from_curve(*cost_quality_curve(scores, bench), bench, target)
 
 
-def auc(scores: Sequence[float] | np.ndarray, bench: Benchmark) -> float:
-    """ROC AUC of the scores: strong-better prompts (positives) vs weak-better prompts; ties left out.
-
-    Returns:
-        The AUC (equal scores count one half), or NaN when either class is empty.
-    """
-    values = _check_scores(scores, bench)
-    diff = bench.strong - bench.weak
-    pos, neg = values[diff > 0], values[diff < 0]
+def _roc_auc(pos: np.ndarray, neg: np.ndarray) -> float:
+    """Mann-Whitney ROC AUC of positive vs negative scores (equal scores count one half); NaN if a class is empty."""
     if not pos.size or not neg.size:
         return float("nan")
     both = np.concatenate([pos, neg])
@@ -187,6 +186,17 @@ def auc(scores: Sequence[float] | np.ndarray, bench: Benchmark) -> float:
     ranks[order] = np.repeat(avg_rank, np.diff(bounds))
     u = ranks[: pos.size].sum() - pos.size * (pos.size + 1) / 2.0
     return float(u / (pos.size * neg.size))
+
+
+def auc(scores: Sequence[float] | np.ndarray, bench: Benchmark) -> float:
+    """ROC AUC of the scores: strong-better prompts (positives) vs weak-better prompts; ties left out.
+
+    Returns:
+        The AUC (equal scores count one half), or NaN when either class is empty.
+    """
+    values = _check_scores(scores, bench)
+    diff = bench.strong - bench.weak
+    return _roc_auc(values[diff > 0], values[diff < 0])
 
 
 # ---- baselines ------------------------------------------------------------------------------------------
@@ -282,6 +292,171 @@ def evaluate_router(
     return evaluate(scores, bench, name=name if name is not None else router.name)
 
 
+# ---- human-vote battles ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class BattleEvalResult:
+    """How well a router's win rates predict human votes between a strong-tier and a weak-tier model.
+
+    Attributes:
+        name: Router or baseline name.
+        n_battles: Battles counted (strong tier vs weak tier; ties included only with ``ties="weak"``).
+        n_strong_wins: Counted battles the strong-tier model won: the positives.
+        n_weak_wins: Counted battles the weak-tier model won.
+        n_ties: Ties (``tie`` or ``tie (bothbad)``) between the two tiers: negatives with ``ties="weak"``, not
+            counted with ``ties="drop"``.
+        accuracy: Share of counted battles where ``win rate >= threshold`` agrees with "the strong-tier model won".
+        auc: ROC AUC of the win rates, positives vs negatives (equal scores count one half); NaN if a class is empty.
+        threshold: The threshold behind ``accuracy``.
+        majority_accuracy: Accuracy of always answering the larger class: the floor ``accuracy`` has to beat.
+    """
+
+    name: str
+    n_battles: int
+    n_strong_wins: int
+    n_weak_wins: int
+    n_ties: int
+    accuracy: float
+    auc: float
+    threshold: float
+    majority_accuracy: float
+
+    def as_dict(self) -> dict[str, Any]:
+        """The result as a plain dict."""
+        return dict(self.__dict__)
+
+
+def _tier_battles(
+    battles: Sequence[Battle], strong_models: Collection[str], weak_models: Collection[str]
+) -> tuple[list[int], np.ndarray]:
+    """Indices of the battles between the tiers, and each one's outcome: +1 strong tier won, -1 weak won, 0 tie."""
+    strong, weak = set(strong_models), set(weak_models)
+    if not strong or not weak:
+        raise InvalidInputError("strong_models and weak_models must each name at least one model")
+    if strong & weak:
+        raise InvalidInputError(f"models in both tiers: {sorted(strong & weak)}")
+    index: list[int] = []
+    outcome: list[int] = []
+    for i, b in enumerate(battles):
+        if b.model_a in strong and b.model_b in weak:
+            strong_side = "model_a"
+        elif b.model_b in strong and b.model_a in weak:
+            strong_side = "model_b"
+        else:
+            continue
+        index.append(i)
+        outcome.append(0 if b.winner == "tie" else 1 if b.winner == strong_side else -1)
+    if not index:
+        raise TrainingDataError(
+            f"no battle pits one of {sorted(strong)} against one of {sorted(weak)}; nothing to evaluate"
+        )
+    return index, np.array(outcome, dtype=np.int64)
+
+
+def evaluate_battles(
+    scores: Sequence[float] | np.ndarray,
+    battles: Sequence[Battle],
+    *,
+    strong_models: Collection[str] = ARENA_STRONG_MODELS,
+    weak_models: Collection[str] = ARENA_WEAK_MODELS,
+    ties: Literal["weak", "drop"] = "weak",
+    threshold: float = 0.5,
+    name: str = "router",
+) -> BattleEvalResult:
+    """Pairwise accuracy and ROC AUC of win rates against human votes (Chatbot Arena battles).
+
+    The rule: a battle counts when one model is in ``strong_models`` and the other in ``weak_models`` (either
+    order); all other battles are ignored. By default the tiers are the Arena data's GPT-4 class (gpt-4, claude-1,
+    claude-2) and its open models of 14B parameters or fewer (:data:`~routellm_core.data.ARENA_STRONG_MODELS`,
+    :data:`~routellm_core.data.ARENA_WEAK_MODELS`), mirroring RouteLLM's top-tier vs lower-tier pairs; the middle
+    (gpt-3.5-turbo, claude-instant-1, palm-2, 30-70B open models) is in neither. The battle's prompt is positive
+    when the strong-tier model won the vote. It is negative when the weak-tier model won and, with
+    ``ties="weak"`` (the default), when the vote was a tie (``tie`` or ``tie (bothbad)``): the weak model's answer
+    was judged no worse, so a strong call would have bought nothing. ``ties="drop"`` leaves ties out instead.
+
+    ``accuracy`` predicts "strong won" when ``score >= threshold`` (how the routers route); compare it with
+    ``majority_accuracy``. ``auc`` needs no threshold. On the shared Arena file the default rule keeps 131
+    battles: 101 strong-tier wins, 6 weak-tier wins, 24 ties.
+
+    Args:
+        scores: One win rate per battle (``P(strong beats weak)`` on the battle's prompt), aligned with ``battles``.
+        battles: The battles, e.g. :func:`~routellm_core.data.arena_battles`.
+        strong_models: Models of the strong tier.
+        weak_models: Models of the weak tier (none may also be in ``strong_models``).
+        ties: ``"weak"``: a tie counts as "strong not needed"; ``"drop"``: ties are left out.
+        threshold: Threshold for ``accuracy``, in [0, 1].
+        name: Result name.
+
+    Raises:
+        InvalidInputError: Scores not aligned with the battles or not finite, a bad ``ties``, or overlapping tiers.
+        InvalidThresholdError: ``threshold`` is not a number in [0, 1].
+        TrainingDataError: No battle pits the two tiers against each other (or only ties, with ``ties="drop"``).
+    """
+    from routellm_core.routers.base import check_threshold
+
+    thr = check_threshold(threshold)
+    if ties not in ("weak", "drop"):
+        raise InvalidInputError(f"ties must be 'weak' or 'drop', got {ties!r}")
+    values = np.asarray(scores, dtype=np.float64).reshape(-1)
+    if values.shape[0] != len(battles):
+        raise InvalidInputError(f"{values.shape[0]} scores for {len(battles)} battles")
+    if not np.isfinite(values).all():
+        raise InvalidInputError("scores must be finite numbers")
+    index, outcome = _tier_battles(battles, strong_models, weak_models)
+    picked = values[index]
+    n_ties = int((outcome == 0).sum())
+    if ties == "drop":
+        picked, outcome = picked[outcome != 0], outcome[outcome != 0]
+        if not outcome.size:
+            raise TrainingDataError("every battle between the two tiers is a tie; nothing to evaluate with ties='drop'")
+    positive = outcome == 1
+    n_pos = int(positive.sum())
+    return BattleEvalResult(
+        name=name,
+        n_battles=int(outcome.size),
+        n_strong_wins=n_pos,
+        n_weak_wins=int((outcome == -1).sum()),
+        n_ties=n_ties,
+        accuracy=float(np.mean((picked >= thr) == positive)),
+        auc=_roc_auc(picked[positive], picked[~positive]),
+        threshold=thr,
+        majority_accuracy=max(n_pos, outcome.size - n_pos) / outcome.size,
+    )
+
+
+def evaluate_router_on_battles(
+    router: WinRateModel,
+    battles: Sequence[Battle],
+    *,
+    strong_models: Collection[str] = ARENA_STRONG_MODELS,
+    weak_models: Collection[str] = ARENA_WEAK_MODELS,
+    ties: Literal["weak", "drop"] = "weak",
+    threshold: float = 0.5,
+    batch_size: int = 256,
+    name: str | None = None,
+) -> BattleEvalResult:
+    """Score the prompts of the tier-vs-tier battles with ``router.predict_win_rate`` and :func:`evaluate_battles`.
+
+    Each distinct prompt is scored once, in batches of ``batch_size``; the other arguments are
+    :func:`evaluate_battles`'s.
+    """
+    if batch_size < 1:
+        raise InvalidInputError(f"batch_size must be at least 1, got {batch_size}")
+    index, _ = _tier_battles(battles, strong_models, weak_models)
+    picked = [battles[i] for i in index]
+    prompts = list(dict.fromkeys(b.prompt for b in picked))
+    parts = [router.predict_win_rate(prompts[i : i + batch_size]) for i in range(0, len(prompts), batch_size)]
+    by_prompt = dict(zip(prompts, np.concatenate(parts).tolist()))
+    return evaluate_battles(
+        [by_prompt[b.prompt] for b in picked],
+        picked,
+        strong_models=strong_models,
+        weak_models=weak_models,
+        ties=ties,
+        threshold=threshold,
+        name=name if name is not None else router.name,
+    )
+
+
 def format_results(results: Sequence[EvalResult]) -> str:
     """A Markdown table of results: APGR, CPT(50%), CPT(80%), AUC."""
     lines = ["| router | benchmark | APGR | CPT(50%) | CPT(80%) | AUC |", "|---|---|---|---|---|---|"]
@@ -309,8 +484,9 @@ def plot_cost_quality(
     Returns:
         The path written.
     """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+    with requires_extra("plots", "plot_cost_quality"):
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
 
     fig = Figure(figsize=(9, 5.5))
     FigureCanvasAgg(fig)
@@ -333,6 +509,7 @@ def plot_cost_quality(
 
 
 __all__ = [
+    "BattleEvalResult",
     "Curve",
     "EvalResult",
     "apgr",
@@ -342,8 +519,10 @@ __all__ = [
     "cpt",
     "cpt_from_curve",
     "evaluate",
+    "evaluate_battles",
     "evaluate_curve",
     "evaluate_router",
+    "evaluate_router_on_battles",
     "format_results",
     "length_scores",
     "oracle_scores",

@@ -1,10 +1,16 @@
-"""A LlamaIndex embedding model backed by a routellm_core embedder (the shipped offline MiniLM by default)."""
+"""Embeddings both ways between LlamaIndex and ``routellm_core``.
+
+- :class:`RouteLLMEmbedding`: a LlamaIndex embedding model backed by a routellm_core embedder (the shipped offline
+  MiniLM by default), so an index and the router share one model.
+- :class:`LlamaIndexEmbedder`: a routellm_core embedder over any LlamaIndex embedding model, to route on it.
+"""
 
 from __future__ import annotations
 
 import asyncio
 from typing import Any
 
+import numpy as np
 from llama_index.core.base.embeddings.base import BaseEmbedding, Embedding
 from llama_index.core.bridge.pydantic import PrivateAttr
 from llama_index.core.callbacks import CallbackManager
@@ -84,3 +90,33 @@ class RouteLLMEmbedding(BaseEmbedding):
     async def _aget_text_embeddings(self, texts: list[str]) -> list[Embedding]:
         """Embed a batch of texts off the event loop."""
         return await asyncio.to_thread(self._embed, list(texts))
+
+
+class LlamaIndexEmbedder(Embedder):
+    """A :class:`routellm_core.embedders.Embedder` over any LlamaIndex ``BaseEmbedding`` (``get_text_embedding_batch``).
+
+    Vectors are L2-normalised float32 like every core embedder's. ``name`` identifies the embedding space in
+    checkpoints (default ``llamaindex:<class>[:<model>]``); a router trained with it loads only with an embedder
+    of the same name.
+
+    Args:
+        embed_model: The LlamaIndex embedding model, e.g. ``OpenAIEmbedding(model="text-embedding-3-small")``.
+        name: Embedding-space name recorded in checkpoints.
+
+    Example:
+        >>> from routellm_core import load_router
+        >>> router = load_router("mf", embedder=LlamaIndexEmbedder(my_embed_model)).fit(battles)
+
+    Raises:
+        TypeError: ``embed_model`` has no ``get_text_embedding_batch`` method.
+    """
+
+    def __init__(self, embed_model: BaseEmbedding, *, name: str | None = None) -> None:
+        if not hasattr(embed_model, "get_text_embedding_batch"):
+            raise TypeError(f"{type(embed_model).__name__} is not a LlamaIndex embedding model")
+        self.embed_model = embed_model
+        model = getattr(embed_model, "model_name", None)
+        self.name = name or f"llamaindex:{type(embed_model).__name__}" + (f":{model}" if model else "")
+
+    def _embed(self, texts: list[str]) -> np.ndarray:
+        return np.asarray(self.embed_model.get_text_embedding_batch(texts), dtype=np.float32)

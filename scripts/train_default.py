@@ -22,7 +22,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from routellm_core import datasets, evaluation, load_router
+from routellm_core import data, evaluation, load_router
 from routellm_core.embedders import MINILM_NAME, Embedder
 from routellm_core.records import limit_prompts_per_source
 from routellm_core.routers.base import STRONG_REFERENCE, WEAK_REFERENCE, WinRateModel
@@ -51,11 +51,11 @@ def calibration_prompts(sources: Sequence[str], per_source: int = 300, seed: int
     """A seeded sample of prompts from each source: the traffic mix the shipped thresholds are calibrated on."""
     rng = random.Random(seed)
     loaders = {
-        "mmlu": datasets.golden_labels_mmlu,
-        "gsm8k": datasets.golden_labels_gsm8k,
-        "mt_bench": datasets.golden_labels_mt_bench,
-        "dcrouter": lambda: datasets.golden_labels_dcrouter("test"),
-        "mmlu_pro": datasets.golden_labels_mmlu_pro,
+        "mmlu": data.golden_labels_mmlu,
+        "gsm8k": data.golden_labels_gsm8k,
+        "mt_bench": data.golden_labels_mt_bench,
+        "dcrouter": lambda: data.golden_labels_dcrouter("test"),
+        "mmlu_pro": data.golden_labels_mmlu_pro,
     }
     out: list[str] = []
     for name in sources:
@@ -69,10 +69,10 @@ def leave_one_out(
 ) -> list[dict[str, object]]:
     """Train without each benchmark (and its overlaps), evaluate on it, next to random and oracle."""
     rows: list[dict[str, object]] = []
-    for bench_name in datasets.BENCHMARKS:
-        battles = limit_prompts_per_source(datasets.training_battles(sources, exclude=[bench_name]), limit)
+    for bench_name in data.ROUTELLM_BENCHMARKS:
+        battles = limit_prompts_per_source(data.training_battles(sources, exclude=[bench_name]), limit)
         router = train_router("mf", battles, embedder=embedder, **MF_PARAMS)
-        bench = datasets.load_benchmark(bench_name)
+        bench = data.load_benchmark(bench_name)
         result = evaluation.evaluate_router(router, bench, show_progress=True)
         rnd = evaluation.random_router_result(bench)
         length = evaluation.evaluate(evaluation.length_scores(bench), bench, name="length")
@@ -219,7 +219,7 @@ def main() -> None:
         help="minilm: the default router; static: the fast router on the shipped static embedder",
     )
     parser.add_argument("--out", help="output folder (default: core/pretrained/default, or .../fast for static)")
-    parser.add_argument("--sources", default=",".join(datasets.TRAINING_SOURCES))
+    parser.add_argument("--sources", default=",".join(LICENSES))
     parser.add_argument("--limit-prompts", type=int, help="first N unique prompts per source (quick runs only)")
     parser.add_argument("--skip-eval", action="store_true", help="skip the leave-one-benchmark-out evaluation")
     parser.add_argument("--card-only", action="store_true", help="rewrite MODEL_CARD.md of an existing checkpoint")
@@ -235,13 +235,13 @@ def main() -> None:
         router = load_router(args.out, embedder=embedder)
         evals = router.metadata.get("evaluation_leave_one_out", [])
         for row in evals:
-            bench = datasets.load_benchmark(row["benchmark"])
+            bench = data.load_benchmark(row["benchmark"])
             row.setdefault("length", evaluation.evaluate(evaluation.length_scores(bench), bench).as_dict())
         router.save(args.out)
         (Path(args.out) / "MODEL_CARD.md").write_text(model_card(router, sources, evals, command, args.embedder))
         return
     start = time.time()
-    battles = limit_prompts_per_source(datasets.training_battles(sources), args.limit_prompts)
+    battles = limit_prompts_per_source(data.training_battles(sources), args.limit_prompts)
     calib = calibration_prompts(sources)
     router = train_router(
         "mf",

@@ -1,7 +1,8 @@
-"""Tests for the benchmark loaders, shared training sources and users' own data files."""
+"""Tests for the benchmark loaders, shared training sources and users' own data files (``routellm_core.data``)."""
 
 from __future__ import annotations
 
+import csv
 import json
 import re
 from collections import Counter
@@ -10,34 +11,25 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from routellm_core import datasets as ds
+from routellm_core import data as ds
 from routellm_core.errors import TrainingDataError
 from routellm_core.records import Battle, GoldenLabel, golden_to_battles
 
-try:
-    ds.data_dir()
-except ds.DataNotFoundError as exc:  # pragma: no cover - depends on the checkout
-    pytest.skip(f"shared benchmark data not available: {exc}", allow_module_level=True)
+# Every test here reads the shared data (skipped, naming the folder looked in, when it is missing); the data
+# folder's own checks and users' files need none and live in test_user_files.py.
+pytestmark = pytest.mark.usefixtures("shared_data_dir")
 
 
 def _norm_words(text: str) -> str:
     return " ".join(re.findall(r"\w+", text.lower()))
 
 
-# ---- the data folder -------------------------------------------------------------------------------------
-def test_data_dir_env_var_missing_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(ds.DATA_DIR_ENV, str(tmp_path / "nowhere"))
-    with pytest.raises(ds.DataNotFoundError, match=ds.DATA_DIR_ENV) as info:
-        ds.data_dir()
-    assert isinstance(info.value, FileNotFoundError)
-    assert isinstance(info.value, TrainingDataError)
-
-
-def test_data_dir_env_var_points_to_empty_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(ds.DATA_DIR_ENV, str(tmp_path))
-    assert ds.data_dir() == tmp_path.resolve()
-    with pytest.raises(ds.DataNotFoundError, match="mmlu"):
-        ds.load_mmlu()
+def _folder(name: str) -> Path:
+    """A folder of the shared data; the test is skipped (naming the folder) when this checkout lacks it."""
+    path = ds.data_dir() / name
+    if not path.is_dir():
+        pytest.skip(f"shared data folder {path} not found")
+    return path
 
 
 # ---- benchmarks ------------------------------------------------------------------------------------------
@@ -152,9 +144,75 @@ def test_golden_labels_mmlu_pro() -> None:
     assert "Mixtral-8x7B-Instruct-v0.1" in raw[0].scores and ds.WEAK not in raw[0].scores
 
 
-def test_format_multiple_choice() -> None:
-    text = ds.format_multiple_choice(" What is 2+2? ", ["3", "4"])
-    assert text == "What is 2+2?\nA. 3\nB. 4\nAnswer:"
+# ---- ZeroEval and Chatbot Arena ----------------------------------------------------------------------------
+def _zeroeval_models(folder: Path) -> dict[tuple[str, str], dict[str, str]]:
+    """``zeroeval/models.csv``: (task, model) -> its row (accuracy, rows, ...)."""
+    with (folder / "models.csv").open(encoding="utf-8", newline="") as fh:
+        return {(row["task"], row["model"]): row for row in csv.DictReader(fh)}
+
+
+@pytest.mark.parametrize(
+    ("name", "task", "n_prompts", "n_models"), [("crux", "crux", 800, 48), ("math_l5", "math-l5", 721, 40)]
+)
+def test_golden_labels_zeroeval_match_models_csv(name: str, task: str, n_prompts: int, n_models: int) -> None:
+    models = _zeroeval_models(_folder("zeroeval"))
+    labels = ds.golden_labels_zeroeval(name, canonical_names=False)
+    assert len(labels) == n_prompts == len({lab.prompt for lab in labels})
+    assert {lab.source for lab in labels} == {name}
+    seen = {m for lab in labels for m in lab.scores}
+    assert len(seen) == n_models and seen == {m for (t, m) in models if t == task}
+    for model in seen:  # every model's accuracy and answered-row count as ZeroEval's own table gives them
+        row = models[(task, model)]
+        scores = [lab.scores[model] for lab in labels if model in lab.scores]
+        assert len(scores) == int(row["rows"]), model  # an empty cell is no answer: left out, not scored 0
+        assert np.mean(scores) == pytest.approx(float(row["accuracy"]), abs=5e-5), model
+        assert set(scores) <= {0.0, 1.0}
+
+
+def test_golden_labels_zeroeval_names() -> None:
+    crux = ds.golden_labels_crux()
+    assert ds.WEAK in crux[0].scores and "Mixtral-8x7B-Instruct-v0.1" not in crux[0].scores  # the reference name
+    assert [lab.prompt for lab in ds.golden_labels_math_l5()] == [
+        lab.prompt for lab in ds.golden_labels_zeroeval("math-l5")
+    ]
+    with pytest.raises(TrainingDataError, match="unknown ZeroEval benchmark"):
+        ds.golden_labels_zeroeval("gsm")
+
+
+@pytest.mark.parametrize("name", ["crux", "math_l5"])
+def test_zeroeval_benchmarks_left_out_like_the_others(name: str) -> None:
+    models = _zeroeval_models(_folder("zeroeval"))
+    task = name.replace("_", "-")
+    bench = ds.load_benchmark(name.replace("_", "-"))
+    strong, weak = ds.ZEROEVAL_PAIRS[name]
+    assert (bench.name, bench.strong_model, bench.weak_model) == (name, strong, weak)
+    raw_weak = "Mixtral-8x7B-Instruct-v0.1" if weak == ds.WEAK else weak
+    # both reference models answered every prompt, so the benchmark is the whole file
+    assert len(bench) == int(models[(task, strong)]["rows"]) == int(models[(task, raw_weak)]["rows"])
+    assert bench.q_strong == pytest.approx(float(models[(task, strong)]["accuracy"]), abs=5e-5)
+    assert bench.q_weak == pytest.approx(float(models[(task, raw_weak)]["accuracy"]), abs=5e-5)
+    assert bench.q_strong > bench.q_weak
+    assert ds.load_benchmark(name) is bench
+    assert ds.contaminated_prompts(name) == frozenset()  # ZeroEval publishes no contamination list
+    assert name in ds.BENCHMARKS and name in ds.TRAINING_SOURCES
+
+
+def test_arena_battles_follow_the_file() -> None:
+    path = _folder("arena-battles") / "battles.jsonl"
+    with path.open(encoding="utf-8") as fh:  # not splitlines(): prompts hold U+2028 and friends
+        raw = [json.loads(line) for line in fh if line.strip()]
+    battles = ds.arena_battles()
+    assert len(battles) == len(raw) == 769
+    assert {b.source for b in battles} == {"arena"}
+    for b, r in zip(battles, raw):
+        assert (b.prompt, b.model_a, b.model_b) == (r["prompt"], r["model_a"], r["model_b"])
+        assert b.winner == ("tie" if r["winner"].startswith("tie") else r["winner"])
+    assert Counter(r["winner"] for r in raw)["tie (bothbad)"] > 0  # the Arena's own tie spelling is read
+    models = {b.model_a for b in battles} | {b.model_b for b in battles}
+    assert len(models) == 29
+    # the evaluation tiers name models of this file (a typo would silently empty a tier)
+    assert ds.ARENA_STRONG_MODELS.issubset(models) and ds.ARENA_WEAK_MODELS.issubset(models)
+    assert not ds.ARENA_STRONG_MODELS & ds.ARENA_WEAK_MODELS
 
 
 # ---- contamination and leave-one-benchmark-out -------------------------------------------------------------
@@ -204,7 +262,7 @@ def test_training_battles_counts_and_sampling() -> None:
         sa, sb = label.scores[b.model_a], label.scores[b.model_b]
         assert b.winner == ("model_a" if sa > sb else "model_b" if sb > sa else "tie")
     with pytest.raises(TrainingDataError, match="unknown"):
-        ds.training_battles(["arena"])
+        ds.training_battles(["hellaswag"])
     with pytest.raises(TrainingDataError, match="max_pairs_per_prompt"):
         ds.training_battles(["mmlu"], max_pairs_per_prompt=0)
 
@@ -227,119 +285,25 @@ def test_training_battles_leave_gsm8k_out_drops_wrapped_copies() -> None:
     assert all(any(g in _norm_words(p) for g in gsm) for p in list(dropped)[:20])
 
 
-# ---- users' own files ------------------------------------------------------------------------------------
-def _write_jsonl(path: Path, rows: list[object]) -> Path:
-    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
-    return path
+def test_training_battles_new_sources() -> None:
+    arena = ds.training_battles(["arena"])
+    assert arena == ds.arena_battles()  # human votes are used as they are
+    for name, n_prompts in (("crux", 800), ("math_l5", 721)):
+        battles = ds.training_battles([name], max_pairs_per_prompt=8)
+        assert len(battles) == n_prompts * 8 and {b.source for b in battles} == {name}
+    mixed = ds.training_battles(["arena", "crux", "math_l5"], exclude=["crux"])
+    assert {b.source for b in mixed} == {"arena", "math_l5"}  # the left-out benchmark's own source is skipped
 
 
-def test_load_battles_jsonl_round_trip(tmp_path: Path) -> None:
-    rows = [
-        {"prompt": "hi", "model_a": "gpt", "model_b": "mix", "winner": "model_a"},
-        {"prompt": "yo", "model_a": "gpt", "model_b": "mix", "winner": "mix", "source": "arena"},
-        {"prompt": "hm", "model_a": "gpt", "model_b": "mix", "winner": "tie (bothbad)"},
-        {"prompt": "ok", "model_a": "gpt", "model_b": "mix", "winner": "tie"},
-    ]
-    battles = ds.load_battles(_write_jsonl(tmp_path / "b.jsonl", rows), source="mine")
-    assert [b.winner for b in battles] == ["model_a", "model_b", "tie", "tie"]
-    assert [b.source for b in battles] == ["mine", "arena", "mine", "mine"]
-    again = ds.load_battles(_write_jsonl(tmp_path / "c.jsonl", [b.model_dump() for b in battles]))
-    assert again == battles
-
-
-def test_load_battles_csv(tmp_path: Path) -> None:
-    path = tmp_path / "b.csv"
-    path.write_text('prompt,model_a,model_b,winner\n"multi\nline prompt",a,b,b\nsecond,a,b,model_b\n', encoding="utf-8")
-    battles = ds.load_battles(path)
-    assert [(b.prompt, b.winner) for b in battles] == [("multi\nline prompt", "model_b"), ("second", "model_b")]
-
-
-@pytest.mark.parametrize(
-    ("row", "message"),
-    [
-        ({"prompt": "p", "model_a": "a", "model_b": "b", "winner": "c"}, "unknown winner 'c'"),
-        ({"prompt": "p", "model_a": "a", "model_b": "a", "winner": "tie"}, "two models"),
-        ({"prompt": " ", "model_a": "a", "model_b": "b", "winner": "tie"}, "prompt"),
-        ({"prompt": "p", "model_b": "b", "winner": "tie"}, "missing model_a"),
-        ({"prompt": "p", "model_a": "a", "model_b": "b"}, "missing winner"),
-        (["not", "an", "object"], "JSON object"),
-    ],
-)
-def test_load_battles_bad_rows_name_file_and_line(tmp_path: Path, row: object, message: str) -> None:
-    good = {"prompt": "p", "model_a": "a", "model_b": "b", "winner": "model_a"}
-    path = _write_jsonl(tmp_path / "bad.jsonl", [good, good, row])
-    with pytest.raises(TrainingDataError, match=re.escape(message)) as info:
-        ds.load_battles(path)
-    assert "bad.jsonl, line 3" in str(info.value)
-
-
-def test_load_battles_file_level_errors(tmp_path: Path) -> None:
-    bad_json = tmp_path / "x.jsonl"
-    bad_json.write_text('{"prompt": "p"\n', encoding="utf-8")
-    with pytest.raises(TrainingDataError, match="line 1: invalid JSON"):
-        ds.load_battles(bad_json)
-    missing_col = tmp_path / "x.csv"
-    missing_col.write_text("prompt,model_a,winner\np,a,model_a\n", encoding="utf-8")
-    with pytest.raises(TrainingDataError, match=r"missing column\(s\) \['model_b'\]"):
-        ds.load_battles(missing_col)
-    csv_bad_winner = tmp_path / "y.csv"
-    csv_bad_winner.write_text('prompt,model_a,model_b,winner\n"two\nlines",a,b,a\np,a,b,c\n', encoding="utf-8")
-    with pytest.raises(TrainingDataError, match=r"y\.csv, line 4: unknown winner"):
-        ds.load_battles(csv_bad_winner)
-    empty = tmp_path / "e.jsonl"
-    empty.write_text("\n", encoding="utf-8")
-    with pytest.raises(TrainingDataError, match="no battles"):
-        ds.load_battles(empty)
-    text_file = tmp_path / "x.txt"
-    text_file.write_text("x", encoding="utf-8")
-    with pytest.raises(TrainingDataError, match="unsupported"):
-        ds.load_battles(text_file)
-    with pytest.raises(FileNotFoundError):
-        ds.load_battles(tmp_path / "absent.jsonl")
-
-
-def test_load_golden_labels_jsonl_and_csv(tmp_path: Path) -> None:
-    rows = [{"prompt": "q1", "scores": {"a": 1, "b": 0.5}}, {"prompt": "q2", "scores": {"a": None, "b": True}}]
-    labels = ds.load_golden_labels(_write_jsonl(tmp_path / "g.jsonl", rows))
-    assert [lab.scores for lab in labels] == [{"a": 1.0, "b": 0.5}, {"b": 1.0}]
-    path = tmp_path / "g.csv"
-    path.write_text("prompt,a,b,source\nq1,1,0.5,x\nq2,,True,\n", encoding="utf-8")
-    labels_csv = ds.load_golden_labels(path, source="mine")
-    assert [lab.scores for lab in labels_csv] == [{"a": 1.0, "b": 0.5}, {"b": 1.0}]
-    assert [lab.source for lab in labels_csv] == ["x", "mine"]
-    round_trip = _write_jsonl(tmp_path / "rt.jsonl", [lab.model_dump() for lab in labels_csv])
-    assert ds.load_golden_labels(round_trip) == labels_csv
-    assert len(golden_to_battles(labels)) == 1  # q2 scores one model only: no pair
-
-
-def test_load_golden_labels_bad_rows(tmp_path: Path) -> None:
-    path = tmp_path / "g.csv"
-    path.write_text("prompt,a,b\nq1,1,0\nq2,high,0\n", encoding="utf-8")
-    with pytest.raises(TrainingDataError, match=r"g.csv, line 3, column 'a': non-numeric score 'high'"):
-        ds.load_golden_labels(path)
-    path.write_text("prompt,a,b\nq1,,\n", encoding="utf-8")
-    with pytest.raises(TrainingDataError, match="line 2: no model scores"):
-        ds.load_golden_labels(path)
-    path.write_text("prompt,a,b\nq1,1\n", encoding="utf-8")
-    with pytest.raises(TrainingDataError, match="line 2: 2 fields"):
-        ds.load_golden_labels(path)
-    path.write_text("prompt,a,b\nq1,nan,1\n", encoding="utf-8")
-    with pytest.raises(TrainingDataError, match="not finite"):
-        ds.load_golden_labels(path)
-    jl = _write_jsonl(tmp_path / "g.jsonl", [{"prompt": "q", "scores": {"a": "1"}}])
-    with pytest.raises(TrainingDataError, match=r"g\.jsonl, line 1, model 'a': non-numeric score"):
-        ds.load_golden_labels(jl)
-    jl = _write_jsonl(tmp_path / "h.jsonl", [{"prompt": "q", "scores": [1, 0]}])
-    with pytest.raises(TrainingDataError, match="'scores' must be an object"):
-        ds.load_golden_labels(jl)
-
-
-def test_load_benchmark_file(tmp_path: Path) -> None:
-    path = tmp_path / "mine.csv"
-    path.write_text("prompt,big,small\nq1,1,0\nq2,1,1\nq3,0,1\nq4,1,0\n", encoding="utf-8")
-    bench = ds.load_benchmark_file(path, strong_model="big", weak_model="small")
-    assert bench.name == "mine" and len(bench) == 4
-    assert (bench.q_strong, bench.q_weak) == (0.75, 0.5)
-    path.write_text("prompt,big,small\nq1,1,0\nq2,1,\n", encoding="utf-8")
-    with pytest.raises(TrainingDataError, match="line 3: no score for 'small'"):
-        ds.load_benchmark_file(path, strong_model="big", weak_model="small")
+def test_training_battles_leave_math_l5_out_drops_copies() -> None:
+    math_texts = [_norm_words(lab.prompt) for lab in ds.golden_labels_math_l5()]
+    math_set = set(math_texts)
+    full = {lab.prompt for lab in ds.golden_labels_mmlu()} | {lab.prompt for lab in ds.golden_labels_dcrouter()}
+    kept = {b.prompt for b in ds.training_battles(["mmlu", "dcrouter", "arena"], exclude=["math_l5"])}
+    dropped = full - kept
+    assert dropped  # MMLU's maths questions and one DC-Router prompt are MATH level-5 problems
+    for p in dropped:
+        assert any(t in _norm_words(p) for t in math_texts if len(t.split()) >= 10) or (
+            _norm_words(p.split("\nA.")[0]) in math_set
+        )
+    assert not any(_norm_words(p.split("\nA.")[0]) in math_set for p in kept)
