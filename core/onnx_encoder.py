@@ -24,8 +24,9 @@ from typing import Any
 
 import numpy as np
 
+from routellm_core._optional import requires_extra
 from routellm_core.embedders import l2_normalise
-from routellm_core.errors import EmbeddingError
+from routellm_core.errors import EmbeddingError, MissingDependencyError
 from routellm_core.paths import cache_dir
 
 #: Bumped when the exported graph changes, so older cached exports are not reused.
@@ -94,8 +95,10 @@ def encode(tokenizer: Any, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
 
 def _export(model_dir: Path, out: Path, max_tokens: int) -> None:
     """Export encoder + mean pooling to ``out/model.onnx`` and keep it only if it matches torch."""
-    import torch
-    from transformers import AutoModel, AutoTokenizer
+    with requires_extra("minilm", "exporting the MiniLM embedder to ONNX"):
+        import onnx  # noqa: F401  (torch.onnx.export needs it)
+        import torch
+        from transformers import AutoModel, AutoTokenizer
 
     class _MeanPooled(torch.nn.Module):
         def __init__(self, encoder: Any) -> None:
@@ -156,7 +159,8 @@ def _row_cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def _session(path: Path, threads: int | None) -> Any:
-    import onnxruntime as ort
+    with requires_extra("minilm", "the ONNX backend of the MiniLM embedder"):
+        import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -213,7 +217,7 @@ class OnnxEncoder:
                 with _export_lock(out):
                     if not _verified(out):  # another process may have exported it while we waited
                         _export(model_dir, out, max_tokens)
-        except EmbeddingError:
+        except (EmbeddingError, MissingDependencyError):
             raise
         except Exception as exc:
             raise EmbeddingError(
@@ -222,6 +226,8 @@ class OnnxEncoder:
         self.path = out / ONNX_FILE
         try:
             self.session = _session(self.path, threads)
+        except MissingDependencyError:
+            raise
         except Exception as exc:
             raise EmbeddingError(f"ONNX Runtime cannot load {self.path}: {type(exc).__name__}: {exc}") from exc
 

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 import numpy as np
 from pydantic import Field
 
+from routellm_core._optional import requires_extra
 from routellm_core.checkpoint import WEIGHTS_FILE, CheckpointConfig, load_tensors
 from routellm_core.errors import CheckpointError, NotFittedError, TrainingDataError
 from routellm_core.records import Battle, GoldenLabel, check_trainable, golden_to_battles
@@ -153,7 +154,8 @@ def resolve_device(device: str | None) -> str:
     """``device`` as given, else ``"cuda"`` when a GPU is present, else ``"cpu"``."""
     if device:
         return device
-    import torch
+    with requires_extra("neural", "the bert and causal_llm routers"):
+        import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"
 
@@ -161,7 +163,8 @@ def resolve_device(device: str | None) -> str:
 @contextlib.contextmanager
 def seeded(seed: int, device: str) -> Iterator[None]:
     """Seed torch's generators inside the block and restore their previous state afterwards."""
-    import torch
+    with requires_extra("neural", "the bert and causal_llm routers"):
+        import torch
 
     devices = [torch.device(device).index or 0] if device.startswith("cuda") else []
     with torch.random.fork_rng(devices=devices):
@@ -171,7 +174,8 @@ def seeded(seed: int, device: str) -> Iterator[None]:
 
 def pad_batch(sequences: Sequence[Sequence[int]], pad_id: int, *, left: bool, device: str) -> dict[str, torch.Tensor]:
     """Pad token id lists into ``input_ids`` / ``attention_mask`` (and ``position_ids`` when left-padded)."""
-    import torch
+    with requires_extra("neural", "the bert and causal_llm routers"):
+        import torch
 
     width = max(len(s) for s in sequences)
     ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
@@ -189,7 +193,8 @@ def pad_batch(sequences: Sequence[Sequence[int]], pad_id: int, *, left: bool, de
 
 def round_to_dtype(params: Sequence[torch.nn.Parameter], dtype: str) -> None:
     """Round parameter values to ``dtype`` in place, so the in-memory model equals its saved form."""
-    import torch
+    with requires_extra("neural", "the bert and causal_llm routers"):
+        import torch
 
     if dtype == "float32":
         return
@@ -223,7 +228,8 @@ def check_fingerprint(found: dict[str, Any], saved: dict[str, Any], base: Path, 
 # ---- training ------------------------------------------------------------------------------------------
 def weighted_ce(logits: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
     """Cross-entropy over the class logits, weighted per class (mean over the batch's weight)."""
-    import torch.nn.functional as F
+    with requires_extra("neural", "the bert and causal_llm routers"):
+        import torch.nn.functional as F
 
     return F.cross_entropy(logits.float(), labels, weight=weights)
 
@@ -261,7 +267,8 @@ def train_classifier(
     Returns:
         A JSON-ready summary (steps, epochs, losses, best epoch).
     """
-    import torch
+    with requires_extra("neural", "the bert and causal_llm routers"):
+        import torch
     from tqdm.auto import tqdm
 
     y_all = torch.as_tensor(labels, dtype=torch.long, device=device)
@@ -447,7 +454,8 @@ class TorchRouter(WinRateModel):
 
     def _load_config(self, base: Path) -> Any:
         """The transformers config of the base model, errors as :class:`CheckpointError`."""
-        from transformers import AutoConfig
+        with requires_extra("neural", "the bert and causal_llm routers"):
+            from transformers import AutoConfig
 
         try:
             return AutoConfig.from_pretrained(str(base))
@@ -535,7 +543,8 @@ class TorchRouter(WinRateModel):
             return self._model_, self._tokenizer_, self._device_  # type: ignore[return-value]
 
     def _materialize(self, arrays: dict[str, np.ndarray]) -> None:
-        import torch
+        with requires_extra("neural", "the bert and causal_llm routers"):
+            import torch
 
         base = self._resolve_base()
         device = resolve_device(self.device)
@@ -555,7 +564,8 @@ class TorchRouter(WinRateModel):
         self._model_, self._tokenizer_, self._device_ = model.to(device).eval(), tokenizer, device
 
     def _predict(self, texts: list[str]) -> np.ndarray:
-        import torch
+        with requires_extra("neural", "the bert and causal_llm routers"):
+            import torch
 
         model, tokenizer, device = self._ensure_model()
         clipped = clip_chars(texts, self.max_length)

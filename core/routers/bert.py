@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from routellm_core._optional import requires_extra
 from routellm_core.errors import CheckpointError
 from routellm_core.records import Battle, GoldenLabel
 from routellm_core.routers._torch_utils import NUM_CLASSES, TorchRouter, local_base, pad_batch
@@ -132,7 +133,8 @@ class BertRouter(TorchRouter):
         return local_base(self.base_model, "bert")
 
     def _load_tokenizer(self, base: Path) -> Any:
-        from transformers import AutoTokenizer
+        with requires_extra("neural", "the bert router"):
+            from transformers import AutoTokenizer
 
         try:
             return AutoTokenizer.from_pretrained(str(base))
@@ -140,9 +142,10 @@ class BertRouter(TorchRouter):
             raise CheckpointError(f"cannot load a tokenizer from the base model at {base}: {exc}") from exc
 
     def _build_model(self, base: Path, mode: str) -> torch.nn.Module:
-        import torch
-        from transformers import AutoModelForSequenceClassification
-        from transformers.utils import logging as hf_logging
+        with requires_extra("neural", "the bert router"):
+            import torch
+            from transformers import AutoModelForSequenceClassification
+            from transformers.utils import logging as hf_logging
 
         config = self._load_config(base)
         config.num_labels = NUM_CLASSES

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
 from pydantic import Field
 
+from routellm_core._optional import requires_extra
 from routellm_core.errors import CheckpointError
 from routellm_core.paths import cache_dir
 from routellm_core.records import Battle, GoldenLabel
@@ -99,7 +100,9 @@ def convert_gguf(path: str | os.PathLike[str], cache: Path | None = None) -> Pat
     with _CONVERT_LOCK:
         if (target / "config.json").is_file():
             return target
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        with requires_extra("neural", "converting a GGUF file"):
+            importlib.import_module("gguf")  # transformers reads GGUF files through it
+            from transformers import AutoModelForCausalLM, AutoTokenizer
 
         root.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=root))
@@ -310,7 +313,8 @@ class CausalLLMRouter(TorchRouter):
         return base
 
     def _torch_dtype(self) -> torch.dtype:
-        import torch
+        with requires_extra("neural", "the causal_llm router"):
+            import torch
 
         if self.dtype != "auto":
             return getattr(torch, self.dtype)  # type: ignore[no-any-return]
@@ -320,7 +324,8 @@ class CausalLLMRouter(TorchRouter):
         return torch.float32
 
     def _load_tokenizer(self, base: Path) -> Any:
-        from transformers import AutoTokenizer
+        with requires_extra("neural", "the causal_llm router"):
+            from transformers import AutoTokenizer
 
         try:
             tokenizer = AutoTokenizer.from_pretrained(str(base))
@@ -358,8 +363,9 @@ class CausalLLMRouter(TorchRouter):
         return list(prefix_ids), list(suffix_ids), labels
 
     def _build_model(self, base: Path, mode: str) -> torch.nn.Module:
-        import torch
-        from transformers import AutoModelForCausalLM
+        with requires_extra("neural", "the causal_llm router"):
+            import torch
+            from transformers import AutoModelForCausalLM
 
         config = self._load_config(base)
         dtype = self._torch_dtype()
@@ -391,10 +397,8 @@ class CausalLLMRouter(TorchRouter):
         return model  # type: ignore[no-any-return]
 
     def _add_lora(self, model: torch.nn.Module) -> torch.nn.Module:
-        try:
+        with requires_extra("neural", "the causal_llm router with use_lora=True"):
             from peft import LoraConfig, get_peft_model
-        except ImportError as exc:
-            raise ImportError("use_lora=True needs `pip install peft`") from exc
         config = LoraConfig(
             r=self.lora_r,
             lora_alpha=self.lora_alpha,
@@ -411,7 +415,8 @@ class CausalLLMRouter(TorchRouter):
             return self.lora_target_modules
         import re
 
-        import torch
+        with requires_extra("neural", "the causal_llm router"):
+            import torch
 
         output = model.get_output_embeddings()
         linear: list[tuple[str, int]] = []
@@ -445,7 +450,8 @@ class CausalLLMRouter(TorchRouter):
     def _weights_fingerprint(self, model: torch.nn.Module) -> dict[str, Any]:
         if not self.use_lora:  # every weight is saved; the base contributes config and tokenizer only
             return {}
-        import torch
+        with requires_extra("neural", "the causal_llm router"):
+            import torch
 
         emb = model.get_input_embeddings().weight[:_CHECKSUM_ROWS].detach().to("cpu", torch.float64)
         return {
@@ -487,7 +493,8 @@ class CausalLLMRouter(TorchRouter):
         return batch
 
     def _class_logits(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        import torch
+        with requires_extra("neural", "the causal_llm router"):
+            import torch
 
         assert self._prompt_ is not None
         extra = {"logits_to_keep": 1} if self._forward_kwargs_.get("logits_to_keep") else {}

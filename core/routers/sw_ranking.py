@@ -9,6 +9,7 @@ from typing import Annotated, Any, ClassVar
 import numpy as np
 from pydantic import Field
 
+from routellm_core._optional import requires_extra
 from routellm_core.checkpoint import CheckpointConfig, load_tensors
 from routellm_core.errors import CheckpointError, EmbeddingError
 from routellm_core.records import Battle
@@ -118,7 +119,8 @@ class SWRankingRouter(WinRateModel):
         cached = getattr(self, "_tables", None)
         if cached is not None and cached[0] is self.wins_:
             return cached[1]
-        from scipy import sparse
+        with requires_extra("sw-ranking", "the sw_ranking router"):
+            from scipy import sparse
 
         n_models = len(self.models_)
         incidence = np.zeros((len(self.pair_models_), n_models))
