@@ -40,6 +40,19 @@ class EmbeddingError(RouteLLMError, RuntimeError):
     """An embedder failed or returned unusable vectors (wrong shape, NaN)."""
 
 
+class MissingDependencyError(RouteLLMError, ImportError):
+    """An optional package is not installed; the message names the extra that installs it.
+
+    Attributes:
+        name: The package that could not be imported (as on ``ImportError``).
+        extra: The ``routellm-integrations`` extra that installs it.
+    """
+
+    def __init__(self, message: str, *, name: str | None, extra: str) -> None:
+        super().__init__(message, name=name)
+        self.extra = extra
+
+
 class ScoringError(RouteLLMError, RuntimeError):
     """A router failed while scoring, or produced unusable scores (NaN, wrong count).
 
@@ -54,7 +67,7 @@ class ModelCallError(RouteLLMError, RuntimeError):
     Attributes:
         model: Name of the model the router chose.
         decision: The routing decision (a ``RoutingDecision``), when one was made.
-        tier: ``"strong"`` or ``"weak"``: the child whose failure is raised (the fallback one after a failed
+        side: ``"strong"`` or ``"weak"``: the side whose failure is raised (the fallback one after a failed
             fallback).
         fallback_model: Name of the other model when fallback was configured and tried, else ``None``.
         chunks_delivered: Streaming only: chunks already handed to the caller before the failure, else ``None``.
@@ -66,14 +79,14 @@ class ModelCallError(RouteLLMError, RuntimeError):
         *,
         model: str,
         decision: object | None = None,
-        tier: str | None = None,
+        side: str | None = None,
         fallback_model: str | None = None,
         chunks_delivered: int | None = None,
     ) -> None:
         super().__init__(message)
         self.model = model
         self.decision = decision
-        self.tier = tier
+        self.side = side
         self.fallback_model = fallback_model
         self.chunks_delivered = chunks_delivered
 
@@ -96,3 +109,20 @@ class StreamInterruptedError(ModelCallError):
     ) -> None:
         super().__init__(message, model=model, chunks_delivered=chunks_delivered, **kwargs)  # type: ignore[arg-type]
         self.partial_text = partial_text
+
+
+class FeedbackStoreError(RouteLLMError, RuntimeError):
+    """A feedback store cannot be opened or written, or a verdict names a decision it never recorded.
+
+    Raised for a file that is not SQLite, a SQLite file of another application or of a newer schema (such files
+    are left untouched), a read-only file or folder, a database that stays locked past the busy timeout, and
+    ``add_verdict`` for an unknown decision id. The SQLite error, if any, is chained as ``__cause__``.
+    """
+
+
+class JudgeError(RouteLLMError, RuntimeError):
+    """A judge could not give a verdict: its model call failed or returned no text, or it was misused.
+
+    An unparseable verdict is not an error: the judge returns an ``Unparseable`` outcome instead. The model's
+    exception, if any, is chained as ``__cause__``.
+    """

@@ -13,6 +13,9 @@ from routellm_core.routers.base import RoutingDecision, WinRateModel, check_thre
 
 RouterSpec = str | os.PathLike[str] | WinRateModel
 
+#: The strong-call share a router routes at when given neither a threshold nor a strong fraction.
+DEFAULT_STRONG_FRACTION = 0.5
+
 
 def router_label(router: RouterSpec | RoutingPolicy) -> str:
     """A JSON-friendly label for a router spec: the registry name of an instance or policy, else the name/path."""
@@ -28,8 +31,9 @@ class RoutingPolicy:
 
     Args:
         router: Pretrained name (``"default"``), checkpoint path, registry name, or a router instance.
-        threshold: Send to strong when P(strong wins) >= threshold. Default 0.5 when neither this nor
-            ``strong_fraction`` is given.
+        threshold: Send to strong when P(strong wins) >= threshold. When neither this nor ``strong_fraction`` is
+            given: the router's calibrated threshold for half of its calibration traffic (``threshold_for(0.5)``),
+            so a router whose scores all sit above 0.5 still routes; 0.5 for a router without calibration.
         strong_fraction: Instead of a threshold, the target fraction of strong calls, resolved through the
             router's shipped calibration.
         embedder: Embedder to load the router with (must match the checkpoint's).
@@ -56,10 +60,15 @@ class RoutingPolicy:
             self.threshold = self.router.threshold_for(self.strong_fraction)
         else:
             self.strong_fraction = None
-            self.threshold = check_threshold(0.5 if threshold is None else threshold)
+            self.threshold = check_threshold(self._default_threshold() if threshold is None else threshold)
         self._batcher: MicroBatcher[str, RoutingDecision] = MicroBatcher(
             self._decide_many, max_batch_size=max_batch_size
         )
+
+    def _default_threshold(self) -> float:
+        if self.router.calibrated_thresholds:
+            return self.router.threshold_for(DEFAULT_STRONG_FRACTION)
+        return 0.5
 
     @property
     def router_name(self) -> str:
@@ -85,3 +94,25 @@ class RoutingPolicy:
 
     def __repr__(self) -> str:
         return f"RoutingPolicy(router={self.router_name!r}, threshold={self.threshold})"
+
+
+def build_policy(
+    router: RouterSpec | RoutingPolicy,
+    threshold: float | None = None,
+    strong_fraction: float | None = None,
+    embedder: Embedder | None = None,
+) -> RoutingPolicy:
+    """The policy for an integration's router arguments; a ready policy is used as is, so it stays shared.
+
+    Raises:
+        InvalidThresholdError: A ``RoutingPolicy`` together with ``threshold``, ``strong_fraction`` or ``embedder``
+            (the policy carries its own), or a bad threshold / fraction.
+    """
+    if isinstance(router, RoutingPolicy):
+        if threshold is not None or strong_fraction is not None or embedder is not None:
+            raise InvalidThresholdError(
+                "a RoutingPolicy carries its own threshold and embedder; "
+                "do not also pass threshold, strong_fraction or embedder"
+            )
+        return router
+    return RoutingPolicy(router, threshold=threshold, strong_fraction=strong_fraction, embedder=embedder)

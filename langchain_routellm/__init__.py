@@ -7,9 +7,16 @@
 
 from typing import TYPE_CHECKING
 
-from langchain_routellm._utils import METADATA_KEY, routing_text
+from routellm_core._optional import requires_extra
+
+with requires_extra("langchain", "langchain_routellm"):
+    import langchain_core  # noqa: F401
+
+from langchain_routellm._utils import routing_text
 from langchain_routellm.chat_models import ChatRouteLLM
+from langchain_routellm.embeddings import LangChainEmbedder
 from langchain_routellm.runnables import RouteLLMRunnable
+from routellm_core.dispatch import METADATA_KEY
 from routellm_core.errors import InvalidInputError, ModelCallError
 from routellm_core.policy import RoutingPolicy
 from routellm_core.routers.base import RoutingDecision
@@ -21,6 +28,7 @@ __all__ = [
     "METADATA_KEY",
     "ChatRouteLLM",
     "InvalidInputError",
+    "LangChainEmbedder",
     "ModelCallError",
     "RouteLLMMiddleware",
     "RouteLLMRunnable",

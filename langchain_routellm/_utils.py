@@ -20,30 +20,26 @@ from langchain_core.messages import (
     BaseMessageChunk,
     ChatMessage,
     HumanMessage,
+    SystemMessage,
     ToolMessage,
 )
 from langchain_core.prompt_values import PromptValue
 from langchain_core.runnables import Runnable, RunnableBinding
 from pydantic import ValidationError
 
+from routellm_core.dispatch import METADATA_KEY, ServedDecision
 from routellm_core.errors import InvalidInputError, RouteLLMError
-from routellm_core.routers.base import RoutingDecision, check_threshold
+from routellm_core.routing_text import Role, Turn
+from routellm_core.routing_text import routing_text as core_routing_text
 
-Tier = Literal["strong", "weak"]
-RouteOn = Literal["last_human", "conversation"]
+#: ``route_on`` values: the core's canonical names and their aliases (``"last_human"`` = ``"last_user"``).
+RouteOn = Literal["last_user", "last_human", "conversation", "rag_query"]
 ToolStep = Literal["continue", "route"]
 
-#: Key under which the decision appears in ``response_metadata`` and run metadata.
-METADATA_KEY = "routellm"
 #: Block types whose ``text`` counts as routing text.
 _TEXT_BLOCK_TYPES = frozenset({"text", "input_text"})
 #: Dict keys tried, in order, when a Runnable's input is a dict and no routing text selector is given.
 DEFAULT_TEXT_KEYS = ("input", "question", "query", "text", "prompt", "messages")
-
-
-def other_tier(tier: Tier) -> Tier:
-    """The other child: ``"weak"`` for ``"strong"`` and vice versa."""
-    return "weak" if tier == "strong" else "strong"
 
 
 def reraise_routellm_error(exc: ValidationError) -> None:
@@ -87,38 +83,33 @@ def is_human(message: BaseMessage) -> bool:
     return isinstance(message, ChatMessage) and message.role.lower() in {"user", "human"}
 
 
-def routing_text(messages: Sequence[BaseMessage], route_on: RouteOn = "last_human") -> str:
-    """The text the router scores for a conversation.
+def _turn(message: BaseMessage) -> Turn:
+    """The neutral turn of a LangChain message (roles: user, assistant, system, tool)."""
+    if is_human(message):
+        role: Role = "user"
+    elif isinstance(message, AIMessage) or (isinstance(message, ChatMessage) and message.role.lower() == "assistant"):
+        role = "assistant"
+    elif isinstance(message, SystemMessage) or (isinstance(message, ChatMessage) and message.role.lower() == "system"):
+        role = "system"
+    else:
+        role = "tool"
+    return Turn(role, message_text(message))
+
+
+def routing_text(messages: Sequence[BaseMessage], route_on: RouteOn = "last_user") -> str:
+    """The text the router scores for a conversation: :func:`routellm_core.routing_text.routing_text` over the
+    messages' text parts (images, audio, files and tool-use blocks are ignored).
 
     Args:
         messages: The conversation, oldest first.
-        route_on: ``"last_human"``: the text of the latest human message that has text (text parts of
-            multimodal content included; a trailing image-only message falls back to the previous human
-            text). ``"conversation"``: the text of every human and AI message, oldest first, one per line.
-            System and tool messages never count: a tool result is never the routing text by itself.
+        route_on: ``"last_user"`` (alias ``"last_human"``), ``"conversation"`` or ``"rag_query"``.
 
     Raises:
-        InvalidInputError: No messages, no human message, or no human/AI text at all (e.g. only images).
+        InvalidInputError: No messages, no human message, or no human text at all (e.g. only images).
     """
-    if not messages:
-        raise InvalidInputError("no messages to route: the conversation is empty")
-    humans = [m for m in messages if is_human(m)]
-    if not humans:
-        raise InvalidInputError(
-            f"no human message to route on: the conversation holds only {sorted({m.type for m in messages})} messages"
-        )
-    if route_on == "conversation":
-        texts = [message_text(m) for m in messages if is_human(m) or isinstance(m, AIMessage)]
-        text = "\n".join(t for t in texts if t)
-    elif route_on == "last_human":
-        text = next((t for t in map(message_text, reversed(humans)) if t), "")
-    else:
-        raise InvalidInputError(f"route_on must be 'last_human' or 'conversation', got {route_on!r}")
-    if not text:
-        raise InvalidInputError(
-            "the human messages hold no text (only images or other non-text content); the router needs text to route on"
-        )
-    return text
+    if isinstance(messages, (str, bytes)) or not all(isinstance(m, BaseMessage) for m in messages):
+        raise InvalidInputError("expected a sequence of LangChain messages")
+    return core_routing_text([_turn(m) for m in messages], route_on)
 
 
 def to_messages(value: Any) -> list[BaseMessage] | None:
@@ -133,13 +124,12 @@ def to_messages(value: Any) -> list[BaseMessage] | None:
 
 
 # ---- tool-result steps -----------------------------------------------------------------------------------
-def tool_step_decision(messages: Sequence[BaseMessage]) -> RoutingDecision | None:
-    """For a step whose last message is a tool result, the decision that served the tool call.
+def tool_step_record(messages: Sequence[BaseMessage]) -> ServedDecision | None:
+    """For a step whose last message is a tool result, the record of the answer that issued the tool call.
 
-    Looks at the AI message that issued the tool calls answered by the trailing tool messages and reads the
-    ``response_metadata["routellm"]`` this integration attached to it. Returns a decision whose ``choice``
-    is the child that actually answered (the fallback child when fallback served that step), or ``None``
-    when the last message is not a tool result or that AI message carries no (valid) routing metadata.
+    Reads the ``response_metadata["routellm"]`` this integration attached to the AI message whose tool calls the
+    trailing tool messages answer. ``None`` when the last message is not a tool result or that AI message carries
+    no (valid) record.
     """
     if not messages or not isinstance(messages[-1], ToolMessage):
         return None
@@ -149,21 +139,7 @@ def tool_step_decision(messages: Sequence[BaseMessage]) -> RoutingDecision | Non
         if not isinstance(message, AIMessage):
             return None
         meta = message.response_metadata.get(METADATA_KEY)
-        if not isinstance(meta, dict):
-            return None
-        try:
-            choice = meta["choice"]
-            if choice not in ("strong", "weak"):
-                return None
-            served: Tier = other_tier(choice) if meta.get("fallback") else choice
-            return RoutingDecision(
-                router=str(meta["router"]),
-                win_rate=float(meta["win_rate"]),
-                threshold=check_threshold(float(meta["threshold"])),
-                choice=served,
-            )
-        except (KeyError, TypeError, ValueError):
-            return None
+        return ServedDecision.from_dict(meta) if isinstance(meta, dict) else None
     return None
 
 
@@ -258,16 +234,17 @@ def chunk_text(chunk: Any) -> str:
     return ""
 
 
-def with_metadata(value: Any, meta: dict[str, Any]) -> Any:
+def with_metadata(value: Any, record: ServedDecision) -> Any:
     """Attach ``meta`` under ``response_metadata["routellm"]`` to a message (copied, never mutated).
 
     Also handles ``with_structured_output(..., include_raw=True)`` results (``{"raw": message, ...}``).
     Any other value is returned unchanged.
     """
     if isinstance(value, BaseMessage):
+        meta = record.as_dict()
         return value.model_copy(update={"response_metadata": {**value.response_metadata, METADATA_KEY: meta}})
     if isinstance(value, dict) and isinstance(value.get("raw"), BaseMessage):
-        return {**value, "raw": with_metadata(value["raw"], meta)}
+        return {**value, "raw": with_metadata(value["raw"], record)}
     return value
 
 

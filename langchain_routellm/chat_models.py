@@ -17,46 +17,36 @@ from pydantic import ConfigDict, Field, PrivateAttr, SecretStr, ValidationError,
 from typing_extensions import Self
 
 from langchain_routellm._routing import (
-    Route,
-    RouteEngine,
+    alabel,
     aroute_messages,
-    build_policy,
+    as_judge,
+    child_config,
+    dispatcher,
+    init_child,
+    label,
     route_messages,
+    run_config,
 )
 from langchain_routellm._utils import (
     RouteOn,
-    Tier,
     ToolStep,
     as_chunk,
     child_callbacks,
+    chunk_text,
     model_name,
     model_provider,
     reraise_routellm_error,
     unwrap_model,
     with_metadata,
 )
+from routellm_core.dispatch import Dispatcher, Route, ServedDecision
 from routellm_core.embedders import Embedder
-from routellm_core.policy import RoutingPolicy, router_label
-from routellm_core.routers.base import WinRateModel
+from routellm_core.feedback import FeedbackStore
+from routellm_core.labelling import TrafficLabelling, traffic_labelling
+from routellm_core.policy import RoutingPolicy, build_policy, router_label
+from routellm_core.routers.base import Side, WinRateModel, other_side
 
 _OWNER = "ChatRouteLLM"
-
-
-def _init_child(spec: Any, kwargs: dict[str, Any], field: str) -> Any:
-    """A child model from a ``"provider:model"`` string (through ``init_chat_model``) or as given."""
-    if isinstance(spec, str):
-        from langchain.chat_models import init_chat_model
-
-        try:
-            return init_chat_model(spec, **kwargs)
-        except (ImportError, ValueError) as exc:
-            raise ValueError(f"cannot build the {field} model from {spec!r}: {exc}") from exc
-    if not isinstance(unwrap_model(spec), BaseChatModel):
-        raise TypeError(
-            f"{field} must be a chat model (BaseChatModel, possibly with bound tools) or a "
-            f"'provider:model' string, got {type(spec).__name__}"
-        )
-    return spec
 
 
 class _V1Blocks:
@@ -118,8 +108,8 @@ class ChatRouteLLM(BaseChatModel):
         ```python
         msg = llm.invoke("Prove that there are infinitely many primes.")
         msg.response_metadata["routellm"]
-        # {'router': 'mf', 'win_rate': 0.71, 'threshold': 0.5, 'choice': 'strong',
-        #  'model': 'gpt-4o', 'fallback': False, 'continued': False}
+        # {'decision_id': '9f1c…', 'router': 'mf', 'win_rate': 0.71, 'threshold': 0.5,
+        #  'choice': 'strong', 'served': 'strong', 'model': 'gpt-4o', 'fallback': False, ...}
         ```
 
     Stream, batch, async, tools, structured output:
@@ -160,8 +150,9 @@ class ChatRouteLLM(BaseChatModel):
     embedder: Embedder | None = Field(default=None, exclude=True)
     """Embedder to load the router with (must match the checkpoint's); the local MiniLM when ``None``."""
 
-    route_on: RouteOn = "last_human"
-    """Routing text: ``"last_human"`` (latest human message's text) or ``"conversation"`` (all human/AI text)."""
+    route_on: RouteOn = "last_user"
+    """Routing text: ``"last_user"`` (latest human message's text; alias ``"last_human"``), ``"conversation"``
+    (human and AI turns, role-prefixed) or ``"rag_query"`` (the query inside a RAG prompt)."""
 
     tool_step: ToolStep = "continue"
     """A call whose last message is a tool result: ``"continue"`` with the model that issued the tool call
@@ -169,6 +160,21 @@ class ChatRouteLLM(BaseChatModel):
 
     fallback: bool = False
     """When the chosen model fails or answers empty before any output, call the other model once."""
+
+    feedback: Any = Field(default=None, exclude=True)
+    """A ``FeedbackStore`` or a path to one: every routed call's decision is recorded there, so the app can attach
+    a verdict later by the response's ``decision_id`` (``llm.feedback_store.add_verdict(id, "bad")``)."""
+
+    judge: Any = Field(default=None, exclude=True)
+    """Judge for ``label_fraction``: a chat model (asked MT-Bench's pairwise question, twice with the answers
+    swapped), a ``PairwiseJudge``, or a callable ``(prompt, answer_a, answer_b) -> "model_a" | "model_b" | "tie"``."""
+
+    label_fraction: float = 0.0
+    """Share of calls (seeded by decision id) on which the other model is also called, in the background, and the
+    pair judged into ``feedback``; the caller's answer, latency and errors never change."""
+
+    label_seed: int = 0
+    """Seed of the ``label_fraction`` sampling."""
 
     strong_name: str | None = None
     """Name reported for the strong model in metadata and errors; derived from the model when ``None``."""
@@ -201,7 +207,9 @@ class ChatRouteLLM(BaseChatModel):
     """Extra ``init_chat_model`` keyword arguments for children given as strings (not shown in repr)."""
 
     _policy: RoutingPolicy = PrivateAttr()
-    _names: dict[Tier, str] = PrivateAttr()
+    _names: dict[Side, str] = PrivateAttr()
+    _dispatcher: Dispatcher = PrivateAttr()
+    _labelling: TrafficLabelling | None = PrivateAttr(default=None)
 
     def __init__(self, **kwargs: Any) -> None:
         """Validate the fields; the router's own errors (unknown router, bad threshold...) keep their type."""
@@ -227,14 +235,26 @@ class ChatRouteLLM(BaseChatModel):
         if self.api_key is not None:
             init_kwargs["api_key"] = self.api_key.get_secret_value()
         init_kwargs.update(self.child_kwargs)
-        self.strong = _init_child(self.strong, init_kwargs, "strong")
-        self.weak = _init_child(self.weak, init_kwargs, "weak")
+        self.strong = init_child(self.strong, init_kwargs, "strong")
+        self.weak = init_child(self.weak, init_kwargs, "weak")
         self._policy = build_policy(self.router, self.threshold, self.strong_fraction, self.embedder)
         self._names = {
             "strong": self.strong_name or model_name(self.strong),
             "weak": self.weak_name or model_name(self.weak),
         }
+        self._dispatcher = dispatcher(self._names, fallback=self.fallback, owner=_OWNER)
+        self._labelling = traffic_labelling(self.feedback, as_judge(self.judge), self.label_fraction, self.label_seed)
         return self
+
+    @property
+    def feedback_store(self) -> FeedbackStore | None:
+        """The feedback store (``feedback=``), to attach verdicts by decision id; ``None`` without one."""
+        return self._labelling.store if self._labelling is not None else None
+
+    @property
+    def labelling(self) -> TrafficLabelling | None:
+        """The labelling of this model's calls (its labeller's ``stats``, ``flush()``...), if configured."""
+        return self._labelling
 
     # ---- identity --------------------------------------------------------------------------------------
     @property
@@ -247,7 +267,7 @@ class ChatRouteLLM(BaseChatModel):
         return self._policy
 
     @property
-    def model_names(self) -> dict[Tier, str]:
+    def model_names(self) -> dict[Side, str]:
         """Names of the two children, as reported in metadata."""
         return dict(self._names)
 
@@ -263,21 +283,24 @@ class ChatRouteLLM(BaseChatModel):
             "fallback": self.fallback,
         }
 
-    def _child(self, tier: Tier) -> Any:
-        return self.strong if tier == "strong" else self.weak
+    @property
+    def _dispatch(self) -> Dispatcher:
+        """The dispatcher for the current fields (rebuilt when a ``model_copy`` changed ``fallback``)."""
+        if self._dispatcher.fallback != self.fallback:
+            self._dispatcher = dispatcher(self._names, fallback=self.fallback, owner=_OWNER)
+        return self._dispatcher
+
+    def _child(self, side: Side) -> Any:
+        return self.strong if side == "strong" else self.weak
 
     def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
-        """LangSmith params: the chosen model's provider and name when known (``routellm_choice``), else
-        ``ls_provider="routellm"`` and ``"<strong>|<weak>"``; a per-call ``model`` kwarg wins."""
-        choice = kwargs.get("routellm_choice")
+        """LangSmith params before routing: ``ls_provider="routellm"`` and ``"<strong>|<weak>"``; a per-call
+        ``model`` kwarg wins. A routed call's run reports the chosen model instead (see ``_run_config``)."""
         params = LangSmithParams(
             ls_provider="routellm",
             ls_model_name=f"{self._names['strong']}|{self._names['weak']}",
             ls_model_type="chat",
         )
-        if choice in ("strong", "weak"):
-            params["ls_model_name"] = self._names[choice]
-            params["ls_provider"] = model_provider(self._child(choice)) or "routellm"
         if isinstance(kwargs.get("model"), str):
             params["ls_model_name"] = kwargs["model"]
         temperature = kwargs.get("temperature", self.temperature)
@@ -291,9 +314,6 @@ class ChatRouteLLM(BaseChatModel):
         return params
 
     # ---- routing ---------------------------------------------------------------------------------------
-    def _engine(self) -> RouteEngine:
-        return RouteEngine(self._names, fallback=self.fallback, owner=_OWNER)
-
     def _messages(self, input: LanguageModelInput) -> list[BaseMessage]:
         return self._convert_input(input).to_messages()
 
@@ -315,14 +335,14 @@ class ChatRouteLLM(BaseChatModel):
             own["callbacks"] = self.callbacks
         base = merge_configs(config, own) if own else config
         ls = {
-            k: v
-            for k, v in self._get_ls_params(stop, routellm_choice=route.choice).items()
-            if k in ("ls_provider", "ls_model_name", "ls_model_type")
+            "ls_provider": model_provider(self._child(route.choice)) or "routellm",
+            "ls_model_name": self._names[route.choice],
+            "ls_model_type": "chat",
         }
-        return self._engine().run_config(base, route, ls)
+        return run_config(base, self._dispatch.served(route, route.choice), ls)
 
     def _call_kwargs(self, stop: list[str] | None, kwargs: Mapping[str, Any]) -> dict[str, Any]:
-        call = {k: v for k, v in kwargs.items() if k != "routellm_choice"}
+        call = dict(kwargs)
         stop = stop if stop is not None else self.stop
         if stop is not None:
             call["stop"] = stop
@@ -347,36 +367,38 @@ class ChatRouteLLM(BaseChatModel):
     def _invoke_child(
         self, route: Route, messages: list[BaseMessage], config: RunnableConfig, call: dict[str, Any]
     ) -> AIMessage:
-        engine = self._engine()
         if self.streaming:
             full: AIMessageChunk | None = None
-            for chunk in self._stream_child(route, messages, config, call, engine):
+            for chunk in self._stream_child(route, messages, config, call):
                 full = chunk if full is None else full + chunk
-            assert full is not None  # the engine raises on an empty stream
+            assert full is not None  # the dispatcher raises on an empty stream
             return self._finish(full)
 
-        def attempt(tier: Tier, error: BaseException | None) -> Any:
-            return self._child(tier).invoke(messages, engine.child_config(config, route, tier, error), **call)
+        def attempt(side: Side, record: ServedDecision) -> Any:
+            return self._child(side).invoke(messages, child_config(config, record), **call)
 
-        value, meta = engine.call(route, attempt)
-        return self._finish(with_metadata(value, meta))
+        value, record = self._dispatch.call(route, attempt)
+        other = self._child(other_side(record.served))
+        label(self._labelling, route, record, self._names, value, lambda: other.invoke(messages, **call))
+        return self._finish(with_metadata(value, record))
 
     async def _ainvoke_child(
         self, route: Route, messages: list[BaseMessage], config: RunnableConfig, call: dict[str, Any]
     ) -> AIMessage:
-        engine = self._engine()
         if self.streaming:
             full: AIMessageChunk | None = None
-            async for chunk in self._astream_child(route, messages, config, call, engine):
+            async for chunk in self._astream_child(route, messages, config, call):
                 full = chunk if full is None else full + chunk
             assert full is not None
             return self._finish(full)
 
-        async def attempt(tier: Tier, error: BaseException | None) -> Any:
-            return await self._child(tier).ainvoke(messages, engine.child_config(config, route, tier, error), **call)
+        async def attempt(side: Side, record: ServedDecision) -> Any:
+            return await self._child(side).ainvoke(messages, child_config(config, record), **call)
 
-        value, meta = await engine.acall(route, attempt)
-        return self._finish(with_metadata(value, meta))
+        value, record = await self._dispatch.acall(route, attempt)
+        other = self._child(other_side(record.served))
+        await alabel(self._labelling, route, record, self._names, value, lambda: other.ainvoke(messages, **call))
+        return self._finish(with_metadata(value, record))
 
     def invoke(
         self,
@@ -435,43 +457,42 @@ class ChatRouteLLM(BaseChatModel):
 
     # ---- stream ----------------------------------------------------------------------------------------
     def _stream_child(
-        self,
-        route: Route,
-        messages: list[BaseMessage],
-        config: RunnableConfig,
-        call: dict[str, Any],
-        engine: RouteEngine,
+        self, route: Route, messages: list[BaseMessage], config: RunnableConfig, call: dict[str, Any]
     ) -> Iterator[AIMessageChunk]:
-        def open_stream(tier: Tier, error: BaseException | None) -> Iterator[Any]:
-            child_config = engine.child_config(config, route, tier, error)
-            return (as_chunk(c) for c in self._child(tier).stream(messages, child_config, **call))
+        def open_stream(side: Side, record: ServedDecision) -> Iterator[Any]:
+            return (as_chunk(c) for c in self._child(side).stream(messages, child_config(config, record), **call))
 
         last: AIMessageChunk | None = None
-        for chunk, _meta in engine.stream(route, open_stream):
-            last = chunk
-            yield chunk
+        texts: list[str] = []
+        for chunk, record in self._dispatch.stream(route, open_stream):
+            last = chunk if last is not None else with_metadata(chunk, record)
+            texts.append(chunk_text(chunk))
+            yield last
         if last is not None and last.chunk_position != "last":
             yield AIMessageChunk(content="", chunk_position="last", id=last.id)
+        if last is not None:
+            other = self._child(other_side(record.served))
+            label(self._labelling, route, record, self._names, "".join(texts), lambda: other.invoke(messages, **call))
 
     async def _astream_child(
-        self,
-        route: Route,
-        messages: list[BaseMessage],
-        config: RunnableConfig,
-        call: dict[str, Any],
-        engine: RouteEngine,
+        self, route: Route, messages: list[BaseMessage], config: RunnableConfig, call: dict[str, Any]
     ) -> AsyncIterator[AIMessageChunk]:
-        async def open_stream(tier: Tier, error: BaseException | None) -> AsyncIterator[Any]:
-            child_config = engine.child_config(config, route, tier, error)
-            async for c in self._child(tier).astream(messages, child_config, **call):
+        async def open_stream(side: Side, record: ServedDecision) -> AsyncIterator[Any]:
+            async for c in self._child(side).astream(messages, child_config(config, record), **call):
                 yield as_chunk(c)
 
         last: AIMessageChunk | None = None
-        async for chunk, _meta in engine.astream(route, open_stream):
-            last = chunk
-            yield chunk
+        texts: list[str] = []
+        async for chunk, record in self._dispatch.astream(route, open_stream):
+            last = chunk if last is not None else with_metadata(chunk, record)
+            texts.append(chunk_text(chunk))
+            yield last
         if last is not None and last.chunk_position != "last":
             yield AIMessageChunk(content="", chunk_position="last", id=last.id)
+        if last is not None:
+            other = self._child(other_side(record.served))
+            answer = "".join(texts)
+            await alabel(self._labelling, route, record, self._names, answer, lambda: other.ainvoke(messages, **call))
 
     def stream(
         self,
@@ -510,7 +531,7 @@ class ChatRouteLLM(BaseChatModel):
         call: dict[str, Any],
     ) -> Iterator[AIMessageChunk]:
         messages = next(inputs)
-        chunks = self._stream_child(route, messages, config, call, self._engine())
+        chunks = self._stream_child(route, messages, config, call)
         if self.output_version == "v1":
             convert = _V1Blocks()
             chunks = (convert(chunk) for chunk in chunks)
@@ -550,16 +571,26 @@ class ChatRouteLLM(BaseChatModel):
     ) -> AsyncIterator[AIMessageChunk]:
         messages = await anext(inputs)
         convert = _V1Blocks() if self.output_version == "v1" else None
-        async for chunk in self._astream_child(route, messages, config, call, self._engine()):
+        async for chunk in self._astream_child(route, messages, config, call):
             yield convert(chunk) if convert else chunk
 
     # ---- BaseChatModel hooks (generate(), stream_events(version="v3")) ------------------------------------
-    # invoke/stream above do not go through these; they serve the BaseChatModel code paths that create a
-    # chat-model run themselves. The child then nests under that run via run_manager.get_child().
+    # invoke/stream above run the router as a chain run with the child's chat-model run beneath it, so token
+    # usage is reported once, by the child. On these paths BaseChatModel opens a chat-model run for the router
+    # itself before routing: the decision is on that run's output (response_metadata["routellm"] and the
+    # generation_info), and the router's own message leaves usage_metadata to the child's nested run, so a
+    # tracer that sums usage over chat-model runs counts it once.
     def _hook_config(self, route: Route, run_manager: Any) -> RunnableConfig:
         # Chat-model run managers have no get_child(); build the same child manager by hand.
         config: RunnableConfig = {"callbacks": child_callbacks(run_manager) if run_manager else None}
-        return self._engine().run_config(config, route)
+        return run_config(config, self._dispatch.served(route, route.choice))
+
+    @staticmethod
+    def _hook_generation(message: AIMessage) -> ChatGeneration:
+        record = message.response_metadata.get("routellm")
+        return ChatGeneration(
+            message=message.model_copy(update={"usage_metadata": None}), generation_info={"routellm": record}
+        )
 
     def _generate(
         self,
@@ -569,10 +600,9 @@ class ChatRouteLLM(BaseChatModel):
         **kwargs: Any,
     ) -> ChatResult:
         route = self._route(messages)
-        message = self._invoke_child(
-            route, messages, self._hook_config(route, run_manager), self._call_kwargs(stop, kwargs)
-        )
-        return ChatResult(generations=[ChatGeneration(message=message)])
+        config = self._hook_config(route, run_manager)
+        message = self._invoke_child(route, messages, config, self._call_kwargs(stop, kwargs))
+        return ChatResult(generations=[self._hook_generation(message)])
 
     async def _agenerate(
         self,
@@ -582,10 +612,9 @@ class ChatRouteLLM(BaseChatModel):
         **kwargs: Any,
     ) -> ChatResult:
         route = await self._aroute(messages)
-        message = await self._ainvoke_child(
-            route, messages, self._hook_config(route, run_manager), self._call_kwargs(stop, kwargs)
-        )
-        return ChatResult(generations=[ChatGeneration(message=message)])
+        config = self._hook_config(route, run_manager)
+        message = await self._ainvoke_child(route, messages, config, self._call_kwargs(stop, kwargs))
+        return ChatResult(generations=[self._hook_generation(message)])
 
     def _stream(
         self,
@@ -597,8 +626,8 @@ class ChatRouteLLM(BaseChatModel):
         # Token callbacks are fired by BaseChatModel itself on these paths, and by the child's own run.
         route = self._route(messages)
         config = self._hook_config(route, run_manager)
-        for chunk in self._stream_child(route, messages, config, self._call_kwargs(stop, kwargs), self._engine()):
-            yield ChatGenerationChunk(message=chunk)
+        for chunk in self._stream_child(route, messages, config, self._call_kwargs(stop, kwargs)):
+            yield ChatGenerationChunk(message=chunk.model_copy(update={"usage_metadata": None}))
 
     async def _astream(
         self,
@@ -609,10 +638,8 @@ class ChatRouteLLM(BaseChatModel):
     ) -> AsyncIterator[ChatGenerationChunk]:
         route = await self._aroute(messages)
         config = self._hook_config(route, run_manager)
-        async for chunk in self._astream_child(
-            route, messages, config, self._call_kwargs(stop, kwargs), self._engine()
-        ):
-            yield ChatGenerationChunk(message=chunk)
+        async for chunk in self._astream_child(route, messages, config, self._call_kwargs(stop, kwargs)):
+            yield ChatGenerationChunk(message=chunk.model_copy(update={"usage_metadata": None}))
 
     # ---- tools and structured output -------------------------------------------------------------------
     def bind_tools(
@@ -640,13 +667,13 @@ class ChatRouteLLM(BaseChatModel):
         if tool_choice is not None:
             extra["tool_choice"] = tool_choice
         bound: dict[str, Any] = {}
-        for tier in ("strong", "weak"):
-            child = self._child(tier)
+        for side in ("strong", "weak"):
+            child = self._child(side)
             try:
-                bound[tier] = child.bind_tools(tools, **extra)
+                bound[side] = child.bind_tools(tools, **extra)
             except NotImplementedError as exc:
                 raise NotImplementedError(
-                    f"the {tier} model {self._names[tier]!r} does not support tool calling: {exc}"
+                    f"the {side} model {self._names[side]!r} does not support tool calling: {exc}"
                 ) from exc
         return self.model_copy(update=bound).bind()
 
@@ -666,8 +693,8 @@ class ChatRouteLLM(BaseChatModel):
         from langchain_routellm.runnables import RouteLLMRunnable
 
         children = {
-            tier: unwrap_model(self._child(tier)).with_structured_output(schema, include_raw=include_raw, **kwargs)
-            for tier in ("strong", "weak")
+            side: unwrap_model(self._child(side)).with_structured_output(schema, include_raw=include_raw, **kwargs)
+            for side in ("strong", "weak")
         }
         return RouteLLMRunnable(
             strong=children["strong"],

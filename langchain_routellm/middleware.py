@@ -15,26 +15,23 @@ from langchain.agents.middleware import (
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage
 
-from langchain_routellm._routing import Route, RouteEngine, aroute_messages, build_policy, route_messages
-from langchain_routellm._utils import METADATA_KEY, RouteOn, Tier, ToolStep, is_empty_output, model_name
+from langchain_routellm._routing import alabel, aroute_messages, as_judge, dispatcher, init_child, label, route_messages
+from langchain_routellm._utils import RouteOn, ToolStep, is_empty_output, model_name
+from routellm_core.dispatch import METADATA_KEY, ServedDecision
 from routellm_core.embedders import Embedder
-from routellm_core.policy import RoutingPolicy
-from routellm_core.routers.base import WinRateModel
+from routellm_core.labelling import traffic_labelling
+from routellm_core.policy import RoutingPolicy, build_policy
+from routellm_core.routers.base import Side, WinRateModel, other_side
+from routellm_core.routing_text import canonical_route_on
 
 _OWNER = "RouteLLMMiddleware"
 
 
 def _init_model(spec: str | BaseChatModel, kwargs: dict[str, Any], field: str) -> BaseChatModel:
-    if isinstance(spec, BaseChatModel):
-        return spec
-    if isinstance(spec, str):
-        from langchain.chat_models import init_chat_model
-
-        try:
-            return init_chat_model(spec, **kwargs)
-        except (ImportError, ValueError) as exc:
-            raise ValueError(f"cannot build the {field} model from {spec!r}: {exc}") from exc
-    raise TypeError(f"{field} must be a BaseChatModel or a 'provider:model' string, got {type(spec).__name__}")
+    model = init_child(spec, kwargs, field)
+    if not isinstance(model, BaseChatModel):  # the agent binds its tools itself: a bare chat model is needed
+        raise TypeError(f"{field} must be a BaseChatModel or a 'provider:model' string, got {type(model).__name__}")
+    return model
 
 
 def _response_message(response: Any) -> BaseMessage | None:
@@ -48,6 +45,12 @@ def _response_message(response: Any) -> BaseMessage | None:
     return None
 
 
+def _plain(request: ModelRequest) -> list[BaseMessage]:
+    """The step's conversation with its system message, for asking the other model without tools."""
+    system = getattr(request, "system_message", None)
+    return [system, *request.messages] if isinstance(system, BaseMessage) else list(request.messages)
+
+
 def _is_empty_response(response: Any) -> bool:
     message = _response_message(response)
     if message is None:
@@ -55,8 +58,9 @@ def _is_empty_response(response: Any) -> bool:
     return is_empty_output(message)
 
 
-def _annotate(response: Any, meta: dict[str, Any]) -> Any:
+def _annotate(response: Any, record: ServedDecision) -> Any:
     """Attach the decision to the AI message(s) of a model-call result (copies, never mutates)."""
+    meta = record.as_dict()
 
     def mark(message: BaseMessage) -> BaseMessage:
         if not isinstance(message, AIMessage):
@@ -64,7 +68,9 @@ def _annotate(response: Any, meta: dict[str, Any]) -> Any:
         return message.model_copy(update={"response_metadata": {**message.response_metadata, METADATA_KEY: meta}})
 
     if isinstance(response, ExtendedModelResponse):
-        return ExtendedModelResponse(model_response=_annotate(response.model_response, meta), command=response.command)
+        return ExtendedModelResponse(
+            model_response=_annotate(response.model_response, record), command=response.command
+        )
     if isinstance(response, ModelResponse):
         return ModelResponse(
             result=[mark(m) for m in response.result], structured_response=response.structured_response
@@ -109,12 +115,17 @@ class RouteLLMMiddleware(AgentMiddleware):
         threshold: Send to strong when P(strong wins) >= threshold (0.5 by default).
         strong_fraction: Instead of a threshold, the target fraction of strong calls (calibrated).
         embedder: Embedder to load the router with.
-        route_on: ``"last_human"`` or ``"conversation"``.
+        route_on: ``"last_user"`` (alias ``"last_human"``), ``"conversation"`` or ``"rag_query"``.
         tool_step: Policy for steps whose last message is a tool result (see above).
         fallback: When the chosen model fails or answers empty, call the other once; the message's
             metadata records it. Off by default: a failure raises ``ModelCallError`` naming the model.
         strong_name: Name reported for the strong model (derived from the model when ``None``).
         weak_name: Name reported for the weak model.
+        feedback: A ``FeedbackStore`` or a path: every routed step's decision is recorded there.
+        judge: Judge for ``label_fraction`` (a chat model, a ``PairwiseJudge`` or a callable).
+        label_fraction: Share of steps with a text answer on which the other model is also asked (on the same
+            messages, without tools) in the background and the pair judged into ``feedback``.
+        label_seed: Seed of the sampling.
         **model_kwargs: Extra ``init_chat_model`` arguments for models given as strings.
     """
 
@@ -127,19 +138,22 @@ class RouteLLMMiddleware(AgentMiddleware):
         threshold: float | None = None,
         strong_fraction: float | None = None,
         embedder: Embedder | None = None,
-        route_on: RouteOn = "last_human",
+        route_on: RouteOn = "last_user",
         tool_step: ToolStep = "continue",
         fallback: bool = False,
         strong_name: str | None = None,
         weak_name: str | None = None,
+        feedback: Any = None,
+        judge: Any = None,
+        label_fraction: float = 0.0,
+        label_seed: int = 0,
         **model_kwargs: Any,
     ) -> None:
         super().__init__()
-        if route_on not in ("last_human", "conversation"):
-            raise ValueError(f"route_on must be 'last_human' or 'conversation', got {route_on!r}")
+        canonical_route_on(route_on)
         if tool_step not in ("continue", "route"):
             raise ValueError(f"tool_step must be 'continue' or 'route', got {tool_step!r}")
-        self.models: dict[Tier, BaseChatModel] = {
+        self.models: dict[Side, BaseChatModel] = {
             "strong": _init_model(strong, model_kwargs, "strong"),
             "weak": _init_model(weak, model_kwargs, "weak"),
         }
@@ -147,10 +161,12 @@ class RouteLLMMiddleware(AgentMiddleware):
         self.route_on: RouteOn = route_on
         self.tool_step: ToolStep = tool_step
         self.fallback = fallback
-        self.names: dict[Tier, str] = {
+        self.names: dict[Side, str] = {
             "strong": strong_name or model_name(self.models["strong"]),
             "weak": weak_name or model_name(self.models["weak"]),
         }
+        self._dispatcher = dispatcher(self.names, fallback=fallback, owner=_OWNER, is_empty=_is_empty_response)
+        self.labelling = traffic_labelling(feedback, as_judge(judge), label_fraction, label_seed)
         self.tools = []
 
     def __repr__(self) -> str:
@@ -160,20 +176,14 @@ class RouteLLMMiddleware(AgentMiddleware):
             f"fallback={self.fallback})"
         )
 
-    def _engine(self) -> RouteEngine:
-        return RouteEngine(self.names, fallback=self.fallback, owner=_OWNER, is_empty=_is_empty_response)
-
-    def _request_for(
-        self, request: ModelRequest, route: Route, tier: Tier, error: BaseException | None
-    ) -> ModelRequest:
-        """The request with the model for ``tier``, which carries the decision in its run metadata and tags."""
-        model = self.models[tier]
-        meta = self._engine().metadata(route, tier, error)
-        tags = [*(model.tags or []), f"routellm:{tier}"]
-        if tier != route.choice:
+    def _request_for(self, request: ModelRequest, record: ServedDecision) -> ModelRequest:
+        """The request with the model for the record's side, which carries the decision in its run metadata."""
+        model = self.models[record.served]
+        tags = [*(model.tags or []), f"routellm:{record.served}"]
+        if record.fallback:
             tags.append("routellm:fallback")
-        tagged = model.model_copy(update={"metadata": {**(model.metadata or {}), METADATA_KEY: meta}, "tags": tags})
-        return request.override(model=tagged)
+        metadata = {**(model.metadata or {}), METADATA_KEY: record.as_dict()}
+        return request.override(model=model.model_copy(update={"metadata": metadata, "tags": tags}))
 
     def wrap_model_call(
         self,
@@ -182,9 +192,17 @@ class RouteLLMMiddleware(AgentMiddleware):
     ) -> Any:
         """Route this step, then call the handler with the chosen model."""
         route = route_messages(self.policy, request.messages, self.route_on, self.tool_step)
-        engine = self._engine()
-        response, meta = engine.call(route, lambda tier, error: handler(self._request_for(request, route, tier, error)))
-        return _annotate(response, meta)
+        response, record = self._dispatcher.call(route, lambda _, record: handler(self._request_for(request, record)))
+        other = self.models[other_side(record.served)]
+        label(
+            self.labelling,
+            route,
+            record,
+            self.names,
+            _response_message(response),
+            lambda: other.invoke(_plain(request)),
+        )
+        return _annotate(response, record)
 
     async def awrap_model_call(
         self,
@@ -193,10 +211,12 @@ class RouteLLMMiddleware(AgentMiddleware):
     ) -> Any:
         """Async :meth:`wrap_model_call`."""
         route = await aroute_messages(self.policy, request.messages, self.route_on, self.tool_step)
-        engine = self._engine()
 
-        async def attempt(tier: Tier, error: BaseException | None) -> Any:
-            return await handler(self._request_for(request, route, tier, error))
+        async def attempt(_: Side, record: ServedDecision) -> Any:
+            return await handler(self._request_for(request, record))
 
-        response, meta = await engine.acall(route, attempt)
-        return _annotate(response, meta)
+        response, record = await self._dispatcher.acall(route, attempt)
+        other = self.models[other_side(record.served)]
+        answer = _response_message(response)
+        await alabel(self.labelling, route, record, self.names, answer, lambda: other.ainvoke(_plain(request)))
+        return _annotate(response, record)

@@ -13,29 +13,33 @@ from pydantic import ConfigDict, Field, PrivateAttr, ValidationError, field_seri
 from typing_extensions import Self
 
 from langchain_routellm._routing import (
-    Route,
-    RouteEngine,
+    alabel,
     aroute_messages,
     aroute_text,
-    build_policy,
+    as_judge,
+    child_config,
+    dispatcher,
+    label,
     route_messages,
     route_text,
+    run_config,
 )
 from langchain_routellm._utils import (
     DEFAULT_TEXT_KEYS,
-    METADATA_KEY,
     RouteOn,
-    Tier,
     ToolStep,
     model_name,
     reraise_routellm_error,
     to_messages,
     with_metadata,
 )
+from routellm_core.dispatch import METADATA_KEY, Dispatcher, Route, ServedDecision
 from routellm_core.embedders import Embedder
 from routellm_core.errors import InvalidInputError
-from routellm_core.policy import RoutingPolicy, router_label
-from routellm_core.routers.base import WinRateModel
+from routellm_core.feedback import FeedbackStore
+from routellm_core.labelling import TrafficLabelling, traffic_labelling
+from routellm_core.policy import RoutingPolicy, build_policy, router_label
+from routellm_core.routers.base import Side, WinRateModel, other_side
 
 _OWNER = "RouteLLMRunnable"
 
@@ -106,8 +110,9 @@ class RouteLLMRunnable(RunnableSerializable[Any, Any]):
     routing_text: str | Callable[[Any], Any] | None = None
     """Which part of the input to route on: a dict key, or a callable returning a string or messages."""
 
-    route_on: RouteOn = "last_human"
-    """For message inputs: ``"last_human"`` (latest human message's text) or ``"conversation"``."""
+    route_on: RouteOn = "last_user"
+    """For message inputs: ``"last_user"`` (latest human message's text; alias ``"last_human"``),
+    ``"conversation"`` or ``"rag_query"``."""
 
     tool_step: ToolStep = "continue"
     """For message inputs ending in a tool result: ``"continue"`` with the side that issued the tool call, or
@@ -115,6 +120,18 @@ class RouteLLMRunnable(RunnableSerializable[Any, Any]):
 
     fallback: bool = False
     """When the chosen side fails or answers empty before any output, run the other side once."""
+
+    feedback: Any = Field(default=None, exclude=True)
+    """A ``FeedbackStore`` or a path: every routed call's decision is recorded there (see ``ChatRouteLLM``)."""
+
+    judge: Any = Field(default=None, exclude=True)
+    """Judge for ``label_fraction``: a chat model, a ``PairwiseJudge`` or a callable (see ``ChatRouteLLM``)."""
+
+    label_fraction: float = 0.0
+    """Share of calls on which the other side is also run, in the background, and the pair judged into ``feedback``."""
+
+    label_seed: int = 0
+    """Seed of the ``label_fraction`` sampling."""
 
     include_decision: bool = False
     """Return ``{"output": ..., "routellm": {...}}`` instead of the bare output."""
@@ -126,7 +143,9 @@ class RouteLLMRunnable(RunnableSerializable[Any, Any]):
     """Name reported for the weak side; derived from the Runnable when ``None``."""
 
     _policy: RoutingPolicy = PrivateAttr()
-    _names: dict[Tier, str] = PrivateAttr()
+    _names: dict[Side, str] = PrivateAttr()
+    _dispatcher: Dispatcher = PrivateAttr()
+    _labelling: TrafficLabelling | None = PrivateAttr(default=None)
 
     def __init__(self, **kwargs: Any) -> None:
         """Validate the fields; the router's own errors (unknown router, bad threshold...) keep their type."""
@@ -144,7 +163,19 @@ class RouteLLMRunnable(RunnableSerializable[Any, Any]):
             "strong": self.strong_name or model_name(self.strong),
             "weak": self.weak_name or model_name(self.weak),
         }
+        self._dispatcher = dispatcher(self._names, fallback=self.fallback, owner=_OWNER)
+        self._labelling = traffic_labelling(self.feedback, as_judge(self.judge), self.label_fraction, self.label_seed)
         return self
+
+    @property
+    def feedback_store(self) -> FeedbackStore | None:
+        """The feedback store (``feedback=``), to attach verdicts by decision id; ``None`` without one."""
+        return self._labelling.store if self._labelling is not None else None
+
+    @property
+    def labelling(self) -> TrafficLabelling | None:
+        """The labelling of this runnable's calls, if configured."""
+        return self._labelling
 
     @property
     def policy(self) -> RoutingPolicy:
@@ -152,15 +183,22 @@ class RouteLLMRunnable(RunnableSerializable[Any, Any]):
         return self._policy
 
     @property
-    def model_names(self) -> dict[Tier, str]:
+    def model_names(self) -> dict[Side, str]:
         """Names of the two sides, as reported in metadata."""
         return dict(self._names)
 
-    def _child(self, tier: Tier) -> Runnable:
-        return self.strong if tier == "strong" else self.weak
+    @property
+    def _dispatch(self) -> Dispatcher:
+        """The dispatcher for the current fields (rebuilt when a ``model_copy`` changed ``fallback``)."""
+        if self._dispatcher.fallback != self.fallback:
+            self._dispatcher = dispatcher(self._names, fallback=self.fallback, owner=_OWNER)
+        return self._dispatcher
 
-    def _engine(self) -> RouteEngine:
-        return RouteEngine(self._names, fallback=self.fallback, owner=_OWNER)
+    def _child(self, side: Side) -> Runnable:
+        return self.strong if side == "strong" else self.weak
+
+    def _run_config(self, config: RunnableConfig, route: Route) -> RunnableConfig:
+        return run_config(config, self._dispatch.served(route, route.choice))
 
     # ---- routing text ----------------------------------------------------------------------------------
     def _selected(self, value: Any) -> Any:
@@ -213,9 +251,9 @@ class RouteLLMRunnable(RunnableSerializable[Any, Any]):
             return await aroute_text(self._policy, selected)
         return await aroute_messages(self._policy, selected, self.route_on, self.tool_step)
 
-    def _output(self, value: Any, meta: dict[str, Any]) -> Any:
-        value = with_metadata(value, meta)
-        return {"output": value, METADATA_KEY: meta} if self.include_decision else value
+    def _output(self, value: Any, record: ServedDecision) -> Any:
+        value = with_metadata(value, record)
+        return {"output": value, METADATA_KEY: record.as_dict()} if self.include_decision else value
 
     # ---- invoke ----------------------------------------------------------------------------------------
     def invoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
@@ -227,35 +265,35 @@ class RouteLLMRunnable(RunnableSerializable[Any, Any]):
         """
         config = ensure_config(config)
         route = self._route(input)
-        engine = self._engine()
         return self._call_with_config(
-            self._invoke_run, input, engine.run_config(config, route), route=route, call=kwargs
+            self._invoke_run, input, self._run_config(config, route), route=route, call=kwargs
         )
 
     def _invoke_run(self, input: Any, config: RunnableConfig, *, route: Route, call: dict[str, Any]) -> Any:
-        engine = self._engine()
+        def attempt(side: Side, record: ServedDecision) -> Any:
+            return self._child(side).invoke(input, child_config(config, record), **call)
 
-        def attempt(tier: Tier, error: BaseException | None) -> Any:
-            return self._child(tier).invoke(input, engine.child_config(config, route, tier, error), **call)
-
-        return self._output(*engine.call(route, attempt))
+        value, record = self._dispatch.call(route, attempt)
+        other = self._child(other_side(record.served))
+        label(self._labelling, route, record, self._names, value, lambda: other.invoke(input, **call))
+        return self._output(value, record)
 
     async def ainvoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
         """Async :meth:`invoke`; routing runs off the event loop, batched with concurrent calls."""
         config = ensure_config(config)
         route = await self._aroute(input)
-        engine = self._engine()
         return await self._acall_with_config(
-            self._ainvoke_run, input, engine.run_config(config, route), route=route, call=kwargs
+            self._ainvoke_run, input, self._run_config(config, route), route=route, call=kwargs
         )
 
     async def _ainvoke_run(self, input: Any, config: RunnableConfig, *, route: Route, call: dict[str, Any]) -> Any:
-        engine = self._engine()
+        async def attempt(side: Side, record: ServedDecision) -> Any:
+            return await self._child(side).ainvoke(input, child_config(config, record), **call)
 
-        async def attempt(tier: Tier, error: BaseException | None) -> Any:
-            return await self._child(tier).ainvoke(input, engine.child_config(config, route, tier, error), **call)
-
-        return self._output(*(await engine.acall(route, attempt)))
+        value, record = await self._dispatch.acall(route, attempt)
+        other = self._child(other_side(record.served))
+        await alabel(self._labelling, route, record, self._names, value, lambda: other.ainvoke(input, **call))
+        return self._output(value, record)
 
     # ---- stream ----------------------------------------------------------------------------------------
     def stream(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any | None) -> Iterator[Any]:
@@ -268,25 +306,28 @@ class RouteLLMRunnable(RunnableSerializable[Any, Any]):
         config = ensure_config(config)
         route = self._route(input)
         yield from self._transform_stream_with_config(
-            _one(input), self._stream_run, self._engine().run_config(config, route), route=route, call=kwargs
+            _one(input), self._stream_run, self._run_config(config, route), route=route, call=kwargs
         )
+
+    def _framed(self, chunk: Any, record: ServedDecision, first: bool) -> list[Any]:
+        """What the caller receives for one chunk: the decision on the first chunk (or as its own frame)."""
+        if not self.include_decision:
+            return [with_metadata(chunk, record) if first else chunk]
+        head = [AddableDict({METADATA_KEY: record.as_dict()})] if first else []
+        return [*head, AddableDict({"output": chunk})]
 
     def _stream_run(
         self, inputs: Iterator[Any], config: RunnableConfig, *, route: Route, call: dict[str, Any]
     ) -> Iterator[Any]:
         input = next(inputs)
-        engine = self._engine()
 
-        def open_stream(tier: Tier, error: BaseException | None) -> Iterator[Any]:
-            return self._child(tier).stream(input, engine.child_config(config, route, tier, error), **call)
+        def open_stream(side: Side, record: ServedDecision) -> Iterator[Any]:
+            return self._child(side).stream(input, child_config(config, record), **call)
 
-        for chunk, meta in engine.stream(route, open_stream):
-            if not self.include_decision:
-                yield chunk
-                continue
-            if meta is not None:
-                yield AddableDict({METADATA_KEY: meta})
-            yield AddableDict({"output": chunk})
+        first = True
+        for chunk, record in self._dispatch.stream(route, open_stream):
+            yield from self._framed(chunk, record, first)
+            first = False
 
     async def astream(
         self, input: Any, config: RunnableConfig | None = None, **kwargs: Any | None
@@ -295,7 +336,7 @@ class RouteLLMRunnable(RunnableSerializable[Any, Any]):
         config = ensure_config(config)
         route = await self._aroute(input)
         async for chunk in self._atransform_stream_with_config(
-            _aone(input), self._astream_run, self._engine().run_config(config, route), route=route, call=kwargs
+            _aone(input), self._astream_run, self._run_config(config, route), route=route, call=kwargs
         ):
             yield chunk
 
@@ -303,15 +344,12 @@ class RouteLLMRunnable(RunnableSerializable[Any, Any]):
         self, inputs: AsyncIterator[Any], config: RunnableConfig, *, route: Route, call: dict[str, Any]
     ) -> AsyncIterator[Any]:
         input = await anext(inputs)
-        engine = self._engine()
 
-        def open_stream(tier: Tier, error: BaseException | None) -> AsyncIterator[Any]:
-            return self._child(tier).astream(input, engine.child_config(config, route, tier, error), **call)
+        def open_stream(side: Side, record: ServedDecision) -> AsyncIterator[Any]:
+            return self._child(side).astream(input, child_config(config, record), **call)
 
-        async for chunk, meta in engine.astream(route, open_stream):
-            if not self.include_decision:
-                yield chunk
-                continue
-            if meta is not None:
-                yield AddableDict({METADATA_KEY: meta})
-            yield AddableDict({"output": chunk})
+        first = True
+        async for chunk, record in self._dispatch.astream(route, open_stream):
+            for item in self._framed(chunk, record, first):
+                yield item
+            first = False

@@ -1,10 +1,15 @@
 """Routing text from LlamaIndex chat messages, and small helpers shared by the LLM.
 
+The rules live once in :mod:`routellm_core.routing_text` (the same conversation gives the same routing text in
+LangChain); this module maps LlamaIndex messages onto its neutral turns. A ReAct agent's ``"Observation: ..."``
+user message counts as a tool result, so every step of one ReAct request routes on the same request.
+
 Routing policy for chat messages (``route_on``):
 
-- ``"last_user"`` (default): the text of the latest **user** message. Messages after it (assistant turns, tool
-  calls, tool results) are ignored, so in an agent step whose last message is a tool result the router still
-  routes on the user's request; every step of one user turn therefore gets the same decision.
+- ``"last_user"`` (default; alias ``"last_human"``): the text of the latest **user** message with text.
+  Messages after it (assistant turns, tool calls, tool results) are ignored, so in an agent step whose last
+  message is a tool result the router still routes on the user's request; every step of one user turn therefore
+  gets the same decision.
 - ``"conversation"``: every user and assistant turn, oldest first, each prefixed by its role. System, tool and
   function messages are left out: tool outputs are data, not the task, and are never routing text.
 - ``"rag_query"``: like ``"last_user"``, but when that message is one of LlamaIndex's question-answering prompts
@@ -22,7 +27,7 @@ citation blocks (an agent's own history), which are skipped.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, Literal
+from typing import Literal, TypeVar
 
 from llama_index.core.base.llms.types import (
     CachePoint,
@@ -35,36 +40,22 @@ from llama_index.core.base.llms.types import (
 )
 from llama_index.core.llms import LLM
 
+from routellm_core.dispatch import METADATA_KEY, ServedDecision
 from routellm_core.errors import InvalidInputError
+from routellm_core.judging import Judge, PairwiseJudge
+from routellm_core.routing_text import Role, Turn, is_react_observation
+from routellm_core.routing_text import routing_text as core_routing_text
 
-RouteOn = Literal["last_user", "conversation", "rag_query"]
+R = TypeVar("R", ChatResponse, CompletionResponse)
+
+#: ``route_on`` values: the core's canonical names and their alias ``"last_human"`` (= ``"last_user"``).
+RouteOn = Literal["last_user", "last_human", "conversation", "rag_query"]
 RoutingTextFn = Callable[[Sequence[ChatMessage]], str]
 
 #: Roles whose messages are written by the user or the application: text only.
 _INPUT_ROLES = frozenset({MessageRole.USER, MessageRole.SYSTEM, MessageRole.DEVELOPER})
 #: Roles of model turns included in ``"conversation"`` routing text.
 _ASSISTANT_ROLES = frozenset({MessageRole.ASSISTANT, MessageRole.CHATBOT, MessageRole.MODEL})
-
-
-#: (start marker, end markers) around ``{query_str}`` in LlamaIndex's default QA / summarize / refine prompts.
-_RAG_QUERY_MARKERS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("\nQuery: ", ("\nAnswer:", "\nOriginal Answer:")),
-    ("The original query is as follows: ", ("\nWe have provided an existing answer:",)),
-)
-
-
-def rag_query(text: str) -> str:
-    """The query inside one of LlamaIndex's question-answering prompts, or ``text`` itself if it is none."""
-    for marker, ends in _RAG_QUERY_MARKERS:
-        start = text.rfind(marker)
-        if start < 0:
-            continue
-        rest = text[start + len(marker) :]
-        for end in ends:
-            stop = rest.find(end)
-            if stop >= 0 and rest[:stop].strip():
-                return rest[:stop].strip()
-    return text
 
 
 def _message_text(message: ChatMessage, index: int) -> str:
@@ -97,59 +88,44 @@ def _check_messages(messages: Sequence[ChatMessage]) -> list[ChatMessage]:
     return items
 
 
+def _turns(items: Sequence[ChatMessage]) -> list[Turn]:
+    """Neutral turns; a ReAct observation (a user message ``"Observation: ..."`` right after an assistant turn)
+    is a tool result, not a new request, so a ReAct agent's request keeps one routing text and one model."""
+    turns: list[Turn] = []
+    for i, message in enumerate(items):
+        text = _message_text(message, i)
+        if message.role == MessageRole.USER:
+            role: Role = "user"
+            if turns and turns[-1].role in ("assistant", "tool") and is_react_observation(text):
+                role = "tool"
+        elif message.role in _ASSISTANT_ROLES:
+            role = "assistant"
+        elif message.role in (MessageRole.SYSTEM, MessageRole.DEVELOPER):
+            role = "system"
+        else:
+            role = "tool"
+        turns.append(Turn(role, text))
+    return turns
+
+
 def routing_text(messages: Sequence[ChatMessage], route_on: RouteOn | RoutingTextFn = "last_user") -> str:
-    """The text the router scores for a chat call.
+    """The text the router scores for a chat call (:func:`routellm_core.routing_text.routing_text`).
 
     Args:
         messages: The call's messages, oldest first.
-        route_on: ``"last_user"``, ``"conversation"``, ``"rag_query"`` or a callable (see the module docstring).
+        route_on: ``"last_user"`` (alias ``"last_human"``), ``"conversation"``, ``"rag_query"`` or a callable.
 
     Raises:
-        InvalidInputError: Empty list, no user message, a blank latest user message, non-text content in a user
-            or system message, or a callable that returns no text.
+        InvalidInputError: Empty list, no user message, no user text, non-text content in a user or system
+            message, or a callable that returns no text.
     """
+    items = _check_messages(messages)
     if callable(route_on):
-        items = _check_messages(messages)
         text = route_on(items)
         if not isinstance(text, str) or not text.strip():
             raise InvalidInputError("the route_on callable returned no text to route on")
         return text
-    if route_on not in ("last_user", "conversation", "rag_query"):
-        raise InvalidInputError(
-            f"route_on must be 'last_user', 'conversation', 'rag_query' or a callable, got {route_on!r}"
-        )
-    items = _check_messages(messages)
-    user_indices = [i for i, m in enumerate(items) if m.role == MessageRole.USER]
-    if not user_indices:
-        raise InvalidInputError("no user message to route on (tool results and system prompts are not routed)")
-    last = user_indices[-1]
-    last_text = _message_text(items[last], last)
-    if not last_text.strip():
-        raise InvalidInputError(f"the latest user message (message {last}) has no text to route on")
-    if route_on == "last_user":
-        return last_text
-    if route_on == "rag_query":
-        return rag_query(last_text)
-    turns = []
-    for i, message in enumerate(items):
-        if message.role == MessageRole.USER or message.role in _ASSISTANT_ROLES:
-            text = _message_text(message, i)
-            if text.strip():
-                turns.append(f"{message.role.value}: {text}")
-    return "\n\n".join(turns)
-
-
-def prompt_routing_text(prompt: str) -> str:
-    """Routing text of a completion prompt (the prompt itself).
-
-    Raises:
-        InvalidInputError: The prompt is not a string or is blank.
-    """
-    if not isinstance(prompt, str):
-        raise InvalidInputError(f"prompt is {type(prompt).__name__}, not str; only text can be routed")
-    if not prompt.strip():
-        raise InvalidInputError("the prompt is empty or whitespace only; there is nothing to route on")
-    return prompt
+    return core_routing_text(_turns(items), route_on)
 
 
 def model_label(llm: LLM) -> str:
@@ -184,7 +160,34 @@ def chunk_text(chunk: ChatResponse | CompletionResponse) -> str:
     return chunk.delta or ""
 
 
-def tag_response(response: Any, info: dict[str, Any]) -> Any:
-    """Attach the routing record to a response's ``additional_kwargs["routellm"]`` (a fresh dict)."""
-    response.additional_kwargs = {**(response.additional_kwargs or {}), "routellm": dict(info)}
+def tag_response(response: R, record: ServedDecision) -> R:
+    """Attach the decision record to a response's ``additional_kwargs["routellm"]`` (a fresh dict)."""
+    response.additional_kwargs = {**(response.additional_kwargs or {}), METADATA_KEY: record.as_dict()}
     return response
+
+
+def answer_text(response: ChatResponse | CompletionResponse) -> str:
+    """The text of a (final) response: the message content of a chat response, the text of a completion."""
+    if isinstance(response, CompletionResponse):
+        return response.text or ""
+    return response.message.content or ""
+
+
+def as_judge(judge: object) -> Judge | None:
+    """A core judge from a LlamaIndex LLM (asked MT-Bench's pairwise question with ``achat``) or a callable."""
+    if judge is None or isinstance(judge, PairwiseJudge):
+        return judge
+    if isinstance(judge, LLM):
+        llm = judge
+
+        async def generate(messages: list[dict[str, str]]) -> str:
+            chat = [ChatMessage(role=MessageRole(m["role"]), content=m["content"]) for m in messages]
+            return (await llm.achat(chat)).message.content or ""
+
+        return PairwiseJudge(generate, name=model_label(llm))
+    if callable(judge):
+        return judge  # type: ignore[return-value]
+    raise InvalidInputError(
+        "judge must be a LlamaIndex LLM, a PairwiseJudge or a callable (prompt, answer_a, answer_b) -> winner, "
+        f"got {type(judge).__name__}"
+    )

@@ -43,19 +43,23 @@ from llama_index.core.llms.llm import ToolSelection
 from llamaindex_routellm._utils import (
     RouteOn,
     RoutingTextFn,
+    answer_text,
+    as_judge,
     chunk_text,
     has_content,
     model_label,
-    prompt_routing_text,
-    rag_query,
     routing_text,
     tag_response,
 )
 from llamaindex_routellm.events import RoutingDecisionEvent, RoutingFallbackEvent
+from routellm_core.dispatch import Dispatcher, Route, ServedDecision, log_route
 from routellm_core.embedders import Embedder
-from routellm_core.errors import InvalidInputError, ModelCallError, StreamInterruptedError
-from routellm_core.policy import RoutingPolicy, router_label
-from routellm_core.routers.base import Choice, RoutingDecision, WinRateModel
+from routellm_core.errors import InvalidInputError
+from routellm_core.feedback import FeedbackStore
+from routellm_core.labelling import TrafficLabelling, traffic_labelling
+from routellm_core.policy import RoutingPolicy, build_policy, router_label
+from routellm_core.routers.base import RoutingDecision, Side, WinRateModel, other_side
+from routellm_core.routing_text import prompt_routing_text
 
 if TYPE_CHECKING:
     from llama_index.core.tools.types import BaseTool
@@ -70,10 +74,6 @@ R = TypeVar("R", ChatResponse, CompletionResponse)
 _TOOL_REQUEST_KEY = "_routellm_tool_request"
 
 
-class _EmptyResponseError(Exception):
-    """A child returned a message with neither text nor tool calls."""
-
-
 @dataclass
 class _ToolRequest:
     """The ``chat_with_tools`` arguments, replayed on the chosen child's own ``_prepare_chat_with_tools``."""
@@ -85,39 +85,64 @@ class _ToolRequest:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def _other(choice: Choice) -> Choice:
-    return "weak" if choice == "strong" else "strong"
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, _EmptyResponseError):
-        return f"returned an empty message ({exc})"
-    return f"failed: {type(exc).__name__}: {exc}"
-
-
-def _short_error(exc: BaseException) -> str:
-    if isinstance(exc, _EmptyResponseError):
-        return f"empty message ({exc})"
-    return f"{type(exc).__name__}: {exc}"
-
-
 def _min_known(a: int, b: int, default: int) -> int:
     """The smaller of two sizes, ignoring unknown (non-positive) values."""
     known = [v for v in (a, b) if v is not None and v > 0]
     return min(known) if known else default
 
 
-def _build_policy(
-    router: RouterSpec,
-    threshold: float | None,
-    strong_fraction: float | None,
-    embedder: Embedder | None,
-) -> RoutingPolicy:
-    if isinstance(router, RoutingPolicy):
-        if threshold is None and strong_fraction is None:
-            return router
-        router = router.router
-    return RoutingPolicy(router, threshold=threshold, strong_fraction=strong_fraction, embedder=embedder)
+def _forget_nested_trace(child: LLM, own: CallbackManager) -> None:
+    """Clear a child's legacy trace map after a routed call.
+
+    LlamaIndex resets a callback manager's trace map only when that manager starts a top-level trace. A child
+    called inside the router's trace never does, so its map would grow by two ids on every routed call, forever.
+    Only a manager with no handlers (nobody reads its map) that is not the router's own is cleared.
+    """
+    manager = getattr(child, "callback_manager", None)
+    if isinstance(manager, CallbackManager) and manager is not own and not manager.handlers:
+        manager.trace_map.clear()
+
+
+def _primed(stream: Iterator[R]) -> Iterator[R]:
+    """Fetch the first chunk now (inside the router's span, so a failure before any output raises from the call
+    itself), then relay the rest; the underlying stream is closed however the relay ends."""
+    try:
+        first = next(stream)
+    except StopIteration:
+        return iter(())
+
+    def relay() -> Iterator[R]:
+        try:
+            yield first
+            yield from stream
+        finally:
+            close = getattr(stream, "close", None)
+            if close is not None:
+                close()
+
+    return relay()
+
+
+async def _aprimed(stream: AsyncIterator[R]) -> AsyncIterator[R]:
+    """Async :func:`_primed`."""
+    try:
+        first = await anext(stream)
+    except StopAsyncIteration:
+        first = None
+
+    async def relay() -> AsyncIterator[R]:
+        try:
+            if first is None:
+                return
+            yield first
+            async for chunk in stream:
+                yield chunk
+        finally:
+            aclose = getattr(stream, "aclose", None)
+            if aclose is not None:
+                await aclose()
+
+    return relay()
 
 
 class RouteLLM(FunctionCallingLLM):
@@ -154,7 +179,7 @@ class RouteLLM(FunctionCallingLLM):
         >>> llm = RouteLLM(strong=OpenAI(model="gpt-4o"), weak=OpenAI(model="gpt-4o-mini"), threshold=0.5)
         >>> response = llm.complete("Prove that there are infinitely many primes.")
         >>> response.additional_kwargs["routellm"]
-        {'router': 'mf', 'win_rate': 0.71, 'threshold': 0.5, 'choice': 'strong', 'model': 'gpt-4o', ...}
+        {'decision_id': '3b7e…', 'router': 'mf', 'win_rate': 0.71, 'threshold': 0.5, 'choice': 'strong', ...}
     """
 
     strong: LLM = Field(description="The stronger, costlier LLM, called when the router predicts it wins.")
@@ -182,8 +207,24 @@ class RouteLLM(FunctionCallingLLM):
     embedder: Embedder | None = Field(
         default=None, exclude=True, description="Embedder to load the router with (names and paths only)."
     )
+    feedback: Any = Field(
+        default=None,
+        exclude=True,
+        description="FeedbackStore or path: every routed call's decision is recorded, for verdicts by decision id.",
+    )
+    judge: Any = Field(
+        default=None,
+        exclude=True,
+        description="Judge for label_fraction: a LlamaIndex LLM, a PairwiseJudge or a callable (prompt, a, b).",
+    )
+    label_fraction: float = Field(
+        default=0.0, description="Share of calls on which the other model is also asked and the pair judged."
+    )
+    label_seed: int = Field(default=0, description="Seed of the label_fraction sampling.")
 
     _policy: RoutingPolicy = PrivateAttr()
+    _dispatcher: Dispatcher = PrivateAttr()
+    _labelling: TrafficLabelling | None = PrivateAttr(default=None)
 
     def __init__(
         self,
@@ -196,10 +237,15 @@ class RouteLLM(FunctionCallingLLM):
         route_on: RouteOn | RoutingTextFn = "last_user",
         fallback: bool = False,
         embedder: Embedder | None = None,
+        feedback: FeedbackStore | str | os.PathLike[str] | None = None,
+        judge: Any = None,
+        label_fraction: float = 0.0,
+        label_seed: int = 0,
         callback_manager: CallbackManager | None = None,
         **kwargs: Any,
     ) -> None:
-        policy = _build_policy(router, threshold, strong_fraction, embedder)
+        policy = build_policy(router, threshold, strong_fraction, embedder)
+        labelling = traffic_labelling(feedback, as_judge(judge), label_fraction, label_seed)
         super().__init__(
             strong=strong,
             weak=weak,
@@ -209,10 +255,43 @@ class RouteLLM(FunctionCallingLLM):
             route_on=route_on,
             fallback=fallback,
             embedder=embedder,
+            feedback=feedback,
+            judge=judge,
+            label_fraction=label_fraction,
+            label_seed=label_seed,
             callback_manager=callback_manager,
             **kwargs,
         )
         self._policy = policy
+        self._dispatcher = self._new_dispatcher()
+        self._labelling = labelling
+
+    @property
+    def feedback_store(self) -> FeedbackStore | None:
+        """The feedback store (``feedback=``), to attach verdicts by decision id; ``None`` without one."""
+        return self._labelling.store if self._labelling is not None else None
+
+    @property
+    def labelling(self) -> TrafficLabelling | None:
+        """The labelling of this LLM's calls (its labeller's ``stats``, ``flush()``...), if configured."""
+        return self._labelling
+
+    def _new_dispatcher(self) -> Dispatcher:
+        return Dispatcher(
+            {"strong": model_label(self.strong), "weak": model_label(self.weak)},
+            fallback=self.fallback,
+            owner="RouteLLM",
+            is_empty=lambda response: not has_content(response),
+            chunk_text=chunk_text,
+            on_fallback=self._on_fallback,
+        )
+
+    @property
+    def _dispatch(self) -> Dispatcher:
+        """The dispatcher for the current fields (rebuilt when a ``model_copy`` changed ``fallback``)."""
+        if self._dispatcher.fallback != self.fallback:
+            self._dispatcher = self._new_dispatcher()
+        return self._dispatcher
 
     @classmethod
     def class_name(cls) -> str:
@@ -267,8 +346,8 @@ class RouteLLM(FunctionCallingLLM):
             for child in (self.strong, self.weak)
         )
 
-    def _child(self, choice: Choice) -> LLM:
-        return self.strong if choice == "strong" else self.weak
+    def _child(self, side: Side) -> LLM:
+        return self.strong if side == "strong" else self.weak
 
     # ---- routing -----------------------------------------------------------------------------------------
     def decide(self, messages: str | Sequence[ChatMessage]) -> RoutingDecision:
@@ -286,243 +365,133 @@ class RouteLLM(FunctionCallingLLM):
         return await self._policy.adecide(self._routing_text(messages))
 
     def _routing_text(self, messages: str | Sequence[ChatMessage]) -> str:
-        if isinstance(messages, str):  # a completion prompt
-            prompt = prompt_routing_text(messages)
-            if callable(self.route_on):
-                return routing_text([ChatMessage(role=MessageRole.USER, content=prompt)], self.route_on)
-            return rag_query(prompt) if self.route_on == "rag_query" else prompt
+        if isinstance(messages, str):  # a completion prompt: one user message, as in LangChain
+            messages = [ChatMessage(role=MessageRole.USER, content=prompt_routing_text(messages))]
         return routing_text(messages, self.route_on)
 
-    def _announce(self, decision: RoutingDecision) -> RoutingDecision:
-        model = model_label(self._child(decision.choice))
+    def _announce(self, decision: RoutingDecision, text: str) -> Route:
+        route = log_route(Route(decision, text=text))
         dispatcher.event(
             RoutingDecisionEvent(
                 router=decision.router,
                 win_rate=decision.win_rate,
                 threshold=decision.threshold,
                 choice=decision.choice,
-                model=model,
+                model=model_label(self._child(decision.choice)),
+                decision_id=route.id,
             )
         )
-        logger.debug(
-            "routellm: %s -> %s model %r (win rate %.4f, threshold %.4f)",
-            decision.router,
-            decision.choice,
-            model,
-            decision.win_rate,
-            decision.threshold,
-        )
-        return decision
+        return route
 
-    def _route(self, messages: str | Sequence[ChatMessage]) -> RoutingDecision:
-        return self._announce(self.decide(messages))
+    def _route(self, messages: str | Sequence[ChatMessage]) -> Route:
+        text = self._routing_text(messages)
+        return self._announce(self._policy.decide(text), text)
 
-    async def _aroute(self, messages: str | Sequence[ChatMessage]) -> RoutingDecision:
-        return self._announce(await self.adecide(messages))
+    async def _aroute(self, messages: str | Sequence[ChatMessage]) -> Route:
+        text = self._routing_text(messages)
+        return self._announce(await self._policy.adecide(text), text)
 
-    def _record(
-        self, decision: RoutingDecision, answered_by: Choice, fallback: dict[str, Any] | None = None
-    ) -> dict[str, Any]:
-        """The ``additional_kwargs["routellm"]`` entry: the decision, who answered, and any fallback."""
-        return {
-            **decision.as_dict(),
-            "model": model_label(self._child(answered_by)),
-            "answered_by": answered_by,
-            "fallback": fallback,
-        }
-
-    # ---- failures ----------------------------------------------------------------------------------------
-    def _model_error(
-        self,
-        decision: RoutingDecision,
-        role: Choice,
-        exc: BaseException,
-        fallback_exc: BaseException | None = None,
-    ) -> ModelCallError:
-        name = model_label(self._child(role))
-        message = (
-            f"{role} model {name!r} {_describe(exc)} "
-            f"(router {decision.router!r}, win rate {decision.win_rate:.4f}, threshold {decision.threshold:.4f})"
-        )
-        if fallback_exc is not None:
-            other = _other(role)
-            message += f"; fallback {other} model {model_label(self._child(other))!r} also {_describe(fallback_exc)}"
-        return ModelCallError(message, model=name, decision=decision)
-
-    def _begin_fallback(self, decision: RoutingDecision, role: Choice, exc: BaseException) -> dict[str, Any]:
-        other = _other(role)
-        failed, answering = model_label(self._child(role)), model_label(self._child(other))
-        error = _short_error(exc)
+    def _on_fallback(self, record: ServedDecision, exc: BaseException) -> None:
         dispatcher.event(
             RoutingFallbackEvent(
-                failed_choice=role,
-                failed_model=failed,
-                fallback_choice=other,
-                fallback_model=answering,
-                error=error,
+                failed_choice=record.choice,
+                failed_model=record.fallback_from or "",
+                fallback_choice=record.served,
+                fallback_model=record.model,
+                error=f"{type(exc).__name__}: {exc}",
+                decision_id=record.id,
             )
         )
-        logger.warning(
-            "routellm: %s model %r failed (%s); falling back to %s model %r",
-            role,
-            failed,
-            type(exc).__name__,
-            other,
-            answering,
-        )
-        return {"from": role, "from_model": failed, "error": error}
 
-    def _finish(self, response: R, decision: RoutingDecision, role: Choice, fallback: Any = None) -> R:
-        if not has_content(response):
-            raise _EmptyResponseError("no text and no tool calls")
-        return tag_response(response, self._record(decision, role, fallback))
+    # ---- learning the traffic ----------------------------------------------------------------------------
+    def _other(self, record: ServedDecision) -> LLM:
+        return self._child(other_side(record.served))
 
-    # ---- one-shot calls with optional fallback -----------------------------------------------------------
-    def _run(self, decision: RoutingDecision, call: Callable[[LLM], R]) -> R:
-        role = decision.choice
+    def _label(self, route: Route, record: ServedDecision, answer: str, call_other: Callable[[], str]) -> None:
+        if self._labelling is not None and route.text is not None:
+            self._labelling.after_call(record, self._dispatch.names, route.text, answer, call_other)
+
+    async def _alabel(
+        self, route: Route, record: ServedDecision, answer: str, acall_other: Callable[[], Awaitable[str]]
+    ) -> None:
+        if self._labelling is not None and route.text is not None:
+            await self._labelling.aafter_call(record, self._dispatch.names, route.text, answer, acall_other)
+
+    # ---- calls through the core dispatcher ---------------------------------------------------------------
+    def _calling(self, side: Side, call: Callable[[LLM], R]) -> R:
+        child = self._child(side)
         try:
-            return self._finish(call(self._child(role)), decision, role)
-        except Exception as exc:
-            if not self.fallback:
-                raise self._model_error(decision, role, exc) from exc
-            fallback = self._begin_fallback(decision, role, exc)
-            try:
-                return self._finish(call(self._child(_other(role))), decision, _other(role), fallback)
-            except Exception as fallback_exc:
-                raise self._model_error(decision, role, exc, fallback_exc) from exc
-
-    async def _arun(self, decision: RoutingDecision, call: Callable[[LLM], Awaitable[R]]) -> R:
-        role = decision.choice
-        try:
-            return self._finish(await call(self._child(role)), decision, role)
-        except Exception as exc:
-            if not self.fallback:
-                raise self._model_error(decision, role, exc) from exc
-            fallback = self._begin_fallback(decision, role, exc)
-            try:
-                return self._finish(await call(self._child(_other(role))), decision, _other(role), fallback)
-            except Exception as fallback_exc:
-                raise self._model_error(decision, role, exc, fallback_exc) from exc
-
-    # ---- streaming with optional fallback before the first chunk -----------------------------------------
-    def _stream(self, decision: RoutingDecision, start: Callable[[LLM], Iterator[R]]) -> Iterator[R]:
-        """Open the chosen child's stream and fetch its first chunk now (inside the router's span), so a
-        failure before any output can still fall back; later failures surface from the iteration."""
-        role = decision.choice
-        fallback = None
-        try:
-            stream, first = self._open(start, role)
-        except Exception as exc:
-            if not self.fallback:
-                raise self._model_error(decision, role, exc) from exc
-            fallback = self._begin_fallback(decision, role, exc)
-            try:
-                stream, first = self._open(start, _other(role))
-            except Exception as fallback_exc:
-                raise self._model_error(decision, role, exc, fallback_exc) from exc
-            role = _other(role)
-        return self._relay(stream, first, decision, role, fallback)
-
-    def _open(self, start: Callable[[LLM], Iterator[R]], role: Choice) -> tuple[Iterator[R], R]:
-        stream = iter(start(self._child(role)))
-        try:
-            first = next(stream)
-        except StopIteration:
-            raise _EmptyResponseError("the stream ended without a chunk") from None
-        return stream, first
-
-    def _relay(
-        self, stream: Iterator[R], first: R, decision: RoutingDecision, role: Choice, fallback: Any
-    ) -> Iterator[R]:
-        info = self._record(decision, role, fallback)
-        texts: list[str] = []
-        chunk = last = first
-        try:
-            while True:
-                texts.append(chunk_text(chunk))
-                yield tag_response(chunk, info)
-                try:
-                    chunk = next(stream)
-                except StopIteration:
-                    break
-                except Exception as exc:
-                    raise self._stream_error(decision, role, exc, texts) from exc
-                last = chunk
+            return call(child)
         finally:
-            close = getattr(stream, "close", None)
-            if close is not None:
-                close()
-        self._check_stream(decision, role, texts, last)
+            _forget_nested_trace(child, self.callback_manager)
 
-    async def _astream(
-        self, decision: RoutingDecision, start: Callable[[LLM], Awaitable[AsyncIterator[R]]]
-    ) -> AsyncIterator[R]:
-        """Async :meth:`_stream`."""
-        role = decision.choice
-        fallback = None
-        try:
-            stream, first = await self._aopen(start, role)
-        except Exception as exc:
-            if not self.fallback:
-                raise self._model_error(decision, role, exc) from exc
-            fallback = self._begin_fallback(decision, role, exc)
+    def _run(self, route: Route, call: Callable[[LLM], R]) -> R:
+        response, record = self._dispatch.call(route, lambda side, _: self._calling(side, call))
+        self._label(route, record, answer_text(response), lambda: answer_text(call(self._other(record))))
+        return tag_response(response, record)
+
+    async def _arun(self, route: Route, call: Callable[[LLM], Awaitable[R]]) -> R:
+        async def attempt(side: Side, _: ServedDecision) -> R:
+            child = self._child(side)
             try:
-                stream, first = await self._aopen(start, _other(role))
-            except Exception as fallback_exc:
-                raise self._model_error(decision, role, exc, fallback_exc) from exc
-            role = _other(role)
-        return self._arelay(stream, first, decision, role, fallback)
+                return await call(child)
+            finally:
+                _forget_nested_trace(child, self.callback_manager)
 
-    async def _aopen(
-        self, start: Callable[[LLM], Awaitable[AsyncIterator[R]]], role: Choice
-    ) -> tuple[AsyncIterator[R], R]:
-        stream = await start(self._child(role))
-        try:
-            first = await stream.__anext__()
-        except StopAsyncIteration:
-            raise _EmptyResponseError("the stream ended without a chunk") from None
-        return stream, first
+        async def other(record: ServedDecision) -> str:
+            return answer_text(await call(self._other(record)))
 
-    async def _arelay(
-        self, stream: AsyncIterator[R], first: R, decision: RoutingDecision, role: Choice, fallback: Any
-    ) -> AsyncIterator[R]:
-        info = self._record(decision, role, fallback)
-        texts: list[str] = []
-        chunk = last = first
-        while True:
-            texts.append(chunk_text(chunk))
-            yield tag_response(chunk, info)
+        response, record = await self._dispatch.acall(route, attempt)
+        await self._alabel(route, record, answer_text(response), lambda: other(record))
+        return tag_response(response, record)
+
+    def _stream(self, route: Route, start: Callable[[LLM], Iterator[R]]) -> Iterator[R]:
+        def open_stream(side: Side, _: ServedDecision) -> Iterator[R]:
+            child = self._child(side)
             try:
-                chunk = await stream.__anext__()
-            except StopAsyncIteration:
-                break
-            except Exception as exc:
-                raise self._stream_error(decision, role, exc, texts) from exc
-            last = chunk
-        self._check_stream(decision, role, texts, last)
+                yield from start(child)
+            finally:
+                _forget_nested_trace(child, self.callback_manager)
 
-    def _stream_error(
-        self, decision: RoutingDecision, role: Choice, exc: BaseException, texts: list[str]
-    ) -> StreamInterruptedError:
-        name = model_label(self._child(role))
-        return StreamInterruptedError(
-            f"{role} model {name!r} failed mid-stream after {len(texts)} chunk(s) were delivered: "
-            f"{type(exc).__name__}: {exc}",
-            model=name,
-            decision=decision,
-            chunks_delivered=len(texts),
-            partial_text="".join(texts),
-        )
+        def relay() -> Iterator[R]:
+            texts: list[str] = []
+            record = None
+            for chunk, record in self._dispatch.stream(route, open_stream):
+                texts.append(chunk_text(chunk))
+                yield tag_response(chunk, record)
+            if record is not None:
+                other = self._other(record)
+                self._label(route, record, "".join(texts), lambda: "".join(map(chunk_text, start(other))))
 
-    def _check_stream(self, decision: RoutingDecision, role: Choice, texts: list[str], last: R) -> None:
-        if "".join(texts).strip() or has_content(last):
-            return
-        name = model_label(self._child(role))
-        raise ModelCallError(
-            f"{role} model {name!r} returned an empty message ({len(texts)} chunk(s) without text or tool calls)",
-            model=name,
-            decision=decision,
-        )
+        return _primed(relay())
+
+    async def _astream(self, route: Route, start: Callable[[LLM], Awaitable[AsyncIterator[R]]]) -> AsyncIterator[R]:
+        async def open_stream(side: Side, _: ServedDecision) -> AsyncIterator[R]:
+            child = self._child(side)
+            try:
+                async for chunk in await start(child):
+                    yield chunk
+            finally:
+                _forget_nested_trace(child, self.callback_manager)
+
+        async def other(record: ServedDecision) -> str:
+            return "".join([chunk_text(c) async for c in await start(self._other(record))])
+
+        async def tagged() -> AsyncIterator[R]:
+            chunks = self._dispatch.astream(route, open_stream)
+            texts: list[str] = []
+            record = None
+            try:
+                async for chunk, record in chunks:
+                    texts.append(chunk_text(chunk))
+                    yield tag_response(chunk, record)
+            finally:
+                await chunks.aclose()
+            if record is not None:
+                served = record
+                await self._alabel(route, served, "".join(texts), lambda: other(served))
+
+        return await _aprimed(tagged())
 
     # ---- child calls -------------------------------------------------------------------------------------
     @staticmethod
@@ -701,7 +670,7 @@ class RouteLLM(FunctionCallingLLM):
         """Parse tool calls with the child that wrote the response (``additional_kwargs["routellm"]``;
         the strong child's parser for a response without that record)."""
         record = response.additional_kwargs.get("routellm") or {}
-        child = self._child(record.get("answered_by", "strong"))
+        child = self._child(record.get("served", "strong"))
         if not isinstance(child, FunctionCallingLLM):
             raise InvalidInputError(f"{model_label(child)!r} is not a FunctionCallingLLM; it cannot call tools")
         return child.get_tool_calls_from_response(response, error_on_no_tool_call=error_on_no_tool_call, **kwargs)

@@ -33,6 +33,7 @@ class RoutingDecisionEvent(BaseEvent):
         threshold: Threshold in force; strong is chosen when ``win_rate >= threshold``.
         choice: ``"strong"`` or ``"weak"``.
         model: Name of the chosen child model.
+        decision_id: The decision id, as in the response's ``additional_kwargs["routellm"]["decision_id"]``.
     """
 
     router: str
@@ -40,6 +41,7 @@ class RoutingDecisionEvent(BaseEvent):
     threshold: float
     choice: Literal["strong", "weak"]
     model: str
+    decision_id: str
 
     @classmethod
     def class_name(cls) -> str:
@@ -55,6 +57,7 @@ class RoutingFallbackEvent(BaseEvent):
         fallback_choice: Role of the model that answers instead.
         fallback_model: Name of the model that answers instead.
         error: Type and message of the failure.
+        decision_id: The decision id.
     """
 
     failed_choice: Literal["strong", "weak"]
@@ -62,6 +65,7 @@ class RoutingFallbackEvent(BaseEvent):
     fallback_choice: Literal["strong", "weak"]
     fallback_model: str
     error: str
+    decision_id: str
 
     @classmethod
     def class_name(cls) -> str:

@@ -199,8 +199,8 @@ class TestMiddleware:
     def test_either_model_gets_the_tools(self, router: Any, threshold: float) -> None:
         agent, _, _ = self.make(router, threshold=threshold)
         out = agent.invoke({"messages": [HumanMessage(WEATHER_Q)]})
-        tier = "strong" if threshold == 0.0 else "weak"
-        check_tool_loop(out["messages"], tier)
+        side = "strong" if threshold == 0.0 else "weak"
+        check_tool_loop(out["messages"], side)
 
     def test_route_policy(self, router: Any) -> None:
         agent, _, _ = self.make(router, tool_step="route")

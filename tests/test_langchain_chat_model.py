@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import re
 from typing import Any
 from uuid import UUID
 
@@ -111,6 +112,23 @@ class Recorder(BaseCallbackHandler):
 
 
 # ---- routing text -----------------------------------------------------------------------------------------
+def without_id(record: dict[str, Any]) -> dict[str, Any]:
+    """A decision record without its (per-call) decision id."""
+    return {k: v for k, v in record.items() if k != "decision_id"}
+
+
+class RunMetadata(BaseCallbackHandler):
+    """Collects the metadata of every chain run started (the router's own run comes first)."""
+
+    def __init__(self) -> None:
+        self.metadata: list[dict[str, Any]] = []
+
+    def on_chain_start(
+        self, serialized: Any, inputs: Any, *, metadata: dict[str, Any] | None = None, **kw: Any
+    ) -> None:
+        self.metadata.append(dict(metadata or {}))
+
+
 class TestRoutingText:
     def test_latest_human_message(self) -> None:
         messages = [
@@ -136,11 +154,11 @@ class TestRoutingText:
             ToolMessage("sunny", tool_call_id="1"),
         ]
         assert routing_text(messages) == "weather in Paris?"
-        assert routing_text(messages, "conversation") == "weather in Paris?"
+        assert routing_text(messages, "conversation") == "user: weather in Paris?"
 
     def test_conversation_mode(self) -> None:
         messages = [SystemMessage("sys"), HumanMessage("q1"), AIMessage("a1"), HumanMessage("q2")]
-        assert routing_text(messages, "conversation") == "q1\na1\nq2"
+        assert routing_text(messages, "conversation") == "user: q1\n\nassistant: a1\n\nuser: q2"
 
     @settings(max_examples=60, deadline=None)
     @given(
@@ -167,8 +185,7 @@ class TestRoutingText:
                 messages.append(SystemMessage(text))
         has_human = any(isinstance(m, HumanMessage) for m in messages)
         human_texts = [m.text.strip() for m in messages if isinstance(m, HumanMessage) and m.text.strip()]
-        ai_texts = [m.text.strip() for m in messages if isinstance(m, AIMessage) and m.text.strip()]
-        valid = {"last_human": bool(human_texts), "conversation": has_human and bool(human_texts or ai_texts)}
+        valid = {"last_human": bool(human_texts), "conversation": has_human and bool(human_texts)}
         for mode, ok in valid.items():
             if not ok:
                 with pytest.raises(InvalidInputError):
@@ -187,8 +204,8 @@ class TestRoutingText:
         ("messages", "match"),
         [
             ([], "no messages"),
-            ([SystemMessage("only a system prompt")], "no human message"),
-            ([AIMessage("hello")], "no human message"),
+            ([SystemMessage("only a system prompt")], "no user message"),
+            ([AIMessage("hello")], "no user message"),
             ([HumanMessage([IMAGE])], "only images"),
             ([HumanMessage("   ")], "no text"),
         ],
@@ -207,8 +224,13 @@ class TestConstruction:
         assert llm.model_names == {"strong": "fake-strong-1", "weak": "fake-weak-1"}
         assert llm._llm_type == "routellm"
 
-    def test_threshold_defaults_to_one_half(self, router: Any) -> None:
-        assert ChatRouteLLM(**children(), router=router).policy.threshold == 0.5
+    def test_default_threshold_routes_half_the_calibration_traffic(self, router: Any) -> None:
+        # The shipped router scores nearly everything above 0.5: a fixed 0.5 would send it all to strong.
+        threshold = ChatRouteLLM(**children(), router=router).policy.threshold
+        assert threshold == pytest.approx(router.threshold_for(0.5))
+        assert threshold > 0.55
+        uncalibrated = ChatRouteLLM(**children(), router="random").policy.threshold
+        assert uncalibrated == 0.5
 
     def test_router_by_registry_name(self) -> None:
         llm = ChatRouteLLM(**children(), router="random")
@@ -313,9 +335,14 @@ class TestInvoke:
             "threshold": mixed(),
             "choice": decision.choice,
             "model": f"fake-{decision.choice}-1",
+            "served": decision.choice,
             "fallback": False,
+            "fallback_from": None,
+            "fallback_error": None,
             "continued": False,
+            "decision_id": meta["decision_id"],
         }
+        assert re.fullmatch(r"[0-9a-f]{32}", meta["decision_id"])
 
     def test_threshold_extremes(self, router: Any) -> None:
         strong_only, _ = make(router, threshold=0.0)
@@ -334,7 +361,7 @@ class TestInvoke:
         llm, _ = make(router, route_on="conversation")
         conversation = [HumanMessage(PROMPTS[2]), AIMessage("ok"), HumanMessage(PROMPTS[0])]
         meta = llm.invoke(conversation).response_metadata["routellm"]
-        text = f"{PROMPTS[2]}\nok\n{PROMPTS[0]}"
+        text = f"user: {PROMPTS[2]}\n\nassistant: ok\n\nuser: {PROMPTS[0]}"
         assert meta["win_rate"] == pytest.approx(router.decide([text], mixed())[0].win_rate)
 
     def test_multimodal_message_routes_on_its_text(self, router: Any) -> None:
@@ -348,7 +375,7 @@ class TestInvoke:
         for prompt in PROMPTS:
             sync, asyn = llm.invoke(prompt), await llm.ainvoke(prompt)
             assert sync.text == asyn.text
-            assert sync.response_metadata["routellm"] == asyn.response_metadata["routellm"]
+            assert without_id(sync.response_metadata["routellm"]) == without_id(asyn.response_metadata["routellm"])
 
     def test_batch_routes_each_input(self, router: Any) -> None:
         llm, _ = make(router)
@@ -391,8 +418,13 @@ class TestInvoke:
             "ls_model_name": "fake-strong-1|fake-weak-1",
             "ls_model_type": "chat",
         }
-        assert llm._get_ls_params(routellm_choice="weak")["ls_model_name"] == "fake-weak-1"
-        assert llm._get_ls_params(routellm_choice="weak")["ls_provider"] == "toolechochatmodel"
+        runs = RunMetadata()
+        weak_prompt = next(p for p in PROMPTS if expected_choice(router, p) == "weak")
+        llm.invoke(weak_prompt, {"callbacks": [runs]})
+        router_run = runs.metadata[0]
+        assert router_run["ls_model_name"] == "fake-weak-1"
+        assert router_run["ls_provider"] == "toolechochatmodel"
+        assert router_run["routellm"]["choice"] == "weak"
         assert llm._get_ls_params(model="override")["ls_model_name"] == "override"
 
 
@@ -455,6 +487,27 @@ class TestTracing:
         assert inner["parent"] == outer["run_id"]
         assert "routellm" in result.generations[0][0].message.response_metadata
 
+    @pytest.mark.parametrize("path", ["generate", "agenerate", "stream_events_v3"])
+    async def test_hook_paths_count_usage_once_and_carry_the_decision(self, router: Any, path: str) -> None:
+        llm, kids = make(router, threshold=0.0)
+        direct = kids["strong"].invoke("count my tokens")
+        with get_usage_metadata_callback() as usage:
+            if path == "generate":
+                generation = llm.generate([[HumanMessage("count my tokens")]]).generations[0][0]
+            elif path == "agenerate":
+                generation = (await llm.agenerate([[HumanMessage("count my tokens")]])).generations[0][0]
+            else:
+                stream = llm.stream_events("count my tokens", version="v3")
+                for _ in stream:
+                    pass
+                generation = None
+        # The child's nested chat-model run reports the usage; the router's own run does not report it again.
+        assert usage.usage_metadata == {"fake-strong-1": direct.usage_metadata}
+        if generation is not None:
+            record = generation.generation_info["routellm"]
+            assert record == generation.message.response_metadata["routellm"]
+            assert record["choice"] == "strong" and record["model"] == "fake-strong-1"
+
     def test_streaming_field_streams_the_child_under_invoke(self, router: Any) -> None:
         llm, _ = make(router, streaming=True)
         recorder = Recorder()
@@ -481,7 +534,7 @@ class TestStreaming:
             full += c
         invoked = llm.invoke(prompt)
         assert full.text == invoked.text
-        assert full.response_metadata["routellm"] == invoked.response_metadata["routellm"]
+        assert without_id(full.response_metadata["routellm"]) == without_id(invoked.response_metadata["routellm"])
         assert full.usage_metadata == invoked.usage_metadata
 
     async def test_astream(self, router: Any) -> None:
@@ -528,9 +581,9 @@ class TestToolsAndStructuredOutput:
         message = bound.invoke("What is the weather in 'Oslo'?")
         assert message.tool_calls[0]["name"] == "get_weather"
         assert message.tool_calls[0]["args"] == {"city": "Oslo"}
-        tier = "strong" if threshold == 0.0 else "weak"
-        assert message.response_metadata["routellm"]["choice"] == tier
-        assert kids[tier].calls == ["HumanMessage"]
+        side = "strong" if threshold == 0.0 else "weak"
+        assert message.response_metadata["routellm"]["choice"] == side
+        assert kids[side].calls == ["HumanMessage"]
         # the original router is unchanged and shares the policy
         assert llm.invoke("What is the weather in 'Oslo'?").tool_calls == []
         assert bound.bound.policy is llm.policy
@@ -572,7 +625,7 @@ class TestErrors:
         ("messages", "match"),
         [
             ([], "no messages"),
-            ([SystemMessage("system only")], "no human message"),
+            ([SystemMessage("system only")], "no user message"),
             ([HumanMessage([IMAGE, IMAGE])], "only images"),
         ],
     )

@@ -278,3 +278,54 @@ async def test_agent_workflow_with_the_router(router_model: Any, events: Recorde
     decisions = events.decisions()
     assert len(decisions) == 2
     assert decisions[0].choice == llm.decide("What is 6 times 7?").choice
+
+
+class ReActScriptLLM(LabelledLLM):
+    """A ReAct-format child: asks for the multiply tool, then answers once it sees the observation."""
+
+    @llm_completion_callback()
+    def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
+        self.prompts.append(prompt)
+        if "Observation: 42" in prompt:
+            return CompletionResponse(
+                text=f"Thought: I can answer without using any more tools.\nAnswer: 42 ({self.label})"
+            )
+        return CompletionResponse(
+            text="Thought: I need to use a tool to help me answer the question.\n"
+            'Action: multiply\nAction Input: {"a": 6, "b": 7}'
+        )
+
+    @llm_completion_callback()
+    def stream_complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponseGen:
+        text = self.complete(prompt).text
+        self.prompts.pop()
+        self.prompts.append(prompt)
+
+        def gen() -> CompletionResponseGen:
+            yield CompletionResponse(text=text, delta=text)
+
+        return gen()
+
+
+async def test_react_agent_keeps_one_model_per_request(router_model: Any, events: Recorder) -> None:
+    """ReAct sends each tool result back as a *user* "Observation: ..." message; it must not be routed afresh."""
+    from llama_index.core.agent.workflow import ReActAgent
+
+    request = "Prove that the product of six and seven is forty-two, using the multiply tool."
+    observation = "Observation: 42"
+    request_rate, observation_rate = router_model.predict_win_rate([request, observation])
+    # A threshold between the two win rates: routing the observation afresh would switch models.
+    threshold = float(request_rate + observation_rate) / 2
+    choice = "strong" if request_rate >= threshold else "weak"
+    strong, weak = ReActScriptLLM("strong"), ReActScriptLLM("weak")
+    llm = RouteLLM(strong=strong, weak=weak, router=router_model, threshold=threshold)
+    agent = ReActAgent(tools=[FunctionTool.from_defaults(multiply)], llm=llm)
+    result = await agent.run(request)
+
+    assert f"42 ({choice})" in str(result)
+    decisions = events.decisions()
+    assert len(decisions) == 2, "two ReAct steps (action, then answer)"
+    assert {d.choice for d in decisions} == {choice}
+    assert all(d.win_rate == pytest.approx(request_rate) for d in decisions)
+    chosen, other = (strong, weak) if choice == "strong" else (weak, strong)
+    assert len(chosen.prompts) == 2 and other.prompts == []

@@ -19,6 +19,7 @@ import pytest
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.load import dumpd, dumps
 from langchain_core.messages import HumanMessage
+from lc_fakes import ToolEchoChatModel, shared_router
 from llama_index.core.base.llms.types import ChatMessage, ChatResponse, CompletionResponse, LLMMetadata, MessageRole
 from llama_index.core.instrumentation import get_dispatcher
 from llama_index.core.instrumentation.event_handlers import BaseEventHandler
@@ -33,7 +34,6 @@ from routellm_core import EmbeddingError, ModelCallError
 from routellm_core.embedders import OpenAIEmbedder
 from routellm_core.embedding_cache import CachedEmbedder
 from routellm_core.policy import RoutingPolicy
-from tests.lc_fakes import ToolEchoChatModel, shared_router
 
 CHILD_KEY = "sk-child-DO-NOT-LEAK-4f9a"
 ROUTER_KEY = "sk-router-DO-NOT-LEAK-77c1"

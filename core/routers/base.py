@@ -29,7 +29,13 @@ from routellm_core.records import Battle
 STRONG_REFERENCE = "gpt-4-1106-preview"
 WEAK_REFERENCE = "mistralai/Mixtral-8x7B-Instruct-v0.1"
 
-Choice = Literal["strong", "weak"]
+#: The strong or the weak side of a routing pair: the one word for it across the code base.
+Side = Literal["strong", "weak"]
+
+
+def other_side(side: Side) -> Side:
+    """The other side: ``"weak"`` for ``"strong"`` and vice versa."""
+    return "weak" if side == "strong" else "strong"
 
 
 def check_threshold(threshold: float, what: str = "threshold") -> float:
@@ -56,7 +62,7 @@ class RoutingDecision:
     router: str
     win_rate: float
     threshold: float
-    choice: Choice
+    choice: Side
 
     def as_dict(self) -> dict[str, Any]:
         """Plain-dict form for metadata."""
@@ -162,7 +168,7 @@ class WinRateModel(ABC):
             )
         return np.clip(scores, 0.0, 1.0)
 
-    def route(self, texts: Sequence[str], threshold: float = 0.5) -> list[Choice]:
+    def route(self, texts: Sequence[str], threshold: float = 0.5) -> list[Side]:
         """Choose ``"strong"`` for each text whose win rate is at least ``threshold``, else ``"weak"``."""
         return [d.choice for d in self.decide(texts, threshold)]
 

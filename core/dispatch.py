@@ -1,0 +1,421 @@
+"""One framework-neutral dispatch engine: call the chosen side, fall back once, stream, record the decision.
+
+Both integrations (and the server) route a call to a :class:`Route`, then hand the engine a function that calls one
+side. The engine owns everything that must mean the same in every framework:
+
+- **fallback**: when configured, a side that fails (raises, or answers empty) before any output reached the caller is
+  replaced once by the other side; without it, the failure raises :class:`~routellm_core.errors.ModelCallError`
+  naming the chosen model;
+- **the empty-answer rule**: an answer is empty when it has no text and no tool call. While streaming, leading empty
+  chunks are held back until the first chunk with content, so an empty or failing stream can still fall back; once a
+  chunk was delivered, a failure raises :class:`~routellm_core.errors.StreamInterruptedError` (no retry: the caller
+  holds part of the answer);
+- **stream closing**: the side's stream is closed (``close`` / ``aclose``) however the relay ends;
+- **the decision record**: :class:`ServedDecision`, whose :meth:`~ServedDecision.as_dict` is the one metadata schema
+  (LangChain ``response_metadata["routellm"]``, LlamaIndex ``additional_kwargs["routellm"]``, the server's body).
+
+Sync and async share the logic: :class:`_Attempts` decides what a success or a failure means and :class:`_Relay`
+holds back leading empty chunks; the four public loops only drive them.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, TypeVar
+
+from routellm_core.errors import ModelCallError, StreamInterruptedError
+from routellm_core.routers.base import RoutingDecision, Side, check_threshold, other_side
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+#: Key under which the decision record appears in response metadata and run metadata.
+METADATA_KEY = "routellm"
+
+
+def new_decision_id() -> str:
+    """A fresh decision id (32 hex characters)."""
+    return uuid.uuid4().hex
+
+
+class EmptyResponseError(RuntimeError):
+    """A side answered with an empty message (no text and no tool call); chained under ``ModelCallError``."""
+
+
+@dataclass(frozen=True)
+class Route:
+    """The decision for one call, before any side answered.
+
+    Attributes:
+        decision: Router name, win rate, threshold and the chosen side.
+        id: Decision id, carried by every answer served under this decision (and by later steps that continue it).
+        continued: Not scored anew: continued from an earlier answer of the same request (an agent's tool step).
+        text: The routing text that was scored (``None`` for a continued route); feedback records it.
+    """
+
+    decision: RoutingDecision
+    id: str = field(default_factory=new_decision_id)
+    continued: bool = False
+    text: str | None = field(default=None, repr=False)
+
+    @property
+    def choice(self) -> Side:
+        """The chosen side."""
+        return self.decision.choice
+
+
+@dataclass(frozen=True)
+class ServedDecision:
+    """The decision record attached to an answer: what the router decided and which side answered.
+
+    Attributes:
+        id: Decision id (use it to attach feedback later).
+        router: Router name.
+        win_rate: Predicted P(strong beats weak) for the routing text.
+        threshold: Threshold in force; strong is chosen when ``win_rate >= threshold``.
+        choice: The side the router chose.
+        served: The side that answered (the other one after a fallback).
+        model: Name of the model that answered.
+        continued: The decision was continued from an earlier step of the same request, not scored anew.
+        fallback_from: Name of the chosen model when it failed and the other side answered, else ``None``.
+        fallback_error: Type of that failure (``"TimeoutError"``, ``"EmptyResponseError"``...), else ``None``.
+    """
+
+    id: str
+    router: str
+    win_rate: float
+    threshold: float
+    choice: Side
+    served: Side
+    model: str
+    continued: bool = False
+    fallback_from: str | None = None
+    fallback_error: str | None = None
+
+    @property
+    def fallback(self) -> bool:
+        """Whether the other side answered because the chosen one failed."""
+        return self.served != self.choice
+
+    def as_dict(self) -> dict[str, Any]:
+        """The one metadata schema, identical in every integration."""
+        return {
+            "decision_id": self.id,
+            "router": self.router,
+            "win_rate": self.win_rate,
+            "threshold": self.threshold,
+            "choice": self.choice,
+            "served": self.served,
+            "model": self.model,
+            "fallback": self.fallback,
+            "fallback_from": self.fallback_from,
+            "fallback_error": self.fallback_error,
+            "continued": self.continued,
+        }
+
+    @classmethod
+    def from_dict(cls, record: Mapping[str, Any]) -> ServedDecision | None:
+        """The record from an answer's metadata, or ``None`` when it is missing or malformed."""
+        try:
+            choice, served = record["choice"], record.get("served", record["choice"])
+            if choice not in ("strong", "weak") or served not in ("strong", "weak"):
+                return None
+            return cls(
+                id=str(record.get("decision_id") or new_decision_id()),
+                router=str(record["router"]),
+                win_rate=float(record["win_rate"]),
+                threshold=check_threshold(float(record["threshold"])),
+                choice=choice,
+                served=served,
+                model=str(record.get("model", "")),
+                continued=bool(record.get("continued", False)),
+            )
+        except (KeyError, TypeError, ValueError):
+            return None
+
+    def continuation(self) -> Route:
+        """A route that keeps this request on the side that answered (same decision id, ``continued=True``)."""
+        decision = RoutingDecision(
+            router=self.router, win_rate=self.win_rate, threshold=self.threshold, choice=self.served
+        )
+        return Route(decision, id=self.id, continued=True)
+
+
+def log_route(route: Route) -> Route:
+    """Log a decision at DEBUG (never the routing text: it is the user's prompt)."""
+    d = route.decision
+    logger.debug(
+        "routellm decision %s: router %s, win rate %.4f, threshold %.4f, choice %s, continued %s",
+        route.id,
+        d.router,
+        d.win_rate,
+        d.threshold,
+        d.choice,
+        route.continued,
+    )
+    return route
+
+
+FallbackHook = Callable[[ServedDecision, BaseException], None]
+
+
+class Dispatcher:
+    """Calls the chosen side with fallback, the empty-answer rule, stream closing and error wrapping.
+
+    Args:
+        names: Display name of each side (metadata and errors; never holds credentials).
+        fallback: Call the other side once when the chosen one fails before any output reached the caller.
+        owner: Name of the integration, for error messages.
+        is_empty: Whether an answer (or a streamed chunk) is empty: no text and no tool call.
+        chunk_text: The text a streamed chunk delivers (for ``StreamInterruptedError.partial_text``).
+        passthrough: Exception types that are control flow, not failures (LangGraph interrupts): never wrapped,
+            never a reason to fall back.
+        on_fallback: Called with the fallback side's record and the first failure, before the fallback call
+            (the LlamaIndex adapter emits its event there).
+    """
+
+    def __init__(
+        self,
+        names: Mapping[Side, str],
+        *,
+        fallback: bool,
+        owner: str,
+        is_empty: Callable[[Any], bool],
+        chunk_text: Callable[[Any], str],
+        passthrough: tuple[type[BaseException], ...] = (),
+        on_fallback: FallbackHook | None = None,
+    ) -> None:
+        self.names = dict(names)
+        self.fallback = fallback
+        self.owner = owner
+        self.is_empty = is_empty
+        self.chunk_text = chunk_text
+        self.passthrough = passthrough
+        self.on_fallback = on_fallback
+
+    def served(self, route: Route, side: Side, error: BaseException | None = None) -> ServedDecision:
+        """The record of an answer from ``side`` under ``route`` (``error``: the chosen side's failure)."""
+        d = route.decision
+        record = ServedDecision(
+            id=route.id,
+            router=d.router,
+            win_rate=d.win_rate,
+            threshold=d.threshold,
+            choice=d.choice,
+            served=side,
+            model=self.names[side],
+            continued=route.continued,
+        )
+        if side == d.choice:
+            return record
+        return replace(
+            record,
+            fallback_from=self.names[d.choice],
+            fallback_error=type(error).__name__ if error is not None else "unknown",
+        )
+
+    # ---- the four loops: each only drives _Attempts / _Relay ----------------------------------------------
+    def call(self, route: Route, attempt: Callable[[Side, ServedDecision], T]) -> tuple[T, ServedDecision]:
+        """Run ``attempt(side, record)`` for the chosen side, falling back once if configured.
+
+        Returns:
+            The side's answer and the record of who served it.
+
+        Raises:
+            ModelCallError: The chosen side failed or answered empty (and the fallback too, when configured).
+        """
+        attempts = _Attempts(self, route)
+        for side, record in attempts:
+            try:
+                return attempts.check(attempt(side, record), side), record
+            except Exception as exc:
+                attempts.failed(exc, side)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def acall(
+        self, route: Route, attempt: Callable[[Side, ServedDecision], Awaitable[T]]
+    ) -> tuple[T, ServedDecision]:
+        """Async :meth:`call`."""
+        attempts = _Attempts(self, route)
+        for side, record in attempts:
+            try:
+                return attempts.check(await attempt(side, record), side), record
+            except Exception as exc:
+                attempts.failed(exc, side)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def stream(
+        self, route: Route, open_stream: Callable[[Side, ServedDecision], Iterator[Any]]
+    ) -> Iterator[tuple[Any, ServedDecision]]:
+        """Relay the chosen side's chunks as ``(chunk, record)``, holding back leading empty chunks.
+
+        Raises:
+            ModelCallError: Failure or empty stream before any chunk was delivered (after the fallback, if any).
+            StreamInterruptedError: Failure after chunks were delivered.
+        """
+        attempts = _Attempts(self, route)
+        for side, record in attempts:
+            relay = _Relay(self, record)
+            stream = None
+            try:
+                stream = open_stream(side, record)
+                for chunk in stream:
+                    for item in relay.feed(chunk):
+                        yield item
+                        relay.delivered += 1
+                relay.end()
+                return
+            except Exception as exc:
+                attempts.failed(exc, side, relay)
+            finally:
+                close = getattr(stream, "close", None)
+                if close is not None:
+                    close()
+
+    async def astream(
+        self, route: Route, open_stream: Callable[[Side, ServedDecision], AsyncIterator[Any]]
+    ) -> AsyncIterator[tuple[Any, ServedDecision]]:
+        """Async :meth:`stream` (the side's stream is closed with ``aclose``)."""
+        attempts = _Attempts(self, route)
+        for side, record in attempts:
+            relay = _Relay(self, record)
+            stream = None
+            try:
+                stream = open_stream(side, record)
+                async for chunk in stream:
+                    for item in relay.feed(chunk):
+                        yield item
+                        relay.delivered += 1
+                relay.end()
+                return
+            except Exception as exc:
+                attempts.failed(exc, side, relay)
+            finally:
+                aclose = getattr(stream, "aclose", None)
+                if aclose is not None:
+                    await aclose()
+
+    # ---- errors ----------------------------------------------------------------------------------------
+    def error(
+        self,
+        route: Route,
+        side: Side,
+        exc: BaseException,
+        *,
+        first_error: BaseException | None = None,
+        relay: _Relay | None = None,
+    ) -> ModelCallError:
+        """A ``ModelCallError`` naming the failed model (and the chosen one, after a failed fallback)."""
+        chosen = route.choice
+        if isinstance(exc, EmptyResponseError):
+            what = "returned an empty message (no text and no tool call)"
+        else:
+            what = f"failed: {type(exc).__name__}: {exc}"
+        if side == chosen:
+            message = f"{self.owner}: the chosen {side} model {self.names[side]!r} {what}"
+        else:
+            message = (
+                f"{self.owner}: the chosen {chosen} model {self.names[chosen]!r} failed "
+                f"({type(first_error).__name__}), then the fallback {side} model {self.names[side]!r} {what}"
+            )
+        d = route.decision
+        message += f" (router {d.router!r}, win rate {d.win_rate:.4f}, threshold {d.threshold:.4f})"
+        fallback_model = self.names[side] if side != chosen else None
+        delivered = relay.delivered if relay is not None else 0
+        if delivered:
+            return StreamInterruptedError(
+                f"{message}; {delivered} streamed chunk(s) had already been delivered to the caller",
+                model=self.names[chosen],
+                decision=route.decision,
+                side=side,
+                fallback_model=fallback_model,
+                chunks_delivered=delivered,
+                partial_text=relay.text() if relay is not None else "",
+            )
+        return ModelCallError(
+            message,
+            model=self.names[chosen],
+            decision=route.decision,
+            side=side,
+            fallback_model=fallback_model,
+            chunks_delivered=0 if relay is not None else None,
+        )
+
+
+class _Attempts:
+    """The sides to try for one call, in order, and what a success or a failure of each means."""
+
+    def __init__(self, dispatcher: Dispatcher, route: Route) -> None:
+        self.dispatcher = dispatcher
+        self.route = route
+        self.sides: list[Side] = [route.choice, other_side(route.choice)] if dispatcher.fallback else [route.choice]
+        self.error: BaseException | None = None
+        self._index = 0
+
+    def __iter__(self) -> Iterator[tuple[Side, ServedDecision]]:
+        for index, side in enumerate(self.sides):
+            self._index = index
+            yield side, self.dispatcher.served(self.route, side, self.error)
+
+    def check(self, value: T, side: Side) -> T:
+        """The answer, or :class:`EmptyResponseError` when it is empty."""
+        if self.dispatcher.is_empty(value):
+            raise EmptyResponseError(f"{self.dispatcher.names[side]} returned an empty message")
+        return value
+
+    def failed(self, exc: Exception, side: Side, relay: _Relay | None = None) -> None:
+        """Raise the wrapped failure when it is final; else log it and let the loop try the other side."""
+        d = self.dispatcher
+        if isinstance(exc, d.passthrough):
+            raise exc
+        if (relay is not None and relay.delivered) or self._index == len(self.sides) - 1:
+            raise d.error(self.route, side, exc, first_error=self.error, relay=relay) from exc
+        other = other_side(side)
+        logger.warning(
+            "%s: the chosen %s model %r failed (%s); falling back to the %s model %r",
+            d.owner,
+            side,
+            d.names[side],
+            type(exc).__name__,
+            other,
+            d.names[other],
+        )
+        self.error = exc
+        if d.on_fallback is not None:
+            d.on_fallback(d.served(self.route, other, exc), exc)
+
+
+class _Relay:
+    """One side's stream: leading empty chunks are held back until the first chunk with content."""
+
+    def __init__(self, dispatcher: Dispatcher, record: ServedDecision) -> None:
+        self.dispatcher = dispatcher
+        self.record = record
+        self.delivered = 0
+        self._flowing = False
+        self._held: list[Any] = []
+        self._texts: list[str] = []
+
+    def feed(self, chunk: Any) -> list[tuple[Any, ServedDecision]]:
+        """The chunks to deliver now (none while only empty chunks arrived)."""
+        self._held.append(chunk)
+        if not self._flowing:
+            if self.dispatcher.is_empty(chunk):
+                return []
+            self._flowing = True
+        ready, self._held = self._held, []
+        self._texts.extend(self.dispatcher.chunk_text(c) for c in ready)
+        return [(c, self.record) for c in ready]
+
+    def end(self) -> None:
+        """The stream ended: an error if nothing with content ever came."""
+        if not self._flowing:
+            raise EmptyResponseError(f"{self.record.model} streamed no content")
+
+    def text(self) -> str:
+        """Text of the chunks delivered so far."""
+        return "".join(self._texts[: self.delivered])
