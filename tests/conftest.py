@@ -1,4 +1,9 @@
-"""Shared fixtures: tests never touch the network, and share one loaded embedder."""
+"""Shared fixtures: tests never touch the network, share one loaded embedder, and one policy for missing data.
+
+Test helpers (``lc_fakes``) are plain modules beside this file, imported by their bare name (``from lc_fakes
+import ...``): pytest puts this folder on ``sys.path`` (``tests/`` is not a package), so ``pytest`` and
+``python -m pytest`` both import one copy of them.
+"""
 
 from __future__ import annotations
 
@@ -20,3 +25,20 @@ def embedder():
     from routellm_core import default_embedder
 
     return default_embedder()
+
+
+@pytest.fixture(scope="session")
+def shared_data_dir() -> Path:
+    """The shared benchmark data folder; every test that reads it asks for this fixture, directly or through
+    another fixture.
+
+    When the folder is missing the test is skipped, and the reason names the folder actually looked in
+    (``$ROUTELLM_DATA_DIR`` when set, else the ``../shared/data`` candidates). Tests that need no data never ask
+    for it, so they always run.
+    """
+    from routellm_core.data import DataNotFoundError, data_dir
+
+    try:
+        return data_dir()
+    except DataNotFoundError as exc:
+        pytest.skip(f"shared benchmark data not available: {exc}")

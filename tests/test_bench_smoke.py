@@ -13,25 +13,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _data_available() -> bool:
-    try:
-        from routellm_core.datasets import data_dir
-
-        data_dir()
-    except Exception:
-        return False
-    return True
-
-
-pytestmark = pytest.mark.skipif(not _data_available(), reason="shared benchmark data (../shared/data) not found")
-
-
-def test_bench_quick_run_writes_report(tmp_path: Path) -> None:
+def test_bench_quick_run_writes_report(shared_data_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "BENCHMARKS.md"
     cmd = [
         sys.executable,
@@ -49,7 +34,7 @@ def test_bench_quick_run_writes_report(tmp_path: Path) -> None:
         "--out",
         str(out),
     ]
-    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false"}
+    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "ROUTELLM_DATA_DIR": str(shared_data_dir)}
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600, env=env, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
 

@@ -7,6 +7,8 @@ import json
 import numpy as np
 import pytest
 
+from langchain_routellm import LangChainEmbedder
+from llamaindex_routellm import LlamaIndexEmbedder
 from routellm_core import (
     STRONG_REFERENCE,
     WEAK_REFERENCE,
@@ -21,7 +23,7 @@ from routellm_core import (
     load_router,
 )
 from routellm_core.calibration import calibrate_threshold, calibrate_thresholds, strong_call_fraction
-from routellm_core.embedders import LangChainEmbedder, LlamaIndexEmbedder, TransformerEmbedder
+from routellm_core.embedders import TransformerEmbedder
 from routellm_core.embedding_cache import CachedEmbedder
 
 S, W = STRONG_REFERENCE, WEAK_REFERENCE
@@ -113,6 +115,8 @@ def test_langchain_and_llamaindex_embedding_adapters() -> None:
     assert lc.name.startswith("langchain:") and li.name.startswith("llamaindex:")
     with pytest.raises(TypeError):
         LangChainEmbedder(object())
+    with pytest.raises(TypeError):
+        LlamaIndexEmbedder(object())
 
 
 def test_openai_embedder_is_lazy_and_keeps_key_secret(monkeypatch) -> None:

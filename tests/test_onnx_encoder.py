@@ -13,7 +13,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from routellm_core import datasets, onnx_encoder
+from routellm_core import onnx_encoder
+from routellm_core.data import load_benchmark
 from routellm_core.embedders import TransformerEmbedder, minilm_path
 from routellm_core.errors import EmbeddingError, InvalidInputError
 from routellm_core.onnx_encoder import META_FILE, ONNX_FILE, OnnxEncoder, export_dir
@@ -32,9 +33,9 @@ def torch_embedder() -> TransformerEmbedder:
 
 
 @pytest.fixture(scope="module")
-def real_prompts() -> list[str]:
-    prompts = list(datasets.load_benchmark("mt_bench").prompts)[:40]
-    return prompts + list(datasets.load_benchmark("gsm8k").prompts)[:40]
+def real_prompts(shared_data_dir: Path) -> list[str]:
+    prompts = list(load_benchmark("mt_bench").prompts)[:40]
+    return prompts + list(load_benchmark("gsm8k").prompts)[:40]
 
 
 def test_default_embedder_runs_on_onnx(embedder: Any) -> None:
@@ -133,10 +134,22 @@ def test_unreadable_meta_forces_reexport(
 
 
 def test_explicit_onnx_backend_raises_when_export_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An exporter crash becomes an ``EmbeddingError`` naming the model and the cache folder, with the crash chained;
+    nothing is left in the cache to be run later."""
     monkeypatch.setenv("ROUTELLM_CACHE_DIR", str(tmp_path))
-    monkeypatch.setattr(onnx_encoder, "_export", _failing_export)
-    with pytest.raises(EmbeddingError, match="disagrees"):
+    crash = RuntimeError("exporter crashed")
+
+    def crashing_export(*args: object) -> None:
+        raise crash
+
+    monkeypatch.setattr(onnx_encoder, "_export", crashing_export)
+    with pytest.raises(EmbeddingError) as info:
         TransformerEmbedder(backend="onnx").embed(["hello"])
+    folder = export_dir(minilm_path())
+    message = str(info.value)
+    assert "could not prepare the ONNX model" in message and str(minilm_path()) in message and str(folder) in message
+    assert "RuntimeError: exporter crashed" in message and info.value.__cause__ is crash
+    assert not (folder / ONNX_FILE).exists()
 
 
 def test_auto_backend_warns_and_falls_back_to_torch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

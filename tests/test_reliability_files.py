@@ -25,6 +25,7 @@ from langchain_core.embeddings import DeterministicFakeEmbedding
 from safetensors.numpy import load_file, save_file
 
 import routellm_core.checkpoint as ckpt
+from langchain_routellm import LangChainEmbedder
 from routellm_core import (
     STRONG_REFERENCE,
     WEAK_REFERENCE,
@@ -37,8 +38,7 @@ from routellm_core import (
     load_router,
 )
 from routellm_core.checkpoint import load_tensors, read_config
-from routellm_core.datasets import load_battles, load_benchmark_file, load_golden_labels
-from routellm_core.embedders import LangChainEmbedder
+from routellm_core.data import load_battles, load_benchmark_file, load_golden_labels
 
 S, W = STRONG_REFERENCE, WEAK_REFERENCE
 DIM = 16  # width of the fake embedder
