@@ -1,0 +1,342 @@
+"""Load through the OpenAI-compatible server (``routellm serve``): 1,000 concurrent requests, none lost, none mixed up,
+and the server's overhead per request against calling the mock upstream directly, in the same run.
+
+Three processes on this machine: the mock upstream (``routellm_core.server.mock_upstream``, which echoes
+``"[<model>] <last user text>"``), the server in front of it (the shipped ``fast`` router, ``router-fast-30%``), and
+this client (the real ``openai`` async client).
+
+- **Overhead**: sequential requests, alternately straight to the mock and through the server (non-streamed and
+  streamed to the last chunk); the difference of the medians is what the server adds to one request: a second
+  HTTP hop, parsing, routing, the upstream call through the ``openai`` client, and relaying the answer.
+- **Concurrent load**: N requests gathered at once (every fourth streamed), first straight to the mock, then
+  through the server. Each prompt carries a unique token; an answer counts only if it comes back with status
+  200, the text echoes its own prompt from the upstream its decision record names, and that decision is the one
+  the router gives the same prompt in this process (``RoutingPolicy.decide_batch``). Lost = no such answer.
+
+Run: ``python -m bench.server_load [--requests 1000] [--sequential 300] [--workers 1] [--no-write]``; results go to
+``bench/results/server_load.json`` and a section of ``BENCHMARKS.md`` (replaced on each run, other sections kept).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import openai
+
+from bench.common import DEFAULT_RESULTS, REPO, log, machine_info, percentile_ms, write_json
+from routellm_core.policy import RoutingPolicy
+
+BENCHMARKS = REPO / "BENCHMARKS.md"
+SECTION_START = "<!-- server-load:start -->"
+SECTION_END = "<!-- server-load:end -->"
+MODEL = "router-fast-30%"
+#: Used when the shared benchmark data is missing (the ``fast`` router sends few of these to strong).
+FALLBACK_PROMPTS = [
+    "Prove that there are infinitely many primes of the form 4n+3, step by step.",
+    "thanks, see you tomorrow!",
+    "Write a Rust function that merges overlapping intervals and analyse its complexity.",
+    "What is the capital of Peru?",
+    "Derive the Black-Scholes equation from first principles.",
+]
+
+
+# ---- processes -------------------------------------------------------------------------------------------
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _start(command: list[str], ready: str, timeout: float = 120.0) -> subprocess.Popen[bytes]:
+    """Start a process in its own session and wait until ``ready`` answers a GET or POST with any HTTP status."""
+    env = {k: v for k, v in os.environ.items() if k not in ("ROUTELLM_SERVER_API_KEYS", "OPENAI_API_KEY")}
+    process = subprocess.Popen(command, env=env, start_new_session=True)
+    deadline = time.monotonic() + timeout
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"{command[2]} exited with {process.returncode}")
+        if time.monotonic() > deadline:
+            _stop(process)
+            raise RuntimeError(f"{command[2]} did not start within {timeout} s")
+        try:
+            httpx.get(ready, timeout=2)
+            return process
+        except httpx.TransportError:
+            time.sleep(0.2)
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    process.send_signal(signal.SIGINT)
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+
+
+# ---- requests --------------------------------------------------------------------------------------------
+def prompt_pool(n: int, seed: int = 0) -> list[str]:
+    """``n`` distinct prompts: a seeded mix of MT Bench, GSM8K and MMLU prompts, each with its request number."""
+    try:
+        from routellm_core import data
+
+        pool: list[str] = []
+        for name in ("mt_bench", "gsm8k", "mmlu"):
+            pool += list(data.load_benchmark(name).prompts)
+        pool = list(dict.fromkeys(p for p in pool if p.strip()))
+    except data.DataNotFoundError:
+        pool = FALLBACK_PROMPTS
+    order = np.random.default_rng(seed).permutation(len(pool))
+    return [f"{pool[order[i % len(pool)]]}\n\n(request {i}, {uuid.uuid4().hex[:8]})" for i in range(n)]
+
+
+async def _call(client: openai.AsyncOpenAI, model: str, prompt: str, stream: bool) -> dict[str, Any]:
+    """One request: its latency, status, text, decision record (from the body) and worker."""
+    start = time.perf_counter()
+    messages = [{"role": "user", "content": prompt}]
+    try:
+        if stream:
+            chunks = [
+                c async for c in await client.chat.completions.create(model=model, messages=messages, stream=True)
+            ]
+            text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+            record = (chunks[0].model_extra or {}).get("routellm") if chunks else None
+        else:
+            answer = await client.chat.completions.create(model=model, messages=messages)
+            text, record = answer.choices[0].message.content, (answer.model_extra or {}).get("routellm")
+        status = 200
+    except openai.APIStatusError as exc:
+        text, record, status = "", None, exc.status_code
+    except openai.APIError as exc:
+        text, record, status = f"{type(exc).__name__}", None, 0
+    return {"s": time.perf_counter() - start, "status": status, "text": text, "record": record}
+
+
+def _client(base_url: str, connections: int) -> openai.AsyncOpenAI:
+    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+    http = httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(300.0))
+    return openai.AsyncOpenAI(base_url=base_url, api_key="unused", max_retries=0, http_client=http)
+
+
+def _stats(seconds: list[float]) -> dict[str, float]:
+    return {
+        "p50_ms": percentile_ms(seconds, 50),
+        "p90_ms": percentile_ms(seconds, 90),
+        "p99_ms": percentile_ms(seconds, 99),
+        "mean_ms": statistics.fmean(seconds) * 1000,
+    }
+
+
+async def sequential(direct: openai.AsyncOpenAI, routed: openai.AsyncOpenAI, n: int, stream: bool) -> dict[str, Any]:
+    """``n`` alternating pairs (direct, through the server) after a warm-up; latency stats and overhead."""
+    prompts = prompt_pool(n + 20, seed=1)
+    for prompt in prompts[:20]:
+        await _call(direct, "mock-weak", prompt, stream)
+        await _call(routed, MODEL, prompt, stream)
+    times: dict[str, list[float]] = {"direct": [], "server": []}
+    for prompt in prompts[20:]:
+        for name, client, model in (("direct", direct, "mock-weak"), ("server", routed, MODEL)):
+            result = await _call(client, model, prompt, stream)
+            if result["status"] != 200:
+                raise RuntimeError(f"sequential {name} request failed with status {result['status']}")
+            times[name].append(result["s"])
+    out = {name: _stats(values) for name, values in times.items()}
+    out["overhead_p50_ms"] = out["server"]["p50_ms"] - out["direct"]["p50_ms"]
+    out["overhead_p99_ms"] = out["server"]["p99_ms"] - out["direct"]["p99_ms"]
+    out["requests"] = n
+    return out
+
+
+async def concurrent(
+    client: openai.AsyncOpenAI, model: str, prompts: list[str], expected: dict[str, str] | None
+) -> dict[str, Any]:
+    """All ``prompts`` at once (every fourth streamed); checks each answer against its own prompt."""
+    start = time.perf_counter()
+    results = await asyncio.gather(*(_call(client, model, p, i % 4 == 3) for i, p in enumerate(prompts)))
+    wall = time.perf_counter() - start
+    statuses = Counter(r["status"] for r in results)
+    ok, mixed, wrong_side, served = 0, 0, 0, Counter()
+    ids = set()
+    for prompt, r in zip(prompts, results):
+        if r["status"] != 200:
+            continue
+        upstream = r["record"]["model"] if expected is not None and r["record"] else model
+        if r["text"] != f"[{upstream}] {prompt}":
+            mixed += 1
+            continue
+        if expected is not None:
+            record = r["record"]
+            if record["choice"] != expected[prompt] or record["served"] != record["choice"]:
+                wrong_side += 1
+                continue
+            served[record["served"]] += 1
+            ids.add(record["decision_id"])
+        ok += 1
+    return {
+        "requests": len(prompts),
+        "answered_correctly": ok,
+        "lost": len(prompts) - statuses.get(200, 0),
+        "mixed_up": mixed,
+        "wrong_side": wrong_side,
+        "statuses": {str(k): v for k, v in sorted(statuses.items())},
+        "served": dict(served),
+        "unique_decision_ids": len(ids) if expected is not None else None,
+        "wall_s": wall,
+        "throughput_rps": len(prompts) / wall,
+        **_stats([r["s"] for r in results]),
+    }
+
+
+async def measure(args: argparse.Namespace, mock_url: str, server_url: str) -> dict[str, Any]:
+    connections = args.requests + 16
+    direct = _client(f"{mock_url}/v1", connections)
+    routed = _client(f"{server_url}/v1", connections)
+    log(f"sequential overhead: {args.sequential} pairs, non-streamed then streamed")
+    seq = await sequential(direct, routed, args.sequential, stream=False)
+    seq_stream = await sequential(direct, routed, max(args.sequential // 2, 10), stream=True)
+    policy = RoutingPolicy("fast", strong_fraction=0.3)
+    prompts = prompt_pool(args.requests)
+    expected = {p: d.choice for p, d in zip(prompts, policy.decide_batch(prompts))}
+    log(f"{args.requests} concurrent requests straight to the mock")
+    direct_load = await concurrent(direct, "mock-weak", prompts, None)
+    log(f"{args.requests} concurrent requests through the server")
+    server_load = await concurrent(routed, MODEL, prompts, expected)
+    await direct.close()
+    await routed.close()
+    return {
+        "sequential": seq,
+        "sequential_stream": seq_stream,
+        "concurrent_direct": direct_load,
+        "concurrent_server": server_load,
+        "expected_strong_share": sum(c == "strong" for c in expected.values()) / len(expected),
+    }
+
+
+# ---- report ----------------------------------------------------------------------------------------------
+def section(result: dict[str, Any]) -> str:
+    """The BENCHMARKS.md section of one run."""
+    s, st = result["sequential"], result["sequential_stream"]
+    d, c = result["concurrent_direct"], result["concurrent_server"]
+    lines = [
+        SECTION_START,
+        "## OpenAI-compatible server under load (`routellm serve`)",
+        "",
+        f"- Command: `{result['command']}`",
+        f"- Machine: {result['machine_line']}",
+        f"- Setup: the mock upstream, the server ({result['workers']} uvicorn worker(s), `fast` router, model "
+        f"`{MODEL}`) and the `openai` async client as three processes on the same cores; latencies are the "
+        "client's, from request to full answer (streams: to the last chunk).",
+        "",
+        "| sequential requests | direct to the mock p50 / p99 | through the server p50 / p99 | server overhead p50 / p99 |",
+        "|---|---|---|---|",
+    ]
+    for name, r in (("non-streamed", s), ("streamed", st)):
+        lines.append(
+            f"| {name} ({r['requests']}) | {r['direct']['p50_ms']:.2f} / {r['direct']['p99_ms']:.2f} ms "
+            f"| {r['server']['p50_ms']:.2f} / {r['server']['p99_ms']:.2f} ms "
+            f"| **+{r['overhead_p50_ms']:.2f}** / +{r['overhead_p99_ms']:.2f} ms |"
+        )
+    lines += [
+        "",
+        "| concurrent requests (1 in 4 streamed) | answered correctly | lost | mixed up | wall | throughput "
+        "| latency p50 / p99 |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, r in (("direct to the mock", d), ("through the server", c)):
+        lines.append(
+            f"| {name} ({r['requests']}) | {r['answered_correctly']} | {r['lost']} | {r['mixed_up']} "
+            f"| {r['wall_s']:.2f} s | {r['throughput_rps']:.0f} req/s | {r['p50_ms']:.0f} / {r['p99_ms']:.0f} ms |"
+        )
+    share = c["served"].get("strong", 0) / max(c["answered_correctly"], 1)
+    lines += [
+        "",
+        f"- Through the server every answer echoed its own prompt's token from the upstream its decision record "
+        f"names, on the side the router picks for that prompt in the client process ({c['wrong_side']} on another "
+        f"side), with {c['unique_decision_ids']} distinct decision ids; statuses {c['statuses']}. Strong share "
+        f"{share:.1%} (`{MODEL}` on this mix of MT Bench, GSM8K and MMLU prompts: {result['expected_strong_share']:.1%} "
+        "expected).",
+        "- The overhead is the second HTTP hop plus routing and relaying on a shared 2-core machine; under full "
+        "concurrency the three processes compete for the cores, so the concurrent rows measure the machine more "
+        "than the server. Add workers (`--workers`) or replicas where cores allow: the server is stateless.",
+        SECTION_END,
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def write_section(text: str, path: Path = BENCHMARKS) -> None:
+    """Replace this benchmark's section of ``BENCHMARKS.md`` (or append it), leaving every other section as it is."""
+    current = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
+    if SECTION_START in current and SECTION_END in current:
+        head, rest = current.split(SECTION_START, 1)
+        tail = rest.split(SECTION_END, 1)[1].lstrip("\n")
+        updated = head + text + ("\n" + tail if tail else "")
+    else:
+        updated = current.rstrip("\n") + "\n\n" + text
+    path.write_text(updated, encoding="utf-8")
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=1000, help="concurrent requests")
+    parser.add_argument("--sequential", type=int, default=300, help="sequential request pairs for the overhead")
+    parser.add_argument("--workers", type=int, default=1, help="server worker processes")
+    parser.add_argument("--no-write", action="store_true", help="print only; leave results and BENCHMARKS.md")
+    args = parser.parse_args(argv)
+
+    mock_port, server_port = _free_port(), _free_port()
+    mock_url, server_url = f"http://127.0.0.1:{mock_port}", f"http://127.0.0.1:{server_port}"
+    py = sys.executable
+    serve = [
+        py, "-m", "routellm_core.server",
+        "--strong", "openai:mock-strong", "--strong-base-url", f"{mock_url}/v1",
+        "--weak", "openai:mock-weak", "--weak-base-url", f"{mock_url}/v1",
+        "--router", "fast", "--port", str(server_port), "--workers", str(args.workers),
+        "--max-concurrency", str(args.requests + 16), "--api-keys-env", "", "--log-level", "warning",
+    ]  # fmt: skip
+    log("starting the mock upstream and the server")
+    mock = _start([py, "-m", "routellm_core.server.mock_upstream", "--port", str(mock_port)], f"{mock_url}/")
+    server = None
+    try:
+        server = _start(serve, f"{server_url}/health")
+        result = asyncio.run(measure(args, mock_url, server_url))
+    finally:
+        if server is not None:
+            _stop(server)
+        _stop(mock)
+    machine = machine_info()
+    from bench.report import machine_line
+
+    result.update(
+        command="python -m bench.server_load" + (" " + " ".join(argv or sys.argv[1:])).rstrip(),
+        workers=args.workers,
+        machine=machine,
+        machine_line=machine_line(machine),
+    )
+    text = section(result)
+    print(text)
+    if not args.no_write:
+        write_json(DEFAULT_RESULTS / "server_load.json", result)
+        write_section(text)
+        log(f"wrote {DEFAULT_RESULTS / 'server_load.json'} and the server section of {BENCHMARKS.name}")
+    load = result["concurrent_server"]
+    if load["lost"] or load["mixed_up"]:
+        raise SystemExit(f"server load: {load['lost']} lost, {load['mixed_up']} mixed up")
+    return result
+
+
+if __name__ == "__main__":
+    main()

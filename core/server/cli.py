@@ -1,0 +1,134 @@
+"""``routellm serve``: the command line of the routing server (argparse only; FastAPI is imported when it runs)."""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import logging
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from routellm_core._optional import requires_extra
+from routellm_core.errors import RouteLLMError
+from routellm_core.server.settings import DEFAULT_API_KEYS_ENV, ServerSettings
+
+logger = logging.getLogger("routellm_core.server")
+
+DESCRIPTION = (
+    "OpenAI-compatible routing server: POST /v1/chat/completions with model 'router-<router>-<threshold>' "
+    "(or '-<percent>%') goes to the strong or the weak upstream, as the router decides."
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The ``serve`` options."""
+    up = parser.add_argument_group("upstreams")
+    up.add_argument(
+        "--strong",
+        required=True,
+        help="'openai:<model>' (any OpenAI-compatible endpoint) or "
+        "'<provider>:<model>' for LangChain's init_chat_model",
+    )
+    up.add_argument("--weak", required=True, help="same forms as --strong")
+    up.add_argument("--strong-base-url", help="base URL of the strong OpenAI-compatible endpoint (e.g. .../v1)")
+    up.add_argument("--weak-base-url", help="base URL of the weak endpoint")
+    up.add_argument("--strong-api-key-env", default="OPENAI_API_KEY", help="env variable with the strong key")
+    up.add_argument("--weak-api-key-env", default="OPENAI_API_KEY", help="env variable with the weak key")
+    up.add_argument("--upstream-timeout", type=float, default=120.0, help="seconds per answer / between chunks")
+    up.add_argument("--upstream-retries", type=int, default=0, help="the openai client's own retries (default 0)")
+    up.add_argument("--fallback", action="store_true", help="call the other upstream once when the chosen fails")
+
+    rt = parser.add_argument_group("routing")
+    rt.add_argument(
+        "--router",
+        action="append",
+        dest="routers",
+        metavar="NAME",
+        help="router clients may name (repeatable; default: default)",
+    )
+    cost = rt.add_mutually_exclusive_group()
+    cost.add_argument("--threshold", type=float, help="threshold for a bare 'router-<name>'")
+    cost.add_argument("--strong-fraction", type=float, help="instead: strong-call share for a bare 'router-<name>'")
+    rt.add_argument("--route-on", default="last_user", choices=["last_user", "conversation"])
+
+    srv = parser.add_argument_group("serving")
+    srv.add_argument("--host", default="127.0.0.1")
+    srv.add_argument("--port", type=int, default=6060)
+    srv.add_argument("--workers", type=int, default=1, help="uvicorn worker processes sharing the port")
+    srv.add_argument(
+        "--api-keys-env",
+        default=DEFAULT_API_KEYS_ENV,
+        help="env variable with accepted bearer tokens, comma-separated (unset or empty: no auth)",
+    )
+    srv.add_argument("--max-body-bytes", type=int, default=4 * 1024 * 1024)
+    srv.add_argument("--max-messages", type=int, default=1024)
+    srv.add_argument("--max-concurrency", type=int, default=512, help="requests in flight per worker (429 above)")
+    srv.add_argument("--log-prompts", action="store_true", help="log each routing text at INFO (off by default)")
+    srv.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+
+
+def settings_from_args(args: argparse.Namespace) -> ServerSettings:
+    """The settings for parsed ``serve`` options."""
+    fields: dict[str, Any] = {
+        "strong": args.strong,
+        "weak": args.weak,
+        "strong_base_url": args.strong_base_url,
+        "weak_base_url": args.weak_base_url,
+        "strong_api_key_env": args.strong_api_key_env,
+        "weak_api_key_env": args.weak_api_key_env,
+        "routers": tuple(args.routers or ("default",)),
+        "threshold": args.threshold,
+        "strong_fraction": args.strong_fraction,
+        "route_on": args.route_on,
+        "fallback": args.fallback,
+        "api_keys_env": args.api_keys_env or None,
+        "max_body_bytes": args.max_body_bytes,
+        "max_messages": args.max_messages,
+        "max_concurrency": args.max_concurrency,
+        "upstream_timeout": args.upstream_timeout,
+        "upstream_retries": args.upstream_retries,
+        "log_prompts": args.log_prompts,
+    }
+    return ServerSettings.build(**fields)
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def serve(args: argparse.Namespace) -> int:
+    """Run the server for parsed ``serve`` options (blocks until interrupted)."""
+    settings = settings_from_args(args)
+    with requires_extra("server", "routellm serve"):
+        import fastapi  # noqa: F401
+        import uvicorn  # noqa: F401
+
+        from routellm_core.server.runner import run
+    if not settings.bearer_tokens() and not _loopback(args.host):
+        logger.warning("serving on %s without auth: set $%s to require bearer tokens", args.host, args.api_keys_env)
+    run(settings, host=args.host, port=args.port, workers=args.workers, log_level=args.log_level)
+    return 0
+
+
+def add_serve_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Add ``serve`` to the ``routellm`` command's subparsers."""
+    parser = subparsers.add_parser("serve", help="OpenAI-compatible routing server", description=DESCRIPTION)
+    add_arguments(parser)
+    parser.set_defaults(func=serve)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m routellm_core.server``: the same as ``routellm serve``."""
+    parser = argparse.ArgumentParser(prog="routellm serve", description=DESCRIPTION)
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        return serve(args)
+    except RouteLLMError as exc:
+        print(f"routellm serve: error: {exc}", file=sys.stderr)
+        return 2

@@ -1,0 +1,107 @@
+"""Running the server: uvicorn in the foreground (one or more workers), or in a background thread (tests, notebooks)."""
+
+from __future__ import annotations
+
+import copy
+import os
+import threading
+import time
+from types import TracebackType
+from typing import Any
+
+from routellm_core.errors import RouteLLMError
+from routellm_core.server.settings import SETTINGS_ENV, ServerSettings
+
+
+def app_from_env() -> Any:
+    """The app of one uvicorn worker, from the settings the CLI left in ``$ROUTELLM_SERVER_SETTINGS``."""
+    from routellm_core.server.app import create_app
+
+    return create_app(ServerSettings.from_env())
+
+
+def run(
+    settings: ServerSettings, *, host: str = "127.0.0.1", port: int = 6060, workers: int = 1, **uvicorn: Any
+) -> None:
+    """Serve in the foreground until interrupted.
+
+    With ``workers > 1`` uvicorn starts that many processes sharing the port; each builds its own app (routers,
+    upstream clients, metrics) from ``settings``, handed over as JSON in ``$ROUTELLM_SERVER_SETTINGS`` (no
+    secrets: tokens and API keys stay in the environment variables the settings name).
+    """
+    import uvicorn as _uvicorn
+
+    from routellm_core.server.app import create_app
+
+    uvicorn.setdefault("log_config", log_config(uvicorn.get("log_level", "info")))
+    app = create_app(settings)  # also checks the settings, routers and keys before any worker starts
+    if workers <= 1:
+        _uvicorn.run(app, host=host, port=port, **uvicorn)
+        return
+    del app
+    os.environ[SETTINGS_ENV] = settings.to_env()
+    _uvicorn.run(
+        "routellm_core.server.runner:app_from_env", factory=True, host=host, port=port, workers=workers, **uvicorn
+    )
+
+
+def log_config(level: str = "info") -> dict[str, Any]:
+    """uvicorn's logging configuration, with the server's own logger (``routellm_core``) on its console handler."""
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["loggers"]["routellm_core"] = {"handlers": ["default"], "level": level.upper(), "propagate": False}
+    return config
+
+
+class ServerThread:
+    """An ASGI app served by uvicorn in a background thread on 127.0.0.1 (port 0: a free one).
+
+    Example:
+        >>> with ServerThread(create_app(strong=..., weak=..., routers=("fast",))) as server:
+        ...     client = openai.OpenAI(base_url=f"{server.url}/v1", api_key="unused")
+    """
+
+    def __init__(self, app: Any, *, host: str = "127.0.0.1", port: int = 0, **uvicorn: Any) -> None:
+        import uvicorn as _uvicorn
+
+        uvicorn.setdefault("log_level", "warning")
+        config = _uvicorn.Config(app, host=host, port=port, **uvicorn)
+        self._server = _uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, name="routellm-server", daemon=True)
+        self.app = app
+        self.host = host
+        self.port = port
+
+    @property
+    def url(self) -> str:
+        """Base URL (``http://127.0.0.1:<port>``)."""
+        return f"http://{self.host}:{self.port}"
+
+    def start(self, timeout: float = 30.0) -> ServerThread:
+        """Start serving; returns once the socket accepts connections.
+
+        Raises:
+            RouteLLMError: The server did not start within ``timeout`` seconds.
+        """
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RouteLLMError(f"the server on {self.host}:{self.port} did not start within {timeout} s")
+            time.sleep(0.01)
+        self.port = self._server.servers[0].sockets[0].getsockname()[1]
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop serving and wait for the thread (at most ``timeout`` seconds)."""
+        self._server.should_exit = True
+        self._thread.join(timeout)
+
+    def __enter__(self) -> ServerThread:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()

@@ -1,0 +1,288 @@
+"""Upstreams: the two models the server routes between, behind one small interface.
+
+- :class:`OpenAIUpstream`: any OpenAI-compatible endpoint through the ``openai`` async client. The request body
+  goes out unchanged (tools, ``response_format``, ``stream_options``... included) but for ``model``, and the
+  upstream's JSON comes back unchanged (``usage`` included).
+- :class:`ChatModelUpstream`: a LangChain chat model (``init_chat_model("anthropic:...")``), with OpenAI messages,
+  tools and answers converted both ways.
+
+Both answer a non-streamed call within ``timeout`` seconds and a streamed one with at most ``timeout`` seconds
+between chunks, or raise ``TimeoutError``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+import uuid
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+from routellm_core._optional import requires_extra
+from routellm_core.errors import InvalidInputError
+
+#: API key sent to an OpenAI-compatible endpoint given by URL when its key variable is unset (local servers).
+NO_KEY = "not-needed"
+
+
+class UpstreamProtocolError(RuntimeError):
+    """An upstream answered something that is not a chat completion (or chunk) object."""
+
+
+class Upstream(ABC):
+    """One side's model.
+
+    Attributes:
+        name: Display name (the model), used in headers, metrics, the decision record and errors; never a secret.
+    """
+
+    name: str
+
+    @abstractmethod
+    async def complete(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        """A chat completion (OpenAI JSON) for ``body`` (an OpenAI request body without ``model``/``stream``)."""
+
+    @abstractmethod
+    def stream(self, body: Mapping[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        """Chat completion chunks (OpenAI JSON) for ``body``; closing the iterator closes the upstream stream."""
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """Values that must never appear in an answer or a log (API keys)."""
+        return ()
+
+    async def aclose(self) -> None:  # noqa: B027 - optional hook
+        """Release connections."""
+
+
+class OpenAIUpstream(Upstream):
+    """An OpenAI-compatible chat-completions endpoint, through the ``openai`` async client.
+
+    Args:
+        model: The model name the endpoint knows.
+        base_url: Endpoint base URL, e.g. ``http://127.0.0.1:8000/v1`` (``None``: the client's default).
+        api_key: API key (default: ``$OPENAI_API_KEY`` for api.openai.com; none for an endpoint given by URL).
+        timeout: Seconds for a whole answer, or between two streamed chunks.
+        max_retries: The client's own retries (connection errors, 429, 5xx).
+        name: Display name (default: ``model``).
+    """
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        timeout: float = 120.0,
+        max_retries: int = 0,
+        name: str | None = None,
+    ) -> None:
+        with requires_extra("server", "the OpenAI-compatible upstream"):
+            import openai
+
+        if not api_key:  # $OPENAI_API_KEY goes to api.openai.com only, never to another URL
+            api_key = NO_KEY if base_url else os.environ.get("OPENAI_API_KEY")
+        if not api_key:
+            raise InvalidInputError(f"the upstream {model!r} calls api.openai.com and needs an API key")
+        self.model = model
+        self.name = name or model
+        self.timeout = timeout
+        self._api_key = api_key
+        self._client = openai.AsyncOpenAI(api_key=api_key, base_url=base_url, timeout=timeout, max_retries=max_retries)
+        self._stream_cls = openai.AsyncStream[object]
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        return (self._api_key,) if self._api_key and self._api_key != NO_KEY else ()
+
+    async def complete(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        payload = {**body, "model": self.model}
+        answer = await asyncio.wait_for(
+            self._client.post("/chat/completions", cast_to=object, body=payload), self.timeout
+        )
+        if not isinstance(answer, dict):
+            raise UpstreamProtocolError(f"{self.name} answered {type(answer).__name__}, not a chat completion object")
+        return answer
+
+    async def stream(self, body: Mapping[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        # The client's timeout bounds the wait for the headers and for each read (httpx's read timeout).
+        payload = {**body, "model": self.model, "stream": True}
+        events = await self._client.post(
+            "/chat/completions", cast_to=object, body=payload, stream=True, stream_cls=self._stream_cls
+        )
+        try:
+            async for chunk in events:
+                if not isinstance(chunk, dict):
+                    raise UpstreamProtocolError(f"{self.name} streamed {type(chunk).__name__}, not a chunk object")
+                yield chunk
+        finally:
+            await events.close()
+
+    async def aclose(self) -> None:
+        await self._client.close()
+
+    def __repr__(self) -> str:
+        return f"OpenAIUpstream(model={self.model!r}, base_url={str(self._client.base_url)!r})"
+
+
+class ChatModelUpstream(Upstream):
+    """A LangChain chat model (from ``init_chat_model`` or given), speaking OpenAI JSON to the server.
+
+    Tools and ``tool_choice`` are bound with ``bind_tools``; the other request fields (``temperature``,
+    ``max_tokens``, ``response_format``...) are bound as call arguments, which the provider's model receives.
+
+    Args:
+        model: The chat model.
+        name: Display name (default: the model's ``model_name`` / ``model``, else its class name).
+        timeout: Seconds for a whole answer, or between two streamed chunks.
+    """
+
+    def __init__(self, model: Any, *, name: str | None = None, timeout: float = 120.0) -> None:
+        self.model = model
+        self.name = name or str(
+            getattr(model, "model_name", None) or getattr(model, "model", None) or type(model).__name__
+        )
+        self.timeout = timeout
+
+    def _prepare(self, body: Mapping[str, Any]) -> tuple[Any, list[Any], bool]:
+        from langchain_core.messages import convert_to_messages
+
+        params = dict(body)
+        messages = convert_to_messages(params.pop("messages"))
+        usage = bool((params.pop("stream_options", None) or {}).get("include_usage"))
+        tools = params.pop("tools", None)
+        tool_choice = params.pop("tool_choice", None)
+        runnable = self.model
+        if tools:
+            runnable = runnable.bind_tools(tools, **({"tool_choice": tool_choice} if tool_choice else {}))
+        if params:
+            runnable = runnable.bind(**params)
+        return runnable, messages, usage
+
+    async def complete(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        from langchain_core.messages import convert_to_openai_messages
+
+        runnable, messages, _ = self._prepare(body)
+        message = await asyncio.wait_for(runnable.ainvoke(messages), self.timeout)
+        meta = message.response_metadata or {}
+        reply = convert_to_openai_messages(message, text_format="string")
+        return {
+            "id": message.id or _completion_id(),
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": meta.get("model_name") or self.name,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": reply.get("content") or None, **_tool_calls(reply)},
+                    "finish_reason": meta.get("finish_reason") or ("tool_calls" if message.tool_calls else "stop"),
+                }
+            ],
+            **_usage(message.usage_metadata),
+        }
+
+    async def stream(self, body: Mapping[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        runnable, messages, include_usage = self._prepare(body)
+        chunks = runnable.astream(messages)
+        head = {"id": _completion_id(), "object": "chat.completion.chunk", "created": int(time.time())}
+        model, finish, tool_called, usage = self.name, None, False, None
+        try:
+            first = True
+            while True:
+                try:
+                    chunk = await asyncio.wait_for(chunks.__anext__(), self.timeout)
+                except StopAsyncIteration:
+                    break
+                meta = chunk.response_metadata or {}
+                model = meta.get("model_name") or model
+                finish = meta.get("finish_reason") or finish
+                if chunk.usage_metadata:
+                    usage = chunk.usage_metadata
+                delta: dict[str, Any] = {"role": "assistant"} if first else {}
+                if text := chunk.text:
+                    delta["content"] = text
+                if chunk.tool_call_chunks:
+                    tool_called = True
+                    delta["tool_calls"] = [
+                        {
+                            "index": tc.get("index") if tc.get("index") is not None else i,
+                            "id": tc.get("id"),
+                            "type": "function",
+                            "function": {"name": tc.get("name"), "arguments": tc.get("args") or ""},
+                        }
+                        for i, tc in enumerate(chunk.tool_call_chunks)
+                    ]
+                if delta:  # the first chunk always (it names the role), later ones when they carry something
+                    first = False
+                    yield {**head, "model": model, "choices": [{"index": 0, "delta": delta, "finish_reason": None}]}
+        finally:
+            await chunks.aclose()
+        reason = finish or ("tool_calls" if tool_called else "stop")
+        yield {**head, "model": model, "choices": [{"index": 0, "delta": {}, "finish_reason": reason}]}
+        if include_usage:
+            yield {**head, "model": model, "choices": [], **(_usage(usage) or {"usage": None})}
+
+    def __repr__(self) -> str:
+        return f"ChatModelUpstream(name={self.name!r}, model={type(self.model).__name__})"
+
+
+def _completion_id() -> str:
+    return f"chatcmpl-{uuid.uuid4().hex}"
+
+
+def _tool_calls(reply: Mapping[str, Any]) -> dict[str, Any]:
+    return {"tool_calls": reply["tool_calls"]} if reply.get("tool_calls") else {}
+
+
+def _usage(usage: Mapping[str, Any] | None) -> dict[str, Any]:
+    if not usage:
+        return {}
+    prompt, completion = int(usage.get("input_tokens", 0)), int(usage.get("output_tokens", 0))
+    total = int(usage.get("total_tokens", prompt + completion))
+    return {"usage": {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": total}}
+
+
+def build_upstream(
+    spec: str,
+    *,
+    side: str,
+    base_url: str | None = None,
+    api_key_env: str = "OPENAI_API_KEY",
+    timeout: float = 120.0,
+    max_retries: int = 0,
+) -> Upstream:
+    """The upstream for a CLI spec.
+
+    ``"openai:<model>"`` or a bare ``"<model>"`` is an OpenAI-compatible endpoint (``base_url``, key from
+    ``$api_key_env``); any other ``"<provider>:<model>"`` goes through LangChain's ``init_chat_model`` (with
+    ``base_url`` when given). A model name with a colon (Ollama's ``llama3:8b``) needs the prefix:
+    ``"openai:llama3:8b"``.
+
+    Raises:
+        InvalidInputError: A blank spec, or no API key for api.openai.com.
+        MissingDependencyError: The ``openai`` client, or LangChain for a provider spec, is not installed.
+    """
+    provider, sep, model = spec.partition(":")
+    if not sep:
+        provider, model = "openai", spec
+    if not model.strip() or not provider.strip():
+        raise InvalidInputError(f"the {side} upstream {spec!r} is not '<provider>:<model>' or a model name")
+    if provider == "openai":
+        key = os.environ.get(api_key_env) or None
+        if key is None:
+            if base_url is None:
+                raise InvalidInputError(
+                    f"the {side} upstream {spec!r} calls api.openai.com and needs an API key: set ${api_key_env} "
+                    f"(or --{side}-api-key-env NAME), or give --{side}-base-url for a local endpoint"
+                )
+            key = NO_KEY
+        return OpenAIUpstream(model, base_url=base_url, api_key=key, timeout=timeout, max_retries=max_retries)
+    with requires_extra("langchain", f"the {side} upstream {spec!r} (LangChain's init_chat_model)"):
+        from langchain.chat_models import init_chat_model
+    try:
+        chat_model = init_chat_model(spec, **({"base_url": base_url} if base_url else {}))
+    except (ImportError, ValueError) as exc:
+        raise InvalidInputError(f"cannot build the {side} upstream {spec!r}: {exc}") from exc
+    return ChatModelUpstream(chat_model, name=model, timeout=timeout)
