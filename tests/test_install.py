@@ -217,7 +217,9 @@ def test_missing_optional_package_names_its_extra(
     blocked: str, call: Callable[[Path], object], extra: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.setenv("ROUTELLM_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setitem(sys.modules, blocked, None)  # what `import blocked` meets when it is not installed
+    # What `import blocked` meets when it is not installed; submodules an earlier test imported go too.
+    for name in [n for n in sys.modules if n == blocked or n.startswith(f"{blocked}.")] or [blocked]:
+        monkeypatch.setitem(sys.modules, name, None)
     with pytest.raises(MissingDependencyError) as info:
         call(tmp_path)
     err = info.value
