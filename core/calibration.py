@@ -6,6 +6,7 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
+from routellm_core.errors import InvalidThresholdError
 from routellm_core.routers.base import WinRateModel, check_threshold
 
 #: The strong-call fractions calibrated for shipped routers.
@@ -40,13 +41,40 @@ def calibrate_threshold(router: WinRateModel, prompts: Sequence[str], strong_fra
 
 
 def calibrate_thresholds(
-    router: WinRateModel, prompts: Sequence[str], fractions: Iterable[float] = DEFAULT_FRACTIONS
+    router: WinRateModel,
+    prompts: Sequence[str],
+    fractions: Iterable[float] = DEFAULT_FRACTIONS,
+    *,
+    merge: bool = True,
 ) -> dict[str, float]:
-    """Thresholds for several strong-call fractions, keyed like ``"0.3"``; also stored on the router."""
+    """Thresholds for several strong-call fractions on ``prompts``, keyed like ``"0.3"``; stored on the router.
+
+    Args:
+        router: A fitted router.
+        prompts: Representative traffic.
+        fractions: Strong-call fractions in [0, 1].
+        merge: Keep every fraction already in the router's table, recalibrated on the same ``prompts``, so a
+            short list (``0.1, 0.2, 0.3``) never shrinks a nine-point table and every point describes the same
+            traffic. ``False`` replaces the table with ``fractions`` only.
+
+    Returns:
+        The thresholds of ``fractions`` (the router's table may hold more points, see ``merge``).
+
+    Raises:
+        InvalidThresholdError: A fraction outside [0, 1].
+    """
+    wanted = {_key(check_threshold(f, "strong_fraction")): float(f) for f in fractions}
+    if not wanted:
+        raise InvalidThresholdError("no strong-call fractions to calibrate")
+    keep = {_key(float(k)): float(k) for k in router.calibrated_thresholds} if merge else {}
     scores = router.predict_win_rate(prompts)
-    table = {f"{f:g}": threshold_for_fraction(scores, f) for f in fractions}
+    table = {k: threshold_for_fraction(scores, f) for k, f in sorted({**keep, **wanted}.items(), key=lambda x: x[1])}
     router.calibrated_thresholds = table
-    return table
+    return {k: table[k] for k in wanted}
+
+
+def _key(fraction: float) -> str:
+    return f"{fraction:g}"
 
 
 def strong_call_fraction(router: WinRateModel, prompts: Sequence[str], threshold: float) -> float:

@@ -1,18 +1,30 @@
-"""RoutingPolicy (threshold / calibrated fraction, micro-batching) and the ``routellm`` CLI, on the shipped router."""
+"""RoutingPolicy (threshold / calibrated fraction) and the ``routellm`` CLI, asserting what each command writes.
+
+Routing choices asserted here are known in advance: a router trained in the test (through ``routellm train``) on
+obvious golden labels (proofs and algorithms: the big model wins; chit-chat: the small one does) routes unseen
+prompts of the same kinds. The shipped routers' quality is checked in ``test_quality_floors.py``; micro-batching
+in ``test_batching.py``.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import math
+import re
+import shutil
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from routellm_core import InvalidInputError, InvalidThresholdError, load_router
 from routellm_core.batching import MicroBatcher
+from routellm_core.calibration import DEFAULT_FRACTIONS, strong_call_fraction
 from routellm_core.cli import main
+from routellm_core.data import STRONG, WEAK, training_battles
 from routellm_core.policy import RoutingPolicy
 
 PROMPTS = [
@@ -24,19 +36,79 @@ PROMPTS = [
     "Explain how transformers use self-attention, with the equations.",
 ]
 
+HARD = [
+    "Prove that there are infinitely many primes of the form 4k+3.",
+    "Derive the closed form of the integral of x^2 e^{-x} from 0 to infinity and justify each step.",
+    "Write a lock-free concurrent queue in C++ with memory-order annotations and explain its correctness.",
+    "Solve the system of equations 3x + 2y - z = 1, 2x - 2y + 4z = -2, -x + y/2 - z = 0 step by step.",
+    "Explain the proof of the Cauchy-Schwarz inequality for inner product spaces rigorously.",
+    "Compute the eigenvalues of the matrix [[2, 1], [1, 3]] and the corresponding eigenvectors.",
+    "Implement Dijkstra's algorithm with a binary heap in Rust and analyse its complexity.",
+    "Find all real solutions of x^4 - 5x^2 + 4 = 0 and prove there are no others.",
+]
+EASY = [
+    "Hi there!",
+    "Say hello to my friend Anna.",
+    "What is your name?",
+    "Thanks, have a nice day.",
+    "Good morning! How are you?",
+    "Tell me a one-line joke about cats.",
+    "What colour is the sky on a clear day?",
+    "Say goodbye in French.",
+]
+UNSEEN_HARD = [
+    "Prove that the square root of 2 is irrational.",
+    "Integrate sin(x)^3 dx and show every step.",
+    "Implement a red-black tree in C with deletion and prove it stays balanced.",
+    "Show that the harmonic series diverges, with a rigorous proof.",
+]
+UNSEEN_EASY = ["Hello, how are you today?", "Say hi to my mum.", "Thank you so much!", "Good night, see you."]
+#: Calibration traffic for the trained router: seen and unseen prompts of both kinds.
+TRAFFIC = HARD + EASY + UNSEEN_HARD + UNSEEN_EASY
+
 
 @pytest.fixture(scope="module")
 def default_router():
     return load_router("default")
 
 
+def _write_jsonl(path: Path, rows: list[dict]) -> Path:
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
+    return path
+
+
+def _json_lines(text: str) -> list[dict]:
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def _apgr_lines(text: str) -> dict[str, float]:
+    """``{"router": 0.75, "random": ..., "oracle": ...}`` from ``routellm evaluate``'s report."""
+    return {m[1]: float(m[2]) for m in re.finditer(r"^\s*(\w+)\s+APGR\s+(-?[0-9.]+)", text, re.MULTILINE)}
+
+
+@pytest.fixture(scope="module")
+def obvious_router(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``routellm train --golden ... --calibration-prompts ...``: the big model wins hard prompts, small wins easy."""
+    folder = tmp_path_factory.mktemp("obvious")
+    rows = [{"prompt": p, "scores": {"big": 1.0, "small": 0.0}} for p in HARD]
+    rows += [{"prompt": p, "scores": {"big": 0.0, "small": 1.0}} for p in EASY]
+    golden = _write_jsonl(folder / "labels.jsonl", rows)
+    traffic = folder / "traffic.txt"
+    traffic.write_text("\n".join(TRAFFIC) + "\n", encoding="utf-8")
+    out = folder / "router"
+    args = ["train", "--router", "sw_ranking", "--golden", str(golden), "--strong-model", "big"]
+    args += ["--weak-model", "small", "--calibration-prompts", str(traffic), "--out", str(out)]
+    assert main(args) == 0
+    return out
+
+
+# ---- the policy --------------------------------------------------------------------------------------------
 def test_default_router_loads_offline_with_calibration(default_router) -> None:
     assert default_router.name == "mf"
     assert default_router.strong_model == "gpt-4-1106-preview"
     assert set(default_router.calibrated_thresholds) == {f"0.{i}" for i in range(1, 10)}
     p = default_router.predict_win_rate(PROMPTS)
     assert p.shape == (len(PROMPTS),) and np.all((p >= 0) & (p <= 1))
-    assert len(set(np.round(p, 6))) > 1  # a real router separates prompts
 
 
 def test_strong_fraction_resolves_through_calibration(default_router) -> None:
@@ -47,6 +119,12 @@ def test_strong_fraction_resolves_through_calibration(default_router) -> None:
         RoutingPolicy(default_router, threshold=0.5, strong_fraction=0.3)
     with pytest.raises(InvalidThresholdError):
         RoutingPolicy(default_router, strong_fraction=2)
+
+
+def test_policy_routes_what_the_labels_taught(obvious_router: Path) -> None:
+    policy = RoutingPolicy(obvious_router, threshold=0.5)
+    assert [d.choice for d in policy.decide_batch(UNSEEN_HARD + UNSEEN_EASY)] == ["strong"] * 4 + ["weak"] * 4
+    assert policy.decide(UNSEEN_HARD[0]).choice == "strong" and policy.decide(UNSEEN_EASY[0]).choice == "weak"
 
 
 def test_decisions_agree_across_paths(default_router) -> None:
@@ -67,6 +145,7 @@ def test_decisions_agree_across_paths(default_router) -> None:
         policy.decide("   ")
 
 
+# ---- the micro-batcher alone ---------------------------------------------------------------------------------
 def test_micro_batcher_batches_concurrent_async_calls() -> None:
     sizes: list[int] = []
 
@@ -107,49 +186,228 @@ def test_micro_batcher_isolates_a_failing_item_and_batches_threads() -> None:
     assert results == [i for i in range(200) if i != 13]  # every other caller answered exactly once
 
 
-def test_cli_route_calibrate_evaluate(tmp_path, capsys) -> None:
-    assert main(["route", "--strong-fraction", "0.5", *PROMPTS[:2]]) == 0
-    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    assert [row["choice"] in ("strong", "weak") for row in lines] == [True, True]
-    assert lines[0]["router"] == "mf"
-
-    prompts = tmp_path / "traffic.txt"
-    prompts.write_text("\n".join(PROMPTS * 5))
-    assert main(["calibrate", "--prompts", str(prompts), "--fractions", "0.2,0.5"]) == 0
-    table = json.loads(capsys.readouterr().out)
-    assert set(table) == {"0.2", "0.5"} and table["0.2"] >= table["0.5"]
-
-    plot = tmp_path / "curve.png"
-    assert main(["evaluate", "--router", "random", "--benchmark", "mt_bench", "--plot", str(plot)]) == 0
-    out = capsys.readouterr().out
-    assert "oracle" in out and "APGR" in out and plot.stat().st_size > 1000
+# ---- routellm train / route / calibrate / evaluate -----------------------------------------------------------
+def test_cli_train_golden_writes_a_router_that_follows_the_labels(obvious_router: Path) -> None:
+    config = json.loads((obvious_router / "config.json").read_text())
+    assert config["router"] == "sw_ranking"
+    router = load_router(obvious_router)
+    assert (router.strong_model, router.weak_model) == ("big", "small")
+    hard, easy = router.predict_win_rate(UNSEEN_HARD), router.predict_win_rate(UNSEEN_EASY)
+    assert hard.min() > 0.5 > easy.max(), (hard, easy)
 
 
-def test_cli_train_on_user_files(tmp_path, capsys) -> None:
-    golden = tmp_path / "labels.jsonl"
-    rows = [{"prompt": p, "scores": {"big": 1.0, "small": float(i % 2)}} for i, p in enumerate(PROMPTS * 3)]
-    golden.write_text("\n".join(json.dumps(r) for r in rows))
-    out = tmp_path / "ckpt"
-    code = main(
-        [
-            "train",
-            "--router",
-            "sw_ranking",
-            "--golden",
-            str(golden),
-            "--strong-model",
-            "big",
-            "--weak-model",
-            "small",
-            "--out",
-            str(out),
-        ]
+def test_cli_train_calibration_prompts_set_the_thresholds(obvious_router: Path) -> None:
+    """``--calibration-prompts``: each stored threshold sends its fraction of those prompts to strong."""
+    router = load_router(obvious_router)
+    assert sorted(float(k) for k in router.calibrated_thresholds) == pytest.approx(list(DEFAULT_FRACTIONS))
+    n = len(TRAFFIC)
+    for fraction in DEFAULT_FRACTIONS:
+        share = strong_call_fraction(router, TRAFFIC, router.threshold_for(fraction))
+        assert share == pytest.approx(math.ceil(fraction * n - 1e-9) / n), fraction
+
+
+def test_cli_route_prints_the_decisions_it_knows(obvious_router: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    prompts = [UNSEEN_HARD[0], UNSEEN_EASY[0], UNSEEN_HARD[1]]
+    assert main(["route", "--router", str(obvious_router), "--threshold", "0.5", *prompts]) == 0
+    rows = _json_lines(capsys.readouterr().out)
+    assert [r["choice"] for r in rows] == ["strong", "weak", "strong"]
+    assert [r["prompt"] for r in rows] == prompts
+    assert {r["router"] for r in rows} == {"sw_ranking"} and {r["threshold"] for r in rows} == {0.5}
+    expected = load_router(obvious_router).predict_win_rate(prompts)
+    np.testing.assert_allclose([r["win_rate"] for r in rows], expected, atol=1e-6)
+
+
+def test_cli_route_strong_fraction_uses_the_shipped_calibration(
+    default_router, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["route", "--strong-fraction", "0.5", *PROMPTS]) == 0
+    rows = _json_lines(capsys.readouterr().out)
+    assert len(rows) == len(PROMPTS) and {r["router"] for r in rows} == {"mf"}
+    threshold = default_router.threshold_for(0.5)
+    expected = default_router.predict_win_rate(PROMPTS)
+    for row, p in zip(rows, expected):
+        assert row["threshold"] == pytest.approx(threshold)
+        assert row["win_rate"] == pytest.approx(p, abs=1e-6)
+        assert row["choice"] == ("strong" if p >= threshold else "weak")
+
+
+def test_cli_calibrate_prints_thresholds_that_hit_the_fractions(
+    obvious_router: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    traffic = tmp_path / "traffic.txt"
+    traffic.write_text("\n".join(TRAFFIC), encoding="utf-8")
+    assert (
+        main(["calibrate", "--router", str(obvious_router), "--prompts", str(traffic), "--fractions", "0.25,0.5"]) == 0
     )
-    assert code == 0 and (out / "config.json").is_file()
-    assert load_router(out).predict_win_rate(["a new prompt"]).shape == (1,)
+    table = json.loads(capsys.readouterr().out)
+    assert set(table) == {"0.25", "0.5"}
+    router = load_router(obvious_router)
+    for key, threshold in table.items():
+        assert strong_call_fraction(router, TRAFFIC, threshold) == pytest.approx(float(key))
+    half = table["0.5"]
+    assert (
+        main(["calibrate", "--router", str(obvious_router), "--prompts", str(traffic), "--threshold", str(half)]) == 0
+    )
+    assert json.loads(capsys.readouterr().out) == {"threshold": half, "strong_fraction": pytest.approx(0.5)}
 
 
-def test_cli_reports_errors_cleanly(capsys) -> None:
+def test_cli_calibrate_write_stores_the_thresholds(
+    obvious_router: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--write`` stores the new thresholds in the checkpoint folder, keeping the other calibrated points (each
+    recalibrated on the same prompts), so ``threshold_for`` and ``--strong-fraction`` use them afterwards."""
+    folder = Path(shutil.copytree(obvious_router, tmp_path / "router"))
+    before = load_router(folder).calibrated_thresholds
+    only_easy = tmp_path / "easy.txt"
+    only_easy.write_text("\n".join(EASY + UNSEEN_EASY), encoding="utf-8")
+    args = ["calibrate", "--router", str(folder), "--prompts", str(only_easy), "--fractions", "0.25,0.5", "--write"]
+    assert main(args) == 0
+    printed = json.loads(capsys.readouterr().out)
+    router = load_router(folder)
+    assert set(printed) == {"0.25", "0.5"}
+    for key, threshold in printed.items():
+        assert router.calibrated_thresholds[key] == pytest.approx(threshold)
+        assert router.threshold_for(float(key)) == pytest.approx(threshold)
+        assert strong_call_fraction(router, EASY + UNSEEN_EASY, threshold) == pytest.approx(float(key))
+    assert router.calibrated_thresholds != before
+    assert set(before) <= set(router.calibrated_thresholds), "--write dropped calibrated points"
+    for key in before:  # every kept point describes the same (new) traffic
+        share = strong_call_fraction(router, EASY + UNSEEN_EASY, router.calibrated_thresholds[key])
+        assert share == pytest.approx(float(key), abs=1 / 12 + 1e-9), key
+
+
+def test_cli_evaluate_golden_reports_the_known_metrics(
+    obvious_router: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A held-out file of 8 prompts: the big model gains a point on each of 4 hard prompts, nothing on 3 easy ones and
+    loses one on the last easy one (q_strong 7/8, q_weak 4/8). In gains per prompt the oracle orders +1 x4, 0 x3, -1:
+    APGR 47/48. A router that puts every hard prompt first reaches at least 41/48 (the -1 right after them);
+    random stays near 0.5."""
+    path = tmp_path / "eval.csv"
+    rows = [f'"{p}",1,0' for p in UNSEEN_HARD] + [f'"{p}",1,1' for p in UNSEEN_EASY[:3]] + [f'"{UNSEEN_EASY[3]}",0,1']
+    path.write_text("prompt,big,small\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    plot = tmp_path / "curve.png"
+    args = ["evaluate", "--router", str(obvious_router), "--golden", str(path), "--strong-model", "big"]
+    assert main([*args, "--weak-model", "small", "--plot", str(plot)]) == 0
+    out = capsys.readouterr().out
+    assert "8 prompts" in out
+    apgr = _apgr_lines(out)
+    assert apgr["oracle"] == pytest.approx(47 / 48, abs=1e-3)
+    assert 41 / 48 - 1e-3 <= apgr["router"] <= 47 / 48 + 1e-3
+    assert 0.3 < apgr["random"] < 0.7
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_cli_evaluate_shared_benchmark(shared_data_dir: Path, tmp_path: Path, capsys) -> None:
+    assert main(["evaluate", "--router", "random", "--benchmark", "mt_bench"]) == 0
+    out = capsys.readouterr().out
+    assert "mt_bench: 72 prompts" in out
+    apgr = _apgr_lines(out)
+    assert apgr["oracle"] == pytest.approx(0.96, abs=0.01)  # GUIDE.md's table
+    assert apgr["random"] == pytest.approx(0.5, abs=0.06) and apgr["router"] == pytest.approx(0.5, abs=0.15)
+
+
+def test_cli_train_sources_and_exclude(shared_data_dir: Path, tmp_path: Path, capsys) -> None:
+    """``--sources mt_bench,gsm8k --exclude gsm8k``: the held-out benchmark's own source is skipped, so the router
+    is trained on MT Bench's 72 prompts only (not GSM8K's 1,307)."""
+    out = tmp_path / "mf_no_gsm8k"
+    args = ["train", "--router", "mf", "--sources", "mt_bench,gsm8k", "--exclude", "gsm8k"]
+    assert main([*args, "--params", '{"epochs": 2, "show_progress": false}', "--out", str(out)]) == 0
+    assert "-> " + str(out) in capsys.readouterr().out
+    router = load_router(out)
+    expected = training_battles(["mt_bench"])
+    assert router.metadata["n_prompts"] == len({b.prompt for b in expected}) == 72
+    assert router.metadata["n_battles"] == sum(b.winner != "tie" for b in expected)
+    assert sorted(router.metadata["models"]) == sorted([STRONG, WEAK])
+
+
+def test_cli_reports_errors_cleanly(capsys: pytest.CaptureFixture[str]) -> None:
+    """Bad arguments exit with status 2 and one line on stderr naming the problem; nothing is printed as a result."""
     assert main(["route", "--router", "no-such-router", "hello"]) == 2
-    assert "unknown router 'no-such-router'" in capsys.readouterr().err
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.startswith("routellm: error:") and "unknown router 'no-such-router'" in captured.err
+    assert len(captured.err.strip().splitlines()) == 1
     assert main(["route", "--threshold", "1.5", "hello"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.startswith("routellm: error:") and "threshold" in captured.err and "1.5" in captured.err
+    assert len(captured.err.strip().splitlines()) == 1
+
+
+# ---- learning from your traffic: calibrate merge, clear input errors, train --feedback --init ----------------
+def test_cli_calibrate_short_list_keeps_the_nine_point_table(tmp_path: Path, capsys) -> None:
+    """The reported bug: ``--fractions 0.1,0.2,0.3 --write`` replaced the 9-point table, after which
+    ``--strong-fraction 0.5`` sent ~95% of traffic to strong. Now every point is recalibrated on the same prompts."""
+    from routellm_core.registry import PRETRAINED_DIR
+
+    folder = Path(shutil.copytree(PRETRAINED_DIR / "fast", tmp_path / "fast"))
+    traffic = tmp_path / "traffic.txt"
+    prompts = [f"{p} (variant {i})" for i in range(5) for p in TRAFFIC]
+    traffic.write_text("\n".join(prompts), encoding="utf-8")
+    args = ["calibrate", "--router", str(folder), "--prompts", str(traffic), "--fractions", "0.1,0.2,0.3", "--write"]
+    assert main(args) == 0
+    captured = capsys.readouterr()
+    assert set(json.loads(captured.out)) == {"0.1", "0.2", "0.3"}
+    assert "its other points 0.4, 0.5, 0.6, 0.7, 0.8, 0.9 recalibrated on the same prompts" in captured.err
+    assert set(load_router(folder).calibrated_thresholds) == {f"{f:g}" for f in DEFAULT_FRACTIONS}
+    assert main(["route", "--router", str(folder), "--strong-fraction", "0.5", "--file", str(traffic)]) == 0
+    choices = [row["choice"] for row in _json_lines(capsys.readouterr().out)]
+    assert choices.count("strong") / len(choices) == pytest.approx(0.5, abs=0.02)
+
+
+_CAL = ["calibrate", "--router", "fast", "--prompts"]
+_TRAIN = ["train", "--golden", "{tmp}/labels.jsonl", "--out", "{tmp}/o"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ([*_CAL, "{tmp}/missing.txt"], "prompts file {tmp}/missing.txt does not exist"),
+        ([*_CAL, "{tmp}/bad.jsonl"], "bad.jsonl, line 2: invalid JSON"),
+        ([*_CAL, "{tmp}/noprompt.csv"], "missing column(s) ['prompt']"),
+        ([*_CAL, "{tmp}/ok.txt", "--fractions", "0.1,x"], "--fractions must be comma-separated numbers"),
+        ([*_TRAIN, "--params", "{epochs: 3}"], "--params is not valid JSON"),
+        ([*_TRAIN, "--params", "[3]"], "--params must be a JSON object"),
+        ([*_TRAIN, "--params", '{"epochs": -3}'], "mf parameter 'epochs' = -3 is invalid"),
+        ([*_TRAIN, "--params", '{"epoch": 3}'], "mf takes no parameter(s) ['epoch']"),
+        ([*_TRAIN, "--init", "mf"], "init 'mf' is neither a shipped router"),
+        (
+            ["train", "--feedback", "{tmp}/no.db", "--init", "fast", "--out", "{tmp}/o"],
+            "store {tmp}/no.db does not exist",
+        ),
+    ],
+)
+def test_cli_bad_input_is_one_clear_line(tmp_path: Path, capsys, args: list[str], message: str) -> None:
+    (tmp_path / "bad.jsonl").write_text('{"prompt": "fine"}\n{"prompt": oops}\n', encoding="utf-8")
+    (tmp_path / "noprompt.csv").write_text("text,label\nhello,1\n", encoding="utf-8")
+    (tmp_path / "ok.txt").write_text("\n".join(PROMPTS), encoding="utf-8")
+    _write_jsonl(tmp_path / "labels.jsonl", [{"prompt": p, "scores": {STRONG: 1, WEAK: 0}} for p in HARD])
+    assert main([a.replace("{tmp}", str(tmp_path)) for a in args]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and len(captured.err.strip().splitlines()) == 1
+    assert captured.err.startswith("routellm: error: ") and message.replace("{tmp}", str(tmp_path)) in captured.err
+    assert not (tmp_path / "o").exists()  # nothing trained, nothing saved
+
+
+def test_cli_train_feedback_init_warm_starts_on_the_store(tmp_path: Path, capsys) -> None:
+    """``train --feedback store.db --init fast``: the store's pair, its prompts for calibration, and a count that
+    says which battles were used and that ties were dropped."""
+    from routellm_core.feedback import DecisionRecord, FeedbackStore
+
+    store = FeedbackStore(tmp_path / "store.db")
+    labelled = [(p, "model_a") for p in HARD] + [(p, "model_b") for p in EASY] + [(p, "tie") for p in UNSEEN_EASY]
+    for i, (prompt, winner) in enumerate(labelled):
+        record = DecisionRecord(decision_id=f"c{i}", strong_model="gpt-4o", weak_model="gpt-4o-mini", served="weak")
+        store.add(prompt, "gpt-4o", "gpt-4o-mini", winner, source="judge", judge="j", record=record)
+    out = tmp_path / "mine"
+    assert main(["train", "--feedback", str(tmp_path / "store.db"), "--init", "fast", "--out", str(out)]) == 0
+    line = capsys.readouterr().out.strip()
+    assert line == (
+        "warm-started mf from fast on 16 of 20 battles; 4 ties dropped (mf learns from wins and losses only); "
+        f"thresholds recalibrated on 20 prompts -> {out}"
+    )
+    router = load_router(out)
+    assert (router.strong_model, router.weak_model) == ("gpt-4o", "gpt-4o-mini")
+    hard, easy = router.predict_win_rate(UNSEEN_HARD), router.predict_win_rate(UNSEEN_EASY)
+    assert hard.min() > easy.max()  # the labels, not only the init, decide

@@ -4,19 +4,42 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, ClassVar
 
 import numpy as np
-from pydantic import Field
+from pydantic import ConfigDict, Field, TypeAdapter, ValidationError
 
+from routellm_core._optional import requires_extra
 from routellm_core.checkpoint import CheckpointConfig, load_tensors
-from routellm_core.errors import CheckpointError, EmbeddingError, TrainingDataError
+from routellm_core.errors import CheckpointError, EmbeddingError, InvalidInputError, TrainingDataError
 from routellm_core.records import Battle
 from routellm_core.routers._battles import battle_arrays
 from routellm_core.routers.base import WinRateModel
 
 logger = logging.getLogger(__name__)
+
+#: Newton iterations of the warm-start fit (it converges in 5-10).
+_WARM_ITERATIONS = 50
+#: L2 precision of the warm start's intercept correction (keeps it finite when every label goes one way).
+_WARM_BIAS_PRIOR = 1.0
+#: Cross-validated choice of the warm start's prior: from this many labelled prompts on, over these folds, among
+#: these multiples of ``warm_prior`` and "no update" (see ``_select_prior``).
+_WARM_CV_MIN_PROMPTS = 50
+_WARM_CV_FOLDS = 5
+_WARM_CV_MULTIPLIERS = (10.0, 1.0, 0.1)
+
+
+@dataclass(frozen=True)
+class _State:
+    """Learned mf weights over a model list."""
+
+    models: list[str]
+    model_vectors: np.ndarray
+    projection: np.ndarray
+    head: np.ndarray
+    bias: np.ndarray
 
 
 class MatrixFactorizationRouter(WinRateModel):
@@ -36,6 +59,9 @@ class MatrixFactorizationRouter(WinRateModel):
         use_bias: Learn a per-model bias (overall strength) beside the query-dependent term.
         validation_fraction: Share of prompts held out for early stopping (0 disables it).
         patience: Epochs without validation improvement before stopping.
+        warm_prior: Warm start only (``fit(..., init=router)``): L2 precision of the correction vector added to
+            the init's scoring direction; larger stays closer to the init.
+        warm_scale_prior: Warm start only: L2 precision of the init logit's scale around 1.
         seed: Seed for initialisation, shuffling and the split.
         show_progress: Show a progress bar while training.
     """
@@ -51,9 +77,22 @@ class MatrixFactorizationRouter(WinRateModel):
         "use_bias",
         "validation_fraction",
         "patience",
+        "warm_prior",
+        "warm_scale_prior",
         "seed",
     )
-    param_types: ClassVar[dict[str, Any]] = {"dim": Annotated[int, Field(ge=1)]}
+    param_types: ClassVar[dict[str, Any]] = {
+        "dim": Annotated[int, Field(ge=1)],
+        "epochs": Annotated[int, Field(ge=1)],
+        "lr": Annotated[float, Field(gt=0)],
+        "weight_decay": Annotated[float, Field(ge=0)],
+        "noise": Annotated[float, Field(ge=0)],
+        "batch_size": Annotated[int, Field(ge=1)],
+        "validation_fraction": Annotated[float, Field(ge=0, lt=1)],
+        "patience": Annotated[int, Field(ge=1)],
+        "warm_prior": Annotated[float, Field(gt=0)],
+        "warm_scale_prior": Annotated[float, Field(gt=0)],
+    }
 
     def __init__(
         self,
@@ -66,6 +105,8 @@ class MatrixFactorizationRouter(WinRateModel):
         use_bias: bool = True,
         validation_fraction: float = 0.1,
         patience: int = 4,
+        warm_prior: float = 1.0,
+        warm_scale_prior: float = 10.0,
         seed: int = 0,
         show_progress: bool = False,
         **kwargs: Any,
@@ -80,45 +121,273 @@ class MatrixFactorizationRouter(WinRateModel):
         self.use_bias = use_bias
         self.validation_fraction = validation_fraction
         self.patience = patience
+        self.warm_prior = warm_prior
+        self.warm_scale_prior = warm_scale_prior
         self.seed = seed
         self.show_progress = show_progress
 
     # ---- training --------------------------------------------------------------------------------------
-    def fit(self, battles: Sequence[Battle], *, embeddings: np.ndarray | None = None) -> MatrixFactorizationRouter:
-        """Train on battles.
+    def fit(
+        self,
+        battles: Sequence[Battle],
+        *,
+        embeddings: np.ndarray | None = None,
+        init: MatrixFactorizationRouter | None = None,
+    ) -> MatrixFactorizationRouter:
+        """Train on battles, from random weights or warm-started from another fitted ``mf`` router.
+
+        Warm start (``init``): the init's weights are kept and only the scoring pair's logit is refitted,
+        ``z = a * z_init + e · δ + δ_c``, by L2-penalised logistic regression (Newton's method) on the battles
+        between this router's strong and weak models, with ``a`` pulled towards 1 (``warm_scale_prior``) and
+        ``δ`` towards 0 (``warm_prior``). The penalty is fixed while the likelihood grows with the labels, so a
+        few labels move the init a little and many labels as far as they show. From 50 labelled prompts on, a
+        5-fold cross-validation on the labels picks the prior's strength (``warm_prior`` x 10, x 1 or x 0.1) or
+        no update at all, by the APGR of the out-of-fold scores (ties count as half a win): labels that do not
+        improve the ranking of held-out labelled prompts leave the init as it is. The fit is written back into
+        the factors as a rank-one update of the projection (plus the two reference biases), so the result is an
+        ordinary ``mf`` checkpoint. Models the init never saw start from its reference vectors (this router's
+        strong model from the init's strong one, the weak from the weak, others from the mean), so a router
+        for your own pair (say ``gpt-4o`` vs ``gpt-4o-mini``) starts out scoring exactly as the init does, and
+        with no decided battle the result scores exactly like the init.
 
         Args:
-            battles: Training battles; ties are dropped. Must include the reference strong and weak models.
+            battles: Training battles; ties are dropped. Without ``init`` they must include the reference
+                strong and weak models; with it, only the battles between them are used (others are counted in
+                ``metadata["warm_start_ignored_battles"]``).
             embeddings: Optional precomputed embeddings of the unique prompts in first-seen order (as
                 ``battle_arrays`` orders them), to skip embedding.
-        """
-        import torch
-        from tqdm.auto import tqdm
+            init: A fitted ``mf`` router in the same embedding space to start from.
 
+        Raises:
+            InvalidInputError: A hyperparameter out of range.
+            CheckpointError: ``init`` is not a fitted ``mf`` router in this router's embedding space.
+            TrainingDataError: No usable battles (all ties; the reference models absent without ``init``).
+        """
+        self._check_params()
+        if init is not None:
+            return self._fit_warm(battles, embeddings, init)
         arr = battle_arrays(battles, required_models=(self.strong_model, self.weak_model))
         keep = arr.a_score != 0.5
         if not keep.any():
             raise TrainingDataError("every training battle is a tie; mf learns only from wins and losses")
-        emb = self.embed(arr.prompts) if embeddings is None else np.asarray(embeddings, dtype=np.float32)
-        if emb.shape[0] != len(arr.prompts):
-            raise TrainingDataError(f"got {emb.shape[0]} embeddings for {len(arr.prompts)} unique prompts")
+        emb = self._embeddings(arr.prompts, embeddings)
+        state, validation_loss = self._train(
+            emb,
+            arr.prompt_idx[keep],
+            arr.a_idx[keep],
+            arr.b_idx[keep],
+            arr.a_score[keep],
+            n_prompts=len(arr.prompts),
+            models=list(arr.models),
+        )
+        self._set_state(state)
+        self.metadata.update(
+            n_battles=int(keep.sum()),
+            n_prompts=len(arr.prompts),
+            models=list(arr.models),
+            validation_loss=validation_loss,
+        )
+        return self
+
+    def _embeddings(self, prompts: list[str], embeddings: np.ndarray | None) -> np.ndarray:
+        emb = self.embed(prompts) if embeddings is None else np.asarray(embeddings, dtype=np.float32)
+        if emb.ndim != 2 or emb.shape[0] != len(prompts):
+            raise TrainingDataError(f"got embeddings of shape {emb.shape} for {len(prompts)} unique prompts")
+        return emb
+
+    def _check_params(self) -> None:
+        """Refuse hyperparameters outside their ranges (``param_types``) before any training."""
+        for key, annotation in self.param_types.items():
+            value = getattr(self, key)
+            try:
+                TypeAdapter(annotation, config=ConfigDict(allow_inf_nan=False)).validate_python(value)
+            except ValidationError as exc:
+                problems = "; ".join(e["msg"] for e in exc.errors())
+                raise InvalidInputError(f"mf parameter {key!r} = {value!r:.80} is invalid: {problems}") from None
+
+    # ---- warm start ------------------------------------------------------------------------------------
+    def _fit_warm(
+        self, battles: Sequence[Battle], embeddings: np.ndarray | None, init: MatrixFactorizationRouter
+    ) -> MatrixFactorizationRouter:
+        self._set_state(self._warm_state(init, battles))
+        pair = {self.strong_model, self.weak_model}
+        mine = [b for b in battles if {b.model_a, b.model_b} == pair]
+        ignored = len(battles) - len(mine)
+        if ignored:
+            logger.warning("warm start uses only %s vs %s battles; %d others ignored", *sorted(pair), ignored)
+        decided = [b for b in mine if b.winner != "tie"]
+        fitted: dict[str, Any] = {"scale": 1.0, "n_battles": len(decided), "prior_multiplier": 1.0}
+        if decided:
+            arr = battle_arrays(battles)
+            emb = self._embeddings(arr.prompts, embeddings).astype(np.float64)
+            if emb.shape[1] != self.projection_.shape[1]:
+                raise EmbeddingError(
+                    f"the init mf was trained on {self.projection_.shape[1]}-d embeddings, got {emb.shape[1]}-d"
+                )
+            index = {p: i for i, p in enumerate(arr.prompts)}
+            share = np.array([0.5 if b.winner == "tie" else float(self._strong_won(b)) for b in mine])
+            rows = np.array([index[b.prompt] for b in mine])
+            multiplier, cv = self._select_prior(emb, rows, share)
+            fitted.update(prior_multiplier=multiplier, cv_apgr=cv)
+            if multiplier is not None:
+                keep = share != 0.5
+                theta = self._solve_pair(emb[rows[keep]], share[keep], multiplier)
+                fitted["scale"] = float(theta[0])
+                self._apply_pair(theta)
+        self.metadata.update(
+            n_battles=len(decided),
+            n_prompts=len({b.prompt for b in decided}),
+            models=list(self.models_),
+            validation_loss=None,
+            warm_start_fit=fitted,
+        )
+        if ignored:
+            self.metadata["warm_start_ignored_battles"] = ignored
+        return self
+
+    def _strong_won(self, battle: Battle) -> bool:
+        return (battle.winner == "model_a") == (battle.model_a == self.strong_model)
+
+    def _select_prior(
+        self, emb: np.ndarray, rows: np.ndarray, share: np.ndarray
+    ) -> tuple[float | None, dict[str, float] | None]:
+        """Pick the prior's strength by cross-validation on the labels, the init itself (``None``) among them.
+
+        With at least ``_WARM_CV_MIN_PROMPTS`` labelled prompts, each candidate multiplier of ``warm_prior`` and
+        "no update" is scored by the APGR of its out-of-fold scores on the labelled prompts, with the strong
+        model's win share (ties 1/2) as their quality; the best wins, the init on a tie. Fewer labels keep
+        ``warm_prior`` as it is (multiplier 1).
+        """
+        from routellm_core.data import Benchmark
+        from routellm_core.evaluation import apgr
+
+        prompt_rows, inverse = np.unique(rows, return_inverse=True)
+        if len(prompt_rows) < _WARM_CV_MIN_PROMPTS:
+            return 1.0, None
+        strong = np.bincount(inverse, weights=share) / np.bincount(inverse)
+        if strong.mean() <= 0.5:  # no gap to recover on these labels: nothing to select on
+            return 1.0, None
+        labels = Benchmark("labels", tuple(map(str, prompt_rows)), strong, 1.0 - strong)
+        fold_of = np.random.default_rng(self.seed).permutation(len(prompt_rows)) % _WARM_CV_FOLDS
+        z0 = emb[prompt_rows] @ self._u.astype(np.float64) + self._c
+        candidates: dict[float | None, np.ndarray] = {None: z0}
+        for multiplier in _WARM_CV_MULTIPLIERS:
+            oof = z0.copy()
+            for f in range(_WARM_CV_FOLDS):
+                train = (fold_of[inverse] != f) & (share != 0.5)
+                if not train.any():
+                    continue
+                theta = self._solve_pair(emb[rows[train]], share[train], multiplier)
+                test = fold_of == f
+                oof[test] = theta[0] * z0[test] + emb[prompt_rows[test]] @ theta[1:-1] + theta[-1]
+            candidates[multiplier] = oof
+        cv = {m: apgr(oof, labels) for m, oof in candidates.items()}
+        best = max(cv, key=lambda m: cv[m])
+        return best, {("init" if m is None else f"{m:g}"): round(v, 5) for m, v in cv.items()}
+
+    def _solve_pair(self, emb: np.ndarray, strong_won: np.ndarray, multiplier: float) -> np.ndarray:
+        """``(a, δ, δc)`` of ``z = a z0 + e·δ + δc`` by penalised logistic regression (Newton's method)."""
+        z0 = emb @ self._u.astype(np.float64) + self._c
+        design = np.hstack([z0[:, None], emb, np.ones((len(emb), 1))])
+        prior_mean = np.zeros(design.shape[1])
+        prior_mean[0] = 1.0
+        precision = np.concatenate(
+            [[self.warm_scale_prior], np.full(emb.shape[1], self.warm_prior * multiplier), [_WARM_BIAS_PRIOR]]
+        )
+        theta = prior_mean.copy()
+        for _ in range(_WARM_ITERATIONS):
+            p = 0.5 * (1.0 + np.tanh(0.5 * (design @ theta)))  # the logistic function, without overflow
+            grad = design.T @ (p - strong_won) + precision * (theta - prior_mean)
+            hess = (design * (p * (1.0 - p))[:, None]).T @ design + np.diag(precision)
+            step = np.linalg.solve(hess, grad)
+            theta -= step
+            if np.abs(step).max() < 1e-10:
+                break
+        return theta
+
+    def _apply_pair(self, theta: np.ndarray) -> None:
+        """Write ``z = a z0 + e·δ + δc`` into the factors: a rank-one update of W and the pair's two biases."""
+        scale, delta, delta_c = float(theta[0]), theta[1:-1], float(theta[-1])
+        u0, c0 = self._u.astype(np.float64), self._c
+        # u_new = a u0 + δ as W' = W + g rᵀ / |g|² with g = head ⊙ (v_s - v_w), so that W'ᵀ g = u_new
+        s, w = self._model_index(self.strong_model), self._model_index(self.weak_model)
+        g = self.head_.astype(np.float64) * (self.model_vectors_[s] - self.model_vectors_[w])
+        norm = float(g @ g)
+        if norm < 1e-12:
+            raise TrainingDataError(f"{self.strong_model!r} and {self.weak_model!r} share one vector in the init")
+        r = (scale - 1.0) * u0 + delta
+        self.projection_ = (self.projection_ + np.outer(g, r) / norm).astype(np.float32)
+        shift = (scale - 1.0) * c0 + delta_c
+        self.bias_ = self.bias_.copy()
+        self.bias_[s] += np.float32(shift / 2)
+        self.bias_[w] -= np.float32(shift / 2)
+        self._fold()
+
+    def _warm_state(self, init: MatrixFactorizationRouter, battles: Sequence[Battle]) -> _State:
+        """The init's weights over the model list this fit needs (the init's models, then any new ones)."""
+        if not isinstance(init, MatrixFactorizationRouter):
+            raise CheckpointError(
+                f"mf can only warm-start from an mf router, got {getattr(init, 'name', type(init).__name__)!r}"
+            )
+        if not init._is_fitted():
+            raise CheckpointError("the init router is not fitted: load a checkpoint or fit it first")
+        mine, theirs = self.get_embedder().name, init.get_embedder().name
+        if mine != theirs:
+            raise CheckpointError(
+                f"embedder mismatch: the init router was trained in {theirs!r} space, this router embeds with "
+                f"{mine!r}; warm-start with the init's embedder"
+            )
+        if init.projection_.shape[0] != self.dim:
+            raise CheckpointError(f"the init router has dim {init.projection_.shape[0]}, this router dim {self.dim}")
+        wanted = {b.model_a for b in battles} | {b.model_b for b in battles} | {self.strong_model, self.weak_model}
+        new = sorted(wanted - set(init.models_))
+        source = {
+            self.strong_model: init._model_index(init.strong_model),
+            self.weak_model: init._model_index(init.weak_model),
+        }
+        mean_vec = init.model_vectors_.mean(axis=0)
+        mean_vec = mean_vec / max(float(np.linalg.norm(mean_vec)), 1e-12)
+        vecs = [init.model_vectors_[source[m]] if m in source else mean_vec for m in new]
+        biases = [init.bias_[source[m]] if m in source else float(init.bias_.mean()) for m in new]
+        return _State(
+            models=[*init.models_, *new],
+            model_vectors=np.vstack([init.model_vectors_, *vecs]).astype(np.float32),
+            projection=init.projection_.copy(),
+            head=init.head_.copy(),
+            bias=np.concatenate([init.bias_, np.asarray(biases, dtype=np.float32)]).astype(np.float32),
+        )
+
+    # ---- training from scratch -------------------------------------------------------------------------
+    def _train(
+        self,
+        emb: np.ndarray,
+        p_idx: np.ndarray,
+        a_idx: np.ndarray,
+        b_idx: np.ndarray,
+        y: np.ndarray,
+        *,
+        n_prompts: int,
+        models: list[str],
+    ) -> tuple[_State, float | None]:
+        """Pairwise logistic loss, Adam, embedding noise, early stopping on held-out prompts."""
+        from tqdm.auto import tqdm
+
+        with requires_extra("neural", "training the mf router"):
+            import torch
 
         rng = np.random.default_rng(self.seed)
         torch.manual_seed(self.seed)
-        p_idx, a_idx, b_idx = arr.prompt_idx[keep], arr.a_idx[keep], arr.b_idx[keep]
-        y = arr.a_score[keep]
         val_mask = np.zeros(len(y), dtype=bool)
         if self.validation_fraction > 0:
-            held = rng.random(len(arr.prompts)) < self.validation_fraction
+            held = rng.random(n_prompts) < self.validation_fraction
             val_mask = held[p_idx]
             if val_mask.all() or not val_mask.any():
                 val_mask[:] = False
 
-        n_models, text_dim = len(arr.models), emb.shape[1]
-        model_vecs = torch.nn.Parameter(torch.randn(n_models, self.dim) * 0.1)
-        proj = torch.nn.Linear(text_dim, self.dim, bias=False)
+        model_vecs = torch.nn.Parameter(torch.randn(len(models), self.dim) * 0.1)
+        proj = torch.nn.Linear(emb.shape[1], self.dim, bias=False)
         head = torch.nn.Parameter(torch.randn(self.dim) * 0.1)
-        bias = torch.nn.Parameter(torch.zeros(n_models), requires_grad=self.use_bias)
+        bias = torch.nn.Parameter(torch.zeros(len(models)), requires_grad=self.use_bias)
         params = [model_vecs, *proj.parameters(), head] + ([bias] if self.use_bias else [])
         opt = torch.optim.Adam(params, lr=self.lr, weight_decay=self.weight_decay)
 
@@ -142,8 +411,8 @@ class MatrixFactorizationRouter(WinRateModel):
         bar = tqdm(range(self.epochs), desc="mf", disable=not self.show_progress)
         for _ in bar:
             rng.shuffle(train_rows)
-            for start in range(0, len(train_rows), self.batch_size):
-                rows = torch.from_numpy(train_rows[start : start + self.batch_size])
+            for first in range(0, len(train_rows), self.batch_size):
+                rows = torch.from_numpy(train_rows[first : first + self.batch_size])
                 loss = loss_fn(logits(rows, True), t_y[rows])
                 opt.zero_grad()
                 loss.backward()
@@ -164,19 +433,22 @@ class MatrixFactorizationRouter(WinRateModel):
                 for p, saved in zip((model_vecs, proj.weight, head, bias), best_state):
                     p.copy_(saved)
         with torch.no_grad():
-            self.model_vectors_ = torch.nn.functional.normalize(model_vecs, dim=1).numpy().astype(np.float32)
-            self.projection_ = proj.weight.detach().numpy().astype(np.float32)  # (dim, text_dim)
-            self.head_ = head.detach().numpy().astype(np.float32)
-            self.bias_ = bias.detach().numpy().astype(np.float32)
-        self.models_ = list(arr.models)
-        self.metadata.update(
-            n_battles=int(keep.sum()),
-            n_prompts=len(arr.prompts),
-            models=list(arr.models),
-            validation_loss=None if best == float("inf") else round(best, 5),
-        )
+            state = _State(
+                models=models,
+                model_vectors=torch.nn.functional.normalize(model_vecs, dim=1).numpy().astype(np.float32),
+                projection=proj.weight.detach().numpy().astype(np.float32),  # (dim, text_dim)
+                head=head.detach().numpy().astype(np.float32),
+                bias=bias.detach().numpy().astype(np.float32),
+            )
+        return state, None if best == float("inf") else round(best, 5)
+
+    def _set_state(self, state: _State) -> None:
+        self.model_vectors_ = state.model_vectors
+        self.projection_ = state.projection
+        self.head_ = state.head
+        self.bias_ = state.bias
+        self.models_ = list(state.models)
         self._fold()
-        return self
 
     def _fold(self) -> None:
         """Precompute the scoring vector for the reference pair."""
