@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
-from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel, LangSmithParams, LanguageModelInput
@@ -13,40 +12,29 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResu
 from langchain_core.runnables import Runnable, RunnableConfig, ensure_config
 from langchain_core.runnables.config import merge_configs
 from langchain_core.tools import BaseTool
-from pydantic import ConfigDict, Field, PrivateAttr, SecretStr, ValidationError, field_serializer, model_validator
+from pydantic import ConfigDict, Field, SecretStr, model_validator
 from typing_extensions import Self
 
+from langchain_routellm._options import RouterOptions
 from langchain_routellm._routing import (
     alabel,
     aroute_messages,
-    as_judge,
     child_config,
-    dispatcher,
     init_child,
     label,
     route_messages,
     run_config,
 )
 from langchain_routellm._utils import (
-    RouteOn,
-    ToolStep,
     as_chunk,
     child_callbacks,
     chunk_text,
-    model_name,
     model_provider,
-    reraise_routellm_error,
     unwrap_model,
     with_metadata,
 )
-from routellm_core.dispatch import Dispatcher, Route, ServedDecision
-from routellm_core.embedders import Embedder
-from routellm_core.feedback import FeedbackStore
-from routellm_core.labelling import TrafficLabelling, traffic_labelling
-from routellm_core.policy import RoutingPolicy, build_policy, router_label
-from routellm_core.routers.base import Side, WinRateModel, other_side
-
-_OWNER = "ChatRouteLLM"
+from routellm_core.dispatch import Route, ServedDecision
+from routellm_core.routers.base import Side, other_side
 
 
 class _V1Blocks:
@@ -81,7 +69,7 @@ async def _aone(value: Any) -> AsyncIterator[Any]:
     yield value
 
 
-class ChatRouteLLM(BaseChatModel):
+class ChatRouteLLM(RouterOptions, BaseChatModel):
     """A chat model that sends each call to a strong or a weak chat model, as a learned router decides.
 
     The router predicts P(strong model beats weak model) for the routing text (by default the latest human
@@ -134,54 +122,6 @@ class ChatRouteLLM(BaseChatModel):
     weak: BaseChatModel | Runnable | str
     """The weak (cheap) model: a chat model, or a ``"provider:model"`` string for ``init_chat_model``."""
 
-    router: str | Path | WinRateModel | RoutingPolicy = "default"
-    """Router: ``"default"`` (shipped), a checkpoint path, a registry name, a router, or a RoutingPolicy."""
-
-    @field_serializer("router")
-    def _serialize_router(self, router: Any) -> str:
-        return router_label(router)
-
-    threshold: float | None = None
-    """Send to strong when P(strong wins) >= threshold; 0.5 when neither this nor ``strong_fraction`` is set."""
-
-    strong_fraction: float | None = None
-    """Instead of a threshold: the target fraction of strong calls, resolved through the router's calibration."""
-
-    embedder: Embedder | None = Field(default=None, exclude=True)
-    """Embedder to load the router with (must match the checkpoint's); the local MiniLM when ``None``."""
-
-    route_on: RouteOn = "last_user"
-    """Routing text: ``"last_user"`` (latest human message's text; alias ``"last_human"``), ``"conversation"``
-    (human and AI turns, role-prefixed) or ``"rag_query"`` (the query inside a RAG prompt)."""
-
-    tool_step: ToolStep = "continue"
-    """A call whose last message is a tool result: ``"continue"`` with the model that issued the tool call
-    (read from its ``routellm`` metadata), or ``"route"`` it like any other call."""
-
-    fallback: bool = False
-    """When the chosen model fails or answers empty before any output, call the other model once."""
-
-    feedback: Any = Field(default=None, exclude=True)
-    """A ``FeedbackStore`` or a path to one: every routed call's decision is recorded there, so the app can attach
-    a verdict later by the response's ``decision_id`` (``llm.feedback_store.add_verdict(id, "bad")``)."""
-
-    judge: Any = Field(default=None, exclude=True)
-    """Judge for ``label_fraction``: a chat model (asked MT-Bench's pairwise question, twice with the answers
-    swapped), a ``PairwiseJudge``, or a callable ``(prompt, answer_a, answer_b) -> "model_a" | "model_b" | "tie"``."""
-
-    label_fraction: float = 0.0
-    """Share of calls (seeded by decision id) on which the other model is also called, in the background, and the
-    pair judged into ``feedback``; the caller's answer, latency and errors never change."""
-
-    label_seed: int = 0
-    """Seed of the ``label_fraction`` sampling."""
-
-    strong_name: str | None = None
-    """Name reported for the strong model in metadata and errors; derived from the model when ``None``."""
-
-    weak_name: str | None = None
-    """Name reported for the weak model in metadata and errors; derived from the model when ``None``."""
-
     streaming: bool = False
     """Whether ``invoke`` consumes the chosen child's stream (so token callbacks fire) instead of invoking it."""
 
@@ -206,18 +146,7 @@ class ChatRouteLLM(BaseChatModel):
     child_kwargs: dict[str, Any] = Field(default_factory=dict, repr=False, exclude=True)
     """Extra ``init_chat_model`` keyword arguments for children given as strings (not shown in repr)."""
 
-    _policy: RoutingPolicy = PrivateAttr()
-    _names: dict[Side, str] = PrivateAttr()
-    _dispatcher: Dispatcher = PrivateAttr()
-    _labelling: TrafficLabelling | None = PrivateAttr(default=None)
-
-    def __init__(self, **kwargs: Any) -> None:
-        """Validate the fields; the router's own errors (unknown router, bad threshold...) keep their type."""
-        try:
-            super().__init__(**kwargs)
-        except ValidationError as exc:
-            reraise_routellm_error(exc)
-            raise
+    _owner: ClassVar[str] = "ChatRouteLLM"
 
     @model_validator(mode="after")
     def _build(self) -> Self:
@@ -237,39 +166,13 @@ class ChatRouteLLM(BaseChatModel):
         init_kwargs.update(self.child_kwargs)
         self.strong = init_child(self.strong, init_kwargs, "strong")
         self.weak = init_child(self.weak, init_kwargs, "weak")
-        self._policy = build_policy(self.router, self.threshold, self.strong_fraction, self.embedder)
-        self._names = {
-            "strong": self.strong_name or model_name(self.strong),
-            "weak": self.weak_name or model_name(self.weak),
-        }
-        self._dispatcher = dispatcher(self._names, fallback=self.fallback, owner=_OWNER)
-        self._labelling = traffic_labelling(self.feedback, as_judge(self.judge), self.label_fraction, self.label_seed)
+        self._build_routing()
         return self
-
-    @property
-    def feedback_store(self) -> FeedbackStore | None:
-        """The feedback store (``feedback=``), to attach verdicts by decision id; ``None`` without one."""
-        return self._labelling.store if self._labelling is not None else None
-
-    @property
-    def labelling(self) -> TrafficLabelling | None:
-        """The labelling of this model's calls (its labeller's ``stats``, ``flush()``...), if configured."""
-        return self._labelling
 
     # ---- identity --------------------------------------------------------------------------------------
     @property
     def _llm_type(self) -> str:
         return "routellm"
-
-    @property
-    def policy(self) -> RoutingPolicy:
-        """The routing policy (router + threshold in force), shared by copies made by ``bind_tools``."""
-        return self._policy
-
-    @property
-    def model_names(self) -> dict[Side, str]:
-        """Names of the two children, as reported in metadata."""
-        return dict(self._names)
 
     @property
     def _identifying_params(self) -> dict[str, Any]:
@@ -282,16 +185,6 @@ class ChatRouteLLM(BaseChatModel):
             "tool_step": self.tool_step,
             "fallback": self.fallback,
         }
-
-    @property
-    def _dispatch(self) -> Dispatcher:
-        """The dispatcher for the current fields (rebuilt when a ``model_copy`` changed ``fallback``)."""
-        if self._dispatcher.fallback != self.fallback:
-            self._dispatcher = dispatcher(self._names, fallback=self.fallback, owner=_OWNER)
-        return self._dispatcher
-
-    def _child(self, side: Side) -> Any:
-        return self.strong if side == "strong" else self.weak
 
     def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
         """LangSmith params before routing: ``ls_provider="routellm"`` and ``"<strong>|<weak>"``; a per-call

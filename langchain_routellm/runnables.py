@@ -3,22 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
-from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from langchain_core.messages import BaseMessage, convert_to_messages
 from langchain_core.runnables import Runnable, RunnableConfig, RunnableSerializable, ensure_config
 from langchain_core.runnables.utils import AddableDict
-from pydantic import ConfigDict, Field, PrivateAttr, ValidationError, field_serializer, model_validator
+from pydantic import ConfigDict, model_validator
 from typing_extensions import Self
 
+from langchain_routellm._options import RouterOptions
 from langchain_routellm._routing import (
     alabel,
     aroute_messages,
     aroute_text,
-    as_judge,
     child_config,
-    dispatcher,
     label,
     route_messages,
     route_text,
@@ -26,22 +24,12 @@ from langchain_routellm._routing import (
 )
 from langchain_routellm._utils import (
     DEFAULT_TEXT_KEYS,
-    RouteOn,
-    ToolStep,
-    model_name,
-    reraise_routellm_error,
     to_messages,
     with_metadata,
 )
-from routellm_core.dispatch import METADATA_KEY, Dispatcher, Route, ServedDecision
-from routellm_core.embedders import Embedder
+from routellm_core.dispatch import METADATA_KEY, Route, ServedDecision
 from routellm_core.errors import InvalidInputError
-from routellm_core.feedback import FeedbackStore
-from routellm_core.labelling import TrafficLabelling, traffic_labelling
-from routellm_core.policy import RoutingPolicy, build_policy, router_label
-from routellm_core.routers.base import Side, WinRateModel, other_side
-
-_OWNER = "RouteLLMRunnable"
+from routellm_core.routers.base import Side, other_side
 
 
 def _one(value: Any) -> Iterator[Any]:
@@ -52,7 +40,7 @@ async def _aone(value: Any) -> AsyncIterator[Any]:
     yield value
 
 
-class RouteLLMRunnable(RunnableSerializable[Any, Any]):
+class RouteLLMRunnable(RouterOptions, RunnableSerializable[Any, Any]):
     """Routes each input to one of two Runnables, as a learned router decides from the input's text.
 
     ``strong`` and ``weak`` can be any Runnables taking the same input: two chains, two retriever + LLM
@@ -91,111 +79,19 @@ class RouteLLMRunnable(RunnableSerializable[Any, Any]):
     weak: Runnable
     """Runnable that serves inputs routed to the weak side."""
 
-    router: str | Path | WinRateModel | RoutingPolicy = "default"
-    """Router: ``"default"`` (shipped), a checkpoint path, a registry name, a router, or a RoutingPolicy."""
-
-    @field_serializer("router")
-    def _serialize_router(self, router: Any) -> str:
-        return router_label(router)
-
-    threshold: float | None = None
-    """Send to strong when P(strong wins) >= threshold; 0.5 when neither this nor ``strong_fraction`` is set."""
-
-    strong_fraction: float | None = None
-    """Instead of a threshold: the target fraction of strong calls, resolved through the router's calibration."""
-
-    embedder: Embedder | None = Field(default=None, exclude=True)
-    """Embedder to load the router with (must match the checkpoint's); the local MiniLM when ``None``."""
-
     routing_text: str | Callable[[Any], Any] | None = None
     """Which part of the input to route on: a dict key, or a callable returning a string or messages."""
-
-    route_on: RouteOn = "last_user"
-    """For message inputs: ``"last_user"`` (latest human message's text; alias ``"last_human"``),
-    ``"conversation"`` or ``"rag_query"``."""
-
-    tool_step: ToolStep = "continue"
-    """For message inputs ending in a tool result: ``"continue"`` with the side that issued the tool call, or
-    ``"route"`` like any other input."""
-
-    fallback: bool = False
-    """When the chosen side fails or answers empty before any output, run the other side once."""
-
-    feedback: Any = Field(default=None, exclude=True)
-    """A ``FeedbackStore`` or a path: every routed call's decision is recorded there (see ``ChatRouteLLM``)."""
-
-    judge: Any = Field(default=None, exclude=True)
-    """Judge for ``label_fraction``: a chat model, a ``PairwiseJudge`` or a callable (see ``ChatRouteLLM``)."""
-
-    label_fraction: float = 0.0
-    """Share of calls on which the other side is also run, in the background, and the pair judged into ``feedback``."""
-
-    label_seed: int = 0
-    """Seed of the ``label_fraction`` sampling."""
 
     include_decision: bool = False
     """Return ``{"output": ..., "routellm": {...}}`` instead of the bare output."""
 
-    strong_name: str | None = None
-    """Name reported for the strong side; derived from the Runnable when ``None``."""
-
-    weak_name: str | None = None
-    """Name reported for the weak side; derived from the Runnable when ``None``."""
-
-    _policy: RoutingPolicy = PrivateAttr()
-    _names: dict[Side, str] = PrivateAttr()
-    _dispatcher: Dispatcher = PrivateAttr()
-    _labelling: TrafficLabelling | None = PrivateAttr(default=None)
-
-    def __init__(self, **kwargs: Any) -> None:
-        """Validate the fields; the router's own errors (unknown router, bad threshold...) keep their type."""
-        try:
-            super().__init__(**kwargs)
-        except ValidationError as exc:
-            reraise_routellm_error(exc)
-            raise
+    _owner: ClassVar[str] = "RouteLLMRunnable"
 
     @model_validator(mode="after")
     def _build(self) -> Self:
-        """Build the routing policy."""
-        self._policy = build_policy(self.router, self.threshold, self.strong_fraction, self.embedder)
-        self._names = {
-            "strong": self.strong_name or model_name(self.strong),
-            "weak": self.weak_name or model_name(self.weak),
-        }
-        self._dispatcher = dispatcher(self._names, fallback=self.fallback, owner=_OWNER)
-        self._labelling = traffic_labelling(self.feedback, as_judge(self.judge), self.label_fraction, self.label_seed)
+        """Build the routing policy, dispatcher and labelling."""
+        self._build_routing()
         return self
-
-    @property
-    def feedback_store(self) -> FeedbackStore | None:
-        """The feedback store (``feedback=``), to attach verdicts by decision id; ``None`` without one."""
-        return self._labelling.store if self._labelling is not None else None
-
-    @property
-    def labelling(self) -> TrafficLabelling | None:
-        """The labelling of this runnable's calls, if configured."""
-        return self._labelling
-
-    @property
-    def policy(self) -> RoutingPolicy:
-        """The routing policy (router + threshold in force)."""
-        return self._policy
-
-    @property
-    def model_names(self) -> dict[Side, str]:
-        """Names of the two sides, as reported in metadata."""
-        return dict(self._names)
-
-    @property
-    def _dispatch(self) -> Dispatcher:
-        """The dispatcher for the current fields (rebuilt when a ``model_copy`` changed ``fallback``)."""
-        if self._dispatcher.fallback != self.fallback:
-            self._dispatcher = dispatcher(self._names, fallback=self.fallback, owner=_OWNER)
-        return self._dispatcher
-
-    def _child(self, side: Side) -> Runnable:
-        return self.strong if side == "strong" else self.weak
 
     def _run_config(self, config: RunnableConfig, route: Route) -> RunnableConfig:
         return run_config(config, self._dispatch.served(route, route.choice))
