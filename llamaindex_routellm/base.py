@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -70,8 +71,9 @@ dispatcher = get_dispatcher(__name__)
 RouterSpec = str | os.PathLike[str] | WinRateModel | RoutingPolicy
 R = TypeVar("R", ChatResponse, CompletionResponse)
 
-#: Private chat kwarg carrying a ``chat_with_tools`` request from ``_prepare_chat_with_tools`` to ``chat``.
-_TOOL_REQUEST_KEY = "_routellm_tool_request"
+#: The ``chat_with_tools`` arguments of this context's latest ``_prepare_chat_with_tools``, for the ``chat`` call
+#: that follows it with the same ``tools`` object (no private value travels in the public chat kwargs).
+_TOOL_REQUEST: ContextVar[tuple[int, Any] | None] = ContextVar("routellm_tool_request", default=None)
 
 
 @dataclass
@@ -544,12 +546,17 @@ class RouteLLM(FunctionCallingLLM):
             return await child.astream_chat(messages, **kwargs)
         return await child.astream_chat(**self._tool_kwargs(child, messages, request, kwargs))
 
-    @staticmethod
-    def _pop_tool_request(kwargs: dict[str, Any]) -> _ToolRequest | None:
-        request = kwargs.pop(_TOOL_REQUEST_KEY, None)
-        if request is not None:
-            kwargs.pop("tools", None)
-        return request  # type: ignore[no-any-return]
+    def _pop_tool_request(self, kwargs: dict[str, Any]) -> _ToolRequest | None:
+        """The tool request of this chat call: the one ``_prepare_chat_with_tools`` recorded for these ``tools``,
+        or, for a caller that passed ``tools`` itself, one with default options."""
+        tools = kwargs.pop("tools", None)
+        if tools is None:
+            return None
+        entry = _TOOL_REQUEST.get()
+        if entry is not None and entry[0] == id(self) and entry[1].tools is tools:
+            _TOOL_REQUEST.set(None)
+            return entry[1]  # type: ignore[no-any-return]
+        return _ToolRequest(tools=tools)
 
     # ---- chat --------------------------------------------------------------------------------------------
     @llm_chat_callback()
@@ -652,17 +659,15 @@ class RouteLLM(FunctionCallingLLM):
             messages.append(
                 ChatMessage(role=MessageRole.USER, content=user_msg) if isinstance(user_msg, str) else user_msg
             )
-        return {
-            "messages": messages,
-            "tools": tools,
-            _TOOL_REQUEST_KEY: _ToolRequest(
-                tools=tools,
-                verbose=verbose,
-                allow_parallel_tool_calls=allow_parallel_tool_calls,
-                tool_required=tool_required,
-                extra=kwargs,
-            ),
-        }
+        request = _ToolRequest(
+            tools=tools,
+            verbose=verbose,
+            allow_parallel_tool_calls=allow_parallel_tool_calls,
+            tool_required=tool_required,
+            extra=kwargs,
+        )
+        _TOOL_REQUEST.set((id(self), request))
+        return {"messages": messages, "tools": tools}
 
     def get_tool_calls_from_response(
         self, response: ChatResponse, error_on_no_tool_call: bool = True, **kwargs: Any

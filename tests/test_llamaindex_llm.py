@@ -32,7 +32,7 @@ from llama_index.core.bridge.pydantic import Field
 from llama_index.core.instrumentation import get_dispatcher
 from llama_index.core.instrumentation.event_handlers import BaseEventHandler
 from llama_index.core.instrumentation.events import BaseEvent
-from llama_index.core.instrumentation.events.llm import LLMChatEndEvent
+from llama_index.core.instrumentation.events.llm import LLMChatEndEvent, LLMChatStartEvent
 from llama_index.core.instrumentation.span_handlers import SimpleSpanHandler
 from llama_index.core.llms import MockLLM
 from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_callback
@@ -744,6 +744,18 @@ async def test_child_span_nests_under_the_router_span(
     assert decision.router == llm.router_name and decision.threshold == ALWAYS_STRONG
     assert decision.win_rate == pytest.approx(llm.decide(QUESTION).win_rate)
     assert decision.class_name() == "RoutingDecisionEvent"
+
+
+async def test_tool_calls_pass_no_private_values_through_chat_kwargs(make: Any, events: Recorder) -> None:
+    strong, weak = MockFunctionCallingLLMWithChatMemoryOfLastCall(), MockFunctionCallingLLM()
+    llm = make(strong, weak, threshold=ALWAYS_STRONG)
+    tool = FunctionTool.from_defaults(multiply)
+    llm.chat_with_tools([tool], user_msg="What is 6 times 7?", allow_parallel_tool_calls=True)
+    await llm.achat_with_tools([tool], user_msg="What is 6 times 7?")
+    starts = [e for e in events.of(LLMChatStartEvent) if e.model_dict.get("router")]
+    assert len(starts) == 2
+    for event in starts:
+        assert set(event.additional_kwargs) <= {"tools"}, event.additional_kwargs
 
 
 def test_chat_end_event_carries_the_decision(make: Any, events: Recorder) -> None:
