@@ -112,7 +112,8 @@ class RouteLLMMiddleware(AgentMiddleware):
         strong: The strong model (a chat model or a ``"provider:model"`` string).
         weak: The weak model.
         router: Router (``"default"``, checkpoint path, registry name, router instance or RoutingPolicy).
-        threshold: Send to strong when P(strong wins) >= threshold (0.5 by default).
+        threshold: Send to strong when P(strong wins) >= threshold (default: the router's calibrated threshold for
+            half of its calibration traffic; 0.5 without calibration).
         strong_fraction: Instead of a threshold, the target fraction of strong calls (calibrated).
         embedder: Embedder to load the router with.
         route_on: ``"last_user"`` (alias ``"last_human"``), ``"conversation"`` or ``"rag_query"``.

@@ -158,8 +158,8 @@ class RouteLLM(FunctionCallingLLM):
         weak: The cheaper LLM.
         router: Shipped pretrained name (``"default"``), checkpoint folder, registry name (``"random"``...),
             a ``WinRateModel`` instance, or a ``RoutingPolicy`` (to share one policy and its micro-batching).
-        threshold: Send to strong when P(strong wins) >= threshold; 0.5 when neither this nor
-            ``strong_fraction`` is given.
+        threshold: Send to strong when P(strong wins) >= threshold; when neither this nor ``strong_fraction`` is
+            given, the router's calibrated threshold for half of its calibration traffic (0.5 without calibration).
         strong_fraction: Instead of a threshold, the target fraction of strong calls (needs a router with
             shipped calibration, such as ``"default"``).
         route_on: ``"last_user"`` (latest user message), ``"conversation"`` (user and assistant turns),
@@ -192,7 +192,7 @@ class RouteLLM(FunctionCallingLLM):
     )
     threshold: float | None = Field(
         default=None,
-        description="Strong is chosen when P(strong wins) >= threshold (0.5 unless strong_fraction is set).",
+        description="Strong when P(strong wins) >= threshold (default: the calibrated threshold for 50% strong calls).",
     )
     strong_fraction: float | None = Field(
         default=None,

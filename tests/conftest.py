@@ -1,14 +1,15 @@
 """Shared fixtures: tests never touch the network, share one loaded embedder, and one policy for missing data.
 
-Test helpers (``lc_fakes``) are plain modules beside this file, imported by their bare name (``from lc_fakes
-import ...``): pytest puts this folder on ``sys.path`` (``tests/`` is not a package), so ``pytest`` and
-``python -m pytest`` both import one copy of them.
+Test helpers (``lc_fakes``, ``fitted_router``) are plain modules beside this file, imported by their bare name
+(``from lc_fakes import ...``): pytest puts this folder on ``sys.path`` (``tests/`` is not a package), so ``pytest``
+and ``python -m pytest`` both import one copy of them.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -42,3 +43,12 @@ def shared_data_dir() -> Path:
         return data_dir()
     except DataNotFoundError as exc:
         pytest.skip(f"shared benchmark data not available: {exc}")
+
+
+@pytest.fixture(scope="session")
+def known_router() -> Any:
+    """A router fitted in the tests on obvious battles (proofs -> strong, trivia -> weak), calibrated on
+    ``fitted_router.TRAFFIC``: integration tests assert choices known in advance with it (see ``fitted_router``)."""
+    from fitted_router import known_router
+
+    return known_router()

@@ -13,12 +13,15 @@ from typing import Any
 from uuid import UUID
 
 import pytest
+from fitted_router import HARD, TRIVIA, expected_side
 from langchain.agents import create_agent
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage, ToolMessage
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from langchain_core.tools import tool
 from langgraph.checkpoint.memory import InMemorySaver
-from lc_fakes import children, shared_router, split_threshold
+from langgraph.types import Command, interrupt
+from lc_fakes import ToolEchoChatModel, children, shared_router, split_threshold
 from pydantic import BaseModel
 
 from langchain_routellm import ChatRouteLLM, RouteLLMMiddleware
@@ -245,3 +248,108 @@ class TestMiddleware:
     def test_repr_is_short_and_secret_free(self, router: Any) -> None:
         _, _, middleware = self.make(router)
         assert repr(middleware).startswith("RouteLLMMiddleware(strong='fake-strong-1', weak='fake-weak-1'")
+
+
+# ---- with a router fitted in the test (expected choices known in advance) ----------------------------------------
+@tool
+def capital_of(country: str) -> str:
+    """Look up the capital of a country."""
+    return "Lima"
+
+
+class TestMiddlewareTurnsWithAKnownRouter:
+    def test_each_human_turn_starts_a_fresh_decision(self, known_router: Any) -> None:
+        """Turns alternate trivia (with a tool step) and hard prompts; each turn's first step is decided anew
+        on its own message, and the tool step continues the decision of the step that called the tool."""
+        kids = children()
+        middleware = RouteLLMMiddleware(**kids, router=known_router, strong_fraction=0.5)
+        agent = create_agent(kids["weak"], tools=[capital_of], middleware=[middleware], checkpointer=InMemorySaver())
+        config = {"configurable": {"thread_id": "turns"}}
+        turns = [TRIVIA[0], HARD[0], TRIVIA[0], HARD[1]]  # TRIVIA[0] asks for a capital: the weak side calls the tool
+        for prompt in turns:
+            agent.invoke({"messages": [HumanMessage(prompt)]}, config)
+        messages = agent.get_state(config).values["messages"]
+        starts = [i for i, m in enumerate(messages) if isinstance(m, HumanMessage)]
+        ids = []
+        for prompt, start, end in zip(turns, starts, [*starts[1:], len(messages)], strict=True):
+            steps = ai_steps(messages[start:end])
+            first = steps[0].response_metadata["routellm"]
+            assert first["continued"] is False and first["choice"] == expected_side(prompt)
+            ids.append(first["decision_id"])
+            for later in steps[1:]:  # the answer to a tool result stays with the side that called the tool
+                record = later.response_metadata["routellm"]
+                assert record["continued"] is True and record["decision_id"] == first["decision_id"]
+                assert later.text.startswith(f"[{expected_side(prompt)}] The tool said: Lima")
+        assert len(set(ids)) == len(turns)
+        assert [len(ai_steps(messages[s:e])) for s, e in zip(starts, [*starts[1:], len(messages)])] == [2, 1, 2, 1]
+
+
+class ApprovalChatModel(ToolEchoChatModel):
+    """A child that asks a human for approval (a LangGraph interrupt) before answering."""
+
+    def _generate(self, messages: list[Any], stop: Any = None, run_manager: Any = None, **kw: Any) -> ChatResult:
+        approval = interrupt("approve the strong model?")
+        self.calls.append(f"resumed:{approval}")
+        return ChatResult(generations=[ChatGeneration(message=AIMessage(f"[{self.label}] approved: {approval}"))])
+
+    def _stream(self, messages: list[Any], stop: Any = None, run_manager: Any = None, **kw: Any) -> Any:
+        yield ChatGenerationChunk(message=AIMessageChunk(self._generate(messages).generations[0].message.text))
+
+
+class TestInterruptsPassThrough:
+    """A LangGraph interrupt raised inside the chosen model is control flow, not a failure: it pauses the graph
+    unwrapped, the other model is never called (even with ``fallback=True``), and resuming answers normally."""
+
+    def agent(self, how: str, known_router: Any) -> tuple[Any, dict[str, Any]]:
+        kids = {"strong": ApprovalChatModel(label="strong", model="fake-strong-1"), "weak": children()["weak"]}
+        if how == "chat_model":
+            llm = ChatRouteLLM(**kids, router=known_router, strong_fraction=0.5, fallback=True)
+            return create_agent(llm, tools=[], checkpointer=InMemorySaver()), kids
+        middleware = RouteLLMMiddleware(**kids, router=known_router, strong_fraction=0.5, fallback=True)
+        return create_agent(kids["weak"], tools=[], middleware=[middleware], checkpointer=InMemorySaver()), kids
+
+    @pytest.mark.parametrize("how", ["chat_model", "middleware"])
+    async def test_interrupt_pauses_and_resumes(self, known_router: Any, how: str) -> None:
+        for run in ("sync", "async"):
+            agent, kids = self.agent(how, known_router)
+            config = {"configurable": {"thread_id": f"{how}-{run}"}}
+            start = {"messages": [HumanMessage(HARD[0])]}
+            paused = agent.invoke(start, config) if run == "sync" else await agent.ainvoke(start, config)
+            assert [i.value for i in paused["__interrupt__"]] == ["approve the strong model?"]
+            assert kids["weak"].calls == [], "an interrupt is not a failure: no fallback"
+            resume = Command(resume="yes")
+            done = agent.invoke(resume, config) if run == "sync" else await agent.ainvoke(resume, config)
+            final = done["messages"][-1]
+            assert final.text == "[strong] approved: yes"
+            record = final.response_metadata["routellm"]
+            assert (record["choice"], record["served"], record["fallback"]) == ("strong", "strong", False)
+            assert kids["strong"].calls == ["resumed:yes"] and kids["weak"].calls == []
+
+    def test_interrupt_while_streaming(self, known_router: Any) -> None:
+        agent, kids = self.agent("chat_model", known_router)
+        config = {"configurable": {"thread_id": "stream"}}
+        updates = list(agent.stream({"messages": [HumanMessage(HARD[0])]}, config, stream_mode="updates"))
+        assert "__interrupt__" in updates[-1]
+        tokens = [m.text for m, _ in agent.stream(Command(resume="ok"), config, stream_mode="messages")]
+        assert "".join(tokens) == "[strong] approved: ok"
+        assert kids["weak"].calls == []
+
+    @pytest.mark.filterwarnings("ignore::langchain_core._api.beta_decorator.LangChainBetaWarning")
+    @pytest.mark.parametrize("how", ["chat_model", "middleware"])
+    def test_graph_stream_events_v3(self, known_router: Any, how: str) -> None:
+        """LangGraph's v3 event stream: the routed model's tokens in ``messages``, the interrupt in
+        ``interrupts``, and the decision on the final state's message."""
+        agent, kids = self.agent(how, known_router)
+        config = {"configurable": {"thread_id": how}}
+        trivia = agent.stream_events({"messages": [HumanMessage(TRIVIA[0])]}, config, version="v3")
+        assert ["".join(m.text) for m in trivia.messages] == [f"[weak] You said: {TRIVIA[0]}"]
+        assert trivia.output["messages"][-1].response_metadata["routellm"]["choice"] == "weak"
+
+        paused = agent.stream_events({"messages": [HumanMessage(HARD[0])]}, config, version="v3")
+        assert list(paused.messages) == [] and paused.interrupted
+        assert [i.value for i in paused.interrupts] == ["approve the strong model?"]
+        resumed = agent.stream_events(Command(resume="yes"), config, version="v3")
+        assert ["".join(m.text) for m in resumed.messages] == ["[strong] approved: yes"]
+        record = resumed.output["messages"][-1].response_metadata["routellm"]
+        assert (record["served"], record["fallback"]) == ("strong", False) and not resumed.interrupted
+        assert kids["weak"].calls == ["HumanMessage"], "the weak model answered the trivia turn only"

@@ -7,15 +7,23 @@ from typing import Any
 from uuid import UUID
 
 import pytest
+from fitted_router import HARD, TRIVIA, expected_side
 from langchain_core.callbacks import BaseCallbackHandler
-from langchain_core.messages import AIMessage, HumanMessage
+from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.runnables import RunnableLambda
+from langchain_core.tools import tool
 from lc_fakes import children, shared_router, split_threshold
 
 from langchain_routellm import RouteLLMRunnable
-from routellm_core.errors import InvalidInputError, ModelCallError
+from routellm_core.errors import (
+    CheckpointError,
+    InvalidInputError,
+    InvalidThresholdError,
+    ModelCallError,
+    StreamInterruptedError,
+)
 from routellm_core.policy import RoutingPolicy
 
 QUESTIONS = [
@@ -224,3 +232,85 @@ class TestErrors:
         )
         with pytest.raises(ModelCallError, match="empty"):
             runnable.invoke("question?")
+
+
+# ---- options, with a router fitted in the test (expected choices known in advance) ----------------------------
+class TestOptionsWithAKnownRouter:
+    """``strong_fraction``, ``route_on``, ``tool_step`` and stream fallback, on prompts whose side is known:
+    ``HARD`` prompts go to strong and ``TRIVIA`` to weak under ``known_router`` (see ``fitted_router``)."""
+
+    def test_strong_fraction_resolves_through_the_calibration(self, known_router: Any) -> None:
+        for fraction in (0.2, 0.5, 0.8):
+            runnable = RouteLLMRunnable(**children(), router=known_router, strong_fraction=fraction)
+            assert runnable.policy.threshold == pytest.approx(known_router.threshold_for(fraction))
+        runnable = RouteLLMRunnable(**children(), router=known_router, strong_fraction=0.5, include_decision=True)
+        for prompt in (HARD[0], TRIVIA[0]):
+            assert runnable.invoke(prompt)["routellm"]["choice"] == expected_side(prompt)
+        with pytest.raises(InvalidThresholdError, match="either"):
+            RouteLLMRunnable(**children(), router=known_router, threshold=0.5, strong_fraction=0.5)
+        with pytest.raises(CheckpointError, match="calibrat"):
+            RouteLLMRunnable(**children(), router="random", strong_fraction=0.5)
+
+    @pytest.mark.parametrize("route_on", ["last_user", "last_human"])
+    def test_route_on_latest_human_message(self, known_router: Any, route_on: str) -> None:
+        runnable = RouteLLMRunnable(**children(), router=known_router, route_on=route_on)
+        ends_trivial = [HumanMessage(HARD[1]), AIMessage("Here is the proof."), HumanMessage(TRIVIA[1])]
+        ends_hard = [HumanMessage(TRIVIA[1]), AIMessage("Hello!"), HumanMessage(HARD[1])]
+        assert runnable.invoke(ends_trivial).text.startswith("[weak]")
+        assert runnable.invoke(ends_hard).text.startswith("[strong]")
+
+    def test_route_on_conversation(self, known_router: Any) -> None:
+        messages = [HumanMessage(HARD[1]), AIMessage("Here is the proof."), HumanMessage(TRIVIA[1])]
+        runnable = RouteLLMRunnable(**children(), router=known_router, route_on="conversation")
+        record = runnable.invoke(messages).response_metadata["routellm"]
+        text = "user: " + HARD[1] + "\n\nassistant: Here is the proof.\n\nuser: " + TRIVIA[1]
+        assert record["win_rate"] == pytest.approx(float(known_router.predict_win_rate([text])[0]))
+        assert record["choice"] == "strong", "the whole conversation holds a proof request; its last turn does not"
+
+    @pytest.mark.parametrize(("tool_step", "side"), [("continue", "strong"), ("route", "weak")])
+    def test_tool_step(self, known_router: Any, tool_step: str, side: str) -> None:
+        """A tool result goes back to the side that issued the call (``continue``), or is routed on the latest
+        human message (``route``): here a trivia question whose tool call the strong side made."""
+
+        @tool
+        def capital_of(country: str) -> str:
+            """The capital of a country."""
+            return "Lima"
+
+        kids = {s: model.bind_tools([capital_of], tool_choice="any") for s, model in children().items()}
+        always_strong = RouteLLMRunnable(**kids, router=known_router, threshold=0.0)
+        call = always_strong.invoke([HumanMessage(TRIVIA[0])])
+        assert call.tool_calls and call.response_metadata["routellm"]["served"] == "strong"
+        messages = [HumanMessage(TRIVIA[0]), call, ToolMessage("Lima", tool_call_id=call.tool_calls[0]["id"])]
+
+        runnable = RouteLLMRunnable(**kids, router=known_router, strong_fraction=0.5, tool_step=tool_step)
+        answer = runnable.invoke(messages)
+        assert answer.text.startswith(f"[{side}] The tool said: Lima")
+        record = answer.response_metadata["routellm"]
+        assert record["continued"] is (tool_step == "continue")
+        same_decision = record["decision_id"] == call.response_metadata["routellm"]["decision_id"]
+        assert same_decision is (tool_step == "continue")
+
+    async def test_stream_falls_back_before_any_content(self, known_router: Any) -> None:
+        kids = children()
+        kids["strong"].fail_after_chunks = 1  # only the empty opening chunk, held back, then the stream drops
+        runnable = RouteLLMRunnable(**kids, router=known_router, strong_fraction=0.5, fallback=True)
+        for chunks in (list(runnable.stream(HARD[2])), [c async for c in runnable.astream(HARD[2])]):
+            record = chunks[0].response_metadata["routellm"]
+            assert (record["choice"], record["served"], record["fallback"]) == ("strong", "weak", True)
+            assert record["fallback_error"] == "ConnectionError"
+            assert "".join(c.text for c in chunks).startswith(f"[weak] You said: {HARD[2]}")
+        assert len(kids["strong"].calls) == len(kids["weak"].calls) == 2
+
+    def test_stream_failure_after_content_is_not_retried(self, known_router: Any) -> None:
+        kids = children()
+        kids["strong"].fail_after_chunks = 3
+        runnable = RouteLLMRunnable(**kids, router=known_router, strong_fraction=0.5, fallback=True)
+        received: list[Any] = []
+        with pytest.raises(StreamInterruptedError) as info:
+            for chunk in runnable.stream(HARD[2]):
+                received.append(chunk)
+        assert info.value.chunks_delivered == len(received) > 0
+        assert "".join(c.text for c in received) == info.value.partial_text
+        assert info.value.partial_text.startswith("[strong]")
+        assert kids["weak"].calls == []

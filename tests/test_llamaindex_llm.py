@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
+from fitted_router import HARD, TRIVIA, expected_side
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from llama_index.core.base.llms.types import (
@@ -233,7 +234,22 @@ def test_default_router_is_the_constructor_default() -> None:
 def test_strong_fraction_uses_calibration(router_model: Any) -> None:
     llm = RouteLLM(strong=ScriptedLLM("s"), weak=ScriptedLLM("w"), router=router_model, strong_fraction=0.3)
     assert llm.strong_fraction == 0.3 and llm.threshold is None
-    assert 0.0 <= llm.routing_policy.threshold <= 1.0
+    # the calibrated threshold for 30% strong calls, not the fraction itself (the shipped scores sit above 0.5)
+    assert llm.routing_policy.threshold == pytest.approx(router_model.threshold_for(0.3))
+    assert llm.routing_policy.threshold > 0.5
+    assert llm.to_payload()["threshold"] == llm.routing_policy.threshold
+
+
+def test_strong_fraction_with_a_known_router(known_router: Any) -> None:
+    """With a router fitted in the test (see ``fitted_router``), ``strong_fraction=0.5`` sends held-out proofs to
+    strong and trivia to weak, and ``decide`` says so without calling either model."""
+    strong, weak = ScriptedLLM("strong"), ScriptedLLM("weak")
+    llm = RouteLLM(strong=strong, weak=weak, router=known_router, strong_fraction=0.5)
+    assert [llm.decide(p).choice for p in HARD + TRIVIA] == [expected_side(p) for p in HARD + TRIVIA]
+    assert strong.calls == weak.calls == 0
+    for prompt in HARD[:3] + TRIVIA[:3]:
+        assert llm.complete(prompt).text.startswith(f"[{expected_side(prompt)}]")
+    assert strong.calls == weak.calls == 3
 
 
 def test_strong_fraction_without_calibration_raises() -> None:
