@@ -46,6 +46,24 @@ class EmptyResponseError(RuntimeError):
     """A side answered with an empty message (no text and no tool call); chained under ``ModelCallError``."""
 
 
+class PartialOutputError(Exception):
+    """Raised by an adapter's call when its side failed after part of its answer already reached the caller by
+    another channel (tokens a non-streamed call streamed through the caller's callbacks): final, like a stream
+    failing mid-way, since falling back would hand the caller a mixed answer.
+
+    Attributes:
+        cause: The side's failure.
+        chunks: Pieces already delivered.
+        text: Their text.
+    """
+
+    def __init__(self, cause: BaseException, chunks: int, text: str) -> None:
+        super().__init__(f"{type(cause).__name__} after {chunks} token(s) reached the caller")
+        self.cause = cause
+        self.chunks = chunks
+        self.text = text
+
+
 @dataclass(frozen=True)
 class Route:
     """The decision for one call, before any side answered.
@@ -55,17 +73,27 @@ class Route:
         id: Decision id, carried by every answer served under this decision (and by later steps that continue it).
         continued: Not scored anew: continued from an earlier answer of the same request (an agent's tool step).
         text: The routing text that was scored (``None`` for a continued route); feedback records it.
+        side: The side to call first when it is not the router's choice: a continued request that a fallback
+            moved to the other side stays there.
+        fallback_error: With ``side``: the type of the failure that moved the request (from the earlier record).
     """
 
     decision: RoutingDecision
     id: str = field(default_factory=new_decision_id)
     continued: bool = False
     text: str | None = field(default=None, repr=False)
+    side: Side | None = None
+    fallback_error: str | None = None
 
     @property
     def choice(self) -> Side:
-        """The chosen side."""
+        """The router's choice."""
         return self.decision.choice
+
+    @property
+    def first_side(self) -> Side:
+        """The side called first: ``side`` when set, else the router's choice."""
+        return self.side or self.decision.choice
 
 
 @dataclass(frozen=True)
@@ -124,6 +152,7 @@ class ServedDecision:
             choice, served = record["choice"], record.get("served", record["choice"])
             if choice not in ("strong", "weak") or served not in ("strong", "weak"):
                 return None
+            error = record.get("fallback_error")
             return cls(
                 id=str(record.get("decision_id") or new_decision_id()),
                 router=str(record["router"]),
@@ -133,16 +162,20 @@ class ServedDecision:
                 served=served,
                 model=str(record.get("model", "")),
                 continued=bool(record.get("continued", False)),
+                fallback_from=record.get("fallback_from") if served != choice else None,
+                fallback_error=str(error) if served != choice and error else None,
             )
         except (KeyError, TypeError, ValueError):
             return None
 
     def continuation(self) -> Route:
-        """A route that keeps this request on the side that answered (same decision id, ``continued=True``)."""
+        """A route that keeps this request on the side that answered (same decision id and choice,
+        ``continued=True``; after a fallback it starts on the side that served, and its records say so)."""
         decision = RoutingDecision(
-            router=self.router, win_rate=self.win_rate, threshold=self.threshold, choice=self.served
+            router=self.router, win_rate=self.win_rate, threshold=self.threshold, choice=self.choice
         )
-        return Route(decision, id=self.id, continued=True)
+        side = self.served if self.served != self.choice else None
+        return Route(decision, id=self.id, continued=True, side=side, fallback_error=self.fallback_error)
 
 
 def log_route(route: Route) -> Route:
@@ -215,7 +248,7 @@ class Dispatcher:
         return replace(
             record,
             fallback_from=self.names[d.choice],
-            fallback_error=type(error).__name__ if error is not None else "unknown",
+            fallback_error=type(error).__name__ if error is not None else route.fallback_error or "unknown",
         )
 
     # ---- the four loops: each only drives _Attempts / _Relay ----------------------------------------------
@@ -308,9 +341,12 @@ class Dispatcher:
         *,
         first_error: BaseException | None = None,
         relay: _Relay | None = None,
+        delivered: int = 0,
+        partial_text: str = "",
     ) -> ModelCallError:
-        """A ``ModelCallError`` naming the failed model (and the chosen one, after a failed fallback)."""
-        chosen = route.choice
+        """A ``ModelCallError`` naming the failed model (and the chosen one, after a failed fallback); a
+        ``StreamInterruptedError`` when ``delivered`` pieces of the answer already reached the caller."""
+        chosen = route.first_side
         if isinstance(exc, EmptyResponseError):
             what = "returned an empty message (no text and no tool call)"
         else:
@@ -325,7 +361,6 @@ class Dispatcher:
         d = route.decision
         message += f" (router {d.router!r}, win rate {d.win_rate:.4f}, threshold {d.threshold:.4f})"
         fallback_model = self.names[side] if side != chosen else None
-        delivered = relay.delivered if relay is not None else 0
         if delivered:
             return StreamInterruptedError(
                 f"{message}; {delivered} streamed chunk(s) had already been delivered to the caller",
@@ -334,7 +369,7 @@ class Dispatcher:
                 side=side,
                 fallback_model=fallback_model,
                 chunks_delivered=delivered,
-                partial_text=relay.text() if relay is not None else "",
+                partial_text=partial_text,
             )
         return ModelCallError(
             message,
@@ -352,7 +387,8 @@ class _Attempts:
     def __init__(self, dispatcher: Dispatcher, route: Route) -> None:
         self.dispatcher = dispatcher
         self.route = route
-        self.sides: list[Side] = [route.choice, other_side(route.choice)] if dispatcher.fallback else [route.choice]
+        first = route.first_side
+        self.sides: list[Side] = [first, other_side(first)] if dispatcher.fallback else [first]
         self.error: BaseException | None = None
         self._index = 0
 
@@ -372,8 +408,13 @@ class _Attempts:
         d = self.dispatcher
         if isinstance(exc, d.passthrough):
             raise exc
-        if (relay is not None and relay.delivered) or self._index == len(self.sides) - 1:
-            raise d.error(self.route, side, exc, first_error=self.error, relay=relay) from exc
+        delivered, partial = (relay.delivered, relay.text()) if relay is not None else (0, "")
+        if isinstance(exc, PartialOutputError):
+            delivered, partial, exc = exc.chunks, exc.text, exc.cause  # type: ignore[assignment]
+        if delivered or self._index == len(self.sides) - 1:
+            raise d.error(
+                self.route, side, exc, first_error=self.error, relay=relay, delivered=delivered, partial_text=partial
+            ) from exc
         other = other_side(side)
         logger.warning(
             "%s: the chosen %s model %r failed (%s); falling back to the %s model %r",

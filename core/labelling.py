@@ -17,6 +17,7 @@ blocking judge and store calls moved to worker threads).
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import hashlib
 import logging
 import os
@@ -230,7 +231,10 @@ class Labeller:
         if not self._admit(record, served_answer, threaded=False):
             return False
         job = _Job(record, prompt, served_answer, threaded=False)
-        task = asyncio.get_running_loop().create_task(self._arun(job, acall_other), name="routellm-labeller")
+        # In a fresh context: the label's model and judge calls must not run as children of the caller's traced
+        # run (its callbacks, spans and usage counters), as they do not on the thread pool either.
+        loop = asyncio.get_running_loop()
+        task = contextvars.Context().run(loop.create_task, self._arun(job, acall_other), name="routellm-labeller")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return True
@@ -374,6 +378,24 @@ class Labeller:
         return f"Labeller(judge={self.judge_name!r}, fraction={self.fraction}, max_pending={self.max_pending})"
 
 
+#: An integration's fields from which its dispatcher and labelling are built: a copy that changes one rebuilds them.
+ROUTING_FIELDS = frozenset(
+    {
+        "router",
+        "threshold",
+        "strong_fraction",
+        "embedder",
+        "fallback",
+        "strong_name",
+        "weak_name",
+        "feedback",
+        "judge",
+        "label_fraction",
+        "label_seed",
+    }
+)
+
+
 class TrafficLabelling:
     """What an integration needs to learn its own traffic: the feedback store, and a judge-labelled sample.
 
@@ -436,13 +458,14 @@ class TrafficLabelling:
         answer: str,
         call_other: Callable[[], str],
     ) -> None:
-        """Record a served call and, when sampled, label it in a worker thread (sync callers)."""
-        record = self._record(served, names)
-        if not served.continued:
-            try:
+        """Record a served call and, when sampled, label it in a worker thread (sync callers). Never raises."""
+        try:
+            record = self._record(served, names)
+            if not served.continued:
                 self.store.record_decision(record, prompt, answer=answer)
-            except Exception as exc:
-                self._failed(served, exc)
+        except Exception as exc:
+            self._failed(served, exc)
+            return
         if self._sampled(served):
             assert self.labeller is not None
             self.labeller.submit(record, prompt, answer, call_other)
@@ -456,15 +479,29 @@ class TrafficLabelling:
         acall_other: Callable[[], Awaitable[str]],
     ) -> None:
         """Async :meth:`after_call`: the write runs in a worker thread, the label in a background task."""
-        record = self._record(served, names)
-        if not served.continued:
-            try:
+        try:
+            record = self._record(served, names)
+            if not served.continued:
                 await self.store.arecord_decision(record, prompt, answer=answer)
-            except Exception as exc:
-                self._failed(served, exc)
+        except Exception as exc:
+            self._failed(served, exc)
+            return
         if self._sampled(served):
             assert self.labeller is not None
             await self.labeller.asubmit(record, prompt, answer, acall_other)
+
+    @staticmethod
+    def check_names(names: Mapping[Side, str]) -> None:
+        """Refuse two sides with one name: their labels could not tell the models apart.
+
+        Raises:
+            InvalidInputError: ``names["strong"] == names["weak"]``.
+        """
+        if names["strong"] == names["weak"]:
+            raise InvalidInputError(
+                f"feedback needs two model names, but both sides are named {names['strong']!r}; "
+                "set strong_name= and weak_name="
+            )
 
     def __repr__(self) -> str:
         return f"TrafficLabelling(store={self.store!r}, labeller={self.labeller!r})"
@@ -475,11 +512,13 @@ def traffic_labelling(
     judge: Judge | None,
     label_fraction: float,
     seed: int = 0,
+    *,
+    names: Mapping[Side, str],
 ) -> TrafficLabelling | None:
     """An integration's labelling from its ``feedback`` / ``judge`` / ``label_fraction`` options (``None``: off).
 
     Raises:
-        InvalidInputError: A judge or a label fraction without a feedback store.
+        InvalidInputError: A judge or a label fraction without a feedback store, or two sides with one name.
     """
     if feedback is None:
         if judge is not None or label_fraction:
@@ -487,7 +526,8 @@ def traffic_labelling(
                 "judge= and label_fraction= need feedback= (a FeedbackStore or a path) to store labels"
             )
         return None
+    TrafficLabelling.check_names(names)
     return TrafficLabelling(feedback, judge=judge, label_fraction=label_fraction, seed=seed)
 
 
-__all__ = ["Labeller", "LabellerStats", "TrafficLabelling", "traffic_labelling"]
+__all__ = ["ROUTING_FIELDS", "Labeller", "LabellerStats", "TrafficLabelling", "traffic_labelling"]

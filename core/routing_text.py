@@ -7,7 +7,8 @@ rate, in LangChain, LlamaIndex and the server.
 ``route_on`` (canonical names; ``"last_human"`` is accepted as an alias of ``"last_user"``):
 
 - ``"last_user"``: the text of the latest user turn that has text. Turns after it (assistant turns, tool calls, tool
-  results, ReAct observations) are ignored, so every step of one agent request routes on the same request.
+  results) are ignored, so every step of one agent request routes on the same request. A ReAct agent's tool result
+  (a user turn ``"Observation: ..."`` right after an assistant turn naming an ``Action:``) is a tool result too.
 - ``"conversation"``: every user and assistant turn with text, oldest first, each as ``"<role>: <text>"``, joined by
   a blank line. System and tool turns never count: tool outputs are data, not the task.
 - ``"rag_query"``: like ``"last_user"``, but when that text is one of LlamaIndex's question-answering prompts
@@ -36,8 +37,22 @@ _RAG_QUERY_MARKERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("\nQuery: ", ("\nAnswer:", "\nOriginal Answer:")),
     ("The original query is as follows: ", ("\nWe have provided an existing answer:",)),
 )
-#: A ReAct agent sends each tool result back as a *user* message starting with this (LlamaIndex's ReActAgent).
+#: A ReAct agent sends each tool result back as a *user* message starting with this (LlamaIndex's ReActAgent)...
 _REACT_OBSERVATION = re.compile(r"^\s*Observation:", re.IGNORECASE)
+#: ... right after an assistant turn that named an action.
+_REACT_ACTION = re.compile(r"^\s*Action\s*:", re.IGNORECASE | re.MULTILINE)
+
+#: Message roles of every framework (lower case) -> the turn's role; anything else is a tool/function result.
+ROLES: dict[str, Role] = {
+    "user": "user",
+    "human": "user",
+    "assistant": "assistant",
+    "ai": "assistant",
+    "model": "assistant",
+    "chatbot": "assistant",
+    "system": "system",
+    "developer": "system",
+}
 
 
 @dataclass(frozen=True)
@@ -53,6 +68,17 @@ class Turn:
     text: str
 
 
+def role_of(name: str) -> Role:
+    """The turn role of a framework's message role name (``"human"`` -> ``"user"``, ``"model"`` -> ``"assistant"``,
+    ``"developer"`` -> ``"system"``; tool and function results -> ``"tool"``)."""
+    return ROLES.get(name.lower(), "tool")
+
+
+def join_text(parts: Sequence[str]) -> str:
+    """The text of a message made of parts: each part stripped, empty parts dropped, joined by newlines."""
+    return "\n".join(p.strip() for p in parts if p.strip())
+
+
 def canonical_route_on(route_on: str) -> RouteOn:
     """The canonical name of a ``route_on`` value.
 
@@ -66,9 +92,22 @@ def canonical_route_on(route_on: str) -> RouteOn:
     return value  # type: ignore[return-value]
 
 
-def is_react_observation(text: str) -> bool:
-    """Whether a user message is a ReAct tool observation (``"Observation: ..."``) rather than a request."""
-    return bool(_REACT_OBSERVATION.match(text))
+def _react_observations(turns: Sequence[Turn]) -> list[Turn]:
+    """The turns with ReAct observations as tool results: a user turn ``"Observation: ..."`` right after an
+    assistant turn that named an ``Action:`` is the agent's tool output, not a new request."""
+    out: list[Turn] = []
+    for turn in turns:
+        previous = out[-1] if out else None
+        if (
+            turn.role == "user"
+            and _REACT_OBSERVATION.match(turn.text)
+            and previous is not None
+            and previous.role == "assistant"
+            and _REACT_ACTION.search(previous.text)
+        ):
+            turn = Turn("tool", turn.text)
+        out.append(turn)
+    return out
 
 
 def rag_query(text: str) -> str:
@@ -98,6 +137,7 @@ def routing_text(turns: Sequence[Turn], route_on: str = "last_user") -> str:
     mode = canonical_route_on(route_on)
     if not turns:
         raise InvalidInputError("no messages to route: the conversation is empty")
+    turns = _react_observations(turns)
     users = [t for t in turns if t.role == "user"]
     if not users:
         roles = sorted({t.role for t in turns})

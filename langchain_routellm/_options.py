@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_serializer
+from typing_extensions import Self
 
 from langchain_routellm._routing import as_judge, dispatcher
 from langchain_routellm._utils import RouteOn, ToolStep, model_name, reraise_routellm_error
 from routellm_core.dispatch import Dispatcher
 from routellm_core.embedders import Embedder
 from routellm_core.feedback import FeedbackStore
-from routellm_core.labelling import TrafficLabelling, traffic_labelling
+from routellm_core.labelling import ROUTING_FIELDS, TrafficLabelling, traffic_labelling
 from routellm_core.policy import RoutingPolicy, build_policy, router_label
 from routellm_core.routers.base import Side, WinRateModel
 
@@ -96,7 +98,9 @@ class RouterOptions(BaseModel):
             "weak": self.weak_name or model_name(self._child("weak")),
         }
         self._dispatcher = dispatcher(self._names, fallback=self.fallback, owner=self._owner)
-        self._labelling = traffic_labelling(self.feedback, as_judge(self.judge), self.label_fraction, self.label_seed)
+        self._labelling = traffic_labelling(
+            self.feedback, as_judge(self.judge), self.label_fraction, self.label_seed, names=self._names
+        )
 
     def _child(self, side: Side) -> Any:
         return getattr(self, side)
@@ -121,9 +125,10 @@ class RouterOptions(BaseModel):
         """The labelling of these calls (its labeller's ``stats``, ``flush()``...), if configured."""
         return self._labelling
 
-    @property
-    def _dispatch(self) -> Dispatcher:
-        """The dispatcher for the current fields (rebuilt when a ``model_copy`` changed ``fallback``)."""
-        if self._dispatcher.fallback != self.fallback:
-            self._dispatcher = dispatcher(self._names, fallback=self.fallback, owner=self._owner)
-        return self._dispatcher
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        """A copy; changed routing fields rebuild the policy, the dispatcher and the labelling (``bind_tools``
+        copies, which change only the sides, keep sharing them)."""
+        copy = super().model_copy(update=update, deep=deep)
+        if set(update or ()) & ROUTING_FIELDS:
+            copy._build_routing()
+        return copy

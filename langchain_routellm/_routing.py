@@ -8,8 +8,9 @@ side that issued the tool call), and putting the decision into the router's run 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
+from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage
 from langchain_core.runnables import RunnableConfig
@@ -23,7 +24,7 @@ from langchain_routellm._utils import (
     tool_step_record,
     unwrap_model,
 )
-from routellm_core.dispatch import METADATA_KEY, Dispatcher, Route, ServedDecision, log_route
+from routellm_core.dispatch import METADATA_KEY, Dispatcher, PartialOutputError, Route, ServedDecision, log_route
 from routellm_core.errors import InvalidInputError
 from routellm_core.judging import Judge, PairwiseJudge
 from routellm_core.labelling import TrafficLabelling
@@ -36,6 +37,9 @@ except ImportError:  # pragma: no cover - langgraph ships with langchain 1.x
 
     class _GraphBubbleUp(Exception):  # type: ignore[no-redef]
         pass
+
+
+T = TypeVar("T")
 
 
 def init_child(spec: Any, kwargs: dict[str, Any], field: str) -> Any:
@@ -62,16 +66,22 @@ def init_child(spec: Any, kwargs: dict[str, Any], field: str) -> Any:
 
 
 def dispatcher(
-    names: Mapping[Side, str], *, fallback: bool, owner: str, is_empty: Callable[[Any], bool] = is_empty_output
+    names: Mapping[Side, str],
+    *,
+    fallback: bool,
+    owner: str,
+    is_empty: Callable[[Any], bool] = is_empty_output,
+    passthrough: tuple[type[BaseException], ...] = (),
 ) -> Dispatcher:
-    """The core dispatcher with LangChain's empty-answer rule, chunk text and LangGraph passthrough."""
+    """The core dispatcher with LangChain's empty-answer rule, chunk text and LangGraph passthrough (plus
+    ``passthrough``: other exceptions that are control flow for the caller, never a model failure)."""
     return Dispatcher(
         names,
         fallback=fallback,
         owner=owner,
         is_empty=is_empty,
         chunk_text=chunk_text,
-        passthrough=(_GraphBubbleUp,),
+        passthrough=(_GraphBubbleUp, *passthrough),
     )
 
 
@@ -118,6 +128,45 @@ def run_config(
     return merge_configs(config, {"metadata": meta, "tags": [f"routellm:{record.choice}"]})
 
 
+class TokenWatch(BaseCallbackHandler):
+    """Collects the tokens a side streams through the callbacks during a call the caller did not stream itself
+    (LangGraph's ``stream_mode="messages"`` and ``astream_events`` forward them to the caller)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tokens: list[str] = []
+
+    def on_llm_new_token(self, token: str, **kwargs: Any) -> None:
+        if token:
+            self.tokens.append(token)
+
+    def watched(self, config: RunnableConfig) -> RunnableConfig:
+        """``config`` with this watch among its callbacks."""
+        return merge_configs(config, {"callbacks": [self]})
+
+    def failure(self, exc: Exception) -> Exception:
+        """The failure to raise: final (no fallback, no mixed answer) once tokens reached the callbacks."""
+        return PartialOutputError(exc, len(self.tokens), "".join(self.tokens)) if self.tokens else exc
+
+
+def watch_tokens(call: Callable[[RunnableConfig], T], config: RunnableConfig) -> T:
+    """Run ``call`` with a :class:`TokenWatch` in its config; a failure after tokens becomes final."""
+    watch = TokenWatch()
+    try:
+        return call(watch.watched(config))
+    except Exception as exc:
+        raise watch.failure(exc) from exc
+
+
+async def awatch_tokens(call: Callable[[RunnableConfig], Awaitable[T]], config: RunnableConfig) -> T:
+    """Async :func:`watch_tokens`."""
+    watch = TokenWatch()
+    try:
+        return await call(watch.watched(config))
+    except Exception as exc:
+        raise watch.failure(exc) from exc
+
+
 def child_config(config: RunnableConfig, record: ServedDecision) -> RunnableConfig:
     """The config for a side's call (callbacks already point at the router's run); a fallback is tagged."""
     if not record.fallback:
@@ -135,11 +184,9 @@ def as_judge(judge: Any) -> Judge | None:
         return judge
     model = unwrap_model(judge)
     if isinstance(model, BaseChatModel):
-
-        async def generate(messages: list[dict[str, str]]) -> str:
-            return chunk_text(await judge.ainvoke(messages))
-
-        return PairwiseJudge(generate, name=model_name(judge))
+        # Sync: the labeller runs it on its worker threads (async callers' labels too, in a worker thread), so a
+        # client bound to one event loop is never driven from another.
+        return PairwiseJudge(lambda messages: chunk_text(judge.invoke(messages)), name=model_name(judge))
     if callable(judge):
         return judge  # type: ignore[no-any-return]
     raise InvalidInputError(

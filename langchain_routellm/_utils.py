@@ -29,13 +29,19 @@ from pydantic import ValidationError
 
 from routellm_core.dispatch import METADATA_KEY, ServedDecision
 from routellm_core.errors import InvalidInputError, RouteLLMError
-from routellm_core.routing_text import Role, Turn
+from routellm_core.routing_text import Turn, join_text, role_of
 from routellm_core.routing_text import routing_text as core_routing_text
 
 #: ``route_on`` values: the core's canonical names and their aliases (``"last_human"`` = ``"last_user"``).
 RouteOn = Literal["last_user", "last_human", "conversation", "rag_query"]
 ToolStep = Literal["continue", "route"]
 
+#: LangChain message classes (chunks subclass them) -> role names of the core's role table.
+_ROLES: tuple[tuple[type[BaseMessage], str], ...] = (
+    (HumanMessage, "user"),
+    (AIMessage, "assistant"),
+    (SystemMessage, "system"),
+)
 #: Block types whose ``text`` counts as routing text.
 _TEXT_BLOCK_TYPES = frozenset({"text", "input_text"})
 #: Dict keys tried, in order, when a Runnable's input is a dict and no routing text selector is given.
@@ -73,26 +79,15 @@ def message_text(message: BaseMessage) -> str:
             text = block.get("text")
             if isinstance(text, str):
                 parts.append(text)
-    return "\n".join(p.strip() for p in parts if p.strip())
-
-
-def is_human(message: BaseMessage) -> bool:
-    """Whether a message comes from the user (``HumanMessage`` or a ``ChatMessage`` with role user/human)."""
-    if isinstance(message, HumanMessage):
-        return True
-    return isinstance(message, ChatMessage) and message.role.lower() in {"user", "human"}
+    return join_text(parts)
 
 
 def _turn(message: BaseMessage) -> Turn:
-    """The neutral turn of a LangChain message (roles: user, assistant, system, tool)."""
-    if is_human(message):
-        role: Role = "user"
-    elif isinstance(message, AIMessage) or (isinstance(message, ChatMessage) and message.role.lower() == "assistant"):
-        role = "assistant"
-    elif isinstance(message, SystemMessage) or (isinstance(message, ChatMessage) and message.role.lower() == "system"):
-        role = "system"
+    """The neutral turn of a LangChain message (roles through the core's one role table)."""
+    if isinstance(message, ChatMessage):
+        role = role_of(message.role)
     else:
-        role = "tool"
+        role = role_of(next((r for cls, r in _ROLES if isinstance(message, cls)), "tool"))
     return Turn(role, message_text(message))
 
 
@@ -209,13 +204,14 @@ def has_tool_call(message: BaseMessage) -> bool:
 
 
 def is_empty_output(value: Any) -> bool:
-    """Whether a child's answer is empty: a message with no content and no tool call, or ``""``/``None``."""
+    """Whether a child's answer is empty: a message with no text (whitespace only counts as none) and no tool
+    call, or a blank string / ``None`` (the same rule as LlamaIndex's and the server's)."""
     if value is None:
         return True
     if isinstance(value, str):
-        return not value
+        return not value.strip()
     if isinstance(value, BaseMessage):
-        return not value.content and not has_tool_call(value)
+        return not chunk_text(value).strip() and not has_tool_call(value)
     return False
 
 

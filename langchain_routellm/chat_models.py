@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from contextlib import aclosing
 from typing import Any, ClassVar
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
@@ -19,11 +20,13 @@ from langchain_routellm._options import RouterOptions
 from langchain_routellm._routing import (
     alabel,
     aroute_messages,
+    awatch_tokens,
     child_config,
     init_child,
     label,
     route_messages,
     run_config,
+    watch_tokens,
 )
 from langchain_routellm._utils import (
     as_chunk,
@@ -232,7 +235,7 @@ class ChatRouteLLM(RouterOptions, BaseChatModel):
             "ls_model_name": self._names[route.choice],
             "ls_model_type": "chat",
         }
-        return run_config(base, self._dispatch.served(route, route.choice), ls)
+        return run_config(base, self._dispatcher.served(route, route.choice), ls)
 
     def _call_kwargs(self, stop: list[str] | None, kwargs: Mapping[str, Any]) -> dict[str, Any]:
         call = dict(kwargs)
@@ -268,9 +271,10 @@ class ChatRouteLLM(RouterOptions, BaseChatModel):
             return self._finish(full)
 
         def attempt(side: Side, record: ServedDecision) -> Any:
-            return self._child(side).invoke(messages, child_config(config, record), **call)
+            child = self._child(side)
+            return watch_tokens(lambda cfg: child.invoke(messages, cfg, **call), child_config(config, record))
 
-        value, record = self._dispatch.call(route, attempt)
+        value, record = self._dispatcher.call(route, attempt)
         other = self._child(other_side(record.served))
         label(self._labelling, route, record, self._names, value, lambda: other.invoke(messages, **call))
         return self._finish(with_metadata(value, record))
@@ -286,9 +290,10 @@ class ChatRouteLLM(RouterOptions, BaseChatModel):
             return self._finish(full)
 
         async def attempt(side: Side, record: ServedDecision) -> Any:
-            return await self._child(side).ainvoke(messages, child_config(config, record), **call)
+            child = self._child(side)
+            return await awatch_tokens(lambda cfg: child.ainvoke(messages, cfg, **call), child_config(config, record))
 
-        value, record = await self._dispatch.acall(route, attempt)
+        value, record = await self._dispatcher.acall(route, attempt)
         other = self._child(other_side(record.served))
         await alabel(self._labelling, route, record, self._names, value, lambda: other.ainvoke(messages, **call))
         return self._finish(with_metadata(value, record))
@@ -357,7 +362,7 @@ class ChatRouteLLM(RouterOptions, BaseChatModel):
 
         last: AIMessageChunk | None = None
         texts: list[str] = []
-        for chunk, record in self._dispatch.stream(route, open_stream):
+        for chunk, record in self._dispatcher.stream(route, open_stream):
             last = chunk if last is not None else with_metadata(chunk, record)
             texts.append(chunk_text(chunk))
             yield last
@@ -371,15 +376,17 @@ class ChatRouteLLM(RouterOptions, BaseChatModel):
         self, route: Route, messages: list[BaseMessage], config: RunnableConfig, call: dict[str, Any]
     ) -> AsyncIterator[AIMessageChunk]:
         async def open_stream(side: Side, record: ServedDecision) -> AsyncIterator[Any]:
-            async for c in self._child(side).astream(messages, child_config(config, record), **call):
-                yield as_chunk(c)
+            async with aclosing(self._child(side).astream(messages, child_config(config, record), **call)) as stream:
+                async for c in stream:
+                    yield as_chunk(c)
 
         last: AIMessageChunk | None = None
         texts: list[str] = []
-        async for chunk, record in self._dispatch.astream(route, open_stream):
-            last = chunk if last is not None else with_metadata(chunk, record)
-            texts.append(chunk_text(chunk))
-            yield last
+        async with aclosing(self._dispatcher.astream(route, open_stream)) as relayed:
+            async for chunk, record in relayed:
+                last = chunk if last is not None else with_metadata(chunk, record)
+                texts.append(chunk_text(chunk))
+                yield last
         if last is not None and last.chunk_position != "last":
             yield AIMessageChunk(content="", chunk_position="last", id=last.id)
         if last is not None:
@@ -445,14 +452,16 @@ class ChatRouteLLM(RouterOptions, BaseChatModel):
         config = ensure_config(config)
         messages = self._messages(input)
         route = await self._aroute(messages)
-        async for chunk in self._atransform_stream_with_config(
+        stream = self._atransform_stream_with_config(
             _aone(messages),
             self._astream_run,
             self._run_config(config, route, stop),
             route=route,
             call=self._call_kwargs(stop, kwargs),
-        ):
-            yield chunk
+        )
+        async with aclosing(stream):
+            async for chunk in stream:
+                yield chunk
 
     async def _astream_run(
         self,
@@ -464,8 +473,9 @@ class ChatRouteLLM(RouterOptions, BaseChatModel):
     ) -> AsyncIterator[AIMessageChunk]:
         messages = await anext(inputs)
         convert = _V1Blocks() if self.output_version == "v1" else None
-        async for chunk in self._astream_child(route, messages, config, call):
-            yield convert(chunk) if convert else chunk
+        async with aclosing(self._astream_child(route, messages, config, call)) as chunks:
+            async for chunk in chunks:
+                yield convert(chunk) if convert else chunk
 
     # ---- BaseChatModel hooks (generate(), stream_events(version="v3")) ------------------------------------
     # invoke/stream above run the router as a chain run with the child's chat-model run beneath it, so token
@@ -476,7 +486,7 @@ class ChatRouteLLM(RouterOptions, BaseChatModel):
     def _hook_config(self, route: Route, run_manager: Any) -> RunnableConfig:
         # Chat-model run managers have no get_child(); build the same child manager by hand.
         config: RunnableConfig = {"callbacks": child_callbacks(run_manager) if run_manager else None}
-        return run_config(config, self._dispatch.served(route, route.choice))
+        return run_config(config, self._dispatcher.served(route, route.choice))
 
     @staticmethod
     def _hook_generation(message: AIMessage) -> ChatGeneration:
@@ -531,8 +541,9 @@ class ChatRouteLLM(RouterOptions, BaseChatModel):
     ) -> AsyncIterator[ChatGenerationChunk]:
         route = await self._aroute(messages)
         config = self._hook_config(route, run_manager)
-        async for chunk in self._astream_child(route, messages, config, self._call_kwargs(stop, kwargs)):
-            yield ChatGenerationChunk(message=chunk.model_copy(update={"usage_metadata": None}))
+        async with aclosing(self._astream_child(route, messages, config, self._call_kwargs(stop, kwargs))) as chunks:
+            async for chunk in chunks:
+                yield ChatGenerationChunk(message=chunk.model_copy(update={"usage_metadata": None}))
 
     # ---- tools and structured output -------------------------------------------------------------------
     def bind_tools(
@@ -598,5 +609,6 @@ class ChatRouteLLM(RouterOptions, BaseChatModel):
             fallback=self.fallback,
             strong_name=self._names["strong"],
             weak_name=self._names["weak"],
+            feedback=self.feedback_store,  # the same store: verdicts attach to these decision ids too
             name=f"{self.get_name()}[structured]",
         )

@@ -12,10 +12,20 @@ from langchain.agents.middleware import (
     ModelRequest,
     ModelResponse,
 )
+from langchain.agents.structured_output import StructuredOutputError
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage
 
-from langchain_routellm._routing import alabel, aroute_messages, as_judge, dispatcher, init_child, label, route_messages
+from langchain_routellm._routing import (
+    TokenWatch,
+    alabel,
+    aroute_messages,
+    as_judge,
+    dispatcher,
+    init_child,
+    label,
+    route_messages,
+)
 from langchain_routellm._utils import RouteOn, ToolStep, is_empty_output, model_name
 from routellm_core.dispatch import METADATA_KEY, ServedDecision
 from routellm_core.embedders import Embedder
@@ -166,8 +176,16 @@ class RouteLLMMiddleware(AgentMiddleware):
             "strong": strong_name or model_name(self.models["strong"]),
             "weak": weak_name or model_name(self.models["weak"]),
         }
-        self._dispatcher = dispatcher(self.names, fallback=fallback, owner=_OWNER, is_empty=_is_empty_response)
-        self.labelling = traffic_labelling(feedback, as_judge(judge), label_fraction, label_seed)
+        # The agent's structured-output errors are its own to handle (retry with the error message): never wrapped
+        # as a model failure, never a reason to call the other model.
+        self._dispatcher = dispatcher(
+            self.names,
+            fallback=fallback,
+            owner=_OWNER,
+            is_empty=_is_empty_response,
+            passthrough=(StructuredOutputError,),
+        )
+        self.labelling = traffic_labelling(feedback, as_judge(judge), label_fraction, label_seed, names=self.names)
         self.tools = []
 
     def __repr__(self) -> str:
@@ -177,14 +195,17 @@ class RouteLLMMiddleware(AgentMiddleware):
             f"fallback={self.fallback})"
         )
 
-    def _request_for(self, request: ModelRequest, record: ServedDecision) -> ModelRequest:
-        """The request with the model for the record's side, which carries the decision in its run metadata."""
+    def _request_for(self, request: ModelRequest, record: ServedDecision, watch: TokenWatch) -> ModelRequest:
+        """The request with the model for the record's side, which carries the decision in its run metadata and
+        a watch on the tokens it streams through the agent's callbacks."""
         model = self.models[record.served]
         tags = [*(model.tags or []), f"routellm:{record.served}"]
         if record.fallback:
             tags.append("routellm:fallback")
-        metadata = {**(model.metadata or {}), METADATA_KEY: record.as_dict()}
-        return request.override(model=model.model_copy(update={"metadata": metadata, "tags": tags}))
+        update: dict[str, Any] = {"metadata": {**(model.metadata or {}), METADATA_KEY: record.as_dict()}, "tags": tags}
+        if model.callbacks is None or isinstance(model.callbacks, list):
+            update["callbacks"] = [*(model.callbacks or []), watch]
+        return request.override(model=model.model_copy(update=update))
 
     def wrap_model_call(
         self,
@@ -193,7 +214,15 @@ class RouteLLMMiddleware(AgentMiddleware):
     ) -> Any:
         """Route this step, then call the handler with the chosen model."""
         route = route_messages(self.policy, request.messages, self.route_on, self.tool_step)
-        response, record = self._dispatcher.call(route, lambda _, record: handler(self._request_for(request, record)))
+
+        def attempt(_: Side, record: ServedDecision) -> Any:
+            watch = TokenWatch()
+            try:
+                return handler(self._request_for(request, record, watch))
+            except Exception as exc:
+                raise watch.failure(exc) from exc
+
+        response, record = self._dispatcher.call(route, attempt)
         other = self.models[other_side(record.served)]
         label(
             self.labelling,
@@ -214,7 +243,11 @@ class RouteLLMMiddleware(AgentMiddleware):
         route = await aroute_messages(self.policy, request.messages, self.route_on, self.tool_step)
 
         async def attempt(_: Side, record: ServedDecision) -> Any:
-            return await handler(self._request_for(request, record))
+            watch = TokenWatch()
+            try:
+                return await handler(self._request_for(request, record, watch))
+            except Exception as exc:
+                raise watch.failure(exc) from exc
 
         response, record = await self._dispatcher.acall(route, attempt)
         other = self.models[other_side(record.served)]

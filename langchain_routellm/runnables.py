@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from contextlib import aclosing
 from typing import Any, ClassVar
 
 from langchain_core.messages import BaseMessage, convert_to_messages
@@ -16,14 +17,17 @@ from langchain_routellm._routing import (
     alabel,
     aroute_messages,
     aroute_text,
+    awatch_tokens,
     child_config,
     label,
     route_messages,
     route_text,
     run_config,
+    watch_tokens,
 )
 from langchain_routellm._utils import (
     DEFAULT_TEXT_KEYS,
+    chunk_text,
     to_messages,
     with_metadata,
 )
@@ -94,7 +98,7 @@ class RouteLLMRunnable(RouterOptions, RunnableSerializable[Any, Any]):
         return self
 
     def _run_config(self, config: RunnableConfig, route: Route) -> RunnableConfig:
-        return run_config(config, self._dispatch.served(route, route.choice))
+        return run_config(config, self._dispatcher.served(route, route.choice))
 
     # ---- routing text ----------------------------------------------------------------------------------
     def _selected(self, value: Any) -> Any:
@@ -167,9 +171,10 @@ class RouteLLMRunnable(RouterOptions, RunnableSerializable[Any, Any]):
 
     def _invoke_run(self, input: Any, config: RunnableConfig, *, route: Route, call: dict[str, Any]) -> Any:
         def attempt(side: Side, record: ServedDecision) -> Any:
-            return self._child(side).invoke(input, child_config(config, record), **call)
+            child = self._child(side)
+            return watch_tokens(lambda cfg: child.invoke(input, cfg, **call), child_config(config, record))
 
-        value, record = self._dispatch.call(route, attempt)
+        value, record = self._dispatcher.call(route, attempt)
         other = self._child(other_side(record.served))
         label(self._labelling, route, record, self._names, value, lambda: other.invoke(input, **call))
         return self._output(value, record)
@@ -184,9 +189,10 @@ class RouteLLMRunnable(RouterOptions, RunnableSerializable[Any, Any]):
 
     async def _ainvoke_run(self, input: Any, config: RunnableConfig, *, route: Route, call: dict[str, Any]) -> Any:
         async def attempt(side: Side, record: ServedDecision) -> Any:
-            return await self._child(side).ainvoke(input, child_config(config, record), **call)
+            child = self._child(side)
+            return await awatch_tokens(lambda cfg: child.ainvoke(input, cfg, **call), child_config(config, record))
 
-        value, record = await self._dispatch.acall(route, attempt)
+        value, record = await self._dispatcher.acall(route, attempt)
         other = self._child(other_side(record.served))
         await alabel(self._labelling, route, record, self._names, value, lambda: other.ainvoke(input, **call))
         return self._output(value, record)
@@ -220,10 +226,14 @@ class RouteLLMRunnable(RouterOptions, RunnableSerializable[Any, Any]):
         def open_stream(side: Side, record: ServedDecision) -> Iterator[Any]:
             return self._child(side).stream(input, child_config(config, record), **call)
 
-        first = True
-        for chunk, record in self._dispatch.stream(route, open_stream):
+        first, texts, record = True, [], None
+        for chunk, record in self._dispatcher.stream(route, open_stream):
+            texts.append(chunk_text(chunk))
             yield from self._framed(chunk, record, first)
             first = False
+        if record is not None:
+            other = self._child(other_side(record.served))
+            label(self._labelling, route, record, self._names, "".join(texts), lambda: other.invoke(input, **call))
 
     async def astream(
         self, input: Any, config: RunnableConfig | None = None, **kwargs: Any | None
@@ -231,10 +241,12 @@ class RouteLLMRunnable(RouterOptions, RunnableSerializable[Any, Any]):
         """Async :meth:`stream`."""
         config = ensure_config(config)
         route = await self._aroute(input)
-        async for chunk in self._atransform_stream_with_config(
+        stream = self._atransform_stream_with_config(
             _aone(input), self._astream_run, self._run_config(config, route), route=route, call=kwargs
-        ):
-            yield chunk
+        )
+        async with aclosing(stream):
+            async for chunk in stream:
+                yield chunk
 
     async def _astream_run(
         self, inputs: AsyncIterator[Any], config: RunnableConfig, *, route: Route, call: dict[str, Any]
@@ -244,8 +256,14 @@ class RouteLLMRunnable(RouterOptions, RunnableSerializable[Any, Any]):
         def open_stream(side: Side, record: ServedDecision) -> AsyncIterator[Any]:
             return self._child(side).astream(input, child_config(config, record), **call)
 
-        first = True
-        async for chunk, record in self._dispatch.astream(route, open_stream):
-            for item in self._framed(chunk, record, first):
-                yield item
-            first = False
+        first, texts, record = True, [], None
+        async with aclosing(self._dispatcher.astream(route, open_stream)) as relayed:
+            async for chunk, record in relayed:
+                texts.append(chunk_text(chunk))
+                for item in self._framed(chunk, record, first):
+                    yield item
+                first = False
+        if record is not None:
+            other = self._child(other_side(record.served))
+            answer = "".join(texts)
+            await alabel(self._labelling, route, record, self._names, answer, lambda: other.ainvoke(input, **call))

@@ -18,10 +18,9 @@ Routing policy for chat messages (``route_on``):
   are truncated from the end before embedding). Any other message routes on its whole text.
 - a callable ``(messages) -> str``: your own extraction.
 
-Validation (both built-in modes): an empty message list, no user message, a latest user message without text,
-or a user / system message holding anything but text (image, audio, video, document blocks) raise
-:class:`~routellm_core.errors.InvalidInputError`. Assistant and tool messages may hold tool calls, thinking and
-citation blocks (an agent's own history), which are skipped.
+Only text blocks are read (images, audio, documents, tool calls, thinking blocks are skipped, as in LangChain); an
+empty message list, no user message, or no user text at all (e.g. only images) raise
+:class:`~routellm_core.errors.InvalidInputError`.
 """
 
 from __future__ import annotations
@@ -30,7 +29,6 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Literal, TypeVar
 
 from llama_index.core.base.llms.types import (
-    CachePoint,
     ChatMessage,
     ChatResponse,
     CompletionResponse,
@@ -43,7 +41,7 @@ from llama_index.core.llms import LLM
 from routellm_core.dispatch import METADATA_KEY, ServedDecision
 from routellm_core.errors import InvalidInputError
 from routellm_core.judging import Judge, PairwiseJudge
-from routellm_core.routing_text import Role, Turn, is_react_observation
+from routellm_core.routing_text import Turn, join_text, role_of
 from routellm_core.routing_text import routing_text as core_routing_text
 
 R = TypeVar("R", ChatResponse, CompletionResponse)
@@ -52,26 +50,11 @@ R = TypeVar("R", ChatResponse, CompletionResponse)
 RouteOn = Literal["last_user", "last_human", "conversation", "rag_query"]
 RoutingTextFn = Callable[[Sequence[ChatMessage]], str]
 
-#: Roles whose messages are written by the user or the application: text only.
-_INPUT_ROLES = frozenset({MessageRole.USER, MessageRole.SYSTEM, MessageRole.DEVELOPER})
-#: Roles of model turns included in ``"conversation"`` routing text.
-_ASSISTANT_ROLES = frozenset({MessageRole.ASSISTANT, MessageRole.CHATBOT, MessageRole.MODEL})
 
-
-def _message_text(message: ChatMessage, index: int) -> str:
-    """Text of one message; raises for non-text content in user / system messages."""
-    parts: list[str] = []
-    for block in message.blocks:
-        if isinstance(block, TextBlock):
-            parts.append(block.text)
-        elif isinstance(block, CachePoint):
-            continue
-        elif message.role in _INPUT_ROLES:
-            raise InvalidInputError(
-                f"message {index} ({message.role.value}) holds a {type(block).__name__}; "
-                "only text content can be routed"
-            )
-    return "\n".join(parts)
+def _message_text(message: ChatMessage) -> str:
+    """Text of one message: its text blocks, stripped and joined by newlines; images, audio, documents, tool
+    calls and other blocks are skipped (as in LangChain)."""
+    return join_text([block.text for block in message.blocks if isinstance(block, TextBlock)])
 
 
 def _check_messages(messages: Sequence[ChatMessage]) -> list[ChatMessage]:
@@ -83,29 +66,12 @@ def _check_messages(messages: Sequence[ChatMessage]) -> list[ChatMessage]:
     for i, message in enumerate(items):
         if not isinstance(message, ChatMessage):
             raise InvalidInputError(f"message {i} is {type(message).__name__}, not a LlamaIndex ChatMessage")
-        if message.role in _INPUT_ROLES:
-            _message_text(message, i)  # validates the blocks
     return items
 
 
 def _turns(items: Sequence[ChatMessage]) -> list[Turn]:
-    """Neutral turns; a ReAct observation (a user message ``"Observation: ..."`` right after an assistant turn)
-    is a tool result, not a new request, so a ReAct agent's request keeps one routing text and one model."""
-    turns: list[Turn] = []
-    for i, message in enumerate(items):
-        text = _message_text(message, i)
-        if message.role == MessageRole.USER:
-            role: Role = "user"
-            if turns and turns[-1].role in ("assistant", "tool") and is_react_observation(text):
-                role = "tool"
-        elif message.role in _ASSISTANT_ROLES:
-            role = "assistant"
-        elif message.role in (MessageRole.SYSTEM, MessageRole.DEVELOPER):
-            role = "system"
-        else:
-            role = "tool"
-        turns.append(Turn(role, text))
-    return turns
+    """The neutral turns of LlamaIndex messages (roles through the core's one role table)."""
+    return [Turn(role_of(message.role.value), _message_text(message)) for message in items]
 
 
 def routing_text(messages: Sequence[ChatMessage], route_on: RouteOn | RoutingTextFn = "last_user") -> str:
@@ -180,9 +146,9 @@ def as_judge(judge: object) -> Judge | None:
     if isinstance(judge, LLM):
         llm = judge
 
-        async def generate(messages: list[dict[str, str]]) -> str:
+        def generate(messages: list[dict[str, str]]) -> str:  # sync: see the LangChain adapter's as_judge
             chat = [ChatMessage(role=MessageRole(m["role"]), content=m["content"]) for m in messages]
-            return (await llm.achat(chat)).message.content or ""
+            return llm.chat(chat).message.content or ""
 
         return PairwiseJudge(generate, name=model_label(llm))
     if callable(judge):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -57,7 +57,7 @@ from routellm_core.dispatch import Dispatcher, Route, ServedDecision, log_route
 from routellm_core.embedders import Embedder
 from routellm_core.errors import InvalidInputError
 from routellm_core.feedback import FeedbackStore
-from routellm_core.labelling import TrafficLabelling, traffic_labelling
+from routellm_core.labelling import ROUTING_FIELDS, TrafficLabelling, traffic_labelling
 from routellm_core.policy import RoutingPolicy, build_policy, router_label
 from routellm_core.routers.base import RoutingDecision, Side, WinRateModel, other_side
 from routellm_core.routing_text import prompt_routing_text
@@ -223,6 +223,12 @@ class RouteLLM(FunctionCallingLLM):
         default=0.0, description="Share of calls on which the other model is also asked and the pair judged."
     )
     label_seed: int = Field(default=0, description="Seed of the label_fraction sampling.")
+    strong_name: str | None = Field(
+        default=None, description="Name of the strong model in records and errors; its model name when None."
+    )
+    weak_name: str | None = Field(
+        default=None, description="Name of the weak model in records and errors; its model name when None."
+    )
 
     _policy: RoutingPolicy = PrivateAttr()
     _dispatcher: Dispatcher = PrivateAttr()
@@ -243,11 +249,12 @@ class RouteLLM(FunctionCallingLLM):
         judge: Any = None,
         label_fraction: float = 0.0,
         label_seed: int = 0,
+        strong_name: str | None = None,
+        weak_name: str | None = None,
         callback_manager: CallbackManager | None = None,
         **kwargs: Any,
     ) -> None:
         policy = build_policy(router, threshold, strong_fraction, embedder)
-        labelling = traffic_labelling(feedback, as_judge(judge), label_fraction, label_seed)
         super().__init__(
             strong=strong,
             weak=weak,
@@ -261,12 +268,42 @@ class RouteLLM(FunctionCallingLLM):
             judge=judge,
             label_fraction=label_fraction,
             label_seed=label_seed,
+            strong_name=strong_name,
+            weak_name=weak_name,
             callback_manager=callback_manager,
             **kwargs,
         )
         self._policy = policy
-        self._dispatcher = self._new_dispatcher()
-        self._labelling = labelling
+        self._build_routing()
+
+    def _build_routing(self) -> None:
+        """Build the dispatcher and the labelling from the fields."""
+        names: dict[Side, str] = {
+            "strong": self.strong_name or model_label(self.strong),
+            "weak": self.weak_name or model_label(self.weak),
+        }
+        self._dispatcher = Dispatcher(
+            names,
+            fallback=self.fallback,
+            owner="RouteLLM",
+            is_empty=lambda response: not has_content(response),
+            chunk_text=chunk_text,
+            on_fallback=self._on_fallback,
+        )
+        self._labelling = traffic_labelling(
+            self.feedback, as_judge(self.judge), self.label_fraction, self.label_seed, names=names
+        )
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> RouteLLM:
+        """A copy; changed routing fields rebuild the policy, the dispatcher and the labelling."""
+        copy = super().model_copy(update=update, deep=deep)
+        changed = set(update or ())
+        if changed & {"router", "threshold", "strong_fraction", "embedder"}:
+            threshold = None if "strong_fraction" in changed and "threshold" not in changed else copy.threshold
+            copy._policy = build_policy(copy.router, threshold, copy.strong_fraction, copy.embedder)
+        if changed & ROUTING_FIELDS:
+            copy._build_routing()
+        return copy
 
     @property
     def feedback_store(self) -> FeedbackStore | None:
@@ -277,23 +314,6 @@ class RouteLLM(FunctionCallingLLM):
     def labelling(self) -> TrafficLabelling | None:
         """The labelling of this LLM's calls (its labeller's ``stats``, ``flush()``...), if configured."""
         return self._labelling
-
-    def _new_dispatcher(self) -> Dispatcher:
-        return Dispatcher(
-            {"strong": model_label(self.strong), "weak": model_label(self.weak)},
-            fallback=self.fallback,
-            owner="RouteLLM",
-            is_empty=lambda response: not has_content(response),
-            chunk_text=chunk_text,
-            on_fallback=self._on_fallback,
-        )
-
-    @property
-    def _dispatch(self) -> Dispatcher:
-        """The dispatcher for the current fields (rebuilt when a ``model_copy`` changed ``fallback``)."""
-        if self._dispatcher.fallback != self.fallback:
-            self._dispatcher = self._new_dispatcher()
-        return self._dispatcher
 
     @classmethod
     def class_name(cls) -> str:
@@ -411,13 +431,13 @@ class RouteLLM(FunctionCallingLLM):
 
     def _label(self, route: Route, record: ServedDecision, answer: str, call_other: Callable[[], str]) -> None:
         if self._labelling is not None and route.text is not None:
-            self._labelling.after_call(record, self._dispatch.names, route.text, answer, call_other)
+            self._labelling.after_call(record, self._dispatcher.names, route.text, answer, call_other)
 
     async def _alabel(
         self, route: Route, record: ServedDecision, answer: str, acall_other: Callable[[], Awaitable[str]]
     ) -> None:
         if self._labelling is not None and route.text is not None:
-            await self._labelling.aafter_call(record, self._dispatch.names, route.text, answer, acall_other)
+            await self._labelling.aafter_call(record, self._dispatcher.names, route.text, answer, acall_other)
 
     # ---- calls through the core dispatcher ---------------------------------------------------------------
     def _calling(self, side: Side, call: Callable[[LLM], R]) -> R:
@@ -428,7 +448,7 @@ class RouteLLM(FunctionCallingLLM):
             _forget_nested_trace(child, self.callback_manager)
 
     def _run(self, route: Route, call: Callable[[LLM], R]) -> R:
-        response, record = self._dispatch.call(route, lambda side, _: self._calling(side, call))
+        response, record = self._dispatcher.call(route, lambda side, _: self._calling(side, call))
         self._label(route, record, answer_text(response), lambda: answer_text(call(self._other(record))))
         return tag_response(response, record)
 
@@ -443,7 +463,7 @@ class RouteLLM(FunctionCallingLLM):
         async def other(record: ServedDecision) -> str:
             return answer_text(await call(self._other(record)))
 
-        response, record = await self._dispatch.acall(route, attempt)
+        response, record = await self._dispatcher.acall(route, attempt)
         await self._alabel(route, record, answer_text(response), lambda: other(record))
         return tag_response(response, record)
 
@@ -458,7 +478,7 @@ class RouteLLM(FunctionCallingLLM):
         def relay() -> Iterator[R]:
             texts: list[str] = []
             record = None
-            for chunk, record in self._dispatch.stream(route, open_stream):
+            for chunk, record in self._dispatcher.stream(route, open_stream):
                 texts.append(chunk_text(chunk))
                 yield tag_response(chunk, record)
             if record is not None:
@@ -471,8 +491,14 @@ class RouteLLM(FunctionCallingLLM):
         async def open_stream(side: Side, _: ServedDecision) -> AsyncIterator[R]:
             child = self._child(side)
             try:
-                async for chunk in await start(child):
-                    yield chunk
+                stream = await start(child)
+                try:
+                    async for chunk in stream:
+                        yield chunk
+                finally:  # at once, not when the event loop finalizes it (a child's stream need not be a generator)
+                    aclose = getattr(stream, "aclose", None)
+                    if aclose is not None:
+                        await aclose()
             finally:
                 _forget_nested_trace(child, self.callback_manager)
 
@@ -480,7 +506,7 @@ class RouteLLM(FunctionCallingLLM):
             return "".join([chunk_text(c) async for c in await start(self._other(record))])
 
         async def tagged() -> AsyncIterator[R]:
-            chunks = self._dispatch.astream(route, open_stream)
+            chunks = self._dispatcher.astream(route, open_stream)
             texts: list[str] = []
             record = None
             try:

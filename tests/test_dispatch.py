@@ -206,7 +206,11 @@ def test_continuation_keeps_the_side_that_answered_and_the_decision_id() -> None
     again = ServedDecision.from_dict(record.as_dict())
     assert again is not None
     continued = again.continuation()
-    assert continued.id == r.id and continued.continued and continued.choice == "weak"
+    assert continued.id == r.id and continued.continued and continued.first_side == "weak"
+    # The continued step keeps the router's choice and says it is served by the fallback side.
+    _, step = make(fallback=True).call(continued, Script(strong="S", weak="W").call)
+    assert (step.choice, step.served, step.fallback, step.continued) == ("strong", "weak", True, True)
+    assert (step.fallback_from, step.fallback_error) == ("big-model", "TimeoutError")
 
 
 @pytest.mark.parametrize(

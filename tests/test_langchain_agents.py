@@ -132,9 +132,11 @@ class TestCreateAgentWithChatRouteLLM:
         assert call.response_metadata["routellm"]["model"] == "fake-weak-1"
         # the tool result goes back to the weak model, which issued the call; no second fallback
         assert final.text.startswith("[weak]")
-        assert final.response_metadata["routellm"]["choice"] == "weak"
-        assert final.response_metadata["routellm"]["fallback"] is False
-        assert kids["strong"].calls == ["HumanMessage"]
+        record = final.response_metadata["routellm"]
+        # The router's choice stays strong; the request stays on the side that served it, and says why.
+        assert (record["choice"], record["served"], record["continued"]) == ("strong", "weak", True)
+        assert (record["fallback"], record["fallback_error"]) == (True, "TimeoutError")
+        assert kids["strong"].calls == ["HumanMessage"], "no second try of the failed model within the request"
 
     async def test_async_agent(self, router: Any) -> None:
         llm = ChatRouteLLM(**children(), router=router, threshold=mixed())

@@ -765,3 +765,77 @@ class TestSecretsAndLogging:
         for record in caplog.records:
             if record.levelno >= logging.INFO or record.name.startswith("langchain_routellm"):
                 assert "insulin" not in record.getMessage()
+
+
+async def test_an_async_stream_closed_early_closes_the_child_stream_at_once(router: Any) -> None:
+    from langchain_core.language_models import GenericFakeChatModel
+    from langchain_core.outputs import ChatGenerationChunk
+
+    closed: list[str] = []
+
+    class Tracking(GenericFakeChatModel):
+        async def _astream(self, messages: Any, stop: Any = None, run_manager: Any = None, **kw: Any) -> Any:
+            try:
+                for word in ["a ", "b ", "c "]:
+                    yield ChatGenerationChunk(message=AIMessageChunk(content=word))
+            finally:
+                closed.append("child")
+
+    kids = {"strong": Tracking(messages=iter([])), "weak": Tracking(messages=iter([]))}
+    llm = ChatRouteLLM(**kids, router=router, threshold=0.0, strong_name="s", weak_name="w")
+    stream = llm.astream("hello there")
+    assert (await anext(stream)).content == "a "
+    await stream.aclose()
+    assert closed == ["child"], "closed by the router, not later by the event loop's finalizer"
+
+
+@pytest.mark.parametrize("mode", ["invoke", "ainvoke"])
+async def test_no_fallback_once_tokens_reached_the_callers_callbacks(router: Any, mode: str) -> None:
+    """A non-streamed call whose side streamed tokens through the callbacks (LangGraph messages mode, astream_events)
+    and then failed must not fall back: the caller already saw part of one model's answer."""
+    from langchain_core.callbacks import CallbackManagerForLLMRun
+    from langchain_core.outputs import ChatResult
+
+    from routellm_core.errors import StreamInterruptedError
+
+    class FailsAfterTokens(ToolEchoChatModel):
+        def _generate(self, messages: Any, stop: Any = None, run_manager: Any = None, **kw: Any) -> ChatResult:
+            assert isinstance(run_manager, CallbackManagerForLLMRun)
+            run_manager.on_llm_new_token("PARTIAL ")
+            raise ConnectionError("reset mid-answer")
+
+    class FailsBeforeTokens(ToolEchoChatModel):
+        def _generate(self, messages: Any, stop: Any = None, run_manager: Any = None, **kw: Any) -> ChatResult:
+            raise ConnectionError("refused")
+
+    for strong, expect_fallback in (
+        (FailsAfterTokens(label="strong"), False),
+        (FailsBeforeTokens(label="strong"), True),
+    ):
+        weak = ToolEchoChatModel(label="weak", model="fake-weak-1")
+        llm = ChatRouteLLM(strong=strong, weak=weak, router=router, threshold=0.0, fallback=True, strong_name="s")
+        call = llm.invoke if mode == "invoke" else None
+        if expect_fallback:
+            message = call("hi") if call else await llm.ainvoke("hi")
+            assert message.text.startswith("[weak]")
+            continue
+        with pytest.raises(StreamInterruptedError) as info:
+            if call:
+                call("hi")
+            else:
+                await llm.ainvoke("hi")
+        assert info.value.partial_text == "PARTIAL " and info.value.chunks_delivered == 1
+        assert isinstance(info.value.__cause__, ConnectionError)
+        assert weak.calls == [], "the other model is never called once the caller saw tokens"
+
+
+def test_model_copy_with_new_routing_fields_routes_by_them(router: Any) -> None:
+    llm = ChatRouteLLM(**children(), router=router, threshold=0.0)
+    assert llm.invoke("hi").text.startswith("[strong]")
+    weak_only = llm.model_copy(update={"threshold": 1.0})
+    assert weak_only.invoke("hi").text.startswith("[weak]")
+    assert llm.invoke("hi").text.startswith("[strong]"), "the original keeps its own policy"
+    renamed = llm.model_copy(update={"strong_name": "big"})
+    assert renamed.invoke("hi").response_metadata["routellm"]["model"] == "big"
+    bound = llm.bind_tools([])
+    assert bound.bound.policy is llm.policy, "bind_tools copies share the policy (and its micro-batcher)"

@@ -22,7 +22,7 @@ from llama_index.core.llms.callbacks import llm_completion_callback
 
 from langchain_routellm import ChatRouteLLM, RouteLLMRunnable
 from llamaindex_routellm import RouteLLM
-from routellm_core import InvalidInputError, load_router
+from routellm_core import FeedbackStoreError, InvalidInputError, load_router
 from routellm_core.feedback import FeedbackStore
 from routellm_core.policy import RoutingPolicy
 
@@ -168,9 +168,17 @@ def test_options_are_checked(fast: Any, tmp_path: Path) -> None:
         ChatRouteLLM(**lc_children(), router=fast, feedback=tmp_path / "b.db", judge=42, label_fraction=0.1)
     not_sqlite = tmp_path / "notes.db"
     not_sqlite.write_text("my notes, not a database\n" * 10)
-    with pytest.raises(Exception, match=re.escape(str(not_sqlite))):
-        RouteLLM(strong=MockLLM(), weak=MockLLM(), router=fast, feedback=not_sqlite)
+    with pytest.raises(FeedbackStoreError, match=re.escape(str(not_sqlite))):
+        RouteLLM(strong=MockLLM(), weak=MockLLM(), router=fast, feedback=not_sqlite, strong_name="a", weak_name="b")
     assert not_sqlite.read_text() == "my notes, not a database\n" * 10
+    # Two sides with one name: labels could not tell the models apart. Refused when built, never after an answer.
+    with pytest.raises(InvalidInputError, match="both sides are named 'MockLLM'"):
+        RouteLLM(strong=MockLLM(), weak=MockLLM(), router=fast, feedback=tmp_path / "c.db")
+    same = {"strong": ToolEchoChatModel(model="same"), "weak": ToolEchoChatModel(model="same")}
+    with pytest.raises(InvalidInputError, match="set strong_name= and weak_name="):
+        ChatRouteLLM(**same, router=fast, feedback=tmp_path / "d.db")
+    named = ChatRouteLLM(**same, router=fast, feedback=tmp_path / "d.db", strong_name="big", weak_name="small")
+    assert named.invoke(PROMPTS[0]).text
 
 
 class SideLLM(MockLLM):
@@ -263,3 +271,24 @@ def test_middleware_records_every_step_and_labels_the_text_answer(fast: Any, tmp
     assert labeller.flush(timeout=30)
     assert labeller.stats.stored == 1
     assert middleware.labelling.store.stats().as_dict()["decisions"] == 2  # type: ignore[union-attr]
+
+
+async def test_labelling_calls_never_appear_in_the_callers_traces(fast: Any, tmp_path: Path) -> None:
+    from langchain_core.callbacks import AsyncCallbackHandler
+
+    class ChatRuns(AsyncCallbackHandler):
+        def __init__(self) -> None:
+            self.models: list[str] = []
+
+        async def on_chat_model_start(self, serialized: Any, messages: Any, **kwargs: Any) -> None:
+            self.models.append(kwargs.get("metadata", {}).get("ls_model_name", "?"))
+
+    kids = lc_children()
+    llm = ChatRouteLLM(
+        **kids, router=fast, threshold=ALWAYS_WEAK, feedback=tmp_path / "fb.db", judge=strong_wins, label_fraction=1.0
+    )
+    runs = ChatRuns()
+    await llm.ainvoke(PROMPTS[0], {"callbacks": [runs]})
+    assert await llm.labelling.labeller.aflush(timeout=30)  # type: ignore[union-attr]
+    assert kids["strong"].calls, "the other model was asked, for the label"
+    assert runs.models == ["fake-weak-1"], "only the routed call is in the caller's trace"

@@ -358,20 +358,23 @@ def test_routing_text_callable() -> None:
         ([ChatMessage(role=MessageRole.SYSTEM, content="be nice")], "no user message"),
         ([user("   ")], "no text"),
         ([ChatMessage(role=MessageRole.USER, blocks=[])], "no text"),
-        (
-            [
-                ChatMessage(
-                    role=MessageRole.USER, blocks=[TextBlock(text="what is this?"), ImageBlock(url="http://x/y.png")]
-                )
-            ],
-            "ImageBlock",
-        ),
+        ([ChatMessage(role=MessageRole.USER, blocks=[ImageBlock(url="http://x/y.png")])], "no text"),
         (["just a string"], "not a LlamaIndex ChatMessage"),
     ],
 )
 def test_unroutable_messages(messages: list[Any], match: str) -> None:
     with pytest.raises(InvalidInputError, match=match):
         routing_text(messages)
+
+
+def test_non_text_blocks_are_skipped_as_in_langchain() -> None:
+    blocks = [
+        TextBlock(text=" what is this? "),
+        ImageBlock(url="http://x/y.png"),
+        TextBlock(text="  "),
+        TextBlock(text="a cat"),
+    ]
+    assert routing_text([ChatMessage(role=MessageRole.USER, blocks=blocks)]) == "what is this?\na cat"
 
 
 def test_rag_query_extracts_the_question_from_llamaindex_prompts() -> None:
@@ -795,3 +798,16 @@ def test_prompts_are_not_logged(make: Any, caplog: pytest.LogCaptureFixture) -> 
     for record in caplog.records:
         if record.levelno >= logging.INFO:
             assert "SECRET-PROMPT" not in record.getMessage()
+
+
+def test_model_copy_with_new_routing_fields_routes_by_them(make: Any) -> None:
+    llm = make(threshold=ALWAYS_STRONG)
+    assert llm.complete(QUESTION).additional_kwargs["routellm"]["choice"] == "strong"
+    weak_only = llm.model_copy(update={"threshold": ALWAYS_WEAK})
+    assert weak_only.complete(QUESTION).additional_kwargs["routellm"]["choice"] == "weak"
+    assert llm.complete(QUESTION).additional_kwargs["routellm"]["choice"] == "strong"
+    renamed = llm.model_copy(update={"weak_name": "small"})
+    assert (
+        renamed.model_copy(update={"threshold": ALWAYS_WEAK}).complete(QUESTION).additional_kwargs["routellm"]["model"]
+        == "small"
+    )

@@ -112,3 +112,17 @@ def test_same_call_same_decision_record_in_both_frameworks() -> None:
     same = ("router", "win_rate", "threshold", "choice", "served", "fallback", "continued")
     assert {k: lc_record[k] for k in same} == {k: li_record[k] for k in same}
     assert lc_record["decision_id"] != li_record["decision_id"]
+
+
+def test_a_user_saying_observation_in_a_chat_is_still_a_request() -> None:
+    """Only a user turn right after an assistant turn that named an ``Action:`` is a ReAct tool result."""
+    question = "Observation: my proof by induction fails at n = 2, why?"
+    chat = [("user", "Hi"), ("assistant", "Hello! How can I help?"), ("user", question)]
+    assert lc_routing_text(as_langchain(chat)) == question
+    assert li_routing_text(as_llamaindex(chat)) == question
+    react = [
+        ("user", "Multiply 6 by 7."),
+        ("assistant", "Thought: use a tool.\nAction: multiply"),
+        ("user", "Observation: 42"),
+    ]
+    assert lc_routing_text(as_langchain(react)) == li_routing_text(as_llamaindex(react)) == "Multiply 6 by 7."
