@@ -10,10 +10,13 @@ always routes strong, 1.0 always weak (a win rate below 1), and so do the shares
 from __future__ import annotations
 
 import asyncio
+import http.client
 import json
 import logging
 import re
+import socket
 import sys
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -24,6 +27,7 @@ import httpx
 import openai
 import pytest
 from fastapi import FastAPI
+from pydantic import ValidationError
 
 from routellm_core import InvalidInputError, MissingDependencyError, ScoringError, load_router
 from routellm_core.policy import RoutingPolicy
@@ -387,6 +391,54 @@ async def test_full_server_answers_429_at_once_and_frees_slots(serve) -> None:
     assert answer.choices[0].message.content == f"[{STRONG}] after"
 
 
+def test_stalled_body_gets_408_and_holds_no_slot(mock: ServerThread, fast_router) -> None:
+    """A client that sends its headers and part of its body, then stalls, is answered 408 after ``body_timeout``
+    and never holds one of the ``max_concurrency`` slots: another request is served meanwhile."""
+    app = create_app(
+        strong=OpenAIUpstream(STRONG, base_url=f"{mock.url}/v1", api_key=UPSTREAM_KEY),
+        weak=OpenAIUpstream(WEAK, base_url=f"{mock.url}/v1", api_key=UPSTREAM_KEY),
+        policies={"fast": RoutingPolicy(fast_router)},
+        api_keys_env=None,
+        max_concurrency=1,
+        body_timeout=1.0,
+    )
+    partial_received = threading.Event()
+
+    async def watched(scope: dict[str, Any], receive: Callable[..., Any], send: Callable[..., Any]) -> None:
+        """The app, noting when a chunk of a request body reached it (so the handler is reading the body)."""
+
+        async def watch() -> dict[str, Any]:
+            message = await receive()
+            if message["type"] == "http.request" and message.get("body"):
+                partial_received.set()
+            return message
+
+        await app(scope, watch if scope["type"] == "http" else receive, send)
+
+    body = json.dumps({"model": "router-fast-0.0", "messages": ask("stalled")}).encode()
+    head = (
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    with ServerThread(watched) as server, socket.create_connection(("127.0.0.1", server.port), DEADLINE_S) as sock:
+        sock.sendall(head + body[:10])  # then nothing more: the client stalls
+        assert partial_received.wait(DEADLINE_S), "the partial body never reached the app"
+        assert _in_flight(server) == 0
+        answer = client(server).chat.completions.create(model="router-fast-0.0", messages=ask("meanwhile"))
+        assert answer.choices[0].message.content == f"[{STRONG}] meanwhile"
+        response = http.client.HTTPResponse(sock)  # the socket's timeout bounds the wait if no answer comes
+        response.begin()
+        assert response.status == 408
+        error = json.loads(response.read())["error"]
+        assert error["code"] == "request_timeout" and error["type"] == "invalid_request_error"
+        assert "did not arrive within 1 s" in error["message"]
+        assert _in_flight(server) == 0
+        metrics = httpx.get(f"{server.url}/metrics").text
+        assert 'routellm_errors_total{status="408",code="request_timeout"} 1' in metrics
+        after = client(server).chat.completions.create(model="router-fast-0.0", messages=ask("after"))
+        assert after.choices[0].message.content == f"[{STRONG}] after"
+
+
 async def _drain(stream: Any) -> str:
     return "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
 
@@ -698,6 +750,39 @@ def test_settings_are_checked() -> None:
     settings = ServerSettings.build(strong="openai:a", weak="openai:b", api_keys=("hidden-token",), routers=("fast",))
     assert "hidden-token" not in settings.to_env() and "hidden-token" not in repr(settings)
     assert ServerSettings.model_validate_json(settings.to_env()).routers == ("fast",)
+    with pytest.raises(InvalidInputError, match="body_timeout"):
+        ServerSettings.build(body_timeout=0)
+    with pytest.raises(InvalidInputError, match="cannot contain ','") as info:
+        ServerSettings.build(api_keys=("hidden,token",))
+    assert "hidden" not in str(info.value)
+    with pytest.raises(ValidationError, match="cannot contain ','") as info:
+        ServerSettings(api_keys=("hidden,token",))
+    assert "hidden" not in str(info.value)
+
+
+def test_worker_environment_carries_every_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What ``run(..., workers=N)`` hands its workers: the tokens this process accepts, in ``api_keys_env``."""
+    monkeypatch.setenv("ROUTELLM_TEST_TOKENS", "tok-env-1, tok-env-2")
+    monkeypatch.delenv("ROUTELLM_SERVER_API_KEYS", raising=False)
+    settings = ServerSettings.build(api_keys=("tok-direct",), api_keys_env="ROUTELLM_TEST_TOKENS")
+    accepted = settings.bearer_tokens()
+    assert accepted == [b"tok-direct", b"tok-env-1", b"tok-env-2"]
+    env = settings.worker_environment()
+    assert set(env) == {"ROUTELLM_SERVER_SETTINGS", "ROUTELLM_TEST_TOKENS"}
+    assert "tok-" not in env["ROUTELLM_SERVER_SETTINGS"]
+    for name, value in env.items():  # as a worker sees it
+        monkeypatch.setenv(name, value)
+    worker = ServerSettings.from_env()
+    assert worker.api_keys == ()
+    assert worker.bearer_tokens() == accepted
+    # api_keys_env=None: the tokens go in the default variable, which the worker then reads
+    env = ServerSettings.build(api_keys=("tok-direct",), api_keys_env=None).worker_environment()
+    assert env["ROUTELLM_SERVER_API_KEYS"] == "tok-direct"
+    assert json.loads(env["ROUTELLM_SERVER_SETTINGS"])["api_keys_env"] == "ROUTELLM_SERVER_API_KEYS"
+    # no token at all: the workers read none either, whatever their environment holds
+    env = ServerSettings.build(api_keys_env="ROUTELLM_TEST_UNSET_TOKENS").worker_environment()
+    assert set(env) == {"ROUTELLM_SERVER_SETTINGS"}
+    assert json.loads(env["ROUTELLM_SERVER_SETTINGS"])["api_keys_env"] is None
 
 
 def test_missing_server_extra_is_named(monkeypatch: pytest.MonkeyPatch) -> None:

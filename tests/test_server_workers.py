@@ -3,12 +3,15 @@ a mock upstream on 127.0.0.1; and the CLI's refusals of bad settings, before any
 
 The server is stateless, so either worker may answer any request: both must answer (their pids differ in the
 ``x-routellm-worker`` header), each answer must carry its own request's token, and auth tokens reach the workers
-through the environment, never through the settings handed to them.
+through the environment, never through the settings handed to them. ``run(settings, workers=2)`` with tokens in
+``api_keys`` must enforce them in every worker (they once reached none, leaving the server open).
 """
 
 from __future__ import annotations
 
 import asyncio
+import http.client
+import json
 import os
 import signal
 import socket
@@ -17,6 +20,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import httpx
 import pytest
@@ -27,6 +31,7 @@ from routellm_core.server.mock_upstream import create_mock_upstream
 
 STARTUP_S = 90
 TOKEN = "worker-token-5b1e"
+DIRECT_TOKEN = "direct-token-c03d"
 
 
 def _free_port() -> int:
@@ -41,20 +46,10 @@ def mock() -> Iterator[ServerThread]:
         yield server
 
 
-@pytest.fixture(scope="module")
-def two_workers(mock: ServerThread) -> Iterator[str]:
-    """``routellm serve --workers 2`` on a free port; stopped (SIGINT, then SIGKILL of its group) afterwards."""
-    port = _free_port()
-    env = {**os.environ, "ROUTELLM_TEST_WORKER_TOKENS": TOKEN}
-    env.pop("ROUTELLM_SERVER_API_KEYS", None)
-    command = [
-        sys.executable, "-m", "routellm_core.cli", "serve",
-        "--strong", "openai:mock-strong", "--strong-base-url", f"{mock.url}/v1",
-        "--weak", "openai:mock-weak", "--weak-base-url", f"{mock.url}/v1",
-        "--strong-api-key-env", "ROUTELLM_TEST_NO_KEY", "--weak-api-key-env", "ROUTELLM_TEST_NO_KEY",
-        "--router", "fast", "--workers", "2", "--port", str(port), "--log-level", "warning",
-        "--api-keys-env", "ROUTELLM_TEST_WORKER_TOKENS",
-    ]  # fmt: skip
+@contextmanager
+def _serving(command: list[str], env: dict[str, str], port: int) -> Iterator[str]:
+    """Run ``command`` (a server on ``port``) until it answers ``/health``; stop it (SIGINT, then SIGKILL of its
+    group) afterwards and check that no token reached its output."""
     process = subprocess.Popen(
         command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
     )
@@ -79,7 +74,56 @@ def two_workers(mock: ServerThread) -> Iterator[str]:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait(timeout=10)
         output = process.stdout.read().decode()
-        assert TOKEN not in output
+        assert TOKEN not in output and DIRECT_TOKEN not in output
+
+
+@pytest.fixture(scope="module")
+def two_workers(mock: ServerThread) -> Iterator[str]:
+    """``routellm serve --workers 2`` on a free port, tokens in ``$ROUTELLM_TEST_WORKER_TOKENS``."""
+    port = _free_port()
+    env = {**os.environ, "ROUTELLM_TEST_WORKER_TOKENS": TOKEN}
+    env.pop("ROUTELLM_SERVER_API_KEYS", None)
+    command = [
+        sys.executable, "-m", "routellm_core.cli", "serve",
+        "--strong", "openai:mock-strong", "--strong-base-url", f"{mock.url}/v1",
+        "--weak", "openai:mock-weak", "--weak-base-url", f"{mock.url}/v1",
+        "--strong-api-key-env", "ROUTELLM_TEST_NO_KEY", "--weak-api-key-env", "ROUTELLM_TEST_NO_KEY",
+        "--router", "fast", "--workers", "2", "--port", str(port), "--log-level", "warning",
+        "--api-keys-env", "ROUTELLM_TEST_WORKER_TOKENS",
+    ]  # fmt: skip
+    with _serving(command, env, port) as url:
+        yield url
+
+
+#: ``run(settings, workers=2)`` with one token given in ``api_keys`` (read from the environment by the script, then
+#: removed from it, so only the settings hold it) and ``api_keys_env`` as given in ``argv[3]`` ("": None).
+RUN_SCRIPT = """
+import os, sys
+from routellm_core.server import ServerSettings, run
+mock, port, keys_env = sys.argv[1], int(sys.argv[2]), sys.argv[3] or None
+settings = ServerSettings.build(
+    strong="openai:mock-strong", strong_base_url=mock, weak="openai:mock-weak", weak_base_url=mock,
+    strong_api_key_env="ROUTELLM_TEST_NO_KEY", weak_api_key_env="ROUTELLM_TEST_NO_KEY", routers=("fast",),
+    api_keys=(os.environ.pop("ROUTELLM_TEST_DIRECT_TOKEN"),), api_keys_env=keys_env,
+)
+run(settings, port=port, workers=2, log_level="warning")
+"""
+
+
+@pytest.fixture(scope="module", params=["ROUTELLM_TEST_WORKER_TOKENS", ""], ids=["keys+env", "keys-only"])
+def two_workers_run(mock: ServerThread, request: pytest.FixtureRequest) -> Iterator[tuple[str, int]]:
+    """:func:`routellm_core.server.run` with ``workers=2``, a token in ``api_keys`` and another in
+    ``$ROUTELLM_TEST_WORKER_TOKENS``, which the server reads only when it is ``api_keys_env`` (the first param).
+
+    Yields:
+        The ``api_keys_env`` given ("" for None), and the port.
+    """
+    port = _free_port()
+    env = {**os.environ, "ROUTELLM_TEST_WORKER_TOKENS": TOKEN, "ROUTELLM_TEST_DIRECT_TOKEN": DIRECT_TOKEN}
+    env.pop("ROUTELLM_SERVER_API_KEYS", None)
+    command = [sys.executable, "-c", RUN_SCRIPT, f"{mock.url}/v1", str(port), request.param]
+    with _serving(command, env, port):
+        yield request.param, port
 
 
 async def _round(url: str, n: int) -> list[tuple[str, str, str]]:
@@ -110,6 +154,57 @@ def test_two_workers_both_answer_and_never_mix_answers(two_workers: str) -> None
             break
     assert len(workers) == 2, f"only worker(s) {workers} answered {answered} requests"
     assert httpx.post(f"{two_workers}/v1/chat/completions", json={}).status_code == 401
+
+
+def _auth_on_one_connection(conn: http.client.HTTPConnection) -> tuple[str, dict[str, int]]:
+    """The worker behind one connection (its pid, from ``/health``) and the status of a chat request sent on that
+    same connection (so to that same worker) with each token: both accepted ones, a wrong one, none."""
+    conn.request("GET", "/health")
+    health = conn.getresponse()
+    health.read()
+    worker, sock = health.getheader("x-routellm-worker"), conn.sock
+    statuses: dict[str, int] = {}
+    for name, key in (("direct", DIRECT_TOKEN), ("env", TOKEN), ("wrong", "wrong-token"), ("none", None)):
+        tok = uuid.uuid4().hex
+        body = {"model": "router-fast-0.0", "messages": [{"role": "user", "content": f"hello {tok}"}]}
+        headers = {"Content-Type": "application/json"} | ({"Authorization": f"Bearer {key}"} if key else {})
+        conn.request("POST", "/v1/chat/completions", body=json.dumps(body), headers=headers)
+        response = conn.getresponse()
+        answer = json.loads(response.read())
+        assert conn.sock is sock, "the server closed the connection: the answer may come from another worker"
+        statuses[name] = response.status
+        if response.status == 200:
+            assert answer["choices"][0]["message"]["content"] == f"[mock-strong] hello {tok}"
+            assert response.getheader("x-routellm-worker") == worker
+        else:
+            assert answer["error"]["code"] == "invalid_api_key"
+    return worker, statuses
+
+
+def test_run_with_api_keys_and_workers_enforces_them_in_every_worker(two_workers_run: tuple[str, int]) -> None:
+    keys_env, port = two_workers_run
+    expected = {"direct": 200, "env": 200 if keys_env else 401, "wrong": 401, "none": 401}
+    workers: dict[str, dict[str, int]] = {}
+    for _ in range(30):  # bounded: stop as soon as both workers have answered
+        connections = [http.client.HTTPConnection("127.0.0.1", port, timeout=30) for _ in range(16)]
+        try:
+            for conn in connections:  # all connected before any request, so both workers accept some
+                conn.connect()
+            for conn in connections:
+                worker, statuses = _auth_on_one_connection(conn)
+                assert statuses == expected, f"worker {worker} answered {statuses}"
+                workers[worker] = statuses
+        finally:
+            for conn in connections:
+                conn.close()
+        if len(workers) >= 2:
+            break
+    assert len(workers) == 2, f"only worker(s) {list(workers)} answered"
+    if sys.platform == "linux":  # the tokens reach the workers through the environment, never a command line
+        for pid in workers:
+            with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+                arguments = cmdline.read()
+            assert TOKEN.encode() not in arguments and DIRECT_TOKEN.encode() not in arguments
 
 
 def test_cli_refuses_bad_settings_before_serving(capsys: pytest.CaptureFixture[str], monkeypatch) -> None:

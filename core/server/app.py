@@ -181,12 +181,13 @@ class ServerState:
         return _Slot(self)
 
     async def read_body(self, request: Request) -> bytes:
-        """The request body, at most ``max_body_bytes``.
+        """The request body, at most ``max_body_bytes``, received within ``body_timeout`` seconds.
 
         Raises:
-            ErrorResponse: 413 for a larger body (refused from ``Content-Length`` before reading, when sent).
+            ErrorResponse: 413 for a larger body (refused from ``Content-Length`` before reading, when sent); 408
+                when the body has not fully arrived after ``body_timeout`` seconds.
         """
-        limit = self.settings.max_body_bytes
+        limit, timeout = self.settings.max_body_bytes, self.settings.body_timeout
         too_large = ErrorResponse(
             413, f"the request body exceeds this server's limit of {limit} bytes", code="request_too_large"
         )
@@ -195,11 +196,17 @@ class ServerState:
             raise too_large
         parts: list[bytes] = []
         size = 0
-        async for part in request.stream():
-            size += len(part)
-            if size > limit:
-                raise too_large
-            parts.append(part)
+        try:
+            with anyio.fail_after(timeout):
+                async for part in request.stream():
+                    size += len(part)
+                    if size > limit:
+                        raise too_large
+                    parts.append(part)
+        except TimeoutError:
+            raise ErrorResponse(
+                408, f"the request body did not arrive within {timeout:g} s", code="request_timeout"
+            ) from None
         return b"".join(parts)
 
     # ---- routing --------------------------------------------------------------------------------------
@@ -448,8 +455,9 @@ def create_app(
         streaming = False
         try:
             state.authorize(request)
+            body = await state.read_body(request)  # before the slot: a slow client holds no slot, at most its deadline
             slot = state.acquire()
-            chat = parse_request(await state.read_body(request), state.settings.max_messages)
+            chat = parse_request(body, state.settings.max_messages)
             policy, threshold = resolve_model(chat.model, state.policies)
             route = await state.route(policy, threshold, chat.messages)
             if chat.stream:

@@ -64,6 +64,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     srv.add_argument("--max-body-bytes", type=int, default=4 * 1024 * 1024)
     srv.add_argument("--max-messages", type=int, default=1024)
     srv.add_argument("--max-concurrency", type=int, default=512, help="requests in flight per worker (429 above)")
+    srv.add_argument("--body-timeout", type=float, default=30.0, help="seconds to send a request body (408 after)")
     srv.add_argument("--log-prompts", action="store_true", help="log each routing text at INFO (off by default)")
     srv.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
 
@@ -86,6 +87,7 @@ def settings_from_args(args: argparse.Namespace) -> ServerSettings:
         "max_body_bytes": args.max_body_bytes,
         "max_messages": args.max_messages,
         "max_concurrency": args.max_concurrency,
+        "body_timeout": args.body_timeout,
         "upstream_timeout": args.upstream_timeout,
         "upstream_retries": args.upstream_retries,
         "log_prompts": args.log_prompts,

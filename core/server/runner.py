@@ -6,11 +6,13 @@ import copy
 import os
 import threading
 import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from types import TracebackType
 from typing import Any
 
 from routellm_core.errors import RouteLLMError
-from routellm_core.server.settings import SETTINGS_ENV, ServerSettings
+from routellm_core.server.settings import ServerSettings
 
 
 def app_from_env() -> Any:
@@ -26,8 +28,10 @@ def run(
     """Serve in the foreground until interrupted.
 
     With ``workers > 1`` uvicorn starts that many processes sharing the port; each builds its own app (routers,
-    upstream clients, metrics) from ``settings``, handed over as JSON in ``$ROUTELLM_SERVER_SETTINGS`` (no
-    secrets: tokens and API keys stay in the environment variables the settings name).
+    upstream clients, metrics) from ``settings``, handed over through the environment while uvicorn runs
+    (:meth:`ServerSettings.worker_environment`): the settings as JSON in ``$ROUTELLM_SERVER_SETTINGS``, the
+    accepted bearer tokens in the variable ``api_keys_env`` names; API keys stay in the variables the settings name.
+    Nothing secret goes on a command line or into a log.
     """
     import uvicorn as _uvicorn
 
@@ -39,10 +43,25 @@ def run(
         _uvicorn.run(app, host=host, port=port, **uvicorn)
         return
     del app
-    os.environ[SETTINGS_ENV] = settings.to_env()
-    _uvicorn.run(
-        "routellm_core.server.runner:app_from_env", factory=True, host=host, port=port, workers=workers, **uvicorn
-    )
+    with _environ(settings.worker_environment()):  # the spawned workers inherit it
+        _uvicorn.run(
+            "routellm_core.server.runner:app_from_env", factory=True, host=host, port=port, workers=workers, **uvicorn
+        )
+
+
+@contextmanager
+def _environ(values: Mapping[str, str]) -> Iterator[None]:
+    """``os.environ`` with ``values`` set, restored afterwards."""
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def log_config(level: str = "info") -> dict[str, Any]:

@@ -36,9 +36,11 @@ class ServerSettings(BaseModel):
         fallback: Call the other upstream once when the chosen one fails before any output reached the client.
         api_keys: Accepted bearer tokens, besides those in ``api_keys_env``; none at all = no auth.
         api_keys_env: Environment variable holding accepted bearer tokens, comma-separated.
+        body_timeout: Seconds a client may take to send the request body (408 after).
         max_body_bytes: Largest request body (413 above).
         max_messages: Most messages in one request (400 above).
-        max_concurrency: Most chat requests in flight per worker (429 above, at once: never a queue).
+        max_concurrency: Most chat requests in flight per worker, counted once their body is read (429 above, at
+            once: never a queue).
         upstream_timeout: Seconds an upstream may take to answer (streamed: between two chunks); 504 after.
         upstream_retries: Retries of the ``openai`` client on connection errors, 429 and 5xx (0: the client
             calling the server decides on retries).
@@ -46,7 +48,7 @@ class ServerSettings(BaseModel):
         log_prompts: Log each routing text at INFO (off: prompts are never logged).
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)  # inputs may hold tokens
 
     strong: str | None = None
     weak: str | None = None
@@ -64,6 +66,7 @@ class ServerSettings(BaseModel):
     max_body_bytes: PositiveInt = 4 * 1024 * 1024
     max_messages: PositiveInt = 1024
     max_concurrency: PositiveInt = 512
+    body_timeout: Annotated[float, Field(gt=0.0)] = 30.0
     upstream_timeout: Annotated[float, Field(gt=0.0)] = 120.0
     upstream_retries: Annotated[int, Field(ge=0, le=10)] = 0
     max_batch_size: PositiveInt = 64
@@ -75,6 +78,13 @@ class ServerSettings(BaseModel):
         if not value or any(not name.strip() for name in value):
             raise ValueError("serve at least one router, and no blank router name")
         return tuple(dict.fromkeys(value))
+
+    @field_validator("api_keys")
+    @classmethod
+    def _api_keys(cls, value: tuple[SecretStr, ...]) -> tuple[SecretStr, ...]:
+        if any("," in key.get_secret_value() for key in value):
+            raise ValueError("a bearer token cannot contain ',' (tokens are handed over comma-separated)")
+        return value
 
     @field_validator("route_on")
     @classmethod
@@ -107,6 +117,22 @@ class ServerSettings(BaseModel):
     def to_env(self) -> str:
         """JSON for :data:`SETTINGS_ENV` (tokens given in ``api_keys`` are dropped: workers read the env var)."""
         return self.model_dump_json(exclude={"api_keys"})
+
+    def worker_environment(self) -> dict[str, str]:
+        """The environment variables that give worker processes these settings, auth included.
+
+        The settings go as JSON in :data:`SETTINGS_ENV`, without tokens; every accepted token (``api_keys`` and
+        those in ``$api_keys_env``) goes comma-separated in ``api_keys_env`` (:data:`DEFAULT_API_KEYS_ENV` when
+        that is ``None``), so each worker enforces exactly the tokens this process accepts, and none when it
+        accepts none.
+        """
+        tokens = self.bearer_tokens()
+        name = (self.api_keys_env or DEFAULT_API_KEYS_ENV) if tokens else None
+        worker = self.model_copy(update={"api_keys": (), "api_keys_env": name})
+        env = {SETTINGS_ENV: worker.to_env()}
+        if name is not None:
+            env[name] = ",".join(token.decode() for token in tokens)
+        return env
 
     @classmethod
     def from_env(cls) -> ServerSettings:
