@@ -74,8 +74,9 @@ def prompt_stats(prompts: Sequence[str]) -> dict[str, float]:
 def prepare_checkpoints(settings: Settings) -> dict[str, dict[str, Any]]:
     """Router name -> worker spec fields.
 
-    mf is the shipped default (MiniLM on ONNX Runtime) and, as its baseline, the same router with MiniLM on
-    torch; mf[static] is the shipped ``fast`` router; sw_ranking is trained on the run's training slice.
+    mf is MiniLM on ONNX Runtime (the previous default's recipe, trained on the run's training slice) and, as its
+    baseline, the same router with MiniLM on torch; ``difficulty (default)`` is the shipped ``default`` router;
+    mf[static] is the shipped ``fast`` router; sw_ranking is trained on the run's training slice.
     """
     from bench.quality import MF_PARAMS
     from routellm_core.routers.mf import MatrixFactorizationRouter
@@ -85,14 +86,16 @@ def prepare_checkpoints(settings: Settings) -> dict[str, dict[str, Any]]:
     ckpts = checkpoint_dir(settings)
     battles = limit_prompts_per_source(data.training_battles(settings.sources), settings.train_limit)
     specs: dict[str, dict[str, Any]] = {"random": {"checkpoint": "random"}}
-    if settings.quick:
-        mf_dir = ckpts / "mf"
-        if not (mf_dir / "config.json").is_file():
-            MatrixFactorizationRouter(**MF_PARAMS, epochs=1, embedder=training_embedder()).fit(battles).save(mf_dir)
-        specs["mf"] = {"checkpoint": str(mf_dir)}
-    else:
-        specs["mf"] = {"checkpoint": "default"}
-        specs["mf (torch backend)"] = {"checkpoint": "default", "backend": "torch"}
+    mf_dir = ckpts / "mf"
+    if not (mf_dir / "config.json").is_file():
+        log(f"training mf (MiniLM) on {len(battles)} battles for the overhead benchmark")
+        epochs = 1 if settings.quick else settings.mf_epochs
+        MatrixFactorizationRouter(**MF_PARAMS, epochs=epochs, embedder=training_embedder()).fit(battles).save(mf_dir)
+    specs["mf"] = {"checkpoint": str(mf_dir)}
+    if not settings.quick:
+        specs["mf (torch backend)"] = {"checkpoint": str(mf_dir), "backend": "torch"}
+    if settings.wants("difficulty"):
+        specs["difficulty (default)"] = {"checkpoint": "default"}
     sw_dir = ckpts / "sw_ranking"
     if settings.wants("sw_ranking"):
         if not (sw_dir / "config.json").is_file():

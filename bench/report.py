@@ -550,6 +550,10 @@ def write_report(
     from bench.learning_curves import section as learning_curves_section  # its own command: bench/learning_curves.py
 
     lines += learning_curves_section(read_json(results_dir / "learning_curves.json"), out)
+    from bench.default_router import section as default_router_section  # its own command: bench/default_router.py
+
+    if default_lines := default_router_section(read_json(results_dir / "default_router.json")):
+        lines += ["", *default_lines]
     if server := read_json(results_dir / "server_load.json"):  # its own command: bench/server_load.py
         from bench.server_load import section as server_section
 

@@ -85,22 +85,26 @@ def _labelled(args: argparse.Namespace) -> tuple[list[Battle] | list[GoldenLabel
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from routellm_core.data import load_battles, load_golden_labels, training_battles
+    from routellm_core.data import load_battles, load_golden_labels, training_battles, training_labels
     from routellm_core.records import golden_to_battles
+    from routellm_core.registry import get_router_class
     from routellm_core.report import store_pair
     from routellm_core.routers.base import STRONG_REFERENCE, WEAK_REFERENCE
     from routellm_core.training import train_router
 
     params = _params(args.params)
-    battles = []
+    battles: list[Any] = []
     pair = None
     calib = _read_prompts(args.calibration_prompts) if args.calibration_prompts else None
+    # routers that learn from per-model scores (difficulty) get golden labels as they are, others their battles
+    labels = not args.init and getattr(get_router_class(args.router), "learns_from_golden_labels", False)
     if args.sources:
-        battles += training_battles(args.sources.split(","), exclude=args.exclude.split(",") if args.exclude else ())
+        exclude = args.exclude.split(",") if args.exclude else ()
+        battles += (training_labels if labels else training_battles)(args.sources.split(","), exclude=exclude)
     for path in args.battles or []:
         battles += load_battles(path)
     for path in args.golden or []:
-        battles += golden_to_battles(load_golden_labels(path))
+        battles += load_golden_labels(path) if labels else golden_to_battles(load_golden_labels(path))
     if args.feedback:
         store = _open_store(args.feedback)
         battles += store.battles()
@@ -127,9 +131,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _trained_line(args: argparse.Namespace, router: Any, battles: list[Battle]) -> str:
     """What training used, saying what it dropped (ties for mf, other pairs for a warm start)."""
     used = router.metadata.get("n_battles", len(battles))
-    ties = sum(b.winner == "tie" for b in battles)
+    ties = sum(getattr(b, "winner", None) == "tie" for b in battles)
     what = f"warm-started {router.name} from {args.init}" if args.init else f"trained {router.name}"
     parts = [f"{what} on {used} of {len(battles)} battles"]
+    if "n_golden_labels" in router.metadata:  # difficulty: golden labels as they are, plus any battles
+        parts = [f"{what} on {router.metadata['n_golden_labels']} golden labels and {used} battles"]
     if router.name == "mf" and ties:
         parts.append(f"{ties} ties dropped (mf learns from wins and losses only)")
     ignored = router.metadata.get("warm_start_ignored_battles")

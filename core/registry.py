@@ -17,6 +17,7 @@ _REGISTRY: dict[str, str] = {
     "random": "routellm_core.routers.random:RandomRouter",
     "sw_ranking": "routellm_core.routers.sw_ranking:SWRankingRouter",
     "mf": "routellm_core.routers.mf:MatrixFactorizationRouter",
+    "difficulty": "routellm_core.routers.difficulty:DifficultyRouter",
     "bert": "routellm_core.routers.bert:BertRouter",
     "causal_llm": "routellm_core.routers.causal_llm:CausalLLMRouter",
 }

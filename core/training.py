@@ -43,7 +43,7 @@ def train_router(
     Args:
         router: Registry name (``"mf"``, ``"sw_ranking"``...) or an unfitted router instance.
         battles: Training battles (may be empty with ``init``: the result then scores like the init).
-        init: Warm start: a shipped router name (``"default"``, ``"fast"``), a checkpoint folder or a fitted
+        init: Warm start: a shipped mf router name (``"fast"``), a checkpoint folder or a fitted
             router of the same type to start from. Its hyperparameters, reference pair and embedder are reused
             (``params`` override the hyperparameters; ``strong_model`` / ``weak_model`` may name your own pair,
             which starts from the init's reference models); training pulls the weights towards the init's, less

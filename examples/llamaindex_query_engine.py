@@ -8,13 +8,12 @@ Runs offline: documents are embedded with the shipped all-MiniLM-L6-v2 (``RouteL
 
 from __future__ import annotations
 
+from _demo_expectations import WIN_RATE_AND_THRESHOLD, expectation_lines
 from llama_index.core import Document, Settings, VectorStoreIndex
 from llama_index.core.instrumentation import get_dispatcher
 from llamaindex_demo_llms import DecisionLog, DemoLLM
 
 from llamaindex_routellm import RouteLLM, RouteLLMEmbedding
-from routellm_core import load_router
-from routellm_core.calibration import calibrate_threshold
 
 DOCUMENTS = [
     "The Eiffel Tower in Paris was completed in 1889 for the World's Fair. It is 330 metres tall and was the "
@@ -28,40 +27,30 @@ DOCUMENTS = [
     "A haiku is a short Japanese poem of three lines with five, seven and five syllables.",
 ]
 
+#: (query, kind): the kind is the demo author's label, used only to say whether the router agreed.
 QUERIES = [
-    "How tall is the Eiffel Tower?",
-    "What gas do plants release?",
-    "Explain why proving the Riemann hypothesis would matter for the distribution of primes, step by step.",
-    "Design a concurrency strategy for a CPU-bound Python service given the GIL, and justify the trade-offs.",
-    "How many lines does a haiku have?",
-]
-
-#: A sample of typical traffic to calibrate the threshold on (in production: a few hundred logged queries).
-SAMPLE_TRAFFIC = [
-    "When was the Eiffel Tower built?",
-    "What is chlorophyll for?",
-    "Summarise the Riemann hypothesis in one sentence.",
-    "Compare threads and processes for CPU-heavy Python code, with benchmarks to run.",
-    "Write a haiku about autumn.",
-    "Derive the prime number theorem's error term assuming the Riemann hypothesis.",
-    "What does GIL stand for?",
-    "Explain, step by step, how light reactions and the Calvin cycle are coupled.",
-    "List three famous towers in Europe.",
-    "Prove that a haiku-generating grammar is context-free or show why it is not.",
+    ("How tall is the Eiffel Tower?", "trivia"),
+    ("What gas do plants release?", "trivia"),
+    ("Explain why proving the Riemann hypothesis would matter for the distribution of primes.", "reasoning"),
+    (
+        "Our Python web service parses large JSON uploads, resizes images and calls two slow external APIs per "
+        "request; under load its p99 latency triples. Given the GIL, design a concurrency strategy (threads, "
+        "processes, asyncio or a mix), justify each choice against the workload, and say how you would measure "
+        "that it worked.",
+        "reasoning",
+    ),
+    ("How many lines does a haiku have?", "trivia"),
 ]
 
 
 def main() -> None:
-    embed_model = RouteLLMEmbedding()  # the shipped MiniLM, offline
-    router = load_router("default")  # the shipped router, RouteLLM's default
-    # The shipped calibration (strong_fraction=...) was fitted on benchmark prompts; for your own mix of
-    # strong and weak calls, calibrate the threshold on a sample of your own traffic.
-    threshold = calibrate_threshold(router, SAMPLE_TRAFFIC, strong_fraction=0.4)
+    embed_model = RouteLLMEmbedding()  # the shipped MiniLM, offline (for the documents; the router has its own)
+    # No threshold and no strong_fraction: the router's documented default, the threshold that sends half of its
+    # shipped calibration traffic to the strong model -- the same threshold as the LangChain demo.
     llm = RouteLLM(
         strong=DemoLLM("strong"),
         weak=DemoLLM("weak"),
-        router=router,
-        threshold=threshold,
+        router="default",
         route_on="rag_query",  # route on the question, not on the retrieved context around it
     )
     Settings.llm, Settings.embed_model = llm, embed_model  # never fall back to OpenAI defaults
@@ -72,13 +61,17 @@ def main() -> None:
     index = VectorStoreIndex.from_documents([Document(text=t) for t in DOCUMENTS], embed_model=embed_model)
     engine = index.as_query_engine(llm=llm, similarity_top_k=1)
 
-    print(f"router: {llm.router_name}, threshold {llm.routing_policy.threshold:.3f}\n")
-    for query in QUERIES:
+    print(f"router: {llm.router_name}, threshold {llm.routing_policy.threshold:.3f} (its calibrated 50% point)")
+    print(WIN_RATE_AND_THRESHOLD + "\n")
+    rows = []
+    for query, kind in QUERIES:
         response = engine.query(query)
         decision = log.decisions[-1]
-        print(f"Q: {query}")
+        rows.append((query, kind, decision.win_rate, decision.choice, decision.threshold))
+        print(f"Q ({kind}): {query[:100]!r}{'...' if len(query) > 100 else ''}")
         print(f"   -> {decision.choice:6s} ({decision.model}), win rate {decision.win_rate:.3f}")
-        print(f"   A: {response}\n")
+        print(f"   A: {str(response)[:140]}\n")
+    print("\n".join(expectation_lines(rows)))
 
     strong = sum(d.choice == "strong" for d in log.decisions)
     print(f"{strong}/{len(log.decisions)} queries went to the strong model")

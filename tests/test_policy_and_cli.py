@@ -104,7 +104,7 @@ def obvious_router(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 # ---- the policy --------------------------------------------------------------------------------------------
 def test_default_router_loads_offline_with_calibration(default_router) -> None:
-    assert default_router.name == "mf"
+    assert default_router.name == "difficulty"
     assert default_router.strong_model == "gpt-4-1106-preview"
     assert set(default_router.calibrated_thresholds) == {f"0.{i}" for i in range(1, 10)}
     p = default_router.predict_win_rate(PROMPTS)
@@ -222,7 +222,7 @@ def test_cli_route_strong_fraction_uses_the_shipped_calibration(
 ) -> None:
     assert main(["route", "--strong-fraction", "0.5", *PROMPTS]) == 0
     rows = _json_lines(capsys.readouterr().out)
-    assert len(rows) == len(PROMPTS) and {r["router"] for r in rows} == {"mf"}
+    assert len(rows) == len(PROMPTS) and {r["router"] for r in rows} == {"difficulty"}
     threshold = default_router.threshold_for(0.5)
     expected = default_router.predict_win_rate(PROMPTS)
     for row, p in zip(rows, expected):

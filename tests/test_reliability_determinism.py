@@ -1,8 +1,8 @@
 """Determinism: the same prompt, router and threshold give the same decision across batch sizes, call paths,
 caches and processes (win rates within 1e-6).
 
-Batch-size checks bypass the embedding cache (they use the shipped router with the raw MiniLM embedder), so every
-batch really is embedded again with different padding and grouping. The cross-process check runs a fresh Python
+Batch-size checks bypass the embedding cache (they use the shipped router with the raw static embedder), so every
+batch really is embedded again with different grouping. The cross-process check runs a fresh Python
 (another hash seed, one torch thread, another order and batch size) and compares its JSON output.
 """
 
@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from routellm_core import default_embedder, load_router
+from routellm_core import load_router
 from routellm_core.policy import RoutingPolicy
 
 ATOL = 1e-6
@@ -48,8 +48,10 @@ def scores_in_batches(router: Any, texts: list[str], size: int) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def uncached() -> Any:
-    """The shipped router with the raw (uncached) MiniLM embedder: every call embeds again."""
-    return load_router("default", embedder=default_embedder().inner)
+    """The shipped router with the raw (uncached) static embedder: every call embeds again."""
+    from routellm_core.static_embedder import StaticEmbedder
+
+    return load_router("default", embedder=StaticEmbedder())
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,8 @@ working directory). Modules, one job each:
   MATH-L5, or a user's golden-label file).
 - :mod:`~routellm_core.data.contamination`: the benchmarks' published contamination lists.
 - :mod:`~routellm_core.data.overlap`: copies of benchmark prompts inside other sources.
-- :mod:`~routellm_core.data.sources`: :func:`training_battles` from named sources, with benchmarks left out.
+- :mod:`~routellm_core.data.sources`: :func:`training_battles` (and :func:`training_labels`, the same records
+  unpaired) from named sources, with benchmarks left out.
 
 Every malformed row raises :class:`~routellm_core.errors.TrainingDataError` naming the file, the line and the
 problem. Files are parsed with ``json`` and ``csv`` only, never ``eval`` or pickle.
@@ -55,7 +56,7 @@ from routellm_core.data.corpora import (
     golden_labels_zeroeval,
 )
 from routellm_core.data.overlap import drop_eval_overlap
-from routellm_core.data.sources import training_battles
+from routellm_core.data.sources import training_battles, training_labels
 from routellm_core.data.user_files import load_battles, load_golden_labels
 from routellm_core.data.workspace import DATA_DIR_ENV, DataNotFoundError, data_dir
 
@@ -98,4 +99,5 @@ __all__ = [
     "load_mmlu",
     "load_mt_bench",
     "training_battles",
+    "training_labels",
 ]

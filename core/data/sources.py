@@ -63,6 +63,14 @@ def _sampled_battles(labels: Sequence[GoldenLabel], max_pairs: int | None, rng: 
     return battles
 
 
+def _source_records(name: str, exclude: tuple[str, ...]) -> list[Battle] | list[GoldenLabel]:
+    """One source's records (Arena's battles, every other source's golden labels), held-out benchmarks removed."""
+    if name == "arena":
+        return drop_eval_overlap(drop_contaminated(arena_battles(), exclude), exclude)
+    labels = _LABEL_SOURCES[name]()
+    return drop_eval_overlap(drop_contaminated(labels, exclude), exclude) if exclude else labels
+
+
 @functools.lru_cache(maxsize=4)
 def _training_battles(
     root: str, sources: tuple[str, ...], exclude: tuple[str, ...], max_pairs: int | None, seed: int
@@ -72,14 +80,31 @@ def _training_battles(
     for name in sources:
         if name in exclude:
             continue
+        records = _source_records(name, exclude)
         if name == "arena":
-            battles.extend(drop_eval_overlap(drop_contaminated(arena_battles(), exclude), exclude))
+            battles.extend(records)  # type: ignore[arg-type]
             continue
-        labels = _LABEL_SOURCES[name]()
-        if exclude:
-            labels = drop_eval_overlap(drop_contaminated(labels, exclude), exclude)
-        battles.extend(_sampled_battles(labels, max_pairs, rng))
+        battles.extend(_sampled_battles(records, max_pairs, rng))  # type: ignore[arg-type]
     return tuple(battles)
+
+
+@functools.lru_cache(maxsize=4)
+def _training_labels(root: str, sources: tuple[str, ...], exclude: tuple[str, ...]) -> tuple[Battle | GoldenLabel, ...]:
+    return tuple(r for name in sources if name not in exclude for r in _source_records(name, exclude))
+
+
+def training_labels(sources: Sequence[str], exclude: Sequence[str] = ()) -> list[Battle | GoldenLabel]:
+    """The records of named shared sources as they are: golden labels (every scored model kept), Arena's battles.
+
+    The same sources and the same leave-one-benchmark-out rule as :func:`training_battles`, for routers that learn
+    from per-model scores directly (``difficulty``) rather than from sampled pairs.
+
+    Raises:
+        TrainingDataError: Unknown source or benchmark name.
+    """
+    srcs = check_source_names(sources)
+    excl = tuple(sorted({check_benchmark_name(e) for e in exclude}))
+    return list(_training_labels(root(), srcs, excl))
 
 
 def training_battles(
