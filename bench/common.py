@@ -205,3 +205,17 @@ class Timer:
 
 def log(msg: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def replace_section(path: Path, heading: str, lines: list[str]) -> None:
+    """Replace the ``BENCHMARKS.md`` section that starts with ``heading`` (up to the next ``## ``), or append it,
+    leaving every other section as it is."""
+    text = path.read_text(encoding="utf-8") if path.is_file() else "# Benchmarks\n"
+    start = text.find(heading)
+    block = "\n".join(lines).rstrip() + "\n"
+    if start < 0:
+        text = text.rstrip() + "\n\n" + block
+    else:
+        end = text.find("\n## ", start + len(heading))
+        text = text[:start] + block + ("\n" + text[end + 1 :] if end >= 0 else "")
+    path.write_text(text, encoding="utf-8")

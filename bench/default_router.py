@@ -38,7 +38,17 @@ from typing import Any
 
 import numpy as np
 
-from bench.common import DEFAULT_RESULTS, REPO, SEED, Settings, log, machine_info, read_json, write_json
+from bench.common import (
+    DEFAULT_RESULTS,
+    REPO,
+    SEED,
+    Settings,
+    log,
+    machine_info,
+    read_json,
+    replace_section,
+    write_json,
+)
 from bench.quality import MF_PARAMS, PRETTY, dcrouter_bench, random_result
 from routellm_core import data
 from routellm_core.data.catalog import check_source_names
@@ -377,19 +387,6 @@ def section(res: dict[str, Any] | None) -> list[str]:
     return lines
 
 
-def update_markdown(path: Path, lines: list[str]) -> None:
-    """Replace (or append) this section of ``BENCHMARKS.md``, leaving the other sections as they are."""
-    text = path.read_text(encoding="utf-8") if path.is_file() else "# Benchmarks\n"
-    start = text.find(SECTION)
-    block = "\n".join(lines).rstrip() + "\n"
-    if start < 0:
-        text = text.rstrip() + "\n\n" + block
-    else:
-        end = text.find("\n## ", start + len(SECTION))
-        text = text[:start] + block + ("\n" + text[end + 1 :] if end >= 0 else "")
-    path.write_text(text, encoding="utf-8")
-
-
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(prog="python -m bench.default_router", description=__doc__.splitlines()[0])
     parser.add_argument("--targets", default=",".join(TARGETS), help="comma list (default: all six)")
@@ -425,7 +422,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     res["seconds"] = time.time() - start + (previous.get("seconds", 0.0) if args.skip_quality else 0.0)
     write_json(args.results_dir / "default_router.json", res)
     if args.markdown and not args.quick:
-        update_markdown(Path(args.markdown), section(read_json(args.results_dir / "default_router.json")))
+        replace_section(Path(args.markdown), SECTION, section(read_json(args.results_dir / "default_router.json")))
     return res
 
 

@@ -42,6 +42,7 @@ from bench.common import (
     log,
     machine_info,
     read_json,
+    replace_section,
     seeded_subset,
     write_json,
 )
@@ -288,19 +289,6 @@ def rel(path: str, out: Path) -> str:
         return path
 
 
-def update_markdown(path: Path, lines: list[str]) -> None:
-    """Replace (or append) this section of ``BENCHMARKS.md``, leaving every other section as it is."""
-    text = path.read_text(encoding="utf-8") if path.is_file() else "# Benchmarks\n"
-    start = text.find(SECTION)
-    block = "\n".join(lines).rstrip() + "\n"
-    if start < 0:
-        text = text.rstrip() + "\n\n" + block
-    else:
-        end = text.find("\n## ", start + len(SECTION))
-        text = text[:start] + block + ("\n" + text[end + 1 :] if end >= 0 else "")
-    path.write_text(text, encoding="utf-8")
-
-
 def run(args: argparse.Namespace) -> dict[str, Any]:
     import torch
 
@@ -334,7 +322,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     data["seconds"] = time.time() - start
     write_json(args.results_dir / "learning_curves.json", data)
     if args.markdown:
-        update_markdown(args.markdown, section(read_json(args.results_dir / "learning_curves.json"), args.markdown))
+        replace_section(
+            args.markdown, SECTION, section(read_json(args.results_dir / "learning_curves.json"), args.markdown)
+        )
     return data
 
 

@@ -22,6 +22,7 @@ from routellm_core.errors import (
     NotFittedError,
     RouteLLMError,
     ScoringError,
+    TrainingDataError,
 )
 from routellm_core.records import Battle
 
@@ -199,6 +200,14 @@ class WinRateModel(ABC):
         xs = [0.0, *[p[0] for p in points], 1.0]
         ys = [1.0, *[p[1] for p in points], 0.0]
         return float(np.interp(frac, xs, ys))
+
+    def _model_index(self, model: str) -> int:
+        """Position of ``model`` in a fitted router's ``models_`` (routers with a model space)."""
+        models: list[str] = getattr(self, "models_", [])
+        try:
+            return models.index(model)
+        except ValueError:
+            raise TrainingDataError(f"model {model!r} was not in the training data; known: {models}") from None
 
     # ---- persistence -----------------------------------------------------------------------------------
     def get_params(self) -> dict[str, Any]:

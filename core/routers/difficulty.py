@@ -328,12 +328,6 @@ class DifficultyRouter(WinRateModel):
         self._s = self._model_index(self.strong_model)
         self._wk = self._model_index(self.weak_model)
 
-    def _model_index(self, model: str) -> int:
-        try:
-            return self.models_.index(model)
-        except ValueError:
-            raise TrainingDataError(f"model {model!r} was not in the training data; known: {self.models_}") from None
-
     # ---- scoring ---------------------------------------------------------------------------------------
     def _is_fitted(self) -> bool:
         return hasattr(self, "model_coefs_")

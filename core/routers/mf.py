@@ -457,12 +457,6 @@ class MatrixFactorizationRouter(WinRateModel):
         self._u = (self.projection_.T @ delta).astype(np.float32)
         self._c = float(self.bias_[s] - self.bias_[w])
 
-    def _model_index(self, model: str) -> int:
-        try:
-            return self.models_.index(model)
-        except ValueError:
-            raise TrainingDataError(f"model {model!r} was not in the training data; known: {self.models_}") from None
-
     # ---- scoring ---------------------------------------------------------------------------------------
     def _is_fitted(self) -> bool:
         return hasattr(self, "model_vectors_")
