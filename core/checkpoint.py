@@ -98,11 +98,12 @@ def read_config(directory: str | os.PathLike[str]) -> CheckpointConfig:
 
 
 def save_tensors(directory: Path, tensors: Mapping[str, np.ndarray], filename: str = WEIGHTS_FILE) -> None:
-    """Write numpy arrays as safetensors."""
-    from safetensors.numpy import save_file
+    """Write numpy arrays as safetensors (file mode from the umask, like ``config.json``: ``save_file`` would
+    make it owner-only, so a checkpoint shipped or shared by another user could not be read)."""
+    from safetensors.numpy import save
 
     directory.mkdir(parents=True, exist_ok=True)
-    save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()}, str(directory / filename))
+    (directory / filename).write_bytes(save({k: np.ascontiguousarray(v) for k, v in tensors.items()}))
 
 
 def load_tensors(

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import pathlib
+import stat
 
 import numpy as np
 import pytest
@@ -299,3 +302,15 @@ def test_calibration_hits_the_target_fraction() -> None:
 def test_threshold_for_needs_calibration() -> None:
     with pytest.raises(CheckpointError, match="no calibrated thresholds"):
         load_router("random").threshold_for(0.3)
+
+
+def test_saved_weights_follow_the_umask_like_the_config(tmp_path: pathlib.Path) -> None:
+    from routellm_core import load_router
+
+    old = os.umask(0o022)
+    try:
+        folder = load_router("fast").save(tmp_path / "r")
+    finally:
+        os.umask(old)
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in folder.iterdir()}
+    assert modes["model.safetensors"] == modes["config.json"] == 0o644, modes
