@@ -29,22 +29,18 @@ from langchain_core.messages import AIMessage, HumanMessage
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
 from lc_fakes import children
+from li_fakes import LabelledLLM
 from llama_index.core import Document, VectorStoreIndex
 from llama_index.core.agent.workflow import FunctionAgent
 from llama_index.core.base.llms.types import (
     ChatMessage,
-    CompletionResponse,
-    CompletionResponseGen,
-    LLMMetadata,
     MessageRole,
 )
-from llama_index.core.llms import MockLLM
-from llama_index.core.llms.callbacks import llm_completion_callback
 from llama_index.core.llms.mock import MockFunctionCallingLLMWithChatMemoryOfLastCall
 from llama_index.core.tools import FunctionTool
 
 from langchain_routellm import ChatRouteLLM, RouteLLMMiddleware, RouteLLMRunnable
-from llamaindex_routellm import RouteLLM, RouteLLMEmbedding, rag_query
+from llamaindex_routellm import RouteLLM, RouteLLMEmbedding
 
 # llama_index's workflow engine inspects agents with inspect.getmembers, touching pydantic's deprecated attributes
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:inspect")
@@ -192,36 +188,6 @@ async def test_middleware_routes_agent_steps(known_router: Any, prompt: str) -> 
 
 
 # ---- LlamaIndex ---------------------------------------------------------------------------------------------
-class LabelledLLM(MockLLM):
-    """A completion ``MockLLM`` answering ``[label] <query>`` (the question of a RAG prompt), counting calls."""
-
-    label: str = "mock"
-    calls: int = 0
-
-    def __init__(self, label: str) -> None:
-        super().__init__()
-        self.label = label
-
-    @property
-    def metadata(self) -> LLMMetadata:
-        return LLMMetadata(model_name=f"{self.label}-model")
-
-    @llm_completion_callback()
-    def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
-        self.calls += 1
-        return CompletionResponse(text=f"[{self.label}] {rag_query(prompt).strip()}")
-
-    @llm_completion_callback()
-    def stream_complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponseGen:
-        answer = self.complete(prompt).text
-
-        def gen() -> CompletionResponseGen:
-            for end in range(0, len(answer), 4):
-                yield CompletionResponse(text=answer[: end + 4], delta=answer[end : end + 4])
-
-        return gen()
-
-
 @pytest.fixture(params=["default", "strong_fraction=0.5"])
 def index_llm(request: pytest.FixtureRequest, known_router: Any) -> RouteLLM:
     options = {} if request.param == "default" else {"strong_fraction": 0.5}

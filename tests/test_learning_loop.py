@@ -16,7 +16,8 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 from lc_fakes import ToolEchoChatModel
-from llama_index.core.base.llms.types import CompletionResponse, CompletionResponseGen, LLMMetadata
+from li_fakes import LabelledLLM
+from llama_index.core.base.llms.types import CompletionResponse
 from llama_index.core.llms import MockLLM
 from llama_index.core.llms.callbacks import llm_completion_callback
 
@@ -181,35 +182,6 @@ def test_options_are_checked(fast: Any, tmp_path: Path) -> None:
     assert named.invoke(PROMPTS[0]).text
 
 
-class SideLLM(MockLLM):
-    """A LlamaIndex child that answers ``[label] <prompt>``."""
-
-    label: str = "side"
-
-    def __init__(self, label: str) -> None:
-        super().__init__()
-        self.label = label
-
-    @property
-    def metadata(self) -> LLMMetadata:
-        return LLMMetadata(model_name=f"{self.label}-model")
-
-    @llm_completion_callback()
-    def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
-        return CompletionResponse(text=f"[{self.label}] {prompt[-40:]}")
-
-    @llm_completion_callback()
-    def stream_complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponseGen:
-        words = self.complete(prompt).text.split(" ")
-
-        def gen() -> CompletionResponseGen:
-            for i, word in enumerate(words):
-                delta = word if i == 0 else f" {word}"
-                yield CompletionResponse(text=" ".join(words[: i + 1]), delta=delta)
-
-        return gen()
-
-
 class JudgeLLM(MockLLM):
     """A LlamaIndex LLM used as the judge (through ``achat``): picks the answer written by the strong side."""
 
@@ -222,8 +194,8 @@ class JudgeLLM(MockLLM):
 async def test_llamaindex_loop_with_a_judge_llm(fast: Any, tmp_path: Path) -> None:
     policy = RoutingPolicy(fast, threshold=ALWAYS_WEAK)
     llm = RouteLLM(
-        strong=SideLLM("strong"),
-        weak=SideLLM("weak"),
+        strong=LabelledLLM("strong"),
+        weak=LabelledLLM("weak"),
         router=policy,
         feedback=tmp_path / "fb.db",
         judge=JudgeLLM(),

@@ -11,9 +11,10 @@ from typing import Any
 
 import numpy as np
 import pytest
+from li_fakes import LabelledLLM
 from llama_index.core import Document, Settings, VectorStoreIndex
 from llama_index.core.agent.workflow import AgentWorkflow, FunctionAgent, ToolCallResult
-from llama_index.core.base.llms.types import CompletionResponse, CompletionResponseGen, LLMMetadata
+from llama_index.core.base.llms.types import CompletionResponse, CompletionResponseGen
 from llama_index.core.bridge.pydantic import Field
 from llama_index.core.instrumentation import get_dispatcher
 from llama_index.core.instrumentation.event_handlers import BaseEventHandler
@@ -39,36 +40,6 @@ DOCUMENTS = {
     "gil": "Python's Global Interpreter Lock lets only one thread run Python bytecode at a time.",
     "haiku": "A haiku is a Japanese poem of three lines with five, seven and five syllables.",
 }
-
-
-class LabelledLLM(MockLLM):
-    """``MockLLM`` that answers ``[label] <the query>`` and records the prompts it got."""
-
-    label: str = "mock"
-    prompts: list[str] = Field(default_factory=list)
-
-    def __init__(self, label: str) -> None:
-        super().__init__()
-        self.label = label
-
-    @property
-    def metadata(self) -> LLMMetadata:
-        return LLMMetadata(model_name=f"{self.label}-model")
-
-    @llm_completion_callback()
-    def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
-        self.prompts.append(prompt)
-        return CompletionResponse(text=f"[{self.label}] {rag_query(prompt).strip()}")
-
-    @llm_completion_callback()
-    def stream_complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponseGen:
-        answer = self.complete(prompt).text
-
-        def gen() -> CompletionResponseGen:
-            yield CompletionResponse(text=answer[:3], delta=answer[:3])
-            yield CompletionResponse(text=answer, delta=answer[3:])
-
-        return gen()
 
 
 class Recorder(BaseEventHandler):
