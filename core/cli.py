@@ -254,7 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--battles", action="append", help="your battles file (JSONL/CSV); repeatable")
     t.add_argument("--golden", action="append", help="your golden-label file (JSONL/CSV); repeatable")
     t.add_argument("--feedback", help="a feedback store (SQLite) of labelled traffic; its prompts calibrate")
-    t.add_argument("--init", help="warm start from this router: a shipped name (default, fast) or a checkpoint")
+    t.add_argument("--init", help="warm start from this router: the shipped fast router or an mf checkpoint")
     t.add_argument("--strong-model", help="strong model of the pair (default: the store's pair, the init's, or GPT-4)")
     t.add_argument("--weak-model", help="weak model of the pair (default: the store's, the init's, or Mixtral)")
     t.add_argument("--params", help="router parameters as JSON, e.g. '{\"epochs\": 20}'")
