@@ -15,20 +15,11 @@ from routellm_core._optional import requires_extra
 from routellm_core.checkpoint import CheckpointConfig, load_tensors
 from routellm_core.errors import CheckpointError, EmbeddingError, InvalidInputError, TrainingDataError
 from routellm_core.records import Battle
+from routellm_core.routers import _warm as warm
 from routellm_core.routers._battles import battle_arrays
 from routellm_core.routers.base import WinRateModel
 
 logger = logging.getLogger(__name__)
-
-#: Newton iterations of the warm-start fit (it converges in 5-10).
-_WARM_ITERATIONS = 50
-#: L2 precision of the warm start's intercept correction (keeps it finite when every label goes one way).
-_WARM_BIAS_PRIOR = 1.0
-#: Cross-validated choice of the warm start's prior: from this many labelled prompts on, over these folds, among
-#: these multiples of ``warm_prior`` and "no update" (see ``_select_prior``).
-_WARM_CV_MIN_PROMPTS = 50
-_WARM_CV_FOLDS = 5
-_WARM_CV_MULTIPLIERS = (10.0, 1.0, 0.1)
 
 
 @dataclass(frozen=True)
@@ -227,11 +218,11 @@ class MatrixFactorizationRouter(WinRateModel):
             index = {p: i for i, p in enumerate(arr.prompts)}
             share = np.array([0.5 if b.winner == "tie" else float(self._strong_won(b)) for b in mine])
             rows = np.array([index[b.prompt] for b in mine])
-            multiplier, cv = self._select_prior(emb, rows, share)
-            fitted.update(prior_multiplier=multiplier, cv_apgr=cv)
-            if multiplier is not None:
-                keep = share != 0.5
-                theta = self._solve_pair(emb[rows[keep]], share[keep], multiplier)
+            z0 = emb @ self._u.astype(np.float64) + self._c
+            prior = warm.Prior(scale=self.warm_scale_prior, delta=self.warm_prior)
+            theta, info = warm.fit(z0, emb, rows, share, prior, self.seed)
+            fitted.update(info)
+            if theta is not None:
                 fitted["scale"] = float(theta[0])
                 self._apply_pair(theta)
         self.metadata.update(
@@ -247,63 +238,6 @@ class MatrixFactorizationRouter(WinRateModel):
 
     def _strong_won(self, battle: Battle) -> bool:
         return (battle.winner == "model_a") == (battle.model_a == self.strong_model)
-
-    def _select_prior(
-        self, emb: np.ndarray, rows: np.ndarray, share: np.ndarray
-    ) -> tuple[float | None, dict[str, float] | None]:
-        """Pick the prior's strength by cross-validation on the labels, the init itself (``None``) among them.
-
-        With at least ``_WARM_CV_MIN_PROMPTS`` labelled prompts, each candidate multiplier of ``warm_prior`` and
-        "no update" is scored by the APGR of its out-of-fold scores on the labelled prompts, with the strong
-        model's win share (ties 1/2) as their quality; the best wins, the init on a tie. Fewer labels keep
-        ``warm_prior`` as it is (multiplier 1).
-        """
-        from routellm_core.data import Benchmark
-        from routellm_core.evaluation import apgr
-
-        prompt_rows, inverse = np.unique(rows, return_inverse=True)
-        if len(prompt_rows) < _WARM_CV_MIN_PROMPTS:
-            return 1.0, None
-        strong = np.bincount(inverse, weights=share) / np.bincount(inverse)
-        if strong.mean() <= 0.5:  # no gap to recover on these labels: nothing to select on
-            return 1.0, None
-        labels = Benchmark("labels", tuple(map(str, prompt_rows)), strong, 1.0 - strong)
-        fold_of = np.random.default_rng(self.seed).permutation(len(prompt_rows)) % _WARM_CV_FOLDS
-        z0 = emb[prompt_rows] @ self._u.astype(np.float64) + self._c
-        candidates: dict[float | None, np.ndarray] = {None: z0}
-        for multiplier in _WARM_CV_MULTIPLIERS:
-            oof = z0.copy()
-            for f in range(_WARM_CV_FOLDS):
-                train = (fold_of[inverse] != f) & (share != 0.5)
-                if not train.any():
-                    continue
-                theta = self._solve_pair(emb[rows[train]], share[train], multiplier)
-                test = fold_of == f
-                oof[test] = theta[0] * z0[test] + emb[prompt_rows[test]] @ theta[1:-1] + theta[-1]
-            candidates[multiplier] = oof
-        cv = {m: apgr(oof, labels) for m, oof in candidates.items()}
-        best = max(cv, key=lambda m: cv[m])
-        return best, {("init" if m is None else f"{m:g}"): round(v, 5) for m, v in cv.items()}
-
-    def _solve_pair(self, emb: np.ndarray, strong_won: np.ndarray, multiplier: float) -> np.ndarray:
-        """``(a, δ, δc)`` of ``z = a z0 + e·δ + δc`` by penalised logistic regression (Newton's method)."""
-        z0 = emb @ self._u.astype(np.float64) + self._c
-        design = np.hstack([z0[:, None], emb, np.ones((len(emb), 1))])
-        prior_mean = np.zeros(design.shape[1])
-        prior_mean[0] = 1.0
-        precision = np.concatenate(
-            [[self.warm_scale_prior], np.full(emb.shape[1], self.warm_prior * multiplier), [_WARM_BIAS_PRIOR]]
-        )
-        theta = prior_mean.copy()
-        for _ in range(_WARM_ITERATIONS):
-            p = 0.5 * (1.0 + np.tanh(0.5 * (design @ theta)))  # the logistic function, without overflow
-            grad = design.T @ (p - strong_won) + precision * (theta - prior_mean)
-            hess = (design * (p * (1.0 - p))[:, None]).T @ design + np.diag(precision)
-            step = np.linalg.solve(hess, grad)
-            theta -= step
-            if np.abs(step).max() < 1e-10:
-                break
-        return theta
 
     def _apply_pair(self, theta: np.ndarray) -> None:
         """Write ``z = a z0 + e·δ + δc`` into the factors: a rank-one update of W and the pair's two biases."""
@@ -325,18 +259,7 @@ class MatrixFactorizationRouter(WinRateModel):
 
     def _warm_state(self, init: MatrixFactorizationRouter, battles: Sequence[Battle]) -> _State:
         """The init's weights over the model list this fit needs (the init's models, then any new ones)."""
-        if not isinstance(init, MatrixFactorizationRouter):
-            raise CheckpointError(
-                f"mf can only warm-start from an mf router, got {getattr(init, 'name', type(init).__name__)!r}"
-            )
-        if not init._is_fitted():
-            raise CheckpointError("the init router is not fitted: load a checkpoint or fit it first")
-        mine, theirs = self.get_embedder().name, init.get_embedder().name
-        if mine != theirs:
-            raise CheckpointError(
-                f"embedder mismatch: the init router was trained in {theirs!r} space, this router embeds with "
-                f"{mine!r}; warm-start with the init's embedder"
-            )
+        warm.check_init(self, init)
         if init.projection_.shape[0] != self.dim:
             raise CheckpointError(f"the init router has dim {init.projection_.shape[0]}, this router dim {self.dim}")
         wanted = {b.model_a for b in battles} | {b.model_b for b in battles} | {self.strong_model, self.weak_model}
