@@ -93,6 +93,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from routellm_core.training import train_router
 
     params = _params(args.params)
+    if args.router is None and not args.init:
+        args.router = "mf"
     battles: list[Any] = []
     pair = None
     calib = _read_prompts(args.calibration_prompts) if args.calibration_prompts else None
@@ -136,8 +138,8 @@ def _trained_line(args: argparse.Namespace, router: Any, battles: list[Battle]) 
     parts = [f"{what} on {used} of {len(battles)} battles"]
     if "n_golden_labels" in router.metadata:  # difficulty: golden labels as they are, plus any battles
         parts = [f"{what} on {router.metadata['n_golden_labels']} golden labels and {used} battles"]
-    if router.name == "mf" and ties:
-        parts.append(f"{ties} ties dropped (mf learns from wins and losses only)")
+    if ties and (router.name == "mf" or args.init):
+        parts.append(f"{ties} ties dropped ({router.name} learns from wins and losses only)")
     ignored = router.metadata.get("warm_start_ignored_battles")
     if ignored:
         parts.append(f"{ignored} battles not between {router.strong_model} and {router.weak_model} ignored")
@@ -246,7 +248,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train a router from shared sources and/or your own data")
-    t.add_argument("--router", default="mf", help="registry name: mf, sw_ranking, bert, causal_llm")
+    t.add_argument(
+        "--router",
+        help="registry name: mf, difficulty, sw_ranking, bert, causal_llm (default: mf, or the --init router's type)",
+    )
     t.add_argument(
         "--sources", help="comma list of shared sources: mmlu,gsm8k,mt_bench,dcrouter,mmlu_pro,arena,crux,math_l5"
     )
@@ -254,7 +259,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--battles", action="append", help="your battles file (JSONL/CSV); repeatable")
     t.add_argument("--golden", action="append", help="your golden-label file (JSONL/CSV); repeatable")
     t.add_argument("--feedback", help="a feedback store (SQLite) of labelled traffic; its prompts calibrate")
-    t.add_argument("--init", help="warm start from this router: the shipped fast router or an mf checkpoint")
+    t.add_argument(
+        "--init",
+        help="warm start from this router: a shipped one (default: difficulty; fast: mf) or a checkpoint folder of "
+        "the same type as --router",
+    )
     t.add_argument("--strong-model", help="strong model of the pair (default: the store's pair, the init's, or GPT-4)")
     t.add_argument("--weak-model", help="weak model of the pair (default: the store's, the init's, or Mixtral)")
     t.add_argument("--params", help="router parameters as JSON, e.g. '{\"epochs\": 20}'")

@@ -29,7 +29,7 @@ def training_embedder(name: str = MINILM_NAME) -> Embedder:
 
 
 def train_router(
-    router: str | WinRateModel,
+    router: str | WinRateModel | None,
     battles: Sequence[Battle],
     *,
     init: str | os.PathLike[str] | WinRateModel | None = None,
@@ -41,14 +41,17 @@ def train_router(
     """Build (by registry name) or take a router, fit it on ``battles`` and optionally calibrate it.
 
     Args:
-        router: Registry name (``"mf"``, ``"sw_ranking"``...) or an unfitted router instance.
+        router: Registry name (``"mf"``, ``"difficulty"``...) or an unfitted router instance; ``None`` with
+            ``init``: the init's type.
         battles: Training battles (may be empty with ``init``: the result then scores like the init).
-        init: Warm start: a shipped mf router name (``"fast"``), a checkpoint folder or a fitted
-            router of the same type to start from. Its hyperparameters, reference pair and embedder are reused
-            (``params`` override the hyperparameters; ``strong_model`` / ``weak_model`` may name your own pair,
-            which starts from the init's reference models); training pulls the weights towards the init's, less
-            as labels grow (mf's ``prior_strength``). Thresholds are recalibrated on ``calibration_prompts``, or
-            on the battles' prompts when there are at least ``MIN_CALIBRATION_PROMPTS`` of them.
+        init: Warm start: a shipped router name (``"default"``: difficulty, ``"fast"``: mf), a checkpoint
+            folder or a fitted router of the same type to start from (``mf`` and ``difficulty`` warm-start).
+            Its hyperparameters, reference pair and embedder are reused (``params`` override the
+            hyperparameters; ``strong_model`` / ``weak_model`` may name your own pair, which starts from the
+            init's reference models); training refits the pair's logit on your battles, pulled towards the
+            init's, less as labels grow (``warm_prior``, its strength chosen by cross-validation). Thresholds are
+            recalibrated on ``calibration_prompts``, or on the battles' prompts when there are at least
+            ``MIN_CALIBRATION_PROMPTS`` of them.
         embedder: Embedder for routers that embed text; the disk-cached MiniLM when ``None`` (the init's with
             ``init``; another one is refused).
         calibration_prompts: If given, thresholds for ``fractions`` are computed on them and stored.
@@ -62,6 +65,8 @@ def train_router(
     """
     if init is not None:
         return _warm_start(router, battles, init, embedder, calibration_prompts, fractions, params)
+    if router is None:
+        raise InvalidInputError("name the router to train (router=None needs init= to take its type from)")
     if isinstance(router, str):
         _check_params(get_router_class(router), params)
     model = load_router(router, **params) if isinstance(router, str) else router
@@ -74,7 +79,7 @@ def train_router(
 
 
 def _warm_start(
-    router: str | WinRateModel,
+    router: str | WinRateModel | None,
     battles: Sequence[Battle],
     init: str | os.PathLike[str] | WinRateModel,
     embedder: Embedder | None,
@@ -83,7 +88,7 @@ def _warm_start(
     params: dict[str, Any],
 ) -> WinRateModel:
     start = _load_init(init)
-    name = router if isinstance(router, str) else router.name
+    name = start.name if router is None else router if isinstance(router, str) else router.name
     if name != start.name:
         raise CheckpointError(f"cannot warm-start a {name!r} router from a {start.name!r} router ({_label(init)})")
     if "init" not in inspect.signature(type(start).fit).parameters:
@@ -93,7 +98,7 @@ def _warm_start(
             f"embedder mismatch: the init {_label(init)} was trained with {start.get_embedder().name!r}, "
             f"but {embedder.name!r} was given; drop embedder= to reuse the init's"
         )
-    if isinstance(router, str):
+    if not isinstance(router, WinRateModel):
         cls = type(start)
         _check_params(cls, params)
         settings = {"strong_model": start.strong_model, "weak_model": start.weak_model, **start.get_params()}

@@ -390,9 +390,10 @@ def test_cli_bad_input_is_one_clear_line(tmp_path: Path, capsys, args: list[str]
     assert not (tmp_path / "o").exists()  # nothing trained, nothing saved
 
 
-def test_cli_train_feedback_init_warm_starts_on_the_store(tmp_path: Path, capsys) -> None:
-    """``train --feedback store.db --init fast``: the store's pair, its prompts for calibration, and a count that
-    says which battles were used and that ties were dropped."""
+@pytest.mark.parametrize(("init", "kind"), [("fast", "mf"), ("default", "difficulty")])
+def test_cli_train_feedback_init_warm_starts_on_the_store(tmp_path: Path, capsys, init: str, kind: str) -> None:
+    """``train --feedback store.db --init fast|default``: the init's router type, the store's pair, its prompts for
+    calibration, and a count that says which battles were used and that ties were dropped."""
     from routellm_core.feedback import DecisionRecord, FeedbackStore
 
     store = FeedbackStore(tmp_path / "store.db")
@@ -401,13 +402,14 @@ def test_cli_train_feedback_init_warm_starts_on_the_store(tmp_path: Path, capsys
         record = DecisionRecord(decision_id=f"c{i}", strong_model="gpt-4o", weak_model="gpt-4o-mini", served="weak")
         store.add(prompt, "gpt-4o", "gpt-4o-mini", winner, source="judge", judge="j", record=record)
     out = tmp_path / "mine"
-    assert main(["train", "--feedback", str(tmp_path / "store.db"), "--init", "fast", "--out", str(out)]) == 0
+    assert main(["train", "--feedback", str(tmp_path / "store.db"), "--init", init, "--out", str(out)]) == 0
     line = capsys.readouterr().out.strip()
     assert line == (
-        "warm-started mf from fast on 16 of 20 battles; 4 ties dropped (mf learns from wins and losses only); "
-        f"thresholds recalibrated on 20 prompts -> {out}"
+        f"warm-started {kind} from {init} on 16 of 20 battles; 4 ties dropped ({kind} learns from wins and losses "
+        f"only); thresholds recalibrated on 20 prompts -> {out}"
     )
     router = load_router(out)
+    assert router.name == kind
     assert (router.strong_model, router.weak_model) == ("gpt-4o", "gpt-4o-mini")
     hard, easy = router.predict_win_rate(UNSEEN_HARD), router.predict_win_rate(UNSEEN_EASY)
     assert hard.min() > easy.max()  # the labels, not only the init, decide

@@ -1,4 +1,5 @@
-"""Warm-started training: ``train_router("mf", battles, init=...)`` starts from a shipped or saved router."""
+"""Warm-started training: ``train_router(..., init=...)`` starts from a shipped (``fast``: mf, ``default``:
+difficulty) or saved router."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import pytest
 from routellm_core import Battle, CheckpointError, InvalidInputError, load_router
 from routellm_core.embedders import MINILM_NAME, embedder_from_name
 from routellm_core.evaluation import evaluate, evaluate_router
+from routellm_core.routers.base import WinRateModel
+from routellm_core.routers.difficulty import DifficultyRouter
 from routellm_core.routers.mf import MatrixFactorizationRouter
 from routellm_core.routers.random import RandomRouter
 from routellm_core.training import train_router
@@ -31,45 +34,82 @@ def fast() -> MatrixFactorizationRouter:
     return router
 
 
+@pytest.fixture(scope="module")
+def default() -> DifficultyRouter:
+    router = load_router("default")
+    assert isinstance(router, DifficultyRouter)
+    return router
+
+
+@pytest.fixture(params=["fast", "default"])
+def shipped(request, fast, default) -> tuple[str, WinRateModel]:
+    """Each shipped router that warm-starts: its name and the loaded router."""
+    return request.param, {"fast": fast, "default": default}[request.param]
+
+
 def obvious_battles(strong: str, weak: str, n: int) -> list[Battle]:
     return [Battle(prompt=p, model_a=strong, model_b=weak, winner="model_b") for p in GREETINGS[:n]] + [
         Battle(prompt=p, model_a=weak, model_b=strong, winner="model_b") for p in PROOFS[:n]
     ]
 
 
-def test_no_labels_scores_exactly_like_the_init(fast) -> None:
-    expected = fast.predict_win_rate(PROMPTS)
-    assert np.array_equal(train_router("mf", [], init="fast").predict_win_rate(PROMPTS), expected)
+def test_no_labels_scores_exactly_like_the_init(shipped) -> None:
+    name, init = shipped
+    expected = init.predict_win_rate(PROMPTS)
+    assert np.array_equal(train_router(init.name, [], init=name).predict_win_rate(PROMPTS), expected)
+    assert np.array_equal(train_router(None, [], init=name).predict_win_rate(PROMPTS), expected)  # init's type
     # ties only, and a pair of the user's own models the init never saw: still the init's scores
-    ties = [Battle(prompt=p, model_a="gpt-4o", model_b="gpt-4o-mini", winner="tie") for p in PROMPTS]
-    router = train_router("mf", ties, init=fast, strong_model="gpt-4o", weak_model="gpt-4o-mini")
+    ties = [Battle(prompt=p, model_a="my-large", model_b="my-small", winner="tie") for p in PROMPTS]
+    router = train_router(init.name, ties, init=init, strong_model="my-large", weak_model="my-small")
     assert np.array_equal(router.predict_win_rate(PROMPTS), expected)
-    assert router.strong_model == "gpt-4o" and router.metadata["warm_start"]["init"] == "mf"
-    assert router.calibrated_thresholds == fast.calibrated_thresholds  # 5 prompts are too few to recalibrate
+    assert router.strong_model == "my-large" and router.metadata["warm_start"]["init"] == init.name
+    assert router.calibrated_thresholds == init.calibrated_thresholds  # 5 prompts are too few to recalibrate
 
 
-def test_warm_start_learns_the_labels_of_a_new_pair_and_round_trips(fast, tmp_path) -> None:
+def test_warm_start_learns_the_labels_of_a_new_pair_and_round_trips(shipped, tmp_path) -> None:
+    name, init = shipped
     battles = obvious_battles("gpt-4o", "gpt-4o-mini", 30)
-    router = train_router("mf", battles, init="fast", strong_model="gpt-4o", weak_model="gpt-4o-mini")
+    router = train_router(init.name, battles, init=name, strong_model="gpt-4o", weak_model="gpt-4o-mini")
     unseen = [GREETINGS[35], PROOFS[35]]
     greeting, proof = router.predict_win_rate(unseen)
     assert proof > 0.7 > 0.3 > greeting  # the init alone cannot tell them apart this clearly
-    before = fast.predict_win_rate(unseen)
+    before = init.predict_win_rate(unseen)
     assert abs(before[1] - before[0]) < proof - greeting
-    assert router.embedder is fast.embedder  # the init's embedder is reused
+    assert router.get_embedder().name == init.get_embedder().name  # the init's embedder is reused
     # thresholds recalibrated on the 60 training prompts: 0.5 sends half of them to strong
     assert router.metadata["calibrated_on_prompts"] == 60 and len(router.calibrated_thresholds) == 9
     scores = router.predict_win_rate(GREETINGS[:30] + PROOFS[:30])
     assert np.mean(scores >= router.threshold_for(0.5)) == pytest.approx(0.5, abs=0.02)
     loaded = load_router(router.save(tmp_path / "mine"))
     assert np.array_equal(loaded.predict_win_rate(unseen), router.predict_win_rate(unseen))
-    assert loaded.metadata["warm_start"]["init"] == "fast"
-    # a later warm start from the saved folder works the same way
-    again = train_router("mf", [], init=tmp_path / "mine")
+    assert loaded.metadata["warm_start"]["init"] == name
+    # a later warm start from the saved folder works the same way, and so do labels on top of it
+    again = train_router(None, [], init=tmp_path / "mine")
     assert np.array_equal(again.predict_win_rate(unseen), router.predict_win_rate(unseen))
+    flipped = [Battle(prompt=b.prompt, model_a=b.model_a, model_b=b.model_b, winner="model_a") for b in battles]
+    undone = train_router(None, flipped * 3, init=tmp_path / "mine")
+    greeting2, proof2 = undone.predict_win_rate(unseen)
+    assert proof2 - greeting2 < proof - greeting  # the new labels contradict the first ones: the gap shrinks
 
 
-def test_few_contradicting_labels_stay_within_noise_of_the_init(fast, shared_data_dir) -> None:
+def test_difficulty_pairwise_win_rate_of_the_warm_pair(default) -> None:
+    """The warm-started pair scores through its correction in ``pairwise_win_rate`` too, either way round; other
+    pairs keep the init's profiles."""
+    battles = obvious_battles("gpt-4o", "gpt-4o-mini", 30)
+    router = train_router("difficulty", battles, init=default, strong_model="gpt-4o", weak_model="gpt-4o-mini")
+    unseen = [GREETINGS[35], PROOFS[35]]
+    np.testing.assert_allclose(
+        router.pairwise_win_rate(unseen, "gpt-4o", "gpt-4o-mini"), router.predict_win_rate(unseen)
+    )
+    np.testing.assert_allclose(
+        router.pairwise_win_rate(unseen, "gpt-4o-mini", "gpt-4o"), 1 - router.predict_win_rate(unseen)
+    )
+    other = (default.strong_model, default.weak_model)
+    np.testing.assert_allclose(router.pairwise_win_rate(unseen, *other), default.predict_win_rate(unseen))
+
+
+@pytest.mark.parametrize("name", ["fast", "default"])
+def test_few_contradicting_labels_stay_within_noise_of_the_init(name, fast, default, shared_data_dir) -> None:
     """16 labels that contradict GSM8K's truth must not cost the init more than the noise on 1,267 held-out
     prompts (the test measures that noise by bootstrap); with the priors turned off the same labels do."""
     from routellm_core.data import load_benchmark
@@ -89,7 +129,8 @@ def test_few_contradicting_labels_stay_within_noise_of_the_init(fast, shared_dat
         if gain[i] != 0
     ]
     assert len(flipped) == 16
-    scores = fast.predict_win_rate(list(held_out.prompts))
+    init = {"fast": fast, "default": default}[name]
+    scores = init.predict_win_rate(list(held_out.prompts))
     init_apgr = evaluate(scores, held_out).apgr
     rng = np.random.default_rng(1)
     boot = []
@@ -100,13 +141,13 @@ def test_few_contradicting_labels_stay_within_noise_of_the_init(fast, shared_dat
     assert init_apgr > 0.55 and noise < 0.06
 
     pair = {"strong_model": bench.strong_model, "weak_model": bench.weak_model}
-    warm = train_router("mf", flipped, init=fast, **pair)
+    warm = train_router(init.name, flipped, init=init, **pair)
     assert evaluate_router(warm, held_out).apgr >= init_apgr - noise
-    loose = train_router("mf", flipped, init=fast, warm_prior=1e-2, warm_scale_prior=1e-2, **pair)
+    loose = train_router(init.name, flipped, init=init, warm_prior=1e-2, warm_scale_prior=1e-2, **pair)
     assert evaluate_router(loose, held_out).apgr < init_apgr - noise  # the check above can fail
 
 
-def test_refuses_another_router_type_or_embedding_space(fast) -> None:
+def test_refuses_another_router_type_or_embedding_space(fast, default) -> None:
     battles = obvious_battles(fast.strong_model, fast.weak_model, 5)
     with pytest.raises(CheckpointError, match="cannot warm-start a 'mf' router from a 'random' router"):
         train_router("mf", battles, init=RandomRouter())
@@ -121,6 +162,36 @@ def test_refuses_another_router_type_or_embedding_space(fast) -> None:
         train_router("mf", battles, init="no-such-router")
     with pytest.raises(CheckpointError, match="dim"):
         train_router("mf", battles, init="fast", dim=64)
+    with pytest.raises(CheckpointError, match="cannot warm-start a 'mf' router from a 'difficulty' router"):
+        train_router("mf", battles, init="default")
+    with pytest.raises(CheckpointError, match="difficulty can only warm-start from a difficulty router"):
+        DifficultyRouter().fit(battles, init=fast)
+    with pytest.raises(CheckpointError, match="embedder mismatch"):
+        DifficultyRouter(embedder=minilm).fit(battles, init=default)
+    with pytest.raises(CheckpointError, match="not fitted"):
+        DifficultyRouter().fit(battles, init=DifficultyRouter())
+    with pytest.raises(InvalidInputError, match="init="):
+        train_router(None, battles)
+
+
+def test_a_corrupt_difficulty_correction_is_refused(default, tmp_path) -> None:
+    import json
+
+    from safetensors.numpy import load_file, save_file
+
+    battles = obvious_battles(default.strong_model, default.weak_model, 10)
+    router = train_router("difficulty", battles, init=default)
+    folder = router.save(tmp_path / "mine")
+    assert router.metadata["pair_correction"] is True
+    tensors = load_file(str(folder / "model.safetensors"))
+    save_file({**tensors, "pair_correction": tensors["pair_correction"][:-1]}, str(folder / "model.safetensors"))
+    with pytest.raises(CheckpointError, match="pair_correction has shape"):
+        load_router(folder)
+    config = json.loads((folder / "config.json").read_text())
+    config["metadata"]["pair_correction"] = "yes"
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match="pair_correction must be true or false"):
+        load_router(folder)
 
 
 def test_hyperparameters_are_checked_before_training(fast) -> None:
@@ -131,3 +202,5 @@ def test_hyperparameters_are_checked_before_training(fast) -> None:
         train_router("mf", battles, embedder=fast.embedder, epoch=3)
     with pytest.raises(InvalidInputError, match="'warm_prior' = 0"):
         train_router("mf", battles, init=fast, warm_prior=0)
+    with pytest.raises(InvalidInputError, match="difficulty parameter 'warm_scale_prior' = -1"):
+        train_router("difficulty", battles, init="default", warm_scale_prior=-1)
