@@ -4,10 +4,15 @@ The benchmark's own golden labels play the user's traffic: for each seed, ``k`` 
 labels and the rest of it is the test set. On each test set we measure
 
 - **warm start**: the k=0 router warm-started on the ``k`` labels (``fit(battles, init=...)``, defaults);
-- **scratch**: the same recipe trained on the ``k`` labels alone (mf from random weights);
-- **k=0**: the router before any label: mf on the ``fast`` recipe (static embedder, the shipped hyperparameters)
-  trained on the shared sources with the benchmark left out (protocol (a) of ``bench/quality.py``; DC-Router:
-  every source with the test prompts removed), so it never saw the benchmark;
+- **scratch**: the same recipe trained on the ``k`` labels alone;
+- **k=0**: the router before any label, trained with the benchmark left out (DC-Router: every source with the
+  test prompts removed), so it never saw the benchmark. Two recipes (``--recipe``):
+
+  - ``fast``: mf on the static embedder with the shipped hyperparameters, trained on the battles of
+    ``SOURCES`` (protocol (a) of ``bench/quality.py``); scratch is mf from random weights;
+  - ``default``: the shipped ``default``'s recipe (``DifficultyRouter()``), trained on the golden labels of
+    every shared training source (protocol (a) of ``bench/default_router.py``); scratch is a difficulty router
+    on the ``k`` golden labels;
 - **length** and **random** (the registry's random router, 10 seeds), as in ``bench/quality.py``.
 
 Five seeds; the tables give mean ± sd. ``k`` stops where fewer than 20% of the benchmark (or 20 prompts) would be
@@ -16,8 +21,9 @@ left to test on (MT Bench: k <= 50). Targets (issue 11): the warm start never be
 in-domain 5-fold figure, which is protocol (b) of ``bench/quality.py`` for this recipe (the k=0 training set plus
 4/5 of the benchmark's labels per fold, pooled out-of-fold scores over the whole benchmark).
 
-Run: ``python -m bench.learning_curves [--quick]`` (about 5 minutes on 2 cores); writes
-``bench/results/learning_curves.json``, ``bench/plots/learning_curves.png`` and its section of ``BENCHMARKS.md``.
+Run: ``python -m bench.learning_curves [--recipe fast|default] [--quick]`` (about 5 minutes on 2 cores); writes
+``bench/results/learning_curves[_default].json``, ``bench/plots/learning_curves[_default].png`` and the recipe's
+section of ``BENCHMARKS.md``.
 """
 
 from __future__ import annotations
@@ -25,7 +31,8 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -47,10 +54,12 @@ from bench.common import (
     write_json,
 )
 from bench.quality import MF_PARAMS, PRETTY, dcrouter_bench, random_result
-from routellm_core.data import Benchmark, load_benchmark, training_battles
+from routellm_core.data import TRAINING_SOURCES, Benchmark, load_benchmark, training_battles, training_labels
 from routellm_core.errors import TrainingDataError
 from routellm_core.evaluation import evaluate, length_scores
-from routellm_core.records import Battle, golden_to_battles, limit_prompts_per_source
+from routellm_core.records import GoldenLabel, golden_to_battles, limit_prompts_per_source
+from routellm_core.routers.base import WinRateModel
+from routellm_core.routers.difficulty import DifficultyRouter
 from routellm_core.routers.mf import MatrixFactorizationRouter
 
 BENCHMARKS: tuple[str, ...] = ("mmlu", "gsm8k", "mt_bench", "dcrouter", "crux", "math_l5")
@@ -62,7 +71,70 @@ FOLDS = 5
 TARGET_K = 200
 TARGET_GAP = 0.02
 ROUTERS = ("warm start", "scratch", "k=0 router", "length", "random")
-SECTION = "## Learning curves: APGR against in-domain labels (`fast` recipe)"
+SECTION = "## Learning curves: APGR against in-domain labels (`{recipe}` recipe)"
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How one recipe builds its routers and what it trains on.
+
+    Attributes:
+        name: ``fast`` or ``default``.
+        sources: The k=0 router's training sources.
+        records: Training records of a list of golden labels (mf: their battles; difficulty: as they are).
+        new: An unfitted router for ``(strong, weak, embedder, epochs)``.
+        description: What the k=0, warm and scratch routers are, for the report.
+    """
+
+    name: str
+    sources: tuple[str, ...]
+    records: Callable[[list[GoldenLabel]], list[Any]]
+    new: Callable[[str, str, Any, int], WinRateModel]
+    description: str
+
+    def base(self, exclude: Sequence[str]) -> list[Any]:
+        """The k=0 router's training records with ``exclude`` left out of every source."""
+        if self.name == "fast":
+            return training_battles(self.sources, exclude=exclude)
+        return training_labels(self.sources, exclude=exclude)
+
+
+def _mf(strong: str, weak: str, embedder: Any, epochs: int) -> WinRateModel:
+    return MatrixFactorizationRouter(
+        **{**MF_PARAMS, "epochs": epochs}, strong_model=strong, weak_model=weak, embedder=embedder
+    )
+
+
+def _difficulty(strong: str, weak: str, embedder: Any, epochs: int) -> WinRateModel:
+    return DifficultyRouter(strong_model=strong, weak_model=weak, embedder=embedder)
+
+
+RECIPES: dict[str, Recipe] = {
+    "fast": Recipe(
+        "fast",
+        SOURCES,
+        golden_to_battles,
+        _mf,
+        f"**k=0 router**: mf on the `fast` recipe trained on the battles of {', '.join(SOURCES)} with the benchmark "
+        "left out (protocol (a); DC-Router: its test prompts removed; {limit}), so "
+        "it never saw the benchmark. **warm start**: that router warm-started on the k labels "
+        "(`train_router('mf', battles, init=router)`: the init's logit refitted by penalised logistic regression, "
+        "see README). **scratch**: the same mf recipe trained on the k labels only.",
+    ),
+    "default": Recipe(
+        "default",
+        tuple(TRAINING_SOURCES),
+        list,
+        _difficulty,
+        "**k=0 router**: the shipped `default`'s recipe (`DifficultyRouter()`) trained on the golden labels of "
+        f"{', '.join(TRAINING_SOURCES)} with the benchmark left out (protocol (a) of `bench/default_router.py`; "
+        "DC-Router: its test prompts removed; {limit}), so it never saw the "
+        "benchmark; it scores the benchmark's pair (its profiles where it has them, else its reference pair's). "
+        "**warm start**: that router warm-started on the k labels' battles (`train_router('difficulty', battles, "
+        "init=router)`: the pair's logit refitted over its standardised features by penalised logistic regression, "
+        "see README). **scratch**: a difficulty router trained on the k golden labels only.",
+    ),
+}
 
 
 def max_k(n: int) -> int:
@@ -70,34 +142,35 @@ def max_k(n: int) -> int:
     return min(int(n * 0.8), n - 20)
 
 
-def load(name: str, eval_limit: int | None, train_limit: int | None) -> tuple[Benchmark, list[Battle]]:
-    """The benchmark (MMLU: the default set's seeded slice) and the k=0 router's training battles."""
+def load(name: str, recipe: Recipe, eval_limit: int | None, train_limit: int | None) -> tuple[Benchmark, list[Any]]:
+    """The benchmark (MMLU: the default set's seeded slice) and the k=0 router's training records."""
     if name == "dcrouter":
         from bench.common import Settings
 
         bench, _ = dcrouter_bench(Settings(eval_limit=eval_limit))
         held = {p.strip() for p in dcrouter_bench(Settings())[0].prompts}
-        base = [b for b in training_battles(SOURCES) if b.prompt.strip() not in held]
+        base = [b for b in recipe.base(()) if b.prompt.strip() not in held]
     else:
         full = load_benchmark(name)
         bench = full.subset(seeded_subset(len(full), eval_limit))
-        base = training_battles(SOURCES, exclude=[name])
+        base = recipe.base([name])
     return bench, limit_prompts_per_source(base, train_limit)
 
 
-def new_router(bench: Benchmark, embedder: Any, epochs: int) -> MatrixFactorizationRouter:
-    params = {**MF_PARAMS, "epochs": epochs}
-    return MatrixFactorizationRouter(
-        **params, strong_model=bench.strong_model, weak_model=bench.weak_model, embedder=embedder
-    )
+def scores_of(router: WinRateModel, X: np.ndarray) -> np.ndarray:
+    """Win rates from the benchmark's precomputed embeddings (difficulty: from the prompts, its own path)."""
+    if isinstance(X, np.ndarray):
+        return router.predict_from_embeddings(X)
+    return router.predict_win_rate(list(X))
 
 
-def apgr_of(router: MatrixFactorizationRouter, X: np.ndarray, bench: Benchmark) -> float:
-    return evaluate(router.predict_from_embeddings(X), bench).apgr
+def apgr_of(router: WinRateModel, X: Any, bench: Benchmark) -> float:
+    return evaluate(scores_of(router, X), bench).apgr
 
 
-def in_domain_kfold(bench: Benchmark, base: list[Battle], X: np.ndarray, embedder: Any, epochs: int) -> float:
+def in_domain_kfold(bench: Benchmark, base: list[Any], X: Any, embedder: Any, args: argparse.Namespace) -> float:
     """Protocol (b) for this recipe: k=0 training set + 4/5 of the labels, pooled out-of-fold APGR."""
+    recipe = RECIPES[args.recipe]
     unique = list(dict.fromkeys(bench.prompts))
     order = np.random.default_rng(SEED).permutation(len(unique))
     fold_of = {unique[j]: i % FOLDS for i, j in enumerate(order)}
@@ -106,44 +179,54 @@ def in_domain_kfold(bench: Benchmark, base: list[Battle], X: np.ndarray, embedde
     scores = np.zeros(len(bench))
     for f in range(FOLDS):
         test = np.flatnonzero(folds == f)
-        train = base + golden_to_battles([labels[i] for i in np.flatnonzero(folds != f)])
-        router = new_router(bench, embedder, epochs).fit(train)
-        scores[test] = router.predict_from_embeddings(X[test])
+        train = base + recipe.records([labels[i] for i in np.flatnonzero(folds != f)])
+        router = recipe.new(bench.strong_model, bench.weak_model, embedder, args.epochs).fit(train)
+        scores[test] = scores_of(router, X[test] if isinstance(X, np.ndarray) else [X[i] for i in test])
     return evaluate(scores, bench).apgr
 
 
 def curve(name: str, args: argparse.Namespace, embedder: Any) -> dict[str, Any]:
     """One benchmark's learning curve (all k, all seeds) and its in-domain 5-fold figure."""
+    recipe = RECIPES[args.recipe]
     with Timer() as t_load:
-        bench, base = load(name, args.eval_limit, args.train_limit)
-    X = embedder.embed(list(bench.prompts))
+        bench, base = load(name, recipe, args.eval_limit, args.train_limit)
+    # mf scores from precomputed embeddings; difficulty reads the prompts too (its prompt features)
+    X: Any = embedder.embed(list(bench.prompts)) if recipe.name == "fast" else list(bench.prompts)
     with Timer() as t_init:
-        init = MatrixFactorizationRouter(**{**MF_PARAMS, "epochs": args.epochs}, embedder=embedder).fit(base)
-    log(f"{name}: {len(bench)} prompts, k=0 router on {len(base)} battles ({t_init.s:.0f}s)")
+        from routellm_core.routers.base import STRONG_REFERENCE, WEAK_REFERENCE
+
+        init = recipe.new(STRONG_REFERENCE, WEAK_REFERENCE, embedder, args.epochs).fit(base)
+    log(f"{name}: {len(bench)} prompts, k=0 router on {len(base)} records ({t_init.s:.0f}s)")
     labels = bench.golden_labels()
     ks = [k for k in args.ks if k <= max_k(len(bench))]
     rows: dict[int, dict[str, list[float]]] = {}
+
+    def new() -> WinRateModel:
+        return recipe.new(bench.strong_model, bench.weak_model, embedder, args.epochs)
+
     for k in ks:
         for seed in range(1 if k == 0 else args.seeds):
             order = np.random.default_rng(1000 + seed).permutation(len(bench))
             test = np.sort(order[k:])
             sub = bench.subset(test)
-            battles = golden_to_battles([labels[i] for i in order[:k]])
+            Xt = X[test] if isinstance(X, np.ndarray) else [X[i] for i in test]
+            given = [labels[i] for i in order[:k]]
+            battles = golden_to_battles(given)
             row = rows.setdefault(k, {r: [] for r in ROUTERS})
-            # the k=0 router scores the benchmark's pair (DC-Router's models are in its model space; CRUX and
-            # MATH-L5 map theirs onto the reference pair): a warm start without labels
-            row["k=0 router"].append(apgr_of(new_router(bench, embedder, args.epochs).fit([], init=init), X[test], sub))
-            warm = new_router(bench, embedder, args.epochs).fit(battles, init=init)
-            row["warm start"].append(apgr_of(warm, X[test], sub))
+            # the k=0 router scores the benchmark's pair (models in its model space keep their own weights; others
+            # start from the reference pair's): a warm start without labels
+            row["k=0 router"].append(apgr_of(new().fit([], init=init), Xt, sub))  # type: ignore[call-arg]
+            warm = new().fit(battles, init=init)  # type: ignore[call-arg]
+            row["warm start"].append(apgr_of(warm, Xt, sub))
             try:
-                row["scratch"].append(apgr_of(new_router(bench, embedder, args.epochs).fit(battles), X[test], sub))
+                row["scratch"].append(apgr_of(new().fit(recipe.records(given)), Xt, sub))
             except TrainingDataError:  # too few labels to train (no decided battle, or a model never seen)
                 row["scratch"].append(float("nan"))
             row["length"].append(evaluate(length_scores(sub), sub).apgr)
             row["random"].append(random_result(sub).apgr)
         log(f"{name} k={k}: warm {np.mean(rows[k]['warm start']):.3f}, k=0 {np.mean(rows[k]['k=0 router']):.3f}")
     with Timer() as t_kfold:
-        kfold = in_domain_kfold(bench, base, X, embedder, args.epochs)
+        kfold = in_domain_kfold(bench, base, X, embedder, args)
     log(f"{name}: in-domain {FOLDS}-fold APGR {kfold:.3f} ({t_kfold.s:.0f}s)")
     return {
         "n_prompts": len(bench),
@@ -151,7 +234,7 @@ def curve(name: str, args: argparse.Namespace, embedder: Any) -> dict[str, Any]:
         "weak_model": bench.weak_model,
         "q_strong": bench.q_strong,
         "q_weak": bench.q_weak,
-        "k0_training_battles": len(base),
+        "k0_training_records": len(base),
         "kfold_apgr": kfold,
         "rows": {str(k): v for k, v in rows.items()},
         "seconds": {"load": t_load.s, "k0_fit": t_init.s, "kfold": t_kfold.s},
@@ -228,20 +311,20 @@ def section(data: dict[str, Any] | None, out: Path = REPO / "BENCHMARKS.md") -> 
     if not data:
         return []
     s = data["settings"]
+    recipe = RECIPES[s.get("recipe_name", "fast")]
     lines = [
-        SECTION,
+        SECTION.format(recipe=recipe.name),
         "",
         f"- Command: `{s['command']}` ({data['seconds'] / 60:.1f} min on {data['machine']['nproc']} cores"
         + (", **quick run: numbers meaningless**" if s.get("quick") else "")
         + ")",
         "- The benchmark's own labels play your traffic: per seed, k of its prompts are labelled and the rest of it "
-        f"is the test set; {s['seeds']} seeds, mean ± sd. **k=0 router**: mf on the `fast` recipe trained on "
-        f"{', '.join(SOURCES)} with the benchmark left out (protocol (a); DC-Router: its test prompts removed; at most "
-        f"{s['train_limit']} prompts per source), so it never saw the benchmark. **warm start**: that router "
-        "warm-started on the k labels (`train_router('mf', battles, init=router)`: the init's logit refitted by "
-        "penalised logistic regression, see README). **scratch**: the same mf recipe trained on the k labels only. "
-        "**in-domain 5-fold**: protocol (b) of `bench/quality.py` for this recipe (k=0 training set + 4/5 of the "
-        "benchmark's labels, pooled out-of-fold scores on the whole benchmark).",
+        f"is the test set; {s['seeds']} seeds, mean ± sd. "
+        + recipe.description.format(
+            limit=f"at most {s['train_limit']} prompts per source" if s["train_limit"] else "all of each source"
+        )
+        + " **in-domain 5-fold**: protocol (b) for this recipe (k=0 training set + 4/5 of the benchmark's labels, "
+        "pooled out-of-fold scores on the whole benchmark).",
         "- Targets: the warm start never below the k=0 router beyond noise (paired difference over seeds: mean + "
         f"2 standard errors < 0 counts as below), and at k={TARGET_K} (MT Bench: its largest k) within "
         f"{TARGET_GAP} of the in-domain 5-fold APGR.",
@@ -289,6 +372,11 @@ def rel(path: str, out: Path) -> str:
         return path
 
 
+def results_stem(recipe: str) -> str:
+    """File name (no suffix) of a recipe's results and plot: ``learning_curves`` for fast, else suffixed."""
+    return "learning_curves" if recipe == "fast" else f"learning_curves_{recipe}"
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     import torch
 
@@ -308,7 +396,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "train_limit": args.train_limit,
             "epochs": args.epochs,
             "quick": args.quick,
-            "recipe": "fast (mf on the static embedder)",
+            "recipe_name": args.recipe,
+            "recipe": {"fast": "fast (mf on the static embedder)", "default": "default (difficulty)"}[args.recipe],
             "notes": list(args.note),
         },
         "machine": machine_info(),
@@ -318,23 +407,29 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         entry = curve(name, args, embedder)
         entry["targets"] = targets(entry)
         data["benchmarks"][name] = entry
-    data["plot"] = str(plot(data, args.plots_dir / "learning_curves.png"))
+    stem = results_stem(args.recipe)
+    data["plot"] = str(plot(data, args.plots_dir / f"{stem}.png"))
     data["seconds"] = time.time() - start
-    write_json(args.results_dir / "learning_curves.json", data)
+    write_json(args.results_dir / f"{stem}.json", data)
     if args.markdown:
-        replace_section(
-            args.markdown, SECTION, section(read_json(args.results_dir / "learning_curves.json"), args.markdown)
-        )
+        heading = SECTION.format(recipe=args.recipe)
+        replace_section(args.markdown, heading, section(read_json(args.results_dir / f"{stem}.json"), args.markdown))
     return data
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(prog="python -m bench.learning_curves", description=__doc__.splitlines()[0])
     parser.add_argument("--benchmarks", default=",".join(BENCHMARKS), help="comma list (default: all six)")
+    parser.add_argument("--recipe", choices=sorted(RECIPES), default="fast", help="the routers' recipe")
     parser.add_argument("--ks", default=",".join(map(str, KS)), help="label counts")
     parser.add_argument("--seeds", type=int, default=SEEDS)
     parser.add_argument("--eval-limit", type=int, default=DEFAULT_EVAL_LIMIT, help="prompts per benchmark (MMLU)")
-    parser.add_argument("--train-limit", type=int, default=DEFAULT_TRAIN_LIMIT, help="k=0 prompts per source")
+    parser.add_argument(
+        "--train-limit",
+        type=int,
+        default=None,
+        help=f"k=0 prompts per source (default: fast {DEFAULT_TRAIN_LIMIT}, default all; 0: all)",
+    )
     parser.add_argument("--epochs", type=int, default=40, help="mf epochs (k=0, scratch and k-fold routers)")
     parser.add_argument("--note", action="append", default=[], help="a line for the report (repeatable)")
     parser.add_argument("--quick", action="store_true", help="smoke test: MT Bench, k <= 25, 2 seeds, tiny data")
@@ -348,6 +443,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     args.command = " ".join(["python -m bench.learning_curves", *shown])
     if args.note:
         args.command += f" --note ... (x{len(args.note)}, shown below)"
+    if args.train_limit is None:
+        args.train_limit = DEFAULT_TRAIN_LIMIT if args.recipe == "fast" else None
+    args.train_limit = args.train_limit or None
     args.benchmarks = tuple(args.benchmarks.split(","))
     args.ks = tuple(int(k) for k in args.ks.split(","))
     if args.quick:

@@ -547,9 +547,11 @@ def write_report(
         suffix = " — all data (`--all-data`)"
         lines += _suffixed(quality_sections(qa, out) + claims_section(qa), suffix)
         lines += _suffixed(fast_embedder_section(qa, None), suffix)
+    from bench.learning_curves import RECIPES, results_stem
     from bench.learning_curves import section as learning_curves_section  # its own command: bench/learning_curves.py
 
-    lines += learning_curves_section(read_json(results_dir / "learning_curves.json"), out)
+    for recipe in RECIPES:
+        lines += learning_curves_section(read_json(results_dir / f"{results_stem(recipe)}.json"), out)
     from bench.default_router import section as default_router_section  # its own command: bench/default_router.py
 
     if default_lines := default_router_section(read_json(results_dir / "default_router.json")):
