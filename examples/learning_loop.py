@@ -1,10 +1,10 @@
-"""From "route with the shipped router" to "a router trained on my traffic", offline, end to end.
+"""From "route with the default router" to "a router trained on my traffic", offline, end to end.
 
-1. Route live traffic with ``ChatRouteLLM`` (shipped ``fast`` router), recording every decision in a feedback store
-   and labelling calls in the background with a judge (all of them here, since the demo traffic is small; an app
-   would label a few percent of a much larger stream with ``label_fraction=0.05``).
+1. Route live traffic with ``ChatRouteLLM`` (the shipped ``default`` router), recording every decision in a feedback
+   store and labelling calls in the background with a judge (all of them here, since the demo traffic is small; an
+   app would label a few percent of a much larger stream with ``label_fraction=0.05``).
 2. Ask whether routing pays off on that traffic (``routellm report``).
-3. Warm-start a router from the shipped one on the labels, recalibrated on the traffic (``routellm train --init``).
+3. Warm-start a router from the default on the labels, recalibrated on the traffic (``routellm train --init``).
 4. Report again, and route with the new router.
 
 The traffic is the DC-Router test split (500 prompts over 14 tasks). The two children are the offline demo models.
@@ -64,10 +64,10 @@ def main(argv: list[str] | None = None) -> tuple[TrafficReport, TrafficReport]:
     correct = {g.prompt.strip(): (g.scores[STRONG], g.scores[WEAK]) for g in labels}  # routing texts are stripped
     traffic = list(correct)
 
-    print(f"1. Route {len(traffic)} prompts with the shipped `fast` router; label {args.label_fraction:.0%} of them")
+    print(f"1. Route {len(traffic)} prompts with the shipped `default` router; label {args.label_fraction:.0%} of them")
     llm = ChatRouteLLM(
         **demo_children(),
-        router="fast",
+        router="default",
         feedback=store_path,
         judge=golden_judge(correct),
         label_fraction=args.label_fraction,
@@ -83,16 +83,16 @@ def main(argv: list[str] | None = None) -> tuple[TrafficReport, TrafficReport]:
     print(f"   labeller: {llm.labelling.labeller.stats.as_dict()}")
     print(f"   store: {store.stats().as_dict()['labels']} labels in {store_path}")
 
-    print("\n2. Is routing with the shipped router worth it on this traffic?  (routellm report --router fast ...)")
-    before = traffic_report("fast", store, folds=0)
+    print("\n2. Is routing with the default worth it on this traffic?  (routellm report --router default ...)")
+    before = traffic_report("default", store, folds=0)
     print(before.to_markdown())
 
-    print("\n3. Warm-start from `fast` on the labels, recalibrated on the traffic  (routellm train --init fast ...)")
+    print("\n3. Warm-start from `default` on the labels, recalibrated on the traffic  (routellm train --init default)")
     children = demo_children()
     router = train_router(
-        "mf",
+        None,  # the init's type: a difficulty router
         store.battles(),
-        init="fast",
+        init="default",
         calibration_prompts=store.prompts(),
         strong_model=children["strong"].model,  # your own pair: it starts from the init's reference pair
         weak_model=children["weak"].model,
@@ -108,8 +108,8 @@ def main(argv: list[str] | None = None) -> tuple[TrafficReport, TrafficReport]:
     decision = routed.invoke(traffic[0]).response_metadata["routellm"]
     print(f"\n   routing with it at strong_fraction=0.3: {decision['choice']} (win rate {decision['win_rate']:.3f})")
     print("\nThe same with the CLI:")
-    print(f"   .venv/bin/routellm report --router fast --feedback {store_path}")
-    print(f"   .venv/bin/routellm train --feedback {store_path} --init fast --out {out / 'my_router'}")
+    print(f"   .venv/bin/routellm report --router default --feedback {store_path}")
+    print(f"   .venv/bin/routellm train --feedback {store_path} --init default --out {out / 'my_router'}")
     print(
         f"   .venv/bin/routellm report --router {out / 'my_router'} --feedback {store_path} --plot {out / 'report.png'}"
     )
