@@ -9,7 +9,7 @@ from typing import Any
 
 from routellm_core.checkpoint import CONFIG_FILE, read_config
 from routellm_core.embedders import Embedder
-from routellm_core.errors import UnknownRouterError
+from routellm_core.errors import InvalidInputError, UnknownRouterError
 from routellm_core.routers.base import WinRateModel
 
 #: name -> "module:Class"; modules are imported on first use so torch-heavy routers cost nothing until asked.
@@ -76,15 +76,21 @@ def load_router(
     Raises:
         UnknownRouterError: Nothing matches.
         CheckpointError: The checkpoint exists but is missing files, corrupt, or for another embedder.
+        InvalidInputError: Constructor parameters for a checkpoint (its parameters are the saved ones).
     """
     if isinstance(name_or_path, WinRateModel):
         return name_or_path
     key = os.fspath(name_or_path)
-    if key in pretrained_routers():
-        return load_checkpoint(PRETRAINED_DIR / key, embedder=embedder)
     path = Path(key)
-    if path.is_dir() or (path.suffix == "" and os.sep in key):
-        return load_checkpoint(path, embedder=embedder)
+    folder = PRETRAINED_DIR / key if key in pretrained_routers() else path
+    if key in pretrained_routers() or path.is_dir() or (path.suffix == "" and os.sep in key):
+        if kwargs:
+            raise InvalidInputError(
+                f"{key!r} is a checkpoint: it loads with its saved parameters and takes none of {sorted(kwargs)}; "
+                f"for your own pair, warm-start from it: train_router(None, [], init={key!r}, strong_model=..., "
+                "weak_model=...)"
+            )
+        return load_checkpoint(folder, embedder=embedder)
     cls = get_router_class(key)
     if embedder is not None:
         kwargs["embedder"] = embedder

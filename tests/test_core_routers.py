@@ -314,3 +314,13 @@ def test_saved_weights_follow_the_umask_like_the_config(tmp_path: pathlib.Path) 
         os.umask(old)
     modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in folder.iterdir()}
     assert modes["model.safetensors"] == modes["config.json"] == 0o644, modes
+
+
+def test_load_router_refuses_parameters_for_a_checkpoint(tmp_path: pathlib.Path) -> None:
+    """A shipped name or a folder loads its saved parameters: a parameter given anyway is an error, not ignored."""
+    with pytest.raises(InvalidInputError, match=r"'default' is a checkpoint.*\['strong_model'\].*init='default'"):
+        load_router("default", strong_model="gpt-4o")
+    folder = load_router("fast").save(tmp_path / "mine")
+    with pytest.raises(InvalidInputError, match=r"takes none of \['epochs'\]"):
+        load_router(folder, epochs=3)
+    assert load_router("random", seed=3).seed == 3  # a registry name still builds from parameters
