@@ -556,6 +556,10 @@ def write_report(
 
     if default_lines := default_router_section(read_json(results_dir / "default_router.json")):
         lines += ["", *default_lines]
+    from bench.routing_ceiling import section as ceiling_section  # its own command: bench/routing_ceiling.py
+
+    if ceiling_lines := ceiling_section(read_json(results_dir / "routing_ceiling.json")):
+        lines += ["", *ceiling_lines]
     if server := read_json(results_dir / "server_load.json"):  # its own command: bench/server_load.py
         from bench.server_load import section as server_section
 

@@ -69,3 +69,38 @@ def test_bench_quick_run_writes_report(shared_data_dir: Path, tmp_path: Path) ->
     overhead = json.loads((tmp_path / "results" / "overhead.json").read_text())
     assert {"random", "mf"} <= set(overhead["routers"])
     assert overhead["routers"]["mf"]["single_p50_ms"] > 0
+
+
+def _run(args: list[str], shared_data_dir: Path) -> None:
+    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "ROUTELLM_DATA_DIR": str(shared_data_dir)}
+    proc = subprocess.run(
+        [sys.executable, "-m", *args], cwd=REPO, capture_output=True, text=True, timeout=600, env=env, check=False
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+def test_learning_curves_quick_run_for_the_default_recipe(shared_data_dir: Path, tmp_path: Path) -> None:
+    """``python -m bench.learning_curves --recipe default --quick``: the default warm-started on MT Bench labels."""
+    _run(["bench.learning_curves", "--recipe", "default", "--quick", "--results-dir", str(tmp_path)], shared_data_dir)
+    res = json.loads((tmp_path / "learning_curves_default.json").read_text())
+    rows = res["benchmarks"]["mt_bench"]["rows"]
+    assert set(rows) == {"0", "25"} and len(rows["25"]["warm start"]) == 2
+    assert rows["0"]["warm start"] == rows["0"]["k=0 router"]  # no label: the init itself
+    from bench.learning_curves import section
+
+    assert section(res)[0] == "## Learning curves: APGR against in-domain labels (`default` recipe)"
+
+
+def test_routing_ceiling_run_on_mt_bench(shared_data_dir: Path, tmp_path: Path) -> None:
+    """``python -m bench.routing_ceiling --targets mt_bench``: every row next to random, length and oracle."""
+    _run(
+        ["bench.routing_ceiling", "--targets", "mt_bench", "--no-markdown", "--results-dir", str(tmp_path)],
+        shared_data_dir,
+    )
+    res = json.loads((tmp_path / "routing_ceiling.json").read_text())
+    apgr = res["targets"]["mt_bench"]["apgr"]
+    assert {"random", "length", "oracle", "default recipe (a), reference pair", "ridge on the pair's gain (b)"} <= set(
+        apgr
+    )
+    assert "reads the answers: true difficulty" not in apgr  # MT Bench scores two models only
+    assert apgr["oracle"] > apgr["random"]
