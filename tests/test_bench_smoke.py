@@ -81,7 +81,8 @@ def _run(args: list[str], shared_data_dir: Path) -> None:
 
 def test_learning_curves_quick_run_for_the_default_recipe(shared_data_dir: Path, tmp_path: Path) -> None:
     """``python -m bench.learning_curves --recipe default --quick``: the default warm-started on MT Bench labels."""
-    _run(["bench.learning_curves", "--recipe", "default", "--quick", "--results-dir", str(tmp_path)], shared_data_dir)
+    args = ["--recipe", "default", "--quick", "--results-dir", str(tmp_path), "--plots-dir", str(tmp_path)]
+    _run(["bench.learning_curves", *args], shared_data_dir)
     res = json.loads((tmp_path / "learning_curves_default.json").read_text())
     rows = res["benchmarks"]["mt_bench"]["rows"]
     assert set(rows) == {"0", "25"} and len(rows["25"]["warm start"]) == 2
