@@ -254,7 +254,10 @@ def _reading(recipe: str) -> list[str]:
             "does better on every benchmark: `fast` wins DC-Router and MATH-L5 but falls far below random on MT "
             "Bench; the previous default (mf on MiniLM) falls below length beyond noise on MMLU, GSM8K and MT Bench "
             "and is far slower. "
-            "Ablations and the comparison are in `BENCHMARKS.md`. Calibrate and, ideally, train on your own traffic."
+            "Ablations and the comparison are in `BENCHMARKS.md`, and why no recipe of this kind can do better out of "
+            "domain (the MATH-L5 shortfall included) in its section *What the benchmarks allow*. Calibrate and, "
+            "ideally, train on your own traffic: `routellm train --feedback store.db --init default` warm-starts "
+            "from this router (README, *Learning your traffic*)."
         ]
     return [
         "Read this plainly: trained on pairwise battles, `mf` transfers unevenly to a benchmark it never saw: above "
