@@ -164,7 +164,7 @@ def test_refuses_another_router_type_or_embedding_space(fast, default) -> None:
         train_router("mf", battles, init="fast", dim=64)
     with pytest.raises(CheckpointError, match="cannot warm-start a 'mf' router from a 'difficulty' router"):
         train_router("mf", battles, init="default")
-    with pytest.raises(CheckpointError, match="difficulty can only warm-start from a difficulty router"):
+    with pytest.raises(CheckpointError, match="difficulty can only warm-start from another difficulty router"):
         DifficultyRouter().fit(battles, init=fast)
     with pytest.raises(CheckpointError, match="embedder mismatch"):
         DifficultyRouter(embedder=minilm).fit(battles, init=default)
@@ -192,6 +192,13 @@ def test_a_corrupt_difficulty_correction_is_refused(default, tmp_path) -> None:
     (folder / "config.json").write_text(json.dumps(config))
     with pytest.raises(CheckpointError, match="pair_correction must be true or false"):
         load_router(folder)
+    config["metadata"]["pair_correction"] = True
+    (folder / "config.json").write_text(json.dumps(config))
+    huge = tensors["pair_correction"].copy()
+    huge[3] = 1e300
+    save_file({**tensors, "pair_correction": huge}, str(folder / "model.safetensors"))
+    with pytest.raises(CheckpointError, match="crafted or corrupt"):
+        load_router(folder)
 
 
 def test_hyperparameters_are_checked_before_training(fast) -> None:
@@ -204,3 +211,44 @@ def test_hyperparameters_are_checked_before_training(fast) -> None:
         train_router("mf", battles, init=fast, warm_prior=0)
     with pytest.raises(InvalidInputError, match="difficulty parameter 'warm_scale_prior' = -1"):
         train_router("difficulty", battles, init="default", warm_scale_prior=-1)
+
+
+def test_difficulty_warm_start_from_itself_keeps_what_it_learned(default) -> None:
+    pair = {"strong_model": "gpt-4o", "weak_model": "gpt-4o-mini"}
+    router = train_router("difficulty", obvious_battles("gpt-4o", "gpt-4o-mini", 30), init=default, **pair)
+    unseen = [GREETINGS[35], PROOFS[35]]
+    before = router.predict_win_rate(unseen)
+    router.fit([], init=router)  # no new label: the same router, correction included
+    np.testing.assert_array_equal(router.predict_win_rate(unseen), before)
+
+
+def test_difficulty_warm_start_takes_golden_labels_of_the_pair(default, caplog) -> None:
+    from routellm_core import GoldenLabel
+
+    labels = [GoldenLabel(prompt=p, scores={"gpt-4o": 0.0, "gpt-4o-mini": 1.0}) for p in GREETINGS[:30]]
+    labels += [GoldenLabel(prompt=p, scores={"gpt-4o": 1.0, "gpt-4o-mini": 0.0}) for p in PROOFS[:30]]
+    other = GoldenLabel(prompt="unrelated", scores={"gpt-4o": 1.0, "claude": 0.0})
+    router = train_router(None, [*labels, other], init="default", strong_model="gpt-4o", weak_model="gpt-4o-mini")
+    greeting, proof = router.predict_win_rate([GREETINGS[35], PROOFS[35]])
+    assert proof > 0.7 > 0.3 > greeting  # the labels, compared as battles, taught it
+    assert router.metadata["n_battles"] == 60 and router.metadata["warm_start_ignored_battles"] == 1
+    assert "1 others ignored" in caplog.text
+
+
+def test_difficulty_init_correction_carries_over_only_to_its_own_profiles(default) -> None:
+    """The init's correction was learned on its pair's profiles: it carries to new names that start from them
+    and, sign flipped, to the same pair the other way round; a pair with profiles of its own starts clean."""
+    strong, weak = default.strong_model, default.weak_model
+    first = train_router("difficulty", obvious_battles(strong, weak, 30), init=default)
+    unseen = [GREETINGS[35], PROOFS[35], "What is the capital of France?"]
+    scores = first.predict_win_rate(unseen)
+    renamed = train_router(None, [], init=first, strong_model="my-large", weak_model="my-small")
+    assert renamed.metadata["warm_start_fit"]["init_correction"] == "carried"
+    np.testing.assert_allclose(renamed.predict_win_rate(unseen), scores)
+    swapped = train_router(None, [], init=first, strong_model=weak, weak_model=strong)
+    assert swapped.metadata["warm_start_fit"]["init_correction"] == "carried, pair swapped"
+    np.testing.assert_allclose(swapped.predict_win_rate(unseen), 1 - scores)
+    others = [m for m in default.models_ if m not in (strong, weak)][:2]
+    own = train_router(None, [], init=first, strong_model=others[0], weak_model=others[1])
+    assert own.metadata["warm_start_fit"]["init_correction"] == "dropped: other profiles"
+    np.testing.assert_allclose(own.predict_win_rate(unseen), default.pairwise_win_rate(unseen, *others))

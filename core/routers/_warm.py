@@ -44,12 +44,16 @@ class Prior:
 def check_init(model: WinRateModel, init: object) -> None:
     """Refuse an init of another router type, an unfitted one, or one in another embedding space.
 
+    Args:
+        model: The router about to be warm-started.
+        init: What it was given to start from.
+
     Raises:
         CheckpointError: Naming the problem.
     """
     if not isinstance(init, type(model)):
         raise CheckpointError(
-            f"{model.name} can only warm-start from a {model.name} router, got "
+            f"{model.name} can only warm-start from another {model.name} router, got "
             f"{getattr(init, 'name', type(init).__name__)!r}"
         )
     if not init._is_fitted():
@@ -71,6 +75,9 @@ def solve(z0: np.ndarray, x: np.ndarray, strong_won: np.ndarray, prior: Prior, m
         strong_won: 1 where the strong model won, 0 where it lost (ties are left out by the caller).
         prior: The penalty.
         multiplier: Scales the penalty on ``δ``.
+
+    Returns:
+        ``θ``: ``a``, then ``δ`` (one weight per column of ``x``), then ``c``.
     """
     design = np.hstack([z0[:, None], x, np.ones((len(x), 1))])
     prior_mean = np.zeros(design.shape[1])

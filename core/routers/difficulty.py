@@ -24,6 +24,7 @@ result scores exactly like the init, and few labels move it little.
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 from collections import defaultdict
@@ -35,12 +36,14 @@ import numpy as np
 from pydantic import ConfigDict, Field, TypeAdapter, ValidationError
 
 from routellm_core.checkpoint import CheckpointConfig, load_tensors
-from routellm_core.embedders import Embedder, embedder_from_name
-from routellm_core.errors import CheckpointError, EmbeddingError, InvalidInputError, TrainingDataError
-from routellm_core.records import Battle, GoldenLabel
+from routellm_core.embedders import Embedder, check_texts, embedder_from_name, valid_unicode
+from routellm_core.errors import CheckpointError, EmbeddingError, InvalidInputError, ScoringError, TrainingDataError
+from routellm_core.records import Battle, GoldenLabel, golden_to_battles
 from routellm_core.routers import _warm as warm
 from routellm_core.routers.base import WinRateModel
 from routellm_core.static_embedder import STATIC_NAME
+
+logger = logging.getLogger(__name__)
 
 # ---- prompt features ---------------------------------------------------------------------------------------
 _CODE = re.compile(r"(?m)^(?:\s{2,}|\t)\S|def |return |import |[{};]|==|\w\(\w*\)|```")
@@ -154,10 +157,25 @@ def _unit_scores(labels: Sequence[GoldenLabel], source: str) -> list[dict[str, f
     return [{m: (s - lo) / (hi - lo) for m, s in label.scores.items()} for label in labels]
 
 
+def _compares(record: Battle | GoldenLabel, pair: tuple[str, str]) -> bool:
+    """Whether a record says something about the pair: a battle between them, or a label scoring both."""
+    if isinstance(record, Battle):
+        return {record.model_a, record.model_b} == set(pair)
+    return all(m in record.scores for m in pair)
+
+
+def _pair_battles(records: Sequence[Battle | GoldenLabel], pair: tuple[str, str]) -> list[Battle]:
+    """The records as battles between the pair: battles as they are, golden labels scoring both compared."""
+    golden = [r for r in records if isinstance(r, GoldenLabel)]
+    return [r for r in records if isinstance(r, Battle)] + golden_to_battles(golden, list(pair))
+
+
 def _sigmoid(z: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * z))  # stable for any z
 
 
+#: Largest weight a checkpoint's warm-start correction may hold (fitted ones are of order 10).
+MAX_CORRECTION = 1e4
 #: Win rates are clipped this far from 0 and 1 before their logit is taken.
 _LOGIT_EPS = 1e-6
 
@@ -252,8 +270,9 @@ class DifficultyRouter(WinRateModel):
         carries over when the pair's profiles are the init's reference ones.
 
         Args:
-            battles: Golden labels and battles; with ``init``, battles between the pair (others are ignored
-                and counted in ``metadata["warm_start_ignored_battles"]``).
+            battles: Golden labels and battles; with ``init``, battles between the pair and golden labels
+                scoring both of its models (compared as a battle); others are ignored, logged and counted in
+                ``metadata["warm_start_ignored_battles"]``.
             init: A fitted difficulty router in the same embedding space to start from.
 
         Raises:
@@ -313,14 +332,21 @@ class DifficultyRouter(WinRateModel):
 
     # ---- warm start ------------------------------------------------------------------------------------
     def _fit_warm(self, records: Sequence[Battle | GoldenLabel], init: DifficultyRouter) -> DifficultyRouter:
-        self._take_init(init)
-        pair = {self.strong_model, self.weak_model}
-        mine = [b for b in records if isinstance(b, Battle) and {b.model_a, b.model_b} == pair]
-        ignored = len(records) - len(mine)
+        carried = self._take_init(init)
+        pair = (self.strong_model, self.weak_model)
+        mine = [b for b in _pair_battles(records, pair) if {b.model_a, b.model_b} == set(pair)]
+        ignored = sum(not _compares(r, pair) for r in records)
+        if ignored:
+            logger.warning("warm start uses only %s vs %s labels; %d others ignored", *pair, ignored)
         decided = [b for b in mine if b.winner != "tie"]
-        fitted: dict[str, Any] = {"n_battles": len(decided), "prior_multiplier": 1.0, "scale": 1.0}
+        fitted: dict[str, Any] = {
+            "n_battles": len(decided),
+            "prior_multiplier": 1.0,
+            "scale": 1.0,
+            "init_correction": carried,
+        }
         if decided:
-            prompts = list(dict.fromkeys(b.prompt for b in mine))
+            prompts = sorted({b.prompt for b in mine})  # the fit and its folds do not depend on the records' order
             index = {p: i for i, p in enumerate(prompts)}
             emb, feats = self._inputs(prompts)
             x = self._standardised(emb, feats)
@@ -334,7 +360,8 @@ class DifficultyRouter(WinRateModel):
                 fitted["scale"] = float(theta[0])
                 self._compose(theta)
         self.metadata = {
-            **{k: init.metadata[k] for k in ("feature_names", "trait_names") if k in init.metadata},
+            "feature_names": list(FEATURE_NAMES),
+            "trait_names": list(TRAIT_NAMES),
             "models": list(self.models_),
             "n_battles": len(decided),
             "n_prompts": len({b.prompt for b in decided}),
@@ -346,27 +373,44 @@ class DifficultyRouter(WinRateModel):
             self.metadata["pair_correction"] = True
         return self
 
-    def _take_init(self, init: DifficultyRouter) -> None:
-        """Copy the init's weights; profiles for this router's pair (the init's reference ones where absent)."""
+    def _take_init(self, init: DifficultyRouter) -> str | None:
+        """Copy the init's weights, with profiles for this router's pair (the init's reference ones where absent).
+
+        Returns:
+            What became of the init's own correction: ``None`` (it had none), ``"carried"`` (this pair scores
+            on the init's reference profiles), ``"carried, pair swapped"`` (the init's pair the other way round:
+            the logit's sign flips) or ``"dropped: other profiles"`` (your pair has profiles of its own).
+        """
         warm.check_init(self, init)
-        for key in ("feature_mean_", "feature_scale_", "difficulty_weights_", "trait_mean_", "trait_scale_"):
-            setattr(self, key, getattr(init, key).copy())
-        models, coefs = list(init.models_), [init.model_coefs_]
-        reference = {self.strong_model: init.strong_model, self.weak_model: init.weak_model}
+        # read everything from the init before writing: ``init`` may be this very router
+        state = {k: getattr(init, k).copy() for k in ("feature_mean_", "feature_scale_", "difficulty_weights_")}
+        state |= {k: getattr(init, k).copy() for k in ("trait_mean_", "trait_scale_")}
+        models, coefs = list(init.models_), init.model_coefs_.copy()
+        correction = None if init.pair_correction_ is None else init.pair_correction_.copy()
+        init_pair = (init.strong_model, init.weak_model)
+        reference = dict(zip((self.strong_model, self.weak_model), init_pair))
+        rows = [coefs]
         for model in (self.strong_model, self.weak_model):
-            if model not in models:
+            if model not in models:  # a model the init never saw starts from its reference profile
+                rows.append(coefs[models.index(reference[model])][None, :])
                 models.append(model)
-                coefs.append(init.model_coefs_[init._model_index(reference[model])][None, :])
-        self.models_, self.model_coefs_ = models, np.vstack(coefs)
+        for key, value in state.items():
+            setattr(self, key, value)
+        self.models_, self.model_coefs_ = models, np.vstack(rows)
         self.pair_correction_ = None
+        carried = None
+        if correction is not None:
+            base = all(m == ref or m not in init.models_ for m, ref in reference.items())
+            if (self.strong_model, self.weak_model) == init_pair[::-1]:
+                self.pair_correction_ = np.concatenate([correction[:1], -correction[1:]])
+                carried = "carried, pair swapped"
+            elif base:  # the correction was learned on these very profiles
+                self.pair_correction_ = correction
+                carried = "carried"
+            else:
+                carried = "dropped: other profiles"
         self._fold()
-        same_base = all(
-            np.array_equal(self.model_coefs_[self._model_index(m)], init.model_coefs_[init._model_index(ref)])
-            for m, ref in reference.items()
-        )
-        if init.pair_correction_ is not None and same_base:  # the init's correction was learned for this base
-            self.pair_correction_ = init.pair_correction_.copy()
-            self._fold()
+        return carried
 
     def _strong_won(self, battle: Battle) -> bool:
         return (battle.winner == "model_a") == (battle.model_a == self.strong_model)
@@ -499,12 +543,15 @@ class DifficultyRouter(WinRateModel):
     def pairwise_win_rate(self, texts: Sequence[str], model_a: str, model_b: str) -> np.ndarray:
         """``P(model_a wins) + P(tie) / 2`` for each text, for any two models seen in training (the router's own
         pair, either way round, with its warm-start correction)."""
-        a, b = self._model_index(model_a), self._model_index(model_b)
         if (model_a, model_b) == (self.strong_model, self.weak_model):
-            return self._predict(list(texts))
+            return self.predict_win_rate(texts)
         if (model_a, model_b) == (self.weak_model, self.strong_model):
-            return 1.0 - self._predict(list(texts))
-        return self._win_rate(self._traits(list(texts)), a, b)
+            return 1.0 - self.predict_win_rate(texts)
+        a, b = self._model_index(model_a), self._model_index(model_b)
+        out = self._win_rate(self._traits([valid_unicode(t) for t in check_texts(texts)]), a, b)
+        if not np.isfinite(out).all():
+            raise ScoringError(f"difficulty produced NaN or infinite win rates for {model_a!r} vs {model_b!r}")
+        return out
 
     def success_rate(self, texts: Sequence[str], model: str) -> np.ndarray:
         """Predicted chance that ``model`` answers each text well (its profile at the text's traits)."""
@@ -564,6 +611,11 @@ class DifficultyRouter(WinRateModel):
                 raise CheckpointError(
                     f"{directory}: pair_correction has shape {t['pair_correction'].shape}, expected "
                     f"({len(self.feature_mean_) + 2},) for {len(self.feature_mean_)} features"
+                )
+            if float(np.abs(t["pair_correction"]).max()) > MAX_CORRECTION:
+                raise CheckpointError(
+                    f"{directory}: pair_correction has a weight above {MAX_CORRECTION:g} in size (fitted ones are "
+                    "far smaller): crafted or corrupt"
                 )
             self.pair_correction_ = t["pair_correction"].astype(np.float64)
         try:
