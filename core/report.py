@@ -185,7 +185,8 @@ def labelled_traffic(
     """Per-prompt quality of the strong and weak model from battles (win shares) or golden labels (scores).
 
     Returns:
-        The labelled prompts as a :class:`Benchmark`, and the number of labels between the pair that went in.
+        The labelled prompts (sorted, so the same labels in any order give the same report) as a
+        :class:`Benchmark`, and the number of labels between the pair that went in.
 
     Raises:
         TrainingDataError: No label compares the two models.
@@ -205,7 +206,7 @@ def labelled_traffic(
         used += 1
     if not totals:
         raise TrainingDataError(f"no label compares the strong model {strong_model!r} with the weak {weak_model!r}")
-    prompts = list(totals)
+    prompts = sorted(totals)  # folds and bootstrap draws do not depend on the order the labels came in
     strong = np.array([totals[p][0] / totals[p][2] for p in prompts])
     weak = np.array([totals[p][1] / totals[p][2] for p in prompts])
     bench = Benchmark(name, tuple(prompts), strong, weak, strong_model=strong_model, weak_model=weak_model)
