@@ -20,7 +20,7 @@ measures how far any router of this kind could get, next to *random*, *length* a
 
 Random's spread (sd of the 10 seeds' APGR) is printed beside each benchmark: a smaller difference is no difference.
 
-Run: ``python -m bench.routing_ceiling [--targets mmlu,...]`` (about 5 minutes on 2 cores); writes
+Run: ``python -m bench.routing_ceiling [--targets mmlu,...]`` (about 3 minutes on 2 cores); writes
 ``bench/results/routing_ceiling.json`` and its section of ``BENCHMARKS.md``.
 """
 

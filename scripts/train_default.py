@@ -254,8 +254,9 @@ def _reading(recipe: str) -> list[str]:
             "does better on every benchmark: `fast` wins DC-Router and MATH-L5 but falls far below random on MT "
             "Bench; the previous default (mf on MiniLM) falls below length beyond noise on MMLU, GSM8K and MT Bench "
             "and is far slower. "
-            "Ablations and the comparison are in `BENCHMARKS.md`, and why no recipe of this kind can do better out of "
-            "domain (the MATH-L5 shortfall included) in its section *What the benchmarks allow*. Calibrate and, "
+            "Ablations and the comparison are in `BENCHMARKS.md`, and in its section *What the benchmarks allow* "
+            "the in-domain ceilings (MATH-L5 stays under 0.52 with the reference pair even trained on its own "
+            "labels; scored on MATH-L5's own pair it clears it, and CRUX then falls). Calibrate and, "
             "ideally, train on your own traffic: `routellm train --feedback store.db --init default` warm-starts "
             "from this router (README, *Learning your traffic*)."
         ]

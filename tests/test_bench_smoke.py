@@ -86,7 +86,8 @@ def test_learning_curves_quick_run_for_the_default_recipe(shared_data_dir: Path,
     res = json.loads((tmp_path / "learning_curves_default.json").read_text())
     rows = res["benchmarks"]["mt_bench"]["rows"]
     assert set(rows) == {"0", "25"} and len(rows["25"]["warm start"]) == 2
-    assert rows["0"]["warm start"] == rows["0"]["k=0 router"]  # no label: the init itself
+    assert len(rows["25"]["scratch"]) == 2 and len(rows["25"]["length"]) == 2  # every router, every seed
+    assert res["benchmarks"]["mt_bench"]["targets"]["target_k"] == 25
     from bench.learning_curves import section
 
     assert section(res)[0] == "## Learning curves: APGR against in-domain labels (`default` recipe)"
