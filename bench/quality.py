@@ -292,17 +292,7 @@ def kfold(settings: Settings, emb: Embedders, benches: dict[str, tuple[Benchmark
 
 
 def dcrouter_bench(settings: Settings) -> tuple[Benchmark, int]:
-    labels = [
-        lab for lab in golden_labels_dcrouter("test") if DCROUTER_STRONG in lab.scores and DCROUTER_WEAK in lab.scores
-    ]
-    full = Benchmark(
-        "dcrouter",
-        tuple(lab.prompt for lab in labels),
-        np.array([lab.scores[DCROUTER_STRONG] for lab in labels]),
-        np.array([lab.scores[DCROUTER_WEAK] for lab in labels]),
-        strong_model=DCROUTER_STRONG,
-        weak_model=DCROUTER_WEAK,
-    )
+    full = Benchmark.from_golden_labels("dcrouter", golden_labels_dcrouter("test"), DCROUTER_STRONG, DCROUTER_WEAK)
     return full.subset(seeded_subset(len(full), settings.eval_limit)), len(full)
 
 

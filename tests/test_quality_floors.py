@@ -94,14 +94,7 @@ def unseen_dcrouter(shared_data_dir: Path, routers: dict[str, WinRateModel]) -> 
     ]
     labels = data.drop_eval_overlap(labels, data.BENCHMARKS)  # e.g. GSM8K questions wrapped in an instruction
     assert len(labels) >= 200, "too few unseen prompts left for a floor"
-    return data.Benchmark(
-        "dcrouter_unseen",
-        tuple(lab.prompt for lab in labels),
-        np.array([lab.scores[DC_STRONG] for lab in labels]),
-        np.array([lab.scores[DC_WEAK] for lab in labels]),
-        strong_model=DC_STRONG,
-        weak_model=DC_WEAK,
-    )
+    return data.Benchmark.from_golden_labels("dcrouter_unseen", labels, DC_STRONG, DC_WEAK)
 
 
 @pytest.fixture(scope="module")

@@ -100,6 +100,27 @@ class Benchmark:
     def __len__(self) -> int:
         return len(self.prompts)
 
+    @classmethod
+    def from_golden_labels(
+        cls, name: str, labels: Sequence[GoldenLabel], strong_model: str, weak_model: str
+    ) -> Benchmark:
+        """The labels that score both models, in their order, as a benchmark of that pair.
+
+        Raises:
+            TrainingDataError: No label scores both models.
+        """
+        both = [lab for lab in labels if strong_model in lab.scores and weak_model in lab.scores]
+        if not both:
+            raise TrainingDataError(f"{name}: no prompt scores both {strong_model!r} and {weak_model!r}")
+        return cls(
+            name,
+            tuple(lab.prompt for lab in both),
+            np.array([lab.scores[strong_model] for lab in both]),
+            np.array([lab.scores[weak_model] for lab in both]),
+            strong_model=strong_model,
+            weak_model=weak_model,
+        )
+
     @property
     def q_strong(self) -> float:
         """Mean quality of the strong model (every prompt sent to strong)."""
@@ -223,20 +244,7 @@ def _mt_bench(root: str, drop: bool) -> Benchmark:
 
 @functools.lru_cache(maxsize=4)
 def _zeroeval(root: str, name: str) -> Benchmark:
-    strong_model, weak_model = ZEROEVAL_PAIRS[name]
-    labels = [
-        lab for lab in zeroeval_labels(root, name, True) if strong_model in lab.scores and weak_model in lab.scores
-    ]
-    if not labels:
-        raise TrainingDataError(f"zeroeval/{name}: no prompt scores both {strong_model!r} and {weak_model!r}")
-    return Benchmark(
-        name,
-        tuple(lab.prompt for lab in labels),
-        np.array([lab.scores[strong_model] for lab in labels]),
-        np.array([lab.scores[weak_model] for lab in labels]),
-        strong_model=strong_model,
-        weak_model=weak_model,
-    )
+    return Benchmark.from_golden_labels(name, zeroeval_labels(root, name, True), *ZEROEVAL_PAIRS[name])
 
 
 def _load(root: str, name: str, drop: bool) -> Benchmark:
