@@ -86,6 +86,31 @@ def golden_to_battles(labels: Iterable[GoldenLabel], models: Sequence[str] | Non
     return battles
 
 
+def compares(record: Battle | GoldenLabel, model_a: str, model_b: str) -> bool:
+    """Whether a record says something about two models: a battle between them, or a label scoring both."""
+    if isinstance(record, Battle):
+        return {record.model_a, record.model_b} == {model_a, model_b}
+    return model_a in record.scores and model_b in record.scores
+
+
+def pair_battles(records: Iterable[Battle | GoldenLabel], model_a: str, model_b: str) -> tuple[list[Battle], int]:
+    """The records that compare two models, as battles between them (golden labels scoring both compared).
+
+    Returns:
+        The battles, in record order, and how many records said nothing about the pair.
+    """
+    battles: list[Battle] = []
+    ignored = 0
+    for record in records:
+        if not compares(record, model_a, model_b):
+            ignored += 1
+        elif isinstance(record, Battle):
+            battles.append(record)
+        else:
+            battles += golden_to_battles([record], [model_a, model_b])
+    return battles, ignored
+
+
 def check_trainable(battles: Sequence[Battle]) -> list[str]:
     """Check that battles can train a router and return the sorted model names they mention.
 

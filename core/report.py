@@ -40,7 +40,7 @@ from routellm_core.evaluation import (
     length_scores,
     plot_cost_quality,
 )
-from routellm_core.records import Battle, GoldenLabel
+from routellm_core.records import Battle, GoldenLabel, compares, pair_battles
 from routellm_core.registry import load_router, pretrained_routers
 from routellm_core.routers.base import WinRateModel
 
@@ -194,7 +194,7 @@ def labelled_traffic(
     totals: dict[str, list[float]] = {}
     used = 0
     for item in labels:
-        if not _compares(item, strong_model, weak_model):
+        if not compares(item, strong_model, weak_model):
             continue
         if isinstance(item, GoldenLabel):
             s, w = item.scores[strong_model], item.scores[weak_model]
@@ -237,7 +237,7 @@ def resolve_pair(
         return strong_model, weak_model
     if hint is not None:
         return hint
-    if any(_compares(x, router.strong_model, router.weak_model) for x in labels):
+    if any(compares(x, router.strong_model, router.weak_model) for x in labels):
         return router.strong_model, router.weak_model
     pairs = Counter(
         " / ".join(sorted((x.model_a, x.model_b))) if isinstance(x, Battle) else ", ".join(sorted(x.scores))
@@ -248,12 +248,6 @@ def resolve_pair(
         f"the labels do not compare the router's pair ({router.strong_model} / {router.weak_model}); they compare "
         f"{seen}: say which is strong (strong_model=..., weak_model=...; --strong-model / --weak-model)"
     )
-
-
-def _compares(item: Battle | GoldenLabel, a: str, b: str) -> bool:
-    if isinstance(item, Battle):
-        return {item.model_a, item.model_b} == {a, b}
-    return a in item.scores and b in item.scores
 
 
 # ---- the report ------------------------------------------------------------------------------------------
@@ -364,7 +358,6 @@ def _kfold_scores(
     notes: list[str],
 ) -> np.ndarray | None:
     """Out-of-fold scores of routers warm-started from ``base`` on the other folds (None when not possible)."""
-    from routellm_core.records import golden_to_battles
     from routellm_core.training import train_router
 
     if folds < 2:
@@ -375,9 +368,7 @@ def _kfold_scores(
     if len(traffic) < 2 * folds:
         notes.append(f"{len(traffic)} labelled prompts are too few for {folds} folds: no warm-start row.")
         return None
-    battles = [
-        b for x in items for b in (golden_to_battles([x], [strong, weak]) if isinstance(x, GoldenLabel) else [x])
-    ]
+    battles, _ = pair_battles(items, strong, weak)
     order = np.random.default_rng(seed).permutation(len(traffic))
     fold_of = {traffic.prompts[j]: i % folds for i, j in enumerate(order)}
     out = np.zeros(len(traffic))

@@ -38,7 +38,7 @@ from pydantic import ConfigDict, Field, TypeAdapter, ValidationError
 from routellm_core.checkpoint import CheckpointConfig, load_tensors
 from routellm_core.embedders import Embedder, check_texts, embedder_from_name, valid_unicode
 from routellm_core.errors import CheckpointError, EmbeddingError, InvalidInputError, ScoringError, TrainingDataError
-from routellm_core.records import Battle, GoldenLabel, golden_to_battles
+from routellm_core.records import Battle, GoldenLabel, pair_battles
 from routellm_core.routers import _warm as warm
 from routellm_core.routers.base import WinRateModel
 from routellm_core.static_embedder import STATIC_NAME
@@ -155,19 +155,6 @@ def _unit_scores(labels: Sequence[GoldenLabel], source: str) -> list[dict[str, f
     if hi == lo:
         raise TrainingDataError(f"source {source!r}: every score is {lo}, outside [0, 1]; nothing to learn")
     return [{m: (s - lo) / (hi - lo) for m, s in label.scores.items()} for label in labels]
-
-
-def _compares(record: Battle | GoldenLabel, pair: tuple[str, str]) -> bool:
-    """Whether a record says something about the pair: a battle between them, or a label scoring both."""
-    if isinstance(record, Battle):
-        return {record.model_a, record.model_b} == set(pair)
-    return all(m in record.scores for m in pair)
-
-
-def _pair_battles(records: Sequence[Battle | GoldenLabel], pair: tuple[str, str]) -> list[Battle]:
-    """The records as battles between the pair: battles as they are, golden labels scoring both compared."""
-    golden = [r for r in records if isinstance(r, GoldenLabel)]
-    return [r for r in records if isinstance(r, Battle)] + golden_to_battles(golden, list(pair))
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:
@@ -334,8 +321,7 @@ class DifficultyRouter(WinRateModel):
     def _fit_warm(self, records: Sequence[Battle | GoldenLabel], init: DifficultyRouter) -> DifficultyRouter:
         carried = self._take_init(init)
         pair = (self.strong_model, self.weak_model)
-        mine = [b for b in _pair_battles(records, pair) if {b.model_a, b.model_b} == set(pair)]
-        ignored = sum(not _compares(r, pair) for r in records)
+        mine, ignored = pair_battles(records, *pair)
         if ignored:
             logger.warning("warm start uses only %s vs %s labels; %d others ignored", *pair, ignored)
         decided = [b for b in mine if b.winner != "tie"]
