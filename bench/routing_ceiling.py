@@ -51,6 +51,7 @@ from bench.quality import PRETTY, dcrouter_bench, random_result
 from routellm_core import data
 from routellm_core.data import Benchmark
 from routellm_core.embedders import Embedder, embedder_from_name
+from routellm_core.embedding_cache import CachedEmbedder
 from routellm_core.evaluation import evaluate, length_scores, oracle_scores
 from routellm_core.records import GoldenLabel
 from routellm_core.routers.base import STRONG_REFERENCE, WEAK_REFERENCE
@@ -62,6 +63,8 @@ SECTION = "## What the benchmarks allow: in-domain ceilings and the scored pair"
 FOLDS = 5
 #: Ridge penalties tried by generalised cross-validation (features standardised).
 ALPHAS = np.logspace(-1, 5, 13)
+#: In-memory embedding cache size: every training and benchmark prompt (about 60,000) fits.
+MEMORY_ENTRIES = 200_000
 #: Benchmarks whose golden labels score many models (the answer-reading bounds need them).
 MANY_MODELS = ("dcrouter", "crux", "math_l5")
 ROWS = (
@@ -74,22 +77,6 @@ ROWS = (
     "reads the answers: true difficulty",
     "reads the answers: best function of true difficulty",
 )
-
-
-class _MemoryStatic(Embedder):
-    """The static embedder with an in-memory cache: the same space and vectors, each prompt embedded once."""
-
-    name = STATIC_NAME
-
-    def __init__(self) -> None:
-        self._inner = embedder_from_name(STATIC_NAME)
-        self._cache: dict[str, np.ndarray] = {}
-
-    def _embed(self, texts: list[str]) -> np.ndarray:
-        missing = list(dict.fromkeys(t for t in texts if t not in self._cache))
-        if missing:
-            self._cache.update(zip(missing, self._inner.embed(missing)))
-        return np.stack([self._cache[t] for t in texts])
 
 
 def ridge_gcv(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray) -> np.ndarray:
@@ -281,7 +268,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     args = parser.parse_args(argv)
     given = list(sys.argv[1:] if argv is None else argv)
     start = time.time()
-    embedder = _MemoryStatic()
+    embedder = CachedEmbedder(embedder_from_name(STATIC_NAME), max_entries=MEMORY_ENTRIES)  # each prompt once
     res: dict[str, Any] = {
         "command": " ".join(["python -m bench.routing_ceiling", *given]),
         "machine": machine_info(),
