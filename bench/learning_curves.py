@@ -58,7 +58,7 @@ from routellm_core.data import TRAINING_SOURCES, Benchmark, load_benchmark, trai
 from routellm_core.errors import TrainingDataError
 from routellm_core.evaluation import evaluate, length_scores
 from routellm_core.records import GoldenLabel, golden_to_battles, limit_prompts_per_source
-from routellm_core.routers.base import WinRateModel
+from routellm_core.routers.base import STRONG_REFERENCE, WEAK_REFERENCE, WinRateModel
 from routellm_core.routers.difficulty import DifficultyRouter
 from routellm_core.routers.mf import MatrixFactorizationRouter
 
@@ -195,8 +195,6 @@ def curve(name: str, args: argparse.Namespace, embedder: Any) -> dict[str, Any]:
     # mf scores from precomputed embeddings; difficulty reads the prompts too (its prompt features)
     X: Any = embedder.embed(list(bench.prompts)) if recipe.name == "fast" else list(bench.prompts)
     with Timer() as t_init:
-        from routellm_core.routers.base import STRONG_REFERENCE, WEAK_REFERENCE
-
         init = recipe.new(STRONG_REFERENCE, WEAK_REFERENCE, embedder, args.epochs).fit(base)
     log(f"{name}: {len(bench)} prompts, k=0 router on {len(base)} records ({t_init.s:.0f}s)")
     labels = bench.golden_labels()

@@ -369,8 +369,8 @@ class DifficultyRouter(WinRateModel):
         """
         warm.check_init(self, init)
         # read everything from the init before writing: ``init`` may be this very router
-        state = {k: getattr(init, k).copy() for k in ("feature_mean_", "feature_scale_", "difficulty_weights_")}
-        state |= {k: getattr(init, k).copy() for k in ("trait_mean_", "trait_scale_")}
+        shared = ("feature_mean_", "feature_scale_", "difficulty_weights_", "trait_mean_", "trait_scale_")
+        state = {key: getattr(init, key).copy() for key in shared}
         models, coefs = list(init.models_), init.model_coefs_.copy()
         correction = None if init.pair_correction_ is None else init.pair_correction_.copy()
         init_pair = (init.strong_model, init.weak_model)
