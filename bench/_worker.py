@@ -44,13 +44,13 @@ def main(spec_path: str) -> dict[str, Any]:
     warm, single, batch = prompts["warmup"], prompts["single"][: spec["n_single"]], prompts["batch"][: spec["n_batch"]]
 
     # ---- cold start: import + load + first call --------------------------------------------------------------
-    from routellm_core.registry import load_router
+    from routellm_core.routers.registry import load_router
 
     t_import = time.perf_counter() - _T0
     embedder = None
     if spec.get("backend"):  # the MiniLM embedder on a chosen backend, wrapped like the default one
-        from routellm_core.embedders import TransformerEmbedder
-        from routellm_core.embedding_cache import CachedEmbedder
+        from routellm_core.embedding.cache import CachedEmbedder
+        from routellm_core.embedding.embedders import TransformerEmbedder
 
         embedder = CachedEmbedder(TransformerEmbedder(backend=spec["backend"]))
     router = load_router(spec["checkpoint"], embedder=embedder)

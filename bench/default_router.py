@@ -52,8 +52,8 @@ from bench.common import (
 from bench.quality import MF_PARAMS, PRETTY, dcrouter_bench, random_result
 from routellm_core import data
 from routellm_core.data.catalog import check_source_names
-from routellm_core.evaluation import evaluate, evaluate_battles, length_scores, oracle_scores
-from routellm_core.records import Battle, GoldenLabel
+from routellm_core.data.records import Battle, GoldenLabel
+from routellm_core.evaluation.metrics import evaluate, evaluate_battles, length_scores, oracle_scores
 from routellm_core.routers.base import STRONG_REFERENCE, WEAK_REFERENCE, WinRateModel
 
 TARGETS: tuple[str, ...] = ("mmlu", "gsm8k", "mt_bench", "dcrouter", "crux", "math_l5")
@@ -72,10 +72,10 @@ Factory = Callable[[str, str], WinRateModel]
 
 def recipes(with_minilm: bool, quick: bool) -> dict[str, tuple[Factory, str]]:
     """Name -> (factory(strong, weak), what it trains on: ``"labels"`` or ``"battles"``)."""
+    from routellm_core.embedding.static import STATIC_NAME
     from routellm_core.routers.difficulty import DifficultyRouter
     from routellm_core.routers.mf import MatrixFactorizationRouter
-    from routellm_core.static_embedder import STATIC_NAME
-    from routellm_core.training import training_embedder
+    from routellm_core.routers.training import training_embedder
 
     static = training_embedder(STATIC_NAME)
     epochs = 1 if quick else 40
@@ -120,7 +120,7 @@ def _training(
 
 
 def _limit(records: list[Any], per_source: int | None) -> list[Any]:
-    from routellm_core.records import limit_prompts_per_source
+    from routellm_core.data.records import limit_prompts_per_source
 
     return limit_prompts_per_source(records, per_source)
 
@@ -210,7 +210,7 @@ def _random_scores(prompts: list[str], seed: int) -> np.ndarray:
 # ---- speed -----------------------------------------------------------------------------------------------------
 def long_prompts(n: int, seed: int = SEED) -> list[str]:
     """``n`` distinct shared-data prompts of :data:`LONG_TOKENS` tokens, seeded order."""
-    from routellm_core.static_embedder import StaticEmbedder
+    from routellm_core.embedding.static import StaticEmbedder
 
     pool: list[str] = []
     for name in ("mmlu", "gsm8k", "crux", "math_l5"):

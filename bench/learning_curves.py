@@ -55,9 +55,9 @@ from bench.common import (
 )
 from bench.quality import MF_PARAMS, PRETTY, dcrouter_bench, random_result
 from routellm_core.data import TRAINING_SOURCES, Benchmark, load_benchmark, training_battles, training_labels
+from routellm_core.data.records import GoldenLabel, golden_to_battles, limit_prompts_per_source
 from routellm_core.errors import TrainingDataError
-from routellm_core.evaluation import evaluate, length_scores
-from routellm_core.records import GoldenLabel, golden_to_battles, limit_prompts_per_source
+from routellm_core.evaluation.metrics import evaluate, length_scores
 from routellm_core.routers.base import STRONG_REFERENCE, WEAK_REFERENCE, WinRateModel
 from routellm_core.routers.difficulty import DifficultyRouter
 from routellm_core.routers.mf import MatrixFactorizationRouter
@@ -380,8 +380,8 @@ def results_stem(recipe: str) -> str:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     import torch
 
-    from routellm_core.static_embedder import STATIC_NAME
-    from routellm_core.training import training_embedder
+    from routellm_core.embedding.static import STATIC_NAME
+    from routellm_core.routers.training import training_embedder
 
     torch.set_num_threads(1)  # as bench/quality.py: deterministic, and no thread thrashing on 2 cores
     start = time.time()

@@ -55,7 +55,7 @@ def rss_mb() -> float:
 
 def megabyte_prompt() -> dict[str, Any]:
     """Time to embed a ~1.1 MB prompt with the shipped static embedder (after loading it)."""
-    from routellm_core.static_embedder import StaticEmbedder
+    from routellm_core.embedding.static import StaticEmbedder
 
     embedder = StaticEmbedder()
     embedder.embed(["load the vectors"])
@@ -67,7 +67,7 @@ def megabyte_prompt() -> dict[str, Any]:
 
 def megabyte_prompts_minilm() -> dict[str, Any]:
     """Seconds the ``default`` router takes to score each of four 1 MB prompts (after loading it)."""
-    from routellm_core.registry import load_router
+    from routellm_core.routers.registry import load_router
 
     english = "The quick brown fox jumps over the lazy dog while we prove that primes never run out. "
     prompts = {
@@ -121,8 +121,8 @@ def memory_soak() -> dict[str, Any]:
 
     from langchain_routellm import ChatRouteLLM
     from llamaindex_routellm import RouteLLM
-    from routellm_core.policy import RoutingPolicy
-    from routellm_core.registry import load_router
+    from routellm_core.routers.registry import load_router
+    from routellm_core.routing.policy import RoutingPolicy
 
     policy = RoutingPolicy(load_router("default"), threshold=0.5)
 

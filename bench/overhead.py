@@ -46,7 +46,7 @@ from bench.common import (
     write_json,
 )
 from routellm_core import data
-from routellm_core.records import limit_prompts_per_source
+from routellm_core.data.records import limit_prompts_per_source
 
 
 # ---- prompts -----------------------------------------------------------------------------------------------
@@ -81,7 +81,7 @@ def prepare_checkpoints(settings: Settings) -> dict[str, dict[str, Any]]:
     from bench.quality import MF_PARAMS
     from routellm_core.routers.mf import MatrixFactorizationRouter
     from routellm_core.routers.sw_ranking import SWRankingRouter
-    from routellm_core.training import training_embedder
+    from routellm_core.routers.training import training_embedder
 
     ckpts = checkpoint_dir(settings)
     battles = limit_prompts_per_source(data.training_battles(settings.sources), settings.train_limit)
@@ -169,7 +169,7 @@ def integration_overhead(
     settings: Settings, specs: dict[str, dict[str, Any]], prompts: dict[str, list[str]]
 ) -> dict[str, Any]:
     """ChatRouteLLM and the LlamaIndex RouteLLM vs calling the same child directly, same run."""
-    from routellm_core.registry import load_router
+    from routellm_core.routers.registry import load_router
 
     out: dict[str, Any] = {}
     n = 20 if settings.quick else 300
@@ -265,8 +265,8 @@ def concurrent_load(
     settings: Settings, specs: dict[str, dict[str, Any]], prompts: dict[str, list[str]]
 ) -> dict[str, Any]:
     """N simultaneous ``ainvoke`` calls through ChatRouteLLM, micro-batched vs one by one."""
-    from routellm_core.policy import RoutingPolicy
-    from routellm_core.registry import load_router
+    from routellm_core.routers.registry import load_router
+    from routellm_core.routing.policy import RoutingPolicy
 
     try:
         from langchain_routellm import ChatRouteLLM

@@ -52,8 +52,9 @@ from routellm_core.data import (
     load_benchmark,
     training_battles,
 )
-from routellm_core.embedders import Embedder
-from routellm_core.evaluation import (
+from routellm_core.data.records import Battle, golden_to_battles, limit_prompts_per_source
+from routellm_core.embedding.embedders import Embedder
+from routellm_core.evaluation.metrics import (
     EvalResult,
     evaluate,
     evaluate_curve,
@@ -61,7 +62,6 @@ from routellm_core.evaluation import (
     oracle_scores,
     plot_cost_quality,
 )
-from routellm_core.records import Battle, golden_to_battles, limit_prompts_per_source
 from routellm_core.routers.base import STRONG_REFERENCE, WEAK_REFERENCE, WinRateModel
 from routellm_core.routers.random import RandomRouter
 
@@ -98,8 +98,8 @@ class Embedders:
     """The embedders in play, built once: the disk-cached MiniLM and (optionally) the shipped static one."""
 
     def __init__(self, settings: Settings) -> None:
-        from routellm_core.static_embedder import STATIC_NAME
-        from routellm_core.training import training_embedder
+        from routellm_core.embedding.static import STATIC_NAME
+        from routellm_core.routers.training import training_embedder
 
         # cached: each prompt is embedded once across all the fits of a run (MiniLM's cache is also on disk)
         self.minilm: Embedder = training_embedder()
@@ -330,7 +330,7 @@ def neural(
 ) -> dict[str, Any]:
     """bert and causal_llm, LOBO, trained on a seeded sample of reference-pair battles, evaluated on a seeded
     subsample of each benchmark (MT Bench whole); mf / random / oracle / length on the same subsample."""
-    from routellm_core.registry import get_router_class
+    from routellm_core.routers.registry import get_router_class
 
     out: dict[str, Any] = {}
     ckpt_dir = checkpoint_dir(settings)

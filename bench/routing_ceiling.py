@@ -50,14 +50,14 @@ from bench.default_router import APGR_FLOOR, SOURCES, TARGETS, _training
 from bench.quality import PRETTY, dcrouter_bench, random_result
 from routellm_core import data
 from routellm_core.data import Benchmark
-from routellm_core.embedders import Embedder, embedder_from_name
-from routellm_core.embedding_cache import CachedEmbedder
-from routellm_core.evaluation import evaluate, length_scores, oracle_scores
-from routellm_core.records import GoldenLabel
+from routellm_core.data.records import GoldenLabel
+from routellm_core.embedding.cache import CachedEmbedder
+from routellm_core.embedding.embedders import Embedder, embedder_from_name
+from routellm_core.embedding.static import STATIC_NAME
+from routellm_core.evaluation.metrics import evaluate, length_scores, oracle_scores
 from routellm_core.routers.base import STRONG_REFERENCE, WEAK_REFERENCE
 from routellm_core.routers.difficulty import DifficultyRouter, prompt_features
 from routellm_core.routers.random import RandomRouter
-from routellm_core.static_embedder import STATIC_NAME
 
 SECTION = "## What the benchmarks allow: in-domain ceilings and the scored pair"
 FOLDS = 5

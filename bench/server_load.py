@@ -38,7 +38,7 @@ import numpy as np
 import openai
 
 from bench.common import DEFAULT_RESULTS, REPO, log, machine_info, percentile_ms, write_json
-from routellm_core.policy import RoutingPolicy
+from routellm_core.routing.policy import RoutingPolicy
 
 BENCHMARKS = REPO / "BENCHMARKS.md"
 SECTION_START = "<!-- server-load:start -->"

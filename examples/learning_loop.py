@@ -28,8 +28,8 @@ from _demo_models import demo_children
 
 from langchain_routellm import ChatRouteLLM
 from routellm_core.data import golden_labels_dcrouter
-from routellm_core.report import TrafficReport, traffic_report
-from routellm_core.training import train_router
+from routellm_core.learning.report import TrafficReport, traffic_report
+from routellm_core.routers.training import train_router
 
 #: The pair whose golden labels play the judge (the DC-Router pair the benchmarks use).
 STRONG, WEAK = "llama-3.1-nemotron-51b-instruct", "mistral-7b-instruct-v0.3"

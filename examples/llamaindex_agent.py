@@ -18,7 +18,7 @@ from llamaindex_demo_llms import DecisionLog, DemoAgentLLM
 
 from llamaindex_routellm import RouteLLM, RouteLLMEmbedding
 from routellm_core import load_router
-from routellm_core.calibration import calibrate_threshold
+from routellm_core.evaluation.calibration import calibrate_threshold
 
 REQUESTS = [
     "What is 6 times 7?",

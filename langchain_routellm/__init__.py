@@ -16,10 +16,9 @@ from langchain_routellm._utils import routing_text
 from langchain_routellm.chat_models import ChatRouteLLM
 from langchain_routellm.embeddings import LangChainEmbedder
 from langchain_routellm.runnables import RouteLLMRunnable
-from routellm_core.dispatch import METADATA_KEY
+from routellm_core.decisions import METADATA_KEY, RoutingDecision
 from routellm_core.errors import InvalidInputError, ModelCallError
-from routellm_core.policy import RoutingPolicy
-from routellm_core.routers.base import RoutingDecision
+from routellm_core.routing.policy import RoutingPolicy
 
 if TYPE_CHECKING:
     from langchain_routellm.middleware import RouteLLMMiddleware

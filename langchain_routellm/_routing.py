@@ -1,8 +1,9 @@
-"""LangChain glue over the core dispatch engine: messages to a :class:`Route`, a decision into run configs.
+"""LangChain glue over the core routed-call engine: messages to a route, a decision into run configs.
 
-The call / fallback / stream logic and the decision record live once in :mod:`routellm_core.dispatch`; this module
-only adds what LangChain needs: reading routes from LangChain messages (and continuing an agent's tool step on the
-side that issued the tool call), and putting the decision into the router's run and a fallback child's run.
+The call / fallback / stream / labelling logic and the decision record live once in
+:mod:`routellm_core.routing.engine`; this module only adds what LangChain needs: the engine with LangChain's answer
+rules, reading routes from LangChain messages (and continuing an agent's tool step on the side that issued the tool
+call), and putting the decision into the router's run and a fallback child's run.
 """
 
 from __future__ import annotations
@@ -24,12 +25,11 @@ from langchain_routellm._utils import (
     tool_step_record,
     unwrap_model,
 )
-from routellm_core.dispatch import METADATA_KEY, Dispatcher, PartialOutputError, Route, ServedDecision, log_route
+from routellm_core.decisions import METADATA_KEY, Route, ServedDecision, Side
 from routellm_core.errors import InvalidInputError
-from routellm_core.judging import Judge, PairwiseJudge
-from routellm_core.labelling import TrafficLabelling
-from routellm_core.policy import RoutingPolicy
-from routellm_core.routers.base import Side
+from routellm_core.learning.judging import Judge, PairwiseJudge
+from routellm_core.routing.dispatch import PartialOutputError
+from routellm_core.routing.engine import RoutingEngine, RoutingOptions
 
 try:  # LangGraph control-flow signals (interrupts, parent commands) must pass through untouched.
     from langgraph.errors import GraphBubbleUp as _GraphBubbleUp
@@ -65,59 +65,41 @@ def init_child(spec: Any, kwargs: dict[str, Any], field: str) -> Any:
     return spec
 
 
-def dispatcher(
+def build_engine(
+    options: RoutingOptions,
     names: Mapping[Side, str],
     *,
-    fallback: bool,
     owner: str,
     is_empty: Callable[[Any], bool] = is_empty_output,
+    answer_text: Callable[[Any], str] = chunk_text,
     passthrough: tuple[type[BaseException], ...] = (),
-) -> Dispatcher:
-    """The core dispatcher with LangChain's empty-answer rule, chunk text and LangGraph passthrough (plus
+) -> RoutingEngine:
+    """The core engine with LangChain's empty-answer rule, chunk text, judge and LangGraph passthrough (plus
     ``passthrough``: other exceptions that are control flow for the caller, never a model failure)."""
-    return Dispatcher(
+    return RoutingEngine(
+        options,
         names,
-        fallback=fallback,
         owner=owner,
         is_empty=is_empty,
         chunk_text=chunk_text,
+        answer_text=answer_text,
+        judge=as_judge(options.judge),
         passthrough=(_GraphBubbleUp, *passthrough),
     )
 
 
-def _continued(messages: Sequence[BaseMessage], tool_step: str) -> Route | None:
-    if tool_step != "continue":
-        return None
-    record = tool_step_record(messages)
-    return None if record is None else log_route(record.continuation())
-
-
-def route_messages(policy: RoutingPolicy, messages: Sequence[BaseMessage], route_on: str, tool_step: str) -> Route:
-    """Route a conversation (sync; micro-batched with concurrent threads)."""
-    if (route := _continued(messages, tool_step)) is not None:
+def route_messages(engine: RoutingEngine, messages: Sequence[BaseMessage]) -> Route:
+    """Route a conversation (sync; micro-batched with concurrent threads); a tool step may continue its request."""
+    if (route := engine.continued(tool_step_record(messages))) is not None:
         return route
-    text = routing_text(messages, route_on)
-    return log_route(Route(policy.decide(text), text=text))
+    return engine.route(routing_text(messages, engine.options.route_on))
 
 
-async def aroute_messages(
-    policy: RoutingPolicy, messages: Sequence[BaseMessage], route_on: str, tool_step: str
-) -> Route:
-    """Route a conversation (async; micro-batched with the event loop's concurrent calls)."""
-    if (route := _continued(messages, tool_step)) is not None:
+async def aroute_messages(engine: RoutingEngine, messages: Sequence[BaseMessage]) -> Route:
+    """Async :func:`route_messages` (micro-batched with the event loop's concurrent calls)."""
+    if (route := engine.continued(tool_step_record(messages))) is not None:
         return route
-    text = routing_text(messages, route_on)
-    return log_route(Route(await policy.adecide(text), text=text))
-
-
-def route_text(policy: RoutingPolicy, text: str) -> Route:
-    """Route one routing text (sync)."""
-    return log_route(Route(policy.decide(text), text=text))
-
-
-async def aroute_text(policy: RoutingPolicy, text: str) -> Route:
-    """Route one routing text (async)."""
-    return log_route(Route(await policy.adecide(text), text=text))
+    return await engine.aroute(routing_text(messages, engine.options.route_on))
 
 
 def run_config(
@@ -193,34 +175,3 @@ def as_judge(judge: Any) -> Judge | None:
         f"judge must be a LangChain chat model, a PairwiseJudge or a callable (prompt, answer_a, answer_b) -> winner, "
         f"got {type(judge).__name__}"
     )
-
-
-def label(
-    labelling: TrafficLabelling | None,
-    route: Route,
-    record: ServedDecision,
-    names: Mapping[Side, str],
-    answer: Any,
-    call_other: Callable[[], Any],
-) -> None:
-    """Record a served call and maybe label it (never raises into the call; see ``TrafficLabelling``)."""
-    if labelling is not None and route.text is not None:
-        labelling.after_call(record, names, route.text, chunk_text(answer), lambda: chunk_text(call_other()))
-
-
-async def alabel(
-    labelling: TrafficLabelling | None,
-    route: Route,
-    record: ServedDecision,
-    names: Mapping[Side, str],
-    answer: Any,
-    acall_other: Callable[[], Awaitable[Any]],
-) -> None:
-    """Async :func:`label`."""
-    if labelling is None or route.text is None:
-        return
-
-    async def other() -> str:
-        return chunk_text(await acall_other())
-
-    await labelling.aafter_call(record, names, route.text, chunk_text(answer), other)

@@ -27,10 +27,10 @@ from langchain_core.prompt_values import PromptValue
 from langchain_core.runnables import Runnable, RunnableBinding
 from pydantic import ValidationError
 
-from routellm_core.dispatch import METADATA_KEY, ServedDecision
+from routellm_core.decisions import METADATA_KEY, ServedDecision
 from routellm_core.errors import InvalidInputError, RouteLLMError
-from routellm_core.routing_text import Turn, join_text, role_of
-from routellm_core.routing_text import routing_text as core_routing_text
+from routellm_core.routing.text import Turn, join_text, role_of
+from routellm_core.routing.text import routing_text as core_routing_text
 
 #: ``route_on`` values: the core's canonical names and their aliases (``"last_human"`` = ``"last_user"``).
 RouteOn = Literal["last_user", "last_human", "conversation", "rag_query"]
@@ -92,7 +92,7 @@ def _turn(message: BaseMessage) -> Turn:
 
 
 def routing_text(messages: Sequence[BaseMessage], route_on: RouteOn = "last_user") -> str:
-    """The text the router scores for a conversation: :func:`routellm_core.routing_text.routing_text` over the
+    """The text the router scores for a conversation: :func:`routellm_core.routing.text.routing_text` over the
     messages' text parts (images, audio, files and tool-use blocks are ignored).
 
     Args:

@@ -18,12 +18,10 @@ from typing_extensions import Self
 
 from langchain_routellm._options import RouterOptions
 from langchain_routellm._routing import (
-    alabel,
     aroute_messages,
     awatch_tokens,
     child_config,
     init_child,
-    label,
     route_messages,
     run_config,
     watch_tokens,
@@ -36,8 +34,7 @@ from langchain_routellm._utils import (
     unwrap_model,
     with_metadata,
 )
-from routellm_core.dispatch import Route, ServedDecision
-from routellm_core.routers.base import Side, other_side
+from routellm_core.decisions import Route, ServedDecision, Side
 
 
 class _V1Blocks:
@@ -180,10 +177,10 @@ class ChatRouteLLM(RouterOptions, BaseChatModel):
     @property
     def _identifying_params(self) -> dict[str, Any]:
         return {
-            "router": self._policy.router_name,
-            "threshold": self._policy.threshold,
-            "strong": self._names["strong"],
-            "weak": self._names["weak"],
+            "router": self.policy.router_name,
+            "threshold": self.policy.threshold,
+            "strong": self._engine.names["strong"],
+            "weak": self._engine.names["weak"],
             "route_on": self.route_on,
             "tool_step": self.tool_step,
             "fallback": self.fallback,
@@ -194,7 +191,7 @@ class ChatRouteLLM(RouterOptions, BaseChatModel):
         ``model`` kwarg wins. A routed call's run reports the chosen model instead (see ``_run_config``)."""
         params = LangSmithParams(
             ls_provider="routellm",
-            ls_model_name=f"{self._names['strong']}|{self._names['weak']}",
+            ls_model_name=f"{self._engine.names['strong']}|{self._engine.names['weak']}",
             ls_model_type="chat",
         )
         if isinstance(kwargs.get("model"), str):
@@ -214,10 +211,10 @@ class ChatRouteLLM(RouterOptions, BaseChatModel):
         return self._convert_input(input).to_messages()
 
     def _route(self, messages: Sequence[BaseMessage]) -> Route:
-        return route_messages(self._policy, messages, self.route_on, self.tool_step)
+        return route_messages(self._engine, messages)
 
     async def _aroute(self, messages: Sequence[BaseMessage]) -> Route:
-        return await aroute_messages(self._policy, messages, self.route_on, self.tool_step)
+        return await aroute_messages(self._engine, messages)
 
     def _run_config(self, config: RunnableConfig, route: Route, stop: list[str] | None) -> RunnableConfig:
         """Config for the router's run: the decision, the chosen model's LangSmith params, our own
@@ -232,10 +229,10 @@ class ChatRouteLLM(RouterOptions, BaseChatModel):
         base = merge_configs(config, own) if own else config
         ls = {
             "ls_provider": model_provider(self._child(route.choice)) or "routellm",
-            "ls_model_name": self._names[route.choice],
+            "ls_model_name": self._engine.names[route.choice],
             "ls_model_type": "chat",
         }
-        return run_config(base, self._dispatcher.served(route, route.choice), ls)
+        return run_config(base, self._engine.planned(route), ls)
 
     def _call_kwargs(self, stop: list[str] | None, kwargs: Mapping[str, Any]) -> dict[str, Any]:
         call = dict(kwargs)
@@ -274,9 +271,10 @@ class ChatRouteLLM(RouterOptions, BaseChatModel):
             child = self._child(side)
             return watch_tokens(lambda cfg: child.invoke(messages, cfg, **call), child_config(config, record))
 
-        value, record = self._dispatcher.call(route, attempt)
-        other = self._child(other_side(record.served))
-        label(self._labelling, route, record, self._names, value, lambda: other.invoke(messages, **call))
+        def other_answer(side: Side) -> str:
+            return chunk_text(self._child(side).invoke(messages, **call))
+
+        value, record = self._engine.call(route, attempt, other_answer=other_answer)
         return self._finish(with_metadata(value, record))
 
     async def _ainvoke_child(
@@ -293,9 +291,10 @@ class ChatRouteLLM(RouterOptions, BaseChatModel):
             child = self._child(side)
             return await awatch_tokens(lambda cfg: child.ainvoke(messages, cfg, **call), child_config(config, record))
 
-        value, record = await self._dispatcher.acall(route, attempt)
-        other = self._child(other_side(record.served))
-        await alabel(self._labelling, route, record, self._names, value, lambda: other.ainvoke(messages, **call))
+        async def other_answer(side: Side) -> str:
+            return chunk_text(await self._child(side).ainvoke(messages, **call))
+
+        value, record = await self._engine.acall(route, attempt, other_answer=other_answer)
         return self._finish(with_metadata(value, record))
 
     def invoke(
@@ -360,17 +359,15 @@ class ChatRouteLLM(RouterOptions, BaseChatModel):
         def open_stream(side: Side, record: ServedDecision) -> Iterator[Any]:
             return (as_chunk(c) for c in self._child(side).stream(messages, child_config(config, record), **call))
 
+        def other_answer(side: Side) -> str:
+            return chunk_text(self._child(side).invoke(messages, **call))
+
         last: AIMessageChunk | None = None
-        texts: list[str] = []
-        for chunk, record in self._dispatcher.stream(route, open_stream):
+        for chunk, record in self._engine.stream(route, open_stream, other_answer=other_answer):
             last = chunk if last is not None else with_metadata(chunk, record)
-            texts.append(chunk_text(chunk))
             yield last
         if last is not None and last.chunk_position != "last":
             yield AIMessageChunk(content="", chunk_position="last", id=last.id)
-        if last is not None:
-            other = self._child(other_side(record.served))
-            label(self._labelling, route, record, self._names, "".join(texts), lambda: other.invoke(messages, **call))
 
     async def _astream_child(
         self, route: Route, messages: list[BaseMessage], config: RunnableConfig, call: dict[str, Any]
@@ -380,19 +377,16 @@ class ChatRouteLLM(RouterOptions, BaseChatModel):
                 async for c in stream:
                     yield as_chunk(c)
 
+        async def other_answer(side: Side) -> str:
+            return chunk_text(await self._child(side).ainvoke(messages, **call))
+
         last: AIMessageChunk | None = None
-        texts: list[str] = []
-        async with aclosing(self._dispatcher.astream(route, open_stream)) as relayed:
+        async with aclosing(self._engine.astream(route, open_stream, other_answer=other_answer)) as relayed:
             async for chunk, record in relayed:
                 last = chunk if last is not None else with_metadata(chunk, record)
-                texts.append(chunk_text(chunk))
                 yield last
         if last is not None and last.chunk_position != "last":
             yield AIMessageChunk(content="", chunk_position="last", id=last.id)
-        if last is not None:
-            other = self._child(other_side(record.served))
-            answer = "".join(texts)
-            await alabel(self._labelling, route, record, self._names, answer, lambda: other.ainvoke(messages, **call))
 
     def stream(
         self,
@@ -486,7 +480,7 @@ class ChatRouteLLM(RouterOptions, BaseChatModel):
     def _hook_config(self, route: Route, run_manager: Any) -> RunnableConfig:
         # Chat-model run managers have no get_child(); build the same child manager by hand.
         config: RunnableConfig = {"callbacks": child_callbacks(run_manager) if run_manager else None}
-        return run_config(config, self._dispatcher.served(route, route.choice))
+        return run_config(config, self._engine.planned(route))
 
     @staticmethod
     def _hook_generation(message: AIMessage) -> ChatGeneration:
@@ -577,7 +571,7 @@ class ChatRouteLLM(RouterOptions, BaseChatModel):
                 bound[side] = child.bind_tools(tools, **extra)
             except NotImplementedError as exc:
                 raise NotImplementedError(
-                    f"the {side} model {self._names[side]!r} does not support tool calling: {exc}"
+                    f"the {side} model {self._engine.names[side]!r} does not support tool calling: {exc}"
                 ) from exc
         return self.model_copy(update=bound).bind()
 
@@ -603,12 +597,12 @@ class ChatRouteLLM(RouterOptions, BaseChatModel):
         return RouteLLMRunnable(
             strong=children["strong"],
             weak=children["weak"],
-            router=self._policy,
+            router=self.policy,
             route_on=self.route_on,
             tool_step=self.tool_step,
             fallback=self.fallback,
-            strong_name=self._names["strong"],
-            weak_name=self._names["weak"],
+            strong_name=self._engine.names["strong"],
+            weak_name=self._engine.names["weak"],
             feedback=self.feedback_store,  # the same store: verdicts attach to these decision ids too
             name=f"{self.get_name()}[structured]",
         )

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 from langchain_core.embeddings import Embeddings
 
-from routellm_core.embedders import Embedder
+from routellm_core.embedding.embedders import Embedder
 
 
 class LangChainEmbedder(Embedder):
-    """A :class:`routellm_core.embedders.Embedder` over any LangChain ``Embeddings`` (``embed_documents``).
+    """A :class:`routellm_core.embedding.embedders.Embedder` over any LangChain ``Embeddings`` (``embed_documents``).
 
     Vectors are L2-normalised float32 like every core embedder's. ``name`` identifies the embedding space in
     checkpoints (default ``langchain:<class>[:<model>]``); a router trained with it loads only with an embedder of

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -15,24 +14,15 @@ from langchain.agents.middleware import (
 from langchain.agents.structured_output import StructuredOutputError
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage
+from pydantic import ValidationError
 
-from langchain_routellm._routing import (
-    TokenWatch,
-    alabel,
-    aroute_messages,
-    as_judge,
-    dispatcher,
-    init_child,
-    label,
-    route_messages,
-)
-from langchain_routellm._utils import RouteOn, ToolStep, is_empty_output, model_name
-from routellm_core.dispatch import METADATA_KEY, ServedDecision
-from routellm_core.embedders import Embedder
-from routellm_core.labelling import traffic_labelling
-from routellm_core.policy import RoutingPolicy, build_policy
-from routellm_core.routers.base import Side, WinRateModel, other_side
-from routellm_core.routing_text import canonical_route_on
+from langchain_routellm._routing import TokenWatch, aroute_messages, build_engine, init_child, route_messages
+from langchain_routellm._utils import chunk_text, is_empty_output, model_name, reraise_routellm_error
+from routellm_core.decisions import METADATA_KEY, ServedDecision, Side
+from routellm_core.learning.feedback import FeedbackStore
+from routellm_core.learning.labelling import TrafficLabelling
+from routellm_core.routing.engine import ROUTING_FIELDS, RoutingEngine, RoutingOptions
+from routellm_core.routing.policy import RoutingPolicy
 
 _OWNER = "RouteLLMMiddleware"
 
@@ -140,59 +130,64 @@ class RouteLLMMiddleware(AgentMiddleware):
         **model_kwargs: Extra ``init_chat_model`` arguments for models given as strings.
     """
 
-    def __init__(
-        self,
-        *,
-        strong: str | BaseChatModel,
-        weak: str | BaseChatModel,
-        router: str | os.PathLike[str] | WinRateModel | RoutingPolicy = "default",
-        threshold: float | None = None,
-        strong_fraction: float | None = None,
-        embedder: Embedder | None = None,
-        route_on: RouteOn = "last_user",
-        tool_step: ToolStep = "continue",
-        fallback: bool = False,
-        strong_name: str | None = None,
-        weak_name: str | None = None,
-        feedback: Any = None,
-        judge: Any = None,
-        label_fraction: float = 0.0,
-        label_seed: int = 0,
-        **model_kwargs: Any,
-    ) -> None:
+    def __init__(self, *, strong: str | BaseChatModel, weak: str | BaseChatModel, **kwargs: Any) -> None:
         super().__init__()
-        canonical_route_on(route_on)
-        if tool_step not in ("continue", "route"):
-            raise ValueError(f"tool_step must be 'continue' or 'route', got {tool_step!r}")
+        routing = {name: kwargs.pop(name) for name in ROUTING_FIELDS if name in kwargs}
+        try:
+            options = RoutingOptions(**routing)
+        except ValidationError as exc:
+            reraise_routellm_error(exc)
+            raise
         self.models: dict[Side, BaseChatModel] = {
-            "strong": _init_model(strong, model_kwargs, "strong"),
-            "weak": _init_model(weak, model_kwargs, "weak"),
+            "strong": _init_model(strong, kwargs, "strong"),
+            "weak": _init_model(weak, kwargs, "weak"),
         }
-        self.policy = build_policy(router, threshold, strong_fraction, embedder)
-        self.route_on: RouteOn = route_on
-        self.tool_step: ToolStep = tool_step
-        self.fallback = fallback
-        self.names: dict[Side, str] = {
-            "strong": strong_name or model_name(self.models["strong"]),
-            "weak": weak_name or model_name(self.models["weak"]),
+        names: dict[Side, str] = {
+            "strong": options.strong_name or model_name(self.models["strong"]),
+            "weak": options.weak_name or model_name(self.models["weak"]),
         }
         # The agent's structured-output errors are its own to handle (retry with the error message): never wrapped
         # as a model failure, never a reason to call the other model.
-        self._dispatcher = dispatcher(
-            self.names,
-            fallback=fallback,
+        self.engine: RoutingEngine = build_engine(
+            options,
+            names,
             owner=_OWNER,
             is_empty=_is_empty_response,
+            answer_text=lambda response: chunk_text(_response_message(response)),
             passthrough=(StructuredOutputError,),
         )
-        self.labelling = traffic_labelling(feedback, as_judge(judge), label_fraction, label_seed, names=self.names)
         self.tools = []
+
+    @property
+    def options(self) -> RoutingOptions:
+        """The routing options (router, threshold, route_on, tool_step, fallback, feedback...)."""
+        return self.engine.options
+
+    @property
+    def policy(self) -> RoutingPolicy:
+        """The routing policy (router + threshold in force)."""
+        return self.engine.policy
+
+    @property
+    def names(self) -> dict[Side, str]:
+        """Names of the two models, as reported in metadata."""
+        return self.engine.names
+
+    @property
+    def feedback_store(self) -> FeedbackStore | None:
+        """The feedback store (``feedback=``), to attach verdicts by decision id; ``None`` without one."""
+        return self.engine.feedback_store
+
+    @property
+    def labelling(self) -> TrafficLabelling | None:
+        """The labelling of these steps, if configured."""
+        return self.engine.labelling
 
     def __repr__(self) -> str:
         return (
             f"RouteLLMMiddleware(strong={self.names['strong']!r}, weak={self.names['weak']!r}, "
-            f"policy={self.policy!r}, route_on={self.route_on!r}, tool_step={self.tool_step!r}, "
-            f"fallback={self.fallback})"
+            f"policy={self.policy!r}, route_on={self.options.route_on!r}, tool_step={self.options.tool_step!r}, "
+            f"fallback={self.options.fallback})"
         )
 
     def _request_for(self, request: ModelRequest, record: ServedDecision, watch: TokenWatch) -> ModelRequest:
@@ -213,7 +208,7 @@ class RouteLLMMiddleware(AgentMiddleware):
         handler: Callable[[ModelRequest], ModelResponse],
     ) -> Any:
         """Route this step, then call the handler with the chosen model."""
-        route = route_messages(self.policy, request.messages, self.route_on, self.tool_step)
+        route = route_messages(self.engine, request.messages)
 
         def attempt(_: Side, record: ServedDecision) -> Any:
             watch = TokenWatch()
@@ -222,16 +217,10 @@ class RouteLLMMiddleware(AgentMiddleware):
             except Exception as exc:
                 raise watch.failure(exc) from exc
 
-        response, record = self._dispatcher.call(route, attempt)
-        other = self.models[other_side(record.served)]
-        label(
-            self.labelling,
-            route,
-            record,
-            self.names,
-            _response_message(response),
-            lambda: other.invoke(_plain(request)),
-        )
+        def other_answer(side: Side) -> str:
+            return chunk_text(self.models[side].invoke(_plain(request)))
+
+        response, record = self.engine.call(route, attempt, other_answer=other_answer)
         return _annotate(response, record)
 
     async def awrap_model_call(
@@ -240,7 +229,7 @@ class RouteLLMMiddleware(AgentMiddleware):
         handler: Callable[[ModelRequest], Awaitable[ModelResponse]],
     ) -> Any:
         """Async :meth:`wrap_model_call`."""
-        route = await aroute_messages(self.policy, request.messages, self.route_on, self.tool_step)
+        route = await aroute_messages(self.engine, request.messages)
 
         async def attempt(_: Side, record: ServedDecision) -> Any:
             watch = TokenWatch()
@@ -249,8 +238,8 @@ class RouteLLMMiddleware(AgentMiddleware):
             except Exception as exc:
                 raise watch.failure(exc) from exc
 
-        response, record = await self._dispatcher.acall(route, attempt)
-        other = self.models[other_side(record.served)]
-        answer = _response_message(response)
-        await alabel(self.labelling, route, record, self.names, answer, lambda: other.ainvoke(_plain(request)))
+        async def other_answer(side: Side) -> str:
+            return chunk_text(await self.models[side].ainvoke(_plain(request)))
+
+        response, record = await self.engine.acall(route, attempt, other_answer=other_answer)
         return _annotate(response, record)

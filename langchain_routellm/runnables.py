@@ -14,14 +14,10 @@ from typing_extensions import Self
 
 from langchain_routellm._options import RouterOptions
 from langchain_routellm._routing import (
-    alabel,
     aroute_messages,
-    aroute_text,
     awatch_tokens,
     child_config,
-    label,
     route_messages,
-    route_text,
     run_config,
     watch_tokens,
 )
@@ -31,9 +27,8 @@ from langchain_routellm._utils import (
     to_messages,
     with_metadata,
 )
-from routellm_core.dispatch import METADATA_KEY, Route, ServedDecision
+from routellm_core.decisions import METADATA_KEY, Route, ServedDecision, Side
 from routellm_core.errors import InvalidInputError
-from routellm_core.routers.base import Side, other_side
 
 
 def _one(value: Any) -> Iterator[Any]:
@@ -98,7 +93,7 @@ class RouteLLMRunnable(RouterOptions, RunnableSerializable[Any, Any]):
         return self
 
     def _run_config(self, config: RunnableConfig, route: Route) -> RunnableConfig:
-        return run_config(config, self._dispatcher.served(route, route.choice))
+        return run_config(config, self._engine.planned(route))
 
     # ---- routing text ----------------------------------------------------------------------------------
     def _selected(self, value: Any) -> Any:
@@ -142,14 +137,14 @@ class RouteLLMRunnable(RouterOptions, RunnableSerializable[Any, Any]):
     def _route(self, value: Any) -> Route:
         selected = self._messages_or_text(value)
         if isinstance(selected, str):
-            return route_text(self._policy, selected)
-        return route_messages(self._policy, selected, self.route_on, self.tool_step)
+            return self._engine.route(selected)
+        return route_messages(self._engine, selected)
 
     async def _aroute(self, value: Any) -> Route:
         selected = self._messages_or_text(value)
         if isinstance(selected, str):
-            return await aroute_text(self._policy, selected)
-        return await aroute_messages(self._policy, selected, self.route_on, self.tool_step)
+            return await self._engine.aroute(selected)
+        return await aroute_messages(self._engine, selected)
 
     def _output(self, value: Any, record: ServedDecision) -> Any:
         value = with_metadata(value, record)
@@ -174,9 +169,10 @@ class RouteLLMRunnable(RouterOptions, RunnableSerializable[Any, Any]):
             child = self._child(side)
             return watch_tokens(lambda cfg: child.invoke(input, cfg, **call), child_config(config, record))
 
-        value, record = self._dispatcher.call(route, attempt)
-        other = self._child(other_side(record.served))
-        label(self._labelling, route, record, self._names, value, lambda: other.invoke(input, **call))
+        def other_answer(side: Side) -> str:
+            return chunk_text(self._child(side).invoke(input, **call))
+
+        value, record = self._engine.call(route, attempt, other_answer=other_answer)
         return self._output(value, record)
 
     async def ainvoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
@@ -192,9 +188,10 @@ class RouteLLMRunnable(RouterOptions, RunnableSerializable[Any, Any]):
             child = self._child(side)
             return await awatch_tokens(lambda cfg: child.ainvoke(input, cfg, **call), child_config(config, record))
 
-        value, record = await self._dispatcher.acall(route, attempt)
-        other = self._child(other_side(record.served))
-        await alabel(self._labelling, route, record, self._names, value, lambda: other.ainvoke(input, **call))
+        async def other_answer(side: Side) -> str:
+            return chunk_text(await self._child(side).ainvoke(input, **call))
+
+        value, record = await self._engine.acall(route, attempt, other_answer=other_answer)
         return self._output(value, record)
 
     # ---- stream ----------------------------------------------------------------------------------------
@@ -226,14 +223,13 @@ class RouteLLMRunnable(RouterOptions, RunnableSerializable[Any, Any]):
         def open_stream(side: Side, record: ServedDecision) -> Iterator[Any]:
             return self._child(side).stream(input, child_config(config, record), **call)
 
-        first, texts, record = True, [], None
-        for chunk, record in self._dispatcher.stream(route, open_stream):
-            texts.append(chunk_text(chunk))
+        def other_answer(side: Side) -> str:
+            return chunk_text(self._child(side).invoke(input, **call))
+
+        first = True
+        for chunk, record in self._engine.stream(route, open_stream, other_answer=other_answer):
             yield from self._framed(chunk, record, first)
             first = False
-        if record is not None:
-            other = self._child(other_side(record.served))
-            label(self._labelling, route, record, self._names, "".join(texts), lambda: other.invoke(input, **call))
 
     async def astream(
         self, input: Any, config: RunnableConfig | None = None, **kwargs: Any | None
@@ -256,14 +252,12 @@ class RouteLLMRunnable(RouterOptions, RunnableSerializable[Any, Any]):
         def open_stream(side: Side, record: ServedDecision) -> AsyncIterator[Any]:
             return self._child(side).astream(input, child_config(config, record), **call)
 
-        first, texts, record = True, [], None
-        async with aclosing(self._dispatcher.astream(route, open_stream)) as relayed:
+        async def other_answer(side: Side) -> str:
+            return chunk_text(await self._child(side).ainvoke(input, **call))
+
+        first = True
+        async with aclosing(self._engine.astream(route, open_stream, other_answer=other_answer)) as relayed:
             async for chunk, record in relayed:
-                texts.append(chunk_text(chunk))
                 for item in self._framed(chunk, record, first):
                     yield item
                 first = False
-        if record is not None:
-            other = self._child(other_side(record.served))
-            answer = "".join(texts)
-            await alabel(self._labelling, route, record, self._names, answer, lambda: other.ainvoke(input, **call))

@@ -17,7 +17,7 @@ from llamaindex_routellm.base import RouteLLM
 from llamaindex_routellm.embeddings import LlamaIndexEmbedder, RouteLLMEmbedding
 from llamaindex_routellm.events import RoutingDecisionEvent, RoutingFallbackEvent
 from routellm_core.errors import StreamInterruptedError
-from routellm_core.routing_text import rag_query
+from routellm_core.routing.text import rag_query
 
 __all__ = [
     "LlamaIndexEmbedder",

@@ -1,6 +1,6 @@
 """Routing text from LlamaIndex chat messages, and small helpers shared by the LLM.
 
-The rules live once in :mod:`routellm_core.routing_text` (the same conversation gives the same routing text in
+The rules live once in :mod:`routellm_core.routing.text` (the same conversation gives the same routing text in
 LangChain); this module maps LlamaIndex messages onto its neutral turns. A ReAct agent's ``"Observation: ..."``
 user message counts as a tool result, so every step of one ReAct request routes on the same request.
 
@@ -38,11 +38,11 @@ from llama_index.core.base.llms.types import (
 )
 from llama_index.core.llms import LLM
 
-from routellm_core.dispatch import METADATA_KEY, ServedDecision
+from routellm_core.decisions import METADATA_KEY, ServedDecision
 from routellm_core.errors import InvalidInputError
-from routellm_core.judging import Judge, PairwiseJudge
-from routellm_core.routing_text import Turn, join_text, role_of
-from routellm_core.routing_text import routing_text as core_routing_text
+from routellm_core.learning.judging import Judge, PairwiseJudge
+from routellm_core.routing.text import Turn, join_text, role_of
+from routellm_core.routing.text import routing_text as core_routing_text
 
 R = TypeVar("R", ChatResponse, CompletionResponse)
 
@@ -75,7 +75,7 @@ def _turns(items: Sequence[ChatMessage]) -> list[Turn]:
 
 
 def routing_text(messages: Sequence[ChatMessage], route_on: RouteOn | RoutingTextFn = "last_user") -> str:
-    """The text the router scores for a chat call (:func:`routellm_core.routing_text.routing_text`).
+    """The text the router scores for a chat call (:func:`routellm_core.routing.text.routing_text`).
 
     Args:
         messages: The call's messages, oldest first.

@@ -53,14 +53,15 @@ from llamaindex_routellm._utils import (
     tag_response,
 )
 from llamaindex_routellm.events import RoutingDecisionEvent, RoutingFallbackEvent
-from routellm_core.dispatch import Dispatcher, Route, ServedDecision, log_route
-from routellm_core.embedders import Embedder
+from routellm_core.decisions import Route, RoutingDecision, ServedDecision, Side, other_side
+from routellm_core.embedding.embedders import Embedder
 from routellm_core.errors import InvalidInputError
-from routellm_core.feedback import FeedbackStore
-from routellm_core.labelling import ROUTING_FIELDS, TrafficLabelling, traffic_labelling
-from routellm_core.policy import RoutingPolicy, build_policy, router_label
-from routellm_core.routers.base import RoutingDecision, Side, WinRateModel, other_side
-from routellm_core.routing_text import prompt_routing_text
+from routellm_core.learning.feedback import FeedbackStore
+from routellm_core.learning.labelling import ROUTING_FIELDS, TrafficLabelling, traffic_labelling
+from routellm_core.routers.base import WinRateModel
+from routellm_core.routing.dispatch import Dispatcher, log_route
+from routellm_core.routing.policy import RoutingPolicy, build_policy, router_label
+from routellm_core.routing.text import prompt_routing_text
 
 if TYPE_CHECKING:
     from llama_index.core.tools.types import BaseTool

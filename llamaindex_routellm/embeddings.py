@@ -15,11 +15,11 @@ from llama_index.core.base.embeddings.base import BaseEmbedding, Embedding
 from llama_index.core.bridge.pydantic import PrivateAttr
 from llama_index.core.callbacks import CallbackManager
 
-from routellm_core.embedders import Embedder, default_embedder
+from routellm_core.embedding.embedders import Embedder, default_embedder
 
 
 class RouteLLMEmbedding(BaseEmbedding):
-    """LlamaIndex ``BaseEmbedding`` over a :class:`routellm_core.embedders.Embedder`.
+    """LlamaIndex ``BaseEmbedding`` over a :class:`routellm_core.embedding.embedders.Embedder`.
 
     With no arguments it wraps the process-wide cached all-MiniLM-L6-v2 embedder the default router uses, so a
     ``VectorStoreIndex`` and the router share one model (and one embedding cache) and everything runs offline.
@@ -93,7 +93,7 @@ class RouteLLMEmbedding(BaseEmbedding):
 
 
 class LlamaIndexEmbedder(Embedder):
-    """A :class:`routellm_core.embedders.Embedder` over any LlamaIndex ``BaseEmbedding`` (``get_text_embedding_batch``).
+    """A :class:`routellm_core.embedding.embedders.Embedder` over any LlamaIndex ``BaseEmbedding`` (``get_text_embedding_batch``).
 
     Vectors are L2-normalised float32 like every core embedder's. ``name`` identifies the embedding space in
     checkpoints (default ``llamaindex:<class>[:<model>]``); a router trained with it loads only with an embedder

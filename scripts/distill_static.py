@@ -11,11 +11,11 @@ never in ``.venv``::
 
 It reads only the local MiniLM folder (no network: ``HF_HUB_OFFLINE=1``), runs MiniLM once over its own
 vocabulary on the CPU (one to two minutes on 2 cores), and writes ``model.safetensors``, ``tokenizer.json`` and
-``config.json`` into ``core/assets/minilm_static/`` (``--out`` for elsewhere). ``config.json``'s ``tokenizer_name``
+``config.json`` into ``core/routellm_core/assets/minilm_static/`` (``--out`` for elsewhere). ``config.json``'s ``tokenizer_name``
 is set to the Hugging Face name instead of the local folder, so no absolute path is shipped. The shipped files were
 made this way with model2vec 0.10.0, torch 2.13.0 (CPU), transformers 5.3.0, tokenizers 0.22.2, scikit-learn 1.9.1
 and numpy 2.4.6; rerunning with those versions reproduces all three files byte for byte. The runtime embedder
-(``routellm_core.static_embedder``) does not need model2vec. With ``--compare FOLDER`` it reports how far the new
+(``routellm_core.embedding.static``) does not need model2vec. With ``--compare FOLDER`` it reports how far the new
 vectors are from an existing folder's (e.g. the shipped one) after writing.
 
 This script imports nothing from the project: the distill environment need not have it installed.

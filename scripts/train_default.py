@@ -3,8 +3,8 @@ both on the shipped static embedder, reference pair GPT-4 (``gpt-4-1106-preview`
 
 Reproduce with::
 
-    .venv/bin/python scripts/train_default.py                  # -> core/pretrained/default (a few minutes)
-    .venv/bin/python scripts/train_default.py --recipe fast    # -> core/pretrained/fast (mf; about an hour)
+    .venv/bin/python scripts/train_default.py                  # -> core/routellm_core/pretrained/default (a few minutes)
+    .venv/bin/python scripts/train_default.py --recipe fast    # -> core/routellm_core/pretrained/fast (mf; about an hour)
 
 Each run trains on every shared source (``routellm_core.data.TRAINING_SOURCES``), calibrates thresholds for 10..90%
 strong calls on a seeded mix of prompts from those sources, evaluates the same recipe with each benchmark left out
@@ -31,18 +31,18 @@ sys.path.insert(0, str(REPO))  # the protocol-(a) evaluation is bench/default_ro
 from bench.default_router import APGR_FLOOR, NOISE, TARGETS, protocol_a  # noqa: E402
 from bench.quality import MF_PARAMS, PRETTY  # noqa: E402
 from routellm_core import data, load_router  # noqa: E402
-from routellm_core.calibration import calibrate_thresholds  # noqa: E402
 from routellm_core.data.catalog import check_source_names  # noqa: E402
-from routellm_core.embedders import MINILM_NAME  # noqa: E402
-from routellm_core.records import Battle, GoldenLabel  # noqa: E402
+from routellm_core.data.records import Battle, GoldenLabel  # noqa: E402
+from routellm_core.embedding.embedders import MINILM_NAME  # noqa: E402
+from routellm_core.embedding.static import STATIC_NAME  # noqa: E402
+from routellm_core.evaluation.calibration import calibrate_thresholds  # noqa: E402
 from routellm_core.routers.base import STRONG_REFERENCE, WEAK_REFERENCE, WinRateModel  # noqa: E402
-from routellm_core.static_embedder import STATIC_NAME  # noqa: E402
-from routellm_core.training import training_embedder  # noqa: E402
+from routellm_core.routers.training import training_embedder  # noqa: E402
 
 #: ``--recipe`` -> (shipped folder or None, router, embedding space, what it trains on).
 RECIPES: dict[str, tuple[str | None, str, str, str]] = {
-    "default": ("core/pretrained/default", "difficulty", STATIC_NAME, "labels"),
-    "fast": ("core/pretrained/fast", "mf", STATIC_NAME, "battles"),
+    "default": ("core/routellm_core/pretrained/default", "difficulty", STATIC_NAME, "labels"),
+    "fast": ("core/routellm_core/pretrained/fast", "mf", STATIC_NAME, "battles"),
     "mf-minilm": (None, "mf", MINILM_NAME, "battles"),
 }
 SOURCES: tuple[str, ...] = data.TRAINING_SOURCES
@@ -135,7 +135,7 @@ def _speed_lines(checkpoint: str) -> list[str]:
 def _head(recipe: str, router: WinRateModel) -> list[str]:
     pair = f"strong `{router.strong_model}`, weak `{router.weak_model}`"
     static = (
-        f"`{STATIC_NAME}`, the static embedding shipped in `routellm_core/assets/minilm_static` (all-MiniLM-L6-v2 "
+        f"`{STATIC_NAME}`, the static embedding shipped in `routellm_core/routellm_core/assets/minilm_static` (all-MiniLM-L6-v2 "
         "distilled with model2vec: 256-d token vectors, mean of the first 512 tokens; see its `NOTICE.md`, "
         "Apache-2.0). No transformer runs at scoring time."
     )

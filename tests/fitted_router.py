@@ -134,9 +134,9 @@ def known_router() -> Any:
 def _fit() -> Any:
     import torch
 
-    from routellm_core.embedders import embedder_from_name
-    from routellm_core.static_embedder import STATIC_NAME
-    from routellm_core.training import train_router
+    from routellm_core.embedding.embedders import embedder_from_name
+    from routellm_core.embedding.static import STATIC_NAME
+    from routellm_core.routers.training import train_router
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # a tiny fit: one thread is faster on a busy machine, and the same on any machine

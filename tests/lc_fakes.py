@@ -263,7 +263,7 @@ _ROUTER: list[Any] = []
 
 def shared_router() -> Any:
     """The real router the LangChain tests route with: the shipped ``default`` router, loaded once."""
-    from routellm_core.registry import load_router
+    from routellm_core.routers.registry import load_router
 
     with _ROUTER_LOCK:
         if not _ROUTER:

@@ -10,7 +10,7 @@ from llama_index.core.bridge.pydantic import Field
 from llama_index.core.llms import MockLLM
 from llama_index.core.llms.callbacks import llm_completion_callback
 
-from routellm_core.routing_text import rag_query
+from routellm_core.routing.text import rag_query
 
 
 class LabelledLLM(MockLLM):

@@ -17,9 +17,9 @@ import numpy as np
 import pytest
 
 from routellm_core import load_router
-from routellm_core.embedders import Embedder
-from routellm_core.policy import RoutingPolicy
-from routellm_core.static_embedder import StaticEmbedder
+from routellm_core.embedding.embedders import Embedder
+from routellm_core.embedding.static import StaticEmbedder
+from routellm_core.routing.policy import RoutingPolicy
 
 DEADLINE_S = 30.0
 PROMPTS = [f"Question {i}: explain step {i} of the proof that there are infinitely many primes." for i in range(24)]

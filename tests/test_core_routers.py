@@ -26,9 +26,9 @@ from routellm_core import (
     available_routers,
     load_router,
 )
-from routellm_core.calibration import calibrate_threshold, calibrate_thresholds, strong_call_fraction
-from routellm_core.embedders import TransformerEmbedder
-from routellm_core.embedding_cache import CachedEmbedder
+from routellm_core.embedding.cache import CachedEmbedder
+from routellm_core.embedding.embedders import TransformerEmbedder
+from routellm_core.evaluation.calibration import calibrate_threshold, calibrate_thresholds, strong_call_fraction
 
 S, W = STRONG_REFERENCE, WEAK_REFERENCE
 
@@ -45,7 +45,7 @@ def _battles() -> list[Battle]:
 def test_minilm_embedder_matches_sentence_transformers(embedder) -> None:
     from sentence_transformers import SentenceTransformer
 
-    from routellm_core.embedders import minilm_path
+    from routellm_core.embedding.embedders import minilm_path
 
     texts = ["How do I bake bread?", "Quantum entanglement, explained simply."]
     ours = embedder.embed(texts)
@@ -103,7 +103,7 @@ def test_langchain_and_llamaindex_embedding_adapters() -> None:
 
 
 def test_openai_embedder_is_lazy_and_keeps_key_secret(monkeypatch) -> None:
-    from routellm_core.embedders import OpenAIEmbedder
+    from routellm_core.embedding.embedders import OpenAIEmbedder
 
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     e = OpenAIEmbedder(api_key="sk-very-secret")

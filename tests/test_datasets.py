@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from routellm_core import data as ds
+from routellm_core.data.records import Battle, GoldenLabel, golden_to_battles
 from routellm_core.errors import TrainingDataError
-from routellm_core.records import Battle, GoldenLabel, golden_to_battles
 
 # Every test here reads the shared data (skipped, naming the folder looked in, when it is missing); the data
 # folder's own checks and users' files need none and live in test_user_files.py.

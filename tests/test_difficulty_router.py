@@ -27,10 +27,10 @@ from routellm_core import (
     evaluation,
     load_router,
 )
-from routellm_core.policy import RoutingPolicy
-from routellm_core.records import GoldenLabel
+from routellm_core.data.records import GoldenLabel
+from routellm_core.embedding.static import STATIC_NAME
 from routellm_core.routers.difficulty import FEATURE_NAMES, MAX_FEATURE_CHARS, DifficultyRouter, prompt_features
-from routellm_core.static_embedder import STATIC_NAME
+from routellm_core.routing.policy import RoutingPolicy
 
 REPO = Path(__file__).resolve().parents[1]
 S, W = STRONG_REFERENCE, WEAK_REFERENCE
@@ -212,7 +212,7 @@ def test_corrupt_checkpoints_are_refused(fitted: DifficultyRouter, tmp_path: Pat
     folder = _saved(fitted, tmp_path, "mismatched")
     shutil.copy(folder / "config.json", tmp_path / "config.json")
     with pytest.raises(CheckpointError, match="embedder mismatch"):
-        from routellm_core.embedders import TransformerEmbedder
+        from routellm_core.embedding.embedders import TransformerEmbedder
 
         load_router(folder, embedder=TransformerEmbedder())
 

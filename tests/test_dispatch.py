@@ -1,6 +1,6 @@
 """The framework-neutral dispatch engine: fallback, the empty-answer rule, stream closing, one decision record.
 
-These tests drive :class:`routellm_core.dispatch.Dispatcher` with plain Python callables (no framework), and check
+These tests drive :class:`routellm_core.routing.dispatch.Dispatcher` with plain Python callables (no framework), and check
 that the sync and async loops behave identically.
 """
 
@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from routellm_core.dispatch import Dispatcher, Route, ServedDecision
+from routellm_core.decisions import Route, RoutingDecision, ServedDecision
 from routellm_core.errors import ModelCallError, StreamInterruptedError
-from routellm_core.routers.base import RoutingDecision
+from routellm_core.routing.dispatch import Dispatcher
 
 NAMES = {"strong": "big-model", "weak": "small-model"}
 

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from routellm_core import data as ds
-from routellm_core import evaluation as ev
+from routellm_core.data.records import Battle
 from routellm_core.errors import InvalidInputError, InvalidThresholdError, TrainingDataError
-from routellm_core.records import Battle
+from routellm_core.evaluation import metrics as ev
 from routellm_core.routers.random import RandomRouter
 
 

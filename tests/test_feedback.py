@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
+from routellm_core.data.records import Battle
+from routellm_core.decisions import RoutingDecision
 from routellm_core.errors import FeedbackStoreError, InvalidInputError, RouteLLMError
-from routellm_core.feedback import APPLICATION_ID, SCHEMA_VERSION, DecisionRecord, FeedbackStore
-from routellm_core.records import Battle
-from routellm_core.routers.base import RoutingDecision
+from routellm_core.learning.feedback import APPLICATION_ID, SCHEMA_VERSION, DecisionRecord, FeedbackStore
 
 try:  # the data loaders are moving from routellm_core.datasets to routellm_core.data
     from routellm_core.data import load_battles

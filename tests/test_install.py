@@ -122,37 +122,37 @@ def _battles() -> list[Battle]:
 
 def _static_router(name: str, **kwargs: object):
     from routellm_core import load_router
-    from routellm_core.static_embedder import StaticEmbedder
+    from routellm_core.embedding.static import StaticEmbedder
 
     return load_router(name, embedder=StaticEmbedder(), **kwargs)
 
 
 def _minilm_path() -> object:
-    from routellm_core.embedders import minilm_path
+    from routellm_core.embedding.embedders import minilm_path
 
     return minilm_path()
 
 
 def _torch_embedder() -> object:
-    from routellm_core.embedders import TransformerEmbedder
+    from routellm_core.embedding.embedders import TransformerEmbedder
 
     return TransformerEmbedder(backend="torch").embed(["hello"])
 
 
 def _onnx_session() -> object:
-    from routellm_core.onnx_encoder import _session
+    from routellm_core.embedding.onnx_encoder import _session
 
     return _session(Path("never-read.onnx"), threads=None)
 
 
 def _onnx_export(tmp: Path) -> object:
-    from routellm_core.onnx_encoder import OnnxEncoder
+    from routellm_core.embedding.onnx_encoder import OnnxEncoder
 
     return OnnxEncoder(Path(str(_minilm_path())), max_tokens=16)  # nothing exported yet under tmp: exports first
 
 
 def _openai_embedder() -> object:
-    from routellm_core.embedders import OpenAIEmbedder
+    from routellm_core.embedding.embedders import OpenAIEmbedder
 
     return OpenAIEmbedder(api_key="sk-never-sent").embed(["hello"])
 
@@ -172,7 +172,7 @@ def _bert_training() -> object:
 
 def _plot(tmp: Path) -> object:
     from routellm_core.data import Benchmark
-    from routellm_core.evaluation import plot_cost_quality
+    from routellm_core.evaluation.metrics import plot_cost_quality
 
     bench = Benchmark(name="tiny", prompts=("a", "b"), strong=np.array([1.0, 1.0]), weak=np.array([0.0, 1.0]))
     return plot_cost_quality({"router": ([0.0, 1.0], [0.5, 1.0])}, bench, tmp / "plot.png")
@@ -230,16 +230,23 @@ def test_missing_optional_package_names_its_extra(
 
 
 def test_every_package_data_folder_is_declared_and_shipped() -> None:
+    """setuptools finds every folder under core/routellm_core that holds files (with the pyproject's own find rules),
+    and every pretrained / asset file matches a package-data pattern."""
+    from setuptools import find_namespace_packages
+
     setuptools_cfg = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
-    core = ROOT / "core"
+    find = setuptools_cfg["packages"]["find"]
+    found = {pkg for where in find["where"] for pkg in find_namespace_packages(str(ROOT / where), include=find["include"])}
+    core = ROOT / "core" / "routellm_core"
     holding_files = {
         d
         for d in (core, *core.rglob("*"))
         if d.is_dir() and "__pycache__" not in d.parts and any(f.is_file() for f in d.iterdir())
     }
     expected = {".".join(("routellm_core", *d.relative_to(core).parts)) for d in holding_files}
-    missing = expected - set(setuptools_cfg["packages"])
-    assert not missing, f"folders under core/ that the wheel would leave out (add them to packages): {sorted(missing)}"
+    missing = expected - found
+    assert not missing, f"folders under core/routellm_core that the wheel would leave out: {sorted(missing)}"
+    assert {"langchain_routellm", "llamaindex_routellm"} <= found
     patterns = setuptools_cfg["package-data"]["*"]
     for sub in ("pretrained", "assets"):
         for f in (core / sub).rglob("*"):

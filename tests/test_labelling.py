@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 
+from routellm_core.decisions import RoutingDecision
 from routellm_core.errors import CheckpointError, InvalidInputError, InvalidThresholdError, JudgeError
-from routellm_core.feedback import WINNERS, DecisionRecord, FeedbackStore
-from routellm_core.judging import PairwiseJudge, Unparseable, parse_verdict
-from routellm_core.labelling import Labeller, LabellerStats
-from routellm_core.routers.base import RoutingDecision
+from routellm_core.learning.feedback import WINNERS, DecisionRecord, FeedbackStore
+from routellm_core.learning.judging import PairwiseJudge, Unparseable, parse_verdict
+from routellm_core.learning.labelling import Labeller, LabellerStats
 
 STRONG, WEAK = "big-model", "small-model"
 PROMPT = "What is the capital of Australia? SECRET-PROMPT-TEXT"

@@ -24,7 +24,7 @@ from routellm_core.errors import (
     ModelCallError,
     StreamInterruptedError,
 )
-from routellm_core.policy import RoutingPolicy
+from routellm_core.routing.policy import RoutingPolicy
 
 QUESTIONS = [
     "hi",

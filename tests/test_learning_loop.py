@@ -24,8 +24,8 @@ from llama_index.core.llms.callbacks import llm_completion_callback
 from langchain_routellm import ChatRouteLLM, RouteLLMRunnable
 from llamaindex_routellm import RouteLLM
 from routellm_core import FeedbackStoreError, InvalidInputError, load_router
-from routellm_core.feedback import FeedbackStore
-from routellm_core.policy import RoutingPolicy
+from routellm_core.learning.feedback import FeedbackStore
+from routellm_core.routing.policy import RoutingPolicy
 
 PROMPTS = [
     "What is the capital of France?",

@@ -56,7 +56,7 @@ from routellm_core import (
     UnknownRouterError,
     load_router,
 )
-from routellm_core.policy import RoutingPolicy
+from routellm_core.routing.policy import RoutingPolicy
 
 ROUTER = "default"  # the shipped router; "random" only where a test needs a router without calibration
 

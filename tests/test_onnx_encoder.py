@@ -13,11 +13,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from routellm_core import onnx_encoder
 from routellm_core.data import load_benchmark
-from routellm_core.embedders import TransformerEmbedder, minilm_path
+from routellm_core.embedding import onnx_encoder
+from routellm_core.embedding.embedders import TransformerEmbedder, minilm_path
+from routellm_core.embedding.onnx_encoder import META_FILE, ONNX_FILE, OnnxEncoder, export_dir
 from routellm_core.errors import EmbeddingError, InvalidInputError
-from routellm_core.onnx_encoder import META_FILE, ONNX_FILE, OnnxEncoder, export_dir
 
 
 @pytest.fixture(scope="module")
@@ -166,8 +166,8 @@ def test_auto_backend_warns_and_falls_back_to_torch(tmp_path: Path, monkeypatch:
 
 def test_concurrent_processes_export_once(onnx_embedder: TransformerEmbedder, tmp_path: Path) -> None:
     script = (
-        "import routellm_core.onnx_encoder as m\n"
-        "from routellm_core.embedders import minilm_path\n"
+        "import routellm_core.embedding.onnx_encoder as m\n"
+        "from routellm_core.embedding.embedders import minilm_path\n"
         "calls = []\n"
         "real = m._export\n"
         "m._export = lambda *a: (calls.append(1), real(*a))\n"

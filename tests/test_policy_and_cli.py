@@ -22,11 +22,11 @@ import pytest
 from obvious_prompts import EASY, HARD
 
 from routellm_core import InvalidInputError, InvalidThresholdError, load_router
-from routellm_core.batching import MicroBatcher
-from routellm_core.calibration import DEFAULT_FRACTIONS, strong_call_fraction
 from routellm_core.cli import main
 from routellm_core.data import STRONG, WEAK, training_battles
-from routellm_core.policy import RoutingPolicy
+from routellm_core.evaluation.calibration import DEFAULT_FRACTIONS, strong_call_fraction
+from routellm_core.routing.batching import MicroBatcher
+from routellm_core.routing.policy import RoutingPolicy
 
 PROMPTS = [
     "Prove that every finite integral domain is a field.",
@@ -320,7 +320,7 @@ def test_cli_reports_errors_cleanly(capsys: pytest.CaptureFixture[str]) -> None:
 def test_cli_calibrate_short_list_keeps_the_nine_point_table(tmp_path: Path, capsys) -> None:
     """The reported bug: ``--fractions 0.1,0.2,0.3 --write`` replaced the 9-point table, after which
     ``--strong-fraction 0.5`` sent ~95% of traffic to strong. Now every point is recalibrated on the same prompts."""
-    from routellm_core.registry import PRETRAINED_DIR
+    from routellm_core.routers.registry import PRETRAINED_DIR
 
     folder = Path(shutil.copytree(PRETRAINED_DIR / "fast", tmp_path / "fast"))
     traffic = tmp_path / "traffic.txt"
@@ -375,7 +375,7 @@ def test_cli_bad_input_is_one_clear_line(tmp_path: Path, capsys, args: list[str]
 def test_cli_train_feedback_init_warm_starts_on_the_store(tmp_path: Path, capsys, init: str, kind: str) -> None:
     """``train --feedback store.db --init fast|default``: the init's router type, the store's pair, its prompts for
     calibration, and a count that says which battles were used and that ties were dropped."""
-    from routellm_core.feedback import DecisionRecord, FeedbackStore
+    from routellm_core.learning.feedback import DecisionRecord, FeedbackStore
 
     store = FeedbackStore(tmp_path / "store.db")
     labelled = [(p, "model_a") for p in HARD] + [(p, "model_b") for p in EASY] + [(p, "tie") for p in UNSEEN_EASY]

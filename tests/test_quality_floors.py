@@ -33,7 +33,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from routellm_core import data, evaluation, load_router
+from routellm_core import data, load_router
+from routellm_core.evaluation import metrics as evaluation
 from routellm_core.routers.base import WinRateModel
 
 REPO = Path(__file__).resolve().parents[1]

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from routellm_core import load_router
-from routellm_core.policy import RoutingPolicy
+from routellm_core.routing.policy import RoutingPolicy
 
 ATOL = 1e-6
 REPO = Path(__file__).resolve().parents[1]
@@ -49,7 +49,7 @@ def scores_in_batches(router: Any, texts: list[str], size: int) -> np.ndarray:
 @pytest.fixture(scope="module")
 def uncached() -> Any:
     """The shipped router with the raw (uncached) static embedder: every call embeds again."""
-    from routellm_core.static_embedder import StaticEmbedder
+    from routellm_core.embedding.static import StaticEmbedder
 
     return load_router("default", embedder=StaticEmbedder())
 

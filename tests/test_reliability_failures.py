@@ -22,7 +22,7 @@ from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_ca
 from langchain_routellm import ChatRouteLLM
 from llamaindex_routellm import RouteLLM
 from routellm_core import ModelCallError
-from routellm_core.policy import RoutingPolicy
+from routellm_core.routing.policy import RoutingPolicy
 
 PROMPT = "Prove that the square root of two is irrational."
 ALWAYS_STRONG = 0.0

@@ -50,8 +50,8 @@ from langchain_routellm import routing_text as lc_routing_text
 from llamaindex_routellm import RouteLLM
 from llamaindex_routellm import routing_text as li_routing_text
 from routellm_core import InvalidInputError, RouteLLMError, RoutingDecision
-from routellm_core.embedders import TransformerEmbedder
-from routellm_core.policy import RoutingPolicy
+from routellm_core.embedding.embedders import TransformerEmbedder
+from routellm_core.routing.policy import RoutingPolicy
 
 SETTINGS = settings(
     max_examples=60,

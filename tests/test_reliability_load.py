@@ -39,8 +39,8 @@ from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_ca
 from langchain_routellm import ChatRouteLLM
 from llamaindex_routellm import RouteLLM, StreamInterruptedError
 from routellm_core import ModelCallError, RoutingDecision, ScoringError
-from routellm_core.batching import MicroBatcher
-from routellm_core.policy import RoutingPolicy
+from routellm_core.routing.batching import MicroBatcher
+from routellm_core.routing.policy import RoutingPolicy
 
 #: Upper bound for any single batch of concurrent calls: a deadlock fails the test instead of hanging it.
 DEADLINE_S = 180

@@ -31,9 +31,9 @@ from pydantic import Field, SecretStr
 from langchain_routellm import ChatRouteLLM
 from llamaindex_routellm import RouteLLM
 from routellm_core import EmbeddingError, ModelCallError
-from routellm_core.embedders import OpenAIEmbedder
-from routellm_core.embedding_cache import CachedEmbedder
-from routellm_core.policy import RoutingPolicy
+from routellm_core.embedding.cache import CachedEmbedder
+from routellm_core.embedding.embedders import OpenAIEmbedder
+from routellm_core.routing.policy import RoutingPolicy
 
 CHILD_KEY = "sk-child-DO-NOT-LEAK-4f9a"
 ROUTER_KEY = "sk-router-DO-NOT-LEAK-77c1"

@@ -7,9 +7,9 @@ import pytest
 
 from routellm_core import Battle, GoldenLabel, InvalidInputError
 from routellm_core.cli import main
-from routellm_core.feedback import DecisionRecord, FeedbackStore
-from routellm_core.report import labelled_traffic, traffic_report
-from routellm_core.training import train_router
+from routellm_core.learning.feedback import DecisionRecord, FeedbackStore
+from routellm_core.learning.report import labelled_traffic, traffic_report
+from routellm_core.routers.training import train_router
 
 STRONG, WEAK = "gpt-4o", "gpt-4o-mini"
 #: Greetings the weak model answers as well as the strong one; proofs the strong model wins. Lengths overlap, so

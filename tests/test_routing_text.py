@@ -9,7 +9,7 @@ from llama_index.core.base.llms.types import ChatMessage, MessageRole
 from langchain_routellm._utils import routing_text as lc_routing_text
 from llamaindex_routellm._utils import routing_text as li_routing_text
 from routellm_core.errors import InvalidInputError
-from routellm_core.routing_text import Turn, canonical_route_on, routing_text
+from routellm_core.routing.text import Turn, canonical_route_on, routing_text
 
 CONVERSATION = [
     ("system", "You are terse."),
@@ -92,7 +92,7 @@ def test_same_call_same_decision_record_in_both_frameworks() -> None:
     from langchain_routellm import ChatRouteLLM
     from llamaindex_routellm import RouteLLM
     from routellm_core import load_router
-    from routellm_core.policy import RoutingPolicy
+    from routellm_core.routing.policy import RoutingPolicy
 
     policy = RoutingPolicy(load_router("fast"), threshold=0.5)
     lc = ChatRouteLLM(

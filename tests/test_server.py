@@ -30,7 +30,7 @@ from fastapi import FastAPI
 from pydantic import ValidationError
 
 from routellm_core import InvalidInputError, MissingDependencyError, ScoringError, load_router
-from routellm_core.policy import RoutingPolicy
+from routellm_core.routing.policy import RoutingPolicy
 from routellm_core.server import ChatModelUpstream, OpenAIUpstream, ServerSettings, ServerThread, create_app
 from routellm_core.server.mock_upstream import create_mock_upstream
 from routellm_core.server.upstreams import build_upstream

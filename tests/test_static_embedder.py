@@ -15,11 +15,11 @@ from safetensors.numpy import load_file, save_file
 
 from routellm_core import load_router, pretrained_routers
 from routellm_core.data import load_benchmark
-from routellm_core.embedders import Embedder
+from routellm_core.embedding.embedders import Embedder
+from routellm_core.embedding.static import STATIC_DIR, STATIC_NAME, StaticEmbedder
 from routellm_core.errors import CheckpointError, EmbeddingError, InvalidInputError
-from routellm_core.registry import PRETRAINED_DIR
 from routellm_core.routers.mf import MatrixFactorizationRouter
-from routellm_core.static_embedder import STATIC_DIR, STATIC_NAME, StaticEmbedder
+from routellm_core.routers.registry import PRETRAINED_DIR
 
 REFERENCE = Path(__file__).parent / "data" / "model2vec_reference.npz"
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from routellm_core import data as ds
+from routellm_core.data.records import golden_to_battles
 from routellm_core.errors import TrainingDataError
-from routellm_core.records import golden_to_battles
 
 
 # ---- the data folder -------------------------------------------------------------------------------------

@@ -7,13 +7,13 @@ import numpy as np
 import pytest
 
 from routellm_core import Battle, CheckpointError, InvalidInputError, load_router
-from routellm_core.embedders import MINILM_NAME, embedder_from_name
-from routellm_core.evaluation import evaluate, evaluate_router
+from routellm_core.embedding.embedders import MINILM_NAME, embedder_from_name
+from routellm_core.evaluation.metrics import evaluate, evaluate_router
 from routellm_core.routers.base import WinRateModel
 from routellm_core.routers.difficulty import DifficultyRouter
 from routellm_core.routers.mf import MatrixFactorizationRouter
 from routellm_core.routers.random import RandomRouter
-from routellm_core.training import train_router
+from routellm_core.routers.training import train_router
 
 PROMPTS = [
     "What is 2 + 2?",

@@ -1,0 +1,73 @@
+"""routellm_core: win-prediction routers, their training, calibration and evaluation.
+
+Example:
+    >>> from routellm_core import load_router
+    >>> router = load_router("default")
+    >>> router.route(["What is 2 + 2?"], threshold=0.5)
+"""
+
+from routellm_core.data.records import Battle, GoldenLabel, golden_to_battles
+from routellm_core.decisions import RoutingDecision, check_threshold
+from routellm_core.embedding.embedders import Embedder, default_embedder
+from routellm_core.errors import (
+    CheckpointError,
+    EmbeddingError,
+    FeedbackStoreError,
+    InvalidInputError,
+    InvalidThresholdError,
+    JudgeError,
+    MissingDependencyError,
+    ModelCallError,
+    NotFittedError,
+    RouteLLMError,
+    ScoringError,
+    StreamInterruptedError,
+    TrainingDataError,
+    UnknownRouterError,
+)
+from routellm_core.evaluation.calibration import calibrate_threshold, calibrate_thresholds, strong_call_fraction
+from routellm_core.routers.base import STRONG_REFERENCE, WEAK_REFERENCE, WinRateModel
+from routellm_core.routers.registry import (
+    available_routers,
+    get_router_class,
+    load_checkpoint,
+    load_router,
+    pretrained_routers,
+    register_router,
+)
+
+__all__ = [
+    "STRONG_REFERENCE",
+    "WEAK_REFERENCE",
+    "Battle",
+    "CheckpointError",
+    "Embedder",
+    "EmbeddingError",
+    "FeedbackStoreError",
+    "GoldenLabel",
+    "InvalidInputError",
+    "InvalidThresholdError",
+    "JudgeError",
+    "MissingDependencyError",
+    "ModelCallError",
+    "NotFittedError",
+    "RouteLLMError",
+    "RoutingDecision",
+    "ScoringError",
+    "StreamInterruptedError",
+    "TrainingDataError",
+    "UnknownRouterError",
+    "WinRateModel",
+    "available_routers",
+    "calibrate_threshold",
+    "calibrate_thresholds",
+    "check_threshold",
+    "default_embedder",
+    "get_router_class",
+    "golden_to_battles",
+    "load_checkpoint",
+    "load_router",
+    "pretrained_routers",
+    "register_router",
+    "strong_call_fraction",
+]

@@ -1,0 +1,334 @@
+"""The ``routellm`` command line: train, calibrate, route, evaluate and report on routers."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from routellm_core.errors import InvalidInputError, RouteLLMError, TrainingDataError
+
+if TYPE_CHECKING:
+    from routellm_core.data.records import Battle, GoldenLabel
+    from routellm_core.learning.feedback import FeedbackStore
+
+
+def _read_prompts(path: str) -> list[str]:
+    """Prompts from a text file (one per line), JSONL (``prompt`` key) or a golden-label/battle CSV.
+
+    Raises:
+        InvalidInputError: The file is missing or unreadable, or it holds no prompt.
+        TrainingDataError: A malformed JSONL line or CSV row, or a CSV without a ``prompt`` column.
+    """
+    from routellm_core.data.readers import iter_csv, iter_jsonl, prompt_of
+
+    p = Path(path)
+    if not p.is_file():
+        raise InvalidInputError(f"prompts file {path} does not exist (or is not a file)")
+    try:
+        if p.suffix.lower() in (".jsonl", ".ndjson"):
+            prompts = [prompt_of(row.get("prompt"), f"{p}, line {n}") for n, row in iter_jsonl(p)]
+        elif p.suffix.lower() == ".csv":
+            prompts = [prompt_of(row["prompt"], f"{p}, line {n}") for n, row in iter_csv(p, required=["prompt"])]
+        else:
+            prompts = [line for line in p.read_text(encoding="utf-8").splitlines() if line.strip()]
+    except UnicodeDecodeError as exc:
+        raise TrainingDataError(f"{p}: the file is not UTF-8 text ({exc.reason})") from None
+    except OSError as exc:
+        raise InvalidInputError(f"cannot read prompts file {p}: {exc.strerror or exc}") from None
+    if not prompts:
+        raise InvalidInputError(f"prompts file {p} holds no prompt")
+    return prompts
+
+
+def _open_store(path: str) -> FeedbackStore:
+    """An existing feedback store (a missing path is an error here, never a new empty store)."""
+    from routellm_core.learning.feedback import FeedbackStore
+
+    if not Path(path).is_file():
+        raise InvalidInputError(f"feedback store {path} does not exist")
+    return FeedbackStore(path)
+
+
+def _params(text: str | None) -> dict[str, Any]:
+    """``--params`` as a JSON object."""
+    if not text:
+        return {}
+    try:
+        params = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidInputError(
+            f"--params is not valid JSON ({exc.msg} at character {exc.pos}): {text!r:.80}"
+        ) from None
+    if not isinstance(params, dict):
+        raise InvalidInputError(f"--params must be a JSON object such as '{{\"epochs\": 20}}', got {text!r:.80}")
+    return params
+
+
+def _labelled(args: argparse.Namespace) -> tuple[list[Battle] | list[GoldenLabel], tuple[str, str] | None]:
+    """The labels of ``--feedback`` / ``--battles`` / ``--golden``, and the store's (strong, weak) pair if any."""
+    from routellm_core.data import load_battles, load_golden_labels
+    from routellm_core.learning.report import store_pair
+
+    given = [x for x in (args.feedback, args.battles, args.golden) if x]
+    if len(given) != 1:
+        raise InvalidInputError("give exactly one of --feedback, --battles or --golden")
+    if args.feedback:
+        store = _open_store(args.feedback)
+        return store.battles(), store_pair(store)
+    if args.battles:
+        return load_battles(args.battles), None
+    return load_golden_labels(args.golden), None
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from routellm_core.data import load_battles, load_golden_labels, training_battles, training_labels
+    from routellm_core.data.records import golden_to_battles
+    from routellm_core.learning.report import store_pair
+    from routellm_core.routers.base import STRONG_REFERENCE, WEAK_REFERENCE
+    from routellm_core.routers.registry import get_router_class
+    from routellm_core.routers.training import train_router
+
+    params = _params(args.params)
+    if args.router is None and not args.init:
+        args.router = "mf"
+    battles: list[Any] = []
+    pair = None
+    calib = _read_prompts(args.calibration_prompts) if args.calibration_prompts else None
+    # routers that learn from per-model scores (difficulty) get golden labels as they are, others their battles
+    labels = not args.init and getattr(get_router_class(args.router), "learns_from_golden_labels", False)
+    if args.sources:
+        exclude = args.exclude.split(",") if args.exclude else ()
+        battles += (training_labels if labels else training_battles)(args.sources.split(","), exclude=exclude)
+    for path in args.battles or []:
+        battles += load_battles(path)
+    for path in args.golden or []:
+        battles += load_golden_labels(path) if labels else golden_to_battles(load_golden_labels(path))
+    if args.feedback:
+        store = _open_store(args.feedback)
+        battles += store.battles()
+        pair = store_pair(store)
+        calib = calib or store.prompts()
+    if not battles and not args.init:
+        raise InvalidInputError("no training data: give --sources, --battles, --golden or --feedback")
+    if (args.strong_model is None) != (args.weak_model is None):
+        raise InvalidInputError("give both --strong-model and --weak-model, or neither")
+    if args.strong_model is not None:
+        pair = (args.strong_model, args.weak_model)
+    if pair is not None:
+        params.update(strong_model=pair[0], weak_model=pair[1])
+    elif not args.init:
+        params.update(strong_model=STRONG_REFERENCE, weak_model=WEAK_REFERENCE)
+    if args.router == "mf" and not args.init:
+        params.setdefault("show_progress", True)
+    router = train_router(args.router, battles, init=args.init, calibration_prompts=calib, **params)
+    router.save(args.out)
+    print(_trained_line(args, router, battles))
+    return 0
+
+
+def _trained_line(args: argparse.Namespace, router: Any, battles: list[Battle]) -> str:
+    """What training used, saying what it dropped (ties for mf, other pairs for a warm start)."""
+    used = router.metadata.get("n_battles", len(battles))
+    ties = sum(getattr(b, "winner", None) == "tie" for b in battles)
+    what = f"warm-started {router.name} from {args.init}" if args.init else f"trained {router.name}"
+    parts = [f"{what} on {used} of {len(battles)} battles"]
+    if "n_golden_labels" in router.metadata:  # difficulty: golden labels as they are, plus any battles
+        parts = [f"{what} on {router.metadata['n_golden_labels']} golden labels and {used} battles"]
+    if ties and (router.name == "mf" or args.init):
+        parts.append(f"{ties} ties dropped ({router.name} learns from wins and losses only)")
+    ignored = router.metadata.get("warm_start_ignored_battles")
+    if ignored:
+        parts.append(f"{ignored} battles not between {router.strong_model} and {router.weak_model} ignored")
+    if args.init and not used:
+        parts.append("no decided battle, so it scores like its init")
+    if router.metadata.get("calibrated_on_prompts"):
+        parts.append(f"thresholds recalibrated on {router.metadata['calibrated_on_prompts']} prompts")
+    return "; ".join(parts) + f" -> {args.out}"
+
+
+def _load(args: argparse.Namespace):
+    from routellm_core.routers.registry import load_router
+
+    return load_router(args.router)
+
+
+def _cmd_calibrate(args: argparse.Namespace) -> int:
+    from routellm_core.evaluation.calibration import calibrate_thresholds, strong_call_fraction
+
+    router = _load(args)
+    prompts = _read_prompts(args.prompts)
+    if args.threshold is not None:
+        print(
+            json.dumps(
+                {"threshold": args.threshold, "strong_fraction": strong_call_fraction(router, prompts, args.threshold)}
+            )
+        )
+        return 0
+    try:
+        fractions = [float(f) for f in args.fractions.split(",")]
+    except ValueError:
+        raise InvalidInputError(
+            f"--fractions must be comma-separated numbers in [0, 1], got {args.fractions!r}"
+        ) from None
+    table = calibrate_thresholds(router, prompts, fractions)
+    print(json.dumps(table, indent=2))
+    if args.write:
+        router.save(args.router)
+        kept = sorted(set(router.calibrated_thresholds) - set(table), key=float)
+        also = f" (its other points {', '.join(kept)} recalibrated on the same prompts)" if kept else ""
+        print(f"wrote thresholds into {args.router}{also}", file=sys.stderr)
+    return 0
+
+
+def _cmd_route(args: argparse.Namespace) -> int:
+    from routellm_core.routing.policy import RoutingPolicy
+
+    policy = RoutingPolicy(args.router, threshold=args.threshold, strong_fraction=args.strong_fraction)
+    prompts = list(args.prompts) + (_read_prompts(args.file) if args.file else [])
+    for prompt, decision in zip(prompts, policy.decide_batch(prompts)):
+        print(json.dumps({"prompt": prompt[:80], **decision.as_dict()}, ensure_ascii=False))
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from routellm_core.data import load_benchmark, load_benchmark_file
+    from routellm_core.evaluation import metrics as evaluation
+
+    router = _load(args)
+    if args.golden:
+        bench = load_benchmark_file(args.golden, strong_model=args.strong_model, weak_model=args.weak_model)
+    else:
+        bench = load_benchmark(args.benchmark)
+    result = evaluation.evaluate_router(router, bench, show_progress=True)
+    baseline = evaluation.random_router_result(bench)
+    oracle = evaluation.evaluate(evaluation.oracle_scores(bench), bench)
+    rows = {"router": result, "random": baseline, "oracle": oracle}
+    print(f"{bench.name}: {len(bench.prompts)} prompts")
+    for name, r in rows.items():
+        print(f"  {name:8s} APGR {r.apgr:.3f}  CPT50 {r.cpt50:.1%}  CPT80 {r.cpt80:.1%}")
+    if args.plot:
+        curves = {args.router: result.curve, "random": baseline.curve, "oracle": oracle.curve}
+        evaluation.plot_cost_quality(curves, bench, args.plot)
+        print(f"plot -> {args.plot}")
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from routellm_core.learning.report import traffic_report
+
+    labels, pair = _labelled(args)
+    strong, weak = (args.strong_model, args.weak_model) if args.strong_model or args.weak_model else (None, None)
+    if strong is None and pair is not None:
+        strong, weak = pair
+    report = traffic_report(
+        args.router,
+        labels,
+        strong_model=strong,
+        weak_model=weak,
+        folds=args.folds,
+        n_bootstrap=args.bootstrap,
+        seed=args.seed,
+    )
+    print(report.to_markdown())
+    if args.json:
+        Path(args.json).write_text(json.dumps(report.as_dict(), indent=1) + "\n", encoding="utf-8")
+        print(f"json -> {args.json}")
+    if args.plot and report.rows:
+        print(f"plot -> {report.plot(args.plot)}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (exposed for tests and docs)."""
+    parser = argparse.ArgumentParser(prog="routellm", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="train a router from shared sources and/or your own data")
+    t.add_argument(
+        "--router",
+        help="registry name: mf, difficulty, sw_ranking, bert, causal_llm (default: mf, or the --init router's type)",
+    )
+    t.add_argument(
+        "--sources", help="comma list of shared sources: mmlu,gsm8k,mt_bench,dcrouter,mmlu_pro,arena,crux,math_l5"
+    )
+    t.add_argument("--exclude", help="benchmarks to hold out (their prompts are removed from all sources)")
+    t.add_argument("--battles", action="append", help="your battles file (JSONL/CSV); repeatable")
+    t.add_argument("--golden", action="append", help="your golden-label file (JSONL/CSV); repeatable")
+    t.add_argument("--feedback", help="a feedback store (SQLite) of labelled traffic; its prompts calibrate")
+    t.add_argument(
+        "--init",
+        help="warm start from this router: a shipped one (default: difficulty; fast: mf) or a checkpoint folder of "
+        "the same type as --router",
+    )
+    t.add_argument("--strong-model", help="strong model of the pair (default: the store's pair, the init's, or GPT-4)")
+    t.add_argument("--weak-model", help="weak model of the pair (default: the store's, the init's, or Mixtral)")
+    t.add_argument("--params", help="router parameters as JSON, e.g. '{\"epochs\": 20}'")
+    t.add_argument("--calibration-prompts", help="prompts file to calibrate thresholds on (default: the store's)")
+    t.add_argument("--out", required=True, help="checkpoint folder to write")
+    t.set_defaults(func=_cmd_train)
+
+    c = sub.add_parser("calibrate", help="threshold for a target strong-call fraction on your prompts")
+    c.add_argument("--router", default="default")
+    c.add_argument("--prompts", required=True, help="prompts file: .txt (one per line), .jsonl or .csv")
+    c.add_argument("--fractions", default="0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9")
+    c.add_argument("--threshold", type=float, help="instead: report the strong-call fraction of this threshold")
+    c.add_argument("--write", action="store_true", help="store the thresholds in the checkpoint folder")
+    c.set_defaults(func=_cmd_calibrate)
+
+    r = sub.add_parser("route", help="route prompts and print each decision as JSON")
+    r.add_argument("prompts", nargs="*")
+    r.add_argument("--file", help="prompts file")
+    r.add_argument("--router", default="default")
+    g = r.add_mutually_exclusive_group()
+    g.add_argument("--threshold", type=float)
+    g.add_argument("--strong-fraction", type=float)
+    r.set_defaults(func=_cmd_route)
+
+    e = sub.add_parser("evaluate", help="APGR / CPT against random and oracle on a benchmark or your file")
+    e.add_argument("--router", default="default")
+    e.add_argument("--benchmark", default="mt_bench", choices=["mt_bench", "mmlu", "gsm8k", "crux", "math_l5"])
+    e.add_argument("--golden", help="your golden-label file instead of a shared benchmark")
+    e.add_argument("--strong-model", default="gpt-4-1106-preview")
+    e.add_argument("--weak-model", default="mistralai/Mixtral-8x7B-Instruct-v0.1")
+    e.add_argument("--plot", help="write the cost-quality curve PNG here")
+    e.set_defaults(func=_cmd_evaluate)
+
+    p = sub.add_parser("report", help="is routing worth it on my traffic? APGR / CPT with intervals and a verdict")
+    p.add_argument("--router", default="default", help="shipped name or checkpoint folder")
+    p.add_argument("--feedback", help="a feedback store (SQLite) of labelled traffic")
+    p.add_argument("--battles", help="instead: a battles file (JSONL/CSV)")
+    p.add_argument("--golden", help="instead: a golden-label file (JSONL/CSV)")
+    p.add_argument("--strong-model", help="strong model of the pair (default: the store's pair or the router's)")
+    p.add_argument("--weak-model", help="weak model of the pair")
+    p.add_argument("--folds", type=int, default=5, help="folds of the warm-start row (0: none)")
+    p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the 95%% intervals")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--plot", help="write the cost-quality curves PNG here")
+    p.add_argument("--json", help="also write the figures as JSON here")
+    p.set_defaults(func=_cmd_report)
+
+    from routellm_core.server.cli import add_serve_parser  # argparse only: FastAPI is imported when `serve` runs
+
+    add_serve_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the exit code (2 with a one-line message on a RouteLLMError)."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except RouteLLMError as exc:
+        print(f"routellm: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # e.g. an output folder that cannot be written
+        print(f"routellm: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,194 @@
+"""The one decision vocabulary: sides, the router's decision, a call's route, and the served decision record.
+
+Every layer speaks it: routers score, the policy decides (:class:`RoutingDecision`), the routed-call engine routes
+(:class:`Route`) and serves (:class:`ServedDecision`, whose :meth:`~ServedDecision.as_dict` is the one metadata
+schema of LangChain, LlamaIndex and the server), and the feedback store records that same record.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from routellm_core.errors import InvalidThresholdError
+
+#: The strong or the weak side of a routing pair: the one word for it across the code base.
+Side = Literal["strong", "weak"]
+
+
+def other_side(side: Side) -> Side:
+    """The other side: ``"weak"`` for ``"strong"`` and vice versa."""
+    return "weak" if side == "strong" else "strong"
+
+
+def check_threshold(threshold: float, what: str = "threshold") -> float:
+    """Return ``threshold`` as a float, or raise if it is not a finite number in [0, 1]."""
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.floating)):
+        raise InvalidThresholdError(f"{what} must be a number in [0, 1], got {type(threshold).__name__}")
+    value = float(threshold)
+    if not math.isfinite(value) or not 0.0 <= value <= 1.0:
+        raise InvalidThresholdError(f"{what} must be in [0, 1], got {threshold!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class RoutingDecision:
+    """One routing decision, as attached to responses and traces.
+
+    Attributes:
+        router: Router name.
+        win_rate: Predicted P(strong beats weak) for the routing text.
+        threshold: Threshold in force; strong is chosen when ``win_rate >= threshold``.
+        choice: ``"strong"`` or ``"weak"``.
+    """
+
+    router: str
+    win_rate: float
+    threshold: float
+    choice: Side
+
+    @classmethod
+    def of(cls, router: str, win_rate: float, threshold: float) -> RoutingDecision:
+        """The decision for a win rate at a threshold: strong when ``win_rate >= threshold``."""
+        return cls(router, float(win_rate), threshold, "strong" if win_rate >= threshold else "weak")
+
+    def at(self, threshold: float) -> RoutingDecision:
+        """The same win rate decided at another threshold."""
+        return RoutingDecision.of(self.router, self.win_rate, check_threshold(threshold))
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain-dict form for metadata."""
+        return {
+            "router": self.router,
+            "win_rate": self.win_rate,
+            "threshold": self.threshold,
+            "choice": self.choice,
+        }
+
+
+#: Key under which the decision record appears in response metadata and run metadata.
+METADATA_KEY = "routellm"
+
+
+def new_decision_id() -> str:
+    """A fresh decision id (32 hex characters)."""
+    return uuid.uuid4().hex
+
+
+@dataclass(frozen=True)
+class Route:
+    """The decision for one call, before any side answered.
+
+    Attributes:
+        decision: Router name, win rate, threshold and the chosen side.
+        id: Decision id, carried by every answer served under this decision (and by later steps that continue it).
+        continued: Not scored anew: continued from an earlier answer of the same request (an agent's tool step).
+        text: The routing text that was scored (``None`` for a continued route); feedback records it.
+        side: The side to call first when it is not the router's choice: a continued request that a fallback
+            moved to the other side stays there.
+        fallback_error: With ``side``: the type of the failure that moved the request (from the earlier record).
+    """
+
+    decision: RoutingDecision
+    id: str = field(default_factory=new_decision_id)
+    continued: bool = False
+    text: str | None = field(default=None, repr=False)
+    side: Side | None = None
+    fallback_error: str | None = None
+
+    @property
+    def choice(self) -> Side:
+        """The router's choice."""
+        return self.decision.choice
+
+    @property
+    def first_side(self) -> Side:
+        """The side called first: ``side`` when set, else the router's choice."""
+        return self.side or self.decision.choice
+
+
+@dataclass(frozen=True)
+class ServedDecision:
+    """The decision record attached to an answer: what the router decided and which side answered.
+
+    Attributes:
+        id: Decision id (use it to attach feedback later).
+        router: Router name.
+        win_rate: Predicted P(strong beats weak) for the routing text.
+        threshold: Threshold in force; strong is chosen when ``win_rate >= threshold``.
+        choice: The side the router chose.
+        served: The side that answered (the other one after a fallback).
+        model: Name of the model that answered.
+        continued: The decision was continued from an earlier step of the same request, not scored anew.
+        fallback_from: Name of the chosen model when it failed and the other side answered, else ``None``.
+        fallback_error: Type of that failure (``"TimeoutError"``, ``"EmptyResponseError"``...), else ``None``.
+    """
+
+    id: str
+    router: str
+    win_rate: float
+    threshold: float
+    choice: Side
+    served: Side
+    model: str
+    continued: bool = False
+    fallback_from: str | None = None
+    fallback_error: str | None = None
+
+    @property
+    def fallback(self) -> bool:
+        """Whether the other side answered because the chosen one failed."""
+        return self.served != self.choice
+
+    def as_dict(self) -> dict[str, Any]:
+        """The one metadata schema, identical in every integration."""
+        return {
+            "decision_id": self.id,
+            "router": self.router,
+            "win_rate": self.win_rate,
+            "threshold": self.threshold,
+            "choice": self.choice,
+            "served": self.served,
+            "model": self.model,
+            "fallback": self.fallback,
+            "fallback_from": self.fallback_from,
+            "fallback_error": self.fallback_error,
+            "continued": self.continued,
+        }
+
+    @classmethod
+    def from_dict(cls, record: Mapping[str, Any]) -> ServedDecision | None:
+        """The record from an answer's metadata, or ``None`` when it is missing or malformed."""
+        try:
+            choice, served = record["choice"], record.get("served", record["choice"])
+            if choice not in ("strong", "weak") or served not in ("strong", "weak"):
+                return None
+            error = record.get("fallback_error")
+            return cls(
+                id=str(record.get("decision_id") or new_decision_id()),
+                router=str(record["router"]),
+                win_rate=float(record["win_rate"]),
+                threshold=check_threshold(float(record["threshold"])),
+                choice=choice,
+                served=served,
+                model=str(record.get("model", "")),
+                continued=bool(record.get("continued", False)),
+                fallback_from=record.get("fallback_from") if served != choice else None,
+                fallback_error=str(error) if served != choice and error else None,
+            )
+        except (KeyError, TypeError, ValueError):
+            return None
+
+    def continuation(self) -> Route:
+        """A route that keeps this request on the side that answered (same decision id and choice,
+        ``continued=True``; after a fallback it starts on the side that served, and its records say so)."""
+        decision = RoutingDecision(
+            router=self.router, win_rate=self.win_rate, threshold=self.threshold, choice=self.choice
+        )
+        side = self.served if self.served != self.choice else None
+        return Route(decision, id=self.id, continued=True, side=side, fallback_error=self.fallback_error)

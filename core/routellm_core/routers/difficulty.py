@@ -1,0 +1,615 @@
+"""The difficulty router: a two-trait item-response model over every scored model, on the static embedder.
+
+Golden labels from many models say more than one pair's wins: how many models fail a prompt is its difficulty,
+and how each model's chance of success moves with difficulty and length is its profile. The router learns both:
+
+1. **Difficulty** ``d(q)``: a ridge regression from the prompt's static embedding and a few cheap prompt features
+   (:func:`prompt_features`: length, code, math, digits, questions, list items, lettered options, non-ASCII) to
+   its difficulty, i.e. how badly the scored models did on it, standardised within each source. Sources are
+   weighted equally and the fit is *within* sources (each source's mean is removed from features and targets), so
+   it learns which prompts are harder than their neighbours, not which dataset is harder than another.
+2. **Per-model profile**: for every model ``m``, a logistic regression ``P(m right on q) = sigmoid(a_m + b_m·ℓ(q)
+   + c_m·d(q))`` on the standardised log length ``ℓ`` and difficulty ``d`` (each source equally weighted within
+   the model's data): a two-trait item-response model.
+
+The win rate of the reference pair is ``P(strong wins) + P(tie) / 2 = 1/2 + (P(strong right) - P(weak right)) / 2``
+(independent answers): it orders prompts by the expected quality a strong call buys, which is what routing needs.
+Scoring is one static embedding, a few regular expressions and two dot products: well under a millisecond.
+
+**Warm start** (``fit(battles, init=router)``): your labelled battles between the router's pair refit the pair's
+logit, ``z = a * logit(w_init) + x · δ + c`` over the standardised features ``x`` (see
+:mod:`routellm_core.routers.warm_start`), stored next to the profiles as the pair's correction: with no label the
+result scores exactly like the init, and few labels move it little.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Annotated, Any, ClassVar, Literal
+
+import numpy as np
+from pydantic import ConfigDict, Field, TypeAdapter, ValidationError
+
+from routellm_core.checkpoint import CheckpointConfig, load_tensors
+from routellm_core.data.records import Battle, GoldenLabel, pair_battles
+from routellm_core.embedding.embedders import Embedder, check_texts, embedder_from_name, valid_unicode
+from routellm_core.embedding.static import STATIC_NAME
+from routellm_core.errors import CheckpointError, EmbeddingError, InvalidInputError, ScoringError, TrainingDataError
+from routellm_core.routers import warm_start as warm
+from routellm_core.routers.base import WinRateModel
+
+logger = logging.getLogger(__name__)
+
+# ---- prompt features ---------------------------------------------------------------------------------------
+_CODE = re.compile(r"(?m)^(?:\s{2,}|\t)\S|def |return |import |[{};]|==|\w\(\w*\)|```")
+_MATH = re.compile(r"\$|\\frac|\\sqrt|\^|\d+\s*[-+*/=]\s*\d+|\\[a-z]+\{")
+_NON_ASCII = re.compile(r"[^\x00-\x7f]")
+_DIGITS = "0123456789"
+_ITEM = re.compile(r"(?m)^\s*(?:\d+[.)]|[-*•])\s")
+_OPTION = re.compile(r"(?m)^\s*[A-J][.)]\s")
+#: Characters of a prompt the features read: about what the static embedder reads (its first 512 tokens are
+#: ~2,000-2,500 characters of English), so a prompt routes like its start, however long it is; the length feature
+#: saturates there.
+MAX_FEATURE_CHARS = 2048
+#: The prompt features, in :func:`prompt_features` column order (checked against a checkpoint's list on load).
+FEATURE_NAMES: tuple[str, ...] = (
+    "log_chars",
+    "log_words",
+    "log_lines",
+    "code_markers",
+    "math_markers",
+    "digit_share",
+    "question_marks",
+    "list_items",
+    "lettered_options",
+    "non_ascii_share",
+)
+#: The two traits of the per-model profile.
+TRAIT_NAMES: tuple[str, ...] = ("log_chars", "difficulty")
+#: ``traits`` choices: which of :data:`TRAIT_NAMES` the profiles use (the other's slope stays 0).
+Traits = Literal["length+difficulty", "difficulty", "length"]
+
+
+def prompt_features(texts: Sequence[str]) -> np.ndarray:
+    """Cheap, deterministic prompt features (:data:`FEATURE_NAMES`), one row per text.
+
+    Counts are ``log(1 + count)``; shares are fractions of the characters (digits are ASCII ``0-9``). Only the first
+    :data:`MAX_FEATURE_CHARS` characters are read.
+    """
+    out = np.zeros((len(texts), len(FEATURE_NAMES)), dtype=np.float64)
+    for i, full in enumerate(texts):
+        text = full[:MAX_FEATURE_CHARS]
+        n = max(len(text), 1)
+        out[i] = (
+            math.log1p(len(text)),
+            math.log1p(len(text.split())),
+            math.log1p(text.count("\n")),
+            math.log1p(len(_CODE.findall(text))),
+            math.log1p(len(_MATH.findall(text))),
+            sum(text.count(d) for d in _DIGITS) / n,
+            math.log1p(text.count("?")),
+            math.log1p(len(_ITEM.findall(text))),
+            math.log1p(len(_OPTION.findall(text))),
+            (0 if text.isascii() else len(_NON_ASCII.findall(text))) / n,
+        )
+    return out
+
+
+# ---- training data -------------------------------------------------------------------------------------------
+class _Observations:
+    """Golden labels and battles in index form: unique prompts, and per-model (prompt, score, source) rows."""
+
+    def __init__(self, records: Sequence[Battle | GoldenLabel]) -> None:
+        self.prompts: list[str] = []
+        self._index: dict[str, int] = {}
+        self.labels: list[tuple[int, str, dict[str, float]]] = []  # (prompt index, source, scores in [0, 1])
+        rows: list[tuple[int, str, float, str]] = []  # (prompt index, model, score, source)
+        golden = [r for r in records if isinstance(r, GoldenLabel)]
+        battles = [r for r in records if isinstance(r, Battle)]
+        other = len(records) - len(golden) - len(battles)
+        if other:
+            raise TrainingDataError(
+                f"the difficulty router trains on Battle and GoldenLabel records; got {other} others"
+            )
+        for source, labels in _by_source(golden).items():
+            for label, scores in zip(labels, _unit_scores(labels, source)):
+                i = self._prompt(label.prompt)
+                self.labels.append((i, source, scores))
+                rows.extend((i, m, s, source) for m, s in scores.items())
+        for b in battles:  # a decided battle: the winner answered well, the loser did not; ties say nothing here
+            if b.winner == "tie":
+                continue
+            i, source = self._prompt(b.prompt), b.source or ""
+            win, lose = (b.model_a, b.model_b) if b.winner == "model_a" else (b.model_b, b.model_a)
+            rows += [(i, win, 1.0, source), (i, lose, 0.0, source)]
+        self.rows = rows
+        self.n_golden, self.n_battles = len(golden), len(battles)
+
+    def _prompt(self, prompt: str) -> int:
+        i = self._index.get(prompt)
+        if i is None:
+            i = self._index[prompt] = len(self.prompts)
+            self.prompts.append(prompt)
+        return i
+
+
+def _by_source(labels: Sequence[GoldenLabel]) -> dict[str, list[GoldenLabel]]:
+    out: dict[str, list[GoldenLabel]] = defaultdict(list)
+    for label in labels:
+        out[label.source or ""].append(label)
+    return dict(out)
+
+
+def _unit_scores(labels: Sequence[GoldenLabel], source: str) -> list[dict[str, float]]:
+    """Each label's scores in [0, 1]: as they are when the whole source is in [0, 1], else min-max scaled over
+    the source (judge grades such as MT Bench's 1-10)."""
+    values = np.array([s for label in labels for s in label.scores.values()], dtype=np.float64)
+    lo, hi = float(values.min()), float(values.max())
+    if lo >= 0.0 and hi <= 1.0:
+        return [dict(label.scores) for label in labels]
+    if hi == lo:
+        raise TrainingDataError(f"source {source!r}: every score is {lo}, outside [0, 1]; nothing to learn")
+    return [{m: (s - lo) / (hi - lo) for m, s in label.scores.items()} for label in labels]
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * z))  # stable for any z
+
+
+#: Largest weight a checkpoint's warm-start correction may hold (fitted ones are of order 10).
+MAX_CORRECTION = 1e4
+#: Win rates are clipped this far from 0 and 1 before their logit is taken.
+_LOGIT_EPS = 1e-6
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, _LOGIT_EPS, 1.0 - _LOGIT_EPS)
+    return np.log(p) - np.log1p(-p)
+
+
+# ---- the router ----------------------------------------------------------------------------------------------
+class DifficultyRouter(WinRateModel):
+    """Two-trait item-response router: prompt difficulty from the static embedding, a profile per model.
+
+    See the module docstring for the model. Training takes golden labels (per-model scores: 0/1 correctness,
+    fractions, or judge grades, which are min-max scaled per source) and, optionally, battles: a decided battle
+    counts as one right answer (the winner) and one wrong answer (the loser) in the per-model profiles; ties are
+    skipped. Difficulty itself is learned from golden labels only (it needs several models' scores on a prompt),
+    so at least some are required.
+
+    Args:
+        alpha: Ridge penalty of the difficulty regression (features standardised).
+        slope_l2: L2 penalty on each model's two trait slopes (the data's weights sum to 1 per model).
+        min_models: Scored models a golden label needs to count towards difficulty.
+        traits: The traits of the per-model profiles: both (the shipped router), or one of them (ablations:
+            ``"length"`` is a length heuristic with a learned slope per model).
+        use_prompt_features: Regress difficulty on the prompt features as well as the embedding (``False``: the
+            embedding alone; the length trait still reads the prompt's length).
+        warm_prior: Warm start only (``fit(..., init=router)``): L2 precision of the correction ``δ`` over the
+            standardised features (scaled to unit norm); larger stays closer to the init. Ten times mf's: the
+            shipped default's logits spread about 2.4 times less than ``fast``'s (sd 0.10 vs 0.24 on GSM8K), so
+            the same correction would reorder its prompts far more.
+        warm_scale_prior: Warm start only: L2 precision of the init logit's scale ``a`` around 1.
+        strong_model: Reference strong model (must be among the training models).
+        weak_model: Reference weak model.
+        embedder: The embedder; the shipped static embedder when ``None``.
+    """
+
+    name = "difficulty"
+    #: Trains on golden labels as they are (the CLI and scripts pass them unpaired).
+    learns_from_golden_labels: ClassVar[bool] = True
+    config_keys = ("alpha", "slope_l2", "min_models", "traits", "use_prompt_features", "warm_prior", "warm_scale_prior")
+    param_types: ClassVar[dict[str, Any]] = {
+        "alpha": Annotated[float, Field(gt=0)],
+        "slope_l2": Annotated[float, Field(ge=0)],
+        "min_models": Annotated[int, Field(ge=2)],
+        "warm_prior": Annotated[float, Field(gt=0)],
+        "warm_scale_prior": Annotated[float, Field(gt=0)],
+    }
+    #: L2 penalty on each model's intercept: tiny, it only keeps a model that is always right finite.
+    INTERCEPT_L2 = 1e-4
+    NEWTON_STEPS = 100
+
+    def __init__(
+        self,
+        alpha: float = 10.0,
+        slope_l2: float = 1e-2,
+        min_models: int = 2,
+        traits: Traits = "length+difficulty",
+        use_prompt_features: bool = True,
+        warm_prior: float = 10.0,
+        warm_scale_prior: float = 10.0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.alpha = alpha
+        self.slope_l2 = slope_l2
+        self.min_models = min_models
+        self.traits = traits
+        self.use_prompt_features = use_prompt_features
+        self.warm_prior = warm_prior
+        self.warm_scale_prior = warm_scale_prior
+        #: ``(a, δ..., c)`` of the pair's warm-start correction (see :meth:`fit`); ``None``: the profiles alone.
+        self.pair_correction_: np.ndarray | None = None
+
+    def get_embedder(self) -> Embedder:
+        """The embedder in use: the shipped static embedder unless one was given."""
+        if self.embedder is None:
+            self.embedder = embedder_from_name(STATIC_NAME)
+        return self.embedder
+
+    # ---- training --------------------------------------------------------------------------------------
+    def fit(self, battles: Sequence[Battle | GoldenLabel], *, init: DifficultyRouter | None = None) -> DifficultyRouter:
+        """Learn difficulty and the per-model profiles from golden labels (and optional battles), or warm-start.
+
+        Warm start (``init``): the init's difficulty and profiles are kept and the battles between this router's
+        strong and weak models refit the pair's logit, ``z = a * logit(w_init) + x · δ + c``, with ``x`` the
+        standardised prompt representation (embedding and prompt features, scaled to unit norm), ``a`` pulled
+        towards 1 (``warm_scale_prior``), ``δ`` towards 0 (``warm_prior``), and from 50 labelled prompts on a
+        5-fold cross-validation choosing the prior's strength or no update (as mf's warm start). A model of your
+        pair that the init has no profile for starts from the init's reference profile (strong from strong, weak
+        from weak), so with no decided battle the result scores exactly like the init. The init's own correction
+        carries over when the pair's profiles are the init's reference ones.
+
+        Args:
+            battles: Golden labels and battles; with ``init``, battles between the pair and golden labels
+                scoring both of its models (compared as a battle); others are ignored, logged and counted in
+                ``metadata["warm_start_ignored_battles"]``.
+            init: A fitted difficulty router in the same embedding space to start from.
+
+        Raises:
+            InvalidInputError: A hyperparameter out of range.
+            CheckpointError: ``init`` is not a fitted difficulty router in this router's embedding space.
+            TrainingDataError: No golden label with ``min_models`` scores, fewer than 10 such prompts, or a
+                reference model absent from the data.
+        """
+        self._check_params()
+        if init is not None:
+            return self._fit_warm(battles, init)
+        obs = _Observations(list(battles))
+        models = sorted({row[1] for row in obs.rows})
+        absent = [m for m in (self.strong_model, self.weak_model) if m not in models]
+        if absent:
+            raise TrainingDataError(
+                f"reference model(s) {absent} appear in no training record; models seen: {models[:20]}"
+                + (" ..." if len(models) > 20 else "")
+            )
+        rated = [(i, s, scores) for i, s, scores in obs.labels if len(scores) >= self.min_models]
+        if len({i for i, _, _ in rated}) < 10:
+            raise TrainingDataError(
+                f"the difficulty router learns difficulty from golden labels scoring at least {self.min_models} "
+                f"models on a prompt; got {len(rated)} such labels ({obs.n_golden} golden labels, {obs.n_battles} "
+                "battles): give golden labels (per-model scores), or train mf / sw_ranking on battles"
+            )
+        emb = np.asarray(self.embed(obs.prompts), dtype=np.float64)
+        feats = prompt_features(obs.prompts)
+        x = np.hstack([emb, feats])
+        self.feature_mean_ = x.mean(axis=0)
+        self.feature_scale_ = x.std(axis=0) + 1e-6
+        z = (x - self.feature_mean_) / self.feature_scale_
+        self.difficulty_weights_ = self._fit_difficulty(z, rated)
+        difficulty = z @ self.difficulty_weights_
+        traits = np.column_stack([feats[:, 0], difficulty])
+        self.trait_mean_ = traits.mean(axis=0)
+        self.trait_scale_ = traits.std(axis=0) + 1e-9
+        design = np.column_stack([np.ones(len(traits)), (traits - self.trait_mean_) / self.trait_scale_])
+        by_model: dict[str, list[tuple[int, str, float, str]]] = defaultdict(list)
+        for row in obs.rows:
+            by_model[row[1]].append(row)
+        self.model_coefs_ = np.vstack([self._fit_profile(design, by_model[m]) for m in models])
+        self.models_ = models
+        self.pair_correction_ = None
+        self.metadata.pop("pair_correction", None)
+        self.metadata.update(
+            models=models,
+            n_golden_labels=obs.n_golden,
+            n_battles=obs.n_battles,
+            n_prompts=len(obs.prompts),
+            n_difficulty_labels=len(rated),
+            feature_names=list(FEATURE_NAMES),
+            trait_names=list(TRAIT_NAMES),
+        )
+        self._fold()
+        return self
+
+    # ---- warm start ------------------------------------------------------------------------------------
+    def _fit_warm(self, records: Sequence[Battle | GoldenLabel], init: DifficultyRouter) -> DifficultyRouter:
+        carried = self._take_init(init)
+        pair = (self.strong_model, self.weak_model)
+        mine, ignored = pair_battles(records, *pair)
+        if ignored:
+            logger.warning("warm start uses only %s vs %s labels; %d others ignored", *pair, ignored)
+        decided = [b for b in mine if b.winner != "tie"]
+        fitted: dict[str, Any] = {
+            "n_battles": len(decided),
+            "prior_multiplier": 1.0,
+            "scale": 1.0,
+            "init_correction": carried,
+        }
+        if decided:
+            prompts = sorted({b.prompt for b in mine})  # the fit and its folds do not depend on the records' order
+            index = {p: i for i, p in enumerate(prompts)}
+            emb, feats = self._inputs(prompts)
+            x = self._standardised(emb, feats)
+            z0 = _logit(self._pair_win_rate(self._traits_of(emb, feats), emb, feats))
+            share = np.array([0.5 if b.winner == "tie" else float(self._strong_won(b)) for b in mine])
+            rows = np.array([index[b.prompt] for b in mine])
+            prior = warm.Prior(scale=self.warm_scale_prior, delta=self.warm_prior)
+            theta, info = warm.fit(z0, x, rows, share, prior, seed=0)
+            fitted.update(info)
+            if theta is not None:
+                fitted["scale"] = float(theta[0])
+                self._compose(theta)
+        self.metadata = {
+            "feature_names": list(FEATURE_NAMES),
+            "trait_names": list(TRAIT_NAMES),
+            "models": list(self.models_),
+            "n_battles": len(decided),
+            "n_prompts": len({b.prompt for b in decided}),
+            "warm_start_fit": fitted,
+        }
+        if ignored:
+            self.metadata["warm_start_ignored_battles"] = ignored
+        if self.pair_correction_ is not None:
+            self.metadata["pair_correction"] = True
+        return self
+
+    def _take_init(self, init: DifficultyRouter) -> str | None:
+        """Copy the init's weights, with profiles for this router's pair (the init's reference ones where absent).
+
+        Returns:
+            What became of the init's own correction: ``None`` (it had none), ``"carried"`` (this pair scores
+            on the init's reference profiles), ``"carried, pair swapped"`` (the init's pair the other way round:
+            the logit's sign flips) or ``"dropped: other profiles"`` (your pair has profiles of its own).
+        """
+        warm.check_init(self, init)
+        # read everything from the init before writing: ``init`` may be this very router
+        shared = ("feature_mean_", "feature_scale_", "difficulty_weights_", "trait_mean_", "trait_scale_")
+        state = {key: getattr(init, key).copy() for key in shared}
+        models, coefs = list(init.models_), init.model_coefs_.copy()
+        correction = None if init.pair_correction_ is None else init.pair_correction_.copy()
+        init_pair = (init.strong_model, init.weak_model)
+        reference = dict(zip((self.strong_model, self.weak_model), init_pair))
+        rows = [coefs]
+        for model in (self.strong_model, self.weak_model):
+            if model not in models:  # a model the init never saw starts from its reference profile
+                rows.append(coefs[models.index(reference[model])][None, :])
+                models.append(model)
+        for key, value in state.items():
+            setattr(self, key, value)
+        self.models_, self.model_coefs_ = models, np.vstack(rows)
+        self.pair_correction_ = None
+        carried = None
+        if correction is not None:
+            base = all(m == ref or m not in init.models_ for m, ref in reference.items())
+            if (self.strong_model, self.weak_model) == init_pair[::-1]:
+                self.pair_correction_ = np.concatenate([correction[:1], -correction[1:]])
+                carried = "carried, pair swapped"
+            elif base:  # the correction was learned on these very profiles
+                self.pair_correction_ = correction
+                carried = "carried"
+            else:
+                carried = "dropped: other profiles"
+        self._fold()
+        return carried
+
+    def _strong_won(self, battle: Battle) -> bool:
+        return (battle.winner == "model_a") == (battle.model_a == self.strong_model)
+
+    def _compose(self, theta: np.ndarray) -> None:
+        """Apply a new correction on top of the current one (itself the identity when there is none)."""
+        old = self.pair_correction_
+        if old is None:
+            self.pair_correction_ = theta.copy()
+        else:  # a2 (a1 L + x·δ1 + c1) + x·δ2 + c2
+            a2 = theta[0]
+            self.pair_correction_ = np.concatenate(
+                [[a2 * old[0]], a2 * old[1:-1] + theta[1:-1], [a2 * old[-1] + theta[-1]]]
+            )
+        self._fold()
+
+    def _check_params(self) -> None:
+        types = {**self.param_types, "traits": Traits, "use_prompt_features": bool}
+        for key, annotation in types.items():
+            value = getattr(self, key)
+            try:
+                TypeAdapter(annotation, config=ConfigDict(allow_inf_nan=False)).validate_python(value)
+            except ValidationError as exc:
+                problems = "; ".join(e["msg"] for e in exc.errors())
+                raise InvalidInputError(
+                    f"difficulty parameter {key!r} = {value!r:.80} is invalid: {problems}"
+                ) from None
+
+    def _fit_difficulty(self, z: np.ndarray, rated: list[tuple[int, str, dict[str, float]]]) -> np.ndarray:
+        """Within-source ridge from standardised features to standardised difficulty, sources weighted equally."""
+        rows = np.array([i for i, _, _ in rated])
+        sources = np.array([s for _, s, _ in rated])
+        target = np.array([-float(np.mean(list(scores.values()))) for _, _, scores in rated])
+        x = z[rows].copy()
+        if not self.use_prompt_features:
+            x[:, -len(FEATURE_NAMES) :] = 0.0  # their weights stay 0: difficulty from the embedding alone
+        weight = np.empty(len(rows))
+        for source in np.unique(sources):
+            k = sources == source
+            x[k] -= x[k].mean(axis=0)
+            spread = target[k].std()
+            target[k] = (target[k] - target[k].mean()) / spread if spread > 0 else 0.0
+            weight[k] = 1.0 / k.sum()
+        weight *= len(rows) / weight.sum()
+        xw = x * weight[:, None]
+        return np.linalg.solve(x.T @ xw + self.alpha * np.eye(x.shape[1]), xw.T @ target)
+
+    def _fit_profile(self, design: np.ndarray, rows: list[tuple[int, str, float, str]]) -> np.ndarray:
+        """One model's logistic profile (intercept, length slope, difficulty slope) by Newton's method."""
+        t = design[[r[0] for r in rows]]
+        y = np.array([r[2] for r in rows])
+        sources = np.array([r[3] for r in rows])
+        c = np.empty(len(rows))
+        for source in np.unique(sources):
+            k = sources == source
+            c[k] = 1.0 / k.sum()
+        c /= c.sum()
+        keep = np.array([True, self.traits != "difficulty", self.traits != "length"])
+        t = t[:, keep]
+        penalty = np.array([self.INTERCEPT_L2, self.slope_l2, self.slope_l2])[keep]
+        beta = np.zeros(int(keep.sum()))
+        for _ in range(self.NEWTON_STEPS):
+            p = _sigmoid(t @ beta)
+            grad = t.T @ (c * (p - y)) + 2 * penalty * beta
+            hess = (t * (c * p * (1 - p))[:, None]).T @ t + np.diag(2 * penalty)
+            step = np.linalg.solve(hess, grad)
+            beta -= step
+            if float(np.abs(step).max()) < 1e-10:
+                break
+        out = np.zeros(len(keep))
+        out[keep] = beta
+        return out
+
+    def _fold(self) -> None:
+        """Precompute the scoring path: difficulty as one affine map of the raw features."""
+        self._w = (self.difficulty_weights_ / self.feature_scale_).astype(np.float64)
+        self._b = float(-(self.feature_mean_ / self.feature_scale_) @ self.difficulty_weights_)
+        self._s = self._model_index(self.strong_model)
+        self._wk = self._model_index(self.weak_model)
+        if self.pair_correction_ is not None:  # x·δ on raw features: one affine map as well
+            d = self.pair_correction_[1:-1] / (self.feature_scale_ * math.sqrt(len(self.feature_scale_)))
+            self._cw = d
+            self._cb = float(self.pair_correction_[-1] - self.feature_mean_ @ d)
+
+    # ---- scoring ---------------------------------------------------------------------------------------
+    def _is_fitted(self) -> bool:
+        return hasattr(self, "model_coefs_")
+
+    def _inputs(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Each text's static embedding and prompt features."""
+        emb = np.asarray(self.embed(texts), dtype=np.float64)
+        n_emb = self._w.shape[0] - len(FEATURE_NAMES)
+        if emb.ndim != 2 or emb.shape[1] != n_emb:
+            raise EmbeddingError(f"difficulty was trained on {n_emb}-d embeddings, got shape {emb.shape}")
+        return emb, prompt_features(texts)
+
+    def _traits_of(self, emb: np.ndarray, feats: np.ndarray) -> np.ndarray:
+        """Rows ``[1, standardised log length, standardised difficulty]``."""
+        n_emb = emb.shape[1]
+        difficulty = emb @ self._w[:n_emb] + feats @ self._w[n_emb:] + self._b
+        traits = (np.column_stack([feats[:, 0], difficulty]) - self.trait_mean_) / self.trait_scale_
+        return np.column_stack([np.ones(len(emb)), traits])
+
+    def _traits(self, texts: list[str]) -> np.ndarray:
+        return self._traits_of(*self._inputs(texts))
+
+    def _standardised(self, emb: np.ndarray, feats: np.ndarray) -> np.ndarray:
+        """The warm start's prompt representation: standardised features, scaled to about unit norm."""
+        x = (np.hstack([emb, feats]) - self.feature_mean_) / self.feature_scale_
+        return x / math.sqrt(x.shape[1])
+
+    def _pair_win_rate(self, traits: np.ndarray, emb: np.ndarray, feats: np.ndarray) -> np.ndarray:
+        """The router's pair: its profiles' win rate, through the warm-start correction when there is one."""
+        w = self._win_rate(traits, self._s, self._wk)
+        if self.pair_correction_ is None:
+            return w
+        n_emb = emb.shape[1]
+        shift = emb @ self._cw[:n_emb] + feats @ self._cw[n_emb:] + self._cb
+        return _sigmoid(self.pair_correction_[0] * _logit(w) + shift)
+
+    def _predict(self, texts: list[str]) -> np.ndarray:
+        emb, feats = self._inputs(texts)
+        return self._pair_win_rate(self._traits_of(emb, feats), emb, feats)
+
+    def _win_rate(self, traits: np.ndarray, a: int, b: int) -> np.ndarray:
+        pa = _sigmoid(traits @ self.model_coefs_[a])
+        pb = _sigmoid(traits @ self.model_coefs_[b])
+        return 0.5 + 0.5 * (pa - pb)
+
+    def pairwise_win_rate(self, texts: Sequence[str], model_a: str, model_b: str) -> np.ndarray:
+        """``P(model_a wins) + P(tie) / 2`` for each text, for any two models seen in training (the router's own
+        pair, either way round, with its warm-start correction)."""
+        if (model_a, model_b) == (self.strong_model, self.weak_model):
+            return self.predict_win_rate(texts)
+        if (model_a, model_b) == (self.weak_model, self.strong_model):
+            return 1.0 - self.predict_win_rate(texts)
+        a, b = self._model_index(model_a), self._model_index(model_b)
+        out = self._win_rate(self._traits([valid_unicode(t) for t in check_texts(texts)]), a, b)
+        if not np.isfinite(out).all():
+            raise ScoringError(f"difficulty produced NaN or infinite win rates for {model_a!r} vs {model_b!r}")
+        return out
+
+    def success_rate(self, texts: Sequence[str], model: str) -> np.ndarray:
+        """Predicted chance that ``model`` answers each text well (its profile at the text's traits)."""
+        return _sigmoid(self._traits(list(texts)) @ self.model_coefs_[self._model_index(model)])
+
+    # ---- persistence -----------------------------------------------------------------------------------
+    def _state(self) -> dict[str, np.ndarray]:
+        return {
+            "feature_mean": self.feature_mean_.astype(np.float64),
+            "feature_scale": self.feature_scale_.astype(np.float64),
+            "difficulty_weights": self.difficulty_weights_.astype(np.float64),
+            "trait_mean": self.trait_mean_.astype(np.float64),
+            "trait_scale": self.trait_scale_.astype(np.float64),
+            "model_coefs": self.model_coefs_.astype(np.float64),
+            **({} if self.pair_correction_ is None else {"pair_correction": self.pair_correction_.astype(np.float64)}),
+        }
+
+    def _load_state(self, directory: Path, config: CheckpointConfig) -> None:
+        meta = config.metadata
+        models = meta.get("models")
+        if not isinstance(models, list) or len(models) < 2 or not all(isinstance(m, str) for m in models):
+            raise CheckpointError(f"{directory}: difficulty config lacks its model list (metadata.models)")
+        if meta.get("feature_names") != list(FEATURE_NAMES) or meta.get("trait_names") != list(TRAIT_NAMES):
+            raise CheckpointError(
+                f"{directory}: the checkpoint's prompt features {meta.get('feature_names')} / traits "
+                f"{meta.get('trait_names')} are not this version's {list(FEATURE_NAMES)} / {list(TRAIT_NAMES)}"
+            )
+        corrected = meta.get("pair_correction", False)
+        if not isinstance(corrected, bool):
+            raise CheckpointError(f"{directory}: metadata.pair_correction must be true or false, got {corrected!r}")
+        t = load_tensors(
+            directory,
+            {
+                "feature_mean": (None,),
+                "feature_scale": (None,),
+                "difficulty_weights": (None,),
+                "trait_mean": (len(TRAIT_NAMES),),
+                "trait_scale": (len(TRAIT_NAMES),),
+                "model_coefs": (len(models), 1 + len(TRAIT_NAMES)),
+                **({"pair_correction": (None,)} if corrected else {}),
+            },
+        )
+        width = {t[k].shape[0] for k in ("feature_mean", "feature_scale", "difficulty_weights")}
+        if len(width) != 1 or width.pop() <= len(FEATURE_NAMES):
+            raise CheckpointError(f"{directory}: feature tensors disagree in length or are too short")
+        if not (np.all(t["feature_scale"] > 0) and np.all(t["trait_scale"] > 0)):
+            raise CheckpointError(f"{directory}: feature or trait scales must be positive")
+        self.feature_mean_ = t["feature_mean"].astype(np.float64)
+        self.feature_scale_ = t["feature_scale"].astype(np.float64)
+        self.difficulty_weights_ = t["difficulty_weights"].astype(np.float64)
+        self.trait_mean_ = t["trait_mean"].astype(np.float64)
+        self.trait_scale_ = t["trait_scale"].astype(np.float64)
+        self.model_coefs_ = t["model_coefs"].astype(np.float64)
+        self.models_ = list(models)
+        if corrected:
+            if t["pair_correction"].shape != (len(self.feature_mean_) + 2,):
+                raise CheckpointError(
+                    f"{directory}: pair_correction has shape {t['pair_correction'].shape}, expected "
+                    f"({len(self.feature_mean_) + 2},) for {len(self.feature_mean_)} features"
+                )
+            if float(np.abs(t["pair_correction"]).max()) > MAX_CORRECTION:
+                raise CheckpointError(
+                    f"{directory}: pair_correction has a weight above {MAX_CORRECTION:g} in size (fitted ones are "
+                    "far smaller): crafted or corrupt"
+                )
+            self.pair_correction_ = t["pair_correction"].astype(np.float64)
+        try:
+            with np.errstate(over="ignore", invalid="ignore"):  # overflow is refused just below
+                self._fold()
+        except TrainingDataError as exc:
+            raise CheckpointError(f"{directory}: {exc}") from exc
+        if not (np.isfinite(self._w).all() and math.isfinite(self._b)) or (
+            corrected and not (np.isfinite(self._cw).all() and math.isfinite(self._cb))
+        ):
+            raise CheckpointError(f"{directory}: difficulty weights overflow when combined (crafted or corrupt)")

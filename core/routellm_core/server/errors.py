@@ -1,0 +1,121 @@
+"""OpenAI-style error answers, and the status each upstream failure maps to.
+
+Every error the server answers has OpenAI's shape, ``{"error": {"message", "type", "param", "code"}}``, so the
+``openai`` SDK raises its usual exception types (``BadRequestError``, ``RateLimitError``...) on the client side.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from routellm_core.errors import ModelCallError, RouteLLMError
+from routellm_core.routing.dispatch import EmptyResponseError
+
+#: Upstream statuses that mean "the request itself was refused": passed on to the client with the upstream's message.
+_CLIENT_STATUSES = frozenset({400, 404, 409, 413, 422})
+
+
+class ErrorResponse(RouteLLMError):
+    """An error answered to the client as OpenAI-style JSON.
+
+    Args:
+        status: HTTP status.
+        message: Human-readable message (never holds a key; a prompt only if the client sent it as a model name).
+        code: Machine-readable code (``"invalid_messages"``, ``"upstream_timeout"``...).
+        type: OpenAI error type.
+        param: The request field at fault, if any.
+        headers: Extra response headers (``Retry-After``, ``WWW-Authenticate``...).
+    """
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        code: str,
+        type: str = "invalid_request_error",
+        param: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.code = code
+        self.type = type
+        self.param = param
+        self.headers = dict(headers or {})
+
+    def body(self) -> dict[str, Any]:
+        """The JSON body."""
+        return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    """``text`` with every secret replaced by ``***``."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    return text
+
+
+def _upstream_message(exc: BaseException) -> str:
+    """The message an upstream gave with its error (the ``message`` of an OpenAI error body), else ``str(exc)``."""
+    body = getattr(exc, "body", None)
+    if isinstance(body, Mapping) and isinstance(body.get("message"), str):
+        return body["message"]
+    message = getattr(exc, "message", None)
+    return message if isinstance(message, str) else str(exc)
+
+
+def _status_code(exc: BaseException) -> int | None:
+    status = getattr(exc, "status_code", None)
+    if status is None:
+        status = getattr(getattr(exc, "response", None), "status_code", None)
+    return status if isinstance(status, int) else None
+
+
+def classify_failure(exc: BaseException | None) -> tuple[int, str, str, dict[str, str]]:
+    """``(status, code, detail, headers)`` for an upstream failure.
+
+    The upstream's own message is shown only when the request itself was refused (400, 404, 409, 413, 422) or
+    rate-limited (429): the client can act on it. Refused credentials (401, 403) and server errors become 502 with
+    the status only, so the upstream's text about the server's key never reaches the client.
+    """
+    import httpx
+    import openai
+
+    if isinstance(exc, EmptyResponseError):
+        return 502, "upstream_empty_response", "it answered with an empty message (no text and no tool call)", {}
+    if isinstance(exc, (TimeoutError, openai.APITimeoutError, httpx.TimeoutException)):
+        return 504, "upstream_timeout", "it did not answer in time", {}
+    status = _status_code(exc) if exc is not None else None
+    if status is not None:
+        if status in _CLIENT_STATUSES:
+            code = getattr(exc, "code", None)
+            return status, code if isinstance(code, str) else "upstream_rejected_request", _upstream_message(exc), {}
+        if status == 429:
+            retry = getattr(getattr(exc, "response", None), "headers", {}).get("retry-after")
+            return 429, "upstream_rate_limited", _upstream_message(exc), {"Retry-After": retry} if retry else {}
+        if status in (401, 403):
+            return 502, "upstream_auth_failed", f"it refused the server's credentials (status {status})", {}
+        return 502, "upstream_error", f"it failed with status {status}", {}
+    if isinstance(exc, (openai.APIConnectionError, httpx.TransportError, ConnectionError)):
+        return 502, "upstream_unreachable", f"it could not be reached ({type(exc).__name__})", {}
+    if isinstance(exc, openai.APIError):  # an error event inside a stream
+        return 502, "upstream_error", _upstream_message(exc), {}
+    return 502, "upstream_error", f"it failed ({type(exc).__name__})", {}
+
+
+def model_call_error(err: ModelCallError, secrets: Iterable[str] = ()) -> ErrorResponse:
+    """The answer for a failed upstream call (after the fallback, when one was tried)."""
+    status, code, detail, headers = classify_failure(err.__cause__)
+    chosen = getattr(err.decision, "choice", None)
+    failed = err.fallback_model if err.fallback_model is not None else err.model
+    message = f"the {err.side} upstream {failed!r} failed: {detail}"
+    if err.fallback_model is not None:
+        message += f" (called as a fallback after the chosen {chosen} upstream {err.model!r} failed)"
+    kind = "invalid_request_error" if status in _CLIENT_STATUSES else "upstream_error"
+    if status == 429:
+        kind = "rate_limit_error"
+    return ErrorResponse(status, redact(message, secrets), code=code, type=kind, headers=headers)

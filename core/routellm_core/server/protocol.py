@@ -1,0 +1,249 @@
+"""The OpenAI chat-completions protocol as the server reads it: request checks, model names, turns, empty answers.
+
+Model names choose the router and the cost, the way RouteLLM's server does:
+
+- ``router-<router>-<threshold>``: strong when the win rate is at least the threshold (``router-default-0.76``);
+- ``router-<router>-<percent>%``: the threshold sending about that share of calls to strong, from the router's
+  shipped calibration (``router-fast-30%``);
+- ``router-<router>``: the server's default threshold for that router.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from routellm_core.decisions import check_threshold
+from routellm_core.errors import CheckpointError, InvalidInputError
+from routellm_core.routing.policy import RoutingPolicy
+from routellm_core.routing.text import Role, Turn
+from routellm_core.server.errors import ErrorResponse
+
+#: Prefix of every model name the server serves.
+MODEL_PREFIX = "router-"
+#: OpenAI roles and the routing role each one plays.
+ROLES: dict[str, Role] = {
+    "user": "user",
+    "assistant": "assistant",
+    "system": "system",
+    "developer": "system",
+    "tool": "tool",
+    "function": "tool",
+}
+#: Content part types whose ``text`` is routing text.
+TEXT_PARTS = frozenset({"text", "input_text"})
+#: Request fields the server consumes; every other field goes to the upstream unchanged.
+CONSUMED = frozenset({"model", "stream"})
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    """A checked chat-completions request.
+
+    Attributes:
+        model: The model name the client asked for.
+        messages: The messages, as sent.
+        stream: Whether the client asked for a stream.
+        forward: The body for the upstream: everything but ``model`` and ``stream``, unchanged.
+    """
+
+    model: str
+    messages: list[dict[str, Any]]
+    stream: bool
+    forward: dict[str, Any]
+
+
+def _bad(message: str, *, code: str, param: str | None = None) -> ErrorResponse:
+    return ErrorResponse(400, message, code=code, param=param)
+
+
+def parse_request(raw: bytes, max_messages: int) -> ChatRequest:
+    """Check a chat-completions body.
+
+    Raises:
+        ErrorResponse: Not JSON, not an object, no model, messages that are not a non-empty list of message
+            objects (or more than ``max_messages``), a bad role or content, a non-boolean ``stream``.
+    """
+    try:
+        body = json.loads(raw)
+    except (ValueError, RecursionError):
+        raise _bad("the request body is not valid JSON", code="invalid_json") from None
+    if not isinstance(body, dict):
+        raise _bad(f"the request body must be a JSON object, got {type(body).__name__}", code="invalid_body")
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise _bad("'model' must be a model name such as 'router-default-0.5'", code="invalid_model", param="model")
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise _bad("'messages' must be a non-empty list of messages", code="invalid_messages", param="messages")
+    if len(messages) > max_messages:
+        raise _bad(
+            f"too many messages: {len(messages)}, this server accepts at most {max_messages}",
+            code="too_many_messages",
+            param="messages",
+        )
+    for i, message in enumerate(messages):
+        _check_message(message, i)
+    stream = body.get("stream", False)
+    if stream is None:
+        stream = False
+    if not isinstance(stream, bool):
+        raise _bad("'stream' must be true or false", code="invalid_stream", param="stream")
+    forward = {k: v for k, v in body.items() if k not in CONSUMED}
+    return ChatRequest(model=model, messages=messages, stream=stream, forward=forward)
+
+
+def _check_message(message: object, i: int) -> None:
+    param = f"messages[{i}]"
+    if not isinstance(message, dict):
+        raise _bad(f"{param} must be an object, got {type(message).__name__}", code="invalid_messages", param=param)
+    role = message.get("role")
+    if role not in ROLES:
+        raise _bad(f"{param}.role must be one of {sorted(ROLES)}, got {role!r}", code="invalid_messages", param=param)
+    content = message.get("content")
+    if content is None or isinstance(content, str):
+        return
+    if not isinstance(content, list):
+        raise _bad(
+            f"{param}.content must be a string, a list of content parts or null, got {type(content).__name__}",
+            code="invalid_messages",
+            param=param,
+        )
+    for j, part in enumerate(content):
+        if not isinstance(part, dict) or not isinstance(part.get("type"), str):
+            raise _bad(
+                f"{param}.content[{j}] must be a content part object with a 'type'",
+                code="invalid_messages",
+                param=param,
+            )
+        if part["type"] in TEXT_PARTS and not isinstance(part.get("text"), str):
+            raise _bad(f"{param}.content[{j}].text must be a string", code="invalid_messages", param=param)
+
+
+def message_text(message: Mapping[str, Any]) -> str:
+    """A checked message's text: string content, or its text parts joined by newlines (other parts ignored)."""
+    content = message.get("content")
+    if isinstance(content, str):
+        return content.strip()
+    if not content:
+        return ""
+    texts = (part["text"].strip() for part in content if part["type"] in TEXT_PARTS)
+    return "\n".join(t for t in texts if t)
+
+
+def turns(messages: Sequence[Mapping[str, Any]]) -> list[Turn]:
+    """The routing turns of checked messages (developer = system, function = tool)."""
+    return [Turn(ROLES[m["role"]], message_text(m)) for m in messages]
+
+
+def resolve_model(model: str, policies: Mapping[str, RoutingPolicy]) -> tuple[RoutingPolicy, float]:
+    """The policy and threshold a model name asks for.
+
+    Raises:
+        ErrorResponse: 404 for a name that is not ``router-<router>...`` with a router this server serves; 400 for
+            a threshold that is not a number in [0, 1], a percentage outside [0, 100], or a percentage on a router
+            without calibration.
+    """
+    served = ", ".join(sorted(policies))
+    forms = "router-<router>, router-<router>-<threshold> or router-<router>-<percent>%"
+    if not model.startswith(MODEL_PREFIX):
+        raise ErrorResponse(
+            404,
+            f"model {model!r} is not served here: ask for {forms}, with a router among: {served}",
+            code="model_not_found",
+            param="model",
+        )
+    rest = model[len(MODEL_PREFIX) :]
+    if rest in policies:
+        policy = policies[rest]
+        return policy, policy.threshold
+    name, _, cost = rest.rpartition("-")
+    if name not in policies:
+        raise ErrorResponse(
+            404,
+            f"model {model!r} names no router this server serves ({served}); ask for {forms}",
+            code="model_not_found",
+            param="model",
+        )
+    policy = policies[name]
+    return policy, _threshold(policy, cost, model)
+
+
+def _threshold(policy: RoutingPolicy, cost: str, model: str) -> float:
+    percent = cost.endswith("%")
+    try:
+        value = float(cost[:-1] if percent else cost)
+    except ValueError:
+        value = math.nan
+    if percent:
+        if not math.isfinite(value) or not 0.0 <= value <= 100.0:
+            raise _bad(
+                f"model {model!r}: the strong-call share must be a percentage in [0, 100], got {cost!r}",
+                code="invalid_model",
+                param="model",
+            )
+        try:
+            return policy.router.threshold_for(value / 100.0)
+        except CheckpointError:
+            raise _bad(
+                f"model {model!r}: router {policy.router_name!r} has no shipped calibration, so a strong-call "
+                "share cannot be turned into a threshold; ask for a threshold instead (router-<router>-0.5)",
+                code="router_not_calibrated",
+                param="model",
+            ) from None
+    try:
+        return check_threshold(value)
+    except InvalidInputError:
+        raise _bad(
+            f"model {model!r}: the threshold must be a number in [0, 1] or a percentage such as 30%, got {cost!r}",
+            code="invalid_model",
+            param="model",
+        ) from None
+
+
+def model_ids(policies: Mapping[str, RoutingPolicy]) -> list[str]:
+    """The model names ``GET /v1/models`` lists: each router bare, and at each calibrated share."""
+    ids: list[str] = []
+    for name, policy in policies.items():
+        ids.append(f"{MODEL_PREFIX}{name}")
+        shares = sorted(float(k) for k in policy.router.calibrated_thresholds)
+        ids += [f"{MODEL_PREFIX}{name}-{round(share * 100):d}%" for share in shares]
+    return ids
+
+
+# ---- answers ---------------------------------------------------------------------------------------------
+def _has_content(message: Mapping[str, Any]) -> bool:
+    return bool(
+        message.get("content")
+        or message.get("tool_calls")
+        or message.get("function_call")
+        or message.get("refusal")
+        or message.get("audio")
+    )
+
+
+def is_empty_answer(answer: Any) -> bool:
+    """Whether a completion (or a streamed chunk) carries nothing: no choice with text, a tool call or a refusal."""
+    if not isinstance(answer, Mapping):
+        return True
+    for choice in answer.get("choices") or ():
+        if isinstance(choice, Mapping):
+            message = choice.get("message") or choice.get("delta")
+            if isinstance(message, Mapping) and _has_content(message):
+                return False
+    return True
+
+
+def chunk_text(chunk: Any) -> str:
+    """The text a streamed chunk delivers."""
+    if not isinstance(chunk, Mapping):
+        return ""
+    texts = []
+    for choice in chunk.get("choices") or ():
+        delta = choice.get("delta") if isinstance(choice, Mapping) else None
+        if isinstance(delta, Mapping) and isinstance(delta.get("content"), str):
+            texts.append(delta["content"])
+    return "".join(texts)

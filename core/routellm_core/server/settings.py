@@ -1,0 +1,150 @@
+"""The server's settings: upstreams, routers, limits and auth, validated once and passed to every worker as JSON."""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+from routellm_core.errors import InvalidInputError
+from routellm_core.routing.text import canonical_route_on
+
+#: Environment variable through which the CLI hands its settings (JSON, no secrets) to uvicorn's worker processes.
+SETTINGS_ENV = "ROUTELLM_SERVER_SETTINGS"
+#: Environment variable holding the accepted bearer tokens (comma-separated) unless ``api_keys_env`` names another.
+DEFAULT_API_KEYS_ENV = "ROUTELLM_SERVER_API_KEYS"
+
+PositiveInt = Annotated[int, Field(ge=1)]
+
+
+class ServerSettings(BaseModel):
+    """Everything a server process needs; secrets are read from the environment, never stored here.
+
+    Attributes:
+        strong: Strong upstream: ``"openai:<model>"`` (or a bare model name) for any OpenAI-compatible endpoint
+            through the ``openai`` async client, or ``"<provider>:<model>"`` for LangChain's ``init_chat_model``.
+        weak: Weak upstream, same forms.
+        strong_base_url: Base URL of the strong OpenAI-compatible endpoint (``None``: api.openai.com).
+        weak_base_url: Base URL of the weak endpoint.
+        strong_api_key_env: Environment variable holding the strong upstream's API key.
+        weak_api_key_env: Environment variable holding the weak upstream's API key.
+        routers: Routers clients may name in the model field (``router-<name>-...``), loaded at startup.
+        threshold: Threshold for a bare ``router-<name>`` (default: each router's calibrated 50% point).
+        strong_fraction: Instead of ``threshold``, the strong-call share for a bare ``router-<name>``.
+        route_on: ``"last_user"`` or ``"conversation"`` (see ``routellm_core.routing.text``).
+        fallback: Call the other upstream once when the chosen one fails before any output reached the client.
+        api_keys: Accepted bearer tokens, besides those in ``api_keys_env``; none at all = no auth.
+        api_keys_env: Environment variable holding accepted bearer tokens, comma-separated.
+        body_timeout: Seconds a client may take to send the request body (408 after).
+        max_body_bytes: Largest request body (413 above).
+        max_messages: Most messages in one request (400 above).
+        max_concurrency: Most chat requests in flight per worker, counted once their body is read (429 above, at
+            once: never a queue).
+        upstream_timeout: Seconds an upstream may take to answer (streamed: between two chunks); 504 after.
+        upstream_retries: Retries of the ``openai`` client on connection errors, 429 and 5xx (0: the client
+            calling the server decides on retries).
+        max_batch_size: Largest routing micro-batch.
+        log_prompts: Log each routing text at INFO (off: prompts are never logged).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)  # inputs may hold tokens
+
+    strong: str | None = None
+    weak: str | None = None
+    strong_base_url: str | None = None
+    weak_base_url: str | None = None
+    strong_api_key_env: str = "OPENAI_API_KEY"
+    weak_api_key_env: str = "OPENAI_API_KEY"
+    routers: tuple[str, ...] = ("default",)
+    threshold: Annotated[float, Field(ge=0.0, le=1.0)] | None = None
+    strong_fraction: Annotated[float, Field(ge=0.0, le=1.0)] | None = None
+    route_on: str = "last_user"
+    fallback: bool = False
+    api_keys: tuple[SecretStr, ...] = ()
+    api_keys_env: str | None = DEFAULT_API_KEYS_ENV
+    max_body_bytes: PositiveInt = 4 * 1024 * 1024
+    max_messages: PositiveInt = 1024
+    max_concurrency: PositiveInt = 512
+    body_timeout: Annotated[float, Field(gt=0.0)] = 30.0
+    upstream_timeout: Annotated[float, Field(gt=0.0)] = 120.0
+    upstream_retries: Annotated[int, Field(ge=0, le=10)] = 0
+    max_batch_size: PositiveInt = 64
+    log_prompts: bool = False
+
+    @field_validator("routers")
+    @classmethod
+    def _routers(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value or any(not name.strip() for name in value):
+            raise ValueError("serve at least one router, and no blank router name")
+        return tuple(dict.fromkeys(value))
+
+    @field_validator("api_keys")
+    @classmethod
+    def _api_keys(cls, value: tuple[SecretStr, ...]) -> tuple[SecretStr, ...]:
+        if any("," in key.get_secret_value() for key in value):
+            raise ValueError("a bearer token cannot contain ',' (tokens are handed over comma-separated)")
+        return value
+
+    @field_validator("route_on")
+    @classmethod
+    def _route_on(cls, value: str) -> str:
+        mode = canonical_route_on(value)
+        if mode == "rag_query":
+            raise ValueError("route_on='rag_query' reads LlamaIndex prompts; use 'last_user' or 'conversation'")
+        return mode
+
+    @classmethod
+    def build(cls, **fields: object) -> ServerSettings:
+        """Validated settings.
+
+        Raises:
+            InvalidInputError: A field is missing its value, of the wrong type or out of range.
+        """
+        try:
+            return cls(**fields)  # type: ignore[arg-type]
+        except ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in exc.errors())
+            raise InvalidInputError(f"invalid server settings: {problems}") from None
+
+    def bearer_tokens(self) -> list[bytes]:
+        """The accepted bearer tokens (``api_keys`` and those in ``$api_keys_env``) as bytes; empty: no auth."""
+        tokens = [key.get_secret_value() for key in self.api_keys]
+        if self.api_keys_env:
+            tokens += os.environ.get(self.api_keys_env, "").split(",")
+        return [t.strip().encode() for t in tokens if t.strip()]
+
+    def to_env(self) -> str:
+        """JSON for :data:`SETTINGS_ENV` (tokens given in ``api_keys`` are dropped: workers read the env var)."""
+        return self.model_dump_json(exclude={"api_keys"})
+
+    def worker_environment(self) -> dict[str, str]:
+        """The environment variables that give worker processes these settings, auth included.
+
+        The settings go as JSON in :data:`SETTINGS_ENV`, without tokens; every accepted token (``api_keys`` and
+        those in ``$api_keys_env``) goes comma-separated in ``api_keys_env`` (:data:`DEFAULT_API_KEYS_ENV` when
+        that is ``None``), so each worker enforces exactly the tokens this process accepts, and none when it
+        accepts none.
+        """
+        tokens = self.bearer_tokens()
+        name = (self.api_keys_env or DEFAULT_API_KEYS_ENV) if tokens else None
+        worker = self.model_copy(update={"api_keys": (), "api_keys_env": name})
+        env = {SETTINGS_ENV: worker.to_env()}
+        if name is not None:
+            env[name] = ",".join(token.decode() for token in tokens)
+        return env
+
+    @classmethod
+    def from_env(cls) -> ServerSettings:
+        """The settings the CLI left in :data:`SETTINGS_ENV`.
+
+        Raises:
+            InvalidInputError: The variable is missing or does not hold valid settings.
+        """
+        raw = os.environ.get(SETTINGS_ENV)
+        if not raw:
+            raise InvalidInputError(f"${SETTINGS_ENV} is not set: start workers with `routellm serve`")
+        try:
+            return cls.model_validate_json(raw)
+        except ValidationError as exc:
+            raise InvalidInputError(f"${SETTINGS_ENV} holds invalid server settings: {exc}") from None
