@@ -1,10 +1,10 @@
 """Machine-dependent limits, measured here rather than asserted in the test suite (their behaviour is tested there).
 
-- **Megabyte prompts** (``tests/test_static_embedder.py`` checks that only the first ``512 * CHARS_PER_TOKEN_CAP``
-  characters reach the static tokenizer, ``tests/test_reliability_input.py`` that a 1 MB prompt routes like its
+- **Megabyte prompts** (``tests/core/test_static_embedder.py`` checks that only the first ``512 * CHARS_PER_TOKEN_CAP``
+  characters reach the static tokenizer, ``tests/reliability/test_reliability_input.py`` that a 1 MB prompt routes like its
   start): the static embedder embeds a ~1.1 MB prompt in under 2 s, and the ``default`` router (MiniLM) scores each
   of four 1 MB prompts (English, emoji and CJK, one repeated letter, mixed scripts) in under 60 s.
-- **Memory soak** (``tests/test_reliability_load.py`` checks that no object is kept per call): after a warm-up
+- **Memory soak** (``tests/reliability/test_reliability_load.py`` checks that no object is kept per call): after a warm-up
   round, four more rounds of 1,000 concurrent calls (LangChain and LlamaIndex, async and threads, instant fake
   children) grow the resident set size by under 50 MB.
 

@@ -9,8 +9,8 @@ with the answer (``response.additional_kwargs["routellm"]``) and through LlamaIn
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
+from contextlib import aclosing, closing
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -32,7 +32,7 @@ from llama_index.core.base.llms.types import (
     LLMMetadata,
     MessageRole,
 )
-from llama_index.core.bridge.pydantic import Field, PrivateAttr, field_serializer
+from llama_index.core.bridge.pydantic import Field, PrivateAttr, ValidationError, field_serializer
 from llama_index.core.callbacks import CallbackManager
 from llama_index.core.constants import DEFAULT_CONTEXT_WINDOW, DEFAULT_NUM_OUTPUTS
 from llama_index.core.instrumentation import get_dispatcher
@@ -49,18 +49,17 @@ from llamaindex_routellm._utils import (
     chunk_text,
     has_content,
     model_label,
+    reraise_routellm_error,
     routing_text,
     tag_response,
 )
 from llamaindex_routellm.events import RoutingDecisionEvent, RoutingFallbackEvent
-from routellm_core.decisions import Route, RoutingDecision, ServedDecision, Side, other_side
-from routellm_core.embedding.embedders import Embedder
+from routellm_core.decisions import Route, RoutingDecision, ServedDecision, Side
 from routellm_core.errors import InvalidInputError
 from routellm_core.learning.feedback import FeedbackStore
-from routellm_core.learning.labelling import ROUTING_FIELDS, TrafficLabelling, traffic_labelling
-from routellm_core.routers.base import WinRateModel
-from routellm_core.routing.dispatch import Dispatcher, log_route
-from routellm_core.routing.policy import RoutingPolicy, build_policy, router_label
+from routellm_core.learning.labelling import TrafficLabelling
+from routellm_core.routing.engine import ROUTING_FIELDS, RouterSpec, RoutingEngine, RoutingOptions
+from routellm_core.routing.policy import RoutingPolicy, build_policy
 from routellm_core.routing.text import prompt_routing_text
 
 if TYPE_CHECKING:
@@ -69,7 +68,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 dispatcher = get_dispatcher(__name__)
 
-RouterSpec = str | os.PathLike[str] | WinRateModel | RoutingPolicy
 R = TypeVar("R", ChatResponse, CompletionResponse)
 
 #: The ``chat_with_tools`` arguments of this context's latest ``_prepare_chat_with_tools``, for the ``chat`` call
@@ -148,7 +146,7 @@ async def _aprimed(stream: AsyncIterator[R]) -> AsyncIterator[R]:
     return relay()
 
 
-class RouteLLM(FunctionCallingLLM):
+class RouteLLM(RoutingOptions, FunctionCallingLLM):
     """An LLM that routes every call to a strong or a weak LlamaIndex LLM with a learned win-rate router.
 
     Use it wherever LlamaIndex takes an ``llm``: ``index.as_query_engine(llm=router)``, chat engines,
@@ -171,6 +169,9 @@ class RouteLLM(FunctionCallingLLM):
             raises :class:`~routellm_core.errors.ModelCallError` naming the chosen model.
         embedder: Embedder to load the router with (when ``router`` is a name or path).
         callback_manager: LlamaIndex callback manager.
+        **kwargs: The other routing options (``feedback``, ``judge``, ``label_fraction``, ``label_seed``,
+            ``strong_name``, ``weak_name``: see :class:`~routellm_core.routing.engine.RoutingOptions`; ``tool_step``
+            has no effect here, every agent step is routed anew) and LlamaIndex's ``LLM`` fields.
 
     Raises:
         InvalidThresholdError: Both ``threshold`` and ``strong_fraction``, or a value outside [0, 1].
@@ -187,53 +188,12 @@ class RouteLLM(FunctionCallingLLM):
 
     strong: LLM = Field(description="The stronger, costlier LLM, called when the router predicts it wins.")
     weak: LLM = Field(description="The cheaper LLM, called for every other request.")
-    router: Any = Field(
-        default="default",
-        description="Router: pretrained name, checkpoint folder, registry name, WinRateModel or RoutingPolicy.",
-    )
-    threshold: float | None = Field(
-        default=None,
-        description="Strong when P(strong wins) >= threshold (default: the calibrated threshold for 50% strong calls).",
-    )
-    strong_fraction: float | None = Field(
-        default=None,
-        description="Target fraction of calls sent to strong, resolved through the router's calibration.",
-    )
     route_on: RouteOn | RoutingTextFn = Field(
         default="last_user",
         description="Routing text: 'last_user', 'conversation', 'rag_query', or a callable (messages) -> str.",
     )
-    fallback: bool = Field(
-        default=False,
-        description="Answer with the other model when the chosen one fails, recording it in the response.",
-    )
-    embedder: Embedder | None = Field(
-        default=None, exclude=True, description="Embedder to load the router with (names and paths only)."
-    )
-    feedback: Any = Field(
-        default=None,
-        exclude=True,
-        description="FeedbackStore or path: every routed call's decision is recorded, for verdicts by decision id.",
-    )
-    judge: Any = Field(
-        default=None,
-        exclude=True,
-        description="Judge for label_fraction: a LlamaIndex LLM, a PairwiseJudge or a callable (prompt, a, b).",
-    )
-    label_fraction: float = Field(
-        default=0.0, description="Share of calls on which the other model is also asked and the pair judged."
-    )
-    label_seed: int = Field(default=0, description="Seed of the label_fraction sampling.")
-    strong_name: str | None = Field(
-        default=None, description="Name of the strong model in records and errors; its model name when None."
-    )
-    weak_name: str | None = Field(
-        default=None, description="Name of the weak model in records and errors; its model name when None."
-    )
 
-    _policy: RoutingPolicy = PrivateAttr()
-    _dispatcher: Dispatcher = PrivateAttr()
-    _labelling: TrafficLabelling | None = PrivateAttr(default=None)
+    _engine: RoutingEngine = PrivateAttr()
 
     def __init__(
         self,
@@ -242,87 +202,69 @@ class RouteLLM(FunctionCallingLLM):
         router: RouterSpec = "default",
         threshold: float | None = None,
         strong_fraction: float | None = None,
-        *,
-        route_on: RouteOn | RoutingTextFn = "last_user",
-        fallback: bool = False,
-        embedder: Embedder | None = None,
-        feedback: FeedbackStore | str | os.PathLike[str] | None = None,
-        judge: Any = None,
-        label_fraction: float = 0.0,
-        label_seed: int = 0,
-        strong_name: str | None = None,
-        weak_name: str | None = None,
-        callback_manager: CallbackManager | None = None,
         **kwargs: Any,
     ) -> None:
-        policy = build_policy(router, threshold, strong_fraction, embedder)
-        super().__init__(
-            strong=strong,
-            weak=weak,
-            router=router,
-            threshold=None if policy.strong_fraction is not None else policy.threshold,
-            strong_fraction=policy.strong_fraction,
-            route_on=route_on,
-            fallback=fallback,
-            embedder=embedder,
-            feedback=feedback,
-            judge=judge,
-            label_fraction=label_fraction,
-            label_seed=label_seed,
-            strong_name=strong_name,
-            weak_name=weak_name,
-            callback_manager=callback_manager,
-            **kwargs,
-        )
-        self._policy = policy
-        self._build_routing()
+        """Validate the fields; the router's own errors (unknown router, bad threshold...) keep their type. The
+        ``threshold`` field holds the threshold in force (``None`` under ``strong_fraction``)."""
+        policy = build_policy(router, threshold, strong_fraction, kwargs.get("embedder"))
+        try:
+            super().__init__(
+                strong=strong,
+                weak=weak,
+                router=router,
+                threshold=None if policy.strong_fraction is not None else policy.threshold,
+                strong_fraction=policy.strong_fraction,
+                **kwargs,
+            )
+        except ValidationError as exc:
+            reraise_routellm_error(exc)
+            raise
+        self._build_engine(policy)
 
-    def _build_routing(self) -> None:
-        """Build the dispatcher and the labelling from the fields."""
+    def _build_engine(self, policy: RoutingPolicy) -> None:
+        """Build the engine (dispatcher and labelling) from the fields around ``policy``."""
         names: dict[Side, str] = {
             "strong": self.strong_name or model_label(self.strong),
             "weak": self.weak_name or model_label(self.weak),
         }
-        self._dispatcher = Dispatcher(
+        self._engine = RoutingEngine(
+            self,
             names,
-            fallback=self.fallback,
             owner="RouteLLM",
             is_empty=lambda response: not has_content(response),
             chunk_text=chunk_text,
+            answer_text=answer_text,
+            judge=as_judge(self.judge),
             on_fallback=self._on_fallback,
-        )
-        self._labelling = traffic_labelling(
-            self.feedback, as_judge(self.judge), self.label_fraction, self.label_seed, names=names
+            policy=policy,
         )
 
     def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> RouteLLM:
-        """A copy; changed routing fields rebuild the policy, the dispatcher and the labelling."""
+        """A copy; changed routing fields rebuild the engine (and the policy when the router or its threshold
+        changed)."""
         copy = super().model_copy(update=update, deep=deep)
         changed = set(update or ())
-        if changed & {"router", "threshold", "strong_fraction", "embedder"}:
-            threshold = None if "strong_fraction" in changed and "threshold" not in changed else copy.threshold
-            copy._policy = build_policy(copy.router, threshold, copy.strong_fraction, copy.embedder)
         if changed & ROUTING_FIELDS:
-            copy._build_routing()
+            policy = copy._engine.policy
+            if changed & {"router", "threshold", "strong_fraction", "embedder"}:
+                threshold = None if "strong_fraction" in changed and "threshold" not in changed else copy.threshold
+                policy = build_policy(copy.router, threshold, copy.strong_fraction, copy.embedder)
+            copy._build_engine(policy)
         return copy
 
     @property
     def feedback_store(self) -> FeedbackStore | None:
         """The feedback store (``feedback=``), to attach verdicts by decision id; ``None`` without one."""
-        return self._labelling.store if self._labelling is not None else None
+        return self._engine.feedback_store
 
     @property
     def labelling(self) -> TrafficLabelling | None:
         """The labelling of this LLM's calls (its labeller's ``stats``, ``flush()``...), if configured."""
-        return self._labelling
+        return self._engine.labelling
 
     @classmethod
     def class_name(cls) -> str:
         return "RouteLLM"
-
-    @field_serializer("router")
-    def _serialize_router(self, router: Any) -> str:
-        return router_label(router)
 
     @field_serializer("route_on")
     def _serialize_route_on(self, route_on: Any) -> str:
@@ -330,14 +272,19 @@ class RouteLLM(FunctionCallingLLM):
 
     # ---- properties --------------------------------------------------------------------------------------
     @property
+    def policy(self) -> RoutingPolicy:
+        """The policy (router + threshold in force) deciding each call (the name LangChain's models use)."""
+        return self._engine.policy
+
+    @property
     def routing_policy(self) -> RoutingPolicy:
-        """The policy (router + threshold in force) deciding each call."""
-        return self._policy
+        """The policy (router + threshold in force) deciding each call; same as :attr:`policy`."""
+        return self._engine.policy
 
     @property
     def router_name(self) -> str:
         """Registry name of the router (``"mf"``, ``"random"``...)."""
-        return self._policy.router_name
+        return self._engine.policy.router_name
 
     @property
     def metadata(self) -> LLMMetadata:
@@ -358,7 +305,7 @@ class RouteLLM(FunctionCallingLLM):
         return {
             **super().to_payload(),
             "router": self.router_name,
-            "threshold": self._policy.threshold,
+            "threshold": self._engine.policy.threshold,
             "strong_model": model_label(self.strong),
             "weak_model": model_label(self.weak),
         }
@@ -381,38 +328,35 @@ class RouteLLM(FunctionCallingLLM):
         Raises:
             InvalidInputError: Unroutable input (see :func:`~llamaindex_routellm._utils.routing_text`).
         """
-        return self._policy.decide(self._routing_text(messages))
+        return self._engine.policy.decide(self._routing_text(messages))
 
     async def adecide(self, messages: str | Sequence[ChatMessage]) -> RoutingDecision:
         """Async :meth:`decide`, micro-batched with the event loop's other routing calls."""
-        return await self._policy.adecide(self._routing_text(messages))
+        return await self._engine.policy.adecide(self._routing_text(messages))
 
     def _routing_text(self, messages: str | Sequence[ChatMessage]) -> str:
         if isinstance(messages, str):  # a completion prompt: one user message, as in LangChain
             messages = [ChatMessage(role=MessageRole.USER, content=prompt_routing_text(messages))]
         return routing_text(messages, self.route_on)
 
-    def _announce(self, decision: RoutingDecision, text: str) -> Route:
-        route = log_route(Route(decision, text=text))
+    def _announce(self, route: Route) -> Route:
         dispatcher.event(
             RoutingDecisionEvent(
-                router=decision.router,
-                win_rate=decision.win_rate,
-                threshold=decision.threshold,
-                choice=decision.choice,
-                model=model_label(self._child(decision.choice)),
+                router=route.decision.router,
+                win_rate=route.decision.win_rate,
+                threshold=route.decision.threshold,
+                choice=route.choice,
+                model=model_label(self._child(route.choice)),
                 decision_id=route.id,
             )
         )
         return route
 
     def _route(self, messages: str | Sequence[ChatMessage]) -> Route:
-        text = self._routing_text(messages)
-        return self._announce(self._policy.decide(text), text)
+        return self._announce(self._engine.route(self._routing_text(messages)))
 
     async def _aroute(self, messages: str | Sequence[ChatMessage]) -> Route:
-        text = self._routing_text(messages)
-        return self._announce(await self._policy.adecide(text), text)
+        return self._announce(await self._engine.aroute(self._routing_text(messages)))
 
     def _on_fallback(self, record: ServedDecision, exc: BaseException) -> None:
         dispatcher.event(
@@ -426,31 +370,19 @@ class RouteLLM(FunctionCallingLLM):
             )
         )
 
-    # ---- learning the traffic ----------------------------------------------------------------------------
-    def _other(self, record: ServedDecision) -> LLM:
-        return self._child(other_side(record.served))
-
-    def _label(self, route: Route, record: ServedDecision, answer: str, call_other: Callable[[], str]) -> None:
-        if self._labelling is not None and route.text is not None:
-            self._labelling.after_call(record, self._dispatcher.names, route.text, answer, call_other)
-
-    async def _alabel(
-        self, route: Route, record: ServedDecision, answer: str, acall_other: Callable[[], Awaitable[str]]
-    ) -> None:
-        if self._labelling is not None and route.text is not None:
-            await self._labelling.aafter_call(record, self._dispatcher.names, route.text, answer, acall_other)
-
-    # ---- calls through the core dispatcher ---------------------------------------------------------------
-    def _calling(self, side: Side, call: Callable[[LLM], R]) -> R:
-        child = self._child(side)
-        try:
-            return call(child)
-        finally:
-            _forget_nested_trace(child, self.callback_manager)
-
+    # ---- calls through the core engine ------------------------------------------------------------------
     def _run(self, route: Route, call: Callable[[LLM], R]) -> R:
-        response, record = self._dispatcher.call(route, lambda side, _: self._calling(side, call))
-        self._label(route, record, answer_text(response), lambda: answer_text(call(self._other(record))))
+        def attempt(side: Side, _: ServedDecision) -> R:
+            child = self._child(side)
+            try:
+                return call(child)
+            finally:
+                _forget_nested_trace(child, self.callback_manager)
+
+        def other(side: Side) -> str:
+            return answer_text(call(self._child(side)))
+
+        response, record = self._engine.call(route, attempt, other_answer=other)
         return tag_response(response, record)
 
     async def _arun(self, route: Route, call: Callable[[LLM], Awaitable[R]]) -> R:
@@ -461,11 +393,10 @@ class RouteLLM(FunctionCallingLLM):
             finally:
                 _forget_nested_trace(child, self.callback_manager)
 
-        async def other(record: ServedDecision) -> str:
-            return answer_text(await call(self._other(record)))
+        async def other(side: Side) -> str:
+            return answer_text(await call(self._child(side)))
 
-        response, record = await self._dispatcher.acall(route, attempt)
-        await self._alabel(route, record, answer_text(response), lambda: other(record))
+        response, record = await self._engine.acall(route, attempt, other_answer=other)
         return tag_response(response, record)
 
     def _stream(self, route: Route, start: Callable[[LLM], Iterator[R]]) -> Iterator[R]:
@@ -476,15 +407,13 @@ class RouteLLM(FunctionCallingLLM):
             finally:
                 _forget_nested_trace(child, self.callback_manager)
 
+        def other(side: Side) -> str:
+            return "".join(map(chunk_text, start(self._child(side))))
+
         def relay() -> Iterator[R]:
-            texts: list[str] = []
-            record = None
-            for chunk, record in self._dispatcher.stream(route, open_stream):
-                texts.append(chunk_text(chunk))
-                yield tag_response(chunk, record)
-            if record is not None:
-                other = self._other(record)
-                self._label(route, record, "".join(texts), lambda: "".join(map(chunk_text, start(other))))
+            with closing(self._engine.stream(route, open_stream, other_answer=other)) as chunks:
+                for chunk, record in chunks:
+                    yield tag_response(chunk, record)
 
         return _primed(relay())
 
@@ -503,22 +432,13 @@ class RouteLLM(FunctionCallingLLM):
             finally:
                 _forget_nested_trace(child, self.callback_manager)
 
-        async def other(record: ServedDecision) -> str:
-            return "".join([chunk_text(c) async for c in await start(self._other(record))])
+        async def other(side: Side) -> str:
+            return "".join([chunk_text(c) async for c in await start(self._child(side))])
 
         async def tagged() -> AsyncIterator[R]:
-            chunks = self._dispatcher.astream(route, open_stream)
-            texts: list[str] = []
-            record = None
-            try:
+            async with aclosing(self._engine.astream(route, open_stream, other_answer=other)) as chunks:
                 async for chunk, record in chunks:
-                    texts.append(chunk_text(chunk))
                     yield tag_response(chunk, record)
-            finally:
-                await chunks.aclose()
-            if record is not None:
-                served = record
-                await self._alabel(route, served, "".join(texts), lambda: other(served))
 
         return await _aprimed(tagged())
 

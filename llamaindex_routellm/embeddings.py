@@ -93,7 +93,8 @@ class RouteLLMEmbedding(BaseEmbedding):
 
 
 class LlamaIndexEmbedder(Embedder):
-    """A :class:`routellm_core.embedding.embedders.Embedder` over any LlamaIndex ``BaseEmbedding`` (``get_text_embedding_batch``).
+    """A :class:`~routellm_core.embedding.embedders.Embedder` over any LlamaIndex ``BaseEmbedding``
+    (``get_text_embedding_batch``).
 
     Vectors are L2-normalised float32 like every core embedder's. ``name`` identifies the embedding space in
     checkpoints (default ``llamaindex:<class>[:<model>]``); a router trained with it loads only with an embedder

@@ -1,8 +1,8 @@
 """Shared fixtures: tests never touch the network, share one loaded embedder, and one policy for missing data.
 
-Test helpers (``lc_fakes``, ``fitted_router``) are plain modules beside this file, imported by their bare name
-(``from lc_fakes import ...``): pytest puts this folder on ``sys.path`` (``tests/`` is not a package), so ``pytest``
-and ``python -m pytest`` both import one copy of them.
+Test helpers (``lc_fakes``, ``fitted_router``) are plain modules in ``tests/helpers``, imported by their bare name
+(``from lc_fakes import ...``): pyproject.toml puts that folder on ``sys.path`` (``tests/`` is not a package), so
+``pytest`` and ``python -m pytest`` both import one copy of them.
 """
 
 from __future__ import annotations

@@ -25,6 +25,7 @@ from routellm_core.errors import (
     TrainingDataError,
     UnknownRouterError,
 )
+from routellm_core.escalation import Escalation, evaluate_escalation
 from routellm_core.evaluation.calibration import calibrate_threshold, calibrate_thresholds, strong_call_fraction
 from routellm_core.routers.base import STRONG_REFERENCE, WEAK_REFERENCE, WinRateModel
 from routellm_core.routers.registry import (
@@ -43,6 +44,7 @@ __all__ = [
     "CheckpointError",
     "Embedder",
     "EmbeddingError",
+    "Escalation",
     "FeedbackStoreError",
     "GoldenLabel",
     "InvalidInputError",
@@ -63,6 +65,7 @@ __all__ = [
     "calibrate_thresholds",
     "check_threshold",
     "default_embedder",
+    "evaluate_escalation",
     "get_router_class",
     "golden_to_battles",
     "load_checkpoint",

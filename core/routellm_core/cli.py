@@ -244,10 +244,10 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for tests and docs)."""
-    parser = argparse.ArgumentParser(prog="routellm", description=__doc__)
+    parser = argparse.ArgumentParser(prog="routellm", description=__doc__, allow_abbrev=False)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    t = sub.add_parser("train", help="train a router from shared sources and/or your own data")
+    t = sub.add_parser("train", help="train a router from shared sources and/or your own data", allow_abbrev=False)
     t.add_argument(
         "--router",
         help="registry name: mf, difficulty, sw_ranking, bert, causal_llm (default: mf, or the --init router's type)",
@@ -271,7 +271,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", required=True, help="checkpoint folder to write")
     t.set_defaults(func=_cmd_train)
 
-    c = sub.add_parser("calibrate", help="threshold for a target strong-call fraction on your prompts")
+    c = sub.add_parser(
+        "calibrate", help="threshold for a target strong-call fraction on your prompts", allow_abbrev=False
+    )
     c.add_argument("--router", default="default")
     c.add_argument("--prompts", required=True, help="prompts file: .txt (one per line), .jsonl or .csv")
     c.add_argument("--fractions", default="0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9")
@@ -279,7 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--write", action="store_true", help="store the thresholds in the checkpoint folder")
     c.set_defaults(func=_cmd_calibrate)
 
-    r = sub.add_parser("route", help="route prompts and print each decision as JSON")
+    r = sub.add_parser("route", help="route prompts and print each decision as JSON", allow_abbrev=False)
     r.add_argument("prompts", nargs="*")
     r.add_argument("--file", help="prompts file")
     r.add_argument("--router", default="default")
@@ -288,7 +290,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--strong-fraction", type=float)
     r.set_defaults(func=_cmd_route)
 
-    e = sub.add_parser("evaluate", help="APGR / CPT against random and oracle on a benchmark or your file")
+    e = sub.add_parser(
+        "evaluate", help="APGR / CPT against random and oracle on a benchmark or your file", allow_abbrev=False
+    )
     e.add_argument("--router", default="default")
     e.add_argument("--benchmark", default="mt_bench", choices=["mt_bench", "mmlu", "gsm8k", "crux", "math_l5"])
     e.add_argument("--golden", help="your golden-label file instead of a shared benchmark")
@@ -297,7 +301,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--plot", help="write the cost-quality curve PNG here")
     e.set_defaults(func=_cmd_evaluate)
 
-    p = sub.add_parser("report", help="is routing worth it on my traffic? APGR / CPT with intervals and a verdict")
+    p = sub.add_parser(
+        "report", help="is routing worth it on my traffic? APGR / CPT with intervals and a verdict", allow_abbrev=False
+    )
     p.add_argument("--router", default="default", help="shipped name or checkpoint folder")
     p.add_argument("--feedback", help="a feedback store (SQLite) of labelled traffic")
     p.add_argument("--battles", help="instead: a battles file (JSONL/CSV)")

@@ -118,8 +118,8 @@ class TransformerEmbedder(Embedder):
     """Mean-pooled sentence embeddings from a local Hugging Face encoder (all-MiniLM-L6-v2 by default).
 
     Two backends give the same vectors (cosine > 0.9999, checked when the ONNX file is made): ONNX Runtime on the
-    CPU (the model exported once and cached, see :mod:`routellm_core.embedding.onnx_encoder`; no torch import after that,
-    and about 1.5x faster per prompt) and torch (transformers directly, no sentence-transformers overhead). A
+    CPU (the model exported once and cached, see :mod:`routellm_core.embedding.onnx_encoder`; no torch import after
+    that, and about 1.5x faster per prompt) and torch (transformers directly, no sentence-transformers overhead). A
     batch is sorted by length so padding stays small, and texts are cut to ``max_tokens`` tokens.
 
     Args:

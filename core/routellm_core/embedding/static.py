@@ -1,10 +1,10 @@
 """A static embedder: one shipped vector per token, mean-pooled. About a millisecond a prompt on a CPU.
 
-The shipped vectors (``core/routellm_core/assets/minilm_static``) are all-MiniLM-L6-v2 distilled with model2vec (PCA to 256
-dimensions, SIF weighting; see the folder's ``NOTICE.md`` and ``scripts/distill_static.py``). Embedding a text is a
-tokenizer call, a table lookup and a mean, with model2vec's ``StaticModel.encode`` semantics: no special tokens,
-the first ``max_tokens`` tokens, unknown-token ids dropped, the mean of the remaining rows, L2-normalised (a text
-with no known token is the zero vector). It needs numpy, safetensors and ``tokenizers`` only: no model2vec, no
+The shipped vectors (``core/routellm_core/assets/minilm_static``) are all-MiniLM-L6-v2 distilled with model2vec (PCA
+to 256 dimensions, SIF weighting; see the folder's ``NOTICE.md`` and ``scripts/distill_static.py``). Embedding a
+text is a tokenizer call, a table lookup and a mean, with model2vec's ``StaticModel.encode`` semantics: no special
+tokens, the first ``max_tokens`` tokens, unknown-token ids dropped, the mean of the remaining rows, L2-normalised
+(a text with no known token is the zero vector). It needs numpy, safetensors and ``tokenizers`` only: no model2vec, no
 torch, no transformer forward pass.
 
 The embedding space differs from MiniLM's: routers must be trained on it (the ``fast`` pretrained router is).

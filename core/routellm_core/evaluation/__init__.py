@@ -6,5 +6,6 @@ Pure functions of scores and per-prompt quality; no router is imported here, so 
 from routellm_core.evaluation.calibration import calibrate_threshold, calibrate_thresholds, strong_call_fraction
 from routellm_core.evaluation.metrics import *  # noqa: F403
 from routellm_core.evaluation.metrics import __all__ as _metrics_all
+from routellm_core.evaluation.scoring import WinRateScorer
 
-__all__ = ["calibrate_threshold", "calibrate_thresholds", "strong_call_fraction", *_metrics_all]
+__all__ = ["WinRateScorer", "calibrate_threshold", "calibrate_thresholds", "strong_call_fraction", *_metrics_all]

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from routellm_core.decisions import check_threshold
 from routellm_core.errors import InvalidThresholdError
-
-if TYPE_CHECKING:  # routers build on evaluation, not the other way round
-    from routellm_core.routers.base import WinRateModel
+from routellm_core.evaluation.scoring import WinRateScorer
 
 #: The strong-call fractions calibrated for shipped routers.
 DEFAULT_FRACTIONS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
@@ -33,7 +30,7 @@ def threshold_for_fraction(scores: np.ndarray, strong_fraction: float) -> float:
     return float(ordered[k - 1])
 
 
-def calibrate_threshold(router: WinRateModel, prompts: Sequence[str], strong_fraction: float) -> float:
+def calibrate_threshold(router: WinRateScorer, prompts: Sequence[str], strong_fraction: float) -> float:
     """Threshold that routes about ``strong_fraction`` of ``prompts`` to the strong model.
 
     Args:
@@ -45,7 +42,7 @@ def calibrate_threshold(router: WinRateModel, prompts: Sequence[str], strong_fra
 
 
 def calibrate_thresholds(
-    router: WinRateModel,
+    router: WinRateScorer,
     prompts: Sequence[str],
     fractions: Iterable[float] = DEFAULT_FRACTIONS,
     *,
@@ -81,7 +78,7 @@ def _key(fraction: float) -> str:
     return f"{fraction:g}"
 
 
-def strong_call_fraction(router: WinRateModel, prompts: Sequence[str], threshold: float) -> float:
+def strong_call_fraction(router: WinRateScorer, prompts: Sequence[str], threshold: float) -> float:
     """Share of ``prompts`` the router sends to strong at ``threshold``."""
     thr = check_threshold(threshold)
     return float(np.mean(router.predict_win_rate(prompts) >= thr))

@@ -29,7 +29,7 @@ import os
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -37,9 +37,7 @@ from routellm_core._optional import requires_extra
 from routellm_core.data import ARENA_STRONG_MODELS, ARENA_WEAK_MODELS, Benchmark
 from routellm_core.data.records import Battle
 from routellm_core.errors import InvalidInputError, TrainingDataError
-
-if TYPE_CHECKING:
-    from routellm_core.routers.base import WinRateModel
+from routellm_core.evaluation.scoring import WinRateScorer
 
 Curve = tuple[np.ndarray, np.ndarray]
 
@@ -265,7 +263,7 @@ def evaluate(scores: Sequence[float] | np.ndarray, bench: Benchmark, name: str =
 
 
 def evaluate_router(
-    router: WinRateModel,
+    router: WinRateScorer,
     bench: Benchmark,
     batch_size: int = 256,
     name: str | None = None,
@@ -424,7 +422,7 @@ def evaluate_battles(
 
 
 def evaluate_router_on_battles(
-    router: WinRateModel,
+    router: WinRateScorer,
     battles: Sequence[Battle],
     *,
     strong_models: Collection[str] = ARENA_STRONG_MODELS,

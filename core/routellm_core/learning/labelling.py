@@ -1,8 +1,8 @@
 """Label a sample of live traffic in the background: ask the other model, judge both answers, store the verdict.
 
 For a sampled call (:meth:`Labeller.should_label`, a seeded hash of the decision id), the app hands the labeller
-the routed call's :class:`~routellm_core.learning.feedback.DecisionRecord`, the prompt, the answer it already served and a
-function that asks the model that was *not* called. In the background the labeller calls it, puts the two answers
+the routed call's :class:`~routellm_core.learning.feedback.DecisionRecord`, the prompt, the answer it already served
+and a function that asks the model that was *not* called. In the background the labeller calls it, puts the two answers
 in ``model_a`` = strong / ``model_b`` = weak order, asks the judge, and stores the verdict in the
 :class:`~routellm_core.learning.feedback.FeedbackStore` with ``source="judge"``.
 
@@ -106,8 +106,8 @@ class Labeller:
 
     Args:
         store: Where verdicts go (``source="judge"``, the judge's name as ``judge``).
-        judge: Any :data:`~routellm_core.learning.judging.Judge`, e.g. a :class:`~routellm_core.learning.judging.PairwiseJudge`
-            (its ``ajudge`` is used by async callers).
+        judge: Any :data:`~routellm_core.learning.judging.Judge`, e.g. a
+            :class:`~routellm_core.learning.judging.PairwiseJudge` (its ``ajudge`` is used by async callers).
         fraction: Share of calls to label, in [0, 1].
         seed: Seed of the sampling.
         max_pending: Most jobs accepted but unfinished (running or waiting); further labels are dropped.
@@ -377,24 +377,6 @@ class Labeller:
         return f"Labeller(judge={self.judge_name!r}, fraction={self.fraction}, max_pending={self.max_pending})"
 
 
-#: An integration's fields from which its dispatcher and labelling are built: a copy that changes one rebuilds them.
-ROUTING_FIELDS = frozenset(
-    {
-        "router",
-        "threshold",
-        "strong_fraction",
-        "embedder",
-        "fallback",
-        "strong_name",
-        "weak_name",
-        "feedback",
-        "judge",
-        "label_fraction",
-        "label_seed",
-    }
-)
-
-
 class TrafficLabelling:
     """What an integration needs to learn its own traffic: the feedback store, and a judge-labelled sample.
 
@@ -529,4 +511,4 @@ def traffic_labelling(
     return TrafficLabelling(feedback, judge=judge, label_fraction=label_fraction, seed=seed)
 
 
-__all__ = ["ROUTING_FIELDS", "Labeller", "LabellerStats", "TrafficLabelling", "traffic_labelling"]
+__all__ = ["Labeller", "LabellerStats", "TrafficLabelling", "traffic_labelling"]

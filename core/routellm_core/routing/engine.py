@@ -37,7 +37,7 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-#: Routing text of a conversation (``"last_human"`` is an alias of ``"last_user"``); see :mod:`routellm_core.routing.text`.
+#: Routing text of a conversation (``"last_human"``: alias of ``"last_user"``), see :mod:`routellm_core.routing.text`.
 RouteOn = Literal["last_user", "last_human", "conversation", "rag_query"]
 #: A call whose last message is a tool result: ``"continue"`` on the side that issued the tool call, or ``"route"``.
 ToolStep = Literal["continue", "route"]
@@ -136,7 +136,8 @@ class RoutingEngine:
         is_empty: Whether an answer (or a streamed chunk) is empty: no text and no tool call.
         chunk_text: The text a streamed chunk delivers.
         answer_text: The text of a whole answer (for the feedback store and the judge).
-        judge: The judge, already adapted from a framework model by the front end (``None``: no judge).
+        judge: The judge, adapted from a framework model by the front end; ``None``: ``options.judge`` as given
+            (a core judge: a ``PairwiseJudge`` or a callable).
         passthrough: Exception types that are the caller's control flow (LangGraph interrupts...): never wrapped,
             never a reason to fall back.
         on_fallback: Called before a fallback call (LlamaIndex emits its event there).
@@ -179,17 +180,22 @@ class RoutingEngine:
         )
         self.answer_text = answer_text
         self.labelling: TrafficLabelling | None = traffic_labelling(
-            options.feedback, judge, options.label_fraction, options.label_seed, names=self.names
+            options.feedback,
+            judge if judge is not None else options.judge,
+            options.label_fraction,
+            options.label_seed,
+            names=self.names,
         )
 
     # ---- routing ---------------------------------------------------------------------------------------
-    def route(self, text: str) -> Route:
-        """The route of one routing text (sync; micro-batched with concurrent threads)."""
-        return log_route(Route(self.policy.decide(text), text=text))
+    def route(self, text: str, threshold: float | None = None) -> Route:
+        """The route of one routing text at ``threshold`` (default: the policy's); sync, micro-batched with
+        concurrent threads."""
+        return log_route(Route(self.policy.decide(text, threshold), text=text))
 
-    async def aroute(self, text: str) -> Route:
+    async def aroute(self, text: str, threshold: float | None = None) -> Route:
         """Async :meth:`route` (micro-batched with the event loop's concurrent calls, scored off the loop)."""
-        return log_route(Route(await self.policy.adecide(text), text=text))
+        return log_route(Route(await self.policy.adecide(text, threshold), text=text))
 
     def continued(self, record: ServedDecision | None) -> Route | None:
         """The route that continues an earlier step's record (an agent's tool step), under ``tool_step="continue"``;

@@ -30,6 +30,9 @@ def router_label(router: RouterSpec | RoutingPolicy) -> str:
 class RoutingPolicy:
     """Turns routing texts into decisions; concurrent calls are micro-batched into one scoring batch.
 
+    The micro-batcher scores win rates only; each call applies its own threshold (the policy's, or the one it
+    passes), so concurrent calls at different thresholds share one batch and each is decided exactly once.
+
     Args:
         router: Pretrained name (``"default"``), checkpoint path, registry name, or a router instance.
         threshold: Send to strong when P(strong wins) >= threshold. When neither this nor ``strong_fraction`` is
@@ -62,9 +65,7 @@ class RoutingPolicy:
         else:
             self.strong_fraction = None
             self.threshold = check_threshold(self._default_threshold() if threshold is None else threshold)
-        self._batcher: MicroBatcher[str, RoutingDecision] = MicroBatcher(
-            self._decide_many, max_batch_size=max_batch_size
-        )
+        self._batcher: MicroBatcher[str, float] = MicroBatcher(self._win_rates, max_batch_size=max_batch_size)
 
     def _default_threshold(self) -> float:
         if self.router.calibrated_thresholds:
@@ -76,22 +77,39 @@ class RoutingPolicy:
         """Registry name of the router."""
         return self.router.name
 
-    def _decide_many(self, texts: list[str]) -> list[RoutingDecision]:
-        return self.router.decide(texts, self.threshold)
+    def _win_rates(self, texts: list[str]) -> list[float]:
+        return [float(p) for p in self.router.predict_win_rate(texts)]
 
-    def decide(self, text: str) -> RoutingDecision:
-        """Decision for one routing text (batched with concurrent callers in other threads)."""
+    def threshold_of(self, threshold: float | None = None) -> float:
+        """The threshold a call decides at: ``threshold`` when given (checked), else the policy's.
+
+        Raises:
+            InvalidThresholdError: ``threshold`` is not a number in [0, 1].
+        """
+        return self.threshold if threshold is None else check_threshold(threshold)
+
+    def decide(self, text: str, threshold: float | None = None) -> RoutingDecision:
+        """Decision for one routing text at ``threshold`` (default: the policy's); the win rate is scored in a
+        batch with concurrent callers in other threads.
+
+        Raises:
+            InvalidThresholdError: A bad ``threshold``.
+            InvalidInputError: A blank or non-text routing text.
+        """
+        thr = self.threshold_of(threshold)
         check_texts([text])
-        return self._batcher.submit(text)
+        return RoutingDecision.of(self.router_name, self._batcher.submit(text), thr)
 
-    async def adecide(self, text: str) -> RoutingDecision:
-        """Async decision for one routing text, batched with the event loop's other pending calls."""
+    async def adecide(self, text: str, threshold: float | None = None) -> RoutingDecision:
+        """Async :meth:`decide`: the win rate is scored off the loop, batched with the loop's other pending calls."""
+        thr = self.threshold_of(threshold)
         check_texts([text])
-        return await self._batcher.asubmit(text)
+        return RoutingDecision.of(self.router_name, await self._batcher.asubmit(text), thr)
 
-    def decide_batch(self, texts: Sequence[str]) -> list[RoutingDecision]:
-        """Decisions for a batch of routing texts in one scoring call."""
-        return self.router.decide(texts, self.threshold)
+    def decide_batch(self, texts: Sequence[str], threshold: float | None = None) -> list[RoutingDecision]:
+        """Decisions for a batch of routing texts in one scoring call, at ``threshold`` (default: the policy's)."""
+        thr = self.threshold_of(threshold)
+        return [RoutingDecision.of(self.router_name, p, thr) for p in self.router.predict_win_rate(texts)]
 
     def __repr__(self) -> str:
         return f"RoutingPolicy(router={self.router_name!r}, threshold={self.threshold})"

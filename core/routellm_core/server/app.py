@@ -1,11 +1,14 @@
 """The routing server's ASGI app: ``create_app(...)`` returns a FastAPI app speaking OpenAI's chat-completions API.
 
-Per request: check auth and limits, read the routing text from the messages (``routellm_core.routing.text``), score
-it through the shared micro-batcher (``RoutingPolicy.adecide``), apply the threshold the model name asks for, and
-let the core :class:`~routellm_core.routing.dispatch.Dispatcher` call the chosen upstream (fallback, empty-answer rule,
-stream closing). The decision goes out in ``x-routellm-*`` headers and in the body's ``"routellm"`` field, the
-decision record of both integrations. The app keeps no state between requests, so it runs as many workers or
-replicas as needed behind any load balancer.
+Per request: check auth and limits, read the routing text from the messages (``routellm_core.routing.text``), and
+hand it to the router's :class:`~routellm_core.routing.engine.RoutingEngine` (one per router served): it scores the
+win rate through the shared micro-batcher and decides once, at the threshold the model name asks for; then it calls
+the chosen upstream (fallback, empty-answer rule, stream closing), records the decision in the feedback store
+(``feedback``) and, for a sampled share (``label_fraction``), asks the other upstream in the background and stores the
+judge's verdict, exactly as the LangChain and LlamaIndex integrations do. The decision goes out in ``x-routellm-*``
+headers and in the body's ``"routellm"`` field, the decision record of both integrations; ``POST /v1/feedback``
+attaches a verdict to it later. The app keeps no state between requests (the feedback store is a shared SQLite
+file), so it runs as many workers or replicas as needed behind any load balancer.
 """
 
 from __future__ import annotations
@@ -26,17 +29,21 @@ from fastapi.responses import Response, StreamingResponse
 from starlette.exceptions import HTTPException
 from starlette.types import Receive, Scope, Send
 
-from routellm_core.decisions import METADATA_KEY, Route, RoutingDecision, ServedDecision, Side
-from routellm_core.errors import InvalidInputError, ModelCallError, RouteLLMError
-from routellm_core.routing.dispatch import Dispatcher, log_route
+from routellm_core.decisions import METADATA_KEY, Route, ServedDecision, Side
+from routellm_core.errors import FeedbackStoreError, InvalidInputError, ModelCallError, RouteLLMError
+from routellm_core.learning.feedback import FeedbackStore
+from routellm_core.learning.judging import PairwiseJudge
+from routellm_core.routing.engine import RoutingEngine, RoutingOptions
 from routellm_core.routing.policy import RoutingPolicy
 from routellm_core.routing.text import routing_text
 from routellm_core.server.errors import ErrorResponse, model_call_error
 from routellm_core.server.metrics import CONTENT_TYPE, ServerMetrics
 from routellm_core.server.protocol import (
     chunk_text,
+    completion_text,
     is_empty_answer,
     model_ids,
+    parse_feedback,
     parse_request,
     resolve_model,
     turns,
@@ -48,6 +55,10 @@ logger = logging.getLogger("routellm_core.server")
 
 _OWNER = "routellm server"
 _DONE = b"data: [DONE]\n\n"
+#: Request fields left out of the other upstream's (non-streamed) call when a request is labelled.
+_STREAM_ONLY = frozenset({"stream", "stream_options"})
+#: Seconds the server waits at shutdown for labels still being judged.
+LABEL_DRAIN_S = 30.0
 
 
 def _json_bytes(value: Any) -> bytes:
@@ -64,12 +75,6 @@ def _sse(value: Any) -> bytes:
 
 def _digest(token: bytes) -> bytes:
     return hashlib.sha256(token).digest()
-
-
-def at_threshold(decision: RoutingDecision, threshold: float) -> RoutingDecision:
-    """The decision for the same win rate at another threshold (the one the model name asks for)."""
-    choice: Side = "strong" if decision.win_rate >= threshold else "weak"
-    return RoutingDecision(decision.router, decision.win_rate, threshold, choice)
 
 
 class _Slot:
@@ -104,35 +109,63 @@ class _EventStream(StreamingResponse):
 
 
 class ServerState:
-    """What a server process holds: settings, policies, upstreams, the dispatcher and the metrics.
+    """What a server process holds: settings, upstreams, one routing engine per router, the feedback store and
+    the metrics.
 
     Args:
         settings: The settings.
         upstreams: The strong and the weak upstream.
         policies: Router name (as clients write it in the model field) to its policy.
+        judge: The upstream asked as the pairwise judge of sampled requests (``settings.label_fraction``).
+
+    Raises:
+        InvalidInputError: Both upstreams named alike while a feedback store is kept.
+        FeedbackStoreError: The feedback store cannot be opened.
     """
 
     def __init__(
-        self, settings: ServerSettings, upstreams: Mapping[Side, Upstream], policies: Mapping[str, RoutingPolicy]
+        self,
+        settings: ServerSettings,
+        upstreams: Mapping[Side, Upstream],
+        policies: Mapping[str, RoutingPolicy],
+        judge: Upstream | None = None,
     ) -> None:
         self.settings = settings
         self.upstreams = dict(upstreams)
         self.policies = dict(policies)
+        self.judge = judge
         self.metrics = ServerMetrics()
         self.worker = str(os.getpid())
         self.in_flight = 0
         self._tokens = [_digest(t) for t in settings.bearer_tokens()]
-        self.secrets = tuple(s for u in self.upstreams.values() for s in u.secrets) + tuple(
-            t.decode() for t in settings.bearer_tokens()
-        )
-        self.dispatcher = Dispatcher(
-            {side: up.name for side, up in self.upstreams.items()},
-            fallback=settings.fallback,
-            owner=_OWNER,
-            is_empty=is_empty_answer,
-            chunk_text=chunk_text,
-            on_fallback=self._on_fallback,
-        )
+        every = [*self.upstreams.values(), *([judge] if judge is not None else [])]
+        self.secrets = tuple(s for u in every for s in u.secrets) + tuple(t.decode() for t in settings.bearer_tokens())
+        names = {side: up.name for side, up in self.upstreams.items()}
+        self.store = FeedbackStore(settings.feedback) if settings.feedback else None
+        pairwise = PairwiseJudge(self._judge_reply, name=judge.name) if judge is not None else None
+        try:
+            self.engines = {
+                name: RoutingEngine(
+                    RoutingOptions(
+                        router=policy,
+                        fallback=settings.fallback,
+                        feedback=self.store,
+                        label_fraction=settings.label_fraction if pairwise is not None else 0.0,
+                    ),
+                    names,
+                    owner=_OWNER,
+                    is_empty=is_empty_answer,
+                    chunk_text=chunk_text,
+                    answer_text=completion_text,
+                    judge=pairwise,
+                    on_fallback=self._on_fallback,
+                )
+                for name, policy in self.policies.items()
+            }
+        except BaseException:
+            if self.store is not None:
+                self.store.close()
+            raise
 
     @property
     def auth(self) -> bool:
@@ -210,8 +243,8 @@ class ServerState:
         return b"".join(parts)
 
     # ---- routing --------------------------------------------------------------------------------------
-    async def route(self, policy: RoutingPolicy, threshold: float, messages: list[dict[str, Any]]) -> Route:
-        """Score the routing text through the policy's micro-batcher and decide at ``threshold``.
+    async def route(self, engine: RoutingEngine, threshold: float, messages: list[dict[str, Any]]) -> Route:
+        """Score the routing text through the engine's micro-batcher and decide once, at ``threshold``.
 
         Raises:
             ErrorResponse: 400 for messages without routable text, 500 when the router fails.
@@ -222,7 +255,7 @@ class ServerState:
             raise ErrorResponse(400, str(exc), code="invalid_messages", param="messages") from None
         start = time.perf_counter()
         try:
-            scored = await policy.adecide(text)
+            route = await engine.aroute(text, threshold)
         except InvalidInputError as exc:
             raise ErrorResponse(400, str(exc), code="invalid_messages", param="messages") from None
         except RouteLLMError as exc:
@@ -232,11 +265,9 @@ class ServerState:
             ) from None
         finally:
             self.metrics.routing_latency.observe(time.perf_counter() - start)
-        decision = at_threshold(scored, threshold)
-        self.metrics.decisions.inc(router=decision.router, choice=decision.choice)
-        route = log_route(Route(decision))
+        self.metrics.decisions.inc(router=route.decision.router, choice=route.choice)
         if self.settings.log_prompts:
-            logger.info("routellm decision %s: %s for routing text %r", route.id, decision.choice, text)
+            logger.info("routellm decision %s: %s for routing text %r", route.id, route.choice, text)
         return route
 
     def headers(self, route: Route, record: ServedDecision | None = None) -> dict[str, str]:
@@ -264,8 +295,23 @@ class ServerState:
         self.metrics.upstream_latency.observe(time.perf_counter() - start, side=side)
         self.metrics.upstream_calls.inc(side=side, outcome=outcome)
 
-    async def complete(self, route: Route, body: dict[str, Any]) -> Response:
-        """Call the chosen upstream (with fallback when configured) and answer its JSON plus the decision."""
+    def _other_answer(self, body: Mapping[str, Any]) -> Any:
+        """The labeller's call of the side that did not answer: the same request, not streamed, as text."""
+        request = {k: v for k, v in body.items() if k not in _STREAM_ONLY}
+
+        async def other_answer(side: Side) -> str:
+            return completion_text(await self.upstreams[side].complete(request))
+
+        return other_answer
+
+    async def _judge_reply(self, messages: list[dict[str, str]]) -> str:
+        """The judge upstream's reply to the pairwise judge's messages."""
+        assert self.judge is not None
+        return completion_text(await self.judge.complete({"messages": messages}))
+
+    async def complete(self, engine: RoutingEngine, route: Route, body: dict[str, Any]) -> Response:
+        """Call the chosen upstream (with fallback when configured) and answer its JSON plus the decision; the
+        engine records the decision (and labels a sampled share) before the answer goes out."""
 
         async def attempt(side: Side, record: ServedDecision) -> dict[str, Any]:
             start = time.perf_counter()
@@ -278,16 +324,17 @@ class ServerState:
             return answer
 
         try:
-            answer, record = await self.dispatcher.acall(route, attempt)
+            answer, record = await engine.acall(route, attempt, other_answer=self._other_answer(body))
         except ModelCallError as exc:
             raise self._upstream_failed(exc, route) from None
         return _json({**answer, METADATA_KEY: record.as_dict()}, headers=self.headers(route, record))
 
-    async def stream(self, route: Route, body: dict[str, Any], slot: _Slot) -> Response:
+    async def stream(self, engine: RoutingEngine, route: Route, body: dict[str, Any], slot: _Slot) -> Response:
         """Relay the chosen upstream's stream as SSE; errors before the first chunk are answered with their status.
 
         The decision record rides on the first chunk (``"routellm"``); a failure after chunks were sent ends the
-        stream with an OpenAI error event (the ``openai`` SDK raises it), never with a silent cut.
+        stream with an OpenAI error event (the ``openai`` SDK raises it), never with a silent cut. The engine records
+        the decision once the stream ended, before ``[DONE]``.
         """
 
         async def open_stream(side: Side, record: ServedDecision) -> AsyncIterator[dict[str, Any]]:
@@ -306,7 +353,7 @@ class ServerState:
                     await aclose()
                 self._count(side, start, outcome)
 
-        relay = self.dispatcher.astream(route, open_stream)
+        relay = engine.astream(route, open_stream, other_answer=self._other_answer(body))
         try:
             first, record = await relay.__anext__()
         except ModelCallError as exc:
@@ -345,6 +392,55 @@ class ServerState:
         )
         return error
 
+    # ---- feedback -------------------------------------------------------------------------------------
+    def check_feedback(self) -> FeedbackStore:
+        """The feedback store.
+
+        Raises:
+            ErrorResponse: 409 when the server runs without one (``--feedback``).
+        """
+        if self.store is None:
+            raise ErrorResponse(
+                409,
+                "this server keeps no feedback store: start it with --feedback PATH to accept verdicts",
+                code="feedback_disabled",
+            )
+        return self.store
+
+    async def add_verdict(self, decision_id: str, verdict: str) -> int | None:
+        """Attach a user's verdict to a decision this server (or another worker on the same store) recorded.
+
+        Raises:
+            ErrorResponse: 409 without a feedback store; 400 for a verdict the store does not accept; 404 for a
+                decision id it never recorded; 500 when the store cannot be written.
+        """
+        store = self.check_feedback()
+        try:
+            return await store.aadd_verdict(decision_id, verdict)
+        except InvalidInputError as exc:
+            raise ErrorResponse(400, str(exc), code="invalid_verdict", param="verdict") from None
+        except FeedbackStoreError as exc:
+            if exc.__cause__ is None and str(exc).startswith("no decision with id"):
+                raise ErrorResponse(
+                    404, f"no decision with id {decision_id!r:.80} was recorded here", code="decision_not_found"
+                ) from None
+            logger.error("%s: writing a verdict failed: %s", _OWNER, type(exc.__cause__ or exc).__name__)
+            raise ErrorResponse(
+                500, "the feedback store could not be written", code="feedback_store_error", type="server_error"
+            ) from None
+
+    @property
+    def labellers(self) -> list[Any]:
+        """The engines' judge labellers (none without a judge)."""
+        return [e.labelling.labeller for e in self.engines.values() if e.labelling and e.labelling.labeller]
+
+    async def aflush_labels(self, timeout: float | None = None) -> bool:
+        """Wait until the labels being judged on this event loop are stored; ``False`` on timeout."""
+        done = True
+        for labeller in self.labellers:
+            done = await labeller.aflush(timeout) and done
+        return done
+
     # ---- answers --------------------------------------------------------------------------------------
     def error_response(self, error: ErrorResponse) -> Response:
         """The JSON answer of an error, counted in the metrics."""
@@ -352,8 +448,12 @@ class ServerState:
         return _json(error.body(), error.status, error.headers)
 
     async def aclose(self) -> None:
-        """Close the upstreams' connections."""
-        for upstream in self.upstreams.values():
+        """Let pending labels finish (at most :data:`LABEL_DRAIN_S`), then close the store and the upstreams."""
+        for labeller in self.labellers:
+            await labeller.aclose(LABEL_DRAIN_S)
+        if self.store is not None:
+            self.store.close()
+        for upstream in [*self.upstreams.values(), *([self.judge] if self.judge is not None else [])]:
             await upstream.aclose()
 
 
@@ -369,16 +469,22 @@ def _policies(settings: ServerSettings) -> dict[str, RoutingPolicy]:
     }
 
 
-def _upstream(value: Upstream | str | None, side: Side, settings: ServerSettings) -> Upstream:
+def _upstream(value: Upstream | str | None, side: str, settings: ServerSettings) -> Upstream:
     if isinstance(value, Upstream):
         return value
     if value is None:
         raise InvalidInputError(f"no {side} upstream: give {side}='openai:<model>' (or an Upstream)")
+    base_urls = {"strong": settings.strong_base_url, "weak": settings.weak_base_url, "judge": settings.judge_base_url}
+    key_envs = {
+        "strong": settings.strong_api_key_env,
+        "weak": settings.weak_api_key_env,
+        "judge": settings.judge_api_key_env,
+    }
     return build_upstream(
         value,
         side=side,
-        base_url=settings.strong_base_url if side == "strong" else settings.weak_base_url,
-        api_key_env=settings.strong_api_key_env if side == "strong" else settings.weak_api_key_env,
+        base_url=base_urls[side],
+        api_key_env=key_envs[side],
         timeout=settings.upstream_timeout,
         max_retries=settings.upstream_retries,
     )
@@ -390,6 +496,7 @@ def create_app(
     strong: Upstream | str | None = None,
     weak: Upstream | str | None = None,
     policies: Mapping[str, RoutingPolicy] | None = None,
+    judge: Upstream | str | None = None,
     **options: Any,
 ) -> FastAPI:
     """The routing server as a FastAPI app (run it with uvicorn, or mount it in another ASGI app).
@@ -401,10 +508,14 @@ def create_app(
         weak: The weak upstream; default ``settings.weak``.
         policies: Ready routing policies by the router name clients use (default: one per ``settings.routers``,
             loaded now, so a bad router fails at startup rather than on the first request).
+        judge: The pairwise judge's upstream (an :class:`Upstream` or a spec); default ``settings.judge``. It needs
+            ``settings.feedback`` and ``settings.label_fraction > 0``.
         **options: ``ServerSettings`` fields, when ``settings`` is not given.
 
     Raises:
-        InvalidInputError: Bad settings, a missing upstream, or no API key for api.openai.com.
+        InvalidInputError: Bad settings, a missing upstream, no API key for api.openai.com, a judge without a
+            feedback store and a label fraction, or both upstreams named alike under a feedback store.
+        FeedbackStoreError: The feedback store cannot be opened.
         UnknownRouterError, CheckpointError, InvalidThresholdError: A router that cannot be loaded at its threshold.
     """
     if settings is None:
@@ -415,7 +526,20 @@ def create_app(
         "strong": _upstream(strong if strong is not None else settings.strong, "strong", settings),
         "weak": _upstream(weak if weak is not None else settings.weak, "weak", settings),
     }
-    state = ServerState(settings, upstreams, policies if policies is not None else _policies(settings))
+    judge_spec = judge if judge is not None else settings.judge
+    if judge_spec is not None and (settings.feedback is None or settings.label_fraction == 0):
+        raise InvalidInputError(
+            "a judge labels a share of requests into the feedback store: give feedback (--feedback PATH) and "
+            "label_fraction (--label-fraction F, > 0) too"
+        )
+    if judge_spec is None and settings.label_fraction > 0:
+        raise InvalidInputError(
+            f"label_fraction={settings.label_fraction:g} needs a judge (--judge MODEL) to compare the two answers"
+        )
+    judge_upstream = _upstream(judge_spec, "judge", settings) if judge_spec is not None else None
+    state = ServerState(
+        settings, upstreams, policies if policies is not None else _policies(settings), judge=judge_upstream
+    )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -458,13 +582,14 @@ def create_app(
             body = await state.read_body(request)  # before the slot: a slow client holds no slot, at most its deadline
             slot = state.acquire()
             chat = parse_request(body, state.settings.max_messages)
-            policy, threshold = resolve_model(chat.model, state.policies)
-            route = await state.route(policy, threshold, chat.messages)
+            name, threshold = resolve_model(chat.model, state.policies)
+            engine = state.engines[name]
+            route = await state.route(engine, threshold, chat.messages)
             if chat.stream:
-                response = await state.stream(route, chat.forward, slot)
+                response = await state.stream(engine, route, chat.forward, slot)
                 streaming = True
             else:
-                response = await state.complete(route, chat.forward)
+                response = await state.complete(engine, route, chat.forward)
         except ErrorResponse as exc:
             response = state.error_response(exc)
         finally:
@@ -472,6 +597,16 @@ def create_app(
                 slot.release()
         state.metrics.requests.inc(status=str(response.status_code))
         return response
+
+    @app.post("/v1/feedback")
+    async def feedback(request: Request) -> Response:
+        """A verdict on a decision a response carried: ``{"decision_id": "...", "verdict": "good" | "bad" | ...}``."""
+        state.authorize(request)
+        state.check_feedback()
+        given = parse_feedback(await state.read_body(request))
+        label = await state.add_verdict(given.decision_id, given.verdict)
+        answer = {"object": "routellm.feedback", "decision_id": given.decision_id, "verdict": given.verdict}
+        return _json({**answer, "label_id": label})
 
     @app.get("/v1/models")
     async def list_models(request: Request) -> Response:
@@ -499,15 +634,17 @@ def create_app(
         return Response(state.metrics.render(), media_type=CONTENT_TYPE)
 
     logger.info(
-        "%s: routers %s, strong %r, weak %r, fallback %s, auth %s",
+        "%s: auth %s, routers %s, strong %r, weak %r, fallback %s, feedback %s, judge %s",
         _OWNER,
+        "on" if state.auth else "off",
         ", ".join(state.policies),
         upstreams["strong"].name,
         upstreams["weak"].name,
         "on" if settings.fallback else "off",
-        "on" if state.auth else "off",
+        "on" if state.store is not None else "off",
+        f"{judge_upstream.name!r} on {settings.label_fraction:g} of requests" if judge_upstream else "off",
     )
     return app
 
 
-__all__ = ["ServerState", "at_threshold", "create_app"]
+__all__ = ["ServerState", "create_app"]

@@ -5,20 +5,44 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
 
 from routellm_core._optional import requires_extra
-from routellm_core.errors import RouteLLMError
+from routellm_core.errors import InvalidInputError, RouteLLMError
 from routellm_core.server.settings import DEFAULT_API_KEYS_ENV, ServerSettings
 
 logger = logging.getLogger("routellm_core.server")
 
 DESCRIPTION = (
     "OpenAI-compatible routing server: POST /v1/chat/completions with model 'router-<router>-<threshold>' "
-    "(or '-<percent>%') goes to the strong or the weak upstream, as the router decides."
+    "(or '-<percent>%') goes to the strong or the weak upstream, as the router decides. Auth fails closed: "
+    "without bearer tokens the server binds to loopback only, unless --no-auth is given."
 )
+
+
+def _token_variable(name: str) -> str:
+    """``--api-keys-env NAME``: the variable must hold at least one token (never silently no auth)."""
+    if not name.strip():
+        raise argparse.ArgumentTypeError("give the name of an environment variable holding the bearer tokens")
+    if not any(t.strip() for t in os.environ.get(name, "").split(",")):
+        raise argparse.ArgumentTypeError(
+            f"${name} is unset or empty: put the accepted bearer tokens in it (comma-separated), or give --no-auth "
+            "to serve without auth"
+        )
+    return name
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be a number in [0, 1], got {text!r}")
+    return value
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -52,14 +76,46 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     cost.add_argument("--strong-fraction", type=float, help="instead: strong-call share for a bare 'router-<name>'")
     rt.add_argument("--route-on", default="last_user", choices=["last_user", "conversation"])
 
+    lr = parser.add_argument_group("learning loop")
+    lr.add_argument(
+        "--feedback",
+        metavar="PATH",
+        help="feedback store (SQLite, created if missing): every routed request's decision is recorded there, and "
+        "POST /v1/feedback attaches verdicts to it",
+    )
+    lr.add_argument(
+        "--judge",
+        metavar="MODEL",
+        help="pairwise judge of the --label-fraction sample: same forms as --strong (needs --feedback)",
+    )
+    lr.add_argument("--judge-base-url", help="base URL of the judge's OpenAI-compatible endpoint")
+    lr.add_argument("--judge-api-key-env", default="OPENAI_API_KEY", help="env variable with the judge's key")
+    lr.add_argument(
+        "--label-fraction",
+        type=_fraction,
+        default=0.0,
+        metavar="F",
+        help="share of requests on which the other upstream is also asked, in the background, and the judge's "
+        "verdict stored in --feedback (needs --judge and --feedback)",
+    )
+
     srv = parser.add_argument_group("serving")
     srv.add_argument("--host", default="127.0.0.1")
     srv.add_argument("--port", type=int, default=6060)
     srv.add_argument("--workers", type=int, default=1, help="uvicorn worker processes sharing the port")
-    srv.add_argument(
+    auth = srv.add_mutually_exclusive_group()
+    auth.add_argument(
         "--api-keys-env",
-        default=DEFAULT_API_KEYS_ENV,
-        help="env variable with accepted bearer tokens, comma-separated (unset or empty: no auth)",
+        type=_token_variable,
+        metavar="NAME",
+        help="env variable with the accepted bearer tokens, comma-separated; it must hold at least one "
+        f"(default: ${DEFAULT_API_KEYS_ENV}, when set)",
+    )
+    auth.add_argument(
+        "--no-auth",
+        action="store_true",
+        help="serve without bearer tokens even on a non-loopback --host (anyone who reaches the port spends "
+        "the upstreams' keys)",
     )
     srv.add_argument("--max-body-bytes", type=int, default=4 * 1024 * 1024)
     srv.add_argument("--max-messages", type=int, default=1024)
@@ -83,7 +139,7 @@ def settings_from_args(args: argparse.Namespace) -> ServerSettings:
         "strong_fraction": args.strong_fraction,
         "route_on": args.route_on,
         "fallback": args.fallback,
-        "api_keys_env": args.api_keys_env or None,
+        "api_keys_env": None if args.no_auth else (args.api_keys_env or DEFAULT_API_KEYS_ENV),
         "max_body_bytes": args.max_body_bytes,
         "max_messages": args.max_messages,
         "max_concurrency": args.max_concurrency,
@@ -91,7 +147,16 @@ def settings_from_args(args: argparse.Namespace) -> ServerSettings:
         "upstream_timeout": args.upstream_timeout,
         "upstream_retries": args.upstream_retries,
         "log_prompts": args.log_prompts,
+        "feedback": args.feedback,
+        "judge": args.judge,
+        "judge_base_url": args.judge_base_url,
+        "judge_api_key_env": args.judge_api_key_env,
+        "label_fraction": args.label_fraction,
     }
+    if args.label_fraction > 0 and (args.judge is None or args.feedback is None):
+        raise InvalidInputError("--label-fraction needs --judge MODEL and --feedback PATH (where the labels go)")
+    if args.judge is not None and (args.feedback is None or args.label_fraction == 0):
+        raise InvalidInputError("--judge needs --feedback PATH and --label-fraction F (> 0): the share it labels")
     return ServerSettings.build(**fields)
 
 
@@ -103,22 +168,34 @@ def _loopback(host: str) -> bool:
 
 
 def serve(args: argparse.Namespace) -> int:
-    """Run the server for parsed ``serve`` options (blocks until interrupted)."""
+    """Run the server for parsed ``serve`` options (blocks until interrupted).
+
+    Auth fails closed: without a bearer token the server binds to a loopback host only, unless ``--no-auth``.
+
+    Raises:
+        InvalidInputError: No token and a non-loopback ``--host`` without ``--no-auth``; bad learning-loop options
+            or other settings.
+    """
     settings = settings_from_args(args)
+    if not settings.bearer_tokens() and not _loopback(args.host) and not args.no_auth:
+        raise InvalidInputError(
+            f"refusing to serve on {args.host} without auth: put bearer tokens in ${DEFAULT_API_KEYS_ENV} (or the "
+            "variable --api-keys-env names), bind to 127.0.0.1, or give --no-auth to serve anyone who reaches the port"
+        )
     with requires_extra("server", "routellm serve"):
         import fastapi  # noqa: F401
         import uvicorn  # noqa: F401
 
-        from routellm_core.server.runner import run
-    if not settings.bearer_tokens() and not _loopback(args.host):
-        logger.warning("serving on %s without auth: set $%s to require bearer tokens", args.host, args.api_keys_env)
-    run(settings, host=args.host, port=args.port, workers=args.workers, log_level=args.log_level)
+        from routellm_core.server import runner
+    runner.run(settings, host=args.host, port=args.port, workers=args.workers, log_level=args.log_level)
     return 0
 
 
 def add_serve_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add ``serve`` to the ``routellm`` command's subparsers."""
-    parser = subparsers.add_parser("serve", help="OpenAI-compatible routing server", description=DESCRIPTION)
+    parser = subparsers.add_parser(
+        "serve", help="OpenAI-compatible routing server", description=DESCRIPTION, allow_abbrev=False
+    )
     add_arguments(parser)
     parser.set_defaults(func=serve)
     return parser
@@ -126,7 +203,7 @@ def add_serve_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m routellm_core.server``: the same as ``routellm serve``."""
-    parser = argparse.ArgumentParser(prog="routellm serve", description=DESCRIPTION)
+    parser = argparse.ArgumentParser(prog="routellm serve", description=DESCRIPTION, allow_abbrev=False)
     add_arguments(parser)
     args = parser.parse_args(argv)
     try:

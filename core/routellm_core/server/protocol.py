@@ -139,8 +139,8 @@ def turns(messages: Sequence[Mapping[str, Any]]) -> list[Turn]:
     return [Turn(ROLES[m["role"]], message_text(m)) for m in messages]
 
 
-def resolve_model(model: str, policies: Mapping[str, RoutingPolicy]) -> tuple[RoutingPolicy, float]:
-    """The policy and threshold a model name asks for.
+def resolve_model(model: str, policies: Mapping[str, RoutingPolicy]) -> tuple[str, float]:
+    """The router (its name among ``policies``) and the threshold a model name asks for.
 
     Raises:
         ErrorResponse: 404 for a name that is not ``router-<router>...`` with a router this server serves; 400 for
@@ -158,8 +158,7 @@ def resolve_model(model: str, policies: Mapping[str, RoutingPolicy]) -> tuple[Ro
         )
     rest = model[len(MODEL_PREFIX) :]
     if rest in policies:
-        policy = policies[rest]
-        return policy, policy.threshold
+        return rest, policies[rest].threshold
     name, _, cost = rest.rpartition("-")
     if name not in policies:
         raise ErrorResponse(
@@ -168,8 +167,7 @@ def resolve_model(model: str, policies: Mapping[str, RoutingPolicy]) -> tuple[Ro
             code="model_not_found",
             param="model",
         )
-    policy = policies[name]
-    return policy, _threshold(policy, cost, model)
+    return name, _threshold(policies[name], cost, model)
 
 
 def _threshold(policy: RoutingPolicy, cost: str, model: str) -> float:
@@ -214,6 +212,51 @@ def model_ids(policies: Mapping[str, RoutingPolicy]) -> list[str]:
     return ids
 
 
+# ---- feedback ------------------------------------------------------------------------------------------
+#: Longest decision id ``POST /v1/feedback`` accepts (the server's own are 32 hex characters).
+MAX_DECISION_ID = 256
+
+
+@dataclass(frozen=True)
+class FeedbackRequest:
+    """A checked ``POST /v1/feedback`` body: a verdict on the decision a response carried."""
+
+    decision_id: str
+    verdict: str
+
+
+def parse_feedback(raw: bytes) -> FeedbackRequest:
+    """Check a feedback body ``{"decision_id": "...", "verdict": "..."}`` (other fields are ignored).
+
+    Which verdicts are accepted is the feedback store's to say (``good``, ``bad``, ``strong``, ``weak``, a winner
+    or a model name; see ``FeedbackStore.add_verdict``).
+
+    Raises:
+        ErrorResponse: 400 for a body that is not a JSON object, or a missing or non-string field.
+    """
+    try:
+        body = json.loads(raw)
+    except (ValueError, RecursionError):
+        raise _bad("the request body is not valid JSON", code="invalid_json") from None
+    if not isinstance(body, dict):
+        raise _bad(f"the request body must be a JSON object, got {type(body).__name__}", code="invalid_body")
+    decision_id, verdict = body.get("decision_id"), body.get("verdict")
+    if not isinstance(decision_id, str) or not decision_id.strip() or len(decision_id) > MAX_DECISION_ID:
+        raise _bad(
+            "'decision_id' must be the decision id a response carried (its 'routellm' field or the "
+            "x-routellm-decision-id header)",
+            code="invalid_decision_id",
+            param="decision_id",
+        )
+    if not isinstance(verdict, str) or not verdict.strip():
+        raise _bad(
+            "'verdict' must be a string such as 'good', 'bad', 'strong' or 'weak'",
+            code="invalid_verdict",
+            param="verdict",
+        )
+    return FeedbackRequest(decision_id.strip(), verdict.strip())
+
+
 # ---- answers ---------------------------------------------------------------------------------------------
 def _has_content(message: Mapping[str, Any]) -> bool:
     return bool(
@@ -235,6 +278,18 @@ def is_empty_answer(answer: Any) -> bool:
             if isinstance(message, Mapping) and _has_content(message):
                 return False
     return True
+
+
+def completion_text(answer: Any) -> str:
+    """The text of a whole completion: its choices' message contents, joined (tool calls carry none)."""
+    if not isinstance(answer, Mapping):
+        return ""
+    texts = []
+    for choice in answer.get("choices") or ():
+        message = choice.get("message") if isinstance(choice, Mapping) else None
+        if isinstance(message, Mapping) and isinstance(message.get("content"), str):
+            texts.append(message["content"])
+    return "".join(texts)
 
 
 def chunk_text(chunk: Any) -> str:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import logging
+import logging.config
 import os
 import threading
 import time
@@ -13,6 +15,8 @@ from typing import Any
 
 from routellm_core.errors import RouteLLMError
 from routellm_core.server.settings import ServerSettings
+
+logger = logging.getLogger("routellm_core.server")
 
 
 def app_from_env() -> Any:
@@ -31,13 +35,16 @@ def run(
     upstream clients, metrics) from ``settings``, handed over through the environment while uvicorn runs
     (:meth:`ServerSettings.worker_environment`): the settings as JSON in ``$ROUTELLM_SERVER_SETTINGS``, the
     accepted bearer tokens in the variable ``api_keys_env`` names; API keys stay in the variables the settings name.
-    Nothing secret goes on a command line or into a log.
+    Nothing secret goes on a command line or into a log. The first log line says whether auth is on.
     """
     import uvicorn as _uvicorn
 
     from routellm_core.server.app import create_app
 
-    uvicorn.setdefault("log_config", log_config(uvicorn.get("log_level", "info")))
+    config = uvicorn.setdefault("log_config", log_config(uvicorn.get("log_level", "info")))
+    if isinstance(config, dict):
+        logging.config.dictConfig(config)  # now, so that the auth line and startup problems are shown
+    logger.info("%s", auth_line(settings, host, port))
     app = create_app(settings)  # also checks the settings, routers and keys before any worker starts
     if workers <= 1:
         _uvicorn.run(app, host=host, port=port, **uvicorn)
@@ -47,6 +54,14 @@ def run(
         _uvicorn.run(
             "routellm_core.server.runner:app_from_env", factory=True, host=host, port=port, workers=workers, **uvicorn
         )
+
+
+def auth_line(settings: ServerSettings, host: str, port: int) -> str:
+    """The first log line of a served app: whether requests need a bearer token."""
+    tokens = settings.bearer_tokens()
+    if tokens:
+        return f"routellm serve: auth on ({len(tokens)} bearer token(s)) on {host}:{port}"
+    return f"routellm serve: auth OFF: anyone who reaches {host}:{port} is served"
 
 
 @contextmanager

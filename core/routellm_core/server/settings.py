@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 from routellm_core.errors import InvalidInputError
 from routellm_core.routing.text import canonical_route_on
@@ -46,6 +46,14 @@ class ServerSettings(BaseModel):
             calling the server decides on retries).
         max_batch_size: Largest routing micro-batch.
         log_prompts: Log each routing text at INFO (off: prompts are never logged).
+        feedback: Path of a feedback store (SQLite, created when missing): every routed request's decision is
+            recorded there under the decision id the response carries, and ``POST /v1/feedback`` attaches verdicts.
+        judge: Pairwise judge for ``label_fraction``: an upstream spec, same forms as ``strong`` (needs
+            ``feedback`` and ``label_fraction > 0``).
+        judge_base_url: Base URL of the judge's OpenAI-compatible endpoint.
+        judge_api_key_env: Environment variable holding the judge's API key.
+        label_fraction: Share of requests (seeded by decision id) on which the other upstream is also asked, in
+            the background, and the judge's verdict on the pair stored in ``feedback`` (needs ``judge``).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)  # inputs may hold tokens
@@ -71,6 +79,11 @@ class ServerSettings(BaseModel):
     upstream_retries: Annotated[int, Field(ge=0, le=10)] = 0
     max_batch_size: PositiveInt = 64
     log_prompts: bool = False
+    feedback: str | None = None
+    judge: str | None = None
+    judge_base_url: str | None = None
+    judge_api_key_env: str = "OPENAI_API_KEY"
+    label_fraction: Annotated[float, Field(ge=0.0, le=1.0)] = 0.0
 
     @field_validator("routers")
     @classmethod
@@ -93,6 +106,25 @@ class ServerSettings(BaseModel):
         if mode == "rag_query":
             raise ValueError("route_on='rag_query' reads LlamaIndex prompts; use 'last_user' or 'conversation'")
         return mode
+
+    @field_validator("feedback", "judge")
+    @classmethod
+    def _not_blank(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise ValueError("must not be blank")
+        return value
+
+    @model_validator(mode="after")
+    def _learning_loop(self) -> ServerSettings:
+        # A judge may also be given to create_app as an Upstream, which then checks that label_fraction has one.
+        if self.label_fraction > 0 and self.feedback is None:
+            raise ValueError("label_fraction (--label-fraction) needs feedback (--feedback PATH): where labels go")
+        if self.judge is not None and (self.feedback is None or self.label_fraction == 0):
+            raise ValueError(
+                "judge (--judge) labels the share label_fraction (--label-fraction F, > 0) of requests into "
+                "feedback (--feedback PATH): give both"
+            )
+        return self
 
     @classmethod
     def build(cls, **fields: object) -> ServerSettings:

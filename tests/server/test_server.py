@@ -365,6 +365,7 @@ def _wait_for(condition: Callable[[], bool]) -> None:
         time.sleep(0.02)
 
 
+@pytest.mark.slow
 async def test_full_server_answers_429_at_once_and_frees_slots(serve) -> None:
     server = serve(max_concurrency=2)
     c = aclient(server)
@@ -458,14 +459,14 @@ async def test_concurrent_requests_share_one_scoring_batch(serve, monkeypatch: p
     """Requests that arrive while a batch is scored are scored together in the next one (the micro-batcher)."""
     batches: list[int] = []
     router = load_router("fast")
-    decide = router.decide
+    predict = router.predict_win_rate
 
-    def slow_decide(texts: list[str], threshold: float) -> Any:
+    def slow_predict(texts: list[str]) -> Any:
         batches.append(len(texts))
         time.sleep(0.3)  # scoring takes a while: requests arriving meanwhile pile up for the next batch
-        return decide(texts, threshold)
+        return predict(texts)
 
-    monkeypatch.setattr(router, "decide", slow_decide)
+    monkeypatch.setattr(router, "predict_win_rate", slow_predict)
     server = serve(policies={"fast": RoutingPolicy(router)})
     c = aclient(server)
     tokens = [token() for _ in range(24)]
@@ -489,15 +490,15 @@ def test_router_failure_is_a_500_and_the_server_keeps_serving(
     serve, monkeypatch: pytest.MonkeyPatch, error: Exception, code: str
 ) -> None:
     router = load_router("fast")
-    decide = router.decide
+    predict = router.predict_win_rate
     failing = True
 
-    def flaky(texts: list[str], threshold: float) -> Any:
+    def flaky(texts: list[str]) -> Any:
         if failing:
             raise error
-        return decide(texts, threshold)
+        return predict(texts)
 
-    monkeypatch.setattr(router, "decide", flaky)
+    monkeypatch.setattr(router, "predict_win_rate", flaky)
     server = serve(policies={"fast": RoutingPolicy(router)}, max_concurrency=1)
     c = client(server)
     with pytest.raises(openai.InternalServerError) as info:

@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from routellm_core import load_router
+from routellm_core import InvalidThresholdError, load_router
 from routellm_core.embedding.embedders import Embedder
 from routellm_core.embedding.static import StaticEmbedder
 from routellm_core.routing.policy import RoutingPolicy
@@ -145,3 +145,34 @@ def test_adecide_scores_off_the_event_loop(policy: RoutingPolicy, counting: Coun
     assert released == [True], "the event loop did not run while the router was embedding"
     assert counting.threads and loop_thread not in counting.threads
     _same_decisions([decision], policy.decide_batch(["Derive the closed form of the Fibonacci numbers."]))
+
+
+def test_the_batcher_scores_win_rates_and_each_call_applies_its_own_threshold(
+    policy: RoutingPolicy, counting: CountingEmbedder
+) -> None:
+    """One batch serves calls at different thresholds: the batcher returns floats, and each call decides once at
+    its own threshold (or the policy's), so the same win rate is strong at 0.0 and weak at 1.0."""
+    text = "Prove that the square root of 2 is irrational."
+    rate = policy._batcher.submit(text)
+    assert type(rate) is float and 0.0 <= rate < 1.0
+    counting.calls.clear()
+
+    async def run() -> list:
+        return await asyncio.gather(policy.adecide(text, 0.0), policy.adecide(text, 1.0), policy.adecide(text))
+
+    low, high, default = asyncio.run(run())
+    assert counting.calls == [[text] * 3], "the three calls were not scored in one batch"
+    for decision in (low, high, default):  # one batch, one text: the same score (float32 rows may differ in ulps)
+        assert decision.win_rate == pytest.approx(rate, abs=1e-6)
+    assert (low.threshold, low.choice) == (0.0, "strong")
+    assert (high.threshold, high.choice) == (1.0, "weak")
+    assert default.threshold == policy.threshold == 0.5
+    assert default.choice == ("strong" if rate >= 0.5 else "weak")
+    # exactly at the win rate: strong (>=); just above it: weak (one call at a time: a batch of one scores alike)
+    above = float(np.nextafter(rate, 1.0))
+    at, over = policy.decide(text, rate), policy.decide(text, above)
+    assert (at.win_rate, at.choice, over.win_rate, over.choice) == (rate, "strong", rate, "weak")
+    assert [d.choice for d in policy.decide_batch([text], threshold=above)] == ["weak"]
+    assert [d.choice for d in policy.decide_batch([text], threshold=rate)] == ["strong"]
+    with pytest.raises(InvalidThresholdError):
+        policy.decide(text, 1.5)

@@ -142,6 +142,7 @@ async def _round(url: str, n: int) -> list[tuple[str, str, str]]:
         return await asyncio.gather(*(one() for _ in range(n)))
 
 
+@pytest.mark.slow
 def test_two_workers_both_answer_and_never_mix_answers(two_workers: str) -> None:
     workers: set[str] = set()
     answered = 0
@@ -181,6 +182,7 @@ def _auth_on_one_connection(conn: http.client.HTTPConnection) -> tuple[str, dict
     return worker, statuses
 
 
+@pytest.mark.slow
 def test_run_with_api_keys_and_workers_enforces_them_in_every_worker(two_workers_run: tuple[str, int]) -> None:
     keys_env, port = two_workers_run
     expected = {"direct": 200, "env": 200 if keys_env else 401, "wrong": 401, "none": 401}
@@ -207,7 +209,24 @@ def test_run_with_api_keys_and_workers_enforces_them_in_every_worker(two_workers
             assert TOKEN.encode() not in arguments and DIRECT_TOKEN.encode() not in arguments
 
 
-def test_cli_refuses_bad_settings_before_serving(capsys: pytest.CaptureFixture[str], monkeypatch) -> None:
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    """``runner.run`` configures logging (uvicorn's config) before it builds the app; undo it for later tests."""
+    import logging
+
+    names = ["routellm_core", "uvicorn", "uvicorn.error", "uvicorn.access"]
+    saved = {n: (lg.handlers[:], lg.level, lg.propagate, lg.disabled) for n in names for lg in [logging.getLogger(n)]}
+    yield
+    for name, (handlers, level, propagate, disabled) in saved.items():
+        logger = logging.getLogger(name)
+        logger.handlers[:] = handlers
+        logger.setLevel(level)
+        logger.propagate, logger.disabled = propagate, disabled
+
+
+def test_cli_refuses_bad_settings_before_serving(
+    capsys: pytest.CaptureFixture[str], monkeypatch, restore_logging
+) -> None:
     monkeypatch.delenv("ROUTELLM_TEST_NO_KEY", raising=False)
     base = ["serve", "--strong", "openai:gpt-4o", "--weak", "openai:gpt-4o-mini", "--port", "1"]
     keys = ["--strong-api-key-env", "ROUTELLM_TEST_NO_KEY", "--weak-api-key-env", "ROUTELLM_TEST_NO_KEY"]

@@ -42,6 +42,7 @@ def test_default_embedder_runs_on_onnx(embedder: Any) -> None:
     assert embedder.inner.active_backend == "onnx"
 
 
+@pytest.mark.slow
 def test_onnx_matches_torch_on_real_prompts(
     onnx_embedder: TransformerEmbedder, torch_embedder: TransformerEmbedder, real_prompts: list[str]
 ) -> None:
@@ -50,6 +51,7 @@ def test_onnx_matches_torch_on_real_prompts(
     assert (a * b).sum(1).min() > 0.9999
 
 
+@pytest.mark.slow
 def test_onnx_single_prompt_equals_its_row_in_a_padded_batch(
     onnx_embedder: TransformerEmbedder, real_prompts: list[str]
 ) -> None:
@@ -58,6 +60,7 @@ def test_onnx_single_prompt_equals_its_row_in_a_padded_batch(
     np.testing.assert_allclose(singles, batch[:10], atol=1e-5)
 
 
+@pytest.mark.slow
 def test_long_prompt_is_truncated_like_torch(
     onnx_embedder: TransformerEmbedder, torch_embedder: TransformerEmbedder
 ) -> None:
@@ -100,6 +103,7 @@ def test_cached_export_is_reused(
     OnnxEncoder(minilm_path(), max_tokens=256)
 
 
+@pytest.mark.slow
 def test_corrupt_cached_export_is_replaced_not_run(
     onnx_embedder: TransformerEmbedder,
     torch_embedder: TransformerEmbedder,
@@ -164,6 +168,7 @@ def test_auto_backend_warns_and_falls_back_to_torch(tmp_path: Path, monkeypatch:
     assert any("ONNX backend unavailable" in str(w.message) for w in caught)
 
 
+@pytest.mark.slow
 def test_concurrent_processes_export_once(onnx_embedder: TransformerEmbedder, tmp_path: Path) -> None:
     script = (
         "import routellm_core.embedding.onnx_encoder as m\n"

@@ -32,7 +32,7 @@ from routellm_core.embedding.static import STATIC_NAME
 from routellm_core.routers.difficulty import FEATURE_NAMES, MAX_FEATURE_CHARS, DifficultyRouter, prompt_features
 from routellm_core.routing.policy import RoutingPolicy
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 S, W = STRONG_REFERENCE, WEAK_REFERENCE
 MID = "mid-model"
 
@@ -264,6 +264,7 @@ def test_shipped_default_is_a_calibrated_difficulty_router(shared_data_dir: Path
 
 
 # ---- the default recipe on benchmarks it never saw ----------------------------------------------------------------
+@pytest.mark.slow
 @pytest.mark.parametrize("bench_name", ["mmlu", "gsm8k"])
 def test_default_recipe_beats_random_on_a_benchmark_it_never_saw(bench_name: str, shared_data_dir: Path) -> None:
     """The shipped recipe trained with the benchmark left out (protocol (a)) clears random's 99th percentile there
@@ -279,6 +280,7 @@ def test_default_recipe_beats_random_on_a_benchmark_it_never_saw(bench_name: str
     assert apgr >= length - (q99 - draws.mean()), f"{bench_name}: APGR {apgr:.3f}, length {length:.3f}"
 
 
+@pytest.mark.slow
 def test_bench_default_router_quick_run(shared_data_dir: Path, tmp_path: Path) -> None:
     """Smoke test of ``python -m bench.default_router --quick`` (tiny slices; its numbers are meaningless)."""
     cmd = [sys.executable, "-m", "bench.default_router", "--quick", "--targets", "mt_bench,dcrouter", "--skip-speed"]

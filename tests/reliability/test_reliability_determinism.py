@@ -22,7 +22,7 @@ from routellm_core import load_router
 from routellm_core.routing.policy import RoutingPolicy
 
 ATOL = 1e-6
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 TEXTS = [
     *(f"Question {i}: what is {i} times {i + 3}?" for i in range(20)),
@@ -112,6 +112,7 @@ print(json.dumps({"rates": [rates[i] for i in range(len(texts))], "random": rand
 """
 
 
+@pytest.mark.slow
 def test_same_scores_in_another_process(reference: np.ndarray) -> None:
     env = {
         **os.environ,

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 def run_example(name: str, capsys: Any) -> str:
@@ -49,6 +49,7 @@ def test_examples_use_the_shipped_router(name: str) -> None:
     assert 'router="default"' in (EXAMPLES / name).read_text()
 
 
+@pytest.mark.slow
 def test_learning_loop_example_learns_the_traffic(shared_data_dir: Path, tmp_path: Path, capsys: Any) -> None:
     """The README walkthrough: route, label with a judge, warm-start, report. The warm-started rows are k-fold
     (each prompt scored by a router that did not train on it), so their APGR is a quality floor on unseen data."""

@@ -23,7 +23,7 @@ try:
 except ModuleNotFoundError:  # Python 3.10: pytest depends on tomli there
     import tomli as tomllib
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DIST = "routellm-integrations"
 OWN_PACKAGES = {"routellm_core", "langchain_routellm", "llamaindex_routellm"}
 HEAVY = {"torch", "transformers", "onnxruntime", "onnx", "scipy", "matplotlib", "sentence_transformers", "openai"}
@@ -91,6 +91,7 @@ def test_langchain_adapter_leaves_llamaindex_and_torch_out() -> None:
     assert not loaded & (HEAVY | {"llama_index"})
 
 
+@pytest.mark.slow
 def test_llamaindex_adapter_leaves_langchain_and_torch_out() -> None:
     loaded = _loaded_after(
         "from llama_index.core.llms import MockLLM\n"
@@ -236,7 +237,9 @@ def test_every_package_data_folder_is_declared_and_shipped() -> None:
 
     setuptools_cfg = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
     find = setuptools_cfg["packages"]["find"]
-    found = {pkg for where in find["where"] for pkg in find_namespace_packages(str(ROOT / where), include=find["include"])}
+    found = {
+        pkg for where in find["where"] for pkg in find_namespace_packages(str(ROOT / where), include=find["include"])
+    }
     core = ROOT / "core" / "routellm_core"
     holding_files = {
         d

@@ -13,9 +13,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.slow
 def test_bench_quick_run_writes_report(shared_data_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "BENCHMARKS.md"
     cmd = [
@@ -79,6 +82,7 @@ def _run(args: list[str], shared_data_dir: Path) -> None:
     assert proc.returncode == 0, proc.stderr[-3000:]
 
 
+@pytest.mark.slow
 def test_learning_curves_quick_run_for_the_default_recipe(shared_data_dir: Path, tmp_path: Path) -> None:
     """``python -m bench.learning_curves --recipe default --quick``: the default warm-started on MT Bench labels."""
     args = ["--recipe", "default", "--quick", "--results-dir", str(tmp_path), "--plots-dir", str(tmp_path)]
@@ -93,6 +97,7 @@ def test_learning_curves_quick_run_for_the_default_recipe(shared_data_dir: Path,
     assert section(res)[0] == "## Learning curves: APGR against in-domain labels (`default` recipe)"
 
 
+@pytest.mark.slow
 def test_routing_ceiling_run_on_mt_bench(shared_data_dir: Path, tmp_path: Path) -> None:
     """``python -m bench.routing_ceiling --targets mt_bench``: every row next to random, length and oracle."""
     _run(

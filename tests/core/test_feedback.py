@@ -342,6 +342,7 @@ def _append_from_process(path: str, worker: int, barrier: object, errors: mp.Que
         raise
 
 
+@pytest.mark.slow
 def test_four_processes_append_concurrently_without_losing_a_row(tmp_path: Path) -> None:
     path = tmp_path / "shared" / "fb.db"
     ctx = mp.get_context("spawn")

@@ -35,7 +35,7 @@ pytest.importorskip("transformers")
 pytestmark = pytest.mark.filterwarnings("ignore:`is_gradient_checkpointing` is deprecated:FutureWarning")
 
 S, W = STRONG_REFERENCE, WEAK_REFERENCE
-DATA_DIR = Path(os.environ.get("ROUTELLM_DATA_DIR") or Path(__file__).resolve().parents[1].parent / "shared" / "data")
+DATA_DIR = Path(os.environ.get("ROUTELLM_DATA_DIR") or Path(__file__).resolve().parents[2].parent / "shared" / "data")
 
 HARD = [
     "Prove that there are infinitely many primes of the form 4k+3.",
@@ -130,6 +130,7 @@ def bert_mmlu():
     return BertRouter(max_length=48, epochs=1, batch_size=8, max_steps=3, show_progress=False).fit(_mmlu_golden())
 
 
+@pytest.mark.slow
 def test_bert_training_moves_scores_towards_labels(bert_pair) -> None:
     before, after = bert_pair
     assert _gap(after) > _gap(before) + 0.1
@@ -140,6 +141,7 @@ def test_bert_training_moves_scores_towards_labels(bert_pair) -> None:
     assert before.metadata["training"]["steps"] == 0
 
 
+@pytest.mark.slow
 def test_bert_round_trip_identical_scores(bert_mmlu, tmp_path) -> None:
     from routellm_core.routers.bert import BertRouter
 
@@ -163,6 +165,7 @@ def test_bert_round_trip_identical_scores(bert_mmlu, tmp_path) -> None:
     np.testing.assert_allclose(reloaded.predict_win_rate(texts), expected, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_bert_lazy_load_is_thread_safe(bert_mmlu, tmp_path) -> None:
     bert_mmlu.save(tmp_path / "ckpt")
     loaded = load_router(tmp_path / "ckpt")
@@ -186,6 +189,7 @@ def test_bert_lazy_load_is_thread_safe(bert_mmlu, tmp_path) -> None:
         np.testing.assert_allclose(r, bert_mmlu.predict_win_rate(texts), atol=1e-6)
 
 
+@pytest.mark.slow
 def test_bert_fit_is_seeded() -> None:
     from routellm_core.routers.bert import BertRouter
 
@@ -296,12 +300,14 @@ def causal_pair(smol_base):
     return before, after
 
 
+@pytest.mark.slow
 def test_causal_llm_training_moves_scores_towards_labels(causal_pair) -> None:
     before, after = causal_pair
     assert after.metadata["training"]["steps"] == 3
     assert _gap(after) > _gap(before) + 0.05
 
 
+@pytest.mark.slow
 def test_causal_llm_round_trip_and_lora_only_checkpoint(causal_pair, tmp_path) -> None:
     from safetensors import safe_open
 

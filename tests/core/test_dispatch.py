@@ -1,7 +1,7 @@
 """The framework-neutral dispatch engine: fallback, the empty-answer rule, stream closing, one decision record.
 
-These tests drive :class:`routellm_core.routing.dispatch.Dispatcher` with plain Python callables (no framework), and check
-that the sync and async loops behave identically.
+These tests drive :class:`routellm_core.routing.dispatch.Dispatcher` with plain Python callables (no framework), and
+check that the sync and async loops behave identically.
 """
 
 from __future__ import annotations

@@ -86,6 +86,7 @@ def test_verdicts_when_weak_is_as_good_and_when_labels_are_too_few(tmp_path) -> 
         traffic_report("fast", few)
 
 
+@pytest.mark.slow
 def test_cli_report_on_a_store(tmp_path, capsys) -> None:
     fill_store(tmp_path / "store.db")
     plot = tmp_path / "report.png"

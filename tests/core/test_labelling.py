@@ -359,6 +359,7 @@ def smollm2_generate() -> Callable[[list[dict[str, str]]], str]:
     torch.set_num_threads(threads)
 
 
+@pytest.mark.slow
 async def test_a_real_local_lm_judges_through_the_labeller(tmp_path: Path, smollm2_generate) -> None:
     """Only what holds for any model: the calls complete, outcomes are valid, the counters add up."""
     judge = PairwiseJudge(smollm2_generate, name="smollm2-135m")

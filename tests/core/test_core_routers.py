@@ -42,6 +42,7 @@ def _battles() -> list[Battle]:
 
 
 # ---- embedders ---------------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_minilm_embedder_matches_sentence_transformers(embedder) -> None:
     from sentence_transformers import SentenceTransformer
 

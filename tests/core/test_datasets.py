@@ -267,6 +267,7 @@ def test_training_battles_counts_and_sampling() -> None:
         ds.training_battles(["mmlu"], max_pairs_per_prompt=0)
 
 
+@pytest.mark.slow
 def test_training_battles_leave_mmlu_out_is_honest() -> None:
     battles = ds.training_battles(["mmlu", "mmlu_pro"], exclude=["mmlu"])
     assert {b.source for b in battles} == {"mmlu_pro"}

@@ -253,6 +253,7 @@ def thread_round(lc: ChatRouteLLM, li: RouteLLM, ids: range, workers: int = 32) 
 
 
 # ---- every request answered exactly once, decisions as sequential ------------------------------------------
+@pytest.mark.slow
 async def test_thousands_of_concurrent_langchain_calls(policy: RoutingPolicy, expected: list) -> None:
     n = 2000
     results = await lc_round(lc_router(policy), range(n))
@@ -282,6 +283,7 @@ def test_threaded_policy_decisions_equal_sequential_ones(policy: RoutingPolicy, 
         assert d.choice == want.choice and d.win_rate == pytest.approx(want.win_rate, abs=1e-6)
 
 
+@pytest.mark.slow
 async def test_async_and_threaded_load_at_once(policy: RoutingPolicy, expected: list) -> None:
     """Event-loop batching and thread batching share one policy without interfering."""
     lc, li = lc_router(policy), li_router(policy)
@@ -293,6 +295,7 @@ async def test_async_and_threaded_load_at_once(policy: RoutingPolicy, expected: 
 
 
 # ---- failing children under load ----------------------------------------------------------------------------
+@pytest.mark.slow
 async def test_failing_children_under_load_with_fallback(policy: RoutingPolicy, expected: list) -> None:
     n, k = 700, 7
     lc = lc_router(policy, fail_every=k, fallback=True)
@@ -309,6 +312,7 @@ async def test_failing_children_under_load_with_fallback(policy: RoutingPolicy, 
             assert bool(recorded) == fell_back, (i, meta)
 
 
+@pytest.mark.slow
 async def test_failing_children_under_load_without_fallback(policy: RoutingPolicy, expected: list) -> None:
     n, k = 700, 5
     lc, li = lc_router(policy, fail_every=k), li_router(policy, fail_every=k)
@@ -430,6 +434,7 @@ def test_interrupted_batch_leader_releases_waiting_threads() -> None:
 KEPT_BLOCKS_LIMIT = 1000
 
 
+@pytest.mark.slow
 def test_nothing_is_kept_per_call_across_repeated_rounds(policy: RoutingPolicy, expected: list) -> None:
     """A bounded soak: the same 1,000-call load five times. After two warm-up rounds, two more rounds must not leave
     an allocation per call behind (``sys.getallocatedblocks``: every live Python allocation, speed and allocator

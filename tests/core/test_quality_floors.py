@@ -16,7 +16,7 @@ distance from their mean. Neither router may fall below the length heuristic by 
 router scores this pair about as the length heuristic does (its model card: DC-Router test APGR 0.525, length
 0.524), which clears random's mean but not its 99th percentile here, so no honest floor above random exists for it
 on this slice. Its recipe is held to floors above random on benchmarks left out of training in
-``tests/test_difficulty_router.py``.
+``tests/core/test_difficulty_router.py``.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from routellm_core import data, load_router
 from routellm_core.evaluation import metrics as evaluation
 from routellm_core.routers.base import WinRateModel
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SHIPPED = ("default", "fast")
 #: DC-Router's pair in bench/quality.py: the best and a weak model of its train split (mean score 0.62 vs 0.37).
 DC_STRONG, DC_WEAK = "llama-3.1-nemotron-51b-instruct", "mistral-7b-instruct-v0.3"

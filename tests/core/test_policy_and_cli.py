@@ -394,3 +394,123 @@ def test_cli_train_feedback_init_warm_starts_on_the_store(tmp_path: Path, capsys
     assert (router.strong_model, router.weak_model) == ("gpt-4o", "gpt-4o-mini")
     hard, easy = router.predict_win_rate(UNSEEN_HARD), router.predict_win_rate(UNSEEN_EASY)
     assert hard.min() > easy.max()  # the labels, not only the init, decide
+
+
+# ---- routellm serve: auth fails closed (issue 22) ------------------------------------------------------------
+SERVE = [
+    "serve", "--strong", "openai:mock-strong", "--strong-base-url", "http://127.0.0.1:9/v1",
+    "--weak", "openai:mock-weak", "--weak-base-url", "http://127.0.0.1:9/v1",
+]  # fmt: skip
+
+
+@pytest.fixture
+def served(monkeypatch: pytest.MonkeyPatch) -> list[dict]:
+    """``runner.run`` replaced by a recorder: the CLI is checked up to the point it would serve, never listening."""
+    calls: list[dict] = []
+    monkeypatch.setattr(
+        "routellm_core.server.runner.run", lambda settings, **kw: calls.append({"settings": settings, **kw})
+    )
+    monkeypatch.delenv("ROUTELLM_SERVER_API_KEYS", raising=False)
+    return calls
+
+
+def _argparse_error(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2
+    return capsys.readouterr().err
+
+
+def test_serve_api_key_is_not_an_abbreviation_of_api_keys_env(served: list, capsys) -> None:
+    """``--api-key mytoken`` used to be taken silently as ``--api-keys-env mytoken`` (auth then off)."""
+    assert "usage: routellm serve" in _argparse_error(["serve", "--api-key", "mytoken"], capsys)
+    err = _argparse_error([*SERVE, "--api-key", "mytoken"], capsys)
+    assert "unrecognized arguments: --api-key mytoken" in err
+    assert "mytoken" not in err.replace("--api-key mytoken", "")  # not read as a variable name either
+    # no parser of the routellm command takes a prefix of an option for the option
+    assert "unrecognized arguments: --thresh" in _argparse_error(["route", "--thresh", "0.5", "hi"], capsys)
+    assert "unrecognized arguments: --label-frac" in _argparse_error([*SERVE, "--label-frac", "0.5"], capsys)
+    assert "unrecognized arguments: --fraction" in _argparse_error(
+        ["calibrate", "--prompts", "p", "--fraction", "1"], capsys
+    )
+    assert "the following arguments are required: --out" in _argparse_error(["train", "--ou", "x"], capsys)
+    assert served == []
+
+
+def test_serve_api_keys_env_must_hold_a_token(served: list, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SOME_UNSET_VAR", raising=False)
+    assert "$SOME_UNSET_VAR is unset or empty" in _argparse_error(["serve", "--api-keys-env", "SOME_UNSET_VAR"], capsys)
+    assert "$SOME_UNSET_VAR is unset or empty" in _argparse_error([*SERVE, "--api-keys-env", "SOME_UNSET_VAR"], capsys)
+    monkeypatch.setenv("SOME_EMPTY_VAR", " , ")
+    assert "$SOME_EMPTY_VAR is unset or empty" in _argparse_error([*SERVE, "--api-keys-env", "SOME_EMPTY_VAR"], capsys)
+    assert served == []
+    monkeypatch.setenv("SOME_TOKEN_VAR", "tok-1,tok-2")
+    err = _argparse_error([*SERVE, "--api-keys-env", "SOME_TOKEN_VAR", "--no-auth"], capsys)
+    assert "not allowed with argument --api-keys-env" in err
+    assert main([*SERVE, "--api-keys-env", "SOME_TOKEN_VAR", "--host", "0.0.0.0"]) == 0
+    (call,) = served
+    assert call["host"] == "0.0.0.0" and call["settings"].bearer_tokens() == [b"tok-1", b"tok-2"]
+
+
+def test_serve_without_tokens_binds_to_loopback_only(served: list, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+    for host in ("0.0.0.0", "::", "192.168.1.10", "example.com"):
+        assert main([*SERVE, "--host", host]) == 2
+        err = capsys.readouterr().err
+        assert f"refusing to serve on {host} without auth" in err and "--no-auth" in err
+    assert served == []
+    for host in ("127.0.0.1", "::1", "localhost"):
+        assert main([*SERVE, "--host", host]) == 0
+    assert [c["host"] for c in served] == ["127.0.0.1", "::1", "localhost"]
+    assert all(c["settings"].bearer_tokens() == [] for c in served)
+    # the default variable, when it holds tokens, turns auth on; --no-auth serves anyone, and reads no token
+    monkeypatch.setenv("ROUTELLM_SERVER_API_KEYS", "tok-default")
+    assert main([*SERVE, "--host", "0.0.0.0"]) == 0
+    assert served[-1]["settings"].bearer_tokens() == [b"tok-default"]
+    assert main([*SERVE, "--host", "0.0.0.0", "--no-auth"]) == 0
+    assert served[-1]["host"] == "0.0.0.0" and served[-1]["settings"].bearer_tokens() == []
+
+
+def test_serve_learning_loop_options_are_checked(served: list, capsys, tmp_path: Path) -> None:
+    store = str(tmp_path / "feedback.sqlite")
+    judge = ["--judge", "openai:mock-judge", "--judge-base-url", "http://127.0.0.1:9/v1"]
+    assert main([*SERVE, "--label-fraction", "0.5"]) == 2
+    assert "--label-fraction needs --judge MODEL and --feedback PATH" in capsys.readouterr().err
+    assert main([*SERVE, *judge, "--label-fraction", "0.5"]) == 2
+    assert "needs --judge MODEL and --feedback PATH" in capsys.readouterr().err
+    assert main([*SERVE, *judge, "--feedback", store]) == 2
+    assert "--judge needs --feedback PATH and --label-fraction F" in capsys.readouterr().err
+    assert "must be a number in [0, 1]" in _argparse_error([*SERVE, "--label-fraction", "2"], capsys)
+    assert served == []
+    assert main([*SERVE, *judge, "--feedback", store, "--label-fraction", "0.25"]) == 0
+    settings = served[-1]["settings"]
+    assert (settings.feedback, settings.judge, settings.label_fraction) == (store, "openai:mock-judge", 0.25)
+    assert settings.judge_base_url == "http://127.0.0.1:9/v1"
+
+
+def test_serve_first_log_line_says_whether_auth_is_on(tmp_path: Path) -> None:
+    """In a subprocess (the CLI configures logging), with uvicorn's serving replaced: nothing listens."""
+    import os
+    import subprocess
+    import sys
+
+    script = (
+        "import sys, uvicorn\n"
+        "uvicorn.run = lambda *a, **k: print('SERVED', file=sys.stderr, flush=True)\n"
+        "from routellm_core.cli import main\n"
+        "sys.exit(main(sys.argv[1:]))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "ROUTELLM_SERVER_API_KEYS"}
+    base = [sys.executable, "-c", script, *SERVE, "--router", "fast", "--port", "1"]
+    off = subprocess.run(base, env=env, capture_output=True, text=True, timeout=120)
+    assert off.returncode == 0, off.stderr
+    lines = off.stderr.strip().splitlines()
+    assert "auth OFF" in lines[0] and "127.0.0.1:1" in lines[0], lines
+    assert lines[-1] == "SERVED"
+    env["ROUTELLM_TEST_CLI_TOKENS"] = "tok-secret-cli"
+    on = subprocess.run(
+        [*base, "--api-keys-env", "ROUTELLM_TEST_CLI_TOKENS"], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert on.returncode == 0, on.stderr
+    lines = on.stderr.strip().splitlines()
+    assert "auth on (1 bearer token(s))" in lines[0], lines
+    assert "tok-secret-cli" not in on.stderr

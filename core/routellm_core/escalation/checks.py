@@ -1,0 +1,448 @@
+"""Escalation checks: how confident to be in the cheap model's answer.
+
+A check reads one batch of cheap answers (:class:`CheckInput`) and returns named float signals and a confidence in
+[0, 1] per prompt; below the escalation threshold the call goes to the strong model.
+
+- :class:`AgreementCheck`: a second cheap answer (another model, or the same one sampled again) compared with the
+  first on the final answer (:mod:`routellm_core.escalation.answers`), or for free text by the cosine similarity of
+  their embeddings with the shipped static embedder (``kind="embedding"``). Confidence: the share of the check
+  answers that agree.
+- :class:`AnswerFeaturesCheck`: the first answer alone: its output's length against the prompt's, no extractable
+  answer, a refusal. Confidence: 0 without an answer or on a refusal, else falling with the length ratio.
+- :class:`LogisticCombiner`: a logistic regression over other checks' signals and the prompt router's win rate,
+  fitted on labelled batches (was the cheap answer right?); saved as JSON config + safetensors (no pickle).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from routellm_core.embedding.embedders import Embedder
+from routellm_core.errors import CheckpointError, InvalidInputError, NotFittedError, TrainingDataError
+from routellm_core.escalation.answers import ANSWER_KINDS, Extractor, answers_agree, is_refusal
+
+#: The combiner's file format version (``config.json``'s ``"version"``).
+COMBINER_VERSION = 1
+_CONFIG = "config.json"
+_WEIGHTS = "model.safetensors"
+
+
+@dataclass(frozen=True)
+class CheckInput:
+    """One batch of cheap answers for a check, aligned by prompt.
+
+    Attributes:
+        first: The first cheap model's final answers (None: none extracted).
+        others: The check answers: one sequence per check model (or per extra sample), each aligned with ``first``.
+        prompts: The prompts (answer-feature checks need them).
+        outputs: The first model's raw outputs (refusal detection; their length when ``output_chars`` is absent).
+        output_chars: The length in characters of the first model's raw outputs.
+        win_rates: The prompt router's P(strong beats weak) per prompt (the combiner reads it).
+    """
+
+    first: Sequence[Any]
+    others: Sequence[Sequence[Any]] = ()
+    prompts: Sequence[str] | None = None
+    outputs: Sequence[str | None] | None = None
+    output_chars: Sequence[float] | None = None
+    win_rates: Sequence[float] | None = None
+
+    def __post_init__(self) -> None:
+        n = len(self.first)
+        for name in ("prompts", "outputs", "output_chars", "win_rates"):
+            value = getattr(self, name)
+            if value is not None and len(value) != n:
+                raise InvalidInputError(f"CheckInput.{name} has {len(value)} items for {n} answers")
+        for i, other in enumerate(self.others):
+            if len(other) != n:
+                raise InvalidInputError(f"CheckInput.others[{i}] has {len(other)} answers for {n}")
+
+    def __len__(self) -> int:
+        return len(self.first)
+
+
+@runtime_checkable
+class Check(Protocol):
+    """What every escalation check provides: named per-prompt signals and a confidence in [0, 1]."""
+
+    name: str
+
+    def signals(self, batch: CheckInput) -> dict[str, np.ndarray]:
+        """Named float signals, one value per prompt."""
+        ...
+
+    def confidence(self, batch: CheckInput) -> np.ndarray:
+        """Confidence in the first answer, in [0, 1] per prompt (escalate below the threshold)."""
+        ...
+
+
+@dataclass
+class AgreementCheck:
+    """Agreement of the check answers with the first answer.
+
+    Attributes:
+        kind: Answer kind (see :mod:`~routellm_core.escalation.answers`), or ``"embedding"``: cosine similarity of
+            the two answers' embeddings (clipped to [0, 1]) for free text.
+        extract: A user's extractor (raw answer -> comparable key, None = no answer); overrides ``kind``.
+        fields: For ``kind="json"``: the fields compared (None: all).
+        embedder: For ``kind="embedding"``: the embedder (None: the shipped static embedder).
+    """
+
+    kind: str = "auto"
+    extract: Extractor | None = None
+    fields: tuple[str, ...] | None = None
+    embedder: Embedder | None = None
+    name: str = "agreement"
+
+    def __post_init__(self) -> None:
+        if self.kind not in (*ANSWER_KINDS, "embedding"):
+            raise InvalidInputError(
+                f"unknown answer kind {self.kind!r}; expected one of {[*ANSWER_KINDS, 'embedding']}"
+            )
+        if self.extract is not None and not callable(self.extract):
+            raise InvalidInputError("extract must be a callable (answer -> comparable key or None)")
+
+    def _get_embedder(self) -> Embedder:
+        if self.embedder is None:
+            from routellm_core.embedding.static import StaticEmbedder
+
+            self.embedder = StaticEmbedder()
+        return self.embedder
+
+    def _similarity(self, first: Sequence[Any], other: Sequence[Any]) -> np.ndarray:
+        out = np.zeros(len(first))
+        pairs = [(i, str(a), str(b)) for i, (a, b) in enumerate(zip(first, other)) if a is not None and b is not None]
+        texts = sorted({t for _, a, b in pairs for t in (a, b) if t.strip()})
+        if not texts:
+            return out
+        vectors = self._get_embedder().embed(texts)
+        index = {t: j for j, t in enumerate(texts)}
+        for i, a, b in pairs:
+            if a.strip() and b.strip():
+                out[i] = float(vectors[index[a]] @ vectors[index[b]])
+            else:
+                out[i] = float(a.strip() == b.strip())
+        return np.clip(out, 0.0, 1.0)
+
+    def signals(self, batch: CheckInput) -> dict[str, np.ndarray]:
+        n = len(batch)
+        first_missing = np.array([a is None for a in batch.first], dtype=np.float64)
+        per_other = []
+        for other in batch.others:
+            if self.kind == "embedding" and self.extract is None:
+                per_other.append(self._similarity(batch.first, other))
+            else:
+                kw = {"extract": self.extract, "fields": self.fields}
+                per_other.append(
+                    np.array([float(answers_agree(a, b, self.kind, **kw)) for a, b in zip(batch.first, other)])
+                )
+        agreement = np.mean(per_other, axis=0) if per_other else np.zeros(n)
+        missing = (
+            np.mean([[b is None for b in other] for other in batch.others], axis=0) if batch.others else np.zeros(n)
+        )
+        out = {"agreement": agreement, "first_missing": first_missing, "others_missing": missing.astype(np.float64)}
+        for i, values in enumerate(per_other):
+            out[f"agree_{i}"] = values
+        return out
+
+    def confidence(self, batch: CheckInput) -> np.ndarray:
+        if not batch.others:
+            raise InvalidInputError("the agreement check needs at least one check answer (CheckInput.others)")
+        return np.clip(self.signals(batch)["agreement"], 0.0, 1.0)
+
+    def config(self) -> dict[str, Any]:
+        """The JSON-able settings (a user extractor or embedder is not saved)."""
+        return {"name": self.name, "kind": self.kind, "fields": None if self.fields is None else list(self.fields)}
+
+
+@dataclass
+class AnswerFeaturesCheck:
+    """Signals of the first answer alone: length against the prompt, no answer, refusal.
+
+    Attributes:
+        center: Log length ratio (output chars / prompt chars) at which the confidence is 0.5.
+        scale: Width of the confidence's fall with the log length ratio.
+    """
+
+    center: float = 1.0
+    scale: float = 0.5
+    name: str = "answer_features"
+
+    def signals(self, batch: CheckInput) -> dict[str, np.ndarray]:
+        if batch.prompts is None:
+            raise InvalidInputError("the answer-features check needs the prompts (CheckInput.prompts)")
+        n = len(batch)
+        if batch.output_chars is not None:
+            out_chars = np.asarray(batch.output_chars, dtype=np.float64)
+        elif batch.outputs is not None:
+            out_chars = np.array([0.0 if o is None else len(o) for o in batch.outputs])
+        else:
+            out_chars = np.array([0.0 if a is None else len(str(a)) for a in batch.first])
+        out_chars = np.nan_to_num(out_chars, nan=0.0)
+        prompt_chars = np.array([len(p) for p in batch.prompts], dtype=np.float64)
+        texts = batch.outputs if batch.outputs is not None else [None] * n
+        refusal = np.array(
+            [float(is_refusal(t) or is_refusal(a)) for t, a in zip(texts, batch.first)], dtype=np.float64
+        )
+        return {
+            "no_answer": np.array([a is None or str(a).strip() == "" for a in batch.first], dtype=np.float64),
+            "refusal": refusal,
+            "log_length_ratio": np.log((out_chars + 1.0) / (prompt_chars + 1.0)),
+            "log_output_chars": np.log1p(out_chars),
+            "log_prompt_chars": np.log1p(prompt_chars),
+            "log_answer_chars": np.log1p([0.0 if a is None else len(str(a)) for a in batch.first]),
+        }
+
+    def confidence(self, batch: CheckInput) -> np.ndarray:
+        s = self.signals(batch)
+        conf = 1.0 / (1.0 + np.exp((s["log_length_ratio"] - self.center) / self.scale))
+        conf[(s["no_answer"] > 0) | (s["refusal"] > 0)] = 0.0
+        return np.clip(conf, 0.0, 1.0)
+
+    def config(self) -> dict[str, Any]:
+        return {"name": self.name, "center": self.center, "scale": self.scale}
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(np.asarray(p, dtype=np.float64), 1e-6, 1 - 1e-6)
+    return np.log(p / (1 - p))
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * z))
+
+
+@dataclass
+class LogisticCombiner:
+    """A logistic regression from other checks' signals (and the prompt router's win rate) to P(first answer is
+    right); its confidence is that probability.
+
+    Follows scikit-learn's rules: ``__init__`` stores parameters, :meth:`fit` returns self, learned state ends in
+    ``_``, predicting before fitting raises :class:`~routellm_core.errors.NotFittedError`.
+
+    Attributes:
+        checks: The checks whose signals it reads.
+        use_win_rate: Add the logit of ``CheckInput.win_rates`` as the signal ``win_rate_logit``.
+        l2: Ridge penalty on the standardised weights.
+        max_iter: Newton iterations at most.
+    """
+
+    checks: tuple[Any, ...] = field(default_factory=lambda: (AgreementCheck(), AnswerFeaturesCheck()))
+    use_win_rate: bool = True
+    l2: float = 1.0
+    max_iter: int = 50
+    name: str = "combined"
+
+    # ---- signals -------------------------------------------------------------------------------------------
+    def signals(self, batch: CheckInput) -> dict[str, np.ndarray]:
+        out: dict[str, np.ndarray] = {}
+        for check in self.checks:
+            for key, value in check.signals(batch).items():
+                out[f"{check.name}.{key}"] = np.asarray(value, dtype=np.float64)
+        if self.use_win_rate:
+            if batch.win_rates is None:
+                raise InvalidInputError("the combiner was built with use_win_rate=True; pass CheckInput.win_rates")
+            out["win_rate_logit"] = _logit(np.asarray(batch.win_rates))
+        return out
+
+    def _matrix(self, signals: Mapping[str, np.ndarray], names: Sequence[str]) -> np.ndarray:
+        missing = [k for k in names if k not in signals]
+        if missing:
+            raise InvalidInputError(f"signals missing for the combiner: {missing}")
+        x = np.column_stack([np.asarray(signals[k], dtype=np.float64) for k in names])
+        if not np.isfinite(x).all():
+            raise InvalidInputError("the combiner's signals hold NaN or infinite values")
+        return x
+
+    # ---- fit / predict -------------------------------------------------------------------------------------
+    def fit_signals(self, signals: Mapping[str, np.ndarray], correct: Sequence[float]) -> LogisticCombiner:
+        """Fit on named signals and 0/1 labels (was the first answer right?)."""
+        names = sorted(signals)
+        if not names:
+            raise TrainingDataError("no signals to fit the combiner on")
+        x = self._matrix(signals, names)
+        y = np.asarray(correct, dtype=np.float64).reshape(-1)
+        if y.shape[0] != x.shape[0] or x.shape[0] == 0:
+            raise TrainingDataError(f"{y.shape[0]} labels for {x.shape[0]} prompts")
+        if not np.isin(y, (0.0, 1.0)).all():
+            raise TrainingDataError("combiner labels must be 0 or 1")
+        mean = x.mean(axis=0)
+        scale = x.std(axis=0)
+        scale[scale < 1e-12] = 1.0
+        z = np.column_stack([np.ones(len(x)), (x - mean) / scale])
+        w = np.zeros(z.shape[1])
+        penalty = np.full(z.shape[1], float(self.l2))
+        penalty[0] = 0.0
+        for _ in range(self.max_iter):
+            p = _sigmoid(z @ w)
+            grad = z.T @ (p - y) + penalty * w
+            hess = (z * (p * (1 - p))[:, None]).T @ z + np.diag(penalty + 1e-9)
+            step = np.linalg.solve(hess, grad)
+            w -= step
+            if np.max(np.abs(step)) < 1e-8:
+                break
+        self.feature_names_ = list(names)
+        self.mean_, self.scale_ = mean, scale
+        self.intercept_, self.coef_ = float(w[0]), w[1:].copy()
+        return self
+
+    def fit(self, batch: CheckInput, correct: Sequence[float]) -> LogisticCombiner:
+        """Fit on one labelled batch (``correct[i]``: 1 when the first answer to prompt ``i`` was right)."""
+        return self.fit_signals(self.signals(batch), correct)
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "coef_"):
+            raise NotFittedError("LogisticCombiner is not fitted; call fit() or load() first")
+
+    def predict_signals(self, signals: Mapping[str, np.ndarray]) -> np.ndarray:
+        """P(first answer right) from named signals."""
+        self._check_fitted()
+        x = self._matrix(signals, self.feature_names_)
+        return _sigmoid(((x - self.mean_) / self.scale_) @ self.coef_ + self.intercept_)
+
+    def predict(self, batch: CheckInput) -> np.ndarray:
+        """P(first answer right) for each prompt of the batch."""
+        return self.predict_signals(self.signals(batch))
+
+    def confidence(self, batch: CheckInput) -> np.ndarray:
+        return self.predict(batch)
+
+    def weights(self) -> dict[str, float]:
+        """The fitted weights by signal name (on standardised signals), plus ``"(intercept)"``."""
+        self._check_fitted()
+        return {"(intercept)": self.intercept_, **{k: float(v) for k, v in zip(self.feature_names_, self.coef_)}}
+
+    # ---- persistence (JSON config + safetensors) -----------------------------------------------------------
+    def save(self, directory: str | Path) -> Path:
+        """Write ``config.json`` and ``model.safetensors`` into ``directory``; returns it."""
+        from safetensors.numpy import save_file
+
+        self._check_fitted()
+        out = Path(directory)
+        out.mkdir(parents=True, exist_ok=True)
+        config = {
+            "type": "logistic_combiner",
+            "version": COMBINER_VERSION,
+            "feature_names": self.feature_names_,
+            "use_win_rate": self.use_win_rate,
+            "l2": self.l2,
+            "max_iter": self.max_iter,
+            "checks": [c.config() for c in self.checks],
+        }
+        (out / _CONFIG).write_text(json.dumps(config, indent=1) + "\n", encoding="utf-8")
+        tensors = {
+            "coef": self.coef_.astype(np.float64),
+            "intercept": np.array([self.intercept_], dtype=np.float64),
+            "mean": self.mean_.astype(np.float64),
+            "scale": self.scale_.astype(np.float64),
+        }
+        save_file(tensors, str(out / _WEIGHTS))
+        return out
+
+    @classmethod
+    def load(cls, directory: str | Path) -> LogisticCombiner:
+        """Load a combiner written by :meth:`save`.
+
+        Raises:
+            CheckpointError: A file is missing, unreadable, of another type or version, or inconsistent.
+        """
+        from safetensors import SafetensorError
+        from safetensors.numpy import load_file
+
+        folder = Path(directory)
+        try:
+            config = json.loads((folder / _CONFIG).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise CheckpointError(f"{folder}: no {_CONFIG}") from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise CheckpointError(f"{folder / _CONFIG}: not valid JSON ({exc})") from None
+        if not isinstance(config, dict) or config.get("type") != "logistic_combiner":
+            raise CheckpointError(f"{folder / _CONFIG}: not a logistic combiner")
+        if config.get("version") != COMBINER_VERSION:
+            raise CheckpointError(f"{folder / _CONFIG}: version {config.get('version')!r}, expected {COMBINER_VERSION}")
+        try:
+            tensors = load_file(str(folder / _WEIGHTS))
+        except FileNotFoundError:
+            raise CheckpointError(f"{folder}: no {_WEIGHTS}") from None
+        except (SafetensorError, OSError, ValueError) as exc:
+            raise CheckpointError(f"{folder / _WEIGHTS}: unreadable ({exc})") from None
+        names = config.get("feature_names")
+        d = len(names) if isinstance(names, list) else -1
+        shapes_ok = (
+            d > 0
+            and all(isinstance(n, str) for n in names)
+            and set(tensors) == {"coef", "intercept", "mean", "scale"}
+            and tensors["coef"].shape == (d,)
+            and tensors["mean"].shape == (d,)
+            and tensors["scale"].shape == (d,)
+            and tensors["intercept"].shape == (1,)
+        )
+        if not shapes_ok:
+            raise CheckpointError(f"{folder}: weights do not match the config's {d} feature names")
+        if not all(np.isfinite(t).all() for t in tensors.values()) or (tensors["scale"] <= 0).any():
+            raise CheckpointError(f"{folder / _WEIGHTS}: NaN, infinite or non-positive scale values")
+        checks = tuple(_check_from_config(c) for c in config.get("checks", []))
+        obj = cls(
+            checks=checks,
+            use_win_rate=bool(config.get("use_win_rate", True)),
+            l2=float(config.get("l2", 1.0)),
+            max_iter=int(config.get("max_iter", 50)),
+        )
+        obj.feature_names_ = list(names)
+        obj.coef_ = tensors["coef"].astype(np.float64)
+        obj.intercept_ = float(tensors["intercept"][0])
+        obj.mean_ = tensors["mean"].astype(np.float64)
+        obj.scale_ = tensors["scale"].astype(np.float64)
+        return obj
+
+
+def _check_from_config(config: Any) -> Any:
+    if not isinstance(config, dict):
+        raise CheckpointError(f"bad check entry in the combiner config: {config!r}")
+    kind = config.get("name")
+    try:
+        if kind == "agreement":
+            fields = config.get("fields")
+            return AgreementCheck(kind=config.get("kind", "auto"), fields=None if fields is None else tuple(fields))
+        if kind == "answer_features":
+            return AnswerFeaturesCheck(center=float(config["center"]), scale=float(config["scale"]))
+    except (KeyError, TypeError, ValueError, InvalidInputError) as exc:
+        raise CheckpointError(f"bad check entry in the combiner config: {config!r} ({exc})") from None
+    raise CheckpointError(f"unknown check {kind!r} in the combiner config")
+
+
+#: Built-in check names -> a factory (``Escalation(check=...)`` and ``evaluate_escalation(check=...)``).
+CHECKS: dict[str, Any] = {
+    "agreement": AgreementCheck,
+    "answer_features": AnswerFeaturesCheck,
+    "combined": LogisticCombiner,
+}
+
+
+def check_confidence(check: Check, batch: CheckInput) -> np.ndarray:
+    """A check's confidences, validated: one finite value in [0, 1] per prompt."""
+    conf = np.asarray(check.confidence(batch), dtype=np.float64).reshape(-1)
+    if conf.shape[0] != len(batch):
+        raise InvalidInputError(
+            f"check {getattr(check, 'name', check)!r} gave {conf.shape[0]} confidences for {len(batch)}"
+        )
+    if not np.isfinite(conf).all() or (conf < 0).any() or (conf > 1).any():
+        raise InvalidInputError(f"check {getattr(check, 'name', check)!r} gave confidences outside [0, 1]")
+    return conf
+
+
+__all__ = [
+    "CHECKS",
+    "AgreementCheck",
+    "AnswerFeaturesCheck",
+    "Check",
+    "CheckInput",
+    "LogisticCombiner",
+    "check_confidence",
+]
