@@ -9,8 +9,9 @@ from pydantic import PrivateAttr, ValidationError
 from typing_extensions import Self
 
 from langchain_routellm._routing import build_engine
-from langchain_routellm._utils import model_name, reraise_routellm_error
+from langchain_routellm._utils import model_name
 from routellm_core.decisions import Side
+from routellm_core.errors import reraise_routellm_error
 from routellm_core.learning.feedback import FeedbackStore
 from routellm_core.learning.labelling import TrafficLabelling
 from routellm_core.routing.engine import ROUTING_FIELDS, RoutingEngine, RoutingOptions

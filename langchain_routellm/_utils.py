@@ -25,10 +25,9 @@ from langchain_core.messages import (
 )
 from langchain_core.prompt_values import PromptValue
 from langchain_core.runnables import Runnable, RunnableBinding
-from pydantic import ValidationError
 
 from routellm_core.decisions import METADATA_KEY, ServedDecision
-from routellm_core.errors import InvalidInputError, RouteLLMError
+from routellm_core.errors import InvalidInputError
 from routellm_core.routing.text import Turn, join_text, role_of
 from routellm_core.routing.text import routing_text as core_routing_text
 
@@ -46,20 +45,6 @@ _ROLES: tuple[tuple[type[BaseMessage], str], ...] = (
 _TEXT_BLOCK_TYPES = frozenset({"text", "input_text"})
 #: Dict keys tried, in order, when a Runnable's input is a dict and no routing text selector is given.
 DEFAULT_TEXT_KEYS = ("input", "question", "query", "text", "prompt", "messages")
-
-
-def reraise_routellm_error(exc: ValidationError) -> None:
-    """Re-raise the project's own error when it is the only cause of a pydantic ``ValidationError``.
-
-    Pydantic wraps every ``ValueError`` raised while validating a model; the router's errors
-    (``UnknownRouterError``, ``InvalidThresholdError``, ``CheckpointError``...) are ``ValueError`` s, and callers
-    should be able to catch them by type. Returns normally when the error is a plain validation error.
-    """
-    errors = exc.errors()
-    if len(errors) == 1:
-        original = (errors[0].get("ctx") or {}).get("error")
-        if isinstance(original, RouteLLMError):
-            raise original from None
 
 
 # ---- routing text ----------------------------------------------------------------------------------------

@@ -17,8 +17,9 @@ from langchain_core.messages import AIMessage, BaseMessage
 from pydantic import ValidationError
 
 from langchain_routellm._routing import TokenWatch, aroute_messages, build_engine, init_child, route_messages
-from langchain_routellm._utils import chunk_text, is_empty_output, model_name, reraise_routellm_error
+from langchain_routellm._utils import chunk_text, is_empty_output, model_name
 from routellm_core.decisions import METADATA_KEY, ServedDecision, Side
+from routellm_core.errors import reraise_routellm_error
 from routellm_core.learning.feedback import FeedbackStore
 from routellm_core.learning.labelling import TrafficLabelling
 from routellm_core.routing.engine import ROUTING_FIELDS, RoutingEngine, RoutingOptions

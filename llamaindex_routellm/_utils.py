@@ -36,11 +36,10 @@ from llama_index.core.base.llms.types import (
     TextBlock,
     ToolCallBlock,
 )
-from llama_index.core.bridge.pydantic import ValidationError
 from llama_index.core.llms import LLM
 
 from routellm_core.decisions import METADATA_KEY, ServedDecision
-from routellm_core.errors import InvalidInputError, RouteLLMError
+from routellm_core.errors import InvalidInputError
 from routellm_core.learning.judging import Judge, PairwiseJudge
 from routellm_core.routing.engine import RouteOn
 from routellm_core.routing.text import Turn, join_text, role_of
@@ -93,16 +92,6 @@ def routing_text(messages: Sequence[ChatMessage], route_on: RouteOn | RoutingTex
             raise InvalidInputError("the route_on callable returned no text to route on")
         return text
     return core_routing_text(_turns(items), route_on)
-
-
-def reraise_routellm_error(exc: ValidationError) -> None:
-    """Re-raise the project's own error (``InvalidThresholdError``...) when it is the only cause of a pydantic
-    ``ValidationError``, so callers catch it by type; returns normally for a plain validation error."""
-    errors = exc.errors()
-    if len(errors) == 1:
-        original = (errors[0].get("ctx") or {}).get("error")
-        if isinstance(original, RouteLLMError):
-            raise original from None
 
 
 def model_label(llm: LLM) -> str:

@@ -49,13 +49,12 @@ from llamaindex_routellm._utils import (
     chunk_text,
     has_content,
     model_label,
-    reraise_routellm_error,
     routing_text,
     tag_response,
 )
 from llamaindex_routellm.events import RoutingDecisionEvent, RoutingFallbackEvent
 from routellm_core.decisions import Route, RoutingDecision, ServedDecision, Side
-from routellm_core.errors import InvalidInputError
+from routellm_core.errors import InvalidInputError, reraise_routellm_error
 from routellm_core.learning.feedback import FeedbackStore
 from routellm_core.learning.labelling import TrafficLabelling
 from routellm_core.routing.engine import ROUTING_FIELDS, RouterSpec, RoutingEngine, RoutingOptions

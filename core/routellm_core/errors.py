@@ -126,3 +126,19 @@ class JudgeError(RouteLLMError, RuntimeError):
     An unparseable verdict is not an error: the judge returns an ``Unparseable`` outcome instead. The model's
     exception, if any, is chained as ``__cause__``.
     """
+
+
+def reraise_routellm_error(exc: Exception) -> None:
+    """Re-raise the project's own error (``InvalidThresholdError``, ``UnknownRouterError``...) when it is the only
+    cause of a pydantic ``ValidationError``, so callers catch it by type; returns normally otherwise.
+
+    Pydantic wraps every ``ValueError`` raised while validating a model, and the project's errors are ``ValueError`` s.
+    """
+    errors = getattr(exc, "errors", None)
+    if not callable(errors):
+        return
+    found = errors()
+    if len(found) == 1:
+        original = (found[0].get("ctx") or {}).get("error")
+        if isinstance(original, RouteLLMError):
+            raise original from None

@@ -280,25 +280,23 @@ def is_empty_answer(answer: Any) -> bool:
     return True
 
 
-def completion_text(answer: Any) -> str:
-    """The text of a whole completion: its choices' message contents, joined (tool calls carry none)."""
-    if not isinstance(answer, Mapping):
+def _choices_text(body: Any, part: str) -> str:
+    """The text contents of ``body``'s choices' ``part`` (``"message"`` or ``"delta"``), joined."""
+    if not isinstance(body, Mapping):
         return ""
     texts = []
-    for choice in answer.get("choices") or ():
-        message = choice.get("message") if isinstance(choice, Mapping) else None
+    for choice in body.get("choices") or ():
+        message = choice.get(part) if isinstance(choice, Mapping) else None
         if isinstance(message, Mapping) and isinstance(message.get("content"), str):
             texts.append(message["content"])
     return "".join(texts)
 
 
+def completion_text(answer: Any) -> str:
+    """The text of a whole completion: its choices' message contents, joined (tool calls carry none)."""
+    return _choices_text(answer, "message")
+
+
 def chunk_text(chunk: Any) -> str:
     """The text a streamed chunk delivers."""
-    if not isinstance(chunk, Mapping):
-        return ""
-    texts = []
-    for choice in chunk.get("choices") or ():
-        delta = choice.get("delta") if isinstance(choice, Mapping) else None
-        if isinstance(delta, Mapping) and isinstance(delta.get("content"), str):
-            texts.append(delta["content"])
-    return "".join(texts)
+    return _choices_text(chunk, "delta")
