@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any
 
 from langchain_core.callbacks import (
     AsyncCallbackManager,
@@ -28,12 +28,11 @@ from langchain_core.runnables import Runnable, RunnableBinding
 
 from routellm_core.decisions import METADATA_KEY, ServedDecision
 from routellm_core.errors import InvalidInputError
+from routellm_core.routing.engine import RouteOn
 from routellm_core.routing.text import Turn, join_text, role_of
 from routellm_core.routing.text import routing_text as core_routing_text
 
 #: ``route_on`` values: the core's canonical names and their aliases (``"last_human"`` = ``"last_user"``).
-RouteOn = Literal["last_user", "last_human", "conversation", "rag_query"]
-ToolStep = Literal["continue", "route"]
 
 #: LangChain message classes (chunks subclass them) -> role names of the core's role table.
 _ROLES: tuple[tuple[type[BaseMessage], str], ...] = (
