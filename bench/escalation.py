@@ -41,9 +41,9 @@ from typing import Any
 import numpy as np
 
 from bench.common import DEFAULT_RESULTS, REPO, SEED, log, machine_info, read_json, replace_section, write_json
+from routellm_core.data.zeroeval_answers import ZEROEVAL_ANSWER_KINDS, ZEROEVAL_ANSWER_TASKS, load_answer_table
 from routellm_core.escalation import AgreementCheck, AnswerFeaturesCheck, CheckInput, LogisticCombiner
 from routellm_core.escalation.evaluate import EscalationCurve, evaluate_escalation
-from routellm_core.escalation.zeroeval import ZEROEVAL_ANSWER_KINDS, ZEROEVAL_ANSWER_TASKS, load_answer_table
 
 SECTION = "## Escalation: cheap answer first, check, then the strong model (offline, ZeroEval answers)"
 #: USD per 1M (input, output) tokens. Sources (list prices, late 2024): OpenAI https://openai.com/api/pricing

@@ -286,7 +286,7 @@ def test_evaluate_escalation_input_errors() -> None:
 
 
 def test_gsm_agreement_beats_always_cheap_below_strong_cost(shared_data_dir: Path) -> None:
-    from routellm_core.escalation.zeroeval import load_answer_table
+    from routellm_core.data.zeroeval_answers import load_answer_table
 
     table = load_answer_table("gsm")
     strong, cheap = "gpt-4o-2024-08-06", ["gpt-4o-mini-2024-07-18", "gemini-1.5-flash"]

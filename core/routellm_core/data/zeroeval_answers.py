@@ -11,7 +11,6 @@ import csv
 import functools
 import gzip
 import json
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from routellm_core.errors import InvalidInputError, TrainingDataError
 
 #: ZeroEval tasks with answer files.
 ZEROEVAL_ANSWER_TASKS: tuple[str, ...] = ("gsm", "crux", "math-l5")
-#: How each task's answers compare (see :mod:`~routellm_core.escalation.answers`): the grader's own rule.
+#: How each task's answers compare (the kinds of ``routellm_core.escalation.answers``): the grader's own rule.
 ZEROEVAL_ANSWER_KINDS: dict[str, str] = {"gsm": "number", "math-l5": "number", "crux": "exact"}
 
 
@@ -51,14 +50,8 @@ class AnswerTable:
 
 
 def _read(path: Path) -> tuple[list[str], list[list[str]]]:
-    # Graded answers can be long; lift csv's field limit for this read only (it is process-wide: the user-file
-    # readers rely on the default to refuse absurd fields).
-    limit = csv.field_size_limit(sys.maxsize)
-    try:
-        with path.open(encoding="utf-8", newline="") as fh:
-            rows = list(csv.reader(fh))
-    finally:
-        csv.field_size_limit(limit)
+    with path.open(encoding="utf-8", newline="") as fh:
+        rows = list(csv.reader(fh))
     if not rows or rows[0][0] != "prompt":
         raise TrainingDataError(f"{path}: expected a header starting with 'prompt'")
     return rows[0], rows[1:]
