@@ -57,8 +57,8 @@ from routellm_core.decisions import Route, RoutingDecision, ServedDecision, Side
 from routellm_core.errors import InvalidInputError, reraise_routellm_error
 from routellm_core.learning.feedback import FeedbackStore
 from routellm_core.learning.labelling import TrafficLabelling
-from routellm_core.routing.engine import ROUTING_FIELDS, RouterSpec, RoutingEngine, RoutingOptions
-from routellm_core.routing.policy import RoutingPolicy, build_policy
+from routellm_core.routing.engine import ROUTING_FIELDS, RoutingEngine, RoutingOptions
+from routellm_core.routing.policy import RouterSpec, RoutingPolicy, build_policy
 from routellm_core.routing.text import prompt_routing_text
 
 if TYPE_CHECKING:
@@ -198,7 +198,7 @@ class RouteLLM(RoutingOptions, FunctionCallingLLM):
         self,
         strong: LLM,
         weak: LLM,
-        router: RouterSpec = "default",
+        router: RouterSpec | RoutingPolicy = "default",
         threshold: float | None = None,
         strong_fraction: float | None = None,
         **kwargs: Any,

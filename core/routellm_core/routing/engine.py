@@ -15,7 +15,6 @@ one place for every front end.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from contextlib import aclosing
 from pathlib import Path
@@ -41,8 +40,6 @@ T = TypeVar("T")
 RouteOn = Literal["last_user", "last_human", "conversation", "rag_query"]
 #: A call whose last message is a tool result: ``"continue"`` on the side that issued the tool call, or ``"route"``.
 ToolStep = Literal["continue", "route"]
-#: What the ``router`` option takes.
-RouterSpec = str | os.PathLike[str] | WinRateModel | RoutingPolicy
 
 
 class RoutingOptions(BaseModel):
@@ -119,11 +116,6 @@ class RoutingOptions(BaseModel):
 
 #: The option names: a copy of a front end that changes one of them rebuilds its engine.
 ROUTING_FIELDS = frozenset(RoutingOptions.model_fields)
-
-
-def routing_options(source: Any) -> RoutingOptions:
-    """The routing options held by ``source`` (a front end inheriting :class:`RoutingOptions`), as a plain model."""
-    return RoutingOptions.model_construct(**{name: getattr(source, name) for name in ROUTING_FIELDS})
 
 
 class RoutingEngine:
@@ -284,7 +276,13 @@ class RoutingEngine:
         if self.labelling is None or route.text is None:
             return
         other = other_side(record.served)
-        self.labelling.after_call(record, self.names, route.text, answer, lambda: _asked(other_answer, other))
+
+        def ask() -> str:
+            if other_answer is None:
+                raise self._cannot_ask()
+            return other_answer(other)
+
+        self.labelling.after_call(record, self.names, route.text, answer, ask)
 
     async def _aafter(
         self,
@@ -299,10 +297,13 @@ class RoutingEngine:
 
         async def ask() -> str:
             if other_answer is None:
-                raise InvalidInputError(f"{self.owner} cannot ask the other side of this call for a label")
+                raise self._cannot_ask()
             return await other_answer(other)
 
         await self.labelling.aafter_call(record, self.names, route.text, answer, ask)
+
+    def _cannot_ask(self) -> InvalidInputError:
+        return InvalidInputError(f"{self.owner} cannot ask the other side of this call for a label")
 
     def __repr__(self) -> str:
         return (
@@ -311,10 +312,4 @@ class RoutingEngine:
         )
 
 
-def _asked(other_answer: Callable[[Side], str] | None, side: Side) -> str:
-    if other_answer is None:
-        raise InvalidInputError("this call cannot ask the other side for a label")
-    return other_answer(side)
-
-
-__all__ = ["ROUTING_FIELDS", "RouteOn", "RouterSpec", "RoutingEngine", "RoutingOptions", "ToolStep", "routing_options"]
+__all__ = ["ROUTING_FIELDS", "RouteOn", "RoutingEngine", "RoutingOptions", "ToolStep"]
