@@ -23,6 +23,7 @@ from routellm_core.errors import (
     ScoringError,
     StreamInterruptedError,
     TrainingDataError,
+    UnknownDecisionError,
     UnknownRouterError,
 )
 from routellm_core.escalation import Escalation, evaluate_escalation
@@ -58,6 +59,7 @@ __all__ = [
     "ScoringError",
     "StreamInterruptedError",
     "TrainingDataError",
+    "UnknownDecisionError",
     "UnknownRouterError",
     "WinRateModel",
     "available_routers",

@@ -116,8 +116,13 @@ class FeedbackStoreError(RouteLLMError, RuntimeError):
 
     Raised for a file that is not SQLite, a SQLite file of another application or of a newer schema (such files
     are left untouched), a read-only file or folder, a database that stays locked past the busy timeout, and
-    ``add_verdict`` for an unknown decision id. The SQLite error, if any, is chained as ``__cause__``.
+    ``add_verdict`` for an unknown decision id (:class:`UnknownDecisionError`). The SQLite error, if any, is chained
+    as ``__cause__``.
     """
+
+
+class UnknownDecisionError(FeedbackStoreError):
+    """A verdict names a decision id the feedback store never recorded (the server answers it with 404)."""
 
 
 class JudgeError(RouteLLMError, RuntimeError):

@@ -17,7 +17,7 @@ import pytest
 
 from routellm_core.data.records import Battle
 from routellm_core.decisions import RoutingDecision
-from routellm_core.errors import FeedbackStoreError, InvalidInputError, RouteLLMError
+from routellm_core.errors import FeedbackStoreError, InvalidInputError, RouteLLMError, UnknownDecisionError
 from routellm_core.learning.feedback import APPLICATION_ID, SCHEMA_VERSION, DecisionRecord, FeedbackStore
 
 try:  # the data loaders are moving from routellm_core.datasets to routellm_core.data
@@ -152,8 +152,9 @@ def test_later_verdict_replaces_earlier_and_sources_are_separate(tmp_path: Path)
         assert store.add_verdict("c", "good") is None  # thumbs up on strong: the user label is withdrawn
         assert [(r.source, r.winner) for r in store.labels()] == [("judge", "tie")]
         assert store.prompts() == ["Explain quantum tunnelling."]
-        with pytest.raises(FeedbackStoreError, match="record_decision"):
+        with pytest.raises(UnknownDecisionError, match="record_decision") as unknown:
             store.add_verdict("never-recorded", "bad")
+        assert isinstance(unknown.value, FeedbackStoreError)  # callers catching the store's error still do
         with pytest.raises(InvalidInputError, match="unknown verdict"):
             store.add_verdict("c", "meh")
 

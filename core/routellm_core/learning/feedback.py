@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any, Literal, cast
 from routellm_core.data.records import Battle, Winner
 from routellm_core.decisions import RoutingDecision, Side
 from routellm_core.embedding.embedders import valid_unicode
-from routellm_core.errors import FeedbackStoreError, InvalidInputError
+from routellm_core.errors import FeedbackStoreError, InvalidInputError, UnknownDecisionError
 
 if TYPE_CHECKING:
     from routellm_core.decisions import ServedDecision
@@ -708,7 +708,7 @@ class FeedbackStore:
                 (decision_id,),
             ).fetchone()
             if row is None:
-                raise FeedbackStoreError(
+                raise UnknownDecisionError(
                     f"no decision with id {decision_id!r:.80} was recorded in {self.path}; "
                     "call record_decision before add_verdict"
                 )

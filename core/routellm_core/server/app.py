@@ -30,7 +30,13 @@ from starlette.exceptions import HTTPException
 from starlette.types import Receive, Scope, Send
 
 from routellm_core.decisions import METADATA_KEY, Route, ServedDecision, Side
-from routellm_core.errors import FeedbackStoreError, InvalidInputError, ModelCallError, RouteLLMError
+from routellm_core.errors import (
+    FeedbackStoreError,
+    InvalidInputError,
+    ModelCallError,
+    RouteLLMError,
+    UnknownDecisionError,
+)
 from routellm_core.learning.feedback import FeedbackStore
 from routellm_core.learning.judging import PairwiseJudge
 from routellm_core.routing.engine import RoutingEngine, RoutingOptions
@@ -419,11 +425,11 @@ class ServerState:
             return await store.aadd_verdict(decision_id, verdict)
         except InvalidInputError as exc:
             raise ErrorResponse(400, str(exc), code="invalid_verdict", param="verdict") from None
+        except UnknownDecisionError:
+            raise ErrorResponse(
+                404, f"no decision with id {decision_id!r:.80} was recorded here", code="decision_not_found"
+            ) from None
         except FeedbackStoreError as exc:
-            if exc.__cause__ is None and str(exc).startswith("no decision with id"):
-                raise ErrorResponse(
-                    404, f"no decision with id {decision_id!r:.80} was recorded here", code="decision_not_found"
-                ) from None
             logger.error("%s: writing a verdict failed: %s", _OWNER, type(exc.__cause__ or exc).__name__)
             raise ErrorResponse(
                 500, "the feedback store could not be written", code="feedback_store_error", type="server_error"
