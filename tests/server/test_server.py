@@ -32,19 +32,11 @@ from pydantic import ValidationError
 from routellm_core import InvalidInputError, MissingDependencyError, ScoringError, load_router
 from routellm_core.routing.policy import RoutingPolicy
 from routellm_core.server import ChatModelUpstream, OpenAIUpstream, ServerSettings, ServerThread, create_app
-from routellm_core.server.mock_upstream import create_mock_upstream
 from routellm_core.server.upstreams import build_upstream
 
 STRONG, WEAK = "mock-strong", "mock-weak"
 UPSTREAM_KEY = "sk-upstream-d0-not-leak-7f3a9c"
 DEADLINE_S = 30
-
-
-@pytest.fixture(scope="module")
-def mock() -> Iterator[ServerThread]:
-    """The mock upstream on a free 127.0.0.1 port."""
-    with ServerThread(create_mock_upstream(keep=256)) as server:
-        yield server
 
 
 @pytest.fixture(scope="module")

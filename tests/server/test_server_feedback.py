@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import httpx
@@ -21,17 +21,10 @@ from routellm_core import InvalidInputError, load_router
 from routellm_core.learning.feedback import FeedbackStore
 from routellm_core.routing.policy import RoutingPolicy
 from routellm_core.server import OpenAIUpstream, ServerSettings, ServerThread, Upstream, create_app
-from routellm_core.server.mock_upstream import create_mock_upstream
 
 STRONG, WEAK = "mock-strong", "mock-weak"
 TOKEN = "tok-feedback-test"
 DEADLINE_S = 30
-
-
-@pytest.fixture(scope="module")
-def mock() -> Iterator[ServerThread]:
-    with ServerThread(create_mock_upstream(keep=256)) as server:
-        yield server
 
 
 @pytest.fixture(scope="module")

@@ -27,7 +27,6 @@ import pytest
 
 from routellm_core.cli import main
 from routellm_core.server import ServerThread
-from routellm_core.server.mock_upstream import create_mock_upstream
 
 STARTUP_S = 90
 TOKEN = "worker-token-5b1e"
@@ -38,12 +37,6 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def mock() -> Iterator[ServerThread]:
-    with ServerThread(create_mock_upstream()) as server:
-        yield server
 
 
 @contextmanager
