@@ -175,6 +175,8 @@ def test_combiner_fit_save_load_round_trip(tmp_path: Path) -> None:
     assert combiner.weights()["agreement.agreement"] > 0  # agreeing answers are right more often
     combiner.save(tmp_path / "c")
     assert sorted(f.name for f in (tmp_path / "c").iterdir()) == ["config.json", "model.safetensors"]
+    mode = {f.name: f.stat().st_mode & 0o777 for f in (tmp_path / "c").iterdir()}
+    assert mode["model.safetensors"] == mode["config.json"]  # weights follow the umask, not owner-only
     loaded = LogisticCombiner.load(tmp_path / "c")
     np.testing.assert_allclose(loaded.predict(batch), p)
     assert loaded.checks[0].kind == "number"

@@ -23,6 +23,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from routellm_core.checkpoint import load_tensors, save_tensors
 from routellm_core.embedding.embedders import Embedder
 from routellm_core.errors import CheckpointError, InvalidInputError, NotFittedError, TrainingDataError
 from routellm_core.escalation.answers import ANSWER_KINDS, Extractor, answers_agree, is_refusal
@@ -321,8 +322,6 @@ class LogisticCombiner:
     # ---- persistence (JSON config + safetensors) -----------------------------------------------------------
     def save(self, directory: str | Path) -> Path:
         """Write ``config.json`` and ``model.safetensors`` into ``directory``; returns it."""
-        from safetensors.numpy import save_file
-
         self._check_fitted()
         out = Path(directory)
         out.mkdir(parents=True, exist_ok=True)
@@ -342,7 +341,7 @@ class LogisticCombiner:
             "mean": self.mean_.astype(np.float64),
             "scale": self.scale_.astype(np.float64),
         }
-        save_file(tensors, str(out / _WEIGHTS))
+        save_tensors(out, tensors, _WEIGHTS)
         return out
 
     @classmethod
@@ -352,9 +351,6 @@ class LogisticCombiner:
         Raises:
             CheckpointError: A file is missing, unreadable, of another type or version, or inconsistent.
         """
-        from safetensors import SafetensorError
-        from safetensors.numpy import load_file
-
         folder = Path(directory)
         try:
             config = json.loads((folder / _CONFIG).read_text(encoding="utf-8"))
@@ -366,27 +362,21 @@ class LogisticCombiner:
             raise CheckpointError(f"{folder / _CONFIG}: not a logistic combiner")
         if config.get("version") != COMBINER_VERSION:
             raise CheckpointError(f"{folder / _CONFIG}: version {config.get('version')!r}, expected {COMBINER_VERSION}")
-        try:
-            tensors = load_file(str(folder / _WEIGHTS))
-        except FileNotFoundError:
-            raise CheckpointError(f"{folder}: no {_WEIGHTS}") from None
-        except (SafetensorError, OSError, ValueError) as exc:
-            raise CheckpointError(f"{folder / _WEIGHTS}: unreadable ({exc})") from None
+        # names, ranks, NaN / infinity and the file size are checked by the shared loader; sizes against the config
+        tensors = load_tensors(
+            folder, {"coef": (None,), "intercept": (1,), "mean": (None,), "scale": (None,)}, filename=_WEIGHTS
+        )
         names = config.get("feature_names")
         d = len(names) if isinstance(names, list) else -1
         shapes_ok = (
             d > 0
             and all(isinstance(n, str) for n in names)
-            and set(tensors) == {"coef", "intercept", "mean", "scale"}
-            and tensors["coef"].shape == (d,)
-            and tensors["mean"].shape == (d,)
-            and tensors["scale"].shape == (d,)
-            and tensors["intercept"].shape == (1,)
+            and tensors["coef"].shape == tensors["mean"].shape == tensors["scale"].shape == (d,)
         )
         if not shapes_ok:
             raise CheckpointError(f"{folder}: weights do not match the config's {d} feature names")
-        if not all(np.isfinite(t).all() for t in tensors.values()) or (tensors["scale"] <= 0).any():
-            raise CheckpointError(f"{folder / _WEIGHTS}: NaN, infinite or non-positive scale values")
+        if (tensors["scale"] <= 0).any():
+            raise CheckpointError(f"{folder / _WEIGHTS}: non-positive scale values")
         checks = tuple(_check_from_config(c) for c in config.get("checks", []))
         obj = cls(
             checks=checks,
