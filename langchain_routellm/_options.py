@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 from pydantic import PrivateAttr, ValidationError
 from typing_extensions import Self
 
-from langchain_routellm._routing import build_engine
+from langchain_routellm._routing import build_engine, init_child
 from langchain_routellm._utils import model_name
 from routellm_core.decisions import Side
 from routellm_core.errors import reraise_routellm_error
@@ -25,7 +25,11 @@ class RouterOptions(RoutingOptions):
     #: Name of the integration in error messages.
     _owner: ClassVar[str] = "RouteLLM"
 
+    #: Keyword arguments that make the weak side sample again for the escalation check (``Escalation(second=None)``).
+    _resample_kwargs: ClassVar[dict[str, Any]] = {}
+
     _engine: RoutingEngine = PrivateAttr()
+    _second: Any = PrivateAttr(default=None)
 
     def __init__(self, **kwargs: Any) -> None:
         """Validate the fields; the router's own errors (unknown router, bad threshold...) keep their type."""
@@ -41,7 +45,22 @@ class RouterOptions(RoutingOptions):
             "strong": self.strong_name or model_name(self._child("strong")),
             "weak": self.weak_name or model_name(self._child("weak")),
         }
-        self._engine = build_engine(self, names, owner=self._owner)
+        second = self.escalate.second if self.escalate is not None else None
+        if second is not None and self._second is None:
+            self._second = self._build_second(second)
+        second_name = model_name(self._second) if self._second is not None else None
+        self._engine = build_engine(self, names, owner=self._owner, second_name=second_name)
+
+    def _build_second(self, spec: Any) -> Any:
+        """The escalation check's second cheap model (``Escalation(second=...)``)."""
+        return init_child(spec, {}, "escalate.second")
+
+    def _second_child(self) -> tuple[Any, dict[str, Any]]:
+        """The model giving the second cheap answer and the extra call keywords: ``Escalation.second``, else the
+        weak side asked to sample again."""
+        if self._second is not None:
+            return self._second, {}
+        return self._child("weak"), dict(self._resample_kwargs)
 
     def _child(self, side: Side) -> Any:
         return getattr(self, side)
@@ -70,6 +89,8 @@ class RouterOptions(RoutingOptions):
         """A copy; changed routing fields rebuild the engine (``bind_tools`` copies, which change only the sides,
         keep sharing it)."""
         copy = super().model_copy(update=update, deep=deep)
+        if "escalate" in (update or {}):
+            copy._second = None
         if set(update or ()) & ROUTING_FIELDS:
             copy._build_routing()
         return copy

@@ -17,6 +17,7 @@ from langchain_core.messages import BaseMessage
 from langchain_core.runnables import RunnableConfig
 from langchain_core.runnables.config import merge_configs
 
+from langchain_routellm._answers import answer_usage, answer_value, join_chunks
 from langchain_routellm._utils import (
     chunk_text,
     is_empty_output,
@@ -73,9 +74,11 @@ def build_engine(
     is_empty: Callable[[Any], bool] = is_empty_output,
     answer_text: Callable[[Any], str] = chunk_text,
     passthrough: tuple[type[BaseException], ...] = (),
+    second_name: str | None = None,
 ) -> RoutingEngine:
     """The core engine with LangChain's empty-answer rule, chunk text, judge and LangGraph passthrough (plus
-    ``passthrough``: other exceptions that are control flow for the caller, never a model failure)."""
+    ``passthrough``: other exceptions that are control flow for the caller, never a model failure), and what the
+    escalation check and the costs read of an answer."""
     return RoutingEngine(
         options,
         names,
@@ -85,6 +88,10 @@ def build_engine(
         answer_text=answer_text,
         judge=as_judge(options.judge),
         passthrough=(_GraphBubbleUp, *passthrough),
+        second_name=second_name,
+        answer_value=answer_value,
+        usage=answer_usage,
+        join_chunks=join_chunks,
     )
 
 
@@ -149,13 +156,29 @@ async def awatch_tokens(call: Callable[[RunnableConfig], Awaitable[T]], config: 
         raise watch.failure(exc) from exc
 
 
-def child_config(config: RunnableConfig, record: ServedDecision) -> RunnableConfig:
-    """The config for a side's call (callbacks already point at the router's run); a fallback is tagged."""
-    if not record.fallback:
+#: LangGraph's tag for runs whose tokens its ``stream_mode="messages"`` must not forward (held answers).
+NOSTREAM_TAG = "nostream"
+
+
+def child_config(config: RunnableConfig, record: ServedDecision, *, held: bool = False) -> RunnableConfig:
+    """The config for a side's call (callbacks already point at the router's run): a fallback or an escalation is
+    tagged; a ``held`` answer (waiting for the escalation check) is kept off LangGraph's token stream."""
+    tags: list[str] = []
+    if record.fallback:
+        tags = [f"routellm:{record.served}", "routellm:fallback"]
+    elif record.escalated:
+        tags = ["routellm:strong", "routellm:escalated"]
+    if held:
+        tags += ["routellm:held", NOSTREAM_TAG]
+    if not tags:
         return config
+    return merge_configs(config, {"metadata": {METADATA_KEY: record.as_dict()}, "tags": tags})
+
+
+def check_config(config: RunnableConfig, record: ServedDecision) -> RunnableConfig:
+    """The config for the second cheap answer (the escalation check's): tagged, never streamed to the caller."""
     return merge_configs(
-        config,
-        {"metadata": {METADATA_KEY: record.as_dict()}, "tags": [f"routellm:{record.served}", "routellm:fallback"]},
+        config, {"metadata": {METADATA_KEY: record.as_dict()}, "tags": ["routellm:check", NOSTREAM_TAG]}
     )
 
 

@@ -72,7 +72,16 @@ def _turn(message: BaseMessage) -> Turn:
         role = role_of(message.role)
     else:
         role = role_of(next((r for cls, r in _ROLES if isinstance(message, cls)), "tool"))
-    return Turn(role, message_text(message))
+    return Turn(role, message_text(message), non_text=_has_non_text(message))
+
+
+def _has_non_text(message: BaseMessage) -> bool:
+    """Whether a message holds parts routing skips (images, audio, files, tool-use blocks...)."""
+    content = message.content
+    return not isinstance(content, str) and any(
+        not isinstance(block, str) and not (isinstance(block, dict) and block.get("type") in _TEXT_BLOCK_TYPES)
+        for block in content
+    )
 
 
 def routing_text(messages: Sequence[BaseMessage], route_on: RouteOn = "last_user") -> str:

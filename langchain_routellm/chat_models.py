@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import aclosing
+from dataclasses import replace
 from typing import Any, ClassVar
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
@@ -20,6 +21,7 @@ from langchain_routellm._options import RouterOptions
 from langchain_routellm._routing import (
     aroute_messages,
     awatch_tokens,
+    check_config,
     child_config,
     init_child,
     route_messages,
@@ -35,6 +37,8 @@ from langchain_routellm._utils import (
     with_metadata,
 )
 from routellm_core.decisions import Route, ServedDecision, Side
+from routellm_core.escalation.config import Escalation
+from routellm_core.routing.cascade import SAMPLE_TEMPERATURE
 
 
 class _V1Blocks:
@@ -147,6 +151,7 @@ class ChatRouteLLM(RouterOptions, BaseChatModel):
     """Extra ``init_chat_model`` keyword arguments for children given as strings (not shown in repr)."""
 
     _owner: ClassVar[str] = "ChatRouteLLM"
+    _resample_kwargs: ClassVar[dict[str, Any]] = {"temperature": SAMPLE_TEMPERATURE}
 
     @model_validator(mode="after")
     def _build(self) -> Self:
@@ -267,14 +272,21 @@ class ChatRouteLLM(RouterOptions, BaseChatModel):
             assert full is not None  # the dispatcher raises on an empty stream
             return self._finish(full)
 
+        held = self._engine.holds(route)
+
         def attempt(side: Side, record: ServedDecision) -> Any:
             child = self._child(side)
-            return watch_tokens(lambda cfg: child.invoke(messages, cfg, **call), child_config(config, record))
+            cfg = child_config(config, record, held=held and side == "weak")
+            return watch_tokens(lambda c: child.invoke(messages, c, **call), cfg)
+
+        def second(record: ServedDecision) -> Any:
+            child, extra = self._second_child()
+            return child.invoke(messages, check_config(config, record), **{**call, **extra})
 
         def other_answer(side: Side) -> str:
             return chunk_text(self._child(side).invoke(messages, **call))
 
-        value, record = self._engine.call(route, attempt, other_answer=other_answer)
+        value, record = self._engine.call(route, attempt, other_answer=other_answer, second=second)
         return self._finish(with_metadata(value, record))
 
     async def _ainvoke_child(
@@ -287,14 +299,21 @@ class ChatRouteLLM(RouterOptions, BaseChatModel):
             assert full is not None
             return self._finish(full)
 
+        held = self._engine.holds(route)
+
         async def attempt(side: Side, record: ServedDecision) -> Any:
             child = self._child(side)
-            return await awatch_tokens(lambda cfg: child.ainvoke(messages, cfg, **call), child_config(config, record))
+            cfg = child_config(config, record, held=held and side == "weak")
+            return await awatch_tokens(lambda c: child.ainvoke(messages, c, **call), cfg)
+
+        async def second(record: ServedDecision) -> Any:
+            child, extra = self._second_child()
+            return await child.ainvoke(messages, check_config(config, record), **{**call, **extra})
 
         async def other_answer(side: Side) -> str:
             return chunk_text(await self._child(side).ainvoke(messages, **call))
 
-        value, record = await self._engine.acall(route, attempt, other_answer=other_answer)
+        value, record = await self._engine.acall(route, attempt, other_answer=other_answer, second=second)
         return self._finish(with_metadata(value, record))
 
     def invoke(
@@ -356,14 +375,21 @@ class ChatRouteLLM(RouterOptions, BaseChatModel):
     def _stream_child(
         self, route: Route, messages: list[BaseMessage], config: RunnableConfig, call: dict[str, Any]
     ) -> Iterator[AIMessageChunk]:
+        held = self._engine.holds(route)
+
         def open_stream(side: Side, record: ServedDecision) -> Iterator[Any]:
-            return (as_chunk(c) for c in self._child(side).stream(messages, child_config(config, record), **call))
+            cfg = child_config(config, record, held=held and side == "weak" and not record.escalated)
+            return (as_chunk(c) for c in self._child(side).stream(messages, cfg, **call))
+
+        def second(record: ServedDecision) -> Any:
+            child, extra = self._second_child()
+            return child.invoke(messages, check_config(config, record), **{**call, **extra})
 
         def other_answer(side: Side) -> str:
             return chunk_text(self._child(side).invoke(messages, **call))
 
         last: AIMessageChunk | None = None
-        for chunk, record in self._engine.stream(route, open_stream, other_answer=other_answer):
+        for chunk, record in self._engine.stream(route, open_stream, other_answer=other_answer, second=second):
             last = chunk if last is not None else with_metadata(chunk, record)
             yield last
         if last is not None and last.chunk_position != "last":
@@ -372,16 +398,24 @@ class ChatRouteLLM(RouterOptions, BaseChatModel):
     async def _astream_child(
         self, route: Route, messages: list[BaseMessage], config: RunnableConfig, call: dict[str, Any]
     ) -> AsyncIterator[AIMessageChunk]:
+        held = self._engine.holds(route)
+
         async def open_stream(side: Side, record: ServedDecision) -> AsyncIterator[Any]:
-            async with aclosing(self._child(side).astream(messages, child_config(config, record), **call)) as stream:
+            cfg = child_config(config, record, held=held and side == "weak" and not record.escalated)
+            async with aclosing(self._child(side).astream(messages, cfg, **call)) as stream:
                 async for c in stream:
                     yield as_chunk(c)
+
+        async def second(record: ServedDecision) -> Any:
+            child, extra = self._second_child()
+            return await child.ainvoke(messages, check_config(config, record), **{**call, **extra})
 
         async def other_answer(side: Side) -> str:
             return chunk_text(await self._child(side).ainvoke(messages, **call))
 
         last: AIMessageChunk | None = None
-        async with aclosing(self._engine.astream(route, open_stream, other_answer=other_answer)) as relayed:
+        stream = self._engine.astream(route, open_stream, other_answer=other_answer, second=second)
+        async with aclosing(stream) as relayed:
             async for chunk, record in relayed:
                 last = chunk if last is not None else with_metadata(chunk, record)
                 yield last
@@ -573,7 +607,10 @@ class ChatRouteLLM(RouterOptions, BaseChatModel):
                 raise NotImplementedError(
                     f"the {side} model {self._engine.names[side]!r} does not support tool calling: {exc}"
                 ) from exc
-        return self.model_copy(update=bound).bind()
+        copy = self.model_copy(update=bound)
+        if self._second is not None:  # the escalation check's second model answers with the same tools
+            copy._second = self._second.bind_tools(tools, **extra)
+        return copy.bind()
 
     def with_structured_output(
         self,
@@ -601,8 +638,20 @@ class ChatRouteLLM(RouterOptions, BaseChatModel):
             route_on=self.route_on,
             tool_step=self.tool_step,
             fallback=self.fallback,
+            escalate=self._structured_escalation(schema, include_raw=include_raw, **kwargs),
             strong_name=self._engine.names["strong"],
             weak_name=self._engine.names["weak"],
             feedback=self.feedback_store,  # the same store: verdicts attach to these decision ids too
             name=f"{self.get_name()}[structured]",
         )
+
+    def _structured_escalation(self, schema: Any, **kwargs: Any) -> Escalation | None:
+        """The escalation of structured calls: the second answer is structured too (the weak model's own
+        structured output sampled again, or the second model's)."""
+        if self.escalate is None:
+            return None
+        child, extra = self._second_child()
+        model = unwrap_model(child)
+        if extra and set(extra) <= set(type(model).model_fields):  # sample again: the same model, warmer
+            model = model.model_copy(update=extra)
+        return replace(self.escalate, second=model.with_structured_output(schema, **kwargs))

@@ -16,6 +16,7 @@ from langchain_routellm._options import RouterOptions
 from langchain_routellm._routing import (
     aroute_messages,
     awatch_tokens,
+    check_config,
     child_config,
     route_messages,
     run_config,
@@ -92,6 +93,12 @@ class RouteLLMRunnable(RouterOptions, RunnableSerializable[Any, Any]):
         self._build_routing()
         return self
 
+    def _build_second(self, spec: Any) -> Any:
+        """The escalation check's second Runnable (it takes the same input as ``strong`` and ``weak``)."""
+        if not isinstance(spec, Runnable):
+            raise TypeError(f"escalate.second must be a Runnable taking the same input, got {type(spec).__name__}")
+        return spec
+
     def _run_config(self, config: RunnableConfig, route: Route) -> RunnableConfig:
         return run_config(config, self._engine.planned(route))
 
@@ -165,14 +172,21 @@ class RouteLLMRunnable(RouterOptions, RunnableSerializable[Any, Any]):
         )
 
     def _invoke_run(self, input: Any, config: RunnableConfig, *, route: Route, call: dict[str, Any]) -> Any:
+        held = self._engine.holds(route)
+
         def attempt(side: Side, record: ServedDecision) -> Any:
             child = self._child(side)
-            return watch_tokens(lambda cfg: child.invoke(input, cfg, **call), child_config(config, record))
+            cfg = child_config(config, record, held=held and side == "weak")
+            return watch_tokens(lambda c: child.invoke(input, c, **call), cfg)
+
+        def second(record: ServedDecision) -> Any:
+            child, extra = self._second_child()
+            return child.invoke(input, check_config(config, record), **{**call, **extra})
 
         def other_answer(side: Side) -> str:
             return chunk_text(self._child(side).invoke(input, **call))
 
-        value, record = self._engine.call(route, attempt, other_answer=other_answer)
+        value, record = self._engine.call(route, attempt, other_answer=other_answer, second=second)
         return self._output(value, record)
 
     async def ainvoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
@@ -184,14 +198,21 @@ class RouteLLMRunnable(RouterOptions, RunnableSerializable[Any, Any]):
         )
 
     async def _ainvoke_run(self, input: Any, config: RunnableConfig, *, route: Route, call: dict[str, Any]) -> Any:
+        held = self._engine.holds(route)
+
         async def attempt(side: Side, record: ServedDecision) -> Any:
             child = self._child(side)
-            return await awatch_tokens(lambda cfg: child.ainvoke(input, cfg, **call), child_config(config, record))
+            cfg = child_config(config, record, held=held and side == "weak")
+            return await awatch_tokens(lambda c: child.ainvoke(input, c, **call), cfg)
+
+        async def second(record: ServedDecision) -> Any:
+            child, extra = self._second_child()
+            return await child.ainvoke(input, check_config(config, record), **{**call, **extra})
 
         async def other_answer(side: Side) -> str:
             return chunk_text(await self._child(side).ainvoke(input, **call))
 
-        value, record = await self._engine.acall(route, attempt, other_answer=other_answer)
+        value, record = await self._engine.acall(route, attempt, other_answer=other_answer, second=second)
         return self._output(value, record)
 
     # ---- stream ----------------------------------------------------------------------------------------
@@ -220,14 +241,21 @@ class RouteLLMRunnable(RouterOptions, RunnableSerializable[Any, Any]):
     ) -> Iterator[Any]:
         input = next(inputs)
 
+        held = self._engine.holds(route)
+
         def open_stream(side: Side, record: ServedDecision) -> Iterator[Any]:
-            return self._child(side).stream(input, child_config(config, record), **call)
+            cfg = child_config(config, record, held=held and side == "weak" and not record.escalated)
+            return self._child(side).stream(input, cfg, **call)
+
+        def second(record: ServedDecision) -> Any:
+            child, extra = self._second_child()
+            return child.invoke(input, check_config(config, record), **{**call, **extra})
 
         def other_answer(side: Side) -> str:
             return chunk_text(self._child(side).invoke(input, **call))
 
         first = True
-        for chunk, record in self._engine.stream(route, open_stream, other_answer=other_answer):
+        for chunk, record in self._engine.stream(route, open_stream, other_answer=other_answer, second=second):
             yield from self._framed(chunk, record, first)
             first = False
 
@@ -249,14 +277,22 @@ class RouteLLMRunnable(RouterOptions, RunnableSerializable[Any, Any]):
     ) -> AsyncIterator[Any]:
         input = await anext(inputs)
 
+        held = self._engine.holds(route)
+
         def open_stream(side: Side, record: ServedDecision) -> AsyncIterator[Any]:
-            return self._child(side).astream(input, child_config(config, record), **call)
+            cfg = child_config(config, record, held=held and side == "weak" and not record.escalated)
+            return self._child(side).astream(input, cfg, **call)
+
+        async def second(record: ServedDecision) -> Any:
+            child, extra = self._second_child()
+            return await child.ainvoke(input, check_config(config, record), **{**call, **extra})
 
         async def other_answer(side: Side) -> str:
             return chunk_text(await self._child(side).ainvoke(input, **call))
 
         first = True
-        async with aclosing(self._engine.astream(route, open_stream, other_answer=other_answer)) as relayed:
+        stream = self._engine.astream(route, open_stream, other_answer=other_answer, second=second)
+        async with aclosing(stream) as relayed:
             async for chunk, record in relayed:
                 for item in self._framed(chunk, record, first):
                     yield item

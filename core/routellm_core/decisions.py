@@ -92,6 +92,7 @@ class Route:
         side: The side to call first when it is not the router's choice: a continued request that a fallback
             moved to the other side stays there.
         fallback_error: With ``side``: the type of the failure that moved the request (from the earlier record).
+        escalated: With ``side``: the earlier step escalated to it (not a fallback).
     """
 
     decision: RoutingDecision
@@ -100,6 +101,7 @@ class Route:
     text: str | None = field(default=None, repr=False)
     side: Side | None = None
     fallback_error: str | None = None
+    escalated: bool = False
 
     @property
     def choice(self) -> Side:
@@ -110,6 +112,85 @@ class Route:
     def first_side(self) -> Side:
         """The side called first: ``side`` when set, else the router's choice."""
         return self.side or self.decision.choice
+
+
+#: What an attempt did in a call: ``"answer"`` (its answer was the candidate), ``"check"`` (a second cheap answer
+#: for the agreement check), ``"escalation"`` (the strong model after a check failed), ``"fallback"`` (the other
+#: side after a failure).
+AttemptRole = Literal["answer", "check", "escalation", "fallback"]
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One model call inside a routed call (the decision record lists every one).
+
+    Attributes:
+        model: Name of the model called.
+        side: The side it stood for (``"weak"`` for both cheap answers of an escalation).
+        role: What the call was for (:data:`AttemptRole`).
+        kept: Whether its answer was served.
+        signals: The escalation check's signals on this answer (agreement, length ratio...), empty without a check.
+        confidence: The check's confidence in this answer (escalate below the escalation threshold), or ``None``.
+        error: Type of the failure when the call failed, else ``None``.
+        input_tokens: Prompt tokens the model reported, or ``None``.
+        output_tokens: Completion tokens the model reported, or ``None``.
+        cost: Price of the call in USD from the price table, or ``None`` when unknown.
+    """
+
+    model: str
+    side: Side
+    role: AttemptRole = "answer"
+    kept: bool = False
+    signals: Mapping[str, float] = field(default_factory=dict)
+    confidence: float | None = None
+    error: str | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cost: float | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain-dict form (JSON-safe)."""
+        return {
+            "model": self.model,
+            "side": self.side,
+            "role": self.role,
+            "kept": self.kept,
+            "signals": {k: float(v) for k, v in self.signals.items()},
+            "confidence": self.confidence,
+            "error": self.error,
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "cost": self.cost,
+        }
+
+    @classmethod
+    def from_dict(cls, value: Mapping[str, Any]) -> Attempt:
+        """The attempt from :meth:`as_dict`'s form.
+
+        Raises:
+            KeyError, TypeError, ValueError: A malformed entry.
+        """
+        side = value["side"]
+        role = value.get("role", "answer")
+        if side not in ("strong", "weak") or role not in ("answer", "check", "escalation", "fallback"):
+            raise ValueError(f"bad attempt side or role: {side!r}, {role!r}")
+
+        def opt(key: str, kind: type) -> Any:
+            item = value.get(key)
+            return None if item is None else kind(item)
+
+        return cls(
+            model=str(value["model"]),
+            side=side,
+            role=role,
+            kept=bool(value.get("kept", False)),
+            signals={str(k): float(v) for k, v in dict(value.get("signals") or {}).items()},
+            confidence=opt("confidence", float),
+            error=opt("error", str),
+            input_tokens=opt("input_tokens", int),
+            output_tokens=opt("output_tokens", int),
+            cost=opt("cost", float),
+        )
 
 
 @dataclass(frozen=True)
@@ -127,6 +208,9 @@ class ServedDecision:
         continued: The decision was continued from an earlier step of the same request, not scored anew.
         fallback_from: Name of the chosen model when it failed and the other side answered, else ``None``.
         fallback_error: Type of that failure (``"TimeoutError"``, ``"EmptyResponseError"``...), else ``None``.
+        attempts: Every model called for this answer, in order (empty when only the served model was called and
+            nothing was checked or priced).
+        escalated: The cheap answer failed the escalation check and the strong model served.
     """
 
     id: str
@@ -139,11 +223,22 @@ class ServedDecision:
     continued: bool = False
     fallback_from: str | None = None
     fallback_error: str | None = None
+    attempts: tuple[Attempt, ...] = ()
+    escalated: bool = False
 
     @property
     def fallback(self) -> bool:
-        """Whether the other side answered because the chosen one failed."""
-        return self.served != self.choice
+        """Whether another model answered because the one called for the answer failed (an escalation to the
+        strong model is not a fallback; a failed escalation served by the weak answer is)."""
+        return self.fallback_from is not None or (self.served != self.choice and not self.escalated)
+
+    @property
+    def cost(self) -> float | None:
+        """Total price of the attempts in USD, or ``None`` when any attempt's price is unknown (or none was made)."""
+        costs = [a.cost for a in self.attempts]
+        if not costs or any(c is None for c in costs):
+            return None
+        return float(sum(c for c in costs if c is not None))
 
     def as_dict(self) -> dict[str, Any]:
         """The one metadata schema, identical in every integration."""
@@ -159,6 +254,9 @@ class ServedDecision:
             "fallback_from": self.fallback_from,
             "fallback_error": self.fallback_error,
             "continued": self.continued,
+            "escalated": self.escalated,
+            "attempts": [a.as_dict() for a in self.attempts],
+            "cost": self.cost,
         }
 
     @classmethod
@@ -169,6 +267,8 @@ class ServedDecision:
             if choice not in ("strong", "weak") or served not in ("strong", "weak"):
                 return None
             error = record.get("fallback_error")
+            escalated = bool(record.get("escalated", False))
+            fell_back = bool(record.get("fallback", served != choice and not escalated))
             return cls(
                 id=str(record.get("decision_id") or new_decision_id()),
                 router=str(record["router"]),
@@ -178,8 +278,10 @@ class ServedDecision:
                 served=served,
                 model=str(record.get("model", "")),
                 continued=bool(record.get("continued", False)),
-                fallback_from=record.get("fallback_from") if served != choice else None,
-                fallback_error=str(error) if served != choice and error else None,
+                fallback_from=record.get("fallback_from") if fell_back else None,
+                fallback_error=str(error) if fell_back and error else None,
+                attempts=tuple(Attempt.from_dict(a) for a in record.get("attempts") or ()),
+                escalated=escalated,
             )
         except (KeyError, TypeError, ValueError):
             return None
@@ -191,4 +293,11 @@ class ServedDecision:
             router=self.router, win_rate=self.win_rate, threshold=self.threshold, choice=self.choice
         )
         side = self.served if self.served != self.choice else None
-        return Route(decision, id=self.id, continued=True, side=side, fallback_error=self.fallback_error)
+        return Route(
+            decision,
+            id=self.id,
+            continued=True,
+            side=side,
+            fallback_error=self.fallback_error,
+            escalated=self.escalated,
+        )

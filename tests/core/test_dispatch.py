@@ -116,6 +116,9 @@ def test_the_chosen_side_answers_and_the_record_says_so(mode: str) -> None:
         "fallback_from": None,
         "fallback_error": None,
         "continued": False,
+        "escalated": False,
+        "attempts": [],
+        "cost": None,
     }
 
 

@@ -113,8 +113,12 @@ class Recorder(BaseCallbackHandler):
 
 # ---- routing text -----------------------------------------------------------------------------------------
 def without_id(record: dict[str, Any]) -> dict[str, Any]:
-    """A decision record without its (per-call) decision id."""
-    return {k: v for k, v in record.items() if k != "decision_id"}
+    """A decision record without its (per-call) decision id, nor its attempts' token counts and costs (a stream's
+    first chunk carries the record before the usage is known)."""
+    unknown = {"input_tokens": None, "output_tokens": None, "cost": None}
+    out = {k: v for k, v in record.items() if k not in ("decision_id", "cost")}
+    out["attempts"] = [{**a, **unknown} for a in record.get("attempts", [])]
+    return out
 
 
 class RunMetadata(BaseCallbackHandler):
@@ -340,6 +344,22 @@ class TestInvoke:
             "fallback_from": None,
             "fallback_error": None,
             "continued": False,
+            "escalated": False,
+            "attempts": [
+                {
+                    "model": f"fake-{decision.choice}-1",
+                    "side": decision.choice,
+                    "role": "answer",
+                    "kept": True,
+                    "signals": {},
+                    "confidence": None,
+                    "error": None,
+                    "input_tokens": meta["attempts"][0]["input_tokens"],
+                    "output_tokens": meta["attempts"][0]["output_tokens"],
+                    "cost": None,
+                }
+            ],
+            "cost": None,
             "decision_id": meta["decision_id"],
         }
         assert re.fullmatch(r"[0-9a-f]{32}", meta["decision_id"])

@@ -110,6 +110,7 @@ class Dispatcher:
     def served(self, route: Route, side: Side, error: BaseException | None = None) -> ServedDecision:
         """The record of an answer from ``side`` under ``route`` (``error``: the chosen side's failure)."""
         d = route.decision
+        first = route.first_side
         record = ServedDecision(
             id=route.id,
             router=d.router,
@@ -120,11 +121,14 @@ class Dispatcher:
             model=self.names[side],
             continued=route.continued,
         )
-        if side == d.choice:
+        if route.escalated and side == first:  # the strong model after an escalation (or a step continuing it)
+            return replace(record, escalated=True)
+        if side == d.choice and not route.escalated:
             return record
         return replace(
             record,
-            fallback_from=self.names[d.choice],
+            # after an escalation the failed model is the strong one; else the router's choice
+            fallback_from=self.names[first if route.escalated else d.choice],
             fallback_error=type(error).__name__ if error is not None else route.fallback_error or "unknown",
         )
 

@@ -7,28 +7,34 @@ front end hands it (so the framework's callbacks, events and types stay the fron
 configured, records the decision in the feedback store and, for a sampled share, asks the other side in the
 background for a judged label. A front end keeps only what its framework's types, callbacks and events demand.
 
-A call is a sequence of *attempts*: today the chosen side, then (with ``fallback``) the other one. The dispatcher
-owns that sequence, so a later step (a check of the cheap answer, a further attempt up a price ladder) is added in
-one place for every front end.
+A call is a sequence of *attempts*: the chosen side, then (with ``fallback``) the other one; under ``escalate`` a
+call routed to the weak side is a cascade (:mod:`routellm_core.routing.cascade`): the weak answer and a second cheap
+answer, the check, then the strong model when the check is not confident. Every attempt is listed in the record.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import aclosing
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator
 
-from routellm_core.decisions import Route, ServedDecision, Side, check_threshold, other_side
+from routellm_core.decisions import Attempt, Route, ServedDecision, Side, check_threshold, other_side
 from routellm_core.embedding.embedders import Embedder
-from routellm_core.errors import InvalidInputError
+from routellm_core.errors import InvalidInputError, ModelCallError
+from routellm_core.escalation.config import Escalation
 from routellm_core.learning.judging import Judge
 from routellm_core.learning.labelling import TrafficLabelling, traffic_labelling
 from routellm_core.routers.base import WinRateModel
-from routellm_core.routing.dispatch import Dispatcher, FallbackHook, log_route
+from routellm_core.routing.cascade import Cascade, CostOf, Outcome, Usage, Verdict
+from routellm_core.routing.dispatch import Dispatcher, EmptyResponseError, FallbackHook, log_route
 from routellm_core.routing.policy import RoutingPolicy, build_policy, router_label
 from routellm_core.routing.text import canonical_route_on
 
@@ -97,6 +103,15 @@ class RoutingOptions(BaseModel):
     weak_name: str | None = None
     """Name reported for the weak side in metadata, records and errors; derived from the model when ``None``."""
 
+    escalate: Escalation | None = Field(default=None, exclude=True)
+    """Escalate on the cheap model's answer (:class:`~routellm_core.escalation.Escalation`): a call routed to the
+    weak side gets the weak answer and a second cheap one at once, and the strong model answers instead when the
+    check is not confident (``Escalation(second=None)`` samples the weak model again). Calls routed to strong go
+    there directly (the pre-route: set ``threshold`` / ``strong_fraction`` for how many)."""
+
+    prices: dict[str, tuple[float, float]] | None = Field(default=None, exclude=True)
+    """USD per million input and output tokens by model name, for the records' costs (over the shipped table)."""
+
     @field_serializer("router")
     def _serialize_router(self, router: Any) -> str:
         return router_label(router)
@@ -105,6 +120,17 @@ class RoutingOptions(BaseModel):
     @classmethod
     def _in_unit_interval(cls, value: float | None, info: Any) -> float | None:
         return None if value is None else check_threshold(value, info.field_name)
+
+    @field_validator("escalate", mode="before")
+    @classmethod
+    def _escalation(cls, value: Any) -> Any:
+        if value is None or isinstance(value, Escalation):
+            return value
+        if value is True:
+            return Escalation()
+        raise InvalidInputError(
+            f"escalate must be an Escalation (or True for the defaults), got {type(value).__name__}"
+        )
 
     @field_validator("route_on")
     @classmethod
@@ -134,6 +160,13 @@ class RoutingEngine:
             never a reason to fall back.
         on_fallback: Called before a fallback call (LlamaIndex emits its event there).
         policy: A ready policy to share (copies made by ``bind_tools``); built from ``options`` when ``None``.
+        second_name: Display name of the model giving the second cheap answer under ``escalate`` (default: the
+            weak model's, resampled).
+        answer_value: What the escalation check compares of an answer (its text, or its tool calls); default
+            ``answer_text``.
+        usage: The ``(input_tokens, output_tokens)`` an answer reports (either may be None); default: unknown.
+        join_chunks: A whole answer from streamed chunks (the escalation check reads held streams); default: the
+            chunks' text joined.
 
     Raises:
         InvalidThresholdError: A bad threshold or strong fraction, or a ``RoutingPolicy`` plus a threshold.
@@ -154,6 +187,10 @@ class RoutingEngine:
         passthrough: tuple[type[BaseException], ...] = (),
         on_fallback: FallbackHook | None = None,
         policy: RoutingPolicy | None = None,
+        second_name: str | None = None,
+        answer_value: Callable[[Any], Any] | None = None,
+        usage: Callable[[Any], Usage] | None = None,
+        join_chunks: Callable[[list[Any]], Any] | None = None,
     ) -> None:
         self.options = options
         self.owner = owner
@@ -171,6 +208,22 @@ class RoutingEngine:
             on_fallback=on_fallback,
         )
         self.answer_text = answer_text
+        self.passthrough = passthrough
+        self.usage: Callable[[Any], Usage] = usage or (lambda _value: (None, None))
+        self.cost_of: CostOf = price_table(options.prices)
+        self.join_chunks = join_chunks or (lambda chunks: "".join(chunk_text(c) for c in chunks))
+        self.cascade: Cascade | None = None
+        if options.escalate is not None:
+            self.cascade = Cascade(
+                options.escalate,
+                names=self.names,
+                second_name=second_name or f"{self.names['weak']} (resampled)",
+                answer_value=answer_value or answer_text,
+                answer_text=answer_text,
+                is_empty=is_empty,
+                usage=self.usage,
+                cost_of=self.cost_of,
+            )
         self.labelling: TrafficLabelling | None = traffic_labelling(
             options.feedback,
             judge if judge is not None else options.judge,
@@ -206,20 +259,32 @@ class RoutingEngine:
         return self.labelling.store if self.labelling is not None else None
 
     # ---- the routed call -------------------------------------------------------------------------------
+    def holds(self, route: Route) -> bool:
+        """Whether the answers of a call under ``route`` are held for the escalation check before the caller sees
+        any of them (a front end keeps such attempts' tokens off its streaming callbacks)."""
+        return self.cascade is not None and self.cascade.applies(route)
+
     def call(
         self,
         route: Route,
         attempt: Callable[[Side, ServedDecision], T],
         *,
         other_answer: Callable[[Side], str] | None = None,
+        second: Callable[[ServedDecision], T] | None = None,
     ) -> tuple[T, ServedDecision]:
         """Call the chosen side through ``attempt(side, record)`` (falling back once if configured), record the
-        decision and, when sampled, label it with ``other_answer(side)``: the other side's answer text.
+        decision and, when sampled, label it with ``other_answer(side)``: the other side's answer text. Under
+        ``escalate``, ``second(record)`` gives the second cheap answer.
 
         Raises:
-            ModelCallError: The chosen side failed or answered empty (and the fallback too, when configured).
+            ModelCallError: The chosen side failed or answered empty (and the fallback too, when configured), or
+                the strong model failed after an escalation.
         """
-        value, record = self.dispatcher.call(route, attempt)
+        if self.holds(route):
+            value, record, _ = self._cascade(route, attempt, self._second(second), stream=False)
+        else:
+            value, record = self.dispatcher.call(route, attempt)
+            record = self._priced(record, value)
         self._after(route, record, self.answer_text(value), other_answer)
         return value, record
 
@@ -229,9 +294,14 @@ class RoutingEngine:
         attempt: Callable[[Side, ServedDecision], Awaitable[T]],
         *,
         other_answer: Callable[[Side], Awaitable[str]] | None = None,
+        second: Callable[[ServedDecision], Awaitable[T]] | None = None,
     ) -> tuple[T, ServedDecision]:
         """Async :meth:`call`."""
-        value, record = await self.dispatcher.acall(route, attempt)
+        if self.holds(route):
+            value, record, _ = await self._acascade(route, attempt, self._second(second), stream=False)
+        else:
+            value, record = await self.dispatcher.acall(route, attempt)
+            record = self._priced(record, value)
         await self._aafter(route, record, self.answer_text(value), other_answer)
         return value, record
 
@@ -241,14 +311,44 @@ class RoutingEngine:
         open_stream: Callable[[Side, ServedDecision], Iterator[Any]],
         *,
         other_answer: Callable[[Side], str] | None = None,
+        second: Callable[[ServedDecision], Any] | None = None,
     ) -> Iterator[tuple[Any, ServedDecision]]:
         """Relay the chosen side's chunks as ``(chunk, record)`` (see :meth:`Dispatcher.stream`); once the stream
-        ended, record and label it like :meth:`call`."""
+        ended, record and label it like :meth:`call`. Under ``escalate`` the weak answer is held until its check
+        passed (then its chunks are relayed), or the strong model's stream is relayed."""
         texts: list[str] = []
         record: ServedDecision | None = None
-        for chunk, record in self.dispatcher.stream(route, open_stream):
-            texts.append(self.dispatcher.chunk_text(chunk))
-            yield chunk, record
+        if self.holds(route):
+
+            def held(side: Side, planned: ServedDecision) -> list[Any]:
+                stream = open_stream(side, planned)
+                try:
+                    return list(stream)
+                finally:
+                    close = getattr(stream, "close", None)
+                    if close is not None:
+                        close()
+
+            chunks, record, strong_route = self._cascade(route, held, self._second(second), stream=True)
+            if strong_route is None:
+                for chunk in chunks:
+                    texts.append(self.dispatcher.chunk_text(chunk))
+                    yield chunk, record
+            else:
+                cheap = record.attempts
+                for chunk, served in self.dispatcher.stream(strong_route, open_stream):
+                    texts.append(self.dispatcher.chunk_text(chunk))
+                    record = self._with_served(served, cheap)
+                    yield chunk, record
+        else:
+            relayed_chunks: list[Any] = []
+            for chunk, served in self.dispatcher.stream(route, open_stream):
+                texts.append(self.dispatcher.chunk_text(chunk))
+                relayed_chunks.append(chunk)
+                record = self._priced(served, None)
+                yield chunk, record
+            if record is not None:  # the stored record is priced from the whole stream's usage
+                record = self._priced(record, self.join_chunks(relayed_chunks))
         if record is not None:
             self._after(route, record, "".join(texts), other_answer)
 
@@ -258,16 +358,205 @@ class RoutingEngine:
         open_stream: Callable[[Side, ServedDecision], AsyncIterator[Any]],
         *,
         other_answer: Callable[[Side], Awaitable[str]] | None = None,
+        second: Callable[[ServedDecision], Awaitable[Any]] | None = None,
     ) -> AsyncIterator[tuple[Any, ServedDecision]]:
         """Async :meth:`stream` (the side's stream is closed however the relay ends)."""
         texts: list[str] = []
         record: ServedDecision | None = None
-        async with aclosing(self.dispatcher.astream(route, open_stream)) as relayed:
-            async for chunk, record in relayed:
-                texts.append(self.dispatcher.chunk_text(chunk))
-                yield chunk, record
+        if self.holds(route):
+
+            async def held(side: Side, planned: ServedDecision) -> list[Any]:
+                async with aclosing(open_stream(side, planned)) as stream:  # type: ignore[type-var]
+                    return [chunk async for chunk in stream]
+
+            chunks, record, strong_route = await self._acascade(route, held, self._second(second), stream=True)
+            if strong_route is None:
+                for chunk in chunks:
+                    texts.append(self.dispatcher.chunk_text(chunk))
+                    yield chunk, record
+            else:
+                cheap = record.attempts
+                async with aclosing(self.dispatcher.astream(strong_route, open_stream)) as relayed:
+                    async for chunk, served in relayed:
+                        texts.append(self.dispatcher.chunk_text(chunk))
+                        record = self._with_served(served, cheap)
+                        yield chunk, record
+        else:
+            relayed_chunks: list[Any] = []
+            async with aclosing(self.dispatcher.astream(route, open_stream)) as relayed:
+                async for chunk, served in relayed:
+                    texts.append(self.dispatcher.chunk_text(chunk))
+                    relayed_chunks.append(chunk)
+                    record = self._priced(served, None)
+                    yield chunk, record
+            if record is not None:
+                record = self._priced(record, self.join_chunks(relayed_chunks))
         if record is not None:
             await self._aafter(route, record, "".join(texts), other_answer)
+
+    # ---- the cascade (escalation) ----------------------------------------------------------------------
+    def _second(self, second: Callable[..., Any] | None) -> Callable[..., Any] | None:
+        assert self.cascade is not None
+        if second is None and self.cascade.needs_second:
+            raise InvalidInputError(f"{self.owner} cannot ask the second cheap answer the escalation check needs")
+        return second if self.cascade.needs_second else None
+
+    def _outcome(self, call: Callable[..., Any], *args: Any) -> Outcome:
+        try:
+            return Outcome(call(*args))
+        except self.passthrough:
+            raise
+        except Exception as exc:
+            return Outcome(error=exc)
+
+    async def _aoutcome(self, call: Callable[..., Awaitable[Any]], *args: Any) -> Outcome:
+        try:
+            return Outcome(await call(*args))
+        except self.passthrough:
+            raise
+        except Exception as exc:
+            return Outcome(error=exc)
+
+    def _cheap_value(self, outcome: Outcome, stream: bool) -> Outcome:
+        """A held stream's chunks as one answer for the check (an empty stream is an empty answer)."""
+        if not stream or not outcome.ok:
+            return outcome
+        return Outcome(self.join_chunks(outcome.value) if outcome.value else None)
+
+    def _cascade(
+        self, route: Route, attempt: Callable[..., Any], second: Callable[..., Any] | None, *, stream: bool
+    ) -> tuple[Any, ServedDecision, Route | None]:
+        """The cheap answers (concurrently), the check, then the strong model when it is not confident: the answer
+        and its record; for a stream that escalates, no answer and the route to stream the strong model on."""
+        planned = self.planned(route)
+        if second is None:
+            first, other = self._outcome(attempt, "weak", planned), None
+        else:
+            context = contextvars.copy_context()
+            with ThreadPoolExecutor(1, thread_name_prefix="routellm-check") as pool:
+                pending = pool.submit(context.run, self._outcome, second, planned)
+                first = self._outcome(attempt, "weak", planned)
+                other = pending.result()
+        verdict, cheap = self._verdict(route, first, other, stream)
+        if verdict.keep:
+            return self._kept(first, planned, cheap)
+        escalated = self.cascade.escalated_record(planned, cheap)  # type: ignore[union-attr]
+        if stream:
+            return None, escalated, self._escalated_route(route)
+        return (*self._finish_escalation(route, first, escalated, self._outcome(attempt, "strong", escalated)), None)
+
+    async def _acascade(
+        self, route: Route, attempt: Callable[..., Awaitable[Any]], second: Callable[..., Any] | None, *, stream: bool
+    ) -> tuple[Any, ServedDecision, Route | None]:
+        """Async :meth:`_cascade`."""
+        planned = self.planned(route)
+        if second is None:
+            first, other = await self._aoutcome(attempt, "weak", planned), None
+        else:
+            first, other = await asyncio.gather(
+                self._aoutcome(attempt, "weak", planned), self._aoutcome(second, planned)
+            )
+        verdict, cheap = self._verdict(route, first, other, stream)
+        if verdict.keep:
+            return self._kept(first, planned, cheap)
+        escalated = self.cascade.escalated_record(planned, cheap)  # type: ignore[union-attr]
+        if stream:
+            return None, escalated, self._escalated_route(route)
+        strong = await self._aoutcome(attempt, "strong", escalated)
+        return (*self._finish_escalation(route, first, escalated, strong), None)
+
+    def _verdict(
+        self, route: Route, first: Outcome, other: Outcome | None, stream: bool
+    ) -> tuple[Verdict, tuple[Attempt, ...]]:
+        cascade = self.cascade
+        assert cascade is not None
+        first_answer = self._cheap_value(first, stream)
+        verdict = cascade.judge(route, first_answer, other)
+        cascade.log(route, verdict, first, other)
+        return verdict, cascade.cheap_attempts(first_answer, other, verdict, kept=verdict.keep)
+
+    @staticmethod
+    def _kept(
+        first: Outcome, planned: ServedDecision, cheap: tuple[Attempt, ...]
+    ) -> tuple[Any, ServedDecision, Route | None]:
+        return first.value, replace(planned, attempts=cheap), None
+
+    def _escalated_route(self, route: Route) -> Route:
+        return replace(route, side="strong", escalated=True)
+
+    def _finish_escalation(
+        self, route: Route, first: Outcome, escalated: ServedDecision, strong: Outcome
+    ) -> tuple[Any, ServedDecision]:
+        """The strong model's answer; when it failed, the weak answer under ``fallback`` (if it had one)."""
+        cascade = self.cascade
+        assert cascade is not None
+        error = strong.error
+        if error is None and self.dispatcher.is_empty(strong.value):
+            error = EmptyResponseError(f"{self.names['strong']} returned an empty message")
+        if error is None:
+            entry = cascade.attempt(self.names["strong"], "strong", "escalation", strong, kept=True)
+            return strong.value, replace(escalated, attempts=(*escalated.attempts, entry))
+        failed = cascade.attempt(self.names["strong"], "strong", "escalation", Outcome(error=error), kept=False)
+        weak_ok = first.ok and first.value is not None and not self.dispatcher.is_empty(first.value)
+        if self.options.fallback and weak_ok:
+            logger.warning(
+                "%s: the strong model %r failed after an escalation (%s); serving the weak answer",
+                self.owner,
+                self.names["strong"],
+                type(error).__name__,
+            )
+            attempts = (*(replace(a, kept=a.role == "answer") for a in escalated.attempts), failed)
+            record = replace(
+                escalated,
+                served="weak",
+                model=self.names["weak"],
+                escalated=False,
+                fallback_from=self.names["strong"],
+                fallback_error=type(error).__name__,
+                attempts=attempts,
+            )
+            return first.value, record
+        d = route.decision
+        what = "returned an empty message" if isinstance(error, EmptyResponseError) else f"failed: {error!r}"
+        raise ModelCallError(
+            f"{self.owner}: the weak answer did not pass the escalation check and the strong model "
+            f"{self.names['strong']!r} {what} (router {d.router!r}, win rate {d.win_rate:.4f}, "
+            f"threshold {d.threshold:.4f})",
+            model=self.names["strong"],
+            decision=d,
+            side="strong",
+        ) from error
+
+    # ---- the record's attempts and costs ---------------------------------------------------------------
+    def _priced(self, record: ServedDecision, value: Any) -> ServedDecision:
+        """``record`` listing its attempts: the answer (and the failed one before a fallback), priced from usage."""
+        outcome = Outcome(value)
+        tokens_in, tokens_out = self.usage(value) if value is not None else (None, None)
+        role = "fallback" if record.fallback else ("escalation" if record.escalated else "answer")
+        served = Attempt(
+            model=record.model,
+            side=record.served,
+            role=role,
+            kept=True,
+            input_tokens=tokens_in,
+            output_tokens=tokens_out,
+            cost=self.cost_of(record.model, tokens_in, tokens_out) if outcome.ok else None,
+        )
+        if not record.fallback or record.fallback_from is None:
+            return replace(record, attempts=(served,))
+        failed = Attempt(
+            model=record.fallback_from,
+            side=other_side(record.served),
+            role="answer",
+            error=record.fallback_error,
+        )
+        return replace(record, attempts=(failed, served))
+
+    @staticmethod
+    def _with_served(record: ServedDecision, cheap: tuple[Attempt, ...]) -> ServedDecision:
+        """The record of an escalated stream: the cheap attempts, then the side now streaming."""
+        role = "escalation" if record.escalated else "fallback"
+        return replace(record, attempts=(*cheap, Attempt(model=record.model, side=record.served, role=role, kept=True)))
 
     # ---- recording and labelling -----------------------------------------------------------------------
     def _after(
@@ -310,6 +599,19 @@ class RoutingEngine:
             f"RoutingEngine(owner={self.owner!r}, names={self.names!r}, policy={self.policy!r}, "
             f"fallback={self.options.fallback}, labelling={self.labelling!r})"
         )
+
+
+def price_table(prices: Mapping[str, tuple[float, float]] | None) -> CostOf:
+    """The price of a call in USD from ``prices`` (USD per million input and output tokens by model name)."""
+    table = dict(prices or {})
+
+    def cost_of(model: str, input_tokens: int | None, output_tokens: int | None) -> float | None:
+        price = table.get(model)
+        if price is None or input_tokens is None or output_tokens is None:
+            return None
+        return (input_tokens * price[0] + output_tokens * price[1]) / 1e6
+
+    return cost_of
 
 
 __all__ = ["ROUTING_FIELDS", "RouteOn", "RoutingEngine", "RoutingOptions", "ToolStep"]

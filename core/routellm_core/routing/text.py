@@ -62,10 +62,13 @@ class Turn:
     Attributes:
         role: ``"user"``, ``"assistant"``, ``"system"`` or ``"tool"`` (tool results and ReAct observations).
         text: The message's text parts, joined by newlines (may be empty).
+        non_text: The message also holds parts that are not text (images, audio, files...), which routing skips;
+            it only words the error for a user message with no text.
     """
 
     role: Role
     text: str
+    non_text: bool = False
 
 
 def role_of(name: str) -> Role:
@@ -124,6 +127,15 @@ def rag_query(text: str) -> str:
     return text
 
 
+def _no_user_text(users: Sequence[Turn]) -> str:
+    """Why user turns without text cannot be routed: blank text, or only non-text parts."""
+    if any(t.non_text for t in users):
+        return (
+            "the user messages hold no text (only images or other non-text content); the router needs text to route on"
+        )
+    return "the user messages hold no text: they are empty or whitespace only; there is nothing to route on"
+
+
 def routing_text(turns: Sequence[Turn], route_on: str = "last_user") -> str:
     """The text the router scores for a conversation.
 
@@ -132,7 +144,8 @@ def routing_text(turns: Sequence[Turn], route_on: str = "last_user") -> str:
         route_on: ``"last_user"`` (alias ``"last_human"``), ``"conversation"`` or ``"rag_query"``.
 
     Raises:
-        InvalidInputError: No turns, no user turn, or no user text at all (e.g. only images).
+        InvalidInputError: No turns, no user turn, or no user text at all: empty or whitespace only, or only
+            images and other non-text parts (the message says which).
     """
     mode = canonical_route_on(route_on)
     if not turns:
@@ -147,9 +160,7 @@ def routing_text(turns: Sequence[Turn], route_on: str = "last_user") -> str:
         )
     last = next((t.text.strip() for t in reversed(users) if t.text.strip()), "")
     if not last:
-        raise InvalidInputError(
-            "the user messages hold no text (only images or other non-text content); the router needs text to route on"
-        )
+        raise InvalidInputError(_no_user_text(users))
     if mode == "last_user":
         return last
     if mode == "rag_query":

@@ -1,0 +1,242 @@
+"""The escalation step of a routed call: the cheap answer, its check, and the decision to keep it or escalate.
+
+Under ``escalate=Escalation(...)`` a call the prompt router sends to the weak side runs as a cascade:
+
+1. the weak model answers and, when the check compares answers, the *second* cheap model (another model, or the
+   weak one sampled again at :data:`SAMPLE_TEMPERATURE`) answers too, concurrently (one sequential step);
+2. the check scores its confidence in the weak answer (:mod:`routellm_core.escalation.checks`): at or above the
+   escalation threshold the weak answer is served; below it (or when the weak answer failed or came back empty)
+   the strong model is called and serves;
+3. every call is one :class:`~routellm_core.decisions.Attempt` of the record (model, role, signals, confidence,
+   tokens, cost), so the record says what was paid and why the answer came from where it did.
+
+A call the prompt router sends to strong (the *pre-route*) skips the cheap attempt, and a continued agent step stays
+on the model that served the step before. This module holds the rules; :class:`~routellm_core.routing.engine.
+RoutingEngine` drives them (sync and async). A ladder of N models generalises step 2 to "the next rung".
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+
+from routellm_core.decisions import Attempt, AttemptRole, Route, ServedDecision, Side
+from routellm_core.errors import InvalidInputError
+from routellm_core.escalation.checks import (
+    AgreementCheck,
+    AnswerFeaturesCheck,
+    Check,
+    CheckInput,
+    LogisticCombiner,
+    check_confidence,
+)
+from routellm_core.escalation.config import Escalation
+
+logger = logging.getLogger(__name__)
+
+#: Temperature of the second sample when ``Escalation.second`` is None (the weak model asked again).
+SAMPLE_TEMPERATURE = 0.7
+
+#: ``(input_tokens, output_tokens)`` an answer reports, either may be None.
+Usage = tuple[int | None, int | None]
+#: Price of one call in USD from the model name and its token counts, or None when unknown.
+CostOf = Callable[[str, int | None, int | None], float | None]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one model call gave: its answer, or the failure."""
+
+    value: Any = None
+    error: BaseException | None = None
+
+    @property
+    def ok(self) -> bool:
+        """Whether the call returned an answer."""
+        return self.error is None
+
+
+def needs_second_answer(check: Any) -> bool:
+    """Whether a check compares the first answer with a second one (custom checks: assumed yes unless they set
+    ``needs_second_answer = False``)."""
+    if isinstance(check, AgreementCheck):
+        return True
+    if isinstance(check, AnswerFeaturesCheck):
+        return False
+    if isinstance(check, LogisticCombiner):
+        return any(needs_second_answer(c) for c in check.checks)
+    return bool(getattr(check, "needs_second_answer", True))
+
+
+def _check_ready(check: Check) -> None:
+    if isinstance(check, LogisticCombiner) and getattr(check, "coef_", None) is None:
+        raise InvalidInputError(
+            "escalate: the 'combined' check must be fitted first: pass a fitted LogisticCombiner "
+            "(LogisticCombiner.load(path), or .fit(...)) as Escalation(check=...)"
+        )
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The check's reading of one cheap answer."""
+
+    keep: bool
+    confidence: float | None
+    signals: Mapping[str, float]
+
+
+class Cascade:
+    """The rules of one escalating call, shared by the sync and async engine paths.
+
+    Args:
+        escalation: The user's escalation settings.
+        names: Display names of the strong and weak models.
+        second_name: Display name of the second cheap answer's model.
+        answer_value: What the check compares of an answer (its text, or its tool calls).
+        answer_text: The text of an answer (refusal and length features).
+        is_empty: Whether an answer is empty (no text and no tool call): such an answer escalates.
+        usage: The token counts an answer reports.
+        cost_of: The price of a call, from the model's name and its token counts.
+
+    Raises:
+        InvalidInputError: An escalation share (needs calibration data; give a threshold), or an unfitted combiner.
+    """
+
+    def __init__(
+        self,
+        escalation: Escalation,
+        *,
+        names: Mapping[Side, str],
+        second_name: str,
+        answer_value: Callable[[Any], Any],
+        answer_text: Callable[[Any], str],
+        is_empty: Callable[[Any], bool],
+        usage: Callable[[Any], Usage],
+        cost_of: CostOf,
+    ) -> None:
+        threshold = escalation.effective_threshold
+        if threshold is None:
+            raise InvalidInputError(
+                "escalate: Escalation(share=...) is for offline evaluation (evaluate_escalation); a routed call "
+                "needs Escalation(threshold=...)"
+            )
+        self.escalation = escalation
+        self.threshold = threshold
+        self.check = escalation.make_check()
+        _check_ready(self.check)
+        self.needs_second = needs_second_answer(self.check)
+        self.names = dict(names)
+        self.second_name = second_name
+        self.answer_value = answer_value
+        self.answer_text = answer_text
+        self.is_empty = is_empty
+        self.usage = usage
+        self.cost_of = cost_of
+
+    def applies(self, route: Route) -> bool:
+        """Whether ``route`` runs as a cascade: scored anew (not a continued step) and sent to the weak side."""
+        return not route.continued and route.first_side == "weak" and route.text is not None
+
+    # ---- the check -------------------------------------------------------------------------------------------
+    def _value(self, outcome: Outcome) -> Any:
+        if not outcome.ok or outcome.value is None or self.is_empty(outcome.value):
+            return None
+        return self.answer_value(outcome.value)
+
+    def judge(self, route: Route, first: Outcome, second: Outcome | None) -> Verdict:
+        """Keep the weak answer, or escalate: a failed or empty first answer always escalates."""
+        value = self._value(first)
+        if value is None:
+            return Verdict(keep=False, confidence=None, signals={})
+        batch = CheckInput(
+            first=[value],
+            others=[[self._value(second)]] if second is not None else (),
+            prompts=[route.text or ""],
+            outputs=[self.answer_text(first.value)],
+            win_rates=[route.decision.win_rate],
+        )
+        signals = {key: float(np.asarray(v).reshape(-1)[0]) for key, v in self.check.signals(batch).items()}
+        confidence = float(check_confidence(self.check, batch)[0])
+        return Verdict(keep=confidence >= self.threshold, confidence=confidence, signals=signals)
+
+    # ---- the record ------------------------------------------------------------------------------------------
+    def attempt(
+        self,
+        model: str,
+        side: Side,
+        role: AttemptRole,
+        outcome: Outcome,
+        *,
+        kept: bool,
+        verdict: Verdict | None = None,
+    ) -> Attempt:
+        """One attempt's entry: its tokens and price from the answer, the check's reading when it was checked."""
+        tokens_in = tokens_out = None
+        if outcome.ok and outcome.value is not None:
+            tokens_in, tokens_out = self.usage(outcome.value)
+        cost = self.cost_of(model, tokens_in, tokens_out) if outcome.ok else None
+        error = type(outcome.error).__name__ if outcome.error is not None else None
+        if outcome.ok and (outcome.value is None or self.is_empty(outcome.value)):
+            error = "EmptyResponseError"
+        return Attempt(
+            model=model,
+            side=side,
+            role=role,
+            kept=kept,
+            signals=dict(verdict.signals) if verdict is not None else {},
+            confidence=verdict.confidence if verdict is not None else None,
+            error=error,
+            input_tokens=tokens_in,
+            output_tokens=tokens_out,
+            cost=cost,
+        )
+
+    def cheap_attempts(
+        self, first: Outcome, second: Outcome | None, verdict: Verdict, *, kept: bool
+    ) -> tuple[Attempt, ...]:
+        """The weak answer's and the check answer's entries."""
+        out = [self.attempt(self.names["weak"], "weak", "answer", first, kept=kept, verdict=verdict)]
+        if second is not None:
+            out.append(self.attempt(self.second_name, "weak", "check", second, kept=False))
+        return tuple(out)
+
+    @staticmethod
+    def kept_record(planned: ServedDecision, attempts: tuple[Attempt, ...]) -> ServedDecision:
+        """The record of a weak answer that passed its check."""
+        return replace(planned, served="weak", model=planned.model, attempts=attempts)
+
+    def escalated_record(self, planned: ServedDecision, attempts: tuple[Attempt, ...]) -> ServedDecision:
+        """The record of a call the strong model serves after the check (before its answer came)."""
+        return replace(planned, served="strong", model=self.names["strong"], escalated=True, attempts=attempts)
+
+    def log(self, route: Route, verdict: Verdict, first: Outcome, second: Outcome | None) -> None:
+        """Log the step at DEBUG (a failed cheap call at WARNING: it is recorded, never silently dropped)."""
+        for name, outcome in ((self.names["weak"], first), (self.second_name, second)):
+            if outcome is not None and outcome.error is not None:
+                logger.warning(
+                    "routellm decision %s: the cheap model %r failed (%s: %s); escalating",
+                    route.id,
+                    name,
+                    type(outcome.error).__name__,
+                    outcome.error,
+                )
+        logger.debug(
+            "routellm decision %s: check %s, confidence %s, threshold %.3f: %s",
+            route.id,
+            getattr(self.check, "name", type(self.check).__name__),
+            "none" if verdict.confidence is None else f"{verdict.confidence:.3f}",
+            self.threshold,
+            "kept the weak answer" if verdict.keep else "escalated",
+        )
+
+
+def with_attempts(record: ServedDecision, attempts: tuple[Attempt, ...]) -> ServedDecision:
+    """``record`` listing ``attempts``."""
+    return replace(record, attempts=attempts)
+
+
+__all__ = ["SAMPLE_TEMPERATURE", "Cascade", "CostOf", "Outcome", "Usage", "Verdict", "needs_second_answer"]

@@ -1,0 +1,51 @@
+"""What the escalation check and the cost accounting read of a LangChain answer: its comparable value, its token
+usage, and a whole answer from held stream chunks."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from functools import reduce
+from operator import add
+from typing import Any
+
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, message_chunk_to_message
+from pydantic import BaseModel
+
+from langchain_routellm._utils import chunk_text
+
+
+def answer_value(value: Any) -> Any:
+    """What the escalation check compares: a message's tool calls (name and arguments) when it makes any, else its
+    text; structured output (a pydantic model or a dict) as a dict; anything else as given."""
+    if isinstance(value, Mapping) and isinstance(value.get("raw"), BaseMessage):  # include_raw=True
+        value = value.get("parsed") if value.get("parsed") is not None else value["raw"]
+    if isinstance(value, AIMessageChunk):
+        value = message_chunk_to_message(value)
+    if isinstance(value, AIMessage) and value.tool_calls:
+        return [{"name": call["name"], "arguments": call["args"]} for call in value.tool_calls]
+    if isinstance(value, BaseMessage):
+        return chunk_text(value)
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    return value
+
+
+def answer_usage(value: Any) -> tuple[int | None, int | None]:
+    """The ``(input_tokens, output_tokens)`` a message reports in ``usage_metadata`` (None when it reports none)."""
+    if isinstance(value, Mapping) and isinstance(value.get("raw"), BaseMessage):
+        value = value["raw"]
+    usage = getattr(value, "usage_metadata", None)
+    if not usage:
+        return None, None
+    return usage.get("input_tokens"), usage.get("output_tokens")
+
+
+def join_chunks(chunks: list[Any]) -> Any:
+    """A whole answer from held stream chunks: message chunks and strings added up, else the last chunk."""
+    if not chunks:
+        return None
+    if all(isinstance(c, (AIMessageChunk, str)) for c in chunks) and len({type(c) for c in chunks}) == 1:
+        return reduce(add, chunks)
+    if all(isinstance(c, Mapping) for c in chunks):
+        return reduce(lambda a, b: {**a, **b}, chunks)
+    return chunks[-1]

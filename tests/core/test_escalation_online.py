@@ -1,0 +1,266 @@
+"""Escalation inside the routed call (the core engine, driven with plain callables and a router fitted in the tests).
+
+The prompt router pre-routes first (``fitted_router``: proofs go straight to strong, trivia go to weak), then for a
+call sent to weak the weak answer and a second cheap answer are compared: agreement keeps the weak answer, a
+disagreement (or a failed or empty weak answer) calls the strong model. Each case below knows its outcome from the
+answers it scripts; the record lists every attempt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+from fitted_router import HARD, TRIVIA
+from pydantic import ValidationError
+
+from routellm_core.decisions import ServedDecision, Side
+from routellm_core.errors import InvalidInputError, ModelCallError
+from routellm_core.escalation import AnswerFeaturesCheck, Escalation, LogisticCombiner
+from routellm_core.routing.engine import RoutingEngine, RoutingOptions
+
+NAMES: dict[Side, str] = {"strong": "big-model", "weak": "small-model"}
+PRICES = {"big-model": (10.0, 30.0), "small-model": (0.5, 1.5), "other-small": (0.2, 0.6)}
+
+
+class Script:
+    """Scripted answers per side and for the second cheap answer; records the calls made."""
+
+    def __init__(self, weak: Any = "The answer is 42.", second: Any = "42", strong: Any = "It is 41.") -> None:
+        self.answers = {"weak": weak, "second": second, "strong": strong}
+        self.calls: list[str] = []
+        self.lock = threading.Lock()
+
+    def _answer(self, who: str) -> Any:
+        with self.lock:
+            self.calls.append(who)
+        value = self.answers[who]
+        if isinstance(value, BaseException):
+            raise value
+        return value
+
+    def attempt(self, side: Side, record: ServedDecision) -> Any:
+        return self._answer(side)
+
+    def second(self, record: ServedDecision) -> Any:
+        return self._answer("second")
+
+    async def aattempt(self, side: Side, record: ServedDecision) -> Any:
+        await asyncio.sleep(0)
+        return self._answer(side)
+
+    async def asecond(self, record: ServedDecision) -> Any:
+        await asyncio.sleep(0)
+        return self._answer("second")
+
+    def open_stream(self, side: Side, record: ServedDecision) -> Iterator[str]:
+        text = self._answer(side)
+        yield from str(text).split(" ")
+
+    async def aopen_stream(self, side: Side, record: ServedDecision) -> AsyncIterator[str]:
+        text = self._answer(side)
+        for word in str(text).split(" "):
+            yield word
+
+
+def engine(router: Any, escalation: Escalation | None = None, **options: Any) -> RoutingEngine:
+    return RoutingEngine(
+        RoutingOptions(router=router, strong_fraction=0.5, escalate=escalation or Escalation(), **options),
+        NAMES,
+        owner="Test",
+        is_empty=lambda value: not str(value).strip(),
+        chunk_text=str,
+        answer_text=str,
+        second_name="other-small",
+        usage=lambda value: (10, len(str(value))),
+        join_chunks=lambda chunks: " ".join(chunks),
+    )
+
+
+def run(routed: RoutingEngine, prompt: str, script: Script, mode: str) -> tuple[Any, ServedDecision]:
+    route = routed.route(prompt)
+    if mode == "sync":
+        return routed.call(route, script.attempt, second=script.second)
+    if mode == "async":
+        return asyncio.run(routed.acall(route, script.aattempt, second=script.asecond))
+    if mode == "stream":
+        items = list(routed.stream(route, script.open_stream, second=script.second))
+        return " ".join(c for c, _ in items), items[-1][1]
+
+    async def collect() -> list[tuple[Any, ServedDecision]]:
+        return [item async for item in routed.astream(route, script.aopen_stream, second=script.asecond)]
+
+    items = asyncio.run(collect())
+    return " ".join(c for c, _ in items), items[-1][1]
+
+
+MODES = pytest.mark.parametrize("mode", ["sync", "async", "stream", "astream"])
+
+
+@MODES
+def test_agreeing_cheap_answers_keep_the_weak_answer(known_router: Any, mode: str) -> None:
+    script = Script(weak="The answer is 42.", second="I think it's 42")
+    value, record = run(engine(known_router), TRIVIA[0], script, mode)
+    assert value == "The answer is 42."
+    assert sorted(script.calls) == ["second", "weak"]  # strong never called
+    assert (record.choice, record.served, record.escalated, record.fallback) == ("weak", "weak", False, False)
+    first, check = record.attempts
+    assert (first.model, first.role, first.kept, first.confidence) == ("small-model", "answer", True, 1.0)
+    assert first.signals["agreement"] == 1.0
+    assert (check.model, check.role, check.kept) == ("other-small", "check", False)
+
+
+@MODES
+def test_disagreeing_cheap_answers_escalate_to_strong(known_router: Any, mode: str) -> None:
+    script = Script(weak="The answer is 42.", second="43", strong="It is 41.")
+    value, record = run(engine(known_router), TRIVIA[1], script, mode)
+    assert value == "It is 41."
+    assert sorted(script.calls) == ["second", "strong", "weak"]
+    assert (record.choice, record.served, record.model) == ("weak", "strong", "big-model")
+    assert record.escalated and not record.fallback
+    assert [(a.model, a.role, a.kept) for a in record.attempts] == [
+        ("small-model", "answer", False),
+        ("other-small", "check", False),
+        ("big-model", "escalation", True),
+    ]
+    assert record.attempts[0].signals["agreement"] == 0.0
+    assert record.as_dict()["escalated"] is True
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_pre_routed_calls_skip_the_cheap_attempt(known_router: Any, mode: str) -> None:
+    script = Script()
+    value, record = run(engine(known_router), HARD[0], script, mode)
+    assert script.calls == ["strong"] and value == "It is 41."
+    assert (record.choice, record.served, record.escalated) == ("strong", "strong", False)
+    assert [(a.model, a.role) for a in record.attempts] == [("big-model", "answer")]
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_a_failed_or_empty_weak_answer_escalates_and_is_recorded(known_router: Any, mode: str) -> None:
+    for weak, error in ((TimeoutError("slow"), "TimeoutError"), ("   ", "EmptyResponseError")):
+        script = Script(weak=weak, second="42")
+        value, record = run(engine(known_router), TRIVIA[2], script, mode)
+        assert value == "It is 41." and record.escalated
+        assert record.attempts[0].error == error and record.attempts[0].confidence is None
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_a_failed_strong_model_after_escalation(known_router: Any, mode: str) -> None:
+    script = Script(weak="7", second="8", strong=ConnectionError("down"))
+    with pytest.raises(ModelCallError, match="escalation check and the strong model 'big-model' failed"):
+        run(engine(known_router), TRIVIA[3], script, mode)
+    # with fallback the weak answer (already paid for) is served, and the record says why
+    value, record = run(engine(known_router, fallback=True), TRIVIA[3], script, mode)
+    assert value == "7"
+    assert (record.served, record.escalated, record.fallback) == ("weak", False, True)
+    assert (record.fallback_from, record.fallback_error) == ("big-model", "ConnectionError")
+    assert [(a.role, a.kept, a.error) for a in record.attempts] == [
+        ("answer", True, None),
+        ("check", False, None),
+        ("escalation", False, "ConnectionError"),
+    ]
+
+
+def test_costs_are_priced_per_attempt_from_usage(known_router: Any) -> None:
+    script = Script(weak="The answer is 42.", second="43", strong="It is 41.")
+    _, record = run(engine(known_router, prices=PRICES), TRIVIA[4], script, "sync")
+    expected = [
+        (10 * 0.5 + len("The answer is 42.") * 1.5) / 1e6,
+        (10 * 0.2 + 2 * 0.6) / 1e6,
+        (10 * 10.0 + len("It is 41.") * 30.0) / 1e6,
+    ]
+    assert [a.cost for a in record.attempts] == pytest.approx(expected)
+    assert record.cost == pytest.approx(sum(expected))
+    assert record.as_dict()["cost"] == pytest.approx(sum(expected))
+    # without a price for one model the total is unknown, not a partial sum
+    _, unpriced = run(engine(known_router, prices={"big-model": (10.0, 30.0)}), TRIVIA[4], script, "sync")
+    assert unpriced.cost is None and unpriced.attempts[2].cost is not None
+
+
+def test_tool_calls_are_compared_on_name_and_arguments(known_router: Any) -> None:
+    same = [{"name": "get_weather", "arguments": {"city": "Paris"}}]
+    other = [{"name": "get_weather", "arguments": '{"city": "Lyon"}'}]
+    routed = RoutingEngine(
+        RoutingOptions(router=known_router, strong_fraction=0.5, escalate=Escalation()),
+        NAMES,
+        owner="Test",
+        is_empty=lambda value: not value,
+        chunk_text=str,
+        answer_text=str,
+        answer_value=lambda value: value["tool_calls"],
+    )
+    kept = Script(weak={"tool_calls": same}, second={"tool_calls": list(same)}, strong={"tool_calls": other})
+    _, record = run(routed, TRIVIA[5], kept, "sync")
+    assert not record.escalated
+    moved = Script(weak={"tool_calls": same}, second={"tool_calls": other}, strong={"tool_calls": other})
+    value, record = run(routed, TRIVIA[5], moved, "sync")
+    assert record.escalated and value == {"tool_calls": other}
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_a_continued_step_stays_on_the_model_that_served(known_router: Any, mode: str) -> None:
+    routed = engine(known_router)
+    _, record = run(routed, TRIVIA[6], Script(second="13"), mode)
+    assert record.escalated
+    script = Script()
+    route = routed.continued(ServedDecision.from_dict(record.as_dict()))
+    assert route is not None
+    if mode == "sync":
+        _, step = routed.call(route, script.attempt, second=script.second)
+    else:
+        _, step = asyncio.run(routed.acall(route, script.aattempt, second=script.asecond))
+    assert script.calls == ["strong"]
+    assert (step.id, step.served, step.escalated, step.fallback, step.continued) == (
+        record.id,
+        "strong",
+        True,
+        False,
+        True,
+    )
+
+
+def test_streams_hold_the_weak_answer_until_its_check_passed(known_router: Any) -> None:
+    """No chunk reaches the caller before the second answer came back, and an escalated stream never shows a weak
+    chunk."""
+    release = threading.Event()
+    script = Script(weak="four words weak answer", second="other", strong="the strong answer")
+
+    def slow_second(record: ServedDecision) -> Any:
+        release.wait(5)
+        return script.second(record)
+
+    routed = engine(known_router)
+    stream = routed.stream(routed.route(TRIVIA[7]), script.open_stream, second=slow_second)
+    got: list[str] = []
+    reader = threading.Thread(target=lambda: got.extend(c for c, _ in stream))
+    reader.start()
+    time.sleep(0.3)
+    assert got == []  # the weak stream ended, but nothing is shown until the check's answer is in
+    release.set()
+    reader.join(5)
+    assert " ".join(got) == "the strong answer"
+
+
+def test_check_without_a_second_answer_and_bad_settings(known_router: Any) -> None:
+    script = Script(weak="Sorry, I cannot help with that.")
+    routed = engine(known_router, Escalation(check="answer_features"))
+    _, record = run(routed, TRIVIA[8], script, "sync")
+    assert "second" not in script.calls  # the answer-features check reads the weak answer alone
+    assert record.escalated and record.attempts[0].signals["refusal"] == 1.0 and len(record.attempts) == 2
+    kept = Script(weak="Paris.")
+    _, record = run(engine(known_router, Escalation(check=AnswerFeaturesCheck())), TRIVIA[8], kept, "sync")
+    assert not record.escalated
+    with pytest.raises(InvalidInputError, match="cannot ask the second cheap answer"):
+        routed = engine(known_router)
+        routed.call(routed.route(TRIVIA[0]), script.attempt)
+    with pytest.raises(InvalidInputError, match="must be fitted"):
+        engine(known_router, Escalation(check=LogisticCombiner()))
+    with pytest.raises(InvalidInputError, match="needs Escalation\\(threshold"):
+        engine(known_router, Escalation(share=0.2))
+    with pytest.raises(ValidationError, match="escalate must be an Escalation"):
+        RoutingOptions(escalate="agreement")
