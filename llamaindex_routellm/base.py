@@ -41,6 +41,7 @@ from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_ca
 from llama_index.core.llms.function_calling import FunctionCallingLLM
 from llama_index.core.llms.llm import ToolSelection
 
+from llamaindex_routellm._answers import answer_usage, answer_value, join_chunks, resampled
 from llamaindex_routellm._utils import (
     RouteOn,
     RoutingTextFn,
@@ -236,7 +237,21 @@ class RouteLLM(RoutingOptions, FunctionCallingLLM):
             judge=as_judge(self.judge),
             on_fallback=self._on_fallback,
             policy=policy,
+            second_name=model_label(self._second_llm()) if self.escalate and self.escalate.second else None,
+            answer_value=answer_value,
+            usage=answer_usage,
+            join_chunks=join_chunks,
         )
+
+    def _second_llm(self) -> LLM:
+        """The LLM giving the escalation check's second cheap answer: ``Escalation.second``, else the weak LLM
+        sampled again."""
+        second = self.escalate.second if self.escalate is not None else None
+        if second is None:
+            return resampled(self.weak)
+        if not isinstance(second, LLM):
+            raise InvalidInputError(f"escalate.second must be a LlamaIndex LLM, got {type(second).__name__}")
+        return second
 
     def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> RouteLLM:
         """A copy; changed routing fields rebuild the engine (and the policy when the router or its threshold
@@ -381,7 +396,10 @@ class RouteLLM(RoutingOptions, FunctionCallingLLM):
         def other(side: Side) -> str:
             return answer_text(call(self._child(side)))
 
-        response, record = self._engine.call(route, attempt, other_answer=other)
+        def second(_: ServedDecision) -> R:
+            return call(self._second_llm())
+
+        response, record = self._engine.call(route, attempt, other_answer=other, second=second)
         return tag_response(response, record)
 
     async def _arun(self, route: Route, call: Callable[[LLM], Awaitable[R]]) -> R:
@@ -395,7 +413,10 @@ class RouteLLM(RoutingOptions, FunctionCallingLLM):
         async def other(side: Side) -> str:
             return answer_text(await call(self._child(side)))
 
-        response, record = await self._engine.acall(route, attempt, other_answer=other)
+        async def second(_: ServedDecision) -> R:
+            return await call(self._second_llm())
+
+        response, record = await self._engine.acall(route, attempt, other_answer=other, second=second)
         return tag_response(response, record)
 
     def _stream(self, route: Route, start: Callable[[LLM], Iterator[R]]) -> Iterator[R]:
@@ -409,8 +430,11 @@ class RouteLLM(RoutingOptions, FunctionCallingLLM):
         def other(side: Side) -> str:
             return "".join(map(chunk_text, start(self._child(side))))
 
+        def second(_: ServedDecision) -> Any:
+            return join_chunks(list(start(self._second_llm())))
+
         def relay() -> Iterator[R]:
-            with closing(self._engine.stream(route, open_stream, other_answer=other)) as chunks:
+            with closing(self._engine.stream(route, open_stream, other_answer=other, second=second)) as chunks:
                 for chunk, record in chunks:
                     yield tag_response(chunk, record)
 
@@ -434,8 +458,12 @@ class RouteLLM(RoutingOptions, FunctionCallingLLM):
         async def other(side: Side) -> str:
             return "".join([chunk_text(c) async for c in await start(self._child(side))])
 
+        async def second(_: ServedDecision) -> Any:
+            return join_chunks([c async for c in await start(self._second_llm())])
+
         async def tagged() -> AsyncIterator[R]:
-            async with aclosing(self._engine.astream(route, open_stream, other_answer=other)) as chunks:
+            stream = self._engine.astream(route, open_stream, other_answer=other, second=second)
+            async with aclosing(stream) as chunks:
                 async for chunk, record in chunks:
                     yield tag_response(chunk, record)
 

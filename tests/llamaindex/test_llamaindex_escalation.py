@@ -1,0 +1,117 @@
+"""Escalation in LlamaIndex: ``RouteLLM(escalate=...)`` (router fitted in the tests; scripted child LLMs)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from fitted_router import HARD, TRIVIA
+from llama_index.core.base.llms.types import CompletionResponse, CompletionResponseGen, LLMMetadata
+from llama_index.core.bridge.pydantic import Field
+from llama_index.core.llms import ChatMessage, MockLLM
+from llama_index.core.llms.callbacks import llm_completion_callback
+
+from llamaindex_routellm import RouteLLM
+from routellm_core.escalation import Escalation
+from routellm_core.routing.cascade import SAMPLE_TEMPERATURE
+
+
+class Scripted(MockLLM):
+    """Completes with ``reply`` (streamed word by word), reports token usage, and records its temperatures."""
+
+    name: str = "scripted"
+    reply: str = ""
+    temperature: float = 0.0
+    seen: list[float] = Field(default_factory=list)
+
+    def __init__(self, name: str, reply: str, **kw: Any) -> None:
+        super().__init__()
+        self.name, self.reply, self.seen = name, reply, []
+
+    @property
+    def metadata(self) -> LLMMetadata:
+        return LLMMetadata(model_name=self.name)
+
+    @llm_completion_callback()
+    def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
+        self.seen.append(self.temperature)
+        return CompletionResponse(text=self.reply, additional_kwargs={"prompt_tokens": 30, "completion_tokens": 4})
+
+    @llm_completion_callback()
+    def stream_complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponseGen:
+        self.seen.append(self.temperature)
+
+        def gen() -> CompletionResponseGen:
+            text = ""
+            for word in self.reply.split(" "):
+                text += word + " "
+                yield CompletionResponse(text=text, delta=word + " ")
+
+        return gen()
+
+
+def llms(weak: str, second: str) -> dict[str, Scripted]:
+    return {
+        "strong": Scripted(name="big", reply="Strong: 12"),
+        "weak": Scripted(name="small", reply=weak),
+        "second": Scripted(name="other-small", reply=second),
+    }
+
+
+def routed(known_router: Any, m: dict[str, Scripted], **kw: Any) -> RouteLLM:
+    return RouteLLM(
+        strong=m["strong"],
+        weak=m["weak"],
+        router=known_router,
+        strong_fraction=0.5,
+        escalate=Escalation(second=m["second"]),
+        **kw,
+    )
+
+
+def test_agreement_keeps_the_weak_answer_and_disagreement_escalates(known_router: Any) -> None:
+    m = llms(weak="The answer is 42.", second="42")
+    response = routed(known_router, m).complete(TRIVIA[0])
+    record = response.additional_kwargs["routellm"]
+    assert response.text == "The answer is 42." and not m["strong"].seen
+    assert [(a["model"], a["role"], a["kept"]) for a in record["attempts"]] == [
+        ("small", "answer", True),
+        ("other-small", "check", False),
+    ]
+    assert record["attempts"][0]["input_tokens"] == 30
+    m = llms(weak="The answer is 42.", second="43")
+    chat = routed(known_router, m, prices={"big": (1.0, 2.0), "small": (0.1, 0.2), "other-small": (0.1, 0.2)}).chat(
+        [ChatMessage(role="user", content=TRIVIA[0])]
+    )
+    record = chat.additional_kwargs["routellm"]
+    assert chat.message.content == "Strong: 12"
+    assert (record["served"], record["escalated"], record["model"]) == ("strong", True, "big")
+    assert record["cost"] == (30 * 1.2 + 4 * 2.4) / 1e6
+
+
+def test_pre_route_and_resampling(known_router: Any) -> None:
+    m = llms(weak="Paris", second="unused")
+    llm = RouteLLM(strong=m["strong"], weak=m["weak"], router=known_router, strong_fraction=0.5, escalate=Escalation())
+    assert llm.complete(HARD[0]).additional_kwargs["routellm"]["served"] == "strong" and not m["weak"].seen
+    record = llm.complete(TRIVIA[1]).additional_kwargs["routellm"]
+    assert sorted(m["weak"].seen) == [0.0, SAMPLE_TEMPERATURE]  # asked again, warmer, for the check
+    assert not record["escalated"] and m["weak"].temperature == 0.0
+
+
+def test_streams_and_async_follow_the_check(known_router: Any) -> None:
+    m = llms(weak="It is 42.", second="41")
+    llm = routed(known_router, m)
+    chunks = list(llm.stream_complete(TRIVIA[2]))
+    assert chunks[-1].text.strip() == "Strong: 12"
+    assert all("It is" not in c.text for c in chunks)
+    assert chunks[0].additional_kwargs["routellm"]["escalated"]
+
+    async def both() -> tuple[Any, list[Any]]:
+        response = await llm.acomplete(TRIVIA[2])
+        stream = await llm.astream_complete(TRIVIA[2])
+        return response, [c async for c in stream]
+
+    response, achunks = asyncio.run(both())
+    assert response.text == "Strong: 12" and achunks[-1].text.strip() == "Strong: 12"
+    kept = routed(known_router, llms(weak="It is 42.", second="42"))
+    assert list(kept.stream_complete(TRIVIA[2]))[-1].text.strip() == "It is 42."
