@@ -75,6 +75,8 @@ def build_engine(
     answer_text: Callable[[Any], str] = chunk_text,
     passthrough: tuple[type[BaseException], ...] = (),
     second_name: str | None = None,
+    answer_value: Callable[[Any], Any] = answer_value,
+    usage: Callable[[Any], tuple[int | None, int | None]] = answer_usage,
 ) -> RoutingEngine:
     """The core engine with LangChain's empty-answer rule, chunk text, judge and LangGraph passthrough (plus
     ``passthrough``: other exceptions that are control flow for the caller, never a model failure), and what the
@@ -90,7 +92,7 @@ def build_engine(
         passthrough=(_GraphBubbleUp, *passthrough),
         second_name=second_name,
         answer_value=answer_value,
-        usage=answer_usage,
+        usage=usage,
         join_chunks=join_chunks,
     )
 

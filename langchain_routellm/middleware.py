@@ -16,16 +16,28 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage
 from pydantic import ValidationError
 
-from langchain_routellm._routing import TokenWatch, aroute_messages, build_engine, init_child, route_messages
+from langchain_routellm._answers import answer_usage, answer_value
+from langchain_routellm._routing import (
+    NOSTREAM_TAG,
+    TokenWatch,
+    aroute_messages,
+    build_engine,
+    init_child,
+    route_messages,
+)
 from langchain_routellm._utils import chunk_text, is_empty_output, model_name
 from routellm_core.decisions import METADATA_KEY, ServedDecision, Side
 from routellm_core.errors import reraise_routellm_error
 from routellm_core.learning.feedback import FeedbackStore
 from routellm_core.learning.labelling import TrafficLabelling
+from routellm_core.routing.cascade import SAMPLE_TEMPERATURE
 from routellm_core.routing.engine import ROUTING_FIELDS, RoutingEngine, RoutingOptions
 from routellm_core.routing.policy import RoutingPolicy
 
 _OWNER = "RouteLLMMiddleware"
+#: Tags of a held weak answer and of the escalation check's second answer: kept off LangGraph's token stream.
+_HELD = ("routellm:held", NOSTREAM_TAG)
+_CHECK = ("routellm:check", NOSTREAM_TAG)
 
 
 def _init_model(spec: str | BaseChatModel, kwargs: dict[str, Any], field: str) -> BaseChatModel:
@@ -128,6 +140,11 @@ class RouteLLMMiddleware(AgentMiddleware):
         label_fraction: Share of steps with a text answer on which the other model is also asked (on the same
             messages, without tools) in the background and the pair judged into ``feedback``.
         label_seed: Seed of the sampling.
+        escalate: An :class:`~routellm_core.escalation.Escalation`: a step routed to the weak model gets a second
+            cheap answer (with the agent's tools bound) at once, and the strong model answers the step when the two
+            disagree (on the tool call, or on the final answer); its ``second`` is a chat model or a
+            ``"provider:model"`` string (``None``: the weak model sampled again).
+        prices: USD per million input and output tokens by model name (the records' costs).
         **model_kwargs: Extra ``init_chat_model`` arguments for models given as strings.
     """
 
@@ -147,6 +164,8 @@ class RouteLLMMiddleware(AgentMiddleware):
             "strong": options.strong_name or model_name(self.models["strong"]),
             "weak": options.weak_name or model_name(self.models["weak"]),
         }
+        second = options.escalate.second if options.escalate is not None else None
+        self.second: BaseChatModel | None = _init_model(second, kwargs, "escalate.second") if second else None
         # The agent's structured-output errors are its own to handle (retry with the error message): never wrapped
         # as a model failure, never a reason to call the other model.
         self.engine: RoutingEngine = build_engine(
@@ -156,6 +175,9 @@ class RouteLLMMiddleware(AgentMiddleware):
             is_empty=_is_empty_response,
             answer_text=lambda response: chunk_text(_response_message(response)),
             passthrough=(StructuredOutputError,),
+            second_name=model_name(self.second) if self.second is not None else None,
+            answer_value=lambda response: answer_value(_response_message(response)),
+            usage=lambda response: answer_usage(_response_message(response)),
         )
         self.tools = []
 
@@ -191,14 +213,37 @@ class RouteLLMMiddleware(AgentMiddleware):
             f"fallback={self.options.fallback})"
         )
 
-    def _request_for(self, request: ModelRequest, record: ServedDecision, watch: TokenWatch) -> ModelRequest:
-        """The request with the model for the record's side, which carries the decision in its run metadata and
-        a watch on the tokens it streams through the agent's callbacks."""
-        model = self.models[record.served]
-        tags = [*(model.tags or []), f"routellm:{record.served}"]
+    def _second_model(self) -> BaseChatModel:
+        """The model giving the escalation check's second answer: ``Escalation.second``, else the weak model
+        sampled again (warmer, when it has a temperature)."""
+        if self.second is not None:
+            return self.second
+        weak = self.models["weak"]
+        if "temperature" in type(weak).model_fields:
+            return weak.model_copy(update={"temperature": SAMPLE_TEMPERATURE})
+        return weak
+
+    def _request_for(
+        self,
+        request: ModelRequest,
+        record: ServedDecision,
+        watch: TokenWatch,
+        *,
+        model: BaseChatModel | None = None,
+        tags: tuple[str, ...] = (),
+    ) -> ModelRequest:
+        """The request with the model for the record's side (or ``model``), which carries the decision in its run
+        metadata and a watch on the tokens it streams through the agent's callbacks; ``tags`` added."""
+        model = model or self.models[record.served]
+        tags = (*(model.tags or []), f"routellm:{record.served}", *tags)
         if record.fallback:
-            tags.append("routellm:fallback")
-        update: dict[str, Any] = {"metadata": {**(model.metadata or {}), METADATA_KEY: record.as_dict()}, "tags": tags}
+            tags = (*tags, "routellm:fallback")
+        elif record.escalated:
+            tags = (*tags, "routellm:escalated")
+        update: dict[str, Any] = {
+            "metadata": {**(model.metadata or {}), METADATA_KEY: record.as_dict()},
+            "tags": list(tags),
+        }
         if model.callbacks is None or isinstance(model.callbacks, list):
             update["callbacks"] = [*(model.callbacks or []), watch]
         return request.override(model=model.model_copy(update=update))
@@ -210,18 +255,23 @@ class RouteLLMMiddleware(AgentMiddleware):
     ) -> Any:
         """Route this step, then call the handler with the chosen model."""
         route = route_messages(self.engine, request.messages)
+        held = _HELD if self.engine.holds(route) else ()
 
-        def attempt(_: Side, record: ServedDecision) -> Any:
+        def attempt(side: Side, record: ServedDecision) -> Any:
             watch = TokenWatch()
             try:
-                return handler(self._request_for(request, record, watch))
+                return handler(self._request_for(request, record, watch, tags=held if side == "weak" else ()))
             except Exception as exc:
                 raise watch.failure(exc) from exc
+
+        def second(record: ServedDecision) -> Any:
+            model = self._second_model()
+            return handler(self._request_for(request, record, TokenWatch(), model=model, tags=_CHECK))
 
         def other_answer(side: Side) -> str:
             return chunk_text(self.models[side].invoke(_plain(request)))
 
-        response, record = self.engine.call(route, attempt, other_answer=other_answer)
+        response, record = self.engine.call(route, attempt, other_answer=other_answer, second=second)
         return _annotate(response, record)
 
     async def awrap_model_call(
@@ -231,16 +281,21 @@ class RouteLLMMiddleware(AgentMiddleware):
     ) -> Any:
         """Async :meth:`wrap_model_call`."""
         route = await aroute_messages(self.engine, request.messages)
+        held = _HELD if self.engine.holds(route) else ()
 
-        async def attempt(_: Side, record: ServedDecision) -> Any:
+        async def attempt(side: Side, record: ServedDecision) -> Any:
             watch = TokenWatch()
             try:
-                return await handler(self._request_for(request, record, watch))
+                return await handler(self._request_for(request, record, watch, tags=held if side == "weak" else ()))
             except Exception as exc:
                 raise watch.failure(exc) from exc
+
+        async def second(record: ServedDecision) -> Any:
+            model = self._second_model()
+            return await handler(self._request_for(request, record, TokenWatch(), model=model, tags=_CHECK))
 
         async def other_answer(side: Side) -> str:
             return chunk_text(await self.models[side].ainvoke(_plain(request)))
 
-        response, record = await self.engine.acall(route, attempt, other_answer=other_answer)
+        response, record = await self.engine.acall(route, attempt, other_answer=other_answer, second=second)
         return _annotate(response, record)

@@ -20,7 +20,7 @@ from langchain_core.runnables import RunnableLambda
 from langchain_core.tools import tool
 from pydantic import Field
 
-from langchain_routellm import ChatRouteLLM, RouteLLMRunnable
+from langchain_routellm import ChatRouteLLM, RouteLLMMiddleware, RouteLLMRunnable
 from routellm_core.escalation import Escalation
 from routellm_core.routing.cascade import SAMPLE_TEMPERATURE
 
@@ -45,7 +45,9 @@ class Scripted(BaseChatModel):
     def bind_tools(self, tools: Any, **kwargs: Any) -> Scripted:
         return self
 
-    def _message(self) -> AIMessage:
+    def _message(self, messages: list[BaseMessage]) -> AIMessage:
+        if messages and isinstance(messages[-1], ToolMessage):  # after a tool result: the final answer
+            return AIMessage(content=f"{self.model}: {messages[-1].content}")
         return AIMessage(
             content=self.reply,
             tool_calls=[{**c, "id": f"call-{i}", "type": "tool_call"} for i, c in enumerate(self.tool_calls)],
@@ -54,7 +56,7 @@ class Scripted(BaseChatModel):
 
     def _generate(self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kw: Any) -> Any:
         self.calls.append(kw)
-        return ChatResult(generations=[ChatGeneration(message=self._message())])
+        return ChatResult(generations=[ChatGeneration(message=self._message(messages))])
 
     def _stream(
         self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kw: Any
@@ -227,3 +229,27 @@ def test_runnable_escalates_structured_answers(known_router: Any) -> None:
         RouteLLMRunnable(
             strong=answering(1), weak=answering(2), router=known_router, escalate=Escalation(second="gpt-4o-mini")
         )
+
+
+def test_agent_middleware_escalates_a_step_whose_tool_calls_disagree(known_router: Any) -> None:
+    from langchain.agents import create_agent
+
+    m = models(weak="", second="")
+    m["weak"].tool_calls = [{"name": "get_weather", "args": {"city": "Paris"}}]
+    m["second"].tool_calls = [{"name": "get_weather", "args": {"city": "Rome"}}]
+    m["strong"].tool_calls = [{"name": "get_weather", "args": {"city": "Oslo"}}]
+    middleware = RouteLLMMiddleware(
+        strong=m["strong"],
+        weak=m["weak"],
+        router=known_router,
+        strong_fraction=0.5,
+        escalate=Escalation(second=m["second"]),
+    )
+    agent = create_agent(model=m["weak"], tools=[get_weather], middleware=[middleware])
+    result = agent.invoke({"messages": [HumanMessage(TRIVIA[8])]})
+    ai = [msg for msg in result["messages"] if isinstance(msg, AIMessage)]
+    first, final = ai[0].response_metadata["routellm"], ai[-1].response_metadata["routellm"]
+    assert first["escalated"] and ai[0].tool_calls[0]["args"] == {"city": "Oslo"}
+    assert [a["role"] for a in first["attempts"]] == ["answer", "check", "escalation"]
+    assert final["continued"] and final["served"] == "strong" and ai[-1].text == "big: sunny in Oslo"
+    assert len(m["weak"].calls) == 1 and len(m["second"].calls) == 1  # the tool step was not checked again
