@@ -36,14 +36,12 @@ from routellm_core.routers.base import WinRateModel
 from routellm_core.routing.cascade import Cascade, CostOf, Outcome, Usage, Verdict
 from routellm_core.routing.dispatch import Dispatcher, EmptyResponseError, FallbackHook, log_route
 from routellm_core.routing.policy import RoutingPolicy, build_policy, router_label
-from routellm_core.routing.text import canonical_route_on
+from routellm_core.routing.text import RouteOn, canonical_route_on
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-#: Routing text of a conversation (``"last_human"``: alias of ``"last_user"``), see :mod:`routellm_core.routing.text`.
-RouteOn = Literal["last_user", "last_human", "conversation", "rag_query"]
 #: A call whose last message is a tool result: ``"continue"`` on the side that issued the tool call, or ``"route"``.
 ToolStep = Literal["continue", "route"]
 

@@ -25,12 +25,15 @@ from typing import Literal
 from routellm_core.errors import InvalidInputError
 
 Role = Literal["user", "assistant", "system", "tool"]
-RouteOn = Literal["last_user", "conversation", "rag_query"]
+#: A canonical ``route_on`` value.
+CanonicalRouteOn = Literal["last_user", "conversation", "rag_query"]
+#: Every ``route_on`` spelling the front ends accept (``"last_human"``: alias of ``"last_user"``).
+RouteOn = Literal["last_user", "last_human", "conversation", "rag_query"]
 
 #: Canonical ``route_on`` values.
-ROUTE_ON: tuple[RouteOn, ...] = ("last_user", "conversation", "rag_query")
+ROUTE_ON: tuple[CanonicalRouteOn, ...] = ("last_user", "conversation", "rag_query")
 #: Other spellings accepted for a canonical ``route_on`` value.
-ROUTE_ON_ALIASES: dict[str, RouteOn] = {"last_human": "last_user"}
+ROUTE_ON_ALIASES: dict[str, CanonicalRouteOn] = {"last_human": "last_user"}
 
 #: (start marker, end markers) around ``{query_str}`` in LlamaIndex's default QA / summarize / refine prompts.
 _RAG_QUERY_MARKERS: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -82,7 +85,7 @@ def join_text(parts: Sequence[str]) -> str:
     return "\n".join(p.strip() for p in parts if p.strip())
 
 
-def canonical_route_on(route_on: str) -> RouteOn:
+def canonical_route_on(route_on: str) -> CanonicalRouteOn:
     """The canonical name of a ``route_on`` value.
 
     Raises:
