@@ -49,3 +49,16 @@ def join_chunks(chunks: list[Any]) -> Any:
     if all(isinstance(c, Mapping) for c in chunks):
         return reduce(lambda a, b: {**a, **b}, chunks)
     return chunks[-1]
+
+
+def answer_logprobs(value: Any) -> list[float] | None:
+    """The token log-probabilities a message carries (OpenAI's ``response_metadata["logprobs"]["content"]``, as
+    ``ChatOpenAI(logprobs=True)`` returns them), else None."""
+    if isinstance(value, Mapping) and isinstance(value.get("raw"), BaseMessage):
+        value = value["raw"]
+    meta = getattr(value, "response_metadata", None) or {}
+    logprobs = meta.get("logprobs")
+    content = logprobs.get("content") if isinstance(logprobs, Mapping) else None
+    if not content:
+        return None
+    return [float(t["logprob"]) for t in content if isinstance(t, Mapping) and t.get("logprob") is not None]

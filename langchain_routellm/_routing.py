@@ -17,7 +17,7 @@ from langchain_core.messages import BaseMessage
 from langchain_core.runnables import RunnableConfig
 from langchain_core.runnables.config import merge_configs
 
-from langchain_routellm._answers import answer_usage, answer_value, join_chunks
+from langchain_routellm._answers import answer_logprobs, answer_usage, answer_value, join_chunks
 from langchain_routellm._utils import (
     chunk_text,
     is_empty_output,
@@ -77,6 +77,7 @@ def build_engine(
     second_name: str | None = None,
     answer_value: Callable[[Any], Any] = answer_value,
     usage: Callable[[Any], tuple[int | None, int | None]] = answer_usage,
+    logprobs: Callable[[Any], list[float] | None] = answer_logprobs,
 ) -> RoutingEngine:
     """The core engine with LangChain's empty-answer rule, chunk text, judge and LangGraph passthrough (plus
     ``passthrough``: other exceptions that are control flow for the caller, never a model failure), and what the
@@ -94,6 +95,7 @@ def build_engine(
         answer_value=answer_value,
         usage=usage,
         join_chunks=join_chunks,
+        logprobs=logprobs,
     )
 
 

@@ -16,7 +16,7 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage
 from pydantic import ValidationError
 
-from langchain_routellm._answers import answer_usage, answer_value
+from langchain_routellm._answers import answer_logprobs, answer_usage, answer_value
 from langchain_routellm._routing import (
     NOSTREAM_TAG,
     TokenWatch,
@@ -178,6 +178,7 @@ class RouteLLMMiddleware(AgentMiddleware):
             second_name=model_name(self.second) if self.second is not None else None,
             answer_value=lambda response: answer_value(_response_message(response)),
             usage=lambda response: answer_usage(_response_message(response)),
+            logprobs=lambda response: answer_logprobs(_response_message(response)),
         )
         self.tools = []
 

@@ -62,6 +62,15 @@ def answer_usage(response: ChatResponse | CompletionResponse) -> tuple[int | Non
     return tokens_in, out if out is not None else _get(usage, "output_tokens")
 
 
+def answer_logprobs(response: ChatResponse | CompletionResponse) -> list[float] | None:
+    """The sampled tokens' log-probabilities (``response.logprobs``: per token, its top candidates, the sampled one
+    first, as LlamaIndex's OpenAI LLMs return them with ``logprobs=True``), else None."""
+    rows = getattr(response, "logprobs", None)
+    if not rows:
+        return None
+    return [float(row[0].logprob) for row in rows if row]
+
+
 def join_chunks(chunks: list[Any]) -> Any:
     """A whole response from held chunks: LlamaIndex's last chunk carries the accumulated text."""
     return chunks[-1] if chunks else None

@@ -41,7 +41,7 @@ from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_ca
 from llama_index.core.llms.function_calling import FunctionCallingLLM
 from llama_index.core.llms.llm import ToolSelection
 
-from llamaindex_routellm._answers import answer_usage, answer_value, join_chunks, resampled
+from llamaindex_routellm._answers import answer_logprobs, answer_usage, answer_value, join_chunks, resampled
 from llamaindex_routellm._utils import (
     RouteOn,
     RoutingTextFn,
@@ -241,6 +241,7 @@ class RouteLLM(RoutingOptions, FunctionCallingLLM):
             answer_value=answer_value,
             usage=answer_usage,
             join_chunks=join_chunks,
+            logprobs=answer_logprobs,
         )
 
     def _second_llm(self) -> LLM:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -303,3 +304,18 @@ def test_gsm_agreement_beats_always_cheap_below_strong_cost(shared_data_dir: Pat
     cost = curve.cost_for(curve.max_quality)
     assert cost is not None and cost < 10.0
     assert curve.cost_for(q_strong) is not None and curve.cost_for(q_strong) < 0.35 * 10.0
+
+
+def test_logprob_check_reads_the_geometric_mean_token_probability() -> None:
+    from routellm_core.escalation import LogprobCheck
+
+    batch = CheckInput(first=["a", "b", "c"], logprobs=[[-0.1, -0.3], None, [float("-inf"), -0.5]])
+    check = LogprobCheck()
+    signals = check.signals(batch)
+    assert signals["has_logprobs"].tolist() == [1.0, 0.0, 1.0]
+    assert check.confidence(batch).tolist() == pytest.approx([math.exp(-0.2), 0.0, math.exp(-0.5)])
+    assert LogprobCheck(when_missing=1.0).confidence(batch)[1] == 1.0
+    with pytest.raises(InvalidInputError, match="when_missing"):
+        LogprobCheck(when_missing=2.0)
+    with pytest.raises(InvalidInputError, match="logprobs has 1 items"):
+        CheckInput(first=["a", "b"], logprobs=[[0.0]])

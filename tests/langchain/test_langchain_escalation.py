@@ -7,6 +7,7 @@ each case knows whether the cheap answers agree and therefore which model must s
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Iterator
 from typing import Any
 
@@ -32,6 +33,7 @@ class Scripted(BaseChatModel):
     reply: str = ""
     tool_calls: list[dict[str, Any]] = Field(default_factory=list)
     temperature: float | None = None
+    logprobs: list[float] | None = None
     calls: list[dict[str, Any]] = Field(default_factory=list)
 
     @property
@@ -52,6 +54,11 @@ class Scripted(BaseChatModel):
             content=self.reply,
             tool_calls=[{**c, "id": f"call-{i}", "type": "tool_call"} for i, c in enumerate(self.tool_calls)],
             usage_metadata={"input_tokens": 20, "output_tokens": 5, "total_tokens": 25},
+            response_metadata=(
+                {"logprobs": {"content": [{"token": "t", "logprob": lp} for lp in self.logprobs]}}
+                if self.logprobs is not None
+                else {}
+            ),
         )
 
     def _generate(self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kw: Any) -> Any:
@@ -253,3 +260,25 @@ def test_agent_middleware_escalates_a_step_whose_tool_calls_disagree(known_route
     assert [a["role"] for a in first["attempts"]] == ["answer", "check", "escalation"]
     assert final["continued"] and final["served"] == "strong" and ai[-1].text == "big: sunny in Oslo"
     assert len(m["weak"].calls) == 1 and len(m["second"].calls) == 1  # the tool step was not checked again
+
+
+def test_logprob_check_escalates_unsure_answers_without_a_second_call(known_router: Any) -> None:
+    def run(logprobs: list[float] | None) -> dict[str, Any]:
+        m = models(weak="Paris", second="unused")
+        m["weak"].logprobs = logprobs
+        llm = ChatRouteLLM(
+            strong=m["strong"],
+            weak=m["weak"],
+            router=known_router,
+            strong_fraction=0.5,
+            escalate=Escalation(check="logprobs", threshold=0.5),
+        )
+        record = llm.invoke(TRIVIA[9]).response_metadata["routellm"]
+        assert not m["second"].calls and len(m["weak"].calls) == 1
+        return record
+
+    sure = run([-0.01, -0.05])  # geometric mean token probability ~0.97
+    assert not sure["escalated"] and sure["attempts"][0]["confidence"] == pytest.approx(math.exp(-0.03))
+    unsure = run([-1.5, -2.0])  # ~0.17
+    assert unsure["escalated"] and unsure["attempts"][0]["signals"]["min_logprob"] == -2.0
+    assert run(None)["escalated"]  # no log-probabilities: nothing vouches for the answer

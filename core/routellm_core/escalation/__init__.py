@@ -3,7 +3,7 @@ call goes to the strong model (the prompt router still pre-routes the prompts it
 
 Layer: between evaluation and routers (imports data, embedding, evaluation, decisions and errors only).
 This package holds the checks, the configuration object and the offline evaluation; the online (in-call) escalation
-is not wired into the front ends yet.
+runs in the routed-call engine (:mod:`routellm_core.routing.cascade`).
 """
 
 from routellm_core.escalation.answers import (
@@ -24,6 +24,7 @@ from routellm_core.escalation.checks import (
     Check,
     CheckInput,
     LogisticCombiner,
+    LogprobCheck,
 )
 from routellm_core.escalation.config import Escalation
 from routellm_core.escalation.evaluate import EscalationCurve, evaluate_escalation
@@ -38,6 +39,7 @@ __all__ = [
     "Escalation",
     "EscalationCurve",
     "LogisticCombiner",
+    "LogprobCheck",
     "answers_agree",
     "evaluate_escalation",
     "extract_choice",

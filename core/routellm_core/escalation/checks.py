@@ -9,6 +9,8 @@ A check reads one batch of cheap answers (:class:`CheckInput`) and returns named
   answers that agree.
 - :class:`AnswerFeaturesCheck`: the first answer alone: its output's length against the prompt's, no extractable
   answer, a refusal. Confidence: 0 without an answer or on a refusal, else falling with the length ratio.
+- :class:`LogprobCheck`: the first answer's token log-probabilities (when the model returns them, e.g. OpenAI's
+  ``logprobs``). Confidence: the geometric mean of the tokens' probabilities.
 - :class:`LogisticCombiner`: a logistic regression over other checks' signals and the prompt router's win rate,
   fitted on labelled batches (was the cheap answer right?); saved as JSON config + safetensors (no pickle).
 """
@@ -45,6 +47,7 @@ class CheckInput:
         outputs: The first model's raw outputs (refusal detection; their length when ``output_chars`` is absent).
         output_chars: The length in characters of the first model's raw outputs.
         win_rates: The prompt router's P(strong beats weak) per prompt (the combiner reads it).
+        logprobs: The first answer's token log-probabilities per prompt (None where the model returned none).
     """
 
     first: Sequence[Any]
@@ -53,10 +56,11 @@ class CheckInput:
     outputs: Sequence[str | None] | None = None
     output_chars: Sequence[float] | None = None
     win_rates: Sequence[float] | None = None
+    logprobs: Sequence[Sequence[float] | None] | None = None
 
     def __post_init__(self) -> None:
         n = len(self.first)
-        for name in ("prompts", "outputs", "output_chars", "win_rates"):
+        for name in ("prompts", "outputs", "output_chars", "win_rates", "logprobs"):
             value = getattr(self, name)
             if value is not None and len(value) != n:
                 raise InvalidInputError(f"CheckInput.{name} has {len(value)} items for {n} answers")
@@ -208,6 +212,54 @@ class AnswerFeaturesCheck:
 
     def config(self) -> dict[str, Any]:
         return {"name": self.name, "center": self.center, "scale": self.scale}
+
+
+@dataclass
+class LogprobCheck:
+    """Confidence from the first answer's token log-probabilities: the geometric mean of its tokens' probabilities.
+
+    The weak model must return them (LangChain ``ChatOpenAI(logprobs=True)``, LlamaIndex ``OpenAI(logprobs=True)``,
+    an OpenAI-compatible upstream asked with ``"logprobs": true``).
+
+    Attributes:
+        when_missing: Confidence of an answer that came without log-probabilities (0: escalate it).
+    """
+
+    when_missing: float = 0.0
+    name: str = "logprobs"
+    needs_second_answer: bool = False
+
+    def __post_init__(self) -> None:
+        check_threshold_like(self.when_missing, "when_missing")
+
+    def signals(self, batch: CheckInput) -> dict[str, np.ndarray]:
+        n = len(batch)
+        rows = batch.logprobs if batch.logprobs is not None else [None] * n
+        mean, low, has = np.zeros(n), np.zeros(n), np.zeros(n)
+        for i, row in enumerate(rows):
+            values = np.asarray([] if row is None else list(row), dtype=np.float64)
+            values = values[np.isfinite(values)]
+            if values.size:
+                mean[i], low[i], has[i] = float(values.mean()), float(values.min()), 1.0
+        return {"mean_logprob": mean, "min_logprob": low, "has_logprobs": has}
+
+    def confidence(self, batch: CheckInput) -> np.ndarray:
+        s = self.signals(batch)
+        return np.where(s["has_logprobs"] > 0, np.exp(np.minimum(s["mean_logprob"], 0.0)), self.when_missing)
+
+    def config(self) -> dict[str, Any]:
+        return {"name": self.name, "when_missing": self.when_missing}
+
+
+def check_threshold_like(value: float, what: str) -> float:
+    """``value`` if it is a finite number in [0, 1].
+
+    Raises:
+        InvalidInputError: Otherwise.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= float(value) <= 1.0:
+        raise InvalidInputError(f"{what} must be a number in [0, 1], got {value!r}")
+    return float(value)
 
 
 def _logit(p: np.ndarray) -> np.ndarray:
@@ -402,6 +454,8 @@ def _check_from_config(config: Any) -> Any:
             return AgreementCheck(kind=config.get("kind", "auto"), fields=None if fields is None else tuple(fields))
         if kind == "answer_features":
             return AnswerFeaturesCheck(center=float(config["center"]), scale=float(config["scale"]))
+        if kind == "logprobs":
+            return LogprobCheck(when_missing=float(config.get("when_missing", 0.0)))
     except (KeyError, TypeError, ValueError, InvalidInputError) as exc:
         raise CheckpointError(f"bad check entry in the combiner config: {config!r} ({exc})") from None
     raise CheckpointError(f"unknown check {kind!r} in the combiner config")
@@ -411,6 +465,7 @@ def _check_from_config(config: Any) -> Any:
 CHECKS: dict[str, Any] = {
     "agreement": AgreementCheck,
     "answer_features": AnswerFeaturesCheck,
+    "logprobs": LogprobCheck,
     "combined": LogisticCombiner,
 }
 
@@ -434,5 +489,6 @@ __all__ = [
     "Check",
     "CheckInput",
     "LogisticCombiner",
+    "LogprobCheck",
     "check_confidence",
 ]

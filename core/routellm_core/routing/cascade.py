@@ -101,6 +101,7 @@ class Cascade:
         is_empty: Whether an answer is empty (no text and no tool call): such an answer escalates.
         usage: The token counts an answer reports.
         cost_of: The price of a call, from the model's name and its token counts.
+        logprobs: The token log-probabilities an answer carries (None without).
 
     Raises:
         InvalidInputError: An escalation share (needs calibration data; give a threshold), or an unfitted combiner.
@@ -117,6 +118,7 @@ class Cascade:
         is_empty: Callable[[Any], bool],
         usage: Callable[[Any], Usage],
         cost_of: CostOf,
+        logprobs: Callable[[Any], list[float] | None] = lambda _value: None,
     ) -> None:
         threshold = escalation.effective_threshold
         if threshold is None:
@@ -136,6 +138,7 @@ class Cascade:
         self.is_empty = is_empty
         self.usage = usage
         self.cost_of = cost_of
+        self.logprobs = logprobs
 
     def applies(self, route: Route) -> bool:
         """Whether ``route`` runs as a cascade: scored anew (not a continued step) and sent to the weak side."""
@@ -158,6 +161,7 @@ class Cascade:
             prompts=[route.text or ""],
             outputs=[self.answer_text(first.value)],
             win_rates=[route.decision.win_rate],
+            logprobs=[self.logprobs(first.value)],
         )
         signals = {key: float(np.asarray(v).reshape(-1)[0]) for key, v in self.check.signals(batch).items()}
         confidence = float(check_confidence(self.check, batch)[0])

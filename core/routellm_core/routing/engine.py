@@ -165,6 +165,7 @@ class RoutingEngine:
         usage: The ``(input_tokens, output_tokens)`` an answer reports (either may be None); default: unknown.
         join_chunks: A whole answer from streamed chunks (the escalation check reads held streams); default: the
             chunks' text joined.
+        logprobs: The token log-probabilities an answer carries, for the ``"logprobs"`` check (default: none).
 
     Raises:
         InvalidThresholdError: A bad threshold or strong fraction, or a ``RoutingPolicy`` plus a threshold.
@@ -189,6 +190,7 @@ class RoutingEngine:
         answer_value: Callable[[Any], Any] | None = None,
         usage: Callable[[Any], Usage] | None = None,
         join_chunks: Callable[[list[Any]], Any] | None = None,
+        logprobs: Callable[[Any], list[float] | None] | None = None,
     ) -> None:
         self.options = options
         self.owner = owner
@@ -221,6 +223,7 @@ class RoutingEngine:
                 is_empty=is_empty,
                 usage=self.usage,
                 cost_of=self.cost_of,
+                logprobs=logprobs or (lambda _value: None),
             )
         self.labelling: TrafficLabelling | None = traffic_labelling(
             options.feedback,
