@@ -6,6 +6,7 @@ Example:
     >>> router.route(["What is 2 + 2?"], threshold=0.5)
 """
 
+from routellm_core.data.prices import call_cost, price_of
 from routellm_core.data.records import Battle, GoldenLabel, golden_to_battles
 from routellm_core.decisions import RoutingDecision, check_threshold
 from routellm_core.embedding.embedders import Embedder, default_embedder
@@ -27,8 +28,10 @@ from routellm_core.errors import (
     UnknownRouterError,
 )
 from routellm_core.escalation import Escalation, evaluate_escalation
+from routellm_core.escalation.ladder import LadderCurve, evaluate_ladder
 from routellm_core.evaluation.calibration import calibrate_threshold, calibrate_thresholds, strong_call_fraction
 from routellm_core.routers.base import STRONG_REFERENCE, WEAK_REFERENCE, WinRateModel
+from routellm_core.routers.profiles import ModelPrior, UnknownModelError
 from routellm_core.routers.registry import (
     available_routers,
     get_router_class,
@@ -51,8 +54,10 @@ __all__ = [
     "InvalidInputError",
     "InvalidThresholdError",
     "JudgeError",
+    "LadderCurve",
     "MissingDependencyError",
     "ModelCallError",
+    "ModelPrior",
     "NotFittedError",
     "RouteLLMError",
     "RoutingDecision",
@@ -60,19 +65,23 @@ __all__ = [
     "StreamInterruptedError",
     "TrainingDataError",
     "UnknownDecisionError",
+    "UnknownModelError",
     "UnknownRouterError",
     "WinRateModel",
     "available_routers",
     "calibrate_threshold",
     "calibrate_thresholds",
+    "call_cost",
     "check_threshold",
     "default_embedder",
     "evaluate_escalation",
+    "evaluate_ladder",
     "get_router_class",
     "golden_to_battles",
     "load_checkpoint",
     "load_router",
     "pretrained_routers",
+    "price_of",
     "register_router",
     "strong_call_fraction",
 ]

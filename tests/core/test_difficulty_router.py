@@ -148,6 +148,7 @@ def test_save_load_round_trip(fitted: DifficultyRouter, tmp_path: Path) -> None:
         "use_prompt_features": True,
         "warm_prior": 10.0,
         "warm_scale_prior": 10.0,
+        "profile_prior": 10.0,
     }
     loaded = load_router(folder)
     assert isinstance(loaded, DifficultyRouter) and loaded.models_ == fitted.models_

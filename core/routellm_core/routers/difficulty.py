@@ -19,7 +19,15 @@ Scoring is one static embedding, a few regular expressions and two dot products:
 **Warm start** (``fit(battles, init=router)``): your labelled battles between the router's pair refit the pair's
 logit, ``z = a * logit(w_init) + x · δ + c`` over the standardised features ``x`` (see
 :mod:`routellm_core.routers.warm_start`), stored next to the profiles as the pair's correction: with no label the
-result scores exactly like the init, and few labels move it little.
+result scores exactly like the init, and few labels move it little. The same labels also warm-start the per-model
+profiles: every model they score is refitted by penalised logistic regression pulled towards its starting profile
+(the init's own, an alias's, a stated :class:`~routellm_core.routers.profiles.ModelPrior`, or for a model nobody
+knows the mean profile, held more loosely), so ``router.models`` lists every labelled model.
+
+**Per-model predictions** (price ladders): :meth:`DifficultyRouter.predict_success` gives ``P(model answers well)``
+for a batch of prompts and any list of models, names resolved through
+:func:`~routellm_core.routers.profiles.resolve_model` (provider prefixes, dated versions); an unknown model needs a
+prior (:meth:`DifficultyRouter.add_model`).
 """
 
 from __future__ import annotations
@@ -28,7 +36,7 @@ import logging
 import math
 import re
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -39,9 +47,17 @@ from routellm_core.checkpoint import CheckpointConfig, load_tensors
 from routellm_core.data.records import Battle, GoldenLabel, pair_battles
 from routellm_core.embedding.embedders import Embedder, check_texts, embedder_from_name, valid_unicode
 from routellm_core.embedding.static import STATIC_NAME
-from routellm_core.errors import CheckpointError, EmbeddingError, InvalidInputError, ScoringError, TrainingDataError
+from routellm_core.errors import (
+    CheckpointError,
+    EmbeddingError,
+    InvalidInputError,
+    NotFittedError,
+    ScoringError,
+    TrainingDataError,
+)
 from routellm_core.routers import warm_start as warm
 from routellm_core.routers.base import WinRateModel
+from routellm_core.routers.profiles import ModelPrior, UnknownModelError, resolve_model
 
 logger = logging.getLogger(__name__)
 
@@ -195,6 +211,9 @@ class DifficultyRouter(WinRateModel):
             shipped default's logits spread about 2.4 times less than ``fast``'s (sd 0.10 vs 0.24 on GSM8K), so
             the same correction would reorder its prompts far more.
         warm_scale_prior: Warm start only: L2 precision of the init logit's scale ``a`` around 1.
+        profile_prior: Warm start only: L2 precision pulling each labelled model's profile towards its start
+            (about that many labels' worth of evidence); a model with no profile, alias or stated prior starts
+            from the mean profile with a tenth of it.
         strong_model: Reference strong model (must be among the training models).
         weak_model: Reference weak model.
         embedder: The embedder; the shipped static embedder when ``None``.
@@ -203,17 +222,29 @@ class DifficultyRouter(WinRateModel):
     name = "difficulty"
     #: Trains on golden labels as they are (the CLI and scripts pass them unpaired).
     learns_from_golden_labels: ClassVar[bool] = True
-    config_keys = ("alpha", "slope_l2", "min_models", "traits", "use_prompt_features", "warm_prior", "warm_scale_prior")
+    config_keys = (
+        "alpha",
+        "slope_l2",
+        "min_models",
+        "traits",
+        "use_prompt_features",
+        "warm_prior",
+        "warm_scale_prior",
+        "profile_prior",
+    )
     param_types: ClassVar[dict[str, Any]] = {
         "alpha": Annotated[float, Field(gt=0)],
         "slope_l2": Annotated[float, Field(ge=0)],
         "min_models": Annotated[int, Field(ge=2)],
         "warm_prior": Annotated[float, Field(gt=0)],
         "warm_scale_prior": Annotated[float, Field(gt=0)],
+        "profile_prior": Annotated[float, Field(gt=0)],
     }
     #: L2 penalty on each model's intercept: tiny, it only keeps a model that is always right finite.
     INTERCEPT_L2 = 1e-4
     NEWTON_STEPS = 100
+    #: Share of ``profile_prior`` holding a model that starts from the mean profile (it knows nothing about it).
+    POPULATION_PRIOR_SHARE = 0.1
 
     def __init__(
         self,
@@ -224,6 +255,7 @@ class DifficultyRouter(WinRateModel):
         use_prompt_features: bool = True,
         warm_prior: float = 10.0,
         warm_scale_prior: float = 10.0,
+        profile_prior: float = 10.0,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -234,6 +266,7 @@ class DifficultyRouter(WinRateModel):
         self.use_prompt_features = use_prompt_features
         self.warm_prior = warm_prior
         self.warm_scale_prior = warm_scale_prior
+        self.profile_prior = profile_prior
         #: ``(a, δ..., c)`` of the pair's warm-start correction (see :meth:`fit`); ``None``: the profiles alone.
         self.pair_correction_: np.ndarray | None = None
 
@@ -256,10 +289,18 @@ class DifficultyRouter(WinRateModel):
         from weak), so with no decided battle the result scores exactly like the init. The init's own correction
         carries over when the pair's profiles are the init's reference ones.
 
+        The warm start also refits the profile of every model the records score (golden labels; a decided battle
+        counts one right and one wrong answer): penalised logistic regression on the init's traits, pulled towards
+        the model's starting profile with precision ``profile_prior``. The start is the init's profile of that
+        name, else that of the profiled model the name resolves to (``resolve_model``), else, for a model nobody
+        profiles, the mean profile held with a tenth of the precision. ``metadata["profiles_refit"]`` lists each
+        refitted model's labels and start. The pair's logit is then refitted on top of its (refitted) profiles.
+
         Args:
             battles: Golden labels and battles; with ``init``, battles between the pair and golden labels
-                scoring both of its models (compared as a battle); others are ignored, logged and counted in
-                ``metadata["warm_start_ignored_battles"]``.
+                scoring both of its models (compared as a battle) refit the pair's logit, and every record refits
+                the profiles of the models it scores; records that say nothing about the pair are logged and
+                counted in ``metadata["warm_start_ignored_battles"]``.
             init: A fitted difficulty router in the same embedding space to start from.
 
         Raises:
@@ -319,11 +360,18 @@ class DifficultyRouter(WinRateModel):
 
     # ---- warm start ------------------------------------------------------------------------------------
     def _fit_warm(self, records: Sequence[Battle | GoldenLabel], init: DifficultyRouter) -> DifficultyRouter:
+        priors = dict(init.metadata.get("model_priors", {}))
         carried = self._take_init(init)
+        refit = self._refit_profiles(records)
         pair = (self.strong_model, self.weak_model)
         mine, ignored = pair_battles(records, *pair)
         if ignored:
-            logger.warning("warm start uses only %s vs %s labels; %d others ignored", *pair, ignored)
+            logger.warning(
+                "warm start refits the %s vs %s logit on their labels only: %d others ignored there (they refit "
+                "the per-model profiles)",
+                *pair,
+                ignored,
+            )
         decided = [b for b in mine if b.winner != "tie"]
         fitted: dict[str, Any] = {
             "n_battles": len(decided),
@@ -353,11 +401,65 @@ class DifficultyRouter(WinRateModel):
             "n_prompts": len({b.prompt for b in decided}),
             "warm_start_fit": fitted,
         }
+        if refit:
+            self.metadata["profiles_refit"] = refit
+        if priors:
+            self.metadata["model_priors"] = priors
         if ignored:
             self.metadata["warm_start_ignored_battles"] = ignored
         if self.pair_correction_ is not None:
             self.metadata["pair_correction"] = True
         return self
+
+    def _refit_profiles(self, records: Sequence[Battle | GoldenLabel]) -> dict[str, dict[str, Any]]:
+        """Warm-start the profile of every model the records score (see :meth:`fit`); returns what was refitted."""
+        obs = _Observations(list(records))
+        by_model: dict[str, list[tuple[int, str, float, str]]] = defaultdict(list)
+        for row in obs.rows:
+            by_model[row[1]].append(row)
+        if not by_model:
+            return {}
+        design = self._traits(obs.prompts)
+        mean = self.model_coefs_.mean(axis=0)
+        coefs, models = self.model_coefs_.copy(), list(self.models_)
+        out: dict[str, dict[str, Any]] = {}
+        for model in sorted(by_model):
+            rows = by_model[model]
+            if model in models:
+                start, precision, origin = coefs[models.index(model)], self.profile_prior, "own profile"
+            elif (alias := resolve_model(model, models)) is not None:
+                start, precision, origin = coefs[models.index(alias)], self.profile_prior, f"profile of {alias}"
+            else:
+                start, precision = mean, self.profile_prior * self.POPULATION_PRIOR_SHARE
+                origin = "mean profile"
+            beta = self._map_profile(design[[r[0] for r in rows]], np.array([r[2] for r in rows]), start, precision)
+            if model in models:
+                coefs[models.index(model)] = beta
+            else:
+                coefs = np.vstack([coefs, beta[None, :]])
+                models.append(model)
+            out[model] = {"labels": len(rows), "start": origin}
+        self.model_coefs_, self.models_ = coefs, models
+        self._fold()
+        return out
+
+    def _map_profile(self, t: np.ndarray, y: np.ndarray, start: np.ndarray, precision: float) -> np.ndarray:
+        """A profile's penalised logistic fit (Newton), pulled towards ``start`` with L2 ``precision``; the slopes
+        the ``traits`` setting turns off stay at 0."""
+        keep = np.array([True, self.traits != "difficulty", self.traits != "length"])
+        x, beta0 = t[:, keep], start[keep].copy()
+        beta = beta0.copy()
+        for _ in range(self.NEWTON_STEPS):
+            p = _sigmoid(x @ beta)
+            grad = x.T @ (p - y) + precision * (beta - beta0)
+            hess = (x * (p * (1 - p))[:, None]).T @ x + precision * np.eye(len(beta))
+            step = np.linalg.solve(hess, grad)
+            beta -= step
+            if float(np.abs(step).max()) < 1e-10:
+                break
+        out = np.zeros(len(keep))
+        out[keep] = beta
+        return out
 
     def _take_init(self, init: DifficultyRouter) -> str | None:
         """Copy the init's weights, with profiles for this router's pair (the init's reference ones where absent).
@@ -541,7 +643,132 @@ class DifficultyRouter(WinRateModel):
 
     def success_rate(self, texts: Sequence[str], model: str) -> np.ndarray:
         """Predicted chance that ``model`` answers each text well (its profile at the text's traits)."""
-        return _sigmoid(self._traits(list(texts)) @ self.model_coefs_[self._model_index(model)])
+        return self.predict_success(texts, [model])[:, 0]
+
+    # ---- per-model predictions (price ladders) ---------------------------------------------------------
+    @property
+    def models(self) -> list[str]:
+        """The profiled model names (training data, warm-start labels and :meth:`add_model`)."""
+        if not self._is_fitted():
+            raise NotFittedError("the difficulty router is not fitted: call fit(...) or load a checkpoint")
+        return list(self.models_)
+
+    def resolve_model(self, name: str) -> str:
+        """The profiled name that ``name`` refers to (provider prefixes, dated versions:
+        :func:`~routellm_core.routers.profiles.resolve_model`).
+
+        Raises:
+            UnknownModelError: No profile answers to ``name``; the message says how to state a prior.
+        """
+        if not isinstance(name, str) or not name.strip():
+            raise InvalidInputError(f"a model name must be a non-empty string, got {name!r:.80}")
+        found = resolve_model(name, self.models)
+        if found is None:
+            raise UnknownModelError(
+                f"the difficulty router has no profile for model {name!r} (it profiles {len(self.models_)} models, "
+                f"e.g. {self.models_[:4]}); state a prior, router.add_model({name!r}, ModelPrior(like='<a profiled "
+                f"model>')) or ModelPrior(score=<a public benchmark score>), or warm-start on labels that score it: "
+                "train_router(None, labels, init=router)"
+            )
+        return found
+
+    def predict_success(
+        self, texts: Sequence[str], models: Sequence[str], *, priors: Mapping[str, ModelPrior] | None = None
+    ) -> np.ndarray:
+        """``P(model answers well | prompt)`` for every text and model: an ``(n_texts, n_models)`` array.
+
+        These are the per-model profiles as they are; the router's own pair scores through its warm-start
+        correction in :meth:`predict_win_rate` only.
+
+        Args:
+            texts: The prompts.
+            models: Model names, resolved by :meth:`resolve_model`.
+            priors: Priors for models without a profile (used for this call only; :meth:`add_model` keeps one).
+
+        Raises:
+            InvalidInputError: Empty batch, blank texts, no model, or a malformed name.
+            UnknownModelError: A model with neither a profile nor a prior.
+        """
+        if not self._is_fitted():
+            raise NotFittedError("the difficulty router is not fitted: call fit(...) or load a checkpoint")
+        names = list(models) if not isinstance(models, str) else [models]
+        if not names:
+            raise InvalidInputError("predict_success needs at least one model name")
+        priors = dict(priors or {})
+        rows = []
+        for name in names:
+            if name in priors and resolve_model(name, self.models_) is None:
+                rows.append(self._prior_profile(priors[name]))
+            else:
+                rows.append(self.model_coefs_[self._model_index(self.resolve_model(name))])
+        items = [valid_unicode(t) for t in check_texts(texts)]
+        out = _sigmoid(self._traits(items) @ np.vstack(rows).T)
+        if not np.isfinite(out).all():
+            raise ScoringError("difficulty produced NaN or infinite success rates")
+        return out
+
+    def add_model(self, name: str, prior: ModelPrior) -> str:
+        """Give a model without a profile a starting one from a stated prior (labels then refine it: see
+        :meth:`fit`); kept in the router and its checkpoint.
+
+        Returns:
+            ``name``.
+
+        Raises:
+            InvalidInputError: ``name`` already has a profile (directly or through an alias), or a malformed prior.
+            UnknownModelError: The prior names a model without a profile.
+        """
+        if not isinstance(prior, ModelPrior):
+            raise InvalidInputError(f"prior must be a ModelPrior, got {type(prior).__name__}")
+        if not isinstance(name, str) or not name.strip():
+            raise InvalidInputError(f"a model name must be a non-empty string, got {name!r:.80}")
+        existing = resolve_model(name, self.models)
+        if existing is not None:
+            raise InvalidInputError(f"model {name!r} already has a profile ({existing!r}); no prior is needed")
+        beta = self._prior_profile(prior)
+        self.model_coefs_ = np.vstack([self.model_coefs_, beta[None, :]])
+        self.models_ = [*self.models_, name]
+        self.metadata["models"] = list(self.models_)
+        self.metadata.setdefault("model_priors", {})[name] = prior.describe()
+        self._fold()
+        return name
+
+    #: Gauss-Hermite nodes per trait for a profile's mean accuracy over the (standardised) training traffic.
+    _QUADRATURE_NODES = 9
+
+    def _mean_accuracy(self, coefs: np.ndarray) -> np.ndarray:
+        """Each profile's mean P(right) over standard-normal traits (the training traffic, standardised)."""
+        nodes, weights = np.polynomial.hermite_e.hermegauss(self._QUADRATURE_NODES)
+        weights = weights / weights.sum()
+        grid = np.array([(1.0, a, b) for a in nodes for b in nodes])
+        w = np.array([wa * wb for wa in weights for wb in weights])
+        return _sigmoid(np.atleast_2d(coefs) @ grid.T) @ w
+
+    def _prior_profile(self, prior: ModelPrior) -> np.ndarray:
+        """The starting profile a :class:`ModelPrior` states (see its docstring)."""
+        if prior.like is not None:
+            return self.model_coefs_[self._model_index(self.resolve_model(prior.like))].copy()
+        accuracy = self._mean_accuracy(self.model_coefs_)
+        target = float(prior.score)  # type: ignore[arg-type]
+        if prior.reference:
+            ref = {self.resolve_model(m): s for m, s in prior.reference.items()}
+            own = _logit(np.array([accuracy[self.models_.index(m)] for m in ref]))
+            public = _logit(np.array(list(ref.values()), dtype=np.float64))
+            if len(ref) >= 2 and np.ptp(public) > 0:
+                slope, intercept = np.polyfit(public, own, 1)
+            else:
+                slope, intercept = 1.0, float(np.mean(own - public))
+            target = float(_sigmoid(np.array(intercept + slope * _logit(np.array([target]))[0])))
+        nearest = np.argsort(np.abs(accuracy - target), kind="stable")[:5]
+        beta = self.model_coefs_[nearest].mean(axis=0)
+        lo, hi = -20.0, 20.0  # the intercept whose mean accuracy is the target (bisection: it is monotone)
+        for _ in range(60):
+            beta[0] = 0.5 * (lo + hi)
+            if self._mean_accuracy(beta)[0] < target:
+                lo = beta[0]
+            else:
+                hi = beta[0]
+        return beta
 
     # ---- persistence -----------------------------------------------------------------------------------
     def _state(self) -> dict[str, np.ndarray]:

@@ -1,0 +1,446 @@
+"""Price ladders, offline: N priced models, the ``difficulty`` router's per-model predictions, escalation up the
+ladder, and how fast the router learns a ladder's traffic (and a model it never profiled) from labels.
+
+Everything comes from ZeroEval's graded answers (``zeroeval/<task>_{correctness,answers,output_chars}.csv``; no
+model is called) on ``gsm`` (GSM8K test), ``crux`` and ``math-l5``. Costs are priced per token with
+``routellm_core.data.prices`` (the ``genai-prices`` table; the open models at Together AI's serverless "Turbo"
+endpoints, named in :data:`PRICE_REFS`): input tokens = prompt characters / 4, output tokens = the model's raw
+output characters / 4. Hidden reasoning tokens would not be counted, so no o1 model is on a ladder.
+
+**Router**: for each task a ``DifficultyRouter()`` (the shipped ``default`` recipe) trained on every shared
+source **except that benchmark** (``training_labels(..., exclude=[source])``: GSM8K for ``gsm``, CRUX, MATH-L5),
+so every number is on traffic the router never saw. ``routellm_core.evaluate_ladder`` sweeps the ``cost_weight``
+objective (each prompt to ``argmax p_m - λ ĉ_m``, ``ĉ`` the model's mean cost: the best predicted quality under an
+average budget). Next to it, in the same run: every single model, their upper hull (random mixing of two
+neighbours: the baseline), random mixes (share grid, 5 seeds), length (longer prompts up the ladder, every
+monotone set of cut points on a 5% grid), the two-model router (the router's win rate of the top rung over the
+bottom one, thresholds swept) and the prompt oracle (true quality as the prediction). With answers, each policy
+also escalates along the ladder (consecutive rungs' final answers compared with the grader's rule).
+
+**Area above hull**: the mean of (curve quality - hull quality) over 101 budgets evenly spaced on a log-cost axis
+from the cheapest to the costliest model (positive: better than mixing single models). *min gap*: the smallest
+such difference. *cost @ best*: the least mean cost reaching the best single model's quality, as a multiple of
+that model's cost. Noise: the router's area re-measured on 20 bootstrap resamples of the prompts (sd), and the
+spread of random's area over seeds.
+
+**Learning curve**: each task's prompts split in half (seeded); k golden labels (k in 0, 25, 50, 100, 200; 3
+seeds) from the first half, scoring the ladder's models, warm-start the task's router
+(``train_router(None, labels, init=router)``: every labelled model's profile refitted); the curve is measured on
+the other half. The *unknown-model* ladders put a model on the ladder the router never profiled (``deepseek-chat``
+on GSM8K, ``deepseek-v2-chat-0628`` on CRUX: neither is in any training source but the left-out one), starting
+from the stated prior ``ModelPrior(like="gpt-4o-mini-2024-07-18")``.
+
+Never trained or tuned on arena-hard-auto, arena-bench-v1 or routerbench. Run: ``python -m bench.ladder``
+(about 3 minutes on 2 cores); writes ``bench/results/ladder.json`` and its section of ``BENCHMARKS.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench.common import DEFAULT_RESULTS, REPO, SEED, log, machine_info, read_json, replace_section, write_json
+from routellm_core.data.prices import price_of
+from routellm_core.data.records import GoldenLabel
+from routellm_core.data.zeroeval_answers import ZEROEVAL_ANSWER_KINDS, load_answer_table
+from routellm_core.escalation import AgreementCheck
+from routellm_core.escalation.ladder import LadderCurve, evaluate_choices, evaluate_ladder
+from routellm_core.routers.profiles import ModelPrior, resolve_model
+
+SECTION = "## Price ladders: N priced models, per-model predictions, escalation (offline, ZeroEval answers)"
+#: ZeroEval task -> the training source left out for it.
+LEFT_OUT: dict[str, str] = {"gsm": "gsm8k", "crux": "crux", "math-l5": "math_l5"}
+#: ZeroEval model -> the priced model reference (genai-prices) it is billed as.
+PRICE_REFS: dict[str, str] = {
+    "Meta-Llama-3.1-8B-Instruct": "together:meta-llama/Meta-Llama-3.1-8B-Instruct-Turbo",
+    "Meta-Llama-3.1-70B-Instruct": "together:meta-llama/Meta-Llama-3.1-70B-Instruct-Turbo",
+    "gpt-4o-2024-08-06": "openai:gpt-4o-2024-08-06",
+    "gpt-4o-mini-2024-07-18": "openai:gpt-4o-mini-2024-07-18",
+    "gemini-1.5-flash": "google:gemini-1.5-flash",
+    "claude-3-5-sonnet-20240620": "anthropic:claude-3-5-sonnet-20240620",
+    "deepseek-chat": "deepseek:deepseek-chat",
+    "deepseek-v2-chat-0628": "deepseek:deepseek-chat",
+}
+OPEN = ("Meta-Llama-3.1-8B-Instruct", "Meta-Llama-3.1-70B-Instruct")
+API = ("gemini-1.5-flash", "gpt-4o-mini-2024-07-18", "gpt-4o-2024-08-06", "claude-3-5-sonnet-20240620")
+#: task -> ladder name -> (models, the model the router has no profile for, or None).
+LADDERS: dict[str, dict[str, tuple[tuple[str, ...], str | None]]] = {
+    "gsm": {
+        "open 8B < 70B < gpt-4o": ((*OPEN, "gpt-4o-2024-08-06"), None),
+        "flash < 4o-mini < 4o < sonnet": (API, None),
+        "8B < deepseek-chat (unknown) < gpt-4o": (
+            ("Meta-Llama-3.1-8B-Instruct", "deepseek-chat", "gpt-4o-2024-08-06"),
+            "deepseek-chat",
+        ),
+    },
+    "crux": {
+        "open 8B < 70B < gpt-4o": ((*OPEN, "gpt-4o-2024-08-06"), None),
+        "flash < 4o-mini < 4o < sonnet": (API, None),
+        "8B < deepseek-v2-chat (unknown) < gpt-4o": (
+            ("Meta-Llama-3.1-8B-Instruct", "deepseek-v2-chat-0628", "gpt-4o-2024-08-06"),
+            "deepseek-v2-chat-0628",
+        ),
+    },
+    "math-l5": {
+        "open 8B < 70B < gpt-4o": ((*OPEN, "gpt-4o-2024-08-06"), None),
+        "flash < 4o-mini < 4o < sonnet": (API, None),
+    },
+}
+UNKNOWN_PRIOR = ModelPrior(like="gpt-4o-mini-2024-07-18")
+LABELS_K = (0, 25, 50, 100, 200)
+LABEL_SEEDS = 3
+RANDOM_SEEDS = 5
+BOOTSTRAP = 20
+#: Length router: cut points at these quantiles of prompt length.
+LENGTH_GRID = np.linspace(0.0, 1.0, 21)
+#: Random mixes: shares of each rung on this grid (sum 1).
+RANDOM_STEP = 0.1
+
+
+def prices() -> dict[str, tuple[float, float]]:
+    """USD per 1M (input, output) tokens of every ladder model, from the maintained table."""
+    out = {}
+    for model, ref in PRICE_REFS.items():
+        price = price_of(ref)
+        if price is None:
+            raise SystemExit(f"no price for {ref!r} in the genai-prices table")
+        out[model] = price
+    return out
+
+
+def _tables(task: str, models: Sequence[str], price: dict[str, tuple[float, float]]) -> dict[str, Any]:
+    table = load_answer_table(task)
+    in_tokens = np.array([len(p) for p in table.prompts], dtype=np.float64) / 4.0
+    quality, costs, answers = {}, {}, {}
+    for m in models:
+        p_in, p_out = price[m]
+        chars = np.array(table.output_chars[m], dtype=np.float64)
+        costs[m] = (in_tokens * p_in + chars / 4.0 * p_out) / 1e6
+        quality[m] = np.array(table.correct[m], dtype=np.float64)
+        answers[m] = table.answers[m]
+    return {"prompts": list(table.prompts), "quality": quality, "costs": costs, "answers": answers}
+
+
+def loo_router(task: str) -> Any:
+    """The shipped recipe trained on every shared source but the task's own."""
+    from routellm_core import data
+    from routellm_core.embedding.static import STATIC_NAME
+    from routellm_core.routers.difficulty import DifficultyRouter
+    from routellm_core.routers.training import training_embedder
+
+    records = data.training_labels(data.TRAINING_SOURCES, exclude=[LEFT_OUT[task]])
+    return DifficultyRouter(embedder=training_embedder(STATIC_NAME)).fit(records)
+
+
+def _subset(t: dict[str, Any], idx: np.ndarray) -> dict[str, Any]:
+    return {
+        "prompts": [t["prompts"][i] for i in idx],
+        "quality": {m: v[idx] for m, v in t["quality"].items()},
+        "costs": {m: v[idx] for m, v in t["costs"].items()},
+        "answers": {m: [v[i] for i in idx] for m, v in t["answers"].items()},
+    }
+
+
+def length_choices(prompts: Sequence[str], k: int) -> np.ndarray:
+    """Every monotone assignment of length-quantile bands to rungs (longer prompts up the ladder)."""
+    lengths = np.array([len(p) for p in prompts], dtype=np.float64)
+    rank = (np.argsort(np.argsort(lengths, kind="stable"), kind="stable") + 0.5) / len(lengths)
+    rows = []
+    for cuts in itertools.combinations_with_replacement(LENGTH_GRID, k - 1):
+        rows.append(np.searchsorted(np.asarray(cuts), rank, side="right"))
+    return np.asarray(rows)
+
+
+def random_choices(n: int, k: int, seed: int) -> np.ndarray:
+    """Random mixes: for each share vector on the grid, each prompt's rung drawn with those shares."""
+    u = np.random.default_rng(seed).random(n)
+    steps = round(1 / RANDOM_STEP)
+    rows = []
+    for combo in itertools.product(range(steps + 1), repeat=k - 1):
+        if sum(combo) > steps:
+            continue
+        shares = np.array([*combo, steps - sum(combo)], dtype=np.float64) / steps
+        rows.append(np.minimum(np.searchsorted(np.cumsum(shares), u, side="right"), k - 1))
+    return np.asarray(rows)
+
+
+def pair_choices(
+    router: Any, prompts: Sequence[str], models: Sequence[str], costs: dict[str, np.ndarray]
+) -> np.ndarray:
+    """The two-model router: the top rung's win rate over the bottom one's; the top x% of prompts to the top."""
+    order = sorted(range(len(models)), key=lambda j: float(costs[models[j]].mean()))
+    lo, hi = order[0], order[-1]
+    win = router.pairwise_win_rate(list(prompts), models[hi], models[lo])
+    rank = np.argsort(np.argsort(-win, kind="stable"), kind="stable")
+    n = len(prompts)
+    return np.asarray([np.where(rank < round(f * n), hi, lo) for f in np.linspace(0, 1, 51)])
+
+
+def _summary(curve: LadderCurve) -> dict[str, Any]:
+    best_model = max(curve.singles, key=lambda m: curve.singles[m][1])
+    best_cost, best_q = curve.singles[best_model]
+    cost = curve.cost_for(best_q)
+    gaps = [curve.quality_at(b) - curve.hull_quality_at(b) for b in curve.budgets()]
+    return {
+        "area_above_hull": curve.area_above_hull(),
+        "min_gap": float(np.nanmin(gaps)),
+        "cost_x_best@best": None if cost is None else cost / best_cost,
+        "max_quality": float(curve.points[:, 1].max()),
+        "n_points": len(curve.points),
+    }
+
+
+def _best_quality_row(curve: LadderCurve) -> dict[str, Any]:
+    best = max(curve.singles, key=lambda m: curve.singles[m][1])
+    return {"model": best, "cost": curve.singles[best][0], "quality": curve.singles[best][1]}
+
+
+def evaluate_one(
+    router: Any, t: dict[str, Any], models: Sequence[str], check: AgreementCheck, unknown: str | None
+) -> dict[str, Any]:
+    """Every row of one ladder on one set of prompts."""
+    priors = {unknown: UNKNOWN_PRIOR} if unknown else None
+    q, c, a = ({m: t[key][m] for m in models} for key in ("quality", "costs", "answers"))
+    k, n = len(models), len(t["prompts"])
+    rows: dict[str, Any] = {}
+    pred = router.predict_success(t["prompts"], list(models), priors=priors)
+    curve = evaluate_ladder(pred, t["prompts"], q, c)
+    rows["router"] = _summary(curve)
+    rows["router + escalation"] = _summary(evaluate_ladder(pred, t["prompts"], q, c, answers=a, check=check))
+    rows["router (margin objective)"] = _summary(evaluate_ladder(pred, t["prompts"], q, c, objective="margin"))
+    rng = np.random.default_rng(SEED)
+    boot = []
+    for _ in range(BOOTSTRAP):
+        idx = rng.integers(0, n, n)
+        sub = _subset({"prompts": t["prompts"], "quality": q, "costs": c, "answers": a}, idx)
+        boot.append(evaluate_ladder(pred[idx], sub["prompts"], sub["quality"], sub["costs"]).area_above_hull())
+    rows["router"]["area_bootstrap_sd"] = float(np.std(boot))
+    lengths = length_choices(t["prompts"], k)
+    rows["length"] = _summary(evaluate_choices(lengths, q, c, name="length"))
+    rows["length + escalation"] = _summary(evaluate_choices(lengths, q, c, answers=a, check=check, name="length"))
+    rand = [_summary(evaluate_choices(random_choices(n, k, s), q, c, name="random")) for s in range(RANDOM_SEEDS)]
+    rows["random"] = {
+        key: (float(np.mean([r[key] for r in rand])) if all(r[key] is not None for r in rand) else None)
+        for key in ("area_above_hull", "min_gap", "cost_x_best@best", "max_quality")
+    }
+    rows["random"]["area_sd_over_seeds"] = float(np.std([r["area_above_hull"] for r in rand]))
+    rows["two-model router (bottom/top rung)"] = _summary(
+        evaluate_choices(pair_choices(router, t["prompts"], list(models), c), q, c, name="pair")
+    )
+    rows["oracle (prompt-only)"] = _summary(evaluate_ladder(q, t["prompts"], q, c))
+    return {
+        "n_prompts": n,
+        "singles": {m: {"cost_usd_per_1k": 1e3 * cq[0], "quality": cq[1]} for m, cq in curve.singles.items()},
+        "ladder": list(curve.models),
+        "hull_models": [m for m, cq in curve.singles.items() if any(np.allclose(cq, h) for h in curve.hull)],
+        "best_single": _best_quality_row(curve),
+        "rows": rows,
+        "curve": {key: curve.as_dict()[key] for key in ("cost", "quality", "settings")},
+        "hull": curve.as_dict()["hull"],
+    }
+
+
+def learning_curve(
+    router: Any, t: dict[str, Any], models: Sequence[str], check: AgreementCheck, unknown: str | None, task: str
+) -> dict[str, Any]:
+    from routellm_core.routers.training import train_router
+
+    n = len(t["prompts"])
+    perm = np.random.default_rng(SEED).permutation(n)
+    pool, held = perm[: n // 2], np.sort(perm[n // 2 :])
+    test = _subset(t, held)
+    q, c, a = ({m: test[key][m] for m in models} for key in ("quality", "costs", "answers"))
+    init = router
+    if unknown:
+        init = train_router(None, [], init=router)  # a copy to state the prior on
+        init.add_model(unknown, UNKNOWN_PRIOR)
+    out: dict[str, Any] = {}
+    for k in LABELS_K:
+        areas, esc, costs = [], [], []
+        for seed in range(LABEL_SEEDS if k else 1):
+            picked = np.random.default_rng(seed + 1).choice(pool, k, replace=False) if k else []
+            labels = [
+                GoldenLabel(
+                    prompt=t["prompts"][i],
+                    scores={m: float(t["quality"][m][i]) for m in models},
+                    source=f"{task}-traffic",
+                )
+                for i in picked
+            ]
+            fitted = train_router(None, labels, init=init) if k else init
+            pred = fitted.predict_success(test["prompts"], list(models))
+            curve = evaluate_ladder(pred, test["prompts"], q, c)
+            s = _summary(curve)
+            areas.append(s["area_above_hull"])
+            costs.append(s["cost_x_best@best"])
+            esc.append(evaluate_ladder(pred, test["prompts"], q, c, answers=a, check=check).area_above_hull())
+        out[str(k)] = {
+            "area_above_hull": float(np.mean(areas)),
+            "area_sd_over_seeds": float(np.std(areas)),
+            "area_with_escalation": float(np.mean(esc)),
+            "cost_x_best@best": None if any(x is None for x in costs) else float(np.mean(costs)),
+            "seeds": len(areas),
+        }
+    return {"n_held_out": len(held), "label_pool": len(pool), "by_k": out}
+
+
+def run() -> dict[str, Any]:
+    import logging
+
+    # every ladder label is "ignored" by the reference pair's logit (it refits the profiles): not news here
+    logging.getLogger("routellm_core.routers.difficulty").setLevel(logging.ERROR)
+    price = prices()
+    out: dict[str, Any] = {}
+    for task, ladders in LADDERS.items():
+        t0 = time.time()
+        router = loo_router(task)
+        log(f"{task}: router without {LEFT_OUT[task]} fitted in {time.time() - t0:.0f}s")
+        models = sorted({m for ms, _ in ladders.values() for m in ms})
+        t = _tables(task, models, price)
+        check = AgreementCheck(kind=ZEROEVAL_ANSWER_KINDS[task])
+        out[task] = {"left_out_source": LEFT_OUT[task], "answer_kind": check.kind, "ladders": {}}
+        for name, (ms, unknown) in ladders.items():
+            if unknown is not None and resolve_model(unknown, router.models) is not None:
+                raise SystemExit(f"{unknown} has a profile in the {task} router: not an unknown model")
+            res = evaluate_one(router, t, ms, check, unknown)
+            res["unknown_model"] = unknown
+            res["learning_curve"] = learning_curve(router, t, ms, check, unknown, task)
+            out[task]["ladders"][name] = res
+            r = res["rows"]["router"]
+            log(
+                f"{task} / {name}: area {r['area_above_hull']:+.4f} (sd {r['area_bootstrap_sd']:.4f}), "
+                f"length {res['rows']['length']['area_above_hull']:+.4f}, "
+                f"escalation {res['rows']['router + escalation']['area_above_hull']:+.4f}"
+            )
+    return out
+
+
+def targets(res: dict[str, Any]) -> list[str]:
+    """The issue's three targets, read off the results (noise: twice the router's bootstrap sd)."""
+    below, gains, esc = [], [], []
+    for task, tres in res["tasks"].items():
+        for name, lr in tres["ladders"].items():
+            r = lr["rows"]["router"]
+            noise = 2 * r["area_bootstrap_sd"]
+            if r["min_gap"] < -noise:
+                below.append(f"{task} / {name} (min gap {r['min_gap']:+.4f}, noise {noise:.4f})")
+            lc = lr["learning_curve"]["by_k"]
+            gain = lc["50"]["area_above_hull"] - lc["0"]["area_above_hull"]
+            gains.append(f"{task} / {name}: {gain:+.4f} ({'beyond' if gain > noise else 'within'} noise {noise:.4f})")
+            if task in ("gsm", "crux"):
+                x = lr["rows"]["router + escalation"]["cost_x_best@best"]
+                esc.append(f"{task} / {name}: {_f(x, '.3f')}" + (" (met)" if x is not None and x <= 0.5 else ""))
+    return [
+        "- No labels, curve at or above the hull at every budget (within noise): "
+        + ("**met** on every ladder." if not below else "**not met** on " + "; ".join(below) + "."),
+        "- 50 labels, area above the k = 0 router's by more than noise: " + "; ".join(gains) + ".",
+        "- Escalation along the ladder, best single model's quality at <= 0.5x its cost (GSM8K, CRUX): "
+        + "; ".join(esc)
+        + ".",
+        "- Read with care: random mixes also sit above the hull (the best of many random policies on a finite "
+        "sample), so the router's area counts only where it clears random's; length, the other prompt-only "
+        "baseline, is level with the router on most ladders.",
+    ]
+
+
+def _f(x: float | None, fmt: str = "+.4f") -> str:
+    return "—" if x is None else format(x, fmt)
+
+
+def section(res: dict[str, Any] | None) -> list[str]:
+    if not res:
+        return [SECTION, "", "Not run yet: `python -m bench.ladder`."]
+    lines = [
+        SECTION,
+        "",
+        f"`{res['command']}` on {res['machine']['nproc']} CPUs ({res['machine']['cpu_model']}), "
+        f"{res['machine']['date_utc']}, {res['seconds']:.0f} s. Offline: ZeroEval's graded answers, no model called. "
+        "Costs priced per token from the `genai-prices` table (`routellm_core.data.prices`; open models at Together "
+        "AI's Turbo endpoints; input = prompt chars / 4, output = raw output chars / 4). The router is the shipped "
+        "`default` recipe **trained without the task's benchmark** (GSM8K, CRUX or MATH-L5 left out), sweeping the "
+        "`cost_weight` objective (best predicted quality under an average budget). *area*: mean of (curve − hull) "
+        "quality over 101 budgets log-spaced from the cheapest to the costliest model; *min gap*: the smallest "
+        "difference; *cost @ best*: least mean cost reaching the best single model's quality, × that model's cost "
+        "(— = never reached). Noise: the router's bootstrap sd (20 resamples) and random's spread over 5 seeds.",
+        "",
+        "Prices (USD per 1M input / output tokens): "
+        + ", ".join(f"{m} {p[0]:g} / {p[1]:g}" for m, p in res["prices_usd_per_1m_tokens"].items())
+        + ".",
+    ]
+    lines += ["", "### Targets (issue 21)", "", *targets(res)]
+    for task, tres in res["tasks"].items():
+        lines += ["", f"### {task} (router trained without `{tres['left_out_source']}`)", ""]
+        for name, lr in tres["ladders"].items():
+            singles = "; ".join(
+                f"{m}: {s['quality']:.3f} at {s['cost_usd_per_1k']:.3f} USD/1k" for m, s in lr["singles"].items()
+            )
+            note = (
+                f" Unknown to the router: `{lr['unknown_model']}` (prior: like gpt-4o-mini)."
+                if lr["unknown_model"]
+                else ""
+            )
+            lines += [
+                f"**{name}** ({lr['n_prompts']} prompts) — {singles}; hull through {', '.join(lr['hull_models'])}.{note}",
+                "",
+                "| policy | area above hull | min gap | cost @ best | best quality |",
+                "|---|---|---|---|---|",
+            ]
+            for row, e in lr["rows"].items():
+                extra = ""
+                if "area_bootstrap_sd" in e:
+                    extra = f" (sd {e['area_bootstrap_sd']:.4f})"
+                elif "area_sd_over_seeds" in e:
+                    extra = f" (sd {e['area_sd_over_seeds']:.4f})"
+                lines.append(
+                    f"| {row} | {_f(e['area_above_hull'])}{extra} | {_f(e['min_gap'])} | "
+                    f"{_f(e['cost_x_best@best'], '.3f')} | {e['max_quality']:.4f} |"
+                )
+            lc = lr["learning_curve"]
+            lines += [
+                "",
+                f"Learning curve (k labels of this traffic from a pool of {lc['label_pool']}, measured on the other "
+                f"{lc['n_held_out']} prompts; mean of 3 seeds): "
+                + "; ".join(
+                    f"k={k}: area {_f(v['area_above_hull'])} (sd {v['area_sd_over_seeds']:.4f}), with escalation "
+                    f"{_f(v['area_with_escalation'])}, cost @ best {_f(v['cost_x_best@best'], '.3f')}"
+                    for k, v in lc["by_k"].items()
+                )
+                + ".",
+                "",
+            ]
+    return lines
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(prog="python -m bench.ladder", description=__doc__.splitlines()[0])
+    parser.add_argument("--results-dir", type=Path, default=DEFAULT_RESULTS)
+    parser.add_argument("--markdown", type=Path, default=REPO / "BENCHMARKS.md")
+    parser.add_argument("--no-markdown", action="store_true", help="leave BENCHMARKS.md alone")
+    args = parser.parse_args(argv)
+    given = list(sys.argv[1:] if argv is None else argv)
+    start = time.time()
+    res: dict[str, Any] = {
+        "command": " ".join(["python -m bench.ladder", *given]),
+        "machine": machine_info(),
+        "prices_usd_per_1m_tokens": {m: list(p) for m, p in prices().items()},
+        "price_refs": PRICE_REFS,
+        "tasks": run(),
+    }
+    res["seconds"] = time.time() - start
+    path = args.results_dir / "ladder.json"
+    write_json(path, res)
+    if not args.no_markdown:
+        replace_section(args.markdown, SECTION, section(read_json(path)))
+    print("\n".join(section(res)))
+    return res
+
+
+if __name__ == "__main__":
+    main()

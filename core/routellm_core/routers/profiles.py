@@ -1,0 +1,193 @@
+"""Per-model profiles by name: resolving provider names and dated versions, and priors for unknown models.
+
+A router that profiles models (the ``difficulty`` router) stores them under the names its training data used
+(``gpt-4o-2024-08-06``, ``claude-3-5-sonnet-20240620``, ``Meta-Llama-3.1-70B-Instruct``). Users name models the way
+their provider does: ``openai:gpt-4o``, ``anthropic/claude-3-5-sonnet-20241022``, ``gpt-4o-mini``.
+:func:`resolve_model` maps such a name onto a profiled one:
+
+1. the exact name, then the same name in another case;
+2. :data:`ALIASES` (a few names whose key alone does not find the model);
+3. the name's *key* (:func:`model_key`: lower case, provider prefix, ``@host`` and ``:tag`` suffixes, a date or
+   ``-latest`` suffix removed, ``_`` read as ``.``) against the profiled names' keys. Several profiled versions
+   with the same key (``gpt-4o-2024-05-13``, ``gpt-4o-2024-08-06``): the latest dated on or before the name's own
+   date, else the earliest after it; an undated name takes the latest; then the one spelled like the key. A
+   profile served by a named host (``...@hyperbolic``) comes after the plain one.
+
+Nothing else is guessed: ``o1`` is not ``o1-preview``, and ``gpt-4o`` is not ``gpt-4o-mini``. An unknown model
+needs a :class:`ModelPrior`: "like model X" (X's profile), or a public benchmark score, placed against the scores
+of profiled models on the same benchmark (``reference``) when given.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from routellm_core.errors import InvalidInputError
+
+
+class UnknownModelError(InvalidInputError):
+    """A model name that no profile answers to, and no prior was stated for."""
+
+
+#: Names whose key does not reach the profiled model on its own: name key -> profiled name.
+ALIASES: dict[str, str] = {
+    "gpt-4-turbo": "gpt-4-turbo-2024-04-09",
+    "gpt-4-1106": "gpt-4-1106-preview",
+    "mistral-large": "Mistral-Large-2",
+    "mistral-large-2407": "Mistral-Large-2",
+    "mixtral-8x7b": "mistralai/Mixtral-8x7B-Instruct-v0.1",
+    "mixtral-8x7b-instruct": "mistralai/Mixtral-8x7B-Instruct-v0.1",
+    "claude-3.5-sonnet": "claude-3-5-sonnet-20240620",
+    "llama-3.1-70b-instruct": "Meta-Llama-3.1-70B-Instruct",
+    "llama-3.1-405b-instruct": "Llama-3.1-405B-Inst-fp8",
+    "llama-3-70b-instruct": "Meta-Llama-3-70B-Instruct",
+    "llama-3-8b-instruct": "Meta-Llama-3-8B-Instruct",
+}
+_PROVIDERS = (
+    "openai",
+    "anthropic",
+    "google",
+    "google_genai",
+    "google-genai",
+    "vertexai",
+    "gemini",
+    "mistral",
+    "mistralai",
+    "meta",
+    "meta-llama",
+    "together",
+    "groq",
+    "fireworks",
+    "openrouter",
+    "deepseek",
+    "cohere",
+    "bedrock",
+    "azure",
+    "azure_openai",
+    "ollama",
+    "qwen",
+    "alibaba",
+    "01-ai",
+    "microsoft",
+)
+_DATE = re.compile(r"-(\d{4}-\d{2}-\d{2}|\d{8}|\d{2}-\d{2}-\d{2}|\d{4})$")
+
+
+def _date_value(text: str) -> int | None:
+    """A sortable ``yyyymmdd`` for a full date suffix; ``mmdd`` / ``yymm`` suffixes are not comparable: None."""
+    digits = text.replace("-", "")
+    if len(digits) == 8:
+        return int(digits)
+    if len(digits) == 6:
+        return 20_000_000 + int(digits)
+    return None
+
+
+def _split(name: str) -> tuple[str, str | None, bool]:
+    """``(key, date suffix or None, served by a named host)`` of a model name."""
+    text = name.strip().lower()
+    stripped = True
+    while stripped:  # "together:meta-llama/..." names two
+        stripped = False
+        for sep in (":", "/"):
+            head, found, rest = text.partition(sep)
+            if found and rest and head in _PROVIDERS:
+                text, stripped = rest, True
+                break
+    hosted = "@" in text
+    text = text.split("@", 1)[0]
+    if ":" in text:  # openrouter / ollama tags: ":free", ":latest", ":8b"
+        text = text.split(":", 1)[0]
+    text = text.replace("_", ".")
+    date = None
+    match = _DATE.search(text)
+    if match:
+        date = match.group(1)
+        text = text[: match.start()]
+    text = text.removesuffix("-latest")
+    return text, date, hosted
+
+
+def model_key(name: str) -> str:
+    """The name as :func:`resolve_model` compares it (see the module docstring)."""
+    return _split(name)[0]
+
+
+def resolve_model(name: str, known: Sequence[str]) -> str | None:
+    """The profiled name among ``known`` that ``name`` refers to, or None (module docstring: the rules)."""
+    if name in known:
+        return name
+    lower = {k.lower(): k for k in known}
+    if name.strip().lower() in lower:
+        return lower[name.strip().lower()]
+    key, date, _ = _split(name)
+    alias = ALIASES.get(key)
+    if alias in known:
+        return alias
+    candidates = [(k, *_split(k)[1:]) for k in known if model_key(k) == key]
+    if not candidates:
+        return None
+    plain = [c for c in candidates if not c[2]] or candidates
+    wanted = _date_value(date) if date else None
+
+    def when(c: tuple[str, str | None, bool]) -> int:
+        return (_date_value(c[1]) or 0) if c[1] else 0
+
+    def rank(c: tuple[str, str | None, bool]) -> tuple[int, bool, str]:  # spelled like the key first, then by name
+        return when(c), c[0].lower() == key, c[0]
+
+    if wanted is not None:
+        before = [c for c in plain if when(c) <= wanted]
+        if before:
+            return max(before, key=rank)[0]
+        return min(plain, key=lambda c: (when(c), c[0].lower() != key, c[0]))[0]
+    return max(plain, key=rank)[0]
+
+
+@dataclass(frozen=True)
+class ModelPrior:
+    """What to assume about a model the router has no profile for, until labels teach it.
+
+    Give exactly one of ``like`` and ``score``.
+
+    Attributes:
+        like: A profiled model (any name :func:`resolve_model` resolves) whose profile the new model starts from.
+        score: A public benchmark score of the new model, as a fraction in (0, 1) (e.g. MMLU accuracy 0.82).
+        reference: The same benchmark's scores of some profiled models (name -> fraction): the new model is
+            placed among them (their logit accuracies on the router's training traffic against their logit scores,
+            a least-squares line; one reference shifts by the logit difference). Without it, ``score`` is read as
+            the accuracy on the router's own training traffic.
+    """
+
+    like: str | None = None
+    score: float | None = None
+    reference: Mapping[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if (self.like is None) == (self.score is None):
+            raise InvalidInputError("a ModelPrior takes exactly one of like='<profiled model>' and score=<fraction>")
+        if self.like is not None and (not isinstance(self.like, str) or not self.like.strip()):
+            raise InvalidInputError(f"ModelPrior.like must name a profiled model, got {self.like!r:.80}")
+        for what, value in [("score", self.score), *((f"reference[{k!r}]", v) for k, v in self.reference.items())]:
+            if value is None:
+                continue
+            if not isinstance(value, (int, float)) or not math.isfinite(value) or not 0.0 < float(value) < 1.0:
+                raise InvalidInputError(
+                    f"ModelPrior.{what} must be a fraction strictly between 0 and 1 (e.g. 0.82 for 82%), "
+                    f"got {value!r:.80}"
+                )
+        if self.reference and self.score is None:
+            raise InvalidInputError("ModelPrior.reference places a score: give score= with it")
+
+    def describe(self) -> str:
+        """A short human-readable form (kept in the router's metadata)."""
+        if self.like is not None:
+            return f"like {self.like}"
+        ref = f" against {dict(self.reference)}" if self.reference else ""
+        return f"score {self.score}{ref}"
+
+
+__all__ = ["ALIASES", "ModelPrior", "UnknownModelError", "model_key", "resolve_model"]
