@@ -144,6 +144,19 @@ def machine_info() -> dict[str, Any]:
     }
 
 
+def machine_line(m: dict[str, Any] | None) -> str:
+    """One line describing the machine of a run (from :func:`machine_info`), for BENCHMARKS.md."""
+    if not m:
+        return "unknown machine"
+    gpu = m.get("gpu") or "no GPU"
+    load = m.get("loadavg_at_start")
+    return (
+        f"{m.get('nproc')} CPU cores (`nproc`), {m.get('cpu_model')}, {m.get('memory_gb')} GB RAM, {gpu}; "
+        f"Python {m.get('python')}, torch {m.get('torch')}; {m.get('date_utc')}"
+        + (f"; load average {load}" if load else "")
+    )
+
+
 def seeded_subset(n: int, limit: int | None, seed: int = SEED) -> np.ndarray:
     """Sorted indices of a seeded sample of ``limit`` out of ``n`` (all when ``limit`` is None or >= n)."""
     if limit is None or limit >= n:

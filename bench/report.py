@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bench.common import DEFAULT_RESULTS, REPO, read_json
+from bench.common import DEFAULT_RESULTS, REPO, machine_line, read_json
 
 PRETTY = {"mt_bench": "MT Bench", "mmlu": "MMLU", "gsm8k": "GSM8K", "dcrouter": "DC-Router test"}
 BASELINES = ("random", "oracle", "length")
@@ -38,18 +38,6 @@ def rel(path: str, out: Path) -> str:
         return str(Path(path).resolve().relative_to(out.parent.resolve()))
     except ValueError:
         return path
-
-
-def machine_line(m: dict[str, Any] | None) -> str:
-    if not m:
-        return "unknown machine"
-    gpu = m.get("gpu") or "no GPU"
-    load = m.get("loadavg_at_start")
-    return (
-        f"{m.get('nproc')} CPU cores (`nproc`), {m.get('cpu_model')}, {m.get('memory_gb')} GB RAM, {gpu}; "
-        f"Python {m.get('python')}, torch {m.get('torch')}; {m.get('date_utc')}"
-        + (f"; load average {load}" if load else "")
-    )
 
 
 def results_table(entry: dict[str, Any], *, beat_length: bool = True, note: dict[str, str] | None = None) -> list[str]:

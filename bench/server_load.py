@@ -15,6 +15,14 @@ this client (the real ``openai`` async client).
 
 Run: ``python -m bench.server_load [--requests 1000] [--sequential 300] [--workers 1] [--no-write]``; results go to
 ``bench/results/server_load.json`` and a section of ``BENCHMARKS.md`` (replaced on each run, other sections kept).
+
+**Shared feedback store** (``--stores``): two server processes on different ports recording every decision in one
+store, measured in the same run without a store, with one SQLite file, and with one PostgreSQL database (a real
+server started with ``pgserver``): sequential latency added to a request (against calling the mock directly),
+requests/s under concurrent load spread over both servers, then a ``bad`` verdict on every decision sent to the
+server that did *not* route it; rows lost = decisions, verdicts and labels missing from the store afterwards (must
+be 0). ``python -m bench.server_load --stores [--store-requests 400] [--store-sequential 150]``; results in
+``bench/results/server_load_stores.json`` and their own section of ``BENCHMARKS.md``.
 """
 
 from __future__ import annotations
@@ -22,6 +30,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shutil
 import signal
 import socket
 import statistics
@@ -37,12 +46,16 @@ import httpx
 import numpy as np
 import openai
 
-from bench.common import DEFAULT_RESULTS, REPO, log, machine_info, percentile_ms, write_json
+from bench.common import DEFAULT_RESULTS, REPO, log, machine_info, machine_line, percentile_ms, write_json
 from routellm_core.routing.policy import RoutingPolicy
 
 BENCHMARKS = REPO / "BENCHMARKS.md"
 SECTION_START = "<!-- server-load:start -->"
 SECTION_END = "<!-- server-load:end -->"
+STORES_START = "<!-- feedback-store-load:start -->"
+STORES_END = "<!-- feedback-store-load:end -->"
+#: Bearer token of the servers of the store comparison (handed over in this environment variable).
+TOKEN_ENV, TOKEN = "ROUTELLM_BENCH_TOKENS", "bench-stores-token"
 MODEL = "router-fast-30%"
 #: Used when the shared benchmark data is missing (the ``fast`` router sends few of these to strong).
 FALLBACK_PROMPTS = [
@@ -61,9 +74,12 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _start(command: list[str], ready: str, timeout: float = 120.0) -> subprocess.Popen[bytes]:
+def _start(
+    command: list[str], ready: str, timeout: float = 120.0, extra_env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
     """Start a process in its own session and wait until ``ready`` answers a GET or POST with any HTTP status."""
     env = {k: v for k, v in os.environ.items() if k not in ("ROUTELLM_SERVER_API_KEYS", "OPENAI_API_KEY")}
+    env.update(extra_env or {})
     process = subprocess.Popen(command, env=env, start_new_session=True)
     deadline = time.monotonic() + timeout
     while True:
@@ -126,10 +142,10 @@ async def _call(client: openai.AsyncOpenAI, model: str, prompt: str, stream: boo
     return {"s": time.perf_counter() - start, "status": status, "text": text, "record": record}
 
 
-def _client(base_url: str, connections: int) -> openai.AsyncOpenAI:
+def _client(base_url: str, connections: int, api_key: str = "unused") -> openai.AsyncOpenAI:
     limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
     http = httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(300.0))
-    return openai.AsyncOpenAI(base_url=base_url, api_key="unused", max_retries=0, http_client=http)
+    return openai.AsyncOpenAI(base_url=base_url, api_key=api_key, max_retries=0, http_client=http)
 
 
 def _stats(seconds: list[float]) -> dict[str, float]:
@@ -226,6 +242,229 @@ async def measure(args: argparse.Namespace, mock_url: str, server_url: str) -> d
     }
 
 
+# ---- two servers sharing a feedback store ------------------------------------------------------------------
+def _serve_command(mock_url: str, port: int, concurrency: int, feedback: str | None) -> list[str]:
+    return [
+        sys.executable, "-m", "routellm_core.server",
+        "--strong", "openai:mock-strong", "--strong-base-url", f"{mock_url}/v1",
+        "--weak", "openai:mock-weak", "--weak-base-url", f"{mock_url}/v1",
+        "--router", "fast", "--port", str(port), "--max-concurrency", str(concurrency),
+        "--api-keys-env", TOKEN_ENV, "--log-level", "warning",
+        *(["--feedback", feedback] if feedback else []),
+    ]  # fmt: skip
+
+
+async def _store_traffic(
+    direct: openai.AsyncOpenAI, servers: dict[str, list[openai.AsyncOpenAI]], n_seq: int
+) -> dict[str, dict[str, Any]]:
+    """Sequential latency: each prompt straight to the mock, then through one server of every set-up (in rotating
+    order, the two servers of a set-up in turn), so the set-ups share the machine's conditions."""
+    names = list(servers)
+    prompts = prompt_pool(n_seq + 20, seed=2)
+    times: dict[str, list[float]] = {"direct": [], **{name: [] for name in names}}
+    for i, prompt in enumerate(prompts):
+        calls = [("direct", direct, "mock-weak")] + [
+            (name, servers[name][i % 2], MODEL) for name in names[i % len(names) :] + names[: i % len(names)]
+        ]
+        for name, client, model in calls:
+            result = await _call(client, model, prompt, False)
+            if result["status"] != 200:
+                raise RuntimeError(f"sequential request ({name}) failed with status {result['status']}")
+            if i >= 20:  # after the warm-up
+                times[name].append(result["s"])
+    direct_stats = _stats(times["direct"])
+    return {
+        name: {
+            "sequential": {"direct": direct_stats, "server": _stats(times[name]), "requests": n_seq},
+            "added_p50_ms": percentile_ms(times[name], 50) - direct_stats["p50_ms"],
+            "added_p99_ms": percentile_ms(times[name], 99) - direct_stats["p99_ms"],
+        }
+        for name in names
+    }
+
+
+async def _store_load(servers: list[openai.AsyncOpenAI], urls: list[str], n_load: int, seed: int) -> dict[str, Any]:
+    """``n_load`` concurrent requests spread over a set-up's two servers, then a ``bad`` verdict on every answered
+    decision, sent to the server that did not route it."""
+    prompts = prompt_pool(n_load, seed=seed)
+    start = time.perf_counter()
+    results = await asyncio.gather(*(_call(servers[i % 2], MODEL, p, False) for i, p in enumerate(prompts)))
+    wall = time.perf_counter() - start
+    routed = [(i % 2, r["record"]["decision_id"]) for i, r in enumerate(results) if r["status"] == 200 and r["record"]]
+    verdicts: Counter[int] = Counter()
+    limits = httpx.Limits(max_connections=64)
+    async with httpx.AsyncClient(headers={"authorization": f"Bearer {TOKEN}"}, timeout=120, limits=limits) as http:
+
+        async def thumb(server: int, decision_id: str) -> None:
+            body = {"decision_id": decision_id, "verdict": "bad"}
+            verdicts[(await http.post(f"{urls[1 - server]}/v1/feedback", json=body)).status_code] += 1
+
+        await asyncio.gather(*(thumb(server, d) for server, d in routed))
+    return {
+        "load": {
+            "requests": len(prompts),
+            "ok": len(routed),
+            "wall_s": wall,
+            "throughput_rps": len(prompts) / wall,
+            **_stats([r["s"] for r in results]),
+        },
+        "decision_ids": [d for _, d in routed],
+        "verdict_statuses": {str(k): v for k, v in sorted(verdicts.items())},
+    }
+
+
+def _rows_lost(location: str, ids: list[str]) -> dict[str, int]:
+    """Decisions, verdicts and user labels of ``ids`` missing from the store."""
+    from routellm_core.learning.feedback import FeedbackStore
+
+    with FeedbackStore(location) as store:
+        rows = {r.decision_id: r for r in store.decisions(ids)}
+        labelled = {r.decision_id for r in store.labels(["user"])}
+    return {
+        "decisions": sum(d not in rows for d in ids),
+        "verdicts": sum(d not in rows or rows[d].verdict != "bad" for d in ids),
+        "labels": sum(d not in labelled for d in ids),
+    }
+
+
+async def _store_session(
+    mock_url: str, urls: dict[str, list[str]], concurrency: int, args: argparse.Namespace
+) -> dict[str, dict[str, Any]]:
+    """Clients for the mock and every server; the interleaved sequential run, then each set-up's load in turn."""
+    direct = _client(f"{mock_url}/v1", concurrency)
+    servers = {name: [_client(f"{url}/v1", concurrency, api_key=TOKEN) for url in pair] for name, pair in urls.items()}
+    try:
+        out = await _store_traffic(direct, servers, args.store_sequential)
+        for seed, name in enumerate(urls, start=3):
+            log(f"{name}: {args.store_requests} concurrent requests over its two servers, then a verdict on each")
+            out[name].update(await _store_load(servers[name], urls[name], args.store_requests, seed))
+        return out
+    finally:
+        for client in (direct, *(c for pair in servers.values() for c in pair)):
+            await client.close()
+
+
+def measure_stores(args: argparse.Namespace, mock_url: str, folder: Path, postgres_url: str) -> dict[str, Any]:
+    """Two fresh server processes per set-up (no store, SQLite, PostgreSQL), all running at once."""
+    setups = {"no store": None, "SQLite file": str(folder / "feedback.db"), "PostgreSQL": postgres_url}
+    concurrency = args.store_requests + 16
+    urls: dict[str, list[str]] = {}
+    processes: list[subprocess.Popen[bytes]] = []
+    try:
+        for name, location in setups.items():
+            ports = [_free_port(), _free_port()]
+            urls[name] = [f"http://127.0.0.1:{port}" for port in ports]
+            for port, url in zip(ports, urls[name]):
+                command = _serve_command(mock_url, port, concurrency, location)
+                processes.append(_start(command, f"{url}/health", extra_env={TOKEN_ENV: TOKEN}))
+        log(f"six servers up; {args.store_sequential} sequential requests through each set-up, interleaved")
+        out = asyncio.run(_store_session(mock_url, urls, concurrency, args))
+    finally:
+        for process in processes:
+            _stop(process)
+    for name, location in setups.items():
+        ids = out[name].pop("decision_ids")
+        if location is not None:
+            out[name]["lost"] = _rows_lost(location, ids)
+        out[name]["answered"] = len(ids)
+    return out
+
+
+def stores_section(result: dict[str, Any]) -> str:
+    """The BENCHMARKS.md section of the shared-store comparison."""
+    runs = result["setups"]
+    lines = [
+        STORES_START,
+        "## Two servers sharing one feedback store: SQLite file vs PostgreSQL (`routellm serve --feedback`)",
+        "",
+        f"- Command: `{result['command']}`",
+        f"- Machine: {result['machine_line']}",
+        "- Setup: the mock upstream, two `routellm serve` processes on different ports per set-up (`fast` router, "
+        f"`{MODEL}`, non-streamed) and the `openai` async client, all on the same cores; each set-up has its own "
+        "servers, and the six run at once. Added latency = through a server minus straight to the mock, at the p50 and "
+        "p99 of sequential requests that visit the mock and one server of every set-up in turn (rotating order). Then, "
+        "set-up after set-up, concurrent requests spread over its two servers, and a `bad` verdict on each answered "
+        "decision sent to the *other* server (`POST /v1/feedback`). PostgreSQL "
+        f"{result['postgres_version']} runs locally (`pgserver`, Unix socket).",
+        "",
+        "| store | added latency p50 / p99 | concurrent load: requests/s | p50 / p99 under load "
+        "| answered | verdict statuses | rows lost (decisions / verdicts / labels) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, r in runs.items():
+        lost = r.get("lost")
+        lost_text = (
+            "n/a (no store)" if lost is None else f"**{lost['decisions']} / {lost['verdicts']} / {lost['labels']}**"
+        )
+        verdicts = ", ".join(f"{k}: {v}" for k, v in r["verdict_statuses"].items())
+        lines.append(
+            f"| {name} | +{r['added_p50_ms']:.2f} / +{r['added_p99_ms']:.2f} ms | {r['load']['throughput_rps']:.0f} "
+            f"| {r['load']['p50_ms']:.0f} / {r['load']['p99_ms']:.0f} ms | {r['answered']} / {r['load']['requests']} "
+            f"| {verdicts} | {lost_text} |"
+        )
+    lite, pg = runs["SQLite file"], runs["PostgreSQL"]
+    lines += [
+        "",
+        f"- PostgreSQL against the SQLite file, same run: {pg['added_p50_ms'] - lite['added_p50_ms']:+.2f} ms at the "
+        f"p50 of a sequential request, {pg['load']['throughput_rps'] / lite['load']['throughput_rps']:.2f}x the "
+        "requests/s under load. The load average above counts every process on this shared 2-core machine: the "
+        "latencies are indicative, the rows-lost column is the guarantee.",
+        "- Without a store `POST /v1/feedback` answers 409 (no store to attach verdicts to). With a store, each "
+        "routed request adds one committed write (the decision) before its answer is returned, and each verdict one "
+        "transaction (verdict + label); both stores lost nothing. SQLite serialises the two processes' writes on "
+        "one file of one machine; PostgreSQL lets servers on several machines share the store.",
+        STORES_END,
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def main_stores(args: argparse.Namespace, argv: list[str] | None) -> dict[str, Any]:
+    """``--stores``: run the comparison, print and write its section."""
+    import tempfile
+    import warnings
+
+    import psycopg
+
+    with warnings.catch_warnings():  # platformdirs: "XDG_RUNTIME_DIR is not set, falling back to /tmp/runtime-0"
+        warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR")
+        import pgserver
+
+    folder = Path(tempfile.mkdtemp(prefix="routellm-bench-stores-"))
+    mock_port = _free_port()
+    mock_url = f"http://127.0.0.1:{mock_port}"
+    log("starting PostgreSQL (pgserver) and the mock upstream")
+    server = pgserver.get_server(folder / "pg", cleanup_mode="delete")
+    mock = _start(
+        [sys.executable, "-m", "routellm_core.server.mock_upstream", "--port", str(mock_port)], f"{mock_url}/"
+    )
+    try:
+        with psycopg.connect(server.get_uri()) as conn:
+            version = conn.execute("SHOW server_version").fetchone()[0]
+        setups = measure_stores(args, mock_url, folder, server.get_uri())
+    finally:
+        _stop(mock)
+        server.cleanup()
+        shutil.rmtree(folder, ignore_errors=True)
+    machine = machine_info()
+    result = {
+        "command": "python -m bench.server_load" + (" " + " ".join(argv or sys.argv[1:])).rstrip(),
+        "machine": machine,
+        "machine_line": machine_line(machine),
+        "postgres_version": version,
+        "setups": setups,
+    }
+    text = stores_section(result)
+    print(text)
+    if not args.no_write:
+        write_json(DEFAULT_RESULTS / "server_load_stores.json", result)
+        write_section(text, start=STORES_START, end=STORES_END)
+        log(f"wrote {DEFAULT_RESULTS / 'server_load_stores.json'} and its section of {BENCHMARKS.name}")
+    lost = {name: r["lost"] for name, r in setups.items() if "lost" in r}
+    if any(any(v.values()) for v in lost.values()):
+        raise SystemExit(f"shared store: rows lost {lost}")
+    return result
+
+
 # ---- report ----------------------------------------------------------------------------------------------
 def section(result: dict[str, Any]) -> str:
     """The BENCHMARKS.md section of one run."""
@@ -277,12 +516,12 @@ def section(result: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_section(text: str, path: Path = BENCHMARKS) -> None:
+def write_section(text: str, path: Path = BENCHMARKS, start: str = SECTION_START, end: str = SECTION_END) -> None:
     """Replace this benchmark's section of ``BENCHMARKS.md`` (or append it), leaving every other section as it is."""
     current = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
-    if SECTION_START in current and SECTION_END in current:
-        head, rest = current.split(SECTION_START, 1)
-        tail = rest.split(SECTION_END, 1)[1].lstrip("\n")
+    if start in current and end in current:
+        head, rest = current.split(start, 1)
+        tail = rest.split(end, 1)[1].lstrip("\n")
         updated = head + text + ("\n" + tail if tail else "")
     else:
         updated = current.rstrip("\n") + "\n\n" + text
@@ -295,7 +534,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--sequential", type=int, default=300, help="sequential request pairs for the overhead")
     parser.add_argument("--workers", type=int, default=1, help="server worker processes")
     parser.add_argument("--no-write", action="store_true", help="print only; leave results and BENCHMARKS.md")
+    parser.add_argument("--stores", action="store_true", help="instead: two servers sharing a feedback store")
+    parser.add_argument("--store-requests", type=int, default=400, help="--stores: concurrent requests per store")
+    parser.add_argument("--store-sequential", type=int, default=150, help="--stores: sequential requests per store")
     args = parser.parse_args(argv)
+    if args.stores:
+        return main_stores(args, argv)
 
     mock_port, server_port = _free_port(), _free_port()
     mock_url, server_url = f"http://127.0.0.1:{mock_port}", f"http://127.0.0.1:{server_port}"
@@ -318,8 +562,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             _stop(server)
         _stop(mock)
     machine = machine_info()
-    from bench.report import machine_line
-
     result.update(
         command="python -m bench.server_load" + (" " + " ".join(argv or sys.argv[1:])).rstrip(),
         workers=args.workers,

@@ -52,3 +52,21 @@ def known_router() -> Any:
     from fitted_router import known_router
 
     return known_router()
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A real PostgreSQL server (``pgserver``, the ``dev`` extra) for the whole session; never skipped."""
+    from postgres_server import postgres_server
+
+    with postgres_server() as server:
+        yield server
+
+
+@pytest.fixture
+def postgres_url(postgres_server) -> Any:
+    """The URL of a fresh, empty database on the session's PostgreSQL server (dropped after the test)."""
+    from postgres_server import fresh_database
+
+    with fresh_database(postgres_server) as url:
+        yield url

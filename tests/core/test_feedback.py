@@ -1,4 +1,9 @@
-"""The feedback store: schema checks, safety of foreign files, redaction, verdicts, export, and concurrency."""
+"""The feedback store: schema checks, safety of foreign files, redaction, verdicts, export, and concurrency.
+
+Every test that takes ``location`` runs twice: on a SQLite file and on a fresh database of a real PostgreSQL server
+(``postgres_url``, started by the tests with ``pgserver``), so the two backends are shown to behave alike. The
+PostgreSQL-only guarantees (shared by processes, its own guards) are in ``test_feedback_postgres.py``.
+"""
 
 from __future__ import annotations
 
@@ -6,17 +11,22 @@ import asyncio
 import json
 import multiprocessing as mp
 import os
+import pickle
 import shutil
+import signal
 import sqlite3
+import subprocess
+import sys
 import tempfile
 import threading
 import traceback
 from pathlib import Path
 
 import pytest
+from postgres_server import dump
 
 from routellm_core.data.records import Battle
-from routellm_core.decisions import RoutingDecision
+from routellm_core.decisions import Attempt, RoutingDecision, ServedDecision
 from routellm_core.errors import FeedbackStoreError, InvalidInputError, RouteLLMError, UnknownDecisionError
 from routellm_core.learning.feedback import APPLICATION_ID, SCHEMA_VERSION, DecisionRecord, FeedbackStore
 
@@ -35,14 +45,25 @@ def _record(choice: str = "weak", served: str | None = None, decision_id: str | 
     )
 
 
-def _raw_bytes(path: Path) -> bytes:
-    """The database file and its WAL, as they lie on disk."""
+def _raw_bytes(location: str | Path) -> bytes:
+    """What the database holds: the SQLite file and its WAL as they lie on disk, or PostgreSQL's rows as text."""
+    if str(location).startswith("postgresql://"):
+        return dump(str(location)).encode("utf-8")
+    path = Path(location)
     return b"".join(p.read_bytes() for p in (path, Path(f"{path}-wal")) if p.exists())
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def location(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A new store's location: a SQLite file path, or the URL of a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return str(tmp_path / "fb.db")
+    return request.getfixturevalue("postgres_url")
+
+
 # ---- writing and reading -----------------------------------------------------------------------------------
-def test_add_labels_and_read_them_back_as_battles(tmp_path: Path) -> None:
-    with FeedbackStore(tmp_path / "fb.db") as store:
+def test_add_labels_and_read_them_back_as_battles(location: str) -> None:
+    with FeedbackStore(location) as store:
         ids = [
             store.add("Prove Fermat's little theorem.", STRONG, WEAK, "model_a", judge="gpt-judge"),
             store.add("hi", STRONG, WEAK, WEAK, source="user"),  # a model name as winner
@@ -70,8 +91,8 @@ def test_add_labels_and_read_them_back_as_battles(tmp_path: Path) -> None:
         assert stats.by_choice == {"none": 4}
 
 
-def test_bad_values_raise_clear_errors(tmp_path: Path) -> None:
-    with FeedbackStore(tmp_path / "fb.db") as store:
+def test_bad_values_raise_clear_errors(location: str) -> None:
+    with FeedbackStore(location) as store:
         with pytest.raises(InvalidInputError, match="unknown winner"):
             store.add("q", STRONG, WEAK, "draw")
         with pytest.raises(InvalidInputError, match="label source"):
@@ -101,6 +122,61 @@ def test_decision_record_from_routing_decision_and_metadata() -> None:
     assert len(fresh) == 3  # a new id per call when none is given
 
 
+def _escalated() -> ServedDecision:
+    """A served decision with every attempt kind: two cheap answers that disagreed, then the strong model."""
+    return ServedDecision(
+        id="esc-1", router="mf", win_rate=0.31, threshold=0.5, choice="weak", served="strong", model=STRONG,
+        attempts=(
+            Attempt(WEAK, "weak", "answer", signals={"agreement": 0.2}, confidence=0.2, input_tokens=12,
+                    output_tokens=40, cost=0.0001),
+            Attempt(WEAK, "weak", "check", signals={"agreement": 0.2}, input_tokens=12, output_tokens=38, cost=0.0001),
+            Attempt(STRONG, "strong", "escalation", kept=True, input_tokens=12, output_tokens=90, cost=0.0125),
+        ),
+        escalated=True,
+    )  # fmt: skip
+
+
+def test_a_record_is_a_view_of_the_served_decision_not_a_copy() -> None:
+    served = _escalated()
+    record = DecisionRecord.from_decision(served, strong_model=STRONG, weak_model=WEAK)
+    assert record.decision is served  # the engine's record itself
+    assert (record.decision_id, record.served, record.choice, record.escalated) == ("esc-1", "strong", "weak", True)
+    assert record.attempts is served.attempts and record.cost == pytest.approx(0.0127)
+    with pytest.raises(AttributeError, match="read-only"):
+        record.strong_model = "other"  # type: ignore[misc]
+    assert pickle.loads(pickle.dumps(record)) == record  # e.g. handed to another process
+    # the same call from its metadata dict (what an integration's response carries) is an equal record
+    assert DecisionRecord.from_decision(served.as_dict(), strong_model=STRONG, weak_model=WEAK) == record
+    # a hand-built record without a routing decision holds no served decision
+    bare = DecisionRecord(decision_id="b", strong_model=STRONG, weak_model=WEAK, served="weak")
+    assert bare.decision is None and bare.router is None and bare.attempts == () and bare.cost is None
+    with pytest.raises(InvalidInputError, match="router, win_rate, threshold"):
+        DecisionRecord("b", STRONG, WEAK, "weak", escalated=True)
+
+
+def test_a_served_decision_is_stored_whole_and_read_back(location: str) -> None:
+    served = _escalated()
+    fallback = ServedDecision(
+        id="fb-1", router="mf", win_rate=0.8, threshold=0.5, choice="strong", served="weak", model=WEAK,
+        fallback_from=STRONG, fallback_error="TimeoutError",
+        attempts=(Attempt(STRONG, "strong", error="TimeoutError"), Attempt(WEAK, "weak", "fallback", kept=True)),
+    )  # fmt: skip
+    with FeedbackStore(location, store_answers=True) as store:
+        for decision, prompt in ((served, "Prove it."), (fallback, "Sum 2 and 2.")):
+            record = DecisionRecord.from_decision(decision, strong_model=STRONG, weak_model=WEAK)
+            store.record_decision(record, prompt, answer=f"answer to {prompt}")
+        store.record_decision(DecisionRecord("bare", STRONG, WEAK, "weak"), "hi")
+        store.add_verdict("esc-1", "good")
+        rows = store.decisions()
+        assert [r.decision_id for r in rows] == ["esc-1", "fb-1", "bare"]
+        assert rows[0].record.decision == served and rows[1].record.decision == fallback  # attempts and all
+        assert rows[0].record.cost == pytest.approx(0.0127) and rows[1].record.cost is None  # a price unknown
+        assert (rows[0].prompt, rows[0].answer, rows[0].verdict) == ("Prove it.", "answer to Prove it.", "good")
+        assert rows[2].record.decision is None and rows[2].verdict is None
+        assert store.decision("fb-1") == rows[1] and store.decision("never") is None
+        assert rows[0].to_json()["attempts"][2] == {**served.attempts[2].as_dict()}
+
+
 # ---- verdicts on recorded decisions ------------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("served", "verdict", "winner"),
@@ -115,8 +191,8 @@ def test_decision_record_from_routing_decision_and_metadata() -> None:
         ("strong", "tie", "tie"),
     ],
 )
-def test_verdict_mapping(tmp_path: Path, served: str, verdict: str, winner: str | None) -> None:
-    with FeedbackStore(tmp_path / "fb.db") as store:
+def test_verdict_mapping(location: str, served: str, verdict: str, winner: str | None) -> None:
+    with FeedbackStore(location) as store:
         rec = _record(served, decision_id="call-1")
         assert store.record_decision(rec, "Summarise this contract.") == "call-1"
         row_id = store.add_verdict("call-1", verdict)
@@ -139,8 +215,8 @@ def test_verdict_mapping(tmp_path: Path, served: str, verdict: str, winner: str 
         assert store.stats().verdicts == {("weak" if verdict == WEAK else verdict): 1}
 
 
-def test_later_verdict_replaces_earlier_and_sources_are_separate(tmp_path: Path) -> None:
-    with FeedbackStore(tmp_path / "fb.db") as store:
+def test_later_verdict_replaces_earlier_and_sources_are_separate(location: str) -> None:
+    with FeedbackStore(location) as store:
         rec = _record("strong", decision_id="c")
         store.record_decision(rec, "Explain quantum tunnelling.")
         store.record_decision(_record("weak", decision_id="c"), "another text")  # same id again: first one kept
@@ -160,8 +236,8 @@ def test_later_verdict_replaces_earlier_and_sources_are_separate(tmp_path: Path)
 
 
 # ---- export ------------------------------------------------------------------------------------------------
-def test_export_round_trips_through_load_battles(tmp_path: Path) -> None:
-    with FeedbackStore(tmp_path / "fb.db", store_answers=True) as store:
+def test_export_round_trips_through_load_battles(location: str, tmp_path: Path) -> None:
+    with FeedbackStore(location, store_answers=True) as store:
         rec = _record("weak", decision_id="x1")
         store.record_decision(rec, "Translate 'bonjour' to English.", answer="Goodbye.")
         store.add_verdict("x1", "bad")
@@ -176,12 +252,12 @@ def test_export_round_trips_through_load_battles(tmp_path: Path) -> None:
         assert store.export_jsonl(tmp_path / "judge.jsonl", sources=["judge"]) == 1
         with pytest.raises(InvalidInputError, match=r"\.jsonl"):
             store.export_jsonl(tmp_path / "feedback.csv")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["fb.db", "feedback.jsonl", "judge.jsonl"]
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name != "fb.db") == ["feedback.jsonl", "judge.jsonl"]
 
 
 # ---- privacy -----------------------------------------------------------------------------------------------
-def test_redact_runs_before_anything_is_written(tmp_path: Path) -> None:
-    path = tmp_path / "fb.db"
+def test_redact_runs_before_anything_is_written(location: str, tmp_path: Path) -> None:
+    path = location
 
     def redact(text: str) -> str:
         return text.replace("jane@example.com", "<EMAIL>")
@@ -203,8 +279,8 @@ def test_redact_runs_before_anything_is_written(tmp_path: Path) -> None:
     bad.close()
 
 
-def test_answers_are_not_kept_by_default(tmp_path: Path) -> None:
-    path = tmp_path / "fb.db"
+def test_answers_are_not_kept_by_default(location: str) -> None:
+    path = location
     with FeedbackStore(path) as store:
         store.record_decision(_record("weak", decision_id="a1"), "Name a prime.", answer="SERVED-ANSWER-7")
         store.add_verdict("a1", "good")
@@ -230,6 +306,54 @@ def test_schema_version_and_application_id_are_stored_and_checked(tmp_path: Path
         FeedbackStore(path)
     assert isinstance(err.value, RouteLLMError) and "not modified" in str(err.value)
     assert path.read_bytes() == before
+
+
+#: The schema of version 1 stores (before the decision's attempts, escalation, cost and fallback error were kept).
+V1_SCHEMA = """
+CREATE TABLE decisions (decision_id TEXT PRIMARY KEY, created_at REAL NOT NULL, prompt TEXT NOT NULL,
+    strong_model TEXT NOT NULL, weak_model TEXT NOT NULL, served TEXT NOT NULL CHECK (served IN ('strong', 'weak')),
+    router TEXT, win_rate REAL, threshold REAL, choice TEXT CHECK (choice IN ('strong', 'weak')), answer TEXT,
+    verdict TEXT, verdict_at REAL);
+CREATE TABLE labels (id INTEGER PRIMARY KEY AUTOINCREMENT, created_at REAL NOT NULL, prompt TEXT NOT NULL,
+    model_a TEXT NOT NULL, model_b TEXT NOT NULL,
+    winner TEXT NOT NULL CHECK (winner IN ('model_a', 'model_b', 'tie', 'tie (bothbad)')),
+    source TEXT NOT NULL CHECK (source IN ('judge', 'user', 'golden')), judge TEXT, decision_id TEXT, router TEXT,
+    win_rate REAL, threshold REAL, choice TEXT CHECK (choice IN ('strong', 'weak')),
+    served TEXT CHECK (served IN ('model_a', 'model_b')), answer_a TEXT, answer_b TEXT);
+CREATE UNIQUE INDEX labels_decision_source ON labels (decision_id, source) WHERE decision_id IS NOT NULL;
+INSERT INTO decisions VALUES ('old-1', 1700000000.0, 'an old prompt', 'big-model', 'small-model', 'weak', 'mf',
+    0.2, 0.5, 'weak', NULL, 'bad', 1700000001.0);
+INSERT INTO labels VALUES (7, 1700000001.0, 'an old prompt', 'big-model', 'small-model', 'model_a', 'user', NULL,
+    'old-1', 'mf', 0.2, 0.5, 'weak', 'model_b', NULL, NULL);
+"""
+
+
+def test_a_version_1_store_is_migrated_in_place_keeping_its_rows(tmp_path: Path) -> None:
+    path = tmp_path / "v1.db"
+    with sqlite3.connect(path) as conn:
+        conn.executescript(V1_SCHEMA)
+        conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+        conn.execute("PRAGMA user_version = 1")
+    conn.close()
+    with FeedbackStore(path) as store:
+        (old,) = store.decisions()
+        assert (old.decision_id, old.prompt, old.verdict, old.record.attempts, old.record.escalated) == (
+            "old-1", "an old prompt", "bad", (), False
+        )  # fmt: skip
+        assert [(r.id, r.winner, r.decision_id) for r in store.labels()] == [(7, "model_a", "old-1")]
+        store.record_decision(DecisionRecord.from_decision(_escalated(), strong_model=STRONG, weak_model=WEAK), "new")
+        assert store.decision("esc-1").record.decision == _escalated()
+        assert store.add_verdict("old-1", "strong") == 7  # the old label, replaced in place
+    fresh = tmp_path / "fresh.db"
+    FeedbackStore(fresh).close()
+    with sqlite3.connect(path) as migrated, sqlite3.connect(fresh) as new:
+        assert migrated.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+        for table in ("decisions", "labels"):  # the migrated tables are the new tables
+            assert migrated.execute(f"PRAGMA table_info({table})").fetchall() == (
+                new.execute(f"PRAGMA table_info({table})").fetchall()
+            )
+    migrated.close()
+    new.close()
 
 
 @pytest.mark.parametrize(
@@ -344,8 +468,8 @@ def _append_from_process(path: str, worker: int, barrier: object, errors: mp.Que
 
 
 @pytest.mark.slow
-def test_four_processes_append_concurrently_without_losing_a_row(tmp_path: Path) -> None:
-    path = tmp_path / "shared" / "fb.db"
+def test_four_processes_append_concurrently_without_losing_a_row(location: str) -> None:
+    path = location.replace("fb.db", "shared/fb.db")  # SQLite: a folder that does not exist yet
     ctx = mp.get_context("spawn")
     barrier = ctx.Barrier(4)
     errors = ctx.Queue()
@@ -364,8 +488,8 @@ def test_four_processes_append_concurrently_without_losing_a_row(tmp_path: Path)
         assert stats.decisions == 2 * N_PER_PROCESS and stats.by_source == {"judge": 80, "user": 80}
 
 
-def test_threads_and_asyncio_tasks_append_at_once(tmp_path: Path) -> None:
-    store = FeedbackStore(tmp_path / "fb.db")
+def test_threads_and_asyncio_tasks_append_at_once(location: str) -> None:
+    store = FeedbackStore(location)
     errors: list[BaseException] = []
 
     def thread_writer(t: int) -> None:
@@ -399,8 +523,8 @@ def test_threads_and_asyncio_tasks_append_at_once(tmp_path: Path) -> None:
     store.close()
 
 
-def test_a_forked_child_reopens_the_file(tmp_path: Path) -> None:
-    store = FeedbackStore(tmp_path / "fb.db")
+def test_a_forked_child_reopens_the_file(location: str) -> None:
+    store = FeedbackStore(location)
     store.add("before fork", STRONG, WEAK, "tie")
     ctx = mp.get_context("fork")
     child = ctx.Process(target=store.add, args=("from child", STRONG, WEAK, "model_a"))
@@ -409,3 +533,46 @@ def test_a_forked_child_reopens_the_file(tmp_path: Path) -> None:
     assert child.exitcode == 0
     assert [r.prompt for r in store.labels()] == ["before fork", "from child"]
     store.close()
+
+
+#: A writer that prints each id only after the store acknowledged it (the call returned), until it is killed.
+KILLED_WRITER = """
+import sys
+from routellm_core.decisions import RoutingDecision
+from routellm_core.learning.feedback import DecisionRecord, FeedbackStore
+
+store = FeedbackStore(sys.argv[1])
+decision = RoutingDecision(router="mf", win_rate=0.2, threshold=0.5, choice="weak")
+for i in range(1_000_000):
+    record = DecisionRecord.from_decision(decision, strong_model="big", weak_model="small", decision_id=f"k{i}")
+    store.record_decision(record, f"prompt {i}")
+    print("decision", record.decision_id, flush=True)
+    print("label", store.add_verdict(record.decision_id, "bad"), flush=True)
+"""
+
+
+def test_a_writer_killed_with_sigkill_loses_nothing_it_acknowledged(location: str) -> None:
+    child = subprocess.Popen(
+        [sys.executable, "-c", KILLED_WRITER, location], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    printed: list[str] = []
+    try:
+        assert child.stdout is not None
+        for line in child.stdout:  # kill it mid-way, while it writes as fast as it can
+            printed.append(line)
+            if len(printed) >= 200:
+                child.send_signal(signal.SIGKILL)
+                break
+        printed += child.stdout.readlines()  # what it printed before the signal landed
+    finally:
+        child.kill()
+        child.wait(timeout=60)
+    assert child.returncode == -signal.SIGKILL, child.stderr.read() if child.stderr else ""
+    decisions = [line.split()[1] for line in printed if line.startswith("decision ")]
+    labels = [int(line.split()[1]) for line in printed if line.startswith("label ")]
+    assert len(decisions) >= 100 and len(labels) >= 99
+    with FeedbackStore(location) as store:
+        stored = {row.decision_id: row for row in store.decisions()}
+        assert set(decisions) <= set(stored)  # every acknowledged decision is there...
+        assert all(stored[d].verdict == "bad" for d in decisions[: len(labels)])  # ...with its verdict
+        assert set(labels) <= {row.id for row in store.labels(["user"])}  # and every acknowledged label

@@ -1,23 +1,25 @@
-"""A feedback store: labelled prompts from your own traffic, in one SQLite file, ready to train a router on.
+"""A feedback store: labelled prompts from your own traffic, ready to train a router on, in one SQLite file or a
+shared PostgreSQL database.
 
-Two tables. ``decisions`` holds routed calls recorded with :meth:`FeedbackStore.record_decision` (so a thumbs
-up/down can be attached later by decision id); ``labels`` holds one row per labelled prompt: the routing text,
+``FeedbackStore("feedback.db")`` keeps the store in an embedded SQLite file (the default);
+``FeedbackStore("postgresql://user@host:5432/db")`` in a PostgreSQL database that several servers write at once.
+Both hold one schema (:mod:`~routellm_core.learning.feedback_sql`), with the same guards and the same API; only the
+opening of the database differs (:mod:`~routellm_core.learning.feedback_sqlite`,
+:mod:`~routellm_core.learning.feedback_postgres`). Any other URL scheme is an error, never a file path.
+
+Two tables. ``decisions`` holds routed calls recorded with :meth:`FeedbackStore.record_decision` (the served
+decision record: the decision, who answered, every attempt with its tokens and cost, whether it escalated, so a
+thumbs up/down can be attached later by decision id); ``labels`` holds one row per labelled prompt: the routing text,
 ``model_a``/``model_b``, the winner (``model_a``, ``model_b``, ``tie`` or ``tie (bothbad)``), the label source
 (``judge``, ``user``, ``golden``), the judge's name, the routing decision at the time and, only with
-``store_answers=True``, the answers. A decision has at most one label per source: a later verdict replaces an
-earlier one. Rows built from a :class:`DecisionRecord` always put the strong model in ``model_a`` and the weak
-model in ``model_b``.
+``store_answers=True``, the answers. A decision has at most one label per source (a unique index; writes are
+``INSERT ... ON CONFLICT``): a later verdict replaces an earlier one. Rows built from a :class:`DecisionRecord`
+always put the strong model in ``model_a`` and the weak model in ``model_b``.
 
-Concurrency: the file is in WAL mode; every write is one short ``BEGIN IMMEDIATE`` transaction, and SQLite's busy
-timeout (``timeout``) makes writers in other processes wait their turn. Within a process one connection is shared
-under a lock, so threads may share a store; a process that forks reopens the file on first use. The methods block
-for the length of a small write (about a millisecond, longer only while another process holds the write lock), so
-async code calls the ``a``-prefixed twins, which run them in a worker thread.
-
-Safety: before anything is written, an existing file is checked: a file that is not SQLite, or a SQLite file of
-another application or of a newer schema, raises :class:`~routellm_core.errors.FeedbackStoreError` and is left
-byte-identical (it is inspected through a read-only connection). ``redact`` runs on prompts and answers before they
-reach the file.
+Every write is one short transaction, committed before the method returns: a write the store acknowledged survives
+the writer being killed. Threads may share a store; a process that forks reopens its database on first use. The
+methods block for the length of a small write (about a millisecond), so async code calls the ``a``-prefixed twins,
+which run them in a worker thread. ``redact`` runs on prompts and answers before they reach the database.
 """
 
 from __future__ import annotations
@@ -26,81 +28,74 @@ import asyncio
 import json
 import math
 import os
-import sqlite3
-import threading
+import re
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, cast
+from typing import Any, Literal, cast
 
 from routellm_core.data.records import Battle, Winner
-from routellm_core.decisions import RoutingDecision, Side
+from routellm_core.decisions import Attempt, RoutingDecision, ServedDecision, Side
 from routellm_core.embedding.embedders import valid_unicode
-from routellm_core.errors import FeedbackStoreError, InvalidInputError, UnknownDecisionError
+from routellm_core.errors import InvalidInputError, UnknownDecisionError
+from routellm_core.learning.feedback_sql import (
+    APPLICATION_ID,
+    DECISION_COLUMNS,
+    LABEL_COLUMNS,
+    SCHEMA_VERSION,
+    Backend,
+    Transaction,
+)
 
-if TYPE_CHECKING:
-    from routellm_core.decisions import ServedDecision
-
-
-#: ``PRAGMA application_id`` of a feedback store ("RLFB").
-APPLICATION_ID = 0x524C4642
-#: ``PRAGMA user_version`` of the schema this code writes.
-SCHEMA_VERSION = 1
 #: Winners a label may hold (the battle vocabulary of :func:`~routellm_core.data.load_battles`).
 WINNERS: tuple[str, ...] = ("model_a", "model_b", "tie", "tie (bothbad)")
 #: Where a label came from.
 LABEL_SOURCES: tuple[str, ...] = ("judge", "user", "golden")
 #: Verdicts :meth:`FeedbackStore.add_verdict` accepts besides a winner or a model name.
 VERDICTS: tuple[str, ...] = ("good", "bad", "strong", "weak")
+#: URL schemes of a PostgreSQL store (anything else that looks like a URL is refused).
+POSTGRES_SCHEMES: tuple[str, ...] = ("postgresql", "postgres")
 
 StoredWinner = Literal["model_a", "model_b", "tie", "tie (bothbad)"]
 LabelSource = Literal["judge", "user", "golden"]
+BackendName = Literal["sqlite", "postgresql"]
 
-_SQLITE_MAGIC = b"SQLite format 3\x00"
-_SCHEMA = (
-    """CREATE TABLE decisions (
-        decision_id TEXT PRIMARY KEY,
-        created_at REAL NOT NULL,
-        prompt TEXT NOT NULL,
-        strong_model TEXT NOT NULL,
-        weak_model TEXT NOT NULL,
-        served TEXT NOT NULL CHECK (served IN ('strong', 'weak')),
-        router TEXT,
-        win_rate REAL,
-        threshold REAL,
-        choice TEXT CHECK (choice IN ('strong', 'weak')),
-        answer TEXT,
-        verdict TEXT,
-        verdict_at REAL
-    )""",
-    """CREATE TABLE labels (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        created_at REAL NOT NULL,
-        prompt TEXT NOT NULL,
-        model_a TEXT NOT NULL,
-        model_b TEXT NOT NULL,
-        winner TEXT NOT NULL CHECK (winner IN ('model_a', 'model_b', 'tie', 'tie (bothbad)')),
-        source TEXT NOT NULL CHECK (source IN ('judge', 'user', 'golden')),
-        judge TEXT,
-        decision_id TEXT,
-        router TEXT,
-        win_rate REAL,
-        threshold REAL,
-        choice TEXT CHECK (choice IN ('strong', 'weak')),
-        served TEXT CHECK (served IN ('model_a', 'model_b')),
-        answer_a TEXT,
-        answer_b TEXT
-    )""",
-    "CREATE UNIQUE INDEX labels_decision_source ON labels (decision_id, source) WHERE decision_id IS NOT NULL",
+# A URL scheme (two characters or more, so that a Windows drive letter is not one) and its colon.
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]+):")
+_FORMS = (
+    "give a SQLite file path (e.g. feedback.db) or a PostgreSQL URL (postgresql://user[:password]@host[:port]/database)"
 )
-_LABEL_COLUMNS = (
-    "id, created_at, prompt, model_a, model_b, winner, source, judge, decision_id, router, win_rate, threshold, "
-    "choice, served, answer_a, answer_b"
-)
+
+
+def store_backend(location: str | os.PathLike[str]) -> BackendName:
+    """Which backend a store location names: ``"postgresql"`` for a ``postgresql://`` URL, else ``"sqlite"``.
+
+    Raises:
+        InvalidInputError: ``location`` is blank, a URL of another scheme (``mysql://``, ``sqlite+foo://``...) or a
+            malformed PostgreSQL URL, any of which would otherwise be taken for a relative file path.
+    """
+    text = os.fspath(location)
+    if not isinstance(text, str) or not text.strip():
+        raise InvalidInputError(f"a feedback store location must be a non-empty path or URL, got {location!r:.60}")
+    match = _SCHEME.match(text)
+    if match is None:
+        return "sqlite"
+    scheme, rest = match.group(1), text[match.end() :]
+    if scheme.lower() in POSTGRES_SCHEMES:
+        if rest.startswith("//") and isinstance(location, str):
+            return "postgresql"
+        raise InvalidInputError(
+            f"malformed PostgreSQL URL {scheme}:{rest[:2]}...: {_FORMS}, the URL as a string (a Path drops a '/')"
+        )
+    if rest.startswith("/"):
+        raise InvalidInputError(
+            f"unsupported feedback store URL scheme {scheme!r:.40}: {_FORMS}; for a file whose name starts with "
+            f"'{scheme}:', write ./{scheme}:..."
+        )
+    return "sqlite"  # a file name with a colon in it
 
 
 # ---- records ---------------------------------------------------------------------------------------------
@@ -124,47 +119,109 @@ def _side(value: object, what: str) -> Side:
     return cast(Side, value)
 
 
-@dataclass(frozen=True)
-class DecisionRecord:
-    """One routed call as the store and the labeller see it: the two models, who answered, and the decision.
+def _names(strong_model: object, weak_model: object) -> tuple[str, str]:
+    strong, weak = _text(strong_model, "strong_model"), _text(weak_model, "weak_model")
+    if strong == weak:
+        raise InvalidInputError(f"strong_model and weak_model are both {strong!r}; name two models")
+    return strong, weak
 
-    Build one per call with :meth:`from_decision` and pass it to :meth:`FeedbackStore.record_decision` and
-    :meth:`~routellm_core.learning.labelling.Labeller.submit`.
+
+def _attempts(value: object) -> tuple[Attempt, ...]:
+    if value is None:
+        return ()
+    try:
+        return tuple(a if isinstance(a, Attempt) else Attempt.from_dict(a) for a in cast(Iterable[Any], value))
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise InvalidInputError(
+            f"attempts must be Attempt records or their dicts ({type(exc).__name__}: {exc})"
+        ) from None
+
+
+class DecisionRecord:
+    """One routed call as the store and the labeller see it: a view of its served decision plus the two model names.
+
+    A call routed by the engine is recorded as that call's :class:`~routellm_core.decisions.ServedDecision` itself
+    (``record.decision is served``, never a rebuilt copy): build it with :meth:`from_decision`, and pass it to
+    :meth:`FeedbackStore.record_decision` and :meth:`~routellm_core.learning.labelling.Labeller.submit`. A record
+    built by hand (``DecisionRecord(decision_id, strong_model, weak_model, served, ...)``) may leave the router, win
+    rate, threshold and choice unknown; with all four given it holds a served decision too. Read-only.
 
     Attributes:
-        decision_id: Unique id of the call; the app keeps it (e.g. from the response metadata) to attach a
-            thumbs up/down later.
         strong_model: Name of the strong model (stored as ``model_a``).
         weak_model: Name of the weak model (stored as ``model_b``).
-        served: Which of the two answered, ``"strong"`` or ``"weak"`` (differs from ``choice`` after a fallback).
-        router: Router name, if known.
-        win_rate: Predicted P(strong wins), if known.
-        threshold: Threshold in force, if known.
-        choice: The router's choice, if known.
+        decision: The served decision record (router, win rate, threshold, choice, who answered, attempts,
+            escalation, cost), or ``None`` for a hand-built record whose routing decision is unknown.
     """
 
-    decision_id: str
+    __slots__ = ("_facts", "decision", "strong_model", "weak_model")
     strong_model: str
     weak_model: str
-    served: Side
-    router: str | None = None
-    win_rate: float | None = None
-    threshold: float | None = None
-    choice: Side | None = None
+    decision: ServedDecision | None
 
-    def __post_init__(self) -> None:
-        _text(self.decision_id, "decision_id")
-        _text(self.strong_model, "strong_model")
-        _text(self.weak_model, "weak_model")
-        if self.strong_model == self.weak_model:
-            raise InvalidInputError(f"strong_model and weak_model are both {self.strong_model!r}; name two models")
-        _side(self.served, "served")
-        if self.choice is not None:
-            _side(self.choice, "choice")
-        if self.router is not None and not isinstance(self.router, str):
-            raise InvalidInputError(f"router must be a string or None, got {type(self.router).__name__}")
-        object.__setattr__(self, "win_rate", _optional_number(self.win_rate, "win_rate"))
-        object.__setattr__(self, "threshold", _optional_number(self.threshold, "threshold"))
+    def __init__(
+        self,
+        decision_id: str,
+        strong_model: str,
+        weak_model: str,
+        served: Side,
+        router: str | None = None,
+        win_rate: float | None = None,
+        threshold: float | None = None,
+        choice: Side | None = None,
+        *,
+        attempts: Iterable[Attempt | Mapping[str, Any]] = (),
+        escalated: bool = False,
+        fallback_error: str | None = None,
+    ) -> None:
+        strong, weak = _names(strong_model, weak_model)
+        if router is not None and not isinstance(router, str):
+            raise InvalidInputError(f"router must be a string or None, got {type(router).__name__}")
+        if fallback_error is not None and not isinstance(fallback_error, str):
+            raise InvalidInputError(f"fallback_error must be a string or None, got {type(fallback_error).__name__}")
+        facts: dict[str, Any] = {
+            "decision_id": _text(decision_id, "decision_id"),
+            "served": _side(served, "served"),
+            "router": router,
+            "win_rate": _optional_number(win_rate, "win_rate"),
+            "threshold": _optional_number(threshold, "threshold"),
+            "choice": None if choice is None else _side(choice, "choice"),
+            "attempts": _attempts(attempts),
+            "escalated": bool(escalated),
+            "fallback_error": fallback_error,
+        }
+        decision = _served_decision(facts, strong, weak)
+        if decision is None and (facts["attempts"] or facts["escalated"] or fallback_error):
+            raise InvalidInputError(
+                "attempts, escalated and fallback_error describe a routed call: give its router, win_rate, threshold "
+                "and choice too"
+            )
+        self._set(strong, weak, decision, None if decision is not None else facts)
+
+    def _set(self, strong: str, weak: str, decision: ServedDecision | None, facts: dict[str, Any] | None) -> None:
+        object.__setattr__(self, "strong_model", strong)
+        object.__setattr__(self, "weak_model", weak)
+        object.__setattr__(self, "decision", decision)
+        object.__setattr__(self, "_facts", facts)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"DecisionRecord is read-only (cannot set {name!r})")
+
+    def __reduce__(self) -> tuple[Any, ...]:  # pickle and copy: rebuild through _set, not __setattr__
+        return (_restore_record, (self.strong_model, self.weak_model, self.decision, self._facts))
+
+    @classmethod
+    def view(cls, decision: ServedDecision, *, strong_model: str, weak_model: str) -> DecisionRecord:
+        """The record of a served decision: the decision itself (not a copy) and the two model names.
+
+        Raises:
+            InvalidInputError: ``decision`` is not a ServedDecision, or the names are blank or equal.
+        """
+        if not isinstance(decision, ServedDecision):
+            raise InvalidInputError(f"decision must be a ServedDecision, got {type(decision).__name__}")
+        strong, weak = _names(strong_model, weak_model)
+        record = cls.__new__(cls)
+        record._set(strong, weak, decision, None)
+        return record
 
     @classmethod
     def from_decision(
@@ -176,20 +233,31 @@ class DecisionRecord:
         served: Side | None = None,
         decision_id: str | None = None,
     ) -> DecisionRecord:
-        """A record from a :class:`RoutingDecision` or its metadata dict.
+        """A record from a served decision (a view of it, see :meth:`view`), a :class:`RoutingDecision`, or the
+        decision's metadata dict.
 
         Args:
-            decision: A :class:`RoutingDecision`, the dispatch engine's ``ServedDecision``, or a metadata mapping
-                with ``router``, ``win_rate``, ``threshold``, ``choice`` and optionally ``decision_id`` and
-                ``served`` (or ``answered_by``); extra keys are ignored.
+            decision: The engine's ``ServedDecision``; a :class:`RoutingDecision`; or a metadata mapping (the
+                ``ServedDecision.as_dict()`` schema: ``router``, ``win_rate``, ``threshold``, ``choice`` and
+                optionally ``decision_id``, ``served`` (or ``answered_by``), ``attempts``, ``escalated``,
+                ``fallback_error``); extra keys are ignored.
             strong_model: Name of the strong model.
             weak_model: Name of the weak model.
             served: Who answered; defaults to the decision's ``served`` (or ``answered_by``), else its ``choice``.
-            decision_id: The call's id; defaults to the decision's ``decision_id``, else a new random UUID.
+            decision_id: The call's id; defaults to the decision's id, else a new random UUID.
 
         Raises:
             InvalidInputError: A field has the wrong type or value, or who answered cannot be told.
         """
+        if isinstance(decision, ServedDecision):
+            changes: dict[str, Any] = {}
+            if decision_id is not None and decision_id != decision.id:
+                changes["id"] = _text(decision_id, "decision_id")
+            if served is not None and served != decision.served:
+                changes["served"] = _side(served, "served")
+                changes["model"] = strong_model if served == "strong" else weak_model
+            served_decision = replace(decision, **changes) if changes else decision
+            return cls.view(served_decision, strong_model=strong_model, weak_model=weak_model)
         if isinstance(decision, Mapping):
             fields: Mapping[str, Any] = decision
         elif callable(getattr(decision, "as_dict", None)):
@@ -209,7 +277,66 @@ class DecisionRecord:
             win_rate=fields.get("win_rate"),
             threshold=fields.get("threshold"),
             choice=choice,
+            attempts=fields.get("attempts") or (),
+            escalated=bool(fields.get("escalated", False)),
+            fallback_error=fields.get("fallback_error"),
         )
+
+    # ---- the decision's fields ---------------------------------------------------------------------------
+    def _get(self, name: str, attribute: str | None = None) -> Any:
+        if self.decision is not None:
+            return getattr(self.decision, attribute or name)
+        return self._facts[name] if self._facts is not None and name in self._facts else None
+
+    @property
+    def decision_id(self) -> str:
+        """Unique id of the call; the app keeps it (e.g. from the response metadata) to attach a verdict later."""
+        return cast(str, self._get("decision_id", "id"))
+
+    @property
+    def served(self) -> Side:
+        """Which side answered, ``"strong"`` or ``"weak"`` (differs from ``choice`` after a fallback or escalation)."""
+        return cast(Side, self._get("served"))
+
+    @property
+    def router(self) -> str | None:
+        """Router name, if known."""
+        return cast("str | None", self._get("router"))
+
+    @property
+    def win_rate(self) -> float | None:
+        """Predicted P(strong wins), if known."""
+        return cast("float | None", self._get("win_rate"))
+
+    @property
+    def threshold(self) -> float | None:
+        """Threshold in force, if known."""
+        return cast("float | None", self._get("threshold"))
+
+    @property
+    def choice(self) -> Side | None:
+        """The router's choice, if known."""
+        return cast("Side | None", self._get("choice"))
+
+    @property
+    def attempts(self) -> tuple[Attempt, ...]:
+        """Every model call of the answer, in order (empty when unknown or only the served model was called)."""
+        return self.decision.attempts if self.decision is not None else ()
+
+    @property
+    def escalated(self) -> bool:
+        """Whether the cheap answer failed the escalation check and the strong model served."""
+        return self.decision.escalated if self.decision is not None else False
+
+    @property
+    def fallback_error(self) -> str | None:
+        """Type of the failure that moved the call to the other side, else ``None``."""
+        return self.decision.fallback_error if self.decision is not None else None
+
+    @property
+    def cost(self) -> float | None:
+        """Total price of the attempts in USD, or ``None`` when unknown."""
+        return self.decision.cost if self.decision is not None else None
 
     @property
     def served_model(self) -> str:
@@ -222,8 +349,68 @@ class DecisionRecord:
         return self.weak_model if self.served == "strong" else self.strong_model
 
     def as_dict(self) -> dict[str, Any]:
-        """Plain-dict form."""
-        return asdict(self)
+        """Plain-dict form (JSON-safe)."""
+        return {
+            "decision_id": self.decision_id,
+            "strong_model": self.strong_model,
+            "weak_model": self.weak_model,
+            "served": self.served,
+            "router": self.router,
+            "win_rate": self.win_rate,
+            "threshold": self.threshold,
+            "choice": self.choice,
+            "attempts": [a.as_dict() for a in self.attempts],
+            "escalated": self.escalated,
+            "fallback_error": self.fallback_error,
+            "cost": self.cost,
+        }
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, DecisionRecord):
+            return NotImplemented
+        return self.as_dict() == other.as_dict()
+
+    def __hash__(self) -> int:
+        return hash((self.decision_id, self.strong_model, self.weak_model, self.served))
+
+    def __repr__(self) -> str:
+        return (
+            f"DecisionRecord(decision_id={self.decision_id!r}, strong_model={self.strong_model!r}, "
+            f"weak_model={self.weak_model!r}, served={self.served!r}, router={self.router!r}, "
+            f"win_rate={self.win_rate!r}, threshold={self.threshold!r}, choice={self.choice!r}, "
+            f"attempts={len(self.attempts)}, escalated={self.escalated})"
+        )
+
+
+def _restore_record(
+    strong: str, weak: str, decision: ServedDecision | None, facts: dict[str, Any] | None
+) -> DecisionRecord:
+    record = DecisionRecord.__new__(DecisionRecord)
+    record._set(strong, weak, decision, facts)
+    return record
+
+
+def _served_decision(fields: Mapping[str, Any], strong: str, weak: str) -> ServedDecision | None:
+    """The served decision of a record's fields (``as_dict`` form), or ``None`` when its routing decision is unknown."""
+    router, win_rate, threshold, choice = (fields.get(k) for k in ("router", "win_rate", "threshold", "choice"))
+    if router is None or win_rate is None or threshold is None or choice is None:
+        return None
+    served = fields["served"]
+    escalated = bool(fields.get("escalated", False))
+    fell_back = served != choice and not escalated
+    return ServedDecision(
+        id=fields["decision_id"],
+        router=router,
+        win_rate=win_rate,
+        threshold=threshold,
+        choice=choice,
+        served=served,
+        model=strong if served == "strong" else weak,
+        fallback_from=(strong if choice == "strong" else weak) if fell_back else None,
+        fallback_error=fields.get("fallback_error") if fell_back else None,
+        attempts=_attempts(fields.get("attempts")),
+        escalated=escalated,
+    )
 
 
 @dataclass(frozen=True)
@@ -307,222 +494,125 @@ class FeedbackStats:
         return asdict(self)
 
 
-# ---- opening a file safely -------------------------------------------------------------------------------
-def _read_meta(conn: sqlite3.Connection) -> tuple[int, int, list[str]]:
-    app_id = conn.execute("PRAGMA application_id").fetchone()[0]
-    version = conn.execute("PRAGMA user_version").fetchone()[0]
-    tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
-    return int(app_id), int(version), tables
+@dataclass(frozen=True)
+class DecisionRow:
+    """One recorded decision, read back (see :meth:`FeedbackStore.decisions`).
+
+    Attributes:
+        record: The routed call: the served decision (with its attempts, escalation and cost) and the two models.
+        prompt: Its routing text (redacted when the store redacts).
+        created_at: When it was recorded (Unix seconds).
+        answer: The served answer (only with ``store_answers=True``).
+        verdict: The last verdict given to :meth:`FeedbackStore.add_verdict` (``good``, ``bad``, ``strong``,
+            ``weak`` or a winner), or ``None``.
+        verdict_at: When that verdict came (Unix seconds), or ``None``.
+    """
+
+    record: DecisionRecord
+    prompt: str
+    created_at: float
+    answer: str | None
+    verdict: str | None
+    verdict_at: float | None
+
+    @property
+    def decision_id(self) -> str:
+        """The call's decision id."""
+        return self.record.decision_id
+
+    def to_json(self) -> dict[str, Any]:
+        """The row as a JSON-safe dict: the record's fields plus prompt, time, answer and verdict."""
+        return {
+            **self.record.as_dict(),
+            "prompt": self.prompt,
+            "created_at": datetime.fromtimestamp(self.created_at, timezone.utc).isoformat(),
+            "answer": self.answer,
+            "verdict": self.verdict,
+        }
 
 
-def _check_meta(path: Path, app_id: int, version: int, tables: list[str]) -> Literal["new", "ours"]:
-    """Whether the database is ours (of a schema this code reads) or empty; raise for anything else."""
-    if app_id == APPLICATION_ID:
-        if version == SCHEMA_VERSION:
-            return "ours"
-        newer = " (written by a newer version of routellm-integrations)" if version > SCHEMA_VERSION else ""
-        raise FeedbackStoreError(
-            f"{path} is a feedback store of schema version {version}{newer}; this code reads version "
-            f"{SCHEMA_VERSION}. The file was not modified."
-        )
-    if app_id == 0 and not tables:
-        return "new"
-    raise FeedbackStoreError(
-        f"{path} is a SQLite database of another application (application_id {app_id:#x}, tables "
-        f"{tables[:8]}), not a routellm feedback store; refusing to use it. The file was not modified."
-    )
-
-
-def _inspect(path: Path) -> Literal["new", "ours"]:
-    """Classify ``path`` without writing to it: a new store, or one of ours; raise for anything else."""
-    if not path.exists():
-        return "new"
-    if not path.is_file():
-        raise FeedbackStoreError(f"{path} is not a regular file; give the path of a feedback store file")
-    try:
-        with path.open("rb") as fh:
-            header = fh.read(100)
-    except OSError as exc:
-        raise FeedbackStoreError(f"cannot read the feedback store {path}: {exc}") from exc
-    wal = Path(f"{path}-wal")
-    if not header and not wal.exists():
-        return "new"  # an empty file is an empty SQLite database
-    if header and not header.startswith(_SQLITE_MAGIC):
-        raise FeedbackStoreError(
-            f"{path} is not a SQLite database (it does not start with the SQLite header); refusing to use it as a "
-            "feedback store. The file was not modified."
-        )
-    _check_writable(path)
-    try:
-        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=5.0)
-        try:
-            meta = _read_meta(conn)
-        finally:
-            conn.close()
-    except sqlite3.Error as exc:
-        if "readonly" in str(exc):
-            raise FeedbackStoreError(
-                f"cannot open the feedback store {path}: {exc} (is the file or its folder read-only?)"
-            ) from exc
-        raise FeedbackStoreError(
-            f"{path} is not a usable SQLite database ({exc}); refusing to use it as a feedback store. "
-            "The file was not modified."
-        ) from exc
-    return _check_meta(path, *meta)
-
-
-def _check_writable(path: Path) -> None:
-    folder = path.parent
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise FeedbackStoreError(f"cannot create the folder {folder} for the feedback store: {exc}") from exc
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise FeedbackStoreError(
-            f"the folder {folder} is read-only; a feedback store needs to write its file and SQLite's -wal/-shm "
-            "files there"
-        )
-    if path.exists() and not os.access(path, os.R_OK | os.W_OK):
-        raise FeedbackStoreError(f"the feedback store {path} is read-only (or unreadable); it must be writable")
+def _decision_row(row: Sequence[Any]) -> DecisionRow:
+    (decision_id, created_at, prompt, strong, weak, served, router, win_rate, threshold, choice, answer, verdict,
+     verdict_at, attempts, escalated, _cost, fallback_error) = row  # fmt: skip
+    record = DecisionRecord(
+        decision_id, strong, weak, served, router, win_rate, threshold, choice,
+        attempts=json.loads(attempts or "[]"), escalated=bool(escalated), fallback_error=fallback_error,
+    )  # fmt: skip
+    return DecisionRow(record, prompt, float(created_at), answer, verdict, verdict_at)
 
 
 # ---- the store -------------------------------------------------------------------------------------------
+def _open_backend(location: str | os.PathLike[str], timeout: float, pool_size: int) -> tuple[Backend, Path | None]:
+    if store_backend(location) == "postgresql":
+        from routellm_core.learning.feedback_postgres import PostgresBackend
+
+        return PostgresBackend(os.fspath(location), timeout=timeout, pool_size=pool_size), None
+    from routellm_core.learning.feedback_sqlite import SQLiteBackend
+
+    path = Path(location).expanduser()
+    return SQLiteBackend(path, timeout=timeout), path
+
+
 class FeedbackStore:
-    """Labelled prompts from your traffic in one SQLite file, safe for threads, asyncio and several processes.
+    """Labelled prompts from your traffic in a SQLite file or a PostgreSQL database, safe for threads, asyncio and
+    several processes.
 
     Args:
-        path: The SQLite file; created (with its folder) when missing.
+        location: A SQLite file path (created with its folder when missing), or a PostgreSQL URL
+            ``postgresql://user[:password]@host[:port]/database`` (its tables created when missing; needs the
+            ``postgres`` extra). A URL of another scheme is refused.
         store_answers: Also keep the models' answers (off by default: only routing texts are kept).
         redact: Applied to every prompt and answer before it is written (e.g. to mask emails); must return text.
-        timeout: Seconds a write waits for another process's write lock before failing.
+        timeout: Seconds a write waits for another writer's lock (PostgreSQL: also to connect) before failing.
+        pool_size: PostgreSQL only: most connections this process opens.
+
+    Attributes:
+        path: The SQLite file, or ``None`` for a PostgreSQL store.
+        location: Where the store is, for messages: the file path, or the URL without its password.
+        backend: ``"sqlite"`` or ``"postgresql"``.
 
     Raises:
-        FeedbackStoreError: The file is not SQLite, is another application's database or of a newer schema (left
-            untouched in all three cases), or the file or its folder is read-only.
+        InvalidInputError: A URL of an unsupported scheme, or a bad option.
+        MissingDependencyError: A PostgreSQL URL without the ``postgres`` extra installed.
+        FeedbackStoreError: The file is not SQLite, the database (file or PostgreSQL tables) is another
+            application's or of a newer schema (left untouched in all these cases), the file or its folder is
+            read-only, or the PostgreSQL server cannot be reached.
     """
 
     def __init__(
         self,
-        path: str | os.PathLike[str],
+        location: str | os.PathLike[str],
         *,
         store_answers: bool = False,
         redact: Callable[[str], str] | None = None,
         timeout: float = 10.0,
+        pool_size: int = 4,
     ) -> None:
         if redact is not None and not callable(redact):
             raise InvalidInputError(f"redact must be a callable str -> str, got {type(redact).__name__}")
         if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
             raise InvalidInputError(f"timeout must be a positive number of seconds, got {timeout!r}")
-        self.path = Path(path).expanduser()
+        if isinstance(pool_size, bool) or not isinstance(pool_size, int) or pool_size < 1:
+            raise InvalidInputError(f"pool_size must be a positive integer, got {pool_size!r}")
         self.store_answers = bool(store_answers)
         self.redact = redact
         self.timeout = float(timeout)
-        self._lock = threading.RLock()
-        self._conn: sqlite3.Connection | None = None
-        self._pid = os.getpid()
-        self._closed = False
-        self._conn = self._open()
-
-    # ---- connection --------------------------------------------------------------------------------------
-    def _open(self) -> sqlite3.Connection:
-        state = _inspect(self.path)
-        if state == "new":
-            _check_writable(self.path)
-        try:
-            conn = sqlite3.connect(str(self.path), timeout=self.timeout, isolation_level=None, check_same_thread=False)
-        except sqlite3.Error as exc:
-            raise FeedbackStoreError(
-                f"cannot open the feedback store {self.path}: {exc} (is the file or its folder read-only?)"
-            ) from exc
-        try:
-            if state == "new":
-                self._initialise(conn)
-            self._enable_wal(conn)
-            conn.execute("PRAGMA synchronous = NORMAL")
-        except BaseException as exc:
-            conn.close()
-            if isinstance(exc, sqlite3.Error):
-                raise FeedbackStoreError(
-                    f"cannot set up the feedback store {self.path}: {exc} (is the file or its folder read-only?)"
-                ) from exc
-            raise
-        return conn
-
-    def _initialise(self, conn: sqlite3.Connection) -> None:
-        """Create the schema in an empty database, unless another process did it first."""
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            if _check_meta(self.path, *_read_meta(conn)) == "new":
-                conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-                for statement in _SCHEMA:
-                    conn.execute(statement)
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
-
-    def _enable_wal(self, conn: sqlite3.Connection) -> None:
-        """Switch to WAL mode, waiting while other processes hold locks (the switch needs a moment alone)."""
-        deadline = time.monotonic() + self.timeout
-        while True:
-            try:
-                mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-                if str(mode).lower() == "wal":
-                    return
-                problem = f"journal mode stayed {mode!r}"
-            except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) and "busy" not in str(exc):
-                    raise
-                problem = str(exc)
-            if time.monotonic() > deadline:
-                raise FeedbackStoreError(f"cannot switch the feedback store {self.path} to WAL mode: {problem}")
-            time.sleep(0.02)
-
-    def _connection(self) -> sqlite3.Connection:
-        if self._closed:
-            raise FeedbackStoreError(f"the feedback store {self.path} is closed")
-        if self._pid != os.getpid():  # forked: SQLite connections must not cross fork()
-            self._pid = os.getpid()
-            self._conn = self._open()
-        assert self._conn is not None
-        return self._conn
-
-    @contextmanager
-    def _transaction(self, what: str) -> Iterator[sqlite3.Connection]:
-        """One short write transaction; SQLite errors become :class:`FeedbackStoreError`."""
-        with self._lock:
-            conn = self._connection()
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    yield conn
-                    conn.execute("COMMIT")
-                except BaseException:
-                    if conn.in_transaction:
-                        conn.execute("ROLLBACK")
-                    raise
-            except sqlite3.Error as exc:
-                raise FeedbackStoreError(f"feedback store {self.path}: {what} failed: {exc}") from exc
+        self._backend, self.path = _open_backend(location, self.timeout, pool_size)
+        self.location = self._backend.location
+        self.backend: BackendName = cast(BackendName, self._backend.dialect.name)
 
     def _query(self, sql: str, params: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
-        with self._lock:
-            conn = self._connection()
-            try:
-                return conn.execute(sql, tuple(params)).fetchall()
-            except sqlite3.Error as exc:
-                raise FeedbackStoreError(f"feedback store {self.path}: reading failed: {exc}") from exc
+        return self._backend.query(sql, tuple(params))
 
     # ---- values ------------------------------------------------------------------------------------------
     def _clean(self, text: str, what: str) -> str:
-        """``text`` made valid Unicode and redacted."""
-        out = valid_unicode(text)
+        """``text`` made valid Unicode without NUL characters (which PostgreSQL text cannot hold), and redacted."""
+        out = valid_unicode(text).replace("\x00", "\ufffd")
         if self.redact is not None:
             out = self.redact(out)
             if not isinstance(out, str):
                 raise InvalidInputError(f"redact returned {type(out).__name__} for the {what}; it must return str")
-            out = valid_unicode(out)
+            out = valid_unicode(out).replace("\x00", "\ufffd")
         return out
 
     def _prompt(self, prompt: object) -> str:
@@ -620,27 +710,25 @@ class FeedbackStore:
             "answer_a": self._answer(answer_a, "answer_a"),
             "answer_b": self._answer(answer_b, "answer_b"),
         }
-        with self._transaction("adding a label") as conn:
-            return self._upsert_label(conn, values)
+        with self._backend.transaction("adding a label") as tx:
+            return self._upsert_label(tx, values)
 
-    @staticmethod
-    def _upsert_label(conn: sqlite3.Connection, values: dict[str, Any]) -> int:
-        if values["decision_id"] is not None:
-            row = conn.execute(
-                "SELECT id FROM labels WHERE decision_id = ? AND source = ?", (values["decision_id"], values["source"])
-            ).fetchone()
-            if row is not None:
-                sets = ", ".join(f"{k} = ?" for k in values)
-                conn.execute(f"UPDATE labels SET {sets} WHERE id = ?", (*values.values(), row[0]))
-                return int(row[0])
+    def _upsert_label(self, tx: Transaction, values: dict[str, Any]) -> int:
+        """Insert a label, or replace the decision's label from the same source (one atomic statement)."""
         names = ", ".join(values)
-        marks = ", ".join("?" * len(values))
-        cur = conn.execute(f"INSERT INTO labels ({names}) VALUES ({marks})", tuple(values.values()))
-        return int(cur.lastrowid or 0)
+        updates = ", ".join(f"{k} = excluded.{k}" for k in values)
+        rows = tx.execute(
+            f"INSERT INTO labels ({names}) VALUES ({', '.join('?' * len(values))}) "
+            f"ON CONFLICT (decision_id, source) WHERE decision_id IS NOT NULL DO UPDATE SET {updates} RETURNING id",
+            tuple(values.values()),
+        )
+        return int(rows[0][0])
 
     def record_decision(self, record: DecisionRecord, prompt: str, *, answer: str | None = None) -> str:
         """Record a routed call so a verdict can be attached later; returns its decision id.
 
+        The served decision is kept whole: router, win rate, threshold, choice, who answered, every attempt (model,
+        side, role, kept, signals, confidence, error, tokens, cost), whether it escalated, and its total cost.
         Recording the same decision id again keeps the first record.
 
         Args:
@@ -666,12 +754,16 @@ class FeedbackStore:
             record.threshold,
             record.choice,
             self._answer(answer, "answer"),
+            json.dumps([a.as_dict() for a in record.attempts]),
+            int(record.escalated),
+            record.cost,
+            record.fallback_error,
         )
-        with self._transaction("recording a decision") as conn:
-            conn.execute(
+        with self._backend.transaction("recording a decision") as tx:
+            tx.execute(
                 "INSERT INTO decisions (decision_id, created_at, prompt, strong_model, weak_model, served, router, "
-                "win_rate, threshold, choice, answer) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT (decision_id) DO NOTHING",
+                "win_rate, threshold, choice, answer, attempts, escalated, cost, fallback_error) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (decision_id) DO NOTHING",
                 values,
             )
         return record.decision_id
@@ -689,40 +781,40 @@ class FeedbackStore:
           no label, since it says nothing about the weak model (the verdict is still kept on the decision,
           and a label the decision had from ``source`` is removed).
 
-        A later verdict from the same ``source`` replaces the earlier one. Returns the label's row id, or
-        ``None`` when the verdict makes no label.
+        A later verdict from the same ``source`` replaces the earlier one (verdicts on one decision are applied one
+        at a time, even from several processes). Returns the label's row id, or ``None`` when the verdict makes no
+        label.
 
         Raises:
             InvalidInputError: An unknown verdict or source.
-            FeedbackStoreError: No decision with this id was recorded (call :meth:`record_decision` first), or
-                the write failed.
+            UnknownDecisionError: No decision with this id was recorded (call :meth:`record_decision` first).
+            FeedbackStoreError: The write failed.
         """
         _text(decision_id, "decision_id")
         label_source = self._source(source)
         if not isinstance(verdict, str) or not verdict.strip():
             raise InvalidInputError(f"verdict must be a non-empty string, got {verdict!r:.60}")
-        with self._transaction("adding a verdict") as conn:
-            row = conn.execute(
+        with self._backend.transaction("adding a verdict") as tx:
+            rows = tx.execute(
                 "SELECT prompt, strong_model, weak_model, served, router, win_rate, threshold, choice, answer "
-                "FROM decisions WHERE decision_id = ?",
+                "FROM decisions WHERE decision_id = ?" + self._backend.dialect.lock_rows,
                 (decision_id,),
-            ).fetchone()
-            if row is None:
+            )
+            if not rows:
                 raise UnknownDecisionError(
-                    f"no decision with id {decision_id!r:.80} was recorded in {self.path}; "
+                    f"no decision with id {decision_id!r:.80} was recorded in {self.location}; "
                     "call record_decision before add_verdict"
                 )
-            prompt, strong, weak, served, router, win_rate, threshold, choice, answer = row
+            prompt, strong, weak, served, router, win_rate, threshold, choice, answer = rows[0]
             winner = _verdict_winner(verdict, strong, weak, served)
             kind = "strong" if verdict == strong else "weak" if verdict == weak else verdict  # names -> sides
-            conn.execute(
+            tx.execute(
                 "UPDATE decisions SET verdict = ?, verdict_at = ? WHERE decision_id = ?",
                 (kind, time.time(), decision_id),
             )
             if winner is None:
-                conn.execute("DELETE FROM labels WHERE decision_id = ? AND source = ?", (decision_id, label_source))
+                tx.execute("DELETE FROM labels WHERE decision_id = ? AND source = ?", (decision_id, label_source))
                 return None
-            served_side = "model_a" if served == "strong" else "model_b"
             values: dict[str, Any] = {
                 "created_at": time.time(),
                 "prompt": prompt,
@@ -736,21 +828,35 @@ class FeedbackStore:
                 "win_rate": win_rate,
                 "threshold": threshold,
                 "choice": choice,
-                "served": served_side,
+                "served": "model_a" if served == "strong" else "model_b",
                 "answer_a": answer if served == "strong" else None,
                 "answer_b": answer if served == "weak" else None,
             }
-            return self._upsert_label(conn, values)
+            return self._upsert_label(tx, values)
 
     # ---- reading -----------------------------------------------------------------------------------------
     def labels(self, sources: Iterable[LabelSource] | None = None) -> list[LabelRow]:
         """Stored labels in insertion order, optionally only from some label sources."""
         wanted = None if sources is None else [self._source(s) for s in sources]
-        sql = f"SELECT {_LABEL_COLUMNS} FROM labels"
+        sql = f"SELECT {LABEL_COLUMNS} FROM labels"
         if wanted is not None:
-            sql += f" WHERE source IN ({', '.join('?' * len(wanted))})" if wanted else " WHERE 0"
+            sql += f" WHERE source IN ({', '.join('?' * len(wanted))})" if wanted else " WHERE 1 = 0"
         rows = self._query(sql + " ORDER BY id", wanted or ())
         return [LabelRow(*r) for r in rows]
+
+    def decisions(self, decision_ids: Iterable[str] | None = None) -> list[DecisionRow]:
+        """Recorded decisions, oldest first (optionally only some ids): each with its served decision record
+        (attempts, escalation, cost), prompt, answer and last verdict."""
+        sql = f"SELECT {DECISION_COLUMNS} FROM decisions"
+        ids = None if decision_ids is None else [_text(i, "decision_id") for i in decision_ids]
+        if ids is not None:
+            sql += f" WHERE decision_id IN ({', '.join('?' * len(ids))})" if ids else " WHERE 1 = 0"
+        return [_decision_row(r) for r in self._query(sql + " ORDER BY created_at, decision_id", ids or ())]
+
+    def decision(self, decision_id: str) -> DecisionRow | None:
+        """One recorded decision by id, or ``None`` when none was recorded under it."""
+        rows = self.decisions([decision_id])
+        return rows[0] if rows else None
 
     def battles(self, sources: Iterable[LabelSource] | None = None) -> list[Battle]:
         """Stored labels as training battles (``tie (bothbad)`` -> ``tie``; source ``feedback:<label source>``).
@@ -789,7 +895,7 @@ class FeedbackStore:
         """Distinct prompts seen (recorded decisions and labels), oldest first: e.g. to calibrate thresholds."""
         rows = self._query(
             "SELECT prompt FROM (SELECT prompt, created_at FROM decisions UNION ALL "
-            "SELECT prompt, created_at FROM labels) GROUP BY prompt ORDER BY MIN(created_at), prompt"
+            "SELECT prompt, created_at FROM labels) AS seen GROUP BY prompt ORDER BY MIN(created_at), prompt"
         )
         return [r[0] for r in rows]
 
@@ -815,7 +921,7 @@ class FeedbackStore:
 
     # ---- async twins -------------------------------------------------------------------------------------
     async def aadd(self, *args: Any, **kwargs: Any) -> int:
-        """:meth:`add` in a worker thread, so the event loop never waits on the file lock."""
+        """:meth:`add` in a worker thread, so the event loop never waits on a lock."""
         return await asyncio.to_thread(self.add, *args, **kwargs)
 
     async def arecord_decision(self, record: DecisionRecord, prompt: str, *, answer: str | None = None) -> str:
@@ -828,14 +934,8 @@ class FeedbackStore:
 
     # ---- lifetime ----------------------------------------------------------------------------------------
     def close(self) -> None:
-        """Close the file (idempotent); later calls raise :class:`FeedbackStoreError`."""
-        with self._lock:
-            if self._closed:
-                return
-            self._closed = True
-            if self._conn is not None and self._pid == os.getpid():
-                self._conn.close()
-            self._conn = None
+        """Close the database (idempotent); later calls raise :class:`FeedbackStoreError`."""
+        self._backend.close()
 
     def __enter__(self) -> FeedbackStore:
         return self
@@ -844,7 +944,7 @@ class FeedbackStore:
         self.close()
 
     def __repr__(self) -> str:
-        return f"FeedbackStore({str(self.path)!r}, store_answers={self.store_answers})"
+        return f"FeedbackStore({self.location!r}, store_answers={self.store_answers})"
 
 
 def _verdict_winner(verdict: str, strong: str, weak: str, served: str) -> StoredWinner | None:
@@ -868,11 +968,14 @@ def _verdict_winner(verdict: str, strong: str, weak: str, served: str) -> Stored
 __all__ = [
     "APPLICATION_ID",
     "LABEL_SOURCES",
+    "POSTGRES_SCHEMES",
     "SCHEMA_VERSION",
     "VERDICTS",
     "WINNERS",
     "DecisionRecord",
+    "DecisionRow",
     "FeedbackStats",
     "FeedbackStore",
     "LabelRow",
+    "store_backend",
 ]
