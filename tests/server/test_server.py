@@ -427,7 +427,7 @@ def test_stalled_body_gets_408_and_holds_no_slot(mock: ServerThread, fast_router
         assert "did not arrive within 1 s" in error["message"]
         assert _in_flight(server) == 0
         metrics = httpx.get(f"{server.url}/metrics").text
-        assert 'routellm_errors_total{status="408",code="request_timeout"} 1' in metrics
+        assert _sample(metrics, "routellm_errors_total", status="408", code="request_timeout") == 1
         after = client(server).chat.completions.create(model="router-fast-0.0", messages=ask("after"))
         assert after.choices[0].message.content == f"[{STRONG}] after"
 
@@ -443,8 +443,10 @@ def test_client_leaving_a_stream_closes_the_upstream_and_frees_the_slot(serve) -
         first = next(response.iter_lines())
         assert first.startswith("data: ")
     _wait_for(lambda: _in_flight(server) == 0)
-    cancelled = 'routellm_upstream_calls_total{side="strong",outcome="cancelled"} 1'
-    _wait_for(lambda: cancelled in httpx.get(f"{server.url}/metrics").text)
+    _wait_for(
+        lambda: _sample(httpx.get(f"{server.url}/metrics").text, "routellm_upstream_calls_total", side="strong",
+                        outcome="cancelled") == 1
+    )  # fmt: skip
 
 
 async def test_concurrent_requests_share_one_scoring_batch(serve, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -549,7 +551,7 @@ def test_fallback_answers_from_the_other_side(serve, failure: str, stream: bool)
     expected_error = {"[status:500": "InternalServerError", "[empty": "EmptyResponseError", "[sleep:3": "Timeout"}
     assert expected_error[failure.split("@")[0]] in record["fallback_error"]
     metrics = httpx.get(f"{server.url}/metrics").text
-    assert re.search(r'routellm_fallbacks_total\{from_side="strong",error="\w+"\} 1\n', metrics)
+    assert _sample(metrics, "routellm_fallbacks_total", from_side="strong", error=record["fallback_error"]) == 1
 
 
 def test_fallback_failing_too_names_both_models(serve) -> None:
@@ -594,10 +596,13 @@ def test_log_prompts_logs_the_routing_text_when_asked(serve, caplog: pytest.LogC
 
 # ---- metrics -----------------------------------------------------------------------------------------------
 def _sample(text: str, name: str, **labels: str) -> float:
-    body = ",".join(f'{k}="{v}"' for k, v in labels.items())
-    pattern = "^" + re.escape(f"{name}{{{body}}}" if labels else name) + r" (\S+)$"
-    match = re.search(pattern, text, re.MULTILINE)
-    return float(match.group(1)) if match else 0.0
+    """The value of the sample ``name{labels}`` in a Prometheus text exposition (labels in any order; 0 if absent)."""
+    for line in text.splitlines():
+        match = re.fullmatch(r"([a-zA-Z_:][\w:]*)(?:\{(.*)\})? (\S+)", line)
+        pairs = re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', match.group(2) or "") if match else []
+        if match and match.group(1) == name and dict(pairs) == labels:
+            return float(match.group(3))
+    return 0.0
 
 
 def test_metrics_count_sides_errors_and_latencies(serve) -> None:

@@ -71,11 +71,14 @@ def _serving(command: list[str], env: dict[str, str], port: int) -> Iterator[str
 
 
 @pytest.fixture(scope="module")
-def two_workers(mock: ServerThread) -> Iterator[str]:
-    """``routellm serve --workers 2`` on a free port, tokens in ``$ROUTELLM_TEST_WORKER_TOKENS``."""
+def two_workers(mock: ServerThread, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """``routellm serve --workers 2`` on a free port, tokens in ``$ROUTELLM_TEST_WORKER_TOKENS``; no
+    ``$PROMETHEUS_MULTIPROC_DIR``, so the server makes its own metrics folder (in ``$TMPDIR``), removed at the end."""
     port = _free_port()
-    env = {**os.environ, "ROUTELLM_TEST_WORKER_TOKENS": TOKEN}
+    tmp = tmp_path_factory.mktemp("server-tmp")
+    env = {**os.environ, "ROUTELLM_TEST_WORKER_TOKENS": TOKEN, "TMPDIR": str(tmp)}
     env.pop("ROUTELLM_SERVER_API_KEYS", None)
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     command = [
         sys.executable, "-m", "routellm_core.cli", "serve",
         "--strong", "openai:mock-strong", "--strong-base-url", f"{mock.url}/v1",
@@ -85,7 +88,9 @@ def two_workers(mock: ServerThread) -> Iterator[str]:
         "--api-keys-env", "ROUTELLM_TEST_WORKER_TOKENS",
     ]  # fmt: skip
     with _serving(command, env, port) as url:
+        assert [p.name for p in tmp.glob("routellm-metrics-*")], "no private metrics folder while serving"
         yield url
+    assert not list(tmp.glob("routellm-metrics-*")), "the private metrics folder was left behind"
 
 
 #: ``run(settings, workers=2)`` with one token given in ``api_keys`` (read from the environment by the script, then
@@ -148,6 +153,49 @@ def test_two_workers_both_answer_and_never_mix_answers(two_workers: str) -> None
             break
     assert len(workers) == 2, f"only worker(s) {workers} answered {answered} requests"
     assert httpx.post(f"{two_workers}/v1/chat/completions", json={}).status_code == 401
+
+
+def _scrape(url: str) -> tuple[str, dict[tuple[str, frozenset[tuple[str, str]]], float]]:
+    """One ``/metrics`` scrape on a fresh connection: the worker that answered and every sample."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    response = httpx.get(f"{url}/metrics", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30)
+    response.raise_for_status()
+    values = {
+        (s.name, frozenset(s.labels.items())): s.value
+        for family in text_string_to_metric_families(response.text)
+        for s in family.samples
+    }
+    return response.headers["x-routellm-worker"], values
+
+
+@pytest.mark.slow
+def test_two_workers_answer_scrapes_with_the_same_totals(two_workers: str) -> None:
+    _, before = _scrape(two_workers)
+    ok = ("routellm_requests_total", frozenset({("status", "200")}))
+    served: set[str] = set()
+    sent = 0
+    for _ in range(30):  # bounded: until both workers have answered requests
+        results = asyncio.run(_round(two_workers, 16))
+        sent += len(results)
+        served |= {worker for _, _, worker in results}
+        if len(served) >= 2:
+            break
+    assert len(served) == 2, f"only worker(s) {served} answered"
+    scrapes: dict[str, list[dict]] = {}
+    for _ in range(60):  # bounded: until both workers have answered scrapes
+        worker, values = _scrape(two_workers)
+        scrapes.setdefault(worker, []).append(values)
+        if len(scrapes) >= 2 and sum(map(len, scrapes.values())) >= 6:
+            break
+    assert len(scrapes) == 2, f"only worker(s) {list(scrapes)} answered the scrapes"
+    every = [values for answers in scrapes.values() for values in answers]
+    for values in every:  # each worker shows every worker's requests, not its own share
+        assert values[ok] == before.get(ok, 0.0) + sent
+        assert values[("routellm_routing_latency_seconds_count", frozenset())] >= sent
+        assert values[("routellm_in_flight_requests", frozenset())] == 0
+    counters = [{k: v for k, v in values.items() if k[0].endswith(("_total", "_count", "_bucket"))} for values in every]
+    assert all(c == counters[0] for c in counters), "two scrapes after the same traffic disagree"
 
 
 def _auth_on_one_connection(conn: http.client.HTTPConnection) -> tuple[str, dict[str, int]]:

@@ -11,11 +11,14 @@ with the answers swapped so that position bias cancels: when the two verdicts di
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import inspect
 import re
+import threading
 from collections.abc import Awaitable, Callable, Generator
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeAlias
+from typing import Any, Literal, TypeAlias, TypeVar
 
 from routellm_core.data.records import Winner
 from routellm_core.errors import InvalidInputError, JudgeError
@@ -93,6 +96,43 @@ def judge_name(judge: object) -> str:
 def is_async_callable(fn: object) -> bool:
     """Whether calling ``fn`` returns a coroutine (an ``async def`` function, or an object with one as ``__call__``)."""
     return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(type(fn).__call__)
+
+
+_T = TypeVar("_T")
+
+
+def _settle(future: asyncio.Future[Any], value: Any, error: BaseException | None) -> None:
+    if future.done():  # the awaiting task was cancelled
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(value)
+
+
+async def in_daemon_thread(fn: Callable[..., _T], *args: Any) -> _T:
+    """``await`` a blocking ``fn(*args)`` run in a new daemon thread (in a copy of the caller's context).
+
+    Unlike ``asyncio.to_thread``, a call that never returns (a hung judge or model) does not hold the interpreter at
+    exit: the event loop's default executor and its threads are joined then, daemon threads are not. Cancelling the
+    awaiting task abandons the call.
+    """
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[_T] = loop.create_future()
+    context = contextvars.copy_context()
+
+    def run() -> None:
+        value: Any = None
+        error: BaseException | None = None
+        try:
+            value = context.run(fn, *args)
+        except BaseException as exc:
+            error = exc
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: nobody waits for the result
+            loop.call_soon_threadsafe(_settle, future, value, error)
+
+    threading.Thread(target=run, name="routellm-blocking-call", daemon=True).start()
+    return await future
 
 
 def _clip(text: str, limit: int) -> str:
@@ -210,8 +250,8 @@ class PairwiseJudge:
         try:
             if is_async_callable(self.generate):
                 value: Any = await self.generate(messages)  # type: ignore[misc]
-            else:  # a blocking call (a local model, a sync client) runs off the event loop
-                value = await asyncio.to_thread(self.generate, messages)
+            else:  # a blocking call (a local model, a sync client) runs off the event loop, never holding exit
+                value = await in_daemon_thread(self.generate, messages)
                 if inspect.isawaitable(value):
                     value = await value
         except Exception as exc:
@@ -235,7 +275,7 @@ class PairwiseJudge:
     __call__ = judge
 
     async def ajudge(self, prompt: str, answer_a: str, answer_b: str) -> JudgeOutcome:
-        """Async :meth:`judge`: awaits an async ``generate``, runs a sync one in a worker thread."""
+        """Async :meth:`judge`: awaits an async ``generate``, runs a sync one in a daemon thread."""
         steps = self._steps(prompt, answer_a, answer_b)
         try:
             request = next(steps)
@@ -261,6 +301,7 @@ __all__ = [
     "Message",
     "PairwiseJudge",
     "Unparseable",
+    "in_daemon_thread",
     "is_async_callable",
     "judge_name",
     "parse_verdict",

@@ -10,29 +10,127 @@ The caller never waits and never sees a labelling failure: it already has its an
 ``max_pending`` jobs are accepted but unfinished; beyond that a label is dropped and counted. Every failure (the
 other model, the judge, the store) is counted and logged at WARNING with its exception type only, never the prompt
 or an error message that might quote it. An :class:`~routellm_core.learning.judging.Unparseable` verdict is counted, not
-stored. Sync callers' jobs run in a small thread pool; async callers' jobs run as tasks on their event loop (with
-blocking judge and store calls moved to worker threads).
+stored. Sync callers' jobs run in a small pool of daemon threads; async callers' jobs run as tasks on their event
+loop (with blocking judge and store calls moved to daemon threads).
+
+Shutdown is bounded: a hung judge or model call never holds the interpreter. At exit, labellers still open wait at
+most :data:`EXIT_WAIT_S` seconds (all together) for the labels being judged, then drop the rest (counted as
+``cancelled``, logged at WARNING); their threads are daemon threads, which the interpreter does not join.
 """
 
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextvars
 import hashlib
 import logging
 import os
+import queue
 import threading
 import time
+import weakref
 from collections.abc import Awaitable, Callable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import asdict, dataclass
+from typing import Any
 
 from routellm_core.decisions import ServedDecision, Side, check_threshold
 from routellm_core.errors import InvalidInputError
 from routellm_core.learning.feedback import WINNERS, DecisionRecord, FeedbackStore
-from routellm_core.learning.judging import Judge, JudgeOutcome, Unparseable, is_async_callable, judge_name
+from routellm_core.learning.judging import (
+    Judge,
+    JudgeOutcome,
+    Unparseable,
+    in_daemon_thread,
+    is_async_callable,
+    judge_name,
+)
 
 logger = logging.getLogger(__name__)
+
+#: Most seconds the interpreter waits at exit for labels still being judged (all open labellers together).
+EXIT_WAIT_S = 5.0
+
+
+class _DaemonPool:
+    """Up to ``workers`` daemon threads running submitted calls, started as jobs arrive.
+
+    A ``ThreadPoolExecutor``'s threads are joined at interpreter exit, so one judge call that never returns would
+    hold the process forever; these are not.
+    """
+
+    def __init__(self, workers: int, name: str) -> None:
+        self._workers = workers
+        self._name = name
+        self._queue: queue.SimpleQueue[tuple[Future[Any], Callable[..., Any], tuple[Any, ...]] | None]
+        self._queue = queue.SimpleQueue()
+        self._threads = 0
+        self._lock = threading.Lock()
+        self._shutdown = False
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
+        """Run ``fn(*args)`` in a pool thread.
+
+        Raises:
+            RuntimeError: The pool was shut down.
+        """
+        with self._lock:
+            if self._shutdown:
+                raise RuntimeError("cannot submit to a pool that was shut down")
+            future: Future[Any] = Future()
+            self._queue.put((future, fn, args))
+            if self._threads < self._workers:
+                self._threads += 1
+                thread = threading.Thread(target=self._work, name=f"{self._name}-{self._threads}", daemon=True)
+                thread.start()
+        return future
+
+    def _work(self) -> None:
+        while (item := self._queue.get()) is not None:
+            future, fn, args = item
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                result = fn(*args)
+            except BaseException as exc:
+                future.set_exception(exc)
+            else:
+                future.set_result(result)
+
+    def shutdown(self, cancel_futures: bool = True) -> None:
+        """Accept no more jobs; cancel the queued ones (``cancel_futures``); let the threads end after their job."""
+        with self._lock:
+            self._shutdown = True
+            if cancel_futures:
+                while True:
+                    try:
+                        item = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if item is not None:
+                        item[0].cancel()
+            for _ in range(self._threads):
+                self._queue.put(None)
+
+
+#: Labellers not closed yet, closed with a bounded wait at interpreter exit.
+_OPEN: weakref.WeakSet[Labeller] = weakref.WeakSet()
+
+
+def _close_at_exit() -> None:
+    """Close the labellers still open, waiting at most :data:`EXIT_WAIT_S` seconds for all of them together."""
+    deadline = time.monotonic() + EXIT_WAIT_S
+    for labeller in list(_OPEN):
+        if not labeller.close(max(0.0, deadline - time.monotonic())):
+            logger.warning(
+                "routellm labeller: labels still being judged after %.0f s at exit were dropped (%s)",
+                EXIT_WAIT_S,
+                labeller.judge_name,
+            )
+
+
+atexit.register(_close_at_exit)
 
 
 @dataclass(frozen=True)
@@ -147,7 +245,7 @@ class Labeller:
         self._idle = threading.Condition(self._lock)
         self._counts = dict.fromkeys(LabellerStats.__dataclass_fields__, 0)
         self._threaded = 0  # unfinished thread-pool jobs
-        self._executor: ThreadPoolExecutor | None = None
+        self._executor: _DaemonPool | None = None
         self._tasks: set[asyncio.Task[None]] = set()  # strong references: the loop keeps only weak ones
         self._closed = False
 
@@ -207,7 +305,8 @@ class Labeller:
         try:
             with self._lock:
                 if self._executor is None:
-                    self._executor = ThreadPoolExecutor(self.workers, thread_name_prefix="routellm-labeller")
+                    self._executor = _DaemonPool(self.workers, "routellm-labeller")
+                    _OPEN.add(self)
                 future = self._executor.submit(self._run, job, call_other)
         except RuntimeError:  # the pool was shut down by a concurrent close()
             self._done("cancelled", threaded=True)
@@ -293,7 +392,7 @@ class Labeller:
             outcome = _verdict(await self._ajudge(job.prompt, *answers))
         except Exception as exc:
             return self._failed("judge_errors", job, exc, f"the judge ({self.judge_name})")
-        return await asyncio.to_thread(self._store, job, outcome, answers)
+        return await in_daemon_thread(self._store, job, outcome, answers)
 
     async def _ajudge(self, prompt: str, answer_a: str, answer_b: str) -> object:
         ajudge = getattr(self.judge, "ajudge", None)
@@ -301,7 +400,7 @@ class Labeller:
             return await ajudge(prompt, answer_a, answer_b)
         if is_async_callable(self.judge):
             return await self.judge(prompt, answer_a, answer_b)  # type: ignore[misc]
-        return await asyncio.to_thread(self.judge, prompt, answer_a, answer_b)
+        return await in_daemon_thread(self.judge, prompt, answer_a, answer_b)
 
     def _run(self, job: _Job, call_other: Callable[[], str]) -> None:
         outcome = "cancelled"
@@ -356,7 +455,8 @@ class Labeller:
             executor = self._executor
         finished = self.flush(timeout)
         if executor is not None:
-            executor.shutdown(wait=finished, cancel_futures=True)
+            executor.shutdown(cancel_futures=True)
+        _OPEN.discard(self)
         return finished
 
     async def aclose(self, timeout: float | None = None) -> bool:

@@ -1,182 +1,295 @@
-"""A tiny Prometheus text exposition (format 0.0.4): counters, one gauge and histograms, per worker process."""
+"""The server's Prometheus metrics, kept by ``prometheus_client``: one view across uvicorn workers.
+
+In one process the metrics live in the app's own registry. When ``$PROMETHEUS_MULTIPROC_DIR`` is set before
+``prometheus_client`` is first imported (``routellm serve --workers N`` sets up a private folder for its workers when
+you give none), ``prometheus_client`` runs in its multiprocess mode: every worker writes its values to files in that
+folder and ``/metrics`` adds up all the workers' files, so any worker answers a scrape with the same totals. A worker
+forgets the in-flight gauge of workers that are gone (``mark_process_dead``) when it starts and when it stops;
+counts they made stay counted.
+"""
 
 from __future__ import annotations
 
 import math
-import threading
-from collections.abc import Sequence
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
 
-#: Content type of the exposition.
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import Counter as _PromCounter
+from prometheus_client import Gauge as _PromGauge
+from prometheus_client import Histogram as _PromHistogram
+from prometheus_client import values as _values
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
+
+from routellm_core.errors import InvalidInputError, RouteLLMError
+
+#: Content type of the exposition (Prometheus text format 0.0.4).
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+#: The variable naming ``prometheus_client``'s multiprocess folder.
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 #: Latency buckets in seconds (routing is sub-millisecond to tens of ms; upstreams take seconds).
 ROUTING_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
 UPSTREAM_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
 
-LabelValues = tuple[str, ...]
+_LIVE_GAUGE_FILE = re.compile(r"gauge_live\w*?_(\d+)\.db")
 
 
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+def multiprocess_mode() -> bool:
+    """Whether ``prometheus_client`` keeps its values in ``$PROMETHEUS_MULTIPROC_DIR`` (decided at its import)."""
+    return _values.ValueClass is not _values.MutexValue
 
 
-def _labels(names: Sequence[str], values: Sequence[str], extra: str = "") -> str:
-    pairs = [f'{n}="{_escape(v)}"' for n, v in zip(names, values)]
-    if extra:
-        pairs.append(extra)
-    return "{" + ",".join(pairs) + "}" if pairs else ""
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
-def _number(value: float) -> str:
-    if math.isinf(value):
-        return "+Inf" if value > 0 else "-Inf"
-    return repr(float(value)) if not float(value).is_integer() else str(int(value))
+def forget_dead_workers(directory: str | os.PathLike[str]) -> list[int]:
+    """Remove the live-gauge files of processes that no longer run (``mark_process_dead``); their counts stay.
+
+    Returns:
+        The pids forgotten.
+    """
+    dead: set[int] = set()
+    for path in Path(directory).glob("gauge_live*.db"):
+        match = _LIVE_GAUGE_FILE.fullmatch(path.name)
+        if match and not _alive(int(match.group(1))):
+            dead.add(int(match.group(1)))
+    for pid in sorted(dead):
+        mark_process_dead(pid, str(directory))
+    return sorted(dead)
 
 
-class _Metric:
-    kind = ""
+@contextmanager
+def multiprocess_directory() -> Iterator[str]:
+    """The folder the workers of ``--workers N`` share their metrics in, set in ``$PROMETHEUS_MULTIPROC_DIR``.
 
-    def __init__(self, name: str, help: str, labels: Sequence[str] = ()) -> None:
+    The user's folder when the variable is set (created if missing, never emptied: that is the user's to do between
+    runs); else a private temporary folder, removed afterwards, with the variable restored.
+    """
+    given = os.environ.get(MULTIPROC_ENV)
+    if given:
+        os.makedirs(given, exist_ok=True)
+        yield given
+        return
+    directory = tempfile.mkdtemp(prefix="routellm-metrics-")
+    os.environ[MULTIPROC_ENV] = directory
+    try:
+        yield directory
+    finally:
+        os.environ.pop(MULTIPROC_ENV, None)
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def _label_values(metric_name: str, names: Sequence[str], labels: dict[str, str]) -> dict[str, str]:
+    if set(labels) != set(names):
+        raise ValueError(f"{metric_name} takes labels {tuple(names)}, got {sorted(labels)}")
+    return {n: str(labels[n]) for n in names}
+
+
+class Counter:
+    """A monotonically increasing count per label set (a ``prometheus_client`` counter)."""
+
+    def __init__(self, name: str, help: str, labels: Sequence[str], registry: CollectorRegistry) -> None:
         self.name = name
-        self.help = help
         self.label_names = tuple(labels)
-        self._lock = threading.Lock()
+        self._metric = _PromCounter(name, help, self.label_names, registry=registry)
 
-    def _key(self, labels: dict[str, str]) -> LabelValues:
-        if set(labels) != set(self.label_names):
-            raise ValueError(f"{self.name} takes labels {self.label_names}, got {sorted(labels)}")
-        return tuple(str(labels[n]) for n in self.label_names)
-
-    def header(self) -> list[str]:
-        return [f"# HELP {self.name} {self.help}", f"# TYPE {self.name} {self.kind}"]
-
-
-class Counter(_Metric):
-    """A monotonically increasing count per label set."""
-
-    kind = "counter"
-
-    def __init__(self, name: str, help: str, labels: Sequence[str] = ()) -> None:
-        super().__init__(name, help, labels)
-        self._values: dict[LabelValues, float] = {}
+    def _child(self, labels: dict[str, str]) -> _PromCounter:
+        if not self.label_names:
+            _label_values(self.name, (), labels)
+            return self._metric
+        return self._metric.labels(**_label_values(self.name, self.label_names, labels))
 
     def inc(self, amount: float = 1.0, **labels: str) -> None:
         """Add ``amount`` to the count of ``labels``."""
-        key = self._key(labels)
-        with self._lock:
-            self._values[key] = self._values.get(key, 0.0) + amount
-
-    def value(self, **labels: str) -> float:
-        """The current count of ``labels`` (0 when never incremented)."""
-        return self._values.get(self._key(labels), 0.0)
-
-    def render(self) -> list[str]:
-        with self._lock:
-            items = sorted(self._values.items())
-        return self.header() + [f"{self.name}{_labels(self.label_names, k)} {_number(v)}" for k, v in items]
+        self._child(labels).inc(amount)
 
 
-class Gauge(_Metric):
-    """A value that goes up and down (no labels)."""
+class Gauge:
+    """A value that goes up and down (no labels); summed over the live workers in multiprocess mode."""
 
-    kind = "gauge"
-
-    def __init__(self, name: str, help: str) -> None:
-        super().__init__(name, help)
-        self.value = 0.0
+    def __init__(self, name: str, help: str, registry: CollectorRegistry) -> None:
+        self.name = name
+        self._metric = _PromGauge(name, help, registry=registry, multiprocess_mode="livesum")
 
     def add(self, amount: float) -> None:
         """Add ``amount`` (negative to subtract)."""
-        with self._lock:
-            self.value += amount
-
-    def render(self) -> list[str]:
-        return [*self.header(), f"{self.name} {_number(self.value)}"]
+        self._metric.inc(amount)
 
 
-class Histogram(_Metric):
+class Histogram:
     """Observations counted in cumulative buckets, with their sum and count, per label set."""
 
-    kind = "histogram"
-
-    def __init__(self, name: str, help: str, buckets: Sequence[float], labels: Sequence[str] = ()) -> None:
-        super().__init__(name, help, labels)
+    def __init__(
+        self,
+        name: str,
+        help: str,
+        buckets: Sequence[float],
+        registry: CollectorRegistry,
+        labels: Sequence[str] = (),
+    ) -> None:
+        self.name = name
+        self.label_names = tuple(labels)
         self.buckets = tuple(sorted(buckets))
-        self._series: dict[LabelValues, list[float]] = {}  # per-bucket counts, then +Inf count, then sum
+        self._metric = _PromHistogram(name, help, self.label_names, registry=registry, buckets=self.buckets)
 
     def observe(self, value: float, **labels: str) -> None:
         """Record one observation."""
-        key = self._key(labels)
-        with self._lock:
-            series = self._series.setdefault(key, [0.0] * (len(self.buckets) + 2))
-            for i, bound in enumerate(self.buckets):
-                if value <= bound:
-                    series[i] += 1
-            series[-2] += 1
-            series[-1] += value
+        if self.label_names:
+            self._metric.labels(**_label_values(self.name, self.label_names, labels)).observe(value)
+        else:
+            _label_values(self.name, (), labels)
+            self._metric.observe(value)
 
-    def count(self, **labels: str) -> int:
-        """Observations recorded for ``labels``."""
-        series = self._series.get(self._key(labels))
-        return int(series[-2]) if series else 0
 
-    def render(self) -> list[str]:
-        lines = self.header()
-        with self._lock:
-            items = sorted((k, list(v)) for k, v in self._series.items())
-        for key, series in items:
-            for bound, count in zip((*self.buckets, math.inf), series[:-1]):
-                le = f'le="{_number(bound)}"'
-                lines.append(f"{self.name}_bucket{_labels(self.label_names, key, le)} {_number(count)}")
-            lines.append(f"{self.name}_sum{_labels(self.label_names, key)} {_number(series[-1])}")
-            lines.append(f"{self.name}_count{_labels(self.label_names, key)} {_number(series[-2])}")
-        return lines
+def _usd(value: object, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        raise InvalidInputError(f"{what} must be a finite price in USD, at least 0, got {value!r:.60}")
+    return float(value)
+
+
+def _name(value: object, what: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise InvalidInputError(f"{what} must be a non-empty string, got {value!r:.60}")
+    return value
 
 
 class ServerMetrics:
-    """The server's metrics (one set per worker process)."""
+    """The server's metrics: this process's alone, or every worker's in multiprocess mode.
+
+    Raises:
+        RouteLLMError: ``prometheus_client`` is in multiprocess mode but ``$PROMETHEUS_MULTIPROC_DIR`` names no
+            folder.
+    """
 
     def __init__(self) -> None:
+        self.multiprocess = multiprocess_mode()
+        self.directory: str | None = None
+        if self.multiprocess:
+            self.directory = os.environ.get(MULTIPROC_ENV)
+            if not self.directory or not os.path.isdir(self.directory):
+                raise RouteLLMError(
+                    f"prometheus_client runs in multiprocess mode, but ${MULTIPROC_ENV}={self.directory!r} is not a "
+                    "folder: create it before the server starts"
+                )
+            forget_dead_workers(self.directory)
+        self.registry = CollectorRegistry(auto_describe=True)
+        reg = self.registry
         self.requests = Counter(
-            "routellm_requests_total", "Chat completion requests answered, by HTTP status.", ["status"]
+            "routellm_requests_total", "Chat completion requests answered, by HTTP status.", ["status"], reg
         )
         self.decisions = Counter(
-            "routellm_decisions_total", "Routing decisions, by router and choice.", ["router", "choice"]
+            "routellm_decisions_total", "Routing decisions, by router and choice.", ["router", "choice"], reg
         )
         self.upstream_calls = Counter(
             "routellm_upstream_calls_total",
             "Upstream calls, by side and outcome (ok, error, cancelled).",
             ["side", "outcome"],
+            reg,
         )
         self.fallbacks = Counter(
             "routellm_fallbacks_total",
             "Calls answered by the other side because the chosen one failed, by chosen side and failure type.",
             ["from_side", "error"],
+            reg,
         )
-        self.errors = Counter("routellm_errors_total", "Error answers, by HTTP status and code.", ["status", "code"])
-        self.in_flight = Gauge("routellm_in_flight_requests", "Chat completion requests in flight in this worker.")
+        self.errors = Counter(
+            "routellm_errors_total", "Error answers, by HTTP status and code.", ["status", "code"], reg
+        )
+        self.escalations = Counter(
+            "routellm_escalations_total",
+            "Requests whose cheap answer was checked, by router and whether the strong model was called after it.",
+            ["router", "escalated"],
+            reg,
+        )
+        self.costs = Counter(
+            "routellm_cost_usd_total",
+            "Price of the upstream calls in USD (from the price table), by router and model.",
+            ["router", "model"],
+            reg,
+        )
+        self.strong_costs = Counter(
+            "routellm_cost_usd_always_strong_total",
+            "What the same requests would have cost on the strong model alone, in USD, by router.",
+            ["router"],
+            reg,
+        )
+        self.in_flight = Gauge(
+            "routellm_in_flight_requests", "Chat completion requests in flight (in all live workers).", reg
+        )
         self.routing_latency = Histogram(
-            "routellm_routing_latency_seconds", "Time to route one request (micro-batched scoring).", ROUTING_BUCKETS
+            "routellm_routing_latency_seconds",
+            "Time to route one request (micro-batched scoring).",
+            ROUTING_BUCKETS,
+            reg,
         )
         self.upstream_latency = Histogram(
             "routellm_upstream_latency_seconds",
             "Time of one upstream call, to the end of the answer or stream, by side.",
             UPSTREAM_BUCKETS,
+            reg,
             ["side"],
         )
 
+    # ---- the escalation feature's counts ---------------------------------------------------------------------
+    def escalation(self, router: str, escalated: bool) -> None:
+        """Count a request whose cheap answer was checked: ``escalated`` when the strong model was then called.
+
+        Raises:
+            InvalidInputError: A blank router name, or ``escalated`` not a bool.
+        """
+        if not isinstance(escalated, bool):
+            raise InvalidInputError(f"escalated must be True or False, got {escalated!r:.60}")
+        self.escalations.inc(router=_name(router, "router"), escalated="true" if escalated else "false")
+
+    def cost(self, router: str, model: str, usd: float) -> None:
+        """Add the price of one model call (``usd``) to ``routellm_cost_usd_total{router,model}``.
+
+        Raises:
+            InvalidInputError: A blank name, or a price that is not a finite number >= 0.
+        """
+        self.costs.inc(_usd(usd, "usd"), router=_name(router, "router"), model=_name(model, "model"))
+
+    def strong_cost(self, router: str, usd: float) -> None:
+        """Add what a request would have cost on the strong model to ``routellm_cost_usd_always_strong_total``.
+
+        Raises:
+            InvalidInputError: A blank router name, or a price that is not a finite number >= 0.
+        """
+        self.strong_costs.inc(_usd(usd, "usd"), router=_name(router, "router"))
+
+    # ---- exposition ------------------------------------------------------------------------------------------
     def render(self) -> str:
-        """The exposition text."""
-        metrics: list[_Metric] = [
-            self.requests,
-            self.decisions,
-            self.upstream_calls,
-            self.fallbacks,
-            self.errors,
-            self.in_flight,
-            self.routing_latency,
-            self.upstream_latency,
-        ]
-        lines: list[str] = []
-        for metric in metrics:
-            lines += metric.render()  # type: ignore[attr-defined]
-        return "\n".join(lines) + "\n"
+        """The exposition text: every worker's totals in multiprocess mode, else this process's."""
+        if not self.multiprocess:
+            return generate_latest(self.registry).decode()
+        assert self.directory is not None
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry, self.directory)
+        return generate_latest(registry).decode()
+
+    def close(self) -> None:
+        """A stopping worker's in-flight gauge leaves the sum (multiprocess mode; nothing to do otherwise)."""
+        if self.multiprocess and self.directory is not None:
+            mark_process_dead(os.getpid(), self.directory)
+
+
+__all__ = [
+    "CONTENT_TYPE",
+    "MULTIPROC_ENV",
+    "ServerMetrics",
+    "forget_dead_workers",
+    "multiprocess_directory",
+    "multiprocess_mode",
+]

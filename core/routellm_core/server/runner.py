@@ -32,8 +32,10 @@ def run(
     """Serve in the foreground until interrupted.
 
     With ``workers > 1`` uvicorn starts that many processes sharing the port; each builds its own app (routers,
-    upstream clients, metrics) from ``settings``, handed over through the environment while uvicorn runs
-    (:meth:`ServerSettings.worker_environment`): the settings as JSON in ``$ROUTELLM_SERVER_SETTINGS``, the
+    upstream clients) from ``settings``, and their metrics add up in ``$PROMETHEUS_MULTIPROC_DIR`` (a private
+    temporary folder unless you set one: :func:`~routellm_core.server.metrics.multiprocess_directory`). What they
+    need is handed over through the environment while uvicorn runs (:meth:`ServerSettings.worker_environment`): the
+    settings as JSON in ``$ROUTELLM_SERVER_SETTINGS``, the
     accepted bearer tokens in the variable ``api_keys_env`` names; API keys stay in the variables the settings name.
     Nothing secret goes on a command line or into a log. The first log line says whether auth is on.
     """
@@ -50,7 +52,10 @@ def run(
         _uvicorn.run(app, host=host, port=port, **uvicorn)
         return
     del app
-    with _environ(settings.worker_environment()):  # the spawned workers inherit it
+    from routellm_core.server.metrics import multiprocess_directory
+
+    # The spawned workers inherit both: the settings, and the folder where they add up their metrics.
+    with _environ(settings.worker_environment()), multiprocess_directory():
         _uvicorn.run(
             "routellm_core.server.runner:app_from_env", factory=True, host=host, port=port, workers=workers, **uvicorn
         )
