@@ -1,0 +1,454 @@
+"""The web page at ``/ui`` in a real browser: Debian's Chromium (``/usr/bin/chromium``, installed by ``.ci/run``),
+headless, driven by Playwright's Python API, against the real server (uvicorn on 127.0.0.1) routing with a router
+fitted in the tests on obvious battles, in front of the local mock upstream (which echoes ``[<model>] <prompt>``).
+
+What the page must show is known in advance: ``fitted_router.HARD`` prompts go to strong and ``TRIVIA`` prompts to
+weak at the router's default threshold (its calibrated 50% point); a strong share of 0% routes everything weak and
+100% everything strong (``threshold_for`` ends at 1.0 and 0.0). The feedback store is filled through the server
+itself: each hard prompt labelled ``strong`` and each trivia prompt ``tie``, so the strong model wins 75% of the
+verdicts and both the router and the prompt-length heuristic (every hard prompt is longer than every trivia one)
+rank the prompts perfectly: the report can only say "Partly" (the router does not beat length). The tests write
+the screenshots of each view to ``docs/ui/``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import openai
+import pytest
+from fitted_router import HARD, TRIVIA
+
+from routellm_core.learning.feedback import FeedbackStore
+from routellm_core.routing.policy import RoutingPolicy
+from routellm_core.server import OpenAIUpstream, ServerThread, create_app
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+TOKEN = "ui-test-token-5c2e9a"
+STRONG, WEAK = "mock-strong", "mock-weak"
+ROUTER = "known"
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "ui"
+WAIT_MS = 15_000
+TOKEN_SCRIPT = f"sessionStorage.setItem('routellm-token', {json.dumps(TOKEN)})"
+
+
+# ---- fixtures ------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Headless Chromium from the distribution (never a downloaded browser)."""
+    from playwright.sync_api import sync_playwright
+
+    assert Path(CHROMIUM).is_file(), f"{CHROMIUM} is missing: install it with `apt-get install -y chromium`"
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield chromium
+        chromium.close()
+
+
+def _start(mock: ServerThread, router: Any, **options: Any) -> ServerThread:
+    options.setdefault("api_keys_env", None)
+    app = create_app(
+        strong=OpenAIUpstream(STRONG, base_url=f"{mock.url}/v1", api_key="unused"),
+        weak=OpenAIUpstream(WEAK, base_url=f"{mock.url}/v1", api_key="unused"),
+        policies={ROUTER: RoutingPolicy(router)},
+        **options,
+    )
+    return ServerThread(app).start()
+
+
+@pytest.fixture(scope="module")
+def store_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("ui") / "feedback.sqlite"
+
+
+@pytest.fixture(scope="module")
+def server(mock: ServerThread, known_router: Any, store_path: Path) -> Iterator[ServerThread]:
+    """The server with auth on and a feedback store, labelled through its own API (see the module docstring)."""
+    cwd = os.getcwd()
+    os.chdir(store_path.parent)  # a relative --feedback path, as typed on a command line (the page repeats it)
+    try:
+        server = _start(mock, known_router, api_keys=(TOKEN,), feedback=store_path.name)
+    finally:
+        os.chdir(cwd)
+    client = openai.OpenAI(base_url=f"{server.url}/v1", api_key=TOKEN, max_retries=0, timeout=30)
+    for prompts, verdict in ((HARD, "strong"), (TRIVIA, "tie")):
+        for prompt in prompts:
+            answer = client.chat.completions.create(
+                model=f"router-{ROUTER}", messages=[{"role": "user", "content": prompt}]
+            )
+            decision = answer.model_extra["routellm"]
+            response = httpx.post(
+                f"{server.url}/v1/feedback",
+                json={"decision_id": decision["decision_id"], "verdict": verdict},
+                headers={"Authorization": f"Bearer {TOKEN}"},
+            )
+            assert response.status_code == 200, response.text
+    yield server
+    server.stop()
+
+
+@pytest.fixture()
+def page(browser: Any, server: ServerThread) -> Iterator[Any]:
+    """A fresh tab holding the server's token (as the token field leaves it), that may only reach the server."""
+    context = browser.new_context(viewport={"width": 1200, "height": 900})
+    context.add_init_script(TOKEN_SCRIPT)
+    tab = context.new_page()
+    tab.set_default_timeout(WAIT_MS)
+    tab.requests = []  # type: ignore[attr-defined]
+    tab.on("request", lambda request: tab.requests.append(request.url))  # type: ignore[attr-defined]
+    tab.errors = []  # type: ignore[attr-defined]
+    tab.on("pageerror", lambda error: tab.errors.append(str(error)))  # type: ignore[attr-defined]
+    yield tab
+    assert not tab.errors, f"script errors on the page: {tab.errors}"  # type: ignore[attr-defined]
+    outside = [u for u in tab.requests if not u.startswith(server.url) and not u.startswith("data:")]  # type: ignore[attr-defined]
+    assert not outside, f"the page reached beyond its server: {outside}"
+    context.close()
+
+
+# ---- helpers -------------------------------------------------------------------------------------------------
+def metrics(server: ServerThread) -> str:
+    response = httpx.get(f"{server.url}/metrics", headers={"Authorization": f"Bearer {TOKEN}"})
+    response.raise_for_status()
+    return response.text
+
+
+def metric(text: str, name: str, **labels: str) -> float:
+    """Sum of a metric's samples whose labels include ``labels`` (0 when none), read independently of the page."""
+    total = 0.0
+    for line in text.splitlines():
+        match = re.match(r"^([a-zA-Z_:][\w:]*)(?:\{(.*)\})?\s+(\S+)", line)
+        if not match or match[1] != name:
+            continue
+        found = dict(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', match[2] or ""))
+        if all(found.get(k) == v for k, v in labels.items()):
+            total += float(match[3])
+    return total
+
+
+def open_view(page: Any, server: ServerThread, view: str) -> None:
+    page.goto(f"{server.url}/ui#{view}")
+    page.wait_for_selector("#server-line:not(:empty)")
+
+
+def try_prompt(page: Any, prompt: str) -> Any:
+    """Type a prompt, submit it, and wait for the record of this very prompt."""
+    page.fill("textarea[name=prompt]", prompt)
+    page.click("button[type=submit]#submit")
+    decision = page.get_by_test_id("decision")
+    page.get_by_test_id("routing-text").filter(has_text=prompt).wait_for()
+    return decision
+
+
+def expect_choice(page: Any, side: str) -> None:
+    from playwright.sync_api import expect
+
+    expect(page.get_by_test_id("preview")).to_have_attribute("data-choice", side)
+    expect(page.get_by_test_id("preview-choice")).to_have_text(side)
+
+
+def screenshot(page: Any, name: str) -> None:
+    DOCS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(DOCS / name), full_page=True)
+
+
+# ---- the page, its files and its auth ------------------------------------------------------------------------
+def test_page_loads_without_a_token_but_its_api_needs_one(server: ServerThread) -> None:
+    page = httpx.get(f"{server.url}/ui")
+    assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+    assert "default-src 'none'" in page.headers["content-security-policy"]
+    assert 'name="prompt"' in page.text and "http" not in page.text.replace("http://www.w3.org", "")
+    for name in ("app.js", "style.css"):
+        asset = httpx.get(f"{server.url}/ui/{name}")
+        assert asset.status_code == 200 and "//cdn" not in asset.text and "googleapis" not in asset.text
+    assert httpx.get(f"{server.url}/ui/secrets.txt").status_code == 404
+    calls = [
+        ("GET", "/ui/api/info", None),
+        ("POST", "/ui/api/score", {"prompt": HARD[0]}),
+        ("GET", "/ui/api/recent", None),
+        ("GET", "/ui/api/learn", None),
+        ("GET", "/metrics", None),
+    ]
+    for method, path, body in calls:
+        for headers in ({}, {"Authorization": "Bearer wrong-token"}):
+            answer = httpx.request(method, f"{server.url}{path}", json=body, headers=headers)
+            assert answer.status_code == 401, (path, headers, answer.text)
+            assert answer.json()["error"]["code"] == "invalid_api_key"
+        ok = httpx.request(method, f"{server.url}{path}", json=body, headers={"Authorization": f"Bearer {TOKEN}"})
+        assert ok.status_code == 200, (path, ok.text)
+
+
+def test_the_page_says_401_until_the_token_is_given(browser: Any, server: ServerThread) -> None:
+    from playwright.sync_api import expect
+
+    context = browser.new_context()
+    tab = context.new_page()
+    tab.set_default_timeout(WAIT_MS)
+    statuses: list[int] = []
+    tab.on("response", lambda r: statuses.append(r.status) if "/ui/api/" in r.url else None)
+    tab.goto(f"{server.url}/ui")
+    alert = tab.get_by_test_id("auth-error")
+    expect(alert).to_be_visible()
+    expect(alert).to_contain_text("401")
+    expect(alert).to_contain_text("auth on")
+    assert statuses and set(statuses) == {401}
+    tab.fill("#token", "not-the-token")
+    tab.click("#token-form button")
+    expect(alert).to_contain_text("refused this token")
+    expect(tab.locator("#server-line")).to_be_empty()
+    tab.fill("#token", TOKEN)
+    tab.click("#token-form button")
+    expect(alert).to_be_hidden()
+    expect(tab.locator("#server-line")).to_contain_text(f"strong model: {STRONG}")
+    expect(tab.locator("#server-line")).to_contain_text("auth on")
+    assert tab.evaluate("sessionStorage.getItem('routellm-token')") == TOKEN
+    context.close()
+
+
+# ---- Try -----------------------------------------------------------------------------------------------------
+def test_try_shows_the_decision_known_in_advance(page: Any, server: ServerThread, known_router: Any) -> None:
+    from playwright.sync_api import expect
+
+    threshold = RoutingPolicy(known_router).threshold
+    open_view(page, server, "try")
+    expect(page.get_by_test_id("model-name")).to_have_text(f"router-{ROUTER}")
+    for prompt, side, model in ((HARD[1], "strong", STRONG), (TRIVIA[1], "weak", WEAK)):
+        decision = try_prompt(page, prompt)
+        expect(decision).to_be_visible()
+        expect(decision).to_have_attribute("data-choice", side)
+        expect(decision).to_have_attribute("data-served", side)
+        expect(decision).to_have_attribute("data-model", model)
+        expect(page.get_by_test_id("choice")).to_have_text(side)
+        expect(page.get_by_test_id("served")).to_have_text(f"{model} ({side})")
+        expect(page.get_by_test_id("threshold")).to_have_text(f"{threshold:.3f}")
+        expect(page.get_by_test_id("answer")).to_have_text(f"[{model}] {prompt}")
+        win_rate = float(decision.get_attribute("data-win-rate"))
+        assert (win_rate >= threshold) == (side == "strong")
+        expect(page.get_by_test_id("win-rate")).to_have_text(f"{win_rate:.3f}")
+        sign = "≥" if side == "strong" else "<"
+        expect(page.get_by_test_id("why")).to_have_text(f"win rate {win_rate:.3f} {sign} threshold {threshold:.3f}")
+        # the bar: the fill reaches the win rate, the mark sits at the threshold, in the side's colour
+        fill = page.locator("#decision-bar [data-testid=win-rate-fill]")
+        mark = page.locator("#decision-bar [data-testid=threshold-mark]")
+        x0, span = 10.0, 880.0
+        assert float(fill.get_attribute("width")) == pytest.approx(span * win_rate, abs=0.01)
+        assert float(mark.get_attribute("x1")) == pytest.approx(x0 + span * threshold, abs=0.01)
+        expect(fill).to_have_attribute("fill", "#b4451f" if side == "strong" else "#2467b3")
+        attempts = page.get_by_test_id("attempt")
+        expect(attempts.first).to_contain_text(model)
+        if side == "strong":
+            screenshot(page, "try.png")
+
+
+def test_slider_moves_a_known_prompt_across_the_threshold_without_calling_a_model(
+    page: Any, server: ServerThread, mock: ServerThread
+) -> None:
+    from playwright.sync_api import expect
+
+    open_view(page, server, "try")
+    before_mock, before_metrics = len(mock.app.state.received), metrics(server)
+    page.fill("textarea[name=prompt]", HARD[2])
+    expect_choice(page, "strong")  # the server's default threshold
+    page.fill("#slider", "0")  # send 0% to strong: threshold 1.0
+    expect_choice(page, "weak")
+    expect(page.get_by_test_id("slider-value")).to_contain_text("0% strong = threshold 1.000")
+    expect(page.get_by_test_id("model-name")).to_have_text(f"router-{ROUTER}-0%")
+    page.fill("textarea[name=prompt]", TRIVIA[2])
+    expect_choice(page, "weak")
+    page.fill("#slider", "100")  # everything to strong: threshold 0.0
+    expect_choice(page, "strong")
+    page.check("input[name=mode][value=threshold]")
+    page.fill("#slider", "1")
+    expect_choice(page, "weak")
+    expect(page.get_by_test_id("model-name")).to_have_text(f"router-{ROUTER}-1")
+    page.fill("#slider", "0")
+    expect_choice(page, "strong")
+    # no model was called and nothing was counted while the slider moved
+    assert len(mock.app.state.received) == before_mock
+    assert metrics(server) == before_metrics
+    # the slider's setting is the one the call is routed at: this trivia prompt now goes to strong
+    decision = try_prompt(page, TRIVIA[2])
+    expect(decision).to_have_attribute("data-choice", "strong")
+    expect(decision).to_have_attribute("data-model", STRONG)
+    expect(page.get_by_test_id("threshold")).to_have_text("0.000")
+    assert len(mock.app.state.received) == before_mock + 1
+    page.click("#reset")
+    expect(page.get_by_test_id("model-name")).to_have_text(f"router-{ROUTER}")
+    expect_choice(page, "weak")
+
+
+def test_score_api_rejects_bad_input_by_name(server: ServerThread) -> None:
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    cases = [
+        ({"prompt": 3}, 400, "prompt must be text"),
+        ({"prompt": HARD[0], "threshold": 1.5}, 400, "threshold must be a number in [0, 1]"),
+        ({"prompt": HARD[0], "threshold": 0.5, "strong_fraction": 0.5}, 400, "not both"),
+        ({"prompt": "   "}, 400, "hold no text"),
+        ({"prompt": HARD[0], "router": "nope"}, 404, "'nope' is not served here"),
+    ]
+    for body, status, words in cases:
+        answer = httpx.post(f"{server.url}/ui/api/score", json=body, headers=auth)
+        assert answer.status_code == status, (body, answer.text)
+        assert words in answer.json()["error"]["message"], (body, answer.text)
+    answer = httpx.post(f"{server.url}/ui/api/score", content=b"{not json", headers=auth)
+    assert answer.status_code == 400 and "not JSON" in answer.json()["error"]["message"]
+    scored = httpx.post(f"{server.url}/ui/api/score", json={"prompt": HARD[0], "strong_fraction": 0.3}, headers=auth)
+    assert scored.json()["model"] == f"router-{ROUTER}-30%" and scored.json()["choice"] == "strong"
+
+
+# ---- Watch ---------------------------------------------------------------------------------------------------
+def test_watch_numbers_match_metrics(page: Any, server: ServerThread) -> None:
+    from playwright.sync_api import expect
+
+    before = metrics(server)
+    client = openai.OpenAI(base_url=f"{server.url}/v1", api_key=TOKEN, max_retries=0, timeout=30)
+    for prompt in (HARD[3], HARD[4], TRIVIA[3]):
+        client.chat.completions.create(model=f"router-{ROUTER}", messages=[{"role": "user", "content": prompt}])
+    with pytest.raises(openai.NotFoundError):  # an error answer, counted as such
+        client.chat.completions.create(model="router-nope", messages=[{"role": "user", "content": HARD[0]}])
+    after = metrics(server)
+    strong = metric(after, "routellm_decisions_total", choice="strong")
+    weak = metric(after, "routellm_decisions_total", choice="weak")
+    assert strong == metric(before, "routellm_decisions_total", choice="strong") + 2
+    assert weak == metric(before, "routellm_decisions_total", choice="weak") + 1
+    requests = metric(after, "routellm_requests_total")
+    failed = metric(after, "routellm_requests_total", status="404")
+    assert failed >= 1
+    open_view(page, server, "watch")
+    expect(page.get_by_test_id("watch-strong")).to_have_text(f"{strong:.0f}")
+    expect(page.get_by_test_id("watch-weak")).to_have_text(f"{weak:.0f}")
+    expect(page.get_by_test_id("watch-requests")).to_have_text(f"{requests:.0f}")
+    expect(page.get_by_test_id("watch-errors")).to_have_text(f"{100 * failed / requests:.1f}%")
+    expect(page.get_by_test_id("watch-fallback")).to_have_text("0.0%")
+    ok_strong = metric(after, "routellm_upstream_calls_total", side="strong", outcome="ok")
+    expect(page.get_by_test_id("calls-strong-ok")).to_have_text(f"{ok_strong:.0f}")
+    expect(page.get_by_test_id("model-strong")).to_contain_text(STRONG)
+    count = metric(after, "routellm_routing_latency_seconds_count")
+    mean_ms = 1000 * metric(after, "routellm_routing_latency_seconds_sum") / count
+    expect(page.get_by_test_id("watch-latency")).to_have_text(f"{mean_ms:.2f} ms")
+    reported = "routellm_escalations_total{" in after  # present once the escalation metrics land
+    expect(page.get_by_test_id("watch-escalation")).to_have_text(re.compile(r"%$") if reported else "n/a")
+    # the recent decisions show win rates and choices, never the prompts (the server runs without --log-prompts)
+    recent = page.get_by_test_id("recent")
+    expect(recent.locator("tbody tr").first).to_be_visible()
+    expect(page.locator("#recent-note")).to_contain_text("prompt text hidden")
+    assert not any(p in page.content() for p in (*HARD, *TRIVIA))
+    page.locator("#chart-choice circle").nth(3).wait_for()  # two reads of /metrics: a line per choice
+    screenshot(page, "watch.png")
+
+
+# ---- Learn ---------------------------------------------------------------------------------------------------
+def test_learn_shows_the_labels_verdict_curve_and_how_to_retrain(
+    page: Any, server: ServerThread, store_path: Path
+) -> None:
+    from playwright.sync_api import expect
+
+    open_view(page, server, "learn")
+    with FeedbackStore(store_path) as store:
+        labels = store.stats().labels
+    assert labels == len(HARD) + len(TRIVIA)
+    expect(page.get_by_test_id("learn-labels")).to_have_text(str(labels))
+    expect(page.get_by_test_id("learn-verdict")).to_contain_text("Partly:")
+    expect(page.get_by_test_id("learn-verdict")).to_contain_text("length heuristic")
+    rows = page.get_by_test_id("learn-rows").locator("tbody tr")
+    expect(rows).to_have_count(3)  # the router as is, length, random (no k-fold row on the page)
+    expect(rows.nth(0)).to_contain_text("(as is)")
+    expect(page.get_by_test_id("curve")).to_have_count(3)
+    expect(page.locator("#learn-notes")).to_contain_text(f"strong {STRONG} vs weak {WEAK}")
+    retrain = page.get_by_test_id("retrain")
+    expect(retrain).to_contain_text(f"routellm train --feedback {store_path.name} --init {ROUTER} --out my_router")
+    screenshot(page, "learn.png")
+    # a verdict given on the Try view becomes one more label
+    open_view(page, server, "try")
+    try_prompt(page, TRIVIA[4])
+    page.click("button[data-verdict=bad]")  # a bad weak answer: the strong one should have answered
+    expect(page.locator("#verdict-said")).to_contain_text("stored as label")
+    with FeedbackStore(store_path) as store:
+        assert store.stats().labels == labels + 1
+
+
+# ---- another server: --log-prompts, no feedback store, no auth -----------------------------------------------
+def test_log_prompts_shows_routing_texts_and_learn_explains_the_missing_store(
+    browser: Any, mock: ServerThread, known_router: Any
+) -> None:
+    from playwright.sync_api import expect
+
+    server = _start(mock, known_router, log_prompts=True)
+    try:
+        tab = browser.new_page()
+        tab.set_default_timeout(WAIT_MS)
+        tab.goto(f"{server.url}/ui#try")
+        try_prompt(tab, TRIVIA[5])
+        tab.goto(f"{server.url}/ui#watch")
+        expect(tab.get_by_test_id("recent").locator("tbody")).to_contain_text(TRIVIA[5])
+        expect(tab.locator("#recent-note")).to_contain_text("--log-prompts")
+        tab.goto(f"{server.url}/ui#learn")
+        expect(tab.get_by_test_id("learn-off")).to_contain_text("--feedback PATH")
+        expect(tab.get_by_test_id("auth-error")).to_be_hidden()
+        tab.close()
+    finally:
+        server.stop()
+
+
+# ---- `routellm ui` -------------------------------------------------------------------------------------------
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_routellm_ui_serves_the_default_router_offline_on_loopback() -> None:
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if k != "ROUTELLM_SERVER_API_KEYS"}
+    env["ROUTELLM_SERVER_API_KEYS"] = "a-token-the-ui-command-ignores"  # no auth on loopback, whatever is set
+    command = [sys.executable, "-m", "routellm_core.cli", "ui", "--port", str(port), "--log-level", "warning"]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 90
+        while True:
+            assert process.poll() is None, process.stdout.read() if process.stdout else ""
+            try:
+                if httpx.get(f"{url}/health").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "routellm ui did not start within 90 s"
+            time.sleep(0.2)
+        assert httpx.get(f"{url}/ui").status_code == 200
+        info = httpx.get(f"{url}/ui/api/info").json()
+        assert info["upstreams"] == {"strong": "demo-strong", "weak": "demo-weak"}
+        assert [r["name"] for r in info["routers"]] == ["default"] and info["auth"] is False
+        for threshold, model in (("0.0", "demo-strong"), ("1.0", "demo-weak")):
+            body = {"model": f"router-default-{threshold}", "messages": [{"role": "user", "content": "Hello there!"}]}
+            response = httpx.post(f"{url}/v1/chat/completions", json=body)
+            assert response.status_code == 200, response.text
+            answer = response.json()
+            assert answer["routellm"]["model"] == model
+            assert answer["choices"][0]["message"]["content"].startswith(f"[{model}] ")
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    refused = subprocess.run(
+        [sys.executable, "-m", "routellm_core.cli", "ui", "--host", "0.0.0.0"], capture_output=True, text=True, env=env
+    )
+    assert refused.returncode == 2 and "loopback" in refused.stderr
