@@ -3,6 +3,7 @@ usage, and a whole answer from held stream chunks."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from functools import reduce
 from operator import add
@@ -62,3 +63,15 @@ def answer_logprobs(value: Any) -> list[float] | None:
     if not content:
         return None
     return [float(t["logprob"]) for t in content if isinstance(t, Mapping) and t.get("logprob") is not None]
+
+
+def verification_messages(messages: list[BaseMessage], answer: Any) -> list[BaseMessage]:
+    """The conversation, the cheap model's answer (as plain text: tool calls written out) and the
+    self-verification question."""
+    from langchain_core.messages import HumanMessage
+
+    from routellm_core.escalation.checks import VERIFY_QUESTION
+
+    value = answer_value(answer)
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    return [*messages, AIMessage(content=text), HumanMessage(content=VERIFY_QUESTION)]

@@ -17,6 +17,7 @@ from langchain_core.tools import BaseTool
 from pydantic import ConfigDict, Field, SecretStr, model_validator
 from typing_extensions import Self
 
+from langchain_routellm._answers import verification_messages
 from langchain_routellm._options import RouterOptions
 from langchain_routellm._routing import (
     aroute_messages,
@@ -283,10 +284,13 @@ class ChatRouteLLM(RouterOptions, BaseChatModel):
             child, extra = self._second_child()
             return child.invoke(messages, check_config(config, record), **{**call, **extra})
 
+        def verify(record: ServedDecision, answer: Any) -> Any:
+            return self._child("weak").invoke(verification_messages(messages, answer), check_config(config, record))
+
         def other_answer(side: Side) -> str:
             return chunk_text(self._child(side).invoke(messages, **call))
 
-        value, record = self._engine.call(route, attempt, other_answer=other_answer, second=second)
+        value, record = self._engine.call(route, attempt, other_answer=other_answer, second=second, verify=verify)
         return self._finish(with_metadata(value, record))
 
     async def _ainvoke_child(
@@ -310,10 +314,16 @@ class ChatRouteLLM(RouterOptions, BaseChatModel):
             child, extra = self._second_child()
             return await child.ainvoke(messages, check_config(config, record), **{**call, **extra})
 
+        async def verify(record: ServedDecision, answer: Any) -> Any:
+            question = verification_messages(messages, answer)
+            return await self._child("weak").ainvoke(question, check_config(config, record))
+
         async def other_answer(side: Side) -> str:
             return chunk_text(await self._child(side).ainvoke(messages, **call))
 
-        value, record = await self._engine.acall(route, attempt, other_answer=other_answer, second=second)
+        value, record = await self._engine.acall(
+            route, attempt, other_answer=other_answer, second=second, verify=verify
+        )
         return self._finish(with_metadata(value, record))
 
     def invoke(
@@ -385,11 +395,15 @@ class ChatRouteLLM(RouterOptions, BaseChatModel):
             child, extra = self._second_child()
             return child.invoke(messages, check_config(config, record), **{**call, **extra})
 
+        def verify(record: ServedDecision, answer: Any) -> Any:
+            return self._child("weak").invoke(verification_messages(messages, answer), check_config(config, record))
+
         def other_answer(side: Side) -> str:
             return chunk_text(self._child(side).invoke(messages, **call))
 
         last: AIMessageChunk | None = None
-        for chunk, record in self._engine.stream(route, open_stream, other_answer=other_answer, second=second):
+        stream = self._engine.stream(route, open_stream, other_answer=other_answer, second=second, verify=verify)
+        for chunk, record in stream:
             last = chunk if last is not None else with_metadata(chunk, record)
             yield last
         if last is not None and last.chunk_position != "last":
@@ -410,11 +424,15 @@ class ChatRouteLLM(RouterOptions, BaseChatModel):
             child, extra = self._second_child()
             return await child.ainvoke(messages, check_config(config, record), **{**call, **extra})
 
+        async def verify(record: ServedDecision, answer: Any) -> Any:
+            question = verification_messages(messages, answer)
+            return await self._child("weak").ainvoke(question, check_config(config, record))
+
         async def other_answer(side: Side) -> str:
             return chunk_text(await self._child(side).ainvoke(messages, **call))
 
         last: AIMessageChunk | None = None
-        stream = self._engine.astream(route, open_stream, other_answer=other_answer, second=second)
+        stream = self._engine.astream(route, open_stream, other_answer=other_answer, second=second, verify=verify)
         async with aclosing(stream) as relayed:
             async for chunk, record in relayed:
                 last = chunk if last is not None else with_metadata(chunk, record)

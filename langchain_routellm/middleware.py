@@ -16,7 +16,7 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage
 from pydantic import ValidationError
 
-from langchain_routellm._answers import answer_logprobs, answer_usage, answer_value
+from langchain_routellm._answers import answer_logprobs, answer_usage, answer_value, verification_messages
 from langchain_routellm._routing import (
     NOSTREAM_TAG,
     TokenWatch,
@@ -269,10 +269,14 @@ class RouteLLMMiddleware(AgentMiddleware):
             model = self._second_model()
             return handler(self._request_for(request, record, TokenWatch(), model=model, tags=_CHECK))
 
+        def verify(record: ServedDecision, response: Any) -> Any:
+            question = verification_messages(_plain(request), _response_message(response))
+            return self.models["weak"].invoke(question, {"tags": list(_CHECK)})
+
         def other_answer(side: Side) -> str:
             return chunk_text(self.models[side].invoke(_plain(request)))
 
-        response, record = self.engine.call(route, attempt, other_answer=other_answer, second=second)
+        response, record = self.engine.call(route, attempt, other_answer=other_answer, second=second, verify=verify)
         return _annotate(response, record)
 
     async def awrap_model_call(
@@ -295,8 +299,14 @@ class RouteLLMMiddleware(AgentMiddleware):
             model = self._second_model()
             return await handler(self._request_for(request, record, TokenWatch(), model=model, tags=_CHECK))
 
+        async def verify(record: ServedDecision, response: Any) -> Any:
+            question = verification_messages(_plain(request), _response_message(response))
+            return await self.models["weak"].ainvoke(question, {"tags": list(_CHECK)})
+
         async def other_answer(side: Side) -> str:
             return chunk_text(await self.models[side].ainvoke(_plain(request)))
 
-        response, record = await self.engine.acall(route, attempt, other_answer=other_answer, second=second)
+        response, record = await self.engine.acall(
+            route, attempt, other_answer=other_answer, second=second, verify=verify
+        )
         return _annotate(response, record)

@@ -4,12 +4,13 @@ usage, and a whole response from held stream chunks; and the LLM giving the seco
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from llama_index.core.base.llms.types import ChatResponse, CompletionResponse, ToolCallBlock
-from llama_index.core.llms import LLM
+from llama_index.core.llms import LLM, ChatMessage, MessageRole
 
+from routellm_core.escalation.checks import VERIFY_QUESTION
 from routellm_core.routing.cascade import SAMPLE_TEMPERATURE
 
 
@@ -82,3 +83,22 @@ def resampled(llm: LLM) -> LLM:
     if "temperature" in type(llm).model_fields:
         return llm.model_copy(update={"temperature": SAMPLE_TEMPERATURE})
     return llm
+
+
+def _answer_text(answer: ChatResponse | CompletionResponse) -> str:
+    value = answer_value(answer)
+    return value if isinstance(value, str) else json.dumps(value, default=str)
+
+
+def verification_chat(messages: Sequence[ChatMessage], answer: ChatResponse | CompletionResponse) -> list[ChatMessage]:
+    """The conversation, the cheap model's answer (tool calls written out) and the self-verification question."""
+    return [
+        *messages,
+        ChatMessage(role=MessageRole.ASSISTANT, content=_answer_text(answer)),
+        ChatMessage(role=MessageRole.USER, content=VERIFY_QUESTION),
+    ]
+
+
+def verification_prompt(prompt: str, answer: ChatResponse | CompletionResponse) -> str:
+    """A completion prompt asking the self-verification question about ``answer`` to ``prompt``."""
+    return f"{prompt}\n\nAnswer: {_answer_text(answer)}\n\n{VERIFY_QUESTION}\n"

@@ -41,7 +41,15 @@ from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_ca
 from llama_index.core.llms.function_calling import FunctionCallingLLM
 from llama_index.core.llms.llm import ToolSelection
 
-from llamaindex_routellm._answers import answer_logprobs, answer_usage, answer_value, join_chunks, resampled
+from llamaindex_routellm._answers import (
+    answer_logprobs,
+    answer_usage,
+    answer_value,
+    join_chunks,
+    resampled,
+    verification_chat,
+    verification_prompt,
+)
 from llamaindex_routellm._utils import (
     RouteOn,
     RoutingTextFn,
@@ -386,7 +394,7 @@ class RouteLLM(RoutingOptions, FunctionCallingLLM):
         )
 
     # ---- calls through the core engine ------------------------------------------------------------------
-    def _run(self, route: Route, call: Callable[[LLM], R]) -> R:
+    def _run(self, route: Route, call: Callable[[LLM], R], verify: Callable[[LLM, Any], Any] | None = None) -> R:
         def attempt(side: Side, _: ServedDecision) -> R:
             child = self._child(side)
             try:
@@ -400,10 +408,20 @@ class RouteLLM(RoutingOptions, FunctionCallingLLM):
         def second(_: ServedDecision) -> R:
             return call(self._second_llm())
 
-        response, record = self._engine.call(route, attempt, other_answer=other, second=second)
+        def verified(_: ServedDecision, answer: Any) -> Any:
+            return verify(self.weak, answer) if verify is not None else None
+
+        response, record = self._engine.call(
+            route, attempt, other_answer=other, second=second, verify=verified if verify is not None else None
+        )
         return tag_response(response, record)
 
-    async def _arun(self, route: Route, call: Callable[[LLM], Awaitable[R]]) -> R:
+    async def _arun(
+        self,
+        route: Route,
+        call: Callable[[LLM], Awaitable[R]],
+        verify: Callable[[LLM, Any], Awaitable[Any]] | None = None,
+    ) -> R:
         async def attempt(side: Side, _: ServedDecision) -> R:
             child = self._child(side)
             try:
@@ -417,10 +435,17 @@ class RouteLLM(RoutingOptions, FunctionCallingLLM):
         async def second(_: ServedDecision) -> R:
             return await call(self._second_llm())
 
-        response, record = await self._engine.acall(route, attempt, other_answer=other, second=second)
+        async def verified(_: ServedDecision, answer: Any) -> Any:
+            return await verify(self.weak, answer) if verify is not None else None
+
+        response, record = await self._engine.acall(
+            route, attempt, other_answer=other, second=second, verify=verified if verify is not None else None
+        )
         return tag_response(response, record)
 
-    def _stream(self, route: Route, start: Callable[[LLM], Iterator[R]]) -> Iterator[R]:
+    def _stream(
+        self, route: Route, start: Callable[[LLM], Iterator[R]], verify: Callable[[LLM, Any], Any] | None = None
+    ) -> Iterator[R]:
         def open_stream(side: Side, _: ServedDecision) -> Iterator[R]:
             child = self._child(side)
             try:
@@ -434,14 +459,25 @@ class RouteLLM(RoutingOptions, FunctionCallingLLM):
         def second(_: ServedDecision) -> Any:
             return join_chunks(list(start(self._second_llm())))
 
+        def verified(_: ServedDecision, answer: Any) -> Any:
+            return verify(self.weak, answer) if verify is not None else None
+
         def relay() -> Iterator[R]:
-            with closing(self._engine.stream(route, open_stream, other_answer=other, second=second)) as chunks:
+            stream = self._engine.stream(
+                route, open_stream, other_answer=other, second=second, verify=verified if verify else None
+            )
+            with closing(stream) as chunks:
                 for chunk, record in chunks:
                     yield tag_response(chunk, record)
 
         return _primed(relay())
 
-    async def _astream(self, route: Route, start: Callable[[LLM], Awaitable[AsyncIterator[R]]]) -> AsyncIterator[R]:
+    async def _astream(
+        self,
+        route: Route,
+        start: Callable[[LLM], Awaitable[AsyncIterator[R]]],
+        verify: Callable[[LLM, Any], Awaitable[Any]] | None = None,
+    ) -> AsyncIterator[R]:
         async def open_stream(side: Side, _: ServedDecision) -> AsyncIterator[R]:
             child = self._child(side)
             try:
@@ -462,8 +498,13 @@ class RouteLLM(RoutingOptions, FunctionCallingLLM):
         async def second(_: ServedDecision) -> Any:
             return join_chunks([c async for c in await start(self._second_llm())])
 
+        async def verified(_: ServedDecision, answer: Any) -> Any:
+            return await verify(self.weak, answer) if verify is not None else None
+
         async def tagged() -> AsyncIterator[R]:
-            stream = self._engine.astream(route, open_stream, other_answer=other, second=second)
+            stream = self._engine.astream(
+                route, open_stream, other_answer=other, second=second, verify=verified if verify else None
+            )
             async with aclosing(stream) as chunks:
                 async for chunk, record in chunks:
                     yield tag_response(chunk, record)
@@ -539,28 +580,44 @@ class RouteLLM(RoutingOptions, FunctionCallingLLM):
         """Route on the messages, then chat with the chosen model."""
         request = self._pop_tool_request(kwargs)
         decision = self._route(messages)
-        return self._run(decision, lambda child: self._child_chat(child, messages, request, kwargs))
+        return self._run(
+            decision,
+            lambda child: self._child_chat(child, messages, request, kwargs),
+            lambda weak, answer: weak.chat(verification_chat(messages, answer)),
+        )
 
     @llm_chat_callback()
     async def achat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
         """Async :meth:`chat`."""
         request = self._pop_tool_request(kwargs)
         decision = await self._aroute(messages)
-        return await self._arun(decision, lambda child: self._child_achat(child, messages, request, kwargs))
+        return await self._arun(
+            decision,
+            lambda child: self._child_achat(child, messages, request, kwargs),
+            lambda weak, answer: weak.achat(verification_chat(messages, answer)),
+        )
 
     @llm_chat_callback()
     def stream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseGen:
         """Route on the messages, then stream the chosen model's answer (its first chunk is fetched now)."""
         request = self._pop_tool_request(kwargs)
         decision = self._route(messages)
-        return self._stream(decision, lambda child: self._child_stream_chat(child, messages, request, kwargs))
+        return self._stream(
+            decision,
+            lambda child: self._child_stream_chat(child, messages, request, kwargs),
+            lambda weak, answer: weak.chat(verification_chat(messages, answer)),
+        )
 
     @llm_chat_callback()
     async def astream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseAsyncGen:
         """Async :meth:`stream_chat`."""
         request = self._pop_tool_request(kwargs)
         decision = await self._aroute(messages)
-        return await self._astream(decision, lambda child: self._child_astream_chat(child, messages, request, kwargs))
+        return await self._astream(
+            decision,
+            lambda child: self._child_astream_chat(child, messages, request, kwargs),
+            lambda weak, answer: weak.achat(verification_chat(messages, answer)),
+        )
 
     # ---- completion: derived from the child's chat when the child is a chat model -------------------------
     @llm_completion_callback()
@@ -573,7 +630,7 @@ class RouteLLM(RoutingOptions, FunctionCallingLLM):
                 return chat_to_completion_decorator(child.chat)(prompt, **kwargs)
             return child.complete(prompt, formatted=formatted, **kwargs)
 
-        return self._run(decision, call)
+        return self._run(decision, call, lambda weak, answer: weak.complete(verification_prompt(prompt, answer)))
 
     @llm_completion_callback()
     async def acomplete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
@@ -585,7 +642,9 @@ class RouteLLM(RoutingOptions, FunctionCallingLLM):
                 return await achat_to_completion_decorator(child.achat)(prompt, **kwargs)
             return await child.acomplete(prompt, formatted=formatted, **kwargs)
 
-        return await self._arun(decision, call)
+        return await self._arun(
+            decision, call, lambda weak, answer: weak.acomplete(verification_prompt(prompt, answer))
+        )
 
     @llm_completion_callback()
     def stream_complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponseGen:
@@ -597,7 +656,7 @@ class RouteLLM(RoutingOptions, FunctionCallingLLM):
                 return stream_chat_to_completion_decorator(child.stream_chat)(prompt, **kwargs)
             return child.stream_complete(prompt, formatted=formatted, **kwargs)
 
-        return self._stream(decision, start)
+        return self._stream(decision, start, lambda weak, answer: weak.complete(verification_prompt(prompt, answer)))
 
     @llm_completion_callback()
     async def astream_complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponseAsyncGen:
@@ -609,7 +668,9 @@ class RouteLLM(RoutingOptions, FunctionCallingLLM):
                 return await astream_chat_to_completion_decorator(child.astream_chat)(prompt, **kwargs)
             return await child.astream_complete(prompt, formatted=formatted, **kwargs)
 
-        return await self._astream(decision, start)
+        return await self._astream(
+            decision, start, lambda weak, answer: weak.acomplete(verification_prompt(prompt, answer))
+        )
 
     # ---- tool calling ------------------------------------------------------------------------------------
     def _prepare_chat_with_tools(

@@ -264,3 +264,38 @@ def test_check_without_a_second_answer_and_bad_settings(known_router: Any) -> No
         engine(known_router, Escalation(share=0.2))
     with pytest.raises(ValidationError, match="escalate must be an Escalation"):
         RoutingOptions(escalate="agreement")
+
+
+@pytest.mark.parametrize("mode", ["sync", "async", "stream", "astream"])
+def test_self_verification_reads_the_weak_models_verdict(known_router: Any, mode: str) -> None:
+    asked: list[str] = []
+
+    def verify(record: ServedDecision, answer: Any) -> str:
+        asked.append(str(answer))
+        return "No, that is wrong." if "41" in str(answer) else "Yes."
+
+    async def averify(record: ServedDecision, answer: Any) -> str:
+        return verify(record, answer)
+
+    routed = engine(known_router, Escalation(check="self_verification"))
+    for weak, escalated in (("It is 42", False), ("It is 41", True)):
+        script = Script(weak=weak, strong="It is 40.")
+        route = routed.route(TRIVIA[9])
+        if mode == "sync":
+            _, record = routed.call(route, script.attempt, verify=verify)
+        elif mode == "async":
+            _, record = asyncio.run(routed.acall(route, script.aattempt, verify=averify))
+        elif mode == "stream":
+            record = list(routed.stream(route, script.open_stream, verify=verify))[-1][1]
+        else:
+
+            async def collect(route: Any = route, script: Script = script) -> list[Any]:
+                return [i async for i in routed.astream(route, script.aopen_stream, verify=averify)]
+
+            record = asyncio.run(collect())[-1][1]
+        assert record.escalated is escalated and "second" not in script.calls
+        assert record.attempts[1].model == "small-model (verify)"
+        assert record.attempts[0].signals["verified_no"] == float(escalated)
+    assert asked[-1] == "It is 41"  # the whole answer (a held stream joined) is what gets verified
+    with pytest.raises(InvalidInputError, match="self-verification"):
+        routed.call(routed.route(TRIVIA[9]), Script().attempt)

@@ -23,6 +23,7 @@ from pydantic import Field
 
 from langchain_routellm import ChatRouteLLM, RouteLLMMiddleware, RouteLLMRunnable
 from routellm_core.escalation import Escalation
+from routellm_core.escalation.checks import VERIFY_QUESTION
 from routellm_core.routing.cascade import SAMPLE_TEMPERATURE
 
 
@@ -34,6 +35,7 @@ class Scripted(BaseChatModel):
     tool_calls: list[dict[str, Any]] = Field(default_factory=list)
     temperature: float | None = None
     logprobs: list[float] | None = None
+    verdict: str = "Yes"
     calls: list[dict[str, Any]] = Field(default_factory=list)
 
     @property
@@ -50,6 +52,8 @@ class Scripted(BaseChatModel):
     def _message(self, messages: list[BaseMessage]) -> AIMessage:
         if messages and isinstance(messages[-1], ToolMessage):  # after a tool result: the final answer
             return AIMessage(content=f"{self.model}: {messages[-1].content}")
+        if messages and messages[-1].content == VERIFY_QUESTION:  # asked about its own answer
+            return AIMessage(content=self.verdict)
         return AIMessage(
             content=self.reply,
             tool_calls=[{**c, "id": f"call-{i}", "type": "tool_call"} for i, c in enumerate(self.tool_calls)],
@@ -282,3 +286,24 @@ def test_logprob_check_escalates_unsure_answers_without_a_second_call(known_rout
     unsure = run([-1.5, -2.0])  # ~0.17
     assert unsure["escalated"] and unsure["attempts"][0]["signals"]["min_logprob"] == -2.0
     assert run(None)["escalated"]  # no log-probabilities: nothing vouches for the answer
+
+
+@pytest.mark.parametrize(("verdict", "escalated"), [("Yes, it is correct.", False), ("No.", True)])
+def test_self_verification_asks_the_weak_model_about_its_answer(
+    known_router: Any, verdict: str, escalated: bool
+) -> None:
+    m = models(weak="Paris is the capital.", second="unused")
+    m["weak"].verdict = verdict
+    llm = ChatRouteLLM(
+        strong=m["strong"],
+        weak=m["weak"],
+        router=known_router,
+        strong_fraction=0.5,
+        escalate=Escalation(check="self_verification"),
+    )
+    for message in (llm.invoke(TRIVIA[9]), asyncio.run(llm.ainvoke(TRIVIA[9]))):
+        record = message.response_metadata["routellm"]
+        assert record["escalated"] is escalated
+        assert [a["role"] for a in record["attempts"]][:2] == ["answer", "check"]
+        assert record["attempts"][1]["model"] == "small (verify)"
+    assert not m["second"].calls

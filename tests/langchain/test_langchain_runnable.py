@@ -128,7 +128,6 @@ class TestRoutingText:
             runnable.invoke(value)
 
 
-
 def without_id(record: dict[str, Any]) -> dict[str, Any]:
     """A decision record without its decision id, nor its attempts' token counts and costs (a stream's first
     chunk carries the record before the usage is known)."""

@@ -25,6 +25,7 @@ from routellm_core.escalation.checks import (
     CheckInput,
     LogisticCombiner,
     LogprobCheck,
+    SelfVerificationCheck,
 )
 from routellm_core.escalation.config import Escalation
 from routellm_core.escalation.evaluate import EscalationCurve, evaluate_escalation
@@ -40,6 +41,7 @@ __all__ = [
     "EscalationCurve",
     "LogisticCombiner",
     "LogprobCheck",
+    "SelfVerificationCheck",
     "answers_agree",
     "evaluate_escalation",
     "extract_choice",

@@ -11,6 +11,8 @@ A check reads one batch of cheap answers (:class:`CheckInput`) and returns named
   answer, a refusal. Confidence: 0 without an answer or on a refusal, else falling with the length ratio.
 - :class:`LogprobCheck`: the first answer's token log-probabilities (when the model returns them, e.g. OpenAI's
   ``logprobs``). Confidence: the geometric mean of the tokens' probabilities.
+- :class:`SelfVerificationCheck`: the cheap model asked whether its own answer is right (AutoMix-style; one
+  short call after the answer). Confidence: 1 for "yes", 0 for "no", 0.5 when the reply says neither.
 - :class:`LogisticCombiner`: a logistic regression over other checks' signals and the prompt router's win rate,
   fitted on labelled batches (was the cheap answer right?); saved as JSON config + safetensors (no pickle).
 """
@@ -18,6 +20,7 @@ A check reads one batch of cheap answers (:class:`CheckInput`) and returns named
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,6 +51,7 @@ class CheckInput:
         output_chars: The length in characters of the first model's raw outputs.
         win_rates: The prompt router's P(strong beats weak) per prompt (the combiner reads it).
         logprobs: The first answer's token log-probabilities per prompt (None where the model returned none).
+        verifications: The cheap model's reply to :data:`VERIFY_QUESTION` about its own answer, per prompt.
     """
 
     first: Sequence[Any]
@@ -57,10 +61,11 @@ class CheckInput:
     output_chars: Sequence[float] | None = None
     win_rates: Sequence[float] | None = None
     logprobs: Sequence[Sequence[float] | None] | None = None
+    verifications: Sequence[str | None] | None = None
 
     def __post_init__(self) -> None:
         n = len(self.first)
-        for name in ("prompts", "outputs", "output_chars", "win_rates", "logprobs"):
+        for name in ("prompts", "outputs", "output_chars", "win_rates", "logprobs", "verifications"):
             value = getattr(self, name)
             if value is not None and len(value) != n:
                 raise InvalidInputError(f"CheckInput.{name} has {len(value)} items for {n} answers")
@@ -249,6 +254,44 @@ class LogprobCheck:
 
     def config(self) -> dict[str, Any]:
         return {"name": self.name, "when_missing": self.when_missing}
+
+
+#: The question a self-verification check asks the cheap model after its answer (AutoMix's, shortened).
+VERIFY_QUESTION = (
+    "Check the answer you just gave: is it correct and complete for the question asked? Reply with one word: Yes or No."
+)
+_YES = re.compile(r"^\W*(yes|correct|true)\b", re.IGNORECASE)
+_NO = re.compile(r"^\W*(no|incorrect|wrong|false)\b", re.IGNORECASE)
+
+
+@dataclass
+class SelfVerificationCheck:
+    """The cheap model's own verdict on its answer: asked :data:`VERIFY_QUESTION` right after answering.
+
+    Attributes:
+        unsure: Confidence when the reply is neither yes nor no (or the verification call failed).
+    """
+
+    unsure: float = 0.5
+    name: str = "self_verification"
+    needs_second_answer: bool = False
+    needs_verification: bool = True
+
+    def __post_init__(self) -> None:
+        check_threshold_like(self.unsure, "unsure")
+
+    def signals(self, batch: CheckInput) -> dict[str, np.ndarray]:
+        replies = batch.verifications if batch.verifications is not None else [None] * len(batch)
+        yes = np.array([float(r is not None and bool(_YES.match(r))) for r in replies])
+        no = np.array([float(r is not None and bool(_NO.match(r))) for r in replies])
+        return {"verified_yes": yes, "verified_no": no, "verification_unclear": 1.0 - yes - no}
+
+    def confidence(self, batch: CheckInput) -> np.ndarray:
+        s = self.signals(batch)
+        return s["verified_yes"] + self.unsure * s["verification_unclear"]
+
+    def config(self) -> dict[str, Any]:
+        return {"name": self.name, "unsure": self.unsure}
 
 
 def check_threshold_like(value: float, what: str) -> float:
@@ -454,6 +497,8 @@ def _check_from_config(config: Any) -> Any:
             return AgreementCheck(kind=config.get("kind", "auto"), fields=None if fields is None else tuple(fields))
         if kind == "answer_features":
             return AnswerFeaturesCheck(center=float(config["center"]), scale=float(config["scale"]))
+        if kind == "self_verification":
+            return SelfVerificationCheck(unsure=float(config.get("unsure", 0.5)))
         if kind == "logprobs":
             return LogprobCheck(when_missing=float(config.get("when_missing", 0.0)))
     except (KeyError, TypeError, ValueError, InvalidInputError) as exc:
@@ -466,6 +511,7 @@ CHECKS: dict[str, Any] = {
     "agreement": AgreementCheck,
     "answer_features": AnswerFeaturesCheck,
     "logprobs": LogprobCheck,
+    "self_verification": SelfVerificationCheck,
     "combined": LogisticCombiner,
 }
 
@@ -484,11 +530,13 @@ def check_confidence(check: Check, batch: CheckInput) -> np.ndarray:
 
 __all__ = [
     "CHECKS",
+    "VERIFY_QUESTION",
     "AgreementCheck",
     "AnswerFeaturesCheck",
     "Check",
     "CheckInput",
     "LogisticCombiner",
     "LogprobCheck",
+    "SelfVerificationCheck",
     "check_confidence",
 ]

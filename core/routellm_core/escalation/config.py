@@ -24,7 +24,8 @@ class Escalation:
     Attributes:
         second: The model giving the second cheap answer for the agreement check; None = sample the weak (first
             cheap) model again.
-        check: A built-in check name (``"agreement"``, ``"answer_features"``, ``"logprobs"``, ``"combined"``) or a
+        check: A built-in check name (``"agreement"``, ``"answer_features"``, ``"logprobs"``,
+            ``"self_verification"``, ``"combined"``) or a
             :class:`~routellm_core.escalation.checks.Check` object.
         threshold: Escalate when the check's confidence is below it (in [0, 1]).
         share: Instead of a threshold, the share of non-pre-routed calls to escalate (in [0, 1]; a threshold is

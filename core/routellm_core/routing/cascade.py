@@ -60,6 +60,13 @@ class Outcome:
         return self.error is None
 
 
+def needs_verification(check: Any) -> bool:
+    """Whether a check reads the cheap model's verdict on its own answer (the self-verification question)."""
+    if isinstance(check, LogisticCombiner):
+        return any(needs_verification(c) for c in check.checks)
+    return bool(getattr(check, "needs_verification", False))
+
+
 def needs_second_answer(check: Any) -> bool:
     """Whether a check compares the first answer with a second one (custom checks: assumed yes unless they set
     ``needs_second_answer = False``)."""
@@ -131,6 +138,7 @@ class Cascade:
         self.check = escalation.make_check()
         _check_ready(self.check)
         self.needs_second = needs_second_answer(self.check)
+        self.needs_verification = needs_verification(self.check)
         self.names = dict(names)
         self.second_name = second_name
         self.answer_value = answer_value
@@ -150,11 +158,14 @@ class Cascade:
             return None
         return self.answer_value(outcome.value)
 
-    def judge(self, route: Route, first: Outcome, second: Outcome | None) -> Verdict:
+    def judge(
+        self, route: Route, first: Outcome, second: Outcome | None, verification: Outcome | None = None
+    ) -> Verdict:
         """Keep the weak answer, or escalate: a failed or empty first answer always escalates."""
         value = self._value(first)
         if value is None:
             return Verdict(keep=False, confidence=None, signals={})
+        reply = verification.value if verification is not None and verification.ok else None
         batch = CheckInput(
             first=[value],
             others=[[self._value(second)]] if second is not None else (),
@@ -162,6 +173,7 @@ class Cascade:
             outputs=[self.answer_text(first.value)],
             win_rates=[route.decision.win_rate],
             logprobs=[self.logprobs(first.value)],
+            verifications=[None if reply is None else self.answer_text(reply)],
         )
         signals = {key: float(np.asarray(v).reshape(-1)[0]) for key, v in self.check.signals(batch).items()}
         confidence = float(check_confidence(self.check, batch)[0])
@@ -177,12 +189,14 @@ class Cascade:
         *,
         kept: bool,
         verdict: Verdict | None = None,
+        priced_as: str | None = None,
     ) -> Attempt:
-        """One attempt's entry: its tokens and price from the answer, the check's reading when it was checked."""
+        """One attempt's entry: its tokens and price (as ``priced_as``, default ``model``) from the answer, the
+        check's reading when it was checked."""
         tokens_in = tokens_out = None
         if outcome.ok and outcome.value is not None:
             tokens_in, tokens_out = self.usage(outcome.value)
-        cost = self.cost_of(model, tokens_in, tokens_out) if outcome.ok else None
+        cost = self.cost_of(priced_as or model, tokens_in, tokens_out) if outcome.ok else None
         error = type(outcome.error).__name__ if outcome.error is not None else None
         if outcome.ok and (outcome.value is None or self.is_empty(outcome.value)):
             error = "EmptyResponseError"
@@ -200,12 +214,23 @@ class Cascade:
         )
 
     def cheap_attempts(
-        self, first: Outcome, second: Outcome | None, verdict: Verdict, *, kept: bool
+        self,
+        first: Outcome,
+        second: Outcome | None,
+        verdict: Verdict,
+        *,
+        kept: bool,
+        verification: Outcome | None = None,
     ) -> tuple[Attempt, ...]:
-        """The weak answer's and the check answer's entries."""
+        """The weak answer's entry, then the check answer's and the self-verification call's."""
         out = [self.attempt(self.names["weak"], "weak", "answer", first, kept=kept, verdict=verdict)]
         if second is not None:
-            out.append(self.attempt(self.second_name, "weak", "check", second, kept=False))
+            resampled = self.second_name.endswith(" (resampled)")
+            priced = self.names["weak"] if resampled else None
+            out.append(self.attempt(self.second_name, "weak", "check", second, kept=False, priced_as=priced))
+        if verification is not None:
+            weak = self.names["weak"]
+            out.append(self.attempt(f"{weak} (verify)", "weak", "check", verification, kept=False, priced_as=weak))
         return tuple(out)
 
     @staticmethod
@@ -243,4 +268,13 @@ def with_attempts(record: ServedDecision, attempts: tuple[Attempt, ...]) -> Serv
     return replace(record, attempts=attempts)
 
 
-__all__ = ["SAMPLE_TEMPERATURE", "Cascade", "CostOf", "Outcome", "Usage", "Verdict", "needs_second_answer"]
+__all__ = [
+    "SAMPLE_TEMPERATURE",
+    "Cascade",
+    "CostOf",
+    "Outcome",
+    "Usage",
+    "Verdict",
+    "needs_second_answer",
+    "needs_verification",
+]

@@ -26,6 +26,7 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator
 
+from routellm_core.data.prices import call_cost
 from routellm_core.decisions import Attempt, Route, ServedDecision, Side, check_threshold, other_side
 from routellm_core.embedding.embedders import Embedder
 from routellm_core.errors import InvalidInputError, ModelCallError
@@ -272,17 +273,19 @@ class RoutingEngine:
         *,
         other_answer: Callable[[Side], str] | None = None,
         second: Callable[[ServedDecision], T] | None = None,
+        verify: Callable[[ServedDecision, Any], Any] | None = None,
     ) -> tuple[T, ServedDecision]:
         """Call the chosen side through ``attempt(side, record)`` (falling back once if configured), record the
         decision and, when sampled, label it with ``other_answer(side)``: the other side's answer text. Under
-        ``escalate``, ``second(record)`` gives the second cheap answer.
+        ``escalate``, ``second(record)`` gives the second cheap answer and ``verify(record, answer)`` the weak
+        model's reply to the self-verification question about ``answer``.
 
         Raises:
             ModelCallError: The chosen side failed or answered empty (and the fallback too, when configured), or
                 the strong model failed after an escalation.
         """
         if self.holds(route):
-            value, record, _ = self._cascade(route, attempt, self._second(second), stream=False)
+            value, record, _ = self._cascade(route, attempt, self._second(second), self._verify(verify), stream=False)
         else:
             value, record = self.dispatcher.call(route, attempt)
             record = self._priced(record, value)
@@ -296,10 +299,13 @@ class RoutingEngine:
         *,
         other_answer: Callable[[Side], Awaitable[str]] | None = None,
         second: Callable[[ServedDecision], Awaitable[T]] | None = None,
+        verify: Callable[[ServedDecision, Any], Awaitable[Any]] | None = None,
     ) -> tuple[T, ServedDecision]:
         """Async :meth:`call`."""
         if self.holds(route):
-            value, record, _ = await self._acascade(route, attempt, self._second(second), stream=False)
+            value, record, _ = await self._acascade(
+                route, attempt, self._second(second), self._verify(verify), stream=False
+            )
         else:
             value, record = await self.dispatcher.acall(route, attempt)
             record = self._priced(record, value)
@@ -313,6 +319,7 @@ class RoutingEngine:
         *,
         other_answer: Callable[[Side], str] | None = None,
         second: Callable[[ServedDecision], Any] | None = None,
+        verify: Callable[[ServedDecision, Any], Any] | None = None,
     ) -> Iterator[tuple[Any, ServedDecision]]:
         """Relay the chosen side's chunks as ``(chunk, record)`` (see :meth:`Dispatcher.stream`); once the stream
         ended, record and label it like :meth:`call`. Under ``escalate`` the weak answer is held until its check
@@ -330,7 +337,9 @@ class RoutingEngine:
                     if close is not None:
                         close()
 
-            chunks, record, strong_route = self._cascade(route, held, self._second(second), stream=True)
+            chunks, record, strong_route = self._cascade(
+                route, held, self._second(second), self._verify(verify), stream=True
+            )
             if strong_route is None:
                 for chunk in chunks:
                     texts.append(self.dispatcher.chunk_text(chunk))
@@ -360,6 +369,7 @@ class RoutingEngine:
         *,
         other_answer: Callable[[Side], Awaitable[str]] | None = None,
         second: Callable[[ServedDecision], Awaitable[Any]] | None = None,
+        verify: Callable[[ServedDecision, Any], Awaitable[Any]] | None = None,
     ) -> AsyncIterator[tuple[Any, ServedDecision]]:
         """Async :meth:`stream` (the side's stream is closed however the relay ends)."""
         texts: list[str] = []
@@ -370,7 +380,9 @@ class RoutingEngine:
                 async with aclosing(open_stream(side, planned)) as stream:  # type: ignore[type-var]
                     return [chunk async for chunk in stream]
 
-            chunks, record, strong_route = await self._acascade(route, held, self._second(second), stream=True)
+            chunks, record, strong_route = await self._acascade(
+                route, held, self._second(second), self._verify(verify), stream=True
+            )
             if strong_route is None:
                 for chunk in chunks:
                     texts.append(self.dispatcher.chunk_text(chunk))
@@ -402,6 +414,16 @@ class RoutingEngine:
             raise InvalidInputError(f"{self.owner} cannot ask the second cheap answer the escalation check needs")
         return second if self.cascade.needs_second else None
 
+    def _verify(self, verify: Callable[..., Any] | None) -> Callable[..., Any] | None:
+        assert self.cascade is not None
+        if not self.cascade.needs_verification:
+            return None
+        if verify is None:
+            raise InvalidInputError(
+                f"{self.owner} cannot ask the self-verification question the escalation check needs"
+            )
+        return verify
+
     def _outcome(self, call: Callable[..., Any], *args: Any) -> Outcome:
         try:
             return Outcome(call(*args))
@@ -425,7 +447,13 @@ class RoutingEngine:
         return Outcome(self.join_chunks(outcome.value) if outcome.value else None)
 
     def _cascade(
-        self, route: Route, attempt: Callable[..., Any], second: Callable[..., Any] | None, *, stream: bool
+        self,
+        route: Route,
+        attempt: Callable[..., Any],
+        second: Callable[..., Any] | None,
+        verify: Callable[..., Any] | None,
+        *,
+        stream: bool,
     ) -> tuple[Any, ServedDecision, Route | None]:
         """The cheap answers (concurrently), the check, then the strong model when it is not confident: the answer
         and its record; for a stream that escalates, no answer and the route to stream the strong model on."""
@@ -438,7 +466,11 @@ class RoutingEngine:
                 pending = pool.submit(context.run, self._outcome, second, planned)
                 first = self._outcome(attempt, "weak", planned)
                 other = pending.result()
-        verdict, cheap = self._verdict(route, first, other, stream)
+        checked = self._cheap_value(first, stream)
+        verification = None
+        if verify is not None and checked.ok and checked.value is not None:
+            verification = self._outcome(verify, planned, checked.value)
+        verdict, cheap = self._verdict(route, first, other, stream, verification)
         if verdict.keep:
             return self._kept(first, planned, cheap)
         escalated = self.cascade.escalated_record(planned, cheap)  # type: ignore[union-attr]
@@ -447,7 +479,13 @@ class RoutingEngine:
         return (*self._finish_escalation(route, first, escalated, self._outcome(attempt, "strong", escalated)), None)
 
     async def _acascade(
-        self, route: Route, attempt: Callable[..., Awaitable[Any]], second: Callable[..., Any] | None, *, stream: bool
+        self,
+        route: Route,
+        attempt: Callable[..., Awaitable[Any]],
+        second: Callable[..., Any] | None,
+        verify: Callable[..., Awaitable[Any]] | None,
+        *,
+        stream: bool,
     ) -> tuple[Any, ServedDecision, Route | None]:
         """Async :meth:`_cascade`."""
         planned = self.planned(route)
@@ -457,7 +495,11 @@ class RoutingEngine:
             first, other = await asyncio.gather(
                 self._aoutcome(attempt, "weak", planned), self._aoutcome(second, planned)
             )
-        verdict, cheap = self._verdict(route, first, other, stream)
+        checked = self._cheap_value(first, stream)
+        verification = None
+        if verify is not None and checked.ok and checked.value is not None:
+            verification = await self._aoutcome(verify, planned, checked.value)
+        verdict, cheap = self._verdict(route, first, other, stream, verification)
         if verdict.keep:
             return self._kept(first, planned, cheap)
         escalated = self.cascade.escalated_record(planned, cheap)  # type: ignore[union-attr]
@@ -467,14 +509,15 @@ class RoutingEngine:
         return (*self._finish_escalation(route, first, escalated, strong), None)
 
     def _verdict(
-        self, route: Route, first: Outcome, other: Outcome | None, stream: bool
+        self, route: Route, first: Outcome, other: Outcome | None, stream: bool, verification: Outcome | None
     ) -> tuple[Verdict, tuple[Attempt, ...]]:
         cascade = self.cascade
         assert cascade is not None
         first_answer = self._cheap_value(first, stream)
-        verdict = cascade.judge(route, first_answer, other)
+        verdict = cascade.judge(route, first_answer, other, verification)
         cascade.log(route, verdict, first, other)
-        return verdict, cascade.cheap_attempts(first_answer, other, verdict, kept=verdict.keep)
+        attempts = cascade.cheap_attempts(first_answer, other, verdict, kept=verdict.keep, verification=verification)
+        return verdict, attempts
 
     @staticmethod
     def _kept(
@@ -603,14 +646,20 @@ class RoutingEngine:
 
 
 def price_table(prices: Mapping[str, tuple[float, float]] | None) -> CostOf:
-    """The price of a call in USD from ``prices`` (USD per million input and output tokens by model name)."""
+    """The price of a call in USD: ``prices`` (USD per million input and output tokens by model name) over the
+    shipped table (:func:`routellm_core.data.prices.call_cost`); None without token counts or a known price."""
     table = dict(prices or {})
 
     def cost_of(model: str, input_tokens: int | None, output_tokens: int | None) -> float | None:
-        price = table.get(model)
-        if price is None or input_tokens is None or output_tokens is None:
+        if input_tokens is None or output_tokens is None:
             return None
-        return (input_tokens * price[0] + output_tokens * price[1]) / 1e6
+        try:
+            return call_cost(model, input_tokens, output_tokens, prices=table)
+        except InvalidInputError:  # a count the model reported is not a token count: the price is unknown
+            logger.warning(
+                "routellm: cannot price %r for %r input / %r output tokens", model, input_tokens, output_tokens
+            )
+            return None
 
     return cost_of
 

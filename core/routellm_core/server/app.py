@@ -7,8 +7,10 @@ the chosen upstream (fallback, empty-answer rule, stream closing), records the d
 (``feedback``) and, for a sampled share (``label_fraction``), asks the other upstream in the background and stores the
 judge's verdict, exactly as the LangChain and LlamaIndex integrations do. The decision goes out in ``x-routellm-*``
 headers and in the body's ``"routellm"`` field, the decision record of both integrations; ``POST /v1/feedback``
-attaches a verdict to it later. The app keeps no state between requests (the feedback store is a shared SQLite
-file), so it runs as many workers or replicas as needed behind any load balancer.
+attaches a verdict to it later. Model names ``router-<router>-cascade...`` escalate on the cheap answer (see
+:mod:`routellm_core.routing.cascade`). The app keeps no state between requests (the feedback store is an SQLite file
+shared by the workers, or a PostgreSQL database shared by replicas), so it runs as many workers or replicas as
+needed behind any load balancer.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import json
 import logging
 import os
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
@@ -37,13 +40,18 @@ from routellm_core.errors import (
     RouteLLMError,
     UnknownDecisionError,
 )
+from routellm_core.escalation.checks import VERIFY_QUESTION
+from routellm_core.escalation.config import Escalation
 from routellm_core.learning.feedback import FeedbackStore
 from routellm_core.learning.judging import PairwiseJudge
+from routellm_core.routing.cascade import SAMPLE_TEMPERATURE
 from routellm_core.routing.engine import RoutingEngine, RoutingOptions
 from routellm_core.routing.policy import RoutingPolicy
 from routellm_core.routing.text import routing_text
+from routellm_core.server.answers import answer_logprobs, answer_usage, answer_value, join_chunks, split_cascade
 from routellm_core.server.errors import ErrorResponse, model_call_error
 from routellm_core.server.metrics import CONTENT_TYPE, ServerMetrics
+from routellm_core.server.openapi import install_openapi
 from routellm_core.server.protocol import (
     chunk_text,
     completion_text,
@@ -55,6 +63,8 @@ from routellm_core.server.protocol import (
     turns,
 )
 from routellm_core.server.settings import ServerSettings
+from routellm_core.server.telemetry import RequestSpan, Telemetry
+from routellm_core.server.ui import ui_router
 from routellm_core.server.upstreams import Upstream, build_upstream
 
 logger = logging.getLogger("routellm_core.server")
@@ -63,6 +73,8 @@ _OWNER = "routellm server"
 _DONE = b"data: [DONE]\n\n"
 #: Request fields left out of the other upstream's (non-streamed) call when a request is labelled.
 _STREAM_ONLY = frozenset({"stream", "stream_options"})
+#: Decisions kept for the web page's Watch view (``GET /ui/api/recent``), per worker.
+RECENT_DECISIONS = 50
 #: Seconds the server waits at shutdown for labels still being judged.
 LABEL_DRAIN_S = 30.0
 
@@ -135,39 +147,54 @@ class ServerState:
         upstreams: Mapping[Side, Upstream],
         policies: Mapping[str, RoutingPolicy],
         judge: Upstream | None = None,
+        second: Upstream | None = None,
     ) -> None:
         self.settings = settings
+        self.second = second
         self.upstreams = dict(upstreams)
         self.policies = dict(policies)
         self.judge = judge
         self.metrics = ServerMetrics()
+        self.telemetry = Telemetry()
         self.worker = str(os.getpid())
         self.in_flight = 0
+        self.recent: deque[dict[str, Any]] = deque(maxlen=RECENT_DECISIONS)
         self._tokens = [_digest(t) for t in settings.bearer_tokens()]
         every = [*self.upstreams.values(), *([judge] if judge is not None else [])]
         self.secrets = tuple(s for u in every for s in u.secrets) + tuple(t.decode() for t in settings.bearer_tokens())
         names = {side: up.name for side, up in self.upstreams.items()}
         self.store = FeedbackStore(settings.feedback) if settings.feedback else None
         pairwise = PairwiseJudge(self._judge_reply, name=judge.name) if judge is not None else None
+        escalation = Escalation(check=settings.escalate_check, threshold=settings.escalate_threshold)
+
+        def engine(policy: RoutingPolicy, escalate: Escalation | None) -> RoutingEngine:
+            options = RoutingOptions(
+                router=policy,
+                fallback=settings.fallback,
+                feedback=self.store,
+                label_fraction=settings.label_fraction if pairwise is not None else 0.0,
+                escalate=escalate,
+            )
+            return RoutingEngine(
+                options,
+                names,
+                owner=_OWNER,
+                is_empty=is_empty_answer,
+                chunk_text=chunk_text,
+                answer_text=completion_text,
+                judge=pairwise,
+                on_fallback=self._on_fallback,
+                second_name=second.name if second is not None else None,
+                answer_value=answer_value,
+                usage=answer_usage,
+                join_chunks=join_chunks,
+                logprobs=answer_logprobs,
+            )
+
         try:
-            self.engines = {
-                name: RoutingEngine(
-                    RoutingOptions(
-                        router=policy,
-                        fallback=settings.fallback,
-                        feedback=self.store,
-                        label_fraction=settings.label_fraction if pairwise is not None else 0.0,
-                    ),
-                    names,
-                    owner=_OWNER,
-                    is_empty=is_empty_answer,
-                    chunk_text=chunk_text,
-                    answer_text=completion_text,
-                    judge=pairwise,
-                    on_fallback=self._on_fallback,
-                )
-                for name, policy in self.policies.items()
-            }
+            self.engines = {name: engine(policy, None) for name, policy in self.policies.items()}
+            #: The same routers with escalation on (``router-<router>-cascade...``).
+            self.cascades = {name: engine(policy, escalation) for name, policy in self.policies.items()}
         except BaseException:
             if self.store is not None:
                 self.store.close()
@@ -272,9 +299,17 @@ class ServerState:
         finally:
             self.metrics.routing_latency.observe(time.perf_counter() - start)
         self.metrics.decisions.inc(router=route.decision.router, choice=route.choice)
+        self.remember(route, text)
         if self.settings.log_prompts:
             logger.info("routellm decision %s: %s for routing text %r", route.id, route.choice, text)
         return route
+
+    def remember(self, route: Route, text: str) -> None:
+        """Keep the decision for the web page's Watch view; the routing text only under ``log_prompts``."""
+        item = {"time": time.time(), "decision_id": route.id, **route.decision.as_dict()}
+        if self.settings.log_prompts:
+            item["text"] = text[:500]
+        self.recent.append(item)
 
     def headers(self, route: Route, record: ServedDecision | None = None) -> dict[str, str]:
         """The ``x-routellm-*`` headers of a decision (and of the answer, once a side answered)."""
@@ -291,7 +326,26 @@ class ServerState:
             headers["x-routellm-model"] = record.model
             headers["x-routellm-served"] = record.served
             headers["x-routellm-fallback"] = "true" if record.fallback else "false"
+            headers["x-routellm-escalated"] = "true" if record.escalated else "false"
+            headers["x-routellm-attempts"] = ",".join(f"{a.model}:{a.role}" for a in record.attempts)
+            if record.cost is not None:
+                headers["x-routellm-cost-usd"] = repr(record.cost)
         return headers
+
+    def account(self, engine: RoutingEngine, record: ServedDecision) -> None:
+        """Count an answered call in the metrics: whether a cascade escalated it, each attempt's price, and the
+        price the served answer's tokens would have had on the strong model (the always-strong baseline)."""
+        router = record.router
+        if record.escalated or any(a.role == "check" or a.signals for a in record.attempts):
+            self.metrics.escalation(router, record.escalated)
+        for attempt in record.attempts:
+            if attempt.cost is not None:
+                self.metrics.cost(router, attempt.model, attempt.cost)
+        kept = next((a for a in record.attempts if a.kept), None)
+        if kept is not None:
+            strong = engine.cost_of(engine.names["strong"], kept.input_tokens, kept.output_tokens)
+            if strong is not None:
+                self.metrics.strong_cost(router, strong)
 
     # ---- upstream calls -------------------------------------------------------------------------------
     def _on_fallback(self, record: ServedDecision, exc: BaseException) -> None:
@@ -310,12 +364,43 @@ class ServerState:
 
         return other_answer
 
+    def _second_answer(self, body: Mapping[str, Any]) -> Any:
+        """The escalation check's second cheap answer: the ``escalate_second`` upstream, else the weak one asked
+        again warmer; not streamed."""
+        request = {k: v for k, v in body.items() if k not in _STREAM_ONLY}
+        upstream = self.second
+        if upstream is None:
+            upstream, request = self.upstreams["weak"], {**request, "temperature": SAMPLE_TEMPERATURE}
+
+        async def second(_: ServedDecision) -> dict[str, Any]:
+            return await upstream.complete(request)
+
+        return second
+
+    def _verify_answer(self, body: Mapping[str, Any]) -> Any:
+        """The self-verification call: the weak upstream asked whether its answer to this request is right."""
+        request = {k: v for k, v in body.items() if k not in (*_STREAM_ONLY, "tools", "tool_choice")}
+
+        async def verify(_: ServedDecision, answer: Any) -> dict[str, Any]:
+            value = answer_value(answer)
+            text = value if isinstance(value, str) else json.dumps(value, default=str)
+            messages = [
+                *body.get("messages", ()),
+                {"role": "assistant", "content": text},
+                {"role": "user", "content": VERIFY_QUESTION},
+            ]
+            return await self.upstreams["weak"].complete({**request, "messages": messages})
+
+        return verify
+
     async def _judge_reply(self, messages: list[dict[str, str]]) -> str:
         """The judge upstream's reply to the pairwise judge's messages."""
         assert self.judge is not None
         return completion_text(await self.judge.complete({"messages": messages}))
 
-    async def complete(self, engine: RoutingEngine, route: Route, body: dict[str, Any]) -> Response:
+    async def complete(
+        self, engine: RoutingEngine, route: Route, body: dict[str, Any], span: RequestSpan | None = None
+    ) -> Response:
         """Call the chosen upstream (with fallback when configured) and answer its JSON plus the decision; the
         engine records the decision (and labels a sampled share) before the answer goes out."""
 
@@ -330,12 +415,26 @@ class ServerState:
             return answer
 
         try:
-            answer, record = await engine.acall(route, attempt, other_answer=self._other_answer(body))
+            answer, record = await engine.acall(
+                route,
+                attempt,
+                other_answer=self._other_answer(body),
+                second=self._second_answer(body),
+                verify=self._verify_answer(body),
+            )
         except ModelCallError as exc:
+            if span is not None:
+                span.fail(route, exc)
             raise self._upstream_failed(exc, route) from None
+        self.account(engine, record)
+        if span is not None:
+            span.observe(answer)
+            span.finish(record)
         return _json({**answer, METADATA_KEY: record.as_dict()}, headers=self.headers(route, record))
 
-    async def stream(self, engine: RoutingEngine, route: Route, body: dict[str, Any], slot: _Slot) -> Response:
+    async def stream(
+        self, engine: RoutingEngine, route: Route, body: dict[str, Any], slot: _Slot, span: RequestSpan | None = None
+    ) -> Response:
         """Relay the chosen upstream's stream as SSE; errors before the first chunk are answered with their status.
 
         The decision record rides on the first chunk (``"routellm"``); a failure after chunks were sent ends the
@@ -359,10 +458,18 @@ class ServerState:
                     await aclose()
                 self._count(side, start, outcome)
 
-        relay = engine.astream(route, open_stream, other_answer=self._other_answer(body))
+        relay = engine.astream(
+            route,
+            open_stream,
+            other_answer=self._other_answer(body),
+            second=self._second_answer(body),
+            verify=self._verify_answer(body),
+        )
         try:
             first, record = await relay.__anext__()
         except ModelCallError as exc:
+            if span is not None:
+                span.fail(route, exc)
             await relay.aclose()
             raise self._upstream_failed(exc, route) from None
         except BaseException:
@@ -372,14 +479,25 @@ class ServerState:
 
         async def events() -> AsyncIterator[bytes]:
             yield _sse({**first, METADATA_KEY: record.as_dict()})
+            final = record
+            if span is not None:
+                span.observe(first)
             try:
-                async for chunk, _ in relay:
+                async for chunk, current in relay:
+                    final = current
+                    if span is not None:
+                        span.observe(chunk)
                     yield _sse(chunk)
             except ModelCallError as exc:
+                if span is not None:
+                    span.finish(final, error=type(exc.__cause__ or exc).__name__)
                 error = self._upstream_failed(exc, route)
                 self.metrics.errors.inc(status=str(error.status), code=error.code)
                 yield _sse(error.body())
                 return
+            self.account(engine, final)
+            if span is not None:
+                span.finish(final)
             yield _DONE
 
         return _EventStream(events(), relay, slot, self.headers(route, record))
@@ -461,6 +579,7 @@ class ServerState:
             self.store.close()
         for upstream in [*self.upstreams.values(), *([self.judge] if self.judge is not None else [])]:
             await upstream.aclose()
+        self.metrics.close()
 
 
 def _policies(settings: ServerSettings) -> dict[str, RoutingPolicy]:
@@ -543,8 +662,13 @@ def create_app(
             f"label_fraction={settings.label_fraction:g} needs a judge (--judge MODEL) to compare the two answers"
         )
     judge_upstream = _upstream(judge_spec, "judge", settings) if judge_spec is not None else None
+    second = _upstream(settings.escalate_second, "weak", settings) if settings.escalate_second else None
     state = ServerState(
-        settings, upstreams, policies if policies is not None else _policies(settings), judge=judge_upstream
+        settings,
+        upstreams,
+        policies if policies is not None else _policies(settings),
+        judge=judge_upstream,
+        second=second,
     )
 
     @asynccontextmanager
@@ -557,10 +681,11 @@ def create_app(
         summary="OpenAI-compatible routing server",
         docs_url=None,
         redoc_url=None,
-        openapi_url=None,
+        openapi_url="/openapi.json",
         lifespan=lifespan,
     )
     app.state.routellm = state
+    install_openapi(app, auth=state.auth, max_messages=settings.max_messages)
 
     @app.exception_handler(ErrorResponse)
     async def _error(_: Request, exc: ErrorResponse) -> Response:
@@ -588,14 +713,16 @@ def create_app(
             body = await state.read_body(request)  # before the slot: a slow client holds no slot, at most its deadline
             slot = state.acquire()
             chat = parse_request(body, state.settings.max_messages)
-            name, threshold = resolve_model(chat.model, state.policies)
-            engine = state.engines[name]
+            span = state.telemetry.begin(chat.model)  # recorded once the answer or the stream ended
+            model, cascade = split_cascade(chat.model)
+            name, threshold = resolve_model(model, state.policies)
+            engine = (state.cascades if cascade else state.engines)[name]
             route = await state.route(engine, threshold, chat.messages)
             if chat.stream:
-                response = await state.stream(engine, route, chat.forward, slot)
+                response = await state.stream(engine, route, chat.forward, slot, span)
                 streaming = True
             else:
-                response = await state.complete(engine, route, chat.forward)
+                response = await state.complete(engine, route, chat.forward, span)
         except ErrorResponse as exc:
             response = state.error_response(exc)
         finally:
@@ -634,10 +761,12 @@ def create_app(
             headers={"x-routellm-worker": state.worker},
         )
 
+    app.include_router(ui_router(state))  # the web page at /ui and its API (the same bearer token)
+
     @app.get("/metrics")
     async def metrics(request: Request) -> Response:
         state.authorize(request)
-        return Response(state.metrics.render(), media_type=CONTENT_TYPE)
+        return Response(state.metrics.render(), media_type=CONTENT_TYPE, headers={"x-routellm-worker": state.worker})
 
     logger.info(
         "%s: auth %s, routers %s, strong %r, weak %r, fallback %s, feedback %s, judge %s",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import logging
+import logging.config
 import os
 import sys
 from collections.abc import Sequence
@@ -79,9 +80,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     lr = parser.add_argument_group("learning loop")
     lr.add_argument(
         "--feedback",
-        metavar="PATH",
-        help="feedback store (SQLite, created if missing): every routed request's decision is recorded there, and "
-        "POST /v1/feedback attaches verdicts to it",
+        metavar="PATH|URL",
+        help="feedback store: a SQLite file (created if missing) or a postgresql://user@host:port/db URL that several "
+        "servers share: every routed request's decision is recorded there, and POST /v1/feedback attaches verdicts",
     )
     lr.add_argument(
         "--judge",
@@ -97,6 +98,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="F",
         help="share of requests on which the other upstream is also asked, in the background, and the judge's "
         "verdict stored in --feedback (needs --judge and --feedback)",
+    )
+
+    esc = parser.add_argument_group(
+        "escalation (model names router-<router>-cascade[-<threshold>|-<percent>%])",
+        "a request routed to weak gets a second cheap answer at once; the strong upstream answers when they disagree",
+    )
+    esc.add_argument(
+        "--escalate-second",
+        metavar="MODEL",
+        help="upstream giving the second cheap answer (same forms as --weak, with its base URL and key); "
+        "default: the weak upstream asked again at temperature 0.7",
+    )
+    esc.add_argument(
+        "--escalate-check",
+        default="agreement",
+        choices=["agreement", "answer_features", "logprobs", "self_verification"],
+        help="the check of the weak answer (default: agreement of the two cheap answers)",
+    )
+    esc.add_argument(
+        "--escalate-threshold",
+        type=_fraction,
+        default=0.5,
+        metavar="T",
+        help="escalate when the check's confidence is below T (default 0.5)",
     )
 
     srv = parser.add_argument_group("serving")
@@ -121,7 +146,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     srv.add_argument("--max-messages", type=int, default=1024)
     srv.add_argument("--max-concurrency", type=int, default=512, help="requests in flight per worker (429 above)")
     srv.add_argument("--body-timeout", type=float, default=30.0, help="seconds to send a request body (408 after)")
-    srv.add_argument("--log-prompts", action="store_true", help="log each routing text at INFO (off by default)")
+    srv.add_argument(
+        "--log-prompts",
+        action="store_true",
+        help="log each routing text at INFO, and show it on the web page's Watch view (off by default)",
+    )
     srv.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
 
 
@@ -152,6 +181,9 @@ def settings_from_args(args: argparse.Namespace) -> ServerSettings:
         "judge_base_url": args.judge_base_url,
         "judge_api_key_env": args.judge_api_key_env,
         "label_fraction": args.label_fraction,
+        "escalate_second": args.escalate_second,
+        "escalate_check": args.escalate_check,
+        "escalate_threshold": args.escalate_threshold,
     }
     if args.label_fraction > 0 and (args.judge is None or args.feedback is None):
         raise InvalidInputError("--label-fraction needs --judge MODEL and --feedback PATH (where the labels go)")
@@ -189,6 +221,74 @@ def serve(args: argparse.Namespace) -> int:
         from routellm_core.server import runner
     runner.run(settings, host=args.host, port=args.port, workers=args.workers, log_level=args.log_level)
     return 0
+
+
+UI_DESCRIPTION = (
+    "The web page of the routing server, alone and offline: the shipped default router (or --router) in front of "
+    "two local stand-in models (demo-strong, demo-weak) on 127.0.0.1, no keys and no auth. Open the URL it prints: "
+    "Try a prompt, move the threshold, Watch the calls, Learn from a feedback store (--feedback). `routellm serve` "
+    "serves the same page at /ui in front of real models."
+)
+
+
+def add_ui_arguments(parser: argparse.ArgumentParser) -> None:
+    """The ``ui`` options."""
+    parser.add_argument(
+        "--router",
+        action="append",
+        dest="routers",
+        metavar="NAME",
+        help="router to try (repeatable; a shipped name or a checkpoint folder; default: default)",
+    )
+    parser.add_argument("--port", type=int, default=6060)
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="a loopback address: the page has no auth (use `routellm serve` for more)"
+    )
+    parser.add_argument("--feedback", metavar="PATH", help="feedback store (SQLite) for the Learn view")
+    parser.add_argument("--log-prompts", action="store_true", help="show routing texts on the Watch view")
+    parser.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+
+
+def ui(args: argparse.Namespace) -> int:
+    """Serve the web page for parsed ``ui`` options (blocks until interrupted).
+
+    Raises:
+        InvalidInputError: A non-loopback ``--host`` (the page is served without auth) or bad settings.
+    """
+    if not _loopback(args.host):
+        raise InvalidInputError(
+            f"routellm ui serves without auth, so on a loopback address only, not {args.host}: use 127.0.0.1, or "
+            "`routellm serve` with bearer tokens (its page is at /ui too)"
+        )
+    settings = ServerSettings.build(
+        routers=tuple(args.routers or ("default",)),
+        api_keys_env=None,
+        log_prompts=args.log_prompts,
+        feedback=args.feedback,
+    )
+    with requires_extra("server", "routellm ui"):
+        import uvicorn
+
+        from routellm_core.server import runner
+        from routellm_core.server.app import create_app
+        from routellm_core.server.standins import stand_ins
+    config = runner.log_config(args.log_level)
+    logging.config.dictConfig(config)
+    app = create_app(settings, **stand_ins())
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    logger.info("routellm ui: open http://%s:%d/ui (local stand-in models demo-strong / demo-weak)", host, args.port)
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, log_config=config)
+    return 0
+
+
+def add_ui_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Add ``ui`` to the ``routellm`` command's subparsers."""
+    parser = subparsers.add_parser(
+        "ui", help="the web page, offline: try the router, watch it", description=UI_DESCRIPTION, allow_abbrev=False
+    )
+    add_ui_arguments(parser)
+    parser.set_defaults(func=ui)
+    return parser
 
 
 def add_serve_parser(subparsers: Any) -> argparse.ArgumentParser:

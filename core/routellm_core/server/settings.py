@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 from routellm_core.errors import InvalidInputError
+from routellm_core.learning.feedback import store_backend
 from routellm_core.routing.text import canonical_route_on
 
 #: Environment variable through which the CLI hands its settings (JSON, no secrets) to uvicorn's worker processes.
@@ -46,14 +47,21 @@ class ServerSettings(BaseModel):
             calling the server decides on retries).
         max_batch_size: Largest routing micro-batch.
         log_prompts: Log each routing text at INFO (off: prompts are never logged).
-        feedback: Path of a feedback store (SQLite, created when missing): every routed request's decision is
-            recorded there under the decision id the response carries, and ``POST /v1/feedback`` attaches verdicts.
+        feedback: A feedback store: a SQLite file path (created when missing) or a ``postgresql://`` URL (shared by
+            several servers): every routed request's decision is recorded there under the decision id the response
+            carries, and ``POST /v1/feedback`` attaches verdicts.
         judge: Pairwise judge for ``label_fraction``: an upstream spec, same forms as ``strong`` (needs
             ``feedback`` and ``label_fraction > 0``).
         judge_base_url: Base URL of the judge's OpenAI-compatible endpoint.
         judge_api_key_env: Environment variable holding the judge's API key.
         label_fraction: Share of requests (seeded by decision id) on which the other upstream is also asked, in
             the background, and the judge's verdict on the pair stored in ``feedback`` (needs ``judge``).
+        escalate_second: For ``router-<router>-cascade...`` models: the upstream giving the second cheap answer
+            (same forms as ``weak``, with the weak side's base URL and key); None: the weak upstream again at
+            temperature 0.7.
+        escalate_check: The escalation check: ``"agreement"``, ``"answer_features"``, ``"logprobs"`` or
+            ``"self_verification"``.
+        escalate_threshold: Escalate when the check's confidence is below it.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)  # inputs may hold tokens
@@ -84,6 +92,9 @@ class ServerSettings(BaseModel):
     judge_base_url: str | None = None
     judge_api_key_env: str = "OPENAI_API_KEY"
     label_fraction: Annotated[float, Field(ge=0.0, le=1.0)] = 0.0
+    escalate_second: str | None = None
+    escalate_check: Literal["agreement", "answer_features", "logprobs", "self_verification"] = "agreement"
+    escalate_threshold: Annotated[float, Field(ge=0.0, le=1.0)] = 0.5
 
     @field_validator("routers")
     @classmethod
@@ -112,6 +123,13 @@ class ServerSettings(BaseModel):
     def _not_blank(cls, value: str | None) -> str | None:
         if value is not None and not value.strip():
             raise ValueError("must not be blank")
+        return value
+
+    @field_validator("feedback")
+    @classmethod
+    def _store_location(cls, value: str | None) -> str | None:
+        if value is not None:
+            store_backend(value)  # a URL of an unsupported scheme fails here, before anything starts
         return value
 
     @model_validator(mode="after")

@@ -1,0 +1,95 @@
+"""What the escalation check and the cost accounting read of an OpenAI chat completion (a JSON dict): its
+comparable value, token usage and log-probabilities, and a whole completion from held stream chunks."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from routellm_core.server.protocol import completion_text
+
+#: ``router-<router>-cascade`` and ``router-<router>-cascade-<threshold or percent>``: escalation on.
+_CASCADE = re.compile(r"^(?P<head>.+?)-cascade(?:-(?P<cost>[^-]+))?$")
+
+
+def split_cascade(model: str) -> tuple[str, bool]:
+    """The plain model name and whether the client asked for escalation (``router-default-cascade-30%`` ->
+    ``("router-default-30%", True)``)."""
+    match = _CASCADE.match(model)
+    if match is None:
+        return model, False
+    cost = match.group("cost")
+    return (f"{match.group('head')}-{cost}" if cost else match.group("head")), True
+
+
+def _message(answer: Any) -> Mapping[str, Any]:
+    choices = answer.get("choices") if isinstance(answer, Mapping) else None
+    if not choices or not isinstance(choices[0], Mapping):
+        return {}
+    message = choices[0].get("message") or choices[0].get("delta") or {}
+    return message if isinstance(message, Mapping) else {}
+
+
+def answer_value(answer: Any) -> Any:
+    """The first choice's tool calls (name and arguments) when it makes any, else the completion's text."""
+    calls = _message(answer).get("tool_calls")
+    if calls:
+        return [dict(c.get("function") or {}) for c in calls if isinstance(c, Mapping)]
+    return completion_text(answer)
+
+
+def answer_usage(answer: Any) -> tuple[int | None, int | None]:
+    """``(prompt_tokens, completion_tokens)`` from the completion's ``usage``."""
+    usage = answer.get("usage") if isinstance(answer, Mapping) else None
+    if not isinstance(usage, Mapping):
+        return None, None
+    return usage.get("prompt_tokens"), usage.get("completion_tokens")
+
+
+def answer_logprobs(answer: Any) -> list[float] | None:
+    """The first choice's token log-probabilities (``choices[0].logprobs.content[].logprob``), else None."""
+    choices = answer.get("choices") if isinstance(answer, Mapping) else None
+    if not choices or not isinstance(choices[0], Mapping):
+        return None
+    logprobs = choices[0].get("logprobs")
+    content = logprobs.get("content") if isinstance(logprobs, Mapping) else None
+    if not content:
+        return None
+    return [float(t["logprob"]) for t in content if isinstance(t, Mapping) and t.get("logprob") is not None]
+
+
+def join_chunks(chunks: list[Any]) -> dict[str, Any] | None:
+    """A whole completion from streamed chunks: the first choice's text, tool calls (by index, arguments
+    concatenated), log-probabilities and the last usage."""
+    if not chunks:
+        return None
+    text: list[str] = []
+    calls: dict[int, dict[str, Any]] = {}
+    logprobs: list[Any] = []
+    usage = None
+    for chunk in chunks:
+        if not isinstance(chunk, Mapping):
+            continue
+        usage = chunk.get("usage") or usage
+        choices = chunk.get("choices") or []
+        if not choices or not isinstance(choices[0], Mapping):
+            continue
+        delta = choices[0].get("delta") or {}
+        if isinstance(delta.get("content"), str):
+            text.append(delta["content"])
+        for call in delta.get("tool_calls") or ():
+            entry = calls.setdefault(int(call.get("index", len(calls))), {"name": "", "arguments": ""})
+            function = call.get("function") or {}
+            entry["name"] += function.get("name") or ""
+            entry["arguments"] += function.get("arguments") or ""
+        content = (choices[0].get("logprobs") or {}).get("content")
+        if content:
+            logprobs.extend(content)
+    message: dict[str, Any] = {"role": "assistant", "content": "".join(text)}
+    if calls:
+        message["tool_calls"] = [{"type": "function", "function": calls[i]} for i in sorted(calls)]
+    choice: dict[str, Any] = {"index": 0, "message": message}
+    if logprobs:
+        choice["logprobs"] = {"content": logprobs}
+    return {"choices": [choice], "usage": usage}
