@@ -15,6 +15,15 @@ WIN_RATE_AND_THRESHOLD = (
     "threshold = the win rate from which a prompt goes to the strong model."
 )
 EXPECTED = {"trivia": "weak", "reasoning": "strong"}
+_explained = False
+
+
+def explain_win_rate() -> None:
+    """Print what "win rate" and "threshold" mean, once per process (``demo.py`` runs several examples)."""
+    global _explained
+    if not _explained:
+        print(WIN_RATE_AND_THRESHOLD + "\n")
+        _explained = True
 
 
 def expectation_lines(rows: Sequence[tuple[str, str, float, str, float]]) -> list[str]:

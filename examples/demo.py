@@ -8,9 +8,14 @@ strong) rather than hiding it.
 
 from __future__ import annotations
 
+import os
 import runpy
 import sys
 from pathlib import Path
+
+# The LlamaIndex half embeds its documents with all-MiniLM-L6-v2; the first run exports it to ONNX once (10-30 s),
+# and transformers would draw a "Loading weights" bar while reading the model for that export. Silence it.
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 HERE = Path(__file__).resolve().parent
 EXAMPLES = ("langchain_chain.py", "llamaindex_query_engine.py")
@@ -18,12 +23,12 @@ EXAMPLES = ("langchain_chain.py", "llamaindex_query_engine.py")
 
 def main() -> None:
     sys.path.insert(0, str(HERE))  # the examples share small helper modules
-    from _demo_expectations import WIN_RATE_AND_THRESHOLD
+    from _demo_expectations import explain_win_rate
 
     from routellm_core import load_router
 
     router = load_router("default")
-    print(WIN_RATE_AND_THRESHOLD)
+    explain_win_rate()
     print(
         f"Both halves route at the same threshold, {router.threshold_for(0.5):.3f}: neither sets one, so each uses "
         "the router's documented default, the win rate that sends half of its shipped calibration traffic to strong."

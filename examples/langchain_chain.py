@@ -18,7 +18,7 @@ from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _demo_expectations import WIN_RATE_AND_THRESHOLD, expectation_lines
+from _demo_expectations import expectation_lines, explain_win_rate
 from _demo_models import demo_children, describe
 
 from langchain_routellm import ChatRouteLLM
@@ -53,7 +53,7 @@ def main() -> None:
     chain = prompt | llm | StrOutputParser()
 
     print(f"router: {llm.policy!r} (its calibrated 50% point)")
-    print(WIN_RATE_AND_THRESHOLD + "\n")
+    explain_win_rate()
     rows = []
     for question, kind in QUESTIONS:
         # The parser drops the message metadata; the decision is also on the chat model's message:

@@ -18,6 +18,7 @@ Run: ``.venv/bin/python examples/learning_loop.py [--out DIR] [--label-fraction 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tempfile
 from pathlib import Path
@@ -83,7 +84,8 @@ def main(argv: list[str] | None = None) -> tuple[TrafficReport, TrafficReport]:
     print(f"   labeller: {llm.labelling.labeller.stats.as_dict()}")
     print(f"   store: {store.stats().as_dict()['labels']} labels in {store_path}")
 
-    print("\n2. Is routing with the default worth it on this traffic?  (routellm report --router default ...)")
+    # folds=0: the shipped router as it is, no warm-start row (the CLI's default, --folds 5, adds one: step 4)
+    print("\n2. Is routing with the default worth it on this traffic?  (routellm report --router default --folds 0)")
     before = traffic_report("default", store, folds=0)
     print(before.to_markdown())
 
@@ -105,14 +107,22 @@ def main(argv: list[str] | None = None) -> tuple[TrafficReport, TrafficReport]:
     print(after.to_markdown())
 
     routed = ChatRouteLLM(**demo_children(), router=str(folder), strong_fraction=0.3)
-    decision = routed.invoke(traffic[0]).response_metadata["routellm"]
-    print(f"\n   routing with it at strong_fraction=0.3: {decision['choice']} (win rate {decision['win_rate']:.3f})")
-    print("\nThe same with the CLI:")
-    print(f"   .venv/bin/routellm report --router default --feedback {store_path}")
+    prompt = traffic[0]
+    decision = routed.invoke(prompt).response_metadata["routellm"]
+    prompt_file = out / "prompt.jsonl"  # JSONL: the prompt may span lines
+    prompt_file.write_text(json.dumps({"prompt": prompt}) + "\n", encoding="utf-8")
+    shown = prompt if len(prompt) <= 60 else prompt[:57] + "..."
+    print(
+        f"\n   routing {shown!r} at strong_fraction=0.3 (threshold {decision['threshold']:.3f}): "
+        f"{decision['choice']} (win rate {decision['win_rate']:.3f})"
+    )
+    print("\nThe same with the CLI (same store, same seeds: the same tables, verdicts and decision):")
+    print(f"   .venv/bin/routellm report --router default --feedback {store_path} --folds 0")
     print(f"   .venv/bin/routellm train --feedback {store_path} --init default --out {out / 'my_router'}")
     print(
         f"   .venv/bin/routellm report --router {out / 'my_router'} --feedback {store_path} --plot {out / 'report.png'}"
     )
+    print(f"   .venv/bin/routellm route --router {out / 'my_router'} --strong-fraction 0.3 --file {prompt_file}")
     return before, after
 
 

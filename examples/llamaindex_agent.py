@@ -57,7 +57,12 @@ async def main() -> None:
         llm=llm,
         system_prompt="You are a careful calculator. Use the multiply tool.",
     )
-    print(f"router: {llm.router_name}, threshold {llm.routing_policy.threshold:.3f}\n")
+    print(
+        f"router: {llm.router_name}, threshold {llm.routing_policy.threshold:.3f}: a request goes to the strong model "
+        "when its win rate (the router's estimate that the strong model's answer beats the weak one's) is at least "
+        f"that. It was calibrated on the {len(SAMPLE_TRAFFIC)} sample requests above so that about 40% of such "
+        "traffic goes to strong.\n"
+    )
     for request in REQUESTS:
         first = len(log.decisions)
         handler = agent.run(request)

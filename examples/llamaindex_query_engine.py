@@ -8,12 +8,18 @@ Runs offline: documents are embedded with the shipped all-MiniLM-L6-v2 (``RouteL
 
 from __future__ import annotations
 
-from _demo_expectations import WIN_RATE_AND_THRESHOLD, expectation_lines
+import os
+
+from _demo_expectations import expectation_lines, explain_win_rate
 from llama_index.core import Document, Settings, VectorStoreIndex
 from llama_index.core.instrumentation import get_dispatcher
 from llamaindex_demo_llms import DecisionLog, DemoLLM
 
 from llamaindex_routellm import RouteLLM, RouteLLMEmbedding
+
+# The first run exports all-MiniLM-L6-v2 to ONNX once (10-30 s); transformers would draw a "Loading weights" bar
+# while reading the model for that export. Silence it (set before transformers is imported, on first use).
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 DOCUMENTS = [
     "The Eiffel Tower in Paris was completed in 1889 for the World's Fair. It is 330 metres tall and was the "
@@ -58,11 +64,12 @@ def main() -> None:
     log = DecisionLog()
     get_dispatcher().add_event_handler(log)
 
+    print("embedding the documents with all-MiniLM-L6-v2 (the first run exports it to ONNX once: 10-30 s)")
     index = VectorStoreIndex.from_documents([Document(text=t) for t in DOCUMENTS], embed_model=embed_model)
     engine = index.as_query_engine(llm=llm, similarity_top_k=1)
 
     print(f"router: {llm.router_name}, threshold {llm.routing_policy.threshold:.3f} (its calibrated 50% point)")
-    print(WIN_RATE_AND_THRESHOLD + "\n")
+    explain_win_rate()
     rows = []
     for query, kind in QUERIES:
         response = engine.query(query)

@@ -71,7 +71,14 @@ def _check_messages(messages: Sequence[ChatMessage]) -> list[ChatMessage]:
 
 def _turns(items: Sequence[ChatMessage]) -> list[Turn]:
     """The neutral turns of LlamaIndex messages (roles through the core's one role table)."""
-    return [Turn(role_of(message.role.value), _message_text(message)) for message in items]
+    return [
+        Turn(
+            role_of(message.role.value),
+            _message_text(message),
+            non_text=any(not isinstance(block, TextBlock) for block in message.blocks),
+        )
+        for message in items
+    ]
 
 
 def routing_text(messages: Sequence[ChatMessage], route_on: RouteOn | RoutingTextFn = "last_user") -> str:

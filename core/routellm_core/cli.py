@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from routellm_core.errors import InvalidInputError, RouteLLMError, TrainingDataError
+from routellm_core.embedding.embedders import Embedder
+from routellm_core.errors import CheckpointError, InvalidInputError, RouteLLMError, TrainingDataError
 
 if TYPE_CHECKING:
     from routellm_core.data.records import Battle, GoldenLabel
@@ -45,10 +47,10 @@ def _read_prompts(path: str) -> list[str]:
 
 
 def _open_store(path: str) -> FeedbackStore:
-    """An existing feedback store (a missing path is an error here, never a new empty store)."""
-    from routellm_core.learning.feedback import FeedbackStore
+    """An existing feedback store (a missing file is an error here, never a new empty store; or a PostgreSQL URL)."""
+    from routellm_core.learning.feedback import FeedbackStore, store_backend
 
-    if not Path(path).is_file():
+    if store_backend(path) == "sqlite" and not Path(path).is_file():
         raise InvalidInputError(f"feedback store {path} does not exist")
     return FeedbackStore(path)
 
@@ -84,17 +86,64 @@ def _labelled(args: argparse.Namespace) -> tuple[list[Battle] | list[GoldenLabel
     return load_golden_labels(args.golden), None
 
 
+def _say(message: str) -> None:
+    """A progress line of ``routellm train`` on stderr (stdout keeps the one result line)."""
+    print(f"routellm train: {message}", file=sys.stderr, flush=True)
+
+
+class _ProgressEmbedder(Embedder):
+    """Wraps the training embedder to show a progress bar (stderr) when a call embeds many prompts.
+
+    Same name, so checkpoints record the wrapped embedder; small calls (routing, calibration) stay silent.
+    """
+
+    #: Texts per call to the wrapped embedder; calls with more than one chunk show the bar.
+    CHUNK = 256
+
+    def __init__(self, inner: Embedder) -> None:
+        self.inner = inner
+        self.name = inner.name
+
+    def _embed(self, texts: list[str]) -> Any:
+        import numpy as np
+        from tqdm.auto import tqdm
+
+        if len(texts) <= self.CHUNK:
+            return self.inner.embed(texts)
+        _say(
+            f"embedding {len(texts):,} distinct prompts with {self.name} (cached under $ROUTELLM_CACHE_DIR; "
+            "prompts embedded before are read back)"
+        )
+        parts = []
+        with tqdm(total=len(texts), desc="embedding", unit="prompt", file=sys.stderr) as bar:
+            for start in range(0, len(texts), self.CHUNK):
+                parts.append(self.inner.embed(texts[start : start + self.CHUNK]))
+                bar.update(len(parts[-1]))
+        return np.concatenate(parts)
+
+
+def _uncalibrated_hint(folder: str) -> str:
+    """How a CLI user adds calibrated thresholds to a checkpoint folder."""
+    return (
+        f"add them from a sample of your traffic (a text file, one prompt per line) with: "
+        f"routellm calibrate --router {folder} --prompts YOUR_PROMPTS.txt --write"
+    )
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     from routellm_core.data import load_battles, load_golden_labels, training_battles, training_labels
     from routellm_core.data.records import golden_to_battles
+    from routellm_core.evaluation.calibration import DEFAULT_FRACTIONS, calibrate_thresholds
     from routellm_core.learning.report import store_pair
     from routellm_core.routers.base import STRONG_REFERENCE, WEAK_REFERENCE
     from routellm_core.routers.registry import get_router_class
-    from routellm_core.routers.training import train_router
+    from routellm_core.routers.training import train_router, training_embedder
 
     params = _params(args.params)
     if args.router is None and not args.init:
         args.router = "mf"
+    if (args.strong_model is None) != (args.weak_model is None):
+        raise InvalidInputError("give both --strong-model and --weak-model, or neither")
     battles: list[Any] = []
     pair = None
     calib = _read_prompts(args.calibration_prompts) if args.calibration_prompts else None
@@ -102,7 +151,16 @@ def _cmd_train(args: argparse.Namespace) -> int:
     labels = not args.init and getattr(get_router_class(args.router), "learns_from_golden_labels", False)
     if args.sources:
         exclude = args.exclude.split(",") if args.exclude else ()
-        battles += (training_labels if labels else training_battles)(args.sources.split(","), exclude=exclude)
+        held = f" (held out: {args.exclude})" if args.exclude else ""
+        _say(f"reading the shared sources {args.sources}{held}")
+        started = time.monotonic()
+        loaded = (training_labels if labels else training_battles)(args.sources.split(","), exclude=exclude)
+        battles += loaded
+        kind = "golden labels" if labels else "battles"
+        _say(
+            f"{len(loaded):,} {kind} over {len({b.prompt for b in loaded}):,} distinct prompts "
+            f"({time.monotonic() - started:.0f} s)"
+        )
     for path in args.battles or []:
         battles += load_battles(path)
     for path in args.golden or []:
@@ -114,8 +172,6 @@ def _cmd_train(args: argparse.Namespace) -> int:
         calib = calib or store.prompts()
     if not battles and not args.init:
         raise InvalidInputError("no training data: give --sources, --battles, --golden or --feedback")
-    if (args.strong_model is None) != (args.weak_model is None):
-        raise InvalidInputError("give both --strong-model and --weak-model, or neither")
     if args.strong_model is not None:
         pair = (args.strong_model, args.weak_model)
     if pair is not None:
@@ -123,10 +179,36 @@ def _cmd_train(args: argparse.Namespace) -> int:
     elif not args.init:
         params.update(strong_model=STRONG_REFERENCE, weak_model=WEAK_REFERENCE)
     if args.router == "mf" and not args.init:
-        params.setdefault("show_progress", True)
-    router = train_router(args.router, battles, init=args.init, calibration_prompts=calib, **params)
+        params.setdefault("show_progress", True)  # a tqdm bar over the epochs (stderr)
+    # The embedder train_router would use anyway (MiniLM, disk-cached), with a progress bar; a warm start keeps
+    # its init's embedder and runs in seconds.
+    embedder = None
+    if not args.init and get_router_class(args.router).uses_embedder:
+        embedder = _ProgressEmbedder(training_embedder())
+    # With an init, train_router recalibrates (merging the init's table); otherwise the thresholds come after fit.
+    router = train_router(
+        args.router,
+        battles,
+        init=args.init,
+        embedder=embedder,
+        calibration_prompts=calib if args.init else None,
+        **params,
+    )
+    if calib and not args.init:
+        _say(f"calibrating thresholds on {len(calib):,} prompts")
+        calibrate_thresholds(router, calib, DEFAULT_FRACTIONS)
+    if args.sources:
+        router.metadata.update(
+            sources=args.sources.split(","), excluded=args.exclude.split(",") if args.exclude else []
+        )
     router.save(args.out)
     print(_trained_line(args, router, battles))
+    if not router.calibrated_thresholds:
+        _say(
+            f"note: {args.out} has no calibrated thresholds, so --strong-fraction (and the server's "
+            f"router-NAME-30% model names) cannot use it yet; {_uncalibrated_hint(args.out)} "
+            "(or give train --calibration-prompts)"
+        )
     return 0
 
 
@@ -176,6 +258,8 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
         ) from None
     table = calibrate_thresholds(router, prompts, fractions)
     print(json.dumps(table, indent=2))
+    if not args.write and Path(args.router).is_dir():
+        print(f"not written: add --write to store these thresholds in {args.router}", file=sys.stderr)
     if args.write:
         router.save(args.router)
         kept = sorted(set(router.calibrated_thresholds) - set(table), key=float)
@@ -187,7 +271,15 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
 def _cmd_route(args: argparse.Namespace) -> int:
     from routellm_core.routing.policy import RoutingPolicy
 
-    policy = RoutingPolicy(args.router, threshold=args.threshold, strong_fraction=args.strong_fraction)
+    router: Any = args.router
+    if args.strong_fraction is not None:
+        router = _load(args)
+        if not router.calibrated_thresholds:
+            raise CheckpointError(
+                f"router {args.router} has no calibrated thresholds, so --strong-fraction cannot be resolved; "
+                f"{_uncalibrated_hint(args.router)} (or route with --threshold)"
+            )
+    policy = RoutingPolicy(router, threshold=args.threshold, strong_fraction=args.strong_fraction)
     prompts = list(args.prompts) + (_read_prompts(args.file) if args.file else [])
     for prompt, decision in zip(prompts, policy.decide_batch(prompts)):
         print(json.dumps({"prompt": prompt[:80], **decision.as_dict()}, ensure_ascii=False))
@@ -199,22 +291,55 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from routellm_core.evaluation import metrics as evaluation
 
     router = _load(args)
+    warning = None
     if args.golden:
         bench = load_benchmark_file(args.golden, strong_model=args.strong_model, weak_model=args.weak_model)
     else:
-        bench = load_benchmark(args.benchmark)
+        bench = load_benchmark(args.benchmark or "mt_bench")
+        warning = _in_sample_warning(args, router, args.benchmark or "mt_bench")
+        if warning:
+            print(warning, file=sys.stderr)
     result = evaluation.evaluate_router(router, bench, show_progress=True)
     baseline = evaluation.random_router_result(bench)
     oracle = evaluation.evaluate(evaluation.oracle_scores(bench), bench)
     rows = {"router": result, "random": baseline, "oracle": oracle}
     print(f"{bench.name}: {len(bench.prompts)} prompts")
     for name, r in rows.items():
-        print(f"  {name:8s} APGR {r.apgr:.3f}  CPT50 {r.cpt50:.1%}  CPT80 {r.cpt80:.1%}")
+        note = "  (in-sample: trained on this benchmark)" if warning and name == "router" else ""
+        print(f"  {name:8s} APGR {r.apgr:.3f}  CPT50 {r.cpt50:.1%}  CPT80 {r.cpt80:.1%}{note}")
     if args.plot:
         curves = {args.router: result.curve, "random": baseline.curve, "oracle": oracle.curve}
         evaluation.plot_cost_quality(curves, bench, args.plot)
         print(f"plot -> {args.plot}")
     return 0
+
+
+def _in_sample_warning(args: argparse.Namespace, router: Any, benchmark: str) -> str | None:
+    """A warning when the router was trained on the benchmark it is scored on (in-sample), with the held-out
+    figure its checkpoint records, if any, and how to score one held out."""
+    sources = router.metadata.get("sources") or []
+    if benchmark not in sources:
+        return None
+    default = " (the default benchmark: no --benchmark given)" if args.benchmark is None else ""
+    lines = [
+        f"warning: scoring {benchmark}{default}, which {args.router} was trained on (its sources: "
+        f"{', '.join(sources)}): the score below is in-sample, higher than on prompts it never saw."
+    ]
+    held = (router.metadata.get("evaluation_leave_one_out") or {}).get(benchmark)
+    rows = {r.get("name"): r.get("apgr") for r in (held or {}).get("results", []) if isinstance(r, dict)}
+    if rows.get("router") is not None:
+        baselines = ", ".join(f"{name} {rows[name]:.3f}" for name in ("length", "random") if rows.get(name) is not None)
+        lines.append(
+            f"  held out (its recipe retrained without {benchmark}, recorded in the checkpoint): APGR "
+            f"{rows['router']:.3f} ({baselines})."
+        )
+    others = ",".join(s for s in sources if s != benchmark)
+    lines.append(
+        f"  To score a router held out, train one without it and evaluate that: routellm train --router mf "
+        f"--sources {others} --exclude {benchmark} --out no_{benchmark} && routellm evaluate --router no_{benchmark} "
+        f"--benchmark {benchmark}"
+    )
+    return "\n".join(lines)
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
@@ -258,7 +383,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--exclude", help="benchmarks to hold out (their prompts are removed from all sources)")
     t.add_argument("--battles", action="append", help="your battles file (JSONL/CSV); repeatable")
     t.add_argument("--golden", action="append", help="your golden-label file (JSONL/CSV); repeatable")
-    t.add_argument("--feedback", help="a feedback store (SQLite) of labelled traffic; its prompts calibrate")
+    t.add_argument(
+        "--feedback",
+        help="a feedback store (SQLite file or postgresql:// URL) of labelled traffic; its prompts calibrate",
+    )
     t.add_argument(
         "--init",
         help="warm start from this router: a shipped one (default: difficulty; fast: mf) or a checkpoint folder of "
@@ -294,7 +422,11 @@ def build_parser() -> argparse.ArgumentParser:
         "evaluate", help="APGR / CPT against random and oracle on a benchmark or your file", allow_abbrev=False
     )
     e.add_argument("--router", default="default")
-    e.add_argument("--benchmark", default="mt_bench", choices=["mt_bench", "mmlu", "gsm8k", "crux", "math_l5"])
+    e.add_argument(
+        "--benchmark",
+        choices=["mt_bench", "mmlu", "gsm8k", "crux", "math_l5"],
+        help="shared benchmark to score on (default: mt_bench; a router trained on it is scored in-sample, said so)",
+    )
     e.add_argument("--golden", help="your golden-label file instead of a shared benchmark")
     e.add_argument("--strong-model", default="gpt-4-1106-preview")
     e.add_argument("--weak-model", default="mistralai/Mixtral-8x7B-Instruct-v0.1")
@@ -305,7 +437,7 @@ def build_parser() -> argparse.ArgumentParser:
         "report", help="is routing worth it on my traffic? APGR / CPT with intervals and a verdict", allow_abbrev=False
     )
     p.add_argument("--router", default="default", help="shipped name or checkpoint folder")
-    p.add_argument("--feedback", help="a feedback store (SQLite) of labelled traffic")
+    p.add_argument("--feedback", help="a feedback store (SQLite file or postgresql:// URL) of labelled traffic")
     p.add_argument("--battles", help="instead: a battles file (JSONL/CSV)")
     p.add_argument("--golden", help="instead: a golden-label file (JSONL/CSV)")
     p.add_argument("--strong-model", help="strong model of the pair (default: the store's pair or the router's)")
@@ -317,9 +449,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", help="also write the figures as JSON here")
     p.set_defaults(func=_cmd_report)
 
-    from routellm_core.server.cli import add_serve_parser  # argparse only: FastAPI is imported when `serve` runs
+    from routellm_core.server.cli import add_serve_parser, add_ui_parser  # argparse only: FastAPI comes when run
 
     add_serve_parser(sub)
+    add_ui_parser(sub)
     return parser
 
 

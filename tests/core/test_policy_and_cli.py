@@ -281,7 +281,9 @@ def test_cli_evaluate_golden_reports_the_known_metrics(
 
 def test_cli_evaluate_shared_benchmark(shared_data_dir: Path, tmp_path: Path, capsys) -> None:
     assert main(["evaluate", "--router", "random", "--benchmark", "mt_bench"]) == 0
-    out = capsys.readouterr().out
+    captured = capsys.readouterr()
+    out = captured.out
+    assert "warning" not in captured.err and "in-sample" not in out  # random was trained on nothing
     assert "mt_bench: 72 prompts" in out
     apgr = _apgr_lines(out)
     assert apgr["oracle"] == pytest.approx(0.96, abs=0.01)  # GUIDE.md's table
@@ -294,12 +296,86 @@ def test_cli_train_sources_and_exclude(shared_data_dir: Path, tmp_path: Path, ca
     out = tmp_path / "mf_no_gsm8k"
     args = ["train", "--router", "mf", "--sources", "mt_bench,gsm8k", "--exclude", "gsm8k"]
     assert main([*args, "--params", '{"epochs": 2, "show_progress": false}', "--out", str(out)]) == 0
-    assert "-> " + str(out) in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert "-> " + str(out) in captured.out
+    # progress on stderr while it runs: which sources, what was loaded
+    assert "routellm train: reading the shared sources mt_bench,gsm8k (held out: gsm8k)" in captured.err
+    assert "routellm train: 72 battles over 72 distinct prompts" in captured.err
     router = load_router(out)
+    assert (router.metadata["sources"], router.metadata["excluded"]) == (["mt_bench", "gsm8k"], ["gsm8k"])
     expected = training_battles(["mt_bench"])
     assert router.metadata["n_prompts"] == len({b.prompt for b in expected}) == 72
     assert router.metadata["n_battles"] == sum(b.winner != "tie" for b in expected)
     assert sorted(router.metadata["models"]) == sorted([STRONG, WEAK])
+
+
+def test_cli_evaluate_without_arguments_says_the_default_is_scored_in_sample(shared_data_dir: Path, capsys) -> None:
+    """``routellm evaluate`` alone scores MT Bench, which the shipped default was trained on: a warning says so,
+    gives the held-out figure its checkpoint records (model card: 0.524) and how to score a router held out."""
+    assert main(["evaluate"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err.startswith(
+        "warning: scoring mt_bench (the default benchmark: no --benchmark given), which default was trained on"
+    )
+    assert "in-sample" in captured.err and "held out" in captured.err
+    assert "APGR 0.524 (length 0.548, random 0.508)" in captured.err
+    assert "--exclude mt_bench" in captured.err and "routellm evaluate --router no_mt_bench" in captured.err
+    router_line = next(line for line in captured.out.splitlines() if line.strip().startswith("router"))
+    assert router_line.endswith("(in-sample: trained on this benchmark)")
+    assert _apgr_lines(captured.out)["router"] > 0.524 + 0.05  # what in-sample inflates
+
+
+def test_cli_train_shows_progress_and_says_the_checkpoint_needs_calibration(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The issue: a long ``routellm train`` printed nothing, wrote a checkpoint without thresholds without saying
+    so, and ``route --strong-fraction`` then pointed a CLI user to a Python function. Now the embedding stage shows
+    a bar (here from 4 prompts a chunk), the missing thresholds are named with the command that adds them, and
+    that command makes ``--strong-fraction`` work."""
+    from routellm_core import cli
+
+    monkeypatch.setattr(cli._ProgressEmbedder, "CHUNK", 4)
+    golden = _write_jsonl(
+        tmp_path / "labels.jsonl",
+        [{"prompt": p, "scores": {"big": 1.0, "small": 0.0}} for p in HARD]
+        + [{"prompt": p, "scores": {"big": 0.0, "small": 1.0}} for p in EASY],
+    )
+    out = tmp_path / "router"
+    args = [
+        "train",
+        "--router",
+        "sw_ranking",
+        "--golden",
+        str(golden),
+        "--strong-model",
+        "big",
+        "--weak-model",
+        "small",
+    ]
+    assert main([*args, "--out", str(out)]) == 0
+    captured = capsys.readouterr()
+    n = len(set(HARD + EASY))
+    assert f"routellm train: embedding {n} distinct prompts with sentence-transformers/all-MiniLM-L6-v2" in captured.err
+    assert f"{n}/{n}" in captured.err  # the bar reached the end
+    hint = f"routellm calibrate --router {out} --prompts YOUR_PROMPTS.txt --write"
+    assert f"note: {out} has no calibrated thresholds" in captured.err and hint in captured.err
+    assert captured.out.strip().endswith(f"-> {out}")  # stdout keeps the one result line
+
+    assert main(["route", "--router", str(out), "--strong-fraction", "0.3", "hello"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and len(captured.err.strip().splitlines()) == 1
+    assert "has no calibrated thresholds" in captured.err and hint in captured.err
+    assert "calibrate_threshold(" not in captured.err  # a command for a CLI user, not a Python function
+
+    traffic = tmp_path / "traffic.txt"
+    traffic.write_text("\n".join(TRAFFIC), encoding="utf-8")
+    assert main(["calibrate", "--router", str(out), "--prompts", str(traffic), "--fractions", "0.5"]) == 0
+    assert f"not written: add --write to store these thresholds in {out}" in capsys.readouterr().err
+    assert main(["calibrate", "--router", str(out), "--prompts", str(traffic), "--fractions", "0.5", "--write"]) == 0
+    capsys.readouterr()
+    assert main(["route", "--router", str(out), "--strong-fraction", "0.5", "--file", str(traffic)]) == 0
+    choices = [row["choice"] for row in _json_lines(capsys.readouterr().out)]
+    assert choices.count("strong") == len(TRAFFIC) // 2
 
 
 def test_cli_reports_errors_cleanly(capsys: pytest.CaptureFixture[str]) -> None:

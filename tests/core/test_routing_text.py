@@ -77,12 +77,24 @@ def test_aliases_and_unknown_modes() -> None:
     [
         ([], "conversation is empty"),
         ([Turn("system", "sys"), Turn("tool", "42")], "no user message"),
-        ([Turn("user", "   ")], "hold no text"),
+        ([Turn("user", "   ")], "empty or whitespace only"),
+        ([Turn("user", "", non_text=True)], r"only images or other non-text content"),
     ],
 )
 def test_unroutable_conversations(turns: list[Turn], match: str) -> None:
     with pytest.raises(InvalidInputError, match=match):
         routing_text(turns)
+
+
+def test_blank_text_and_non_text_content_are_told_apart() -> None:
+    """An empty or blank user text is "empty or whitespace only"; the images message is only for user turns that
+    hold non-text parts (a blank text beside an image is still the image case)."""
+    with pytest.raises(InvalidInputError) as blank:
+        routing_text([Turn("user", ""), Turn("assistant", "hi"), Turn("user", " \n")])
+    assert "empty or whitespace only" in str(blank.value) and "images" not in str(blank.value)
+    with pytest.raises(InvalidInputError) as image:
+        routing_text([Turn("user", ""), Turn("user", "", non_text=True)])
+    assert "only images or other non-text content" in str(image.value) and "whitespace" not in str(image.value)
 
 
 def test_same_call_same_decision_record_in_both_frameworks() -> None:

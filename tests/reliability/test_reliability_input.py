@@ -324,25 +324,37 @@ def test_chat_route_llm_routes_any_messages_or_raises_invalid_input(chat: ChatRo
     assert outcomes["routed"] and outcomes["refused"], outcomes
 
 
+#: The two "no user text" messages, as the CLI words the first: blank text is not "only images".
+BLANK = "empty or whitespace only"
+NON_TEXT_ONLY = "only images or other non-text content"
+
+
 @pytest.mark.parametrize(
-    "messages",
+    ("messages", "needle"),
     [
-        pytest.param([], id="empty"),
-        pytest.param([SystemMessage("You are helpful.")], id="only-system"),
-        pytest.param([ToolMessage("42", tool_call_id="c1"), ToolMessage("43", tool_call_id="c2")], id="only-tool"),
-        pytest.param([AIMessage("Hi, how can I help?")], id="only-ai"),
-        pytest.param([HumanMessage([IMAGE_BLOCKS[0], IMAGE_BLOCKS[1]])], id="images-only"),
-        pytest.param([HumanMessage("")], id="empty-string"),
-        pytest.param([HumanMessage(" \n\t\u3000")], id="whitespace"),
-        pytest.param([HumanMessage([{"type": "text", "text": None}])], id="text-none"),
-        pytest.param("", id="empty-prompt-string"),
+        pytest.param([], "empty", id="empty"),
+        pytest.param([SystemMessage("You are helpful.")], "no user message", id="only-system"),
+        pytest.param(
+            [ToolMessage("42", tool_call_id="c1"), ToolMessage("43", tool_call_id="c2")], "no user", id="only-tool"
+        ),
+        pytest.param([AIMessage("Hi, how can I help?")], "no user message", id="only-ai"),
+        pytest.param([HumanMessage([IMAGE_BLOCKS[0], IMAGE_BLOCKS[1]])], NON_TEXT_ONLY, id="images-only"),
+        pytest.param([HumanMessage([IMAGE_BLOCKS[0], {"type": "text", "text": " "}])], NON_TEXT_ONLY, id="image+blank"),
+        pytest.param([HumanMessage("")], BLANK, id="empty-string"),
+        pytest.param([HumanMessage(" \n\t\u3000")], BLANK, id="whitespace"),
+        pytest.param([HumanMessage([{"type": "text", "text": None}])], BLANK, id="text-none"),
+        pytest.param("", BLANK, id="empty-prompt-string"),
     ],
 )
-def test_chat_route_llm_unroutable_inputs(chat: ChatRouteLLM, messages: Any) -> None:
+def test_chat_route_llm_unroutable_inputs(chat: ChatRouteLLM, messages: Any, needle: str) -> None:
+    """Refused before any model call, with a message that says why (``ChatRouteLLM.invoke("")``: blank text, not
+    "only images")."""
     for call in (chat.invoke, lambda m: list(chat.stream(m)), lambda m: asyncio.run(chat.ainvoke(m))):
         with pytest.raises(InvalidInputError) as info:
             call(messages)
         assert_clear(info.value)
+        assert needle in str(info.value)
+        assert not (BLANK in str(info.value) and NON_TEXT_ONLY in str(info.value))
 
 
 def test_chat_route_llm_megabyte_prompt(chat: ChatRouteLLM, router: Any) -> None:
@@ -516,22 +528,26 @@ def test_llamaindex_completes_any_prompt_or_raises_invalid_input(li_llms: dict[s
 
 
 @pytest.mark.parametrize(
-    "messages",
+    ("messages", "needle"),
     [
-        pytest.param([], id="empty"),
-        pytest.param([LIMessage(role=MessageRole.SYSTEM, content="Be helpful.")], id="only-system"),
-        pytest.param([LIMessage(role=MessageRole.TOOL, content="42")], id="only-tool"),
-        pytest.param([LIMessage(role=MessageRole.USER, content=None)], id="none-content"),
-        pytest.param([LIMessage(role=MessageRole.USER, blocks=[_block("image_url", "")])], id="images-only"),
-        pytest.param([LIMessage(role=MessageRole.USER, content=" \n")], id="whitespace"),
+        pytest.param([], "empty", id="empty"),
+        pytest.param([LIMessage(role=MessageRole.SYSTEM, content="Be helpful.")], "no user message", id="only-system"),
+        pytest.param([LIMessage(role=MessageRole.TOOL, content="42")], "no user message", id="only-tool"),
+        pytest.param([LIMessage(role=MessageRole.USER, content=None)], BLANK, id="none-content"),
+        pytest.param([LIMessage(role=MessageRole.USER, content="")], BLANK, id="empty-string"),
+        pytest.param(
+            [LIMessage(role=MessageRole.USER, blocks=[_block("image_url", "")])], NON_TEXT_ONLY, id="images-only"
+        ),
+        pytest.param([LIMessage(role=MessageRole.USER, content=" \n")], BLANK, id="whitespace"),
     ],
 )
-def test_llamaindex_unroutable_inputs(li_llms: dict[str, RouteLLM], messages: list[LIMessage]) -> None:
+def test_llamaindex_unroutable_inputs(li_llms: dict[str, RouteLLM], messages: list[LIMessage], needle: str) -> None:
     llm = li_llms["last_user"]
     for call in (llm.chat, lambda m: list(llm.stream_chat(m)), lambda m: asyncio.run(llm.achat(m))):
         with pytest.raises(InvalidInputError) as info:
             call(messages)
         assert_clear(info.value)
+        assert needle in str(info.value)
 
 
 def test_llamaindex_megabyte_prompt(li_llms: dict[str, RouteLLM], router: Any) -> None:
@@ -543,3 +559,45 @@ def test_llamaindex_megabyte_prompt(li_llms: dict[str, RouteLLM], router: Any) -
     for record in (answer.additional_kwargs["routellm"], completion.additional_kwargs["routellm"]):
         assert record["choice"] == expected.choice
         assert record["win_rate"] == pytest.approx(expected.win_rate, abs=1e-6)
+
+
+# ---- the server ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("content", "needle"),
+    [
+        pytest.param("", BLANK, id="empty-string"),
+        pytest.param(" \n\t", BLANK, id="whitespace"),
+        pytest.param([{"type": "text", "text": "  "}], BLANK, id="blank-text-part"),
+        pytest.param([{"type": "image_url", "image_url": {"url": "data:,"}}], NON_TEXT_ONLY, id="image-only"),
+    ],
+)
+def test_server_says_why_a_message_without_text_is_refused(server_url: str, content: Any, needle: str) -> None:
+    """``"content": ""`` is a 400 saying the text is empty or whitespace only (as the CLI and both frameworks say),
+    not that the message holds only images; an image-only message says that."""
+    import openai
+
+    client = openai.OpenAI(base_url=f"{server_url}/v1", api_key="unused", max_retries=0, timeout=30)
+    with pytest.raises(openai.BadRequestError) as info:
+        client.chat.completions.create(model="router-fast-0.5", messages=[{"role": "user", "content": content}])
+    message = info.value.body["message"]
+    assert needle in message
+    assert (BLANK in message) != (NON_TEXT_ONLY in message)
+
+
+@pytest.fixture(scope="module")
+def server_url(router: Any) -> Any:
+    """A real routing server (``create_app``) in front of the mock upstream, on free 127.0.0.1 ports."""
+    from routellm_core import load_router
+    from routellm_core.server import OpenAIUpstream, ServerThread, create_app
+    from routellm_core.server.mock_upstream import create_mock_upstream
+
+    with ServerThread(create_mock_upstream()) as mock:
+        app = create_app(
+            strong=OpenAIUpstream("mock-strong", base_url=f"{mock.url}/v1", api_key="unused"),
+            weak=OpenAIUpstream("mock-weak", base_url=f"{mock.url}/v1", api_key="unused"),
+            policies={"fast": RoutingPolicy(load_router("fast"))},
+            routers=("fast",),
+            api_keys_env=None,
+        )
+        with ServerThread(app) as server:
+            yield server.url

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -60,6 +61,31 @@ def _bad(message: str, *, code: str, param: str | None = None) -> ErrorResponse:
     return ErrorResponse(400, message, code=code, param=param)
 
 
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def load_json(raw: bytes) -> Any:
+    """A request body's JSON.
+
+    Raises:
+        ErrorResponse: 400 for a body that is not JSON, or whose strings hold an unpaired UTF-16 surrogate
+            (``"\\ud800"``: JSON's grammar allows it, but it is no text; an upstream or the feedback store could not
+            encode it).
+    """
+    try:
+        body = json.loads(raw)
+        if _SURROGATE_ESCAPE.search(raw):  # only then can a string hold a lone surrogate: check what was decoded
+            json.dumps(body, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise _bad(
+            "the request body is not valid JSON text: a string holds an unpaired UTF-16 surrogate escape (\\ud800)",
+            code="invalid_json",
+        ) from None
+    except (ValueError, RecursionError):
+        raise _bad("the request body is not valid JSON", code="invalid_json") from None
+    return body
+
+
 def parse_request(raw: bytes, max_messages: int) -> ChatRequest:
     """Check a chat-completions body.
 
@@ -67,10 +93,7 @@ def parse_request(raw: bytes, max_messages: int) -> ChatRequest:
         ErrorResponse: Not JSON, not an object, no model, messages that are not a non-empty list of message
             objects (or more than ``max_messages``), a bad role or content, a non-boolean ``stream``.
     """
-    try:
-        body = json.loads(raw)
-    except (ValueError, RecursionError):
-        raise _bad("the request body is not valid JSON", code="invalid_json") from None
+    body = load_json(raw)
     if not isinstance(body, dict):
         raise _bad(f"the request body must be a JSON object, got {type(body).__name__}", code="invalid_body")
     model = body.get("model")
@@ -136,7 +159,14 @@ def message_text(message: Mapping[str, Any]) -> str:
 
 def turns(messages: Sequence[Mapping[str, Any]]) -> list[Turn]:
     """The routing turns of checked messages (developer = system, function = tool)."""
-    return [Turn(ROLES[m["role"]], message_text(m)) for m in messages]
+    return [
+        Turn(
+            ROLES[m["role"]],
+            message_text(m),
+            non_text=isinstance(m.get("content"), list) and any(p["type"] not in TEXT_PARTS for p in m["content"]),
+        )
+        for m in messages
+    ]
 
 
 def resolve_model(model: str, policies: Mapping[str, RoutingPolicy]) -> tuple[str, float]:
@@ -203,12 +233,17 @@ def _threshold(policy: RoutingPolicy, cost: str, model: str) -> float:
 
 
 def model_ids(policies: Mapping[str, RoutingPolicy]) -> list[str]:
-    """The model names ``GET /v1/models`` lists: each router bare, and at each calibrated share."""
+    """The model names ``GET /v1/models`` lists: each router bare and at each calibrated share, then the same with
+    escalation on (``router-<router>-cascade...``)."""
     ids: list[str] = []
     for name, policy in policies.items():
         ids.append(f"{MODEL_PREFIX}{name}")
         shares = sorted(float(k) for k in policy.router.calibrated_thresholds)
         ids += [f"{MODEL_PREFIX}{name}-{round(share * 100):d}%" for share in shares]
+    for name, policy in policies.items():
+        ids.append(f"{MODEL_PREFIX}{name}-cascade")
+        shares = sorted(float(k) for k in policy.router.calibrated_thresholds)
+        ids += [f"{MODEL_PREFIX}{name}-cascade-{round(share * 100):d}%" for share in shares]
     return ids
 
 
@@ -234,10 +269,7 @@ def parse_feedback(raw: bytes) -> FeedbackRequest:
     Raises:
         ErrorResponse: 400 for a body that is not a JSON object, or a missing or non-string field.
     """
-    try:
-        body = json.loads(raw)
-    except (ValueError, RecursionError):
-        raise _bad("the request body is not valid JSON", code="invalid_json") from None
+    body = load_json(raw)
     if not isinstance(body, dict):
         raise _bad(f"the request body must be a JSON object, got {type(body).__name__}", code="invalid_body")
     decision_id, verdict = body.get("decision_id"), body.get("verdict")
