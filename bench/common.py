@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -9,7 +10,7 @@ import random
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -232,3 +233,25 @@ def replace_section(path: Path, heading: str, lines: list[str]) -> None:
         end = text.find("\n## ", start + len(heading))
         text = text[:start] + block + ("\n" + text[end + 1 :] if end >= 0 else "")
     path.write_text(text, encoding="utf-8")
+
+
+def bench_parser(module: str, description: str) -> argparse.ArgumentParser:
+    """The options every benchmark that writes a ``BENCHMARKS.md`` section takes (add your own to it)."""
+    parser = argparse.ArgumentParser(prog=f"python -m {module}", description=description)
+    parser.add_argument("--results-dir", type=Path, default=DEFAULT_RESULTS)
+    parser.add_argument("--markdown", type=Path, default=REPO / "BENCHMARKS.md")
+    parser.add_argument("--no-markdown", action="store_true", help="leave BENCHMARKS.md alone")
+    return parser
+
+
+def publish(
+    res: dict[str, Any], args: argparse.Namespace, name: str, heading: str, section: Callable[[Any], list[str]]
+) -> dict[str, Any]:
+    """Write ``res`` to ``<results-dir>/<name>.json``, its section into BENCHMARKS.md (unless ``--no-markdown``),
+    and print the section."""
+    path = args.results_dir / f"{name}.json"
+    write_json(path, res)
+    if not args.no_markdown:
+        replace_section(args.markdown, heading, section(read_json(path)))
+    print("\n".join(section(res)))
+    return res

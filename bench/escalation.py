@@ -31,16 +31,14 @@ its section of ``BENCHMARKS.md``.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from bench.common import DEFAULT_RESULTS, REPO, SEED, log, machine_info, read_json, replace_section, write_json
+from bench.common import SEED, bench_parser, log, machine_info, publish
 from routellm_core.data.zeroeval_answers import ZEROEVAL_ANSWER_KINDS, ZEROEVAL_ANSWER_TASKS, load_answer_table
 from routellm_core.escalation import AgreementCheck, AnswerFeaturesCheck, CheckInput, LogisticCombiner
 from routellm_core.escalation.evaluate import EscalationCurve, evaluate_escalation
@@ -399,10 +397,7 @@ def section(res: dict[str, Any] | None) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
-    parser = argparse.ArgumentParser(prog="python -m bench.escalation", description=__doc__.splitlines()[0])
-    parser.add_argument("--results-dir", type=Path, default=DEFAULT_RESULTS)
-    parser.add_argument("--markdown", type=Path, default=REPO / "BENCHMARKS.md")
-    parser.add_argument("--no-markdown", action="store_true", help="leave BENCHMARKS.md alone")
+    parser = bench_parser("bench.escalation", __doc__.splitlines()[0])
     args = parser.parse_args(argv)
     given = list(sys.argv[1:] if argv is None else argv)
     start = time.time()
@@ -416,12 +411,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     }
     res["targets"] = targets(res)
     res["seconds"] = time.time() - start
-    path = args.results_dir / "escalation.json"
-    write_json(path, res)
-    if not args.no_markdown:
-        replace_section(args.markdown, SECTION, section(read_json(path)))
-    print("\n".join(section(res)))
-    return res
+    return publish(res, args, "escalation", SECTION, section)
 
 
 if __name__ == "__main__":

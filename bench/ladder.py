@@ -36,17 +36,15 @@ Never trained or tuned on arena-hard-auto, arena-bench-v1 or routerbench. Run: `
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import sys
 import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from bench.common import DEFAULT_RESULTS, REPO, SEED, log, machine_info, read_json, replace_section, write_json
+from bench.common import SEED, bench_parser, log, machine_info, publish
 from routellm_core.data.prices import price_of
 from routellm_core.data.records import GoldenLabel
 from routellm_core.data.zeroeval_answers import ZEROEVAL_ANSWER_KINDS, load_answer_table
@@ -419,10 +417,7 @@ def section(res: dict[str, Any] | None) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
-    parser = argparse.ArgumentParser(prog="python -m bench.ladder", description=__doc__.splitlines()[0])
-    parser.add_argument("--results-dir", type=Path, default=DEFAULT_RESULTS)
-    parser.add_argument("--markdown", type=Path, default=REPO / "BENCHMARKS.md")
-    parser.add_argument("--no-markdown", action="store_true", help="leave BENCHMARKS.md alone")
+    parser = bench_parser("bench.ladder", __doc__.splitlines()[0])
     args = parser.parse_args(argv)
     given = list(sys.argv[1:] if argv is None else argv)
     start = time.time()
@@ -434,12 +429,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "tasks": run(),
     }
     res["seconds"] = time.time() - start
-    path = args.results_dir / "ladder.json"
-    write_json(path, res)
-    if not args.no_markdown:
-        replace_section(args.markdown, SECTION, section(read_json(path)))
-    print("\n".join(section(res)))
-    return res
+    return publish(res, args, "ladder", SECTION, section)
 
 
 if __name__ == "__main__":

@@ -26,25 +26,20 @@ Run: ``python -m bench.routing_ceiling [--targets mmlu,...]`` (about 3 minutes o
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from bench.common import (
-    DEFAULT_RESULTS,
-    REPO,
     SEED,
     Settings,
+    bench_parser,
     log,
     machine_info,
-    read_json,
-    replace_section,
-    write_json,
+    publish,
 )
 from bench.default_router import APGR_FLOOR, SOURCES, TARGETS, _training
 from bench.quality import PRETTY, dcrouter_bench, random_result
@@ -260,11 +255,8 @@ def section(res: dict[str, Any] | None) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
-    parser = argparse.ArgumentParser(prog="python -m bench.routing_ceiling", description=__doc__.splitlines()[0])
+    parser = bench_parser("bench.routing_ceiling", __doc__.splitlines()[0])
     parser.add_argument("--targets", default=",".join(TARGETS), help="comma list (default: all six)")
-    parser.add_argument("--results-dir", type=Path, default=DEFAULT_RESULTS)
-    parser.add_argument("--markdown", type=Path, default=REPO / "BENCHMARKS.md")
-    parser.add_argument("--no-markdown", action="store_true", help="leave BENCHMARKS.md alone")
     args = parser.parse_args(argv)
     given = list(sys.argv[1:] if argv is None else argv)
     start = time.time()
@@ -275,12 +267,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "targets": {t: run_target(t, embedder) for t in args.targets.split(",")},
     }
     res["seconds"] = time.time() - start
-    path = args.results_dir / "routing_ceiling.json"
-    write_json(path, res)
-    if not args.no_markdown:
-        replace_section(args.markdown, SECTION, section(read_json(path)))
-    print("\n".join(section(res)))
-    return res
+    return publish(res, args, "routing_ceiling", SECTION, section)
 
 
 if __name__ == "__main__":
