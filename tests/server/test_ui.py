@@ -258,6 +258,25 @@ def test_try_shows_the_decision_known_in_advance(page: Any, server: ServerThread
             screenshot(page, "try.png")
 
 
+def test_try_with_escalation_lists_each_attempt(page: Any, server: ServerThread) -> None:
+    """With "escalate on the answer" a trivia prompt (weak) gets the weak answer and a second sample of it: the mock
+    echoes the same text twice, so they agree and the weak answer is kept; both attempts are shown."""
+    from playwright.sync_api import expect
+
+    open_view(page, server, "try")
+    page.check("#cascade")
+    expect(page.get_by_test_id("model-name")).to_have_text(f"router-{ROUTER}-cascade")
+    try_prompt(page, TRIVIA[6])
+    expect(page.get_by_test_id("served")).to_have_text(f"{WEAK} (weak)")
+    expect(page.get_by_test_id("escalated")).to_have_text("no")
+    attempts = page.get_by_test_id("attempt")
+    expect(attempts).to_have_count(2)
+    expect(attempts.nth(0)).to_contain_text(f"{WEAK} (weak, answer) · kept · confidence 1.000")
+    expect(attempts.nth(1)).to_contain_text(f"{WEAK} (resampled) (weak, check) · not kept")
+    expect(page.get_by_test_id("decision")).to_contain_text("signals: agreement 1.000")
+    screenshot(page, "try-escalation.png")
+
+
 def test_slider_moves_a_known_prompt_across_the_threshold_without_calling_a_model(
     page: Any, server: ServerThread, mock: ServerThread
 ) -> None:

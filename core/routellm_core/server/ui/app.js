@@ -131,9 +131,10 @@ function sliderSetting() {
 
 function modelName() {
   const r = router();
-  if (!state.touched) return r.model;
+  const base = $("cascade").checked ? `${r.model}-cascade` : r.model;
+  if (!state.touched) return base;
   const value = Number($("slider").value);
-  return mode() === "share" ? `${r.model}-${value}%` : `${r.model}-${value}`;
+  return mode() === "share" ? `${base}-${value}%` : `${base}-${value}`;
 }
 
 function setMode(name) {
@@ -602,6 +603,7 @@ function start() {
     });
   }
   $("reset").addEventListener("click", resetSlider);
+  $("cascade").addEventListener("change", () => { $("model-name").textContent = modelName(); });
   $("router").addEventListener("change", () => { resetSlider(); if (currentView() === "learn") refreshLearn(); });
   for (const button of document.querySelectorAll("[data-verdict]")) {
     button.addEventListener("click", () => sendVerdict(button.dataset.verdict));
