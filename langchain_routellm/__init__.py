@@ -12,7 +12,7 @@ from routellm_core._optional import requires_extra
 with requires_extra("langchain", "langchain_routellm"):
     import langchain_core  # noqa: F401
 
-from langchain_routellm._utils import routing_text
+from langchain_routellm._messages import routing_text
 from langchain_routellm.chat_models import ChatRouteLLM
 from langchain_routellm.embeddings import LangChainEmbedder
 from langchain_routellm.runnables import RouteLLMRunnable

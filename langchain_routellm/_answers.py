@@ -12,7 +12,7 @@ from typing import Any
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, message_chunk_to_message
 from pydantic import BaseModel
 
-from langchain_routellm._utils import chunk_text
+from langchain_routellm._outputs import chunk_text
 
 
 def answer_value(value: Any) -> Any:

@@ -8,8 +8,8 @@ from typing import Any, ClassVar
 from pydantic import PrivateAttr, ValidationError
 from typing_extensions import Self
 
+from langchain_routellm._models import model_name
 from langchain_routellm._routing import build_engine, init_child
-from langchain_routellm._utils import model_name
 from routellm_core.decisions import Side
 from routellm_core.errors import reraise_routellm_error
 from routellm_core.learning.feedback import FeedbackStore

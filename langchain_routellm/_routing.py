@@ -18,14 +18,9 @@ from langchain_core.runnables import RunnableConfig
 from langchain_core.runnables.config import merge_configs
 
 from langchain_routellm._answers import answer_logprobs, answer_usage, answer_value, join_chunks
-from langchain_routellm._utils import (
-    chunk_text,
-    is_empty_output,
-    model_name,
-    routing_text,
-    tool_step_record,
-    unwrap_model,
-)
+from langchain_routellm._messages import routing_text, tool_step_record
+from langchain_routellm._models import model_name, unwrap_model
+from langchain_routellm._outputs import chunk_text, is_empty_output
 from routellm_core.decisions import METADATA_KEY, Route, ServedDecision, Side
 from routellm_core.errors import InvalidInputError
 from routellm_core.learning.judging import Judge, PairwiseJudge

@@ -18,7 +18,9 @@ from pydantic import ConfigDict, Field, SecretStr, model_validator
 from typing_extensions import Self
 
 from langchain_routellm._answers import verification_messages
+from langchain_routellm._models import child_callbacks, model_provider, unwrap_model
 from langchain_routellm._options import RouterOptions
+from langchain_routellm._outputs import as_chunk, chunk_text, with_metadata
 from langchain_routellm._routing import (
     aroute_messages,
     awatch_tokens,
@@ -28,14 +30,6 @@ from langchain_routellm._routing import (
     route_messages,
     run_config,
     watch_tokens,
-)
-from langchain_routellm._utils import (
-    as_chunk,
-    child_callbacks,
-    chunk_text,
-    model_provider,
-    unwrap_model,
-    with_metadata,
 )
 from routellm_core.decisions import Route, ServedDecision, Side
 from routellm_core.escalation.config import Escalation

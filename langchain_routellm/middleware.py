@@ -17,6 +17,8 @@ from langchain_core.messages import AIMessage, BaseMessage
 from pydantic import ValidationError
 
 from langchain_routellm._answers import answer_logprobs, answer_usage, answer_value, verification_messages
+from langchain_routellm._models import model_name
+from langchain_routellm._outputs import chunk_text, is_empty_output
 from langchain_routellm._routing import (
     NOSTREAM_TAG,
     TokenWatch,
@@ -25,7 +27,6 @@ from langchain_routellm._routing import (
     init_child,
     route_messages,
 )
-from langchain_routellm._utils import chunk_text, is_empty_output, model_name
 from routellm_core.decisions import METADATA_KEY, ServedDecision, Side
 from routellm_core.errors import reraise_routellm_error
 from routellm_core.learning.feedback import FeedbackStore

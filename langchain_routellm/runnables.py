@@ -12,7 +12,9 @@ from langchain_core.runnables.utils import AddableDict
 from pydantic import ConfigDict, model_validator
 from typing_extensions import Self
 
+from langchain_routellm._messages import DEFAULT_TEXT_KEYS, to_messages
 from langchain_routellm._options import RouterOptions
+from langchain_routellm._outputs import chunk_text, with_metadata
 from langchain_routellm._routing import (
     aroute_messages,
     awatch_tokens,
@@ -21,12 +23,6 @@ from langchain_routellm._routing import (
     route_messages,
     run_config,
     watch_tokens,
-)
-from langchain_routellm._utils import (
-    DEFAULT_TEXT_KEYS,
-    chunk_text,
-    to_messages,
-    with_metadata,
 )
 from routellm_core.decisions import METADATA_KEY, Route, ServedDecision, Side
 from routellm_core.errors import InvalidInputError

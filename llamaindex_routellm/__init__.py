@@ -12,12 +12,12 @@ from routellm_core._optional import requires_extra
 with requires_extra("llamaindex", "llamaindex_routellm"):
     import llama_index.core  # noqa: F401
 
-from llamaindex_routellm._utils import RouteOn, routing_text
+from llamaindex_routellm._messages import routing_text
 from llamaindex_routellm.base import RouteLLM
 from llamaindex_routellm.embeddings import LlamaIndexEmbedder, RouteLLMEmbedding
 from llamaindex_routellm.events import RoutingDecisionEvent, RoutingFallbackEvent
 from routellm_core.errors import StreamInterruptedError
-from routellm_core.routing.text import rag_query
+from routellm_core.routing.text import RouteOn, rag_query
 
 __all__ = [
     "LlamaIndexEmbedder",

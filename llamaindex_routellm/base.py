@@ -50,17 +50,9 @@ from llamaindex_routellm._answers import (
     verification_chat,
     verification_prompt,
 )
-from llamaindex_routellm._utils import (
-    RouteOn,
-    RoutingTextFn,
-    answer_text,
-    as_judge,
-    chunk_text,
-    has_content,
-    model_label,
-    routing_text,
-    tag_response,
-)
+from llamaindex_routellm._messages import RoutingTextFn, routing_text
+from llamaindex_routellm._models import as_judge, model_label
+from llamaindex_routellm._outputs import answer_text, chunk_text, has_content, tag_response
 from llamaindex_routellm.events import RoutingDecisionEvent, RoutingFallbackEvent
 from routellm_core.decisions import Route, RoutingDecision, ServedDecision, Side
 from routellm_core.errors import InvalidInputError, reraise_routellm_error
@@ -68,7 +60,7 @@ from routellm_core.learning.feedback import FeedbackStore
 from routellm_core.learning.labelling import TrafficLabelling
 from routellm_core.routing.engine import ROUTING_FIELDS, RoutingEngine, RoutingOptions
 from routellm_core.routing.policy import RouterSpec, RoutingPolicy, build_policy
-from routellm_core.routing.text import prompt_routing_text
+from routellm_core.routing.text import RouteOn, prompt_routing_text
 
 if TYPE_CHECKING:
     from llama_index.core.tools.types import BaseTool
@@ -349,7 +341,7 @@ class RouteLLM(RoutingOptions, FunctionCallingLLM):
         Calls no model and emits no event.
 
         Raises:
-            InvalidInputError: Unroutable input (see :func:`~llamaindex_routellm._utils.routing_text`).
+            InvalidInputError: Unroutable input (see :func:`~llamaindex_routellm._messages.routing_text`).
         """
         return self._engine.policy.decide(self._routing_text(messages))
 

@@ -6,8 +6,8 @@ import pytest
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
 from llama_index.core.base.llms.types import ChatMessage, MessageRole
 
-from langchain_routellm._utils import routing_text as lc_routing_text
-from llamaindex_routellm._utils import routing_text as li_routing_text
+from langchain_routellm._messages import routing_text as lc_routing_text
+from llamaindex_routellm._messages import routing_text as li_routing_text
 from routellm_core.errors import InvalidInputError
 from routellm_core.routing.text import Turn, canonical_route_on, routing_text
 

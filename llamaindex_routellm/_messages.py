@@ -1,0 +1,67 @@
+"""LlamaIndex messages: checked, and the routing text of a conversation."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+
+from llama_index.core.base.llms.types import (
+    ChatMessage,
+    TextBlock,
+)
+
+from routellm_core.errors import InvalidInputError
+from routellm_core.routing.text import RouteOn, Turn, join_text, role_of
+from routellm_core.routing.text import routing_text as core_routing_text
+
+#: ``route_on`` of one's own: the routing text of the messages.
+RoutingTextFn = Callable[[Sequence[ChatMessage]], str]
+
+
+def _message_text(message: ChatMessage) -> str:
+    """Text of one message: its text blocks, stripped and joined by newlines; images, audio, documents, tool
+    calls and other blocks are skipped (as in LangChain)."""
+    return join_text([block.text for block in message.blocks if isinstance(block, TextBlock)])
+
+
+def _check_messages(messages: Sequence[ChatMessage]) -> list[ChatMessage]:
+    if isinstance(messages, (str, bytes, bytearray)) or not isinstance(messages, Iterable):
+        raise InvalidInputError(f"expected a sequence of ChatMessage, got {type(messages).__name__}")
+    items = list(messages)
+    if not items:
+        raise InvalidInputError("no messages to route: the message list is empty")
+    for i, message in enumerate(items):
+        if not isinstance(message, ChatMessage):
+            raise InvalidInputError(f"message {i} is {type(message).__name__}, not a LlamaIndex ChatMessage")
+    return items
+
+
+def _turns(items: Sequence[ChatMessage]) -> list[Turn]:
+    """The neutral turns of LlamaIndex messages (roles through the core's one role table)."""
+    return [
+        Turn(
+            role_of(message.role.value),
+            _message_text(message),
+            non_text=any(not isinstance(block, TextBlock) for block in message.blocks),
+        )
+        for message in items
+    ]
+
+
+def routing_text(messages: Sequence[ChatMessage], route_on: RouteOn | RoutingTextFn = "last_user") -> str:
+    """The text the router scores for a chat call (:func:`routellm_core.routing.text.routing_text`).
+
+    Args:
+        messages: The call's messages, oldest first.
+        route_on: ``"last_user"`` (alias ``"last_human"``), ``"conversation"``, ``"rag_query"`` or a callable.
+
+    Raises:
+        InvalidInputError: Empty list, no user message, no user text, non-text content in a user or system
+            message, or a callable that returns no text.
+    """
+    items = _check_messages(messages)
+    if callable(route_on):
+        text = route_on(items)
+        if not isinstance(text, str) or not text.strip():
+            raise InvalidInputError("the route_on callable returned no text to route on")
+        return text
+    return core_routing_text(_turns(items), route_on)

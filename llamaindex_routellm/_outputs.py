@@ -1,0 +1,45 @@
+"""A child's response: the empty-answer rule, the text a chunk carries, the decision attached to it."""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+from llama_index.core.base.llms.types import (
+    ChatResponse,
+    CompletionResponse,
+    ToolCallBlock,
+)
+
+from routellm_core.decisions import METADATA_KEY, ServedDecision
+
+R = TypeVar("R", ChatResponse, CompletionResponse)
+
+
+def has_content(response: ChatResponse | CompletionResponse) -> bool:
+    """Whether a (final) response carries text or tool calls, i.e. is not an empty message."""
+    if isinstance(response, CompletionResponse):
+        return bool(response.text and response.text.strip())
+    message = response.message
+    if message.content and message.content.strip():
+        return True
+    if any(isinstance(block, ToolCallBlock) for block in message.blocks):
+        return True
+    return bool(message.additional_kwargs.get("tool_calls"))
+
+
+def chunk_text(chunk: ChatResponse | CompletionResponse) -> str:
+    """The new text a streamed chunk delivers."""
+    return chunk.delta or ""
+
+
+def tag_response(response: R, record: ServedDecision) -> R:
+    """Attach the decision record to a response's ``additional_kwargs["routellm"]`` (a fresh dict)."""
+    response.additional_kwargs = {**(response.additional_kwargs or {}), METADATA_KEY: record.as_dict()}
+    return response
+
+
+def answer_text(response: ChatResponse | CompletionResponse) -> str:
+    """The text of a (final) response: the message content of a chat response, the text of a completion."""
+    if isinstance(response, CompletionResponse):
+        return response.text or ""
+    return response.message.content or ""
