@@ -12,6 +12,7 @@ import asyncio
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,6 +22,7 @@ from pydantic import ValidationError
 from routellm_core.decisions import ServedDecision, Side
 from routellm_core.errors import InvalidInputError, ModelCallError
 from routellm_core.escalation import AnswerFeaturesCheck, Escalation, LogisticCombiner
+from routellm_core.learning.feedback import FeedbackStore
 from routellm_core.routing.engine import RoutingEngine, RoutingOptions
 
 NAMES: dict[Side, str] = {"strong": "big-model", "weak": "small-model"}
@@ -299,3 +301,25 @@ def test_self_verification_reads_the_weak_models_verdict(known_router: Any, mode
     assert asked[-1] == "It is 41"  # the whole answer (a held stream joined) is what gets verified
     with pytest.raises(InvalidInputError, match="self-verification"):
         routed.call(routed.route(TRIVIA[9]), Script().attempt)
+
+
+@pytest.mark.parametrize("mode", ["stream", "astream"])
+def test_the_stored_record_of_a_stream_is_priced_from_the_whole_stream(
+    known_router: Any, mode: str, tmp_path: Path
+) -> None:
+    """Chunks carry the record before the usage is known; the stored record prices every attempt, the streamed
+    strong model's too (usage here: 10 input tokens, the answer's length as output tokens)."""
+    store = FeedbackStore(tmp_path / "fb.db")
+    routed = engine(known_router, prices=PRICES, feedback=store)
+    _, streamed = run(routed, TRIVIA[0], Script(weak="It is 42.", second="43", strong="It is 41."), mode)
+    assert streamed.escalated and streamed.attempts[-1].cost is None  # not known while streaming
+    stored = store.decision(streamed.id)
+    assert stored is not None
+    attempts = stored.record.attempts
+    assert [(a.model, a.role) for a in attempts] == [
+        ("small-model", "answer"),
+        ("other-small", "check"),
+        ("big-model", "escalation"),
+    ]
+    assert attempts[-1].cost == pytest.approx((10 * 10.0 + len("It is 41.") * 30.0) / 1e6)
+    assert stored.record.cost == pytest.approx(sum(a.cost for a in attempts))

@@ -48,6 +48,21 @@ CostOf = Callable[[str, int | None, int | None], float | None]
 
 
 @dataclass(frozen=True)
+class Pricing:
+    """How an answer is counted and priced: its reported tokens (``usage``) and a price table (``cost_of``)."""
+
+    usage: Callable[[Any], Usage]
+    cost_of: CostOf
+
+    def of(self, model: str, value: Any) -> tuple[int | None, int | None, float | None]:
+        """``(input_tokens, output_tokens, cost)`` of ``model``'s answer ``value`` (all None without an answer)."""
+        if value is None:
+            return None, None, None
+        tokens_in, tokens_out = self.usage(value)
+        return tokens_in, tokens_out, self.cost_of(model, tokens_in, tokens_out)
+
+
+@dataclass(frozen=True)
 class Outcome:
     """What one model call gave: its answer, or the failure."""
 
@@ -106,8 +121,7 @@ class Cascade:
         answer_value: What the check compares of an answer (its text, or its tool calls).
         answer_text: The text of an answer (refusal and length features).
         is_empty: Whether an answer is empty (no text and no tool call): such an answer escalates.
-        usage: The token counts an answer reports.
-        cost_of: The price of a call, from the model's name and its token counts.
+        pricing: The token counts and price of an answer.
         logprobs: The token log-probabilities an answer carries (None without).
 
     Raises:
@@ -123,8 +137,7 @@ class Cascade:
         answer_value: Callable[[Any], Any],
         answer_text: Callable[[Any], str],
         is_empty: Callable[[Any], bool],
-        usage: Callable[[Any], Usage],
-        cost_of: CostOf,
+        pricing: Pricing,
         logprobs: Callable[[Any], list[float] | None] = lambda _value: None,
     ) -> None:
         threshold = escalation.effective_threshold
@@ -144,8 +157,7 @@ class Cascade:
         self.answer_value = answer_value
         self.answer_text = answer_text
         self.is_empty = is_empty
-        self.usage = usage
-        self.cost_of = cost_of
+        self.pricing = pricing
         self.logprobs = logprobs
 
     def applies(self, route: Route) -> bool:
@@ -193,10 +205,7 @@ class Cascade:
     ) -> Attempt:
         """One attempt's entry: its tokens and price (as ``priced_as``, default ``model``) from the answer, the
         check's reading when it was checked."""
-        tokens_in = tokens_out = None
-        if outcome.ok and outcome.value is not None:
-            tokens_in, tokens_out = self.usage(outcome.value)
-        cost = self.cost_of(priced_as or model, tokens_in, tokens_out) if outcome.ok else None
+        tokens_in, tokens_out, cost = self.pricing.of(priced_as or model, outcome.value if outcome.ok else None)
         error = type(outcome.error).__name__ if outcome.error is not None else None
         if outcome.ok and (outcome.value is None or self.is_empty(outcome.value)):
             error = "EmptyResponseError"
@@ -233,11 +242,6 @@ class Cascade:
             out.append(self.attempt(f"{weak} (verify)", "weak", "check", verification, kept=False, priced_as=weak))
         return tuple(out)
 
-    @staticmethod
-    def kept_record(planned: ServedDecision, attempts: tuple[Attempt, ...]) -> ServedDecision:
-        """The record of a weak answer that passed its check."""
-        return replace(planned, served="weak", model=planned.model, attempts=attempts)
-
     def escalated_record(self, planned: ServedDecision, attempts: tuple[Attempt, ...]) -> ServedDecision:
         """The record of a call the strong model serves after the check (before its answer came)."""
         return replace(planned, served="strong", model=self.names["strong"], escalated=True, attempts=attempts)
@@ -263,16 +267,12 @@ class Cascade:
         )
 
 
-def with_attempts(record: ServedDecision, attempts: tuple[Attempt, ...]) -> ServedDecision:
-    """``record`` listing ``attempts``."""
-    return replace(record, attempts=attempts)
-
-
 __all__ = [
     "SAMPLE_TEMPERATURE",
     "Cascade",
     "CostOf",
     "Outcome",
+    "Pricing",
     "Usage",
     "Verdict",
     "needs_second_answer",

@@ -34,7 +34,7 @@ from routellm_core.escalation.config import Escalation
 from routellm_core.learning.judging import Judge
 from routellm_core.learning.labelling import TrafficLabelling, traffic_labelling
 from routellm_core.routers.base import WinRateModel
-from routellm_core.routing.cascade import Cascade, CostOf, Outcome, Usage, Verdict
+from routellm_core.routing.cascade import Cascade, CostOf, Outcome, Pricing, Usage, Verdict
 from routellm_core.routing.dispatch import Dispatcher, EmptyResponseError, FallbackHook, log_route
 from routellm_core.routing.policy import RoutingPolicy, build_policy, router_label
 from routellm_core.routing.text import RouteOn, canonical_route_on
@@ -210,8 +210,7 @@ class RoutingEngine:
         )
         self.answer_text = answer_text
         self.passthrough = passthrough
-        self.usage: Callable[[Any], Usage] = usage or (lambda _value: (None, None))
-        self.cost_of: CostOf = price_table(options.prices)
+        self.pricing = Pricing(usage or (lambda _value: (None, None)), price_table(options.prices))
         self.join_chunks = join_chunks or (lambda chunks: "".join(chunk_text(c) for c in chunks))
         self.cascade: Cascade | None = None
         if options.escalate is not None:
@@ -222,8 +221,7 @@ class RoutingEngine:
                 answer_value=answer_value or answer_text,
                 answer_text=answer_text,
                 is_empty=is_empty,
-                usage=self.usage,
-                cost_of=self.cost_of,
+                pricing=self.pricing,
                 logprobs=logprobs or (lambda _value: None),
             )
         self.labelling: TrafficLabelling | None = traffic_labelling(
@@ -324,8 +322,8 @@ class RoutingEngine:
         """Relay the chosen side's chunks as ``(chunk, record)`` (see :meth:`Dispatcher.stream`); once the stream
         ended, record and label it like :meth:`call`. Under ``escalate`` the weak answer is held until its check
         passed (then its chunks are relayed), or the strong model's stream is relayed."""
-        texts: list[str] = []
-        record: ServedDecision | None = None
+        tally = _Tally(self)
+        relayed: Iterator[tuple[Any, ServedDecision]]
         if self.holds(route):
 
             def held(side: Side, planned: ServedDecision) -> list[Any]:
@@ -341,26 +339,16 @@ class RoutingEngine:
                 route, held, self._second(second), self._verify(verify), stream=True
             )
             if strong_route is None:
-                for chunk in chunks:
-                    texts.append(self.dispatcher.chunk_text(chunk))
-                    yield chunk, record
+                relayed = tally.kept(chunks, record)
             else:
-                cheap = record.attempts
-                for chunk, served in self.dispatcher.stream(strong_route, open_stream):
-                    texts.append(self.dispatcher.chunk_text(chunk))
-                    record = self._with_served(served, cheap)
-                    yield chunk, record
+                tally.cheap = record.attempts
+                relayed = self.dispatcher.stream(strong_route, open_stream)
         else:
-            relayed_chunks: list[Any] = []
-            for chunk, served in self.dispatcher.stream(route, open_stream):
-                texts.append(self.dispatcher.chunk_text(chunk))
-                relayed_chunks.append(chunk)
-                record = self._priced(served, None)
-                yield chunk, record
-            if record is not None:  # the stored record is priced from the whole stream's usage
-                record = self._priced(record, self.join_chunks(relayed_chunks))
-        if record is not None:
-            self._after(route, record, "".join(texts), other_answer)
+            relayed = self.dispatcher.stream(route, open_stream)
+        for chunk, served in relayed:
+            yield chunk, tally.add(chunk, served)
+        if (record := tally.final()) is not None:
+            self._after(route, record, tally.text, other_answer)
 
     async def astream(
         self,
@@ -372,8 +360,8 @@ class RoutingEngine:
         verify: Callable[[ServedDecision, Any], Awaitable[Any]] | None = None,
     ) -> AsyncIterator[tuple[Any, ServedDecision]]:
         """Async :meth:`stream` (the side's stream is closed however the relay ends)."""
-        texts: list[str] = []
-        record: ServedDecision | None = None
+        tally = _Tally(self)
+        relayed: AsyncIterator[tuple[Any, ServedDecision]]
         if self.holds(route):
 
             async def held(side: Side, planned: ServedDecision) -> list[Any]:
@@ -384,28 +372,17 @@ class RoutingEngine:
                 route, held, self._second(second), self._verify(verify), stream=True
             )
             if strong_route is None:
-                for chunk in chunks:
-                    texts.append(self.dispatcher.chunk_text(chunk))
-                    yield chunk, record
+                relayed = _aiter(tally.kept(chunks, record))
             else:
-                cheap = record.attempts
-                async with aclosing(self.dispatcher.astream(strong_route, open_stream)) as relayed:
-                    async for chunk, served in relayed:
-                        texts.append(self.dispatcher.chunk_text(chunk))
-                        record = self._with_served(served, cheap)
-                        yield chunk, record
+                tally.cheap = record.attempts
+                relayed = self.dispatcher.astream(strong_route, open_stream)
         else:
-            relayed_chunks: list[Any] = []
-            async with aclosing(self.dispatcher.astream(route, open_stream)) as relayed:
-                async for chunk, served in relayed:
-                    texts.append(self.dispatcher.chunk_text(chunk))
-                    relayed_chunks.append(chunk)
-                    record = self._priced(served, None)
-                    yield chunk, record
-            if record is not None:
-                record = self._priced(record, self.join_chunks(relayed_chunks))
-        if record is not None:
-            await self._aafter(route, record, "".join(texts), other_answer)
+            relayed = self.dispatcher.astream(route, open_stream)
+        async with aclosing(relayed):  # type: ignore[type-var]
+            async for chunk, served in relayed:
+                yield chunk, tally.add(chunk, served)
+        if (record := tally.final()) is not None:
+            await self._aafter(route, record, tally.text, other_answer)
 
     # ---- the cascade (escalation) ----------------------------------------------------------------------
     def _second(self, second: Callable[..., Any] | None) -> Callable[..., Any] | None:
@@ -470,7 +447,7 @@ class RoutingEngine:
         verification = None
         if verify is not None and checked.ok and checked.value is not None:
             verification = self._outcome(verify, planned, checked.value)
-        verdict, cheap = self._verdict(route, first, other, stream, verification)
+        verdict, cheap = self._verdict(route, first, checked, other, verification)
         if verdict.keep:
             return self._kept(first, planned, cheap)
         escalated = self.cascade.escalated_record(planned, cheap)  # type: ignore[union-attr]
@@ -499,7 +476,7 @@ class RoutingEngine:
         verification = None
         if verify is not None and checked.ok and checked.value is not None:
             verification = await self._aoutcome(verify, planned, checked.value)
-        verdict, cheap = self._verdict(route, first, other, stream, verification)
+        verdict, cheap = self._verdict(route, first, checked, other, verification)
         if verdict.keep:
             return self._kept(first, planned, cheap)
         escalated = self.cascade.escalated_record(planned, cheap)  # type: ignore[union-attr]
@@ -509,14 +486,14 @@ class RoutingEngine:
         return (*self._finish_escalation(route, first, escalated, strong), None)
 
     def _verdict(
-        self, route: Route, first: Outcome, other: Outcome | None, stream: bool, verification: Outcome | None
+        self, route: Route, first: Outcome, checked: Outcome, other: Outcome | None, verification: Outcome | None
     ) -> tuple[Verdict, tuple[Attempt, ...]]:
+        """The check's verdict on the weak answer (``checked``: ``first`` as one answer) and the cheap attempts."""
         cascade = self.cascade
         assert cascade is not None
-        first_answer = self._cheap_value(first, stream)
-        verdict = cascade.judge(route, first_answer, other, verification)
+        verdict = cascade.judge(route, checked, other, verification)
         cascade.log(route, verdict, first, other)
-        attempts = cascade.cheap_attempts(first_answer, other, verdict, kept=verdict.keep, verification=verification)
+        attempts = cascade.cheap_attempts(checked, other, verdict, kept=verdict.keep, verification=verification)
         return verdict, attempts
 
     @staticmethod
@@ -572,10 +549,10 @@ class RoutingEngine:
         ) from error
 
     # ---- the record's attempts and costs ---------------------------------------------------------------
-    def _priced(self, record: ServedDecision, value: Any) -> ServedDecision:
-        """``record`` listing its attempts: the answer (and the failed one before a fallback), priced from usage."""
-        outcome = Outcome(value)
-        tokens_in, tokens_out = self.usage(value) if value is not None else (None, None)
+    def _priced(self, record: ServedDecision, value: Any, before: tuple[Attempt, ...] = ()) -> ServedDecision:
+        """``record`` listing its attempts: ``before`` (a cascade's cheap ones), the failed one before a fallback,
+        and the answer, priced from the usage ``value`` reports (unpriced while ``value`` is None)."""
+        tokens_in, tokens_out, cost = self.pricing.of(record.model, value)
         role = "fallback" if record.fallback else ("escalation" if record.escalated else "answer")
         served = Attempt(
             model=record.model,
@@ -584,23 +561,18 @@ class RoutingEngine:
             kept=True,
             input_tokens=tokens_in,
             output_tokens=tokens_out,
-            cost=self.cost_of(record.model, tokens_in, tokens_out) if outcome.ok else None,
+            cost=cost,
         )
         if not record.fallback or record.fallback_from is None:
-            return replace(record, attempts=(served,))
+            return replace(record, attempts=(*before, served))
+        failed_side = other_side(record.served)
         failed = Attempt(
             model=record.fallback_from,
-            side=other_side(record.served),
-            role="answer",
+            side=failed_side,
+            role="answer" if failed_side == record.choice else "escalation",
             error=record.fallback_error,
         )
-        return replace(record, attempts=(failed, served))
-
-    @staticmethod
-    def _with_served(record: ServedDecision, cheap: tuple[Attempt, ...]) -> ServedDecision:
-        """The record of an escalated stream: the cheap attempts, then the side now streaming."""
-        role = "escalation" if record.escalated else "fallback"
-        return replace(record, attempts=(*cheap, Attempt(model=record.model, side=record.served, role=role, kept=True)))
+        return replace(record, attempts=(*before, failed, served))
 
     # ---- recording and labelling -----------------------------------------------------------------------
     def _after(
@@ -643,6 +615,52 @@ class RoutingEngine:
             f"RoutingEngine(owner={self.owner!r}, names={self.names!r}, policy={self.policy!r}, "
             f"fallback={self.options.fallback}, labelling={self.labelling!r})"
         )
+
+
+class _Tally:
+    """What a relayed stream delivered: its text and chunks, and the record each chunk carries (priced once the
+    stream ended; a kept cheap answer's record is final before its first chunk)."""
+
+    def __init__(self, engine: RoutingEngine) -> None:
+        self.engine = engine
+        #: The cascade's cheap attempts, listed before the streaming side's.
+        self.cheap: tuple[Attempt, ...] = ()
+        self.final_record: ServedDecision | None = None
+        self.served: ServedDecision | None = None
+        self.chunks: list[Any] = []
+        self.texts: list[str] = []
+
+    def kept(self, chunks: list[Any], record: ServedDecision) -> Iterator[tuple[Any, ServedDecision]]:
+        """Relay a held answer that passed its check: its record is final."""
+        self.final_record = record
+        return ((chunk, record) for chunk in chunks)
+
+    def add(self, chunk: Any, served: ServedDecision) -> ServedDecision:
+        """Count ``chunk``; the record it carries."""
+        self.chunks.append(chunk)
+        self.texts.append(self.engine.dispatcher.chunk_text(chunk))
+        if self.final_record is not None:
+            return self.final_record
+        self.served = served
+        return self.engine._priced(served, None, self.cheap)
+
+    def final(self) -> ServedDecision | None:
+        """The stream's record, priced from the whole stream's usage (None when nothing was relayed)."""
+        if self.final_record is not None:
+            return self.final_record
+        if self.served is None:
+            return None
+        return self.engine._priced(self.served, self.engine.join_chunks(self.chunks), self.cheap)
+
+    @property
+    def text(self) -> str:
+        """The text relayed."""
+        return "".join(self.texts)
+
+
+async def _aiter(items: Iterator[T]) -> AsyncIterator[T]:
+    for item in items:
+        yield item
 
 
 def price_table(prices: Mapping[str, tuple[float, float]] | None) -> CostOf:

@@ -343,7 +343,7 @@ class ServerState:
                 self.metrics.cost(router, attempt.model, attempt.cost)
         kept = next((a for a in record.attempts if a.kept), None)
         if kept is not None:
-            strong = engine.cost_of(engine.names["strong"], kept.input_tokens, kept.output_tokens)
+            strong = engine.pricing.cost_of(engine.names["strong"], kept.input_tokens, kept.output_tokens)
             if strong is not None:
                 self.metrics.strong_cost(router, strong)
 
