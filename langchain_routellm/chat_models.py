@@ -256,6 +256,38 @@ class ChatRouteLLM(RouterOptions, BaseChatModel):
             )
         return message
 
+    # ---- the engine's calls besides the chosen side's ---------------------------------------------------
+    def _side_calls(self, messages: list[BaseMessage], config: RunnableConfig, call: dict[str, Any]) -> dict[str, Any]:
+        """The escalation check's second answer and self-verification, and the labeller's other side."""
+
+        def second(record: ServedDecision) -> Any:
+            child, extra = self._second_child()
+            return child.invoke(messages, check_config(config, record), **{**call, **extra})
+
+        def verify(record: ServedDecision, answer: Any) -> Any:
+            return self._child("weak").invoke(verification_messages(messages, answer), check_config(config, record))
+
+        def other_answer(side: Side) -> str:
+            return chunk_text(self._child(side).invoke(messages, **call))
+
+        return {"second": second, "verify": verify, "other_answer": other_answer}
+
+    def _aside_calls(self, messages: list[BaseMessage], config: RunnableConfig, call: dict[str, Any]) -> dict[str, Any]:
+        """Async :meth:`_side_calls`."""
+
+        async def second(record: ServedDecision) -> Any:
+            child, extra = self._second_child()
+            return await child.ainvoke(messages, check_config(config, record), **{**call, **extra})
+
+        async def verify(record: ServedDecision, answer: Any) -> Any:
+            question = verification_messages(messages, answer)
+            return await self._child("weak").ainvoke(question, check_config(config, record))
+
+        async def other_answer(side: Side) -> str:
+            return chunk_text(await self._child(side).ainvoke(messages, **call))
+
+        return {"second": second, "verify": verify, "other_answer": other_answer}
+
     # ---- invoke ----------------------------------------------------------------------------------------
     def _invoke_child(
         self, route: Route, messages: list[BaseMessage], config: RunnableConfig, call: dict[str, Any]
@@ -274,17 +306,7 @@ class ChatRouteLLM(RouterOptions, BaseChatModel):
             cfg = child_config(config, record, held=held and side == "weak")
             return watch_tokens(lambda c: child.invoke(messages, c, **call), cfg)
 
-        def second(record: ServedDecision) -> Any:
-            child, extra = self._second_child()
-            return child.invoke(messages, check_config(config, record), **{**call, **extra})
-
-        def verify(record: ServedDecision, answer: Any) -> Any:
-            return self._child("weak").invoke(verification_messages(messages, answer), check_config(config, record))
-
-        def other_answer(side: Side) -> str:
-            return chunk_text(self._child(side).invoke(messages, **call))
-
-        value, record = self._engine.call(route, attempt, other_answer=other_answer, second=second, verify=verify)
+        value, record = self._engine.call(route, attempt, **self._side_calls(messages, config, call))
         return self._finish(with_metadata(value, record))
 
     async def _ainvoke_child(
@@ -304,20 +326,7 @@ class ChatRouteLLM(RouterOptions, BaseChatModel):
             cfg = child_config(config, record, held=held and side == "weak")
             return await awatch_tokens(lambda c: child.ainvoke(messages, c, **call), cfg)
 
-        async def second(record: ServedDecision) -> Any:
-            child, extra = self._second_child()
-            return await child.ainvoke(messages, check_config(config, record), **{**call, **extra})
-
-        async def verify(record: ServedDecision, answer: Any) -> Any:
-            question = verification_messages(messages, answer)
-            return await self._child("weak").ainvoke(question, check_config(config, record))
-
-        async def other_answer(side: Side) -> str:
-            return chunk_text(await self._child(side).ainvoke(messages, **call))
-
-        value, record = await self._engine.acall(
-            route, attempt, other_answer=other_answer, second=second, verify=verify
-        )
+        value, record = await self._engine.acall(route, attempt, **self._aside_calls(messages, config, call))
         return self._finish(with_metadata(value, record))
 
     def invoke(
@@ -385,18 +394,8 @@ class ChatRouteLLM(RouterOptions, BaseChatModel):
             cfg = child_config(config, record, held=held and side == "weak" and not record.escalated)
             return (as_chunk(c) for c in self._child(side).stream(messages, cfg, **call))
 
-        def second(record: ServedDecision) -> Any:
-            child, extra = self._second_child()
-            return child.invoke(messages, check_config(config, record), **{**call, **extra})
-
-        def verify(record: ServedDecision, answer: Any) -> Any:
-            return self._child("weak").invoke(verification_messages(messages, answer), check_config(config, record))
-
-        def other_answer(side: Side) -> str:
-            return chunk_text(self._child(side).invoke(messages, **call))
-
         last: AIMessageChunk | None = None
-        stream = self._engine.stream(route, open_stream, other_answer=other_answer, second=second, verify=verify)
+        stream = self._engine.stream(route, open_stream, **self._side_calls(messages, config, call))
         for chunk, record in stream:
             last = chunk if last is not None else with_metadata(chunk, record)
             yield last
@@ -414,19 +413,8 @@ class ChatRouteLLM(RouterOptions, BaseChatModel):
                 async for c in stream:
                     yield as_chunk(c)
 
-        async def second(record: ServedDecision) -> Any:
-            child, extra = self._second_child()
-            return await child.ainvoke(messages, check_config(config, record), **{**call, **extra})
-
-        async def verify(record: ServedDecision, answer: Any) -> Any:
-            question = verification_messages(messages, answer)
-            return await self._child("weak").ainvoke(question, check_config(config, record))
-
-        async def other_answer(side: Side) -> str:
-            return chunk_text(await self._child(side).ainvoke(messages, **call))
-
         last: AIMessageChunk | None = None
-        stream = self._engine.astream(route, open_stream, other_answer=other_answer, second=second, verify=verify)
+        stream = self._engine.astream(route, open_stream, **self._aside_calls(messages, config, call))
         async with aclosing(stream) as relayed:
             async for chunk, record in relayed:
                 last = chunk if last is not None else with_metadata(chunk, record)

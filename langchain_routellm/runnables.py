@@ -153,6 +153,32 @@ class RouteLLMRunnable(RouterOptions, RunnableSerializable[Any, Any]):
         value = with_metadata(value, record)
         return {"output": value, METADATA_KEY: record.as_dict()} if self.include_decision else value
 
+    # ---- the engine's calls besides the chosen side's ---------------------------------------------------
+    def _side_calls(self, input: Any, config: RunnableConfig, call: dict[str, Any]) -> dict[str, Any]:
+        """The escalation check's second answer and the labeller's other side (no self-verification: an arbitrary
+        Runnable's input has no place for the question)."""
+
+        def second(record: ServedDecision) -> Any:
+            child, extra = self._second_child()
+            return child.invoke(input, check_config(config, record), **{**call, **extra})
+
+        def other_answer(side: Side) -> str:
+            return chunk_text(self._child(side).invoke(input, **call))
+
+        return {"second": second, "other_answer": other_answer}
+
+    def _aside_calls(self, input: Any, config: RunnableConfig, call: dict[str, Any]) -> dict[str, Any]:
+        """Async :meth:`_side_calls`."""
+
+        async def second(record: ServedDecision) -> Any:
+            child, extra = self._second_child()
+            return await child.ainvoke(input, check_config(config, record), **{**call, **extra})
+
+        async def other_answer(side: Side) -> str:
+            return chunk_text(await self._child(side).ainvoke(input, **call))
+
+        return {"second": second, "other_answer": other_answer}
+
     # ---- invoke ----------------------------------------------------------------------------------------
     def invoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
         """Route the input, then invoke the chosen side inside a ``RouteLLMRunnable`` run.
@@ -175,14 +201,7 @@ class RouteLLMRunnable(RouterOptions, RunnableSerializable[Any, Any]):
             cfg = child_config(config, record, held=held and side == "weak")
             return watch_tokens(lambda c: child.invoke(input, c, **call), cfg)
 
-        def second(record: ServedDecision) -> Any:
-            child, extra = self._second_child()
-            return child.invoke(input, check_config(config, record), **{**call, **extra})
-
-        def other_answer(side: Side) -> str:
-            return chunk_text(self._child(side).invoke(input, **call))
-
-        value, record = self._engine.call(route, attempt, other_answer=other_answer, second=second)
+        value, record = self._engine.call(route, attempt, **self._side_calls(input, config, call))
         return self._output(value, record)
 
     async def ainvoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
@@ -201,14 +220,7 @@ class RouteLLMRunnable(RouterOptions, RunnableSerializable[Any, Any]):
             cfg = child_config(config, record, held=held and side == "weak")
             return await awatch_tokens(lambda c: child.ainvoke(input, c, **call), cfg)
 
-        async def second(record: ServedDecision) -> Any:
-            child, extra = self._second_child()
-            return await child.ainvoke(input, check_config(config, record), **{**call, **extra})
-
-        async def other_answer(side: Side) -> str:
-            return chunk_text(await self._child(side).ainvoke(input, **call))
-
-        value, record = await self._engine.acall(route, attempt, other_answer=other_answer, second=second)
+        value, record = await self._engine.acall(route, attempt, **self._aside_calls(input, config, call))
         return self._output(value, record)
 
     # ---- stream ----------------------------------------------------------------------------------------
@@ -243,15 +255,8 @@ class RouteLLMRunnable(RouterOptions, RunnableSerializable[Any, Any]):
             cfg = child_config(config, record, held=held and side == "weak" and not record.escalated)
             return self._child(side).stream(input, cfg, **call)
 
-        def second(record: ServedDecision) -> Any:
-            child, extra = self._second_child()
-            return child.invoke(input, check_config(config, record), **{**call, **extra})
-
-        def other_answer(side: Side) -> str:
-            return chunk_text(self._child(side).invoke(input, **call))
-
         first = True
-        for chunk, record in self._engine.stream(route, open_stream, other_answer=other_answer, second=second):
+        for chunk, record in self._engine.stream(route, open_stream, **self._side_calls(input, config, call)):
             yield from self._framed(chunk, record, first)
             first = False
 
@@ -279,15 +284,8 @@ class RouteLLMRunnable(RouterOptions, RunnableSerializable[Any, Any]):
             cfg = child_config(config, record, held=held and side == "weak" and not record.escalated)
             return self._child(side).astream(input, cfg, **call)
 
-        async def second(record: ServedDecision) -> Any:
-            child, extra = self._second_child()
-            return await child.ainvoke(input, check_config(config, record), **{**call, **extra})
-
-        async def other_answer(side: Side) -> str:
-            return chunk_text(await self._child(side).ainvoke(input, **call))
-
         first = True
-        stream = self._engine.astream(route, open_stream, other_answer=other_answer, second=second)
+        stream = self._engine.astream(route, open_stream, **self._aside_calls(input, config, call))
         async with aclosing(stream) as relayed:
             async for chunk, record in relayed:
                 for item in self._framed(chunk, record, first):
