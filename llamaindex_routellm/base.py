@@ -386,7 +386,9 @@ class RouteLLM(RoutingOptions, FunctionCallingLLM):
         )
 
     # ---- calls through the core engine ------------------------------------------------------------------
-    def _run(self, route: Route, call: Callable[[LLM], R], verify: Callable[[LLM, Any], Any] | None = None) -> R:
+    def _run(
+        self, route: Route, call: Callable[[LLM], R], verify: Callable[[ServedDecision, Any], Any] | None = None
+    ) -> R:
         def attempt(side: Side, _: ServedDecision) -> R:
             child = self._child(side)
             try:
@@ -400,19 +402,14 @@ class RouteLLM(RoutingOptions, FunctionCallingLLM):
         def second(_: ServedDecision) -> R:
             return call(self._second_llm())
 
-        def verified(_: ServedDecision, answer: Any) -> Any:
-            return verify(self.weak, answer) if verify is not None else None
-
-        response, record = self._engine.call(
-            route, attempt, other_answer=other, second=second, verify=verified if verify is not None else None
-        )
+        response, record = self._engine.call(route, attempt, other_answer=other, second=second, verify=verify)
         return tag_response(response, record)
 
     async def _arun(
         self,
         route: Route,
         call: Callable[[LLM], Awaitable[R]],
-        verify: Callable[[LLM, Any], Awaitable[Any]] | None = None,
+        verify: Callable[[ServedDecision, Any], Awaitable[Any]] | None = None,
     ) -> R:
         async def attempt(side: Side, _: ServedDecision) -> R:
             child = self._child(side)
@@ -427,16 +424,14 @@ class RouteLLM(RoutingOptions, FunctionCallingLLM):
         async def second(_: ServedDecision) -> R:
             return await call(self._second_llm())
 
-        async def verified(_: ServedDecision, answer: Any) -> Any:
-            return await verify(self.weak, answer) if verify is not None else None
-
-        response, record = await self._engine.acall(
-            route, attempt, other_answer=other, second=second, verify=verified if verify is not None else None
-        )
+        response, record = await self._engine.acall(route, attempt, other_answer=other, second=second, verify=verify)
         return tag_response(response, record)
 
     def _stream(
-        self, route: Route, start: Callable[[LLM], Iterator[R]], verify: Callable[[LLM, Any], Any] | None = None
+        self,
+        route: Route,
+        start: Callable[[LLM], Iterator[R]],
+        verify: Callable[[ServedDecision, Any], Any] | None = None,
     ) -> Iterator[R]:
         def open_stream(side: Side, _: ServedDecision) -> Iterator[R]:
             child = self._child(side)
@@ -451,13 +446,8 @@ class RouteLLM(RoutingOptions, FunctionCallingLLM):
         def second(_: ServedDecision) -> Any:
             return join_chunks(list(start(self._second_llm())))
 
-        def verified(_: ServedDecision, answer: Any) -> Any:
-            return verify(self.weak, answer) if verify is not None else None
-
         def relay() -> Iterator[R]:
-            stream = self._engine.stream(
-                route, open_stream, other_answer=other, second=second, verify=verified if verify else None
-            )
+            stream = self._engine.stream(route, open_stream, other_answer=other, second=second, verify=verify)
             with closing(stream) as chunks:
                 for chunk, record in chunks:
                     yield tag_response(chunk, record)
@@ -468,7 +458,7 @@ class RouteLLM(RoutingOptions, FunctionCallingLLM):
         self,
         route: Route,
         start: Callable[[LLM], Awaitable[AsyncIterator[R]]],
-        verify: Callable[[LLM, Any], Awaitable[Any]] | None = None,
+        verify: Callable[[ServedDecision, Any], Awaitable[Any]] | None = None,
     ) -> AsyncIterator[R]:
         async def open_stream(side: Side, _: ServedDecision) -> AsyncIterator[R]:
             child = self._child(side)
@@ -490,13 +480,8 @@ class RouteLLM(RoutingOptions, FunctionCallingLLM):
         async def second(_: ServedDecision) -> Any:
             return join_chunks([c async for c in await start(self._second_llm())])
 
-        async def verified(_: ServedDecision, answer: Any) -> Any:
-            return await verify(self.weak, answer) if verify is not None else None
-
         async def tagged() -> AsyncIterator[R]:
-            stream = self._engine.astream(
-                route, open_stream, other_answer=other, second=second, verify=verified if verify else None
-            )
+            stream = self._engine.astream(route, open_stream, other_answer=other, second=second, verify=verify)
             async with aclosing(stream) as chunks:
                 async for chunk, record in chunks:
                     yield tag_response(chunk, record)
@@ -575,7 +560,7 @@ class RouteLLM(RoutingOptions, FunctionCallingLLM):
         return self._run(
             decision,
             lambda child: self._child_chat(child, messages, request, kwargs),
-            lambda weak, answer: weak.chat(verification_chat(messages, answer)),
+            lambda _, answer: self.weak.chat(verification_chat(messages, answer)),
         )
 
     @llm_chat_callback()
@@ -586,7 +571,7 @@ class RouteLLM(RoutingOptions, FunctionCallingLLM):
         return await self._arun(
             decision,
             lambda child: self._child_achat(child, messages, request, kwargs),
-            lambda weak, answer: weak.achat(verification_chat(messages, answer)),
+            lambda _, answer: self.weak.achat(verification_chat(messages, answer)),
         )
 
     @llm_chat_callback()
@@ -597,7 +582,7 @@ class RouteLLM(RoutingOptions, FunctionCallingLLM):
         return self._stream(
             decision,
             lambda child: self._child_stream_chat(child, messages, request, kwargs),
-            lambda weak, answer: weak.chat(verification_chat(messages, answer)),
+            lambda _, answer: self.weak.chat(verification_chat(messages, answer)),
         )
 
     @llm_chat_callback()
@@ -608,7 +593,7 @@ class RouteLLM(RoutingOptions, FunctionCallingLLM):
         return await self._astream(
             decision,
             lambda child: self._child_astream_chat(child, messages, request, kwargs),
-            lambda weak, answer: weak.achat(verification_chat(messages, answer)),
+            lambda _, answer: self.weak.achat(verification_chat(messages, answer)),
         )
 
     # ---- completion: derived from the child's chat when the child is a chat model -------------------------
@@ -622,7 +607,7 @@ class RouteLLM(RoutingOptions, FunctionCallingLLM):
                 return chat_to_completion_decorator(child.chat)(prompt, **kwargs)
             return child.complete(prompt, formatted=formatted, **kwargs)
 
-        return self._run(decision, call, lambda weak, answer: weak.complete(verification_prompt(prompt, answer)))
+        return self._run(decision, call, lambda _, answer: self.weak.complete(verification_prompt(prompt, answer)))
 
     @llm_completion_callback()
     async def acomplete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
@@ -635,7 +620,7 @@ class RouteLLM(RoutingOptions, FunctionCallingLLM):
             return await child.acomplete(prompt, formatted=formatted, **kwargs)
 
         return await self._arun(
-            decision, call, lambda weak, answer: weak.acomplete(verification_prompt(prompt, answer))
+            decision, call, lambda _, answer: self.weak.acomplete(verification_prompt(prompt, answer))
         )
 
     @llm_completion_callback()
@@ -648,7 +633,7 @@ class RouteLLM(RoutingOptions, FunctionCallingLLM):
                 return stream_chat_to_completion_decorator(child.stream_chat)(prompt, **kwargs)
             return child.stream_complete(prompt, formatted=formatted, **kwargs)
 
-        return self._stream(decision, start, lambda weak, answer: weak.complete(verification_prompt(prompt, answer)))
+        return self._stream(decision, start, lambda _, answer: self.weak.complete(verification_prompt(prompt, answer)))
 
     @llm_completion_callback()
     async def astream_complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponseAsyncGen:
@@ -661,7 +646,7 @@ class RouteLLM(RoutingOptions, FunctionCallingLLM):
             return await child.astream_complete(prompt, formatted=formatted, **kwargs)
 
         return await self._astream(
-            decision, start, lambda weak, answer: weak.acomplete(verification_prompt(prompt, answer))
+            decision, start, lambda _, answer: self.weak.acomplete(verification_prompt(prompt, answer))
         )
 
     # ---- tool calling ------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from llama_index.core.llms.callbacks import llm_completion_callback
 
 from llamaindex_routellm import RouteLLM
 from routellm_core.escalation import Escalation
+from routellm_core.escalation.checks import VERIFY_QUESTION
 from routellm_core.routing.cascade import SAMPLE_TEMPERATURE
 
 
@@ -22,6 +23,7 @@ class Scripted(MockLLM):
     name: str = "scripted"
     reply: str = ""
     temperature: float = 0.0
+    verdict: str = "Yes"
     seen: list[float] = Field(default_factory=list)
 
     def __init__(self, name: str, reply: str, **kw: Any) -> None:
@@ -35,6 +37,8 @@ class Scripted(MockLLM):
     @llm_completion_callback()
     def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
         self.seen.append(self.temperature)
+        if VERIFY_QUESTION in prompt:  # asked about its own answer (a chat call arrives as a prompt)
+            return CompletionResponse(text=self.verdict)
         return CompletionResponse(text=self.reply, additional_kwargs={"prompt_tokens": 30, "completion_tokens": 4})
 
     @llm_completion_callback()
@@ -115,3 +119,26 @@ def test_streams_and_async_follow_the_check(known_router: Any) -> None:
     assert response.text == "Strong: 12" and achunks[-1].text.strip() == "Strong: 12"
     kept = routed(known_router, llms(weak="It is 42.", second="42"))
     assert list(kept.stream_complete(TRIVIA[2]))[-1].text.strip() == "It is 42."
+
+
+def test_self_verification_asks_the_weak_llm_about_its_answer(known_router: Any) -> None:
+    for verdict, escalated in (("Yes.", False), ("No, that is wrong.", True)):
+        m = llms(weak="Paris", second="unused")
+        m["weak"].verdict = verdict
+        llm = RouteLLM(
+            strong=m["strong"],
+            weak=m["weak"],
+            router=known_router,
+            strong_fraction=0.5,
+            escalate=Escalation(check="self_verification"),
+        )
+        records = [
+            llm.complete(TRIVIA[3]).additional_kwargs["routellm"],
+            llm.chat([ChatMessage(role="user", content=TRIVIA[3])]).additional_kwargs["routellm"],
+            asyncio.run(llm.acomplete(TRIVIA[3])).additional_kwargs["routellm"],
+            list(llm.stream_complete(TRIVIA[3]))[-1].additional_kwargs["routellm"],
+        ]
+        for record in records:
+            assert record["escalated"] is escalated
+            assert record["attempts"][1]["model"] == "small (verify)"
+        assert not m["second"].seen
