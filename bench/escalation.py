@@ -77,7 +77,10 @@ ESCALATION_ROWS = (
     "escalation: agreement, no pre-route",
     "escalation: answer features + pre-route",
     "escalation: learned combiner + pre-route (LOTO)",
+    "escalation: shipped combiner recipe + pre-route (LOTO)",
 )
+#: Not a held-out row: the shipped combiner was fitted on all three tasks (never counted toward the targets).
+SHIPPED_IN_SAMPLE_ROW = "escalation: shipped combiner + pre-route (in-sample)"
 PROMPT_ROWS = ("prompt-only: default", "prompt-only: length", "prompt-only: random")
 POINT_ROWS = ("always cheap", "always strong", "oracle")
 
@@ -148,6 +151,90 @@ def _combiner(task: str) -> LogisticCombiner:
     return LogisticCombiner(checks=(AgreementCheck(kind=ZEROEVAL_ANSWER_KINDS[task]), AnswerFeaturesCheck()))
 
 
+# ---- the shipped combiner's recipe (scripts/build_combiner.py writes its checkpoint) ---------------------------
+#: The signals the shipped combiner reads: those that mean the same offline (ZeroEval's graded answers) and online
+#: (a routed call's cheap answers). Left out: log-probabilities and self-verification (not in the data), and the
+#: signals whose offline meaning differs from the online one (``no_answer`` / ``first_missing`` /
+#: ``others_missing``: offline "the grader extracted no answer", online "the answer was empty", which escalates
+#: before any check; ``log_answer_chars``: offline the extracted final answer, online the whole reply;
+#: ``log_output_chars`` / ``log_length_ratio``: offline every reply is reasoning in ZeroEval's forced JSON format,
+#: online replies are not, and it adds nothing left-one-task-out; ``agree_0``: a copy of ``agreement``).
+SHIPPED_SIGNALS: tuple[str, ...] = (
+    "agreement.agreement",
+    "answer_features.log_prompt_chars",
+    "answer_features.refusal",
+    "win_rate_logit",
+)
+
+
+def shipped_recipe() -> LogisticCombiner:
+    """The shipped combiner, unfitted: agreement read with the ``auto`` answer kind online (offline the answers are
+    the grader's final answers, compared with each task's grader rule), answer features, the router's win rate."""
+    return LogisticCombiner(checks=(AgreementCheck(kind="auto"), AnswerFeaturesCheck()), signal_names=SHIPPED_SIGNALS)
+
+
+def shipped_training_rows(router: Any) -> dict[str, tuple[dict[str, np.ndarray], np.ndarray]]:
+    """Per task: the shipped combiner's signals and labels (was the first cheap answer right?), every triple's
+    (first, second) cheap pair pooled. The win rate is the router's own (its reference pair), as a routed call
+    records it."""
+    out: dict[str, tuple[dict[str, np.ndarray], np.ndarray]] = {}
+    for task in ZEROEVAL_ANSWER_TASKS:
+        table = load_answer_table(task)
+        win = np.clip(np.asarray(router.predict_win_rate(list(table.prompts)), dtype=np.float64), 0.0, 1.0)
+        parts, labels = [], []
+        for _strong, cheap in TRIPLES:
+            signals = _combiner(task).signals(_batch(table, cheap, win))
+            parts.append({k: signals[k] for k in SHIPPED_SIGNALS})
+            labels.append(np.asarray(table.correct[cheap[0]], dtype=np.float64))
+        out[task] = ({k: np.concatenate([p[k] for p in parts]) for k in SHIPPED_SIGNALS}, np.concatenate(labels))
+    return out
+
+
+def fit_shipped_combiner(
+    rows: dict[str, tuple[dict[str, np.ndarray], np.ndarray]], tasks: Sequence[str] | None = None
+) -> LogisticCombiner:
+    """The shipped recipe fitted on ``tasks``' rows (default: all)."""
+    use = list(rows) if tasks is None else list(tasks)
+    signals = {k: np.concatenate([rows[t][0][k] for t in use]) for k in SHIPPED_SIGNALS}
+    return shipped_recipe().fit_signals(signals, np.concatenate([rows[t][1] for t in use]))
+
+
+def _auc(scores: np.ndarray, labels: np.ndarray) -> float:
+    from routellm_core.evaluation.metrics import _roc_auc
+
+    return _roc_auc(scores[labels > 0.5], scores[labels < 0.5])
+
+
+def shipped_quality(router: Any) -> dict[str, Any]:
+    """How well the shipped combiner's P(cheap answer right) ranks answers, per task (all triples pooled): ROC AUC
+    and log loss of the shipped checkpoint (in-sample: it was fitted on all three tasks) and of the same recipe
+    fitted on the other two tasks (leave-one-task-out), next to agreement alone; and whether a refit of the recipe
+    reproduces the shipped weights."""
+    from routellm_core.escalation.checks import shipped_combiner
+
+    rows = shipped_training_rows(router)
+    shipped = shipped_combiner()
+    refit = fit_shipped_combiner(rows)
+    out: dict[str, Any] = {
+        "signals": list(SHIPPED_SIGNALS),
+        "weights": shipped.weights(),
+        "refit_max_abs_weight_diff": float(max(abs(refit.weights()[k] - v) for k, v in shipped.weights().items())),
+        "tasks": {},
+    }
+    for task, (signals, y) in rows.items():
+        loto = fit_shipped_combiner(rows, [t for t in rows if t != task]).predict_signals(signals)
+        ins = shipped.predict_signals(signals)
+        entry: dict[str, Any] = {"n_rows": len(y), "cheap_accuracy": float(y.mean())}
+        for name, p in (("agreement", signals["agreement.agreement"]), ("in_sample", ins), ("loto", loto)):
+            entry[f"auc_{name}"] = _auc(np.asarray(p, dtype=np.float64), y)
+        for name, p in (("in_sample", ins), ("loto", loto)):
+            q = np.clip(p, 1e-9, 1 - 1e-9)
+            entry[f"log_loss_{name}"] = float(-np.mean(y * np.log(q) + (1 - y) * np.log(1 - q)))
+            entry[f"mean_p_{name}"] = float(np.mean(p))
+        out["tasks"][task] = entry
+    return out
+
+
 def run(router: Any) -> dict[str, Any]:
     tables = {t: load_answer_table(t) for t in ZEROEVAL_ANSWER_TASKS}
     # win rates of the default router for every (task, strong, first cheap)
@@ -171,6 +258,19 @@ def run(router: Any) -> dict[str, Any]:
             merged = {k: np.concatenate([signals[t][k] for t in train]) for k in signals[task]}
             model = _combiner(task).fit_signals(merged, np.concatenate([labels[t] for t in train]))
             combined[(task, _triple_name(strong, cheap))] = model.predict_signals(signals[task])
+    # the shipped combiner (in-sample) and its recipe fitted on the other two tasks (LOTO), every triple's rows
+    from routellm_core.escalation.checks import shipped_combiner
+
+    recipe_rows = shipped_training_rows(router)
+    shipped = shipped_combiner()
+    shipped_conf: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
+    for task, (task_signals, _y) in recipe_rows.items():
+        n = len(tables[task].prompts)
+        loto = fit_shipped_combiner(recipe_rows, [t for t in recipe_rows if t != task]).predict_signals(task_signals)
+        ins = shipped.predict_signals(task_signals)
+        for j, (strong, cheap) in enumerate(TRIPLES):
+            block = slice(j * n, (j + 1) * n)
+            shipped_conf[(task, _triple_name(strong, cheap))] = (ins[block], loto[block])
 
     out: dict[str, Any] = {}
     for task, table in tables.items():
@@ -249,6 +349,15 @@ def run(router: Any) -> dict[str, Any]:
                     **common,
                 )
             ]
+            for row, conf in zip(
+                (SHIPPED_IN_SAMPLE_ROW, "escalation: shipped combiner recipe + pre-route (LOTO)"),
+                shipped_conf[(task, name)],
+            ):
+                curves[row] = [
+                    evaluate_escalation(
+                        table.answers, quality, costs, cheap=list(cheap), check=conf, win_rates=win, **common
+                    )
+                ]
             strong_cost = float(cs.mean())
             q_strong = float(qs.mean())
             rows: dict[str, Any] = {}
@@ -374,6 +483,7 @@ def section(res: dict[str, Any] | None) -> list[str]:
             extra = f"; best escalation row: {t['best_row']}: {t['best_value']:.3f}"
         verdict = "**met**" if t["met"] else "**not met**"
         lines.append(f"- {verdict}: {t['target']}: agreement + pre-route {_fmt(val, 3)}{extra}")
+    lines += _shipped_section(res.get("shipped_combiner"))
     for task, tres in res["tasks"].items():
         lines += ["", f"### {task} ({tres['n_prompts']} prompts; answers compared as `{tres['answer_kind']}`)", ""]
         for name, tr in tres["triples"].items():
@@ -396,6 +506,34 @@ def section(res: dict[str, Any] | None) -> list[str]:
     return lines
 
 
+def _shipped_section(sc: dict[str, Any] | None) -> list[str]:
+    if not sc:
+        return []
+    lines = [
+        "",
+        '### Shipped combiner (`Escalation(check="combined")`)',
+        "",
+        "Fitted by `scripts/build_combiner.py` on all three tasks, every triple's (first, second) cheap pair pooled, "
+        f"signals {', '.join(f'`{k}`' for k in sc['signals'])} (win rate: the `default` router's own, as a routed "
+        "call records it). ROC AUC and log loss of its P(first cheap answer right) per task, all triples pooled: "
+        "*in-sample* = the shipped weights (they saw this task); *LOTO* = the same recipe fitted on the other two "
+        "tasks (a held-out estimate). The cost tables below have both as rows (`shipped combiner ...`); only the "
+        "LOTO row counts toward the targets. A refit of the recipe reproduces the shipped weights to "
+        f"{sc['refit_max_abs_weight_diff']:.1e}.",
+        "",
+        "| task | rows | cheap accuracy | AUC agreement alone | AUC in-sample | AUC LOTO | log loss in-sample | "
+        "log loss LOTO | mean P in-sample | mean P LOTO |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for task, q in sc["tasks"].items():
+        lines.append(
+            f"| {task} | {q['n_rows']:,} | {q['cheap_accuracy']:.3f} | {q['auc_agreement']:.3f} | "
+            f"{q['auc_in_sample']:.3f} | {q['auc_loto']:.3f} | {q['log_loss_in_sample']:.3f} | "
+            f"{q['log_loss_loto']:.3f} | {q['mean_p_in_sample']:.3f} | {q['mean_p_loto']:.3f} |"
+        )
+    return lines
+
+
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser = bench_parser("bench.escalation", __doc__.splitlines()[0])
     args = parser.parse_args(argv)
@@ -410,6 +548,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "tasks": run(load_router("default")),
     }
     res["targets"] = targets(res)
+    res["shipped_combiner"] = shipped_quality(load_router("default"))
     res["seconds"] = time.time() - start
     return publish(res, args, "escalation", SECTION, section)
 

@@ -140,6 +140,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from routellm_core.routers.training import train_router, training_embedder
 
     params = _params(args.params)
+    if args.combiner_init and not args.combiner_out:
+        raise InvalidInputError("--combiner-init is the starting point of --combiner-out: give --combiner-out too")
+    if args.combiner_out and not args.feedback:
+        raise InvalidInputError("--combiner-out refits the escalation combiner from a feedback store: give --feedback")
     if args.router is None and not args.init:
         args.router = "mf"
     if (args.strong_model is None) != (args.weak_model is None):
@@ -172,6 +176,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         calib = calib or store.prompts()
     if not battles and not args.init:
         raise InvalidInputError("no training data: give --sources, --battles, --golden or --feedback")
+    if args.combiner_out:
+        _refit_combiner(args)
     if args.strong_model is not None:
         pair = (args.strong_model, args.weak_model)
     if pair is not None:
@@ -210,6 +216,23 @@ def _cmd_train(args: argparse.Namespace) -> int:
             "(or give train --calibration-prompts)"
         )
     return 0
+
+
+def _refit_combiner(args: argparse.Namespace) -> None:
+    """``--combiner-out``: refit the escalation combiner from the store's signals and verdicts, print one line."""
+    from routellm_core.escalation.checks import LogisticCombiner
+    from routellm_core.learning.combiner import refit_combiner
+
+    prior = LogisticCombiner.load(args.combiner_init) if args.combiner_init else None
+    combiner, data = refit_combiner(_open_store(args.feedback), prior=prior)
+    combiner.save(args.combiner_out)
+    good = int(data.labels.sum())
+    left = ", ".join(f"{n} {why}" for why, n in sorted(data.skipped.items())) or "none"
+    start = args.combiner_init or "the shipped combiner"
+    print(
+        f"refitted the escalation combiner from {start} on {len(data)} labelled decisions ({good} good, "
+        f"{len(data) - good} bad; decisions left out: {left}) -> {args.combiner_out}"
+    )
 
 
 def _trained_line(args: argparse.Namespace, router: Any, battles: list[Battle]) -> str:
@@ -397,6 +420,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--params", help="router parameters as JSON, e.g. '{\"epochs\": 20}'")
     t.add_argument("--calibration-prompts", help="prompts file to calibrate thresholds on (default: the store's)")
     t.add_argument("--out", required=True, help="checkpoint folder to write")
+    t.add_argument(
+        "--combiner-out",
+        help="also refit the escalation combiner (check='combined') from --feedback's recorded signals and verdicts, "
+        "warm-started from the shipped one, into this folder",
+    )
+    t.add_argument("--combiner-init", help="with --combiner-out: start from this combiner folder instead")
     t.set_defaults(func=_cmd_train)
 
     c = sub.add_parser(

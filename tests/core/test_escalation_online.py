@@ -262,8 +262,6 @@ def test_check_without_a_second_answer_and_bad_settings(known_router: Any) -> No
         routed.call(routed.route(TRIVIA[0]), script.attempt)
     with pytest.raises(InvalidInputError, match="must be fitted"):
         engine(known_router, Escalation(check=LogisticCombiner()))
-    with pytest.raises(InvalidInputError, match="needs Escalation\\(threshold"):
-        engine(known_router, Escalation(share=0.2))
     with pytest.raises(ValidationError, match="escalate must be an Escalation"):
         RoutingOptions(escalate="agreement")
 

@@ -1,4 +1,4 @@
-"""Escalation in the server: ``router-<router>-cascade[-<threshold or percent>]`` model names.
+"""Escalation in the server: ``router-<router>[-<pre-route>]-cascade[-<threshold>|-<share>%]`` model names.
 
 The upstream is the mock echo (``"[<model>] <text>"``): the weak model asked twice gives the same text (the answers
 agree: the weak answer is kept), while a second cheap upstream of another name gives a different text (they
@@ -50,14 +50,16 @@ def ask(server: ServerThread, model: str, **kw: Any) -> httpx.Response:
 
 
 def test_model_names() -> None:
-    assert split_cascade("router-default-cascade-30%") == ("router-default-30%", True)
-    assert split_cascade("router-fast-cascade") == ("router-fast", True)
-    assert split_cascade("router-fast-cascade-0.7") == ("router-fast-0.7", True)
-    assert split_cascade("router-fast-0.7") == ("router-fast-0.7", False)
+    # the pre-route comes before -cascade (as in a plain name), the escalation's threshold or share after it
+    assert split_cascade("router-default-cascade-30%") == ("router-default", "30%")
+    assert split_cascade("router-fast-cascade") == ("router-fast", "")
+    assert split_cascade("router-fast-cascade-0.7") == ("router-fast", "0.7")
+    assert split_cascade("router-fast-20%-cascade-0.7") == ("router-fast-20%", "0.7")
+    assert split_cascade("router-fast-0.7") == ("router-fast-0.7", None)
 
 
 def test_agreeing_answers_keep_weak_and_disagreeing_escalate(serve: Any, mock: ServerThread) -> None:
-    same = ask(serve(), "router-fast-cascade-1.0")  # threshold 1: nothing pre-routed; weak sampled again agrees
+    same = ask(serve(), "router-fast-1.0-cascade")  # threshold 1: nothing pre-routed; weak sampled again agrees
     assert same.status_code == 200
     record = same.json()["routellm"]
     assert same.json()["choices"][0]["message"]["content"].startswith(f"[{WEAK}]")
@@ -68,7 +70,7 @@ def test_agreeing_answers_keep_weak_and_disagreeing_escalate(serve: Any, mock: S
     assert same.headers["x-routellm-escalated"] == "false"
 
     server = serve(escalate_second=OTHER, weak_base_url=f"{mock.url}/v1")
-    moved = ask(server, "router-fast-cascade-1.0")
+    moved = ask(server, "router-fast-1.0-cascade")
     record = moved.json()["routellm"]
     assert moved.json()["choices"][0]["message"]["content"].startswith(f"[{STRONG}]")
     assert (record["served"], record["escalated"], record["choice"]) == ("strong", True, "weak")
@@ -82,7 +84,7 @@ def test_agreeing_answers_keep_weak_and_disagreeing_escalate(serve: Any, mock: S
     # the plain model name never escalates, and a pre-routed call never pays for the cheap answers
     plain = ask(server, "router-fast-1.0").json()["routellm"]
     assert not plain["escalated"] and len(plain["attempts"]) == 1
-    pre = ask(server, "router-fast-cascade-0.0").json()["routellm"]
+    pre = ask(server, "router-fast-0.0-cascade").json()["routellm"]
     assert (pre["served"], [a["model"] for a in pre["attempts"]]) == ("strong", [STRONG])
     ids = [m["id"] for m in httpx.get(f"{server.url}/v1/models", timeout=10).json()["data"]]
     assert "router-fast-cascade" in ids and "router-fast-cascade-10%" in ids
@@ -91,12 +93,35 @@ def test_agreeing_answers_keep_weak_and_disagreeing_escalate(serve: Any, mock: S
     assert escalated and float(escalated[0].rsplit(" ", 1)[1]) == 1.0
 
 
+def test_escalation_share_and_threshold_in_the_model_name(serve: Any, mock: ServerThread) -> None:
+    """After ``-cascade``: ``<p>%`` is the share of checked calls to escalate, ``<t>`` the escalation threshold. The
+    resampled weak answer always agrees (confidence 1), so only a share of 100% or a threshold above 1 escalates."""
+    server = serve()
+    kept = ask(server, "router-fast-1.0-cascade-0%").json()["routellm"]
+    assert not kept["escalated"] and kept["attempts"][0]["signals"]["escalation_threshold"] == 0.0
+    every = ask(server, "router-fast-1.0-cascade-100%").json()["routellm"]
+    assert every["escalated"] and every["attempts"][0]["confidence"] == 1.0
+    assert every["attempts"][0]["signals"]["escalation_threshold"] > 1.0
+    fixed = ask(server, "router-fast-1.0-cascade-0.75").json()["routellm"]
+    assert not fixed["escalated"] and fixed["attempts"][0]["signals"]["escalation_threshold"] == 0.75
+    # one engine per setting, built on first use and kept (its share tracker holds the recent confidences)
+    assert ask(server, "router-fast-1.0-cascade-100%").json()["routellm"]["escalated"]
+    for bad in (
+        "router-fast-cascade-12.5%",
+        "router-fast-cascade-101%",
+        "router-fast-cascade-0.125",
+        "router-fast-cascade-x",
+    ):
+        answer = ask(server, bad)
+        assert answer.status_code == 400 and "after -cascade" in answer.json()["error"]["message"]
+
+
 def test_streams_hold_the_weak_answer_then_stream_the_server_choice(serve: Any, mock: ServerThread) -> None:
     server = serve(escalate_second=OTHER, weak_base_url=f"{mock.url}/v1")
     with openai.OpenAI(base_url=f"{server.url}/v1", api_key="x", max_retries=0) as client:
         chunks = list(
             client.chat.completions.create(
-                model="router-fast-cascade-1.0", messages=[{"role": "user", "content": PROMPT}], stream=True
+                model="router-fast-1.0-cascade", messages=[{"role": "user", "content": PROMPT}], stream=True
             )
         )
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
@@ -121,7 +146,7 @@ def test_join_chunks_rebuilds_text_tool_calls_and_usage() -> None:
 
 
 def test_self_verification_asks_the_weak_upstream(serve: Any, mock: ServerThread) -> None:
-    record = ask(serve(escalate_check="self_verification"), "router-fast-cascade-1.0").json()["routellm"]
+    record = ask(serve(escalate_check="self_verification"), "router-fast-1.0-cascade").json()["routellm"]
     assert [(a["model"], a["role"]) for a in record["attempts"]][:2] == [
         (WEAK, "answer"),
         (f"{WEAK} (verify)", "check"),

@@ -298,6 +298,9 @@ def test_slider_moves_a_known_prompt_across_the_threshold_without_calling_a_mode
     page.fill("#slider", "1")
     expect_choice(page, "weak")
     expect(page.get_by_test_id("model-name")).to_have_text(f"router-{ROUTER}-1")
+    page.check("#cascade")  # the slider's number is the pre-route's: before -cascade (after it, the escalation's)
+    expect(page.get_by_test_id("model-name")).to_have_text(f"router-{ROUTER}-1-cascade")
+    page.uncheck("#cascade")
     page.fill("#slider", "0")
     expect_choice(page, "strong")
     # no model was called and nothing was counted while the slider moved

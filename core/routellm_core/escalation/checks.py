@@ -15,6 +15,7 @@ A check reads one batch of cheap answers (:class:`CheckInput`) and returns named
   short call after the answer). Confidence: 1 for "yes", 0 for "no", 0.5 when the reply says neither.
 - :class:`LogisticCombiner`: a logistic regression over other checks' signals and the prompt router's win rate,
   fitted on labelled batches (was the cheap answer right?); saved as JSON config + safetensors (no pickle).
+  :func:`shipped_combiner` loads the one fitted on the shared answer data (``check="combined"``).
 """
 
 from __future__ import annotations
@@ -322,11 +323,18 @@ class LogisticCombiner:
     Follows scikit-learn's rules: ``__init__`` stores parameters, :meth:`fit` returns self, learned state ends in
     ``_``, predicting before fitting raises :class:`~routellm_core.errors.NotFittedError`.
 
+    ``LogisticCombiner()`` is unfitted (fit your own); :func:`shipped_combiner` (what ``Escalation(check="combined")``
+    uses) is the one fitted on the shared answer data and shipped with the package. Predictions clip each signal to
+    the range seen in fitting, so a value outside the data (a far shorter prompt, say) is read as the nearest one
+    seen rather than extrapolated.
+
     Attributes:
         checks: The checks whose signals it reads.
         use_win_rate: Add the logit of ``CheckInput.win_rates`` as the signal ``win_rate_logit``.
-        l2: Ridge penalty on the standardised weights.
+        l2: Ridge penalty on the standardised weights (with a ``prior``: toward the prior's weights, intercept too).
         max_iter: Newton iterations at most.
+        signal_names: The signals the fit reads (None: every signal the checks give). Signals outside it are still
+            computed (and recorded online) but carry no weight.
     """
 
     checks: tuple[Any, ...] = field(default_factory=lambda: (AgreementCheck(), AnswerFeaturesCheck()))
@@ -334,6 +342,16 @@ class LogisticCombiner:
     l2: float = 1.0
     max_iter: int = 50
     name: str = "combined"
+    signal_names: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.signal_names is not None:
+            names = tuple(self.signal_names)
+            if not names or not all(isinstance(n, str) and n for n in names):
+                raise InvalidInputError("signal_names must be a non-empty sequence of signal names, or None")
+            self.signal_names = names
+        if isinstance(self.l2, bool) or not isinstance(self.l2, (int, float)) or not float(self.l2) >= 0.0:
+            raise InvalidInputError(f"l2 must be a number >= 0, got {self.l2!r}")
 
     # ---- signals -------------------------------------------------------------------------------------------
     def signals(self, batch: CheckInput) -> dict[str, np.ndarray]:
@@ -357,9 +375,38 @@ class LogisticCombiner:
         return x
 
     # ---- fit / predict -------------------------------------------------------------------------------------
-    def fit_signals(self, signals: Mapping[str, np.ndarray], correct: Sequence[float]) -> LogisticCombiner:
-        """Fit on named signals and 0/1 labels (was the first answer right?)."""
-        names = sorted(signals)
+    def fit_signals(
+        self,
+        signals: Mapping[str, np.ndarray],
+        correct: Sequence[float],
+        *,
+        prior: LogisticCombiner | None = None,
+    ) -> LogisticCombiner:
+        """Fit on named signals and 0/1 labels (was the first answer right?).
+
+        Args:
+            signals: Signal name -> one value per prompt (extra names beyond ``signal_names`` are ignored).
+            correct: 1 where the first answer was right, else 0.
+            prior: A fitted combiner to warm-start from: its signal names and standardisation are kept, and the
+                ridge penalty ``l2`` pulls every weight (intercept included) toward its weights instead of toward 0,
+                so a few labels move it only as far as they support.
+
+        Raises:
+            TrainingDataError: No signals, no labels, a label count that differs from the prompts', or labels
+                other than 0/1.
+            InvalidInputError: A signal the fit needs is missing, or holds NaN / infinite values.
+        """
+        if prior is not None:
+            prior._check_fitted()
+            names = list(prior.feature_names_)
+            if self.signal_names is not None and set(self.signal_names) != set(names):
+                raise InvalidInputError(
+                    f"signal_names {list(self.signal_names)} differ from the prior's signals {names}"
+                )
+        elif self.signal_names is not None:
+            names = list(self.signal_names)
+        else:
+            names = sorted(signals)
         if not names:
             raise TrainingDataError("no signals to fit the combiner on")
         x = self._matrix(signals, names)
@@ -368,23 +415,43 @@ class LogisticCombiner:
             raise TrainingDataError(f"{y.shape[0]} labels for {x.shape[0]} prompts")
         if not np.isin(y, (0.0, 1.0)).all():
             raise TrainingDataError("combiner labels must be 0 or 1")
-        mean = x.mean(axis=0)
-        scale = x.std(axis=0)
-        scale[scale < 1e-12] = 1.0
+        low, high = x.min(axis=0), x.max(axis=0)
+        if prior is not None:
+            mean, scale = prior.mean_.copy(), prior.scale_.copy()
+            centre = np.r_[prior.intercept_, prior.coef_]
+            if getattr(prior, "low_", None) is not None:
+                low, high = np.minimum(low, prior.low_), np.maximum(high, prior.high_)
+        else:
+            mean = x.mean(axis=0)
+            scale = x.std(axis=0)
+            scale[scale < 1e-12] = 1.0
+            centre = np.zeros(len(names) + 1)
         z = np.column_stack([np.ones(len(x)), (x - mean) / scale])
-        w = np.zeros(z.shape[1])
+        w = centre.copy()
         penalty = np.full(z.shape[1], float(self.l2))
-        penalty[0] = 0.0
-        for _ in range(self.max_iter):
+        if prior is None:
+            penalty[0] = 0.0
+
+        def loss(v: np.ndarray) -> float:
+            margin = z @ v
+            return float(np.sum(np.logaddexp(0.0, margin) - y * margin) + 0.5 * np.sum(penalty * (v - centre) ** 2))
+
+        current = loss(w)
+        for _ in range(self.max_iter):  # Newton's method, the step halved until the penalised loss falls
             p = _sigmoid(z @ w)
-            grad = z.T @ (p - y) + penalty * w
+            grad = z.T @ (p - y) + penalty * (w - centre)
             hess = (z * (p * (1 - p))[:, None]).T @ z + np.diag(penalty + 1e-9)
             step = np.linalg.solve(hess, grad)
-            w -= step
-            if np.max(np.abs(step)) < 1e-8:
+            t = 1.0
+            while t > 1e-10 and loss(w - t * step) > current + 1e-12 * max(1.0, abs(current)):
+                t *= 0.5
+            w = w - t * step
+            current = loss(w)
+            if np.max(np.abs(t * step)) < 1e-8:
                 break
         self.feature_names_ = list(names)
         self.mean_, self.scale_ = mean, scale
+        self.low_, self.high_ = low, high
         self.intercept_, self.coef_ = float(w[0]), w[1:].copy()
         return self
 
@@ -400,6 +467,8 @@ class LogisticCombiner:
         """P(first answer right) from named signals."""
         self._check_fitted()
         x = self._matrix(signals, self.feature_names_)
+        if getattr(self, "low_", None) is not None:
+            x = np.clip(x, self.low_, self.high_)
         return _sigmoid(((x - self.mean_) / self.scale_) @ self.coef_ + self.intercept_)
 
     def predict(self, batch: CheckInput) -> np.ndarray:
@@ -427,8 +496,12 @@ class LogisticCombiner:
             "use_win_rate": self.use_win_rate,
             "l2": self.l2,
             "max_iter": self.max_iter,
+            "signal_names": None if self.signal_names is None else list(self.signal_names),
+            "clipped": getattr(self, "low_", None) is not None,
             "checks": [c.config() for c in self.checks],
         }
+        if getattr(self, "metadata_", None):
+            config["metadata"] = self.metadata_
         (out / _CONFIG).write_text(json.dumps(config, indent=1) + "\n", encoding="utf-8")
         tensors = {
             "coef": self.coef_.astype(np.float64),
@@ -436,6 +509,9 @@ class LogisticCombiner:
             "mean": self.mean_.astype(np.float64),
             "scale": self.scale_.astype(np.float64),
         }
+        if getattr(self, "low_", None) is not None:
+            tensors["low"] = np.asarray(self.low_, dtype=np.float64)
+            tensors["high"] = np.asarray(self.high_, dtype=np.float64)
         save_tensors(out, tensors, _WEIGHTS)
         return out
 
@@ -458,9 +534,16 @@ class LogisticCombiner:
         if config.get("version") != COMBINER_VERSION:
             raise CheckpointError(f"{folder / _CONFIG}: version {config.get('version')!r}, expected {COMBINER_VERSION}")
         # names, ranks, NaN / infinity and the file size are checked by the shared loader; sizes against the config
-        tensors = load_tensors(
-            folder, {"coef": (None,), "intercept": (1,), "mean": (None,), "scale": (None,)}, filename=_WEIGHTS
-        )
+        expected: dict[str, tuple[int | None, ...]] = {
+            "coef": (None,),
+            "intercept": (1,),
+            "mean": (None,),
+            "scale": (None,),
+        }
+        clipped = bool(config.get("clipped", False))
+        if clipped:
+            expected.update(low=(None,), high=(None,))
+        tensors = load_tensors(folder, expected, filename=_WEIGHTS)
         names = config.get("feature_names")
         d = len(names) if isinstance(names, list) else -1
         shapes_ok = (
@@ -472,18 +555,35 @@ class LogisticCombiner:
             raise CheckpointError(f"{folder}: weights do not match the config's {d} feature names")
         if (tensors["scale"] <= 0).any():
             raise CheckpointError(f"{folder / _WEIGHTS}: non-positive scale values")
+        if clipped and (
+            tensors["low"].shape != (d,) or tensors["high"].shape != (d,) or (tensors["low"] > tensors["high"]).any()
+        ):
+            raise CheckpointError(f"{folder / _WEIGHTS}: the signal range (low, high) does not fit the feature names")
         checks = tuple(_check_from_config(c) for c in config.get("checks", []))
-        obj = cls(
-            checks=checks,
-            use_win_rate=bool(config.get("use_win_rate", True)),
-            l2=float(config.get("l2", 1.0)),
-            max_iter=int(config.get("max_iter", 50)),
-        )
+        signal_names = config.get("signal_names")
+        if signal_names is not None and (not isinstance(signal_names, list) or sorted(signal_names) != sorted(names)):
+            raise CheckpointError(f"{folder / _CONFIG}: signal_names do not match the feature names")
+        try:
+            obj = cls(
+                checks=checks,
+                use_win_rate=bool(config.get("use_win_rate", True)),
+                l2=float(config.get("l2", 1.0)),
+                max_iter=int(config.get("max_iter", 50)),
+                signal_names=None if signal_names is None else tuple(signal_names),
+            )
+        except (TypeError, ValueError, InvalidInputError) as exc:
+            raise CheckpointError(f"{folder / _CONFIG}: bad settings ({exc})") from None
+        metadata = config.get("metadata")
+        if isinstance(metadata, dict):
+            obj.metadata_ = metadata
         obj.feature_names_ = list(names)
         obj.coef_ = tensors["coef"].astype(np.float64)
         obj.intercept_ = float(tensors["intercept"][0])
         obj.mean_ = tensors["mean"].astype(np.float64)
         obj.scale_ = tensors["scale"].astype(np.float64)
+        if clipped:
+            obj.low_ = tensors["low"].astype(np.float64)
+            obj.high_ = tensors["high"].astype(np.float64)
         return obj
 
 
@@ -506,13 +606,32 @@ def _check_from_config(config: Any) -> Any:
     raise CheckpointError(f"unknown check {kind!r} in the combiner config")
 
 
-#: Built-in check names -> a factory (``Escalation(check=...)`` and ``evaluate_escalation(check=...)``).
+#: The shipped combiner's folder (``config.json`` + ``model.safetensors`` + ``MODEL_CARD.md``), written by
+#: ``scripts/build_combiner.py``.
+SHIPPED_COMBINER_DIR = Path(__file__).resolve().parent / "shipped_combiner"
+
+
+def shipped_combiner() -> LogisticCombiner:
+    """The :class:`LogisticCombiner` shipped with the package, fitted on the shared ZeroEval answer data.
+
+    It reads the agreement of two cheap answers (answer kind ``"auto"``), the first answer's length and the prompt's,
+    a refusal, and the logit of the prompt router's win rate (the shipped ``default`` router's during fitting); see
+    its ``MODEL_CARD.md``. A fresh object on every call.
+
+    Raises:
+        CheckpointError: The shipped files are missing or damaged.
+    """
+    return LogisticCombiner.load(SHIPPED_COMBINER_DIR)
+
+
+#: Built-in check names -> a factory (``Escalation(check=...)`` and ``evaluate_escalation(check=...)``);
+#: ``"combined"`` gives the shipped, fitted combiner.
 CHECKS: dict[str, Any] = {
     "agreement": AgreementCheck,
     "answer_features": AnswerFeaturesCheck,
     "logprobs": LogprobCheck,
     "self_verification": SelfVerificationCheck,
-    "combined": LogisticCombiner,
+    "combined": shipped_combiner,
 }
 
 
@@ -539,4 +658,5 @@ __all__ = [
     "LogprobCheck",
     "SelfVerificationCheck",
     "check_confidence",
+    "shipped_combiner",
 ]

@@ -6,18 +6,22 @@ Under ``escalate=Escalation(...)`` a call the prompt router sends to the weak si
    weak one sampled again at :data:`SAMPLE_TEMPERATURE`) answers too, concurrently (one sequential step);
 2. the check scores its confidence in the weak answer (:mod:`routellm_core.escalation.checks`): at or above the
    escalation threshold the weak answer is served; below it (or when the weak answer failed or came back empty)
-   the strong model is called and serves;
+   the strong model is called and serves. Under ``Escalation(share=s)`` the threshold in force follows the recent
+   checked calls' confidences (:class:`~routellm_core.routing.tracking.QuantileTracker`, started from the shipped
+   calibration) so that about ``s`` of them escalate (a tie at the threshold is split by the decision id);
 3. every call is one :class:`~routellm_core.decisions.Attempt` of the record (model, role, signals, confidence,
    tokens, cost), so the record says what was paid and why the answer came from where it did.
 
 A call the prompt router sends to strong (the *pre-route*) skips the cheap attempt, and a continued agent step stays
 on the model that served the step before. This module holds the rules; :class:`~routellm_core.routing.engine.
-RoutingEngine` drives them (sync and async). A ladder of N models generalises step 2 to "the next rung".
+RoutingEngine` drives them (sync and async). Among N models (:mod:`routellm_core.routing.ladder`) a call runs on a
+pair whose strong side is the best-predicted model above the chosen one, so the same rules climb the ladder.
 """
 
 from __future__ import annotations
 
 import logging
+import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
@@ -35,11 +39,14 @@ from routellm_core.escalation.checks import (
     check_confidence,
 )
 from routellm_core.escalation.config import Escalation
+from routellm_core.routing.tracking import Cut, QuantileTracker
 
 logger = logging.getLogger(__name__)
 
 #: Temperature of the second sample when ``Escalation.second`` is None (the weak model asked again).
 SAMPLE_TEMPERATURE = 0.7
+#: The answer attempt's signal that records the escalation threshold its check was held to.
+THRESHOLD_SIGNAL = "escalation_threshold"
 
 #: ``(input_tokens, output_tokens)`` an answer reports, either may be None.
 Usage = tuple[int | None, int | None]
@@ -104,11 +111,13 @@ def _check_ready(check: Check) -> None:
 
 @dataclass(frozen=True)
 class Verdict:
-    """The check's reading of one cheap answer."""
+    """The check's reading of one cheap answer: keep it when ``confidence >= threshold`` (the threshold in force for
+    this call; None with no answer to check, which always escalates)."""
 
     keep: bool
     confidence: float | None
     signals: Mapping[str, float]
+    threshold: float | None = None
 
 
 class Cascade:
@@ -125,7 +134,7 @@ class Cascade:
         logprobs: The token log-probabilities an answer carries (None without).
 
     Raises:
-        InvalidInputError: An escalation share (needs calibration data; give a threshold), or an unfitted combiner.
+        InvalidInputError: An unfitted combiner.
     """
 
     def __init__(
@@ -140,14 +149,13 @@ class Cascade:
         pricing: Pricing,
         logprobs: Callable[[Any], list[float] | None] = lambda _value: None,
     ) -> None:
-        threshold = escalation.effective_threshold
-        if threshold is None:
-            raise InvalidInputError(
-                "escalate: Escalation(share=...) is for offline evaluation (evaluate_escalation); a routed call "
-                "needs Escalation(threshold=...)"
-            )
         self.escalation = escalation
-        self.threshold = threshold
+        #: The fixed threshold, or None under a ``share`` (then :attr:`tracker` sets it per call).
+        self.fixed_threshold = escalation.effective_threshold
+        #: Under ``share``: the recent checked calls' confidences, started from the shipped calibration.
+        self.tracker = (
+            QuantileTracker(escalation.prior(), window=escalation.window) if escalation.share is not None else None
+        )
         self.check = escalation.make_check()
         _check_ready(self.check)
         self.needs_second = needs_second_answer(self.check)
@@ -159,6 +167,20 @@ class Cascade:
         self.is_empty = is_empty
         self.pricing = pricing
         self.logprobs = logprobs
+
+    @property
+    def cut(self) -> Cut:
+        """The escalation cut in force now: the fixed threshold, or the tracked share (with the part of a tie at
+        the cut that escalates)."""
+        if self.tracker is None or self.escalation.share is None:
+            assert self.fixed_threshold is not None
+            return Cut(self.fixed_threshold)
+        return self.tracker.split(self.escalation.share)
+
+    @property
+    def threshold(self) -> float:
+        """The escalation threshold in force now."""
+        return self.cut.threshold
 
     def applies(self, route: Route) -> bool:
         """Whether ``route`` runs as a cascade: scored anew (not a continued step) and sent to the weak side."""
@@ -189,7 +211,11 @@ class Cascade:
         )
         signals = {key: float(np.asarray(v).reshape(-1)[0]) for key, v in self.check.signals(batch).items()}
         confidence = float(check_confidence(self.check, batch)[0])
-        return Verdict(keep=confidence >= self.threshold, confidence=confidence, signals=signals)
+        cut = self.cut
+        if self.tracker is not None:
+            self.tracker.observe(confidence)  # after its own threshold was read: the window holds earlier calls
+        escalate = cut.below(confidence, zlib.crc32(route.id.encode()) / 2**32)  # a tie splits by decision id
+        return Verdict(keep=not escalate, confidence=confidence, signals=signals, threshold=cut.threshold)
 
     # ---- the record ------------------------------------------------------------------------------------------
     def attempt(
@@ -204,7 +230,7 @@ class Cascade:
         priced_as: str | None = None,
     ) -> Attempt:
         """One attempt's entry: its tokens and price (as ``priced_as``, default ``model``) from the answer, the
-        check's reading when it was checked."""
+        check's reading when it was checked (its signals plus :data:`THRESHOLD_SIGNAL`, the threshold in force)."""
         tokens_in, tokens_out, cost = self.pricing.of(priced_as or model, outcome.value if outcome.ok else None)
         error = type(outcome.error).__name__ if outcome.error is not None else None
         if outcome.ok and (outcome.value is None or self.is_empty(outcome.value)):
@@ -214,7 +240,7 @@ class Cascade:
             side=side,
             role=role,
             kept=kept,
-            signals=dict(verdict.signals) if verdict is not None else {},
+            signals=_signals(verdict),
             confidence=verdict.confidence if verdict is not None else None,
             error=error,
             input_tokens=tokens_in,
@@ -258,17 +284,28 @@ class Cascade:
                     outcome.error,
                 )
         logger.debug(
-            "routellm decision %s: check %s, confidence %s, threshold %.3f: %s",
+            "routellm decision %s: check %s, confidence %s, threshold %s: %s",
             route.id,
             getattr(self.check, "name", type(self.check).__name__),
             "none" if verdict.confidence is None else f"{verdict.confidence:.3f}",
-            self.threshold,
+            "none" if verdict.threshold is None else f"{verdict.threshold:.3f}",
             "kept the weak answer" if verdict.keep else "escalated",
         )
 
 
+def _signals(verdict: Verdict | None) -> dict[str, float]:
+    """An attempt's recorded signals: the check's, and the threshold it was held to (when it was checked)."""
+    if verdict is None:
+        return {}
+    out = dict(verdict.signals)
+    if verdict.threshold is not None:
+        out[THRESHOLD_SIGNAL] = verdict.threshold
+    return out
+
+
 __all__ = [
     "SAMPLE_TEMPERATURE",
+    "THRESHOLD_SIGNAL",
     "Cascade",
     "CostOf",
     "Outcome",

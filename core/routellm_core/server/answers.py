@@ -7,20 +7,43 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from routellm_core.server.errors import ErrorResponse
 from routellm_core.server.protocol import completion_text
 
-#: ``router-<router>-cascade`` and ``router-<router>-cascade-<threshold or percent>``: escalation on.
-_CASCADE = re.compile(r"^(?P<head>.+?)-cascade(?:-(?P<cost>[^-]+))?$")
+#: ``router-<router>[-<pre-route>]-cascade[-<escalation>]``: escalation on. The pre-route part is a plain name's
+#: (a threshold or a strong-call percentage); the escalation part an escalation threshold or a share of escalations.
+_CASCADE = re.compile(r"^(?P<head>.+?)-cascade(?:-(?P<escalation>[^-]+))?$")
 
 
-def split_cascade(model: str) -> tuple[str, bool]:
-    """The plain model name and whether the client asked for escalation (``router-default-cascade-30%`` ->
-    ``("router-default-30%", True)``)."""
+def split_cascade(model: str) -> tuple[str, str | None]:
+    """The plain model name (the pre-route) and the escalation part: None without ``-cascade``, ``""`` for the
+    server's escalation settings (``router-default-20%-cascade-10%`` -> ``("router-default-20%", "10%")``)."""
     match = _CASCADE.match(model)
     if match is None:
-        return model, False
-    cost = match.group("cost")
-    return (f"{match.group('head')}-{cost}" if cost else match.group("head")), True
+        return model, None
+    return match.group("head"), match.group("escalation") or ""
+
+
+def escalation_setting(part: str, model: str) -> tuple[str, float]:
+    """``("share", s)`` for a whole percentage ``<p>%`` (escalate about ``p``% of the checked calls), or
+    ``("threshold", t)`` for a number in [0, 1] with at most two decimals (escalate below ``t``).
+
+    Raises:
+        ErrorResponse: 400 for anything else (both forms are bounded: one engine is kept per setting).
+    """
+    percent = part.endswith("%")
+    text = part[:-1] if percent else part
+    if percent and text.isdigit() and 0 <= int(text) <= 100:
+        return "share", int(text) / 100.0
+    if not percent and re.fullmatch(r"(0(\.\d{1,2})?|1(\.0{1,2})?|\.\d{1,2})", text):
+        return "threshold", float(text)
+    raise ErrorResponse(
+        400,
+        f"model {model!r}: after -cascade give an escalation share as a whole percentage (-cascade-10%) or an "
+        f"escalation threshold in [0, 1] with at most two decimals (-cascade-0.5), got {part!r}",
+        code="invalid_model",
+        param="model",
+    )
 
 
 def _message(answer: Any) -> Mapping[str, Any]:

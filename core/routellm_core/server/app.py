@@ -7,10 +7,11 @@ the chosen upstream (fallback, empty-answer rule, stream closing), records the d
 (``feedback``) and, for a sampled share (``label_fraction``), asks the other upstream in the background and stores the
 judge's verdict, exactly as the LangChain and LlamaIndex integrations do. The decision goes out in ``x-routellm-*``
 headers and in the body's ``"routellm"`` field, the decision record of both integrations; ``POST /v1/feedback``
-attaches a verdict to it later. Model names ``router-<router>-cascade...`` escalate on the cheap answer (see
-:mod:`routellm_core.routing.cascade`). The app keeps no state between requests (the feedback store is an SQLite file
-shared by the workers, or a PostgreSQL database shared by replicas), so it runs as many workers or replicas as
-needed behind any load balancer.
+attaches a verdict to it later. Model names ``router-<router>[-<pre-route>]-cascade[-<share>%|-<threshold>]``
+escalate on the cheap answer (see :mod:`routellm_core.routing.cascade`). The app keeps no state between requests (the
+feedback store is an SQLite file shared by the workers, or a PostgreSQL database shared by replicas; under an
+escalation share each worker holds the share on the recent confidences of its own traffic), so it runs as many
+workers or replicas as needed behind any load balancer.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from typing import Any
 
 import anyio
@@ -48,7 +50,14 @@ from routellm_core.routing.cascade import SAMPLE_TEMPERATURE
 from routellm_core.routing.engine import RoutingEngine, RoutingOptions
 from routellm_core.routing.policy import RoutingPolicy
 from routellm_core.routing.text import routing_text
-from routellm_core.server.answers import answer_logprobs, answer_usage, answer_value, join_chunks, split_cascade
+from routellm_core.server.answers import (
+    answer_logprobs,
+    answer_usage,
+    answer_value,
+    escalation_setting,
+    join_chunks,
+    split_cascade,
+)
 from routellm_core.server.errors import ErrorResponse, model_call_error
 from routellm_core.server.metrics import CONTENT_TYPE, ServerMetrics
 from routellm_core.server.openapi import install_openapi
@@ -167,7 +176,7 @@ class ServerState:
         pairwise = PairwiseJudge(self._judge_reply, name=judge.name) if judge is not None else None
         escalation = Escalation(check=settings.escalate_check, threshold=settings.escalate_threshold)
 
-        def engine(policy: RoutingPolicy, escalate: Escalation | None) -> RoutingEngine:
+        def engine(policy: RoutingPolicy, escalate: Escalation | None, labelling: Any = "own") -> RoutingEngine:
             options = RoutingOptions(
                 router=policy,
                 fallback=settings.fallback,
@@ -189,7 +198,15 @@ class ServerState:
                 usage=answer_usage,
                 join_chunks=join_chunks,
                 logprobs=answer_logprobs,
+                labelling=labelling,
             )
+
+        #: Builds an engine (the escalation variants of ``router-<router>-cascade-<setting>`` on first use).
+        self._engine = engine
+        self.escalation = escalation
+        #: ``(router, "share" | "threshold", value)`` -> its engine (whole percentages and two-decimal thresholds
+        #: only, so at most 202 per router); each share engine holds its own recent confidences.
+        self.escalation_engines: dict[tuple[str, str, float], RoutingEngine] = {}
 
         try:
             self.engines = {name: engine(policy, None) for name, policy in self.policies.items()}
@@ -276,6 +293,28 @@ class ServerState:
         return b"".join(parts)
 
     # ---- routing --------------------------------------------------------------------------------------
+    def engine_for(self, name: str, escalation: str | None, model: str) -> RoutingEngine:
+        """The engine of router ``name`` for a model name's escalation part (:func:`split_cascade`): none, the
+        server's settings (``""``), or ``<p>%`` / ``<t>`` (an escalation share or threshold over the server's check).
+
+        Raises:
+            ErrorResponse: 400 for an escalation part that is neither.
+        """
+        if escalation is None:
+            return self.engines[name]
+        if not escalation:
+            return self.cascades[name]
+        kind, value = escalation_setting(escalation, model)
+        key = (name, kind, value)
+        found = self.escalation_engines.get(key)
+        if found is None:  # built on the event loop's thread: no other request runs between the get and the set
+            setting = {"share": value, "threshold": None} if kind == "share" else {"threshold": value, "share": None}
+            found = self._engine(
+                self.policies[name], replace(self.escalation, **setting), labelling=self.cascades[name].labelling
+            )
+            self.escalation_engines[key] = found
+        return found
+
     async def route(self, engine: RoutingEngine, threshold: float, messages: list[dict[str, Any]]) -> Route:
         """Score the routing text through the engine's micro-batcher and decide once, at ``threshold``.
 
@@ -555,8 +594,9 @@ class ServerState:
 
     @property
     def labellers(self) -> list[Any]:
-        """The engines' judge labellers (none without a judge)."""
-        return [e.labelling.labeller for e in self.engines.values() if e.labelling and e.labelling.labeller]
+        """The engines' judge labellers (none without a judge; the escalation variants share their cascade's)."""
+        every = [*self.engines.values(), *self.cascades.values()]
+        return [e.labelling.labeller for e in every if e.labelling and e.labelling.labeller]
 
     async def aflush_labels(self, timeout: float | None = None) -> bool:
         """Wait until the labels being judged on this event loop are stored; ``False`` on timeout."""
@@ -714,9 +754,9 @@ def create_app(
             slot = state.acquire()
             chat = parse_request(body, state.settings.max_messages)
             span = state.telemetry.begin(chat.model)  # recorded once the answer or the stream ended
-            model, cascade = split_cascade(chat.model)
+            model, escalation = split_cascade(chat.model)
             name, threshold = resolve_model(model, state.policies)
-            engine = (state.cascades if cascade else state.engines)[name]
+            engine = state.engine_for(name, escalation, chat.model)
             route = await state.route(engine, threshold, chat.messages)
             if chat.stream:
                 response = await state.stream(engine, route, chat.forward, slot, span)

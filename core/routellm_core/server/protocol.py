@@ -233,8 +233,9 @@ def _threshold(policy: RoutingPolicy, cost: str, model: str) -> float:
 
 
 def model_ids(policies: Mapping[str, RoutingPolicy]) -> list[str]:
-    """The model names ``GET /v1/models`` lists: each router bare and at each calibrated share, then the same with
-    escalation on (``router-<router>-cascade...``)."""
+    """The model names ``GET /v1/models`` lists: each router bare and at each calibrated share, then with escalation
+    on: bare (the server's escalation settings) and at the same percentages as escalation shares
+    (``router-<router>-cascade-<share>%``)."""
     ids: list[str] = []
     for name, policy in policies.items():
         ids.append(f"{MODEL_PREFIX}{name}")

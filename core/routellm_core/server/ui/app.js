@@ -130,11 +130,12 @@ function sliderSetting() {
 }
 
 function modelName() {
+  // router-<router>[-<pre-route>][-cascade]: after -cascade a number would be the escalation's, not the pre-route's
   const r = router();
-  const base = $("cascade").checked ? `${r.model}-cascade` : r.model;
-  if (!state.touched) return base;
+  const cascade = $("cascade").checked ? "-cascade" : "";
+  if (!state.touched) return `${r.model}${cascade}`;
   const value = Number($("slider").value);
-  return mode() === "share" ? `${base}-${value}%` : `${base}-${value}`;
+  return mode() === "share" ? `${r.model}-${value}%${cascade}` : `${r.model}-${value}${cascade}`;
 }
 
 function setMode(name) {
