@@ -81,6 +81,95 @@ def new_decision_id() -> str:
 
 
 @dataclass(frozen=True)
+class LadderChoice:
+    """How a call among N priced models chose its model (``models=[...]``): the record's ``ladder`` entry.
+
+    The call then runs on a pair: ``weak`` is the chosen model when a costlier one stands above it to escalate or
+    fall back to (``strong``); the chosen model is ``strong`` when it is the costliest worth calling.
+
+    Attributes:
+        models: The listed models, cheapest expected first.
+        predictions: Predicted P(model answers well | prompt), per model (same order).
+        expected_costs: Expected USD cost of this request per model (same order).
+        chosen: The model the objective chose.
+        objective: ``"margin"``, ``"max_cost"``, ``"cost_weight"`` or ``"budget"``.
+        value: The objective's parameter in force (the margin, the per-request cap, the cost weight; for
+            ``"budget"`` the cost weight the budget controller set).
+        strong: The pair's strong model (escalation and fallback target, or the chosen model).
+        weak: The pair's weak model (the chosen model, or the one below it).
+        budget: For ``"budget"``: the target USD per 1,000 requests.
+        spend: For ``"budget"``: the expected USD per 1,000 requests of the recent window at ``value``.
+    """
+
+    models: tuple[str, ...]
+    predictions: tuple[float, ...]
+    expected_costs: tuple[float, ...]
+    chosen: str
+    objective: str
+    value: float
+    strong: str
+    weak: str
+    budget: float | None = None
+    spend: float | None = None
+
+    @property
+    def expected_cost(self) -> float:
+        """The chosen model's expected cost of this request in USD."""
+        return self.expected_costs[self.models.index(self.chosen)]
+
+    @property
+    def pair(self) -> dict[Side, str]:
+        """The call's two models by side."""
+        return {"strong": self.strong, "weak": self.weak}
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain-dict form (JSON-safe)."""
+        return {
+            "models": list(self.models),
+            "predictions": dict(zip(self.models, self.predictions, strict=True)),
+            "expected_costs": dict(zip(self.models, self.expected_costs, strict=True)),
+            "chosen": self.chosen,
+            "expected_cost": self.expected_cost,
+            "objective": self.objective,
+            "value": self.value,
+            "strong": self.strong,
+            "weak": self.weak,
+            "budget": self.budget,
+            "spend": self.spend,
+        }
+
+    @classmethod
+    def from_dict(cls, value: Mapping[str, Any]) -> LadderChoice:
+        """The choice from :meth:`as_dict`'s form.
+
+        Raises:
+            KeyError, TypeError, ValueError: A malformed entry.
+        """
+        models = tuple(str(m) for m in value["models"])
+        predictions, costs = value["predictions"], value["expected_costs"]
+
+        def opt(key: str) -> float | None:
+            item = value.get(key)
+            return None if item is None else float(item)
+
+        choice = cls(
+            models=models,
+            predictions=tuple(float(predictions[m]) for m in models),
+            expected_costs=tuple(float(costs[m]) for m in models),
+            chosen=str(value["chosen"]),
+            objective=str(value["objective"]),
+            value=float(value["value"]),
+            strong=str(value["strong"]),
+            weak=str(value["weak"]),
+            budget=opt("budget"),
+            spend=opt("spend"),
+        )
+        if not {choice.chosen, choice.strong, choice.weak} <= set(models):
+            raise ValueError("a ladder choice names a model it does not list")
+        return choice
+
+
+@dataclass(frozen=True)
 class Route:
     """The decision for one call, before any side answered.
 
@@ -93,6 +182,7 @@ class Route:
             moved to the other side stays there.
         fallback_error: With ``side``: the type of the failure that moved the request (from the earlier record).
         escalated: With ``side``: the earlier step escalated to it (not a fallback).
+        ladder: For a call among N models: how its model was chosen and the pair it runs on.
     """
 
     decision: RoutingDecision
@@ -102,6 +192,7 @@ class Route:
     side: Side | None = None
     fallback_error: str | None = None
     escalated: bool = False
+    ladder: LadderChoice | None = None
 
     @property
     def choice(self) -> Side:
@@ -211,6 +302,8 @@ class ServedDecision:
         attempts: Every model called for this answer, in order (empty when only the served model was called and
             nothing was checked or priced).
         escalated: The cheap answer failed the escalation check and the strong model served.
+        ladder: For a call among N priced models (``models=[...]``): the predictions compared, the expected costs
+            and the choice; ``None`` for a two-model call.
     """
 
     id: str
@@ -225,6 +318,7 @@ class ServedDecision:
     fallback_error: str | None = None
     attempts: tuple[Attempt, ...] = ()
     escalated: bool = False
+    ladder: LadderChoice | None = None
 
     @property
     def fallback(self) -> bool:
@@ -257,6 +351,7 @@ class ServedDecision:
             "escalated": self.escalated,
             "attempts": [a.as_dict() for a in self.attempts],
             "cost": self.cost,
+            "ladder": self.ladder.as_dict() if self.ladder is not None else None,
         }
 
     @classmethod
@@ -282,6 +377,7 @@ class ServedDecision:
                 fallback_error=str(error) if fell_back and error else None,
                 attempts=tuple(Attempt.from_dict(a) for a in record.get("attempts") or ()),
                 escalated=escalated,
+                ladder=LadderChoice.from_dict(record["ladder"]) if record.get("ladder") else None,
             )
         except (KeyError, TypeError, ValueError):
             return None
@@ -300,4 +396,5 @@ class ServedDecision:
             side=side,
             fallback_error=self.fallback_error,
             escalated=self.escalated,
+            ladder=self.ladder,
         )

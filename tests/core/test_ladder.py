@@ -163,7 +163,7 @@ def test_a_perfect_router_beats_the_hull_and_a_blind_one_is_on_it() -> None:
     assert len(averages.points) == 3 and averages.area_above_hull() == pytest.approx(0.0, abs=1e-12)
     blind = routellm_core.evaluate_ladder(np.full((30, 3), 0.5), prompts, quality, costs)  # ties: the cheapest
     assert len(blind.points) == 1 and blind.area_above_hull() < -0.2
-    for objective in ("margin", "budget"):
+    for objective in ("margin", "max_cost"):
         other = routellm_core.evaluate_ladder(quality, prompts, quality, costs, objective=objective)
         assert other.points[-1, 1] == pytest.approx(1.0)
         assert other.settings[-1]["objective"] == objective

@@ -360,6 +360,7 @@ class TestInvoke:
                 }
             ],
             "cost": None,
+            "ladder": None,
             "decision_id": meta["decision_id"],
         }
         assert re.fullmatch(r"[0-9a-f]{32}", meta["decision_id"])

@@ -10,7 +10,7 @@ predictions and each model's mean cost ``ĉ`` into one routing policy per parame
   predicted model) to infinity (cheapest model). For each ``λ`` this is the best predicted quality under an average
   budget (per 1,000 requests, say): the Lagrangian of "maximise predicted quality subject to mean cost <= B".
 - ``"margin"``: the cheapest model predicted within ``δ`` of the best predicted one, swept over ``δ`` in [0, 1].
-- ``"budget"``: the best predicted model whose mean cost is within a per-request budget, swept over the models'
+- ``"max_cost"``: the best predicted model whose mean cost is within a per-request cap, swept over the models'
   costs (N policies).
 
 **Escalation** (``answers`` given): a policy's chosen rung ``s`` is called together with rung ``s + 1`` (concurrent:
@@ -37,8 +37,8 @@ import numpy as np
 from routellm_core.errors import InvalidInputError
 from routellm_core.escalation.checks import AgreementCheck, Check, CheckInput, check_confidence
 
-Objective = Literal["cost_weight", "margin", "budget"]
-OBJECTIVES: tuple[str, ...] = ("cost_weight", "margin", "budget")
+Objective = Literal["cost_weight", "margin", "max_cost"]
+OBJECTIVES: tuple[str, ...] = ("cost_weight", "margin", "max_cost")
 #: Budgets :meth:`LadderCurve.area_above_hull` averages over.
 AREA_BUDGETS = 101
 #: At most this many swept values per objective (quantiles of the breakpoints).
@@ -263,6 +263,47 @@ def _sweep_values(values: np.ndarray, lo: float, hi: float) -> np.ndarray:
     return np.r_[lo, v, hi]
 
 
+def choose(pred: np.ndarray, cost: np.ndarray, objective: str, values: np.ndarray) -> np.ndarray:
+    """The model each policy picks per prompt: ``(P, n)`` indices into the models.
+
+    Args:
+        pred: ``(n, N)`` predicted P(model answers well) per prompt and model.
+        cost: Expected cost per model, ``(N,)`` or per prompt ``(n, N)``.
+        objective: ``"cost_weight"`` (``argmax p - value * cost``), ``"margin"`` (the cheapest model predicted
+            within ``value`` of the best) or ``"max_cost"`` (the best predicted model costing at most ``value``;
+            the cheapest when none does).
+        values: ``(P,)`` the objective's parameter per policy.
+
+    Raises:
+        InvalidInputError: An unknown objective.
+    """
+    cost = np.broadcast_to(np.asarray(cost, dtype=np.float64), pred.shape)
+    v = np.asarray(values, dtype=np.float64)[:, None, None]
+    if objective == "cost_weight":
+        with np.errstate(invalid="ignore"):  # inf * 0 for "infinite" weights on free models
+            score = np.nan_to_num(pred[None] - v * cost[None], nan=0.0, neginf=-np.inf)
+        # ties go to the cheaper model: argmax over the models sorted by cost
+        return _cheapest_first(score, cost)
+    if objective == "margin":
+        gap = pred.max(axis=1, keepdims=True) - pred
+        ok = gap[None] <= v + _EPS
+        return _cheapest_first(np.where(ok, -cost[None], -np.inf), cost)
+    if objective == "max_cost":
+        allowed = cost[None] <= v + _EPS
+        score = np.where(allowed, pred[None], -np.inf)
+        cheapest = np.argmin(cost, axis=1)[None].repeat(len(v), axis=0)
+        return np.where(allowed.any(axis=2), _cheapest_first(score, cost), cheapest)
+    raise InvalidInputError(f"unknown objective {objective!r}; expected one of {list(OBJECTIVES)}")
+
+
+def _cheapest_first(score: np.ndarray, cost: np.ndarray) -> np.ndarray:
+    """``argmax`` of ``score`` ``(P, n, N)`` over the models, ties going to the cheaper model."""
+    order = np.argsort(cost, axis=1, kind="stable")  # (n, N)
+    ranked = np.take_along_axis(score, order[None].repeat(len(score), axis=0), axis=2)
+    best = np.argmax(ranked, axis=2)
+    return np.take_along_axis(order[None].repeat(len(score), axis=0), best[..., None], axis=2)[..., 0]
+
+
 def _choices(pred: np.ndarray, est_cost: np.ndarray, objective: str) -> tuple[np.ndarray, np.ndarray]:
     """Rung per policy and prompt ``(P, n)``, and each policy's swept value; ``pred`` is ``(n, N)``."""
     if objective == "cost_weight":
@@ -271,23 +312,15 @@ def _choices(pred: np.ndarray, est_cost: np.ndarray, objective: str) -> tuple[np
         dc = est_cost[:, None] - est_cost[None, :]
         with np.errstate(divide="ignore", invalid="ignore"):
             ties = np.where(dc[None] > 0, dp / dc[None], np.nan)
-        lam = _sweep_values(ties.reshape(-1), 0.0, np.inf)
-        lam[-1] = 1e300  # "infinity": the cheapest rung everywhere
-        score = pred[None, :, :] - lam[:, None, None] * est_cost[None, None, :]
-        return np.argmax(score, axis=2), lam
-    if objective == "margin":
-        gap = pred.max(axis=1, keepdims=True) - pred
-        delta = _sweep_values(gap.reshape(-1), 0.0, 1.0)
-        ok = gap[None, :, :] <= delta[:, None, None] + _EPS
-        by_cost = np.argsort(est_cost, kind="stable")
-        first = np.argmax(ok[:, :, by_cost], axis=2)  # the cheapest rung within the margin
-        return by_cost[first], delta
-    if objective == "budget":
-        caps = np.sort(est_cost)
-        allowed = est_cost[None, None, :] <= caps[:, None, None] + _EPS
-        score = np.where(allowed, pred[None, :, :], -np.inf)
-        return np.argmax(score, axis=2), caps
-    raise InvalidInputError(f"unknown objective {objective!r}; expected one of {list(OBJECTIVES)}")
+        values = _sweep_values(ties.reshape(-1), 0.0, np.inf)
+        values[-1] = 1e300  # "infinity": the cheapest rung everywhere
+    elif objective == "margin":
+        values = _sweep_values((pred.max(axis=1, keepdims=True) - pred).reshape(-1), 0.0, 1.0)
+    elif objective == "max_cost":
+        values = np.sort(est_cost)
+    else:
+        raise InvalidInputError(f"unknown objective {objective!r}; expected one of {list(OBJECTIVES)}")
+    return choose(pred, est_cost, objective, values), values
 
 
 def _curve(
@@ -373,7 +406,7 @@ def evaluate_ladder(
         quality: Model name -> quality per prompt (e.g. 0/1 correct); its keys are the ladder.
         costs: Model name -> cost per prompt (e.g. USD, priced per token).
         answers: Model name -> final answer per prompt (None: none extracted): escalation along the ladder.
-        objective: ``"cost_weight"`` (default), ``"margin"`` or ``"budget"`` (module docstring).
+        objective: ``"cost_weight"`` (default), ``"margin"`` or ``"max_cost"`` (module docstring).
         check: How consecutive rungs' answers are compared: ``"agreement"`` (kind guessed per answer) or a
             :class:`~routellm_core.escalation.checks.Check` such as ``AgreementCheck(kind="number")``.
         check_threshold: The answers agree when the check's confidence is at least this.
@@ -432,4 +465,4 @@ def evaluate_choices(
     return _curve(ladder, [(rank[ch], info)], (False, True) if answers is not None else (False,))
 
 
-__all__ = ["OBJECTIVES", "LadderCurve", "evaluate_choices", "evaluate_ladder"]
+__all__ = ["OBJECTIVES", "LadderCurve", "choose", "evaluate_choices", "evaluate_ladder"]

@@ -120,6 +120,7 @@ class Dispatcher:
             served=side,
             model=self.names[side],
             continued=route.continued,
+            ladder=route.ladder,
         )
         if route.escalated and side == first:  # the strong model after an escalation (or a step continuing it)
             return replace(record, escalated=True)

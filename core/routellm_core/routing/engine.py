@@ -34,8 +34,10 @@ from routellm_core.escalation.config import Escalation
 from routellm_core.learning.judging import Judge
 from routellm_core.learning.labelling import TrafficLabelling, traffic_labelling
 from routellm_core.routers.base import WinRateModel
+from routellm_core.routers.profiles import ModelPrior
 from routellm_core.routing.cascade import Cascade, CostOf, Outcome, Pricing, Usage, Verdict
 from routellm_core.routing.dispatch import Dispatcher, EmptyResponseError, FallbackHook, log_route
+from routellm_core.routing.objective import Objective
 from routellm_core.routing.policy import RoutingPolicy, build_policy, router_label
 from routellm_core.routing.text import RouteOn, canonical_route_on
 
@@ -111,6 +113,15 @@ class RoutingOptions(BaseModel):
     prices: dict[str, tuple[float, float]] | None = Field(default=None, exclude=True)
     """USD per million input and output tokens by model name, for the records' costs (over the shipped table)."""
 
+    objective: Objective | None = Field(default=None, exclude=True)
+    """With ``models=[...]``: how the model is picked (:class:`~routellm_core.routing.objective.Objective`, or
+    its ``"<kind>=<value>"`` form); default ``Objective.margin(0.05)``: the cheapest model predicted within 5
+    points of the best."""
+
+    priors: dict[str, ModelPrior] | None = Field(default=None, exclude=True)
+    """With ``models=[...]``: what to assume about models the router has no profile for
+    (``{"my-model": ModelPrior(like="gpt-4o-mini")}`` or ``ModelPrior(score=0.82)``), until labels refit them."""
+
     @field_serializer("router")
     def _serialize_router(self, router: Any) -> str:
         return router_label(router)
@@ -130,6 +141,24 @@ class RoutingOptions(BaseModel):
         raise InvalidInputError(
             f"escalate must be an Escalation (or True for the defaults), got {type(value).__name__}"
         )
+
+    @field_validator("objective", mode="before")
+    @classmethod
+    def _objective(cls, value: Any) -> Any:
+        if value is None or isinstance(value, Objective):
+            return value
+        if isinstance(value, str):
+            return Objective.parse(value)
+        raise InvalidInputError(f"objective must be an Objective or '<kind>=<value>', got {type(value).__name__}")
+
+    @field_validator("priors", mode="before")
+    @classmethod
+    def _priors(cls, value: Any) -> Any:
+        if value is None:
+            return value
+        if not isinstance(value, Mapping) or not all(isinstance(v, ModelPrior) for v in value.values()):
+            raise InvalidInputError("priors must map model names to ModelPrior(like=...) or ModelPrior(score=...)")
+        return dict(value)
 
     @field_validator("route_on")
     @classmethod
@@ -167,6 +196,8 @@ class RoutingEngine:
         join_chunks: A whole answer from streamed chunks (the escalation check reads held streams); default: the
             chunks' text joined.
         logprobs: The token log-probabilities an answer carries, for the ``"logprobs"`` check (default: none).
+        labelling: A labelling to share (the pair engines of a call among N models); built from ``options`` when
+            not given.
 
     Raises:
         InvalidThresholdError: A bad threshold or strong fraction, or a ``RoutingPolicy`` plus a threshold.
@@ -192,6 +223,7 @@ class RoutingEngine:
         usage: Callable[[Any], Usage] | None = None,
         join_chunks: Callable[[list[Any]], Any] | None = None,
         logprobs: Callable[[Any], list[float] | None] | None = None,
+        labelling: TrafficLabelling | Literal["own"] | None = "own",
     ) -> None:
         self.options = options
         self.owner = owner
@@ -224,13 +256,17 @@ class RoutingEngine:
                 pricing=self.pricing,
                 logprobs=logprobs or (lambda _value: None),
             )
-        self.labelling: TrafficLabelling | None = traffic_labelling(
-            options.feedback,
-            judge if judge is not None else options.judge,
-            options.label_fraction,
-            options.label_seed,
-            names=self.names,
-        )
+        if labelling == "own":
+            labelling = traffic_labelling(
+                options.feedback,
+                judge if judge is not None else options.judge,
+                options.label_fraction,
+                options.label_seed,
+                names=self.names,
+            )
+        elif labelling is not None:
+            labelling.check_names(self.names)
+        self.labelling: TrafficLabelling | None = labelling
 
     # ---- routing ---------------------------------------------------------------------------------------
     def route(self, text: str, threshold: float | None = None) -> Route:

@@ -1,0 +1,389 @@
+"""The routed call among N priced models (``models=[...]``): per-model predictions, the objective, the budget
+controller, and the pair each call runs on.
+
+For each call the router predicts ``P(model answers well | prompt)`` for every listed model (the ``difficulty``
+router's per-model profiles: :meth:`~routellm_core.routers.difficulty.DifficultyRouter.predict_success`), the
+:class:`ModelLadder` gives each model's expected cost of the request (its price per token, the prompt's length and
+the output lengths the model reported so far), and the :class:`~routellm_core.routing.objective.Objective` picks
+one model. The call then runs on a *pair*, through the same two-model engine as any routed call: the chosen model
+is the weak side and the best-predicted costlier model the strong side (the escalation and fallback target), or,
+when nothing costlier is predicted better, the chosen model is the strong side. So escalation, fallback, streaming,
+labelling and the record work for N models exactly as for two; the record's ``ladder`` entry says what was compared.
+
+Under ``Objective.budget`` a :class:`BudgetController` holds the mean spend on live traffic: it keeps the last
+``window`` requests' predictions and expected costs, and sets the cost weight to the smallest one at which that
+window would have spent no more than the budget (a quantile of the window's price-quality exchange rates), so a
+drift in the traffic's mix moves the weight with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
+from typing import Any, TypeVar
+
+import numpy as np
+
+from routellm_core.data.prices import price_of
+from routellm_core.decisions import LadderChoice, Route, RoutingDecision, ServedDecision, Side
+from routellm_core.errors import InvalidInputError
+from routellm_core.escalation.ladder import choose
+from routellm_core.learning.labelling import TrafficLabelling
+from routellm_core.routers.profiles import UnknownModelError
+from routellm_core.routing.dispatch import log_route
+from routellm_core.routing.engine import RoutingEngine, RoutingOptions
+from routellm_core.routing.objective import Objective
+from routellm_core.routing.policy import RoutingPolicy, build_policy
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+#: Output tokens a model is expected to write before it reported any.
+DEFAULT_OUTPUT_TOKENS = 300
+#: Characters per token of the prompt-length estimate (corrected by the input tokens models report).
+CHARS_PER_TOKEN = 4.0
+#: Cost weights the budget controller tries: 0, then log-spaced (quality points per USD).
+_WEIGHTS = np.r_[0.0, np.logspace(-3, 10, 261)]
+
+
+class ModelLadder:
+    """The listed models with their prices, and each one's expected cost of a request.
+
+    Expected cost = (prompt tokens x input price + expected output tokens x output price) / 1e6, where prompt
+    tokens are estimated from the routing text's length (scaled by what models report) and a model's expected
+    output tokens are the mean it reported so far (:data:`DEFAULT_OUTPUT_TOKENS` before).
+
+    Args:
+        names: The models' names (as they are priced and profiled).
+        prices: USD per million input and output tokens by name, over the shipped table.
+
+    Raises:
+        InvalidInputError: Fewer than two models, a repeated name, or a model without a known price.
+    """
+
+    def __init__(self, names: Sequence[str], prices: Mapping[str, tuple[float, float]] | None = None) -> None:
+        names = list(names)
+        if len(names) < 2:
+            raise InvalidInputError(f"models= needs at least two models, got {len(names)}")
+        if len(set(names)) != len(names):
+            raise InvalidInputError(f"models= lists a name twice: {names}; give each model a distinct name")
+        found = {name: price_of(name, prices) for name in names}
+        missing = [name for name, price in found.items() if price is None]
+        if missing:
+            raise InvalidInputError(
+                f"no price for {missing}: the shipped price table does not know them; give prices={{name: "
+                "(usd_per_million_input_tokens, usd_per_million_output_tokens)}"
+            )
+        self.names = tuple(names)
+        self.prices = np.array([[float(found[n][0]), float(found[n][1])] for n in names])  # type: ignore[index]
+        self._lock = threading.Lock()
+        self._out_sum = np.zeros(len(names))
+        self._out_n = np.zeros(len(names))
+        self._in_ratio_sum = 0.0
+        self._in_ratio_n = 0
+
+    def index(self, name: str) -> int:
+        """The position of ``name`` in :attr:`names`."""
+        return self.names.index(name)
+
+    def expected_costs(self, text: str) -> np.ndarray:
+        """Each model's expected cost in USD of a request whose routing text is ``text``."""
+        with self._lock:
+            ratio = self._in_ratio_sum / self._in_ratio_n if self._in_ratio_n else 1.0
+            out = np.where(self._out_n > 0, self._out_sum / np.maximum(self._out_n, 1), DEFAULT_OUTPUT_TOKENS)
+        tokens_in = max(1.0, len(text) / CHARS_PER_TOKEN) * ratio
+        return (tokens_in * self.prices[:, 0] + out * self.prices[:, 1]) / 1e6
+
+    def observe(self, record: ServedDecision, text: str | None) -> None:
+        """Learn output lengths (and how the routing text's length relates to prompt tokens) from a served
+        record's attempts."""
+        with self._lock:
+            for attempt in record.attempts:
+                name = attempt.model
+                if name not in self.names or attempt.error is not None:
+                    continue
+                j = self.names.index(name)
+                if attempt.output_tokens is not None:
+                    self._out_sum[j] += attempt.output_tokens
+                    self._out_n[j] += 1
+                if attempt.input_tokens is not None and text:
+                    self._in_ratio_sum += attempt.input_tokens / max(1.0, len(text) / CHARS_PER_TOKEN)
+                    self._in_ratio_n += 1
+
+
+class BudgetController:
+    """Holds a mean spend per request on live traffic by setting the cost weight (``Objective.budget``).
+
+    Each request adds its predictions and expected costs to a window of the last ``window`` requests; the cost weight
+    in force is the smallest (of a log-spaced grid) at which the window's requests, routed by ``argmax p - weight x
+    cost``, would have spent no more than the target on average.
+
+    Args:
+        usd_per_1k: The target spend in USD per 1,000 requests.
+        window: How many recent requests the target is held over.
+    """
+
+    def __init__(self, usd_per_1k: float, window: int, seed: int = 0) -> None:
+        self.target = usd_per_1k / 1000.0
+        self.window = window
+        self._rows: deque[tuple[np.ndarray, np.ndarray]] = deque(maxlen=window)
+        self._rng = np.random.default_rng(seed)
+        self._lock = threading.Lock()
+
+    def weight(self, pred: np.ndarray, cost: np.ndarray) -> tuple[float, float]:
+        """Add one request (``pred``, ``cost``: per model) and return the cost weight for it and the window's
+        expected spend per request under the controller.
+
+        When no weight meets the target exactly (similar requests all switch model at once), the two neighbouring
+        weights are mixed at random in the proportion whose expected spend is the target.
+        """
+        with self._lock:
+            self._rows.append((pred, cost))
+            p = np.vstack([r[0] for r in self._rows])
+            c = np.vstack([r[1] for r in self._rows])
+            u = float(self._rng.random())
+        picks = choose(p, c, "cost_weight", _WEIGHTS)  # (G, W)
+        spend = np.take_along_axis(c[None].repeat(len(_WEIGHTS), axis=0), picks[..., None], axis=2)[..., 0].mean(1)
+        within = np.flatnonzero(spend <= self.target + 1e-15)
+        if not len(within):  # even the cheapest choices overspend
+            return float(_WEIGHTS[-1]), float(spend[-1])
+        g = int(within[0])
+        if g == 0 or spend[g] >= self.target:
+            return float(_WEIGHTS[g]), float(spend[g])
+        above, below = spend[g - 1], spend[g]  # above > target > below
+        share = (self.target - below) / (above - below)  # P(the costlier weight's choice)
+        return float(_WEIGHTS[g - 1] if u < share else _WEIGHTS[g]), float(self.target)
+
+    def __repr__(self) -> str:
+        return f"BudgetController(target={self.target * 1000:g} USD per 1k, window={self.window})"
+
+
+def labelling_of(options: RoutingOptions, judge: Any) -> TrafficLabelling | None:
+    """One labelling for all the pairs' engines (each call passes its pair's names).
+
+    Raises:
+        InvalidInputError: A judge or label fraction without a feedback store.
+    """
+    if options.feedback is None:
+        if judge is not None or options.label_fraction:
+            raise InvalidInputError("judge= and label_fraction= need feedback= (a FeedbackStore or a path)")
+        return None
+    return TrafficLabelling(
+        options.feedback, judge=judge, label_fraction=options.label_fraction, seed=options.label_seed
+    )
+
+
+def pair_win_rate(p_strong: float, p_weak: float) -> float:
+    """P(the strong model's answer beats the weak one's) from each one's P(answers well), ties counted half."""
+    return p_strong * (1 - p_weak) + 0.5 * (p_strong * p_weak + (1 - p_strong) * (1 - p_weak))
+
+
+class LadderEngine:
+    """The routed-call engine among N priced models: same interface as :class:`RoutingEngine` (``route``,
+    ``call``, ``stream``... with ``attempt(side, record)`` callbacks, where ``record.model`` names the model to
+    call), each call run by the two-model engine of its pair.
+
+    Args:
+        options: The front end's routing options (``objective``, ``priors``, ``prices``, ``escalate``...).
+        names: The listed models' names, in the front end's order.
+        owner: Name of the front end, for error messages.
+        engine_kwargs: What the front end gives :class:`RoutingEngine` (``is_empty``, ``answer_text``...).
+
+    Raises:
+        InvalidInputError: The router cannot predict per-model success (use the ``difficulty`` router, the
+            ``default``), a model it has no profile or prior for, a model without a price, or a threshold / strong
+            fraction (they are the two-model knobs; use ``objective``).
+    """
+
+    def __init__(self, options: RoutingOptions, names: Sequence[str], *, owner: str, **engine_kwargs: Any) -> None:
+        if options.threshold is not None or options.strong_fraction is not None:
+            raise InvalidInputError(
+                f"{owner}: threshold= and strong_fraction= choose between two models; with models=[...] give "
+                "objective= (Objective.margin(0.05), Objective.budget(usd_per_1k)...)"
+            )
+        self.options = options
+        self.owner = owner
+        self.policy: RoutingPolicy = engine_kwargs.pop("policy", None) or build_policy(
+            options.router, None, None, options.embedder
+        )
+        router = self.policy.router
+        if not hasattr(router, "predict_success"):
+            raise InvalidInputError(
+                f"{owner}: models=[...] needs a router that predicts each model's success (the 'difficulty' router, "
+                f"shipped as 'default'); {self.policy.router_name!r} only compares two models"
+            )
+        self.router = router
+        self.priors = dict(options.priors or {})
+        for name in names:  # fail now, naming the model, rather than on the first call
+            if name not in self.priors:
+                try:
+                    router.resolve_model(name)
+                except UnknownModelError as exc:
+                    raise UnknownModelError(
+                        f"{owner}: {exc}; with models=[...] give priors={{{name!r}: ModelPrior(like=...)}}"
+                    ) from None
+        self.ladder = ModelLadder(names, options.prices)
+        self.objective = options.objective or Objective.margin()
+        self.controller = (
+            BudgetController(self.objective.value, self.objective.window) if self.objective.kind == "budget" else None
+        )
+        self._engine_kwargs = engine_kwargs
+        judge = engine_kwargs.get("judge")
+        self._labelling = labelling_of(options, judge if judge is not None else options.judge)
+        self._engines: dict[tuple[str, str], RoutingEngine] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The listed models' names."""
+        return self.ladder.names
+
+    @property
+    def feedback_store(self) -> Any:
+        """The feedback store, or ``None`` without one."""
+        return self._labelling.store if self._labelling is not None else None
+
+    # ---- routing ---------------------------------------------------------------------------------------------
+    def choice(self, text: str) -> LadderChoice:
+        """The model the objective picks for routing text ``text``, the pair the call runs on and what was
+        compared."""
+        pred = np.asarray(
+            self.router.predict_success([text], list(self.names), **({"priors": self.priors} if self.priors else {})),
+            dtype=np.float64,
+        )[0]
+        cost = self.ladder.expected_costs(text)
+        objective = self.objective
+        budget = spend = None
+        if self.controller is not None:
+            value, spend_per_request = self.controller.weight(pred, cost)
+            kind, budget, spend = "cost_weight", objective.value, spend_per_request * 1000.0
+        else:
+            kind, value = objective.kind, objective.value
+        chosen = int(choose(pred[None], cost[None], kind, np.array([value]))[0, 0])
+        order = np.argsort(cost, kind="stable")
+        above = [j for j in order if cost[j] > cost[chosen] and pred[j] > pred[chosen]]
+        if above:
+            target = max(above, key=lambda j: (pred[j], -cost[j]))
+            strong, weak = target, chosen
+        else:
+            others = [j for j in order if j != chosen]
+            cheaper = [j for j in others if cost[j] <= cost[chosen]]
+            strong, weak = chosen, (cheaper[-1] if cheaper else others[0])
+        ordered = [int(j) for j in order]
+        return LadderChoice(
+            models=tuple(self.names[j] for j in ordered),
+            predictions=tuple(float(pred[j]) for j in ordered),
+            expected_costs=tuple(float(cost[j]) for j in ordered),
+            chosen=self.names[chosen],
+            objective=objective.kind,
+            value=float(value),
+            strong=self.names[strong],
+            weak=self.names[weak],
+            budget=budget,
+            spend=spend,
+        )
+
+    def route(self, text: str, threshold: float | None = None) -> Route:
+        """The route of one routing text: the chosen model, on its pair (``threshold`` must be None)."""
+        if threshold is not None:
+            raise InvalidInputError(f"{self.owner}: a call among N models takes no threshold; set objective=")
+        ladder = self.choice(text)
+        p = dict(zip(ladder.models, ladder.predictions, strict=True))
+        choice: Side = "weak" if ladder.chosen == ladder.weak else "strong"
+        decision = RoutingDecision(
+            router=self.policy.router_name,
+            win_rate=pair_win_rate(p[ladder.strong], p[ladder.weak]),
+            # the objective chose, not a threshold: 1.0 keeps the weak side, 0.0 the strong side
+            threshold=1.0 if choice == "weak" else 0.0,
+            choice=choice,
+        )
+        return log_route(Route(decision, text=text, ladder=ladder))
+
+    async def aroute(self, text: str, threshold: float | None = None) -> Route:
+        """Async :meth:`route` (scored off the event loop)."""
+        return await asyncio.to_thread(self.route, text, threshold)
+
+    def continued(self, record: ServedDecision | None) -> Route | None:
+        """The route continuing an earlier step's record on the same pair (``tool_step="continue"``)."""
+        if record is None or self.options.tool_step != "continue" or record.ladder is None:
+            return None
+        return log_route(record.continuation())
+
+    def engine(self, route: Route) -> RoutingEngine:
+        """The two-model engine of ``route``'s pair (built on first use, then shared)."""
+        ladder = route.ladder
+        if ladder is None:
+            raise InvalidInputError(f"{self.owner}: this route was not made by the N-model engine")
+        key = (ladder.strong, ladder.weak)
+        with self._lock:
+            engine = self._engines.get(key)
+            if engine is None:
+                engine = RoutingEngine(
+                    self.options,
+                    ladder.pair,
+                    owner=self.owner,
+                    policy=self.policy,
+                    labelling=self._labelling,
+                    **self._engine_kwargs,
+                )
+                self._engines[key] = engine
+            return engine
+
+    def holds(self, route: Route) -> bool:
+        """Whether the call's answers are held for the escalation check (see :meth:`RoutingEngine.holds`)."""
+        return self.engine(route).holds(route)
+
+    def planned(self, route: Route) -> ServedDecision:
+        """The record a call under ``route`` carries before any model answered."""
+        return self.engine(route).planned(route)
+
+    def name_of(self, route: Route, side: Side) -> str:
+        """The model standing for ``side`` in ``route``'s pair."""
+        return self.engine(route).names[side]
+
+    # ---- the routed call: the pair's engine, then learn the output lengths --------------------------------
+    def call(
+        self, route: Route, attempt: Callable[[Side, ServedDecision], T], **calls: Any
+    ) -> tuple[T, ServedDecision]:
+        """:meth:`RoutingEngine.call` on the route's pair."""
+        value, record = self.engine(route).call(route, attempt, **calls)
+        self.ladder.observe(record, route.text)
+        return value, record
+
+    async def acall(
+        self, route: Route, attempt: Callable[[Side, ServedDecision], Awaitable[T]], **calls: Any
+    ) -> tuple[T, ServedDecision]:
+        """Async :meth:`call`."""
+        value, record = await self.engine(route).acall(route, attempt, **calls)
+        self.ladder.observe(record, route.text)
+        return value, record
+
+    def stream(
+        self, route: Route, open_stream: Callable[[Side, ServedDecision], Iterator[Any]], **calls: Any
+    ) -> Iterator[tuple[Any, ServedDecision]]:
+        """:meth:`RoutingEngine.stream` on the route's pair."""
+        record = None
+        for chunk, record in self.engine(route).stream(route, open_stream, **calls):
+            yield chunk, record
+        if record is not None:
+            self.ladder.observe(record, route.text)
+
+    async def astream(
+        self, route: Route, open_stream: Callable[[Side, ServedDecision], AsyncIterator[Any]], **calls: Any
+    ) -> AsyncIterator[tuple[Any, ServedDecision]]:
+        """Async :meth:`stream`."""
+        record = None
+        async for chunk, record in self.engine(route).astream(route, open_stream, **calls):
+            yield chunk, record
+        if record is not None:
+            self.ladder.observe(record, route.text)
+
+    def __repr__(self) -> str:
+        return f"LadderEngine(owner={self.owner!r}, models={list(self.names)!r}, objective={self.objective})"
+
+
+__all__ = ["DEFAULT_OUTPUT_TOKENS", "BudgetController", "LadderEngine", "ModelLadder", "pair_win_rate"]

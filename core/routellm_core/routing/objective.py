@@ -1,0 +1,97 @@
+"""``Objective``: how a call among N priced models picks its model from their predicted success and expected cost."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+from routellm_core.errors import InvalidInputError
+
+ObjectiveKind = Literal["margin", "max_cost", "cost_weight", "budget"]
+OBJECTIVE_KINDS: tuple[str, ...] = ("margin", "max_cost", "cost_weight", "budget")
+
+#: The margin of :meth:`Objective.default`: the cheapest model predicted within 5 points of the best.
+DEFAULT_MARGIN = 0.05
+#: Recent requests the budget controller holds the spend over.
+DEFAULT_WINDOW = 200
+
+
+@dataclass(frozen=True)
+class Objective:
+    """What a call among N priced models optimises (build one with the class methods).
+
+    Attributes:
+        kind: ``"margin"``: the cheapest model predicted within ``value`` of the best predicted one;
+            ``"max_cost"``: the best predicted model whose expected cost of the request is at most ``value`` USD;
+            ``"cost_weight"``: the model maximising ``P(answers well) - value * expected cost in USD``;
+            ``"budget"``: the best predicted quality for a mean spend of ``value`` USD per 1,000 requests, held on
+            live traffic by a controller that sets the cost weight from the last ``window`` requests.
+        value: The objective's parameter.
+        window: For ``"budget"``: how many recent requests the controller holds the spend over.
+    """
+
+    kind: ObjectiveKind
+    value: float
+    window: int = DEFAULT_WINDOW
+
+    def __post_init__(self) -> None:
+        if self.kind not in OBJECTIVE_KINDS:
+            raise InvalidInputError(f"unknown objective {self.kind!r}; expected one of {list(OBJECTIVE_KINDS)}")
+        value = self.value
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+            raise InvalidInputError(f"the {self.kind} objective needs a finite number >= 0, got {value!r:.60}")
+        if self.kind == "margin" and value > 1:
+            raise InvalidInputError(f"a margin is a difference of probabilities in [0, 1], got {value!r}")
+        if self.kind == "budget" and value <= 0:
+            raise InvalidInputError(f"a budget must be above 0 USD per 1,000 requests, got {value!r}")
+        if isinstance(self.window, bool) or not isinstance(self.window, int) or self.window < 1:
+            raise InvalidInputError(f"window must be a positive number of requests, got {self.window!r:.60}")
+        object.__setattr__(self, "value", float(value))
+
+    @classmethod
+    def margin(cls, delta: float = DEFAULT_MARGIN) -> Objective:
+        """The cheapest model predicted within ``delta`` (in [0, 1]) of the best predicted one."""
+        return cls("margin", delta)
+
+    @classmethod
+    def max_cost(cls, usd: float) -> Objective:
+        """The best predicted model whose expected cost of the request is at most ``usd`` (the cheapest when none
+        is)."""
+        return cls("max_cost", usd)
+
+    @classmethod
+    def cost_weight(cls, weight: float) -> Objective:
+        """The model maximising ``P(answers well) - weight * expected cost in USD``."""
+        return cls("cost_weight", weight)
+
+    @classmethod
+    def budget(cls, usd_per_1k: float, *, window: int = DEFAULT_WINDOW) -> Objective:
+        """The best predicted quality at a mean spend of ``usd_per_1k`` USD per 1,000 requests, held over the last
+        ``window`` requests."""
+        return cls("budget", usd_per_1k, window)
+
+    @classmethod
+    def parse(cls, text: str) -> Objective:
+        """An objective from ``"<kind>=<value>"`` (``"budget=1.5"``, ``"margin=0.02"``; the server's and the CLI's
+        form).
+
+        Raises:
+            InvalidInputError: Not of that form, an unknown kind, or a bad value.
+        """
+        kind, sep, value = str(text).partition("=")
+        try:
+            number = float(value)
+        except ValueError:
+            number = math.nan
+        if not sep or not math.isfinite(number):
+            raise InvalidInputError(
+                f"an objective is '<kind>=<number>' with kind one of {list(OBJECTIVE_KINDS)}, got {text!r:.80}"
+            )
+        return cls(kind.strip(), number)  # type: ignore[arg-type]
+
+    def __str__(self) -> str:
+        return f"{self.kind}={self.value:g}"
+
+
+__all__ = ["DEFAULT_MARGIN", "DEFAULT_WINDOW", "OBJECTIVE_KINDS", "Objective", "ObjectiveKind"]

@@ -1,0 +1,232 @@
+"""The routed call among N priced models (``LadderEngine``): objectives, the pair a call runs on, escalation up
+the ladder, the budget controller on drifting traffic, the record.
+
+The three models are stand-ins whose profiles start from far-apart real ones (``ModelPrior(like=...)``), so which
+model is better on any prompt is known in advance (checked as a precondition), and their prices are given, so every
+expected cost is known: tiny at 0.1, mid at 1, big at 10 USD per million tokens (input and output alike).
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import pytest
+
+from routellm_core.decisions import Attempt, ServedDecision
+from routellm_core.errors import InvalidInputError
+from routellm_core.escalation.config import Escalation
+from routellm_core.learning.feedback import FeedbackStore
+from routellm_core.routers.profiles import ModelPrior, UnknownModelError
+from routellm_core.routing.engine import RoutingOptions
+from routellm_core.routing.ladder import DEFAULT_OUTPUT_TOKENS, LadderEngine
+from routellm_core.routing.objective import Objective
+
+PRIORS = {
+    "tiny": ModelPrior(like="chatglm-6b"),
+    "mid": ModelPrior(like="Qwen2.5-32B-Instruct"),
+    "big": ModelPrior(like="o1-preview-2024-09-12"),
+}
+PRICES = {"tiny": (0.1, 0.1), "mid": (1.0, 1.0), "big": (10.0, 10.0)}
+MODELS = ["big", "tiny", "mid"]  # the front end's order need not be the price order
+PROMPTS = [
+    "hi",
+    "Prove that the square root of 2 is irrational.",
+    "Write a haiku about autumn leaves.",
+    "A train leaves at 3pm at 60 mph; when has it covered 150 miles?",
+    "Implement quicksort in Rust with generics and explain its complexity.",
+]
+
+
+def engine(objective: Objective | str | None = None, **options: object) -> LadderEngine:
+    opts = RoutingOptions(objective=objective, priors=PRIORS, prices=PRICES, **options)
+    return LadderEngine(opts, MODELS, owner="test", is_empty=lambda v: not v, chunk_text=str, answer_text=str)
+
+
+def expected_cost(model: str, text: str, output_tokens: float = DEFAULT_OUTPUT_TOKENS) -> float:
+    price = PRICES[model][0]
+    return (max(1.0, len(text) / 4) + output_tokens) * price / 1e6
+
+
+@pytest.fixture(scope="module")
+def ladder() -> LadderEngine:
+    eng = engine()
+    for text in PROMPTS[1:]:  # precondition: the stand-ins are ordered big > mid > tiny on these prompts
+        p = dict(zip(eng.route(text).ladder.models, eng.route(text).ladder.predictions, strict=True))
+        assert p["big"] > p["mid"] > p["tiny"]
+    return eng
+
+
+@pytest.mark.parametrize(
+    ("objective", "chosen"),
+    [
+        (Objective.margin(1.0), "tiny"),  # everyone is within a margin of 1: the cheapest
+        (Objective.margin(0.0), "big"),  # no margin: the best predicted
+        (Objective.cost_weight(0.0), "big"),
+        (Objective.cost_weight(1e9), "tiny"),
+        (f"max_cost={1e-3:g}", "mid"),  # mid costs about 3e-4 USD here, big about 3e-3
+        (Objective.max_cost(1e-6), "tiny"),  # nothing fits: the cheapest
+    ],
+)
+def test_objectives_pick_the_model_known_in_advance(
+    ladder: LadderEngine, objective: Objective | str, chosen: str
+) -> None:
+    for text in PROMPTS[1:3]:
+        assert expected_cost("mid", text) < 1e-3 < expected_cost("big", text)
+    eng = engine(objective)
+    for text in PROMPTS[1:3]:
+        route = eng.route(text)
+        assert route.ladder.chosen == chosen
+        assert route.ladder.expected_costs == pytest.approx([expected_cost(m, text) for m in ("tiny", "mid", "big")])
+
+
+def test_the_chosen_model_runs_on_a_pair_and_the_record_names_it(ladder: LadderEngine) -> None:
+    cheap = engine(Objective.margin(1.0))
+    route = cheap.route(PROMPTS[1])
+    # tiny chosen: the best-predicted costlier model (big) stands above it
+    assert (route.ladder.weak, route.ladder.strong, route.choice) == ("tiny", "big", "weak")
+    called: list[str] = []
+
+    def attempt(side: str, record: ServedDecision) -> str:
+        called.append(record.model)
+        return f"answer of {record.model}"
+
+    value, record = cheap.call(route, attempt)
+    assert called == ["tiny"] and value == "answer of tiny"
+    assert record.model == "tiny" and record.ladder is not None and record.ladder.chosen == "tiny"
+    assert record.ladder.expected_cost == pytest.approx(expected_cost("tiny", PROMPTS[1]))
+    back = ServedDecision.from_dict(record.as_dict())
+    assert back == record  # the ladder entry round-trips through the metadata form
+
+    best = engine(Objective.margin(0.0)).route(PROMPTS[1])
+    # big chosen: nothing costlier is better, so big is the strong side and the call goes there
+    assert (best.ladder.strong, best.choice) == ("big", "strong")
+
+
+def test_escalation_climbs_from_the_chosen_model_to_the_one_above() -> None:
+    eng = engine(Objective.margin(1.0), escalate=Escalation(threshold=0.5))
+    route = eng.route(PROMPTS[3])
+    samples = iter(["42", "17"])  # the tiny answers disagree
+
+    def attempt(side: str, record: ServedDecision) -> str:
+        return next(samples) if record.model == "tiny" else "big says 2.5 hours"
+
+    value, record = eng.call(route, attempt, second=lambda record: next(samples))
+    assert value == "big says 2.5 hours"
+    assert record.escalated and record.model == "big" and record.ladder.chosen == "tiny"
+    assert [(a.model, a.role) for a in record.attempts] == [
+        ("tiny", "answer"),
+        ("tiny (resampled)", "check"),
+        ("big", "escalation"),
+    ]
+
+    agreeing = iter(["42", "42"])
+    value, record = eng.call(eng.route(PROMPTS[3]), lambda side, rec: next(agreeing), second=lambda rec: "42")
+    assert value == "42" and not record.escalated and record.model == "tiny"
+
+
+def test_fallback_goes_to_the_pairs_other_model() -> None:
+    eng = engine(Objective.margin(1.0), fallback=True)
+
+    def attempt(side: str, record: ServedDecision) -> str:
+        if record.model == "tiny":
+            raise TimeoutError("tiny timed out")
+        return f"answer of {record.model}"
+
+    value, record = eng.call(eng.route(PROMPTS[2]), attempt)
+    assert value == "answer of big" and record.fallback_from == "tiny" and record.fallback_error == "TimeoutError"
+
+
+def test_a_continued_step_stays_on_its_pair(ladder: LadderEngine) -> None:
+    eng = engine(Objective.margin(1.0))
+    _, record = eng.call(eng.route(PROMPTS[4]), lambda side, rec: "calls a tool")
+    route = eng.continued(record)
+    assert route is not None and route.continued and route.ladder == record.ladder
+    _, step = eng.call(route, lambda side, rec: f"answer of {rec.model}")
+    assert step.model == "tiny" and step.id == record.id
+
+
+def test_reported_output_lengths_move_the_expected_costs() -> None:
+    eng = engine(Objective.margin(1.0), escalate=None)
+    text = PROMPTS[1]
+    before = dict(zip(eng.route(text).ladder.models, eng.route(text).ladder.expected_costs, strict=True))
+    eng.ladder.observe(
+        ServedDecision(
+            id="x",
+            router="difficulty",
+            win_rate=0.5,
+            threshold=1.0,
+            choice="weak",
+            served="weak",
+            model="tiny",
+            attempts=(Attempt(model="tiny", side="weak", input_tokens=int(len(text) / 4), output_tokens=3000),),
+        ),
+        text,
+    )
+    after = dict(zip(eng.route(text).ladder.models, eng.route(text).ladder.expected_costs, strict=True))
+    assert after["tiny"] == pytest.approx(expected_cost("tiny", text, 3000), rel=0.05)
+    assert after["tiny"] > before["tiny"]
+    assert after["big"] == pytest.approx(before["big"], rel=0.05)  # big reported nothing
+
+
+def test_the_budget_controller_holds_the_spend_when_the_traffic_drifts() -> None:
+    """Short prompts, then long ones (input tokens x20): a fixed cost weight would overspend after the drift; the
+    controller keeps the window's spend at the target in both halves."""
+    short = [f"question {i}: what is {i} plus {i}?" for i in range(300)]
+    long_ = [f"question {i}: " + "please read this long document carefully. " * 60 for i in range(300)]
+    target = 1.0  # USD per 1k requests: between tiny-only and big-only on both halves
+    for traffic in (short, long_):
+        only = {m: 1000 * np.mean([expected_cost(m, t) for t in traffic]) for m in PRICES}
+        assert only["tiny"] < target < only["big"]
+    eng = engine(Objective.budget(target, window=100))
+    spends = []
+    for text in short + long_:
+        route = eng.route(text)
+        spends.append(dict(zip(route.ladder.models, route.ladder.expected_costs, strict=True))[route.ladder.chosen])
+        assert route.ladder.objective == "budget" and route.ladder.budget == target
+    first, second = 1000 * np.mean(spends[100:300]), 1000 * np.mean(spends[400:600])
+    assert first == pytest.approx(target, rel=0.15) and second == pytest.approx(target, rel=0.15)
+
+
+def test_async_calls_route_and_record() -> None:
+    eng = engine(Objective.margin(0.0))
+
+    async def attempt(side: str, record: ServedDecision) -> str:
+        return f"answer of {record.model}"
+
+    async def main() -> tuple[str, ServedDecision]:
+        route = await eng.aroute(PROMPTS[1])
+        return await eng.acall(route, attempt)
+
+    value, record = asyncio.run(main())
+    assert value == "answer of big" and record.ladder.chosen == "big"
+
+
+def test_the_feedback_store_records_each_calls_pair(tmp_path) -> None:
+    store = FeedbackStore(tmp_path / "fb.sqlite")
+    cheap, best = engine(Objective.margin(1.0), feedback=store), engine(Objective.margin(0.0), feedback=store)
+    _, a = cheap.call(cheap.route(PROMPTS[1]), lambda side, rec: "tiny answer")
+    _, b = best.call(best.route(PROMPTS[1]), lambda side, rec: "big answer")
+    rows = {row.decision_id: row for row in store.decisions()}
+    assert (rows[a.id].record.weak_model, rows[a.id].record.served_model) == ("tiny", "tiny")
+    assert rows[b.id].record.served_model == "big"
+
+
+def test_bad_ladders_are_refused_with_the_reason() -> None:
+    opts = RoutingOptions(prices=PRICES)
+    kwargs = {"owner": "test", "is_empty": lambda v: not v, "chunk_text": str, "answer_text": str}
+    with pytest.raises(UnknownModelError, match=r"priors=\{'big'"):
+        LadderEngine(opts, MODELS, **kwargs)  # no prior for the stand-ins
+    with pytest.raises(InvalidInputError, match="no price"):
+        LadderEngine(RoutingOptions(priors=PRIORS), MODELS, **kwargs)
+    with pytest.raises(InvalidInputError, match="objective"):
+        LadderEngine(RoutingOptions(priors=PRIORS, prices=PRICES, threshold=0.3), MODELS, **kwargs)
+    with pytest.raises(InvalidInputError, match="twice"):
+        LadderEngine(RoutingOptions(priors=PRIORS, prices=PRICES), ["tiny", "tiny"], **kwargs)
+    with pytest.raises(InvalidInputError, match="predicts each model"):
+        LadderEngine(RoutingOptions(router="random", priors=PRIORS, prices=PRICES), MODELS, **kwargs)
+    for bad in ("margin=2", "budget=0", "speed=1", "budget", "margin=x"):
+        with pytest.raises(InvalidInputError):
+            Objective.parse(bad)
+    with pytest.raises(InvalidInputError, match="threshold"):
+        engine().route(PROMPTS[0], threshold=0.5)
