@@ -232,7 +232,7 @@ def test_missing_optional_package_names_its_extra(
 
 def test_every_package_data_folder_is_declared_and_shipped() -> None:
     """setuptools finds every folder under core/routellm_core that holds files (with the pyproject's own find rules),
-    and every pretrained / asset file matches a package-data pattern."""
+    and every data file (anything but Python source) matches a package-data pattern."""
     from setuptools import find_namespace_packages
 
     setuptools_cfg = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
@@ -250,8 +250,10 @@ def test_every_package_data_folder_is_declared_and_shipped() -> None:
     missing = expected - found
     assert not missing, f"folders under core/routellm_core that the wheel would leave out: {sorted(missing)}"
     assert {"langchain_routellm", "llamaindex_routellm"} <= found
-    patterns = setuptools_cfg["package-data"]["*"]
-    for sub in ("pretrained", "assets"):
-        for f in (core / sub).rglob("*"):
-            if f.is_file():
-                assert any(f.match(p) for p in patterns), f"{f.relative_to(ROOT)} matches no package-data pattern"
+    declared = setuptools_cfg["package-data"]
+    data = [f for f in core.rglob("*") if f.is_file() and f.suffix not in (".py", ".pyc")]
+    assert any("shipped_combiner" in f.parts for f in data) and any("pretrained" in f.parts for f in data)
+    for f in data:
+        package = ".".join(("routellm_core", *f.parent.relative_to(core).parts))
+        patterns = [*declared["*"], *declared.get(package, [])]
+        assert any(f.match(p) for p in patterns), f"{f.relative_to(ROOT)} matches no package-data pattern"

@@ -31,6 +31,7 @@ from routellm_core.escalation.checks import (
     CheckInput,
     LogisticCombiner,
     check_confidence,
+    shipped_combiner,
 )
 
 _EPS = 1e-12
@@ -172,10 +173,10 @@ def _confidence(
         elif check == "answer_features":
             check = AnswerFeaturesCheck()
         elif check == "combined":
-            raise InvalidInputError("check='combined' needs a fitted LogisticCombiner object; pass it as check=")
+            check = shipped_combiner()
         else:
             raise InvalidInputError(
-                f"unknown check {check!r}; expected 'agreement', 'answer_features', 'none', a Check object "
+                f"unknown check {check!r}; expected 'agreement', 'answer_features', 'combined', 'none', a Check object "
                 "or per-prompt confidences"
             )
     if isinstance(check, (Check, LogisticCombiner)):
