@@ -1,15 +1,18 @@
-"""RouteLLM for LlamaIndex: a ``FunctionCallingLLM`` that sends each call to a strong or a weak LLM.
+"""RouteLLM for LlamaIndex: a ``FunctionCallingLLM`` that sends each call to a strong or a weak LLM, or to one of
+N priced LLMs.
 
 A learned router predicts, from the call's routing text, the probability that the strong model's answer beats
-the weak model's; calls at or above the threshold go to ``strong``, the rest to ``weak``. The decision travels
-with the answer (``response.additional_kwargs["routellm"]``) and through LlamaIndex instrumentation
+the weak model's; calls at or above the threshold go to ``strong``, the rest to ``weak``. With ``models=[...]``
+the router predicts each listed model's chance of answering well and the objective picks one
+(:class:`~routellm_core.routing.ladder.LadderEngine`). The decision travels with the answer
+(``response.additional_kwargs["routellm"]``) and through LlamaIndex instrumentation
 (:class:`~llamaindex_routellm.events.RoutingDecisionEvent` inside the router's span, the child's span beneath).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import aclosing, closing
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -51,14 +54,16 @@ from llamaindex_routellm._answers import (
     verification_prompt,
 )
 from llamaindex_routellm._messages import RoutingTextFn, routing_text
-from llamaindex_routellm._models import as_judge, model_label
+from llamaindex_routellm._models import as_judge, model_label, named_models
 from llamaindex_routellm._outputs import answer_text, chunk_text, has_content, tag_response
 from llamaindex_routellm.events import RoutingDecisionEvent, RoutingFallbackEvent
-from routellm_core.decisions import Route, RoutingDecision, ServedDecision, Side
+from routellm_core.decisions import LadderChoice, Route, RoutingDecision, ServedDecision, Side
 from routellm_core.errors import InvalidInputError, reraise_routellm_error
 from routellm_core.learning.feedback import FeedbackStore
 from routellm_core.learning.labelling import TrafficLabelling
 from routellm_core.routing.engine import ROUTING_FIELDS, RoutingEngine, RoutingOptions
+from routellm_core.routing.ladder import LadderEngine
+from routellm_core.routing.objective import Objective
 from routellm_core.routing.policy import RouterSpec, RoutingPolicy, build_policy
 from routellm_core.routing.text import RouteOn, prompt_routing_text
 
@@ -86,10 +91,15 @@ class _ToolRequest:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def _min_known(a: int, b: int, default: int) -> int:
-    """The smaller of two sizes, ignoring unknown (non-positive) values."""
-    known = [v for v in (a, b) if v is not None and v > 0]
+def _min_known(sizes: Iterable[int | None], default: int) -> int:
+    """The smallest of the children's sizes, ignoring unknown (non-positive) values."""
+    known = [v for v in sizes if v is not None and v > 0]
     return min(known) if known else default
+
+
+def _calls_tools(llm: LLM) -> bool:
+    """Whether a child can call tools: a ``FunctionCallingLLM`` whose metadata says so."""
+    return isinstance(llm, FunctionCallingLLM) and llm.metadata.is_function_calling_model
 
 
 def _forget_nested_trace(child: LLM, own: CallbackManager) -> None:
@@ -147,14 +157,21 @@ async def _aprimed(stream: AsyncIterator[R]) -> AsyncIterator[R]:
 
 
 class RouteLLM(RoutingOptions, FunctionCallingLLM):
-    """An LLM that routes every call to a strong or a weak LlamaIndex LLM with a learned win-rate router.
+    """An LLM that routes every call to a strong or a weak LlamaIndex LLM with a learned win-rate router, or, with
+    ``models=[...]``, to one of N priced LLMs.
 
     Use it wherever LlamaIndex takes an ``llm``: ``index.as_query_engine(llm=router)``, chat engines,
     ``FunctionAgent(llm=router)`` / ``AgentWorkflow`` (each agent step is routed anew), ``Settings.llm``.
 
     Args:
-        strong: The stronger, costlier LLM.
-        weak: The cheaper LLM.
+        strong: The stronger, costlier LLM (two models; not with ``models``).
+        weak: The cheaper LLM (two models; not with ``models``).
+        models: Instead of ``strong`` / ``weak``: N LLMs, a list (named by their ``metadata.model_name``) or a
+            dict name -> LLM. Each call goes to the model ``objective`` picks from the router's predicted success
+            of every model and each one's expected cost (``prices=``, over the shipped price table), and runs on
+            a pair: the chosen model and the best-predicted costlier one above it, the target of ``escalate`` and
+            ``fallback`` (see :class:`~routellm_core.routing.ladder.LadderEngine`). Needs a router that predicts
+            each model's success (the ``"default"``); models it has no profile for need ``priors=``.
         router: Shipped pretrained name (``"default"``), checkpoint folder, registry name (``"random"``...),
             a ``WinRateModel`` instance, or a ``RoutingPolicy`` (to share one policy and its micro-batching).
         threshold: Send to strong when P(strong wins) >= threshold; when neither this nor ``strong_fraction`` is
@@ -170,10 +187,15 @@ class RouteLLM(RoutingOptions, FunctionCallingLLM):
         embedder: Embedder to load the router with (when ``router`` is a name or path).
         callback_manager: LlamaIndex callback manager.
         **kwargs: The other routing options (``feedback``, ``judge``, ``label_fraction``, ``label_seed``,
-            ``strong_name``, ``weak_name``: see :class:`~routellm_core.routing.engine.RoutingOptions`; ``tool_step``
-            has no effect here, every agent step is routed anew) and LlamaIndex's ``LLM`` fields.
+            ``strong_name``, ``weak_name``, ``prices``, ``escalate``; with ``models``: ``objective``, ``priors``:
+            see :class:`~routellm_core.routing.engine.RoutingOptions`; ``tool_step`` has no effect here, every agent
+            step is routed anew) and LlamaIndex's ``LLM`` fields.
 
     Raises:
+        InvalidInputError: Both ``models`` and ``strong`` / ``weak``, neither, ``objective`` / ``priors`` without
+            ``models``, ``threshold`` / ``strong_fraction`` / ``strong_name`` / ``weak_name`` with ``models``, or a
+            ladder the core refuses (a model without a price, a repeated name...).
+        UnknownModelError: With ``models``, a model the router has no profile and ``priors`` no prior for.
         InvalidThresholdError: Both ``threshold`` and ``strong_fraction``, or a value outside [0, 1].
         UnknownRouterError: ``router`` names nothing.
         CheckpointError: The checkpoint is missing, corrupt, or has no calibration for ``strong_fraction``.
@@ -184,28 +206,53 @@ class RouteLLM(RoutingOptions, FunctionCallingLLM):
         >>> response = llm.complete("Prove that there are infinitely many primes.")
         >>> response.additional_kwargs["routellm"]
         {'decision_id': '3b7e…', 'router': 'mf', 'win_rate': 0.71, 'threshold': 0.5, 'choice': 'strong', ...}
+        >>> ladder = RouteLLM(models=[mini, gpt4o, o3], objective=Objective.budget(2.0))  # USD per 1k calls
+        >>> ladder.complete("...").additional_kwargs["routellm"]["ladder"]["chosen"]
+        'gpt-4o-mini'
     """
 
-    strong: LLM = Field(description="The stronger, costlier LLM, called when the router predicts it wins.")
-    weak: LLM = Field(description="The cheaper LLM, called for every other request.")
+    strong: LLM | None = Field(
+        default=None, description="The stronger, costlier LLM, called when the router predicts it wins."
+    )
+    weak: LLM | None = Field(default=None, description="The cheaper LLM, called for every other request.")
+    models: dict[str, LLM] | None = Field(
+        default=None, description="Instead of strong/weak: N priced LLMs by name, one picked per call."
+    )
     route_on: RouteOn | RoutingTextFn = Field(
         default="last_user",
         description="Routing text: 'last_user', 'conversation', 'rag_query', or a callable (messages) -> str.",
     )
 
-    _engine: RoutingEngine = PrivateAttr()
+    _engine: RoutingEngine | LadderEngine = PrivateAttr()
 
     def __init__(
         self,
-        strong: LLM,
-        weak: LLM,
+        strong: LLM | None = None,
+        weak: LLM | None = None,
         router: RouterSpec | RoutingPolicy = "default",
         threshold: float | None = None,
         strong_fraction: float | None = None,
+        *,
+        models: Sequence[LLM] | Mapping[str, LLM] | None = None,
         **kwargs: Any,
     ) -> None:
         """Validate the fields; the router's own errors (unknown router, bad threshold...) keep their type. The
-        ``threshold`` field holds the threshold in force (``None`` under ``strong_fraction``)."""
+        ``threshold`` field holds the threshold in force (``None`` under ``strong_fraction`` and with
+        ``models``)."""
+        if models is not None:
+            self._init_ladder(strong, weak, router, threshold, strong_fraction, models, kwargs)
+            return
+        if strong is None or weak is None:
+            raise InvalidInputError(
+                "RouteLLM needs strong= and weak= LLMs (two models) or models=[...] (N priced models); "
+                f"missing {'strong=' if strong is None else 'weak='}"
+            )
+        for key in ("objective", "priors"):
+            if kwargs.get(key) is not None:
+                raise InvalidInputError(
+                    f"RouteLLM: {key}= picks among models=[...]; strong= and weak= are routed by threshold= or "
+                    "strong_fraction="
+                )
         policy = build_policy(router, threshold, strong_fraction, kwargs.get("embedder"))
         try:
             super().__init__(
@@ -221,45 +268,97 @@ class RouteLLM(RoutingOptions, FunctionCallingLLM):
             raise
         self._build_engine(policy)
 
-    def _build_engine(self, policy: RoutingPolicy) -> None:
-        """Build the engine (dispatcher and labelling) from the fields around ``policy``."""
-        names: dict[Side, str] = {
-            "strong": self.strong_name or model_label(self.strong),
-            "weak": self.weak_name or model_label(self.weak),
-        }
-        self._engine = RoutingEngine(
-            self,
-            names,
-            owner="RouteLLM",
-            is_empty=lambda response: not has_content(response),
-            chunk_text=chunk_text,
-            answer_text=answer_text,
-            judge=as_judge(self.judge),
-            on_fallback=self._on_fallback,
-            policy=policy,
-            second_name=model_label(self._second_llm()) if self.escalate and self.escalate.second else None,
-            answer_value=answer_value,
-            usage=answer_usage,
-            join_chunks=join_chunks,
-            logprobs=answer_logprobs,
-        )
+    def _init_ladder(
+        self,
+        strong: LLM | None,
+        weak: LLM | None,
+        router: RouterSpec | RoutingPolicy,
+        threshold: float | None,
+        strong_fraction: float | None,
+        models: Sequence[LLM] | Mapping[str, LLM],
+        kwargs: dict[str, Any],
+    ) -> None:
+        """``__init__`` with ``models=[...]``: the N named LLMs and the :class:`LadderEngine` (which refuses a
+        threshold, a strong fraction, a model without a price or a profile)."""
+        if strong is not None or weak is not None:
+            raise InvalidInputError(
+                "RouteLLM: give either strong= and weak= (two models) or models=[...] (N priced models), not both"
+            )
+        for key in ("strong_name", "weak_name"):
+            if kwargs.get(key) is not None:
+                raise InvalidInputError(
+                    f"RouteLLM: {key}= names a side of two models; with models= pass a dict name -> LLM to name them"
+                )
+        try:
+            super().__init__(
+                models=named_models(models),
+                router=router,
+                threshold=threshold,
+                strong_fraction=strong_fraction,
+                **kwargs,
+            )
+        except ValidationError as exc:
+            reraise_routellm_error(exc)
+            raise
+        self._build_engine(None)
 
-    def _second_llm(self) -> LLM:
+    def _build_engine(self, policy: RoutingPolicy | None) -> None:
+        """Build the engine (dispatcher and labelling) from the fields around ``policy`` (with ``models``: built
+        from ``router`` when ``None``)."""
+        common: dict[str, Any] = {
+            "owner": "RouteLLM",
+            "is_empty": lambda response: not has_content(response),
+            "chunk_text": chunk_text,
+            "answer_text": answer_text,
+            "judge": as_judge(self.judge),
+            "on_fallback": self._on_fallback,
+            "policy": policy,
+            "second_name": model_label(self._second_llm()) if self.escalate and self.escalate.second else None,
+            "answer_value": answer_value,
+            "usage": answer_usage,
+            "join_chunks": join_chunks,
+            "logprobs": answer_logprobs,
+        }
+        if self.models is not None:
+            self._engine = LadderEngine(self, list(self.models), **common)
+            return
+        names: dict[Side, str] = {
+            "strong": self.strong_name or model_label(self._child("strong")),
+            "weak": self.weak_name or model_label(self._child("weak")),
+        }
+        self._engine = RoutingEngine(self, names, **common)
+
+    def _cheap_llm(self, record: ServedDecision | None) -> LLM:
+        """The LLM answering on the weak side of a call (resampled and asked the self-verification question): the
+        weak LLM; among N models, the one ``record`` names (the chosen model of its pair)."""
+        if self.models is None:
+            return self.weak  # type: ignore[return-value]
+        if record is None:
+            raise InvalidInputError("RouteLLM: the cheap model of a call among N models is named by its record")
+        return self.models[record.model]
+
+    def _second_llm(self, record: ServedDecision | None = None) -> LLM:
         """The LLM giving the escalation check's second cheap answer: ``Escalation.second``, else the weak LLM
-        sampled again."""
+        (among N models: the chosen model, named by ``record``) sampled again."""
         second = self.escalate.second if self.escalate is not None else None
         if second is None:
-            return resampled(self.weak)
+            return resampled(self._cheap_llm(record))
         if not isinstance(second, LLM):
             raise InvalidInputError(f"escalate.second must be a LlamaIndex LLM, got {type(second).__name__}")
         return second
 
     def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> RouteLLM:
-        """A copy; changed routing fields rebuild the engine (and the policy when the router or its threshold
-        changed)."""
+        """A copy; changed routing fields (or ``models``) rebuild the engine (and the policy when the router or its
+        threshold changed)."""
+        if update and update.get("models") is not None:
+            if self.models is None:
+                raise InvalidInputError("RouteLLM: a copy of a two-model router cannot take models=; build a new one")
+            update = {**update, "models": named_models(update["models"])}
+        if update and isinstance(update.get("objective"), str):  # model_copy does not run the field validators
+            update = {**update, "objective": Objective.parse(update["objective"])}
         copy = super().model_copy(update=update, deep=deep)
         changed = set(update or ())
-        if changed & ROUTING_FIELDS:
+        if changed & (ROUTING_FIELDS | {"models"}):
             policy = copy._engine.policy
             if changed & {"router", "threshold", "strong_fraction", "embedder"}:
                 threshold = None if "strong_fraction" in changed and "threshold" not in changed else copy.threshold
@@ -303,51 +402,87 @@ class RouteLLM(RoutingOptions, FunctionCallingLLM):
 
     @property
     def metadata(self) -> LLMMetadata:
-        """Limits both children honour: the smaller context window and output size; function calling when
-        both children support it."""
-        strong, weak = self.strong.metadata, self.weak.metadata
+        """Limits every child honours: the smallest context window and output size; function calling when every
+        child supports it."""
+        metas = [child.metadata for child in self._children()]
+        roles = {meta.system_role for meta in metas}
         return LLMMetadata(
-            context_window=_min_known(strong.context_window, weak.context_window, DEFAULT_CONTEXT_WINDOW),
-            num_output=_min_known(strong.num_output, weak.num_output, DEFAULT_NUM_OUTPUTS),
+            context_window=_min_known((m.context_window for m in metas), DEFAULT_CONTEXT_WINDOW),
+            num_output=_min_known((m.num_output for m in metas), DEFAULT_NUM_OUTPUTS),
             is_chat_model=True,
             is_function_calling_model=self._supports_tools(),
             model_name=f"routellm:{self.router_name}",
-            system_role=strong.system_role if strong.system_role == weak.system_role else MessageRole.SYSTEM,
+            system_role=metas[0].system_role if len(roles) == 1 else MessageRole.SYSTEM,
         )
 
     def to_payload(self) -> dict[str, Any]:
-        """Non-sensitive description for instrumentation: metadata plus the router and the two models."""
+        """Non-sensitive description for instrumentation: metadata plus the router and the two models (among N
+        models: their names and the objective)."""
+        payload = {**super().to_payload(), "router": self.router_name}
+        if isinstance(self._engine, LadderEngine):
+            return {**payload, "models": list(self._engine.names), "objective": str(self._engine.objective)}
         return {
-            **super().to_payload(),
-            "router": self.router_name,
+            **payload,
             "threshold": self._engine.policy.threshold,
-            "strong_model": model_label(self.strong),
-            "weak_model": model_label(self.weak),
+            "strong_model": model_label(self._child("strong")),
+            "weak_model": model_label(self._child("weak")),
         }
 
+    def _children(self) -> list[LLM]:
+        """The child LLMs: strong and weak, or the N listed models."""
+        if self.models is not None:
+            return list(self.models.values())
+        return [self.strong, self.weak]  # type: ignore[list-item]
+
     def _supports_tools(self) -> bool:
-        return all(
-            isinstance(child, FunctionCallingLLM) and child.metadata.is_function_calling_model
-            for child in (self.strong, self.weak)
-        )
+        return all(_calls_tools(child) for child in self._children())
 
     def _child(self, side: Side) -> LLM:
-        return self.strong if side == "strong" else self.weak
+        return self.strong if side == "strong" else self.weak  # type: ignore[return-value]
+
+    def _answering(self, side: Side, record: ServedDecision) -> LLM:
+        """The LLM to call for ``side`` of a call: the strong or weak child; among N models, the one ``record``
+        names (the engine's record of that side's attempt)."""
+        return self._child(side) if self.models is None else self.models[record.model]
+
+    def _other_llm(self, route: Route, side: Side) -> LLM:
+        """The LLM standing for ``side`` under ``route`` (the labeller's other answer): the strong or weak child;
+        among N models, that side of the route's pair."""
+        if isinstance(self._engine, LadderEngine) and self.models is not None:
+            return self.models[self._engine.name_of(route, side)]
+        return self._child(side)
 
     # ---- routing -----------------------------------------------------------------------------------------
     def decide(self, messages: str | Sequence[ChatMessage]) -> RoutingDecision:
-        """The decision a call with these messages (or this completion prompt) would get.
+        """The decision a call with these messages (or this completion prompt) would get (among N models: the
+        chosen model's side in its pair; :meth:`choose_model` says which model).
 
-        Calls no model and emits no event.
+        Calls no model and emits no event (under ``Objective.budget`` the request joins the controller's window).
 
         Raises:
             InvalidInputError: Unroutable input (see :func:`~llamaindex_routellm._messages.routing_text`).
         """
+        if isinstance(self._engine, LadderEngine):
+            return self._engine.route(self._routing_text(messages)).decision
         return self._engine.policy.decide(self._routing_text(messages))
 
     async def adecide(self, messages: str | Sequence[ChatMessage]) -> RoutingDecision:
         """Async :meth:`decide`, micro-batched with the event loop's other routing calls."""
+        if isinstance(self._engine, LadderEngine):
+            return (await self._engine.aroute(self._routing_text(messages))).decision
         return await self._engine.policy.adecide(self._routing_text(messages))
+
+    def choose_model(self, messages: str | Sequence[ChatMessage]) -> LadderChoice:
+        """Among N models: the model a call with these messages (or this completion prompt) would go to, with
+        the predictions and expected costs it was picked from. Calls no model and emits no event (under
+        ``Objective.budget`` the request joins the controller's window, as a call's would).
+
+        Raises:
+            InvalidInputError: A two-model router (use :meth:`decide`), or unroutable input.
+        """
+        if not isinstance(self._engine, LadderEngine):
+            raise InvalidInputError("RouteLLM.choose_model picks among models=[...]; with strong=/weak= use decide()")
+        return self._engine.choice(self._routing_text(messages))
 
     def _routing_text(self, messages: str | Sequence[ChatMessage]) -> str:
         if isinstance(messages, str):  # a completion prompt: one user message, as in LangChain
@@ -355,14 +490,16 @@ class RouteLLM(RoutingOptions, FunctionCallingLLM):
         return routing_text(messages, self.route_on)
 
     def _announce(self, route: Route) -> Route:
+        ladder = route.ladder
         dispatcher.event(
             RoutingDecisionEvent(
                 router=route.decision.router,
                 win_rate=route.decision.win_rate,
                 threshold=route.decision.threshold,
                 choice=route.choice,
-                model=model_label(self._child(route.choice)),
+                model=model_label(self._child(route.choice)) if ladder is None else ladder.chosen,
                 decision_id=route.id,
+                ladder=None if ladder is None else ladder.as_dict(),
             )
         )
         return route
@@ -389,18 +526,18 @@ class RouteLLM(RoutingOptions, FunctionCallingLLM):
     def _run(
         self, route: Route, call: Callable[[LLM], R], verify: Callable[[ServedDecision, Any], Any] | None = None
     ) -> R:
-        def attempt(side: Side, _: ServedDecision) -> R:
-            child = self._child(side)
+        def attempt(side: Side, record: ServedDecision) -> R:
+            child = self._answering(side, record)
             try:
                 return call(child)
             finally:
                 _forget_nested_trace(child, self.callback_manager)
 
         def other(side: Side) -> str:
-            return answer_text(call(self._child(side)))
+            return answer_text(call(self._other_llm(route, side)))
 
-        def second(_: ServedDecision) -> R:
-            return call(self._second_llm())
+        def second(record: ServedDecision) -> R:
+            return call(self._second_llm(record))
 
         response, record = self._engine.call(route, attempt, other_answer=other, second=second, verify=verify)
         return tag_response(response, record)
@@ -411,18 +548,18 @@ class RouteLLM(RoutingOptions, FunctionCallingLLM):
         call: Callable[[LLM], Awaitable[R]],
         verify: Callable[[ServedDecision, Any], Awaitable[Any]] | None = None,
     ) -> R:
-        async def attempt(side: Side, _: ServedDecision) -> R:
-            child = self._child(side)
+        async def attempt(side: Side, record: ServedDecision) -> R:
+            child = self._answering(side, record)
             try:
                 return await call(child)
             finally:
                 _forget_nested_trace(child, self.callback_manager)
 
         async def other(side: Side) -> str:
-            return answer_text(await call(self._child(side)))
+            return answer_text(await call(self._other_llm(route, side)))
 
-        async def second(_: ServedDecision) -> R:
-            return await call(self._second_llm())
+        async def second(record: ServedDecision) -> R:
+            return await call(self._second_llm(record))
 
         response, record = await self._engine.acall(route, attempt, other_answer=other, second=second, verify=verify)
         return tag_response(response, record)
@@ -433,18 +570,18 @@ class RouteLLM(RoutingOptions, FunctionCallingLLM):
         start: Callable[[LLM], Iterator[R]],
         verify: Callable[[ServedDecision, Any], Any] | None = None,
     ) -> Iterator[R]:
-        def open_stream(side: Side, _: ServedDecision) -> Iterator[R]:
-            child = self._child(side)
+        def open_stream(side: Side, record: ServedDecision) -> Iterator[R]:
+            child = self._answering(side, record)
             try:
                 yield from start(child)
             finally:
                 _forget_nested_trace(child, self.callback_manager)
 
         def other(side: Side) -> str:
-            return "".join(map(chunk_text, start(self._child(side))))
+            return "".join(map(chunk_text, start(self._other_llm(route, side))))
 
-        def second(_: ServedDecision) -> Any:
-            return join_chunks(list(start(self._second_llm())))
+        def second(record: ServedDecision) -> Any:
+            return join_chunks(list(start(self._second_llm(record))))
 
         def relay() -> Iterator[R]:
             stream = self._engine.stream(route, open_stream, other_answer=other, second=second, verify=verify)
@@ -460,8 +597,8 @@ class RouteLLM(RoutingOptions, FunctionCallingLLM):
         start: Callable[[LLM], Awaitable[AsyncIterator[R]]],
         verify: Callable[[ServedDecision, Any], Awaitable[Any]] | None = None,
     ) -> AsyncIterator[R]:
-        async def open_stream(side: Side, _: ServedDecision) -> AsyncIterator[R]:
-            child = self._child(side)
+        async def open_stream(side: Side, record: ServedDecision) -> AsyncIterator[R]:
+            child = self._answering(side, record)
             try:
                 stream = await start(child)
                 try:
@@ -475,10 +612,10 @@ class RouteLLM(RoutingOptions, FunctionCallingLLM):
                 _forget_nested_trace(child, self.callback_manager)
 
         async def other(side: Side) -> str:
-            return "".join([chunk_text(c) async for c in await start(self._child(side))])
+            return "".join([chunk_text(c) async for c in await start(self._other_llm(route, side))])
 
-        async def second(_: ServedDecision) -> Any:
-            return join_chunks([c async for c in await start(self._second_llm())])
+        async def second(record: ServedDecision) -> Any:
+            return join_chunks([c async for c in await start(self._second_llm(record))])
 
         async def tagged() -> AsyncIterator[R]:
             stream = self._engine.astream(route, open_stream, other_answer=other, second=second, verify=verify)
@@ -560,7 +697,7 @@ class RouteLLM(RoutingOptions, FunctionCallingLLM):
         return self._run(
             decision,
             lambda child: self._child_chat(child, messages, request, kwargs),
-            lambda _, answer: self.weak.chat(verification_chat(messages, answer)),
+            lambda record, answer: self._cheap_llm(record).chat(verification_chat(messages, answer)),
         )
 
     @llm_chat_callback()
@@ -571,7 +708,7 @@ class RouteLLM(RoutingOptions, FunctionCallingLLM):
         return await self._arun(
             decision,
             lambda child: self._child_achat(child, messages, request, kwargs),
-            lambda _, answer: self.weak.achat(verification_chat(messages, answer)),
+            lambda record, answer: self._cheap_llm(record).achat(verification_chat(messages, answer)),
         )
 
     @llm_chat_callback()
@@ -582,7 +719,7 @@ class RouteLLM(RoutingOptions, FunctionCallingLLM):
         return self._stream(
             decision,
             lambda child: self._child_stream_chat(child, messages, request, kwargs),
-            lambda _, answer: self.weak.chat(verification_chat(messages, answer)),
+            lambda record, answer: self._cheap_llm(record).chat(verification_chat(messages, answer)),
         )
 
     @llm_chat_callback()
@@ -593,7 +730,7 @@ class RouteLLM(RoutingOptions, FunctionCallingLLM):
         return await self._astream(
             decision,
             lambda child: self._child_astream_chat(child, messages, request, kwargs),
-            lambda _, answer: self.weak.achat(verification_chat(messages, answer)),
+            lambda record, answer: self._cheap_llm(record).achat(verification_chat(messages, answer)),
         )
 
     # ---- completion: derived from the child's chat when the child is a chat model -------------------------
@@ -607,7 +744,9 @@ class RouteLLM(RoutingOptions, FunctionCallingLLM):
                 return chat_to_completion_decorator(child.chat)(prompt, **kwargs)
             return child.complete(prompt, formatted=formatted, **kwargs)
 
-        return self._run(decision, call, lambda _, answer: self.weak.complete(verification_prompt(prompt, answer)))
+        return self._run(
+            decision, call, lambda record, answer: self._cheap_llm(record).complete(verification_prompt(prompt, answer))
+        )
 
     @llm_completion_callback()
     async def acomplete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
@@ -620,7 +759,9 @@ class RouteLLM(RoutingOptions, FunctionCallingLLM):
             return await child.acomplete(prompt, formatted=formatted, **kwargs)
 
         return await self._arun(
-            decision, call, lambda _, answer: self.weak.acomplete(verification_prompt(prompt, answer))
+            decision,
+            call,
+            lambda record, answer: self._cheap_llm(record).acomplete(verification_prompt(prompt, answer)),
         )
 
     @llm_completion_callback()
@@ -633,7 +774,11 @@ class RouteLLM(RoutingOptions, FunctionCallingLLM):
                 return stream_chat_to_completion_decorator(child.stream_chat)(prompt, **kwargs)
             return child.stream_complete(prompt, formatted=formatted, **kwargs)
 
-        return self._stream(decision, start, lambda _, answer: self.weak.complete(verification_prompt(prompt, answer)))
+        return self._stream(
+            decision,
+            start,
+            lambda record, answer: self._cheap_llm(record).complete(verification_prompt(prompt, answer)),
+        )
 
     @llm_completion_callback()
     async def astream_complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponseAsyncGen:
@@ -646,7 +791,9 @@ class RouteLLM(RoutingOptions, FunctionCallingLLM):
             return await child.astream_complete(prompt, formatted=formatted, **kwargs)
 
         return await self._astream(
-            decision, start, lambda _, answer: self.weak.acomplete(verification_prompt(prompt, answer))
+            decision,
+            start,
+            lambda record, answer: self._cheap_llm(record).acomplete(verification_prompt(prompt, answer)),
         )
 
     # ---- tool calling ------------------------------------------------------------------------------------
@@ -662,10 +809,17 @@ class RouteLLM(RoutingOptions, FunctionCallingLLM):
     ) -> dict[str, Any]:
         """Collect the messages and defer the tool formatting to the chosen child's own
         ``_prepare_chat_with_tools`` (each provider has its own tool schema), which runs once routed."""
-        if not self._supports_tools():
+        if self.models is not None and not self._supports_tools():
+            lacking = [name for name, llm in self.models.items() if not _calls_tools(llm)]
             raise InvalidInputError(
-                f"tool calling needs two function-calling children; strong {model_label(self.strong)!r} and "
-                f"weak {model_label(self.weak)!r} are not both FunctionCallingLLMs with function calling"
+                f"tool calling needs every listed model to call functions; {lacking} are not FunctionCallingLLMs "
+                "with function calling"
+            )
+        if not self._supports_tools():
+            strong, weak = model_label(self._child("strong")), model_label(self._child("weak"))
+            raise InvalidInputError(
+                f"tool calling needs two function-calling children; strong {strong!r} and weak {weak!r} are not both "
+                "FunctionCallingLLMs with function calling"
             )
         messages = list(chat_history or [])
         if user_msg:
@@ -686,9 +840,13 @@ class RouteLLM(RoutingOptions, FunctionCallingLLM):
         self, response: ChatResponse, error_on_no_tool_call: bool = True, **kwargs: Any
     ) -> list[ToolSelection]:
         """Parse tool calls with the child that wrote the response (``additional_kwargs["routellm"]``;
-        the strong child's parser for a response without that record)."""
+        the strong child's parser for a response without that record; among N models, the model the record names,
+        else the first listed)."""
         record = response.additional_kwargs.get("routellm") or {}
-        child = self._child(record.get("served", "strong"))
+        if self.models is not None:
+            child = self.models.get(record.get("model", "")) or next(iter(self.models.values()))
+        else:
+            child = self._child(record.get("served", "strong"))
         if not isinstance(child, FunctionCallingLLM):
             raise InvalidInputError(f"{model_label(child)!r} is not a FunctionCallingLLM; it cannot call tools")
         return child.get_tool_calls_from_response(response, error_on_no_tool_call=error_on_no_tool_call, **kwargs)

@@ -19,7 +19,7 @@ Neither event carries prompt text.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from llama_index.core.instrumentation.events import BaseEvent
 
@@ -32,8 +32,12 @@ class RoutingDecisionEvent(BaseEvent):
         win_rate: Predicted P(strong beats weak) for the routing text.
         threshold: Threshold in force; strong is chosen when ``win_rate >= threshold``.
         choice: ``"strong"`` or ``"weak"``.
-        model: Name of the chosen child model.
+        model: Name of the chosen child model (among N models: the model the objective picked).
         decision_id: The decision id, as in the response's ``additional_kwargs["routellm"]["decision_id"]``.
+        ladder: Among N models (``models=[...]``): what was compared, as in the record's ``ladder`` entry (the
+            models in cost order, their predictions and expected costs, the chosen model, the pair the call runs
+            on); ``None`` for two models. For N models ``choice`` is the chosen model's side in that pair and
+            ``win_rate`` the pair's P(strong beats weak) from the predictions.
     """
 
     router: str
@@ -42,6 +46,7 @@ class RoutingDecisionEvent(BaseEvent):
     choice: Literal["strong", "weak"]
     model: str
     decision_id: str
+    ladder: dict[str, Any] | None = None
 
     @classmethod
     def class_name(cls) -> str:
