@@ -1,9 +1,10 @@
 """LangChain glue over the core routed-call engine: messages to a route, a decision into run configs.
 
 The call / fallback / stream / labelling logic and the decision record live once in
-:mod:`routellm_core.routing.engine`; this module only adds what LangChain needs: the engine with LangChain's answer
-rules, reading routes from LangChain messages (and continuing an agent's tool step on the side that issued the tool
-call), and putting the decision into the router's run and a fallback child's run.
+:mod:`routellm_core.routing.engine` (two models) and :mod:`routellm_core.routing.ladder` (``models=[...]``: N priced
+models, each call run on a pair); this module only adds what LangChain needs: the engine with LangChain's answer
+rules, the listed models by name, reading routes from LangChain messages (and continuing an agent's tool step on the
+model that issued the tool call), and putting the decision into the router's run and a fallback child's run.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from routellm_core.errors import InvalidInputError
 from routellm_core.learning.judging import Judge, PairwiseJudge
 from routellm_core.routing.dispatch import PartialOutputError
 from routellm_core.routing.engine import RoutingEngine, RoutingOptions
+from routellm_core.routing.ladder import LadderEngine
 
 try:  # LangGraph control-flow signals (interrupts, parent commands) must pass through untouched.
     from langgraph.errors import GraphBubbleUp as _GraphBubbleUp
@@ -36,6 +38,9 @@ except ImportError:  # pragma: no cover - langgraph ships with langchain 1.x
 
 
 T = TypeVar("T")
+
+#: The engine of a front end: two models (``strong`` / ``weak``) or N priced models (``models=[...]``).
+Engine = RoutingEngine | LadderEngine
 
 
 def init_child(spec: Any, kwargs: dict[str, Any], field: str) -> Any:
@@ -61,9 +66,89 @@ def init_child(spec: Any, kwargs: dict[str, Any], field: str) -> Any:
     return spec
 
 
+def check_members(
+    owner: str,
+    *,
+    models: Any,
+    strong: Any,
+    weak: Any,
+    names: Any = None,
+    options: RoutingOptions | None = None,
+) -> None:
+    """Check that a front end was given either ``strong`` and ``weak`` or ``models=[...]``, with the options that go
+    with each.
+
+    Raises:
+        InvalidInputError: Both or neither; ``names=`` without ``models=``; ``strong_name`` / ``weak_name`` with
+            ``models=``; ``objective`` / ``priors`` without it.
+    """
+    strong_name = options.strong_name if options is not None else None
+    weak_name = options.weak_name if options is not None else None
+    if models is not None:
+        named = (("strong", strong), ("weak", weak), ("strong_name", strong_name), ("weak_name", weak_name))
+        given = [f"{field}=" for field, value in named if value is not None]
+        if given:
+            raise InvalidInputError(
+                f"{owner}: models=[...] and {', '.join(given)} exclude each other: give strong= and weak= (two models) "
+                "or models=[...] (N priced models; name them with a dict {name: model} or names=[...]), not both"
+            )
+        return
+    missing = [f"{field}=" for field, value in (("strong", strong), ("weak", weak)) if value is None]
+    if missing:
+        raise InvalidInputError(
+            f"{owner}: missing {' and '.join(missing)}: give strong= and weak= (two models) or models=[...] (N priced "
+            "models)"
+        )
+    extra = [f"{field}=" for field, value in (("names", names),) if value is not None]
+    if options is not None:
+        extra += [f"{field}=" for field in ("objective", "priors") if getattr(options, field) is not None]
+    if extra:
+        raise InvalidInputError(f"{owner}: {', '.join(extra)} go with models=[...]; strong= and weak= take threshold=")
+
+
+def ladder_members(
+    models: Any, names: Sequence[str] | None, build: Callable[[Any, str], Any], owner: str
+) -> dict[str, Any]:
+    """The listed models by name, each built by ``build(spec, field)``: a dict ``{name: model}`` as given, or a list
+    named by ``names`` (same length) or by each model's own name (:func:`model_name`).
+
+    Raises:
+        InvalidInputError: Fewer than two models, two with one name, ``names`` of another length, or ``names``
+            with a dict.
+        TypeError: ``models`` is neither a list nor a dict.
+    """
+    if isinstance(models, Mapping):
+        if names is not None:
+            raise InvalidInputError(f"{owner}: models= is a dict, so its keys name the models already; drop names=")
+        built = {str(name): build(spec, f"models[{name!r}]") for name, spec in models.items()}
+    elif isinstance(models, (list, tuple)):
+        listed = [build(spec, f"models[{i}]") for i, spec in enumerate(models)]
+        if names is None:
+            names = [model_name(model) for model in listed]
+        elif isinstance(names, str) or len(names) != len(listed):
+            raise InvalidInputError(
+                f"{owner}: names= must list one name per model: {len(listed)} models, got {names!r:.120}"
+            )
+        seen: set[str] = set()
+        for name in names:
+            if name in seen:
+                raise InvalidInputError(
+                    f"{owner}: two of models= are named {name!r}; name them with a dict {{name: model}} or names=[...]"
+                )
+            seen.add(name)
+        built = dict(zip(map(str, names), listed, strict=True))
+    else:
+        raise TypeError(
+            f"{owner}: models= must be a list of models or a dict {{name: model}}, got {type(models).__name__}"
+        )
+    if len(built) < 2:
+        raise InvalidInputError(f"{owner}: models= needs at least two models, got {len(built)}")
+    return built
+
+
 def build_engine(
     options: RoutingOptions,
-    names: Mapping[Side, str],
+    names: Mapping[Side, str] | Sequence[str],
     *,
     owner: str,
     is_empty: Callable[[Any], bool] = is_empty_output,
@@ -73,35 +158,53 @@ def build_engine(
     answer_value: Callable[[Any], Any] = answer_value,
     usage: Callable[[Any], tuple[int | None, int | None]] = answer_usage,
     logprobs: Callable[[Any], list[float] | None] = answer_logprobs,
-) -> RoutingEngine:
+) -> Engine:
     """The core engine with LangChain's empty-answer rule, chunk text, judge and LangGraph passthrough (plus
     ``passthrough``: other exceptions that are control flow for the caller, never a model failure), and what the
-    escalation check and the costs read of an answer."""
-    return RoutingEngine(
-        options,
-        names,
-        owner=owner,
-        is_empty=is_empty,
-        chunk_text=chunk_text,
-        answer_text=answer_text,
-        judge=as_judge(options.judge),
-        passthrough=(_GraphBubbleUp, *passthrough),
-        second_name=second_name,
-        answer_value=answer_value,
-        usage=usage,
-        join_chunks=join_chunks,
-        logprobs=logprobs,
-    )
+    escalation check and the costs read of an answer.
+
+    ``names``: the two sides' names (a :class:`RoutingEngine`), or the listed models' names (``models=[...]``: a
+    :class:`LadderEngine`, each call run on a pair of them).
+    """
+    kwargs: dict[str, Any] = {
+        "is_empty": is_empty,
+        "chunk_text": chunk_text,
+        "answer_text": answer_text,
+        "judge": as_judge(options.judge),
+        "passthrough": (_GraphBubbleUp, *passthrough),
+        "second_name": second_name,
+        "answer_value": answer_value,
+        "usage": usage,
+        "join_chunks": join_chunks,
+        "logprobs": logprobs,
+    }
+    if isinstance(names, Mapping):
+        return RoutingEngine(options, names, owner=owner, **kwargs)
+    return LadderEngine(options, list(names), owner=owner, **kwargs)
 
 
-def route_messages(engine: RoutingEngine, messages: Sequence[BaseMessage]) -> Route:
+def side_name(engine: Engine, route: Route, side: Side) -> str:
+    """The name of the model standing for ``side`` in ``route`` (among N models: in the route's pair)."""
+    if isinstance(engine, LadderEngine):
+        return engine.name_of(route, side)
+    return engine.names[side]
+
+
+def listed_names(engine: Engine) -> str:
+    """The models' names in one string, for LangSmith before routing: ``"<strong>|<weak>"`` or ``"a|b|c"``."""
+    if isinstance(engine, LadderEngine):
+        return "|".join(engine.names)
+    return f"{engine.names['strong']}|{engine.names['weak']}"
+
+
+def route_messages(engine: Engine, messages: Sequence[BaseMessage]) -> Route:
     """Route a conversation (sync; micro-batched with concurrent threads); a tool step may continue its request."""
     if (route := engine.continued(tool_step_record(messages))) is not None:
         return route
     return engine.route(routing_text(messages, engine.options.route_on))
 
 
-async def aroute_messages(engine: RoutingEngine, messages: Sequence[BaseMessage]) -> Route:
+async def aroute_messages(engine: Engine, messages: Sequence[BaseMessage]) -> Route:
     """Async :func:`route_messages` (micro-batched with the event loop's concurrent calls)."""
     if (route := engine.continued(tool_step_record(messages))) is not None:
         return route

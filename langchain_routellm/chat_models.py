@@ -1,4 +1,5 @@
-"""ChatRouteLLM: a chat model that routes each call between a strong and a weak chat model."""
+"""ChatRouteLLM: a chat model that routes each call between a strong and a weak chat model, or among N priced
+chat models (``models=[...]``)."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from langchain_routellm._routing import (
     check_config,
     child_config,
     init_child,
+    listed_names,
     route_messages,
     run_config,
     watch_tokens,
@@ -108,6 +110,18 @@ class ChatRouteLLM(RouterOptions, BaseChatModel):
         llm.with_structured_output(Answer)           # each child's own structured output, routed
         ```
 
+    Many models with prices (``models=[...]`` instead of ``strong`` / ``weak``):
+        ```python
+        llm = ChatRouteLLM(
+            models=["openai:gpt-4o-mini", "openai:gpt-4o", ChatAnthropic(model="claude-3-5-sonnet-20240620")],
+            objective=Objective.margin(0.05),  # the cheapest model predicted within 5 points of the best
+        )
+        ```
+        Each call goes to the model the objective picks from the router's per-model predictions and the models'
+        prices; escalation and fallback go to the best-predicted costlier model. Name models with a dict
+        ``{name: model}``; state ``priors=`` for models the router has no profile for and ``prices=`` for models
+        the price table lacks. The record's ``ladder`` entry lists what was compared.
+
     Tracing: a call is a ``ChatRouteLLM`` run whose metadata holds ``routellm`` (the decision) and the
     chosen model's ``ls_provider`` / ``ls_model_name``, tagged ``routellm:strong`` or ``routellm:weak``; the
     chosen child's own chat-model run nests under it (so token usage is counted once, on the child's run).
@@ -115,11 +129,15 @@ class ChatRouteLLM(RouterOptions, BaseChatModel):
 
     model_config = ConfigDict(populate_by_name=True, arbitrary_types_allowed=True)
 
-    strong: BaseChatModel | Runnable | str
+    strong: BaseChatModel | Runnable | str | None = None
     """The strong (expensive) model: a chat model, or a ``"provider:model"`` string for ``init_chat_model``."""
 
-    weak: BaseChatModel | Runnable | str
+    weak: BaseChatModel | Runnable | str | None = None
     """The weak (cheap) model: a chat model, or a ``"provider:model"`` string for ``init_chat_model``."""
+
+    models: list[BaseChatModel | Runnable | str] | dict[str, BaseChatModel | Runnable | str] | None = None
+    """Instead of ``strong`` / ``weak``: N priced chat models or ``"provider:model"`` strings, as a list (named by
+    ``names``, else by each model's own name) or a dict ``{name: model}``; ``objective`` picks one per call."""
 
     streaming: bool = False
     """Whether ``invoke`` consumes the chosen child's stream (so token callbacks fire) instead of invoking it."""
@@ -164,8 +182,7 @@ class ChatRouteLLM(RouterOptions, BaseChatModel):
         if self.api_key is not None:
             init_kwargs["api_key"] = self.api_key.get_secret_value()
         init_kwargs.update(self.child_kwargs)
-        self.strong = init_child(self.strong, init_kwargs, "strong")
-        self.weak = init_child(self.weak, init_kwargs, "weak")
+        self._build_members(lambda spec, field: init_child(spec, init_kwargs, field))
         self._build_routing()
         return self
 
@@ -176,6 +193,15 @@ class ChatRouteLLM(RouterOptions, BaseChatModel):
 
     @property
     def _identifying_params(self) -> dict[str, Any]:
+        if isinstance(self.models, dict):
+            return {
+                "router": self.policy.router_name,
+                "objective": str(self._engine.objective),  # type: ignore[union-attr]
+                "models": list(self.models),
+                "route_on": self.route_on,
+                "tool_step": self.tool_step,
+                "fallback": self.fallback,
+            }
         return {
             "router": self.policy.router_name,
             "threshold": self.policy.threshold,
@@ -187,11 +213,12 @@ class ChatRouteLLM(RouterOptions, BaseChatModel):
         }
 
     def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
-        """LangSmith params before routing: ``ls_provider="routellm"`` and ``"<strong>|<weak>"``; a per-call
-        ``model`` kwarg wins. A routed call's run reports the chosen model instead (see ``_run_config``)."""
+        """LangSmith params before routing: ``ls_provider="routellm"`` and ``"<strong>|<weak>"`` (``"a|b|c"`` with
+        ``models=[...]``); a per-call ``model`` kwarg wins. A routed call's run reports the chosen model instead (see
+        ``_run_config``)."""
         params = LangSmithParams(
             ls_provider="routellm",
-            ls_model_name=f"{self._engine.names['strong']}|{self._engine.names['weak']}",
+            ls_model_name=listed_names(self._engine),
             ls_model_type="chat",
         )
         if isinstance(kwargs.get("model"), str):
@@ -227,9 +254,10 @@ class ChatRouteLLM(RouterOptions, BaseChatModel):
         if self.callbacks is not None:
             own["callbacks"] = self.callbacks
         base = merge_configs(config, own) if own else config
+        name = self._name_of(route, route.choice)
         ls = {
-            "ls_provider": model_provider(self._child(route.choice)) or "routellm",
-            "ls_model_name": self._engine.names[route.choice],
+            "ls_provider": model_provider(self._called(route.choice, name)) or "routellm",
+            "ls_model_name": name,
             "ls_model_type": "chat",
         }
         return run_config(base, self._engine.planned(route), ls)
@@ -257,34 +285,40 @@ class ChatRouteLLM(RouterOptions, BaseChatModel):
         return message
 
     # ---- the engine's calls besides the chosen side's ---------------------------------------------------
-    def _side_calls(self, messages: list[BaseMessage], config: RunnableConfig, call: dict[str, Any]) -> dict[str, Any]:
-        """The escalation check's second answer and self-verification, and the labeller's other side."""
+    def _side_calls(
+        self, route: Route, messages: list[BaseMessage], config: RunnableConfig, call: dict[str, Any]
+    ) -> dict[str, Any]:
+        """The escalation check's second answer and self-verification, and the labeller's other side (each call's
+        record names the cheap model; among N models the models of ``route``'s pair)."""
 
         def second(record: ServedDecision) -> Any:
-            child, extra = self._second_child()
+            child, extra = self._second_child(record.model)
             return child.invoke(messages, check_config(config, record), **{**call, **extra})
 
         def verify(record: ServedDecision, answer: Any) -> Any:
-            return self._child("weak").invoke(verification_messages(messages, answer), check_config(config, record))
+            question = verification_messages(messages, answer)
+            return self._called("weak", record.model).invoke(question, check_config(config, record))
 
         def other_answer(side: Side) -> str:
-            return chunk_text(self._child(side).invoke(messages, **call))
+            return chunk_text(self._called(side, self._name_of(route, side)).invoke(messages, **call))
 
         return {"second": second, "verify": verify, "other_answer": other_answer}
 
-    def _aside_calls(self, messages: list[BaseMessage], config: RunnableConfig, call: dict[str, Any]) -> dict[str, Any]:
+    def _aside_calls(
+        self, route: Route, messages: list[BaseMessage], config: RunnableConfig, call: dict[str, Any]
+    ) -> dict[str, Any]:
         """Async :meth:`_side_calls`."""
 
         async def second(record: ServedDecision) -> Any:
-            child, extra = self._second_child()
+            child, extra = self._second_child(record.model)
             return await child.ainvoke(messages, check_config(config, record), **{**call, **extra})
 
         async def verify(record: ServedDecision, answer: Any) -> Any:
             question = verification_messages(messages, answer)
-            return await self._child("weak").ainvoke(question, check_config(config, record))
+            return await self._called("weak", record.model).ainvoke(question, check_config(config, record))
 
         async def other_answer(side: Side) -> str:
-            return chunk_text(await self._child(side).ainvoke(messages, **call))
+            return chunk_text(await self._called(side, self._name_of(route, side)).ainvoke(messages, **call))
 
         return {"second": second, "verify": verify, "other_answer": other_answer}
 
@@ -302,11 +336,11 @@ class ChatRouteLLM(RouterOptions, BaseChatModel):
         held = self._engine.holds(route)
 
         def attempt(side: Side, record: ServedDecision) -> Any:
-            child = self._child(side)
+            child = self._called(side, record.model)
             cfg = child_config(config, record, held=held and side == "weak")
             return watch_tokens(lambda c: child.invoke(messages, c, **call), cfg)
 
-        value, record = self._engine.call(route, attempt, **self._side_calls(messages, config, call))
+        value, record = self._engine.call(route, attempt, **self._side_calls(route, messages, config, call))
         return self._finish(with_metadata(value, record))
 
     async def _ainvoke_child(
@@ -322,11 +356,11 @@ class ChatRouteLLM(RouterOptions, BaseChatModel):
         held = self._engine.holds(route)
 
         async def attempt(side: Side, record: ServedDecision) -> Any:
-            child = self._child(side)
+            child = self._called(side, record.model)
             cfg = child_config(config, record, held=held and side == "weak")
             return await awatch_tokens(lambda c: child.ainvoke(messages, c, **call), cfg)
 
-        value, record = await self._engine.acall(route, attempt, **self._aside_calls(messages, config, call))
+        value, record = await self._engine.acall(route, attempt, **self._aside_calls(route, messages, config, call))
         return self._finish(with_metadata(value, record))
 
     def invoke(
@@ -392,10 +426,10 @@ class ChatRouteLLM(RouterOptions, BaseChatModel):
 
         def open_stream(side: Side, record: ServedDecision) -> Iterator[Any]:
             cfg = child_config(config, record, held=held and side == "weak" and not record.escalated)
-            return (as_chunk(c) for c in self._child(side).stream(messages, cfg, **call))
+            return (as_chunk(c) for c in self._called(side, record.model).stream(messages, cfg, **call))
 
         last: AIMessageChunk | None = None
-        stream = self._engine.stream(route, open_stream, **self._side_calls(messages, config, call))
+        stream = self._engine.stream(route, open_stream, **self._side_calls(route, messages, config, call))
         for chunk, record in stream:
             last = chunk if last is not None else with_metadata(chunk, record)
             yield last
@@ -409,12 +443,12 @@ class ChatRouteLLM(RouterOptions, BaseChatModel):
 
         async def open_stream(side: Side, record: ServedDecision) -> AsyncIterator[Any]:
             cfg = child_config(config, record, held=held and side == "weak" and not record.escalated)
-            async with aclosing(self._child(side).astream(messages, cfg, **call)) as stream:
+            async with aclosing(self._called(side, record.model).astream(messages, cfg, **call)) as stream:
                 async for c in stream:
                     yield as_chunk(c)
 
         last: AIMessageChunk | None = None
-        stream = self._engine.astream(route, open_stream, **self._aside_calls(messages, config, call))
+        stream = self._engine.astream(route, open_stream, **self._aside_calls(route, messages, config, call))
         async with aclosing(stream) as relayed:
             async for chunk, record in relayed:
                 last = chunk if last is not None else with_metadata(chunk, record)
@@ -581,33 +615,38 @@ class ChatRouteLLM(RouterOptions, BaseChatModel):
         tool_choice: str | dict[str, Any] | bool | None = None,
         **kwargs: Any,
     ) -> Runnable[LanguageModelInput, AIMessage]:
-        """Bind the tools to both children (each converts them to its provider's format).
+        """Bind the tools to both children (every listed model with ``models=[...]``; each converts them to its
+        provider's format).
 
         Args:
             tools: Tools as accepted by the children's ``bind_tools``.
-            tool_choice: Passed to both children when given (``"any"``, ``"auto"``, a tool name...).
-            **kwargs: Passed to both children's ``bind_tools`` (e.g. ``parallel_tool_calls``).
+            tool_choice: Passed to every child when given (``"any"``, ``"auto"``, a tool name...).
+            **kwargs: Passed to every child's ``bind_tools`` (e.g. ``parallel_tool_calls``).
 
         Returns:
             A ``RunnableBinding`` over a copy of this router whose children have the tools bound; it shares
-            this router's policy.
+            this router's engine (policy, and among N models the budget controller).
 
         Raises:
-            NotImplementedError: A child does not support tool calling.
+            NotImplementedError: A child does not support tool calling (the message names it).
         """
         extra = dict(kwargs)
         if tool_choice is not None:
             extra["tool_choice"] = tool_choice
+        if isinstance(self.models, dict):
+            members = {name: (f"model {name!r}", model) for name, model in self.models.items()}
+        else:
+            members = {
+                side: (f"{side} model {self._engine.names[side]!r}", self._child(side))  # type: ignore[index]
+                for side in ("strong", "weak")
+            }
         bound: dict[str, Any] = {}
-        for side in ("strong", "weak"):
-            child = self._child(side)
+        for key, (what, child) in members.items():
             try:
-                bound[side] = child.bind_tools(tools, **extra)
+                bound[key] = child.bind_tools(tools, **extra)
             except NotImplementedError as exc:
-                raise NotImplementedError(
-                    f"the {side} model {self._engine.names[side]!r} does not support tool calling: {exc}"
-                ) from exc
-        copy = self.model_copy(update=bound)
+                raise NotImplementedError(f"the {what} does not support tool calling: {exc}") from exc
+        copy = self.model_copy(update={"models": bound} if isinstance(self.models, dict) else bound)
         if self._second is not None:  # the escalation check's second model answers with the same tools
             copy._second = self._second.bind_tools(tools, **extra)
         return copy.bind()
@@ -627,6 +666,8 @@ class ChatRouteLLM(RouterOptions, BaseChatModel):
         """
         from langchain_routellm.runnables import RouteLLMRunnable
 
+        if isinstance(self.models, dict):
+            return self._structured_ladder(schema, include_raw=include_raw, **kwargs)
         children = {
             side: unwrap_model(self._child(side)).with_structured_output(schema, include_raw=include_raw, **kwargs)
             for side in ("strong", "weak")
@@ -651,7 +692,53 @@ class ChatRouteLLM(RouterOptions, BaseChatModel):
         if self.escalate is None:
             return None
         child, extra = self._second_child()
-        model = unwrap_model(child)
-        if extra and set(extra) <= set(type(model).model_fields):  # sample again: the same model, warmer
-            model = model.model_copy(update=extra)
-        return replace(self.escalate, second=model.with_structured_output(schema, **kwargs))
+        return replace(self.escalate, second=_warmer(child, extra).with_structured_output(schema, **kwargs))
+
+    def _structured_ladder(self, schema: Any, *, include_raw: bool, **kwargs: Any) -> Runnable:
+        """:meth:`with_structured_output` among N models: a ``RouteLLMRunnable`` over every listed model's own
+        structured output, with the same models' names, objective, priors and prices (a budget is held by its own
+        controller); an escalation's second answer is structured too (``Escalation.second``'s, or the chosen
+        model's own, sampled again)."""
+        from langchain_routellm.runnables import RouteLLMRunnable
+
+        assert isinstance(self.models, dict)
+        structured = {
+            name: unwrap_model(model).with_structured_output(schema, include_raw=include_raw, **kwargs)
+            for name, model in self.models.items()
+        }
+        escalate = self.escalate
+        resampled: dict[str, Any] = {}
+        if escalate is not None and self._second is not None:
+            second = unwrap_model(self._second).with_structured_output(schema, include_raw=include_raw, **kwargs)
+            escalate = replace(escalate, second=second)
+        elif escalate is not None:
+            resampled = {
+                name: _warmer(model, self._resample_kwargs).with_structured_output(
+                    schema, include_raw=include_raw, **kwargs
+                )
+                for name, model in self.models.items()
+            }
+        runnable = RouteLLMRunnable(
+            models=structured,
+            router=self.policy,
+            objective=self._engine.objective,  # type: ignore[union-attr]
+            priors=self.priors,
+            prices=self.prices,
+            route_on=self.route_on,
+            tool_step=self.tool_step,
+            fallback=self.fallback,
+            escalate=escalate,
+            feedback=self.feedback_store,  # the same store: verdicts attach to these decision ids too
+            name=f"{self.get_name()}[structured]",
+        )
+        runnable._resampled = resampled
+        return runnable
+
+
+def _warmer(child: Any, extra: Mapping[str, Any]) -> Any:
+    """The chat model under ``child`` asked to sample again: a copy with ``extra`` (a warmer temperature) when its
+    fields take them, else the model as it is."""
+    model = unwrap_model(child)
+    if extra and set(extra) <= set(type(model).model_fields):
+        return model.model_copy(update=dict(extra))
+    return model

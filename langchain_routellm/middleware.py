@@ -1,8 +1,8 @@
-"""RouteLLMMiddleware: per-step routing between two models inside a LangChain 1.x agent."""
+"""RouteLLMMiddleware: per-step routing between two models (or among N priced ones) inside a LangChain 1.x agent."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from langchain.agents.middleware import (
@@ -21,18 +21,22 @@ from langchain_routellm._models import model_name
 from langchain_routellm._outputs import chunk_text, is_empty_output
 from langchain_routellm._routing import (
     NOSTREAM_TAG,
+    Engine,
     TokenWatch,
     aroute_messages,
     build_engine,
+    check_members,
     init_child,
+    ladder_members,
     route_messages,
+    side_name,
 )
-from routellm_core.decisions import METADATA_KEY, ServedDecision, Side
+from routellm_core.decisions import METADATA_KEY, Route, ServedDecision, Side
 from routellm_core.errors import reraise_routellm_error
 from routellm_core.learning.feedback import FeedbackStore
 from routellm_core.learning.labelling import TrafficLabelling
 from routellm_core.routing.cascade import SAMPLE_TEMPERATURE
-from routellm_core.routing.engine import ROUTING_FIELDS, RoutingEngine, RoutingOptions
+from routellm_core.routing.engine import ROUTING_FIELDS, RoutingOptions
 from routellm_core.routing.policy import RoutingPolicy
 
 _OWNER = "RouteLLMMiddleware"
@@ -122,9 +126,18 @@ class RouteLLMMiddleware(AgentMiddleware):
         )
         ```
 
+    Among N priced models (``models=[...]``) each step goes to the model ``objective`` picks, the agent binds its
+    tools to that model, and a tool step continues on the pair of the step that called the tool (escalation and
+    fallback go to the pair's costlier model).
+
     Args:
         strong: The strong model (a chat model or a ``"provider:model"`` string).
         weak: The weak model.
+        models: Instead of ``strong`` / ``weak``: N priced models (chat models or ``"provider:model"`` strings), a
+            list (named by ``names``, else by each model's own name) or a dict ``{name: model}``.
+        names: With a list ``models``: the models' names, in the same order.
+        objective: With ``models``: how a step's model is picked (an ``Objective`` or ``"margin=0.05"``...).
+        priors: With ``models``: ``{name: ModelPrior(...)}`` for models the router has no profile for.
         router: Router (``"default"``, checkpoint path, registry name, router instance or RoutingPolicy).
         threshold: Send to strong when P(strong wins) >= threshold (default: the router's calibrated threshold for
             half of its calibration traffic; 0.5 without calibration).
@@ -145,11 +158,20 @@ class RouteLLMMiddleware(AgentMiddleware):
             cheap answer (with the agent's tools bound) at once, and the strong model answers the step when the two
             disagree (on the tool call, or on the final answer); its ``second`` is a chat model or a
             ``"provider:model"`` string (``None``: the weak model sampled again).
-        prices: USD per million input and output tokens by model name (the records' costs).
+        prices: USD per million input and output tokens by model name (the records' costs; with ``models``, the
+            expected costs the objective weighs).
         **model_kwargs: Extra ``init_chat_model`` arguments for models given as strings.
     """
 
-    def __init__(self, *, strong: str | BaseChatModel, weak: str | BaseChatModel, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        strong: str | BaseChatModel | None = None,
+        weak: str | BaseChatModel | None = None,
+        models: Sequence[str | BaseChatModel] | Mapping[str, str | BaseChatModel] | None = None,
+        names: Sequence[str] | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__()
         routing = {name: kwargs.pop(name) for name in ROUTING_FIELDS if name in kwargs}
         try:
@@ -157,21 +179,28 @@ class RouteLLMMiddleware(AgentMiddleware):
         except ValidationError as exc:
             reraise_routellm_error(exc)
             raise
-        self.models: dict[Side, BaseChatModel] = {
-            "strong": _init_model(strong, kwargs, "strong"),
-            "weak": _init_model(weak, kwargs, "weak"),
-        }
-        names: dict[Side, str] = {
-            "strong": options.strong_name or model_name(self.models["strong"]),
-            "weak": options.weak_name or model_name(self.models["weak"]),
-        }
+        check_members(_OWNER, models=models, strong=strong, weak=weak, names=names, options=options)
+        #: The models by side (``"strong"`` / ``"weak"``), or with ``models=[...]`` by name.
+        self.models: dict[str, BaseChatModel]
+        self._by_name = models is not None  # models keyed by name (models=[...]), not by side
+        listed: dict[Side, str] | list[str]
+        if models is not None:
+            self.models = ladder_members(models, names, lambda spec, field: _init_model(spec, kwargs, field), _OWNER)
+            listed = list(self.models)
+        else:
+            assert strong is not None and weak is not None
+            self.models = {"strong": _init_model(strong, kwargs, "strong"), "weak": _init_model(weak, kwargs, "weak")}
+            listed = {
+                "strong": options.strong_name or model_name(self.models["strong"]),
+                "weak": options.weak_name or model_name(self.models["weak"]),
+            }
         second = options.escalate.second if options.escalate is not None else None
         self.second: BaseChatModel | None = _init_model(second, kwargs, "escalate.second") if second else None
         # The agent's structured-output errors are its own to handle (retry with the error message): never wrapped
         # as a model failure, never a reason to call the other model.
-        self.engine: RoutingEngine = build_engine(
+        self.engine: Engine = build_engine(
             options,
-            names,
+            listed,
             owner=_OWNER,
             is_empty=_is_empty_response,
             answer_text=lambda response: chunk_text(_response_message(response)),
@@ -194,8 +223,8 @@ class RouteLLMMiddleware(AgentMiddleware):
         return self.engine.policy
 
     @property
-    def names(self) -> dict[Side, str]:
-        """Names of the two models, as reported in metadata."""
+    def names(self) -> dict[Side, str] | tuple[str, ...]:
+        """Names of the two models by side, as reported in metadata; with ``models=[...]``, the listed names."""
         return self.engine.names
 
     @property
@@ -209,21 +238,36 @@ class RouteLLMMiddleware(AgentMiddleware):
         return self.engine.labelling
 
     def __repr__(self) -> str:
+        if isinstance(self.names, tuple):
+            return (
+                f"RouteLLMMiddleware(models={list(self.names)!r}, objective={self.engine.objective}, "  # type: ignore[union-attr]
+                f"policy={self.policy!r}, route_on={self.options.route_on!r}, tool_step={self.options.tool_step!r}, "
+                f"fallback={self.options.fallback})"
+            )
         return (
             f"RouteLLMMiddleware(strong={self.names['strong']!r}, weak={self.names['weak']!r}, "
             f"policy={self.policy!r}, route_on={self.options.route_on!r}, tool_step={self.options.tool_step!r}, "
             f"fallback={self.options.fallback})"
         )
 
-    def _second_model(self) -> BaseChatModel:
-        """The model giving the escalation check's second answer: ``Escalation.second``, else the weak model
-        sampled again (warmer, when it has a temperature)."""
+    def _model(self, side: Side, name: str) -> BaseChatModel:
+        """The model answering for ``side`` under a record naming model ``name``: among N models the listed model of
+        that name, else the side's."""
+        return self.models[name] if self._by_name else self.models[side]
+
+    def _second_model(self, name: str) -> BaseChatModel:
+        """The model giving the escalation check's second answer: ``Escalation.second``, else the weak model (the
+        chosen one, named ``name``) sampled again (warmer, when it has a temperature)."""
         if self.second is not None:
             return self.second
-        weak = self.models["weak"]
+        weak = self._model("weak", name)
         if "temperature" in type(weak).model_fields:
             return weak.model_copy(update={"temperature": SAMPLE_TEMPERATURE})
         return weak
+
+    def _other(self, route: Route, side: Side) -> BaseChatModel:
+        """The model standing for ``side`` in ``route`` (the labeller's other side)."""
+        return self._model(side, side_name(self.engine, route, side))
 
     def _request_for(
         self,
@@ -236,7 +280,7 @@ class RouteLLMMiddleware(AgentMiddleware):
     ) -> ModelRequest:
         """The request with the model for the record's side (or ``model``), which carries the decision in its run
         metadata and a watch on the tokens it streams through the agent's callbacks; ``tags`` added."""
-        model = model or self.models[record.served]
+        model = model or self._model(record.served, record.model)
         tags = (*(model.tags or []), f"routellm:{record.served}", *tags)
         if record.fallback:
             tags = (*tags, "routellm:fallback")
@@ -267,15 +311,15 @@ class RouteLLMMiddleware(AgentMiddleware):
                 raise watch.failure(exc) from exc
 
         def second(record: ServedDecision) -> Any:
-            model = self._second_model()
+            model = self._second_model(record.model)
             return handler(self._request_for(request, record, TokenWatch(), model=model, tags=_CHECK))
 
         def verify(record: ServedDecision, response: Any) -> Any:
             question = verification_messages(_plain(request), _response_message(response))
-            return self.models["weak"].invoke(question, {"tags": list(_CHECK)})
+            return self._model("weak", record.model).invoke(question, {"tags": list(_CHECK)})
 
         def other_answer(side: Side) -> str:
-            return chunk_text(self.models[side].invoke(_plain(request)))
+            return chunk_text(self._other(route, side).invoke(_plain(request)))
 
         response, record = self.engine.call(route, attempt, other_answer=other_answer, second=second, verify=verify)
         return _annotate(response, record)
@@ -297,15 +341,15 @@ class RouteLLMMiddleware(AgentMiddleware):
                 raise watch.failure(exc) from exc
 
         async def second(record: ServedDecision) -> Any:
-            model = self._second_model()
+            model = self._second_model(record.model)
             return await handler(self._request_for(request, record, TokenWatch(), model=model, tags=_CHECK))
 
         async def verify(record: ServedDecision, response: Any) -> Any:
             question = verification_messages(_plain(request), _response_message(response))
-            return await self.models["weak"].ainvoke(question, {"tags": list(_CHECK)})
+            return await self._model("weak", record.model).ainvoke(question, {"tags": list(_CHECK)})
 
         async def other_answer(side: Side) -> str:
-            return chunk_text(await self.models[side].ainvoke(_plain(request)))
+            return chunk_text(await self._other(route, side).ainvoke(_plain(request)))
 
         response, record = await self.engine.acall(
             route, attempt, other_answer=other_answer, second=second, verify=verify

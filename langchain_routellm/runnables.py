@@ -1,4 +1,5 @@
-"""RouteLLMRunnable: route any input between two arbitrary Runnables (chains, RAG pipelines, models)."""
+"""RouteLLMRunnable: route any input between two arbitrary Runnables (chains, RAG pipelines, models), or among N
+priced ones (``models=[...]``)."""
 
 from __future__ import annotations
 
@@ -65,15 +66,31 @@ class RouteLLMRunnable(RouterOptions, RunnableSerializable[Any, Any]):
     The decision is exposed as for ``ChatRouteLLM``: in ``response_metadata["routellm"]`` when the output is
     a message (the first chunk when streaming), in the run's metadata and ``routellm:<choice>`` tag, and, with
     ``include_decision=True``, as ``{"output": ..., "routellm": {...}}``.
+
+    Among N priced Runnables, give ``models=`` instead of ``strong`` / ``weak``: a dict ``{name: runnable}``, or a
+    list with ``names=[...]`` (a chain has no model name of its own); the names are what ``prices=`` and
+    ``priors=`` (or the router's own profiles) know them by, and ``objective=`` picks one per input:
+
+    ```python
+    rag = RouteLLMRunnable(
+        models={"gpt-4o-mini": prompt | mini, "gpt-4o": prompt | big, "o1-preview": prompt | o1},
+        objective="margin=0.05",
+        routing_text="question",
+    )
+    ```
     """
 
     model_config = ConfigDict(populate_by_name=True, arbitrary_types_allowed=True)
 
-    strong: Runnable
+    strong: Runnable | None = None
     """Runnable that serves inputs routed to the strong side."""
 
-    weak: Runnable
+    weak: Runnable | None = None
     """Runnable that serves inputs routed to the weak side."""
+
+    models: list[Runnable] | dict[str, Runnable] | None = None
+    """Instead of ``strong`` / ``weak``: N priced Runnables taking the same input, as a dict ``{name: runnable}`` or a
+    list named by ``names``; ``objective`` picks one per input."""
 
     routing_text: str | Callable[[Any], Any] | None = None
     """Which part of the input to route on: a dict key, or a callable returning a string or messages."""
@@ -86,6 +103,7 @@ class RouteLLMRunnable(RouterOptions, RunnableSerializable[Any, Any]):
     @model_validator(mode="after")
     def _build(self) -> Self:
         """Build the routing policy, dispatcher and labelling."""
+        self._build_members(lambda spec, field: spec)
         self._build_routing()
         return self
 
@@ -154,28 +172,28 @@ class RouteLLMRunnable(RouterOptions, RunnableSerializable[Any, Any]):
         return {"output": value, METADATA_KEY: record.as_dict()} if self.include_decision else value
 
     # ---- the engine's calls besides the chosen side's ---------------------------------------------------
-    def _side_calls(self, input: Any, config: RunnableConfig, call: dict[str, Any]) -> dict[str, Any]:
+    def _side_calls(self, route: Route, input: Any, config: RunnableConfig, call: dict[str, Any]) -> dict[str, Any]:
         """The escalation check's second answer and the labeller's other side (no self-verification: an arbitrary
         Runnable's input has no place for the question)."""
 
         def second(record: ServedDecision) -> Any:
-            child, extra = self._second_child()
+            child, extra = self._second_child(record.model)
             return child.invoke(input, check_config(config, record), **{**call, **extra})
 
         def other_answer(side: Side) -> str:
-            return chunk_text(self._child(side).invoke(input, **call))
+            return chunk_text(self._called(side, self._name_of(route, side)).invoke(input, **call))
 
         return {"second": second, "other_answer": other_answer}
 
-    def _aside_calls(self, input: Any, config: RunnableConfig, call: dict[str, Any]) -> dict[str, Any]:
+    def _aside_calls(self, route: Route, input: Any, config: RunnableConfig, call: dict[str, Any]) -> dict[str, Any]:
         """Async :meth:`_side_calls`."""
 
         async def second(record: ServedDecision) -> Any:
-            child, extra = self._second_child()
+            child, extra = self._second_child(record.model)
             return await child.ainvoke(input, check_config(config, record), **{**call, **extra})
 
         async def other_answer(side: Side) -> str:
-            return chunk_text(await self._child(side).ainvoke(input, **call))
+            return chunk_text(await self._called(side, self._name_of(route, side)).ainvoke(input, **call))
 
         return {"second": second, "other_answer": other_answer}
 
@@ -197,11 +215,11 @@ class RouteLLMRunnable(RouterOptions, RunnableSerializable[Any, Any]):
         held = self._engine.holds(route)
 
         def attempt(side: Side, record: ServedDecision) -> Any:
-            child = self._child(side)
+            child = self._called(side, record.model)
             cfg = child_config(config, record, held=held and side == "weak")
             return watch_tokens(lambda c: child.invoke(input, c, **call), cfg)
 
-        value, record = self._engine.call(route, attempt, **self._side_calls(input, config, call))
+        value, record = self._engine.call(route, attempt, **self._side_calls(route, input, config, call))
         return self._output(value, record)
 
     async def ainvoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
@@ -216,11 +234,11 @@ class RouteLLMRunnable(RouterOptions, RunnableSerializable[Any, Any]):
         held = self._engine.holds(route)
 
         async def attempt(side: Side, record: ServedDecision) -> Any:
-            child = self._child(side)
+            child = self._called(side, record.model)
             cfg = child_config(config, record, held=held and side == "weak")
             return await awatch_tokens(lambda c: child.ainvoke(input, c, **call), cfg)
 
-        value, record = await self._engine.acall(route, attempt, **self._aside_calls(input, config, call))
+        value, record = await self._engine.acall(route, attempt, **self._aside_calls(route, input, config, call))
         return self._output(value, record)
 
     # ---- stream ----------------------------------------------------------------------------------------
@@ -253,10 +271,10 @@ class RouteLLMRunnable(RouterOptions, RunnableSerializable[Any, Any]):
 
         def open_stream(side: Side, record: ServedDecision) -> Iterator[Any]:
             cfg = child_config(config, record, held=held and side == "weak" and not record.escalated)
-            return self._child(side).stream(input, cfg, **call)
+            return self._called(side, record.model).stream(input, cfg, **call)
 
         first = True
-        for chunk, record in self._engine.stream(route, open_stream, **self._side_calls(input, config, call)):
+        for chunk, record in self._engine.stream(route, open_stream, **self._side_calls(route, input, config, call)):
             yield from self._framed(chunk, record, first)
             first = False
 
@@ -282,10 +300,10 @@ class RouteLLMRunnable(RouterOptions, RunnableSerializable[Any, Any]):
 
         def open_stream(side: Side, record: ServedDecision) -> AsyncIterator[Any]:
             cfg = child_config(config, record, held=held and side == "weak" and not record.escalated)
-            return self._child(side).astream(input, cfg, **call)
+            return self._called(side, record.model).astream(input, cfg, **call)
 
         first = True
-        stream = self._engine.astream(route, open_stream, **self._aside_calls(input, config, call))
+        stream = self._engine.astream(route, open_stream, **self._aside_calls(route, input, config, call))
         async with aclosing(stream) as relayed:
             async for chunk, record in relayed:
                 for item in self._framed(chunk, record, first):

@@ -44,6 +44,8 @@ T = TypeVar("T")
 
 #: Output tokens a model is expected to write before it reported any.
 DEFAULT_OUTPUT_TOKENS = 300
+#: A model's expected output tokens: the mean of the last this many it reported (so they follow the traffic).
+OUTPUT_MEMORY = 50
 #: Characters per token of the prompt-length estimate (corrected by the input tokens models report).
 CHARS_PER_TOKEN = 4.0
 #: Cost weights the budget controller tries: 0, then log-spaced (quality points per USD).
@@ -55,7 +57,7 @@ class ModelLadder:
 
     Expected cost = (prompt tokens x input price + expected output tokens x output price) / 1e6, where prompt
     tokens are estimated from the routing text's length (scaled by what models report) and a model's expected
-    output tokens are the mean it reported so far (:data:`DEFAULT_OUTPUT_TOKENS` before).
+    output tokens are the mean of the last :data:`OUTPUT_MEMORY` it reported (:data:`DEFAULT_OUTPUT_TOKENS` before).
 
     Args:
         names: The models' names (as they are priced and profiled).
@@ -81,8 +83,7 @@ class ModelLadder:
         self.names = tuple(names)
         self.prices = np.array([[float(found[n][0]), float(found[n][1])] for n in names])  # type: ignore[index]
         self._lock = threading.Lock()
-        self._out_sum = np.zeros(len(names))
-        self._out_n = np.zeros(len(names))
+        self._outputs: list[deque[int]] = [deque(maxlen=OUTPUT_MEMORY) for _ in names]
         self._in_ratio_sum = 0.0
         self._in_ratio_n = 0
 
@@ -92,11 +93,16 @@ class ModelLadder:
 
     def expected_costs(self, text: str) -> np.ndarray:
         """Each model's expected cost in USD of a request whose routing text is ``text``."""
+        return self.costs_for(np.array([len(text)]))[0]
+
+    def costs_for(self, chars: np.ndarray) -> np.ndarray:
+        """``(n, N)``: each model's expected cost in USD, at the current estimates, of requests whose routing texts
+        have ``chars`` characters."""
         with self._lock:
             ratio = self._in_ratio_sum / self._in_ratio_n if self._in_ratio_n else 1.0
-            out = np.where(self._out_n > 0, self._out_sum / np.maximum(self._out_n, 1), DEFAULT_OUTPUT_TOKENS)
-        tokens_in = max(1.0, len(text) / CHARS_PER_TOKEN) * ratio
-        return (tokens_in * self.prices[:, 0] + out * self.prices[:, 1]) / 1e6
+            out = np.array([np.mean(d) if d else DEFAULT_OUTPUT_TOKENS for d in self._outputs], dtype=np.float64)
+        tokens_in = np.maximum(1.0, np.asarray(chars, dtype=np.float64) / CHARS_PER_TOKEN) * ratio
+        return (tokens_in[:, None] * self.prices[None, :, 0] + out[None] * self.prices[None, :, 1]) / 1e6
 
     def observe(self, record: ServedDecision, text: str | None) -> None:
         """Learn output lengths (and how the routing text's length relates to prompt tokens) from a served
@@ -108,8 +114,7 @@ class ModelLadder:
                     continue
                 j = self.names.index(name)
                 if attempt.output_tokens is not None:
-                    self._out_sum[j] += attempt.output_tokens
-                    self._out_n[j] += 1
+                    self._outputs[j].append(attempt.output_tokens)
                 if attempt.input_tokens is not None and text:
                     self._in_ratio_sum += attempt.input_tokens / max(1.0, len(text) / CHARS_PER_TOKEN)
                     self._in_ratio_n += 1
@@ -120,32 +125,46 @@ class BudgetController:
 
     Each request adds its predictions and expected costs to a window of the last ``window`` requests; the cost weight
     in force is the smallest (of a log-spaced grid) at which the window's requests, routed by ``argmax p - weight x
-    cost``, would have spent no more than the target on average.
+    cost``, would have spent no more than the target on average. With ``costs_for``, the window's requests are
+    re-priced at the current estimates (from their routing texts' lengths) each time, so the weight is set on the
+    same cost scale the current request is routed on, however the learned output lengths moved since.
 
     Args:
         usd_per_1k: The target spend in USD per 1,000 requests.
         window: How many recent requests the target is held over.
+        seed: Seed of the random mix between two neighbouring weights.
+        costs_for: Expected costs ``(n, N)`` of requests by routing-text length (:meth:`ModelLadder.costs_for`).
     """
 
-    def __init__(self, usd_per_1k: float, window: int, seed: int = 0) -> None:
+    def __init__(
+        self,
+        usd_per_1k: float,
+        window: int,
+        seed: int = 0,
+        costs_for: Callable[[np.ndarray], np.ndarray] | None = None,
+    ) -> None:
         self.target = usd_per_1k / 1000.0
         self.window = window
-        self._rows: deque[tuple[np.ndarray, np.ndarray]] = deque(maxlen=window)
+        self._rows: deque[tuple[np.ndarray, np.ndarray, int | None]] = deque(maxlen=window)
+        self._costs_for = costs_for
         self._rng = np.random.default_rng(seed)
         self._lock = threading.Lock()
 
-    def weight(self, pred: np.ndarray, cost: np.ndarray) -> tuple[float, float]:
-        """Add one request (``pred``, ``cost``: per model) and return the cost weight for it and the window's
-        expected spend per request under the controller.
+    def weight(self, pred: np.ndarray, cost: np.ndarray, chars: int | None = None) -> tuple[float, float]:
+        """Add one request (``pred``, ``cost``: per model; ``chars``: its routing text's length) and return the cost
+        weight for it and the window's expected spend per request under the controller.
 
         When no weight meets the target exactly (similar requests all switch model at once), the two neighbouring
         weights are mixed at random in the proportion whose expected spend is the target.
         """
         with self._lock:
-            self._rows.append((pred, cost))
+            self._rows.append((pred, cost, chars))
             p = np.vstack([r[0] for r in self._rows])
+            lengths = [r[2] for r in self._rows]
             c = np.vstack([r[1] for r in self._rows])
             u = float(self._rng.random())
+        if self._costs_for is not None and None not in lengths:
+            c = self._costs_for(np.array(lengths))  # re-priced at the current estimates
         picks = choose(p, c, "cost_weight", _WEIGHTS)  # (G, W)
         spend = np.take_along_axis(c[None].repeat(len(_WEIGHTS), axis=0), picks[..., None], axis=2)[..., 0].mean(1)
         within = np.flatnonzero(spend <= self.target + 1e-15)
@@ -191,7 +210,8 @@ class LadderEngine:
         options: The front end's routing options (``objective``, ``priors``, ``prices``, ``escalate``...).
         names: The listed models' names, in the front end's order.
         owner: Name of the front end, for error messages.
-        engine_kwargs: What the front end gives :class:`RoutingEngine` (``is_empty``, ``answer_text``...).
+        engine_kwargs: What the front end gives :class:`RoutingEngine` (``is_empty``, ``answer_text``...);
+            ``labelling``: a labelling to share with other engines instead of building one.
 
     Raises:
         InvalidInputError: The router cannot predict per-model success (use the ``difficulty`` router, the
@@ -227,13 +247,19 @@ class LadderEngine:
                         f"{owner}: {exc}; with models=[...] give priors={{{name!r}: ModelPrior(like=...)}}"
                     ) from None
         self.ladder = ModelLadder(names, options.prices)
-        self.objective = options.objective or Objective.margin()
+        objective = options.objective  # a copy made without validation may still hold the "kind=value" form
+        self.objective = Objective.parse(objective) if isinstance(objective, str) else objective or Objective.margin()
         self.controller = (
-            BudgetController(self.objective.value, self.objective.window) if self.objective.kind == "budget" else None
+            BudgetController(self.objective.value, self.objective.window, costs_for=self.ladder.costs_for)
+            if self.objective.kind == "budget"
+            else None
         )
+        shared = engine_kwargs.pop("labelling", "own")  # a labelling to share (the server's engines per objective)
         self._engine_kwargs = engine_kwargs
         judge = engine_kwargs.get("judge")
-        self._labelling = labelling_of(options, judge if judge is not None else options.judge)
+        self._labelling = (
+            labelling_of(options, judge if judge is not None else options.judge) if shared == "own" else shared
+        )
         self._engines: dict[tuple[str, str], RoutingEngine] = {}
         self._lock = threading.Lock()
 
@@ -247,6 +273,11 @@ class LadderEngine:
         """The feedback store, or ``None`` without one."""
         return self._labelling.store if self._labelling is not None else None
 
+    @property
+    def labelling(self) -> TrafficLabelling | None:
+        """The labelling the pairs' engines share (its labeller's ``stats``, ``flush()``...), if configured."""
+        return self._labelling
+
     # ---- routing ---------------------------------------------------------------------------------------------
     def choice(self, text: str) -> LadderChoice:
         """The model the objective picks for routing text ``text``, the pair the call runs on and what was
@@ -259,7 +290,7 @@ class LadderEngine:
         objective = self.objective
         budget = spend = None
         if self.controller is not None:
-            value, spend_per_request = self.controller.weight(pred, cost)
+            value, spend_per_request = self.controller.weight(pred, cost, len(text))
             kind, budget, spend = "cost_weight", objective.value, spend_per_request * 1000.0
         else:
             kind, value = objective.kind, objective.value
@@ -310,6 +341,8 @@ class LadderEngine:
     def continued(self, record: ServedDecision | None) -> Route | None:
         """The route continuing an earlier step's record on the same pair (``tool_step="continue"``)."""
         if record is None or self.options.tool_step != "continue" or record.ladder is None:
+            return None
+        if not {record.ladder.strong, record.ladder.weak} <= set(self.names):  # a step of other models' history
             return None
         return log_route(record.continuation())
 
@@ -386,4 +419,4 @@ class LadderEngine:
         return f"LadderEngine(owner={self.owner!r}, models={list(self.names)!r}, objective={self.objective})"
 
 
-__all__ = ["DEFAULT_OUTPUT_TOKENS", "BudgetController", "LadderEngine", "ModelLadder", "pair_win_rate"]
+__all__ = ["DEFAULT_OUTPUT_TOKENS", "OUTPUT_MEMORY", "BudgetController", "LadderEngine", "ModelLadder", "pair_win_rate"]
