@@ -46,8 +46,11 @@ from routellm_core.escalation.checks import VERIFY_QUESTION
 from routellm_core.escalation.config import Escalation
 from routellm_core.learning.feedback import FeedbackStore
 from routellm_core.learning.judging import PairwiseJudge
+from routellm_core.learning.labelling import traffic_labelling
 from routellm_core.routing.cascade import SAMPLE_TEMPERATURE
-from routellm_core.routing.engine import RoutingEngine, RoutingOptions
+from routellm_core.routing.engine import RoutingEngine, RoutingOptions, price_table
+from routellm_core.routing.ladder import LadderEngine
+from routellm_core.routing.objective import Objective
 from routellm_core.routing.policy import RoutingPolicy
 from routellm_core.routing.text import routing_text
 from routellm_core.server.answers import (
@@ -58,8 +61,10 @@ from routellm_core.server.answers import (
     join_chunks,
     split_cascade,
 )
+from routellm_core.server.auto import AUTO_MODEL, AutoEngine, AutoRouting, engine_label, is_auto, objective_in_body
 from routellm_core.server.errors import ErrorResponse, model_call_error
 from routellm_core.server.metrics import CONTENT_TYPE, ServerMetrics
+from routellm_core.server.models import build_models, prior_of
 from routellm_core.server.openapi import install_openapi
 from routellm_core.server.protocol import (
     chunk_text,
@@ -144,6 +149,8 @@ class ServerState:
         upstreams: The strong and the weak upstream.
         policies: Router name (as clients write it in the model field) to its policy.
         judge: The upstream asked as the pairwise judge of sampled requests (``settings.label_fraction``).
+        second: The upstream giving the escalation check's second cheap answer (``settings.escalate_second``).
+        models: The named models ``router-auto`` routes among, by name (``settings.models``).
 
     Raises:
         InvalidInputError: Both upstreams named alike while a feedback store is kept.
@@ -157,6 +164,7 @@ class ServerState:
         policies: Mapping[str, RoutingPolicy],
         judge: Upstream | None = None,
         second: Upstream | None = None,
+        models: Mapping[str, Upstream] | None = None,
     ) -> None:
         self.settings = settings
         self.second = second
@@ -169,19 +177,22 @@ class ServerState:
         self.in_flight = 0
         self.recent: deque[dict[str, Any]] = deque(maxlen=RECENT_DECISIONS)
         self._tokens = [_digest(t) for t in settings.bearer_tokens()]
-        every = [*self.upstreams.values(), *([judge] if judge is not None else [])]
+        every = [*self.upstreams.values(), *([judge] if judge is not None else []), *(models or {}).values()]
         self.secrets = tuple(s for u in every for s in u.secrets) + tuple(t.decode() for t in settings.bearer_tokens())
         names = {side: up.name for side, up in self.upstreams.items()}
         self.store = FeedbackStore(settings.feedback) if settings.feedback else None
         pairwise = PairwiseJudge(self._judge_reply, name=judge.name) if judge is not None else None
         escalation = Escalation(check=settings.escalate_check, threshold=settings.escalate_threshold)
+        label_fraction = settings.label_fraction if pairwise is not None else 0.0
+        #: One labelling (store, judge, sampling) for every engine: each call passes its own pair's names.
+        self.labelling = traffic_labelling(self.store, pairwise, label_fraction, names=names)
 
-        def engine(policy: RoutingPolicy, escalate: Escalation | None, labelling: Any = "own") -> RoutingEngine:
+        def engine(policy: RoutingPolicy, escalate: Escalation | None) -> RoutingEngine:
             options = RoutingOptions(
                 router=policy,
                 fallback=settings.fallback,
                 feedback=self.store,
-                label_fraction=settings.label_fraction if pairwise is not None else 0.0,
+                label_fraction=label_fraction,
                 escalate=escalate,
             )
             return RoutingEngine(
@@ -198,7 +209,7 @@ class ServerState:
                 usage=answer_usage,
                 join_chunks=join_chunks,
                 logprobs=answer_logprobs,
-                labelling=labelling,
+                labelling=self.labelling,
             )
 
         #: Builds an engine (the escalation variants of ``router-<router>-cascade-<setting>`` on first use).
@@ -212,6 +223,8 @@ class ServerState:
             self.engines = {name: engine(policy, None) for name, policy in self.policies.items()}
             #: The same routers with escalation on (``router-<router>-cascade...``).
             self.cascades = {name: engine(policy, escalation) for name, policy in self.policies.items()}
+            #: ``router-auto``: the named models and their engines per objective (None without ``models``).
+            self.auto = self._auto_routing(models, pairwise) if models else None
         except BaseException:
             if self.store is not None:
                 self.store.close()
@@ -221,6 +234,60 @@ class ServerState:
     def auth(self) -> bool:
         """Whether requests need a bearer token."""
         return bool(self._tokens)
+
+    def _auto_routing(self, models: Mapping[str, Upstream], pairwise: PairwiseJudge | None) -> AutoRouting:
+        """The ``router-auto`` engines: one :class:`LadderEngine` per objective and escalation setting, sharing
+        the auto router's policy and one labelling."""
+        settings = self.settings
+        policy = self.policies.get(settings.auto_router) or RoutingPolicy(
+            settings.auto_router, max_batch_size=settings.max_batch_size
+        )
+        priors = {name: prior_of(text, name) for name, text in settings.priors.items()}
+        prices = {name: (float(p[0]), float(p[1])) for name, p in settings.prices.items()}
+        #: Prices the always-costliest baseline of ``router-auto`` answers (``account``).
+        self.auto_prices = price_table(prices)
+
+        def build(objective: Objective, setting: tuple[str, float | None] | None) -> AutoEngine:
+            escalate = None
+            if setting is not None:
+                kind, value = setting
+                escalate = self.escalation
+                if kind == "share":
+                    escalate = replace(self.escalation, share=value, threshold=None)
+                elif kind == "threshold":
+                    escalate = replace(self.escalation, threshold=value, share=None)
+            options = RoutingOptions(
+                router=policy,
+                fallback=settings.fallback,
+                feedback=self.store,
+                label_fraction=settings.label_fraction if pairwise is not None else 0.0,
+                escalate=escalate,
+                objective=objective,
+                priors=priors or None,
+                prices=prices or None,
+            )
+            built = AutoEngine(
+                engine_label(objective, setting),
+                options,
+                list(models),
+                owner=_OWNER,
+                policy=policy,
+                is_empty=is_empty_answer,
+                chunk_text=chunk_text,
+                answer_text=completion_text,
+                judge=pairwise,
+                on_fallback=self._on_fallback,
+                answer_value=answer_value,
+                usage=answer_usage,
+                join_chunks=join_chunks,
+                logprobs=answer_logprobs,
+                labelling=self.labelling,
+            )
+            return built
+
+        auto = AutoRouting(models, Objective.parse(settings.objective), build)
+        auto.on_evict = lambda dropped: self.metrics.forget_budget(dropped.label)
+        return auto
 
     # ---- admission ------------------------------------------------------------------------------------
     def authorize(self, request: Request) -> None:
@@ -309,13 +376,29 @@ class ServerState:
         found = self.escalation_engines.get(key)
         if found is None:  # built on the event loop's thread: no other request runs between the get and the set
             setting = {"share": value, "threshold": None} if kind == "share" else {"threshold": value, "share": None}
-            found = self._engine(
-                self.policies[name], replace(self.escalation, **setting), labelling=self.cascades[name].labelling
-            )
+            found = self._engine(self.policies[name], replace(self.escalation, **setting))
             self.escalation_engines[key] = found
         return found
 
-    async def route(self, engine: RoutingEngine, threshold: float, messages: list[dict[str, Any]]) -> Route:
+    def auto_engine_for(self, model: str, escalation: str | None, asked: str, options: Any) -> AutoEngine:
+        """The ``router-auto`` engine a model name and the request's ``routellm`` field ask for.
+
+        Raises:
+            ErrorResponse: 404 when the server has no named models; 400 for a bad objective or escalation part.
+        """
+        if self.auto is None:
+            raise ErrorResponse(
+                404,
+                f"model {asked!r:.120}: {AUTO_MODEL} routes among named models, and this server has none: start it "
+                "with --model NAME=SPEC (at least two)",
+                code="model_not_found",
+                param="model",
+            )
+        return self.auto.engine_for(model, escalation, asked, options)
+
+    async def route(
+        self, engine: RoutingEngine | LadderEngine, threshold: float | None, messages: list[dict[str, Any]]
+    ) -> Route:
         """Score the routing text through the engine's micro-batcher and decide once, at ``threshold``.
 
         Raises:
@@ -338,6 +421,9 @@ class ServerState:
         finally:
             self.metrics.routing_latency.observe(time.perf_counter() - start)
         self.metrics.decisions.inc(router=route.decision.router, choice=route.choice)
+        ladder = route.ladder
+        if isinstance(engine, AutoEngine) and ladder is not None and ladder.budget is not None:
+            self.metrics.budget(engine.label, ladder.budget, ladder.spend or 0.0, ladder.value)
         self.remember(route, text)
         if self.settings.log_prompts:
             logger.info("routellm decision %s: %s for routing text %r", route.id, route.choice, text)
@@ -361,6 +447,14 @@ class ServerState:
             "x-routellm-choice": d.choice,
             "x-routellm-worker": self.worker,
         }
+        ladder = route.ladder
+        if ladder is not None:
+            objective = ladder.objective
+            headers["x-routellm-objective"] = (
+                f"budget={ladder.budget:g}" if ladder.budget is not None else f"{objective}={ladder.value:g}"
+            )
+            headers["x-routellm-chosen"] = ladder.chosen
+            headers["x-routellm-expected-cost-usd"] = repr(ladder.expected_cost)
         if record is not None:
             headers["x-routellm-model"] = record.model
             headers["x-routellm-served"] = record.served
@@ -371,9 +465,11 @@ class ServerState:
                 headers["x-routellm-cost-usd"] = repr(record.cost)
         return headers
 
-    def account(self, engine: RoutingEngine, record: ServedDecision) -> None:
+    def account(self, engine: RoutingEngine | LadderEngine, record: ServedDecision) -> None:
         """Count an answered call in the metrics: whether a cascade escalated it, each attempt's price, and the
-        price the served answer's tokens would have had on the strong model (the always-strong baseline)."""
+        price the served answer's tokens would have had on the strong model (the always-strong baseline; for
+        ``router-auto`` the costliest named model); for ``router-auto`` also who answered and the expected and
+        billed costs."""
         router = record.router
         if record.escalated or any(a.role == "check" or a.signals for a in record.attempts):
             self.metrics.escalation(router, record.escalated)
@@ -382,9 +478,23 @@ class ServerState:
                 self.metrics.cost(router, attempt.model, attempt.cost)
         kept = next((a for a in record.attempts if a.kept), None)
         if kept is not None:
-            strong = engine.pricing.cost_of(engine.names["strong"], kept.input_tokens, kept.output_tokens)
+            if isinstance(engine, AutoEngine):
+                costliest = engine.names[int(engine.ladder.prices.sum(axis=1).argmax())]
+                strong = self.auto_prices(costliest, kept.input_tokens, kept.output_tokens)
+            else:
+                strong = engine.pricing.cost_of(engine.names["strong"], kept.input_tokens, kept.output_tokens)
             if strong is not None:
                 self.metrics.strong_cost(router, strong)
+        if isinstance(engine, AutoEngine) and record.ladder is not None:
+            self.metrics.ladder_answer(engine.label, record.model, record.ladder.expected_cost, record.cost)
+
+    def upstream_of(self, engine: RoutingEngine | LadderEngine, route: Route, side: Side) -> Upstream:
+        """The upstream standing for ``side`` in ``route``: the strong or weak one, or for ``router-auto`` the
+        named model of that side of the route's pair."""
+        if isinstance(engine, LadderEngine):
+            assert self.auto is not None
+            return self.auto.upstreams[engine.name_of(route, side)]
+        return self.upstreams[side]
 
     # ---- upstream calls -------------------------------------------------------------------------------
     def _on_fallback(self, record: ServedDecision, exc: BaseException) -> None:
@@ -394,33 +504,38 @@ class ServerState:
         self.metrics.upstream_latency.observe(time.perf_counter() - start, side=side)
         self.metrics.upstream_calls.inc(side=side, outcome=outcome)
 
-    def _other_answer(self, body: Mapping[str, Any]) -> Any:
+    def _other_answer(self, body: Mapping[str, Any], engine: RoutingEngine | LadderEngine, route: Route) -> Any:
         """The labeller's call of the side that did not answer: the same request, not streamed, as text."""
         request = {k: v for k, v in body.items() if k not in _STREAM_ONLY}
 
         async def other_answer(side: Side) -> str:
-            return completion_text(await self.upstreams[side].complete(request))
+            return completion_text(await self.upstream_of(engine, route, side).complete(request))
 
         return other_answer
 
-    def _second_answer(self, body: Mapping[str, Any]) -> Any:
-        """The escalation check's second cheap answer: the ``escalate_second`` upstream, else the weak one asked
-        again warmer; not streamed."""
-        request = {k: v for k, v in body.items() if k not in _STREAM_ONLY}
-        upstream = self.second
-        if upstream is None:
-            upstream, request = self.upstreams["weak"], {**request, "temperature": SAMPLE_TEMPERATURE}
+    def _cheap_upstream(self, record: ServedDecision) -> Upstream:
+        """The model whose answer the escalation check reads: the weak upstream, or ``router-auto``'s chosen one."""
+        if record.ladder is not None and self.auto is not None:
+            return self.auto.upstreams[record.model]
+        return self.upstreams["weak"]
 
-        async def second(_: ServedDecision) -> dict[str, Any]:
-            return await upstream.complete(request)
+    def _second_answer(self, body: Mapping[str, Any]) -> Any:
+        """The escalation check's second cheap answer: the ``escalate_second`` upstream, else the cheap one asked
+        again warmer (``router-auto``: always the chosen model again); not streamed."""
+        request = {k: v for k, v in body.items() if k not in _STREAM_ONLY}
+
+        async def second(record: ServedDecision) -> dict[str, Any]:
+            if self.second is not None and record.ladder is None:
+                return await self.second.complete(request)
+            return await self._cheap_upstream(record).complete({**request, "temperature": SAMPLE_TEMPERATURE})
 
         return second
 
     def _verify_answer(self, body: Mapping[str, Any]) -> Any:
-        """The self-verification call: the weak upstream asked whether its answer to this request is right."""
+        """The self-verification call: the cheap upstream asked whether its answer to this request is right."""
         request = {k: v for k, v in body.items() if k not in (*_STREAM_ONLY, "tools", "tool_choice")}
 
-        async def verify(_: ServedDecision, answer: Any) -> dict[str, Any]:
+        async def verify(record: ServedDecision, answer: Any) -> dict[str, Any]:
             value = answer_value(answer)
             text = value if isinstance(value, str) else json.dumps(value, default=str)
             messages = [
@@ -428,7 +543,7 @@ class ServerState:
                 {"role": "assistant", "content": text},
                 {"role": "user", "content": VERIFY_QUESTION},
             ]
-            return await self.upstreams["weak"].complete({**request, "messages": messages})
+            return await self._cheap_upstream(record).complete({**request, "messages": messages})
 
         return verify
 
@@ -438,7 +553,11 @@ class ServerState:
         return completion_text(await self.judge.complete({"messages": messages}))
 
     async def complete(
-        self, engine: RoutingEngine, route: Route, body: dict[str, Any], span: RequestSpan | None = None
+        self,
+        engine: RoutingEngine | LadderEngine,
+        route: Route,
+        body: dict[str, Any],
+        span: RequestSpan | None = None,
     ) -> Response:
         """Call the chosen upstream (with fallback when configured) and answer its JSON plus the decision; the
         engine records the decision (and labels a sampled share) before the answer goes out."""
@@ -446,7 +565,7 @@ class ServerState:
         async def attempt(side: Side, record: ServedDecision) -> dict[str, Any]:
             start = time.perf_counter()
             try:
-                answer = await self.upstreams[side].complete(body)
+                answer = await self.upstream_of(engine, route, side).complete(body)
             except BaseException as exc:
                 self._count(side, start, "error" if isinstance(exc, Exception) else "cancelled")
                 raise
@@ -457,7 +576,7 @@ class ServerState:
             answer, record = await engine.acall(
                 route,
                 attempt,
-                other_answer=self._other_answer(body),
+                other_answer=self._other_answer(body, engine, route),
                 second=self._second_answer(body),
                 verify=self._verify_answer(body),
             )
@@ -472,7 +591,12 @@ class ServerState:
         return _json({**answer, METADATA_KEY: record.as_dict()}, headers=self.headers(route, record))
 
     async def stream(
-        self, engine: RoutingEngine, route: Route, body: dict[str, Any], slot: _Slot, span: RequestSpan | None = None
+        self,
+        engine: RoutingEngine | LadderEngine,
+        route: Route,
+        body: dict[str, Any],
+        slot: _Slot,
+        span: RequestSpan | None = None,
     ) -> Response:
         """Relay the chosen upstream's stream as SSE; errors before the first chunk are answered with their status.
 
@@ -483,7 +607,7 @@ class ServerState:
 
         async def open_stream(side: Side, record: ServedDecision) -> AsyncIterator[dict[str, Any]]:
             start, outcome = time.perf_counter(), "cancelled"
-            chunks = self.upstreams[side].stream(body)
+            chunks = self.upstream_of(engine, route, side).stream(body)
             try:
                 async for chunk in chunks:
                     yield chunk
@@ -500,7 +624,7 @@ class ServerState:
         relay = engine.astream(
             route,
             open_stream,
-            other_answer=self._other_answer(body),
+            other_answer=self._other_answer(body, engine, route),
             second=self._second_answer(body),
             verify=self._verify_answer(body),
         )
@@ -594,9 +718,8 @@ class ServerState:
 
     @property
     def labellers(self) -> list[Any]:
-        """The engines' judge labellers (none without a judge; the escalation variants share their cascade's)."""
-        every = [*self.engines.values(), *self.cascades.values()]
-        return [e.labelling.labeller for e in every if e.labelling and e.labelling.labeller]
+        """The judge's labeller every engine shares (none without a judge)."""
+        return [self.labelling.labeller] if self.labelling is not None and self.labelling.labeller else []
 
     async def aflush_labels(self, timeout: float | None = None) -> bool:
         """Wait until the labels being judged on this event loop are stored; ``False`` on timeout."""
@@ -617,7 +740,8 @@ class ServerState:
             await labeller.aclose(LABEL_DRAIN_S)
         if self.store is not None:
             self.store.close()
-        for upstream in [*self.upstreams.values(), *([self.judge] if self.judge is not None else [])]:
+        named = list(self.auto.upstreams.values()) if self.auto is not None else []
+        for upstream in [*self.upstreams.values(), *([self.judge] if self.judge is not None else []), *named]:
             await upstream.aclose()
         self.metrics.close()
 
@@ -703,12 +827,14 @@ def create_app(
         )
     judge_upstream = _upstream(judge_spec, "judge", settings) if judge_spec is not None else None
     second = _upstream(settings.escalate_second, "weak", settings) if settings.escalate_second else None
+    models = build_models(settings.models, timeout=settings.upstream_timeout, max_retries=settings.upstream_retries)
     state = ServerState(
         settings,
         upstreams,
         policies if policies is not None else _policies(settings),
         judge=judge_upstream,
         second=second,
+        models=models,
     )
 
     @asynccontextmanager
@@ -755,9 +881,22 @@ def create_app(
             chat = parse_request(body, state.settings.max_messages)
             span = state.telemetry.begin(chat.model)  # recorded once the answer or the stream ended
             model, escalation = split_cascade(chat.model)
-            name, threshold = resolve_model(model, state.policies)
-            engine = state.engine_for(name, escalation, chat.model)
-            route = await state.route(engine, threshold, chat.messages)
+            engine: RoutingEngine | LadderEngine
+            if is_auto(model):
+                engine = state.auto_engine_for(model, escalation, chat.model, chat.options)
+                route = await state.route(engine, None, chat.messages)
+            else:
+                if objective_in_body(chat.options) is not None:
+                    raise ErrorResponse(
+                        400,
+                        f"'routellm.objective' picks among the named models: ask for {AUTO_MODEL}, not "
+                        f"{chat.model!r:.120}",
+                        code="invalid_request",
+                        param="routellm.objective",
+                    )
+                name, threshold = resolve_model(model, state.policies)
+                engine = state.engine_for(name, escalation, chat.model)
+                route = await state.route(engine, threshold, chat.messages)
             if chat.stream:
                 response = await state.stream(engine, route, chat.forward, slot, span)
                 streaming = True
@@ -784,7 +923,8 @@ def create_app(
     @app.get("/v1/models")
     async def list_models(request: Request) -> Response:
         state.authorize(request)
-        data = [{"id": i, "object": "model", "created": 0, "owned_by": "routellm"} for i in model_ids(state.policies)]
+        ids = model_ids(state.policies) + (state.auto.model_ids() if state.auto is not None else [])
+        data = [{"id": i, "object": "model", "created": 0, "owned_by": "routellm"} for i in ids]
         return _json({"object": "list", "data": data})
 
     @app.get("/health")
@@ -796,6 +936,7 @@ def create_app(
                 "routers": list(state.policies),
                 "strong": state.upstreams["strong"].name,
                 "weak": state.upstreams["weak"].name,
+                "models": state.auto.names if state.auto is not None else [],
                 "in_flight": state.in_flight,
             },
             headers={"x-routellm-worker": state.worker},

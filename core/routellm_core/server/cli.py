@@ -13,13 +13,16 @@ from typing import Any
 
 from routellm_core._optional import requires_extra
 from routellm_core.errors import InvalidInputError, RouteLLMError
+from routellm_core.routing.objective import Objective
+from routellm_core.server.models import parse_model, parse_prices, parse_prior
 from routellm_core.server.settings import DEFAULT_API_KEYS_ENV, ServerSettings
 
 logger = logging.getLogger("routellm_core.server")
 
 DESCRIPTION = (
     "OpenAI-compatible routing server: POST /v1/chat/completions with model 'router-<router>-<threshold>' "
-    "(or '-<percent>%') goes to the strong or the weak upstream, as the router decides. Auth fails closed: "
+    "(or '-<percent>%') goes to the strong or the weak upstream, as the router decides; 'router-auto' picks one of "
+    "the --model upstreams by an objective ('router-auto-budget-1.5'). Auth fails closed: "
     "without bearer tokens the server binds to loopback only, unless --no-auth is given."
 )
 
@@ -44,6 +47,23 @@ def _fraction(text: str) -> float:
     if not 0.0 <= value <= 1.0:
         raise argparse.ArgumentTypeError(f"must be a number in [0, 1], got {text!r}")
     return value
+
+
+def _argument(parse: Any) -> Any:
+    """An argparse type from a parser raising ``InvalidInputError`` (argparse then names the option)."""
+
+    def convert(text: str) -> Any:
+        try:
+            return parse(text)
+        except InvalidInputError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    convert.__name__ = parse.__name__
+    return convert
+
+
+def _objective(text: str) -> str:
+    return str(Objective.parse(text))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -124,6 +144,53 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="escalate when the check's confidence is below T (default 0.5)",
     )
 
+    auto = parser.add_argument_group(
+        "named models (model names router-auto[-<kind>-<value>][-cascade...])",
+        "router-auto picks one of the --model upstreams per request: the one its objective prefers, from each "
+        "model's predicted success and expected cost",
+    )
+    auto.add_argument(
+        "--model",
+        action="append",
+        dest="models",
+        type=_argument(parse_model),
+        metavar="[NAME=]SPEC[,base_url=URL][,api_key_env=VAR]",
+        help="a named upstream (repeatable, at least two): SPEC in the forms of --strong; NAME (default: the model "
+        "part of SPEC) is how it is priced and profiled; its key comes from $VAR (default $OPENAI_API_KEY; none "
+        "needed with base_url)",
+    )
+    auto.add_argument(
+        "--objective",
+        type=_argument(_objective),
+        default="margin=0.05",
+        metavar="KIND=VALUE",
+        help="router-auto's objective: margin=D (the cheapest model predicted within D of the best; default "
+        "margin=0.05), budget=USD (per 1,000 requests, held on live traffic), max_cost=USD (per request), "
+        "cost_weight=W",
+    )
+    auto.add_argument(
+        "--prices",
+        action="append",
+        type=_argument(parse_prices),
+        metavar="NAME=IN,OUT",
+        help="USD per million input and output tokens of a --model (repeatable; default: the shipped price table)",
+    )
+    auto.add_argument(
+        "--prior",
+        action="append",
+        dest="priors",
+        type=_argument(parse_prior),
+        metavar="NAME=like:MODEL|NAME=score:F",
+        help="for a --model the router has no profile for: start from a profiled model's profile, or place a "
+        "benchmark score in (0, 1) (repeatable)",
+    )
+    auto.add_argument(
+        "--auto-router",
+        default="default",
+        metavar="NAME|PATH",
+        help="the router predicting each model's success (default: default; or a checkpoint trained from it)",
+    )
+
     srv = parser.add_argument_group("serving")
     srv.add_argument("--host", default="127.0.0.1")
     srv.add_argument("--port", type=int, default=6060)
@@ -184,12 +251,31 @@ def settings_from_args(args: argparse.Namespace) -> ServerSettings:
         "escalate_second": args.escalate_second,
         "escalate_check": args.escalate_check,
         "escalate_threshold": args.escalate_threshold,
+        "models": tuple(args.models or ()),
+        "objective": args.objective,
+        "prices": _once("--prices", args.prices or []),
+        "priors": _once("--prior", args.priors or []),
+        "auto_router": args.auto_router,
     }
     if args.label_fraction > 0 and (args.judge is None or args.feedback is None):
         raise InvalidInputError("--label-fraction needs --judge MODEL and --feedback PATH (where the labels go)")
     if args.judge is not None and (args.feedback is None or args.label_fraction == 0):
         raise InvalidInputError("--judge needs --feedback PATH and --label-fraction F (> 0): the share it labels")
     return ServerSettings.build(**fields)
+
+
+def _once(option: str, pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``(name, value)`` pairs as a dict.
+
+    Raises:
+        InvalidInputError: A name given twice.
+    """
+    found: dict[str, Any] = {}
+    for name, value in pairs:
+        if name in found:
+            raise InvalidInputError(f"{option} gives {name!r} twice")
+        found[name] = value
+    return found
 
 
 def _loopback(host: str) -> bool:

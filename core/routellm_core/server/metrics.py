@@ -16,7 +16,7 @@ import re
 import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry, generate_latest
@@ -128,6 +128,26 @@ class Gauge:
         self._metric.inc(amount)
 
 
+class LabelledGauge:
+    """A value per label set that is set, not added to; in multiprocess mode ``mode`` says how the workers' values
+    are read (``"livemax"``: the largest among the live workers; ``"liveall"``: each live worker's, labelled by
+    ``pid``)."""
+
+    def __init__(self, name: str, help: str, labels: Sequence[str], registry: CollectorRegistry, mode: str) -> None:
+        self.name = name
+        self.label_names = tuple(labels)
+        self._metric = _PromGauge(name, help, self.label_names, registry=registry, multiprocess_mode=mode)
+
+    def set(self, value: float, **labels: str) -> None:
+        """Set the value of ``labels``."""
+        self._metric.labels(**_label_values(self.name, self.label_names, labels)).set(value)
+
+    def remove(self, **labels: str) -> None:
+        """Forget the value of ``labels`` (this process's; nothing when it has none)."""
+        with suppress(KeyError):
+            self._metric.remove(*_label_values(self.name, self.label_names, labels).values())
+
+
 class Histogram:
     """Observations counted in cumulative buckets, with their sum and count, per label set."""
 
@@ -156,6 +176,12 @@ class Histogram:
 def _usd(value: object, what: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
         raise InvalidInputError(f"{what} must be a finite price in USD, at least 0, got {value!r:.60}")
+    return float(value)
+
+
+def _number(value: object, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        raise InvalidInputError(f"{what} must be a finite number, at least 0, got {value!r:.60}")
     return float(value)
 
 
@@ -225,6 +251,48 @@ class ServerMetrics:
             ["router"],
             reg,
         )
+        self.ladder_requests = Counter(
+            "routellm_ladder_requests_total",
+            "router-auto requests answered, by objective and the model that answered.",
+            ["objective", "model"],
+            reg,
+        )
+        self.ladder_expected = Counter(
+            "routellm_ladder_expected_cost_usd_total",
+            "router-auto: the chosen model's expected cost of each answered request in USD, by objective.",
+            ["objective"],
+            reg,
+        )
+        self.ladder_billed = Counter(
+            "routellm_ladder_billed_cost_usd_total",
+            "router-auto: the price of each answered request's model calls in USD (from the reported tokens), by "
+            "objective.",
+            ["objective"],
+            reg,
+        )
+        self.budget_target = LabelledGauge(
+            "routellm_ladder_budget_target_usd_per_1k",
+            "router-auto budget objectives: the target spend in USD per 1,000 requests.",
+            ["objective"],
+            reg,
+            "livemax",
+        )
+        self.budget_spend = LabelledGauge(
+            "routellm_ladder_budget_spend_usd_per_1k",
+            "router-auto budget objectives: the recent window's expected spend in USD per 1,000 requests under the "
+            "controller (per worker).",
+            ["objective"],
+            reg,
+            "liveall",
+        )
+        self.budget_weight = LabelledGauge(
+            "routellm_ladder_cost_weight",
+            "router-auto budget objectives: the cost weight the controller set for the latest request, in quality "
+            "points per USD (per worker).",
+            ["objective"],
+            reg,
+            "liveall",
+        )
         self.in_flight = Gauge(
             "routellm_in_flight_requests", "Chat completion requests in flight (in all live workers).", reg
         )
@@ -268,6 +336,35 @@ class ServerMetrics:
             InvalidInputError: A blank router name, or a price that is not a finite number >= 0.
         """
         self.strong_costs.inc(_usd(usd, "usd"), router=_name(router, "router"))
+
+    # ---- router-auto ----------------------------------------------------------------------------------------------
+    def ladder_answer(self, objective: str, model: str, expected: float, billed: float | None) -> None:
+        """Count an answered ``router-auto`` request: who answered, its expected cost and (when priced) its price.
+
+        Raises:
+            InvalidInputError: A blank name, or a cost that is not a finite number >= 0.
+        """
+        objective = _name(objective, "objective")
+        self.ladder_requests.inc(objective=objective, model=_name(model, "model"))
+        self.ladder_expected.inc(_usd(expected, "expected"), objective=objective)
+        if billed is not None:
+            self.ladder_billed.inc(_usd(billed, "billed"), objective=objective)
+
+    def budget(self, objective: str, target: float, spend: float, weight: float) -> None:
+        """Set a budget objective's gauges (USD per 1,000 requests; the cost weight in force).
+
+        Raises:
+            InvalidInputError: A blank objective, or a value that is not a finite number >= 0.
+        """
+        objective = _name(objective, "objective")
+        self.budget_target.set(_usd(target, "target"), objective=objective)
+        self.budget_spend.set(_usd(spend, "spend"), objective=objective)
+        self.budget_weight.set(_number(weight, "weight"), objective=objective)
+
+    def forget_budget(self, objective: str) -> None:
+        """Drop a budget objective's gauges (its engine is no longer kept)."""
+        for gauge in (self.budget_target, self.budget_spend, self.budget_weight):
+            gauge.remove(objective=objective)
 
     # ---- exposition ------------------------------------------------------------------------------------------
     def render(self) -> str:

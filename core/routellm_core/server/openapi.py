@@ -63,19 +63,34 @@ class StreamOptions(_Open):
     include_usage: bool | None = None
 
 
+class RouteLLMOptions(BaseModel):
+    """The server's own request options (never sent to an upstream)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    objective: str | None = Field(
+        default=None,
+        description="router-auto's objective, '<kind>=<value>': margin, budget (USD per 1,000 requests), max_cost "
+        "(USD per request) or cost_weight; only with a bare router-auto[-cascade...] model name",
+        examples=["budget=1.5", "margin=0.02"],
+    )
+
+
 class ChatCompletionRequest(_Open):
-    """OpenAI's chat-completions request; every field but ``model`` and ``stream`` goes to the upstream unchanged."""
+    """OpenAI's chat-completions request; every field but ``model``, ``stream`` and ``routellm`` goes to the
+    upstream unchanged."""
 
     model: str = Field(
         min_length=1,
         description="router-<router> (the server's default threshold), router-<router>-<threshold in [0, 1]> or "
-        "router-<router>-<percent>% (the threshold sending about that share to the strong model); GET /v1/models "
-        "lists them",
-        examples=["router-default", "router-default-0.5", "router-fast-30%"],
+        "router-<router>-<percent>% (the threshold sending about that share to the strong model); with named models "
+        "router-auto[-<kind>-<value>] (margin, budget, max, weight); GET /v1/models lists them",
+        examples=["router-default", "router-default-0.5", "router-fast-30%", "router-auto-budget-1.5"],
     )
     messages: list[ChatMessage] = Field(min_length=1)
     stream: bool | None = False
     stream_options: StreamOptions | None = None
+    routellm: RouteLLMOptions | None = None
 
 
 class FeedbackRequest(_Open):
@@ -110,6 +125,22 @@ class AttemptRecord(BaseModel):
     cost: float | None
 
 
+class LadderRecord(BaseModel):
+    """How ``router-auto`` chose among the named models (the record's ``ladder``)."""
+
+    models: list[str]
+    predictions: dict[str, float]
+    expected_costs: dict[str, float]
+    chosen: str
+    expected_cost: float
+    objective: Literal["margin", "max_cost", "cost_weight", "budget"]
+    value: float
+    strong: str
+    weak: str
+    budget: float | None
+    spend: float | None
+
+
 class DecisionRecord(BaseModel):
     """The decision record (``"routellm"``), the same in LangChain, LlamaIndex and the server."""
 
@@ -127,6 +158,7 @@ class DecisionRecord(BaseModel):
     escalated: bool
     attempts: list[AttemptRecord]
     cost: float | None
+    ladder: LadderRecord | None = Field(description="router-auto's choice among the named models; null otherwise")
 
 
 class AnswerMessage(_Open):
@@ -188,6 +220,7 @@ class Health(BaseModel):
     routers: list[str]
     strong: str
     weak: str
+    models: list[str]
     in_flight: int
 
 
@@ -232,6 +265,9 @@ _DECISION_HEADERS = {
     "x-routellm-model": "the model that answered",
     "x-routellm-fallback": "true when the other side answered because the chosen one failed",
     "x-routellm-worker": "pid of the worker that answered",
+    "x-routellm-objective": "router-auto: the objective in force (budget=<USD per 1k requests>, margin=<d>...)",
+    "x-routellm-chosen": "router-auto: the model the objective chose (x-routellm-model answered)",
+    "x-routellm-expected-cost-usd": "router-auto: the chosen model's expected cost of the request in USD",
 }
 
 

@@ -36,8 +36,9 @@ ROLES: dict[str, Role] = {
 }
 #: Content part types whose ``text`` is routing text.
 TEXT_PARTS = frozenset({"text", "input_text"})
-#: Request fields the server consumes; every other field goes to the upstream unchanged.
-CONSUMED = frozenset({"model", "stream"})
+#: Request fields the server consumes; every other field goes to the upstream unchanged. ``routellm`` holds the
+#: server's own options (``{"objective": "budget=1.5"}`` for ``router-auto``).
+CONSUMED = frozenset({"model", "stream", "routellm"})
 
 
 @dataclass(frozen=True)
@@ -48,13 +49,15 @@ class ChatRequest:
         model: The model name the client asked for.
         messages: The messages, as sent.
         stream: Whether the client asked for a stream.
-        forward: The body for the upstream: everything but ``model`` and ``stream``, unchanged.
+        forward: The body for the upstream: everything but ``model``, ``stream`` and ``routellm``, unchanged.
+        options: The ``routellm`` field as sent (the server's own options), or None.
     """
 
     model: str
     messages: list[dict[str, Any]]
     stream: bool
     forward: dict[str, Any]
+    options: Any = None
 
 
 def _bad(message: str, *, code: str, param: str | None = None) -> ErrorResponse:
@@ -116,7 +119,7 @@ def parse_request(raw: bytes, max_messages: int) -> ChatRequest:
     if not isinstance(stream, bool):
         raise _bad("'stream' must be true or false", code="invalid_stream", param="stream")
     forward = {k: v for k, v in body.items() if k not in CONSUMED}
-    return ChatRequest(model=model, messages=messages, stream=stream, forward=forward)
+    return ChatRequest(model=model, messages=messages, stream=stream, forward=forward, options=body.get("routellm"))
 
 
 def _check_message(message: object, i: int) -> None:

@@ -9,7 +9,9 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 
 from routellm_core.errors import InvalidInputError
 from routellm_core.learning.feedback import store_backend
+from routellm_core.routing.objective import Objective
 from routellm_core.routing.text import canonical_route_on
+from routellm_core.server.models import ModelSpec, check_models, parse_model, prior_of
 
 #: Environment variable through which the CLI hands its settings (JSON, no secrets) to uvicorn's worker processes.
 SETTINGS_ENV = "ROUTELLM_SERVER_SETTINGS"
@@ -62,6 +64,14 @@ class ServerSettings(BaseModel):
         escalate_check: The escalation check: ``"agreement"``, ``"answer_features"``, ``"logprobs"`` or
             ``"self_verification"``.
         escalate_threshold: Escalate when the check's confidence is below it.
+        models: The named upstream models ``router-auto`` routes among (at least two; ``--model``).
+        objective: ``router-auto``'s objective, ``"<kind>=<value>"`` (``margin=0.05``, ``budget=1.5`` USD per 1k
+            requests, ``max_cost=0.001`` USD per request, ``cost_weight=100``); names may ask for another.
+        prices: USD per million input and output tokens by model name, over the shipped table (``--prices``).
+        priors: ``"like:<profiled model>"`` or ``"score:<fraction>"`` by model name, for models the router has no
+            profile for (``--prior``).
+        auto_router: The router predicting each model's success for ``router-auto`` (one that profiles models:
+            the shipped ``default``, or a checkpoint trained from it).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)  # inputs may hold tokens
@@ -95,6 +105,11 @@ class ServerSettings(BaseModel):
     escalate_second: str | None = None
     escalate_check: Literal["agreement", "answer_features", "logprobs", "self_verification"] = "agreement"
     escalate_threshold: Annotated[float, Field(ge=0.0, le=1.0)] = 0.5
+    models: tuple[ModelSpec, ...] = ()
+    objective: str = "margin=0.05"
+    prices: dict[str, tuple[Annotated[float, Field(ge=0.0, allow_inf_nan=False)], ...]] = {}
+    priors: dict[str, str] = {}
+    auto_router: str = "default"
 
     @field_validator("routers")
     @classmethod
@@ -131,6 +146,47 @@ class ServerSettings(BaseModel):
         if value is not None:
             store_backend(value)  # a URL of an unsupported scheme fails here, before anything starts
         return value
+
+    @field_validator("models", mode="before")
+    @classmethod
+    def _models(cls, value: object) -> object:
+        if isinstance(value, (list, tuple)):  # the --model form is accepted too: "tiny=openai:tiny,base_url=..."
+            try:
+                return tuple(parse_model(m) if isinstance(m, str) else m for m in value)
+            except InvalidInputError as exc:
+                raise ValueError(str(exc)) from None
+        return value
+
+    @field_validator("objective")
+    @classmethod
+    def _objective(cls, value: str) -> str:
+        try:
+            return str(Objective.parse(value))
+        except InvalidInputError as exc:
+            raise ValueError(str(exc)) from None
+
+    @field_validator("prices")
+    @classmethod
+    def _prices(cls, value: dict[str, tuple[float, ...]]) -> dict[str, tuple[float, ...]]:
+        bad = sorted(name for name, price in value.items() if len(price) != 2)
+        if bad:
+            raise ValueError(f"the prices of {bad} must be two numbers: USD per million input and output tokens")
+        return value
+
+    @field_validator("priors")
+    @classmethod
+    def _priors(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, prior in value.items():
+            try:
+                prior_of(prior, name)
+            except InvalidInputError as exc:
+                raise ValueError(str(exc)) from None
+        return value
+
+    @model_validator(mode="after")
+    def _ladder(self) -> ServerSettings:
+        check_models(self.models, self.prices, self.priors, self.routers)
+        return self
 
     @model_validator(mode="after")
     def _learning_loop(self) -> ServerSettings:

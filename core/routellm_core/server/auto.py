@@ -1,0 +1,227 @@
+"""``router-auto``: the model names and request field that route among the named models (``--model``), and the
+engines that serve them.
+
+- ``router-auto``: the server's objective (``--objective``, default ``margin=0.05``);
+- ``router-auto-<kind>-<value>``: another objective, with ``<kind>`` one of ``margin`` (the cheapest model predicted
+  within ``value`` of the best), ``budget`` (USD per 1,000 requests, held on live traffic), ``max`` (USD per
+  request) or ``weight`` (quality points per USD): ``router-auto-budget-1.5``, ``router-auto-margin-0.02``;
+- ``...-cascade[-<share>%|-<threshold>]`` after either: escalation along the ladder with the server's check;
+- the request field ``"routellm": {"objective": "budget=1.5"}`` sets the objective of a bare ``router-auto...``.
+
+Each distinct objective and escalation setting gets its own
+:class:`~routellm_core.routing.ladder.LadderEngine` (its own budget controller), built on first use and kept among
+the :data:`MAX_ENGINES` most recently used per worker; the server's own objective's engine is always kept.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from routellm_core.errors import InvalidInputError
+from routellm_core.routing.ladder import LadderEngine
+from routellm_core.routing.objective import Objective
+from routellm_core.server.answers import escalation_setting
+from routellm_core.server.errors import ErrorResponse
+
+#: The model name of routing among the named models.
+AUTO_MODEL = "router-auto"
+#: The objective kinds as model names write them, and the objective each one is.
+NAME_KINDS: dict[str, str] = {
+    "margin": "margin",
+    "budget": "budget",
+    "max": "max_cost",
+    "max_cost": "max_cost",
+    "weight": "cost_weight",
+    "cost_weight": "cost_weight",
+}
+#: How model names write each objective kind (``GET /v1/models``).
+_NAME_OF_KIND = {"margin": "margin", "budget": "budget", "max_cost": "max", "cost_weight": "weight"}
+#: The request field of the server's own options (never sent to an upstream).
+REQUEST_FIELD = "routellm"
+#: The keys the request field takes.
+REQUEST_KEYS = ("objective",)
+#: Engines kept per worker besides the server objective's (least recently used dropped first).
+MAX_ENGINES = 32
+
+#: ``(objective, escalation kind, escalation value)``: what an engine is kept by.
+EngineKey = tuple[Objective, str | None, float | None]
+
+
+def is_auto(model: str) -> bool:
+    """Whether a model name (without its ``-cascade`` part) asks for ``router-auto``."""
+    return model == AUTO_MODEL or model.startswith(AUTO_MODEL + "-")
+
+
+def _bad(message: str, param: str = "model") -> ErrorResponse:
+    return ErrorResponse(400, message, code="invalid_model" if param == "model" else "invalid_request", param=param)
+
+
+def objective_in_name(model: str, asked: str) -> Objective | None:
+    """The objective a ``router-auto...`` name (without ``-cascade``) asks for; None for bare ``router-auto``.
+
+    Raises:
+        ErrorResponse: 400 for a part after ``router-auto-`` that is not ``<kind>-<value>`` with a known kind and a
+            value the objective accepts.
+    """
+    rest = model[len(AUTO_MODEL) :]
+    if not rest:
+        return None
+    kind, sep, value = rest[1:].partition("-")
+    if kind not in NAME_KINDS or not sep:
+        raise _bad(
+            f"model {asked!r:.120}: after router-auto give an objective as <kind>-<value> with kind one of "
+            f"{sorted(NAME_KINDS)} (router-auto-budget-1.5, router-auto-margin-0.02), got {rest[1:]!r:.80}"
+        )
+    try:
+        return Objective.parse(f"{NAME_KINDS[kind]}={value}")
+    except InvalidInputError as exc:
+        raise _bad(f"model {asked!r:.120}: {exc}") from None
+
+
+def objective_in_body(options: Any) -> Objective | None:
+    """The objective of the request field ``"routellm": {"objective": "<kind>=<value>"}`` (None without one).
+
+    Raises:
+        ErrorResponse: 400 for a field that is not an object, an unknown key, or a bad objective.
+    """
+    if options is None:
+        return None
+    if not isinstance(options, Mapping):
+        raise _bad(
+            f'\'{REQUEST_FIELD}\' must be an object such as {{"objective": "budget=1.5"}}, got '
+            f"{type(options).__name__}",
+            REQUEST_FIELD,
+        )
+    unknown = sorted(set(options) - set(REQUEST_KEYS))
+    if unknown:
+        raise _bad(f"'{REQUEST_FIELD}' takes only {list(REQUEST_KEYS)}, got {unknown}", REQUEST_FIELD)
+    value = options.get("objective")
+    if value is None:
+        return None
+    param = f"{REQUEST_FIELD}.objective"
+    if not isinstance(value, str):
+        raise _bad(f"'{param}' must be a string such as 'budget=1.5', got {type(value).__name__}", param)
+    try:
+        return Objective.parse(value)
+    except InvalidInputError as exc:
+        raise _bad(f"'{param}': {exc}", param) from None
+
+
+def engine_label(objective: Objective, setting: tuple[str, float | None] | None) -> str:
+    """How the metrics name an engine: its objective and escalation setting (``budget=1.5``,
+    ``margin=0.05,cascade``, ``budget=1.5,cascade=10%``, ``margin=0.02,cascade=0.5``)."""
+    if setting is None:
+        return str(objective)
+    kind, value = setting
+    if kind == "server" or value is None:
+        return f"{objective},cascade"
+    return f"{objective},cascade={round(value * 100):d}%" if kind == "share" else f"{objective},cascade={value:g}"
+
+
+class AutoEngine(LadderEngine):
+    """A ``router-auto`` engine: a :class:`~routellm_core.routing.ladder.LadderEngine` with the name the metrics
+    give it (:func:`engine_label`).
+
+    Args:
+        label: The engine's name in the metrics.
+        *args: :class:`~routellm_core.routing.ladder.LadderEngine`'s arguments.
+        **kwargs: :class:`~routellm_core.routing.ladder.LadderEngine`'s keyword arguments.
+    """
+
+    def __init__(self, label: str, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.label = label
+
+
+class AutoRouting:
+    """The named models' upstreams and the ``router-auto`` engines of one worker.
+
+    Args:
+        upstreams: Each named model's upstream, by name (the ladder's order).
+        objective: The server's objective (bare ``router-auto``).
+        build: Builds the engine of an objective and an escalation setting (``None``: no escalation;
+            ``("server", None)``: the server's settings; ``("share" | "threshold", value)``).
+
+    Raises:
+        InvalidInputError, UnknownModelError: The server objective's engine cannot be built (a model without a
+            price, profile or prior...): the server fails at startup, not on the first request.
+    """
+
+    def __init__(
+        self,
+        upstreams: Mapping[str, Any],
+        objective: Objective,
+        build: Callable[[Objective, tuple[str, float | None] | None], AutoEngine],
+    ) -> None:
+        self.upstreams = dict(upstreams)
+        self.objective = objective
+        self._build = build
+        self.default = build(objective, None)
+        self._engines: OrderedDict[EngineKey, AutoEngine] = OrderedDict()
+        #: Called with an engine dropped from the cache (the metrics forget its gauges).
+        self.on_evict: Callable[[AutoEngine], None] | None = None
+
+    @property
+    def names(self) -> list[str]:
+        """The named models."""
+        return list(self.upstreams)
+
+    def engine_for(self, model: str, escalation: str | None, asked: str, options: Any) -> AutoEngine:
+        """The engine a ``router-auto...`` name (split from its ``-cascade`` part) and the request field ask for.
+
+        Raises:
+            ErrorResponse: 400 for a bad objective or escalation part, or an objective in both the name and the
+                request field.
+        """
+        named = objective_in_name(model, asked)
+        given = objective_in_body(options)
+        if named is not None and given is not None:
+            raise _bad(
+                f"model {asked!r:.120} names an objective and '{REQUEST_FIELD}.objective' gives another: give it "
+                "in one place (router-auto with the field, or the name alone)",
+                f"{REQUEST_FIELD}.objective",
+            )
+        objective = given or named or self.objective
+        setting: tuple[str, float | None] | None
+        if escalation is None:
+            setting = None
+        elif not escalation:
+            setting = ("server", None)
+        else:
+            setting = escalation_setting(escalation, asked)
+        if objective == self.objective and setting is None:
+            return self.default
+        key: EngineKey = (objective, *(setting or (None, None)))
+        found = self._engines.get(key)
+        if found is None:  # built on the event loop's thread: no other request runs between the get and the set
+            found = self._engines[key] = self._build(objective, setting)
+            while len(self._engines) > MAX_ENGINES:
+                _, dropped = self._engines.popitem(last=False)
+                if self.on_evict is not None:
+                    self.on_evict(dropped)
+        else:
+            self._engines.move_to_end(key)
+        return found
+
+    def model_ids(self) -> list[str]:
+        """The ``router-auto`` names ``GET /v1/models`` lists: bare, the server objective written out, and each
+        with escalation (any other objective is accepted too: ``router-auto-<kind>-<value>``)."""
+        kind = _NAME_OF_KIND[self.objective.kind]
+        named = f"{AUTO_MODEL}-{kind}-{self.objective.value:g}"
+        return [AUTO_MODEL, named, f"{AUTO_MODEL}-cascade", f"{named}-cascade"]
+
+
+__all__ = [
+    "AUTO_MODEL",
+    "MAX_ENGINES",
+    "NAME_KINDS",
+    "REQUEST_FIELD",
+    "AutoEngine",
+    "AutoRouting",
+    "engine_label",
+    "is_auto",
+    "objective_in_body",
+    "objective_in_name",
+]
