@@ -155,3 +155,13 @@ def test_self_verification_asks_the_weak_upstream(serve: Any, mock: ServerThread
     assert asked[-1]["content"].startswith("Check the answer you just gave") and asked[-2]["role"] == "assistant"
     # the mock echoes the question back: neither yes nor no, so the confidence is the "unsure" 0.5 (kept at 0.5)
     assert record["attempts"][0]["confidence"] == 0.5 and not record["escalated"]
+
+
+def test_the_servers_escalation_share_and_the_shipped_combined_check(serve: Any, mock: ServerThread) -> None:
+    """``--escalate-share 1.0`` escalates every checked call (the resampled answer agrees, so a threshold of 0.5
+    would keep it); ``--escalate-check combined`` scores with the shipped combiner and records its signals."""
+    every = ask(serve(escalate_share=1.0), "router-fast-1.0-cascade").json()["routellm"]
+    assert every["escalated"] and every["attempts"][0]["signals"]["escalation_threshold"] > 1.0
+    combined = ask(serve(escalate_check="combined"), "router-fast-1.0-cascade").json()["routellm"]
+    signals = combined["attempts"][0]["signals"]
+    assert {"agreement.agreement", "win_rate_logit"} <= set(signals) and 0 < combined["attempts"][0]["confidence"] < 1

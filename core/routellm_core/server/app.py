@@ -182,7 +182,12 @@ class ServerState:
         names = {side: up.name for side, up in self.upstreams.items()}
         self.store = FeedbackStore(settings.feedback) if settings.feedback else None
         pairwise = PairwiseJudge(self._judge_reply, name=judge.name) if judge is not None else None
-        escalation = Escalation(check=settings.escalate_check, threshold=settings.escalate_threshold)
+        share = settings.escalate_share
+        escalation = Escalation(
+            check=settings.escalate_check,
+            threshold=settings.escalate_threshold if share is None else None,
+            share=share,
+        )
         label_fraction = settings.label_fraction if pairwise is not None else 0.0
         #: One labelling (store, judge, sampling) for every engine: each call passes its own pair's names.
         self.labelling = traffic_labelling(self.store, pairwise, label_fraction, names=names)

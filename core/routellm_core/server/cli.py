@@ -133,7 +133,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     esc.add_argument(
         "--escalate-check",
         default="agreement",
-        choices=["agreement", "answer_features", "logprobs", "self_verification"],
+        choices=["agreement", "answer_features", "logprobs", "self_verification", "combined"],
         help="the check of the weak answer (default: agreement of the two cheap answers)",
     )
     esc.add_argument(
@@ -142,6 +142,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=0.5,
         metavar="T",
         help="escalate when the check's confidence is below T (default 0.5)",
+    )
+    esc.add_argument(
+        "--escalate-share",
+        type=_fraction,
+        default=None,
+        metavar="S",
+        help="instead of a threshold: escalate about this share of the checked calls, held on live traffic",
     )
 
     auto = parser.add_argument_group(
@@ -251,6 +258,7 @@ def settings_from_args(args: argparse.Namespace) -> ServerSettings:
         "escalate_second": args.escalate_second,
         "escalate_check": args.escalate_check,
         "escalate_threshold": args.escalate_threshold,
+        "escalate_share": args.escalate_share,
         "models": tuple(args.models or ()),
         "objective": args.objective,
         "prices": _once("--prices", args.prices or []),

@@ -61,9 +61,11 @@ class ServerSettings(BaseModel):
         escalate_second: For ``router-<router>-cascade...`` models: the upstream giving the second cheap answer
             (same forms as ``weak``, with the weak side's base URL and key); None: the weak upstream again at
             temperature 0.7.
-        escalate_check: The escalation check: ``"agreement"``, ``"answer_features"``, ``"logprobs"`` or
-            ``"self_verification"``.
+        escalate_check: The escalation check: ``"agreement"``, ``"answer_features"``, ``"logprobs"``,
+            ``"self_verification"`` or ``"combined"`` (the shipped learned combiner).
         escalate_threshold: Escalate when the check's confidence is below it.
+        escalate_share: Instead of ``escalate_threshold``: the share of checked calls to escalate, held on live
+            traffic (``Escalation(share=...)``).
         models: The named upstream models ``router-auto`` routes among (at least two; ``--model``).
         objective: ``router-auto``'s objective, ``"<kind>=<value>"`` (``margin=0.05``, ``budget=1.5`` USD per 1k
             requests, ``max_cost=0.001`` USD per request, ``cost_weight=100``); names may ask for another.
@@ -103,8 +105,9 @@ class ServerSettings(BaseModel):
     judge_api_key_env: str = "OPENAI_API_KEY"
     label_fraction: Annotated[float, Field(ge=0.0, le=1.0)] = 0.0
     escalate_second: str | None = None
-    escalate_check: Literal["agreement", "answer_features", "logprobs", "self_verification"] = "agreement"
+    escalate_check: Literal["agreement", "answer_features", "logprobs", "self_verification", "combined"] = "agreement"
     escalate_threshold: Annotated[float, Field(ge=0.0, le=1.0)] = 0.5
+    escalate_share: Annotated[float, Field(ge=0.0, le=1.0)] | None = None
     models: tuple[ModelSpec, ...] = ()
     objective: str = "margin=0.05"
     prices: dict[str, tuple[Annotated[float, Field(ge=0.0, allow_inf_nan=False)], ...]] = {}
