@@ -98,7 +98,8 @@ class LadderChoice:
         strong: The pair's strong model (escalation and fallback target, or the chosen model).
         weak: The pair's weak model (the chosen model, or the one below it).
         budget: For ``"budget"``: the target USD per 1,000 requests.
-        spend: For ``"budget"``: the expected USD per 1,000 requests of the recent window at ``value``.
+        spend: For ``"budget"``: what the recent calls really cost, USD per 1,000 requests (before any call
+            reported, the recent window's expected spend at ``value``).
     """
 
     models: tuple[str, ...]

@@ -19,7 +19,7 @@ from routellm_core.escalation.config import Escalation
 from routellm_core.learning.feedback import FeedbackStore
 from routellm_core.routers.profiles import ModelPrior, UnknownModelError
 from routellm_core.routing.engine import RoutingOptions
-from routellm_core.routing.ladder import DEFAULT_OUTPUT_TOKENS, LadderEngine
+from routellm_core.routing.ladder import DEFAULT_OUTPUT_TOKENS, BudgetController, LadderEngine
 from routellm_core.routing.objective import Objective
 
 PRIORS = {
@@ -146,10 +146,7 @@ def test_a_continued_step_stays_on_its_pair(ladder: LadderEngine) -> None:
     assert step.model == "tiny" and step.id == record.id
 
 
-def test_reported_output_lengths_move_the_expected_costs() -> None:
-    eng = engine(Objective.margin(1.0), escalate=None)
-    text = PROMPTS[1]
-    before = dict(zip(eng.route(text).ladder.models, eng.route(text).ladder.expected_costs, strict=True))
+def _report(eng: LadderEngine, text: str, model: str, output_tokens: int) -> None:
     eng.ladder.observe(
         ServedDecision(
             id="x",
@@ -158,15 +155,46 @@ def test_reported_output_lengths_move_the_expected_costs() -> None:
             threshold=1.0,
             choice="weak",
             served="weak",
-            model="tiny",
-            attempts=(Attempt(model="tiny", side="weak", input_tokens=int(len(text) / 4), output_tokens=3000),),
+            model=model,
+            attempts=(Attempt(model=model, side="weak", input_tokens=int(len(text) / 4), output_tokens=output_tokens),),
         ),
         text,
     )
-    after = dict(zip(eng.route(text).ladder.models, eng.route(text).ladder.expected_costs, strict=True))
+
+
+def _expected(eng: LadderEngine, text: str) -> dict[str, float]:
+    route = eng.route(text)
+    return dict(zip(route.ladder.models, route.ladder.expected_costs, strict=True))
+
+
+def test_reported_output_lengths_move_the_expected_costs() -> None:
+    eng = engine(Objective.margin(1.0), escalate=None)
+    text = PROMPTS[1]
+    before = _expected(eng, text)
+    _report(eng, text, "tiny", 3000)
+    after = _expected(eng, text)
     assert after["tiny"] == pytest.approx(expected_cost("tiny", text, 3000), rel=0.05)
     assert after["tiny"] > before["tiny"]
-    assert after["big"] == pytest.approx(before["big"], rel=0.05)  # big reported nothing
+    # big reported nothing: it is expected to write what the traffic's answers are now as long as
+    assert after["big"] == pytest.approx(expected_cost("big", text, 3000), rel=0.05)
+
+
+def test_a_drift_in_answer_lengths_reaches_the_models_served_rarely() -> None:
+    """big writes twice what tiny writes; then the traffic's answers get 3x longer and only tiny reports it:
+    big's expected output follows (3 x 600), keeping its own verbosity, instead of staying at its old 600."""
+    eng = engine(Objective.margin(1.0), escalate=None)
+    text = PROMPTS[1]
+    for _ in range(60):
+        _report(eng, text, "tiny", 300)
+        _report(eng, text, "big", 600)
+    steady = _expected(eng, text)
+    assert steady["tiny"] == pytest.approx(expected_cost("tiny", text, 300), rel=0.05)
+    assert steady["big"] == pytest.approx(expected_cost("big", text, 600), rel=0.05)
+    for _ in range(30):
+        _report(eng, text, "tiny", 900)
+    drifted = _expected(eng, text)
+    assert drifted["tiny"] == pytest.approx(expected_cost("tiny", text, 900), rel=0.1)
+    assert drifted["big"] == pytest.approx(expected_cost("big", text, 1800), rel=0.15)
 
 
 def test_the_budget_controller_holds_the_spend_when_the_traffic_drifts() -> None:
@@ -230,3 +258,27 @@ def test_bad_ladders_are_refused_with_the_reason() -> None:
             Objective.parse(bad)
     with pytest.raises(InvalidInputError, match="threshold"):
         engine().route(PROMPTS[0], threshold=0.5)
+
+
+@pytest.mark.parametrize("reported", [True, False])
+def test_the_budget_controller_pays_back_what_expected_costs_missed(reported: bool) -> None:
+    """Every call really costs twice what was expected (answers longer than learned): told the realised costs, the
+    controller brings the realised spend to the target; not told, it spends about twice the target."""
+    rng = np.random.default_rng(0)
+    cost = np.array([0.0001, 0.001])  # USD: cheap, dear
+    target = 0.5  # USD per 1k: half the requests on the dear model, as expected; all of them at twice the price
+    ctrl = BudgetController(target, window=100, seed=1)
+    realised = []
+    for _ in range(800):
+        p_cheap = rng.uniform(0.2, 0.8)
+        pred = np.array([p_cheap, p_cheap + rng.uniform(0.0, 0.2)])
+        weight, _ = ctrl.weight(pred, cost)
+        chosen = int(np.argmax(pred - weight * cost))
+        realised.append(2 * cost[chosen])
+        if reported:
+            ctrl.spent(realised[-1])
+    spend = 1000 * float(np.mean(realised[-400:]))
+    if reported:
+        assert spend == pytest.approx(target, rel=0.1)
+    else:
+        assert spend > 1.6 * target

@@ -42,12 +42,18 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-#: Output tokens a model is expected to write before it reported any.
+#: Output tokens a model is expected to write before any model reported any.
 DEFAULT_OUTPUT_TOKENS = 300
-#: A model's expected output tokens: the mean of the last this many it reported (so they follow the traffic).
-OUTPUT_MEMORY = 50
+#: The traffic's output level: the mean of the last this many reports, of any model, each divided by its model's
+#: verbosity (so a drift in the traffic moves every model's expected cost, whichever model served).
+LEVEL_MEMORY = 20
+#: A model's verbosity (its outputs relative to the level): the median of its last this many reports.
+VERBOSITY_MEMORY = 50
 #: Characters per token of the prompt-length estimate (corrected by the input tokens models report).
 CHARS_PER_TOKEN = 4.0
+#: The budget controller corrects its aim by expected / realised cost over at least this many recent calls (a shorter
+#: window's ratio is too noisy: a few calls of a dear model with long answers swing it).
+COST_RATIO_MEMORY = 200
 #: Cost weights the budget controller tries: 0, then log-spaced (quality points per USD).
 _WEIGHTS = np.r_[0.0, np.logspace(-3, 10, 261)]
 
@@ -57,7 +63,12 @@ class ModelLadder:
 
     Expected cost = (prompt tokens x input price + expected output tokens x output price) / 1e6, where prompt
     tokens are estimated from the routing text's length (scaled by what models report) and a model's expected
-    output tokens are the mean of the last :data:`OUTPUT_MEMORY` it reported (:data:`DEFAULT_OUTPUT_TOKENS` before).
+    output tokens are its *verbosity* times the traffic's output *level*. The level is the mean of the last
+    :data:`LEVEL_MEMORY` reports of any model, each divided by its model's verbosity; a model's verbosity is the
+    median of its last :data:`VERBOSITY_MEMORY` reports, each divided by the level of the *other* models' reports among
+    those (no update when there are none, so a drift only one model reports moves the level, not its verbosity).
+    So when the traffic turns to longer answers, the models served rarely get dearer as soon as the one served most
+    reports it. Before any report: :data:`DEFAULT_OUTPUT_TOKENS`; a model without a verbosity yet has 1.
 
     Args:
         names: The models' names (as they are priced and profiled).
@@ -83,7 +94,8 @@ class ModelLadder:
         self.names = tuple(names)
         self.prices = np.array([[float(found[n][0]), float(found[n][1])] for n in names])  # type: ignore[index]
         self._lock = threading.Lock()
-        self._outputs: list[deque[int]] = [deque(maxlen=OUTPUT_MEMORY) for _ in names]
+        self._levels: deque[tuple[int, float]] = deque(maxlen=LEVEL_MEMORY)  # (model, output / its verbosity)
+        self._verbosity: list[deque[float]] = [deque(maxlen=VERBOSITY_MEMORY) for _ in names]
         self._in_ratio_sum = 0.0
         self._in_ratio_n = 0
 
@@ -100,7 +112,7 @@ class ModelLadder:
         have ``chars`` characters."""
         with self._lock:
             ratio = self._in_ratio_sum / self._in_ratio_n if self._in_ratio_n else 1.0
-            out = np.array([np.mean(d) if d else DEFAULT_OUTPUT_TOKENS for d in self._outputs], dtype=np.float64)
+            out = self._level() * np.array([self._verbosity_of(j) for j in range(len(self.names))])
         tokens_in = np.maximum(1.0, np.asarray(chars, dtype=np.float64) / CHARS_PER_TOKEN) * ratio
         return (tokens_in[:, None] * self.prices[None, :, 0] + out[None] * self.prices[None, :, 1]) / 1e6
 
@@ -114,10 +126,20 @@ class ModelLadder:
                     continue
                 j = self.names.index(name)
                 if attempt.output_tokens is not None:
-                    self._outputs[j].append(attempt.output_tokens)
+                    tokens = float(attempt.output_tokens)
+                    others = [v for k, v in self._levels if k != j]
+                    if others:
+                        self._verbosity[j].append(tokens / max(float(np.mean(others)), 1.0))
+                    self._levels.append((j, tokens / self._verbosity_of(j)))
                 if attempt.input_tokens is not None and text:
                     self._in_ratio_sum += attempt.input_tokens / max(1.0, len(text) / CHARS_PER_TOKEN)
                     self._in_ratio_n += 1
+
+    def _level(self) -> float:
+        return float(np.mean([v for _, v in self._levels])) if self._levels else float(DEFAULT_OUTPUT_TOKENS)
+
+    def _verbosity_of(self, j: int) -> float:
+        return float(np.median(self._verbosity[j])) if self._verbosity[j] else 1.0
 
 
 class BudgetController:
@@ -125,15 +147,22 @@ class BudgetController:
 
     Each request adds its predictions and expected costs to a window of the last ``window`` requests; the cost weight
     in force is the smallest (of a log-spaced grid) at which the window's requests, routed by ``argmax p - weight x
-    cost``, would have spent no more than the target on average. With ``costs_for``, the window's requests are
-    re-priced at the current estimates (from their routing texts' lengths) each time, so the weight is set on the
-    same cost scale the current request is routed on, however the learned output lengths moved since.
+    cost``, would have spent no more than the target on average. Each request keeps the expected costs it was
+    routed on: re-pricing the window at the current estimates would set the weight from the old traffic's
+    predictions at the new traffic's prices, which overspends when the two move together (harder prompts with
+    longer answers: ``bench.ladder_drift`` measured 3.6x the target in the 100 requests after such a switch, against
+    0.99x without re-pricing).
+
+    The expected spend the controller aims the window at is corrected by what the calls really cost (:meth:`spent`,
+    from the records) against what the controller expected them to spend: ``aim = target x expected / realised``
+    over the last ``max(window, COST_RATIO_MEMORY)`` of each, within [0.25, 2] x target. So costs that run above or
+    below their estimates (answers longer than learned, escalations, a window priced before the output lengths were
+    learned) do not carry the spend away from the target.
 
     Args:
         usd_per_1k: The target spend in USD per 1,000 requests.
         window: How many recent requests the target is held over.
         seed: Seed of the random mix between two neighbouring weights.
-        costs_for: Expected costs ``(n, N)`` of requests by routing-text length (:meth:`ModelLadder.costs_for`).
     """
 
     def __init__(
@@ -141,41 +170,67 @@ class BudgetController:
         usd_per_1k: float,
         window: int,
         seed: int = 0,
-        costs_for: Callable[[np.ndarray], np.ndarray] | None = None,
     ) -> None:
         self.target = usd_per_1k / 1000.0
         self.window = window
-        self._rows: deque[tuple[np.ndarray, np.ndarray, int | None]] = deque(maxlen=window)
-        self._costs_for = costs_for
+        self._rows: deque[tuple[np.ndarray, np.ndarray]] = deque(maxlen=window)
+        memory = max(window, COST_RATIO_MEMORY)
+        self._expected: deque[float] = deque(maxlen=memory)  # the window's expected spend per request, per route
+        self._spent: deque[float] = deque(maxlen=memory)  # what the calls really cost
         self._rng = np.random.default_rng(seed)
         self._lock = threading.Lock()
 
-    def weight(self, pred: np.ndarray, cost: np.ndarray, chars: int | None = None) -> tuple[float, float]:
-        """Add one request (``pred``, ``cost``: per model; ``chars``: its routing text's length) and return the cost
-        weight for it and the window's expected spend per request under the controller.
+    def weight(self, pred: np.ndarray, cost: np.ndarray) -> tuple[float, float]:
+        """Add one request (``pred``, ``cost``: per model) and return the cost weight for it and the window's
+        expected spend per request under the controller.
 
         When no weight meets the target exactly (similar requests all switch model at once), the two neighbouring
         weights are mixed at random in the proportion whose expected spend is the target.
         """
         with self._lock:
-            self._rows.append((pred, cost, chars))
+            self._rows.append((pred, cost))
             p = np.vstack([r[0] for r in self._rows])
-            lengths = [r[2] for r in self._rows]
             c = np.vstack([r[1] for r in self._rows])
             u = float(self._rng.random())
-        if self._costs_for is not None and None not in lengths:
-            c = self._costs_for(np.array(lengths))  # re-priced at the current estimates
+            aim = self.aim
         picks = choose(p, c, "cost_weight", _WEIGHTS)  # (G, W)
         spend = np.take_along_axis(c[None].repeat(len(_WEIGHTS), axis=0), picks[..., None], axis=2)[..., 0].mean(1)
-        within = np.flatnonzero(spend <= self.target + 1e-15)
+        within = np.flatnonzero(spend <= aim + 1e-15)
         if not len(within):  # even the cheapest choices overspend
-            return float(_WEIGHTS[-1]), float(spend[-1])
+            return float(_WEIGHTS[-1]), self._expects(spend[-1])
         g = int(within[0])
-        if g == 0 or spend[g] >= self.target:
-            return float(_WEIGHTS[g]), float(spend[g])
-        above, below = spend[g - 1], spend[g]  # above > target > below
-        share = (self.target - below) / (above - below)  # P(the costlier weight's choice)
-        return float(_WEIGHTS[g - 1] if u < share else _WEIGHTS[g]), float(self.target)
+        if g == 0 or spend[g] >= aim:
+            return float(_WEIGHTS[g]), self._expects(spend[g])
+        above, below = spend[g - 1], spend[g]  # above > aim > below
+        share = (aim - below) / (above - below)  # P(the costlier weight's choice)
+        return float(_WEIGHTS[g - 1] if u < share else _WEIGHTS[g]), self._expects(aim)
+
+    def _expects(self, spend: float) -> float:
+        with self._lock:
+            self._expected.append(float(spend))
+        return float(spend)
+
+    @property
+    def realised(self) -> float | None:
+        """What the recent calls really cost per request in USD (None before any reported)."""
+        with self._lock:
+            return float(np.mean(self._spent)) if self._spent else None
+
+    def spent(self, usd: float) -> None:
+        """Report what a routed call really cost in USD (its record's attempts, escalations included)."""
+        with self._lock:
+            self._spent.append(float(usd))
+
+    @property
+    def aim(self) -> float:
+        """The window's expected spend per request the weight is set for: the target, scaled by expected / realised
+        spend of the recent calls once a quarter of the memory reported."""
+        if len(self._spent) < max(1, (self._spent.maxlen or 0) // 4) or not self._expected:
+            return self.target
+        expected, realised = float(np.mean(self._expected)), float(np.mean(self._spent))
+        if realised <= 0:
+            return 2 * self.target
+        return float(np.clip(self.target * expected / realised, 0.25 * self.target, 2 * self.target))
 
     def __repr__(self) -> str:
         return f"BudgetController(target={self.target * 1000:g} USD per 1k, window={self.window})"
@@ -250,9 +305,7 @@ class LadderEngine:
         objective = options.objective  # a copy made without validation may still hold the "kind=value" form
         self.objective = Objective.parse(objective) if isinstance(objective, str) else objective or Objective.margin()
         self.controller = (
-            BudgetController(self.objective.value, self.objective.window, costs_for=self.ladder.costs_for)
-            if self.objective.kind == "budget"
-            else None
+            BudgetController(self.objective.value, self.objective.window) if self.objective.kind == "budget" else None
         )
         shared = engine_kwargs.pop("labelling", "own")  # a labelling to share (the server's engines per objective)
         self._engine_kwargs = engine_kwargs
@@ -290,8 +343,10 @@ class LadderEngine:
         objective = self.objective
         budget = spend = None
         if self.controller is not None:
-            value, spend_per_request = self.controller.weight(pred, cost, len(text))
-            kind, budget, spend = "cost_weight", objective.value, spend_per_request * 1000.0
+            value, expected = self.controller.weight(pred, cost)
+            realised = self.controller.realised
+            kind, budget = "cost_weight", objective.value
+            spend = 1000.0 * (expected if realised is None else realised)
         else:
             kind, value = objective.kind, objective.value
         chosen = int(choose(pred[None], cost[None], kind, np.array([value]))[0, 0])
@@ -384,7 +439,7 @@ class LadderEngine:
     ) -> tuple[T, ServedDecision]:
         """:meth:`RoutingEngine.call` on the route's pair."""
         value, record = self.engine(route).call(route, attempt, **calls)
-        self.ladder.observe(record, route.text)
+        self._served(route, record)
         return value, record
 
     async def acall(
@@ -392,7 +447,7 @@ class LadderEngine:
     ) -> tuple[T, ServedDecision]:
         """Async :meth:`call`."""
         value, record = await self.engine(route).acall(route, attempt, **calls)
-        self.ladder.observe(record, route.text)
+        self._served(route, record)
         return value, record
 
     def stream(
@@ -403,7 +458,7 @@ class LadderEngine:
         for chunk, record in self.engine(route).stream(route, open_stream, **calls):
             yield chunk, record
         if record is not None:
-            self.ladder.observe(record, route.text)
+            self._served(route, record)
 
     async def astream(
         self, route: Route, open_stream: Callable[[Side, ServedDecision], AsyncIterator[Any]], **calls: Any
@@ -413,10 +468,24 @@ class LadderEngine:
         async for chunk, record in self.engine(route).astream(route, open_stream, **calls):
             yield chunk, record
         if record is not None:
-            self.ladder.observe(record, route.text)
+            self._served(route, record)
+
+    def _served(self, route: Route, record: ServedDecision) -> None:
+        """Learn from a served call: output lengths for the expected costs, the realised cost for the controller."""
+        self.ladder.observe(record, route.text)
+        if self.controller is not None and record.cost is not None:
+            self.controller.spent(record.cost)
 
     def __repr__(self) -> str:
         return f"LadderEngine(owner={self.owner!r}, models={list(self.names)!r}, objective={self.objective})"
 
 
-__all__ = ["DEFAULT_OUTPUT_TOKENS", "OUTPUT_MEMORY", "BudgetController", "LadderEngine", "ModelLadder", "pair_win_rate"]
+__all__ = [
+    "DEFAULT_OUTPUT_TOKENS",
+    "LEVEL_MEMORY",
+    "VERBOSITY_MEMORY",
+    "BudgetController",
+    "LadderEngine",
+    "ModelLadder",
+    "pair_win_rate",
+]

@@ -279,8 +279,7 @@ class ServerMetrics:
         )
         self.budget_spend = LabelledGauge(
             "routellm_ladder_budget_spend_usd_per_1k",
-            "router-auto budget objectives: the recent window's expected spend in USD per 1,000 requests under the "
-            "controller (per worker).",
+            "router-auto budget objectives: what the recent calls really cost, in USD per 1,000 requests (per worker).",
             ["objective"],
             reg,
             "liveall",
