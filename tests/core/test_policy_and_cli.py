@@ -499,7 +499,7 @@ def _argparse_error(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
 
 def test_serve_api_key_is_not_an_abbreviation_of_api_keys_env(served: list, capsys) -> None:
     """``--api-key mytoken`` used to be taken silently as ``--api-keys-env mytoken`` (auth then off)."""
-    assert "usage: routellm serve" in _argparse_error(["serve", "--api-key", "mytoken"], capsys)
+    assert "unrecognized arguments: --api-key mytoken" in _argparse_error(["serve", "--api-key", "mytoken"], capsys)
     err = _argparse_error([*SERVE, "--api-key", "mytoken"], capsys)
     assert "unrecognized arguments: --api-key mytoken" in err
     assert "mytoken" not in err.replace("--api-key mytoken", "")  # not read as a variable name either
@@ -510,6 +510,15 @@ def test_serve_api_key_is_not_an_abbreviation_of_api_keys_env(served: list, caps
         ["calibrate", "--prompts", "p", "--fraction", "1"], capsys
     )
     assert "the following arguments are required: --out" in _argparse_error(["train", "--ou", "x"], capsys)
+    assert served == []
+
+
+def test_serve_needs_a_pair_or_named_models(served: list, capsys) -> None:
+    for argv in (["serve"], ["serve", "--strong", "openai:gpt-4o"], ["serve", "--weak", "openai:gpt-4o-mini"]):
+        assert main(argv) == 2
+        assert "give --strong and --weak" in capsys.readouterr().err
+    assert main(["serve", "--model", "openai:gpt-4o"]) == 2
+    assert "at least two models" in capsys.readouterr().err
     assert served == []
 
 

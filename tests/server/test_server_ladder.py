@@ -63,6 +63,18 @@ def server(mock: ServerThread) -> Iterator[ServerThread]:
         yield running
 
 
+def test_without_strong_and_weak_the_named_models_give_the_pair(mock: ServerThread) -> None:
+    """A server given only the named models: router-fast-0.0 (strong) is answered by the dearest, -1.0 (weak) by
+    the cheapest, each through its own endpoint."""
+    app = create_app(routers=("fast",), api_keys_env=None, models=models(mock), prices=PRICES, priors=PRIORS)
+    with ServerThread(app) as running:
+        for name, side, model in (("router-fast-0.0", "strong", "big"), ("router-fast-1.0", "weak", "tiny")):
+            answer = ask(running, name)
+            assert answer.status_code == 200, answer.text
+            assert answer.json()["choices"][0]["message"]["content"] == f"[{model}] {PROMPT}"
+            assert answer.json()["routellm"]["served"] == side
+
+
 def ask(server: ServerThread, model: str, text: str = PROMPT, **fields: Any) -> httpx.Response:
     body = {"model": model, "messages": [{"role": "user", "content": text}], **fields}
     return httpx.post(f"{server.url}/v1/chat/completions", json=body, timeout=60)
@@ -266,6 +278,32 @@ def test_the_command_line_forms() -> None:
     assert settings.objective == "budget=1.5" and settings.prices == {"tiny": (0.1, 0.2)}
     assert settings.priors == {"tiny": "like:chatglm-6b"}
     assert ServerSettings.model_validate_json(settings.to_env()) == settings  # reaches the workers intact
+
+
+def test_the_models_alone_give_the_pair() -> None:
+    """--model without --strong/--weak: router-<name> routes between the cheapest and the dearest listed model,
+    each with its own endpoint and key; one of --strong/--weak alone is refused, naming both ways."""
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args(
+        [
+            "--model=openai:gpt-4o,api_key_env=BIG_KEY",
+            "--model=tiny=openai:llama3.1:8b,base_url=http://127.0.0.1:11434/v1",
+            "--model=openai:gpt-4o-mini",
+            "--prices=tiny=0.05,0.1",
+        ]
+    )
+    settings = settings_from_args(args)
+    assert (settings.strong, settings.strong_base_url, settings.strong_api_key_env) == (
+        "openai:gpt-4o",
+        None,
+        "BIG_KEY",
+    )
+    assert (settings.weak, settings.weak_base_url) == ("openai:llama3.1:8b", "http://127.0.0.1:11434/v1")
+    assert ServerSettings.model_validate_json(settings.to_env()) == settings
+    for given in (["--strong=openai:gpt-4o"], ["--weak=openai:gpt-4o-mini", "--model=openai:gpt-4o"], []):
+        with pytest.raises(InvalidInputError, match=r"give --strong and --weak .* or --model at least twice"):
+            settings_from_args(parser.parse_args(given))
 
 
 @pytest.mark.parametrize(

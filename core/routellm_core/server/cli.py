@@ -71,11 +71,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     up = parser.add_argument_group("upstreams")
     up.add_argument(
         "--strong",
-        required=True,
         help="'openai:<model>' (any OpenAI-compatible endpoint) or "
-        "'<provider>:<model>' for LangChain's init_chat_model",
+        "'<provider>:<model>' for LangChain's init_chat_model (required unless --model names the models: then the "
+        "dearest of them)",
     )
-    up.add_argument("--weak", required=True, help="same forms as --strong")
+    up.add_argument("--weak", help="same forms as --strong (default with --model: the cheapest of them)")
     up.add_argument("--strong-base-url", help="base URL of the strong OpenAI-compatible endpoint (e.g. .../v1)")
     up.add_argument("--weak-base-url", help="base URL of the weak endpoint")
     up.add_argument("--strong-api-key-env", default="OPENAI_API_KEY", help="env variable with the strong key")
@@ -265,6 +265,11 @@ def settings_from_args(args: argparse.Namespace) -> ServerSettings:
         "priors": _once("--prior", args.priors or []),
         "auto_router": args.auto_router,
     }
+    if (args.strong is None or args.weak is None) and not (args.strong is None and args.weak is None and args.models):
+        raise InvalidInputError(
+            "give --strong and --weak (the two upstreams router-<name> chooses between), or --model at least twice "
+            "(router-auto's models; the dearest and the cheapest are then the pair)"
+        )
     if args.label_fraction > 0 and (args.judge is None or args.feedback is None):
         raise InvalidInputError("--label-fraction needs --judge MODEL and --feedback PATH (where the labels go)")
     if args.judge is not None and (args.feedback is None or args.label_fraction == 0):

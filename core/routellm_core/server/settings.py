@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
+from routellm_core.data.prices import price_of
 from routellm_core.errors import InvalidInputError
 from routellm_core.learning.feedback import store_backend
 from routellm_core.routing.objective import Objective
@@ -27,7 +28,8 @@ class ServerSettings(BaseModel):
     Attributes:
         strong: Strong upstream: ``"openai:<model>"`` (or a bare model name) for any OpenAI-compatible endpoint
             through the ``openai`` async client, or ``"<provider>:<model>"`` for LangChain's ``init_chat_model``.
-        weak: Weak upstream, same forms.
+        weak: Weak upstream, same forms. Without either, the cheapest and the dearest of ``models`` (by input +
+            output price) are the pair.
         strong_base_url: Base URL of the strong OpenAI-compatible endpoint (``None``: api.openai.com).
         weak_base_url: Base URL of the weak endpoint.
         strong_api_key_env: Environment variable holding the strong upstream's API key.
@@ -185,6 +187,31 @@ class ServerSettings(BaseModel):
             except InvalidInputError as exc:
                 raise ValueError(str(exc)) from None
         return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _pair_from_models(cls, data: object) -> object:
+        """Without ``strong`` and ``weak``, the named models give them: the dearest and the cheapest (by input +
+        output price), so ``router-<name>`` routes between the ends of the ladder."""
+        if not isinstance(data, dict) or data.get("strong") is not None or data.get("weak") is not None:
+            return data
+        try:
+            models = [m if isinstance(m, ModelSpec) else parse_model(m) for m in data.get("models") or ()]
+        except (InvalidInputError, TypeError, AttributeError):
+            return data  # the field's own validation says what is wrong
+        prices = data.get("prices") or {}
+        found = {m.name: price_of(m.name, prices) for m in models}
+        if len(models) < 2 or any(p is None for p in found.values()):
+            return data  # the ladder's checks name the problem
+        cost = {name: float(p[0]) + float(p[1]) for name, p in found.items() if p is not None}
+        weak = min(models, key=lambda m: cost[m.name])
+        strong = max(reversed(models), key=lambda m: cost[m.name])
+        pair: dict[str, object] = {}
+        for side, model in (("strong", strong), ("weak", weak)):
+            pair[side] = model.spec
+            pair[f"{side}_base_url"] = model.base_url
+            pair[f"{side}_api_key_env"] = model.api_key_env
+        return {**data, **pair}
 
     @model_validator(mode="after")
     def _ladder(self) -> ServerSettings:
