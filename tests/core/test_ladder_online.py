@@ -282,3 +282,83 @@ def test_the_budget_controller_pays_back_what_expected_costs_missed(reported: bo
         assert spend == pytest.approx(target, rel=0.1)
     else:
         assert spend > 1.6 * target
+
+
+def _budget_engine(**options: object) -> LadderEngine:
+    """A budget engine whose answers report 10 input tokens and one output token per character."""
+    opts = RoutingOptions(objective=Objective.budget(1.0), priors=PRIORS, prices=PRICES, **options)
+    return LadderEngine(
+        opts,
+        MODELS,
+        owner="test",
+        is_empty=lambda v: not v,
+        chunk_text=str,
+        answer_text=str,
+        usage=lambda v: (10, len(v)),
+    )
+
+
+def _cost(model: str, output_tokens: int) -> float:
+    return (10 * PRICES[model][0] + output_tokens * PRICES[model][1]) / 1e6
+
+
+def test_streams_teach_the_ladder_and_the_controller_however_they_end() -> None:
+    chunks = ["a" * 100, "b" * 100]
+    for abandon in (False, True):
+        eng = _budget_engine()
+        route = eng.route(PROMPTS[1])
+        chosen = route.ladder.chosen
+        finals: list[ServedDecision] = []
+        relay = eng.stream(route, lambda side, rec: iter(chunks), on_final=finals.append)
+        if abandon:  # the caller stops after the first chunk: what was relayed is still paid for
+            next(relay)
+            relay.close()
+        else:
+            assert len(list(relay)) == 2
+        out = 100 if abandon else 200
+        assert len(finals) == 1 and finals[0].cost == pytest.approx(_cost(chosen, out))
+        assert eng.controller is not None and eng.controller.realised == pytest.approx(_cost(chosen, out))
+        expected = dict(zip(eng.route(PROMPTS[1]).ladder.models, eng.route(PROMPTS[1]).ladder.expected_costs))
+        assert expected[chosen] == pytest.approx(expected_cost(chosen, PROMPTS[1], out), rel=0.05)
+
+
+def test_async_streams_teach_the_controller() -> None:
+    eng = _budget_engine()
+    route = eng.route(PROMPTS[1])
+
+    async def open_stream(side: str, record: ServedDecision):  # type: ignore[no-untyped-def]
+        for chunk in ("a" * 50, "b" * 50):
+            yield chunk
+
+    async def relay() -> list[object]:
+        return [item async for item in eng.astream(route, open_stream)]
+
+    assert len(asyncio.run(relay())) == 2
+    assert eng.controller is not None and eng.controller.realised == pytest.approx(_cost(route.ladder.chosen, 100))
+
+
+def test_a_fallback_bills_the_model_that_answered() -> None:
+    eng = _budget_engine(fallback=True)
+    route = eng.route(PROMPTS[1])
+    pair = route.ladder.pair
+
+    def attempt(side: str, record: ServedDecision) -> str:
+        if record.model == route.ladder.chosen:
+            raise TimeoutError("the chosen model timed out")
+        return "x" * 50
+
+    _, record = eng.call(route, attempt)
+    other = pair["strong"] if route.ladder.chosen == pair["weak"] else pair["weak"]
+    assert record.model == other and record.cost is None  # the failed attempt has no price
+    assert eng.controller is not None and eng.controller.realised == pytest.approx(_cost(other, 50))
+
+
+def test_a_zero_token_reply_neither_fails_the_call_nor_makes_a_model_free() -> None:
+    eng = engine(Objective.margin(1.0), escalate=None)
+    text = PROMPTS[1]
+    _report(eng, text, "big", 250)
+    _report(eng, text, "tiny", 0)
+    _report(eng, text, "tiny", 0)
+    _, record = eng.call(eng.route(text), lambda side, rec: f"answer of {rec.model}")
+    assert record.model == "tiny"
+    assert _expected(eng, text)["tiny"] > expected_cost("tiny", text, 0.5)

@@ -65,14 +65,28 @@ def server(mock: ServerThread) -> Iterator[ServerThread]:
 
 def test_without_strong_and_weak_the_named_models_give_the_pair(mock: ServerThread) -> None:
     """A server given only the named models: router-fast-0.0 (strong) is answered by the dearest, -1.0 (weak) by
-    the cheapest, each through its own endpoint."""
-    app = create_app(routers=("fast",), api_keys_env=None, models=models(mock), prices=PRICES, priors=PRIORS)
+    the cheapest, each through its own endpoint, recorded and priced under its --model name."""
+    named = (f"small=openai:tiny,base_url={mock.url}/v1", f"large=openai:big,base_url={mock.url}/v1")
+    app = create_app(
+        routers=("fast",),
+        api_keys_env=None,
+        models=named,
+        prices={"small": PRICES["tiny"], "large": PRICES["big"]},
+        priors={"small": PRIORS["tiny"], "large": PRIORS["big"]},
+    )
     with ServerThread(app) as running:
-        for name, side, model in (("router-fast-0.0", "strong", "big"), ("router-fast-1.0", "weak", "tiny")):
+        for name, side, name_as, upstream in (
+            ("router-fast-0.0", "strong", "large", "big"),
+            ("router-fast-1.0", "weak", "small", "tiny"),
+        ):
             answer = ask(running, name)
             assert answer.status_code == 200, answer.text
-            assert answer.json()["choices"][0]["message"]["content"] == f"[{model}] {PROMPT}"
-            assert answer.json()["routellm"]["served"] == side
+            assert answer.json()["choices"][0]["message"]["content"] == f"[{upstream}] {PROMPT}"
+            record = answer.json()["routellm"]
+            assert (record["served"], record["model"]) == (side, name_as)
+            assert record["cost"] == pytest.approx(price(upstream, PROMPT))
+    with pytest.raises(InvalidInputError, match=r"no price for \['mystery'\].*--prices NAME=IN,OUT"):
+        create_app(api_keys_env=None, models=("openai:gpt-4o-mini", "mystery=openai:my-local,base_url=http://x/v1"))
 
 
 def ask(server: ServerThread, model: str, text: str = PROMPT, **fields: Any) -> httpx.Response:
@@ -169,6 +183,25 @@ def test_streams_come_from_the_chosen_model(server: ServerThread) -> None:
         model="router-auto", messages=[{"role": "user", "content": PROMPT}], stream=True
     )
     assert "".join(c.choices[0].delta.content or "" for c in big if c.choices).startswith("[big]")
+
+
+def test_a_stream_is_billed_from_its_usage(server: ServerThread) -> None:
+    label = frozenset({("objective", "margin=1")})
+
+    def billed() -> float:
+        metrics = samples(httpx.get(f"{server.url}/metrics", timeout=10).text)
+        return metrics.get(("routellm_ladder_billed_cost_usd_total", label), 0.0)
+
+    before = billed()
+    client = openai.OpenAI(base_url=f"{server.url}/v1", api_key="unused")
+    stream = client.chat.completions.create(
+        model="router-auto-margin-1",
+        messages=[{"role": "user", "content": PROMPT}],
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices) == f"[tiny] {PROMPT}"
+    assert billed() - before == pytest.approx(price("tiny", PROMPT))
 
 
 # ---- the budget --------------------------------------------------------------------------------------------------

@@ -354,10 +354,14 @@ class RoutingEngine:
         other_answer: Callable[[Side], str] | None = None,
         second: Callable[[ServedDecision], Any] | None = None,
         verify: Callable[[ServedDecision, Any], Any] | None = None,
+        on_final: Callable[[ServedDecision], None] | None = None,
     ) -> Iterator[tuple[Any, ServedDecision]]:
         """Relay the chosen side's chunks as ``(chunk, record)`` (see :meth:`Dispatcher.stream`); once the stream
         ended, record and label it like :meth:`call`. Under ``escalate`` the weak answer is held until its check
-        passed (then its chunks are relayed), or the strong model's stream is relayed."""
+        passed (then its chunks are relayed), or the strong model's stream is relayed.
+
+        ``on_final`` gets the stream's priced record however the relay ends (finished, failed or abandoned by the
+        caller), once something was relayed."""
         tally = _Tally(self)
         relayed: Iterator[tuple[Any, ServedDecision]]
         if self.holds(route):
@@ -381,9 +385,14 @@ class RoutingEngine:
                 relayed = self.dispatcher.stream(strong_route, open_stream)
         else:
             relayed = self.dispatcher.stream(route, open_stream)
-        for chunk, served in relayed:
-            yield chunk, tally.add(chunk, served)
-        if (record := tally.final()) is not None:
+        try:
+            for chunk, served in relayed:
+                yield chunk, tally.add(chunk, served)
+        finally:
+            record = tally.final()
+            if record is not None and on_final is not None:
+                on_final(record)
+        if record is not None:
             self._after(route, record, tally.text, other_answer)
 
     async def astream(
@@ -394,6 +403,7 @@ class RoutingEngine:
         other_answer: Callable[[Side], Awaitable[str]] | None = None,
         second: Callable[[ServedDecision], Awaitable[Any]] | None = None,
         verify: Callable[[ServedDecision, Any], Awaitable[Any]] | None = None,
+        on_final: Callable[[ServedDecision], None] | None = None,
     ) -> AsyncIterator[tuple[Any, ServedDecision]]:
         """Async :meth:`stream` (the side's stream is closed however the relay ends)."""
         tally = _Tally(self)
@@ -414,10 +424,15 @@ class RoutingEngine:
                 relayed = self.dispatcher.astream(strong_route, open_stream)
         else:
             relayed = self.dispatcher.astream(route, open_stream)
-        async with aclosing(relayed):  # type: ignore[type-var]
-            async for chunk, served in relayed:
-                yield chunk, tally.add(chunk, served)
-        if (record := tally.final()) is not None:
+        try:
+            async with aclosing(relayed):  # type: ignore[type-var]
+                async for chunk, served in relayed:
+                    yield chunk, tally.add(chunk, served)
+        finally:
+            record = tally.final()
+            if record is not None and on_final is not None:
+                on_final(record)
+        if record is not None:
             await self._aafter(route, record, tally.text, other_answer)
 
     # ---- the cascade (escalation) ----------------------------------------------------------------------

@@ -23,6 +23,7 @@ import logging
 import threading
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
+from contextlib import aclosing
 from typing import Any, TypeVar
 
 import numpy as np
@@ -126,7 +127,7 @@ class ModelLadder:
                     continue
                 j = self.names.index(name)
                 if attempt.output_tokens is not None:
-                    tokens = float(attempt.output_tokens)
+                    tokens = max(float(attempt.output_tokens), 1.0)  # a 0-token reply must not zero a verbosity
                     others = [v for k, v in self._levels if k != j]
                     if others:
                         self._verbosity[j].append(tokens / max(float(np.mean(others)), 1.0))
@@ -193,15 +194,31 @@ class BudgetController:
             c = np.vstack([r[1] for r in self._rows])
             u = float(self._rng.random())
             aim = self.aim
-        picks = choose(p, c, "cost_weight", _WEIGHTS)  # (G, W)
-        spend = np.take_along_axis(c[None].repeat(len(_WEIGHTS), axis=0), picks[..., None], axis=2)[..., 0].mean(1)
-        within = np.flatnonzero(spend <= aim + 1e-15)
-        if not len(within):  # even the cheapest choices overspend
-            return float(_WEIGHTS[-1]), self._expects(spend[-1])
-        g = int(within[0])
-        if g == 0 or spend[g] >= aim:
-            return float(_WEIGHTS[g]), self._expects(spend[g])
-        above, below = spend[g - 1], spend[g]  # above > aim > below
+        rows = np.arange(len(c))
+
+        def spend(g: int) -> float:
+            picks = choose(p, c, "cost_weight", _WEIGHTS[g : g + 1])[0]
+            return float(c[rows, picks].mean())
+
+        # each request's chosen cost falls as the weight grows, so the window's spend does: bisect for the
+        # smallest weight that spends no more than the aim
+        lo, hi = 0, len(_WEIGHTS) - 1
+        s_lo, s_hi = spend(lo), spend(hi)
+        if s_hi > aim + 1e-15:  # even the cheapest choices overspend
+            return float(_WEIGHTS[hi]), self._expects(s_hi)
+        if s_lo <= aim + 1e-15:
+            return float(_WEIGHTS[lo]), self._expects(s_lo)
+        while hi - lo > 1:  # spend(lo) > aim >= spend(hi)
+            mid = (lo + hi) // 2
+            s_mid = spend(mid)
+            if s_mid <= aim + 1e-15:
+                hi, s_hi = mid, s_mid
+            else:
+                lo, s_lo = mid, s_mid
+        g = hi
+        if s_hi >= aim:
+            return float(_WEIGHTS[g]), self._expects(s_hi)
+        above, below = s_lo, s_hi  # above > aim > below
         share = (aim - below) / (above - below)  # P(the costlier weight's choice)
         return float(_WEIGHTS[g - 1] if u < share else _WEIGHTS[g]), self._expects(aim)
 
@@ -453,28 +470,42 @@ class LadderEngine:
     def stream(
         self, route: Route, open_stream: Callable[[Side, ServedDecision], Iterator[Any]], **calls: Any
     ) -> Iterator[tuple[Any, ServedDecision]]:
-        """:meth:`RoutingEngine.stream` on the route's pair."""
-        record = None
-        for chunk, record in self.engine(route).stream(route, open_stream, **calls):
-            yield chunk, record
-        if record is not None:
-            self._served(route, record)
+        """:meth:`RoutingEngine.stream` on the route's pair (its priced record teaches the ladder and the controller
+        however the stream ends; a caller's own ``on_final`` gets it too)."""
+        on_final = self._on_final(route, calls.pop("on_final", None))
+        yield from self.engine(route).stream(route, open_stream, on_final=on_final, **calls)
 
     async def astream(
         self, route: Route, open_stream: Callable[[Side, ServedDecision], AsyncIterator[Any]], **calls: Any
     ) -> AsyncIterator[tuple[Any, ServedDecision]]:
         """Async :meth:`stream`."""
-        record = None
-        async for chunk, record in self.engine(route).astream(route, open_stream, **calls):
-            yield chunk, record
-        if record is not None:
+        on_final = self._on_final(route, calls.pop("on_final", None))
+        relayed = self.engine(route).astream(route, open_stream, on_final=on_final, **calls)
+        async with aclosing(relayed):
+            async for item in relayed:
+                yield item
+
+    def _on_final(
+        self, route: Route, then: Callable[[ServedDecision], None] | None
+    ) -> Callable[[ServedDecision], None]:
+        def on_final(record: ServedDecision) -> None:
             self._served(route, record)
+            if then is not None:
+                then(record)
+
+        return on_final
 
     def _served(self, route: Route, record: ServedDecision) -> None:
-        """Learn from a served call: output lengths for the expected costs, the realised cost for the controller."""
-        self.ladder.observe(record, route.text)
-        if self.controller is not None and record.cost is not None:
-            self.controller.spent(record.cost)
+        """Learn from a served call: output lengths for the expected costs, the realised cost for the controller
+        (the answering attempts' prices; a failed attempt bills nothing). Never raises: the answer is the caller's."""
+        try:
+            self.ladder.observe(record, route.text)
+            if self.controller is not None:
+                answered = [a.cost for a in record.attempts if a.error is None]
+                if answered and all(c is not None for c in answered):
+                    self.controller.spent(float(sum(c for c in answered if c is not None)))
+        except Exception:  # learning must not cost the caller an answer it already has
+            logger.exception("%s: could not learn from decision %s", self.owner, record.id)
 
     def __repr__(self) -> str:
         return f"LadderEngine(owner={self.owner!r}, models={list(self.names)!r}, objective={self.objective})"

@@ -34,6 +34,7 @@ from fastapi.responses import Response, StreamingResponse
 from starlette.exceptions import HTTPException
 from starlette.types import Receive, Scope, Send
 
+from routellm_core.data.prices import price_of
 from routellm_core.decisions import METADATA_KEY, Route, ServedDecision, Side
 from routellm_core.errors import (
     FeedbackStoreError,
@@ -192,6 +193,8 @@ class ServerState:
         #: One labelling (store, judge, sampling) for every engine: each call passes its own pair's names.
         self.labelling = traffic_labelling(self.store, pairwise, label_fraction, names=names)
 
+        prices = {name: (float(p[0]), float(p[1])) for name, p in settings.prices.items()}
+
         def engine(policy: RoutingPolicy, escalate: Escalation | None) -> RoutingEngine:
             options = RoutingOptions(
                 router=policy,
@@ -199,6 +202,7 @@ class ServerState:
                 feedback=self.store,
                 label_fraction=label_fraction,
                 escalate=escalate,
+                prices=prices or None,
             )
             return RoutingEngine(
                 options,
@@ -626,12 +630,14 @@ class ServerState:
                     await aclose()
                 self._count(side, start, outcome)
 
+        priced: list[ServedDecision] = []  # the stream's record priced from its usage, once it ended
         relay = engine.astream(
             route,
             open_stream,
             other_answer=self._other_answer(body, engine, route),
             second=self._second_answer(body),
             verify=self._verify_answer(body),
+            on_final=priced.append,
         )
         try:
             first, record = await relay.__anext__()
@@ -663,6 +669,7 @@ class ServerState:
                 self.metrics.errors.inc(status=str(error.status), code=error.code)
                 yield _sse(error.body())
                 return
+            final = priced[-1] if priced else final
             self.account(engine, final)
             if span is not None:
                 span.finish(final)
@@ -767,6 +774,12 @@ def _upstream(value: Upstream | str | None, side: str, settings: ServerSettings)
     if isinstance(value, Upstream):
         return value
     if value is None:
+        unpriced = [m.name for m in settings.models if price_of(m.name, settings.prices) is None]
+        if unpriced:  # the named models would have given the pair
+            raise InvalidInputError(
+                f"no price for {unpriced}: the shipped price table does not know them; give --prices NAME=IN,OUT "
+                "(USD per million input and output tokens) for each"
+            )
         raise InvalidInputError(f"no {side} upstream: give {side}='openai:<model>' (or an Upstream)")
     base_urls = {"strong": settings.strong_base_url, "weak": settings.weak_base_url, "judge": settings.judge_base_url}
     key_envs = {
@@ -782,6 +795,20 @@ def _upstream(value: Upstream | str | None, side: str, settings: ServerSettings)
         timeout=settings.upstream_timeout,
         max_retries=settings.upstream_retries,
     )
+
+
+def _name_as_model(upstream: Upstream, side: str, settings: ServerSettings) -> None:
+    """Name ``upstream`` (built from ``settings``' ``side`` fields) as the named model with the same endpoint, so the
+    two-model names' records, prices and labels use the name ``router-auto``'s do."""
+    spec, base_url, key_env = (
+        (settings.strong, settings.strong_base_url, settings.strong_api_key_env)
+        if side == "strong"
+        else (settings.weak, settings.weak_base_url, settings.weak_api_key_env)
+    )
+    for model in settings.models:
+        if (model.spec, model.base_url, model.api_key_env) == (spec, base_url, key_env):
+            upstream.name = model.name
+            return
 
 
 def create_app(
@@ -820,6 +847,9 @@ def create_app(
         "strong": _upstream(strong if strong is not None else settings.strong, "strong", settings),
         "weak": _upstream(weak if weak is not None else settings.weak, "weak", settings),
     }
+    for side, given in (("strong", strong), ("weak", weak)):
+        if not isinstance(given, Upstream):  # a side that is one of the named models goes by that model's name
+            _name_as_model(upstreams[side], side, settings)
     judge_spec = judge if judge is not None else settings.judge
     if judge_spec is not None and (settings.feedback is None or settings.label_fraction == 0):
         raise InvalidInputError(

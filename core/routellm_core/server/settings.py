@@ -202,7 +202,7 @@ class ServerSettings(BaseModel):
         prices = data.get("prices") or {}
         found = {m.name: price_of(m.name, prices) for m in models}
         if len(models) < 2 or any(p is None for p in found.values()):
-            return data  # the ladder's checks name the problem
+            return data  # the ladder's checks name the problem (create_app, when it needs the pair)
         cost = {name: float(p[0]) + float(p[1]) for name, p in found.items() if p is not None}
         weak = min(models, key=lambda m: cost[m.name])
         strong = max(reversed(models), key=lambda m: cost[m.name])
