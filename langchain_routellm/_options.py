@@ -11,7 +11,7 @@ from typing_extensions import Self
 from langchain_routellm._models import model_name
 from langchain_routellm._routing import Engine, build_engine, check_members, init_child, ladder_members, side_name
 from routellm_core.decisions import Route, Side
-from routellm_core.errors import reraise_routellm_error
+from routellm_core.errors import InvalidInputError, reraise_routellm_error
 from routellm_core.learning.feedback import FeedbackStore
 from routellm_core.learning.labelling import TrafficLabelling
 from routellm_core.routing.engine import ROUTING_FIELDS, RoutingOptions
@@ -135,9 +135,30 @@ class RouterOptions(RoutingOptions):
         """The labelling of these calls (its labeller's ``stats``, ``flush()``...), if configured."""
         return self._engine.labelling
 
+    def _same_models(self, update: Mapping[str, Any]) -> bool:
+        """Whether ``update`` keeps the listed names (``bind_tools`` binding each model anew), so the copy shares the
+        engine."""
+        new = update.get("models", self.models)
+        if self.models is None and new is None:
+            return "names" not in update
+        return (
+            "names" not in update
+            and isinstance(new, Mapping)
+            and self.models is not None
+            and list(new) == list(self.models)
+        )
+
     def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
         """A copy; changed routing fields rebuild the engine (``bind_tools`` copies, which change only the models,
         keep sharing it)."""
+        if update and ("models" in update or "names" in update) and not self._same_models(update):
+            if self.models is None:
+                raise InvalidInputError(
+                    f"{self._owner}: a copy of a two-model router cannot take models=; build a new one"
+                )
+            # other models: build the copy anew (members, engine, controller), as the constructor would
+            fields = {name: getattr(self, name) for name in type(self).model_fields}
+            return type(self)(**{**fields, "names": None, **update})
         copy = super().model_copy(update=update, deep=deep)
         if "escalate" in (update or {}):
             copy._second = None

@@ -530,3 +530,24 @@ class TestMiddleware:
         assert models["tiny"].calls == ["HumanMessage"]  # the tool step stays on big, no second try of tiny
         assert repr(middleware).startswith("RouteLLMMiddleware(models=['big', 'tiny', 'mid'], objective=margin=1")
         assert middleware.names == ("big", "tiny", "mid")
+
+
+def test_a_copy_with_other_models_routes_among_them() -> None:
+    """model_copy(update={"models": ...}) with other names builds the copy anew: its calls go to the new models and
+    its records name them; the original keeps its own."""
+    old = fakes()
+    llm = ladder(old, BEST)
+    new = {f"new-{name}": ToolEchoChatModel(label=f"new-{name}", model=f"new-{name}") for name in ORDER}
+    copy = llm.model_copy(
+        update={
+            "models": new,
+            "priors": {f"new-{k}": v for k, v in PRIORS.items()},
+            "prices": {f"new-{k}": v for k, v in PRICES.items()},
+        }
+    )
+    record = copy.invoke(PROOF).response_metadata["routellm"]
+    assert record["model"] == "new-big" and record["ladder"]["models"] == ["new-tiny", "new-mid", "new-big"]
+    assert called(new) == {"new-big": 1} and called(old) == {}
+    assert llm.invoke(PROOF).response_metadata["routellm"]["model"] == "big"
+    with pytest.raises(InvalidInputError, match="two-model router cannot take models="):
+        ChatRouteLLM(strong=old["big"], weak=old["tiny"]).model_copy(update={"models": new})
