@@ -204,6 +204,18 @@ def test_a_stream_is_billed_from_its_usage(server: ServerThread) -> None:
     assert billed() - before == pytest.approx(price("tiny", PROMPT))
 
 
+def test_objectives_one_metrics_label_names_share_one_engine(server: ServerThread) -> None:
+    """budget=2.0000001 is "budget=2" on /metrics: it is served by router-auto-budget-2's engine, not by a second
+    engine writing the same gauges."""
+    auto = server.app.state.routellm.auto
+    for fields in ({"routellm": {"objective": "budget=2.0000001"}}, {}):
+        model = "router-auto" if fields else "router-auto-budget-2"
+        answer = ask(server, model, **fields)
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["routellm"]["ladder"]["budget"] == 2.0
+    assert sum(str(key[0]) == "budget=2" for key in auto._engines) == 1
+
+
 # ---- the budget --------------------------------------------------------------------------------------------------
 def test_a_budget_name_holds_its_spend_and_the_metrics_agree(server: ServerThread) -> None:
     """router-auto-budget-1.5: USD 1.5 per 1,000 requests, between mid alone (~0.6) and big alone (~6). Over 300

@@ -183,7 +183,8 @@ class AutoRouting:
                 "in one place (router-auto with the field, or the name alone)",
                 f"{REQUEST_FIELD}.objective",
             )
-        objective = given or named or self.objective
+        # as precise as its metrics label (6 significant digits): objectives one label names share one engine
+        objective = Objective.parse(str(given or named or self.objective))
         setting: tuple[str, float | None] | None
         if escalation is None:
             setting = None
