@@ -472,32 +472,20 @@ def targets(res: dict[str, Any]) -> list[dict[str, Any]]:
                 "met": ratio is not None and ratio <= 0.7,
             }
         )
-    worst = max(
-        tr["escalation_minus_prompt_only_max_cost_usd_per_1k"]
-        for task in res["tasks"].values()
-        for tr in task["triples"].values()
-    )
-    out.append(
-        {
-            "target": "every task and triple: escalation (agreement + pre-route) never costlier than prompt-only "
-            "(default) at equal quality",
-            "agreement_value": worst,
-            "met": worst <= 1e-9,
-        }
-    )
-    worst_loo = max(
-        tr["escalation_minus_prompt_only_max_cost_usd_per_1k_task_left_out"]
-        for task in res["tasks"].values()
-        for tr in task["triples"].values()
-    )
-    out.append(
-        {
-            "target": "every task and triple, the default trained without the task on both sides: escalation "
-            "(agreement + pre-route) never costlier than prompt-only at equal quality",
-            "agreement_value": worst_loo,
-            "met": worst_loo <= 1e-9,
-        }
-    )
+    for key, who in (("", "(default)"), ("_task_left_out", "(the default trained without the task on both sides)")):
+        worst = max(
+            tr[f"escalation_minus_prompt_only_max_cost_usd_per_1k{key}"]
+            for task in res["tasks"].values()
+            for tr in task["triples"].values()
+        )
+        out.append(
+            {
+                "target": f"every task and triple: escalation (agreement + pre-route) never costlier than prompt-only "
+                f"{who} at equal quality",
+                "agreement_value": worst,
+                "met": worst <= 1e-9,
+            }
+        )
     return out
 
 
