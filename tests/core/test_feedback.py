@@ -26,7 +26,7 @@ import pytest
 from postgres_server import dump
 
 from routellm_core.data.records import Battle
-from routellm_core.decisions import Attempt, RoutingDecision, ServedDecision
+from routellm_core.decisions import Attempt, LadderChoice, RoutingDecision, ServedDecision
 from routellm_core.errors import FeedbackStoreError, InvalidInputError, RouteLLMError, UnknownDecisionError
 from routellm_core.learning.feedback import APPLICATION_ID, SCHEMA_VERSION, DecisionRecord, FeedbackStore
 
@@ -134,6 +134,32 @@ def _escalated() -> ServedDecision:
         ),
         escalated=True,
     )  # fmt: skip
+
+
+def _laddered() -> ServedDecision:
+    """A call among three priced models: mid chosen by a budget, on the pair (mid, big)."""
+    ladder = LadderChoice(
+        models=("tiny", "mid", "big"), predictions=(0.41, 0.62, 0.8), expected_costs=(1e-5, 1e-4, 1e-3),
+        chosen="mid", objective="budget", value=120.0, strong="big", weak="mid", budget=1.5, spend=1.42,
+    )  # fmt: skip
+    return ServedDecision(
+        id="lad-1", router="difficulty", win_rate=0.6, threshold=1.0, choice="weak", served="weak", model="mid",
+        attempts=(Attempt("mid", "weak", "answer", kept=True, input_tokens=12, output_tokens=40, cost=0.00005),),
+        ladder=ladder,
+    )  # fmt: skip
+
+
+def test_the_ladder_entry_of_a_call_among_n_models_is_stored(tmp_path: Path) -> None:
+    served = _laddered()
+    with FeedbackStore(tmp_path / "fb.db") as store:
+        store.record_decision(DecisionRecord.from_decision(served, strong_model="big", weak_model="mid"), "a prompt")
+        back = store.decision("lad-1").record
+        assert back.ladder == served.ladder and back.decision == served
+        assert back.as_dict()["ladder"]["expected_costs"] == {"tiny": 1e-5, "mid": 1e-4, "big": 1e-3}
+    with pytest.raises(InvalidInputError, match="ladder is not a ladder entry"):
+        DecisionRecord("x", "big", "mid", "weak", "difficulty", 0.6, 1.0, "weak", ladder={"models": ["a"]})
+    with pytest.raises(InvalidInputError, match="give its router"):
+        DecisionRecord("x", "big", "mid", "weak", ladder=served.ladder)
 
 
 def test_a_record_is_a_view_of_the_served_decision_not_a_copy() -> None:
@@ -347,7 +373,7 @@ def test_a_version_1_store_is_migrated_in_place_keeping_its_rows(tmp_path: Path)
     fresh = tmp_path / "fresh.db"
     FeedbackStore(fresh).close()
     with sqlite3.connect(path) as migrated, sqlite3.connect(fresh) as new:
-        assert migrated.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+        assert migrated.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
         for table in ("decisions", "labels"):  # the migrated tables are the new tables
             assert migrated.execute(f"PRAGMA table_info({table})").fetchall() == (
                 new.execute(f"PRAGMA table_info({table})").fetchall()

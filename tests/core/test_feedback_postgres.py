@@ -28,7 +28,7 @@ import httpx
 import psycopg
 import pytest
 
-from routellm_core.decisions import RoutingDecision, ServedDecision
+from routellm_core.decisions import LadderChoice, RoutingDecision, ServedDecision
 from routellm_core.errors import FeedbackStoreError, InvalidInputError, MissingDependencyError
 from routellm_core.learning.feedback import APPLICATION_ID, SCHEMA_VERSION, DecisionRecord, FeedbackStore, store_backend
 from routellm_core.learning.feedback_sql import META_TABLE
@@ -189,6 +189,30 @@ def test_a_store_of_a_newer_schema_is_refused_and_left_as_it_was(postgres_url: s
         FeedbackStore(postgres_url)
     assert "was not modified" in str(err.value)
     assert _tables(postgres_url) == before
+
+
+def test_a_version_2_store_is_migrated_in_place_and_keeps_ladder_entries(postgres_url: str) -> None:
+    """A store written before the ladder column (schema 2): opened, it gains the column, keeps its rows, and a call
+    among N models is stored with its ladder entry."""
+    with FeedbackStore(postgres_url) as store:
+        store.record_decision(_record("old-1"), "an old prompt")
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute("ALTER TABLE decisions DROP COLUMN ladder")
+        conn.execute(f"UPDATE {META_TABLE} SET schema_version = 2")
+    ladder = LadderChoice(
+        models=("tiny", "big"), predictions=(0.4, 0.8), expected_costs=(1e-5, 1e-3), chosen="tiny",
+        objective="margin", value=0.5, strong="big", weak="tiny",
+    )  # fmt: skip
+    served = ServedDecision(
+        id="lad-1", router="difficulty", win_rate=0.6, threshold=1.0, choice="weak", served="weak", model="tiny",
+        ladder=ladder,
+    )  # fmt: skip
+    with FeedbackStore(postgres_url) as store:
+        assert store.decision("old-1").record.ladder is None
+        store.record_decision(DecisionRecord.from_decision(served, strong_model="big", weak_model="tiny"), "new")
+        assert store.decision("lad-1").record.ladder == ladder
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        assert conn.execute(f"SELECT schema_version FROM {META_TABLE}").fetchall() == [(SCHEMA_VERSION,)]
 
 
 def test_servers_starting_at_once_create_the_tables_once(postgres_url: str) -> None:

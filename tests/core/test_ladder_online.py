@@ -238,6 +238,8 @@ def test_the_feedback_store_records_each_calls_pair(tmp_path) -> None:
     rows = {row.decision_id: row for row in store.decisions()}
     assert (rows[a.id].record.weak_model, rows[a.id].record.served_model) == ("tiny", "tiny")
     assert rows[b.id].record.served_model == "big"
+    # with what was compared: the models, their predictions and expected costs, the objective
+    assert rows[a.id].record.ladder == a.ladder and rows[b.id].record.ladder == b.ladder
 
 
 def test_bad_ladders_are_refused_with_the_reason() -> None:

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any, Literal, cast
 
 from routellm_core.data.records import Battle, Winner
-from routellm_core.decisions import Attempt, RoutingDecision, ServedDecision, Side
+from routellm_core.decisions import Attempt, LadderChoice, RoutingDecision, ServedDecision, Side
 from routellm_core.embedding.embedders import valid_unicode
 from routellm_core.errors import InvalidInputError, UnknownDecisionError
 from routellm_core.learning.feedback_sql import (
@@ -126,6 +126,22 @@ def _names(strong_model: object, weak_model: object) -> tuple[str, str]:
     return strong, weak
 
 
+def _ladder(value: object) -> LadderChoice | None:
+    """A record's ladder entry from a :class:`LadderChoice` or its ``as_dict`` form.
+
+    Raises:
+        InvalidInputError: Anything else, or a malformed entry.
+    """
+    if value is None or isinstance(value, LadderChoice):
+        return value
+    if not isinstance(value, Mapping):
+        raise InvalidInputError(f"ladder must be a LadderChoice or its dict, got {type(value).__name__}")
+    try:
+        return LadderChoice.from_dict(value)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InvalidInputError(f"ladder is not a ladder entry ({type(exc).__name__}: {exc})") from None
+
+
 def _attempts(value: object) -> tuple[Attempt, ...]:
     if value is None:
         return ()
@@ -172,6 +188,7 @@ class DecisionRecord:
         attempts: Iterable[Attempt | Mapping[str, Any]] = (),
         escalated: bool = False,
         fallback_error: str | None = None,
+        ladder: LadderChoice | Mapping[str, Any] | None = None,
     ) -> None:
         strong, weak = _names(strong_model, weak_model)
         if router is not None and not isinstance(router, str):
@@ -188,12 +205,13 @@ class DecisionRecord:
             "attempts": _attempts(attempts),
             "escalated": bool(escalated),
             "fallback_error": fallback_error,
+            "ladder": _ladder(ladder),
         }
         decision = _served_decision(facts, strong, weak)
-        if decision is None and (facts["attempts"] or facts["escalated"] or fallback_error):
+        if decision is None and (facts["attempts"] or facts["escalated"] or fallback_error or ladder is not None):
             raise InvalidInputError(
-                "attempts, escalated and fallback_error describe a routed call: give its router, win_rate, threshold "
-                "and choice too"
+                "attempts, escalated, fallback_error and ladder describe a routed call: give its router, win_rate, "
+                "threshold and choice too"
             )
         self._set(strong, weak, decision, None if decision is not None else facts)
 
@@ -280,6 +298,7 @@ class DecisionRecord:
             attempts=fields.get("attempts") or (),
             escalated=bool(fields.get("escalated", False)),
             fallback_error=fields.get("fallback_error"),
+            ladder=fields.get("ladder"),
         )
 
     # ---- the decision's fields ---------------------------------------------------------------------------
@@ -339,6 +358,11 @@ class DecisionRecord:
         return self.decision.cost if self.decision is not None else None
 
     @property
+    def ladder(self) -> LadderChoice | None:
+        """How a call among N models chose its model (predictions, expected costs, objective), else ``None``."""
+        return self.decision.ladder if self.decision is not None else None
+
+    @property
     def served_model(self) -> str:
         """Name of the model that answered."""
         return self.strong_model if self.served == "strong" else self.weak_model
@@ -363,6 +387,7 @@ class DecisionRecord:
             "escalated": self.escalated,
             "fallback_error": self.fallback_error,
             "cost": self.cost,
+            "ladder": None if self.ladder is None else self.ladder.as_dict(),
         }
 
     def __eq__(self, other: object) -> bool:
@@ -410,6 +435,7 @@ def _served_decision(fields: Mapping[str, Any], strong: str, weak: str) -> Serve
         fallback_error=fields.get("fallback_error") if fell_back else None,
         attempts=_attempts(fields.get("attempts")),
         escalated=escalated,
+        ladder=_ladder(fields.get("ladder")),
     )
 
 
@@ -533,10 +559,11 @@ class DecisionRow:
 
 def _decision_row(row: Sequence[Any]) -> DecisionRow:
     (decision_id, created_at, prompt, strong, weak, served, router, win_rate, threshold, choice, answer, verdict,
-     verdict_at, attempts, escalated, _cost, fallback_error) = row  # fmt: skip
+     verdict_at, attempts, escalated, _cost, fallback_error, ladder) = row  # fmt: skip
     record = DecisionRecord(
         decision_id, strong, weak, served, router, win_rate, threshold, choice,
         attempts=json.loads(attempts or "[]"), escalated=bool(escalated), fallback_error=fallback_error,
+        ladder=json.loads(ladder) if ladder else None,
     )  # fmt: skip
     return DecisionRow(record, prompt, float(created_at), answer, verdict, verdict_at)
 
@@ -758,12 +785,13 @@ class FeedbackStore:
             int(record.escalated),
             record.cost,
             record.fallback_error,
+            None if record.ladder is None else json.dumps(record.ladder.as_dict()),
         )
         with self._backend.transaction("recording a decision") as tx:
             tx.execute(
                 "INSERT INTO decisions (decision_id, created_at, prompt, strong_model, weak_model, served, router, "
-                "win_rate, threshold, choice, answer, attempts, escalated, cost, fallback_error) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (decision_id) DO NOTHING",
+                "win_rate, threshold, choice, answer, attempts, escalated, cost, fallback_error, ladder) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (decision_id) DO NOTHING",
                 values,
             )
         return record.decision_id

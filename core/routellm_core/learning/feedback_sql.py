@@ -18,8 +18,9 @@ from typing import Any, Protocol
 #: Application id of a feedback store ("RLFB"): SQLite's ``PRAGMA application_id``, PostgreSQL's meta table.
 APPLICATION_ID = 0x524C4642
 #: Schema version this code writes: SQLite's ``PRAGMA user_version``, PostgreSQL's meta table. Version 2 added the
-#: decision's attempts, escalation, cost and fallback error; a version 1 store is migrated in place on open.
-SCHEMA_VERSION = 2
+#: decision's attempts, escalation, cost and fallback error, version 3 its ``ladder`` entry (a call among N models);
+#: an older store is migrated in place on open.
+SCHEMA_VERSION = 3
 #: The PostgreSQL table holding the application id and schema version (SQLite keeps them in its header).
 META_TABLE = "routellm_feedback_meta"
 #: The store's tables.
@@ -66,6 +67,8 @@ _DECISION_V2 = (
     "cost {real}",
     "fallback_error TEXT",
 )
+# Columns of ``decisions`` added by schema version 3.
+_DECISION_V3 = ("ladder TEXT",)
 _SCHEMA = (
     """CREATE TABLE decisions (
         decision_id TEXT PRIMARY KEY,
@@ -82,7 +85,7 @@ _SCHEMA = (
         verdict TEXT,
         verdict_at {real},
         """
-    + ",\n        ".join(_DECISION_V2)
+    + ",\n        ".join((*_DECISION_V2, *_DECISION_V3))
     + "\n    )",
     """CREATE TABLE labels (
         id {serial},
@@ -105,11 +108,14 @@ _SCHEMA = (
     "CREATE UNIQUE INDEX labels_decision_source ON labels (decision_id, source) WHERE decision_id IS NOT NULL",
 )
 #: Statements that take a store of version ``v`` to ``v + 1``.
-_MIGRATIONS: dict[int, tuple[str, ...]] = {1: tuple(f"ALTER TABLE decisions ADD COLUMN {c}" for c in _DECISION_V2)}
+_MIGRATIONS: dict[int, tuple[str, ...]] = {
+    1: tuple(f"ALTER TABLE decisions ADD COLUMN {c}" for c in _DECISION_V2),
+    2: tuple(f"ALTER TABLE decisions ADD COLUMN {c}" for c in _DECISION_V3),
+}
 
 DECISION_COLUMNS = (
     "decision_id, created_at, prompt, strong_model, weak_model, served, router, win_rate, threshold, choice, answer, "
-    "verdict, verdict_at, attempts, escalated, cost, fallback_error"
+    "verdict, verdict_at, attempts, escalated, cost, fallback_error, ladder"
 )
 LABEL_COLUMNS = (
     "id, created_at, prompt, model_a, model_b, winner, source, judge, decision_id, router, win_rate, threshold, "
