@@ -13,7 +13,7 @@ labelling and the record work for N models exactly as for two; the record's ``la
 Under ``Objective.budget`` a :class:`BudgetController` holds the mean spend on live traffic: it keeps the last
 ``window`` requests' predictions and expected costs, and sets the cost weight to the smallest one at which that
 window would have spent no more than the budget (a quantile of the window's price-quality exchange rates), so a
-drift in the traffic's mix moves the weight with it.
+drift in the traffic's mix moves the weight with it; what the calls really cost corrects the spend it aims at.
 """
 
 from __future__ import annotations
@@ -105,17 +105,13 @@ class ModelLadder:
         return self.names.index(name)
 
     def expected_costs(self, text: str) -> np.ndarray:
-        """Each model's expected cost in USD of a request whose routing text is ``text``."""
-        return self.costs_for(np.array([len(text)]))[0]
-
-    def costs_for(self, chars: np.ndarray) -> np.ndarray:
-        """``(n, N)``: each model's expected cost in USD, at the current estimates, of requests whose routing texts
-        have ``chars`` characters."""
+        """Each model's expected cost in USD, at the current estimates, of a request whose routing text is
+        ``text``."""
         with self._lock:
             ratio = self._in_ratio_sum / self._in_ratio_n if self._in_ratio_n else 1.0
             out = self._level() * np.array([self._verbosity_of(j) for j in range(len(self.names))])
-        tokens_in = np.maximum(1.0, np.asarray(chars, dtype=np.float64) / CHARS_PER_TOKEN) * ratio
-        return (tokens_in[:, None] * self.prices[None, :, 0] + out[None] * self.prices[None, :, 1]) / 1e6
+        tokens_in = max(1.0, len(text) / CHARS_PER_TOKEN) * ratio
+        return (tokens_in * self.prices[:, 0] + out * self.prices[:, 1]) / 1e6
 
     def observe(self, record: ServedDecision, text: str | None) -> None:
         """Learn output lengths (and how the routing text's length relates to prompt tokens) from a served
