@@ -126,14 +126,14 @@ def _tables(task: str, models: Sequence[str], price: dict[str, tuple[float, floa
     return {"prompts": list(table.prompts), "quality": quality, "costs": costs, "answers": answers}
 
 
-def loo_router(task: str) -> Any:
-    """The shipped recipe trained on every shared source but the task's own."""
+def loo_router(*tasks: str) -> Any:
+    """The shipped recipe trained on every shared source but the tasks' own."""
     from routellm_core import data
     from routellm_core.embedding.static import STATIC_NAME
     from routellm_core.routers.difficulty import DifficultyRouter
     from routellm_core.routers.training import training_embedder
 
-    records = data.training_labels(data.TRAINING_SOURCES, exclude=[LEFT_OUT[task]])
+    records = data.training_labels(data.TRAINING_SOURCES, exclude=[LEFT_OUT[task] for task in tasks])
     return DifficultyRouter(embedder=training_embedder(STATIC_NAME)).fit(records)
 
 

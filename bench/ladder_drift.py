@@ -47,7 +47,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from bench.common import SEED, bench_parser, log, machine_info, publish
-from bench.ladder import LEFT_OUT, PRICE_REFS, _tables, prices
+from bench.ladder import LEFT_OUT, PRICE_REFS, _tables, loo_router, prices
 from routellm_core.data.zeroeval_answers import load_answer_table
 from routellm_core.decisions import ServedDecision, Side
 from routellm_core.escalation.ladder import evaluate_ladder
@@ -116,18 +116,6 @@ class Stream:
 
     def half(self, h: int) -> np.ndarray:
         return np.flatnonzero(self.task == h)
-
-
-def drift_router(tasks: Sequence[str]) -> Any:
-    """The shipped ``default`` recipe trained on every shared source except the stream's tasks (as
-    ``bench.ladder.loo_router`` does for one task)."""
-    from routellm_core import data
-    from routellm_core.embedding.static import STATIC_NAME
-    from routellm_core.routers.difficulty import DifficultyRouter
-    from routellm_core.routers.training import training_embedder
-
-    records = data.training_labels(data.TRAINING_SOURCES, exclude=[LEFT_OUT[t] for t in tasks])
-    return DifficultyRouter(embedder=training_embedder(STATIC_NAME)).fit(records)
 
 
 def load_task(task: str, price: dict[str, tuple[float, float]]) -> dict[str, Any]:
@@ -420,7 +408,7 @@ def run(args: Any) -> dict[str, Any]:
 
         router, router_name = build_policy("default", None, None, None).router, "shipped default (quick run)"
     else:
-        router = drift_router(TASKS)
+        router = loo_router(*TASKS)
         router_name = f"default recipe without {', '.join(LEFT_OUT[t] for t in TASKS)}"
     log(f"router ({router_name}) ready in {time.time() - t0:.0f}s")
     tables = [load_task(t, price) for t in TASKS]

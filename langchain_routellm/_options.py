@@ -138,15 +138,12 @@ class RouterOptions(RoutingOptions):
     def _same_models(self, update: Mapping[str, Any]) -> bool:
         """Whether ``update`` keeps the listed names (``bind_tools`` binding each model anew), so the copy shares the
         engine."""
+        if "names" in update:
+            return False
         new = update.get("models", self.models)
-        if self.models is None and new is None:
-            return "names" not in update
-        return (
-            "names" not in update
-            and isinstance(new, Mapping)
-            and self.models is not None
-            and list(new) == list(self.models)
-        )
+        if self.models is None or new is None:
+            return self.models is None and new is None
+        return isinstance(new, Mapping) and list(new) == list(self.models)
 
     def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
         """A copy; changed routing fields rebuild the engine (``bind_tools`` copies, which change only the models,

@@ -8,15 +8,10 @@ meaningless).
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-
-REPO = Path(__file__).resolve().parents[2]
+from quick_bench import OTHER_SECTION, run_quick
 
 #: Model calls per request each case must make: the answer, the concurrent check answer, the escalation, the
 #: self-verification question.
@@ -42,14 +37,7 @@ CALLS = {
 
 @pytest.mark.slow
 def test_cascade_latency_quick_run(shared_data_dir: Path, tmp_path: Path) -> None:
-    out = tmp_path / "BENCHMARKS.md"
-    out.write_text("# Benchmarks\n\n## Another section\n\nkept as it is\n")
-    cmd = [sys.executable, "-m", "bench.cascade_latency", "--quick", "--results-dir", str(tmp_path), "--markdown"]
-    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "ROUTELLM_DATA_DIR": str(shared_data_dir)}
-    proc = subprocess.run([*cmd, str(out)], cwd=REPO, capture_output=True, text=True, timeout=600, env=env, check=False)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-
-    res = json.loads((tmp_path / "cascade_latency.json").read_text())
+    res, report = run_quick("bench.cascade_latency", "cascade_latency", shared_data_dir, tmp_path)
     rows = res["rows"]
     assert res["record_mismatches"] == 0
     for key, calls in CALLS.items():
@@ -65,8 +53,7 @@ def test_cascade_latency_quick_run(shared_data_dir: Path, tmp_path: Path) -> Non
     }
     assert res["concurrency"]["cascade escalated @ 4"]["calls_measured"] == pytest.approx(3)
 
-    report = out.read_text()
-    assert "## Another section\n\nkept as it is" in report
+    assert OTHER_SECTION in report
     for heading in (
         "## Escalation online: latency and time to first token through `ChatRouteLLM`",
         "### Per request: `invoke` / `ainvoke`",

@@ -508,6 +508,7 @@ class LadderEngine:
 
 
 __all__ = [
+    "COST_RATIO_MEMORY",
     "DEFAULT_OUTPUT_TOKENS",
     "LEVEL_MEMORY",
     "VERBOSITY_MEMORY",

@@ -193,7 +193,8 @@ class ServerState:
         #: One labelling (store, judge, sampling) for every engine: each call passes its own pair's names.
         self.labelling = traffic_labelling(self.store, pairwise, label_fraction, names=names)
 
-        prices = {name: (float(p[0]), float(p[1])) for name, p in settings.prices.items()}
+        #: ``--prices``: USD per million input and output tokens by model name (over the shipped table).
+        self.prices = {name: (float(p[0]), float(p[1])) for name, p in settings.prices.items()}
 
         def engine(policy: RoutingPolicy, escalate: Escalation | None) -> RoutingEngine:
             options = RoutingOptions(
@@ -202,7 +203,7 @@ class ServerState:
                 feedback=self.store,
                 label_fraction=label_fraction,
                 escalate=escalate,
-                prices=prices or None,
+                prices=self.prices or None,
             )
             return RoutingEngine(
                 options,
@@ -252,9 +253,8 @@ class ServerState:
             settings.auto_router, max_batch_size=settings.max_batch_size
         )
         priors = {name: prior_of(text, name) for name, text in settings.priors.items()}
-        prices = {name: (float(p[0]), float(p[1])) for name, p in settings.prices.items()}
         #: Prices the always-costliest baseline of ``router-auto`` answers (``account``).
-        self.auto_prices = price_table(prices)
+        self.auto_prices = price_table(self.prices)
 
         def build(objective: Objective, setting: tuple[str, float | None] | None) -> AutoEngine:
             escalate = None
@@ -273,7 +273,7 @@ class ServerState:
                 escalate=escalate,
                 objective=objective,
                 priors=priors or None,
-                prices=prices or None,
+                prices=self.prices or None,
             )
             built = AutoEngine(
                 engine_label(objective, setting),
