@@ -430,6 +430,202 @@ def test_log_prompts_shows_routing_texts_and_learn_explains_the_missing_store(
         server.stop()
 
 
+# ---- another server: router-auto among named models (--model) ------------------------------------------------
+#: The named models of test_server_ladder: profiled like far-apart real models (so P(answers well) grows from tiny
+#: to big) and priced 0.1, 1 and 10 USD per million tokens; margin 1 picks the cheapest, margin 0 the best predicted.
+NAMED = ("tiny", "mid", "big")
+NAMED_PRICES = {"tiny": (0.1, 0.1), "mid": (1.0, 1.0), "big": (10.0, 10.0)}
+NAMED_PRIORS = {"tiny": "like:chatglm-6b", "mid": "like:Qwen2.5-32B-Instruct", "big": "like:o1-preview-2024-09-12"}
+AUTO_PROMPT = "Prove that the square root of 2 is irrational."
+
+
+@pytest.fixture(scope="module")
+def auto_server(mock: ServerThread, known_router: Any) -> Iterator[ServerThread]:
+    """No auth, the strong/weak pair and three named models routed by router-auto (server objective margin=0.05)."""
+    server = _start(
+        mock,
+        known_router,
+        models=tuple(f"{name}=openai:{name},base_url={mock.url}/v1" for name in NAMED),
+        prices=NAMED_PRICES,
+        priors=NAMED_PRIORS,
+    )
+    yield server
+    server.stop()
+
+
+@pytest.fixture()
+def auto_page(browser: Any, auto_server: ServerThread) -> Iterator[Any]:
+    context = browser.new_context(viewport={"width": 1200, "height": 900})
+    tab = context.new_page()
+    tab.set_default_timeout(WAIT_MS)
+    tab.errors = []  # type: ignore[attr-defined]
+    tab.on("pageerror", lambda error: tab.errors.append(str(error)))  # type: ignore[attr-defined]
+    yield tab
+    assert not tab.errors, f"script errors on the page: {tab.errors}"  # type: ignore[attr-defined]
+    context.close()
+
+
+def usd(x: float) -> str:
+    """The page's way of writing dollars (``usd`` in app.js)."""
+    return f"${x:.6f}" if x < 0.01 else f"${x:.4f}"
+
+
+def send_auto(page: Any) -> dict[str, Any]:
+    """Submit the Try form and return the decision record the server answered (read from the response itself)."""
+    with page.expect_response(lambda r: r.url.endswith("/v1/chat/completions")) as answered:
+        page.click("button[type=submit]#submit")
+    response = answered.value
+    assert response.status == 200, response.text()
+    record = response.json()["routellm"]
+    page.locator(f"#decision[data-chosen='{record['ladder']['chosen']}']").wait_for()
+    page.locator(f"[data-testid=decision-id]:text-is('{record['decision_id']}')").wait_for()
+    return record
+
+
+def test_info_offers_router_auto_only_with_named_models(server: ServerThread, auto_server: ServerThread) -> None:
+    plain = httpx.get(f"{server.url}/ui/api/info", headers={"Authorization": f"Bearer {TOKEN}"}).json()
+    assert plain["auto"] is None
+    auto = httpx.get(f"{auto_server.url}/ui/api/info").json()["auto"]
+    assert [m["name"] for m in auto["models"]] == list(NAMED)
+    assert {m["name"]: (m["input_usd_per_m"], m["output_usd_per_m"]) for m in auto["models"]} == NAMED_PRICES
+    assert (auto["model"], auto["objective"], auto["objective_name"]) == (
+        "router-auto",
+        "margin=0.05",
+        "router-auto-margin-0.05",
+    )
+    assert auto["name_kinds"]["max_cost"] == "max" and auto["default_window"] == 200
+
+
+def test_a_server_without_named_models_keeps_the_pair_page(page: Any, server: ServerThread) -> None:
+    from playwright.sync_api import expect
+
+    open_view(page, server, "try")
+    expect(page.get_by_test_id("route-pick")).to_be_hidden()
+    expect(page.locator("#auto-controls")).to_be_hidden()
+    expect(page.locator("#slider")).to_be_visible()
+    expect(page.get_by_test_id("model-name")).to_have_text(f"router-{ROUTER}")
+    expect(page.locator("#server-line")).not_to_contain_text("router-auto")
+
+
+def test_router_auto_on_the_try_view_shows_the_chosen_model_and_the_predictions(
+    auto_page: Any, auto_server: ServerThread
+) -> None:
+    from playwright.sync_api import expect
+
+    page = auto_page
+    open_view(page, auto_server, "try")
+    expect(page.locator("#server-line")).to_contain_text("router-auto among tiny, mid, big (margin=0.05)")
+    page.check("input[name=route][value=auto]")
+    expect(page.locator("#slider")).to_be_hidden()
+    expect(page.get_by_test_id("model-name")).to_have_text("router-auto")
+    page.fill("textarea[name=prompt]", AUTO_PROMPT)
+    expect(page.get_by_test_id("preview")).to_be_hidden()  # no preview: choosing would move a budget's controller
+
+    page.select_option("#objective-kind", "margin")
+    page.fill("#objective-value", "1")
+    expect(page.get_by_test_id("model-name")).to_have_text("router-auto-margin-1")
+    record = send_auto(page)
+    ladder = record["ladder"]
+    assert ladder["chosen"] == "tiny" and record["model"] == "tiny"  # within a margin of 1: the cheapest
+    expect(page.get_by_test_id("chosen")).to_have_text("tiny")
+    expect(page.get_by_test_id("served")).to_have_text("tiny")
+    expect(page.get_by_test_id("answer")).to_have_text(f"[tiny] {AUTO_PROMPT}")
+    expect(page.get_by_test_id("objective")).to_have_text("margin 1 (router-auto-margin-1)")
+    expect(page.get_by_test_id("why")).to_contain_text("tiny is the cheapest expected model predicted within 1.000")
+    expect(page.get_by_test_id("cost")).to_have_text(usd(record["cost"]))
+    rows = page.get_by_test_id("ladder-row")
+    expect(rows).to_have_count(3)
+    expect(page.get_by_test_id("ladder-model")).to_have_text(list(NAMED))  # cheapest expected first
+    shown = [float(t.rstrip("%")) / 100 for t in page.get_by_test_id("ladder-p").all_text_contents()]
+    assert shown[0] < shown[1] < shown[2]  # the profiles: tiny < mid < big
+    for i, name in enumerate(NAMED):
+        assert shown[i] == pytest.approx(ladder["predictions"][name], abs=0.0005)
+        expect(rows.nth(i).get_by_test_id("ladder-cost")).to_have_text(usd(ladder["expected_costs"][name]))
+    expect(page.locator("#ladder tr.chosen")).to_have_attribute("data-model", "tiny")
+    expect(rows.nth(0).get_by_test_id("ladder-role")).to_contain_text("chosen, answered")
+    bar = rows.nth(2).get_by_test_id("ladder-bar")
+    assert float(bar.get_attribute("width")) == pytest.approx(160 * ladder["predictions"]["big"], abs=0.01)
+    expect(page.get_by_test_id("attempt")).to_have_count(1)
+    expect(page.locator("#decision-bar svg")).to_have_count(0)  # no win-rate bar: no threshold chose
+
+    page.fill("#objective-value", "0")  # no margin: the best predicted
+    expect(page.get_by_test_id("model-name")).to_have_text("router-auto-margin-0")
+    assert send_auto(page)["model"] == "big"
+    expect(page.get_by_test_id("answer")).to_have_text(f"[big] {AUTO_PROMPT}")
+    expect(page.locator("#ladder tr.chosen")).to_have_attribute("data-model", "big")
+
+    page.fill("#objective-value", "2")  # the server's 400 is shown, naming the problem
+    page.click("button[type=submit]#submit")
+    expect(page.get_by_test_id("try-error")).to_contain_text("a margin is a difference of probabilities in [0, 1]")
+
+
+def test_router_auto_budget_with_a_window_and_escalation_from_the_page(
+    auto_page: Any, auto_server: ServerThread
+) -> None:
+    from playwright.sync_api import expect
+
+    page = auto_page
+    open_view(page, auto_server, "try")
+    page.check("input[name=route][value=auto]")
+    page.fill("textarea[name=prompt]", AUTO_PROMPT)
+    page.select_option("#objective-kind", "budget")
+    expect(page.locator("#objective-window")).to_have_value("200")
+    page.fill("#objective-value", "1.5")
+    page.fill("#objective-window", "500")
+    expect(page.get_by_test_id("model-name")).to_have_text("router-auto-budget-1.5-w500")
+    record = send_auto(page)
+    ladder = record["ladder"]
+    assert ladder["budget"] == 1.5
+    expect(page.get_by_test_id("objective")).to_have_text(
+        "budget $1.5000 per 1,000 requests (router-auto-budget-1.5-w500)"
+    )
+    expect(page.get_by_test_id("spend")).to_contain_text(f"{usd(ladder['spend'])} per 1,000 requests (target $1.5000)")
+    expect(page.get_by_test_id("cost-weight")).to_have_text(f"{ladder['value']:.1f} quality points per USD")
+    engines = auto_server.app.state.routellm.auto._engines
+    held = [e for (objective, _, _), e in engines.items() if objective.kind == "budget"]
+    assert [(e.label, e.controller.window) for e in held] == [("budget=1.5,window=500", 500)]
+    screenshot(page, "try-auto.png")
+
+    page.select_option("#objective-kind", "margin")
+    page.fill("#objective-value", "1")
+    page.check("#cascade")
+    expect(page.get_by_test_id("model-name")).to_have_text("router-auto-margin-1-cascade")
+    send_auto(page)
+    expect(page.get_by_test_id("escalated")).to_have_text("no")  # the mock's two tiny answers agree
+    attempts = page.get_by_test_id("attempt")
+    expect(attempts).to_have_count(2)
+    expect(attempts.nth(0)).to_contain_text("tiny (weak, answer) · kept")
+    expect(attempts.nth(1)).to_contain_text("tiny (resampled) (weak, check) · not kept")
+    page.check("input[name=route][value=pair]")  # back to the pair: the slider and its preview return
+    expect(page.get_by_test_id("model-name")).to_have_text(f"router-{ROUTER}-cascade")
+    expect(page.get_by_test_id("preview")).to_be_visible()
+
+
+def test_watch_lists_every_named_model_with_its_answers(auto_page: Any, auto_server: ServerThread) -> None:
+    from playwright.sync_api import expect
+
+    for model in ("router-auto-margin-1", "router-auto-margin-1", "router-auto-margin-0", f"router-{ROUTER}-0.0"):
+        body = {"model": model, "messages": [{"role": "user", "content": AUTO_PROMPT}]}
+        assert httpx.post(f"{auto_server.url}/v1/chat/completions", json=body, timeout=30).status_code == 200
+    after = httpx.get(f"{auto_server.url}/metrics").text
+    open_view(auto_page, auto_server, "watch")
+    rows = auto_page.get_by_test_id("model-row")
+    expect(rows).to_have_count(5)  # the three named models, then the pair's two upstreams
+    expect(auto_page.locator("#models tbody tr td:first-child")).to_have_text([*NAMED, STRONG, WEAK])
+    for name in NAMED:
+        answers = metric(after, "routellm_ladder_requests_total", model=name)
+        row = auto_page.locator(f"[data-testid=model-row][data-model={name}]")
+        expect(row.get_by_test_id("model-answers")).to_have_text(f"{answers:.0f}")
+        cost = metric(after, "routellm_cost_usd_total", model=name)
+        expect(row.get_by_test_id("model-cost")).to_have_text(usd(cost))
+    assert metric(after, "routellm_ladder_requests_total", model="tiny") >= 2
+    strong = auto_page.locator(f"[data-testid=model-row][data-model={STRONG}]")
+    expect(strong).to_contain_text("strong")
+    assert f'model="{STRONG}"' not in after  # the pair's mock upstreams have no price: no cost series
+    expect(strong.get_by_test_id("model-cost")).to_have_text("n/a")
+    expect(auto_page.locator("#chart-model-title")).to_have_text("router-auto answers by model")
+
+
 # ---- `routellm ui` -------------------------------------------------------------------------------------------
 def _free_port() -> int:
     with socket.socket() as s:

@@ -28,7 +28,11 @@ class Objective:
             ``"budget"``: the best predicted quality for a mean spend of ``value`` USD per 1,000 requests, held on
             live traffic by a controller that sets the cost weight from the last ``window`` requests.
         value: The objective's parameter.
-        window: For ``"budget"``: how many recent requests the controller holds the spend over.
+        window: For ``"budget"``: how many recent requests the controller holds the spend over (another kind
+            takes none: it keeps the default).
+
+    The text form (:meth:`parse`, ``str()``; the server's and the CLI's) is ``"<kind>=<value>"``, and for a budget
+    held over another window than :data:`DEFAULT_WINDOW` ``"budget=<value>,window=<requests>"``.
     """
 
     kind: ObjectiveKind
@@ -47,6 +51,11 @@ class Objective:
             raise InvalidInputError(f"a budget must be above 0 USD per 1,000 requests, got {value!r}")
         if isinstance(self.window, bool) or not isinstance(self.window, int) or self.window < 1:
             raise InvalidInputError(f"window must be a positive number of requests, got {self.window!r:.60}")
+        if self.kind != "budget" and self.window != DEFAULT_WINDOW:
+            raise InvalidInputError(
+                f"a window applies only to the budget objective (the requests its spend is held over), not to "
+                f"{self.kind}"
+            )
         object.__setattr__(self, "value", float(value))
 
     @classmethod
@@ -73,25 +82,52 @@ class Objective:
 
     @classmethod
     def parse(cls, text: str) -> Objective:
-        """An objective from ``"<kind>=<value>"`` (``"budget=1.5"``, ``"margin=0.02"``; the server's and the CLI's
-        form).
+        """An objective from its text form: ``"<kind>=<value>"`` (``"budget=1.5"``, ``"margin=0.02"``), for a budget
+        optionally ``",window=<requests>"`` after it (``"budget=1.5,window=500"``); the server's and the CLI's form.
 
         Raises:
-            InvalidInputError: Not of that form, an unknown kind, or a bad value.
+            InvalidInputError: Not of that form, an unknown kind, a bad value or window, or a window on another
+                kind than ``budget``.
         """
-        kind, sep, value = str(text).partition("=")
+        head, *options = str(text).split(",")
+        kind, sep, value = head.partition("=")
         try:
             number = float(value)
         except ValueError:
             number = math.nan
         if not sep or not math.isfinite(number):
             raise InvalidInputError(
-                f"an objective is '<kind>=<number>' with kind one of {list(OBJECTIVE_KINDS)}, got {text!r:.80}"
+                f"an objective is '<kind>=<number>' with kind one of {list(OBJECTIVE_KINDS)} (a budget may add "
+                f"',window=<requests>'), got {text!r:.80}"
             )
-        return cls(kind.strip(), number)  # type: ignore[arg-type]
+        window: int | None = None
+        for option in options:
+            key, sep, given = option.partition("=")
+            if key.strip() != "window" or not sep:
+                raise InvalidInputError(
+                    f"after '<kind>=<number>' an objective takes only ',window=<requests>' (a budget's), got "
+                    f"{option!r:.60} in {text!r:.80}"
+                )
+            if window is not None:
+                raise InvalidInputError(f"the window is given twice in {text!r:.80}")
+            try:
+                window = int(given.strip())
+            except ValueError:
+                raise InvalidInputError(
+                    f"window must be a whole number of requests, got {given!r:.40} in {text!r:.80}"
+                ) from None
+        kind = kind.strip()
+        if window is not None and kind != "budget" and kind in OBJECTIVE_KINDS:
+            raise InvalidInputError(
+                f"a window applies only to the budget objective (the requests its spend is held over), not to "
+                f"{kind!r:.40}: got {text!r:.80}"
+            )
+        return cls(kind, number, DEFAULT_WINDOW if window is None else window)  # type: ignore[arg-type]
 
     def __str__(self) -> str:
-        return f"{self.kind}={self.value:g}"
+        """The text form :meth:`parse` reads (the window only when it is not the default)."""
+        text = f"{self.kind}={self.value:g}"
+        return text if self.window == DEFAULT_WINDOW else f"{text},window={self.window}"
 
 
 __all__ = ["DEFAULT_MARGIN", "DEFAULT_WINDOW", "OBJECTIVE_KINDS", "Objective", "ObjectiveKind"]

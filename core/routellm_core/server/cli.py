@@ -170,10 +170,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--objective",
         type=_argument(_objective),
         default="margin=0.05",
-        metavar="KIND=VALUE",
+        metavar="KIND=VALUE[,window=N]",
         help="router-auto's objective: margin=D (the cheapest model predicted within D of the best; default "
-        "margin=0.05), budget=USD (per 1,000 requests, held on live traffic), max_cost=USD (per request), "
-        "cost_weight=W",
+        "margin=0.05), budget=USD (per 1,000 requests, held on live traffic over the last 200 requests, or N with "
+        "budget=USD,window=N), max_cost=USD (per request), cost_weight=W",
     )
     auto.add_argument(
         "--prices",

@@ -5,9 +5,10 @@ Content-Security-Policy that allows this origin only) loads without auth; every 
 own API and carries the bearer token the user typed (kept in the tab's ``sessionStorage``), so with auth on nothing
 is shown without a token. *Try* sends the prompt to ``POST /v1/chat/completions`` itself (the one routing path, its
 metrics and feedback recording included) and re-scores it for the slider through ``POST /ui/api/score`` (the same
-policy and routing-text rule, no model called, nothing counted). *Watch* reads ``GET /metrics`` and the recent
-decisions (``GET /ui/api/recent``, routing texts only under ``--log-prompts``). *Learn* shows the feedback store's
-counts and the traffic report (``GET /ui/api/learn``).
+policy and routing-text rule, no model called, nothing counted); on a server with named models (``--model``) it
+also routes with ``router-auto`` by an objective the user picks, and shows the record's ``ladder`` entry. *Watch*
+reads ``GET /metrics`` and the recent decisions (``GET /ui/api/recent``, routing texts only under
+``--log-prompts``). *Learn* shows the feedback store's counts and the traffic report (``GET /ui/api/learn``).
 """
 
 from __future__ import annotations
@@ -24,7 +25,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from routellm_core.errors import InvalidInputError, RouteLLMError
+from routellm_core.routing.objective import DEFAULT_WINDOW
 from routellm_core.routing.text import routing_text
+from routellm_core.server.auto import AUTO_MODEL, NAME_OF_KIND, objective_name
 from routellm_core.server.errors import ErrorResponse
 from routellm_core.server.protocol import MODEL_PREFIX, turns
 
@@ -115,6 +118,30 @@ def _curve(result: Any) -> list[list[float]]:
         keep = np.unique(np.linspace(0, xs.size - 1, CURVE_POINTS).round().astype(int))
         xs, ys = xs[keep], ys[keep]
     return [[round(float(x), 6), round(float(y), 6)] for x, y in zip(xs, ys)]
+
+
+def auto_info(state: ServerState) -> dict[str, Any] | None:
+    """``router-auto`` as the page offers it: the named models and their prices, the server objective, and how
+    model names write each objective kind (``None`` without ``--model``)."""
+    auto = state.auto
+    if auto is None:
+        return None
+    engine, objective = auto.default, auto.objective
+    return {
+        "model": AUTO_MODEL,
+        "router": engine.policy.router_name,
+        "objective": str(objective),
+        "objective_name": objective_name(objective),
+        "kind": objective.kind,
+        "value": objective.value,
+        "window": objective.window,
+        "default_window": DEFAULT_WINDOW,
+        "name_kinds": NAME_OF_KIND,
+        "models": [
+            {"name": name, "input_usd_per_m": float(price[0]), "output_usd_per_m": float(price[1])}
+            for name, price in zip(engine.names, engine.ladder.prices, strict=True)
+        ],
+    }
 
 
 def _interval(interval: Any) -> dict[str, float | None]:
@@ -211,7 +238,8 @@ def ui_router(state: ServerState) -> APIRouter:
 
     @router.get("/ui/api/info", include_in_schema=False)
     async def info(request: Request) -> Response:
-        """What the page needs to draw itself: routers, their calibration, upstreams, what is switched on."""
+        """What the page needs to draw itself: routers, their calibration, upstreams, ``router-auto``'s models and
+        objective, what is switched on."""
         state.authorize(request)
         routers = []
         for name, policy in state.policies.items():
@@ -230,6 +258,7 @@ def ui_router(state: ServerState) -> APIRouter:
             {
                 "routers": routers,
                 "upstreams": {side: up.name for side, up in state.upstreams.items()},
+                "auto": auto_info(state),
                 "auth": state.auth,
                 "log_prompts": state.settings.log_prompts,
                 "feedback": state.store is not None,
@@ -304,4 +333,4 @@ def ui_router(state: ServerState) -> APIRouter:
     return router
 
 
-__all__ = ["STATIC_FILES", "LearnView", "calibration_points", "share_at", "ui_router"]
+__all__ = ["STATIC_FILES", "LearnView", "auto_info", "calibration_points", "share_at", "ui_router"]

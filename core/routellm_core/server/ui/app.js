@@ -10,6 +10,8 @@ const PALETTE = ["#2f7d4f", "#7a3fb0", "#c08a00", "#6b7280", "#b4451f", "#2467b3
 
 const $ = (id) => document.getElementById(id);
 const state = { info: null, touched: false, watchTimer: null, history: [], scoreSeq: 0, last: null };
+// a value to start each objective kind from when the user picks it (the server's own when it is that kind)
+const OBJECTIVE_START = { margin: "0.05", budget: "1", max_cost: "0.001", cost_weight: "100" };
 
 // ---- formatting ------------------------------------------------------------------------------------------
 const fmt = (x, digits = 3) => (x === null || x === undefined || !Number.isFinite(x) ? "n/a" : x.toFixed(digits));
@@ -109,9 +111,141 @@ async function loadInfo() {
   $("server-line").textContent =
     `strong model: ${info.upstreams.strong} · weak model: ${info.upstreams.weak} · routers: ` +
     `${info.routers.map((r) => r.name).join(", ")} · auth ${info.auth ? "on" : "off"} · feedback store ` +
-    `${info.feedback ? "on" : "off"} · worker ${info.worker}`;
+    `${info.feedback ? "on" : "off"} · worker ${info.worker}` +
+    (info.auto ? ` · router-auto among ${info.auto.models.map((m) => m.name).join(", ")} (${info.auto.objective})` : "");
+  $("route-pick").hidden = !info.auto;
+  if (info.auto) {
+    $("route-auto-label").textContent = `router-auto (${info.auto.models.length} models)`;
+    $("objective-kind").options[0].textContent = `server default (${info.auto.objective})`;
+  } else {
+    document.querySelector("input[name=route][value=pair]").checked = true;
+  }
+  showRoute();
   resetSlider();
   showView();
+}
+
+// ---- Try: router-auto ------------------------------------------------------------------------------------
+function routeKind() {
+  const picked = document.querySelector("input[name=route]:checked");
+  return state.info && state.info.auto && picked && picked.value === "auto" ? "auto" : "pair";
+}
+
+function showRoute() {
+  const auto = routeKind() === "auto";
+  $("pair-controls").hidden = auto;
+  $("reset").hidden = auto;
+  $("auto-controls").hidden = !auto;
+  $("auto-intro").hidden = !auto;
+  $("pair-intro").hidden = auto;
+  const kind = $("objective-kind").value;
+  $("objective-value-pick").hidden = !auto || kind === "server";
+  $("objective-window-pick").hidden = !auto || kind !== "budget";
+  if (auto) {
+    $("preview").hidden = true;
+    $("model-name").textContent = modelName();
+  } else {
+    updateSliderText(null);
+    scheduleScore();
+  }
+}
+
+function pickObjective() {
+  const kind = $("objective-kind").value;
+  const auto = state.info.auto;
+  if (kind !== "server") {
+    $("objective-value").value = auto.kind === kind ? String(auto.value) : OBJECTIVE_START[kind];
+    $("objective-window").value = String(auto.kind === kind ? auto.window : auto.default_window);
+  }
+  showRoute();
+}
+
+function autoModelName() {
+  // router-auto[-<kind>-<value>[-w<window>]][-cascade]: the objective as the server's model names write it
+  const auto = state.info.auto;
+  const cascade = $("cascade").checked ? "-cascade" : "";
+  const kind = $("objective-kind").value;
+  if (kind === "server") return `${auto.model}${cascade}`;
+  const value = $("objective-value").value.trim() || OBJECTIVE_START[kind];
+  const requests = $("objective-window").value.trim();
+  const held = kind === "budget" && requests && Number(requests) !== auto.default_window ? `-w${requests}` : "";
+  return `${auto.model}-${auto.name_kinds[kind]}-${value}${held}${cascade}`;
+}
+
+function ladderWhy(ladder) {
+  const p = Object.fromEntries(ladder.models.map((m) => [m, ladder.predictions[m]]));
+  const best = ladder.models.reduce((a, b) => (p[b] > p[a] ? b : a));
+  const chosen = ladder.chosen;
+  if (ladder.objective === "margin") {
+    return `${chosen} is the cheapest expected model predicted within ${fmt(ladder.value)} of the best ` +
+      `(${best}, ${pct(p[best])})`;
+  }
+  if (ladder.objective === "max_cost") {
+    return ladder.expected_cost <= ladder.value
+      ? `${chosen} is the best predicted model expected to cost at most ${usd(ladder.value)}`
+      : `no model is expected to cost at most ${usd(ladder.value)}: the cheapest, ${chosen}`;
+  }
+  const weight = `P(answers well) − ${fmt(ladder.value, 1)} × expected cost in USD`;
+  return ladder.budget !== null && ladder.budget !== undefined
+    ? `the budget controller set the cost weight to ${fmt(ladder.value, 1)}: ${chosen} maximises ${weight}`
+    : `${chosen} maximises ${weight}`;
+}
+
+function objectiveText(ladder, asked) {
+  if (ladder.budget !== null && ladder.budget !== undefined) {
+    return `budget ${usd(ladder.budget)} per 1,000 requests (${asked})`;
+  }
+  const names = { margin: "margin", max_cost: "max cost", cost_weight: "cost weight" };
+  return `${names[ladder.objective] || ladder.objective} ${ladder.value} (${asked})`;
+}
+
+function probabilityBar(p, chosen) {
+  const width = 160, height = 12;
+  const bar = svg("svg", { viewBox: `0 0 ${width} ${height}`, width, height, class: "bar", role: "img",
+    "aria-label": `P(answers well) ${pct(p)}` });
+  bar.append(svg("rect", { x: 0, y: 0, width, height, rx: 2, fill: "#e8ebf0" }));
+  bar.append(svg("rect", { x: 0, y: 0, width: width * Math.min(1, Math.max(0, p)), height, rx: 2,
+    fill: chosen ? "#2f7d4f" : "#9aa3b2", "data-testid": "ladder-bar" }));
+  return bar;
+}
+
+function renderLadder(record) {
+  const ladder = record.ladder;
+  const box = $("ladder");
+  box.replaceChildren();
+  if (!ladder) return;
+  const role = (m) => [m === ladder.chosen ? "chosen" : "", m === record.model ? "answered" : "",
+    m === ladder.strong && m !== ladder.chosen ? "the pair's strong side (escalation, fallback)" : ""]
+    .filter(Boolean).join(", ");
+  const rows = ladder.models.map((m) => el("tr", { "data-testid": "ladder-row", "data-model": m,
+    class: m === ladder.chosen ? "chosen" : "" },
+  el("td", { "data-testid": "ladder-model", text: m }),
+  el("td", {}, probabilityBar(ladder.predictions[m], m === ladder.chosen),
+    el("span", { "data-testid": "ladder-p", text: pct(ladder.predictions[m]) })),
+  el("td", { "data-testid": "ladder-cost", text: usd(ladder.expected_costs[m]) }),
+  el("td", { "data-testid": "ladder-role", text: role(m) })));
+  const table = el("table", { "data-testid": "ladder-table" },
+    el("thead", {}, el("tr", {}, ...["model", "P(answers well)", "expected cost", ""].map((h) => el("th", { text: h })))),
+    el("tbody", {}, ...rows));
+  box.append(el("h3", { text: "The models compared (cheapest expected first)" }), table);
+}
+
+function renderAutoFields(list, record, asked) {
+  const ladder = record.ladder;
+  field(list, "router", `${record.router} (predicts each model's success)`);
+  field(list, "objective", objectiveText(ladder, asked), "objective");
+  field(list, "chosen", el("span", { class: "chosen-model", text: ladder.chosen }), "chosen");
+  field(list, "served by", record.model, "served");
+  let why = ladderWhy(ladder);
+  if (record.fallback) why += `; ${ladder.chosen} failed (${record.fallback_error}), so ${record.model} answered`;
+  if (record.escalated) why += `; the cheap answer failed its check, so ${record.model} answered`;
+  field(list, "why", why, "why");
+  if (ladder.budget !== null && ladder.budget !== undefined) {
+    field(list, "spend", `${usd(ladder.spend)} per 1,000 requests (target ${usd(ladder.budget)}), over the recent ` +
+      "requests", "spend");
+    field(list, "cost weight", `${fmt(ladder.value, 1)} quality points per USD`, "cost-weight");
+  }
+  field(list, "expected cost", usd(ladder.expected_cost), "expected-cost");
 }
 
 // ---- Try -------------------------------------------------------------------------------------------------
@@ -131,6 +265,7 @@ function sliderSetting() {
 
 function modelName() {
   // router-<router>[-<pre-route>][-cascade]: after -cascade a number would be the escalation's, not the pre-route's
+  if (routeKind() === "auto") return autoModelName();
   const r = router();
   const cascade = $("cascade").checked ? "-cascade" : "";
   if (!state.touched) return `${r.model}${cascade}`;
@@ -211,7 +346,7 @@ function scheduleScore() {
 
 async function score() {
   const prompt = $("prompt").value;
-  if (!state.info || !prompt.trim()) {
+  if (!state.info || !prompt.trim() || routeKind() === "auto") {
     $("preview").hidden = true;
     return;
   }
@@ -224,7 +359,7 @@ async function score() {
     if (seq === state.scoreSeq && !(error instanceof AuthError)) showTryError(error.message);
     return;
   }
-  if (seq !== state.scoreSeq) return; // a newer slider position is on its way
+  if (seq !== state.scoreSeq || routeKind() === "auto") return; // a newer slider position is on its way
   showTryError("");
   updateSliderText(scored);
   const preview = $("preview");
@@ -254,13 +389,26 @@ function field(list, name, value, testid) {
   list.append(dd);
 }
 
-function renderDecision(record, answerText, text) {
+function renderDecision(record, answerText, text, asked) {
   const box = $("decision");
   box.hidden = false;
   Object.assign(box.dataset, { choice: record.choice, served: record.served, model: record.model,
-    winRate: String(record.win_rate), threshold: String(record.threshold) });
+    winRate: String(record.win_rate), threshold: String(record.threshold), chosen: record.ladder ? record.ladder.chosen : "" });
   const list = $("decision-fields");
   list.replaceChildren();
+  renderLadder(record);
+  if (record.ladder) {
+    renderAutoFields(list, record, asked);
+    if (record.escalated !== undefined) field(list, "escalated", record.escalated ? "yes" : "no", "escalated");
+    field(list, "cost", record.cost === null || record.cost === undefined ? "no price known" : usd(record.cost), "cost");
+    field(list, "decision id", record.decision_id, "decision-id");
+    $("decision-bar").replaceChildren();
+    renderAttempts(record.attempts || []);
+    $("answer").textContent = answerText;
+    $("verdict-row").hidden = !state.info.feedback;
+    $("verdict-said").textContent = "";
+    return;
+  }
   field(list, "routing text", text, "routing-text");
   field(list, "router", record.router);
   field(list, "win rate", fmt(record.win_rate), "win-rate");
@@ -309,10 +457,17 @@ async function tryPrompt(event) {
   }
   $("submit").disabled = true;
   try {
+    const asked = modelName();
     const { body } = await api("/v1/chat/completions", {
-      json: { model: modelName(), messages: [{ role: "user", content: prompt }] },
+      json: { model: asked, messages: [{ role: "user", content: prompt }] },
     });
     showTryError("");
+    if (body.routellm.ladder) {
+      const answer = body.choices && body.choices[0] && body.choices[0].message ? body.choices[0].message.content : "";
+      state.last = body.routellm;
+      renderDecision(body.routellm, answer || "(no text)", null, asked);
+      return;
+    }
     const scored = (await api("/ui/api/score", { json: { prompt, router: router().name, threshold: body.routellm.threshold } })).body;
     const answer = body.choices && body.choices[0] && body.choices[0].message ? body.choices[0].message.content : "";
     state.last = body.routellm;
@@ -471,6 +626,11 @@ async function refreshWatch() {
       f.latencyP95 === null ? "mean" : `mean · p50 ≤ ${1000 * f.latencyP50} ms · p95 ≤ ${1000 * f.latencyP95} ms`, "watch-latency"),
   );
   lineChart($("chart-choice"), (p) => ({ strong: p.f.strong, weak: p.f.weak }), ["strong", "weak"]);
+  if (info.auto) {
+    watchNamedModels(samples, info);
+    renderRecent(recent);
+    return;
+  }
   const models = { [info.upstreams.strong]: "strong", [info.upstreams.weak]: "weak" };
   lineChart($("chart-model"), (p) => ({ [info.upstreams.strong]: p.f.calls.strong, [info.upstreams.weak]: p.f.calls.weak }),
     Object.keys(models), { [info.upstreams.strong]: COLOURS.strong, [info.upstreams.weak]: COLOURS.weak });
@@ -483,6 +643,32 @@ async function refreshWatch() {
   });
   $("models").tBodies[0].replaceChildren(...rows);
   renderRecent(recent);
+}
+
+// With named models (--model): every one of them, and the strong/weak upstreams when they are others.
+function watchNamedModels(samples, info) {
+  const named = info.auto.models;
+  const rows = named.map((m) => ({ ...m, sides: [] }));
+  for (const side of ["strong", "weak"]) {
+    const found = rows.find((r) => r.name === info.upstreams[side]);
+    if (found) found.sides.push(side);
+    else rows.push({ name: info.upstreams[side], sides: [side] });
+  }
+  const answers = (name) => total(samples, "routellm_ladder_requests_total", { model: name });
+  state.history[state.history.length - 1].answers = Object.fromEntries(named.map((m) => [m.name, answers(m.name) ?? 0]));
+  $("chart-model-title").textContent = "router-auto answers by model";
+  lineChart($("chart-model"), (p) => p.answers || {}, named.map((m) => m.name), {});
+  const price = (r) => (r.input_usd_per_m === undefined ? "n/a" : `${r.input_usd_per_m} / ${r.output_usd_per_m}`);
+  $("models").tHead.replaceChildren(el("tr", {}, ...["model", "side", "USD per 1M tokens in / out", "router-auto answers",
+    "cost (USD)"].map((h) => el("th", { text: h }))));
+  $("models").tBodies[0].replaceChildren(...rows.map((r) => {
+    const role = [...(r.input_usd_per_m === undefined ? [] : ["named"]), ...r.sides].join(", ");
+    const cost = total(samples, "routellm_cost_usd_total", { model: r.name });
+    const count = r.input_usd_per_m === undefined ? "n/a" : String(answers(r.name) ?? 0);
+    return el("tr", { "data-testid": "model-row", "data-model": r.name }, el("td", { text: r.name }),
+      el("td", { text: role }), el("td", { text: price(r) }), el("td", { "data-testid": "model-answers", text: count }),
+      el("td", { "data-testid": "model-cost", text: cost === null ? "n/a" : usd(cost) }));
+  }));
 }
 
 function renderRecent(recent) {
@@ -605,6 +791,11 @@ function start() {
   }
   $("reset").addEventListener("click", resetSlider);
   $("cascade").addEventListener("change", () => { $("model-name").textContent = modelName(); });
+  for (const radio of document.querySelectorAll("input[name=route]")) radio.addEventListener("change", showRoute);
+  $("objective-kind").addEventListener("change", pickObjective);
+  for (const id of ["objective-value", "objective-window"]) {
+    $(id).addEventListener("input", () => { $("model-name").textContent = modelName(); });
+  }
   $("router").addEventListener("change", () => { resetSlider(); if (currentView() === "learn") refreshLearn(); });
   for (const button of document.querySelectorAll("[data-verdict]")) {
     button.addEventListener("click", () => sendVerdict(button.dataset.verdict));
