@@ -10,6 +10,7 @@ import routellm_core
 from routellm_core import GoldenLabel, InvalidInputError, load_router
 from routellm_core.data.prices import call_cost, price_of
 from routellm_core.escalation import AgreementCheck
+from routellm_core.escalation.ladder import evaluate_choices
 from routellm_core.routers.difficulty import DifficultyRouter
 from routellm_core.routers.profiles import ModelPrior, UnknownModelError, resolve_model
 from routellm_core.routers.training import train_router
@@ -185,9 +186,9 @@ def test_escalation_up_the_ladder_pays_for_every_call() -> None:
         "B": ["42.0" if e else "2" for e in easy],  # the same number as A's, written differently
         "C": ["42" if e else "7" for e in easy],
     }
-    blind = np.full((n, 3), 0.5)
+    rising = np.tile([0.5, 0.6, 0.9], (n, 1))  # each costlier rung predicted better: the climb goes through all
     curve = routellm_core.evaluate_ladder(
-        blind, prompts, quality, costs, answers=answers, check=AgreementCheck("number")
+        rising, prompts, quality, costs, answers=answers, check=AgreementCheck("number")
     )
     cost = 0.8 * 2.5 + 0.2 * 12.5
     assert curve.cost_for(1.0) == pytest.approx(cost)
@@ -197,9 +198,34 @@ def test_escalation_up_the_ladder_pays_for_every_call() -> None:
     np.testing.assert_allclose(curve.shares[i], [0.0, 0.8, 0.2])  # B serves when it agrees with A
     assert curve.area_above_hull() > 0
     exact = routellm_core.evaluate_ladder(
-        blind, prompts, quality, costs, answers=answers, check=AgreementCheck("exact")
+        rising, prompts, quality, costs, answers=answers, check=AgreementCheck("exact")
     )
-    assert exact.cost_for(1.0) == pytest.approx(12.5)  # "42" vs "42.0" as strings: every prompt pays A + B + C
+    # "42" vs "42.0" as strings: the climb pays A + B + C = 12.5 on every prompt, so C alone (10) is cheaper
+    assert exact.cost_for(1.0) == pytest.approx(10.0)
+    blind = routellm_core.evaluate_ladder(np.full((n, 3), 0.5), prompts, quality, costs, answers=answers)
+    assert np.all(blind.calls == 1.0)  # no costlier rung is predicted better: nothing to climb to
+
+
+def test_the_climb_skips_a_rung_not_predicted_better() -> None:
+    """B (predicted below A) agrees with A's wrong answers on the hard 20%: a climb through it would serve them. The
+    climb from A skips it: A and C agree on the easy 80% (C serves), and on the hard ones C and D disagree (D
+    serves, right): quality 1 at 0.8 x 2.1 + 0.2 x 12.1 = 4.1, where D alone costs 10."""
+    n = 50
+    easy = np.arange(n) < 40
+    prompts = [f"q{i}" for i in range(n)]
+    quality = {"A": easy * 1.0, "B": np.zeros(n), "C": easy * 1.0, "D": np.ones(n)}
+    costs = {"A": np.full(n, 0.1), "B": np.full(n, 1.0), "C": np.full(n, 2.0), "D": np.full(n, 10.0)}
+    answers = {
+        "A": ["42" if e else "1" for e in easy],
+        "B": ["1"] * n,
+        "C": ["42" if e else "5" for e in easy],
+        "D": ["42" if e else "7" for e in easy],
+    }
+    pred = np.tile([0.5, 0.4, 0.7, 0.9], (n, 1))
+    curve = routellm_core.evaluate_ladder(pred, prompts, quality, costs, answers=answers, check="agreement")
+    assert curve.cost_for(1.0) == pytest.approx(0.8 * 2.1 + 0.2 * 12.1)
+    through_b = evaluate_choices(np.zeros((1, n), dtype=int), quality, costs, answers=answers)
+    assert through_b.points[:, 1].max() < 1.0  # without predictions the climb goes through B and serves its answers
 
 
 def test_ladder_inputs_are_checked() -> None:

@@ -551,3 +551,68 @@ def test_a_copy_with_other_models_routes_among_them() -> None:
     assert llm.invoke(PROOF).response_metadata["routellm"]["model"] == "big"
     with pytest.raises(InvalidInputError, match="two-model router cannot take models="):
         ChatRouteLLM(strong=old["big"], weak=old["tiny"]).model_copy(update={"models": new})
+
+
+# ---- Escalation(climb=True): rung by rung ----------------------------------------------------------------------------
+class TestClimb:
+    """tiny is chosen; the climb compares tiny with mid, then mid with big, and serves the upper of the first pair
+    that agrees (the costliest when none does)."""
+
+    CLIMB = Escalation(climb=True, threshold=0.5)
+
+    def test_chat_model_invoke_and_streams_serve_the_first_agreeing_rung(self) -> None:
+        answers = {"tiny": {"answer": "The answer is 42."}, "mid": {"answer": "It is 42."}, "big": {"answer": "7."}}
+        models = fakes(**{k: dict(v) for k, v in answers.items()})
+        llm = ladder(models, CHEAPEST, escalate=self.CLIMB)
+        message = llm.invoke(PROOF)
+        record = message.response_metadata["routellm"]
+        assert message.text == "[mid] It is 42." and record["model"] == "mid" and record["escalated"]
+        assert [(a["model"], a["role"], a["kept"]) for a in record["attempts"]] == [
+            ("tiny", "answer", False),
+            ("mid", "escalation", True),
+        ]
+        assert record["ladder"]["chosen"] == "tiny" and called(models) == {"tiny": 1, "mid": 1}  # big never asked
+        assert "".join(c.text for c in llm.stream(PROOF)) == "[mid] It is 42."
+
+        async def run() -> str:
+            return "".join([c.text async for c in llm.astream(PROOF)])
+
+        assert asyncio.run(run()) == "[mid] It is 42."
+
+        models = fakes(tiny={"answer": "17."}, mid={"answer": "42."}, big={"answer": "It is 42."})
+        message = ladder(models, CHEAPEST, escalate=self.CLIMB).invoke(PROOF)
+        assert message.text == "[big] It is 42." and called(models) == {"tiny": 1, "mid": 1, "big": 1}
+
+    def test_runnables_climb(self) -> None:
+        models = fakes(tiny={"answer": "17."}, mid={"answer": "42."}, big={"answer": "It is 42."})
+        rag = RouteLLMRunnable(
+            models=chains(models),
+            objective=CHEAPEST,
+            priors=PRIORS,
+            prices=PRICES,
+            escalate=self.CLIMB,
+            include_decision=True,
+        )
+        out = rag.invoke({"question": PROOF})
+        assert out["output"] == "[big] It is 42." and out["routellm"]["model"] == "big"
+        assert [a["model"] for a in out["routellm"]["attempts"]] == ["tiny", "mid", "big"]
+
+    @pytest.mark.parametrize(("mid_cls", "served"), [(ToolEchoChatModel, "mid"), (IgnoresTools, "big")])
+    def test_an_agent_step_climbs_on_its_tool_calls_and_the_tool_step_stays(
+        self, mid_cls: type[ToolEchoChatModel], served: str
+    ) -> None:
+        """tiny calls the tool; a mid that calls it too agrees (mid serves the step); one that answers in text
+        disagrees, and so does big's tool call with mid's text (big serves). The tool step continues there."""
+        models = fakes(mid={"cls": mid_cls})
+        middleware = RouteLLMMiddleware(
+            models=models, objective=CHEAPEST, priors=PRIORS, prices=PRICES, escalate=self.CLIMB
+        )
+        agent = create_agent(models["tiny"], tools=[get_weather], middleware=[middleware])
+        messages = agent.invoke({"messages": [HumanMessage(WEATHER_Q)]})["messages"]
+        call, final = messages[1], messages[3]
+        first = call.response_metadata["routellm"]
+        assert call.tool_calls[0]["args"] == {"city": "Paris"}
+        assert first["model"] == served and first["ladder"]["chosen"] == "tiny"
+        assert final.text == f"[{served}] The tool said: It is sunny in Paris."
+        assert final.response_metadata["routellm"]["continued"] is True
+        assert models[served].calls[-1] == "ToolMessage" and models["tiny"].calls == ["HumanMessage"]

@@ -349,6 +349,37 @@ def test_escalation_from_mid_goes_to_big_and_verification_asks_the_chosen_model(
     assert any(VERIFY_QUESTION in prompt for _, prompt in models["mid"].seen) and models["tiny"].calls == 0
 
 
+async def test_a_climb_goes_rung_by_rung_and_serves_the_first_agreeing_pair(ladder: Any) -> None:
+    # tiny and mid disagree, mid and big agree: big's answer, with every rung listed and paid
+    models = rungs(tiny={"reply": "17"}, mid={"reply": "42"}, big={"reply": "It is 42."})
+    llm = ladder(list(models.values()), CHEAPEST, escalate=Escalation(climb=True, threshold=0.5))
+    results = [
+        llm.complete(ARITHMETIC),
+        await llm.achat([user(ARITHMETIC)]),
+        list(llm.stream_complete(ARITHMETIC))[-1],
+        [c async for c in await llm.astream_chat([user(ARITHMETIC)])][-1],
+    ]
+    for result in results:
+        record = result.additional_kwargs["routellm"]
+        assert (result.text if isinstance(result, CompletionResponse) else result.message.content) == "It is 42."
+        assert record["model"] == "big" and record["ladder"]["chosen"] == "tiny" and record["escalated"]
+        assert [(a["model"], a["kept"]) for a in record["attempts"]] == [("tiny", False), ("mid", False), ("big", True)]
+    assert [models[m].calls for m in ORDER] == [len(results)] * 3
+    assert {t for t, _ in models["tiny"].seen} == {0.0}  # no resample: mid gives the second answer
+
+    # with the one-answer self-verification check each rung answers alone: mid says its answer is right
+    models = rungs(tiny={"verdict": "No."}, mid={"reply": "Paris", "verdict": "Yes."}, big={"reply": "Big: Paris"})
+    llm = ladder(list(models.values()), CHEAPEST, escalate=Escalation(climb=True, check="self_verification"))
+    record = llm.complete(QUESTION).additional_kwargs["routellm"]
+    assert record["model"] == "mid" and models["big"].calls == 0
+    assert [(a["model"], a["role"]) for a in record["attempts"]] == [
+        ("tiny", "answer"),
+        ("tiny (verify)", "check"),
+        ("mid", "escalation"),
+        ("mid (verify)", "check"),
+    ]
+
+
 async def test_fallback_goes_to_the_pairs_other_model(ladder: Any, events: Recorder) -> None:
     models = rungs(tiny={"error": TimeoutError("tiny timed out")})
     llm = ladder(list(models.values()), CHEAPEST, fallback=True)

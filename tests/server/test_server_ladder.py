@@ -166,6 +166,30 @@ def test_escalation_climbs_the_ladder(server: ServerThread) -> None:
     assert record["cost"] == pytest.approx(2 * price("tiny", PROMPT) + price("big", PROMPT))
 
 
+def test_climb_goes_rung_by_rung(server: ServerThread) -> None:
+    """``-climb``: tiny and mid answer together; the mock's answers agree (the prompt's first number), so mid's answer
+    is served and big is never asked; at a share of 100% every check escalates and the climb reaches big."""
+    kept = ask(server, "router-auto-margin-1-climb")
+    record = kept.json()["routellm"]
+    assert kept.json()["choices"][0]["message"]["content"] == f"[mid] {PROMPT}"
+    assert [(a["model"], a["kept"]) for a in record["attempts"]] == [("tiny", False), ("mid", True)]
+    assert kept.headers["x-routellm-attempts"] == "tiny:answer,mid:escalation"
+    assert record["cost"] == pytest.approx(price("tiny", PROMPT) + price("mid", PROMPT))
+    top = ask(server, "router-auto-margin-1-climb-100%").json()
+    assert top["choices"][0]["message"]["content"] == f"[big] {PROMPT}"
+    assert [a["model"] for a in top["routellm"]["attempts"]] == ["tiny", "mid", "big"]
+    assert top["routellm"]["cost"] == pytest.approx(sum(price(m, PROMPT) for m in ("tiny", "mid", "big")))
+    client = openai.OpenAI(base_url=f"{server.url}/v1", api_key="unused")
+    stream = client.chat.completions.create(
+        model="router-auto-margin-1-climb", messages=[{"role": "user", "content": PROMPT}], stream=True
+    )
+    assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices) == f"[mid] {PROMPT}"
+    labels = {e.label for e in server.app.state.routellm.auto._engines.values()}
+    assert {"margin=1,climb", "margin=1,climb=100%"} <= labels
+    both = ask(server, "router-auto-margin-1-climb-cascade")
+    assert both.status_code == 400 and "not both" in both.json()["error"]["message"]
+
+
 def test_streams_come_from_the_chosen_model(server: ServerThread) -> None:
     client = openai.OpenAI(base_url=f"{server.url}/v1", api_key="unused")
     with client.chat.completions.with_streaming_response.create(
@@ -254,6 +278,72 @@ def test_a_budget_name_holds_its_spend_and_the_metrics_agree(server: ServerThrea
         assert metrics[("routellm_ladder_requests_total", label | {("model", model)})] == n
 
 
+def _budget_engines(server: ServerThread) -> dict[str, Any]:
+    """The server's budget engines without escalation, by metrics label."""
+    auto = server.app.state.routellm.auto
+    return {e.label: e for (objective, kind, *_), e in auto._engines.items() if objective.kind == "budget" and not kind}
+
+
+def test_a_budget_window_in_the_name_or_the_field_gets_its_own_engine_and_label(server: ServerThread) -> None:
+    """router-auto-budget-1.7-w500 and the field "budget=1.7,window=500" reach one engine whose controller holds the
+    spend over 500 requests; router-auto-budget-1.7 keeps the default 200, in a second engine under a second label."""
+    asked = [
+        ("router-auto-budget-1.7-w500", {}),
+        ("router-auto", {"routellm": {"objective": "budget=1.7,window=500"}}),
+        ("router-auto-budget-1.7", {}),
+        ("router-auto-budget-1.7-w500-cascade", {}),
+    ]
+    for model, fields in asked:
+        answer = ask(server, model, **fields)
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["routellm"]["ladder"]["budget"] == 1.7
+    engines = _budget_engines(server)
+    assert engines["budget=1.7,window=500"].controller.window == 500
+    assert engines["budget=1.7"].controller.window == 200
+    cascade = [e for (o, kind, *_), e in server.app.state.routellm.auto._engines.items() if kind and o.window == 500]
+    assert [e.label for e in cascade] == ["budget=1.7,window=500,cascade"] and cascade[0].controller.window == 500
+    metrics = samples(httpx.get(f"{server.url}/metrics", timeout=10).text)
+    counted: Counter[str] = Counter()
+    for (name, labels), value in metrics.items():
+        if name == "routellm_ladder_requests_total" and "1.7" in dict(labels)["objective"]:
+            counted[dict(labels)["objective"]] += int(value)  # summed over the models that answered
+    assert sorted(counted) == ["budget=1.7", "budget=1.7,window=500", "budget=1.7,window=500,cascade"]
+    assert counted["budget=1.7,window=500"] == 2  # the name and the field: one engine, one series
+    target = ("routellm_ladder_budget_target_usd_per_1k", frozenset({("objective", "budget=1.7,window=500")}))
+    assert metrics[target] == 1.7
+
+
+def test_a_server_budget_with_a_window_is_listed_and_served(mock: ServerThread) -> None:
+    """--objective budget=1.5,window=50: bare router-auto holds the budget over 50 requests, and GET /v1/models
+    writes the window into the objective's name."""
+    app = create_app(
+        strong=OpenAIUpstream("mock-strong", base_url=f"{mock.url}/v1", api_key="k"),
+        weak=OpenAIUpstream("mock-weak", base_url=f"{mock.url}/v1", api_key="k"),
+        routers=("fast",),
+        api_keys_env=None,
+        models=models(mock),
+        prices=PRICES,
+        priors=PRIORS,
+        objective="budget=1.5,window=50",
+    )
+    with ServerThread(app) as running:
+        ids = [m["id"] for m in httpx.get(f"{running.url}/v1/models", timeout=10).json()["data"]]
+        assert [i for i in ids if i.startswith("router-auto")] == [
+            "router-auto",
+            "router-auto-budget-1.5-w50",
+            "router-auto-cascade",
+            "router-auto-budget-1.5-w50-cascade",
+            "router-auto-climb",
+            "router-auto-budget-1.5-w50-climb",
+        ]
+        for model in ("router-auto", "router-auto-budget-1.5-w50"):  # the listed name is the server's objective
+            answer = ask(running, model)
+            assert answer.status_code == 200, answer.text
+        auto = running.app.state.routellm.auto
+        assert auto.default.controller.window == 50 and auto.default.label == "budget=1.5,window=50"
+        assert not auto._engines  # both names were served by the server objective's own engine
+
+
 # ---- listing and refusals ----------------------------------------------------------------------------------------
 def test_models_lists_router_auto(server: ServerThread) -> None:
     ids = [m["id"] for m in httpx.get(f"{server.url}/v1/models", timeout=10).json()["data"]]
@@ -275,6 +365,15 @@ def test_models_lists_router_auto(server: ServerThread) -> None:
         ("router-auto", {"routellm": {"budget": 1.5}}, "'routellm' takes only ['objective']"),
         ("router-auto", {"routellm": "budget=1.5"}, "'routellm' must be an object"),
         ("router-auto-margin-1", {"routellm": {"objective": "budget=1"}}, "give it in one place"),
+        ("router-auto-margin-0.02-w500", {}, "a window applies only to the budget objective"),
+        ("router-auto-budget-1.5-w", {}, "a budget's window is -w<requests> after its value"),
+        ("router-auto-budget-1.5-wide", {}, "a budget's window is -w<requests> after its value"),
+        ("router-auto-budget-1.5-w0", {}, "window must be a positive number of requests"),
+        ("router-auto-budget-1.5,window=500", {}, "a budget's window as router-auto-budget-1.5-w500"),
+        ("router-auto", {"routellm": {"objective": "margin=0.02,window=500"}}, "a window applies only to the budget"),
+        ("router-auto", {"routellm": {"objective": "budget=1.5,window=1.5"}}, "window must be a whole number"),
+        ("router-auto", {"routellm": {"objective": "budget=1.5,speed=2"}}, "takes only ',window=<requests>'"),
+        ("router-auto-budget-1.5-w500", {"routellm": {"objective": "budget=1.5"}}, "give it in one place"),
         ("router-fast", {"routellm": {"objective": "budget=1"}}, "ask for router-auto"),
     ],
 )
@@ -349,6 +448,19 @@ def test_the_models_alone_give_the_pair() -> None:
     for given in (["--strong=openai:gpt-4o"], ["--weak=openai:gpt-4o-mini", "--model=openai:gpt-4o"], []):
         with pytest.raises(InvalidInputError, match=r"give --strong and --weak .* or --model at least twice"):
             settings_from_args(parser.parse_args(given))
+
+
+def test_the_command_line_takes_a_budget_window(capsys: pytest.CaptureFixture[str]) -> None:
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    base = ["--model=openai:gpt-4o", "--model=openai:gpt-4o-mini"]
+    for given, written in (("budget=1.5,window=500", "budget=1.5,window=500"), ("budget=1.5,window=200", "budget=1.5")):
+        settings = settings_from_args(parser.parse_args([*base, f"--objective={given}"]))
+        assert settings.objective == written
+        assert ServerSettings.model_validate_json(settings.to_env()) == settings
+    with pytest.raises(SystemExit):
+        parser.parse_args([*base, "--objective=margin=0.1,window=500"])
+    assert "a window applies only to the budget objective" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

@@ -582,7 +582,7 @@ def test_router_auto_budget_with_a_window_and_escalation_from_the_page(
     expect(page.get_by_test_id("spend")).to_contain_text(f"{usd(ladder['spend'])} per 1,000 requests (target $1.5000)")
     expect(page.get_by_test_id("cost-weight")).to_have_text(f"{ladder['value']:.1f} quality points per USD")
     engines = auto_server.app.state.routellm.auto._engines
-    held = [e for (objective, _, _), e in engines.items() if objective.kind == "budget"]
+    held = [e for (objective, *_), e in engines.items() if objective.kind == "budget"]
     assert [(e.label, e.controller.window) for e in held] == [("budget=1.5,window=500", 500)]
     screenshot(page, "try-auto.png")
 
@@ -596,6 +596,13 @@ def test_router_auto_budget_with_a_window_and_escalation_from_the_page(
     expect(attempts).to_have_count(2)
     expect(attempts.nth(0)).to_contain_text("tiny (weak, answer) · kept")
     expect(attempts.nth(1)).to_contain_text("tiny (resampled) (weak, check) · not kept")
+    page.check("#climb")  # rung by rung: tiny and mid answer together
+    expect(page.get_by_test_id("model-name")).to_have_text("router-auto-margin-1-climb")
+    record = send_auto(page)
+    assert [a["model"] for a in record["attempts"]][:2] == ["tiny", "mid"]
+    expect(page.get_by_test_id("served")).to_have_text(record["model"])
+    expect(page.get_by_test_id("attempt")).to_have_count(len(record["attempts"]))
+    page.uncheck("#climb")
     page.check("input[name=route][value=pair]")  # back to the pair: the slider and its preview return
     expect(page.get_by_test_id("model-name")).to_have_text(f"router-{ROUTER}-cascade")
     expect(page.get_by_test_id("preview")).to_be_visible()

@@ -48,11 +48,18 @@ class Escalation:
             :data:`DEFAULT_THRESHOLD`.
         extract: A final-answer extractor for the agreement check (answer -> comparable key, None = no answer).
         window: Under ``share``: how many recent checked calls the threshold follows (at least 10).
+        climb: Among N models (``models=[...]``) only: climb the price ladder rung by rung instead of one step
+            (:mod:`routellm_core.routing.climb`): the chosen model and the next costlier one predicted better answer
+            together, and the check compares them (the next rung gives the second answer, so ``second`` must be
+            None); when it is confident the dearer answer is served, otherwise the next rung answers and is checked
+            against the previous one, up to the best-predicted model, served as it is. A check that reads one
+            answer checks each rung's own answer. Off (the default): the chosen model's answer is checked against
+            ``second`` and an escalation goes straight to the best-predicted costlier model.
 
     Raises:
         InvalidThresholdError: ``threshold`` or ``share`` is not a number in [0, 1].
         InvalidInputError: Both ``threshold`` and ``share`` are given, the check name is unknown, ``extract`` is
-            not callable, or ``window`` is not an int >= 10.
+            not callable, ``window`` is not an int >= 10, or ``climb`` with a ``second`` model.
     """
 
     second: Any = None
@@ -61,6 +68,7 @@ class Escalation:
     share: float | None = None
     extract: Extractor | None = None
     window: int = DEFAULT_SHARE_WINDOW
+    climb: bool = False
 
     def __post_init__(self) -> None:
         if self.threshold is not None and self.share is not None:
@@ -88,6 +96,12 @@ class Escalation:
             raise InvalidInputError("second must be a model name, a model, or None (sample the weak model again)")
         if isinstance(self.window, bool) or not isinstance(self.window, int) or self.window < 10:
             raise InvalidInputError(f"window must be an int >= 10 (recent checked calls), got {self.window!r}")
+        if not isinstance(self.climb, bool):
+            raise InvalidInputError(f"climb must be True or False, got {self.climb!r:.60}")
+        if self.climb and self.second is not None:
+            raise InvalidInputError(
+                "Escalation(climb=True) takes its second answer from the next model up the ladder; leave second=None"
+            )
 
     @property
     def effective_threshold(self) -> float | None:

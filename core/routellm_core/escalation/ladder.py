@@ -13,10 +13,14 @@ predictions and each model's mean cost ``ĉ`` into one routing policy per parame
 - ``"max_cost"``: the best predicted model whose mean cost is within a per-request cap, swept over the models'
   costs (N policies).
 
-**Escalation** (``answers`` given): a policy's chosen rung ``s`` is called together with rung ``s + 1`` (concurrent:
-one sequential call); if the check says their answers agree, rung ``s + 1``'s answer is served, else the next rung
-is called and compared with the previous one, and so on; the top rung is served as it is. Every called model is
-paid. Both families, with and without escalation, are evaluated and the curve keeps their frontier.
+**Escalation** (``answers`` given): a policy's chosen rung ``s`` is called together with the next rung up the
+*climb* (concurrent: one sequential call); if the check says their answers agree, the upper answer is served, else
+the climb's next rung is called and compared with the previous one, and so on; the climb's last rung is served as it
+is. Every called model is paid. With a router (:func:`evaluate_ladder`) a prompt's climb skips the costlier rungs
+not predicted better than every rung below them on it (a dearer model predicted no better is not worth asking);
+without one (:func:`evaluate_choices`) it goes through every costlier rung. This is the online climb
+(:mod:`routellm_core.routing.climb`). Both families, with and without escalation, are evaluated and the curve keeps
+their frontier.
 
 Each policy is one point (mean cost, mean quality) computed with the *actual* per-prompt costs and qualities; the
 curve keeps their upper frontier. Between two policies (or two single models) a request-level random mix is a
@@ -29,7 +33,7 @@ spaced on a log-cost axis from the cheapest to the costliest model.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -188,7 +192,8 @@ class _Ladder:
     models: tuple[str, ...]
     quality: np.ndarray  # (N, n)
     costs: np.ndarray  # (N, n)
-    agree: np.ndarray | None  # (N - 1, n): rung j agrees with rung j + 1
+    agree: dict[tuple[int, int], np.ndarray] | None  # (i, j), i < j: rung i's answer agrees with rung j's, (n,)
+    pred: np.ndarray | None = None  # (n, N): the router's predictions, which decide each prompt's climb
 
 
 def _ladder(
@@ -226,12 +231,11 @@ def _ladder(
             if len(col) != n:
                 raise InvalidInputError(f"answers[{m!r}] has {len(col)} values for {n} prompts")
             rows.append(col)
-        agree = np.vstack(
-            [
-                check_confidence(check, CheckInput(first=rows[j], others=[rows[j + 1]])) >= check_threshold
-                for j in range(len(models) - 1)
-            ]
-        )
+        agree = {
+            (i, j): check_confidence(check, CheckInput(first=rows[i], others=[rows[j]])) >= check_threshold
+            for i in range(len(models))
+            for j in range(i + 1, len(models))
+        }
     return _Ladder(models, q[order], c[order], agree), order
 
 
@@ -242,18 +246,27 @@ def _outcomes(ladder: _Ladder, escalate: bool) -> tuple[np.ndarray, np.ndarray, 
     rung = np.arange(k)[:, None] * np.ones(n, dtype=int)
     if not escalate or ladder.agree is None:
         return c.copy(), q.copy(), np.ones((k, n)), rung.copy()
-    a = ladder.agree.astype(np.float64)
-    # hold[r]: rung r's answer is in hand (paid); compare it with rung r + 1, going up while they disagree
-    h_cost, h_q, h_calls, h_served = np.zeros((k, n)), q.copy(), np.zeros((k, n)), rung.copy()
-    for r in range(k - 2, -1, -1):
-        agree = a[r] > 0
-        h_cost[r] = c[r + 1] + (1 - a[r]) * h_cost[r + 1]
-        h_q[r] = np.where(agree, q[r + 1], h_q[r + 1])
-        h_calls[r] = 1 + (1 - a[r]) * h_calls[r + 1]
-        h_served[r] = np.where(agree, r + 1, h_served[r + 1])
-    cost, qual, calls, served = c + h_cost, h_q, np.maximum(h_calls, 1.0), h_served
-    cost[-1], qual[-1], calls[-1], served[-1] = c[-1], q[-1], 1.0, k - 1
-    return cost, qual, calls, served
+    cost, served, called = c.copy(), rung.copy(), np.zeros((k, n))
+    cols = np.arange(n)
+    for s in range(k - 1):
+        done = np.zeros(n, dtype=bool)
+        current = np.full(n, s)  # the last rung called: the next one is checked against it
+        best = ladder.pred[:, s].copy() if ladder.pred is not None else None
+        for r in range(s + 1, k):
+            step = ~done if best is None else ~done & (ladder.pred[:, r] > best)  # type: ignore[index]
+            agree = np.zeros(n, dtype=bool)
+            for i in range(s, r):
+                on = current == i
+                agree[on] = ladder.agree[(i, r)][on]
+            cost[s] += np.where(step, c[r], 0.0)
+            called[s] += step
+            served[s] = np.where(step, r, served[s])
+            done |= step & agree
+            current = np.where(step, r, current)
+            if best is not None:
+                best = np.where(step, ladder.pred[:, r], best)  # type: ignore[index]
+    qual = q[served, cols[None, :].repeat(k, axis=0)]
+    return cost, qual, np.maximum(called, 1.0), served
 
 
 def _sweep_values(values: np.ndarray, lo: float, hi: float) -> np.ndarray:
@@ -423,6 +436,7 @@ def evaluate_ladder(
     if len(prompts) != n:
         raise InvalidInputError(f"{len(prompts)} prompts for {n} quality values per model")
     pred = _predictions(router, prompts, list(quality), priors, n)[:, order]
+    ladder = replace(ladder, pred=pred)
     choice, values = _choices(pred, ladder.costs.mean(axis=1), objective)
     info = [{"objective": objective, "value": float(v)} for v in values]
     return _curve(ladder, [(choice, info)], (False, True) if answers is not None else (False,))

@@ -245,6 +245,11 @@ class RoutingEngine:
         self.pricing = Pricing(usage or (lambda _value: (None, None)), price_table(options.prices))
         self.join_chunks = join_chunks or (lambda chunks: "".join(chunk_text(c) for c in chunks))
         self.cascade: Cascade | None = None
+        if options.escalate is not None and options.escalate.climb:
+            raise InvalidInputError(
+                f"{owner}: Escalation(climb=True) climbs a price ladder: list the models with models=[...], or "
+                "leave climb off for a strong/weak pair"
+            )
         if options.escalate is not None:
             self.cascade = Cascade(
                 options.escalate,
@@ -323,7 +328,7 @@ class RoutingEngine:
         else:
             value, record = self.dispatcher.call(route, attempt)
             record = self._priced(record, value)
-        self._after(route, record, self.answer_text(value), other_answer)
+        self.record_call(route, record, self.answer_text(value), other_answer)
         return value, record
 
     async def acall(
@@ -343,7 +348,7 @@ class RoutingEngine:
         else:
             value, record = await self.dispatcher.acall(route, attempt)
             record = self._priced(record, value)
-        await self._aafter(route, record, self.answer_text(value), other_answer)
+        await self.arecord_call(route, record, self.answer_text(value), other_answer)
         return value, record
 
     def stream(
@@ -365,18 +370,8 @@ class RoutingEngine:
         tally = _Tally(self)
         relayed: Iterator[tuple[Any, ServedDecision]]
         if self.holds(route):
-
-            def held(side: Side, planned: ServedDecision) -> list[Any]:
-                stream = open_stream(side, planned)
-                try:
-                    return list(stream)
-                finally:
-                    close = getattr(stream, "close", None)
-                    if close is not None:
-                        close()
-
             chunks, record, strong_route = self._cascade(
-                route, held, self._second(second), self._verify(verify), stream=True
+                route, held(open_stream), self._second(second), self._verify(verify), stream=True
             )
             if strong_route is None:
                 relayed = tally.kept(chunks, record)
@@ -393,7 +388,7 @@ class RoutingEngine:
             if record is not None and on_final is not None:
                 on_final(record)
         if record is not None:
-            self._after(route, record, tally.text, other_answer)
+            self.record_call(route, record, tally.text, other_answer)
 
     async def astream(
         self,
@@ -409,13 +404,8 @@ class RoutingEngine:
         tally = _Tally(self)
         relayed: AsyncIterator[tuple[Any, ServedDecision]]
         if self.holds(route):
-
-            async def held(side: Side, planned: ServedDecision) -> list[Any]:
-                async with aclosing(open_stream(side, planned)) as stream:  # type: ignore[type-var]
-                    return [chunk async for chunk in stream]
-
             chunks, record, strong_route = await self._acascade(
-                route, held, self._second(second), self._verify(verify), stream=True
+                route, aheld(open_stream), self._second(second), self._verify(verify), stream=True
             )
             if strong_route is None:
                 relayed = _aiter(tally.kept(chunks, record))
@@ -433,7 +423,7 @@ class RoutingEngine:
             if record is not None and on_final is not None:
                 on_final(record)
         if record is not None:
-            await self._aafter(route, record, tally.text, other_answer)
+            await self.arecord_call(route, record, tally.text, other_answer)
 
     # ---- the cascade (escalation) ----------------------------------------------------------------------
     def _second(self, second: Callable[..., Any] | None) -> Callable[..., Any] | None:
@@ -626,9 +616,10 @@ class RoutingEngine:
         return replace(record, attempts=(*before, failed, served))
 
     # ---- recording and labelling -----------------------------------------------------------------------
-    def _after(
+    def record_call(
         self, route: Route, record: ServedDecision, answer: str, other_answer: Callable[[Side], str] | None
     ) -> None:
+        """Record a served call in the feedback store and, when sampled, label it with ``other_answer(side)``."""
         if self.labelling is None or route.text is None:
             return
         other = other_side(record.served)
@@ -640,13 +631,14 @@ class RoutingEngine:
 
         self.labelling.after_call(record, self.names, route.text, answer, ask)
 
-    async def _aafter(
+    async def arecord_call(
         self,
         route: Route,
         record: ServedDecision,
         answer: str,
         other_answer: Callable[[Side], Awaitable[str]] | None,
     ) -> None:
+        """Async :meth:`record_call`."""
         if self.labelling is None or route.text is None:
             return
         other = other_side(record.served)
@@ -709,6 +701,33 @@ class _Tally:
         return "".join(self.texts)
 
 
+def held(open_stream: Callable[[Side, ServedDecision], Iterator[Any]]) -> Callable[[Side, ServedDecision], list[Any]]:
+    """A call that reads a side's whole stream (closed however it ends): an answer held for an escalation check."""
+
+    def read(side: Side, planned: ServedDecision) -> list[Any]:
+        stream = open_stream(side, planned)
+        try:
+            return list(stream)
+        finally:
+            close = getattr(stream, "close", None)
+            if close is not None:
+                close()
+
+    return read
+
+
+def aheld(
+    open_stream: Callable[[Side, ServedDecision], AsyncIterator[Any]],
+) -> Callable[[Side, ServedDecision], Awaitable[list[Any]]]:
+    """Async :func:`held`."""
+
+    async def read(side: Side, planned: ServedDecision) -> list[Any]:
+        async with aclosing(open_stream(side, planned)) as stream:  # type: ignore[type-var]
+            return [chunk async for chunk in stream]
+
+    return read
+
+
 async def _aiter(items: Iterator[T]) -> AsyncIterator[T]:
     for item in items:
         yield item
@@ -733,4 +752,4 @@ def price_table(prices: Mapping[str, tuple[float, float]] | None) -> CostOf:
     return cost_of
 
 
-__all__ = ["ROUTING_FIELDS", "RouteOn", "RoutingEngine", "RoutingOptions", "ToolStep"]
+__all__ = ["ROUTING_FIELDS", "RouteOn", "RoutingEngine", "RoutingOptions", "ToolStep", "aheld", "held", "price_table"]

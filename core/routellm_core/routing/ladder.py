@@ -9,6 +9,8 @@ one model. The call then runs on a *pair*, through the same two-model engine as 
 is the weak side and the best-predicted costlier model the strong side (the escalation and fallback target), or,
 when nothing costlier is predicted better, the chosen model is the strong side. So escalation, fallback, streaming,
 labelling and the record work for N models exactly as for two; the record's ``ladder`` entry says what was compared.
+Under ``Escalation(climb=True)`` a call escalates rung by rung instead (:mod:`routellm_core.routing.climb`): its
+pair is the chosen model and the next costlier one, and the record's pair is the chosen model and the one served.
 
 Under ``Objective.budget`` a :class:`BudgetController` holds the mean spend on live traffic: it keeps the last
 ``window`` requests' predictions and expected costs, and sets the cost weight to the smallest one at which that
@@ -24,6 +26,7 @@ import threading
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import aclosing
+from dataclasses import replace
 from typing import Any, TypeVar
 
 import numpy as np
@@ -34,8 +37,10 @@ from routellm_core.errors import InvalidInputError
 from routellm_core.escalation.ladder import choose
 from routellm_core.learning.labelling import TrafficLabelling
 from routellm_core.routers.profiles import UnknownModelError
+from routellm_core.routing.cascade import Cascade, Pricing
+from routellm_core.routing.climb import Climb, Climbed, climb_async, climb_order, climb_sync
 from routellm_core.routing.dispatch import log_route
-from routellm_core.routing.engine import RoutingEngine, RoutingOptions
+from routellm_core.routing.engine import RoutingEngine, RoutingOptions, aheld, held, price_table
 from routellm_core.routing.objective import Objective
 from routellm_core.routing.policy import RoutingPolicy, build_policy
 
@@ -322,12 +327,36 @@ class LadderEngine:
         )
         shared = engine_kwargs.pop("labelling", "own")  # a labelling to share (the server's engines per objective)
         self._engine_kwargs = engine_kwargs
+        #: Under ``Escalation(climb=True)``: the climb's rules (the pairs' engines then escalate nothing themselves).
+        self.climb = self._climb_of(options, engine_kwargs)
+        self._pair_options = options
+        if self.climb is not None:  # the front end itself may be the options: copy the fields, not the front end
+            fields = {name: getattr(options, name) for name in RoutingOptions.model_fields}
+            self._pair_options = RoutingOptions.model_construct(**{**fields, "escalate": None})
         judge = engine_kwargs.get("judge")
         self._labelling = (
             labelling_of(options, judge if judge is not None else options.judge) if shared == "own" else shared
         )
         self._engines: dict[tuple[str, str], RoutingEngine] = {}
         self._lock = threading.Lock()
+
+    def _climb_of(self, options: RoutingOptions, kwargs: dict[str, Any]) -> Climb | None:
+        escalate = options.escalate
+        if escalate is None or not escalate.climb:
+            return None
+        answer_text, chunk_text = kwargs["answer_text"], kwargs["chunk_text"]
+        cascade = Cascade(
+            escalate,
+            names={"strong": self.names[-1], "weak": self.names[0]},  # unused: the climb names each rung itself
+            second_name="",
+            answer_value=kwargs.get("answer_value") or answer_text,
+            answer_text=answer_text,
+            is_empty=kwargs["is_empty"],
+            pricing=Pricing(kwargs.get("usage") or (lambda _value: (None, None)), price_table(options.prices)),
+            logprobs=kwargs.get("logprobs") or (lambda _value: None),
+        )
+        join = kwargs.get("join_chunks") or (lambda chunks: "".join(chunk_text(c) for c in chunks))
+        return Climb(cascade, owner=self.owner, fallback=options.fallback, join_chunks=join)
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -365,14 +394,17 @@ class LadderEngine:
         chosen = int(choose(pred[None], cost[None], kind, np.array([value]))[0, 0])
         order = np.argsort(cost, kind="stable")
         above = [j for j in order if cost[j] > cost[chosen] and pred[j] > pred[chosen]]
-        if above:
+        ordered = [int(j) for j in order]
+        climb = climb_order(pred[ordered], ordered.index(chosen)) if self.climb is not None else []
+        if len(climb) > 1:  # the climb's first step: the next rung up predicted better
+            strong, weak = ordered[climb[1]], chosen
+        elif above:
             target = max(above, key=lambda j: (pred[j], -cost[j]))
             strong, weak = target, chosen
         else:
             others = [j for j in order if j != chosen]
             cheaper = [j for j in others if cost[j] <= cost[chosen]]
             strong, weak = chosen, (cheaper[-1] if cheaper else others[0])
-        ordered = [int(j) for j in order]
         return LadderChoice(
             models=tuple(self.names[j] for j in ordered),
             predictions=tuple(float(pred[j]) for j in ordered),
@@ -424,7 +456,7 @@ class LadderEngine:
             engine = self._engines.get(key)
             if engine is None:
                 engine = RoutingEngine(
-                    self.options,
+                    self._pair_options,
                     ladder.pair,
                     owner=self.owner,
                     policy=self.policy,
@@ -436,7 +468,10 @@ class LadderEngine:
 
     def holds(self, route: Route) -> bool:
         """Whether the call's answers are held for the escalation check (see :meth:`RoutingEngine.holds`)."""
-        return self.engine(route).holds(route)
+        return self._climbs(route) or self.engine(route).holds(route)
+
+    def _climbs(self, route: Route) -> bool:
+        return self.climb is not None and self.climb.applies(route)
 
     def planned(self, route: Route) -> ServedDecision:
         """The record a call under ``route`` carries before any model answered."""
@@ -450,7 +485,13 @@ class LadderEngine:
     def call(
         self, route: Route, attempt: Callable[[Side, ServedDecision], T], **calls: Any
     ) -> tuple[T, ServedDecision]:
-        """:meth:`RoutingEngine.call` on the route's pair."""
+        """:meth:`RoutingEngine.call` on the route's pair (under a climb: up the ladder)."""
+        if self._climbs(route):
+            done = climb_sync(self._steps(route, False), attempt, self._verify(calls), self.engine(route).passthrough)
+            self._served(route, done.record)
+            pair = self._pair_of(route, done)
+            pair.record_call(route, done.record, pair.answer_text(done.value), calls.get("other_answer"))
+            return done.value, done.record
         value, record = self.engine(route).call(route, attempt, **calls)
         self._served(route, record)
         return value, record
@@ -459,6 +500,13 @@ class LadderEngine:
         self, route: Route, attempt: Callable[[Side, ServedDecision], Awaitable[T]], **calls: Any
     ) -> tuple[T, ServedDecision]:
         """Async :meth:`call`."""
+        if self._climbs(route):
+            passthrough = self.engine(route).passthrough
+            done = await climb_async(self._steps(route, False), attempt, self._verify(calls), passthrough)
+            self._served(route, done.record)
+            pair = self._pair_of(route, done)
+            await pair.arecord_call(route, done.record, pair.answer_text(done.value), calls.get("other_answer"))
+            return done.value, done.record
         value, record = await self.engine(route).acall(route, attempt, **calls)
         self._served(route, record)
         return value, record
@@ -467,19 +515,67 @@ class LadderEngine:
         self, route: Route, open_stream: Callable[[Side, ServedDecision], Iterator[Any]], **calls: Any
     ) -> Iterator[tuple[Any, ServedDecision]]:
         """:meth:`RoutingEngine.stream` on the route's pair (its priced record teaches the ladder and the controller
-        however the stream ends; a caller's own ``on_final`` gets it too)."""
+        however the stream ends; a caller's own ``on_final`` gets it too). A climb holds every answer until one is
+        served, then relays its chunks."""
         on_final = self._on_final(route, calls.pop("on_final", None))
-        yield from self.engine(route).stream(route, open_stream, on_final=on_final, **calls)
+        if not self._climbs(route):
+            yield from self.engine(route).stream(route, open_stream, on_final=on_final, **calls)
+            return
+        passthrough = self.engine(route).passthrough
+        done = climb_sync(self._steps(route, True), held(open_stream), self._verify(calls), passthrough)
+        try:
+            for chunk in done.value:
+                yield chunk, done.record
+        finally:
+            on_final(done.record)
+        pair = self._pair_of(route, done)
+        pair.record_call(route, done.record, self._text_of(pair, done.value), calls.get("other_answer"))
 
     async def astream(
         self, route: Route, open_stream: Callable[[Side, ServedDecision], AsyncIterator[Any]], **calls: Any
     ) -> AsyncIterator[tuple[Any, ServedDecision]]:
         """Async :meth:`stream`."""
         on_final = self._on_final(route, calls.pop("on_final", None))
-        relayed = self.engine(route).astream(route, open_stream, on_final=on_final, **calls)
-        async with aclosing(relayed):
-            async for item in relayed:
-                yield item
+        if not self._climbs(route):
+            relayed = self.engine(route).astream(route, open_stream, on_final=on_final, **calls)
+            async with aclosing(relayed):
+                async for item in relayed:
+                    yield item
+            return
+        passthrough = self.engine(route).passthrough
+        done = await climb_async(self._steps(route, True), aheld(open_stream), self._verify(calls), passthrough)
+        try:
+            for chunk in done.value:
+                yield chunk, done.record
+        finally:
+            on_final(done.record)
+        pair = self._pair_of(route, done)
+        await pair.arecord_call(route, done.record, self._text_of(pair, done.value), calls.get("other_answer"))
+
+    # ---- the climb ---------------------------------------------------------------------------------------
+    def _steps(self, route: Route, stream: bool) -> Any:
+        assert self.climb is not None
+        return self.climb.steps(route, self.engine(route).planned(route), stream=stream)
+
+    def _verify(self, calls: Mapping[str, Any]) -> Any:
+        """The self-verification call a climb's check needs (refused when the front end cannot ask it)."""
+        assert self.climb is not None
+        if not self.climb.cascade.needs_verification:
+            return None
+        verify = calls.get("verify")
+        if verify is None:
+            raise InvalidInputError(
+                f"{self.owner} cannot ask the self-verification question the escalation check needs"
+            )
+        return verify
+
+    def _pair_of(self, route: Route, done: Climbed) -> RoutingEngine:
+        """The engine of the climb's pair (the chosen model and the one served): it records and labels the call."""
+        return self.engine(replace(route, ladder=done.record.ladder))
+
+    @staticmethod
+    def _text_of(pair: RoutingEngine, chunks: list[Any]) -> str:
+        return "".join(pair.dispatcher.chunk_text(c) for c in chunks)
 
     def _on_final(
         self, route: Route, then: Callable[[ServedDecision], None] | None

@@ -62,7 +62,15 @@ from routellm_core.server.answers import (
     join_chunks,
     split_cascade,
 )
-from routellm_core.server.auto import AUTO_MODEL, AutoEngine, AutoRouting, engine_label, is_auto, objective_in_body
+from routellm_core.server.auto import (
+    AUTO_MODEL,
+    AutoEngine,
+    AutoRouting,
+    Setting,
+    engine_label,
+    is_auto,
+    objective_in_body,
+)
 from routellm_core.server.errors import ErrorResponse, model_call_error
 from routellm_core.server.metrics import CONTENT_TYPE, ServerMetrics
 from routellm_core.server.models import build_models, prior_of
@@ -256,15 +264,15 @@ class ServerState:
         #: Prices the always-costliest baseline of ``router-auto`` answers (``account``).
         self.auto_prices = price_table(self.prices)
 
-        def build(objective: Objective, setting: tuple[str, float | None] | None) -> AutoEngine:
+        def build(objective: Objective, setting: Setting | None) -> AutoEngine:
             escalate = None
             if setting is not None:
-                kind, value = setting
-                escalate = self.escalation
+                kind, value, climb = setting
+                escalate = replace(self.escalation, climb=climb)
                 if kind == "share":
-                    escalate = replace(self.escalation, share=value, threshold=None)
+                    escalate = replace(escalate, share=value, threshold=None)
                 elif kind == "threshold":
-                    escalate = replace(self.escalation, threshold=value, share=None)
+                    escalate = replace(escalate, threshold=value, share=None)
             options = RoutingOptions(
                 router=policy,
                 fallback=settings.fallback,
@@ -505,6 +513,14 @@ class ServerState:
             return self.auto.upstreams[engine.name_of(route, side)]
         return self.upstreams[side]
 
+    def upstream_called(self, engine: RoutingEngine | LadderEngine, side: Side, record: ServedDecision) -> Upstream:
+        """The upstream an engine's attempt ``(side, record)`` calls: for ``router-auto`` the named model the record
+        names (a climb calls models beyond the route's pair), else the side's."""
+        if isinstance(engine, LadderEngine):
+            assert self.auto is not None
+            return self.auto.upstreams[record.model]
+        return self.upstreams[side]
+
     # ---- upstream calls -------------------------------------------------------------------------------
     def _on_fallback(self, record: ServedDecision, exc: BaseException) -> None:
         self.metrics.fallbacks.inc(from_side=record.choice, error=type(exc).__name__)
@@ -574,7 +590,7 @@ class ServerState:
         async def attempt(side: Side, record: ServedDecision) -> dict[str, Any]:
             start = time.perf_counter()
             try:
-                answer = await self.upstream_of(engine, route, side).complete(body)
+                answer = await self.upstream_called(engine, side, record).complete(body)
             except BaseException as exc:
                 self._count(side, start, "error" if isinstance(exc, Exception) else "cancelled")
                 raise
@@ -616,7 +632,7 @@ class ServerState:
 
         async def open_stream(side: Side, record: ServedDecision) -> AsyncIterator[dict[str, Any]]:
             start, outcome = time.perf_counter(), "cancelled"
-            chunks = self.upstream_of(engine, route, side).stream(body)
+            chunks = self.upstream_called(engine, side, record).stream(body)
             try:
                 async for chunk in chunks:
                     yield chunk

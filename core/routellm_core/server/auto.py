@@ -4,9 +4,12 @@ engines that serve them.
 - ``router-auto``: the server's objective (``--objective``, default ``margin=0.05``);
 - ``router-auto-<kind>-<value>``: another objective, with ``<kind>`` one of ``margin`` (the cheapest model predicted
   within ``value`` of the best), ``budget`` (USD per 1,000 requests, held on live traffic), ``max`` (USD per
-  request) or ``weight`` (quality points per USD): ``router-auto-budget-1.5``, ``router-auto-margin-0.02``;
+  request) or ``weight`` (quality points per USD): ``router-auto-budget-1.5``, ``router-auto-margin-0.02``; a
+  budget held over another window than the last 200 requests adds ``-w<requests>``: ``router-auto-budget-1.5-w500``;
 - ``...-cascade[-<share>%|-<threshold>]`` after either: escalation along the ladder with the server's check;
-- the request field ``"routellm": {"objective": "budget=1.5"}`` sets the objective of a bare ``router-auto...``.
+  ``...-climb[-<share>%|-<threshold>]``: escalation rung by rung (``Escalation(climb=True)``);
+- the request field ``"routellm": {"objective": "budget=1.5"}`` sets the objective of a bare ``router-auto...``, in
+  the objective's text form (``"budget=1.5,window=500"``, as ``--objective`` takes it).
 
 Each distinct objective and escalation setting gets its own
 :class:`~routellm_core.routing.ladder.LadderEngine` (its own budget controller), built on first use and kept among
@@ -15,13 +18,14 @@ the :data:`MAX_ENGINES` most recently used per worker; the server's own objectiv
 
 from __future__ import annotations
 
+import re
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from routellm_core.errors import InvalidInputError
 from routellm_core.routing.ladder import LadderEngine
-from routellm_core.routing.objective import Objective
+from routellm_core.routing.objective import DEFAULT_WINDOW, Objective
 from routellm_core.server.answers import escalation_setting
 from routellm_core.server.errors import ErrorResponse
 
@@ -37,7 +41,9 @@ NAME_KINDS: dict[str, str] = {
     "cost_weight": "cost_weight",
 }
 #: How model names write each objective kind (``GET /v1/models``).
-_NAME_OF_KIND = {"margin": "margin", "budget": "budget", "max_cost": "max", "cost_weight": "weight"}
+NAME_OF_KIND: dict[str, str] = {"margin": "margin", "budget": "budget", "max_cost": "max", "cost_weight": "weight"}
+#: What starts a budget's window in a model name (``router-auto-budget-1.5-w500``).
+WINDOW_MARK = "w"
 #: The request field of the server's own options (never sent to an upstream).
 REQUEST_FIELD = "routellm"
 #: The keys the request field takes.
@@ -45,8 +51,13 @@ REQUEST_KEYS = ("objective",)
 #: Engines kept per worker besides the server objective's (least recently used dropped first).
 MAX_ENGINES = 32
 
-#: ``(objective, escalation kind, escalation value)``: what an engine is kept by.
-EngineKey = tuple[Objective, str | None, float | None]
+#: ``(escalation kind, value, climb)``: ``("server", None, ...)`` for the server's settings, ``("share" |
+#: "threshold", value, ...)``; ``climb``: rung by rung.
+Setting = tuple[str, float | None, bool]
+#: ``(objective, escalation kind, escalation value, climb)``: what an engine is kept by.
+EngineKey = tuple[Objective, str | None, float | None, bool]
+#: A climbing ``router-auto`` name: ``<objective part>-climb[-<share>%|-<threshold>]``.
+_CLIMB = re.compile(r"^(?P<head>.+?)-climb(?:-(?P<escalation>[^-]+))?$")
 
 
 def is_auto(model: str) -> bool:
@@ -58,30 +69,48 @@ def _bad(message: str, param: str = "model") -> ErrorResponse:
     return ErrorResponse(400, message, code="invalid_model" if param == "model" else "invalid_request", param=param)
 
 
+def objective_name(objective: Objective) -> str:
+    """The ``router-auto`` model name of an objective: ``router-auto-margin-0.05``, ``router-auto-budget-1.5-w500``."""
+    name = f"{AUTO_MODEL}-{NAME_OF_KIND[objective.kind]}-{objective.value:g}"
+    return name if objective.window == DEFAULT_WINDOW else f"{name}-{WINDOW_MARK}{objective.window}"
+
+
 def objective_in_name(model: str, asked: str) -> Objective | None:
     """The objective a ``router-auto...`` name (without ``-cascade``) asks for; None for bare ``router-auto``.
 
     Raises:
-        ErrorResponse: 400 for a part after ``router-auto-`` that is not ``<kind>-<value>`` with a known kind and a
-            value the objective accepts.
+        ErrorResponse: 400 for a part after ``router-auto-`` that is not ``<kind>-<value>[-w<requests>]`` with a
+            known kind, a value the objective accepts, and a window only on a budget.
     """
     rest = model[len(AUTO_MODEL) :]
     if not rest:
         return None
     kind, sep, value = rest[1:].partition("-")
-    if kind not in NAME_KINDS or not sep:
+    if kind not in NAME_KINDS or not sep or "," in value or "=" in value:  # the text form is the field's, not a name's
         raise _bad(
             f"model {asked!r:.120}: after router-auto give an objective as <kind>-<value> with kind one of "
-            f"{sorted(NAME_KINDS)} (router-auto-budget-1.5, router-auto-margin-0.02), got {rest[1:]!r:.80}"
+            f"{sorted(NAME_KINDS)} (router-auto-budget-1.5, router-auto-margin-0.02, a budget's window as "
+            f"router-auto-budget-1.5-{WINDOW_MARK}500), got {rest[1:]!r:.80}"
         )
+    text = f"{NAME_KINDS[kind]}={value}"
+    number, dash, last = value.rpartition("-")
+    if dash and last.startswith(WINDOW_MARK):  # -w<requests> (a value's own '-' is an exponent's: 1e-05)
+        window = last[len(WINDOW_MARK) :]
+        if not window.isdigit():
+            raise _bad(
+                f"model {asked!r:.120}: a budget's window is -{WINDOW_MARK}<requests> after its value "
+                f"(router-auto-budget-1.5-{WINDOW_MARK}500), got {last!r:.40}"
+            )
+        text = f"{NAME_KINDS[kind]}={number},window={window}"
     try:
-        return Objective.parse(f"{NAME_KINDS[kind]}={value}")
+        return Objective.parse(text)
     except InvalidInputError as exc:
         raise _bad(f"model {asked!r:.120}: {exc}") from None
 
 
 def objective_in_body(options: Any) -> Objective | None:
-    """The objective of the request field ``"routellm": {"objective": "<kind>=<value>"}`` (None without one).
+    """The objective of the request field ``"routellm": {"objective": "<kind>=<value>"}`` (None without one; a budget
+    may add its window: ``"budget=1.5,window=500"``).
 
     Raises:
         ErrorResponse: 400 for a field that is not an object, an unknown key, or a bad objective.
@@ -109,15 +138,26 @@ def objective_in_body(options: Any) -> Objective | None:
         raise _bad(f"'{param}': {exc}", param) from None
 
 
-def engine_label(objective: Objective, setting: tuple[str, float | None] | None) -> str:
+def engine_label(objective: Objective, setting: Setting | None) -> str:
     """How the metrics name an engine: its objective and escalation setting (``budget=1.5``,
-    ``margin=0.05,cascade``, ``budget=1.5,cascade=10%``, ``margin=0.02,cascade=0.5``)."""
+    ``budget=1.5,window=500``, ``margin=0.05,cascade``, ``budget=1.5,cascade=10%``, ``margin=0.02,cascade=0.5``,
+    ``margin=0.05,climb``)."""
     if setting is None:
         return str(objective)
-    kind, value = setting
+    kind, value, climb = setting
+    word = "climb" if climb else "cascade"
     if kind == "server" or value is None:
-        return f"{objective},cascade"
-    return f"{objective},cascade={round(value * 100):d}%" if kind == "share" else f"{objective},cascade={value:g}"
+        return f"{objective},{word}"
+    return f"{objective},{word}={round(value * 100):d}%" if kind == "share" else f"{objective},{word}={value:g}"
+
+
+def split_climb(model: str) -> tuple[str, str | None]:
+    """The objective part of a ``router-auto...`` name and its climb part: None without ``-climb``, ``""`` for the
+    server's escalation settings (``router-auto-budget-1.5-climb-10%`` -> ``("router-auto-budget-1.5", "10%")``)."""
+    match = _CLIMB.match(model)
+    if match is None:
+        return model, None
+    return match.group("head"), match.group("escalation") or ""
 
 
 class AutoEngine(LadderEngine):
@@ -141,8 +181,8 @@ class AutoRouting:
     Args:
         upstreams: Each named model's upstream, by name (the ladder's order).
         objective: The server's objective (bare ``router-auto``).
-        build: Builds the engine of an objective and an escalation setting (``None``: no escalation;
-            ``("server", None)``: the server's settings; ``("share" | "threshold", value)``).
+        build: Builds the engine of an objective and an escalation setting (``None``: no escalation; else a
+            :data:`Setting`).
 
     Raises:
         InvalidInputError, UnknownModelError: The server objective's engine cannot be built (a model without a
@@ -153,7 +193,7 @@ class AutoRouting:
         self,
         upstreams: Mapping[str, Any],
         objective: Objective,
-        build: Callable[[Objective, tuple[str, float | None] | None], AutoEngine],
+        build: Callable[[Objective, Setting | None], AutoEngine],
     ) -> None:
         self.upstreams = dict(upstreams)
         self.objective = objective
@@ -175,6 +215,11 @@ class AutoRouting:
             ErrorResponse: 400 for a bad objective or escalation part, or an objective in both the name and the
                 request field.
         """
+        model, climbing = split_climb(model)
+        if climbing is not None and escalation is not None:
+            raise _bad(f"model {asked!r:.120}: give -climb or -cascade, not both")
+        if climbing is not None:
+            escalation = climbing
         named = objective_in_name(model, asked)
         given = objective_in_body(options)
         if named is not None and given is not None:
@@ -185,16 +230,17 @@ class AutoRouting:
             )
         # as precise as its metrics label (6 significant digits): objectives one label names share one engine
         objective = Objective.parse(str(given or named or self.objective))
-        setting: tuple[str, float | None] | None
+        setting: Setting | None
+        climb = climbing is not None
         if escalation is None:
             setting = None
         elif not escalation:
-            setting = ("server", None)
+            setting = ("server", None, climb)
         else:
-            setting = escalation_setting(escalation, asked)
+            setting = (*escalation_setting(escalation, asked), climb)
         if objective == self.objective and setting is None:
             return self.default
-        key: EngineKey = (objective, *(setting or (None, None)))
+        key: EngineKey = (objective, *(setting or (None, None, False)))
         found = self._engines.get(key)
         if found is None:  # built on the event loop's thread: no other request runs between the get and the set
             found = self._engines[key] = self._build(objective, setting)
@@ -208,21 +254,26 @@ class AutoRouting:
 
     def model_ids(self) -> list[str]:
         """The ``router-auto`` names ``GET /v1/models`` lists: bare, the server objective written out, and each
-        with escalation (any other objective is accepted too: ``router-auto-<kind>-<value>``)."""
-        kind = _NAME_OF_KIND[self.objective.kind]
-        named = f"{AUTO_MODEL}-{kind}-{self.objective.value:g}"
-        return [AUTO_MODEL, named, f"{AUTO_MODEL}-cascade", f"{named}-cascade"]
+        with escalation (any other objective is accepted too: ``router-auto-<kind>-<value>[-w<requests>]``)."""
+        named = objective_name(self.objective)
+        return [AUTO_MODEL, named, *(f"{name}-{word}" for word in ("cascade", "climb") for name in (AUTO_MODEL, named))]
 
 
 __all__ = [
     "AUTO_MODEL",
     "MAX_ENGINES",
     "NAME_KINDS",
+    "NAME_OF_KIND",
     "REQUEST_FIELD",
+    "WINDOW_MARK",
     "AutoEngine",
     "AutoRouting",
+    "EngineKey",
+    "Setting",
     "engine_label",
     "is_auto",
     "objective_in_body",
     "objective_in_name",
+    "objective_name",
+    "split_climb",
 ]

@@ -161,9 +161,9 @@ function pickObjective() {
 }
 
 function autoModelName() {
-  // router-auto[-<kind>-<value>[-w<window>]][-cascade]: the objective as the server's model names write it
+  // router-auto[-<kind>-<value>[-w<window>]][-cascade|-climb]: the objective as the server's model names write it
   const auto = state.info.auto;
-  const cascade = $("cascade").checked ? "-cascade" : "";
+  const cascade = $("cascade").checked ? ($("climb").checked ? "-climb" : "-cascade") : "";
   const kind = $("objective-kind").value;
   if (kind === "server") return `${auto.model}${cascade}`;
   const value = $("objective-value").value.trim() || OBJECTIVE_START[kind];
@@ -238,7 +238,11 @@ function renderAutoFields(list, record, asked) {
   field(list, "served by", record.model, "served");
   let why = ladderWhy(ladder);
   if (record.fallback) why += `; ${ladder.chosen} failed (${record.fallback_error}), so ${record.model} answered`;
-  if (record.escalated) why += `; the cheap answer failed its check, so ${record.model} answered`;
+  if (record.escalated) {
+    const climbed = record.attempts.filter((a) => a.role !== "check").length > 2;
+    why += climbed ? `; the climb went up while the answers disagreed, and ${record.model} answered`
+      : `; the cheap answer failed its check, so ${record.model} answered`;
+  }
   field(list, "why", why, "why");
   if (ladder.budget !== null && ladder.budget !== undefined) {
     field(list, "spend", `${usd(ladder.spend)} per 1,000 requests (target ${usd(ladder.budget)}), over the recent ` +
@@ -791,6 +795,7 @@ function start() {
   }
   $("reset").addEventListener("click", resetSlider);
   $("cascade").addEventListener("change", () => { $("model-name").textContent = modelName(); });
+  $("climb").addEventListener("change", () => { $("model-name").textContent = modelName(); });
   for (const radio of document.querySelectorAll("input[name=route]")) radio.addEventListener("change", showRoute);
   $("objective-kind").addEventListener("change", pickObjective);
   for (const id of ["objective-value", "objective-window"]) {
