@@ -333,11 +333,9 @@ class ChatRouteLLM(RouterOptions, BaseChatModel):
             assert full is not None  # the dispatcher raises on an empty stream
             return self._finish(full)
 
-        held = self._engine.holds(route)
-
         def attempt(side: Side, record: ServedDecision) -> Any:
             child = self._called(side, record.model)
-            cfg = child_config(config, record, held=held and side == "weak")
+            cfg = child_config(config, record, held=self._engine.held_attempt(route, record))
             return watch_tokens(lambda c: child.invoke(messages, c, **call), cfg)
 
         value, record = self._engine.call(route, attempt, **self._side_calls(route, messages, config, call))
@@ -353,11 +351,9 @@ class ChatRouteLLM(RouterOptions, BaseChatModel):
             assert full is not None
             return self._finish(full)
 
-        held = self._engine.holds(route)
-
         async def attempt(side: Side, record: ServedDecision) -> Any:
             child = self._called(side, record.model)
-            cfg = child_config(config, record, held=held and side == "weak")
+            cfg = child_config(config, record, held=self._engine.held_attempt(route, record))
             return await awatch_tokens(lambda c: child.ainvoke(messages, c, **call), cfg)
 
         value, record = await self._engine.acall(route, attempt, **self._aside_calls(route, messages, config, call))
@@ -422,10 +418,8 @@ class ChatRouteLLM(RouterOptions, BaseChatModel):
     def _stream_child(
         self, route: Route, messages: list[BaseMessage], config: RunnableConfig, call: dict[str, Any]
     ) -> Iterator[AIMessageChunk]:
-        held = self._engine.holds(route)
-
         def open_stream(side: Side, record: ServedDecision) -> Iterator[Any]:
-            cfg = child_config(config, record, held=held and side == "weak" and not record.escalated)
+            cfg = child_config(config, record, held=self._engine.held_attempt(route, record))
             return (as_chunk(c) for c in self._called(side, record.model).stream(messages, cfg, **call))
 
         last: AIMessageChunk | None = None
@@ -439,10 +433,8 @@ class ChatRouteLLM(RouterOptions, BaseChatModel):
     async def _astream_child(
         self, route: Route, messages: list[BaseMessage], config: RunnableConfig, call: dict[str, Any]
     ) -> AsyncIterator[AIMessageChunk]:
-        held = self._engine.holds(route)
-
         async def open_stream(side: Side, record: ServedDecision) -> AsyncIterator[Any]:
-            cfg = child_config(config, record, held=held and side == "weak" and not record.escalated)
+            cfg = child_config(config, record, held=self._engine.held_attempt(route, record))
             async with aclosing(self._called(side, record.model).astream(messages, cfg, **call)) as stream:
                 async for c in stream:
                     yield as_chunk(c)

@@ -301,12 +301,12 @@ class RouteLLMMiddleware(AgentMiddleware):
     ) -> Any:
         """Route this step, then call the handler with the chosen model."""
         route = route_messages(self.engine, request.messages)
-        held = _HELD if self.engine.holds(route) else ()
 
         def attempt(side: Side, record: ServedDecision) -> Any:
             watch = TokenWatch()
             try:
-                return handler(self._request_for(request, record, watch, tags=held if side == "weak" else ()))
+                tags = _HELD if self.engine.held_attempt(route, record) else ()
+                return handler(self._request_for(request, record, watch, tags=tags))
             except Exception as exc:
                 raise watch.failure(exc) from exc
 
@@ -331,12 +331,12 @@ class RouteLLMMiddleware(AgentMiddleware):
     ) -> Any:
         """Async :meth:`wrap_model_call`."""
         route = await aroute_messages(self.engine, request.messages)
-        held = _HELD if self.engine.holds(route) else ()
 
         async def attempt(side: Side, record: ServedDecision) -> Any:
             watch = TokenWatch()
             try:
-                return await handler(self._request_for(request, record, watch, tags=held if side == "weak" else ()))
+                tags = _HELD if self.engine.held_attempt(route, record) else ()
+                return await handler(self._request_for(request, record, watch, tags=tags))
             except Exception as exc:
                 raise watch.failure(exc) from exc
 

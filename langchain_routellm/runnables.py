@@ -212,11 +212,9 @@ class RouteLLMRunnable(RouterOptions, RunnableSerializable[Any, Any]):
         )
 
     def _invoke_run(self, input: Any, config: RunnableConfig, *, route: Route, call: dict[str, Any]) -> Any:
-        held = self._engine.holds(route)
-
         def attempt(side: Side, record: ServedDecision) -> Any:
             child = self._called(side, record.model)
-            cfg = child_config(config, record, held=held and side == "weak")
+            cfg = child_config(config, record, held=self._engine.held_attempt(route, record))
             return watch_tokens(lambda c: child.invoke(input, c, **call), cfg)
 
         value, record = self._engine.call(route, attempt, **self._side_calls(route, input, config, call))
@@ -231,11 +229,9 @@ class RouteLLMRunnable(RouterOptions, RunnableSerializable[Any, Any]):
         )
 
     async def _ainvoke_run(self, input: Any, config: RunnableConfig, *, route: Route, call: dict[str, Any]) -> Any:
-        held = self._engine.holds(route)
-
         async def attempt(side: Side, record: ServedDecision) -> Any:
             child = self._called(side, record.model)
-            cfg = child_config(config, record, held=held and side == "weak")
+            cfg = child_config(config, record, held=self._engine.held_attempt(route, record))
             return await awatch_tokens(lambda c: child.ainvoke(input, c, **call), cfg)
 
         value, record = await self._engine.acall(route, attempt, **self._aside_calls(route, input, config, call))
@@ -267,10 +263,8 @@ class RouteLLMRunnable(RouterOptions, RunnableSerializable[Any, Any]):
     ) -> Iterator[Any]:
         input = next(inputs)
 
-        held = self._engine.holds(route)
-
         def open_stream(side: Side, record: ServedDecision) -> Iterator[Any]:
-            cfg = child_config(config, record, held=held and side == "weak" and not record.escalated)
+            cfg = child_config(config, record, held=self._engine.held_attempt(route, record))
             return self._called(side, record.model).stream(input, cfg, **call)
 
         first = True
@@ -296,10 +290,8 @@ class RouteLLMRunnable(RouterOptions, RunnableSerializable[Any, Any]):
     ) -> AsyncIterator[Any]:
         input = await anext(inputs)
 
-        held = self._engine.holds(route)
-
         def open_stream(side: Side, record: ServedDecision) -> AsyncIterator[Any]:
-            cfg = child_config(config, record, held=held and side == "weak" and not record.escalated)
+            cfg = child_config(config, record, held=self._engine.held_attempt(route, record))
             return self._called(side, record.model).astream(input, cfg, **call)
 
         first = True

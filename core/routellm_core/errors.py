@@ -71,6 +71,8 @@ class ModelCallError(RouteLLMError, RuntimeError):
             fallback).
         fallback_model: Name of the other model when fallback was configured and tried, else ``None``.
         chunks_delivered: Streaming only: chunks already handed to the caller before the failure, else ``None``.
+        attempts: The calls made before the failure (``Attempt`` entries with their prices), when known: what was
+            paid for a call that raises.
     """
 
     def __init__(
@@ -82,6 +84,7 @@ class ModelCallError(RouteLLMError, RuntimeError):
         side: str | None = None,
         fallback_model: str | None = None,
         chunks_delivered: int | None = None,
+        attempts: tuple[object, ...] = (),
     ) -> None:
         super().__init__(message)
         self.model = model
@@ -89,6 +92,7 @@ class ModelCallError(RouteLLMError, RuntimeError):
         self.side = side
         self.fallback_model = fallback_model
         self.chunks_delivered = chunks_delivered
+        self.attempts = attempts
 
 
 class StreamInterruptedError(ModelCallError):

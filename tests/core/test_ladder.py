@@ -202,6 +202,12 @@ def test_escalation_up_the_ladder_pays_for_every_call() -> None:
     )
     # "42" vs "42.0" as strings: the climb pays A + B + C = 12.5 on every prompt, so C alone (10) is cheaper
     assert exact.cost_for(1.0) == pytest.approx(10.0)
+    # from B, one rung above: comparing B with C would decide nothing, so only C is called (10, not 11.5)
+    from_b = evaluate_choices(
+        np.ones((1, n), dtype=int), quality, costs, answers=answers, check=AgreementCheck("number")
+    )
+    j = [setting["escalate"] for setting in from_b.settings].index(True)
+    assert tuple(from_b.points[j]) == pytest.approx((10.0, 1.0)) and from_b.calls[j] == 1.0
     blind = routellm_core.evaluate_ladder(np.full((n, 3), 0.5), prompts, quality, costs, answers=answers)
     assert np.all(blind.calls == 1.0)  # no costlier rung is predicted better: nothing to climb to
 

@@ -37,7 +37,9 @@ CHEAPEST = Objective.margin(1.0)
 TEXT = "A train leaves at 3pm at 60 mph; when has it covered 150 miles?"
 
 
-def climber(objective: Objective = CHEAPEST, check: Any = "agreement", **options: Any) -> LadderEngine:
+def climber(
+    objective: Objective = CHEAPEST, check: Any = "agreement", on_fallback: Any = None, **options: Any
+) -> LadderEngine:
     """An engine climbing from tiny whose answers report 10 input tokens and one output token per character."""
     opts = RoutingOptions(
         objective=objective,
@@ -54,6 +56,7 @@ def climber(objective: Objective = CHEAPEST, check: Any = "agreement", **options
         chunk_text=str,
         answer_text=str,
         usage=lambda v: (10, len(v)),
+        on_fallback=on_fallback,
     )
 
 
@@ -99,7 +102,8 @@ def test_the_climb_serves_the_upper_of_the_first_two_rungs_that_agree(
 
 
 def test_the_climb_skips_a_dearer_model_predicted_no_better() -> None:
-    """mid is profiled like tiny (the same prior): its predictions equal tiny's, so the climb goes from tiny to big."""
+    """mid is profiled like tiny (the same prior): its predictions equal tiny's, so the climb goes from tiny to big,
+    and with nothing between them the call goes straight to big."""
     opts = RoutingOptions(
         objective=CHEAPEST,
         priors={**PRIORS, "mid": PRIORS["tiny"]},
@@ -111,9 +115,24 @@ def test_the_climb_skips_a_dearer_model_predicted_no_better() -> None:
     p = dict(zip(route.ladder.models, route.ladder.predictions, strict=True))
     assert p["mid"] == p["tiny"] < p["big"] and route.ladder.chosen == "tiny"  # precondition
     assert route.ladder.pair == {"weak": "tiny", "strong": "big"}
+    # one rung above tiny: comparing tiny with big would decide nothing (big serves either way), so only big is asked
     calls: list[str] = []
     value, record = eng.call(route, scripted({"tiny": "17", "mid": "17", "big": "42"}, calls))
-    assert value == "42" and sorted(calls) == ["big", "tiny"] and record.model == "big"
+    assert value == "42" and calls == ["big"] and record.model == "big" and record.escalated
+    assert [(a.model, a.kept) for a in record.attempts] == [("big", True)]
+    # big down: under fallback the chosen model answers, once
+    calls.clear()
+    fallback = LadderEngine(
+        opts.model_copy(update={"fallback": True}),
+        MODELS,
+        owner="test",
+        is_empty=lambda v: not v,
+        chunk_text=str,
+        answer_text=str,
+    )
+    broken: dict[str, Any] = {"tiny": "17", "mid": "17", "big": ConnectionError("big is down")}
+    value, record = fallback.call(fallback.route(TEXT), scripted(broken, calls))
+    assert value == "17" and calls == ["big", "tiny"] and record.model == "tiny" and record.fallback_from == "big"
 
 
 class Sure:
@@ -152,10 +171,19 @@ def test_a_failing_rung_never_passes_and_a_failing_top_is_an_error_or_a_fallback
     broken: dict[str, Any] = {"tiny": "1", "mid": "2", "big": ConnectionError("big is down")}
     with pytest.raises(ModelCallError, match="'big'"):
         climber().call(climber().route(TEXT), scripted(broken, []))
-    eng = climber(fallback=True)
+    fallbacks: list[tuple[str, str]] = []
+    eng = climber(fallback=True, on_fallback=lambda rec, exc: fallbacks.append((rec.model, type(exc).__name__)))
     value, record = eng.call(eng.route(TEXT), scripted(broken, []))
     assert value == "2" and record.model == "mid" and record.fallback_from == "big" and record.fallback
     assert [(a.model, a.kept) for a in record.attempts] == [("tiny", False), ("mid", True), ("big", False)]
+    assert fallbacks == [("mid", "ConnectionError")]  # the front end's fallback hook heard of it
+
+    # a climb that fails still paid tiny and mid: the budget controller is billed for them
+    eng = climber(Objective.budget(0.05))
+    with pytest.raises(ModelCallError) as failure:
+        eng.call(eng.route(TEXT), scripted(broken, []))
+    assert [a.model for a in failure.value.attempts] == ["tiny", "mid", "big"]
+    assert eng.controller is not None and eng.controller.realised == pytest.approx(cost("tiny", "1") + cost("mid", "2"))
 
 
 def test_async_calls_and_streams_climb_the_same_way() -> None:

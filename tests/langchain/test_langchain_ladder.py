@@ -616,3 +616,23 @@ class TestClimb:
         assert final.text == f"[{served}] The tool said: It is sunny in Paris."
         assert final.response_metadata["routellm"]["continued"] is True
         assert models[served].calls[-1] == "ToolMessage" and models["tiny"].calls == ["HumanMessage"]
+
+    def test_every_rung_of_a_climb_is_held_off_the_token_stream(self) -> None:
+        """Any rung's answer may be thrown away (mid's here): every child run is tagged ``nostream``, so LangGraph's
+        ``stream_mode="messages"`` forwards none of them; the caller gets the served answer from the router."""
+        runs: list[list[str]] = []
+
+        class Tags(BaseCallbackHandler):
+            def on_chat_model_start(self, serialized: Any, messages: Any, **kw: Any) -> None:
+                runs.append(list(kw.get("tags") or []))
+
+        models = fakes(tiny={"answer": "17."}, mid={"answer": "42."}, big={"answer": "It is 42."})
+        llm = ladder(models, CHEAPEST, escalate=self.CLIMB)
+        for call in (
+            lambda cfg: "".join(c.text for c in llm.stream(PROOF, cfg)),
+            lambda cfg: llm.invoke(PROOF, cfg).text,
+        ):
+            runs.clear()
+            assert call({"callbacks": [Tags()]}) == "[big] It is 42."
+            children = [tags for tags in runs if any(t.startswith("routellm:") for t in tags)]  # the rungs' runs
+            assert len(children) == 3 and all("nostream" in tags for tags in children)

@@ -188,6 +188,10 @@ def test_climb_goes_rung_by_rung(server: ServerThread) -> None:
     assert {"margin=1,climb", "margin=1,climb=100%"} <= labels
     both = ask(server, "router-auto-margin-1-climb-cascade")
     assert both.status_code == 400 and "not both" in both.json()["error"]["message"]
+    bad = ask(server, "router-auto-climb-abc")
+    assert bad.status_code == 400 and "after -climb give" in bad.json()["error"]["message"]
+    pair = ask(server, "router-fast-climb")
+    assert pair.status_code == 400 and "router-auto-climb" in pair.json()["error"]["message"]
 
 
 def test_streams_come_from_the_chosen_model(server: ServerThread) -> None:

@@ -16,7 +16,8 @@ predictions and each model's mean cost ``ĉ`` into one routing policy per parame
 **Escalation** (``answers`` given): a policy's chosen rung ``s`` is called together with the next rung up the
 *climb* (concurrent: one sequential call); if the check says their answers agree, the upper answer is served, else
 the climb's next rung is called and compared with the previous one, and so on; the climb's last rung is served as it
-is. Every called model is paid. With a router (:func:`evaluate_ladder`) a prompt's climb skips the costlier rungs
+is (so a climb with one rung above its start calls only that rung: comparing the two would decide nothing). Every
+called model is paid. With a router (:func:`evaluate_ladder`) a prompt's climb skips the costlier rungs
 not predicted better than every rung below them on it (a dearer model predicted no better is not worth asking);
 without one (:func:`evaluate_choices`) it goes through every costlier rung. This is the online climb
 (:mod:`routellm_core.routing.climb`). Both families, with and without escalation, are evaluated and the curve keeps
@@ -265,8 +266,22 @@ def _outcomes(ladder: _Ladder, escalate: bool) -> tuple[np.ndarray, np.ndarray, 
             current = np.where(step, r, current)
             if best is not None:
                 best = np.where(step, ladder.pred[:, r], best)  # type: ignore[index]
+        # one rung above the start: comparing the two would decide nothing, so only that rung is called
+        direct = np.full(n, s == k - 2) if ladder.pred is None else _rungs_above(ladder.pred, s) == 1
+        cost[s] -= np.where(direct, c[s], 0.0)
     qual = q[served, cols[None, :].repeat(k, axis=0)]
     return cost, qual, np.maximum(called, 1.0), served
+
+
+def _rungs_above(pred: np.ndarray, s: int) -> np.ndarray:
+    """Per prompt, how many costlier rungs a climb from rung ``s`` goes through (each predicted better than every
+    rung before it on the climb)."""
+    best, count = pred[:, s].copy(), np.zeros(len(pred), dtype=int)
+    for r in range(s + 1, pred.shape[1]):
+        up = pred[:, r] > best
+        count += up
+        best = np.where(up, pred[:, r], best)
+    return count
 
 
 def _sweep_values(values: np.ndarray, lo: float, hi: float) -> np.ndarray:

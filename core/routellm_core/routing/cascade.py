@@ -15,7 +15,9 @@ Under ``escalate=Escalation(...)`` a call the prompt router sends to the weak si
 A call the prompt router sends to strong (the *pre-route*) skips the cheap attempt, and a continued agent step stays
 on the model that served the step before. This module holds the rules; :class:`~routellm_core.routing.engine.
 RoutingEngine` drives them (sync and async). Among N models (:mod:`routellm_core.routing.ladder`) a call runs on a
-pair whose strong side is the best-predicted model above the chosen one, so the same rules climb the ladder.
+pair whose strong side is the best-predicted model above the chosen one, so these rules take one step up the ladder;
+``Escalation(climb=True)`` climbs it rung by rung instead (:mod:`routellm_core.routing.climb`, with this module's
+check and pricing).
 """
 
 from __future__ import annotations

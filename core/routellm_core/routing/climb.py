@@ -9,7 +9,8 @@ answers (``agreement``, the combiner):
 2. the check scores its confidence in the lower answer against the upper one: at or above the escalation threshold
    the upper (dearer) answer is served, both being paid; below it the rung above the upper one answers and is
    checked against it, and so on;
-3. the climb's last rung is served as it is.
+3. the climb's last rung is served as it is. Its answer is never checked (either way it would serve), so with one
+   rung above the chosen model the call goes straight to that rung.
 
 With a check that reads one answer (``answer_features``, ``logprobs``, ``self_verification``) each rung answers
 alone and is served when its own answer passes; the last is served as it is. This is the policy
@@ -34,6 +35,7 @@ from typing import Any
 from routellm_core.decisions import Attempt, Route, ServedDecision, Side
 from routellm_core.errors import ModelCallError
 from routellm_core.routing.cascade import Cascade, Outcome, Verdict
+from routellm_core.routing.dispatch import EmptyResponseError, FallbackHook
 
 logger = logging.getLogger(__name__)
 
@@ -79,15 +81,24 @@ class Climb:
         owner: Name of the front end, for error messages.
         fallback: Serve the highest rung that answered when the climb's last rung fails.
         join_chunks: A whole answer from a held stream's chunks (what the check and the pricing read).
+        on_fallback: Called with the record and the error when the climb's last rung failed and a lower answer
+            serves (LlamaIndex's fallback event, the server's fallback metric).
     """
 
     def __init__(
-        self, cascade: Cascade, *, owner: str, fallback: bool, join_chunks: Callable[[list[Any]], Any]
+        self,
+        cascade: Cascade,
+        *,
+        owner: str,
+        fallback: bool,
+        join_chunks: Callable[[list[Any]], Any],
+        on_fallback: FallbackHook | None = None,
     ) -> None:
         self.cascade = cascade
         self.owner = owner
         self.fallback = fallback
         self.join_chunks = join_chunks
+        self.on_fallback = on_fallback
 
     @staticmethod
     def rungs(route: Route) -> tuple[str, ...]:
@@ -129,10 +140,12 @@ class Climb:
             for i, outcome in zip(indices, outcomes, strict=True):
                 raw[i], whole[i] = outcome, self._whole(outcome, stream)
 
-        first = [0, 1] if paired else [0]
+        # paired, the climb's last comparison decides nothing (either way the last rung serves): with one rung above
+        # the chosen model the call goes straight to it, and the last rung is never checked
+        first = ([1] if top == 1 else [0, 1]) if paired else [0]
         got(first, (yield [Ask(records[i]) for i in first]))
         i, served = 0, None
-        while served is None and i < top:
+        while served is None and i < top and not (paired and i + 1 == top):
             verification = None
             if cascade.needs_verification and self._ok(whole[i]):
                 (verification,) = yield [Ask(records[i], verify=True, answer=whole[i].value)]
@@ -158,10 +171,11 @@ class Climb:
                 got([upper], (yield [Ask(records[upper])]))
         if served is None:  # the climb's last rung: served as it is, when it answered
             served = top
-        if served not in listed:  # the served rung's own entry, when it was not checked itself
-            entries.append(
-                cascade.attempt(rungs[served], records[served].served, _role(served), whole[served], kept=False)
-            )
+            if not self._ok(whole[top]) and self.fallback and not any(self._ok(w) for w in whole.values()):
+                got([0], (yield [Ask(records[0])]))  # nothing below answered yet: the chosen model, once
+        for j in sorted(raw):  # the rungs called but not checked (the last ones), in order
+            if j not in listed:
+                entries.append(cascade.attempt(rungs[j], records[j].served, _role(j), whole[j], kept=False))
         if not self._ok(whole[served]):
             return self._failed_top(route, rungs, records, raw, whole, entries)
         return Climbed(raw[served].value, self._record(route, records[served], entries, rungs[served]))
@@ -206,6 +220,9 @@ class Climb:
                 rungs[j],
             )
             record = self._record(route, records[j], entries, rungs[j], fallback_from=rungs[top], fallback_error=kind)
+            if self.on_fallback is not None:
+                failure = error or EmptyResponseError(f"{rungs[top]} returned an empty message")
+                self.on_fallback(record, failure)
             return Climbed(raw[j].value, record)
         d = route.decision
         what = "returned an empty message" if error is None else f"failed: {error!r}"
@@ -215,6 +232,7 @@ class Climb:
             model=rungs[top],
             decision=d,
             side="strong",
+            attempts=tuple(entries),
         ) from error
 
     def _log(self, route: Route, rungs: tuple[str, ...], i: int, verdict: Verdict, outcome: Outcome) -> None:

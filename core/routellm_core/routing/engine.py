@@ -305,6 +305,11 @@ class RoutingEngine:
         any of them (a front end keeps such attempts' tokens off its streaming callbacks)."""
         return self.cascade is not None and self.cascade.applies(route)
 
+    def held_attempt(self, route: Route, record: ServedDecision) -> bool:
+        """Whether the answer of the attempt called with ``record`` is held for the escalation check (the weak
+        answer of a cascade): a front end keeps its tokens off its streaming callbacks."""
+        return self.holds(route) and record.served == "weak" and not record.escalated
+
     def call(
         self,
         route: Route,

@@ -25,7 +25,7 @@ import logging
 import threading
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
-from contextlib import aclosing
+from contextlib import aclosing, contextmanager
 from dataclasses import replace
 from typing import Any, TypeVar
 
@@ -33,7 +33,7 @@ import numpy as np
 
 from routellm_core.data.prices import price_of
 from routellm_core.decisions import LadderChoice, Route, RoutingDecision, ServedDecision, Side
-from routellm_core.errors import InvalidInputError
+from routellm_core.errors import InvalidInputError, ModelCallError
 from routellm_core.escalation.ladder import choose
 from routellm_core.learning.labelling import TrafficLabelling
 from routellm_core.routers.profiles import UnknownModelError
@@ -356,7 +356,13 @@ class LadderEngine:
             logprobs=kwargs.get("logprobs") or (lambda _value: None),
         )
         join = kwargs.get("join_chunks") or (lambda chunks: "".join(chunk_text(c) for c in chunks))
-        return Climb(cascade, owner=self.owner, fallback=options.fallback, join_chunks=join)
+        return Climb(
+            cascade,
+            owner=self.owner,
+            fallback=options.fallback,
+            join_chunks=join,
+            on_fallback=kwargs.get("on_fallback"),
+        )
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -470,6 +476,11 @@ class LadderEngine:
         """Whether the call's answers are held for the escalation check (see :meth:`RoutingEngine.holds`)."""
         return self._climbs(route) or self.engine(route).holds(route)
 
+    def held_attempt(self, route: Route, record: ServedDecision) -> bool:
+        """Whether the answer of the attempt called with ``record`` is held (see :meth:`RoutingEngine.held_attempt`):
+        under a climb every rung's, since any of them may be thrown away."""
+        return self._climbs(route) or self.engine(route).held_attempt(route, record)
+
     def _climbs(self, route: Route) -> bool:
         return self.climb is not None and self.climb.applies(route)
 
@@ -487,7 +498,9 @@ class LadderEngine:
     ) -> tuple[T, ServedDecision]:
         """:meth:`RoutingEngine.call` on the route's pair (under a climb: up the ladder)."""
         if self._climbs(route):
-            done = climb_sync(self._steps(route, False), attempt, self._verify(calls), self.engine(route).passthrough)
+            passthrough = self.engine(route).passthrough
+            with self._billing_failures(route):
+                done = climb_sync(self._steps(route, False), attempt, self._verify(calls), passthrough)
             self._served(route, done.record)
             pair = self._pair_of(route, done)
             pair.record_call(route, done.record, pair.answer_text(done.value), calls.get("other_answer"))
@@ -502,7 +515,8 @@ class LadderEngine:
         """Async :meth:`call`."""
         if self._climbs(route):
             passthrough = self.engine(route).passthrough
-            done = await climb_async(self._steps(route, False), attempt, self._verify(calls), passthrough)
+            with self._billing_failures(route):
+                done = await climb_async(self._steps(route, False), attempt, self._verify(calls), passthrough)
             self._served(route, done.record)
             pair = self._pair_of(route, done)
             await pair.arecord_call(route, done.record, pair.answer_text(done.value), calls.get("other_answer"))
@@ -522,7 +536,8 @@ class LadderEngine:
             yield from self.engine(route).stream(route, open_stream, on_final=on_final, **calls)
             return
         passthrough = self.engine(route).passthrough
-        done = climb_sync(self._steps(route, True), held(open_stream), self._verify(calls), passthrough)
+        with self._billing_failures(route):
+            done = climb_sync(self._steps(route, True), held(open_stream), self._verify(calls), passthrough)
         try:
             for chunk in done.value:
                 yield chunk, done.record
@@ -543,7 +558,8 @@ class LadderEngine:
                     yield item
             return
         passthrough = self.engine(route).passthrough
-        done = await climb_async(self._steps(route, True), aheld(open_stream), self._verify(calls), passthrough)
+        with self._billing_failures(route):
+            done = await climb_async(self._steps(route, True), aheld(open_stream), self._verify(calls), passthrough)
         try:
             for chunk in done.value:
                 yield chunk, done.record
@@ -568,6 +584,16 @@ class LadderEngine:
                 f"{self.owner} cannot ask the self-verification question the escalation check needs"
             )
         return verify
+
+    @contextmanager
+    def _billing_failures(self, route: Route) -> Iterator[None]:
+        """A climb that fails still paid its rungs: the ladder and the controller learn from them."""
+        try:
+            yield
+        except ModelCallError as exc:
+            if exc.attempts:
+                self._served(route, replace(self.engine(route).planned(route), attempts=exc.attempts))  # type: ignore[arg-type]
+            raise
 
     def _pair_of(self, route: Route, done: Climbed) -> RoutingEngine:
         """The engine of the climb's pair (the chosen model and the one served): it records and labels the call."""

@@ -24,7 +24,7 @@ def split_cascade(model: str) -> tuple[str, str | None]:
     return match.group("head"), match.group("escalation") or ""
 
 
-def escalation_setting(part: str, model: str) -> tuple[str, float]:
+def escalation_setting(part: str, model: str, suffix: str = "cascade") -> tuple[str, float]:
     """``("share", s)`` for a whole percentage ``<p>%`` (escalate about ``p``% of the checked calls), or
     ``("threshold", t)`` for a number in [0, 1] with at most two decimals (escalate below ``t``).
 
@@ -39,8 +39,8 @@ def escalation_setting(part: str, model: str) -> tuple[str, float]:
         return "threshold", float(text)
     raise ErrorResponse(
         400,
-        f"model {model!r}: after -cascade give an escalation share as a whole percentage (-cascade-10%) or an "
-        f"escalation threshold in [0, 1] with at most two decimals (-cascade-0.5), got {part!r}",
+        f"model {model!r}: after -{suffix} give an escalation share as a whole percentage (-{suffix}-10%) or an "
+        f"escalation threshold in [0, 1] with at most two decimals (-{suffix}-0.5), got {part!r}",
         code="invalid_model",
         param="model",
     )

@@ -70,6 +70,7 @@ from routellm_core.server.auto import (
     engine_label,
     is_auto,
     objective_in_body,
+    split_climb,
 )
 from routellm_core.server.errors import ErrorResponse, model_call_error
 from routellm_core.server.metrics import CONTENT_TYPE, ServerMetrics
@@ -944,6 +945,14 @@ def create_app(
                         f"{chat.model!r:.120}",
                         code="invalid_request",
                         param="routellm.objective",
+                    )
+                if split_climb(model)[1] is not None:
+                    raise ErrorResponse(
+                        400,
+                        f"model {chat.model!r:.120}: -climb climbs the server's named models (--model): ask for "
+                        f"{AUTO_MODEL}-climb; a strong/weak router escalates with -cascade",
+                        code="invalid_model",
+                        param="model",
                     )
                 name, threshold = resolve_model(model, state.policies)
                 engine = state.engine_for(name, escalation, chat.model)

@@ -237,7 +237,7 @@ class AutoRouting:
         elif not escalation:
             setting = ("server", None, climb)
         else:
-            setting = (*escalation_setting(escalation, asked), climb)
+            setting = (*escalation_setting(escalation, asked, "climb" if climb else "cascade"), climb)
         if objective == self.objective and setting is None:
             return self.default
         key: EngineKey = (objective, *(setting or (None, None, False)))

@@ -172,6 +172,21 @@ function autoModelName() {
   return `${auto.model}-${auto.name_kinds[kind]}-${value}${held}${cascade}`;
 }
 
+function escalationWhy(record) {
+  // a climb (router-auto-climb) lists its rungs with no separate check answer; a cascade has one (role "check")
+  const rungs = record.attempts.filter((a) => a.role !== "check");
+  const climb = rungs.length >= 2 && !record.attempts.some((a) => a.role === "check" && !a.model.endsWith(" (verify)"));
+  if (!climb) return `the cheap answer failed its check, so ${record.model} answered`;
+  const judged = rungs.filter((a) => a.confidence !== null && a.confidence !== undefined);
+  const last = judged[judged.length - 1];
+  const threshold = last ? last.signals.escalation_threshold : undefined;
+  const below = rungs[rungs.findIndex((a) => a.model === record.model) - 1];
+  if (last && threshold !== undefined && last.confidence >= threshold && below && below.model === last.model) {
+    return `${last.model}'s and ${record.model}'s answers agreed, so ${record.model}'s answer was served`;
+  }
+  return `no answer below passed its check, so ${record.model}, the top of the climb, answered`;
+}
+
 function ladderWhy(ladder) {
   const p = Object.fromEntries(ladder.models.map((m) => [m, ladder.predictions[m]]));
   const best = ladder.models.reduce((a, b) => (p[b] > p[a] ? b : a));
@@ -237,12 +252,9 @@ function renderAutoFields(list, record, asked) {
   field(list, "chosen", el("span", { class: "chosen-model", text: ladder.chosen }), "chosen");
   field(list, "served by", record.model, "served");
   let why = ladderWhy(ladder);
-  if (record.fallback) why += `; ${ladder.chosen} failed (${record.fallback_error}), so ${record.model} answered`;
-  if (record.escalated) {
-    const climbed = record.attempts.filter((a) => a.role !== "check").length > 2;
-    why += climbed ? `; the climb went up while the answers disagreed, and ${record.model} answered`
-      : `; the cheap answer failed its check, so ${record.model} answered`;
-  }
+  const failed = record.fallback_from || ladder.chosen;
+  if (record.fallback) why += `; ${failed} failed (${record.fallback_error}), so ${record.model} answered`;
+  else if (record.escalated) why += `; ${escalationWhy(record)}`;
   field(list, "why", why, "why");
   if (ladder.budget !== null && ladder.budget !== undefined) {
     field(list, "spend", `${usd(ladder.spend)} per 1,000 requests (target ${usd(ladder.budget)}), over the recent ` +
