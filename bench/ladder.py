@@ -1,5 +1,6 @@
 """Price ladders, offline: N priced models, the ``difficulty`` router's per-model predictions, escalation up the
-ladder, and how fast the router learns a ladder's traffic (and a model it never profiled) from labels.
+ladder, and how fast the router learns a ladder's traffic (and a model it never profiled) from labels; on ZeroEval's
+answers, DC-Router's test split and MMLU-Pro's categories.
 
 Everything comes from ZeroEval's graded answers (``zeroeval/<task>_{correctness,answers,output_chars}.csv``; no
 model is called) on ``gsm`` (GSM8K test), ``crux`` and ``math-l5``. Costs are priced per token with
@@ -30,6 +31,14 @@ the other half. The *unknown-model* ladders put a model on the ladder the router
 on GSM8K, ``deepseek-v2-chat-0628`` on CRUX: neither is in any training source but the left-out one), starting
 from the stated prior ``ModelPrior(like="gpt-4o-mini-2024-07-18")``.
 
+**Traffic without answers** (no escalation rows): DC-Router's test split (500 prompts, its 9 open models) and
+MMLU-Pro (5 models from Llama-3.1-8B to gpt-4o), each MMLU-Pro category its own traffic, with routers trained without
+DC-Router, and without MMLU-Pro and MMLU, respectively. No output lengths exist there: every answer is assumed
+:data:`ASSUMED_OUTPUT_TOKENS` long. The models those routers have no profile for start from a stated prior (the
+model each is nearest to, :data:`OUTSIDE_PRIORS`), and a few DC-Router models no maintained table prices are billed
+at their nearest priced model's price (:data:`OUTSIDE_PRICE_REFS`). Length and random grids are coarser on long
+ladders (at most :data:`MAX_BASELINE_POLICIES` policies each).
+
 Never trained or tuned on arena-hard-auto, arena-bench-v1 or routerbench. Run: ``python -m bench.ladder``
 (about 3 minutes on 2 cores); writes ``bench/results/ladder.json`` and its section of ``BENCHMARKS.md``.
 """
@@ -37,6 +46,7 @@ Never trained or tuned on arena-hard-auto, arena-bench-v1 or routerbench. Run: `
 from __future__ import annotations
 
 import itertools
+import math
 import sys
 import time
 from collections.abc import Sequence
@@ -51,6 +61,7 @@ from routellm_core.data.zeroeval_answers import ZEROEVAL_ANSWER_KINDS, load_answ
 from routellm_core.escalation import AgreementCheck
 from routellm_core.escalation.ladder import LadderCurve, evaluate_choices, evaluate_ladder
 from routellm_core.routers.profiles import ModelPrior, resolve_model
+from routellm_core.routing.ladder import pair_win_rate
 
 SECTION = "## Price ladders: N priced models, per-model predictions, escalation (offline, ZeroEval answers)"
 #: ZeroEval task -> the training source left out for it.
@@ -92,6 +103,79 @@ LADDERS: dict[str, dict[str, tuple[tuple[str, ...], str | None]]] = {
     },
 }
 UNKNOWN_PRIOR = ModelPrior(like="gpt-4o-mini-2024-07-18")
+
+# ---- traffic without answers: DC-Router's test split and MMLU-Pro's categories --------------------------------
+#: Output tokens assumed for every model's answer where the data has no answers (DC-Router, MMLU-Pro).
+ASSUMED_OUTPUT_TOKENS = 300
+#: Task -> the training sources left out of its router (MMLU-Pro holds ~6.8k MMLU questions: MMLU goes too).
+OUTSIDE_LEFT_OUT: dict[str, tuple[str, ...]] = {"dcrouter": ("dcrouter",), "mmlu-pro": ("mmlu_pro", "mmlu")}
+#: Model -> the priced reference it is billed as (the maintained table), for the models it prices.
+OUTSIDE_PRICE_REFS: dict[str, str] = {
+    "mistral-7b-instruct-v0.3": "openrouter:mistralai/mistral-7b-instruct-v0.3",
+    "llama-3.1-8b-instruct": "openrouter:meta-llama/llama-3.1-8b-instruct",
+    "gemma-2-9b-it": "openrouter:google/gemma-2-9b-it",
+    "qwen2.5-7b-instruct": "openrouter:qwen/qwen-2.5-7b-instruct",
+    "llama-3.3-nemotron-super-49b-v1": "openrouter:llama-3.3-nemotron-super-49b-v1",
+    # the models no table prices, at the price of the priced model they stand nearest to (stated, like prices=)
+    "llama3-chatqa-1.5-8b": "openrouter:meta-llama/llama-3-8b-instruct",
+    "llama3-chatqa-1.5-70b": "openrouter:meta-llama/llama-3-70b-instruct",
+    "codegemma-7b": "openrouter:google/gemma-2-9b-it",
+    "llama-3.1-nemotron-51b-instruct": "openrouter:llama-3.3-nemotron-super-49b-v1",
+    "Meta-Llama-3_1-8B-Instruct": PRICE_REFS["Meta-Llama-3.1-8B-Instruct"],
+    "Meta-Llama-3_1-70B-Instruct": PRICE_REFS["Meta-Llama-3.1-70B-Instruct"],
+    "gemini-1.5-flash-002": "google:gemini-1.5-flash-002",
+    "gemini-1.5-pro-002": "google:gemini-1.5-pro-002",
+    "gpt-4o-2024-05-13": "openai:gpt-4o-2024-05-13",
+}
+#: The stand-ins: a model DC-Router or MMLU-Pro scores that the left-out router has no profile for starts from the
+#: profile of the model it is nearest to (``ModelPrior(like=...)``), as a user would state it.
+OUTSIDE_PRIORS: dict[str, dict[str, ModelPrior]] = {
+    "dcrouter": {
+        "codegemma-7b": ModelPrior(like="gemma-7b"),
+        "llama-3.1-8b-instruct": ModelPrior(like="Meta-Llama-3.1-8B-Instruct"),
+        "llama-3.1-nemotron-51b-instruct": ModelPrior(like="Meta-Llama-3.1-70B-Instruct"),
+        "llama-3.3-nemotron-super-49b-v1": ModelPrior(like="Meta-Llama-3.1-70B-Instruct"),
+        "llama3-chatqa-1.5-70b": ModelPrior(like="Meta-Llama-3-70B-Instruct"),
+        "llama3-chatqa-1.5-8b": ModelPrior(like="Meta-Llama-3-8B-Instruct"),
+        "mistral-7b-instruct-v0.3": ModelPrior(like="Mistral-7B-Instruct-v0.2"),
+    },
+    "mmlu-pro": {
+        "gemini-1.5-flash-002": ModelPrior(like="gemini-1.5-flash"),
+        "gemini-1.5-pro-002": ModelPrior(like="gemini-1.5-pro"),
+    },
+}
+#: Task -> ladder name -> models.
+OUTSIDE_LADDERS: dict[str, dict[str, tuple[str, ...]]] = {
+    "dcrouter": {
+        "the 9 open models": (
+            "mistral-7b-instruct-v0.3",
+            "llama3-chatqa-1.5-8b",
+            "llama-3.1-8b-instruct",
+            "gemma-2-9b-it",
+            "codegemma-7b",
+            "qwen2.5-7b-instruct",
+            "llama-3.3-nemotron-super-49b-v1",
+            "llama-3.1-nemotron-51b-instruct",
+            "llama3-chatqa-1.5-70b",
+        ),
+    },
+    "mmlu-pro": {
+        "8B < 70B < gpt-4o (every model profiled)": (
+            "Meta-Llama-3_1-8B-Instruct",
+            "Meta-Llama-3_1-70B-Instruct",
+            "gpt-4o-2024-05-13",
+        ),
+        "8B < flash < 70B < pro < gpt-4o": (
+            "Meta-Llama-3_1-8B-Instruct",
+            "gemini-1.5-flash-002",
+            "Meta-Llama-3_1-70B-Instruct",
+            "gemini-1.5-pro-002",
+            "gpt-4o-2024-05-13",
+        ),
+    },
+}
+#: Most policies one baseline family (length cut points, random mixes) evaluates on a ladder.
+MAX_BASELINE_POLICIES = 3000
 LABELS_K = (0, 25, 50, 100, 200)
 LABEL_SEEDS = 3
 RANDOM_SEEDS = 5
@@ -105,7 +189,7 @@ RANDOM_STEP = 0.1
 def prices() -> dict[str, tuple[float, float]]:
     """USD per 1M (input, output) tokens of every ladder model, from the maintained table."""
     out = {}
-    for model, ref in PRICE_REFS.items():
+    for model, ref in {**PRICE_REFS, **OUTSIDE_PRICE_REFS}.items():
         price = price_of(ref)
         if price is None:
             raise SystemExit(f"no price for {ref!r} in the genai-prices table")
@@ -137,21 +221,76 @@ def loo_router(*tasks: str) -> Any:
     return DifficultyRouter(embedder=training_embedder(STATIC_NAME)).fit(records)
 
 
+def outside_router(task: str) -> Any:
+    """The shipped recipe trained on every shared source but those :data:`OUTSIDE_LEFT_OUT` names for ``task``."""
+    from routellm_core import data
+    from routellm_core.embedding.static import STATIC_NAME
+    from routellm_core.routers.difficulty import DifficultyRouter
+    from routellm_core.routers.training import training_embedder
+
+    sources = [s for s in data.TRAINING_SOURCES if s not in OUTSIDE_LEFT_OUT[task]]
+    return DifficultyRouter(embedder=training_embedder(STATIC_NAME)).fit(data.training_labels(sources))
+
+
+def outside_tables(task: str, models: Sequence[str], price: dict[str, tuple[float, float]]) -> list[dict[str, Any]]:
+    """The traffic of ``task`` scored for every one of ``models``: DC-Router's test split as one table, MMLU-Pro as
+    one table per category. Costs: prompt characters / 4 input tokens, :data:`ASSUMED_OUTPUT_TOKENS` output."""
+    from routellm_core.data.corpora import format_multiple_choice, golden_labels_dcrouter, golden_labels_mmlu_pro
+    from routellm_core.data.readers import iter_jsonl
+    from routellm_core.data.workspace import data_file, root
+
+    if task == "dcrouter":
+        groups = {"all": golden_labels_dcrouter("test")}
+    else:
+        category = {}
+        for _, obj in iter_jsonl(data_file(root(), "mmlu-pro", "questions.jsonl")):
+            category[format_multiple_choice(str(obj["question"]), obj["options"])] = str(obj["category"])
+        groups = {}
+        for label in golden_labels_mmlu_pro(canonical_names=False):
+            groups.setdefault(category[label.prompt], []).append(label)
+    out = []
+    for name, labels in sorted(groups.items()):
+        labels = [lab for lab in labels if all(m in lab.scores for m in models)]  # every model scored
+        prompts = [lab.prompt for lab in labels]
+        tokens_in = np.array([len(p) for p in prompts], dtype=np.float64) / 4.0
+        out.append(
+            {
+                "name": name,
+                "prompts": prompts,
+                "quality": {m: np.array([lab.scores[m] for lab in labels], dtype=np.float64) for m in models},
+                "costs": {m: (tokens_in * price[m][0] + ASSUMED_OUTPUT_TOKENS * price[m][1]) / 1e6 for m in models},
+                "answers": None,
+            }
+        )
+    return out
+
+
 def _subset(t: dict[str, Any], idx: np.ndarray) -> dict[str, Any]:
     return {
         "prompts": [t["prompts"][i] for i in idx],
         "quality": {m: v[idx] for m, v in t["quality"].items()},
         "costs": {m: v[idx] for m, v in t["costs"].items()},
-        "answers": {m: [v[i] for i in idx] for m, v in t["answers"].items()},
+        "answers": None if t.get("answers") is None else {m: [v[i] for i in idx] for m, v in t["answers"].items()},
     }
 
 
+def _grid_points(k: int, most: int) -> int:
+    """The most grid points ``g`` (at most ``most``) whose monotone assignments to ``k`` rungs, ``C(g + k - 2,
+    k - 1)``, stay within :data:`MAX_BASELINE_POLICIES`."""
+    g = most
+    while g > 2 and math.comb(g + k - 2, k - 1) > MAX_BASELINE_POLICIES:
+        g -= 1
+    return g
+
+
 def length_choices(prompts: Sequence[str], k: int) -> np.ndarray:
-    """Every monotone assignment of length-quantile bands to rungs (longer prompts up the ladder)."""
+    """Every monotone assignment of length-quantile bands to rungs (longer prompts up the ladder); the cut points on
+    :data:`LENGTH_GRID`, coarser on long ladders."""
     lengths = np.array([len(p) for p in prompts], dtype=np.float64)
     rank = (np.argsort(np.argsort(lengths, kind="stable"), kind="stable") + 0.5) / len(lengths)
+    grid = np.linspace(0.0, 1.0, _grid_points(k, len(LENGTH_GRID)))
     rows = []
-    for cuts in itertools.combinations_with_replacement(LENGTH_GRID, k - 1):
+    for cuts in itertools.combinations_with_replacement(grid, k - 1):
         rows.append(np.searchsorted(np.asarray(cuts), rank, side="right"))
     return np.asarray(rows)
 
@@ -160,6 +299,8 @@ def random_choices(n: int, k: int, seed: int) -> np.ndarray:
     """Random mixes: for each share vector on the grid, each prompt's rung drawn with those shares."""
     u = np.random.default_rng(seed).random(n)
     steps = round(1 / RANDOM_STEP)
+    while steps > 1 and math.comb(steps + k - 1, k - 1) > MAX_BASELINE_POLICIES:  # coarser shares on long ladders
+        steps -= 1
     rows = []
     for combo in itertools.product(range(steps + 1), repeat=k - 1):
         if sum(combo) > steps:
@@ -170,12 +311,21 @@ def random_choices(n: int, k: int, seed: int) -> np.ndarray:
 
 
 def pair_choices(
-    router: Any, prompts: Sequence[str], models: Sequence[str], costs: dict[str, np.ndarray]
+    router: Any,
+    prompts: Sequence[str],
+    models: Sequence[str],
+    costs: dict[str, np.ndarray],
+    pred: np.ndarray | None = None,
 ) -> np.ndarray:
-    """The two-model router: the top rung's win rate over the bottom one's; the top x% of prompts to the top."""
+    """The two-model router: the top rung's win rate over the bottom one's; the top x% of prompts to the top. A pair
+    the router did not train on under these names (known by a prior or an alias) gets it from ``pred``, the per-model
+    predictions."""
     order = sorted(range(len(models)), key=lambda j: float(costs[models[j]].mean()))
     lo, hi = order[0], order[-1]
-    win = router.pairwise_win_rate(list(prompts), models[hi], models[lo])
+    if pred is None or {models[lo], models[hi]} <= set(router.models):
+        win = router.pairwise_win_rate(list(prompts), models[hi], models[lo])
+    else:
+        win = np.array([pair_win_rate(row[hi], row[lo]) for row in pred])
     rank = np.argsort(np.argsort(-win, kind="stable"), kind="stable")
     n = len(prompts)
     return np.asarray([np.where(rank < round(f * n), hi, lo) for f in np.linspace(0, 1, 51)])
@@ -201,28 +351,34 @@ def _best_quality_row(curve: LadderCurve) -> dict[str, Any]:
 
 
 def evaluate_one(
-    router: Any, t: dict[str, Any], models: Sequence[str], check: AgreementCheck, unknown: str | None
+    router: Any,
+    t: dict[str, Any],
+    models: Sequence[str],
+    check: AgreementCheck | None,
+    priors: dict[str, ModelPrior] | None = None,
 ) -> dict[str, Any]:
-    """Every row of one ladder on one set of prompts."""
-    priors = {unknown: UNKNOWN_PRIOR} if unknown else None
-    q, c, a = ({m: t[key][m] for m in models} for key in ("quality", "costs", "answers"))
+    """Every row of one ladder on one set of prompts (the escalation rows when the table has answers and a check)."""
+    q, c = ({m: t[key][m] for m in models} for key in ("quality", "costs"))
+    a = {m: t["answers"][m] for m in models} if t.get("answers") is not None and check is not None else None
     k, n = len(models), len(t["prompts"])
     rows: dict[str, Any] = {}
-    pred = router.predict_success(t["prompts"], list(models), priors=priors)
+    pred = router.predict_success(t["prompts"], list(models), **({"priors": priors} if priors else {}))
     curve = evaluate_ladder(pred, t["prompts"], q, c)
     rows["router"] = _summary(curve)
-    rows["router + escalation"] = _summary(evaluate_ladder(pred, t["prompts"], q, c, answers=a, check=check))
+    if a is not None:
+        rows["router + escalation"] = _summary(evaluate_ladder(pred, t["prompts"], q, c, answers=a, check=check))
     rows["router (margin objective)"] = _summary(evaluate_ladder(pred, t["prompts"], q, c, objective="margin"))
     rng = np.random.default_rng(SEED)
     boot = []
     for _ in range(BOOTSTRAP):
         idx = rng.integers(0, n, n)
-        sub = _subset({"prompts": t["prompts"], "quality": q, "costs": c, "answers": a}, idx)
+        sub = _subset({"prompts": t["prompts"], "quality": q, "costs": c, "answers": None}, idx)
         boot.append(evaluate_ladder(pred[idx], sub["prompts"], sub["quality"], sub["costs"]).area_above_hull())
     rows["router"]["area_bootstrap_sd"] = float(np.std(boot))
     lengths = length_choices(t["prompts"], k)
     rows["length"] = _summary(evaluate_choices(lengths, q, c, name="length"))
-    rows["length + escalation"] = _summary(evaluate_choices(lengths, q, c, answers=a, check=check, name="length"))
+    if a is not None:
+        rows["length + escalation"] = _summary(evaluate_choices(lengths, q, c, answers=a, check=check, name="length"))
     rand = [_summary(evaluate_choices(random_choices(n, k, s), q, c, name="random")) for s in range(RANDOM_SEEDS)]
     rows["random"] = {
         key: (float(np.mean([r[key] for r in rand])) if all(r[key] is not None for r in rand) else None)
@@ -230,7 +386,7 @@ def evaluate_one(
     }
     rows["random"]["area_sd_over_seeds"] = float(np.std([r["area_above_hull"] for r in rand]))
     rows["two-model router (bottom/top rung)"] = _summary(
-        evaluate_choices(pair_choices(router, t["prompts"], list(models), c), q, c, name="pair")
+        evaluate_choices(pair_choices(router, t["prompts"], list(models), c, pred), q, c, name="pair")
     )
     rows["oracle (prompt-only)"] = _summary(evaluate_ladder(q, t["prompts"], q, c))
     return {
@@ -246,7 +402,12 @@ def evaluate_one(
 
 
 def learning_curve(
-    router: Any, t: dict[str, Any], models: Sequence[str], check: AgreementCheck, unknown: str | None, task: str
+    router: Any,
+    t: dict[str, Any],
+    models: Sequence[str],
+    check: AgreementCheck | None,
+    priors: dict[str, ModelPrior] | None,
+    task: str,
 ) -> dict[str, Any]:
     from routellm_core.routers.training import train_router
 
@@ -254,13 +415,17 @@ def learning_curve(
     perm = np.random.default_rng(SEED).permutation(n)
     pool, held = perm[: n // 2], np.sort(perm[n // 2 :])
     test = _subset(t, held)
-    q, c, a = ({m: test[key][m] for m in models} for key in ("quality", "costs", "answers"))
+    q, c = ({m: test[key][m] for m in models} for key in ("quality", "costs"))
+    a = {m: test["answers"][m] for m in models} if test["answers"] is not None and check is not None else None
     init = router
-    if unknown:
-        init = train_router(None, [], init=router)  # a copy to state the prior on
-        init.add_model(unknown, UNKNOWN_PRIOR)
+    if priors:
+        init = train_router(None, [], init=router)  # a copy to state the priors on
+        for name, prior in priors.items():
+            init.add_model(name, prior)
     out: dict[str, Any] = {}
     for k in LABELS_K:
+        if k > len(pool):  # a small traffic (an MMLU-Pro category) has fewer labels to draw
+            continue
         areas, esc, costs = [], [], []
         for seed in range(LABEL_SEEDS if k else 1):
             picked = np.random.default_rng(seed + 1).choice(pool, k, replace=False) if k else []
@@ -278,11 +443,12 @@ def learning_curve(
             s = _summary(curve)
             areas.append(s["area_above_hull"])
             costs.append(s["cost_x_best@best"])
-            esc.append(evaluate_ladder(pred, test["prompts"], q, c, answers=a, check=check).area_above_hull())
+            if a is not None:
+                esc.append(evaluate_ladder(pred, test["prompts"], q, c, answers=a, check=check).area_above_hull())
         out[str(k)] = {
             "area_above_hull": float(np.mean(areas)),
             "area_sd_over_seeds": float(np.std(areas)),
-            "area_with_escalation": float(np.mean(esc)),
+            "area_with_escalation": float(np.mean(esc)) if esc else None,
             "cost_x_best@best": None if any(x is None for x in costs) else float(np.mean(costs)),
             "seeds": len(areas),
         }
@@ -307,9 +473,10 @@ def run() -> dict[str, Any]:
         for name, (ms, unknown) in ladders.items():
             if unknown is not None and resolve_model(unknown, router.models) is not None:
                 raise SystemExit(f"{unknown} has a profile in the {task} router: not an unknown model")
-            res = evaluate_one(router, t, ms, check, unknown)
+            priors = {unknown: UNKNOWN_PRIOR} if unknown else None
+            res = evaluate_one(router, t, ms, check, priors)
             res["unknown_model"] = unknown
-            res["learning_curve"] = learning_curve(router, t, ms, check, unknown, task)
+            res["learning_curve"] = learning_curve(router, t, ms, check, priors, task)
             out[task]["ladders"][name] = res
             r = res["rows"]["router"]
             log(
@@ -320,25 +487,71 @@ def run() -> dict[str, Any]:
     return out
 
 
+def run_outside() -> dict[str, Any]:
+    """The ladders on traffic without answers (no escalation rows): DC-Router's test split, MMLU-Pro per category."""
+    price = prices()
+    out: dict[str, Any] = {}
+    for task, ladders in OUTSIDE_LADDERS.items():
+        t0 = time.time()
+        router = outside_router(task)
+        log(f"{task}: router without {', '.join(OUTSIDE_LEFT_OUT[task])} fitted in {time.time() - t0:.0f}s")
+        out[task] = {"left_out_sources": list(OUTSIDE_LEFT_OUT[task]), "ladders": {}}
+        for name, ms in ladders.items():
+            priors = {
+                m: p for m, p in OUTSIDE_PRIORS[task].items() if m in ms and resolve_model(m, router.models) is None
+            }
+            missing = [m for m in ms if m not in priors and resolve_model(m, router.models) is None]
+            if missing:
+                raise SystemExit(f"{task}: no profile and no prior for {missing}")
+            traffic = {}
+            for t in outside_tables(task, ms, price):
+                res = evaluate_one(router, t, ms, None, priors)
+                res["learning_curve"] = learning_curve(router, t, ms, None, priors, f"{task}-{t['name']}")
+                traffic[t["name"]] = res
+                r = res["rows"]["router"]
+                log(
+                    f"{task} / {name} / {t['name']} ({len(t['prompts'])}): area {r['area_above_hull']:+.4f} "
+                    f"(sd {r['area_bootstrap_sd']:.4f}), length {res['rows']['length']['area_above_hull']:+.4f}"
+                )
+            out[task]["ladders"][name] = {
+                "priors": {m: p.like for m, p in priors.items()},
+                "traffic": traffic,
+            }
+    return out
+
+
+def _every_ladder(res: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    """``(task, ladder, result)`` of every ladder and traffic measured (an MMLU-Pro category is its own traffic)."""
+    rows = [(task, name, lr) for task, tres in res["tasks"].items() for name, lr in tres["ladders"].items()]
+    for task, tres in res.get("outside", {}).items():
+        for name, lad in tres["ladders"].items():
+            rows += [(task, f"{name} / {group}", lr) for group, lr in lad["traffic"].items()]
+    return rows
+
+
 def targets(res: dict[str, Any]) -> list[str]:
     """The issue's three targets, read off the results (noise: twice the router's bootstrap sd)."""
     below, gains, esc = [], [], []
-    for task, tres in res["tasks"].items():
-        for name, lr in tres["ladders"].items():
-            r = lr["rows"]["router"]
-            noise = 2 * r["area_bootstrap_sd"]
-            if r["min_gap"] < -noise:
-                below.append(f"{task} / {name} (min gap {r['min_gap']:+.4f}, noise {noise:.4f})")
-            lc = lr["learning_curve"]["by_k"]
-            gain = lc["50"]["area_above_hull"] - lc["0"]["area_above_hull"]
-            gains.append(f"{task} / {name}: {gain:+.4f} ({'beyond' if gain > noise else 'within'} noise {noise:.4f})")
-            if task in ("gsm", "crux"):
-                x = lr["rows"]["router + escalation"]["cost_x_best@best"]
-                esc.append(f"{task} / {name}: {_f(x, '.3f')}" + (" (met)" if x is not None and x <= 0.5 else ""))
+    beyond = 0
+    every = _every_ladder(res)
+    for task, name, lr in every:
+        r = lr["rows"]["router"]
+        noise = 2 * r["area_bootstrap_sd"]
+        if r["min_gap"] < -noise:
+            below.append(f"{task} / {name} (min gap {r['min_gap']:+.4f}, noise {noise:.4f})")
+        lc = lr["learning_curve"]["by_k"]
+        gain = lc["50"]["area_above_hull"] - lc["0"]["area_above_hull"]
+        beyond += gain > noise
+        gains.append(f"{task} / {name}: {gain:+.4f} ({'beyond' if gain > noise else 'within'} noise {noise:.4f})")
+        if task in ("gsm", "crux"):
+            x = lr["rows"]["router + escalation"]["cost_x_best@best"]
+            esc.append(f"{task} / {name}: {_f(x, '.3f')}" + (" (met)" if x is not None and x <= 0.5 else ""))
     return [
         "- No labels, curve at or above the hull at every budget (within noise): "
-        + ("**met** on every ladder." if not below else "**not met** on " + "; ".join(below) + "."),
-        "- 50 labels, area above the k = 0 router's by more than noise: " + "; ".join(gains) + ".",
+        + (f"**met** on every ladder ({len(every)})." if not below else "**not met** on " + "; ".join(below) + "."),
+        f"- 50 labels, area above the k = 0 router's by more than noise: {beyond} of {len(every)}: "
+        + "; ".join(gains)
+        + ".",
         "- Escalation along the ladder, best single model's quality at <= 0.5x its cost (GSM8K, CRUX): "
         + "; ".join(esc)
         + ".",
@@ -366,13 +579,17 @@ def section(res: dict[str, Any] | None) -> list[str]:
         "`cost_weight` objective (best predicted quality under an average budget). *area*: mean of (curve − hull) "
         "quality over 101 budgets log-spaced from the cheapest to the costliest model; *min gap*: the smallest "
         "difference; *cost @ best*: least mean cost reaching the best single model's quality, × that model's cost "
-        "(— = never reached). Noise: the router's bootstrap sd (20 resamples) and random's spread over 5 seeds.",
+        "(— = never reached). Noise: the router's bootstrap sd (20 resamples) and random's spread over 5 seeds. "
+        "Then DC-Router's test split and MMLU-Pro's categories (no answers: no escalation; "
+        f"{ASSUMED_OUTPUT_TOKENS} output tokens assumed per answer; routers trained without them; the models those "
+        "routers never profiled start from a stated prior, as a user would give it).",
         "",
         "Prices (USD per 1M input / output tokens): "
         + ", ".join(f"{m} {p[0]:g} / {p[1]:g}" for m, p in res["prices_usd_per_1m_tokens"].items())
         + ".",
     ]
     lines += ["", "### Targets (issue 21)", "", *targets(res)]
+    lines += _outside_section(res.get("outside") or {})
     for task, tres in res["tasks"].items():
         lines += ["", f"### {task} (router trained without `{tres['left_out_source']}`)", ""]
         for name, lr in tres["ladders"].items():
@@ -416,6 +633,42 @@ def section(res: dict[str, Any] | None) -> list[str]:
     return lines
 
 
+def _outside_section(outside: dict[str, Any]) -> list[str]:
+    """DC-Router and MMLU-Pro: one row per traffic (an MMLU-Pro category is its own)."""
+    lines: list[str] = []
+    for task, tres in outside.items():
+        for name, lad in tres["ladders"].items():
+            priors = ", ".join(f"{m} like {like}" for m, like in lad["priors"].items()) or "none"
+            first = next(iter(lad["traffic"].values()))
+            singles = "; ".join(
+                f"{m}: {s['quality']:.3f} at {s['cost_usd_per_1k']:.3f} USD/1k" for m, s in first["singles"].items()
+            )
+            lines += [
+                "",
+                f"### {task}: {name} (router trained without {', '.join(tres['left_out_sources'])}; no answers, "
+                f"so no escalation; {ASSUMED_OUTPUT_TOKENS} output tokens assumed per answer)",
+                "",
+                f"Models the router had no profile for, with the prior stated: {priors}. "
+                + ("Singles: " + singles + "." if len(lad["traffic"]) == 1 else "One row per category (traffic)."),
+                "",
+                "| traffic | prompts | router area (sd) | min gap | length | random (sd) | two-model router | oracle "
+                "| router cost @ best | k = 50 labels: area |",
+                "|---|---|---|---|---|---|---|---|---|---|",
+            ]
+            for group, lr in lad["traffic"].items():
+                r, rows = lr["rows"]["router"], lr["rows"]
+                lc = lr["learning_curve"]["by_k"]
+                lines.append(
+                    f"| {group} | {lr['n_prompts']} | {_f(r['area_above_hull'])} ({r['area_bootstrap_sd']:.4f}) | "
+                    f"{_f(r['min_gap'])} | {_f(rows['length']['area_above_hull'])} | "
+                    f"{_f(rows['random']['area_above_hull'])} ({rows['random']['area_sd_over_seeds']:.4f}) | "
+                    f"{_f(rows['two-model router (bottom/top rung)']['area_above_hull'])} | "
+                    f"{_f(rows['oracle (prompt-only)']['area_above_hull'])} | {_f(r['cost_x_best@best'], '.3f')} | "
+                    f"{_f(lc['50']['area_above_hull'])} (k = 0: {_f(lc['0']['area_above_hull'])}) |"
+                )
+    return lines
+
+
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser = bench_parser("bench.ladder", __doc__.splitlines()[0])
     args = parser.parse_args(argv)
@@ -425,8 +678,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "command": " ".join(["python -m bench.ladder", *given]),
         "machine": machine_info(),
         "prices_usd_per_1m_tokens": {m: list(p) for m, p in prices().items()},
-        "price_refs": PRICE_REFS,
+        "price_refs": {**PRICE_REFS, **OUTSIDE_PRICE_REFS},
         "tasks": run(),
+        "outside": run_outside(),
     }
     res["seconds"] = time.time() - start
     return publish(res, args, "ladder", SECTION, section)
