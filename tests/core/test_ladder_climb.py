@@ -23,7 +23,7 @@ from routellm_core.escalation.ladder import evaluate_choices
 from routellm_core.learning.feedback import FeedbackStore
 from routellm_core.routers.profiles import ModelPrior
 from routellm_core.routing.engine import RoutingEngine, RoutingOptions
-from routellm_core.routing.ladder import LadderEngine
+from routellm_core.routing.ladder import LadderEngine, pair_win_rate
 from routellm_core.routing.objective import Objective
 
 PRIORS = {
@@ -97,6 +97,8 @@ def test_the_climb_serves_the_upper_of_the_first_two_rungs_that_agree(
         (m, m == served) for m in ("tiny", "mid", "big") if m in called
     ]
     assert record.cost == pytest.approx(sum(cost(m, answers[m]) for m in called))
+    p = dict(zip(route.ladder.models, route.ladder.predictions, strict=True))
+    assert record.win_rate == pytest.approx(pair_win_rate(p[served], p["tiny"]))  # the recorded pair's win rate
     tiny = record.attempts[0]
     assert tiny.role == "answer" and tiny.confidence == (1.0 if served == "mid" else 0.0)
 

@@ -297,10 +297,12 @@ def test_a_budget_window_in_the_name_or_the_field_gets_its_own_engine_and_label(
         ("router-auto-budget-1.7", {}),
         ("router-auto-budget-1.7-w500-cascade", {}),
     ]
-    for model, fields in asked:
+    windows = ["budget=1.7,window=500", "budget=1.7,window=500", "budget=1.7", "budget=1.7,window=500"]
+    for (model, fields), window in zip(asked, windows, strict=True):
         answer = ask(server, model, **fields)
         assert answer.status_code == 200, answer.text
         assert answer.json()["routellm"]["ladder"]["budget"] == 1.7
+        assert answer.headers["x-routellm-objective"] == window
     engines = _budget_engines(server)
     assert engines["budget=1.7,window=500"].controller.window == 500
     assert engines["budget=1.7"].controller.window == 200

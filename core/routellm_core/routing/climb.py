@@ -18,6 +18,7 @@ alone and is served when its own answer passes; the last is served as it is. Thi
 what the online climb does. A failed or empty answer never passes; when the last rung fails, the call raises
 :class:`~routellm_core.errors.ModelCallError`, or under ``fallback`` serves the highest rung that answered.
 
+The record's pair is the chosen model and the one served (its ``win_rate`` that pair's, set by the N-model engine).
 The rules are one generator (:meth:`Climb.steps`) that yields the calls it needs next (:class:`Ask`) and receives
 their outcomes, so the sync and async engines (:func:`climb_sync`, :func:`climb_async`) only run the calls.
 """

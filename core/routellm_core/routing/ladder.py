@@ -501,6 +501,7 @@ class LadderEngine:
             passthrough = self.engine(route).passthrough
             with self._billing_failures(route):
                 done = climb_sync(self._steps(route, False), attempt, self._verify(calls), passthrough)
+            done = self._climbed(done)
             self._served(route, done.record)
             pair = self._pair_of(route, done)
             pair.record_call(route, done.record, pair.answer_text(done.value), calls.get("other_answer"))
@@ -517,6 +518,7 @@ class LadderEngine:
             passthrough = self.engine(route).passthrough
             with self._billing_failures(route):
                 done = await climb_async(self._steps(route, False), attempt, self._verify(calls), passthrough)
+            done = self._climbed(done)
             self._served(route, done.record)
             pair = self._pair_of(route, done)
             await pair.arecord_call(route, done.record, pair.answer_text(done.value), calls.get("other_answer"))
@@ -538,6 +540,7 @@ class LadderEngine:
         passthrough = self.engine(route).passthrough
         with self._billing_failures(route):
             done = climb_sync(self._steps(route, True), held(open_stream), self._verify(calls), passthrough)
+        done = self._climbed(done)
         try:
             for chunk in done.value:
                 yield chunk, done.record
@@ -560,6 +563,7 @@ class LadderEngine:
         passthrough = self.engine(route).passthrough
         with self._billing_failures(route):
             done = await climb_async(self._steps(route, True), aheld(open_stream), self._verify(calls), passthrough)
+        done = self._climbed(done)
         try:
             for chunk in done.value:
                 yield chunk, done.record
@@ -594,6 +598,16 @@ class LadderEngine:
             if exc.attempts:
                 self._served(route, replace(self.engine(route).planned(route), attempts=exc.attempts))  # type: ignore[arg-type]
             raise
+
+    def _climbed(self, done: Climbed) -> Climbed:
+        """The climb's result with the record's win rate that of its pair (the chosen model and the one served), as
+        the feedback store records it."""
+        ladder = done.record.ladder
+        if ladder is None:
+            return done
+        p = dict(zip(ladder.models, ladder.predictions, strict=True))
+        record = replace(done.record, win_rate=pair_win_rate(p[ladder.strong], p[ladder.weak]))
+        return Climbed(done.value, record)
 
     def _pair_of(self, route: Route, done: Climbed) -> RoutingEngine:
         """The engine of the climb's pair (the chosen model and the one served): it records and labels the call."""

@@ -454,8 +454,11 @@ class ServerState:
             item["text"] = text[:500]
         self.recent.append(item)
 
-    def headers(self, route: Route, record: ServedDecision | None = None) -> dict[str, str]:
-        """The ``x-routellm-*`` headers of a decision (and of the answer, once a side answered)."""
+    def headers(
+        self, route: Route, record: ServedDecision | None = None, engine: RoutingEngine | LadderEngine | None = None
+    ) -> dict[str, str]:
+        """The ``x-routellm-*`` headers of a decision (and of the answer, once a side answered); ``engine`` names a
+        budget's window in ``x-routellm-objective``."""
         d = route.decision
         headers = {
             "x-routellm-decision-id": route.id,
@@ -469,7 +472,11 @@ class ServerState:
         if ladder is not None:
             objective = ladder.objective
             headers["x-routellm-objective"] = (
-                f"budget={ladder.budget:g}" if ladder.budget is not None else f"{objective}={ladder.value:g}"
+                str(engine.objective)
+                if isinstance(engine, LadderEngine) and ladder.budget is not None
+                else f"budget={ladder.budget:g}"
+                if ladder.budget is not None
+                else f"{objective}={ladder.value:g}"
             )
             headers["x-routellm-chosen"] = ladder.chosen
             headers["x-routellm-expected-cost-usd"] = repr(ladder.expected_cost)
@@ -614,7 +621,7 @@ class ServerState:
         if span is not None:
             span.observe(answer)
             span.finish(record)
-        return _json({**answer, METADATA_KEY: record.as_dict()}, headers=self.headers(route, record))
+        return _json({**answer, METADATA_KEY: record.as_dict()}, headers=self.headers(route, record, engine))
 
     async def stream(
         self,
@@ -692,7 +699,7 @@ class ServerState:
                 span.finish(final)
             yield _DONE
 
-        return _EventStream(events(), relay, slot, self.headers(route, record))
+        return _EventStream(events(), relay, slot, self.headers(route, record, engine))
 
     def _upstream_failed(self, exc: ModelCallError, route: Route) -> ErrorResponse:
         error = model_call_error(exc, self.secrets)
