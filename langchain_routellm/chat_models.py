@@ -703,7 +703,7 @@ class ChatRouteLLM(RouterOptions, BaseChatModel):
         if escalate is not None and self._second is not None:
             second = unwrap_model(self._second).with_structured_output(schema, include_raw=include_raw, **kwargs)
             escalate = replace(escalate, second=second)
-        elif escalate is not None:
+        elif escalate is not None and not escalate.climb:  # a climb's second answer is the next model's own
             resampled = {
                 name: _warmer(model, self._resample_kwargs).with_structured_output(
                     schema, include_raw=include_raw, **kwargs

@@ -617,6 +617,12 @@ class TestClimb:
         assert final.response_metadata["routellm"]["continued"] is True
         assert models[served].calls[-1] == "ToolMessage" and models["tiny"].calls == ["HumanMessage"]
 
+    def test_structured_output_climbs_on_the_structured_answers(self) -> None:
+        """tiny's and mid's tool calls (Paris, Paris) agree: mid's structured answer serves, big is never asked."""
+        models = fakes()
+        out = ladder(models, CHEAPEST, escalate=self.CLIMB).with_structured_output(Weather)
+        assert out.invoke(WEATHER_Q) == Weather(city="Paris") and called(models) == {"tiny": 1, "mid": 1}
+
     def test_every_rung_of_a_climb_is_held_off_the_token_stream(self) -> None:
         """Any rung's answer may be thrown away (mid's here): every child run is tagged ``nostream``, so LangGraph's
         ``stream_mode="messages"`` forwards none of them; the caller gets the served answer from the router."""
