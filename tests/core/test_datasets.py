@@ -244,6 +244,17 @@ def test_drop_eval_overlap_catches_wrapped_and_reoptioned_copies() -> None:
     assert len(ds.drop_eval_overlap(labels, ["mt_bench"])) == 3
 
 
+def test_containing_matches_a_text_inside_a_prompt_and_not_the_reverse() -> None:
+    from routellm_core.data.overlap import containing
+
+    question = "Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in May."
+    wrapped = f"Solve carefully.\n{question.upper()}  Put the answer in \\boxed{{}}."
+    assert containing([wrapped, "What is the capital of France?"], [question]).tolist() == [True, False]
+    assert containing([question], [wrapped]).tolist() == [False]  # the shorter text does not contain the longer
+    assert containing([question], [question.lower() + "!"]).tolist() == [True]  # punctuation and case ignored
+    assert containing([], [question]).tolist() == [] and containing([question], []).tolist() == [False]
+
+
 def test_training_battles_counts_and_sampling() -> None:
     mmlu = ds.training_battles(["mmlu"])
     assert len(mmlu) == 14_037 and all(b.source == "mmlu" for b in mmlu)

@@ -9,7 +9,7 @@ import pytest
 import routellm_core
 from routellm_core import GoldenLabel, InvalidInputError, load_router
 from routellm_core.data.prices import call_cost, price_of
-from routellm_core.escalation import AgreementCheck
+from routellm_core.escalation import AgreementCheck, AnswerFeaturesCheck
 from routellm_core.escalation.ladder import evaluate_choices
 from routellm_core.routers.difficulty import DifficultyRouter
 from routellm_core.routers.profiles import ModelPrior, UnknownModelError, resolve_model
@@ -210,6 +210,17 @@ def test_escalation_up_the_ladder_pays_for_every_call() -> None:
     assert tuple(from_b.points[j]) == pytest.approx((10.0, 1.0)) and from_b.calls[j] == 1.0
     blind = routellm_core.evaluate_ladder(np.full((n, 3), 0.5), prompts, quality, costs, answers=answers)
     assert np.all(blind.calls == 1.0)  # no costlier rung is predicted better: nothing to climb to
+
+
+def test_a_one_answer_check_is_refused_by_the_offline_ladder() -> None:
+    """The offline climb compares consecutive models' answers; a check reading one answer would be scored as if it
+    compared them."""
+    n = 4
+    quality = {m: np.ones(n) for m in "ABC"}
+    costs = {"A": np.full(n, 1.0), "B": np.full(n, 2.0), "C": np.full(n, 3.0)}
+    answers = {m: ["1"] * n for m in "ABC"}
+    with pytest.raises(InvalidInputError, match="reads one answer"):
+        evaluate_choices(np.zeros((1, n), dtype=int), quality, costs, answers=answers, check=AnswerFeaturesCheck())
 
 
 def test_the_climb_skips_a_rung_not_predicted_better() -> None:

@@ -117,10 +117,12 @@ def test_the_climb_skips_a_dearer_model_predicted_no_better() -> None:
     p = dict(zip(route.ladder.models, route.ladder.predictions, strict=True))
     assert p["mid"] == p["tiny"] < p["big"] and route.ladder.chosen == "tiny"  # precondition
     assert route.ladder.pair == {"weak": "tiny", "strong": "big"}
-    # one rung above tiny: comparing tiny with big would decide nothing (big serves either way), so only big is asked
+    # one rung above tiny: comparing tiny with big would decide nothing (big serves either way), so the route sends
+    # the call straight to big (its pair's strong side: streamed as it comes, tiny its fallback)
+    assert route.choice == "strong" and not eng.holds(route)
     calls: list[str] = []
     value, record = eng.call(route, scripted({"tiny": "17", "mid": "17", "big": "42"}, calls))
-    assert value == "42" and calls == ["big"] and record.model == "big" and record.escalated
+    assert value == "42" and calls == ["big"] and record.model == "big" and record.ladder.chosen == "tiny"
     assert [(a.model, a.kept) for a in record.attempts] == [("big", True)]
     # big down: under fallback the chosen model answers, once
     calls.clear()

@@ -110,6 +110,14 @@ def _eval_index(root: str, names: tuple[str, ...]) -> _EvalIndex:
     return _EvalIndex(texts)
 
 
+def containing(prompts: Sequence[str], texts: Sequence[str]) -> np.ndarray:
+    """Boolean mask over ``prompts``: the prompt equals, or contains, one of ``texts``, matched as
+    :func:`drop_eval_overlap` matches (word sequences; containment for texts of 10+ words)."""
+    if not len(prompts) or not len(texts):
+        return np.zeros(len(prompts), dtype=bool)
+    return _EvalIndex(texts).matches(prompts)
+
+
 def drop_eval_overlap(records: Sequence[R], names: Sequence[str]) -> list[R]:
     """Drop battles or golden labels whose prompt duplicates an eval prompt of the named benchmarks.
 

@@ -647,6 +647,18 @@ def check_confidence(check: Check, batch: CheckInput) -> np.ndarray:
     return conf
 
 
+def needs_second_answer(check: Any) -> bool:
+    """Whether a check compares the first answer with a second one (custom checks: assumed yes unless they set
+    ``needs_second_answer = False``)."""
+    if isinstance(check, AgreementCheck):
+        return True
+    if isinstance(check, AnswerFeaturesCheck):
+        return False
+    if isinstance(check, LogisticCombiner):
+        return any(needs_second_answer(c) for c in check.checks)
+    return bool(getattr(check, "needs_second_answer", True))
+
+
 __all__ = [
     "CHECKS",
     "VERIFY_QUESTION",
@@ -658,5 +670,6 @@ __all__ = [
     "LogprobCheck",
     "SelfVerificationCheck",
     "check_confidence",
+    "needs_second_answer",
     "shipped_combiner",
 ]

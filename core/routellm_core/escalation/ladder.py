@@ -40,7 +40,7 @@ from typing import Any, Literal
 import numpy as np
 
 from routellm_core.errors import InvalidInputError
-from routellm_core.escalation.checks import AgreementCheck, Check, CheckInput, check_confidence
+from routellm_core.escalation.checks import AgreementCheck, Check, CheckInput, check_confidence, needs_second_answer
 
 Objective = Literal["cost_weight", "margin", "max_cost"]
 OBJECTIVES: tuple[str, ...] = ("cost_weight", "margin", "max_cost")
@@ -224,6 +224,11 @@ def _ladder(
             if check != "agreement":
                 raise InvalidInputError(f"unknown ladder check {check!r}; expected 'agreement' or a Check object")
             check = AgreementCheck()
+        if not needs_second_answer(check):
+            raise InvalidInputError(
+                f"the ladder's escalation compares consecutive models' answers; {getattr(check, 'name', check)!r} "
+                "reads one answer (score a one-answer check with evaluate_escalation)"
+            )
         rows = []
         for m in models:
             if m not in answers:

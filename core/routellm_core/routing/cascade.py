@@ -33,12 +33,11 @@ import numpy as np
 from routellm_core.decisions import Attempt, AttemptRole, Route, ServedDecision, Side
 from routellm_core.errors import InvalidInputError
 from routellm_core.escalation.checks import (
-    AgreementCheck,
-    AnswerFeaturesCheck,
     Check,
     CheckInput,
     LogisticCombiner,
     check_confidence,
+    needs_second_answer,
 )
 from routellm_core.escalation.config import Escalation
 from routellm_core.routing.tracking import Cut, QuantileTracker
@@ -89,18 +88,6 @@ def needs_verification(check: Any) -> bool:
     if isinstance(check, LogisticCombiner):
         return any(needs_verification(c) for c in check.checks)
     return bool(getattr(check, "needs_verification", False))
-
-
-def needs_second_answer(check: Any) -> bool:
-    """Whether a check compares the first answer with a second one (custom checks: assumed yes unless they set
-    ``needs_second_answer = False``)."""
-    if isinstance(check, AgreementCheck):
-        return True
-    if isinstance(check, AnswerFeaturesCheck):
-        return False
-    if isinstance(check, LogisticCombiner):
-        return any(needs_second_answer(c) for c in check.checks)
-    return bool(getattr(check, "needs_second_answer", True))
 
 
 def _check_ready(check: Check) -> None:

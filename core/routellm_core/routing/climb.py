@@ -13,10 +13,11 @@ answers (``agreement``, the combiner):
    rung above the chosen model the call goes straight to that rung.
 
 With a check that reads one answer (``answer_features``, ``logprobs``, ``self_verification``) each rung answers
-alone and is served when its own answer passes; the last is served as it is. This is the policy
-:func:`routellm_core.escalation.ladder.evaluate_ladder` scores offline with ``answers=``, so an offline curve says
-what the online climb does. A failed or empty answer never passes; when the last rung fails, the call raises
-:class:`~routellm_core.errors.ModelCallError`, or under ``fallback`` serves the highest rung that answered.
+alone and is served when its own answer passes; the last is served as it is. With a check that compares answers
+this is the policy :func:`routellm_core.escalation.ladder.evaluate_ladder` scores offline with ``answers=``, so an
+offline curve says what the online climb does. A failed or empty answer never passes; when the last rung fails,
+the call raises :class:`~routellm_core.errors.ModelCallError`, or under ``fallback`` serves the highest rung that
+answered.
 
 The record's pair is the chosen model and the one served (its ``win_rate`` that pair's, set by the N-model engine).
 The rules are one generator (:meth:`Climb.steps`) that yields the calls it needs next (:class:`Ask`) and receives
@@ -33,7 +34,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
 
-from routellm_core.decisions import Attempt, Route, ServedDecision, Side
+from routellm_core.decisions import Attempt, LadderChoice, Route, ServedDecision, Side
 from routellm_core.errors import ModelCallError
 from routellm_core.routing.cascade import Cascade, Outcome, Verdict
 from routellm_core.routing.dispatch import EmptyResponseError, FallbackHook
@@ -102,16 +103,28 @@ class Climb:
         self.on_fallback = on_fallback
 
     @staticmethod
-    def rungs(route: Route) -> tuple[str, ...]:
-        """The models a call under ``route`` may climb through (:func:`climb_order`), the chosen one first."""
-        ladder = route.ladder
+    def rungs_of(ladder: LadderChoice | None) -> tuple[str, ...]:
+        """The models a call may climb through (:func:`climb_order`), the chosen one first."""
         if ladder is None:
             return ()
         return tuple(ladder.models[j] for j in climb_order(ladder.predictions, ladder.models.index(ladder.chosen)))
 
+    def rungs(self, route: Route) -> tuple[str, ...]:
+        """The models a call under ``route`` may climb through, the chosen one first."""
+        return self.rungs_of(route.ladder)
+
+    def straight_up(self, ladder: LadderChoice) -> bool:
+        """Whether a call goes straight to the one rung above the chosen model: with a check that compares two
+        answers, comparing them would decide nothing (the upper one serves either way). Such a route sends the call
+        to its pair's strong side (that rung; a fallback goes to the chosen model), streamed as it comes."""
+        return self.cascade.needs_second and len(self.rungs_of(ladder)) == 2
+
     def applies(self, route: Route) -> bool:
-        """Whether ``route`` climbs: scored anew (not a continued step) with a costlier model above its choice."""
-        return not route.continued and route.text is not None and len(self.rungs(route)) > 1
+        """Whether ``route`` climbs: scored anew (not a continued step), sent to the chosen model with a costlier
+        one above it."""
+        return (
+            not route.continued and route.text is not None and route.first_side == "weak" and len(self.rungs(route)) > 1
+        )
 
     def _whole(self, outcome: Outcome, stream: bool) -> Outcome:
         """A held stream's chunks as one answer (an empty stream is an empty answer)."""
@@ -141,9 +154,9 @@ class Climb:
             for i, outcome in zip(indices, outcomes, strict=True):
                 raw[i], whole[i] = outcome, self._whole(outcome, stream)
 
-        # paired, the climb's last comparison decides nothing (either way the last rung serves): with one rung above
-        # the chosen model the call goes straight to it, and the last rung is never checked
-        first = ([1] if top == 1 else [0, 1]) if paired else [0]
+        # paired, the climb's last comparison decides nothing (either way the last rung serves): it is never made
+        # (and with one rung above the chosen model the call goes straight to it: :meth:`straight_up`)
+        first = [0, 1] if paired else [0]
         got(first, (yield [Ask(records[i]) for i in first]))
         i, served = 0, None
         while served is None and i < top and not (paired and i + 1 == top):
@@ -172,8 +185,6 @@ class Climb:
                 got([upper], (yield [Ask(records[upper])]))
         if served is None:  # the climb's last rung: served as it is, when it answered
             served = top
-            if not self._ok(whole[top]) and self.fallback and not any(self._ok(w) for w in whole.values()):
-                got([0], (yield [Ask(records[0])]))  # nothing below answered yet: the chosen model, once
         for j in sorted(raw):  # the rungs called but not checked (the last ones), in order
             if j not in listed:
                 entries.append(cascade.attempt(rungs[j], records[j].served, _role(j), whole[j], kept=False))

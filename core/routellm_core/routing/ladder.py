@@ -431,6 +431,8 @@ class LadderEngine:
         ladder = self.choice(text)
         p = dict(zip(ladder.models, ladder.predictions, strict=True))
         choice: Side = "weak" if ladder.chosen == ladder.weak else "strong"
+        if choice == "weak" and self.climb is not None and self.climb.straight_up(ladder):
+            choice = "strong"  # a climb with one rung above: straight to it (the chosen model is its fallback)
         decision = RoutingDecision(
             router=self.policy.router_name,
             win_rate=pair_win_rate(p[ladder.strong], p[ladder.weak]),

@@ -255,6 +255,9 @@ function renderAutoFields(list, record, asked) {
   const failed = record.fallback_from || ladder.chosen;
   if (record.fallback) why += `; ${failed} failed (${record.fallback_error}), so ${record.model} answered`;
   else if (record.escalated) why += `; ${escalationWhy(record)}`;
+  else if (record.model !== ladder.chosen && record.choice === "strong" && ladder.weak === ladder.chosen) {
+    why += `; with one model above it to climb to, the call went straight to ${record.model}`;
+  }
   field(list, "why", why, "why");
   if (ladder.budget !== null && ladder.budget !== undefined) {
     field(list, "spend", `${usd(ladder.spend)} per 1,000 requests (target ${usd(ladder.budget)}), over the recent ` +
