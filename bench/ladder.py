@@ -33,7 +33,9 @@ from the stated prior ``ModelPrior(like="gpt-4o-mini-2024-07-18")``.
 
 **Traffic without answers** (no escalation rows): DC-Router's test split (500 prompts, its 9 open models) and
 MMLU-Pro (5 models from Llama-3.1-8B to gpt-4o), each MMLU-Pro category its own traffic, with routers trained without
-DC-Router, and without MMLU-Pro and MMLU, respectively. No output lengths exist there: every answer is assumed
+DC-Router, and without MMLU-Pro and MMLU, respectively, and without any record that contains a prompt of the traffic;
+the traffic leaves out its prompts that contain a training prompt (DC-Router wraps GSM8K and MMLU questions in
+instructions). No output lengths exist there: every answer is assumed
 :data:`ASSUMED_OUTPUT_TOKENS` long. The models those routers have no profile for start from a stated prior (the
 model each is nearest to, :data:`OUTSIDE_PRIORS`), and a few DC-Router models no maintained table prices are billed
 at their nearest priced model's price (:data:`OUTSIDE_PRICE_REFS`). Length and random grids are coarser on long
@@ -221,20 +223,40 @@ def loo_router(*tasks: str) -> Any:
     return DifficultyRouter(embedder=training_embedder(STATIC_NAME)).fit(records)
 
 
-def outside_router(task: str) -> Any:
-    """The shipped recipe trained on every shared source but those :data:`OUTSIDE_LEFT_OUT` names for ``task``."""
+def outside_router(task: str, evaluated: Sequence[str]) -> tuple[Any, frozenset[str]]:
+    """The shipped recipe trained on every shared source but those :data:`OUTSIDE_LEFT_OUT` names for ``task``, and
+    without the records whose prompt contains an ``evaluated`` prompt; and the evaluated prompts that contain a
+    training prompt (DC-Router wraps GSM8K and MMLU questions in instructions): the traffic leaves those out."""
     from routellm_core import data
+    from routellm_core.data.overlap import containing
     from routellm_core.embedding.static import STATIC_NAME
     from routellm_core.routers.difficulty import DifficultyRouter
     from routellm_core.routers.training import training_embedder
 
     sources = [s for s in data.TRAINING_SOURCES if s not in OUTSIDE_LEFT_OUT[task]]
-    return DifficultyRouter(embedder=training_embedder(STATIC_NAME)).fit(data.training_labels(sources))
+    records = data.training_labels(sources)
+    copies = containing([r.prompt for r in records], evaluated)
+    records = [r for r, copy in zip(records, copies, strict=True) if not copy]
+    trained = sorted({r.prompt for r in records})
+    seen = frozenset(p for p, hit in zip(evaluated, containing(evaluated, trained), strict=True) if hit)
+    router = DifficultyRouter(embedder=training_embedder(STATIC_NAME)).fit(records)
+    return router, seen
 
 
-def outside_tables(task: str, models: Sequence[str], price: dict[str, tuple[float, float]]) -> list[dict[str, Any]]:
-    """The traffic of ``task`` scored for every one of ``models``: DC-Router's test split as one table, MMLU-Pro as
-    one table per category. Costs: prompt characters / 4 input tokens, :data:`ASSUMED_OUTPUT_TOKENS` output."""
+def outside_prompts(task: str) -> list[str]:
+    """Every prompt of ``task``'s traffic (DC-Router's test split, every MMLU-Pro question)."""
+    from routellm_core.data.corpora import golden_labels_dcrouter, golden_labels_mmlu_pro
+
+    labels = golden_labels_dcrouter("test") if task == "dcrouter" else golden_labels_mmlu_pro(canonical_names=False)
+    return [label.prompt for label in labels]
+
+
+def outside_tables(
+    task: str, models: Sequence[str], price: dict[str, tuple[float, float]], leave_out: frozenset[str] = frozenset()
+) -> list[dict[str, Any]]:
+    """The traffic of ``task`` scored for every one of ``models`` (but the prompts in ``leave_out``): DC-Router's test
+    split as one table, MMLU-Pro as one table per category. Costs: prompt characters / 4 input tokens,
+    :data:`ASSUMED_OUTPUT_TOKENS` output."""
     from routellm_core.data.corpora import format_multiple_choice, golden_labels_dcrouter, golden_labels_mmlu_pro
     from routellm_core.data.readers import iter_jsonl
     from routellm_core.data.workspace import data_file, root
@@ -250,7 +272,7 @@ def outside_tables(task: str, models: Sequence[str], price: dict[str, tuple[floa
             groups.setdefault(category[label.prompt], []).append(label)
     out = []
     for name, labels in sorted(groups.items()):
-        labels = [lab for lab in labels if all(m in lab.scores for m in models)]  # every model scored
+        labels = [lab for lab in labels if all(m in lab.scores for m in models) and lab.prompt not in leave_out]
         prompts = [lab.prompt for lab in labels]
         tokens_in = np.array([len(p) for p in prompts], dtype=np.float64) / 4.0
         out.append(
@@ -493,9 +515,12 @@ def run_outside() -> dict[str, Any]:
     out: dict[str, Any] = {}
     for task, ladders in OUTSIDE_LADDERS.items():
         t0 = time.time()
-        router = outside_router(task)
-        log(f"{task}: router without {', '.join(OUTSIDE_LEFT_OUT[task])} fitted in {time.time() - t0:.0f}s")
-        out[task] = {"left_out_sources": list(OUTSIDE_LEFT_OUT[task]), "ladders": {}}
+        router, seen = outside_router(task, outside_prompts(task))
+        log(
+            f"{task}: router without {', '.join(OUTSIDE_LEFT_OUT[task])} and copies of the traffic fitted in "
+            f"{time.time() - t0:.0f}s; {len(seen)} prompts of the traffic copy a training prompt: left out"
+        )
+        out[task] = {"left_out_sources": list(OUTSIDE_LEFT_OUT[task]), "left_out_prompts": len(seen), "ladders": {}}
         for name, ms in ladders.items():
             priors = {
                 m: p for m, p in OUTSIDE_PRIORS[task].items() if m in ms and resolve_model(m, router.models) is None
@@ -504,7 +529,7 @@ def run_outside() -> dict[str, Any]:
             if missing:
                 raise SystemExit(f"{task}: no profile and no prior for {missing}")
             traffic = {}
-            for t in outside_tables(task, ms, price):
+            for t in outside_tables(task, ms, price, seen):
                 res = evaluate_one(router, t, ms, None, priors)
                 res["learning_curve"] = learning_curve(router, t, ms, None, priors, f"{task}-{t['name']}")
                 traffic[t["name"]] = res
@@ -645,8 +670,10 @@ def _outside_section(outside: dict[str, Any]) -> list[str]:
             )
             lines += [
                 "",
-                f"### {task}: {name} (router trained without {', '.join(tres['left_out_sources'])}; no answers, "
-                f"so no escalation; {ASSUMED_OUTPUT_TOKENS} output tokens assumed per answer)",
+                f"### {task}: {name} (router trained without {', '.join(tres['left_out_sources'])} and without "
+                "the records containing a prompt of the traffic; the traffic without the "
+                f"{tres['left_out_prompts']} prompts that contain a training prompt; no answers, so no escalation; "
+                f"{ASSUMED_OUTPUT_TOKENS} output tokens assumed per answer)",
                 "",
                 f"Models the router had no profile for, with the prior stated: {priors}. "
                 + ("Singles: " + singles + "." if len(lad["traffic"]) == 1 else "One row per category (traffic)."),
