@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from ladder_standins import MODELS, PRICES, PRIORS, answer_cost, priced_engine
 
 from routellm_core.decisions import ServedDecision
 from routellm_core.errors import InvalidInputError, ModelCallError
@@ -21,18 +22,10 @@ from routellm_core.escalation.checks import AgreementCheck, CheckInput
 from routellm_core.escalation.config import Escalation
 from routellm_core.escalation.ladder import evaluate_choices
 from routellm_core.learning.feedback import FeedbackStore
-from routellm_core.routers.profiles import ModelPrior
 from routellm_core.routing.engine import RoutingEngine, RoutingOptions
 from routellm_core.routing.ladder import LadderEngine, pair_win_rate
 from routellm_core.routing.objective import Objective
 
-PRIORS = {
-    "tiny": ModelPrior(like="chatglm-6b"),
-    "mid": ModelPrior(like="Qwen2.5-32B-Instruct"),
-    "big": ModelPrior(like="o1-preview-2024-09-12"),
-}
-PRICES = {"tiny": (0.1, 0.1), "mid": (1.0, 1.0), "big": (10.0, 10.0)}
-MODELS = ["big", "tiny", "mid"]  # the front end's order need not be the price order
 CHEAPEST = Objective.margin(1.0)
 TEXT = "A train leaves at 3pm at 60 mph; when has it covered 150 miles?"
 
@@ -48,20 +41,7 @@ def climber(
         escalate=Escalation(climb=True, check=check, threshold=0.5),
         **options,
     )
-    return LadderEngine(
-        opts,
-        MODELS,
-        owner="test",
-        is_empty=lambda v: not v,
-        chunk_text=str,
-        answer_text=str,
-        usage=lambda v: (10, len(v)),
-        on_fallback=on_fallback,
-    )
-
-
-def cost(model: str, answer: str) -> float:
-    return (10 * PRICES[model][0] + len(answer) * PRICES[model][1]) / 1e6
+    return priced_engine(opts, on_fallback=on_fallback)
 
 
 def scripted(answers: dict[str, str], called: list[str]) -> Any:
@@ -96,7 +76,7 @@ def test_the_climb_serves_the_upper_of_the_first_two_rungs_that_agree(
     assert [(a.model, a.kept) for a in record.attempts] == [
         (m, m == served) for m in ("tiny", "mid", "big") if m in called
     ]
-    assert record.cost == pytest.approx(sum(cost(m, answers[m]) for m in called))
+    assert record.cost == pytest.approx(sum(answer_cost(m, answers[m]) for m in called))
     p = dict(zip(route.ladder.models, route.ladder.predictions, strict=True))
     assert record.win_rate == pytest.approx(pair_win_rate(p[served], p["tiny"]))  # the recorded pair's win rate
     tiny = record.attempts[0]
@@ -187,7 +167,9 @@ def test_a_failing_rung_never_passes_and_a_failing_top_is_an_error_or_a_fallback
     with pytest.raises(ModelCallError) as failure:
         eng.call(eng.route(TEXT), scripted(broken, []))
     assert [a.model for a in failure.value.attempts] == ["tiny", "mid", "big"]
-    assert eng.controller is not None and eng.controller.realised == pytest.approx(cost("tiny", "1") + cost("mid", "2"))
+    assert eng.controller is not None and eng.controller.realised == pytest.approx(
+        answer_cost("tiny", "1") + answer_cost("mid", "2")
+    )
 
 
 def test_async_calls_and_streams_climb_the_same_way() -> None:
@@ -217,7 +199,7 @@ def test_async_calls_and_streams_climb_the_same_way() -> None:
     chunks = list(eng.stream(route, lambda side, rec: iter(answers[rec.model]), on_final=finals.append))
     assert "".join(c for c, _ in chunks) == "42" and chunks[0][1].model == "big"  # only the served answer surfaces
     # the controller is billed every rung the climb paid for
-    paid = sum(cost(m, answers[m]) for m in ("tiny", "mid", "big"))
+    paid = sum(answer_cost(m, answers[m]) for m in ("tiny", "mid", "big"))
     assert finals[0].cost == pytest.approx(paid)
     assert eng.controller is not None and eng.controller.realised == pytest.approx(paid)
 
@@ -266,7 +248,7 @@ def test_the_online_climb_costs_and_scores_what_the_offline_evaluation_says() ->
         for m, p in accuracy.items()
     }
     quality = {m: [float(a[0] == truth) for a in answers[m]] for m in answers}
-    costs = {m: [cost(m, a) for a in answers[m]] for m in answers}
+    costs = {m: [answer_cost(m, a) for a in answers[m]] for m in answers}
     offline = evaluate_choices(
         np.zeros((1, n), dtype=int),
         quality,

@@ -12,23 +12,17 @@ import asyncio
 
 import numpy as np
 import pytest
+from ladder_standins import MODELS, PRICES, PRIORS, priced_engine
 
 from routellm_core.decisions import Attempt, ServedDecision
 from routellm_core.errors import InvalidInputError
 from routellm_core.escalation.config import Escalation
 from routellm_core.learning.feedback import FeedbackStore
-from routellm_core.routers.profiles import ModelPrior, UnknownModelError
+from routellm_core.routers.profiles import UnknownModelError
 from routellm_core.routing.engine import RoutingOptions
 from routellm_core.routing.ladder import DEFAULT_OUTPUT_TOKENS, BudgetController, LadderEngine
 from routellm_core.routing.objective import Objective
 
-PRIORS = {
-    "tiny": ModelPrior(like="chatglm-6b"),
-    "mid": ModelPrior(like="Qwen2.5-32B-Instruct"),
-    "big": ModelPrior(like="o1-preview-2024-09-12"),
-}
-PRICES = {"tiny": (0.1, 0.1), "mid": (1.0, 1.0), "big": (10.0, 10.0)}
-MODELS = ["big", "tiny", "mid"]  # the front end's order need not be the price order
 PROMPTS = [
     "hi",
     "Prove that the square root of 2 is irrational.",
@@ -288,16 +282,7 @@ def test_the_budget_controller_pays_back_what_expected_costs_missed(reported: bo
 
 def _budget_engine(**options: object) -> LadderEngine:
     """A budget engine whose answers report 10 input tokens and one output token per character."""
-    opts = RoutingOptions(objective=Objective.budget(1.0), priors=PRIORS, prices=PRICES, **options)
-    return LadderEngine(
-        opts,
-        MODELS,
-        owner="test",
-        is_empty=lambda v: not v,
-        chunk_text=str,
-        answer_text=str,
-        usage=lambda v: (10, len(v)),
-    )
+    return priced_engine(RoutingOptions(objective=Objective.budget(1.0), priors=PRIORS, prices=PRICES, **options))
 
 
 def _cost(model: str, output_tokens: int) -> float:

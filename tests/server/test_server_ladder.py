@@ -48,9 +48,9 @@ def models(mock: ServerThread) -> tuple[str, ...]:
     return tuple(f"{name}=openai:{name},base_url={mock.url}/v1" for name in ("tiny", "mid", "big"))
 
 
-@pytest.fixture(scope="module")
-def server(mock: ServerThread) -> Iterator[ServerThread]:
-    app = create_app(
+def ladder_app(mock: ServerThread, **settings: Any) -> Any:
+    """A server with the mock pair and the three named models (tiny, mid, big) priced and profiled."""
+    return create_app(
         strong=OpenAIUpstream("mock-strong", base_url=f"{mock.url}/v1", api_key="k"),
         weak=OpenAIUpstream("mock-weak", base_url=f"{mock.url}/v1", api_key="k"),
         routers=("fast",),
@@ -58,8 +58,13 @@ def server(mock: ServerThread) -> Iterator[ServerThread]:
         models=models(mock),
         prices=PRICES,
         priors=PRIORS,
+        **settings,
     )
-    with ServerThread(app) as running:
+
+
+@pytest.fixture(scope="module")
+def server(mock: ServerThread) -> Iterator[ServerThread]:
+    with ServerThread(ladder_app(mock)) as running:
         yield running
 
 
@@ -322,17 +327,7 @@ def test_a_budget_window_in_the_name_or_the_field_gets_its_own_engine_and_label(
 def test_a_server_budget_with_a_window_is_listed_and_served(mock: ServerThread) -> None:
     """--objective budget=1.5,window=50: bare router-auto holds the budget over 50 requests, and GET /v1/models
     writes the window into the objective's name."""
-    app = create_app(
-        strong=OpenAIUpstream("mock-strong", base_url=f"{mock.url}/v1", api_key="k"),
-        weak=OpenAIUpstream("mock-weak", base_url=f"{mock.url}/v1", api_key="k"),
-        routers=("fast",),
-        api_keys_env=None,
-        models=models(mock),
-        prices=PRICES,
-        priors=PRIORS,
-        objective="budget=1.5,window=50",
-    )
-    with ServerThread(app) as running:
+    with ServerThread(ladder_app(mock, objective="budget=1.5,window=50")) as running:
         ids = [m["id"] for m in httpx.get(f"{running.url}/v1/models", timeout=10).json()["data"]]
         assert [i for i in ids if i.startswith("router-auto")] == [
             "router-auto",
