@@ -513,7 +513,7 @@ class RouteLLM(RoutingOptions, FunctionCallingLLM):
     def _on_fallback(self, record: ServedDecision, exc: BaseException) -> None:
         dispatcher.event(
             RoutingFallbackEvent(
-                failed_choice=record.choice,
+                failed_choice=record.failed_side or record.choice,
                 failed_model=record.fallback_from or "",
                 fallback_choice=record.served,
                 fallback_model=record.model,

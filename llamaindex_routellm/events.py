@@ -57,7 +57,8 @@ class RoutingFallbackEvent(BaseEvent):
     """The chosen model failed and ``fallback=True`` sent the call to the other model.
 
     Attributes:
-        failed_choice: Role of the model that failed (the router's choice).
+        failed_choice: Role of the model that failed (the router's choice; the strong side when an escalation
+            failed).
         failed_model: Name of the model that failed.
         fallback_choice: Role of the model that answers instead.
         fallback_model: Name of the model that answers instead.

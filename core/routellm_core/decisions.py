@@ -328,6 +328,15 @@ class ServedDecision:
         return self.fallback_from is not None or (self.served != self.choice and not self.escalated)
 
     @property
+    def failed_side(self) -> Side | None:
+        """The side whose failure made another answer serve (its model is ``fallback_from``): the chosen side after
+        a failed first call, the strong side after a failed escalation (or a climb's failed last rung); ``None``
+        without a fallback."""
+        if not self.fallback:
+            return None
+        return self.choice if self.served != self.choice and not self.escalated else "strong"
+
+    @property
     def cost(self) -> float | None:
         """Total price of the attempts in USD, or ``None`` when any attempt's price is unknown (or none was made)."""
         costs = [a.cost for a in self.attempts]

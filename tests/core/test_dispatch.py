@@ -130,6 +130,7 @@ def test_fallback_once_and_recorded(mode: str, failure: Any) -> None:
     value, record = run_call(make(fallback=True), route("strong"), script, mode)
     assert value == "W" and script.calls == ["strong", "weak"]
     assert record.fallback and record.served == "weak" and record.fallback_from == "big-model"
+    assert record.failed_side == record.choice == "strong"  # the chosen side failed
     assert record.fallback_error == ("TimeoutError" if failure else "EmptyResponseError")
 
 

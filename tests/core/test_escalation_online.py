@@ -69,7 +69,7 @@ class Script:
             yield word
 
 
-def engine(router: Any, escalation: Escalation | None = None, **options: Any) -> RoutingEngine:
+def engine(router: Any, escalation: Escalation | None = None, on_fallback: Any = None, **options: Any) -> RoutingEngine:
     return RoutingEngine(
         RoutingOptions(router=router, strong_fraction=0.5, escalate=escalation or Escalation(), **options),
         NAMES,
@@ -80,6 +80,7 @@ def engine(router: Any, escalation: Escalation | None = None, **options: Any) ->
         second_name="other-small",
         usage=lambda value: (10, len(str(value))),
         join_chunks=lambda chunks: " ".join(chunks),
+        on_fallback=on_fallback,
     )
 
 
@@ -156,11 +157,17 @@ def test_a_failed_strong_model_after_escalation(known_router: Any, mode: str) ->
     script = Script(weak="7", second="8", strong=ConnectionError("down"))
     with pytest.raises(ModelCallError, match="escalation check and the strong model 'big-model' failed"):
         run(engine(known_router), TRIVIA[3], script, mode)
-    # with fallback the weak answer (already paid for) is served, and the record says why
-    value, record = run(engine(known_router, fallback=True), TRIVIA[3], script, mode)
-    assert value == "7"
+    # with fallback the weak answer (already paid for) is served, the record says why, the fallback hook hears of it
+    heard: list[tuple[str, str]] = []
+    hook = lambda rec, exc: heard.append((rec.model, type(exc).__name__))  # noqa: E731
+    value, record = run(engine(known_router, on_fallback=hook, fallback=True), TRIVIA[3], script, mode)
+    assert value == "7" and heard == [("small-model", "ConnectionError")]
     assert (record.served, record.escalated, record.fallback) == ("weak", False, True)
-    assert (record.fallback_from, record.fallback_error) == ("big-model", "ConnectionError")
+    assert (record.fallback_from, record.fallback_error, record.failed_side) == (
+        "big-model",
+        "ConnectionError",
+        "strong",
+    )
     assert [(a.role, a.kept, a.error) for a in record.attempts] == [
         ("answer", True, None),
         ("check", False, None),

@@ -161,6 +161,7 @@ def test_a_failing_rung_never_passes_and_a_failing_top_is_an_error_or_a_fallback
     assert value == "2" and record.model == "mid" and record.fallback_from == "big" and record.fallback
     assert [(a.model, a.kept) for a in record.attempts] == [("tiny", False), ("mid", True), ("big", False)]
     assert fallbacks == [("mid", "ConnectionError")]  # the front end's fallback hook heard of it
+    assert record.failed_side == "strong"  # the climb's last rung
 
     # a climb that fails still paid tiny and mid: the budget controller is billed for them
     eng = climber(Objective.budget(0.05))

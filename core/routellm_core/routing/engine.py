@@ -582,6 +582,8 @@ class RoutingEngine:
                 fallback_error=type(error).__name__,
                 attempts=attempts,
             )
+            if self.dispatcher.on_fallback is not None:  # the front end's event / metric, as for any fallback
+                self.dispatcher.on_fallback(record, error)
             return first.value, record
         d = route.decision
         what = "returned an empty message" if isinstance(error, EmptyResponseError) else f"failed: {error!r}"

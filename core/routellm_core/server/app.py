@@ -531,7 +531,7 @@ class ServerState:
 
     # ---- upstream calls -------------------------------------------------------------------------------
     def _on_fallback(self, record: ServedDecision, exc: BaseException) -> None:
-        self.metrics.fallbacks.inc(from_side=record.choice, error=type(exc).__name__)
+        self.metrics.fallbacks.inc(from_side=record.failed_side or record.choice, error=type(exc).__name__)
 
     def _count(self, side: Side, start: float, outcome: str) -> None:
         self.metrics.upstream_latency.observe(time.perf_counter() - start, side=side)
