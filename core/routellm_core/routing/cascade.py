@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import logging
 import zlib
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -83,6 +83,28 @@ class Outcome:
         return self.error is None
 
 
+def outcome_of(passthrough: tuple[type[BaseException], ...], call: Callable[..., Any], *args: Any) -> Outcome:
+    """``call(*args)``'s answer or failure (``passthrough`` exceptions, the caller's control flow, propagate)."""
+    try:
+        return Outcome(call(*args))
+    except passthrough:
+        raise
+    except Exception as exc:
+        return Outcome(error=exc)
+
+
+async def aoutcome_of(
+    passthrough: tuple[type[BaseException], ...], call: Callable[..., Awaitable[Any]], *args: Any
+) -> Outcome:
+    """Async :func:`outcome_of`."""
+    try:
+        return Outcome(await call(*args))
+    except passthrough:
+        raise
+    except Exception as exc:
+        return Outcome(error=exc)
+
+
 def needs_verification(check: Any) -> bool:
     """Whether a check reads the cheap model's verdict on its own answer (the self-verification question)."""
     if isinstance(check, LogisticCombiner):
@@ -120,6 +142,7 @@ class Cascade:
         answer_text: The text of an answer (refusal and length features).
         is_empty: Whether an answer is empty (no text and no tool call): such an answer escalates.
         pricing: The token counts and price of an answer.
+        join_chunks: A whole answer from a held stream's chunks (what the check and the pricing read).
         logprobs: The token log-probabilities an answer carries (None without).
 
     Raises:
@@ -136,6 +159,7 @@ class Cascade:
         answer_text: Callable[[Any], str],
         is_empty: Callable[[Any], bool],
         pricing: Pricing,
+        join_chunks: Callable[[list[Any]], Any],
         logprobs: Callable[[Any], list[float] | None] = lambda _value: None,
     ) -> None:
         self.escalation = escalation
@@ -155,6 +179,7 @@ class Cascade:
         self.answer_text = answer_text
         self.is_empty = is_empty
         self.pricing = pricing
+        self.join_chunks = join_chunks
         self.logprobs = logprobs
 
     @property
@@ -176,10 +201,30 @@ class Cascade:
         return not route.continued and route.first_side == "weak" and route.text is not None
 
     # ---- the check -------------------------------------------------------------------------------------------
-    def _value(self, outcome: Outcome) -> Any:
-        if not outcome.ok or outcome.value is None or self.is_empty(outcome.value):
+    def answered(self, outcome: Outcome) -> bool:
+        """Whether a call gave an answer: no failure, and not empty (no text and no tool call)."""
+        return outcome.ok and outcome.value is not None and not self.is_empty(outcome.value)
+
+    def whole(self, outcome: Outcome, stream: bool) -> Outcome:
+        """A held stream's chunks as one answer for the check (an empty stream is an empty answer)."""
+        if not stream or not outcome.ok:
+            return outcome
+        return Outcome(self.join_chunks(outcome.value) if outcome.value else None)
+
+    def verification(self, verify: Callable[..., Any] | None, owner: str) -> Callable[..., Any] | None:
+        """The self-verification call, when the check reads one (None otherwise).
+
+        Raises:
+            InvalidInputError: The check needs it and the front end (``owner``) cannot ask it.
+        """
+        if not self.needs_verification:
             return None
-        return self.answer_value(outcome.value)
+        if verify is None:
+            raise InvalidInputError(f"{owner} cannot ask the self-verification question the escalation check needs")
+        return verify
+
+    def _value(self, outcome: Outcome) -> Any:
+        return self.answer_value(outcome.value) if self.answered(outcome) else None
 
     def judge(
         self, route: Route, first: Outcome, second: Outcome | None, verification: Outcome | None = None
@@ -301,6 +346,8 @@ __all__ = [
     "Pricing",
     "Usage",
     "Verdict",
+    "aoutcome_of",
     "needs_second_answer",
     "needs_verification",
+    "outcome_of",
 ]

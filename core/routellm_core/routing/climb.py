@@ -36,7 +36,7 @@ from typing import Any
 
 from routellm_core.decisions import Attempt, LadderChoice, Route, ServedDecision, Side
 from routellm_core.errors import ModelCallError
-from routellm_core.routing.cascade import Cascade, Outcome, Verdict
+from routellm_core.routing.cascade import Cascade, Outcome, Verdict, aoutcome_of, outcome_of
 from routellm_core.routing.dispatch import EmptyResponseError, FallbackHook
 
 logger = logging.getLogger(__name__)
@@ -82,7 +82,6 @@ class Climb:
         cascade: The escalation's check, threshold (or tracked share) and attempt pricing.
         owner: Name of the front end, for error messages.
         fallback: Serve the highest rung that answered when the climb's last rung fails.
-        join_chunks: A whole answer from a held stream's chunks (what the check and the pricing read).
         on_fallback: Called with the record and the error when the climb's last rung failed and a lower answer
             serves (LlamaIndex's fallback event, the server's fallback metric).
     """
@@ -93,13 +92,11 @@ class Climb:
         *,
         owner: str,
         fallback: bool,
-        join_chunks: Callable[[list[Any]], Any],
         on_fallback: FallbackHook | None = None,
     ) -> None:
         self.cascade = cascade
         self.owner = owner
         self.fallback = fallback
-        self.join_chunks = join_chunks
         self.on_fallback = on_fallback
 
     @staticmethod
@@ -126,15 +123,6 @@ class Climb:
             not route.continued and route.text is not None and route.first_side == "weak" and len(self.rungs(route)) > 1
         )
 
-    def _whole(self, outcome: Outcome, stream: bool) -> Outcome:
-        """A held stream's chunks as one answer (an empty stream is an empty answer)."""
-        if not stream or not outcome.ok:
-            return outcome
-        return Outcome(self.join_chunks(outcome.value) if outcome.value else None)
-
-    def _ok(self, outcome: Outcome) -> bool:
-        return outcome.ok and outcome.value is not None and not self.cascade.is_empty(outcome.value)
-
     def steps(self, route: Route, planned: ServedDecision, *, stream: bool) -> Steps:
         """The climb of one call (see the module docstring); ``planned`` is the record before any answer."""
         cascade = self.cascade
@@ -152,7 +140,7 @@ class Climb:
 
         def got(indices: list[int], outcomes: list[Outcome]) -> None:
             for i, outcome in zip(indices, outcomes, strict=True):
-                raw[i], whole[i] = outcome, self._whole(outcome, stream)
+                raw[i], whole[i] = outcome, cascade.whole(outcome, stream)
 
         # paired, the climb's last comparison decides nothing (either way the last rung serves): it is never made
         # (and with one rung above the chosen model the call goes straight to it: :meth:`straight_up`)
@@ -161,7 +149,7 @@ class Climb:
         i, served = 0, None
         while served is None and i < top and not (paired and i + 1 == top):
             verification = None
-            if cascade.needs_verification and self._ok(whole[i]):
+            if cascade.needs_verification and self.cascade.answered(whole[i]):
                 (verification,) = yield [Ask(records[i], verify=True, answer=whole[i].value)]
             verdict = cascade.judge(route, whole[i], whole.get(i + 1) if paired else None, verification)
             self._log(route, rungs, i, verdict, raw[i])
@@ -176,7 +164,7 @@ class Climb:
                     )
                 )
             keep = (i + 1) if paired else i
-            if verdict.keep and self._ok(whole[keep]):
+            if verdict.keep and self.cascade.answered(whole[keep]):
                 served = keep
                 break
             i += 1
@@ -188,7 +176,7 @@ class Climb:
         for j in sorted(raw):  # the rungs called but not checked (the last ones), in order
             if j not in listed:
                 entries.append(cascade.attempt(rungs[j], records[j].served, _role(j), whole[j], kept=False))
-        if not self._ok(whole[served]):
+        if not self.cascade.answered(whole[served]):
             return self._failed_top(route, rungs, records, raw, whole, entries)
         return Climbed(raw[served].value, self._record(route, records[served], entries, rungs[served]))
 
@@ -221,7 +209,7 @@ class Climb:
         top = len(rungs) - 1
         error = raw[top].error
         kind = type(error).__name__ if error is not None else "EmptyResponseError"
-        answered = [i for i in range(top) if i in whole and self._ok(whole[i])]
+        answered = [i for i in range(top) if i in whole and self.cascade.answered(whole[i])]
         if self.fallback and answered:
             j = answered[-1]
             logger.warning(
@@ -279,15 +267,10 @@ def climb_sync(
     """Run a climb's calls in this thread (two asked together run concurrently, the second in a worker thread)."""
 
     def one(ask: Ask) -> Outcome:
-        try:
-            if ask.verify:
-                assert verify is not None
-                return Outcome(verify(ask.record, ask.answer))
-            return Outcome(attempt(ask.record.served, ask.record))
-        except passthrough:
-            raise
-        except Exception as exc:
-            return Outcome(error=exc)
+        if ask.verify:
+            assert verify is not None
+            return outcome_of(passthrough, verify, ask.record, ask.answer)
+        return outcome_of(passthrough, attempt, ask.record.served, ask.record)
 
     try:
         asks = next(steps)
@@ -312,15 +295,10 @@ async def climb_async(
     """Async :func:`climb_sync` (calls asked together are gathered)."""
 
     async def one(ask: Ask) -> Outcome:
-        try:
-            if ask.verify:
-                assert verify is not None
-                return Outcome(await verify(ask.record, ask.answer))
-            return Outcome(await attempt(ask.record.served, ask.record))
-        except passthrough:
-            raise
-        except Exception as exc:
-            return Outcome(error=exc)
+        if ask.verify:
+            assert verify is not None
+            return await aoutcome_of(passthrough, verify, ask.record, ask.answer)
+        return await aoutcome_of(passthrough, attempt, ask.record.served, ask.record)
 
     try:
         asks = next(steps)

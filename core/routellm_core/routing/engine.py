@@ -35,7 +35,7 @@ from routellm_core.learning.judging import Judge
 from routellm_core.learning.labelling import TrafficLabelling, traffic_labelling
 from routellm_core.routers.base import WinRateModel
 from routellm_core.routers.profiles import ModelPrior
-from routellm_core.routing.cascade import Cascade, CostOf, Outcome, Pricing, Usage, Verdict
+from routellm_core.routing.cascade import Cascade, CostOf, Outcome, Pricing, Usage, Verdict, aoutcome_of, outcome_of
 from routellm_core.routing.dispatch import Dispatcher, EmptyResponseError, FallbackHook, log_route
 from routellm_core.routing.objective import Objective
 from routellm_core.routing.policy import RoutingPolicy, build_policy, router_label
@@ -259,6 +259,7 @@ class RoutingEngine:
                 answer_text=answer_text,
                 is_empty=is_empty,
                 pricing=self.pricing,
+                join_chunks=self.join_chunks,
                 logprobs=logprobs or (lambda _value: None),
             )
         if labelling == "own":
@@ -439,35 +440,13 @@ class RoutingEngine:
 
     def _verify(self, verify: Callable[..., Any] | None) -> Callable[..., Any] | None:
         assert self.cascade is not None
-        if not self.cascade.needs_verification:
-            return None
-        if verify is None:
-            raise InvalidInputError(
-                f"{self.owner} cannot ask the self-verification question the escalation check needs"
-            )
-        return verify
+        return self.cascade.verification(verify, self.owner)
 
     def _outcome(self, call: Callable[..., Any], *args: Any) -> Outcome:
-        try:
-            return Outcome(call(*args))
-        except self.passthrough:
-            raise
-        except Exception as exc:
-            return Outcome(error=exc)
+        return outcome_of(self.passthrough, call, *args)
 
     async def _aoutcome(self, call: Callable[..., Awaitable[Any]], *args: Any) -> Outcome:
-        try:
-            return Outcome(await call(*args))
-        except self.passthrough:
-            raise
-        except Exception as exc:
-            return Outcome(error=exc)
-
-    def _cheap_value(self, outcome: Outcome, stream: bool) -> Outcome:
-        """A held stream's chunks as one answer for the check (an empty stream is an empty answer)."""
-        if not stream or not outcome.ok:
-            return outcome
-        return Outcome(self.join_chunks(outcome.value) if outcome.value else None)
+        return await aoutcome_of(self.passthrough, call, *args)
 
     def _cascade(
         self,
@@ -489,7 +468,7 @@ class RoutingEngine:
                 pending = pool.submit(context.run, self._outcome, second, planned)
                 first = self._outcome(attempt, "weak", planned)
                 other = pending.result()
-        checked = self._cheap_value(first, stream)
+        checked = self.cascade.whole(first, stream)  # type: ignore[union-attr]
         verification = None
         if verify is not None and checked.ok and checked.value is not None:
             verification = self._outcome(verify, planned, checked.value)
@@ -518,7 +497,7 @@ class RoutingEngine:
             first, other = await asyncio.gather(
                 self._aoutcome(attempt, "weak", planned), self._aoutcome(second, planned)
             )
-        checked = self._cheap_value(first, stream)
+        checked = self.cascade.whole(first, stream)  # type: ignore[union-attr]
         verification = None
         if verify is not None and checked.ok and checked.value is not None:
             verification = await self._aoutcome(verify, planned, checked.value)
@@ -564,8 +543,7 @@ class RoutingEngine:
             entry = cascade.attempt(self.names["strong"], "strong", "escalation", strong, kept=True)
             return strong.value, replace(escalated, attempts=(*escalated.attempts, entry))
         failed = cascade.attempt(self.names["strong"], "strong", "escalation", Outcome(error=error), kept=False)
-        weak_ok = first.ok and first.value is not None and not self.dispatcher.is_empty(first.value)
-        if self.options.fallback and weak_ok:
+        if self.options.fallback and cascade.answered(first):
             logger.warning(
                 "%s: the strong model %r failed after an escalation (%s); serving the weak answer",
                 self.owner,

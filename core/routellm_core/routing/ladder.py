@@ -353,16 +353,10 @@ class LadderEngine:
             answer_text=answer_text,
             is_empty=kwargs["is_empty"],
             pricing=Pricing(kwargs.get("usage") or (lambda _value: (None, None)), price_table(options.prices)),
+            join_chunks=kwargs.get("join_chunks") or (lambda chunks: "".join(chunk_text(c) for c in chunks)),
             logprobs=kwargs.get("logprobs") or (lambda _value: None),
         )
-        join = kwargs.get("join_chunks") or (lambda chunks: "".join(chunk_text(c) for c in chunks))
-        return Climb(
-            cascade,
-            owner=self.owner,
-            fallback=options.fallback,
-            join_chunks=join,
-            on_fallback=kwargs.get("on_fallback"),
-        )
+        return Climb(cascade, owner=self.owner, fallback=options.fallback, on_fallback=kwargs.get("on_fallback"))
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -582,14 +576,7 @@ class LadderEngine:
     def _verify(self, calls: Mapping[str, Any]) -> Any:
         """The self-verification call a climb's check needs (refused when the front end cannot ask it)."""
         assert self.climb is not None
-        if not self.climb.cascade.needs_verification:
-            return None
-        verify = calls.get("verify")
-        if verify is None:
-            raise InvalidInputError(
-                f"{self.owner} cannot ask the self-verification question the escalation check needs"
-            )
-        return verify
+        return self.climb.cascade.verification(calls.get("verify"), self.owner)
 
     @contextmanager
     def _billing_failures(self, route: Route) -> Iterator[None]:
