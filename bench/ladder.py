@@ -212,6 +212,23 @@ def _tables(task: str, models: Sequence[str], price: dict[str, tuple[float, floa
     return {"prompts": list(table.prompts), "quality": quality, "costs": costs, "answers": answers}
 
 
+def token_tables(task: str, models: Sequence[str], price: dict[str, tuple[float, float]]) -> dict[str, Any]:
+    """:func:`_tables` with whole token counts (``input_tokens``, ``output_tokens`` by model) and the costs they
+    price: what an engine's records carry when the answers report those counts.
+
+    Raises:
+        SystemExit: The whole-token costs differ from the fractional ones by more than 1% on any model.
+    """
+    t = _tables(task, models, price)
+    table = load_answer_table(task)
+    tin = np.rint(np.array([len(p) for p in t["prompts"]], dtype=np.float64) / 4.0).astype(int)
+    tout = {m: np.rint(np.asarray(table.output_chars[m], dtype=np.float64) / 4.0).astype(int) for m in models}
+    costs = {m: (tin * price[m][0] + tout[m] * price[m][1]) / 1e6 for m in models}
+    if not all(np.isclose(costs[m].sum(), t["costs"][m].sum(), rtol=0.01) for m in models):
+        raise SystemExit(f"{task}: whole-token costs differ from the fractional ones by more than 1%")
+    return {**t, "input_tokens": tin, "output_tokens": tout, "costs": costs}
+
+
 def loo_router(*tasks: str) -> Any:
     """The shipped recipe trained on every shared source but the tasks' own."""
     from routellm_core import data

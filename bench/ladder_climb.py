@@ -47,13 +47,13 @@ from bench.ladder import (
     LEFT_OUT,
     PRICE_REFS,
     RANDOM_SEEDS,
-    _tables,
     length_choices,
     loo_router,
     prices,
     random_choices,
+    token_tables,
 )
-from routellm_core.data.zeroeval_answers import ZEROEVAL_ANSWER_KINDS, load_answer_table
+from routellm_core.data.zeroeval_answers import ZEROEVAL_ANSWER_KINDS
 from routellm_core.decisions import ServedDecision, Side
 from routellm_core.escalation import AgreementCheck, Escalation
 from routellm_core.escalation.ladder import LadderCurve, evaluate_choices, evaluate_ladder
@@ -75,17 +75,6 @@ class Answer:
     text: str
     input_tokens: int
     output_tokens: int
-
-
-def task_table(task: str, models: Sequence[str], price: dict[str, tuple[float, float]]) -> dict[str, Any]:
-    """``bench.ladder``'s tables of a task with integer token counts (the costs the engine's records carry)."""
-    t = _tables(task, models, price)
-    table = load_answer_table(task)
-    tin = np.rint(np.array([len(p) for p in t["prompts"]], dtype=np.float64) / 4.0).astype(int)
-    tout = {m: np.rint(np.asarray(table.output_chars[m], dtype=np.float64) / 4.0).astype(int) for m in models}
-    t["input_tokens"], t["output_tokens"] = tin, tout
-    t["costs"] = {m: (tin * price[m][0] + tout[m] * price[m][1]) / 1e6 for m in models}
-    return t
 
 
 def engine(router: Any, models: Sequence[str], weight: float, check: AgreementCheck, price: Any) -> LadderEngine:
@@ -248,7 +237,7 @@ def run(args: Any) -> dict[str, Any]:
         if args.quick:
             ladders = dict(list(ladders.items())[:1])
         models = sorted({m for ms in ladders.values() for m in ms})
-        t = task_table(task, models, price)
+        t = token_tables(task, models, price)
         if args.quick:
             keep = np.arange(200)
             t = {

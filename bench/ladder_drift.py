@@ -47,8 +47,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from bench.common import SEED, bench_parser, log, machine_info, publish
-from bench.ladder import LEFT_OUT, PRICE_REFS, _tables, loo_router, prices
-from routellm_core.data.zeroeval_answers import load_answer_table
+from bench.ladder import LEFT_OUT, PRICE_REFS, loo_router, prices, token_tables
 from routellm_core.decisions import ServedDecision, Side
 from routellm_core.escalation.ladder import evaluate_ladder
 from routellm_core.routing.engine import RoutingOptions
@@ -119,23 +118,15 @@ class Stream:
 
 
 def load_task(task: str, price: dict[str, tuple[float, float]]) -> dict[str, Any]:
-    """A task's prompts, correctness, integer token counts and costs (``bench.ladder``'s tables and pricing)."""
-    t = _tables(task, MODELS, price)
-    table = load_answer_table(task)
-    tin = np.rint(np.array([len(p) for p in t["prompts"]], dtype=np.float64) / 4.0).astype(int)
-    tout = np.rint(np.column_stack([np.asarray(table.output_chars[m], dtype=np.float64) for m in MODELS]) / 4.0)
-    tout = tout.astype(int)
-    p = np.array([price[m] for m in MODELS])
-    cost = (tin[:, None] * p[None, :, 0] + tout * p[None, :, 1]) / 1e6
-    ref = np.column_stack([t["costs"][m] for m in MODELS])  # bench.ladder's costs, from fractional tokens
-    if not np.allclose(cost.sum(0), ref.sum(0), rtol=0.01):
-        raise SystemExit(f"{task}: integer-token costs differ from bench.ladder's by more than 1%")
+    """A task's prompts, correctness, integer token counts and costs (``bench.ladder``'s tables and pricing), one
+    column per model of :data:`MODELS`."""
+    t = token_tables(task, MODELS, price)
     return {
         "prompts": t["prompts"],
         "quality": np.column_stack([t["quality"][m] for m in MODELS]),
-        "input_tokens": tin,
-        "output_tokens": tout,
-        "cost": cost,
+        "input_tokens": t["input_tokens"],
+        "output_tokens": np.column_stack([t["output_tokens"][m] for m in MODELS]),
+        "cost": np.column_stack([t["costs"][m] for m in MODELS]),
         "answers": [[str(a) for a in row] for row in zip(*(t["answers"][m] for m in MODELS), strict=True)],
     }
 
