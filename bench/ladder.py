@@ -260,35 +260,33 @@ def outside_router(task: str, evaluated: Sequence[str]) -> tuple[Any, frozenset[
     return router, seen
 
 
-def outside_prompts(task: str) -> list[str]:
-    """Every prompt of ``task``'s traffic (DC-Router's test split, every MMLU-Pro question)."""
-    from routellm_core.data.corpora import golden_labels_dcrouter, golden_labels_mmlu_pro
-
-    labels = golden_labels_dcrouter("test") if task == "dcrouter" else golden_labels_mmlu_pro(canonical_names=False)
-    return [label.prompt for label in labels]
-
-
-def outside_tables(
-    task: str, models: Sequence[str], price: dict[str, tuple[float, float]], leave_out: frozenset[str] = frozenset()
-) -> list[dict[str, Any]]:
-    """The traffic of ``task`` scored for every one of ``models`` (but the prompts in ``leave_out``): DC-Router's test
-    split as one table, MMLU-Pro as one table per category. Costs: prompt characters / 4 input tokens,
-    :data:`ASSUMED_OUTPUT_TOKENS` output."""
+def outside_traffic(task: str) -> dict[str, list[GoldenLabel]]:
+    """``task``'s traffic, read once: DC-Router's test split as one group (``"all"``), MMLU-Pro by category."""
     from routellm_core.data.corpora import format_multiple_choice, golden_labels_dcrouter, golden_labels_mmlu_pro
     from routellm_core.data.readers import iter_jsonl
     from routellm_core.data.workspace import data_file, root
 
     if task == "dcrouter":
-        groups = {"all": golden_labels_dcrouter("test")}
-    else:
-        category = {}
-        for _, obj in iter_jsonl(data_file(root(), "mmlu-pro", "questions.jsonl")):
-            category[format_multiple_choice(str(obj["question"]), obj["options"])] = str(obj["category"])
-        groups = {}
-        for label in golden_labels_mmlu_pro(canonical_names=False):
-            groups.setdefault(category[label.prompt], []).append(label)
+        return {"all": golden_labels_dcrouter("test")}
+    category = {}
+    for _, obj in iter_jsonl(data_file(root(), "mmlu-pro", "questions.jsonl")):
+        category[format_multiple_choice(str(obj["question"]), obj["options"])] = str(obj["category"])
+    groups: dict[str, list[GoldenLabel]] = {}
+    for label in golden_labels_mmlu_pro(canonical_names=False):
+        groups.setdefault(category[label.prompt], []).append(label)
+    return groups
+
+
+def outside_tables(
+    traffic: dict[str, list[GoldenLabel]],
+    models: Sequence[str],
+    price: dict[str, tuple[float, float]],
+    leave_out: frozenset[str] = frozenset(),
+) -> list[dict[str, Any]]:
+    """One table per group of ``traffic`` (:func:`outside_traffic`), the prompts every one of ``models`` is scored on
+    (but those in ``leave_out``). Costs: prompt characters / 4 input tokens, :data:`ASSUMED_OUTPUT_TOKENS` output."""
     out = []
-    for name, labels in sorted(groups.items()):
+    for name, labels in sorted(traffic.items()):
         labels = [lab for lab in labels if all(m in lab.scores for m in models) and lab.prompt not in leave_out]
         prompts = [lab.prompt for lab in labels]
         tokens_in = np.array([len(p) for p in prompts], dtype=np.float64) / 4.0
@@ -532,7 +530,8 @@ def run_outside() -> dict[str, Any]:
     out: dict[str, Any] = {}
     for task, ladders in OUTSIDE_LADDERS.items():
         t0 = time.time()
-        router, seen = outside_router(task, outside_prompts(task))
+        traffic = outside_traffic(task)
+        router, seen = outside_router(task, [label.prompt for group in traffic.values() for label in group])
         log(
             f"{task}: router without {', '.join(OUTSIDE_LEFT_OUT[task])} and copies of the traffic fitted in "
             f"{time.time() - t0:.0f}s; {len(seen)} prompts of the traffic copy a training prompt: left out"
@@ -545,11 +544,11 @@ def run_outside() -> dict[str, Any]:
             missing = [m for m in ms if m not in priors and resolve_model(m, router.models) is None]
             if missing:
                 raise SystemExit(f"{task}: no profile and no prior for {missing}")
-            traffic = {}
-            for t in outside_tables(task, ms, price, seen):
+            results = {}
+            for t in outside_tables(traffic, ms, price, seen):
                 res = evaluate_one(router, t, ms, None, priors)
                 res["learning_curve"] = learning_curve(router, t, ms, None, priors, f"{task}-{t['name']}")
-                traffic[t["name"]] = res
+                results[t["name"]] = res
                 r = res["rows"]["router"]
                 log(
                     f"{task} / {name} / {t['name']} ({len(t['prompts'])}): area {r['area_above_hull']:+.4f} "
@@ -557,7 +556,7 @@ def run_outside() -> dict[str, Any]:
                 )
             out[task]["ladders"][name] = {
                 "priors": {m: p.like for m, p in priors.items()},
-                "traffic": traffic,
+                "traffic": results,
             }
     return out
 

@@ -19,6 +19,7 @@ from bench.ladder import (
     OUTSIDE_LADDERS,
     length_choices,
     outside_tables,
+    outside_traffic,
     prices,
     random_choices,
 )
@@ -27,7 +28,7 @@ from bench.ladder import (
 def test_mmlu_pro_is_one_traffic_per_category_priced_per_token(shared_data_dir: Path) -> None:
     models = OUTSIDE_LADDERS["mmlu-pro"]["8B < flash < 70B < pro < gpt-4o"]
     price = prices()
-    tables = outside_tables("mmlu-pro", models, price)
+    tables = outside_tables(outside_traffic("mmlu-pro"), models, price)
     with (shared_data_dir / "mmlu-pro" / "questions.jsonl").open(encoding="utf-8") as fh:
         categories = Counter(json.loads(line)["category"] for line in fh)
     assert [t["name"] for t in tables] == sorted(categories)
@@ -44,7 +45,7 @@ def test_mmlu_pro_is_one_traffic_per_category_priced_per_token(shared_data_dir: 
 
 def test_dcrouter_is_its_test_split(shared_data_dir: Path) -> None:
     (models,) = OUTSIDE_LADDERS["dcrouter"].values()
-    (table,) = outside_tables("dcrouter", models, prices())
+    (table,) = outside_tables(outside_traffic("dcrouter"), models, prices())
     rows = json.loads((shared_data_dir / "llmrouter-dcrouter" / "test.json").read_text(encoding="utf-8"))
     assert len(models) == 9 and len(table["prompts"]) == len(rows) == 500
     first = rows[0]["scores"]
