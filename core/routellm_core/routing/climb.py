@@ -149,7 +149,7 @@ class Climb:
         i, served = 0, None
         while served is None and i < top and not (paired and i + 1 == top):
             verification = None
-            if cascade.needs_verification and self.cascade.answered(whole[i]):
+            if cascade.needs_verification and cascade.answered(whole[i]):
                 (verification,) = yield [Ask(records[i], verify=True, answer=whole[i].value)]
             verdict = cascade.judge(route, whole[i], whole.get(i + 1) if paired else None, verification)
             self._log(route, rungs, i, verdict, raw[i])
@@ -164,7 +164,7 @@ class Climb:
                     )
                 )
             keep = (i + 1) if paired else i
-            if verdict.keep and self.cascade.answered(whole[keep]):
+            if verdict.keep and cascade.answered(whole[keep]):
                 served = keep
                 break
             i += 1
@@ -176,7 +176,7 @@ class Climb:
         for j in sorted(raw):  # the rungs called but not checked (the last ones), in order
             if j not in listed:
                 entries.append(cascade.attempt(rungs[j], records[j].served, _role(j), whole[j], kept=False))
-        if not self.cascade.answered(whole[served]):
+        if not cascade.answered(whole[served]):
             return self._failed_top(route, rungs, records, raw, whole, entries)
         return Climbed(raw[served].value, self._record(route, records[served], entries, rungs[served]))
 
