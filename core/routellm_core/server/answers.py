@@ -12,13 +12,16 @@ from routellm_core.server.protocol import completion_text
 
 #: ``router-<router>[-<pre-route>]-cascade[-<escalation>]``: escalation on. The pre-route part is a plain name's
 #: (a threshold or a strong-call percentage); the escalation part an escalation threshold or a share of escalations.
-_CASCADE = re.compile(r"^(?P<head>.+?)-cascade(?:-(?P<escalation>[^-]+))?$")
+#: ``router-auto[-<objective>]-climb[-<escalation>]`` is read the same way (``suffix="climb"``).
+_ESCALATION = {
+    suffix: re.compile(rf"^(?P<head>.+?)-{suffix}(?:-(?P<escalation>[^-]+))?$") for suffix in ("cascade", "climb")
+}
 
 
-def split_cascade(model: str) -> tuple[str, str | None]:
-    """The plain model name (the pre-route) and the escalation part: None without ``-cascade``, ``""`` for the
+def split_cascade(model: str, suffix: str = "cascade") -> tuple[str, str | None]:
+    """The plain model name (the pre-route) and the escalation part: None without ``-<suffix>``, ``""`` for the
     server's escalation settings (``router-default-20%-cascade-10%`` -> ``("router-default-20%", "10%")``)."""
-    match = _CASCADE.match(model)
+    match = _ESCALATION[suffix].match(model)
     if match is None:
         return model, None
     return match.group("head"), match.group("escalation") or ""

@@ -18,7 +18,6 @@ the :data:`MAX_ENGINES` most recently used per worker; the server's own objectiv
 
 from __future__ import annotations
 
-import re
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -26,7 +25,7 @@ from typing import Any
 from routellm_core.errors import InvalidInputError
 from routellm_core.routing.ladder import LadderEngine
 from routellm_core.routing.objective import DEFAULT_WINDOW, Objective
-from routellm_core.server.answers import escalation_setting
+from routellm_core.server.answers import escalation_setting, split_cascade
 from routellm_core.server.errors import ErrorResponse
 
 #: The model name of routing among the named models.
@@ -56,8 +55,6 @@ MAX_ENGINES = 32
 Setting = tuple[str, float | None, bool]
 #: ``(objective, escalation kind, escalation value, climb)``: what an engine is kept by.
 EngineKey = tuple[Objective, str | None, float | None, bool]
-#: A climbing ``router-auto`` name: ``<objective part>-climb[-<share>%|-<threshold>]``.
-_CLIMB = re.compile(r"^(?P<head>.+?)-climb(?:-(?P<escalation>[^-]+))?$")
 
 
 def is_auto(model: str) -> bool:
@@ -154,10 +151,7 @@ def engine_label(objective: Objective, setting: Setting | None) -> str:
 def split_climb(model: str) -> tuple[str, str | None]:
     """The objective part of a ``router-auto...`` name and its climb part: None without ``-climb``, ``""`` for the
     server's escalation settings (``router-auto-budget-1.5-climb-10%`` -> ``("router-auto-budget-1.5", "10%")``)."""
-    match = _CLIMB.match(model)
-    if match is None:
-        return model, None
-    return match.group("head"), match.group("escalation") or ""
+    return split_cascade(model, "climb")
 
 
 class AutoEngine(LadderEngine):
