@@ -24,6 +24,10 @@ training (the combiner is left-one-task-out). So the run also trains the ``defau
 but the task's own (``bench.ladder.loo_router``, as a user's traffic is unseen) and reports prompt-only routing and
 agreement + pre-route with *that* router on both sides, the CRUX target counted against it too.
 
+Beside them, not a policy: the **agreement-only bound** (``bench.agreement_bound``), the best cost-quality reachable
+by serving the strong answer or one both cheap models agree on, knowing which agreed answers are right: how far any
+agreement check could go.
+
 For each: cost (x always-strong's) to reach 95%, 99% and 100% of the strong model's accuracy (a random mix of two
 frontier policies where needed), the mean sequential calls there, and the best quality reached.
 
@@ -40,9 +44,11 @@ from typing import Any
 
 import numpy as np
 
+from bench.agreement_bound import agreement_bound
 from bench.common import SEED, bench_parser, log, machine_info, publish
 from routellm_core.data.zeroeval_answers import ZEROEVAL_ANSWER_KINDS, ZEROEVAL_ANSWER_TASKS, load_answer_table
 from routellm_core.escalation import AgreementCheck, AnswerFeaturesCheck, CheckInput, LogisticCombiner
+from routellm_core.escalation.answers import answers_agree
 from routellm_core.escalation.evaluate import EscalationCurve, evaluate_escalation
 
 SECTION = "## Escalation: cheap answer first, check, then the strong model (offline, ZeroEval answers)"
@@ -88,6 +94,8 @@ LOO_PROMPT_ROW = "prompt-only: default, task left out"
 LOO_ESCALATION_ROW = "escalation: agreement + pre-route by the default, task left out"
 PROMPT_ROWS = ("prompt-only: default", "prompt-only: length", "prompt-only: random", LOO_PROMPT_ROW)
 POINT_ROWS = ("always cheap", "always strong", "oracle")
+#: Not a policy (``bench.agreement_bound``): never counted toward a target, shown to say how far agreement could go.
+BOUND_ROW = "bound: strong, or an answer the cheap pair agree on (knowing which are right)"
 
 
 def _triple_name(strong: str, cheap: Sequence[str]) -> str:
@@ -379,15 +387,26 @@ def run(router: Any, loo_routers: dict[str, Any]) -> dict[str, Any]:
                         table.answers, quality, costs, cheap=list(cheap), check=conf, win_rates=win, **common
                     )
                 ]
+            curves[BOUND_ROW] = [
+                agreement_bound(
+                    quality,
+                    costs,
+                    table.answers,
+                    anchor=strong,
+                    others=list(cheap),
+                    agree=lambda x, y, kind=kind: answers_agree(x, y, kind),
+                )
+            ]
             strong_cost = float(cs.mean())
             q_strong = float(qs.mean())
+            agreed = np.asarray(agree.signals(batch)["agreement"], dtype=bool)
             rows: dict[str, Any] = {}
             for row, cs_list in curves.items():
                 entry: dict[str, Any] = {"max_quality": float(np.mean([c.max_quality for c in cs_list]))}
                 for level in LEVELS:
                     cost, calls = _mean_cost_for(cs_list, level * q_strong)
                     entry[f"cost_x_strong@{level:.2f}"] = None if cost is None else cost / strong_cost
-                    entry[f"calls@{level:.2f}"] = calls
+                    entry[f"calls@{level:.2f}"] = None if row == BOUND_ROW else calls
                     entry[f"cost_usd_per_1k@{level:.2f}"] = None if cost is None else cost * 1000
                 if row.startswith(("escalation", "prompt-only")) and row != "prompt-only: random":
                     entry["hull"] = cs_list[0].as_dict(hull_only=True)
@@ -406,7 +425,9 @@ def run(router: Any, loo_routers: dict[str, Any]) -> dict[str, Any]:
                 "q_strong": q_strong,
                 "q_cheap": float(qc.mean()),
                 "q_second": float(quality[cheap[1]].mean()),
-                "agreement_rate": float(np.mean(agree.signals(batch)["agreement"])),
+                "agreement_rate": float(np.mean(agreed)),
+                "accuracy_where_agreed": {"cheap": float(qc[agreed].mean()), "strong": float(qs[agreed].mean())},
+                "accuracy_where_disagreed": {"cheap": float(qc[~agreed].mean()), "strong": float(qs[~agreed].mean())},
                 "strong_cost_usd_per_1k": strong_cost * 1000,
                 "cheap_cost_usd_per_1k": float(cc.mean()) * 1000,
                 "second_cost_usd_per_1k": float(costs[cheap[1]].mean()) * 1000,
@@ -450,12 +471,14 @@ def targets(res: dict[str, Any]) -> list[dict[str, Any]]:
             if po is not None and t[r]["cost_usd_per_1k@0.95"] is not None
         ]
         best = min(ratios, default=(None, None))
+        bound = t[BOUND_ROW]["cost_usd_per_1k@0.95"]
         out.append(
             {
                 "target": f"CRUX: 95% of strong accuracy at <=0.7x prompt-only (default)'s cost ({_triple_name(strong, cheap)})",
                 "agreement_value": ratio,
                 "best_value": best[0],
                 "best_row": best[1],
+                "bound_value": None if po is None or bound is None else bound / po,
                 "met": ratio is not None and ratio <= 0.7,
             }
         )
@@ -464,11 +487,13 @@ def targets(res: dict[str, Any]) -> list[dict[str, Any]]:
         po = t[LOO_PROMPT_ROW]["cost_usd_per_1k@0.95"]
         esc = t[LOO_ESCALATION_ROW]["cost_usd_per_1k@0.95"]
         ratio = None if po is None or esc is None else esc / po
+        bound = t[BOUND_ROW]["cost_usd_per_1k@0.95"]
         out.append(
             {
                 "target": "CRUX, the default trained without CRUX on both sides: 95% of strong accuracy at <=0.7x "
                 f"prompt-only's cost ({_triple_name(strong, cheap)})",
                 "agreement_value": ratio,
+                "bound_value": None if po is None or bound is None else bound / po,
                 "met": ratio is not None and ratio <= 0.7,
             }
         )
@@ -514,6 +539,12 @@ def section(res: dict[str, Any] | None) -> list[str]:
         "default recipe trained on every shared source but the task's own, for prompt-only routing and for the "
         "pre-route alike (the router a user's unseen traffic meets).",
         "",
+        f"*{BOUND_ROW}* is not a policy (`bench.agreement_bound`): the best any policy reaches that serves the "
+        "strong model's answer or one both cheap models agree on, picking per prompt with full knowledge of which "
+        "agreed answers are right and never paying for a pair that disagrees. Where a target lies beyond it, a "
+        "policy meets it only by serving cheap answers the pair did not confirm (the pre-route's unchecked share, "
+        "or answers kept although the pair disagreed): it needs a signal that tells right from wrong among those.",
+        "",
         "### Targets (issue 20)",
         "",
     ]
@@ -522,6 +553,8 @@ def section(res: dict[str, Any] | None) -> list[str]:
         extra = ""
         if "best_row" in t and t.get("best_value") is not None:
             extra = f"; best escalation row: {t['best_row']}: {t['best_value']:.3f}"
+        if t.get("bound_value") is not None:
+            extra += f"; agreement-only bound (not a policy) {t['bound_value']:.3f}"
         verdict = "**met**" if t["met"] else "**not met**"
         lines.append(f"- {verdict}: {t['target']}: agreement + pre-route {_fmt(val, 3)}{extra}")
     lines += _shipped_section(res.get("shipped_combiner"))
@@ -530,7 +563,10 @@ def section(res: dict[str, Any] | None) -> list[str]:
         for name, tr in tres["triples"].items():
             lines += [
                 f"**{name}** — accuracy strong {tr['q_strong']:.4f}, cheap {tr['q_cheap']:.4f}, second "
-                f"{tr['q_second']:.4f}; cheap answers agree on {tr['agreement_rate']:.1%}; USD per 1k requests: "
+                f"{tr['q_second']:.4f}; cheap answers agree on {tr['agreement_rate']:.1%} (accuracy there: cheap "
+                f"{tr['accuracy_where_agreed']['cheap']:.3f}, strong {tr['accuracy_where_agreed']['strong']:.3f}; where "
+                f"they disagree: cheap {tr['accuracy_where_disagreed']['cheap']:.3f}, strong "
+                f"{tr['accuracy_where_disagreed']['strong']:.3f}); USD per 1k requests: "
                 f"strong {tr['strong_cost_usd_per_1k']:.3f}, cheap {tr['cheap_cost_usd_per_1k']:.3f}, second "
                 f"{tr['second_cost_usd_per_1k']:.3f}",
                 "",

@@ -16,7 +16,9 @@ average budget). Next to it, in the same run: every single model, their upper hu
 neighbours: the baseline), random mixes (share grid, 5 seeds), length (longer prompts up the ladder, every
 monotone set of cut points on a 5% grid), the two-model router (the router's win rate of the top rung over the
 bottom one, thresholds swept) and the prompt oracle (true quality as the prediction). With answers, each policy
-also escalates along the ladder (consecutive rungs' final answers compared with the grader's rule).
+also escalates along the ladder (consecutive rungs' final answers compared with the grader's rule). Beside them,
+not a policy, the *agreement-only bound* (``bench.agreement_bound``): the least cost at the best single model's
+quality of serving its answer or one two other ladder models agree on, knowing which agreed answers are right.
 
 **Area above hull**: the mean of (curve quality - hull quality) over 101 budgets evenly spaced on a log-cost axis
 from the cheapest to the costliest model (positive: better than mixing single models). *min gap*: the smallest
@@ -56,11 +58,13 @@ from typing import Any
 
 import numpy as np
 
+from bench.agreement_bound import agreement_bound
 from bench.common import SEED, bench_parser, log, machine_info, publish
 from routellm_core.data.prices import price_of
 from routellm_core.data.records import GoldenLabel
 from routellm_core.data.zeroeval_answers import ZEROEVAL_ANSWER_KINDS, load_answer_table
 from routellm_core.escalation import AgreementCheck
+from routellm_core.escalation.answers import answers_agree
 from routellm_core.escalation.ladder import LadderCurve, evaluate_choices, evaluate_ladder
 from routellm_core.routers.profiles import ModelPrior, resolve_model
 from routellm_core.routing.ladder import pair_win_rate
@@ -426,7 +430,21 @@ def evaluate_one(
         evaluate_choices(pair_choices(router, t["prompts"], list(models), c, pred), q, c, name="pair")
     )
     rows["oracle (prompt-only)"] = _summary(evaluate_ladder(q, t["prompts"], q, c))
+    bound = None
+    if a is not None and check is not None:
+        best, kind = _best_quality_row(curve), check.kind
+        frontier = agreement_bound(
+            q,
+            c,
+            a,
+            anchor=best["model"],
+            others=[m for m in models if m != best["model"]],
+            agree=lambda x, y: answers_agree(x, y, kind),
+        )
+        cost = frontier.cost_for(best["quality"])
+        bound = {"cost_x_best@best": None if cost is None else cost / best["cost"], "max_quality": frontier.max_quality}
     return {
+        "agreement_bound": bound,
         "n_prompts": n,
         "singles": {m: {"cost_usd_per_1k": 1e3 * cq[0], "quality": cq[1]} for m, cq in curve.singles.items()},
         "ladder": list(curve.models),
@@ -586,7 +604,12 @@ def targets(res: dict[str, Any]) -> list[str]:
         gains.append(f"{task} / {name}: {gain:+.4f} ({'beyond' if gain > noise else 'within'} noise {noise:.4f})")
         if task in ("gsm", "crux"):
             x = lr["rows"]["router + escalation"]["cost_x_best@best"]
-            esc.append(f"{task} / {name}: {_f(x, '.3f')}" + (" (met)" if x is not None and x <= 0.5 else ""))
+            bound = (lr.get("agreement_bound") or {}).get("cost_x_best@best")
+            esc.append(
+                f"{task} / {name}: {_f(x, '.3f')}"
+                + (" (met)" if x is not None and x <= 0.5 else "")
+                + f" (agreement-only bound {_f(bound, '.3f')})"
+            )
     return [
         "- No labels, curve at or above the hull at every budget (within noise): "
         + (f"**met** on every ladder ({len(every)})." if not below else "**not met** on " + "; ".join(below) + "."),
@@ -596,6 +619,11 @@ def targets(res: dict[str, Any]) -> list[str]:
         "- Escalation along the ladder, best single model's quality at <= 0.5x its cost (GSM8K, CRUX): "
         + "; ".join(esc)
         + ".",
+        "- The agreement-only bound is not a policy (`bench.agreement_bound`): the least cost at the best single "
+        "model's quality of serving its answer or one two other ladder models agree on, knowing which agreed "
+        "answers are right. Where it is above 0.5, a policy meets the target only by serving answers no other model "
+        "confirmed (a cheaper model routed to unchecked, or kept although its check disagreed), right far more "
+        "often than agreement can tell.",
         "- Read with care: random mixes also sit above the hull (the best of many random policies on a finite "
         "sample), so the router's area counts only where it clears random's; length, the other prompt-only "
         "baseline, is level with the router on most ladders.",
