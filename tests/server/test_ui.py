@@ -633,6 +633,32 @@ def test_watch_lists_every_named_model_with_its_answers(auto_page: Any, auto_ser
     expect(auto_page.locator("#chart-model-title")).to_have_text("router-auto answers by model")
 
 
+def test_recent_decisions_name_the_chosen_model_and_who_answered(auto_page: Any, auto_server: ServerThread) -> None:
+    from playwright.sync_api import expect
+
+    body = {"model": "router-auto-margin-1-climb", "messages": [{"role": "user", "content": AUTO_PROMPT}]}
+    answered = httpx.post(f"{auto_server.url}/v1/chat/completions", json=body, timeout=30)
+    assert answered.status_code == 200
+    record = answered.json()["routellm"]
+    failing = {
+        "model": "router-auto-margin-1",
+        "messages": [{"role": "user", "content": f"{AUTO_PROMPT} [status:500]"}],
+    }
+    failed = httpx.post(f"{auto_server.url}/v1/chat/completions", json=failing, timeout=30)
+    assert failed.status_code >= 500  # every model failed: routed, never answered
+    recent = httpx.get(f"{auto_server.url}/ui/api/recent", timeout=30).json()["decisions"]
+    mine = next(d for d in recent if d["decision_id"] == record["decision_id"])
+    assert mine["model"] == record["ladder"]["chosen"] == "tiny"  # margin 1: the cheapest
+    assert (mine["served_model"], mine["escalated"], mine["fallback"]) == (record["model"], record["escalated"], False)
+    assert mine["cost"] == pytest.approx(record["cost"])
+    assert recent[0]["model"] == "tiny" and "served_model" not in recent[0]
+    open_view(auto_page, auto_server, "watch")
+    rows = auto_page.get_by_test_id("recent").locator("tbody tr")
+    expect(rows.nth(0)).to_contain_text("not answered here")
+    how = f"{record['model']} (escalated)" if record["escalated"] else record["model"]
+    expect(rows.nth(1)).to_contain_text(f"tiny{how}{usd(record['cost'])}")
+
+
 # ---- `routellm ui` -------------------------------------------------------------------------------------------
 def _free_port() -> int:
     with socket.socket() as s:

@@ -448,11 +448,24 @@ class ServerState:
         return route
 
     def remember(self, route: Route, text: str) -> None:
-        """Keep the decision for the web page's Watch view; the routing text only under ``log_prompts``."""
+        """Keep the decision for the web page's Watch view (for ``router-auto`` the chosen model too); the routing
+        text only under ``log_prompts``. :meth:`account` adds who answered."""
         item = {"time": time.time(), "decision_id": route.id, **route.decision.as_dict()}
+        if route.ladder is not None:
+            item["model"] = route.ladder.chosen
         if self.settings.log_prompts:
             item["text"] = text[:500]
         self.recent.append(item)
+
+    def remember_answer(self, record: ServedDecision) -> None:
+        """Add an answered call's outcome to its decision in the Watch view: the model that served, whether it
+        escalated or fell back, and the request's cost."""
+        for item in reversed(self.recent):
+            if item["decision_id"] == record.id and "served_model" not in item:
+                item.update(
+                    served_model=record.model, escalated=record.escalated, fallback=record.fallback, cost=record.cost
+                )
+                return
 
     def headers(
         self, route: Route, record: ServedDecision | None = None, engine: RoutingEngine | LadderEngine | None = None
@@ -495,6 +508,7 @@ class ServerState:
         price the served answer's tokens would have had on the strong model (the always-strong baseline; for
         ``router-auto`` the costliest named model); for ``router-auto`` also who answered and the expected and
         billed costs."""
+        self.remember_answer(record)
         router = record.router
         if record.escalated or any(a.role == "check" or a.signals for a in record.attempts):
             self.metrics.escalation(router, record.escalated)

@@ -690,15 +690,23 @@ function watchNamedModels(samples, info) {
   }));
 }
 
+function answeredBy(d) {
+  if (d.served_model === undefined) return "not answered here";
+  const how = [d.escalated ? "escalated" : "", d.fallback ? "fallback" : ""].filter(Boolean).join(", ");
+  return how ? `${d.served_model} (${how})` : d.served_model;
+}
+
 function renderRecent(recent) {
-  const heads = ["when", "router", "win rate", "threshold", "choice", ...(recent.log_prompts ? ["routing text"] : [])];
+  const heads = ["when", "router", "win rate", "threshold", "choice", "answered by", "cost",
+    ...(recent.log_prompts ? ["routing text"] : [])];
   $("recent").tHead.replaceChildren(el("tr", {}, ...heads.map((h) => el("th", { text: h }))));
   $("recent-note").textContent = recent.log_prompts
     ? `(worker ${recent.worker}; routing texts shown: the server runs with --log-prompts)`
     : `(worker ${recent.worker}; prompt text hidden: start the server with --log-prompts to show it)`;
   $("recent").tBodies[0].replaceChildren(...recent.decisions.slice(0, 12).map((d) => el("tr", {},
     el("td", { text: `${d.age_s.toFixed(0)} s ago` }), el("td", { text: d.router }), el("td", { text: fmt(d.win_rate) }),
-    el("td", { text: fmt(d.threshold) }), el("td", { class: `side-${d.choice}`, text: d.choice }),
+    el("td", { text: fmt(d.threshold) }), el("td", { class: `side-${d.choice}`, text: d.model || d.choice }),
+    el("td", { text: answeredBy(d) }), el("td", { text: d.served_model === undefined ? "" : usd(d.cost) }),
     ...(recent.log_prompts ? [el("td", { text: d.text || "" })] : []))));
 }
 
