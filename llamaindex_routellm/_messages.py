@@ -7,10 +7,11 @@ from collections.abc import Callable, Iterable, Sequence
 from llama_index.core.base.llms.types import (
     ChatMessage,
     TextBlock,
+    ToolCallBlock,
 )
 
 from routellm_core.errors import InvalidInputError
-from routellm_core.routing.text import RouteOn, Turn, join_text, role_of
+from routellm_core.routing.text import RouteOn, Turn, is_react_observation, join_text, names_react_action, role_of
 from routellm_core.routing.text import routing_text as core_routing_text
 
 #: ``route_on`` of one's own: the routing text of the messages.
@@ -65,3 +66,39 @@ def routing_text(messages: Sequence[ChatMessage], route_on: RouteOn | RoutingTex
             raise InvalidInputError("the route_on callable returned no text to route on")
         return text
     return core_routing_text(_turns(items), route_on)
+
+
+def issued_keys(message: ChatMessage) -> list[str]:
+    """The ids of the tool calls an answer makes (``ToolCallBlock`` s, or OpenAI-style ``tool_calls``)."""
+    keys = [b.tool_call_id for b in message.blocks if isinstance(b, ToolCallBlock) and b.tool_call_id]
+    for call in message.additional_kwargs.get("tool_calls") or ():
+        call_id = call.get("id") if isinstance(call, dict) else getattr(call, "id", None)
+        if isinstance(call_id, str) and call_id:
+            keys.append(call_id)
+    return keys
+
+
+def names_action(message: ChatMessage) -> bool:
+    """Whether an answer is a ReAct step naming an ``Action:`` (its tool output comes back as an observation)."""
+    return names_react_action(_message_text(message))
+
+
+def tool_result_ids(messages: Sequence[ChatMessage]) -> list[str]:
+    """The ``tool_call_id`` s of the trailing tool messages (as ``FunctionAgent`` writes them); empty when the
+    last message is not a tool result."""
+    keys = []
+    for message in reversed(messages):
+        if role_of(message.role.value) != "tool":
+            break
+        call_id = message.additional_kwargs.get("tool_call_id")
+        if isinstance(call_id, str) and call_id:
+            keys.append(call_id)
+    return keys
+
+
+def ends_with_observation(messages: Sequence[ChatMessage]) -> bool:
+    """Whether the last message is a ReAct observation (a user ``"Observation: ..."`` after an action)."""
+    if len(messages) < 2:
+        return False
+    previous, turn = _turns(messages[-2:])
+    return is_react_observation(previous, turn)

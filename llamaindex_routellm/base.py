@@ -12,6 +12,8 @@ the router predicts each listed model's chance of answering well and the objecti
 from __future__ import annotations
 
 import logging
+import threading
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import aclosing, closing
 from contextvars import ContextVar
@@ -53,7 +55,14 @@ from llamaindex_routellm._answers import (
     verification_chat,
     verification_prompt,
 )
-from llamaindex_routellm._messages import RoutingTextFn, routing_text
+from llamaindex_routellm._messages import (
+    RoutingTextFn,
+    ends_with_observation,
+    issued_keys,
+    names_action,
+    routing_text,
+    tool_result_ids,
+)
 from llamaindex_routellm._models import as_judge, model_label, named_models
 from llamaindex_routellm._outputs import answer_text, chunk_text, has_content, tag_response
 from llamaindex_routellm.events import RoutingDecisionEvent, RoutingFallbackEvent
@@ -78,6 +87,37 @@ R = TypeVar("R", ChatResponse, CompletionResponse)
 #: The ``chat_with_tools`` arguments of this context's latest ``_prepare_chat_with_tools``, for the ``chat`` call
 #: that follows it with the same ``tools`` object (no private value travels in the public chat kwargs).
 _TOOL_REQUEST: ContextVar[tuple[int, Any] | None] = ContextVar("routellm_tool_request", default=None)
+
+
+#: Answers that issued tool calls remembered per router, for the tool steps that continue them.
+ISSUED_KEPT = 4096
+
+
+class _IssuedAnswers:
+    """The records of the latest answers that issued tool calls, by key (bounded, thread-safe): a tool step
+    continues on the model that served the call, as LangChain reads it from the AI message."""
+
+    def __init__(self, size: int = ISSUED_KEPT) -> None:
+        self._size = size
+        self._lock = threading.Lock()
+        self._records: OrderedDict[str, ServedDecision] = OrderedDict()
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> _IssuedAnswers:
+        return _IssuedAnswers(self._size)
+
+    def add(self, keys: Iterable[str], record: ServedDecision) -> None:
+        """Remember ``record`` under ``keys`` (the oldest forgotten beyond the size)."""
+        with self._lock:
+            for key in keys:
+                self._records[key] = record
+                self._records.move_to_end(key)
+            while len(self._records) > self._size:
+                self._records.popitem(last=False)
+
+    def find(self, keys: Iterable[str]) -> ServedDecision | None:
+        """The record remembered under the first of ``keys`` that has one."""
+        with self._lock:
+            return next((self._records[k] for k in keys if k in self._records), None)
 
 
 @dataclass
@@ -161,7 +201,8 @@ class RouteLLM(RoutingOptions, FunctionCallingLLM):
     ``models=[...]``, to one of N priced LLMs.
 
     Use it wherever LlamaIndex takes an ``llm``: ``index.as_query_engine(llm=router)``, chat engines,
-    ``FunctionAgent(llm=router)`` / ``AgentWorkflow`` (each agent step is routed anew), ``Settings.llm``.
+    ``FunctionAgent(llm=router)`` / ``AgentWorkflow`` (each agent step is routed anew, except a tool step: it
+    continues on the model that made the call), ``Settings.llm``.
 
     Args:
         strong: The stronger, costlier LLM (two models; not with ``models``).
@@ -188,8 +229,9 @@ class RouteLLM(RoutingOptions, FunctionCallingLLM):
         callback_manager: LlamaIndex callback manager.
         **kwargs: The other routing options (``feedback``, ``judge``, ``label_fraction``, ``label_seed``,
             ``strong_name``, ``weak_name``, ``prices``, ``escalate``; with ``models``: ``objective``, ``priors``:
-            see :class:`~routellm_core.routing.engine.RoutingOptions`; ``tool_step`` has no effect here, every agent
-            step is routed anew) and LlamaIndex's ``LLM`` fields.
+            see :class:`~routellm_core.routing.engine.RoutingOptions`; ``tool_step="continue"``, the default: an
+            agent's tool step continues on the model that served the tool call, found by the call's id or the
+            ReAct action's text) and LlamaIndex's ``LLM`` fields.
 
     Raises:
         InvalidInputError: Both ``models`` and ``strong`` / ``weak``, neither, ``objective`` / ``priors`` without
@@ -224,6 +266,7 @@ class RouteLLM(RoutingOptions, FunctionCallingLLM):
     )
 
     _engine: RoutingEngine | LadderEngine = PrivateAttr()
+    _issued: _IssuedAnswers = PrivateAttr(default_factory=_IssuedAnswers)
 
     def __init__(
         self,
@@ -505,10 +548,50 @@ class RouteLLM(RoutingOptions, FunctionCallingLLM):
         return route
 
     def _route(self, messages: str | Sequence[ChatMessage]) -> Route:
+        if (route := self._engine.continued(self._tool_step_record(messages))) is not None:
+            return self._announce(route)
         return self._announce(self._engine.route(self._routing_text(messages)))
 
     async def _aroute(self, messages: str | Sequence[ChatMessage]) -> Route:
+        if (route := self._engine.continued(self._tool_step_record(messages))) is not None:
+            return self._announce(route)
         return self._announce(await self._engine.aroute(self._routing_text(messages)))
+
+    # ---- agents' tool steps: continued on the model that made the call ------------------------------------
+    @staticmethod
+    def _request_key(messages: Sequence[ChatMessage]) -> str | None:
+        """A ReAct request's key: its latest user request (observations skipped), whatever ``route_on`` is (ReAct
+        rewrites the action it stores, so the action's own text cannot be the key)."""
+        try:
+            return f"react:{routing_text(messages, 'last_user')}"
+        except InvalidInputError:
+            return None
+
+    def _tool_step_record(self, messages: str | Sequence[ChatMessage]) -> ServedDecision | None:
+        """For a step whose last message answers a tool call (a tool message, or a ReAct observation), the record
+        of the answer that made the call, while this router remembers it."""
+        if isinstance(messages, str) or not messages:
+            return None
+        items = list(messages)
+        keys = [f"call:{k}" for k in tool_result_ids(items)]
+        if not keys and ends_with_observation(items) and (key := self._request_key(items)) is not None:
+            keys = [key]
+        return self._issued.find(keys) if keys else None
+
+    def _remember(
+        self,
+        messages: Sequence[ChatMessage] | None,
+        response: ChatResponse | CompletionResponse,
+        record: ServedDecision,
+    ) -> None:
+        """Remember the record of a chat answer that makes tool calls (or names a ReAct action)."""
+        if messages is None or not isinstance(response, ChatResponse):
+            return
+        keys = [f"call:{k}" for k in issued_keys(response.message)]
+        if names_action(response.message) and (key := self._request_key(messages)) is not None:
+            keys.append(key)
+        if keys:
+            self._issued.add(keys, record)
 
     def _on_fallback(self, record: ServedDecision, exc: BaseException) -> None:
         dispatcher.event(
@@ -524,7 +607,11 @@ class RouteLLM(RoutingOptions, FunctionCallingLLM):
 
     # ---- calls through the core engine ------------------------------------------------------------------
     def _run(
-        self, route: Route, call: Callable[[LLM], R], verify: Callable[[ServedDecision, Any], Any] | None = None
+        self,
+        route: Route,
+        call: Callable[[LLM], R],
+        verify: Callable[[ServedDecision, Any], Any] | None = None,
+        messages: Sequence[ChatMessage] | None = None,
     ) -> R:
         def attempt(side: Side, record: ServedDecision) -> R:
             child = self._answering(side, record)
@@ -540,6 +627,7 @@ class RouteLLM(RoutingOptions, FunctionCallingLLM):
             return call(self._second_llm(record))
 
         response, record = self._engine.call(route, attempt, other_answer=other, second=second, verify=verify)
+        self._remember(messages, response, record)
         return tag_response(response, record)
 
     async def _arun(
@@ -547,6 +635,7 @@ class RouteLLM(RoutingOptions, FunctionCallingLLM):
         route: Route,
         call: Callable[[LLM], Awaitable[R]],
         verify: Callable[[ServedDecision, Any], Awaitable[Any]] | None = None,
+        messages: Sequence[ChatMessage] | None = None,
     ) -> R:
         async def attempt(side: Side, record: ServedDecision) -> R:
             child = self._answering(side, record)
@@ -562,6 +651,7 @@ class RouteLLM(RoutingOptions, FunctionCallingLLM):
             return await call(self._second_llm(record))
 
         response, record = await self._engine.acall(route, attempt, other_answer=other, second=second, verify=verify)
+        self._remember(messages, response, record)
         return tag_response(response, record)
 
     def _stream(
@@ -569,6 +659,7 @@ class RouteLLM(RoutingOptions, FunctionCallingLLM):
         route: Route,
         start: Callable[[LLM], Iterator[R]],
         verify: Callable[[ServedDecision, Any], Any] | None = None,
+        messages: Sequence[ChatMessage] | None = None,
     ) -> Iterator[R]:
         def open_stream(side: Side, record: ServedDecision) -> Iterator[R]:
             child = self._answering(side, record)
@@ -585,9 +676,13 @@ class RouteLLM(RoutingOptions, FunctionCallingLLM):
 
         def relay() -> Iterator[R]:
             stream = self._engine.stream(route, open_stream, other_answer=other, second=second, verify=verify)
+            last = None
             with closing(stream) as chunks:
                 for chunk, record in chunks:
+                    last = (chunk, record)
                     yield tag_response(chunk, record)
+            if last is not None:
+                self._remember(messages, *last)
 
         return _primed(relay())
 
@@ -596,6 +691,7 @@ class RouteLLM(RoutingOptions, FunctionCallingLLM):
         route: Route,
         start: Callable[[LLM], Awaitable[AsyncIterator[R]]],
         verify: Callable[[ServedDecision, Any], Awaitable[Any]] | None = None,
+        messages: Sequence[ChatMessage] | None = None,
     ) -> AsyncIterator[R]:
         async def open_stream(side: Side, record: ServedDecision) -> AsyncIterator[R]:
             child = self._answering(side, record)
@@ -619,9 +715,13 @@ class RouteLLM(RoutingOptions, FunctionCallingLLM):
 
         async def tagged() -> AsyncIterator[R]:
             stream = self._engine.astream(route, open_stream, other_answer=other, second=second, verify=verify)
+            last = None
             async with aclosing(stream) as chunks:
                 async for chunk, record in chunks:
+                    last = (chunk, record)
                     yield tag_response(chunk, record)
+            if last is not None:
+                self._remember(messages, *last)
 
         return await _aprimed(tagged())
 
@@ -698,6 +798,7 @@ class RouteLLM(RoutingOptions, FunctionCallingLLM):
             decision,
             lambda child: self._child_chat(child, messages, request, kwargs),
             lambda record, answer: self._cheap_llm(record).chat(verification_chat(messages, answer)),
+            messages,
         )
 
     @llm_chat_callback()
@@ -709,6 +810,7 @@ class RouteLLM(RoutingOptions, FunctionCallingLLM):
             decision,
             lambda child: self._child_achat(child, messages, request, kwargs),
             lambda record, answer: self._cheap_llm(record).achat(verification_chat(messages, answer)),
+            messages,
         )
 
     @llm_chat_callback()
@@ -720,6 +822,7 @@ class RouteLLM(RoutingOptions, FunctionCallingLLM):
             decision,
             lambda child: self._child_stream_chat(child, messages, request, kwargs),
             lambda record, answer: self._cheap_llm(record).chat(verification_chat(messages, answer)),
+            messages,
         )
 
     @llm_chat_callback()
@@ -731,6 +834,7 @@ class RouteLLM(RoutingOptions, FunctionCallingLLM):
             decision,
             lambda child: self._child_astream_chat(child, messages, request, kwargs),
             lambda record, answer: self._cheap_llm(record).achat(verification_chat(messages, answer)),
+            messages,
         )
 
     # ---- completion: derived from the child's chat when the child is a chat model -------------------------

@@ -3,12 +3,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from llama_index.core.base.llms.types import CompletionResponse, CompletionResponseGen, LLMMetadata
+from llama_index.core.base.llms.types import (
+    ChatMessage,
+    ChatResponse,
+    ChatResponseAsyncGen,
+    ChatResponseGen,
+    CompletionResponse,
+    CompletionResponseAsyncGen,
+    CompletionResponseGen,
+    LLMMetadata,
+    MessageRole,
+    ToolCallBlock,
+)
 from llama_index.core.bridge.pydantic import Field
 from llama_index.core.llms import MockLLM
-from llama_index.core.llms.callbacks import llm_completion_callback
+from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_callback
+from llama_index.core.llms.function_calling import FunctionCallingLLM
+from llama_index.core.llms.llm import ToolSelection
 
 from routellm_core.routing.text import rag_query
 
@@ -47,3 +61,94 @@ class LabelledLLM(MockLLM):
             yield CompletionResponse(text=answer, delta=answer[3:])
 
         return gen()
+
+
+class ToolCallingLLM(FunctionCallingLLM):
+    """A function-calling child for agent tests: on a user step it calls the first tool with ``args`` (a fixed
+    answer, so two such models agree exactly when their ``args`` do); on a tool result it answers
+    ``done`` (default ``"<name>: done"``). Records ``(name, "user" | "tool")`` per call in ``log``."""
+
+    name: str = "tool-caller"
+    args: dict[str, Any] = Field(default_factory=dict)
+    done: str = ""
+    log: list[tuple[str, str]] = Field(default_factory=list)
+
+    def __init__(self, name: str, args: dict[str, Any], done: str | None = None) -> None:
+        super().__init__()
+        self.name, self.args, self.log = name, args, []
+        self.done = f"{name}: done" if done is None else done
+
+    @property
+    def metadata(self) -> LLMMetadata:
+        return LLMMetadata(model_name=self.name, is_chat_model=True, is_function_calling_model=True)
+
+    def _answer(self, messages: Sequence[ChatMessage], tools: Sequence[Any] | None) -> ChatResponse:
+        step = "tool" if messages and messages[-1].role == MessageRole.TOOL else "user"
+        self.log.append((self.name, step))
+        if step == "tool" or not tools:
+            return ChatResponse(message=ChatMessage(role=MessageRole.ASSISTANT, content=self.done))
+        call = ToolCallBlock(tool_call_id=f"call-{self.name}", tool_name=tools[0].metadata.name, tool_kwargs=self.args)
+        return ChatResponse(message=ChatMessage(role=MessageRole.ASSISTANT, blocks=[call]))
+
+    def _prepare_chat_with_tools(
+        self,
+        tools: Sequence[Any],
+        user_msg: str | ChatMessage | None = None,
+        chat_history: list[ChatMessage] | None = None,
+        verbose: bool = False,
+        allow_parallel_tool_calls: bool = False,
+        tool_required: bool = False,
+        **kwargs: Any,
+    ) -> dict[str, Any]:
+        messages = list(chat_history or [])
+        if user_msg:
+            messages.append(
+                ChatMessage(role=MessageRole.USER, content=user_msg) if isinstance(user_msg, str) else user_msg
+            )
+        return {"messages": messages, "tools": tools, **kwargs}
+
+    def get_tool_calls_from_response(
+        self, response: ChatResponse, error_on_no_tool_call: bool = True, **kwargs: Any
+    ) -> list[ToolSelection]:
+        calls = [b for b in response.message.blocks if isinstance(b, ToolCallBlock)]
+        if not calls and error_on_no_tool_call:
+            raise ValueError("no tool call in the response")
+        return [ToolSelection(tool_id=c.tool_call_id, tool_name=c.tool_name, tool_kwargs=c.tool_kwargs) for c in calls]
+
+    @llm_chat_callback()
+    def chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
+        return self._answer(messages, kwargs.get("tools"))
+
+    @llm_chat_callback()
+    async def achat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
+        return self._answer(messages, kwargs.get("tools"))
+
+    @llm_chat_callback()
+    def stream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseGen:
+        response = self._answer(messages, kwargs.get("tools"))
+
+        def gen() -> ChatResponseGen:
+            yield ChatResponse(message=response.message, delta=response.message.content or "")
+
+        return gen()
+
+    @llm_chat_callback()
+    async def astream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseAsyncGen:
+        response = self._answer(messages, kwargs.get("tools"))
+
+        async def gen() -> ChatResponseAsyncGen:
+            yield ChatResponse(message=response.message, delta=response.message.content or "")
+
+        return gen()
+
+    def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
+        raise NotImplementedError
+
+    def stream_complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponseGen:
+        raise NotImplementedError
+
+    async def acomplete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
+        raise NotImplementedError
+
+    async def astream_complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponseAsyncGen:
+        raise NotImplementedError

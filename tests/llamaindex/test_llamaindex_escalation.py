@@ -5,11 +5,15 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
 from fitted_router import HARD, TRIVIA
+from li_fakes import ToolCallingLLM
+from llama_index.core.agent.workflow import FunctionAgent
 from llama_index.core.base.llms.types import CompletionResponse, CompletionResponseGen, LLMMetadata
 from llama_index.core.bridge.pydantic import Field
 from llama_index.core.llms import ChatMessage, MockLLM
 from llama_index.core.llms.callbacks import llm_completion_callback
+from llama_index.core.tools import FunctionTool
 
 from llamaindex_routellm import RouteLLM
 from routellm_core.escalation import Escalation
@@ -52,6 +56,11 @@ class Scripted(MockLLM):
                 yield CompletionResponse(text=text, delta=word + " ")
 
         return gen()
+
+
+def multiply(a: int = 6, b: int = 7) -> int:
+    """Multiply two integers."""
+    return a * b
 
 
 def llms(weak: str, second: str) -> dict[str, Scripted]:
@@ -142,3 +151,18 @@ def test_self_verification_asks_the_weak_llm_about_its_answer(known_router: Any)
             assert record["escalated"] is escalated
             assert record["attempts"][1]["model"] == "small (verify)"
         assert not m["second"].seen
+
+
+@pytest.mark.parametrize("streaming", [True, False])
+async def test_an_escalated_tool_call_is_answered_by_the_strong_model(known_router: Any, streaming: bool) -> None:
+    # the two cheap answers call the tool with different arguments, so the strong model makes the call; on the tool
+    # result all three answer "done": routed anew, the step would keep the cheap answer they agree on
+    strong, weak, second = (
+        ToolCallingLLM(name, {"a": a}, done="done") for name, a in (("big", 6), ("small", 1), ("other", 2))
+    )
+    llm = RouteLLM(strong=strong, weak=weak, router=known_router, threshold=1.0, escalate=Escalation(second=second))
+    agent = FunctionAgent(tools=[FunctionTool.from_defaults(multiply)], llm=llm, streaming=streaming)
+    result = await agent.run("What is 6 times 7?")
+    assert str(result) == "done"
+    assert strong.log == [("big", "user"), ("big", "tool")]
+    assert weak.log == [("small", "user")] and second.log == [("other", "user")]

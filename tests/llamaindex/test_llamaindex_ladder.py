@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from li_fakes import LabelledLLM
+from li_fakes import LabelledLLM, ToolCallingLLM
 from llama_index.core import Document, Settings, VectorStoreIndex
 from llama_index.core.agent.workflow import FunctionAgent, ReActAgent, ToolCallResult
 from llama_index.core.base.llms.types import (
@@ -459,6 +459,41 @@ async def test_react_agent_keeps_the_chosen_model_for_the_request(ladder: Any, e
     # the observation step is routed on the user's request, not on the tool's output
     assert decisions[0].ladder["predictions"] == decisions[1].ladder["predictions"]
     assert models["tiny"].calls == 2 and models["mid"].calls == models["big"].calls == 0
+
+
+@pytest.mark.parametrize("streaming", [True, False])
+@pytest.mark.parametrize("tool_step", ["continue", "route"])
+async def test_a_climbed_tool_call_is_answered_by_the_model_that_made_it(
+    ladder: Any, events: Recorder, streaming: bool, tool_step: str
+) -> None:
+    # tiny and mid call the tool with different arguments: the climb goes on to big, which makes the call; on the
+    # tool result all three answer "done", so a step routed anew would end with tiny's and mid's agreeing answers
+    models = {name: ToolCallingLLM(name, {"a": a}, done="done") for name, a in (("tiny", 1), ("mid", 2), ("big", 6))}
+    llm = ladder(list(models.values()), CHEAPEST, escalate=Escalation(climb=True), tool_step=tool_step)
+    agent = FunctionAgent(tools=[FunctionTool.from_defaults(multiply)], llm=llm, streaming=streaming)
+    result = await agent.run("What is 6 times 7?")
+    assert str(result) == "done"
+    decisions = events.of(RoutingDecisionEvent)
+    assert len(decisions) == 2 and decisions[0].model == "tiny"
+    assert all(m.log[0][1] == "user" for m in models.values())
+    if tool_step == "continue":
+        assert models["big"].log == [("big", "user"), ("big", "tool")]
+        assert len(models["tiny"].log) == len(models["mid"].log) == 1
+    else:  # routed anew: the climb starts again from tiny, and tiny and mid agree
+        assert models["tiny"].log[1:] == [("tiny", "tool")] and models["mid"].log[1:] == [("mid", "tool")]
+        assert len(models["big"].log) == 1
+
+
+async def test_a_react_step_after_a_climb_stays_on_the_model_that_named_the_action(
+    ladder: Any, events: Recorder
+) -> None:
+    # ReAct: every model names the same action, so tiny and mid agree and mid's step serves; the observation then
+    # comes back as a user message: it stays on mid (routed anew, tiny's and mid's answers would differ: "(tiny)")
+    models = rungs(ReActRung)
+    llm = ladder(list(models.values()), CHEAPEST, escalate=Escalation(climb=True))
+    result = await ReActAgent(tools=[FunctionTool.from_defaults(multiply)], llm=llm).run("What is 6 times 7?")
+    assert "42 (mid)" in str(result)
+    assert models["mid"].calls == 2 and models["tiny"].calls == 1 and models["big"].calls == 0
 
 
 # ---- a real query engine answering through the ladder ----------------------------------------------------------

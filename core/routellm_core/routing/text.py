@@ -98,19 +98,28 @@ def canonical_route_on(route_on: str) -> CanonicalRouteOn:
     return value  # type: ignore[return-value]
 
 
+def names_react_action(text: str) -> bool:
+    """Whether an assistant turn's text names a ReAct ``Action:`` (its tool result comes back as an observation)."""
+    return bool(_REACT_ACTION.search(text))
+
+
+def is_react_observation(previous: Turn | None, turn: Turn) -> bool:
+    """Whether ``turn`` is a ReAct agent's tool output: a user turn ``"Observation: ..."`` right after an assistant
+    turn (``previous``) that named an ``Action:``."""
+    return (
+        turn.role == "user"
+        and bool(_REACT_OBSERVATION.match(turn.text))
+        and previous is not None
+        and previous.role == "assistant"
+        and names_react_action(previous.text)
+    )
+
+
 def _react_observations(turns: Sequence[Turn]) -> list[Turn]:
-    """The turns with ReAct observations as tool results: a user turn ``"Observation: ..."`` right after an
-    assistant turn that named an ``Action:`` is the agent's tool output, not a new request."""
+    """The turns with ReAct observations as tool results (:func:`is_react_observation`), not new requests."""
     out: list[Turn] = []
     for turn in turns:
-        previous = out[-1] if out else None
-        if (
-            turn.role == "user"
-            and _REACT_OBSERVATION.match(turn.text)
-            and previous is not None
-            and previous.role == "assistant"
-            and _REACT_ACTION.search(previous.text)
-        ):
+        if is_react_observation(out[-1] if out else None, turn):
             turn = Turn("tool", turn.text)
         out.append(turn)
     return out
