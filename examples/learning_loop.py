@@ -123,6 +123,7 @@ def main(argv: list[str] | None = None) -> tuple[TrafficReport, TrafficReport]:
         f"   .venv/bin/routellm report --router {out / 'my_router'} --feedback {store_path} --plot {out / 'report.png'}"
     )
     print(f"   .venv/bin/routellm route --router {out / 'my_router'} --strong-fraction 0.3 --file {prompt_file}")
+    store.close()  # the last connection out checkpoints SQLite's write-ahead log: feedback.db alone holds every label
     return before, after
 
 

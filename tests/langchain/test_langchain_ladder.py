@@ -642,3 +642,38 @@ class TestClimb:
             assert call({"callbacks": [Tags()]}) == "[big] It is 42."
             children = [tags for tags in runs if any(t.startswith("routellm:") for t in tags)]  # the rungs' runs
             assert len(children) == 3 and all("nostream" in tags for tags in children)
+
+    def test_a_climb_straight_up_names_the_model_it_called_not_the_chosen_one(self) -> None:
+        """tiny is chosen; with big the only rung above, the call goes straight to big: its failure says so."""
+        models = fakes(big={"error": ConnectionError("down")})
+        del models["mid"]
+        llm = ChatRouteLLM(
+            models=list(models.values()),
+            objective=CHEAPEST,
+            priors={k: PRIORS[k] for k in models},
+            prices=PRICES,
+            escalate=self.CLIMB,
+        )
+        with pytest.raises(ModelCallError, match=r"the called strong model 'big' failed: ConnectionError"):
+            llm.invoke(PROOF)
+
+    def test_astream_events_shows_the_served_answer_on_the_router_run(self) -> None:
+        """docs/escalation.md: every rung's tokens arrive as ``on_chat_model_stream`` events of its run, tagged
+        ``routellm:held``; the router run's own ``on_chain_stream`` events carry exactly what the caller gets."""
+        models = fakes(tiny={"answer": "17."}, mid={"answer": "42."}, big={"answer": "It is 42."})
+        llm = ladder(models, CHEAPEST, escalate=self.CLIMB)
+
+        async def events() -> list[dict[str, Any]]:
+            return [e async for e in llm.astream_events(PROOF, version="v2")]
+
+        seen = asyncio.run(events())
+        served = [
+            e["data"]["chunk"].text for e in seen if e["event"] == "on_chain_stream" and e["name"] == "ChatRouteLLM"
+        ]
+        assert "".join(served) == "[big] It is 42."
+        rungs = [e for e in seen if e["event"] == "on_chat_model_stream"]
+        texts: dict[str, str] = {}
+        for e in rungs:
+            texts[e["run_id"]] = texts.get(e["run_id"], "") + e["data"]["chunk"].text
+        assert sorted(texts.values()) == ["[big] It is 42.", "[mid] 42.", "[tiny] 17."]  # the rejected ones too
+        assert all("routellm:held" in e["tags"] for e in rungs)

@@ -215,6 +215,12 @@ class Dispatcher:
                     await aclose()
 
     # ---- errors ----------------------------------------------------------------------------------------
+    def how_called(self, route: Route, side: Side) -> str:
+        """How an error names the first model called: ``"chosen"``, or among N models ``"called"`` when the
+        objective chose another (a climb sent straight to the rung above)."""
+        ladder = route.ladder
+        return "chosen" if ladder is None or self.names[side] == ladder.chosen else "called"
+
     def error(
         self,
         route: Route,
@@ -234,10 +240,10 @@ class Dispatcher:
         else:
             what = f"failed: {type(exc).__name__}: {exc}"
         if side == chosen:
-            message = f"{self.owner}: the chosen {side} model {self.names[side]!r} {what}"
+            message = f"{self.owner}: the {self.how_called(route, side)} {side} model {self.names[side]!r} {what}"
         else:
             message = (
-                f"{self.owner}: the chosen {chosen} model {self.names[chosen]!r} failed "
+                f"{self.owner}: the {self.how_called(route, chosen)} {chosen} model {self.names[chosen]!r} failed "
                 f"({type(first_error).__name__}), then the fallback {side} model {self.names[side]!r} {what}"
             )
         d = route.decision
@@ -299,8 +305,9 @@ class _Attempts:
             ) from exc
         other = other_side(side)
         logger.warning(
-            "%s: the chosen %s model %r failed (%s); falling back to the %s model %r",
+            "%s: the %s %s model %r failed (%s); falling back to the %s model %r",
             d.owner,
+            d.how_called(self.route, side),
             side,
             d.names[side],
             type(exc).__name__,
