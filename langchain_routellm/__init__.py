@@ -18,6 +18,8 @@ from langchain_routellm.embeddings import LangChainEmbedder
 from langchain_routellm.runnables import RouteLLMRunnable
 from routellm_core.decisions import METADATA_KEY, RoutingDecision
 from routellm_core.errors import InvalidInputError, ModelCallError
+from routellm_core.escalation import Escalation
+from routellm_core.routing.objective import Objective
 from routellm_core.routing.policy import RoutingPolicy
 
 if TYPE_CHECKING:
@@ -26,9 +28,11 @@ if TYPE_CHECKING:
 __all__ = [
     "METADATA_KEY",
     "ChatRouteLLM",
+    "Escalation",
     "InvalidInputError",
     "LangChainEmbedder",
     "ModelCallError",
+    "Objective",
     "RouteLLMMiddleware",
     "RouteLLMRunnable",
     "RoutingDecision",

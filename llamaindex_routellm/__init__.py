@@ -17,10 +17,14 @@ from llamaindex_routellm.base import RouteLLM
 from llamaindex_routellm.embeddings import LlamaIndexEmbedder, RouteLLMEmbedding
 from llamaindex_routellm.events import RoutingDecisionEvent, RoutingFallbackEvent
 from routellm_core.errors import StreamInterruptedError
+from routellm_core.escalation import Escalation
+from routellm_core.routing.objective import Objective
 from routellm_core.routing.text import RouteOn, rag_query
 
 __all__ = [
+    "Escalation",
     "LlamaIndexEmbedder",
+    "Objective",
     "RouteLLM",
     "RouteLLMEmbedding",
     "RouteOn",

@@ -40,6 +40,7 @@ from routellm_core.routers.registry import (
     pretrained_routers,
     register_router,
 )
+from routellm_core.routing.objective import Objective
 
 __all__ = [
     "STRONG_REFERENCE",
@@ -59,6 +60,7 @@ __all__ = [
     "ModelCallError",
     "ModelPrior",
     "NotFittedError",
+    "Objective",
     "RouteLLMError",
     "RoutingDecision",
     "ScoringError",

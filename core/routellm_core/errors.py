@@ -7,6 +7,14 @@ already catches those keeps working.
 
 from __future__ import annotations
 
+import difflib
+import re
+from collections.abc import Iterable
+
+#: How alike (difflib's ratio) a mistyped name and a known one must be for an error to ask "did you mean".
+CLOSE_NAME_CUTOFF = 0.8
+_NUMBERS = re.compile(r"\d+")
+
 
 class RouteLLMError(Exception):
     """Base class of every error raised on purpose by this project."""
@@ -151,3 +159,19 @@ def reraise_routellm_error(exc: Exception) -> None:
         original = (found[0].get("ctx") or {}).get("error")
         if isinstance(original, RouteLLMError):
             raise original from None
+
+
+def close_name(name: str, known: Iterable[str], cutoff: float = CLOSE_NAME_CUTOFF) -> str | None:
+    """The known name a mistyped ``name`` most likely meant, for an error's "did you mean": the closest by difflib's
+    ratio (case ignored), at least ``cutoff`` alike and with the same numbers (``gpt-5`` is another model than
+    ``gpt-4``, not a typo of it); None when none is.
+    """
+    wanted = name.strip().lower()
+    numbers = _NUMBERS.findall(wanted)
+    by_lower: dict[str, str] = {}
+    for candidate in known:
+        lower = candidate.lower()
+        if lower != wanted and _NUMBERS.findall(lower) == numbers:
+            by_lower.setdefault(lower, candidate)
+    found = difflib.get_close_matches(wanted, list(by_lower), n=1, cutoff=cutoff)
+    return by_lower[found[0]] if found else None

@@ -14,6 +14,7 @@ from routellm_core.escalation.ladder import evaluate_choices
 from routellm_core.routers.difficulty import DifficultyRouter
 from routellm_core.routers.profiles import ModelPrior, UnknownModelError, resolve_model
 from routellm_core.routers.training import train_router
+from routellm_core.routing.ladder import ModelLadder
 
 WORDS = [
     *("apple", "river", "stone", "cloud", "music", "garden", "window", "paper"),
@@ -83,6 +84,43 @@ def test_predict_success_is_a_matrix_over_models_with_aliases(default: Difficult
         default.predict_success(texts, ["gpt-4o", "acme-7b"])
     with pytest.raises(InvalidInputError, match="at least one model"):
         default.predict_success(texts, [])
+
+
+def test_a_mistyped_model_gets_a_did_you_mean_before_the_remedy(default: DifficultyRouter) -> None:
+    texts = ["What is 2 + 2?"]
+    for typo, meant in [
+        ("openai:gpt-4o-mnii", "gpt-4o-mini"),
+        ("gpt4o-mini", "gpt-4o-mini"),
+        ("claude-3-5-sonet", "claude-3-5-sonnet"),
+        ("athene-70c", "Athene-70B"),
+    ]:
+        with pytest.raises(UnknownModelError) as info:
+            default.predict_success(texts, [typo])
+        message = str(info.value)
+        assert f"did you mean {meant!r}?" in message, message
+        assert message.index("did you mean") < message.index("state a prior") < message.index("add_model")
+        assert resolve_model(meant, default.models) is not None  # the suggestion is a name the router resolves
+    for other in ("acme-7b", "gpt-5", "gemini-2.0-flash", "o1"):  # nothing close, or another version: no guess
+        with pytest.raises(UnknownModelError, match="state a prior") as info:
+            default.predict_success(texts, [other])
+        assert "did you mean" not in str(info.value)
+
+
+def test_a_mistyped_unpriced_model_gets_a_did_you_mean_before_the_remedy() -> None:
+    assert price_of("gpt-4o-mnii") is None
+    with pytest.raises(InvalidInputError) as info:
+        ModelLadder(["gpt-4o", "gpt-4o-mnii"])
+    message = str(info.value)
+    assert message.startswith("no price for ['gpt-4o-mnii'] (did you mean 'gpt-4o-mini'?)"), message
+    assert "give prices={name: " in message
+    with pytest.raises(InvalidInputError) as info:  # your own prices' names are candidates too; one guess each
+        ModelLadder(["my-modle", "claude-3-haku", "mystery"], prices={"my-model": (1.0, 1.0)})
+    message = str(info.value)
+    assert "(did you mean 'my-model' for 'my-modle', 'claude-3-haiku' for 'claude-3-haku'?)" in message, message
+    assert price_of("claude-3-haiku") is not None
+    with pytest.raises(InvalidInputError, match=r"no price for \['mystery'\]: the shipped") as info:
+        ModelLadder(["gpt-4o", "mystery"])  # nothing close: no guess
+    assert "did you mean" not in str(info.value)
 
 
 def test_an_unknown_model_starts_from_the_prior_you_state(default: DifficultyRouter, tmp_path) -> None:

@@ -18,7 +18,7 @@ from routellm_core.decisions import Attempt, ServedDecision
 from routellm_core.errors import InvalidInputError
 from routellm_core.escalation.config import Escalation
 from routellm_core.learning.feedback import FeedbackStore
-from routellm_core.routers.profiles import UnknownModelError
+from routellm_core.routers.profiles import ModelPrior, UnknownModelError
 from routellm_core.routing.engine import RoutingOptions
 from routellm_core.routing.ladder import DEFAULT_OUTPUT_TOKENS, BudgetController, LadderEngine
 from routellm_core.routing.objective import Objective
@@ -254,6 +254,28 @@ def test_bad_ladders_are_refused_with_the_reason() -> None:
             Objective.parse(bad)
     with pytest.raises(InvalidInputError, match="threshold"):
         engine().route(PROMPTS[0], threshold=0.5)
+
+
+def test_a_prior_for_a_model_not_listed_is_refused_naming_the_keys_and_the_models() -> None:
+    kwargs = {"owner": "test", "is_empty": lambda v: not v, "chunk_text": str, "answer_text": str}
+    ghost = {**PRIORS, "ghost": ModelPrior(like="gpt-4o-mini")}
+    with pytest.raises(InvalidInputError) as info:
+        LadderEngine(RoutingOptions(priors=ghost, prices=PRICES), MODELS, **kwargs)
+    message = str(info.value)
+    assert "priors= names ['ghost'], which models= does not list (models: ['big', 'tiny', 'mid'])" in message
+    assert "did you mean" not in message
+    typo = {"tiny": PRIORS["tiny"], "mid": PRIORS["mid"], "bgi": PRIORS["big"]}  # big's prior under a typo
+    with pytest.raises(InvalidInputError) as info:
+        LadderEngine(RoutingOptions(priors=typo, prices=PRICES), MODELS, **kwargs)
+    assert "priors= names ['bgi']" in str(info.value)
+    # a key that differs in one letter of a longer name gets a guess
+    long = {"small-model": PRIORS["tiny"], "large-modle": PRIORS["big"]}
+    with pytest.raises(InvalidInputError, match=r"did you mean 'large-model' for 'large-modle'\?"):
+        LadderEngine(
+            RoutingOptions(priors=long, prices={"small-model": (0.1, 0.1), "large-model": (1.0, 1.0)}),
+            ["small-model", "large-model"],
+            **kwargs,
+        )
 
 
 @pytest.mark.parametrize("reported", [True, False])

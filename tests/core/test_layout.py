@@ -72,3 +72,17 @@ def test_imports_point_down_only() -> None:
                     f"{relative}:{line} ({own}, layer {LAYERS[own]}) imports {module} (layer {LAYERS[target]})"
                 )
     assert not upward, "imports that point up:\n" + "\n".join(upward)
+
+
+def test_the_options_the_readme_uses_import_from_the_core_and_each_front_end() -> None:
+    import langchain_routellm
+    import llamaindex_routellm
+    import routellm_core
+    from routellm_core.escalation.config import Escalation
+    from routellm_core.routers.profiles import ModelPrior
+    from routellm_core.routing.objective import Objective
+
+    for package in (routellm_core, langchain_routellm, llamaindex_routellm):
+        assert {"Escalation", "Objective"} <= set(package.__all__), package.__name__
+        assert package.Escalation is Escalation and package.Objective is Objective, package.__name__
+    assert "ModelPrior" in routellm_core.__all__ and routellm_core.ModelPrior is ModelPrior

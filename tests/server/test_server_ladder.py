@@ -94,6 +94,14 @@ def test_without_strong_and_weak_the_named_models_give_the_pair(mock: ServerThre
         create_app(api_keys_env=None, models=("openai:gpt-4o-mini", "mystery=openai:my-local,base_url=http://x/v1"))
 
 
+def test_a_mistyped_model_gets_a_did_you_mean_before_the_prices_advice() -> None:
+    with pytest.raises(InvalidInputError) as info:  # as `routellm serve --model ... --model openai:gpt-4o-mnii`
+        create_app(api_keys_env=None, models=("openai:gpt-4o-mini", "openai:gpt-4o-mnii,base_url=http://x/v1"))
+    message = str(info.value)
+    assert message.startswith("no price for ['gpt-4o-mnii'] (did you mean 'gpt-4o-mini'?): "), message
+    assert message.endswith("give --prices NAME=IN,OUT (USD per million input and output tokens) for each")
+
+
 def ask(server: ServerThread, model: str, text: str = PROMPT, **fields: Any) -> httpx.Response:
     body = {"model": model, "messages": [{"role": "user", "content": text}], **fields}
     return httpx.post(f"{server.url}/v1/chat/completions", json=body, timeout=60)

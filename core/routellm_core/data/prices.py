@@ -18,10 +18,10 @@ from __future__ import annotations
 import functools
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from routellm_core.errors import InvalidInputError
+from routellm_core.errors import InvalidInputError, close_name
 
 #: ``(input, output)`` USD per million tokens.
 Price = tuple[float, float]
@@ -130,6 +130,48 @@ def price_of(model: str, prices: Mapping[str, Any] | None = None) -> Price | Non
     return float(getattr(p_in, "base", p_in)), float(getattr(p_out, "base", p_out))
 
 
+@functools.lru_cache(maxsize=64)
+def _table_names(provider: str | None) -> tuple[str, ...]:
+    """The table's model names (of ``provider``'s models only when given), without its prefix patterns."""
+    snapshot = _snapshot()
+    if snapshot is None:
+        return ()
+    return tuple(
+        sorted(
+            {
+                m.id
+                for p in snapshot.providers
+                if provider in (None, p.id)
+                for m in p.models
+                if ":" not in m.id and not m.id.endswith(("-", "."))
+            }
+        )
+    )
+
+
+def close_price(model: str, prices: Mapping[str, Any] | None = None) -> str | None:
+    """The priced name (yours or the table's) that an unpriced ``model`` most likely mistypes, provider prefix and
+    date removed (:func:`~routellm_core.errors.close_name`); None when none is close."""
+    provider, bare = split_provider(model)
+    mine = sorted({split_provider(name)[1] for name in prices or {}})
+    close = close_name(_DATE_SUFFIX.sub("", bare), [*mine, *_table_names(provider)])
+    if close is None or close in mine:
+        return close
+    return close if price_of(f"{provider}:{close}" if provider else close) is not None else None
+
+
+def unpriced_hint(models: Sequence[str], prices: Mapping[str, Any] | None = None) -> str:
+    """``" (did you mean 'gpt-4o-mini'?)"`` for the unpriced ``models`` a priced name is close to (naming each
+    model when there are several); ``""`` when none is."""
+    close = {model: close_price(model, prices) for model in models}
+    found = {model: name for model, name in close.items() if name is not None}
+    if not found:
+        return ""
+    if len(models) == 1:
+        return f" (did you mean {found[models[0]]!r}?)"
+    return " (did you mean " + ", ".join(f"{name!r} for {model!r}" for model, name in found.items()) + "?)"
+
+
 def call_cost(
     model: str, input_tokens: float, output_tokens: float, prices: Mapping[str, Any] | None = None
 ) -> float | None:
@@ -165,4 +207,4 @@ def call_cost(
     return float(info.calc_price(usage, provider).total_price)
 
 
-__all__ = ["Price", "call_cost", "price_of", "split_provider"]
+__all__ = ["Price", "call_cost", "close_price", "price_of", "split_provider", "unpriced_hint"]

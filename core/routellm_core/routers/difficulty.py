@@ -57,7 +57,7 @@ from routellm_core.errors import (
 )
 from routellm_core.routers import warm_start as warm
 from routellm_core.routers.base import WinRateModel
-from routellm_core.routers.profiles import ModelPrior, UnknownModelError, resolve_model
+from routellm_core.routers.profiles import ModelPrior, UnknownModelError, close_model, resolve_model
 
 logger = logging.getLogger(__name__)
 
@@ -670,11 +670,13 @@ class DifficultyRouter(WinRateModel):
             raise InvalidInputError(f"a model name must be a non-empty string, got {name!r:.80}")
         found = resolve_model(name, self.models)
         if found is None:
+            close = close_model(name, self.models_)
+            guess = f"did you mean {close!r}? Otherwise " if close is not None else ""
             raise UnknownModelError(
                 f"the difficulty router has no profile for model {name!r} (it profiles {len(self.models_)} models, "
-                f"e.g. {self.models_[:4]}); state a prior, router.add_model({name!r}, ModelPrior(like='<a profiled "
-                f"model>')) or ModelPrior(score=<a public benchmark score>), or warm-start on labels that score it: "
-                "train_router(None, labels, init=router)"
+                f"e.g. {self.models_[:4]}); {guess}state a prior, router.add_model({name!r}, ModelPrior(like='<a "
+                f"profiled model>')) or ModelPrior(score=<a public benchmark score>), or warm-start on labels that "
+                "score it: train_router(None, labels, init=router)"
             )
         return found
 

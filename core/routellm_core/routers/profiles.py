@@ -25,7 +25,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from routellm_core.errors import InvalidInputError
+from routellm_core.errors import InvalidInputError, close_name
 
 
 class UnknownModelError(InvalidInputError):
@@ -147,6 +147,15 @@ def resolve_model(name: str, known: Sequence[str]) -> str | None:
     return max(plain, key=rank)[0]
 
 
+def close_model(name: str, known: Sequence[str]) -> str | None:
+    """The profiled model (or :data:`ALIASES` name) that ``name``, which resolves to none, most likely mistypes: keys
+    compared (provider prefix and date removed; :func:`~routellm_core.errors.close_name`), the profiled spelling
+    given where it is the key's; None when none is close."""
+    spelled = {k.lower(): k for k in known}
+    keys = {model_key(k) for k in known} | {alias for alias, target in ALIASES.items() if target in known}
+    return close_name(model_key(name), sorted(spelled.get(key, key) for key in keys))
+
+
 @dataclass(frozen=True)
 class ModelPrior:
     """What to assume about a model the router has no profile for, until labels teach it.
@@ -190,4 +199,4 @@ class ModelPrior:
         return f"score {self.score}{ref}"
 
 
-__all__ = ["ALIASES", "ModelPrior", "UnknownModelError", "model_key", "resolve_model"]
+__all__ = ["ALIASES", "ModelPrior", "UnknownModelError", "close_model", "model_key", "resolve_model"]

@@ -31,9 +31,9 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from routellm_core.data.prices import price_of
+from routellm_core.data.prices import price_of, unpriced_hint
 from routellm_core.decisions import LadderChoice, Route, RoutingDecision, ServedDecision, Side
-from routellm_core.errors import InvalidInputError, ModelCallError
+from routellm_core.errors import InvalidInputError, ModelCallError, close_name
 from routellm_core.escalation.ladder import choose
 from routellm_core.learning.labelling import TrafficLabelling
 from routellm_core.routers.profiles import UnknownModelError
@@ -64,6 +64,20 @@ COST_RATIO_MEMORY = 200
 _WEIGHTS = np.r_[0.0, np.logspace(-3, 10, 261)]
 
 
+def check_names(names: Sequence[str]) -> list[str]:
+    """``names`` as a list, checked: at least two, each once.
+
+    Raises:
+        InvalidInputError: Fewer than two names, or a repeated one.
+    """
+    names = list(names)
+    if len(names) < 2:
+        raise InvalidInputError(f"models= needs at least two models, got {len(names)}")
+    if len(set(names)) != len(names):
+        raise InvalidInputError(f"models= lists a name twice: {names}; give each model a distinct name")
+    return names
+
+
 class ModelLadder:
     """The listed models with their prices, and each one's expected cost of a request.
 
@@ -85,17 +99,13 @@ class ModelLadder:
     """
 
     def __init__(self, names: Sequence[str], prices: Mapping[str, tuple[float, float]] | None = None) -> None:
-        names = list(names)
-        if len(names) < 2:
-            raise InvalidInputError(f"models= needs at least two models, got {len(names)}")
-        if len(set(names)) != len(names):
-            raise InvalidInputError(f"models= lists a name twice: {names}; give each model a distinct name")
+        names = check_names(names)
         found = {name: price_of(name, prices) for name in names}
         missing = [name for name, price in found.items() if price is None]
         if missing:
             raise InvalidInputError(
-                f"no price for {missing}: the shipped price table does not know them; give prices={{name: "
-                "(usd_per_million_input_tokens, usd_per_million_output_tokens)}"
+                f"no price for {missing}{unpriced_hint(missing, prices)}: the shipped price table does not know "
+                "them; give prices={name: (usd_per_million_input_tokens, usd_per_million_output_tokens)}"
             )
         self.names = tuple(names)
         self.prices = np.array([[float(found[n][0]), float(found[n][1])] for n in names])  # type: ignore[index]
@@ -288,8 +298,8 @@ class LadderEngine:
 
     Raises:
         InvalidInputError: The router cannot predict per-model success (use the ``difficulty`` router, the
-            ``default``), a model it has no profile or prior for, a model without a price, or a threshold / strong
-            fraction (they are the two-model knobs; use ``objective``).
+            ``default``), a model it has no profile or prior for, a prior for a model not listed, a model without a
+            price, or a threshold / strong fraction (they are the two-model knobs; use ``objective``).
     """
 
     def __init__(self, options: RoutingOptions, names: Sequence[str], *, owner: str, **engine_kwargs: Any) -> None:
@@ -311,6 +321,15 @@ class LadderEngine:
             )
         self.router = router
         self.priors = dict(options.priors or {})
+        names = check_names(names)
+        unused = [key for key in self.priors if key not in names]
+        if unused:  # a mistyped key would leave its model without the prior, and the prior unused
+            guesses = {key: close_name(key, names) for key in unused}
+            guess = ", ".join(f"{close!r} for {key!r}" for key, close in guesses.items() if close is not None)
+            raise InvalidInputError(
+                f"{owner}: priors= names {unused}, which models= does not list (models: {list(names)})"
+                f"{f'; did you mean {guess}?' if guess else ''}; key each prior by its model's name"
+            )
         for name in names:  # fail now, naming the model, rather than on the first call
             if name not in self.priors:
                 try:

@@ -34,7 +34,7 @@ from fastapi.responses import Response, StreamingResponse
 from starlette.exceptions import HTTPException
 from starlette.types import Receive, Scope, Send
 
-from routellm_core.data.prices import price_of
+from routellm_core.data.prices import price_of, unpriced_hint
 from routellm_core.decisions import METADATA_KEY, Route, ServedDecision, Side
 from routellm_core.errors import (
     FeedbackStoreError,
@@ -815,8 +815,8 @@ def _upstream(value: Upstream | str | None, side: str, settings: ServerSettings)
         unpriced = [m.name for m in settings.models if price_of(m.name, settings.prices) is None]
         if unpriced:  # the named models would have given the pair
             raise InvalidInputError(
-                f"no price for {unpriced}: the shipped price table does not know them; give --prices NAME=IN,OUT "
-                "(USD per million input and output tokens) for each"
+                f"no price for {unpriced}{unpriced_hint(unpriced, settings.prices)}: the shipped price table does "
+                "not know them; give --prices NAME=IN,OUT (USD per million input and output tokens) for each"
             )
         raise InvalidInputError(f"no {side} upstream: give {side}='openai:<model>' (or an Upstream)")
     base_urls = {"strong": settings.strong_base_url, "weak": settings.weak_base_url, "judge": settings.judge_base_url}
