@@ -209,6 +209,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
         )
     router.save(args.out)
     print(_trained_line(args, router, battles))
+    lopsided = _one_sided_warning(args, router, battles, calib)
+    if lopsided:
+        _say(lopsided)
     if not router.calibrated_thresholds:
         _say(
             f"note: {args.out} has no calibrated thresholds, so --strong-fraction (and the server's "
@@ -216,6 +219,65 @@ def _cmd_train(args: argparse.Namespace) -> int:
             "(or give train --calibration-prompts)"
         )
     return 0
+
+
+#: ``train`` warns when at least this share of the pair's decided battles favours one side...
+ONE_SIDED_SHARE = 0.9
+#: ...and there are at least this many of them.
+ONE_SIDED_MIN_BATTLES = 5
+
+
+def _one_sided_warning(
+    args: argparse.Namespace, router: Any, battles: list[Any], calib: list[str] | None
+) -> str | None:
+    """A warning when (nearly) every kept battle of the router's pair says the same side won.
+
+    Thumbs verdicts make such labels: ``good`` on a weak answer is stored as a tie, which mf and difficulty drop,
+    and ``bad`` on a weak answer as a strong win, so the router learns that the strong model always wins and its
+    win rates climb; a fixed threshold then sends most calls to strong, while ``--strong-fraction`` reads the
+    thresholds recalibrated on the prompts.
+    """
+    strong, weak = router.strong_model, router.weak_model
+    pair = [b for b in battles if getattr(b, "winner", None) and {b.model_a, b.model_b} == {strong, weak}]
+    decided = [b for b in pair if b.winner != "tie"]
+    if len(decided) < ONE_SIDED_MIN_BATTLES:
+        return None
+    strong_wins = sum((b.model_a if b.winner == "model_a" else b.model_b) == strong for b in decided)
+    side, wins = ("strong", strong_wins) if 2 * strong_wins >= len(decided) else ("weak", len(decided) - strong_wins)
+    if wins < ONE_SIDED_SHARE * len(decided):
+        return None
+    ties = len(pair) - len(decided)
+    drops = router.name == "mf" or bool(args.init)  # as _trained_line says: these learn from wins and losses only
+    dropped = f"; {ties} ties dropped" if ties and drops else ""
+    kept = "kept" if drops else "decided"
+    lines = [f"warning: {wins} of {len(decided)} {kept} battles say the {side} model won{dropped}"]
+    if args.init and calib:
+        from routellm_core.routers.registry import load_router
+
+        before = float(load_router(args.init).predict_win_rate(calib).mean())
+        after = float(router.predict_win_rate(calib).mean())
+        lines.append(f"the mean win rate on the {len(calib)} calibration prompts went from {before:.2f} to {after:.2f}")
+    many = "most" if side == "strong" else "few"
+    if router.calibrated_thresholds:
+        recalibrated = router.metadata.get("calibrated_on_prompts") or (len(calib) if calib else 0)
+        how = (
+            f"route with --strong-fraction (strong_fraction= in Python), whose thresholds this training "
+            f"recalibrated on {recalibrated} prompts"
+            if recalibrated
+            else "route with --strong-fraction (strong_fraction= in Python) after recalibrating on your traffic: "
+            + _uncalibrated_hint(args.out)
+        )
+    else:
+        how = f"route with --strong-fraction once it has thresholds: {_uncalibrated_hint(args.out)}"
+    lines.append(f"a fixed threshold will now send {many} calls to strong; {how}")
+    if args.feedback and side == "strong":
+        lines.append(
+            "thumbs verdicts alone never make a weak win: 'good' on a weak answer is stored as a tie"
+            + (f", which {router.name} drops," if drops else "")
+            + " and 'bad' on a weak answer as a strong win; the verdict 'weak' (or a judge) records that the weak "
+            "answer was the better one"
+        )
+    return ": ".join(lines[:2]) + "".join(f"\n  {line}" for line in lines[2:])
 
 
 def _refit_combiner(args: argparse.Namespace) -> None:
@@ -256,15 +318,92 @@ def _trained_line(args: argparse.Namespace, router: Any, battles: list[Battle]) 
 
 
 def _load(args: argparse.Namespace):
-    from routellm_core.routers.registry import load_router
+    """``--router``: a shipped router, a checkpoint folder or a registry name; an unknown one says which it takes."""
+    from routellm_core.errors import UnknownRouterError
+    from routellm_core.routers.registry import available_routers, load_router, pretrained_routers
 
-    return load_router(args.router)
+    try:
+        return load_router(args.router)
+    except UnknownRouterError:
+        if Path(args.router).is_dir():  # a checkpoint of an unknown router type: its own message says so
+            raise
+        raise UnknownRouterError(
+            f"unknown router {args.router!r}: --router takes a registry name ({', '.join(available_routers())}), "
+            f"a shipped router ({', '.join(pretrained_routers())}) or a checkpoint folder (one that "
+            "`routellm train --out DIR` wrote)"
+        ) from None
+
+
+#: ``calibrate --write`` stores a table only from at least this many prompts (without ``--force``).
+MIN_WRITE_PROMPTS = 50
+
+
+def _check_write_target(name: str) -> None:
+    """``calibrate --write`` writes into a checkpoint folder of yours: refuse a shipped router or a registry name.
+
+    Raises:
+        InvalidInputError: ``name`` loads a shipped router (a folder written under that name would never be read)
+            or the copy inside the package, or it is a registry name with no folder.
+    """
+    from routellm_core.routers.registry import PRETRAINED_DIR, pretrained_routers
+
+    folder = Path(name)
+    inside = folder.is_dir() and PRETRAINED_DIR.resolve() in folder.resolve().parents
+    if name in pretrained_routers() or inside:
+        base = name if name in pretrained_routers() else folder.resolve().name
+        why = (
+            "the name always loads the copy inside the package, so thresholds written to a folder of that name "
+            "would never be used"
+            if not inside
+            else "it is the copy inside the installed package"
+        )
+        local = f" (the folder {name} here is --router ./{name})" if not inside and folder.is_dir() else ""
+        raise InvalidInputError(
+            f"--write cannot change the shipped router {name!r}: {why}{local}; copy it first and calibrate the "
+            f"copy: routellm train --init {base} --out my_router (or cp -r {PRETRAINED_DIR / base} my_router), "
+            "then routellm calibrate --router my_router --prompts ... --write"
+        )
+    if not folder.is_dir():
+        raise InvalidInputError(
+            f"--write stores thresholds in a checkpoint folder (one that routellm train --out DIR wrote), and "
+            f"{name!r} is a registry name with no folder"
+        )
+
+
+def _thin_calibration(prompts: list[str], table: dict[str, float]) -> str | None:
+    """Why ``prompts`` cannot place the calibration points of ``table`` (too few, or fractions sharing a
+    threshold), or ``None`` when they can."""
+    shared: dict[float, list[str]] = {}
+    for key, threshold in table.items():
+        shared.setdefault(threshold, []).append(key)
+    same = next(((t, keys) for t, keys in shared.items() if len(keys) > 1), None)
+    collapse = ""
+    if same:
+        every = "both" if len(same[1]) == 2 else "all"
+        collapse = (
+            f"fractions {', '.join(same[1])} {every} map to the same threshold {same[0]:.4f}, so --strong-fraction "
+            "could not tell them apart"
+        )
+    n = len(prompts)
+    if n < MIN_WRITE_PROMPTS:
+        detail = f" (on them {collapse})" if collapse else ""
+        return (
+            f"{n} prompt{'s' if n != 1 else ''} given, {MIN_WRITE_PROMPTS} or more needed to place the "
+            f"calibration points{detail}"
+        )
+    if collapse:
+        return f"on these {n} prompts {collapse} (too many of them score the same)"
+    return None
 
 
 def _cmd_calibrate(args: argparse.Namespace) -> int:
     from routellm_core.evaluation.calibration import calibrate_thresholds, strong_call_fraction
 
     router = _load(args)
+    if args.write:
+        _check_write_target(args.router)
+    if args.force and not args.write:
+        raise InvalidInputError("--force only lets --write store thresholds from a thin sample: give --write too")
     prompts = _read_prompts(args.prompts)
     if args.threshold is not None:
         print(
@@ -280,8 +419,16 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
             f"--fractions must be comma-separated numbers in [0, 1], got {args.fractions!r}"
         ) from None
     table = calibrate_thresholds(router, prompts, fractions)
+    thin = _thin_calibration(prompts, router.calibrated_thresholds)  # the whole table --write would store
+    if thin and args.write and not args.force:
+        raise InvalidInputError(
+            f"calibrate --write refused: {thin}; {args.router} is left as it was. Calibrate on more of your "
+            "traffic (one prompt a line), or add --force to write these thresholds anyway"
+        )
     print(json.dumps(table, indent=2))
-    if not args.write and Path(args.router).is_dir():
+    if thin:
+        print(f"warning: {thin}; these thresholds are rough", file=sys.stderr)
+    if not args.write and not thin and Path(args.router).is_dir():
         print(f"not written: add --write to store these thresholds in {args.router}", file=sys.stderr)
     if args.write:
         router.save(args.router)
@@ -431,11 +578,26 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser(
         "calibrate", help="threshold for a target strong-call fraction on your prompts", allow_abbrev=False
     )
-    c.add_argument("--router", default="default")
+    c.add_argument(
+        "--router",
+        default="default",
+        help="a shipped router (default, fast), a checkpoint folder (routellm train --out DIR) or a registry name",
+    )
     c.add_argument("--prompts", required=True, help="prompts file: .txt (one per line), .jsonl or .csv")
     c.add_argument("--fractions", default="0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9")
     c.add_argument("--threshold", type=float, help="instead: report the strong-call fraction of this threshold")
-    c.add_argument("--write", action="store_true", help="store the thresholds in the checkpoint folder")
+    c.add_argument(
+        "--write",
+        action="store_true",
+        help="store the thresholds in the checkpoint folder (not a shipped router: copy it first with "
+        "routellm train --init default --out my_router)",
+    )
+    c.add_argument(
+        "--force",
+        action="store_true",
+        help=f"with --write: store them even from fewer than {MIN_WRITE_PROMPTS} prompts or when fractions share a "
+        "threshold",
+    )
     c.set_defaults(func=_cmd_calibrate)
 
     r = sub.add_parser("route", help="route prompts and print each decision as JSON", allow_abbrev=False)

@@ -58,6 +58,11 @@ def _write_jsonl(path: Path, rows: list[dict]) -> Path:
     return path
 
 
+def _variants(prompts: list[str], copies: int) -> list[str]:
+    """``copies`` distinct variants of each prompt (the same kind of traffic, enough of it to calibrate on)."""
+    return [f"{p} (variant {i})" for i in range(copies) for p in prompts]
+
+
 def _json_lines(text: str) -> list[dict]:
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
@@ -239,22 +244,25 @@ def test_cli_calibrate_write_stores_the_thresholds(
     recalibrated on the same prompts), so ``threshold_for`` and ``--strong-fraction`` use them afterwards."""
     folder = Path(shutil.copytree(obvious_router, tmp_path / "router"))
     before = load_router(folder).calibrated_thresholds
+    easy = _variants(EASY + UNSEEN_EASY, 5)  # 60 prompts: enough for --write
     only_easy = tmp_path / "easy.txt"
-    only_easy.write_text("\n".join(EASY + UNSEEN_EASY), encoding="utf-8")
+    only_easy.write_text("\n".join(easy), encoding="utf-8")
     args = ["calibrate", "--router", str(folder), "--prompts", str(only_easy), "--fractions", "0.25,0.5", "--write"]
     assert main(args) == 0
-    printed = json.loads(capsys.readouterr().out)
+    captured = capsys.readouterr()
+    assert "warning" not in captured.err
+    printed = json.loads(captured.out)
     router = load_router(folder)
     assert set(printed) == {"0.25", "0.5"}
     for key, threshold in printed.items():
         assert router.calibrated_thresholds[key] == pytest.approx(threshold)
         assert router.threshold_for(float(key)) == pytest.approx(threshold)
-        assert strong_call_fraction(router, EASY + UNSEEN_EASY, threshold) == pytest.approx(float(key))
+        assert strong_call_fraction(router, easy, threshold) == pytest.approx(float(key))
     assert router.calibrated_thresholds != before
     assert set(before) <= set(router.calibrated_thresholds), "--write dropped calibrated points"
     for key in before:  # every kept point describes the same (new) traffic
-        share = strong_call_fraction(router, EASY + UNSEEN_EASY, router.calibrated_thresholds[key])
-        assert share == pytest.approx(float(key), abs=1 / 12 + 1e-9), key
+        share = strong_call_fraction(router, easy, router.calibrated_thresholds[key])
+        assert share == pytest.approx(float(key), abs=1 / 60 + 1e-9), key
 
 
 def test_cli_evaluate_golden_reports_the_known_metrics(
@@ -368,14 +376,14 @@ def test_cli_train_shows_progress_and_says_the_checkpoint_needs_calibration(
     assert "calibrate_threshold(" not in captured.err  # a command for a CLI user, not a Python function
 
     traffic = tmp_path / "traffic.txt"
-    traffic.write_text("\n".join(TRAFFIC), encoding="utf-8")
+    traffic.write_text("\n".join(_variants(TRAFFIC, 3)), encoding="utf-8")  # 72 prompts
     assert main(["calibrate", "--router", str(out), "--prompts", str(traffic), "--fractions", "0.5"]) == 0
     assert f"not written: add --write to store these thresholds in {out}" in capsys.readouterr().err
     assert main(["calibrate", "--router", str(out), "--prompts", str(traffic), "--fractions", "0.5", "--write"]) == 0
     capsys.readouterr()
     assert main(["route", "--router", str(out), "--strong-fraction", "0.5", "--file", str(traffic)]) == 0
     choices = [row["choice"] for row in _json_lines(capsys.readouterr().out)]
-    assert choices.count("strong") == len(TRAFFIC) // 2
+    assert choices.count("strong") == 3 * len(TRAFFIC) // 2
 
 
 def test_cli_reports_errors_cleanly(capsys: pytest.CaptureFixture[str]) -> None:
@@ -400,7 +408,7 @@ def test_cli_calibrate_short_list_keeps_the_nine_point_table(tmp_path: Path, cap
 
     folder = Path(shutil.copytree(PRETRAINED_DIR / "fast", tmp_path / "fast"))
     traffic = tmp_path / "traffic.txt"
-    prompts = [f"{p} (variant {i})" for i in range(5) for p in TRAFFIC]
+    prompts = _variants(TRAFFIC, 5)
     traffic.write_text("\n".join(prompts), encoding="utf-8")
     args = ["calibrate", "--router", str(folder), "--prompts", str(traffic), "--fractions", "0.1,0.2,0.3", "--write"]
     assert main(args) == 0
@@ -411,6 +419,119 @@ def test_cli_calibrate_short_list_keeps_the_nine_point_table(tmp_path: Path, cap
     assert main(["route", "--router", str(folder), "--strong-fraction", "0.5", "--file", str(traffic)]) == 0
     choices = [row["choice"] for row in _json_lines(capsys.readouterr().out)]
     assert choices.count("strong") / len(choices) == pytest.approx(0.5, abs=0.02)
+
+
+def _one_error_line(capsys: pytest.CaptureFixture[str]) -> str:
+    """The CLI's stderr when it failed with one clear line and printed no result."""
+    captured = capsys.readouterr()
+    assert captured.out == "" and len(captured.err.strip().splitlines()) == 1, captured
+    assert captured.err.startswith("routellm: error: ")
+    return captured.err
+
+
+def test_cli_calibrate_write_refuses_shipped_routers_and_says_to_copy_them(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The walkthrough's bug: ``--router default --write`` printed "wrote thresholds into default" and made a folder
+    ./default that the name never loads (it always means the shipped router). Now a shipped name, the shipped
+    folder itself and a registry name are refused with the way out, and that way out works."""
+    from routellm_core.routers.registry import PRETRAINED_DIR
+
+    monkeypatch.chdir(tmp_path)
+    traffic = tmp_path / "traffic.txt"
+    prompts = _variants(TRAFFIC, 3)  # 72 prompts
+    traffic.write_text("\n".join(prompts), encoding="utf-8")
+    shipped = {name: (PRETRAINED_DIR / name / "config.json").read_bytes() for name in ("default", "fast")}
+    for name in ("default", "fast"):
+        assert main(["calibrate", "--router", name, "--prompts", str(traffic), "--write"]) == 2
+        err = _one_error_line(capsys)
+        assert f"--write cannot change the shipped router '{name}'" in err and "copy it first" in err
+        assert f"routellm train --init {name} --out my_router" in err and str(PRETRAINED_DIR / name) in err
+        assert not (tmp_path / name).exists()  # no folder the name would never load
+    assert main(["calibrate", "--router", str(PRETRAINED_DIR / "fast"), "--prompts", str(traffic), "--write"]) == 2
+    assert "it is the copy inside the installed package" in _one_error_line(capsys)
+    assert main(["calibrate", "--router", "random", "--prompts", str(traffic), "--write"]) == 2
+    assert "'random' is a registry name with no folder" in _one_error_line(capsys)
+    assert not (tmp_path / "random").exists()
+    # a folder named like a shipped router (left by the old behaviour): the error says how to name it
+    shutil.copytree(PRETRAINED_DIR / "fast", tmp_path / "fast")
+    assert main(["calibrate", "--router", "fast", "--prompts", str(traffic), "--write"]) == 2
+    assert "(the folder fast here is --router ./fast)" in _one_error_line(capsys)
+    assert {name: (PRETRAINED_DIR / name / "config.json").read_bytes() for name in shipped} == shipped
+
+    # the way out the error names: copy, calibrate the copy, route with it
+    assert main(["train", "--init", "default", "--out", "my_router"]) == 0
+    assert capsys.readouterr().out.strip().endswith("so it scores like its init -> my_router")
+    assert main(["calibrate", "--router", "my_router", "--prompts", str(traffic), "--write"]) == 0
+    captured = capsys.readouterr()
+    assert "wrote thresholds into my_router" in captured.err and "warning" not in captured.err
+    assert json.loads(captured.out) == pytest.approx(load_router("my_router").calibrated_thresholds)
+    assert load_router("default").calibrated_thresholds != load_router("my_router").calibrated_thresholds
+    assert main(["route", "--router", "my_router", "--strong-fraction", "0.3", "--file", str(traffic)]) == 0
+    choices = [row["choice"] for row in _json_lines(capsys.readouterr().out)]
+    assert choices.count("strong") == math.ceil(0.3 * len(prompts))
+
+
+def test_cli_calibrate_unknown_router_says_what_router_takes(tmp_path: Path, capsys) -> None:
+    traffic = tmp_path / "traffic.txt"
+    traffic.write_text("\n".join(PROMPTS), encoding="utf-8")
+    assert main(["calibrate", "--router", "my_routr", "--prompts", str(traffic)]) == 2
+    err = _one_error_line(capsys)
+    assert "unknown router 'my_routr': --router takes a registry name (bert, causal_llm, difficulty, mf" in err
+    assert "a shipped router (default, fast)" in err
+    assert "or a checkpoint folder (one that `routellm train --out DIR` wrote)" in err
+
+
+def test_cli_calibrate_write_refuses_too_few_prompts_unless_forced(tmp_path: Path, capsys) -> None:
+    """The walkthrough's bug: ``--write`` on a one-prompt file replaced a good table with nine equal thresholds.
+    Now a sample under 50 prompts, or one where two fractions share a threshold, is refused (the table stays as
+    it was); without --write the table is printed with a warning; --force writes it anyway."""
+    from routellm_core.routers.registry import PRETRAINED_DIR
+
+    folder = Path(shutil.copytree(PRETRAINED_DIR / "fast", tmp_path / "mine"))
+    good = load_router(folder).calibrated_thresholds
+    config = (folder / "config.json").read_bytes()
+    files = {}
+    for name, lines in {
+        "one": ["hi"],
+        "few": _variants(TRAFFIC, 3)[:49],
+        "same": ["hi"] * 60,
+        "enough": _variants(TRAFFIC, 3)[:50],
+    }.items():
+        files[name] = tmp_path / f"{name}.txt"
+        files[name].write_text("\n".join(lines), encoding="utf-8")
+    cal = ["calibrate", "--router", str(folder), "--prompts"]
+
+    assert main([*cal, str(files["one"]), "--write"]) == 2
+    err = _one_error_line(capsys)
+    assert "calibrate --write refused: 1 prompt given, 50 or more needed to place the calibration points" in err
+    assert "fractions 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9 all map to the same threshold" in err
+    assert f"{folder} is left as it was" in err and "--force" in err
+    assert main([*cal, str(files["few"]), "--write"]) == 2
+    assert "49 prompts given, 50 or more needed" in _one_error_line(capsys)
+    assert main([*cal, str(files["same"]), "--write"]) == 2
+    err = _one_error_line(capsys)
+    assert "on these 60 prompts fractions 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9 all map to the same" in err
+    assert (folder / "config.json").read_bytes() == config
+
+    # without --write: printed, with a warning
+    assert main([*cal, str(files["one"]), "--fractions", "0.2,0.8"]) == 0
+    captured = capsys.readouterr()
+    table = json.loads(captured.out)
+    assert set(table) == {"0.2", "0.8"} and table["0.2"] == table["0.8"]
+    assert captured.err.startswith("warning: 1 prompt given, 50 or more needed") and "rough" in captured.err
+    assert main([*cal, str(files["one"]), "--force"]) == 2
+    assert "--force only lets --write store thresholds" in _one_error_line(capsys)
+
+    # 50 distinct prompts are enough; --force writes a thin sample anyway
+    assert main([*cal, str(files["enough"]), "--write"]) == 0
+    captured = capsys.readouterr()
+    assert "warning" not in captured.err and f"wrote thresholds into {folder}" in captured.err
+    written = load_router(folder).calibrated_thresholds
+    assert written != good and len(set(written.values())) == 9
+    assert main([*cal, str(files["one"]), "--write", "--force"]) == 0
+    assert "warning: 1 prompt given" in capsys.readouterr().err
+    assert len(set(load_router(folder).calibrated_thresholds.values())) == 1
 
 
 _CAL = ["calibrate", "--router", "fast", "--prompts"]
@@ -460,7 +581,9 @@ def test_cli_train_feedback_init_warm_starts_on_the_store(tmp_path: Path, capsys
         store.add(prompt, "gpt-4o", "gpt-4o-mini", winner, source="judge", judge="j", record=record)
     out = tmp_path / "mine"
     assert main(["train", "--feedback", str(tmp_path / "store.db"), "--init", init, "--out", str(out)]) == 0
-    line = capsys.readouterr().out.strip()
+    captured = capsys.readouterr()
+    assert "warning" not in captured.err  # 8 strong wins, 8 weak wins: not one-sided
+    line = captured.out.strip()
     assert line == (
         f"warm-started {kind} from {init} on 16 of 20 battles; 4 ties dropped ({kind} learns from wins and losses "
         f"only); thresholds recalibrated on 20 prompts -> {out}"
@@ -470,6 +593,48 @@ def test_cli_train_feedback_init_warm_starts_on_the_store(tmp_path: Path, capsys
     assert (router.strong_model, router.weak_model) == ("gpt-4o", "gpt-4o-mini")
     hard, easy = router.predict_win_rate(UNSEEN_HARD), router.predict_win_rate(UNSEEN_EASY)
     assert hard.min() > easy.max()  # the labels, not only the init, decide
+
+
+def test_cli_train_warns_when_thumbs_labels_all_say_strong(tmp_path: Path, capsys) -> None:
+    """The walkthrough's drift: thumbs verdicts on weak answers make only strong wins ('bad') and ties ('good',
+    dropped), so the warm-started router's win rates climb and a fixed threshold sends most calls to strong. The
+    labelling stays as it is; ``train`` now says so with the counts, and ``--strong-fraction`` (recalibrated)
+    still routes the asked share."""
+    from routellm_core.learning.feedback import DecisionRecord, FeedbackStore
+
+    store = FeedbackStore(tmp_path / "store.db")
+    prompts = _variants(HARD + EASY, 2)  # 32 prompts
+    for i, prompt in enumerate(prompts):
+        record = DecisionRecord(decision_id=f"d{i}", strong_model="gpt-4o", weak_model="gpt-4o-mini", served="weak")
+        store.record_decision(record, prompt)
+        store.add_verdict(f"d{i}", "bad" if i % 4 == 0 else "good")  # 8 thumbs down, 24 thumbs up
+    out = tmp_path / "mine"
+    assert main(["train", "--feedback", str(tmp_path / "store.db"), "--init", "default", "--out", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.startswith("warm-started difficulty from default on 8 of 32 battles; 24 ties dropped")
+    err = captured.err
+    assert "routellm train: warning: 8 of 8 kept battles say the strong model won; 24 ties dropped" in err
+    assert "a fixed threshold will now send most calls to strong; route with --strong-fraction" in err
+    assert "whose thresholds this training recalibrated on 32 prompts" in err
+    assert "'good' on a weak answer is stored as a tie, which difficulty drops," in err
+    before, after = (float(x) for x in re.search(r"calibration prompts went from ([0-9.]+) to ([0-9.]+)", err).groups())
+    assert before == pytest.approx(float(load_router("default").predict_win_rate(prompts).mean()), abs=0.006)
+    assert after == pytest.approx(float(load_router(out).predict_win_rate(prompts).mean()), abs=0.006)
+    assert after > before + 0.05  # what the warning is about
+
+    # what it advises works: the recalibrated 20% point sends 20% of the traffic to strong
+    traffic = tmp_path / "traffic.txt"
+    traffic.write_text("\n".join(prompts), encoding="utf-8")
+    assert main(["route", "--router", str(out), "--strong-fraction", "0.2", "--file", str(traffic)]) == 0
+    choices = [row["choice"] for row in _json_lines(capsys.readouterr().out)]
+    assert choices.count("strong") == math.ceil(0.2 * len(prompts))
+
+    # balanced labels (a 'weak' verdict says the weak answer was the better one): no warning
+    for i in range(1, 32, 4):
+        store.add_verdict(f"d{i}", "weak")
+    assert main(["train", "--feedback", str(tmp_path / "store.db"), "--init", "default", "--out", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert "on 16 of 32 battles; 16 ties dropped" in captured.out and "warning" not in captured.err
 
 
 # ---- routellm serve: auth fails closed (issue 22) ------------------------------------------------------------
