@@ -5,16 +5,16 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
-from pydantic import PrivateAttr, ValidationError
+from pydantic import PrivateAttr, ValidationError, model_validator
 from typing_extensions import Self
 
 from langchain_routellm._models import model_name
 from langchain_routellm._routing import Engine, build_engine, check_members, init_child, ladder_members, side_name
 from routellm_core.decisions import Route, Side
-from routellm_core.errors import InvalidInputError, reraise_routellm_error
+from routellm_core.errors import InvalidInputError, reraise_routellm_error, unknown_options_error
 from routellm_core.learning.feedback import FeedbackStore
 from routellm_core.learning.labelling import TrafficLabelling
-from routellm_core.routing.engine import ROUTING_FIELDS, RoutingOptions
+from routellm_core.routing.engine import ROUTING_FIELDS, RoutingOptions, accepted_keys
 from routellm_core.routing.policy import RoutingPolicy
 
 
@@ -34,6 +34,9 @@ class RouterOptions(RoutingOptions):
     #: Name of the integration in error messages.
     _owner: ClassVar[str] = "RouteLLM"
 
+    #: Where keyword arguments that are no option belong instead, added to the unknown-option error.
+    _unknown_hint: ClassVar[str] = ""
+
     #: Keyword arguments that make the weak side sample again for the escalation check (``Escalation(second=None)``).
     _resample_kwargs: ClassVar[dict[str, Any]] = {}
 
@@ -50,6 +53,17 @@ class RouterOptions(RoutingOptions):
         except ValidationError as exc:
             reraise_routellm_error(exc)
             raise
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_options(cls, data: Any) -> Any:
+        """Refuse a keyword argument that is no field (a misspelt option would otherwise be ignored silently)."""
+        if isinstance(data, Mapping):
+            valid = accepted_keys(cls)
+            unknown = [key for key in data if key not in valid]
+            if unknown:
+                raise unknown_options_error(cls._owner, unknown, valid, cls._unknown_hint)
+        return data
 
     def _build_members(self, build: Callable[[Any, str], Any]) -> None:
         """Check that ``strong`` and ``weak`` or ``models`` were given, and build each model by ``build(spec,
@@ -147,7 +161,13 @@ class RouterOptions(RoutingOptions):
 
     def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
         """A copy; changed routing fields rebuild the engine (``bind_tools`` copies, which change only the models,
-        keep sharing it)."""
+        keep sharing it).
+
+        Raises:
+            InvalidInputError: ``update`` names something that is no field.
+        """
+        if unknown := [key for key in update or () if key not in type(self).model_fields]:
+            raise unknown_options_error(f"{self._owner}.model_copy", unknown, type(self).model_fields)
         if update and ("models" in update or "names" in update) and not self._same_models(update):
             if self.models is None:
                 raise InvalidInputError(

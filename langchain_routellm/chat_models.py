@@ -164,6 +164,7 @@ class ChatRouteLLM(RouterOptions, BaseChatModel):
     """Extra ``init_chat_model`` keyword arguments for children given as strings (not shown in repr)."""
 
     _owner: ClassVar[str] = "ChatRouteLLM"
+    _unknown_hint: ClassVar[str] = "init_chat_model arguments for children given as strings go in child_kwargs={...}"
     _resample_kwargs: ClassVar[dict[str, Any]] = {"temperature": SAMPLE_TEMPERATURE}
 
     @model_validator(mode="after")

@@ -32,17 +32,19 @@ from langchain_routellm._routing import (
     side_name,
 )
 from routellm_core.decisions import METADATA_KEY, Route, ServedDecision, Side
-from routellm_core.errors import reraise_routellm_error
+from routellm_core.errors import close_name, reraise_routellm_error, unknown_options_error
 from routellm_core.learning.feedback import FeedbackStore
 from routellm_core.learning.labelling import TrafficLabelling
 from routellm_core.routing.cascade import SAMPLE_TEMPERATURE
-from routellm_core.routing.engine import ROUTING_FIELDS, RoutingOptions
+from routellm_core.routing.engine import ROUTING_FIELDS, RoutingOptions, accepted_keys
 from routellm_core.routing.policy import RoutingPolicy
 
 _OWNER = "RouteLLMMiddleware"
 #: Tags of a held weak answer and of the escalation check's second answer: kept off LangGraph's token stream.
 _HELD = ("routellm:held", NOSTREAM_TAG)
 _CHECK = ("routellm:check", NOSTREAM_TAG)
+#: The options the middleware itself takes (any other keyword argument is for models given as strings).
+_OPTIONS = ROUTING_FIELDS | {"strong", "weak", "models", "names"}
 
 
 def _init_model(spec: str | BaseChatModel, kwargs: dict[str, Any], field: str) -> BaseChatModel:
@@ -50,6 +52,44 @@ def _init_model(spec: str | BaseChatModel, kwargs: dict[str, Any], field: str) -
     if not isinstance(model, BaseChatModel):  # the agent binds its tools itself: a bare chat model is needed
         raise TypeError(f"{field} must be a BaseChatModel or a 'provider:model' string, got {type(model).__name__}")
     return model
+
+
+def _string_specs(strong: Any, weak: Any, models: Any, second: Any) -> list[str]:
+    """The models given as ``"provider:model"`` strings (built by ``init_chat_model`` with the extra kwargs)."""
+    listed = list(models.values()) if isinstance(models, Mapping) else list(models or ())
+    return [spec for spec in (strong, weak, *listed, second) if isinstance(spec, str)]
+
+
+def _check_model_kwargs(kwargs: Mapping[str, Any], strings: Sequence[str]) -> None:
+    """Refuse keyword arguments that are no option when no model is given as a string (nothing would read them).
+
+    Raises:
+        InvalidInputError: Naming the keys and the nearest option.
+    """
+    if kwargs and not strings:
+        raise unknown_options_error(
+            _OWNER,
+            kwargs,
+            _OPTIONS,
+            "other keyword arguments are init_chat_model arguments for models given as 'provider:model' strings, "
+            "and no model here is one",
+        )
+
+
+def _check_typos(kwargs: Mapping[str, Any], built: Sequence[BaseChatModel]) -> None:
+    """Refuse the keyword arguments passed to models built from strings that look like a misspelt option and are no
+    field of any of those models (the provider would otherwise be sent them on every call).
+
+    Raises:
+        InvalidInputError: Naming the keys and the nearest option.
+    """
+    taken = set().union(*(accepted_keys(type(model)) for model in built))
+    typos = [key for key in kwargs if key not in taken and close_name(key, _OPTIONS) is not None]
+    if typos:
+        kinds = ", ".join(sorted({type(model).__name__ for model in built}))
+        raise unknown_options_error(
+            _OWNER, typos, _OPTIONS, f"not a field of {kinds} either, so the provider would be sent it on every call"
+        )
 
 
 def _response_message(response: Any) -> BaseMessage | None:
@@ -161,6 +201,10 @@ class RouteLLMMiddleware(AgentMiddleware):
         prices: USD per million input and output tokens by model name (the records' costs; with ``models``, the
             expected costs the objective weighs).
         **model_kwargs: Extra ``init_chat_model`` arguments for models given as strings.
+
+    Raises:
+        InvalidInputError: A keyword argument that is no option while no model is given as a string, or one that
+            looks like a misspelt option (``treshold=``) and is no field of the models built from strings.
     """
 
     def __init__(
@@ -180,22 +224,32 @@ class RouteLLMMiddleware(AgentMiddleware):
             reraise_routellm_error(exc)
             raise
         check_members(_OWNER, models=models, strong=strong, weak=weak, names=names, options=options)
+        second = options.escalate.second if options.escalate is not None else None
+        _check_model_kwargs(kwargs, _string_specs(strong, weak, models, second))
+        from_strings: list[BaseChatModel] = []
+
+        def build(spec: str | BaseChatModel, field: str) -> BaseChatModel:
+            model = _init_model(spec, kwargs, field)
+            if isinstance(spec, str):
+                from_strings.append(model)
+            return model
+
         #: The models by side (``"strong"`` / ``"weak"``), or with ``models=[...]`` by name.
         self.models: dict[str, BaseChatModel]
         self._by_name = models is not None  # models keyed by name (models=[...]), not by side
         listed: dict[Side, str] | list[str]
         if models is not None:
-            self.models = ladder_members(models, names, lambda spec, field: _init_model(spec, kwargs, field), _OWNER)
+            self.models = ladder_members(models, names, build, _OWNER)
             listed = list(self.models)
         else:
             assert strong is not None and weak is not None
-            self.models = {"strong": _init_model(strong, kwargs, "strong"), "weak": _init_model(weak, kwargs, "weak")}
+            self.models = {"strong": build(strong, "strong"), "weak": build(weak, "weak")}
             listed = {
                 "strong": options.strong_name or model_name(self.models["strong"]),
                 "weak": options.weak_name or model_name(self.models["weak"]),
             }
-        second = options.escalate.second if options.escalate is not None else None
-        self.second: BaseChatModel | None = _init_model(second, kwargs, "escalate.second") if second else None
+        self.second: BaseChatModel | None = build(second, "escalate.second") if second else None
+        _check_typos(kwargs, from_strings)
         # The agent's structured-output errors are its own to handle (retry with the error message): never wrapped
         # as a model failure, never a reason to call the other model.
         self.engine: Engine = build_engine(

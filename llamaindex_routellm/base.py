@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import aclosing, closing
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -37,7 +37,7 @@ from llama_index.core.base.llms.types import (
     LLMMetadata,
     MessageRole,
 )
-from llama_index.core.bridge.pydantic import Field, PrivateAttr, ValidationError, field_serializer
+from llama_index.core.bridge.pydantic import Field, PrivateAttr, ValidationError, field_serializer, model_validator
 from llama_index.core.callbacks import CallbackManager
 from llama_index.core.constants import DEFAULT_CONTEXT_WINDOW, DEFAULT_NUM_OUTPUTS
 from llama_index.core.instrumentation import get_dispatcher
@@ -67,10 +67,10 @@ from llamaindex_routellm._models import as_judge, model_label, named_models
 from llamaindex_routellm._outputs import answer_text, chunk_text, has_content, tag_response
 from llamaindex_routellm.events import RoutingDecisionEvent, RoutingFallbackEvent
 from routellm_core.decisions import LadderChoice, Route, RoutingDecision, ServedDecision, Side
-from routellm_core.errors import InvalidInputError, reraise_routellm_error
+from routellm_core.errors import InvalidInputError, reraise_routellm_error, unknown_options_error
 from routellm_core.learning.feedback import FeedbackStore
 from routellm_core.learning.labelling import TrafficLabelling
-from routellm_core.routing.engine import ROUTING_FIELDS, RoutingEngine, RoutingOptions
+from routellm_core.routing.engine import ROUTING_FIELDS, RoutingEngine, RoutingOptions, accepted_keys
 from routellm_core.routing.ladder import LadderEngine
 from routellm_core.routing.objective import Objective
 from routellm_core.routing.policy import RouterSpec, RoutingPolicy, build_policy
@@ -129,6 +129,17 @@ class _ToolRequest:
     allow_parallel_tool_calls: bool = False
     tool_required: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _unknown_options(owner: str, given: Iterable[Any], valid: Collection[str]) -> None:
+    """Raise for the keys of ``given`` that are not in ``valid`` (LlamaIndex's ``to_dict`` adds ``class_name``).
+
+    Raises:
+        InvalidInputError: Naming each unknown key and the nearest valid one.
+    """
+    unknown = [key for key in given if key not in valid and key != "class_name"]
+    if unknown:
+        raise unknown_options_error(owner, unknown, valid)
 
 
 def _min_known(sizes: Iterable[int | None], default: int) -> int:
@@ -234,7 +245,8 @@ class RouteLLM(RoutingOptions, FunctionCallingLLM):
             ReAct action's text) and LlamaIndex's ``LLM`` fields.
 
     Raises:
-        InvalidInputError: Both ``models`` and ``strong`` / ``weak``, neither, ``objective`` / ``priors`` without
+        InvalidInputError: A keyword argument that is no option or ``LLM`` field (the message names the nearest
+            one), both ``models`` and ``strong`` / ``weak``, neither, ``objective`` / ``priors`` without
             ``models``, ``threshold`` / ``strong_fraction`` / ``strong_name`` / ``weak_name`` with ``models``, or a
             ladder the core refuses (a model without a price, a repeated name...).
         UnknownModelError: With ``models``, a model the router has no profile and ``priors`` no prior for.
@@ -282,6 +294,7 @@ class RouteLLM(RoutingOptions, FunctionCallingLLM):
         """Validate the fields; the router's own errors (unknown router, bad threshold...) keep their type. The
         ``threshold`` field holds the threshold in force (``None`` under ``strong_fraction`` and with
         ``models``)."""
+        _unknown_options("RouteLLM", kwargs, accepted_keys(type(self)))  # before a router is loaded
         if models is not None:
             self._init_ladder(strong, weak, router, threshold, strong_fraction, models, kwargs)
             return
@@ -310,6 +323,14 @@ class RouteLLM(RoutingOptions, FunctionCallingLLM):
             reraise_routellm_error(exc)
             raise
         self._build_engine(policy)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_options(cls, data: Any) -> Any:
+        """Refuse a keyword argument that is no field (a misspelt option would otherwise be ignored silently)."""
+        if isinstance(data, Mapping):
+            _unknown_options("RouteLLM", data, accepted_keys(cls))
+        return data
 
     def _init_ladder(
         self,
@@ -392,7 +413,12 @@ class RouteLLM(RoutingOptions, FunctionCallingLLM):
 
     def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> RouteLLM:
         """A copy; changed routing fields (or ``models``) rebuild the engine (and the policy when the router or its
-        threshold changed)."""
+        threshold changed).
+
+        Raises:
+            InvalidInputError: ``update`` names something that is no field.
+        """
+        _unknown_options("RouteLLM.model_copy", update or (), type(self).model_fields)
         if update and update.get("models") is not None:
             if self.models is None:
                 raise InvalidInputError("RouteLLM: a copy of a two-model router cannot take models=; build a new one")
@@ -570,9 +596,11 @@ class RouteLLM(RoutingOptions, FunctionCallingLLM):
     def _tool_step_record(self, messages: str | Sequence[ChatMessage]) -> ServedDecision | None:
         """For a step whose last message answers a tool call (a tool message, or a ReAct observation), the record
         of the answer that made the call, while this router remembers it."""
-        if isinstance(messages, str) or not messages:
-            return None
+        if not isinstance(messages, Sequence) or isinstance(messages, str) or not messages:
+            return None  # a completion prompt (or input the routing text refuses by name)
         items = list(messages)
+        if not all(isinstance(m, ChatMessage) for m in items):
+            return None
         keys = [f"call:{k}" for k in tool_result_ids(items)]
         if not keys and ends_with_observation(items) and (key := self._request_key(items)) is not None:
             keys = [key]

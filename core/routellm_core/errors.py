@@ -175,3 +175,17 @@ def close_name(name: str, known: Iterable[str], cutoff: float = CLOSE_NAME_CUTOF
             by_lower.setdefault(lower, candidate)
     found = difflib.get_close_matches(wanted, list(by_lower), n=1, cutoff=cutoff)
     return by_lower[found[0]] if found else None
+
+
+def unknown_options_error(
+    owner: str, unknown: Iterable[object], valid: Iterable[str], hint: str = ""
+) -> InvalidInputError:
+    """The error for keyword arguments ``owner`` does not take: each one named, with the nearest of ``valid``
+    ("did you mean"), then ``hint``."""
+    choices = list(valid)
+    named = []
+    for key in unknown:
+        close = close_name(str(key), choices, cutoff=0.6)
+        named.append(f"{key!r} (did you mean {close!r}?)" if close else repr(key))
+    noun = "option" if len(named) == 1 else "options"
+    return InvalidInputError(f"{owner}: unknown {noun} {', '.join(named)}" + (f"; {hint}" if hint else ""))

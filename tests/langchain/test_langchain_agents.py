@@ -25,7 +25,7 @@ from lc_fakes import ToolEchoChatModel, children, shared_router, split_threshold
 from pydantic import BaseModel
 
 from langchain_routellm import ChatRouteLLM, RouteLLMMiddleware
-from routellm_core.errors import ModelCallError
+from routellm_core.errors import InvalidInputError, ModelCallError
 
 WEATHER_Q = "What is the weather in 'Paris' right now?"
 MATH_Q = "Prove that the square root of 2 is irrational, then check the weather in 'Berlin'."
@@ -250,6 +250,39 @@ class TestMiddleware:
     def test_repr_is_short_and_secret_free(self, router: Any) -> None:
         _, _, middleware = self.make(router)
         assert repr(middleware).startswith("RouteLLMMiddleware(strong='fake-strong-1', weak='fake-weak-1'")
+
+    def test_options_are_checked_when_no_model_is_a_string(self, router: Any) -> None:
+        # nothing would read a keyword argument that is no option: no model is built by init_chat_model
+        with pytest.raises(
+            InvalidInputError,
+            match=r"RouteLLMMiddleware: unknown options 'objectve' \(did you mean 'objective'\?\), 'escalte' \(did "
+            r"you mean 'escalate'\?\), 'fallbak' \(did you mean 'fallback'\?\);.*no model here is one",
+        ):
+            RouteLLMMiddleware(models=list(children().values()), objectve="budget=0.01", escalte=True, fallbak=True)
+        with pytest.raises(InvalidInputError, match=r"unknown option 'temperature';.*'provider:model' strings"):
+            RouteLLMMiddleware(**children(), router=router, temperature=0.2)
+
+    @pytest.mark.filterwarnings("ignore:WARNING! treshold is not default parameter")  # ChatOpenAI's, before ours
+    def test_provider_kwargs_reach_models_given_as_strings_and_typos_do_not(self, router: Any) -> None:
+        strings = {"strong": "openai:gpt-4o", "weak": "openai:gpt-4o-mini", "api_key": "sk-test-not-a-key"}
+        with pytest.raises(
+            InvalidInputError,
+            match=r"unknown option 'treshold' \(did you mean 'threshold'\?\); not a field of ChatOpenAI either",
+        ):
+            RouteLLMMiddleware(**strings, router=router, treshold=0.3)
+        middleware = RouteLLMMiddleware(
+            **strings, router=router, threshold=0.3, temperature=0.2, timeout=7, base_url="http://127.0.0.1:9/v1"
+        )
+        assert middleware.policy.threshold == 0.3
+        for model in middleware.models.values():
+            assert type(model).__name__ == "ChatOpenAI"
+            assert (model.temperature, model.request_timeout, model.openai_api_base) == (
+                0.2,
+                7,
+                "http://127.0.0.1:9/v1",
+            )
+        one_string = {"strong": "openai:gpt-4o", "weak": children()["weak"], "api_key": "sk-test-not-a-key"}
+        assert RouteLLMMiddleware(**one_string, router=router, max_retries=0).models["strong"].max_retries == 0
 
 
 # ---- with a router fitted in the test (expected choices known in advance) ----------------------------------------

@@ -319,6 +319,64 @@ class TestConstruction:
         with pytest.raises(ValueError, match="cannot build the strong model from 'nosuchprovider:x'"):
             ChatRouteLLM(strong="nosuchprovider:x", weak=children()["weak"], router=router)
 
+    @pytest.mark.parametrize(
+        ("typo", "option"),
+        [
+            ("treshold", "threshold"),
+            ("strong_frac", "strong_fraction"),
+            ("objectve", "objective"),
+            ("escalte", "escalate"),
+        ],
+    )
+    def test_misspelt_option_is_an_error_naming_the_nearest(self, router: Any, typo: str, option: str) -> None:
+        with pytest.raises(
+            InvalidInputError, match=rf"ChatRouteLLM: unknown option '{typo}' \(did you mean '{option}'\?\)"
+        ):
+            ChatRouteLLM(**children(), router=router, **{typo: 0.5})
+
+    def test_every_unknown_option_is_named_and_provider_kwargs_are_pointed_to_child_kwargs(self, router: Any) -> None:
+        with pytest.raises(
+            InvalidInputError, match=r"options 'fallbak' \(did you mean 'fallback'\?\), 'base_url';.*child_kwargs"
+        ):
+            ChatRouteLLM(strong="openai:gpt-4o", weak="openai:gpt-4o-mini", router=router, fallbak=True, base_url="x")
+        llm = ChatRouteLLM(**children(), router=router, threshold=0.3)
+        with pytest.raises(
+            InvalidInputError, match=r"ChatRouteLLM.model_copy: unknown option 'treshold' \(did you mean"
+        ):
+            llm.model_copy(update={"treshold": 0.9})
+        assert llm.model_copy(update={"threshold": 0.9}).policy.threshold == 0.9
+
+    def test_langchain_fields_and_serialized_kwargs_still_construct(self, router: Any) -> None:
+        from langchain_core.load import dumpd
+        from langchain_core.rate_limiters import InMemoryRateLimiter
+
+        limiter = InMemoryRateLimiter(requests_per_second=100)
+        recorder = Recorder()
+        llm = ChatRouteLLM(
+            **children(),
+            router=router,
+            threshold=0.0,
+            callbacks=[recorder],
+            tags=["app"],
+            metadata={"team": "search"},
+            cache=False,
+            verbose=False,
+            rate_limiter=limiter,
+            disable_streaming=False,
+            output_version="v1",
+            name="my-router",
+        )
+        assert (llm.rate_limiter, llm.cache, llm.output_version, llm.get_name()) == (limiter, False, "v1", "my-router")
+        message = llm.invoke(PROMPTS[0])
+        assert message.response_metadata["output_version"] == "v1"
+        run = recorder.one(kind="chain", name="my-router")
+        assert "app" in run["tags"] and run["metadata"]["team"] == "search"
+        again = ChatRouteLLM(**{name: getattr(llm, name) for name in ChatRouteLLM.model_fields})  # every field taken
+        assert again.policy.threshold == 0.0 and again.tags == ["app"] and again.rate_limiter is limiter
+        assert dumpd(llm)["id"][-1] == "ChatRouteLLM"
+        assert llm.bind_tools([]).invoke(PROMPTS[0]).text.startswith("[strong]")
+        assert isinstance(llm.with_structured_output(Answer).invoke(PROMPTS[0]), Answer)
+
 
 # ---- invoke / metadata / tracing ---------------------------------------------------------------------------
 class TestInvoke:

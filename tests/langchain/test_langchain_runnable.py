@@ -242,6 +242,23 @@ class TestErrors:
         with pytest.raises(ModelCallError, match="empty"):
             runnable.invoke("question?")
 
+    def test_misspelt_option_is_an_error_naming_the_nearest(self, router: Any) -> None:
+        sides = {"strong": RunnableLambda(lambda _: "s"), "weak": RunnableLambda(lambda _: "w")}
+        with pytest.raises(
+            InvalidInputError, match=r"RouteLLMRunnable: unknown option 'treshold' \(did you mean 'threshold'\?\)"
+        ):
+            RouteLLMRunnable(**sides, router=router, treshold=0.0)
+        with pytest.raises(
+            InvalidInputError, match=r"'include_decison' \(did you mean 'include_decision'\?\), 'colour'$"
+        ):
+            RouteLLMRunnable(**sides, router=router, include_decison=True, colour="red")
+        runnable = RouteLLMRunnable(**sides, router=router, threshold=0.0, name="rag-router", include_decision=True)
+        assert runnable.get_name() == "rag-router"
+        assert runnable.invoke("question?")["output"] == "s"
+        with pytest.raises(InvalidInputError, match=r"RouteLLMRunnable.model_copy: unknown option 'treshold'"):
+            runnable.model_copy(update={"treshold": 1.0})
+        assert runnable.model_copy(update={"threshold": 1.0}).invoke("question?")["output"] == "w"
+
 
 # ---- options, with a router fitted in the test (expected choices known in advance) ----------------------------
 class TestOptionsWithAKnownRouter:

@@ -271,6 +271,46 @@ def test_unknown_router() -> None:
         RouteLLM(strong=ScriptedLLM("s"), weak=ScriptedLLM("w"), router="no-such-router")
 
 
+@pytest.mark.parametrize("ladder", [False, True])
+def test_misspelt_option_is_an_error_naming_the_nearest(router_model: Any, ladder: bool) -> None:
+    kids = {"strong": ScriptedLLM("s"), "weak": ScriptedLLM("w")}
+    members = {"models": list(kids.values())} if ladder else kids
+    with pytest.raises(InvalidInputError, match=r"RouteLLM: unknown option 'treshold' \(did you mean 'threshold'\?\)$"):
+        RouteLLM(**members, router=router_model, treshold=0.0)
+    with pytest.raises(
+        InvalidInputError,
+        match=r"unknown options 'objectve' \(did you mean 'objective'\?\), 'escalte' \(did you mean 'escalate'\?\)$",
+    ):
+        RouteLLM(**members, router=router_model, objectve="budget=0.01", escalte=True)
+    with pytest.raises(ValueError, match=r"unknown option 'fallbak' \(did you mean 'fallback'\?\)"):
+        RouteLLM.model_validate({**kids, "router": router_model, "fallbak": True})
+
+
+def test_llamaindex_fields_still_construct_and_copies_check_their_update(router_model: Any) -> None:
+    from llama_index.core.callbacks import CallbackManager, CBEventType, LlamaDebugHandler
+    from llama_index.core.types import PydanticProgramMode
+
+    debug = LlamaDebugHandler()
+    llm = RouteLLM(
+        ScriptedLLM("strong"),
+        ScriptedLLM("weak"),
+        router_model,
+        ALWAYS_WEAK,
+        callback_manager=CallbackManager([debug]),
+        system_prompt="Answer briefly.",
+        messages_to_prompt=lambda messages: "\n".join(str(m.content) for m in messages),
+        completion_to_prompt=lambda completion: f"Q: {completion}",
+        output_parser=None,
+        pydantic_program_mode=PydanticProgramMode.DEFAULT,
+    )
+    assert llm.system_prompt == "Answer briefly." and llm.completion_to_prompt("x") == "Q: x"
+    assert llm.complete("What is 2+2?").text.startswith("[weak]")
+    assert debug.get_event_pairs(CBEventType.LLM), "the callback manager saw the routed call"
+    with pytest.raises(InvalidInputError, match=r"RouteLLM.model_copy: unknown option 'treshold' \(did you mean"):
+        llm.model_copy(update={"treshold": ALWAYS_STRONG})
+    assert llm.model_copy(update={"threshold": ALWAYS_STRONG}).complete("What is 2+2?").text.startswith("[strong]")
+
+
 def test_shared_routing_policy(router_model: Any) -> None:
     policy = RoutingPolicy(router_model, threshold=0.3)
     llm = RouteLLM(strong=ScriptedLLM("s"), weak=ScriptedLLM("w"), router=policy)

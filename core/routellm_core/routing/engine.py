@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -24,7 +25,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_serializer, field_validator
 
 from routellm_core.data.prices import call_cost
 from routellm_core.decisions import Attempt, Route, ServedDecision, Side, check_threshold, other_side
@@ -47,6 +48,23 @@ T = TypeVar("T")
 
 #: A call whose last message is a tool result: ``"continue"`` on the side that issued the tool call, or ``"route"``.
 ToolStep = Literal["continue", "route"]
+
+
+@functools.cache
+def accepted_keys(model: type[BaseModel]) -> frozenset[str]:
+    """The keyword arguments a pydantic model takes: its fields' names and aliases (a front end refuses any other,
+    naming the nearest: :func:`~routellm_core.errors.unknown_options_error`)."""
+    keys: set[str] = set()
+    for name, info in model.model_fields.items():
+        keys.add(name)
+        if info.alias:
+            keys.add(info.alias)
+        alias = info.validation_alias
+        if isinstance(alias, str):
+            keys.add(alias)
+        elif isinstance(alias, AliasChoices):
+            keys.update(choice for choice in alias.choices if isinstance(choice, str))
+    return frozenset(keys)
 
 
 class RoutingOptions(BaseModel):
