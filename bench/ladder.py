@@ -591,7 +591,7 @@ def _every_ladder(res: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
 def targets(res: dict[str, Any]) -> list[str]:
     """The issue's three targets, read off the results (noise: twice the router's bootstrap sd)."""
     below, gains, esc = [], [], []
-    beyond = 0
+    beyond = above_hull = above_random = 0
     every = _every_ladder(res)
     for task, name, lr in every:
         r = lr["rows"]["router"]
@@ -601,6 +601,9 @@ def targets(res: dict[str, Any]) -> list[str]:
         lc = lr["learning_curve"]["by_k"]
         gain = lc["50"]["area_above_hull"] - lc["0"]["area_above_hull"]
         beyond += gain > noise
+        half = noise * math.sqrt(2)  # the learning curve is measured on half the prompts
+        above_hull += lc["50"]["area_above_hull"] > half
+        above_random += lc["50"]["area_above_hull"] > lr["rows"]["random"]["area_above_hull"] + half
         gains.append(f"{task} / {name}: {gain:+.4f} ({'beyond' if gain > noise else 'within'} noise {noise:.4f})")
         if task in ("gsm", "crux"):
             x = lr["rows"]["router + escalation"]["cost_x_best@best"]
@@ -615,7 +618,9 @@ def targets(res: dict[str, Any]) -> list[str]:
         + (f"**met** on every ladder ({len(every)})." if not below else "**not met** on " + "; ".join(below) + "."),
         f"- 50 labels, area above the k = 0 router's by more than noise: {beyond} of {len(every)}: "
         + "; ".join(gains)
-        + ".",
+        + ". Read as the issue words it (the k = 50 area above the hull by more than noise, twice the bootstrap sd "
+        f"times √2 for the half measured): {above_hull} of {len(every)}; above random's area by that much: "
+        f"{above_random} of {len(every)}.",
         "- Escalation along the ladder, best single model's quality at <= 0.5x its cost (GSM8K, CRUX): "
         + "; ".join(esc)
         + ".",
