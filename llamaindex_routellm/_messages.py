@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterable, Sequence
 
 from llama_index.core.base.llms.types import (
@@ -78,6 +79,13 @@ def issued_keys(message: ChatMessage) -> list[str]:
     return keys
 
 
+def makes_tool_calls(message: ChatMessage) -> bool:
+    """Whether an answer calls tools (``ToolCallBlock`` s or OpenAI-style ``tool_calls``), ids or not."""
+    return any(isinstance(b, ToolCallBlock) for b in message.blocks) or bool(
+        message.additional_kwargs.get("tool_calls")
+    )
+
+
 def names_action(message: ChatMessage) -> bool:
     """Whether an answer is a ReAct step naming an ``Action:`` (its tool output comes back as an observation)."""
     return names_react_action(_message_text(message))
@@ -102,3 +110,12 @@ def ends_with_observation(messages: Sequence[ChatMessage]) -> bool:
         return False
     previous, turn = _turns(messages[-2:])
     return is_react_observation(previous, turn)
+
+
+def conversation_key(messages: Sequence[ChatMessage]) -> str:
+    """A digest of the messages' roles and texts: a ReAct step's input, found again as the history before its
+    action and observation (ReAct rewrites the action it stores, so the action itself cannot be the key)."""
+    digest = hashlib.sha256()
+    for message in messages:
+        digest.update(f"{message.role.value}\x1f{_message_text(message)}\x1e".encode())
+    return digest.hexdigest()

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 from typing import TypeVar
 
-from llama_index.core.base.llms.types import (
-    ChatResponse,
-    CompletionResponse,
-    ToolCallBlock,
-)
+from llama_index.core.base.llms.types import ChatResponse, CompletionResponse
 
+from llamaindex_routellm._messages import makes_tool_calls
 from routellm_core.decisions import METADATA_KEY, ServedDecision
 
 R = TypeVar("R", ChatResponse, CompletionResponse)
@@ -20,11 +17,7 @@ def has_content(response: ChatResponse | CompletionResponse) -> bool:
     if isinstance(response, CompletionResponse):
         return bool(response.text and response.text.strip())
     message = response.message
-    if message.content and message.content.strip():
-        return True
-    if any(isinstance(block, ToolCallBlock) for block in message.blocks):
-        return True
-    return bool(message.additional_kwargs.get("tool_calls"))
+    return bool(message.content and message.content.strip()) or makes_tool_calls(message)
 
 
 def chunk_text(chunk: ChatResponse | CompletionResponse) -> str:

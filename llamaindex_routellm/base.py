@@ -11,6 +11,7 @@ the router predicts each listed model's chance of answering well and the objecti
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections import OrderedDict
@@ -57,8 +58,10 @@ from llamaindex_routellm._answers import (
 )
 from llamaindex_routellm._messages import (
     RoutingTextFn,
+    conversation_key,
     ends_with_observation,
     issued_keys,
+    makes_tool_calls,
     names_action,
     routing_text,
     tool_result_ids,
@@ -95,12 +98,14 @@ ISSUED_KEPT = 4096
 
 class _IssuedAnswers:
     """The records of the latest answers that issued tool calls, by key (bounded, thread-safe): a tool step
-    continues on the model that served the call, as LangChain reads it from the AI message."""
+    continues on the model that served the call, as LangChain reads it from the AI message. A key two answers
+    served by different models share (the same ReAct input run twice, an integration whose call ids repeat) is
+    ambiguous: its tool steps are routed anew rather than guessed."""
 
     def __init__(self, size: int = ISSUED_KEPT) -> None:
         self._size = size
         self._lock = threading.Lock()
-        self._records: OrderedDict[str, ServedDecision] = OrderedDict()
+        self._records: OrderedDict[str, ServedDecision | None] = OrderedDict()
 
     def __deepcopy__(self, memo: dict[int, Any]) -> _IssuedAnswers:
         return _IssuedAnswers(self._size)
@@ -109,13 +114,14 @@ class _IssuedAnswers:
         """Remember ``record`` under ``keys`` (the oldest forgotten beyond the size)."""
         with self._lock:
             for key in keys:
-                self._records[key] = record
+                held = self._records.get(key, record)
+                self._records[key] = record if held is not None and held.model == record.model else None
                 self._records.move_to_end(key)
             while len(self._records) > self._size:
                 self._records.popitem(last=False)
 
     def find(self, keys: Iterable[str]) -> ServedDecision | None:
-        """The record remembered under the first of ``keys`` that has one."""
+        """The record remembered under the first of ``keys`` that has one (``None`` when that key is ambiguous)."""
         with self._lock:
             return next((self._records[k] for k in keys if k in self._records), None)
 
@@ -241,8 +247,8 @@ class RouteLLM(RoutingOptions, FunctionCallingLLM):
         **kwargs: The other routing options (``feedback``, ``judge``, ``label_fraction``, ``label_seed``,
             ``strong_name``, ``weak_name``, ``prices``, ``escalate``; with ``models``: ``objective``, ``priors``:
             see :class:`~routellm_core.routing.engine.RoutingOptions`; ``tool_step="continue"``, the default: an
-            agent's tool step continues on the model that served the tool call, found by the call's id or the
-            ReAct action's text) and LlamaIndex's ``LLM`` fields.
+            agent's tool step continues on the model that served the tool call, found by the call's id, or for
+            ReAct by the input of the step that named the action) and LlamaIndex's ``LLM`` fields.
 
     Raises:
         InvalidInputError: A keyword argument that is no option or ``LLM`` field (the message names the nearest
@@ -426,6 +432,7 @@ class RouteLLM(RoutingOptions, FunctionCallingLLM):
         if update and isinstance(update.get("objective"), str):  # model_copy does not run the field validators
             update = {**update, "objective": Objective.parse(update["objective"])}
         copy = super().model_copy(update=update, deep=deep)
+        copy._issued = _IssuedAnswers()  # its own tool calls (a copy may answer with other models)
         changed = set(update or ())
         if changed & (ROUTING_FIELDS | {"models"}):
             policy = copy._engine.policy
@@ -584,15 +591,6 @@ class RouteLLM(RoutingOptions, FunctionCallingLLM):
         return self._announce(await self._engine.aroute(self._routing_text(messages)))
 
     # ---- agents' tool steps: continued on the model that made the call ------------------------------------
-    @staticmethod
-    def _request_key(messages: Sequence[ChatMessage]) -> str | None:
-        """A ReAct request's key: its latest user request (observations skipped), whatever ``route_on`` is (ReAct
-        rewrites the action it stores, so the action's own text cannot be the key)."""
-        try:
-            return f"react:{routing_text(messages, 'last_user')}"
-        except InvalidInputError:
-            return None
-
     def _tool_step_record(self, messages: str | Sequence[ChatMessage]) -> ServedDecision | None:
         """For a step whose last message answers a tool call (a tool message, or a ReAct observation), the record
         of the answer that made the call, while this router remembers it."""
@@ -602,8 +600,8 @@ class RouteLLM(RoutingOptions, FunctionCallingLLM):
         if not all(isinstance(m, ChatMessage) for m in items):
             return None
         keys = [f"call:{k}" for k in tool_result_ids(items)]
-        if not keys and ends_with_observation(items) and (key := self._request_key(items)) is not None:
-            keys = [key]
+        if not keys and ends_with_observation(items):
+            keys = [f"react:{conversation_key(items[:-2])}"]  # the input of the step that named the action
         return self._issued.find(keys) if keys else None
 
     def _remember(
@@ -612,12 +610,19 @@ class RouteLLM(RoutingOptions, FunctionCallingLLM):
         response: ChatResponse | CompletionResponse,
         record: ServedDecision,
     ) -> None:
-        """Remember the record of a chat answer that makes tool calls (or names a ReAct action)."""
+        """Remember the record of a chat answer (tagged with it) that makes tool calls, by their ids as the agent
+        reads them (the serving child's parser), or that names a ReAct action, by the step's input."""
         if messages is None or not isinstance(response, ChatResponse):
             return
-        keys = [f"call:{k}" for k in issued_keys(response.message)]
-        if names_action(response.message) and (key := self._request_key(messages)) is not None:
-            keys.append(key)
+        ids = set(issued_keys(response.message))
+        if not ids and makes_tool_calls(response.message):  # calls without ids: the ids the agent will read
+            # (a child whose parser refuses this answer raises again when the agent asks it)
+            with contextlib.suppress(Exception):
+                calls = self.get_tool_calls_from_response(response, error_on_no_tool_call=False)
+                ids.update(c.tool_id for c in calls)
+        keys = [f"call:{k}" for k in sorted(i for i in ids if isinstance(i, str) and i)]
+        if names_action(response.message):
+            keys.append(f"react:{conversation_key(messages)}")
         if keys:
             self._issued.add(keys, record)
 
@@ -655,8 +660,9 @@ class RouteLLM(RoutingOptions, FunctionCallingLLM):
             return call(self._second_llm(record))
 
         response, record = self._engine.call(route, attempt, other_answer=other, second=second, verify=verify)
-        self._remember(messages, response, record)
-        return tag_response(response, record)
+        tagged = tag_response(response, record)
+        self._remember(messages, tagged, record)
+        return tagged
 
     async def _arun(
         self,
@@ -679,8 +685,9 @@ class RouteLLM(RoutingOptions, FunctionCallingLLM):
             return await call(self._second_llm(record))
 
         response, record = await self._engine.acall(route, attempt, other_answer=other, second=second, verify=verify)
-        self._remember(messages, response, record)
-        return tag_response(response, record)
+        tagged = tag_response(response, record)
+        self._remember(messages, tagged, record)
+        return tagged
 
     def _stream(
         self,

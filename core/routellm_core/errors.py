@@ -166,12 +166,13 @@ def close_name(name: str, known: Iterable[str], cutoff: float = CLOSE_NAME_CUTOF
     ratio (case ignored), at least ``cutoff`` alike and with the same numbers (``gpt-5`` is another model than
     ``gpt-4``, not a typo of it); None when none is.
     """
-    wanted = name.strip().lower()
+    given = name.strip()
+    wanted = given.lower()
     numbers = _NUMBERS.findall(wanted)
     by_lower: dict[str, str] = {}
     for candidate in known:
         lower = candidate.lower()
-        if lower != wanted and _NUMBERS.findall(lower) == numbers:
+        if candidate != given and _NUMBERS.findall(lower) == numbers:  # "Threshold" meant "threshold"
             by_lower.setdefault(lower, candidate)
     found = difflib.get_close_matches(wanted, list(by_lower), n=1, cutoff=cutoff)
     return by_lower[found[0]] if found else None

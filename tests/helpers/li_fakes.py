@@ -71,11 +71,12 @@ class ToolCallingLLM(FunctionCallingLLM):
     name: str = "tool-caller"
     args: dict[str, Any] = Field(default_factory=dict)
     done: str = ""
+    ids: bool = True
     log: list[tuple[str, str]] = Field(default_factory=list)
 
-    def __init__(self, name: str, args: dict[str, Any], done: str | None = None) -> None:
+    def __init__(self, name: str, args: dict[str, Any], done: str | None = None, ids: bool = True) -> None:
         super().__init__()
-        self.name, self.args, self.log = name, args, []
+        self.name, self.args, self.log, self.ids = name, args, [], ids
         self.done = f"{name}: done" if done is None else done
 
     @property
@@ -87,7 +88,8 @@ class ToolCallingLLM(FunctionCallingLLM):
         self.log.append((self.name, step))
         if step == "tool" or not tools:
             return ChatResponse(message=ChatMessage(role=MessageRole.ASSISTANT, content=self.done))
-        call = ToolCallBlock(tool_call_id=f"call-{self.name}", tool_name=tools[0].metadata.name, tool_kwargs=self.args)
+        call_id = f"call-{self.name}" if self.ids else None  # without: the parser names calls by their tool
+        call = ToolCallBlock(tool_call_id=call_id, tool_name=tools[0].metadata.name, tool_kwargs=self.args)
         return ChatResponse(message=ChatMessage(role=MessageRole.ASSISTANT, blocks=[call]))
 
     def _prepare_chat_with_tools(
@@ -113,7 +115,10 @@ class ToolCallingLLM(FunctionCallingLLM):
         calls = [b for b in response.message.blocks if isinstance(b, ToolCallBlock)]
         if not calls and error_on_no_tool_call:
             raise ValueError("no tool call in the response")
-        return [ToolSelection(tool_id=c.tool_call_id, tool_name=c.tool_name, tool_kwargs=c.tool_kwargs) for c in calls]
+        return [
+            ToolSelection(tool_id=c.tool_call_id or c.tool_name, tool_name=c.tool_name, tool_kwargs=c.tool_kwargs)
+            for c in calls
+        ]
 
     @llm_chat_callback()
     def chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:

@@ -153,12 +153,16 @@ def test_self_verification_asks_the_weak_llm_about_its_answer(known_router: Any)
         assert not m["second"].seen
 
 
+@pytest.mark.parametrize("ids", [True, False])
 @pytest.mark.parametrize("streaming", [True, False])
-async def test_an_escalated_tool_call_is_answered_by_the_strong_model(known_router: Any, streaming: bool) -> None:
+async def test_an_escalated_tool_call_is_answered_by_the_strong_model(
+    known_router: Any, streaming: bool, ids: bool
+) -> None:
     # the two cheap answers call the tool with different arguments, so the strong model makes the call; on the tool
-    # result all three answer "done": routed anew, the step would keep the cheap answer they agree on
+    # result all three answer "done": routed anew, the step would keep the cheap answer they agree on. Without
+    # ids in the message the agent names the call by what the child's parser says
     strong, weak, second = (
-        ToolCallingLLM(name, {"a": a}, done="done") for name, a in (("big", 6), ("small", 1), ("other", 2))
+        ToolCallingLLM(name, {"a": a}, done="done", ids=ids) for name, a in (("big", 6), ("small", 1), ("other", 2))
     )
     llm = RouteLLM(strong=strong, weak=weak, router=known_router, threshold=1.0, escalate=Escalation(second=second))
     agent = FunctionAgent(tools=[FunctionTool.from_defaults(multiply)], llm=llm, streaming=streaming)
@@ -166,3 +170,59 @@ async def test_an_escalated_tool_call_is_answered_by_the_strong_model(known_rout
     assert str(result) == "done"
     assert strong.log == [("big", "user"), ("big", "tool")]
     assert weak.log == [("small", "user")] and second.log == [("other", "user")]
+
+
+ACTION = 'Thought: I need a tool.\nAction: multiply\nAction Input: {"a": 6, "b": 7}'
+QUESTION = "What is 6 times 7? Use the multiply tool."
+
+
+class Cycling(Scripted):
+    """Answers its ``replies`` in turn (a model sampled again that sometimes agrees, sometimes not)."""
+
+    replies: list[str] = Field(default_factory=list)
+
+    def __init__(self, name: str, replies: list[str]) -> None:
+        super().__init__(name, replies[0])
+        self.replies = list(replies)
+
+    @llm_completion_callback()
+    def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
+        self.reply = self.replies[len(self.seen) % len(self.replies)]
+        return super().complete(prompt, formatted, **kwargs)
+
+
+def react_step(llm: RouteLLM) -> dict[str, Any]:
+    """One ReAct action step on the question; its record."""
+    return llm.chat([ChatMessage(role="user", content=QUESTION)]).additional_kwargs["routellm"]
+
+
+def observation_step(llm: RouteLLM) -> dict[str, Any]:
+    """The step after the action: ReAct's rewritten action, then the observation as a user message; its record."""
+    messages = [
+        ChatMessage(role="user", content=QUESTION),
+        ChatMessage(role="assistant", content=ACTION.replace('"', "'")),
+        ChatMessage(role="user", content="Observation: 42"),
+    ]
+    return llm.chat(messages).additional_kwargs["routellm"]
+
+
+def test_a_react_observation_continues_on_the_model_that_named_the_action(known_router: Any) -> None:
+    strong, weak = Scripted(name="big", reply=ACTION), Scripted(name="small", reply=ACTION)
+    second = Cycling("other-small", [ACTION, "Action: add"])  # agrees, then not
+    llm = RouteLLM(strong=strong, weak=weak, router=known_router, threshold=1.0, escalate=Escalation(second=second))
+    first = react_step(llm)
+    assert first["model"] == "small" and not first["escalated"]
+    step = observation_step(llm)
+    assert step["continued"] and step["decision_id"] == first["decision_id"] and step["model"] == "small"
+
+
+def test_the_same_react_input_served_by_two_models_is_routed_anew(known_router: Any) -> None:
+    """Two runs of the same question whose actions different models served: the observation cannot say whose it
+    is, so it is routed anew rather than continued on the other run's model."""
+    strong, weak = Scripted(name="big", reply=ACTION), Scripted(name="small", reply=ACTION)
+    second = Cycling("other-small", [ACTION, "Action: add"])
+    llm = RouteLLM(strong=strong, weak=weak, router=known_router, threshold=1.0, escalate=Escalation(second=second))
+    runs = [react_step(llm), react_step(llm)]
+    assert [r["model"] for r in runs] == ["small", "big"]  # the second run's check disagreed
+    step = observation_step(llm)
+    assert not step["continued"] and step["decision_id"] not in {r["decision_id"] for r in runs}

@@ -298,8 +298,9 @@ class LadderEngine:
 
     Raises:
         InvalidInputError: The router cannot predict per-model success (use the ``difficulty`` router, the
-            ``default``), a model it has no profile or prior for, a prior for a model not listed, a model without a
-            price, or a threshold / strong fraction (they are the two-model knobs; use ``objective``).
+            ``default``), a model it has no profile or prior for, a prior whose key looks like such a model's name
+            mistyped, a model without a price, or a threshold / strong fraction (they are the two-model knobs; use
+            ``objective``).
     """
 
     def __init__(self, options: RoutingOptions, names: Sequence[str], *, owner: str, **engine_kwargs: Any) -> None:
@@ -322,22 +323,25 @@ class LadderEngine:
         self.router = router
         self.priors = dict(options.priors or {})
         names = check_names(names)
+        # priors for models not listed are allowed (one table for several ladders, a copy over fewer models),
+        # unless a key looks like a listed model's name mistyped while that model has no prior of its own
         unused = [key for key in self.priors if key not in names]
-        if unused:  # a mistyped key would leave its model without the prior, and the prior unused
-            guesses = {key: close_name(key, names) for key in unused}
-            guess = ", ".join(f"{close!r} for {key!r}" for key, close in guesses.items() if close is not None)
+        without = [name for name in names if name not in self.priors]
+        typos = {key: close for key in unused if (close := close_name(key, without)) is not None}
+        if typos:
+            guess = ", ".join(f"{close!r} for {key!r}" for key, close in typos.items())
             raise InvalidInputError(
-                f"{owner}: priors= names {unused}, which models= does not list (models: {list(names)})"
-                f"{f'; did you mean {guess}?' if guess else ''}; key each prior by its model's name"
+                f"{owner}: priors= names {list(typos)}, which models= does not list (models: {list(names)}); "
+                f"did you mean {guess}? key each prior by its model's name"
             )
-        for name in names:  # fail now, naming the model, rather than on the first call
-            if name not in self.priors:
-                try:
-                    router.resolve_model(name)
-                except UnknownModelError as exc:
-                    raise UnknownModelError(
-                        f"{owner}: {exc}; with models=[...] give priors={{{name!r}: ModelPrior(like=...)}}"
-                    ) from None
+        for name in without:  # fail now, naming the model, rather than on the first call
+            try:
+                router.resolve_model(name)
+            except UnknownModelError as exc:
+                listed = f" (priors= names {unused}, none of them listed)" if unused else ""
+                raise UnknownModelError(
+                    f"{owner}: {exc}; with models=[...] give priors={{{name!r}: ModelPrior(like=...)}}{listed}"
+                ) from None
         self.ladder = ModelLadder(names, options.prices)
         objective = options.objective  # a copy made without validation may still hold the "kind=value" form
         self.objective = Objective.parse(objective) if isinstance(objective, str) else objective or Objective.margin()
