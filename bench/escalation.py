@@ -24,6 +24,11 @@ training (the combiner is left-one-task-out). So the run also trains the ``defau
 but the task's own (``bench.ladder.loo_router``, as a user's traffic is unseen) and reports prompt-only routing and
 agreement + pre-route with *that* router on both sides, the CRUX target counted against it too.
 
+One row is an idea measured, not shipped: *learned combiner per predicted strong cost* escalates first where a
+wrong cheap answer is likeliest per predicted dollar of the strong answer (prompt tokens, and the first cheap answer's
+length standing for the strong answer's), a cost-aware order an engine could apply online; not counted toward a
+target.
+
 Beside them, not a policy: the **agreement-only bound** (``bench.agreement_bound``), the best cost-quality reachable
 by serving the strong answer or one both cheap models agree on, knowing which agreed answers are right: how far any
 agreement check could go.
@@ -94,6 +99,8 @@ LOO_PROMPT_ROW = "prompt-only: default, task left out"
 LOO_ESCALATION_ROW = "escalation: agreement + pre-route by the default, task left out"
 PROMPT_ROWS = ("prompt-only: default", "prompt-only: length", "prompt-only: random", LOO_PROMPT_ROW)
 POINT_ROWS = ("always cheap", "always strong", "oracle")
+#: Not shipped (an idea measured): escalate first where a wrong cheap answer is likeliest per predicted strong dollar.
+PER_COST_ROW = "exploratory: learned combiner per predicted strong cost + pre-route (LOTO; not shipped)"
 #: Not a policy (``bench.agreement_bound``): never counted toward a target, shown to say how far agreement could go.
 BOUND_ROW = "bound: strong, or an answer the cheap pair agree on (knowing which are right)"
 
@@ -158,6 +165,18 @@ def _batch(table: Any, cheap: Sequence[str], win: np.ndarray) -> CheckInput:
         output_chars=chars,
         win_rates=win.tolist(),
     )
+
+
+def per_predicted_cost(conf: np.ndarray, table: Any, strong: str, first: str) -> np.ndarray:
+    """Confidences re-ordered by P(cheap answer wrong) / the strong answer's predicted cost (prompt tokens, and the
+    first cheap answer's length as the strong answer's), as ranks in [0, 1]: escalating lowest first spends the
+    strong model where a wrong answer is likeliest per dollar (what a cost-aware escalation would do online)."""
+    p_in, p_out = PRICES[strong]
+    prompt_tokens = np.array([len(p) for p in table.prompts], dtype=np.float64) / 4.0
+    out_tokens = np.array([0.0 if c is None else c for c in table.output_chars[first]], dtype=np.float64) / 4.0
+    value = (1.0 - np.asarray(conf, dtype=np.float64)) / (prompt_tokens * p_in + out_tokens * p_out + 1e-9)
+    rank = np.argsort(np.argsort(-value, kind="stable"), kind="stable")
+    return rank / max(len(rank) - 1, 1)
 
 
 def _combiner(task: str) -> LogisticCombiner:
@@ -378,6 +397,17 @@ def run(router: Any, loo_routers: dict[str, Any]) -> dict[str, Any]:
                     **common,
                 )
             ]
+            curves[PER_COST_ROW] = [
+                evaluate_escalation(
+                    table.answers,
+                    quality,
+                    costs,
+                    cheap=list(cheap),
+                    check=per_predicted_cost(combined[(task, name)], table, strong, cheap[0]),
+                    win_rates=win,
+                    **common,
+                )
+            ]
             for row, conf in zip(
                 (SHIPPED_IN_SAMPLE_ROW, "escalation: shipped combiner recipe + pre-route (LOTO)"),
                 shipped_conf[(task, name)],
@@ -538,6 +568,11 @@ def section(res: dict[str, Any] | None) -> list[str]:
         "**leave-one-task-out** (fitted on the other two tasks, same triple). The rows *task left out* use the "
         "default recipe trained on every shared source but the task's own, for prompt-only routing and for the "
         "pre-route alike (the router a user's unseen traffic meets).",
+        "",
+        f"*{PER_COST_ROW}* is an idea measured, not shipped: the learned combiner's confidences re-ordered by P(cheap "
+        "answer wrong) / the strong answer's predicted cost (prompt tokens, and the first cheap answer's length "
+        "standing for the strong answer's), escalating where a wrong answer is likeliest per dollar; not counted "
+        "toward a target.",
         "",
         f"*{BOUND_ROW}* is not a policy (`bench.agreement_bound`): the best any policy reaches that serves the "
         "strong model's answer or one both cheap models agree on, picking per prompt with full knowledge of which "
