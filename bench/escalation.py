@@ -109,14 +109,18 @@ def _triple_name(strong: str, cheap: Sequence[str]) -> str:
     return f"{strong}; {cheap[0]}, {cheap[1]}"
 
 
-def _costs(table: Any, models: Sequence[str]) -> dict[str, np.ndarray]:
+def _priced(table: Any, model: str, output_chars: np.ndarray) -> np.ndarray:
+    """USD per prompt at ``model``'s price: the prompt's characters / 4 in, ``output_chars`` / 4 out."""
+    p_in, p_out = PRICES[model]
     in_tokens = np.array([len(p) for p in table.prompts], dtype=np.float64) / 4.0
+    return (in_tokens * p_in + output_chars / 4.0 * p_out) / 1e6
+
+
+def _costs(table: Any, models: Sequence[str]) -> dict[str, np.ndarray]:
     out: dict[str, np.ndarray] = {}
     for m in models:
-        p_in, p_out = PRICES[m]
         chars = np.array([np.nan if c is None else c for c in table.output_chars[m]], dtype=np.float64)
-        chars = np.where(np.isfinite(chars), chars, np.nanmedian(chars))
-        out[m] = (in_tokens * p_in + chars / 4.0 * p_out) / 1e6
+        out[m] = _priced(table, m, np.where(np.isfinite(chars), chars, np.nanmedian(chars)))
     return out
 
 
@@ -171,10 +175,8 @@ def per_predicted_cost(conf: np.ndarray, table: Any, strong: str, first: str) ->
     """Confidences re-ordered by P(cheap answer wrong) / the strong answer's predicted cost (prompt tokens, and the
     first cheap answer's length as the strong answer's), as ranks in [0, 1]: escalating lowest first spends the
     strong model where a wrong answer is likeliest per dollar (what a cost-aware escalation would do online)."""
-    p_in, p_out = PRICES[strong]
-    prompt_tokens = np.array([len(p) for p in table.prompts], dtype=np.float64) / 4.0
-    out_tokens = np.array([0.0 if c is None else c for c in table.output_chars[first]], dtype=np.float64) / 4.0
-    value = (1.0 - np.asarray(conf, dtype=np.float64)) / (prompt_tokens * p_in + out_tokens * p_out + 1e-9)
+    chars = np.array([0.0 if c is None else c for c in table.output_chars[first]], dtype=np.float64)
+    value = (1.0 - np.asarray(conf, dtype=np.float64)) / (_priced(table, strong, chars) + 1e-15)
     rank = np.argsort(np.argsort(-value, kind="stable"), kind="stable")
     return rank / max(len(rank) - 1, 1)
 
