@@ -449,7 +449,9 @@ def _cmd_route(args: argparse.Namespace) -> int:
                 f"router {args.router} has no calibrated thresholds, so --strong-fraction cannot be resolved; "
                 f"{_uncalibrated_hint(args.router)} (or route with --threshold)"
             )
-    policy = RoutingPolicy(router, threshold=args.threshold, strong_fraction=args.strong_fraction)
+    policy = RoutingPolicy(
+        router, threshold=args.threshold, strong_fraction=args.strong_fraction, name=str(args.router)
+    )
     prompts = list(args.prompts) + (_read_prompts(args.file) if args.file else [])
     for prompt, decision in zip(prompts, policy.decide_batch(prompts)):
         print(json.dumps({"prompt": prompt[:80], **decision.as_dict()}, ensure_ascii=False))

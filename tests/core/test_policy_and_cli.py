@@ -198,7 +198,7 @@ def test_cli_route_prints_the_decisions_it_knows(obvious_router: Path, capsys: p
     rows = _json_lines(capsys.readouterr().out)
     assert [r["choice"] for r in rows] == ["strong", "weak", "strong"]
     assert [r["prompt"] for r in rows] == prompts
-    assert {r["router"] for r in rows} == {"sw_ranking"} and {r["threshold"] for r in rows} == {0.5}
+    assert {r["router"] for r in rows} == {str(obvious_router)} and {r["threshold"] for r in rows} == {0.5}
     expected = load_router(obvious_router).predict_win_rate(prompts)
     np.testing.assert_allclose([r["win_rate"] for r in rows], expected, atol=1e-6)
 
@@ -208,7 +208,7 @@ def test_cli_route_strong_fraction_uses_the_shipped_calibration(
 ) -> None:
     assert main(["route", "--strong-fraction", "0.5", *PROMPTS]) == 0
     rows = _json_lines(capsys.readouterr().out)
-    assert len(rows) == len(PROMPTS) and {r["router"] for r in rows} == {"difficulty"}
+    assert len(rows) == len(PROMPTS) and {r["router"] for r in rows} == {"default"}
     threshold = default_router.threshold_for(0.5)
     expected = default_router.predict_win_rate(PROMPTS)
     for row, p in zip(rows, expected):

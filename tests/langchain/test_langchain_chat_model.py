@@ -243,8 +243,9 @@ class TestConstruction:
     def test_shipped_default_router_and_its_calibration(self, router: Any) -> None:
         assert ChatRouteLLM.model_fields["router"].default == "default"
         llm = ChatRouteLLM(**children())
-        assert llm.policy.router_name == router.name
-        assert llm.invoke(PROMPTS[1]).response_metadata["routellm"]["router"] == router.name
+        assert llm.policy.router is not router and llm.policy.router_name == "default"  # not its type, difficulty
+        assert llm.invoke(PROMPTS[1]).response_metadata["routellm"]["router"] == "default"
+        assert ChatRouteLLM(**children(), router=router).policy.router_name == router.name == "difficulty"
         calibrated = ChatRouteLLM(**children(), strong_fraction=0.3)
         assert calibrated.policy.threshold == pytest.approx(router.threshold_for(0.3))
 

@@ -149,7 +149,7 @@ class TestChatRouteLLM:
         assert [type(m).__name__ for m in llm.models.values()] == ["ChatOpenAI", "ChatOpenAI"]
         assert list(llm.models) == ["gpt-4o-mini", "gpt-4o"]  # profiled and priced by the shipped tables
         assert llm._identifying_params == {
-            "router": "difficulty",
+            "router": "default",
             "objective": "margin=0.05",
             "models": ["gpt-4o-mini", "gpt-4o"],
             "route_on": "last_user",

@@ -54,7 +54,7 @@ def serve(mock: ServerThread, fast_router) -> Iterator[Callable[..., ServerThrea
         options.setdefault("routers", ("fast",))
         options.setdefault("api_keys_env", None)
         if policies is None and options["routers"] == ("fast",):
-            policies = {"fast": RoutingPolicy(fast_router)}
+            policies = {"fast": RoutingPolicy(fast_router, name="fast")}
         timeout = options.get("upstream_timeout", 120.0)  # given as Upstream objects, they carry their own
         app = create_app(
             strong=OpenAIUpstream(STRONG, base_url=f"{mock.url}/v1", api_key=UPSTREAM_KEY, timeout=timeout),
@@ -112,7 +112,7 @@ def test_model_name_routes_to_the_side_known_in_advance(serve, model: str, side:
     assert record["choice"] == record["served"] == side
     assert record["model"] == upstream
     assert record["fallback"] is False and record["continued"] is False
-    assert record["router"] == "mf" == raw.headers["x-routellm-router"]
+    assert record["router"] == "fast" == raw.headers["x-routellm-router"]
     assert record["decision_id"] == raw.headers["x-routellm-decision-id"]
     assert float(raw.headers["x-routellm-win-rate"]) == record["win_rate"]
     assert float(raw.headers["x-routellm-threshold"]) == record["threshold"]
@@ -605,6 +605,25 @@ def _sample(text: str, name: str, **labels: str) -> float:
     return 0.0
 
 
+def test_the_shipped_router_and_a_trained_one_of_its_type_are_told_apart(serve, tmp_path) -> None:
+    """Records, headers and ``/metrics`` name a router as clients do (``default``, the checkpoint path), not by its
+    type, which the shipped ``default`` and a router trained from it share."""
+    from routellm_core.routers.training import train_router
+
+    mine = tmp_path / "my-router"
+    train_router(None, [], init="default").save(mine)
+    assert load_router(mine).name == load_router("default").name == "difficulty"
+    server = serve(routers=("default", str(mine)), policies=None)
+    c = client(server)
+    for name in ("default", str(mine)):
+        raw = c.chat.completions.with_raw_response.create(model=f"router-{name}-0.0", messages=ask("hi"))
+        assert raw.parse().model_extra["routellm"]["router"] == name == raw.headers["x-routellm-router"]
+    text = httpx.get(f"{server.url}/metrics").text
+    for name in ("default", str(mine)):
+        assert _sample(text, "routellm_decisions_total", router=name, choice="strong") == 1
+    assert _sample(text, "routellm_decisions_total", router="difficulty", choice="strong") == 0
+
+
 def test_metrics_count_sides_errors_and_latencies(serve) -> None:
     server = serve(fallback=True)
     c = client(server)
@@ -622,8 +641,8 @@ def test_metrics_count_sides_errors_and_latencies(serve) -> None:
     assert _sample(text, "routellm_upstream_calls_total", side="strong", outcome="error") == 1
     assert _sample(text, "routellm_upstream_calls_total", side="weak", outcome="ok") == 3
     assert _sample(text, "routellm_fallbacks_total", from_side="strong", error="InternalServerError") == 1
-    assert _sample(text, "routellm_decisions_total", router="mf", choice="strong") == 4
-    assert _sample(text, "routellm_decisions_total", router="mf", choice="weak") == 2
+    assert _sample(text, "routellm_decisions_total", router="fast", choice="strong") == 4
+    assert _sample(text, "routellm_decisions_total", router="fast", choice="weak") == 2
     assert _sample(text, "routellm_requests_total", status="200") == 6
     assert _sample(text, "routellm_requests_total", status="404") == 1
     assert _sample(text, "routellm_errors_total", status="404", code="model_not_found") == 1

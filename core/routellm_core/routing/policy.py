@@ -19,7 +19,8 @@ DEFAULT_STRONG_FRACTION = 0.5
 
 
 def router_label(router: RouterSpec | RoutingPolicy) -> str:
-    """A JSON-friendly label for a router spec: the registry name of an instance or policy, else the name/path."""
+    """A JSON-friendly label for a router spec: a policy's :attr:`~RoutingPolicy.router_name`, an instance's
+    registry name, else the pretrained name or checkpoint path as given."""
     if isinstance(router, RoutingPolicy):
         return router.router_name
     if isinstance(router, WinRateModel):
@@ -42,6 +43,8 @@ class RoutingPolicy:
             router's shipped calibration.
         embedder: Embedder to load the router with (must match the checkpoint's).
         max_batch_size: Largest micro-batch.
+        name: What decisions call the router (:attr:`router_name`); default: the name or path it was loaded by
+            (``"default"``, ``"./my-router"``), or an instance's registry name (``"difficulty"``).
 
     Raises:
         InvalidThresholdError: Both ``threshold`` and ``strong_fraction`` given, or either outside [0, 1].
@@ -55,10 +58,12 @@ class RoutingPolicy:
         strong_fraction: float | None = None,
         embedder: Embedder | None = None,
         max_batch_size: int = 64,
+        name: str | None = None,
     ) -> None:
         if threshold is not None and strong_fraction is not None:
             raise InvalidThresholdError("give either threshold or strong_fraction, not both")
         self.router = router if isinstance(router, WinRateModel) else load_router(router, embedder=embedder)
+        self._name = router_label(router) if name is None else name
         if strong_fraction is not None:
             self.strong_fraction: float | None = check_threshold(strong_fraction, "strong_fraction")
             self.threshold = self.router.threshold_for(self.strong_fraction)
@@ -74,8 +79,10 @@ class RoutingPolicy:
 
     @property
     def router_name(self) -> str:
-        """Registry name of the router."""
-        return self.router.name
+        """What decisions call the router: the name or path it was loaded by (``"default"``, so the shipped
+        router and your own trained one of the same type tell apart in records and metrics), or an instance's
+        registry name (``"difficulty"``, ``"mf"``); see ``name``."""
+        return self._name
 
     def _win_rates(self, texts: list[str]) -> list[float]:
         return [float(p) for p in self.router.predict_win_rate(texts)]
