@@ -152,15 +152,18 @@ def test_a_failed_or_empty_weak_answer_escalates_and_is_recorded(known_router: A
         assert record.attempts[0].error == error and record.attempts[0].confidence is None
 
 
-@pytest.mark.parametrize("mode", ["sync", "async"])
+@MODES
 def test_a_failed_strong_model_after_escalation(known_router: Any, mode: str) -> None:
     script = Script(weak="7", second="8", strong=ConnectionError("down"))
     with pytest.raises(ModelCallError, match="escalation check and the strong model 'big-model' failed"):
         run(engine(known_router), TRIVIA[3], script, mode)
-    # with fallback the weak answer (already paid for) is served, the record says why, the fallback hook hears of it
+    # with fallback the weak answer (already paid for) is served, the record says why, the fallback hook hears of it;
+    # streamed too: the answer held for the check, not a third weak call (paid again, and never checked)
     heard: list[tuple[str, str]] = []
     hook = lambda rec, exc: heard.append((rec.model, type(exc).__name__))  # noqa: E731
+    script.calls.clear()
     value, record = run(engine(known_router, on_fallback=hook, fallback=True), TRIVIA[3], script, mode)
+    assert sorted(script.calls) == ["second", "strong", "weak"]
     assert value == "7" and heard == [("small-model", "ConnectionError")]
     assert (record.served, record.escalated, record.fallback) == ("weak", False, True)
     assert (record.fallback_from, record.fallback_error, record.failed_side) == (
@@ -306,6 +309,64 @@ def test_self_verification_reads_the_weak_models_verdict(known_router: Any, mode
     assert asked[-1] == "It is 41"  # the whole answer (a held stream joined) is what gets verified
     with pytest.raises(InvalidInputError, match="self-verification"):
         routed.call(routed.route(TRIVIA[9]), Script().attempt)
+
+
+@pytest.mark.parametrize("mode", ["stream", "astream", "astream cancelled"])
+def test_a_stream_its_caller_left_is_recorded(known_router: Any, mode: str, tmp_path: Path) -> None:
+    """A caller who stops reading (closes the relay, or is cancelled while it waits for the next chunk) still gets
+    its decision recorded, so feedback on its id is taken: with the text relayed, and no label sampled (the
+    labeller would judge an answer nobody read to its end)."""
+    store = FeedbackStore(tmp_path / "fb.db", store_answers=True)
+    judge = lambda prompt, a, b: "model_a"  # noqa: E731
+    routed = engine(known_router, feedback=store, label_fraction=1.0, judge=judge)  # every finished call labelled
+    route = routed.route(HARD[1])  # pre-routed: the strong model's stream is relayed as it comes
+    asked: list[Side] = []
+
+    def other(side: Side) -> str:
+        asked.append(side)
+        return "the other answer"
+
+    async def aother(side: Side) -> str:
+        return other(side)
+
+    async def slow(side: Side, record: ServedDecision) -> AsyncIterator[str]:
+        yield "first"
+        await asyncio.sleep(30)
+        yield "never"
+
+    if mode == "stream":
+        relay = routed.stream(route, Script(strong="first second third").open_stream, other_answer=other)
+        assert next(relay)[0] == "first"
+        relay.close()
+    else:
+
+        async def leave() -> None:
+            relay = routed.astream(route, slow, other_answer=aother)
+            got: list[Any] = []
+
+            async def read() -> None:
+                async for item in relay:
+                    got.append(item)
+
+            if mode == "astream":
+                got.append(await relay.__anext__())
+                await relay.aclose()
+                return
+            task = asyncio.create_task(read())
+            while not got:
+                await asyncio.sleep(0.01)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+
+        asyncio.run(leave())
+    stored = store.decision(route.id)
+    assert stored is not None, "the left stream's decision was not recorded"
+    assert stored.answer == "first" and stored.record.decision.served == "strong"
+    assert routed.labelling is not None and routed.labelling.labeller is not None
+    assert routed.labelling.labeller.flush(timeout=60)
+    assert asked == [] and store.stats().labels == 0
+    store.close()
 
 
 @pytest.mark.parametrize("mode", ["stream", "astream"])

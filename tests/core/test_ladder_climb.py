@@ -268,3 +268,34 @@ def test_the_online_climb_costs_and_scores_what_the_offline_evaluation_says() ->
     assert {"mid", "big"} <= set(served)  # precondition: the climb stops at different rungs
     assert np.mean(paid) == pytest.approx(offline.points[climbed, 0])
     assert np.mean(served_quality) == pytest.approx(offline.points[climbed, 1])
+
+
+@pytest.mark.parametrize("mode", ["stream", "astream"])
+def test_a_climbed_stream_its_caller_left_is_recorded(mode: str, tmp_path: Any) -> None:
+    """A climb holds the served answer, then relays it: a caller who stops reading after the first chunk still
+    gets its decision recorded (feedback on its id is taken), as for a two-model stream."""
+    store = FeedbackStore(tmp_path / "fb.sqlite")
+    eng = climber(feedback=store)
+    answers = {"tiny": "17", "mid": "42", "big": "42"}
+    route = eng.route(TEXT)
+    if mode == "stream":
+        relay = eng.stream(route, lambda side, rec: iter(answers[rec.model]))
+        first, record = next(relay)
+        relay.close()
+    else:
+
+        async def open_stream(side: str, rec: ServedDecision):  # type: ignore[no-untyped-def]
+            for char in answers[rec.model]:
+                yield char
+
+        async def leave() -> tuple[Any, ServedDecision]:
+            relay = eng.astream(route, open_stream)
+            item = await relay.__anext__()
+            await relay.aclose()
+            return item
+
+        first, record = asyncio.run(leave())
+    assert first == "4" and record.model == "big"
+    stored = store.decision(route.id)
+    assert stored is not None and stored.record.served_model == "big"
+    store.close()

@@ -538,8 +538,11 @@ class TrafficLabelling:
         prompt: str,
         answer: str,
         call_other: Callable[[], str],
+        *,
+        sample: bool = True,
     ) -> None:
-        """Record a served call and, when sampled, label it in a worker thread (sync callers). Never raises."""
+        """Record a served call and, when sampled (never with ``sample=False``: a stream its caller left), label it
+        in a worker thread (sync callers). Never raises."""
         try:
             record = self._record(served, names)
             if not served.continued:
@@ -547,7 +550,7 @@ class TrafficLabelling:
         except Exception as exc:
             self._failed(served, exc)
             return
-        if self._sampled(served):
+        if sample and self._sampled(served):
             assert self.labeller is not None
             self.labeller.submit(record, prompt, answer, call_other)
 
@@ -558,6 +561,8 @@ class TrafficLabelling:
         prompt: str,
         answer: str,
         acall_other: Callable[[], Awaitable[str]],
+        *,
+        sample: bool = True,
     ) -> None:
         """Async :meth:`after_call`: the write runs in a worker thread, the label in a background task."""
         try:
@@ -567,7 +572,7 @@ class TrafficLabelling:
         except Exception as exc:
             self._failed(served, exc)
             return
-        if self._sampled(served):
+        if sample and self._sampled(served):
             assert self.labeller is not None
             await self.labeller.asubmit(record, prompt, answer, acall_other)
 

@@ -164,15 +164,20 @@ class Dispatcher:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def stream(
-        self, route: Route, open_stream: Callable[[Side, ServedDecision], Iterator[Any]]
+        self,
+        route: Route,
+        open_stream: Callable[[Side, ServedDecision], Iterator[Any]],
+        *,
+        fallback: bool | None = None,
     ) -> Iterator[tuple[Any, ServedDecision]]:
-        """Relay the chosen side's chunks as ``(chunk, record)``, holding back leading empty chunks.
+        """Relay the chosen side's chunks as ``(chunk, record)``, holding back leading empty chunks; ``fallback``
+        overrides the dispatcher's for this stream (an escalation falls back to the answer it holds, not anew).
 
         Raises:
             ModelCallError: Failure or empty stream before any chunk was delivered (after the fallback, if any).
             StreamInterruptedError: Failure after chunks were delivered.
         """
-        attempts = _Attempts(self, route)
+        attempts = _Attempts(self, route, fallback)
         for side, record in attempts:
             relay = _Relay(self, record)
             stream = None
@@ -192,10 +197,14 @@ class Dispatcher:
                     close()
 
     async def astream(
-        self, route: Route, open_stream: Callable[[Side, ServedDecision], AsyncIterator[Any]]
+        self,
+        route: Route,
+        open_stream: Callable[[Side, ServedDecision], AsyncIterator[Any]],
+        *,
+        fallback: bool | None = None,
     ) -> AsyncIterator[tuple[Any, ServedDecision]]:
         """Async :meth:`stream` (the side's stream is closed with ``aclose``)."""
-        attempts = _Attempts(self, route)
+        attempts = _Attempts(self, route, fallback)
         for side, record in attempts:
             relay = _Relay(self, record)
             stream = None
@@ -272,11 +281,12 @@ class Dispatcher:
 class _Attempts:
     """The sides to try for one call, in order, and what a success or a failure of each means."""
 
-    def __init__(self, dispatcher: Dispatcher, route: Route) -> None:
+    def __init__(self, dispatcher: Dispatcher, route: Route, fallback: bool | None = None) -> None:
         self.dispatcher = dispatcher
         self.route = route
         first = route.first_side
-        self.sides: list[Side] = [first, other_side(first)] if dispatcher.fallback else [first]
+        fall_back = dispatcher.fallback if fallback is None else fallback
+        self.sides: list[Side] = [first, other_side(first)] if fall_back else [first]
         self.error: BaseException | None = None
         self._index = 0
 

@@ -30,7 +30,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_serialize
 from routellm_core.data.prices import call_cost
 from routellm_core.decisions import Attempt, Route, ServedDecision, Side, check_threshold, other_side
 from routellm_core.embedding.embedders import Embedder
-from routellm_core.errors import InvalidInputError, ModelCallError
+from routellm_core.errors import InvalidInputError, ModelCallError, StreamInterruptedError
 from routellm_core.escalation.config import Escalation
 from routellm_core.learning.judging import Judge
 from routellm_core.learning.labelling import TrafficLabelling, traffic_labelling
@@ -390,27 +390,34 @@ class RoutingEngine:
         passed (then its chunks are relayed), or the strong model's stream is relayed.
 
         ``on_final`` gets the stream's priced record however the relay ends (finished, failed or abandoned by the
-        caller), once something was relayed."""
+        caller), once something was relayed. A stream the caller left is recorded too (its decision id takes
+        feedback), with the text relayed and no label sampled."""
         tally = _Tally(self)
         relayed: Iterator[tuple[Any, ServedDecision]]
         if self.holds(route):
-            chunks, record, strong_route = self._cascade(
+            held_answer, record, strong_route = self._cascade(
                 route, held(open_stream), self._second(second), self._verify(verify), stream=True
             )
             if strong_route is None:
-                relayed = tally.kept(chunks, record)
+                relayed = tally.kept(held_answer, record)
             else:
                 tally.cheap = record.attempts
-                relayed = self.dispatcher.stream(strong_route, open_stream)
+                relayed = self._escalated_stream(route, strong_route, open_stream, held_answer, record, tally)
         else:
             relayed = self.dispatcher.stream(route, open_stream)
+        left = False
         try:
             for chunk, served in relayed:
                 yield chunk, tally.add(chunk, served)
+        except GeneratorExit:
+            left = True
+            raise
         finally:
             record = tally.final()
             if record is not None and on_final is not None:
                 on_final(record)
+            if left and record is not None:
+                self.record_call(route, record, tally.text, None, sample=False)
         if record is not None:
             self.record_call(route, record, tally.text, other_answer)
 
@@ -424,30 +431,78 @@ class RoutingEngine:
         verify: Callable[[ServedDecision, Any], Awaitable[Any]] | None = None,
         on_final: Callable[[ServedDecision], None] | None = None,
     ) -> AsyncIterator[tuple[Any, ServedDecision]]:
-        """Async :meth:`stream` (the side's stream is closed however the relay ends)."""
+        """Async :meth:`stream` (the side's stream is closed however the relay ends; a relay the caller left,
+        closed or cancelled, is recorded as :meth:`stream` says)."""
         tally = _Tally(self)
         relayed: AsyncIterator[tuple[Any, ServedDecision]]
         if self.holds(route):
-            chunks, record, strong_route = await self._acascade(
+            held_answer, record, strong_route = await self._acascade(
                 route, aheld(open_stream), self._second(second), self._verify(verify), stream=True
             )
             if strong_route is None:
-                relayed = _aiter(tally.kept(chunks, record))
+                relayed = _aiter(tally.kept(held_answer, record))
             else:
                 tally.cheap = record.attempts
-                relayed = self.dispatcher.astream(strong_route, open_stream)
+                relayed = self._aescalated_stream(route, strong_route, open_stream, held_answer, record, tally)
         else:
             relayed = self.dispatcher.astream(route, open_stream)
+        left = False
         try:
             async with aclosing(relayed):  # type: ignore[type-var]
                 async for chunk, served in relayed:
                     yield chunk, tally.add(chunk, served)
+        except (GeneratorExit, asyncio.CancelledError):
+            left = True
+            raise
         finally:
             record = tally.final()
             if record is not None and on_final is not None:
                 on_final(record)
+            if left and record is not None:
+                await self.arecord_left(route, record, tally.text)
         if record is not None:
             await self.arecord_call(route, record, tally.text, other_answer)
+
+    def _escalated_stream(
+        self,
+        route: Route,
+        strong_route: Route,
+        open_stream: Callable[[Side, ServedDecision], Iterator[Any]],
+        held_answer: Outcome,
+        escalated: ServedDecision,
+        tally: _Tally,
+    ) -> Iterator[tuple[Any, ServedDecision]]:
+        """The strong model's stream after an escalation; when it fails before its first chunk, what
+        :meth:`_finish_escalation` serves (under ``fallback``, the weak answer held for the check, not a new one)."""
+        try:
+            yield from self.dispatcher.stream(strong_route, open_stream, fallback=False)
+        except StreamInterruptedError:
+            raise
+        except ModelCallError as exc:
+            value, record = self._finish_escalation(route, held_answer, escalated, _failed_outcome(exc), stream=True)
+            yield from tally.kept(value, record)
+
+    async def _aescalated_stream(
+        self,
+        route: Route,
+        strong_route: Route,
+        open_stream: Callable[[Side, ServedDecision], AsyncIterator[Any]],
+        held_answer: Outcome,
+        escalated: ServedDecision,
+        tally: _Tally,
+    ) -> AsyncIterator[tuple[Any, ServedDecision]]:
+        """Async :meth:`_escalated_stream`."""
+        relayed = self.dispatcher.astream(strong_route, open_stream, fallback=False)
+        try:
+            async with aclosing(relayed):  # type: ignore[type-var]
+                async for item in relayed:
+                    yield item
+        except StreamInterruptedError:
+            raise
+        except ModelCallError as exc:
+            value, record = self._finish_escalation(route, held_answer, escalated, _failed_outcome(exc), stream=True)
+            for item in tally.kept(value, record):
+                yield item
 
     # ---- the cascade (escalation) ----------------------------------------------------------------------
     def _second(self, second: Callable[..., Any] | None) -> Callable[..., Any] | None:
@@ -476,7 +531,8 @@ class RoutingEngine:
         stream: bool,
     ) -> tuple[Any, ServedDecision, Route | None]:
         """The cheap answers (concurrently), the check, then the strong model when it is not confident: the answer
-        and its record; for a stream that escalates, no answer and the route to stream the strong model on."""
+        and its record; for a stream that escalates, the weak answer held (its :class:`Outcome`: served only if the
+        strong model fails, under ``fallback``) and the route to stream the strong model on."""
         planned = self.planned(route)
         if second is None:
             first, other = self._outcome(attempt, "weak", planned), None
@@ -495,7 +551,7 @@ class RoutingEngine:
             return self._kept(first, planned, cheap)
         escalated = self.cascade.escalated_record(planned, cheap)  # type: ignore[union-attr]
         if stream:
-            return None, escalated, self._escalated_route(route)
+            return first, escalated, self._escalated_route(route)
         return (*self._finish_escalation(route, first, escalated, self._outcome(attempt, "strong", escalated)), None)
 
     async def _acascade(
@@ -524,7 +580,7 @@ class RoutingEngine:
             return self._kept(first, planned, cheap)
         escalated = self.cascade.escalated_record(planned, cheap)  # type: ignore[union-attr]
         if stream:
-            return None, escalated, self._escalated_route(route)
+            return first, escalated, self._escalated_route(route)
         strong = await self._aoutcome(attempt, "strong", escalated)
         return (*self._finish_escalation(route, first, escalated, strong), None)
 
@@ -549,9 +605,10 @@ class RoutingEngine:
         return replace(route, side="strong", escalated=True)
 
     def _finish_escalation(
-        self, route: Route, first: Outcome, escalated: ServedDecision, strong: Outcome
+        self, route: Route, first: Outcome, escalated: ServedDecision, strong: Outcome, *, stream: bool = False
     ) -> tuple[Any, ServedDecision]:
-        """The strong model's answer; when it failed, the weak answer under ``fallback`` (if it had one)."""
+        """The strong model's answer; when it failed, the weak answer under ``fallback`` (if it had one; with
+        ``stream``, ``first`` holds its chunks)."""
         cascade = self.cascade
         assert cascade is not None
         error = strong.error
@@ -561,7 +618,7 @@ class RoutingEngine:
             entry = cascade.attempt(self.names["strong"], "strong", "escalation", strong, kept=True)
             return strong.value, replace(escalated, attempts=(*escalated.attempts, entry))
         failed = cascade.attempt(self.names["strong"], "strong", "escalation", Outcome(error=error), kept=False)
-        if self.options.fallback and cascade.answered(first):
+        if self.options.fallback and cascade.answered(cascade.whole(first, stream)):
             logger.warning(
                 "%s: the strong model %r failed after an escalation (%s); serving the weak answer",
                 self.owner,
@@ -620,9 +677,16 @@ class RoutingEngine:
 
     # ---- recording and labelling -----------------------------------------------------------------------
     def record_call(
-        self, route: Route, record: ServedDecision, answer: str, other_answer: Callable[[Side], str] | None
+        self,
+        route: Route,
+        record: ServedDecision,
+        answer: str,
+        other_answer: Callable[[Side], str] | None,
+        *,
+        sample: bool = True,
     ) -> None:
-        """Record a served call in the feedback store and, when sampled, label it with ``other_answer(side)``."""
+        """Record a served call in the feedback store and, when sampled (never with ``sample=False``), label it
+        with ``other_answer(side)``."""
         if self.labelling is None or route.text is None:
             return
         other = other_side(record.served)
@@ -632,7 +696,7 @@ class RoutingEngine:
                 raise self._cannot_ask()
             return other_answer(other)
 
-        self.labelling.after_call(record, self.names, route.text, answer, ask)
+        self.labelling.after_call(record, self.names, route.text, answer, ask, sample=sample)
 
     async def arecord_call(
         self,
@@ -640,6 +704,8 @@ class RoutingEngine:
         record: ServedDecision,
         answer: str,
         other_answer: Callable[[Side], Awaitable[str]] | None,
+        *,
+        sample: bool = True,
     ) -> None:
         """Async :meth:`record_call`."""
         if self.labelling is None or route.text is None:
@@ -651,7 +717,16 @@ class RoutingEngine:
                 raise self._cannot_ask()
             return await other_answer(other)
 
-        await self.labelling.aafter_call(record, self.names, route.text, answer, ask)
+        await self.labelling.aafter_call(record, self.names, route.text, answer, ask, sample=sample)
+
+    async def arecord_left(self, route: Route, record: ServedDecision, answer: str) -> None:
+        """Record a stream its caller left (closed or cancelled), with the text relayed and no label sampled. The
+        write runs as its own task, so a cancellation that keeps hitting the caller's awaits (a server whose
+        client went away) does not stop it."""
+        task = asyncio.ensure_future(self.arecord_call(route, record, answer, None, sample=False))
+        _LEFT_WRITES.add(task)
+        task.add_done_callback(_LEFT_WRITES.discard)
+        await asyncio.shield(task)
 
     def _cannot_ask(self) -> InvalidInputError:
         return InvalidInputError(f"{self.owner} cannot ask the other side of this call for a label")
@@ -729,6 +804,16 @@ def aheld(
             return [chunk async for chunk in stream]
 
     return read
+
+
+#: Writes of left streams' records still running (a task needs a reference until it is done).
+_LEFT_WRITES: set[asyncio.Future[None]] = set()
+
+
+def _failed_outcome(exc: ModelCallError) -> Outcome:
+    """The outcome of a strong stream that failed before its first chunk: the failure the dispatcher wrapped."""
+    cause = exc.__cause__
+    return Outcome(error=cause if isinstance(cause, Exception) else exc)
 
 
 async def _aiter(items: Iterator[T]) -> AsyncIterator[T]:

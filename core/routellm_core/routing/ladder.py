@@ -560,12 +560,18 @@ class LadderEngine:
         with self._billing_failures(route):
             done = climb_sync(self._steps(route, True), held(open_stream), self._verify(calls), passthrough)
         done = self._climbed(done)
+        pair = self._pair_of(route, done)
+        left = False
         try:
             for chunk in done.value:
                 yield chunk, done.record
+        except GeneratorExit:
+            left = True
+            raise
         finally:
             on_final(done.record)
-        pair = self._pair_of(route, done)
+            if left:  # recorded as RoutingEngine.stream records a stream its caller left
+                pair.record_call(route, done.record, self._text_of(pair, done.value), None, sample=False)
         pair.record_call(route, done.record, self._text_of(pair, done.value), calls.get("other_answer"))
 
     async def astream(
@@ -583,12 +589,18 @@ class LadderEngine:
         with self._billing_failures(route):
             done = await climb_async(self._steps(route, True), aheld(open_stream), self._verify(calls), passthrough)
         done = self._climbed(done)
+        pair = self._pair_of(route, done)
+        left = False
         try:
             for chunk in done.value:
                 yield chunk, done.record
+        except (GeneratorExit, asyncio.CancelledError):
+            left = True
+            raise
         finally:
             on_final(done.record)
-        pair = self._pair_of(route, done)
+            if left:
+                await pair.arecord_left(route, done.record, self._text_of(pair, done.value))
         await pair.arecord_call(route, done.record, self._text_of(pair, done.value), calls.get("other_answer"))
 
     # ---- the climb ---------------------------------------------------------------------------------------
