@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from routellm_core.server.errors import ErrorResponse
-from routellm_core.server.protocol import completion_text
+from routellm_core.server.protocol import completion_text, first_choice
 
 #: ``router-<router>[-<pre-route>]-cascade[-<escalation>]``: escalation on. The pre-route part is a plain name's
 #: (a threshold or a strong-call percentage); the escalation part an escalation threshold or a share of escalations.
@@ -50,10 +50,10 @@ def escalation_setting(part: str, model: str, suffix: str = "cascade") -> tuple[
 
 
 def _message(answer: Any) -> Mapping[str, Any]:
-    choices = answer.get("choices") if isinstance(answer, Mapping) else None
-    if not choices or not isinstance(choices[0], Mapping):
+    choice = first_choice(answer)
+    if choice is None:
         return {}
-    message = choices[0].get("message") or choices[0].get("delta") or {}
+    message = choice.get("message") or choice.get("delta") or {}
     return message if isinstance(message, Mapping) else {}
 
 
@@ -75,10 +75,10 @@ def answer_usage(answer: Any) -> tuple[int | None, int | None]:
 
 def answer_logprobs(answer: Any) -> list[float] | None:
     """The first choice's token log-probabilities (``choices[0].logprobs.content[].logprob``), else None."""
-    choices = answer.get("choices") if isinstance(answer, Mapping) else None
-    if not choices or not isinstance(choices[0], Mapping):
+    choice = first_choice(answer)
+    if choice is None:
         return None
-    logprobs = choices[0].get("logprobs")
+    logprobs = choice.get("logprobs")
     content = logprobs.get("content") if isinstance(logprobs, Mapping) else None
     if not content:
         return None
@@ -87,7 +87,7 @@ def answer_logprobs(answer: Any) -> list[float] | None:
 
 def join_chunks(chunks: list[Any]) -> dict[str, Any] | None:
     """A whole completion from streamed chunks: the first choice's text, tool calls (by index, arguments
-    concatenated), log-probabilities and the last usage."""
+    concatenated), log-probabilities and the last usage (the other choices' chunks of ``n > 1`` are left out)."""
     if not chunks:
         return None
     text: list[str] = []
@@ -98,10 +98,10 @@ def join_chunks(chunks: list[Any]) -> dict[str, Any] | None:
         if not isinstance(chunk, Mapping):
             continue
         usage = chunk.get("usage") or usage
-        choices = chunk.get("choices") or []
-        if not choices or not isinstance(choices[0], Mapping):
+        choice = first_choice(chunk)
+        if choice is None:
             continue
-        delta = choices[0].get("delta") or {}
+        delta = choice.get("delta") or {}
         if isinstance(delta.get("content"), str):
             text.append(delta["content"])
         for call in delta.get("tool_calls") or ():
@@ -109,7 +109,7 @@ def join_chunks(chunks: list[Any]) -> dict[str, Any] | None:
             function = call.get("function") or {}
             entry["name"] += function.get("name") or ""
             entry["arguments"] += function.get("arguments") or ""
-        content = (choices[0].get("logprobs") or {}).get("content")
+        content = (choice.get("logprobs") or {}).get("content")
         if content:
             logprobs.extend(content)
     message: dict[str, Any] = {"role": "assistant", "content": "".join(text)}

@@ -23,7 +23,7 @@ import logging
 import os
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from typing import Any
@@ -134,20 +134,33 @@ class _Slot:
 
 
 class _EventStream(StreamingResponse):
-    """An SSE response that releases the request's slot and closes the relay however it ends."""
+    """An SSE response that releases the request's slot and closes the relay however it ends; ``on_close`` runs
+    once the relay is closed (it counts a stream the client left before its end)."""
 
-    def __init__(self, events: AsyncIterator[bytes], relay: Any, slot: _Slot, headers: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        events: AsyncIterator[bytes],
+        relay: Any,
+        slot: _Slot,
+        headers: Mapping[str, str],
+        on_close: Callable[[], None] | None = None,
+    ) -> None:
         super().__init__(events, media_type="text/event-stream", headers={**headers, "cache-control": "no-cache"})
         self._relay = relay
         self._slot = slot
+        self._on_close = on_close
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
             await super().__call__(scope, receive, send)
         finally:
-            with anyio.CancelScope(shield=True):  # a client that left cancels the task; closing must still run
-                await self._relay.aclose()
-            self._slot.release()
+            try:
+                with anyio.CancelScope(shield=True):  # a client that left cancels the task; closing must still run
+                    await self._relay.aclose()
+                if self._on_close is not None:
+                    self._on_close()
+            finally:
+                self._slot.release()
 
 
 class ServerState:
@@ -689,7 +702,10 @@ class ServerState:
                 await relay.aclose()
             raise
 
+        ended = False  # the stream was accounted (finished, or ended by an upstream failure)
+
         async def events() -> AsyncIterator[bytes]:
+            nonlocal ended
             yield _sse({**first, METADATA_KEY: record.as_dict()})
             final = record
             if span is not None:
@@ -701,19 +717,30 @@ class ServerState:
                         span.observe(chunk)
                     yield _sse(chunk)
             except ModelCallError as exc:
+                ended = True
                 if span is not None:
                     span.finish(final, error=type(exc.__cause__ or exc).__name__)
                 error = self._upstream_failed(exc, route)
                 self.metrics.errors.inc(status=str(error.status), code=error.code)
                 yield _sse(error.body())
                 return
+            ended = True
             final = priced[-1] if priced else final
             self.account(engine, final)
             if span is not None:
                 span.finish(final)
             yield _DONE
 
-        return _EventStream(events(), relay, slot, self.headers(route, record, engine))
+        def left() -> None:
+            """A stream the client left before its end was still served: count it as far as it went (its record,
+            priced by the engine once the relay closed), as a finished one is."""
+            if ended or not priced:
+                return
+            self.account(engine, priced[-1])
+            if span is not None:
+                span.finish(priced[-1])
+
+        return _EventStream(events(), relay, slot, self.headers(route, record, engine), on_close=left)
 
     def _upstream_failed(self, exc: ModelCallError, route: Route) -> ErrorResponse:
         error = model_call_error(exc, self.secrets)

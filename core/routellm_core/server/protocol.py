@@ -316,23 +316,29 @@ def is_empty_answer(answer: Any) -> bool:
     return True
 
 
-def _choices_text(body: Any, part: str) -> str:
-    """The text contents of ``body``'s choices' ``part`` (``"message"`` or ``"delta"``), joined."""
-    if not isinstance(body, Mapping):
-        return ""
-    texts = []
-    for choice in body.get("choices") or ():
-        message = choice.get(part) if isinstance(choice, Mapping) else None
-        if isinstance(message, Mapping) and isinstance(message.get("content"), str):
-            texts.append(message["content"])
-    return "".join(texts)
+def first_choice(body: Any) -> Mapping[str, Any] | None:
+    """``body``'s first choice (``index`` 0), the answer the server reads: with ``n > 1`` the others are
+    alternatives, passed on to the client but never glued to it; a streamed chunk of another choice has none."""
+    choices = body.get("choices") if isinstance(body, Mapping) else None
+    for choice in choices or ():
+        if isinstance(choice, Mapping) and choice.get("index", 0) == 0:
+            return choice
+    return None
+
+
+def _choice_text(body: Any, part: str) -> str:
+    """The text content of ``body``'s first choice's ``part`` (``"message"`` or ``"delta"``)."""
+    message = (first_choice(body) or {}).get(part)
+    if isinstance(message, Mapping) and isinstance(message.get("content"), str):
+        return message["content"]
+    return ""
 
 
 def completion_text(answer: Any) -> str:
-    """The text of a whole completion: its choices' message contents, joined (tool calls carry none)."""
-    return _choices_text(answer, "message")
+    """The text of a whole completion: its first choice's message content (tool calls carry none)."""
+    return _choice_text(answer, "message")
 
 
 def chunk_text(chunk: Any) -> str:
-    """The text a streamed chunk delivers."""
-    return _choices_text(chunk, "delta")
+    """The text a streamed chunk delivers to the first choice."""
+    return _choice_text(chunk, "delta")

@@ -184,6 +184,8 @@ class ChatModelUpstream(Upstream):
         }
 
     async def stream(self, body: Mapping[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        from langchain_core.messages.ai import add_usage
+
         runnable, messages, include_usage = self._prepare(body)
         chunks = runnable.astream(messages)
         head = {"id": _completion_id(), "object": "chat.completion.chunk", "created": int(time.time())}
@@ -198,8 +200,8 @@ class ChatModelUpstream(Upstream):
                 meta = chunk.response_metadata or {}
                 model = meta.get("model_name") or model
                 finish = meta.get("finish_reason") or finish
-                if chunk.usage_metadata:
-                    usage = chunk.usage_metadata
+                if chunk.usage_metadata:  # summed: providers split it (Anthropic: input first, output last)
+                    usage = add_usage(usage, chunk.usage_metadata)
                 delta: dict[str, Any] = {"role": "assistant"} if first else {}
                 if text := chunk.text:
                     delta["content"] = text
