@@ -34,7 +34,6 @@ from langchain_routellm._routing import (
     watch_tokens,
 )
 from routellm_core.decisions import Route, ServedDecision, Side
-from routellm_core.escalation.config import Escalation
 from routellm_core.routing.cascade import SAMPLE_TEMPERATURE
 
 
@@ -329,10 +328,11 @@ class ChatRouteLLM(RouterOptions, BaseChatModel):
     ) -> AIMessage:
         if self.streaming:
             full: AIMessageChunk | None = None
-            for chunk in self._stream_child(route, messages, config, call):
+            final: list[ServedDecision] = []  # the record priced from the whole stream (the first chunk's is not)
+            for chunk in self._stream_child(route, messages, config, call, on_final=final.append):
                 full = chunk if full is None else full + chunk
             assert full is not None  # the dispatcher raises on an empty stream
-            return self._finish(full)
+            return self._finish(with_metadata(full, final[-1]) if final else full)
 
         def attempt(side: Side, record: ServedDecision) -> Any:
             child = self._called(side, record.model)
@@ -347,10 +347,11 @@ class ChatRouteLLM(RouterOptions, BaseChatModel):
     ) -> AIMessage:
         if self.streaming:
             full: AIMessageChunk | None = None
-            async for chunk in self._astream_child(route, messages, config, call):
+            final: list[ServedDecision] = []
+            async for chunk in self._astream_child(route, messages, config, call, on_final=final.append):
                 full = chunk if full is None else full + chunk
             assert full is not None
-            return self._finish(full)
+            return self._finish(with_metadata(full, final[-1]) if final else full)
 
         async def attempt(side: Side, record: ServedDecision) -> Any:
             child = self._called(side, record.model)
@@ -417,14 +418,23 @@ class ChatRouteLLM(RouterOptions, BaseChatModel):
 
     # ---- stream ----------------------------------------------------------------------------------------
     def _stream_child(
-        self, route: Route, messages: list[BaseMessage], config: RunnableConfig, call: dict[str, Any]
+        self,
+        route: Route,
+        messages: list[BaseMessage],
+        config: RunnableConfig,
+        call: dict[str, Any],
+        on_final: Callable[[ServedDecision], None] | None = None,
     ) -> Iterator[AIMessageChunk]:
+        """The routed chunks, the first one carrying the decision; ``on_final`` gets the record priced from the
+        whole stream once it ended."""
+
         def open_stream(side: Side, record: ServedDecision) -> Iterator[Any]:
             cfg = child_config(config, record, held=self._engine.held_attempt(route, record))
             return (as_chunk(c) for c in self._called(side, record.model).stream(messages, cfg, **call))
 
         last: AIMessageChunk | None = None
-        stream = self._engine.stream(route, open_stream, **self._side_calls(route, messages, config, call))
+        calls = self._side_calls(route, messages, config, call)
+        stream = self._engine.stream(route, open_stream, on_final=on_final, **calls)
         for chunk, record in stream:
             last = chunk if last is not None else with_metadata(chunk, record)
             yield last
@@ -432,8 +442,15 @@ class ChatRouteLLM(RouterOptions, BaseChatModel):
             yield AIMessageChunk(content="", chunk_position="last", id=last.id)
 
     async def _astream_child(
-        self, route: Route, messages: list[BaseMessage], config: RunnableConfig, call: dict[str, Any]
+        self,
+        route: Route,
+        messages: list[BaseMessage],
+        config: RunnableConfig,
+        call: dict[str, Any],
+        on_final: Callable[[ServedDecision], None] | None = None,
     ) -> AsyncIterator[AIMessageChunk]:
+        """Async :meth:`_stream_child`."""
+
         async def open_stream(side: Side, record: ServedDecision) -> AsyncIterator[Any]:
             cfg = child_config(config, record, held=self._engine.held_attempt(route, record))
             async with aclosing(self._called(side, record.model).astream(messages, cfg, **call)) as stream:
@@ -441,7 +458,8 @@ class ChatRouteLLM(RouterOptions, BaseChatModel):
                     yield as_chunk(c)
 
         last: AIMessageChunk | None = None
-        stream = self._engine.astream(route, open_stream, **self._aside_calls(route, messages, config, call))
+        calls = self._aside_calls(route, messages, config, call)
+        stream = self._engine.astream(route, open_stream, on_final=on_final, **calls)
         async with aclosing(stream) as relayed:
             async for chunk, record in relayed:
                 last = chunk if last is not None else with_metadata(chunk, record)
@@ -653,79 +671,70 @@ class ChatRouteLLM(RouterOptions, BaseChatModel):
     ) -> Runnable[LanguageModelInput, dict[str, Any] | Any]:
         """Structured output from whichever child the router picks, each using its own native method.
 
-        Builds ``with_structured_output(schema, include_raw=include_raw, **kwargs)`` on both children and
-        routes between them with a :class:`~langchain_routellm.RouteLLMRunnable` sharing this router's
-        policy. The decision is in the run's metadata and tags, and on ``raw`` when ``include_raw=True``.
+        Builds ``with_structured_output(schema, include_raw=include_raw, **kwargs)`` on both children (every listed
+        model with ``models=[...]``) and routes between them with a :class:`~langchain_routellm.RouteLLMRunnable`
+        sharing this router's policy, prices and feedback store (among N models its names, objective and priors;
+        a budget is held by its own controller). The decision is in the run's metadata and tags, and on ``raw``
+        when ``include_raw=True``. Under ``escalate`` the second answer is structured too (``Escalation.second``'s
+        own, or the cheap model's, sampled again) and the record names and prices it as for plain calls;
+        self-verification asks the cheap chat model about the structured answer.
         """
         from langchain_routellm.runnables import RouteLLMRunnable
 
+        def structured(model: Any) -> Runnable:
+            return unwrap_model(model).with_structured_output(schema, include_raw=include_raw, **kwargs)
+
+        common: dict[str, Any] = {
+            "router": self.policy,
+            "route_on": self.route_on,
+            "tool_step": self.tool_step,
+            "fallback": self.fallback,
+            # the built second model (the runnable names the check's attempt by it); its structured form is set below
+            "escalate": self.escalate if self._second is None else replace(self.escalate, second=self._second),
+            "prices": self.prices,
+            "feedback": self.feedback_store,  # the same store: verdicts attach to these decision ids too
+            "name": f"{self.get_name()}[structured]",
+        }
+        cheap: dict[str, Any]
         if isinstance(self.models, dict):
-            return self._structured_ladder(schema, include_raw=include_raw, **kwargs)
-        children = {
-            side: unwrap_model(self._child(side)).with_structured_output(schema, include_raw=include_raw, **kwargs)
-            for side in ("strong", "weak")
-        }
-        return RouteLLMRunnable(
-            strong=children["strong"],
-            weak=children["weak"],
-            router=self.policy,
-            route_on=self.route_on,
-            tool_step=self.tool_step,
-            fallback=self.fallback,
-            escalate=self._structured_escalation(schema, include_raw=include_raw, **kwargs),
-            strong_name=self._engine.names["strong"],
-            weak_name=self._engine.names["weak"],
-            feedback=self.feedback_store,  # the same store: verdicts attach to these decision ids too
-            name=f"{self.get_name()}[structured]",
-        )
-
-    def _structured_escalation(self, schema: Any, **kwargs: Any) -> Escalation | None:
-        """The escalation of structured calls: the second answer is structured too (the weak model's own
-        structured output sampled again, or the second model's)."""
-        if self.escalate is None:
-            return None
-        child, extra = self._second_child()
-        return replace(self.escalate, second=_warmer(child, extra).with_structured_output(schema, **kwargs))
-
-    def _structured_ladder(self, schema: Any, *, include_raw: bool, **kwargs: Any) -> Runnable:
-        """:meth:`with_structured_output` among N models: a ``RouteLLMRunnable`` over every listed model's own
-        structured output, with the same models' names, objective, priors and prices (a budget is held by its own
-        controller); an escalation's second answer is structured too (``Escalation.second``'s, or the chosen
-        model's own, sampled again)."""
-        from langchain_routellm.runnables import RouteLLMRunnable
-
-        assert isinstance(self.models, dict)
-        structured = {
-            name: unwrap_model(model).with_structured_output(schema, include_raw=include_raw, **kwargs)
-            for name, model in self.models.items()
-        }
-        escalate = self.escalate
-        resampled: dict[str, Any] = {}
-        if escalate is not None and self._second is not None:
-            second = unwrap_model(self._second).with_structured_output(schema, include_raw=include_raw, **kwargs)
-            escalate = replace(escalate, second=second)
-        elif escalate is not None and not escalate.climb:  # a climb's second answer is the next model's own
-            resampled = {
-                name: _warmer(model, self._resample_kwargs).with_structured_output(
-                    schema, include_raw=include_raw, **kwargs
-                )
-                for name, model in self.models.items()
-            }
-        runnable = RouteLLMRunnable(
-            models=structured,
-            router=self.policy,
-            objective=self._engine.objective,  # type: ignore[union-attr]
-            priors=self.priors,
-            prices=self.prices,
-            route_on=self.route_on,
-            tool_step=self.tool_step,
-            fallback=self.fallback,
-            escalate=escalate,
-            feedback=self.feedback_store,  # the same store: verdicts attach to these decision ids too
-            name=f"{self.get_name()}[structured]",
-        )
-        runnable._resampled = resampled
+            runnable = RouteLLMRunnable(
+                models={name: structured(model) for name, model in self.models.items()},
+                objective=self._engine.objective,  # type: ignore[union-attr]
+                priors=self.priors,
+                **common,
+            )
+            cheap = dict(self.models)
+        else:
+            runnable = RouteLLMRunnable(
+                strong=structured(self._child("strong")),
+                weak=structured(self._child("weak")),
+                strong_name=self._engine.names["strong"],  # type: ignore[index]
+                weak_name=self._engine.names["weak"],  # type: ignore[index]
+                **common,
+            )
+            cheap = {self._engine.names["weak"]: self._child("weak")}  # type: ignore[index]
+        if self.escalate is not None:
+            if self._second is not None:
+                runnable._second = structured(self._second)
+            elif not self.escalate.climb:  # a climb's second answer is the next model's own
+                runnable._resampled = {
+                    name: structured(_warmer(model, self._resample_kwargs)) for name, model in cheap.items()
+                }
+            runnable._verify, runnable._averify = self._verify_structured, self._averify_structured
         return runnable
+
+    def _verify_structured(self, input: LanguageModelInput, record: ServedDecision, answer: Any, config: Any) -> Any:
+        """The self-verification question about a structured answer, asked of the cheap chat model ``record`` names
+        (the answer written out as JSON)."""
+        question = verification_messages(self._messages(input), answer)
+        return self._called("weak", record.model).invoke(question, check_config(config, record))
+
+    async def _averify_structured(
+        self, input: LanguageModelInput, record: ServedDecision, answer: Any, config: Any
+    ) -> Any:
+        """Async :meth:`_verify_structured`."""
+        question = verification_messages(self._messages(input), answer)
+        return await self._called("weak", record.model).ainvoke(question, check_config(config, record))
 
 
 def _warmer(child: Any, extra: Mapping[str, Any]) -> Any:

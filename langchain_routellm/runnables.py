@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 from langchain_core.messages import BaseMessage, convert_to_messages
 from langchain_core.runnables import Runnable, RunnableConfig, RunnableSerializable, ensure_config
 from langchain_core.runnables.utils import AddableDict
-from pydantic import ConfigDict, model_validator
+from pydantic import ConfigDict, PrivateAttr, model_validator
 from typing_extensions import Self
 
 from langchain_routellm._messages import DEFAULT_TEXT_KEYS, to_messages
@@ -100,6 +100,12 @@ class RouteLLMRunnable(RouterOptions, RunnableSerializable[Any, Any]):
 
     _owner: ClassVar[str] = "RouteLLMRunnable"
 
+    #: The self-verification question, when the input has a place for it (``ChatRouteLLM.with_structured_output``
+    #: sets it: the weak chat model is asked about its answer): ``(input, record, answer, config) -> reply``, sync
+    #: and async. ``None``: an arbitrary Runnable's input has none, and the check is refused.
+    _verify: Any = PrivateAttr(default=None)
+    _averify: Any = PrivateAttr(default=None)
+
     @model_validator(mode="after")
     def _build(self) -> Self:
         """Build the routing policy, dispatcher and labelling."""
@@ -173,8 +179,8 @@ class RouteLLMRunnable(RouterOptions, RunnableSerializable[Any, Any]):
 
     # ---- the engine's calls besides the chosen side's ---------------------------------------------------
     def _side_calls(self, route: Route, input: Any, config: RunnableConfig, call: dict[str, Any]) -> dict[str, Any]:
-        """The escalation check's second answer and the labeller's other side (no self-verification: an arbitrary
-        Runnable's input has no place for the question)."""
+        """The escalation check's second answer and the labeller's other side (self-verification only when
+        :attr:`_verify` is set: an arbitrary Runnable's input has no place for the question)."""
 
         def second(record: ServedDecision) -> Any:
             child, extra = self._second_child(record.model)
@@ -183,7 +189,10 @@ class RouteLLMRunnable(RouterOptions, RunnableSerializable[Any, Any]):
         def other_answer(side: Side) -> str:
             return chunk_text(self._called(side, self._name_of(route, side)).invoke(input, **call))
 
-        return {"second": second, "other_answer": other_answer}
+        calls: dict[str, Any] = {"second": second, "other_answer": other_answer}
+        if (ask := self._verify) is not None:
+            calls["verify"] = lambda record, answer: ask(input, record, answer, config)
+        return calls
 
     def _aside_calls(self, route: Route, input: Any, config: RunnableConfig, call: dict[str, Any]) -> dict[str, Any]:
         """Async :meth:`_side_calls`."""
@@ -195,7 +204,10 @@ class RouteLLMRunnable(RouterOptions, RunnableSerializable[Any, Any]):
         async def other_answer(side: Side) -> str:
             return chunk_text(await self._called(side, self._name_of(route, side)).ainvoke(input, **call))
 
-        return {"second": second, "other_answer": other_answer}
+        calls: dict[str, Any] = {"second": second, "other_answer": other_answer}
+        if (ask := self._averify) is not None:
+            calls["verify"] = lambda record, answer: ask(input, record, answer, config)
+        return calls
 
     # ---- invoke ----------------------------------------------------------------------------------------
     def invoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:

@@ -75,7 +75,6 @@ from routellm_core.learning.feedback import FeedbackStore
 from routellm_core.learning.labelling import TrafficLabelling
 from routellm_core.routing.engine import ROUTING_FIELDS, RoutingEngine, RoutingOptions, accepted_keys
 from routellm_core.routing.ladder import LadderEngine
-from routellm_core.routing.objective import Objective
 from routellm_core.routing.policy import RouterSpec, RoutingPolicy, build_policy
 from routellm_core.routing.text import RouteOn, prompt_routing_text
 
@@ -429,8 +428,15 @@ class RouteLLM(RoutingOptions, FunctionCallingLLM):
             if self.models is None:
                 raise InvalidInputError("RouteLLM: a copy of a two-model router cannot take models=; build a new one")
             update = {**update, "models": named_models(update["models"])}
-        if update and isinstance(update.get("objective"), str):  # model_copy does not run the field validators
-            update = {**update, "objective": Objective.parse(update["objective"])}
+        # model_copy runs no field validators: read the routing options as the constructor does (objective="budget=1.5",
+        # escalate=True, a threshold out of range...); route_on may be a callable here, checked when routing
+        if routing := {k: v for k, v in (update or {}).items() if k in ROUTING_FIELDS and k != "route_on"}:
+            try:
+                checked = RoutingOptions(**routing)
+            except ValidationError as exc:
+                reraise_routellm_error(exc)
+                raise
+            update = {**(update or {}), **{key: getattr(checked, key) for key in routing}}
         copy = super().model_copy(update=update, deep=deep)
         copy._issued = _IssuedAnswers()  # its own tool calls (a copy may answer with other models)
         changed = set(update or ())
@@ -473,7 +479,8 @@ class RouteLLM(RoutingOptions, FunctionCallingLLM):
 
     @property
     def router_name(self) -> str:
-        """Registry name of the router (``"mf"``, ``"random"``...)."""
+        """The router as decisions name it: ``"default"``, a checkpoint path as given, or an instance's registry name
+        (``"difficulty"``, ``"mf"``...)."""
         return self._engine.policy.router_name
 
     @property
