@@ -86,6 +86,21 @@ def _labelled(args: argparse.Namespace) -> tuple[list[Battle] | list[GoldenLabel
     return load_golden_labels(args.golden), None
 
 
+def _shown_location(location: str) -> str:
+    """A store location fit to keep in a checkpoint: a PostgreSQL URL without its password."""
+    from routellm_core.learning.feedback import store_backend
+
+    if store_backend(location) != "postgresql":
+        return location
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(location)
+    if parts.password is None:
+        return location
+    host = parts.netloc.rsplit("@", 1)[-1]
+    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
+
+
 def _say(message: str) -> None:
     """A progress line of ``routellm train`` on stderr (stdout keeps the one result line)."""
     print(f"routellm train: {message}", file=sys.stderr, flush=True)
@@ -148,9 +163,16 @@ def _cmd_train(args: argparse.Namespace) -> int:
         args.router = "mf"
     if (args.strong_model is None) != (args.weak_model is None):
         raise InvalidInputError("give both --strong-model and --weak-model, or neither")
+    if args.force and not args.calibration_prompts:
+        raise InvalidInputError(
+            "--force only lets --calibration-prompts calibrate on a thin sample: give --calibration-prompts too"
+        )
     battles: list[Any] = []
     pair = None
     calib = _read_prompts(args.calibration_prompts) if args.calibration_prompts else None
+    thin = _thin_calibration(calib, {}) if calib else None  # too few prompts (known before any training)
+    if thin and not args.force:
+        raise InvalidInputError(_thin_train_calibration(args, thin))
     # routers that learn from per-model scores (difficulty) get golden labels as they are, others their battles
     labels = not args.init and getattr(get_router_class(args.router), "learns_from_golden_labels", False)
     if args.sources:
@@ -183,6 +205,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if pair is not None:
         params.update(strong_model=pair[0], weak_model=pair[1])
     elif not args.init:
+        if args.router != "random":  # every other router scores the pair it is trained for
+            _check_reference_pair(battles, STRONG_REFERENCE, WEAK_REFERENCE)
         params.update(strong_model=STRONG_REFERENCE, weak_model=WEAK_REFERENCE)
     if args.router == "mf" and not args.init:
         params.setdefault("show_progress", True)  # a tqdm bar over the epochs (stderr)
@@ -203,10 +227,17 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if calib and not args.init:
         _say(f"calibrating thresholds on {len(calib):,} prompts")
         calibrate_thresholds(router, calib, DEFAULT_FRACTIONS)
+    _check_train_calibration(args, router, calib, battles)
     if args.sources:
         router.metadata.update(
             sources=args.sources.split(","), excluded=args.exclude.split(",") if args.exclude else []
         )
+    if not args.init and (args.feedback or args.battles or args.golden):  # report: its figures there are in-sample
+        router.metadata["trained_on_labels"] = {
+            "feedback": args.feedback and _shown_location(args.feedback),
+            "battles": args.battles or [],
+            "golden": args.golden or [],
+        }
     router.save(args.out)
     print(_trained_line(args, router, battles))
     lopsided = _one_sided_warning(args, router, battles, calib)
@@ -219,6 +250,71 @@ def _cmd_train(args: argparse.Namespace) -> int:
             "(or give train --calibration-prompts)"
         )
     return 0
+
+
+def _thin_train_calibration(args: argparse.Namespace, thin: str) -> str:
+    """Why ``train --calibration-prompts`` refused its sample, and the ways on (as ``calibrate --write`` does)."""
+    return (
+        f"train --calibration-prompts refused: {thin}; {args.out} was not written. "
+        "Calibrate on more of your traffic (one prompt a line), leave --calibration-prompts out and calibrate "
+        f"later (routellm calibrate --router {args.out} --prompts YOUR_PROMPTS.txt --write), or add --force to "
+        "calibrate on these anyway"
+    )
+
+
+def _check_train_calibration(
+    args: argparse.Namespace, router: Any, calib: list[str] | None, battles: list[Any]
+) -> None:
+    """Hold ``train``'s thresholds to the sample ``calibrate --write`` takes: a ``--calibration-prompts`` sample on
+    which fractions share a threshold is refused (unless ``--force``; nothing is written); thresholds recalibrated
+    on a thin sample of the store's or the battles' prompts get a note saying how to redo them.
+
+    Raises:
+        InvalidInputError: ``--calibration-prompts`` places two fractions at one threshold, without ``--force``.
+    """
+    if not router.calibrated_thresholds:
+        return
+    prompts = calib
+    if prompts is None and router.metadata.get("calibrated_on_prompts"):  # a warm start's own fallback
+        prompts = list(dict.fromkeys(b.prompt for b in battles))
+    if not prompts:
+        return
+    thin = _thin_calibration(prompts, router.calibrated_thresholds)
+    if not thin:
+        return
+    if args.calibration_prompts and not args.force:
+        raise InvalidInputError(_thin_train_calibration(args, thin))
+    if args.calibration_prompts:
+        _say(f"warning: {thin}; these thresholds are rough")
+        return
+    whose = "the store's" if args.feedback else "the battles'"
+    _say(
+        f"note: the thresholds were recalibrated on {whose} prompts, which are thin ({thin}); they are rough: "
+        f"recalibrate on more of your traffic with routellm calibrate --router {args.out} --prompts "
+        "YOUR_PROMPTS.txt --write"
+    )
+
+
+def _check_reference_pair(battles: list[Any], strong: str, weak: str) -> None:
+    """Training from scratch with no pair named scores the reference pair: refuse labels that never compare it.
+
+    Raises:
+        InvalidInputError: ``strong`` or ``weak`` is in no label, naming ``--strong-model`` / ``--weak-model``.
+    """
+    seen: dict[str, None] = {}
+    for b in battles:
+        names = [m for m, s in b.scores.items() if s is not None] if hasattr(b, "scores") else [b.model_a, b.model_b]
+        seen.update(dict.fromkeys(names))
+    missing = [m for m in (strong, weak) if m not in seen]
+    if not missing:
+        return
+    models = list(seen)
+    listed = ", ".join(models[:8]) + (f" and {len(models) - 8} more" if len(models) > 8 else "")
+    raise InvalidInputError(
+        f"no pair named, so train scores the reference pair {strong} / {weak}, but {' and '.join(missing)} "
+        f"{'is' if len(missing) == 1 else 'are'} in none of the labels (they name {listed}): name the two models "
+        "to route between with --strong-model and --weak-model"
+    )
 
 
 #: ``train`` warns when at least this share of the pair's decided battles favours one side...
@@ -270,7 +366,7 @@ def _one_sided_warning(
     else:
         how = f"route with --strong-fraction once it has thresholds: {_uncalibrated_hint(args.out)}"
     lines.append(f"a fixed threshold will now send {many} calls to strong; {how}")
-    if args.feedback and side == "strong":
+    if args.feedback and side == "strong" and any(getattr(b, "source", None) == "feedback:user" for b in decided):
         lines.append(
             "thumbs verdicts alone never make a weak win: 'good' on a weak answer is stored as a tie"
             + (f", which {router.name} drops," if drops else "")
@@ -299,6 +395,8 @@ def _refit_combiner(args: argparse.Namespace) -> None:
 
 def _trained_line(args: argparse.Namespace, router: Any, battles: list[Battle]) -> str:
     """What training used, saying what it dropped (ties for mf, other pairs for a warm start)."""
+    from collections import Counter
+
     used = router.metadata.get("n_battles", len(battles))
     ties = sum(getattr(b, "winner", None) == "tie" for b in battles)
     what = f"warm-started {router.name} from {args.init}" if args.init else f"trained {router.name}"
@@ -312,6 +410,11 @@ def _trained_line(args: argparse.Namespace, router: Any, battles: list[Battle]) 
         parts.append(f"{ignored} battles not between {router.strong_model} and {router.weak_model} ignored")
     if args.init and not used:
         parts.append("no decided battle, so it scores like its init")
+        pairs = Counter(tuple(sorted((b.model_a, b.model_b))) for b in battles if hasattr(b, "model_a"))
+        own = tuple(sorted((router.strong_model, router.weak_model)))
+        if ignored and args.strong_model is None and pairs and own not in pairs:  # only other pairs, none named
+            a, b = pairs.most_common(1)[0][0]
+            parts.append(f"to learn from your labels ({a} / {b}), name that pair: --strong-model and --weak-model")
     if router.metadata.get("calibrated_on_prompts"):
         parts.append(f"thresholds recalibrated on {router.metadata['calibrated_on_prompts']} prompts")
     return "; ".join(parts) + f" -> {args.out}"
@@ -319,11 +422,11 @@ def _trained_line(args: argparse.Namespace, router: Any, battles: list[Battle]) 
 
 def _load(args: argparse.Namespace):
     """``--router``: a shipped router, a checkpoint folder or a registry name; an unknown one says which it takes."""
-    from routellm_core.errors import UnknownRouterError
+    from routellm_core.errors import NotFittedError, UnknownRouterError
     from routellm_core.routers.registry import available_routers, load_router, pretrained_routers
 
     try:
-        return load_router(args.router)
+        router = load_router(args.router)
     except UnknownRouterError:
         if Path(args.router).is_dir():  # a checkpoint of an unknown router type: its own message says so
             raise
@@ -332,6 +435,34 @@ def _load(args: argparse.Namespace):
             f"a shipped router ({', '.join(pretrained_routers())}) or a checkpoint folder (one that "
             "`routellm train --out DIR` wrote)"
         ) from None
+    if not router._is_fitted():  # a registry name builds an untrained router: nothing to score with
+        raise NotFittedError(_untrained_message(args.router, router.name))
+    return router
+
+
+def _untrained_message(name: str, kind: str) -> str:
+    """What a CLI user does with ``--router <registry name>``: train one into a folder, or use a shipped one."""
+    from routellm_core.routers.registry import PRETRAINED_DIR, pretrained_routers
+
+    shipped = {}
+    for base in pretrained_routers():
+        try:
+            shipped[base] = json.loads((PRETRAINED_DIR / base / "config.json").read_text(encoding="utf-8"))["router"]
+        except (OSError, ValueError, KeyError):
+            continue
+    same = [base for base, router in shipped.items() if router == kind]
+    warm = (
+        f", or warm-start one from the shipped {same[0]!r} on your labels: routellm train --init {same[0]} "
+        "--feedback feedback.db --out my_router"
+        if same
+        else ""
+    )
+    listed = ", ".join(f"{base} ({router})" for base, router in shipped.items())
+    return (
+        f"--router {name} names the router type {kind!r}, which is untrained here: give a shipped router ({listed}) "
+        f"or the checkpoint folder of one you trained: routellm train --router {kind} --battles YOUR_BATTLES.jsonl "
+        f"--out my_router{warm}; then --router my_router"
+    )
 
 
 #: ``calibrate --write`` stores a table only from at least this many prompts (without ``--force``).
@@ -400,6 +531,12 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
     from routellm_core.evaluation.calibration import calibrate_thresholds, strong_call_fraction
 
     router = _load(args)
+    if args.threshold is not None and (args.write or args.force):
+        raise InvalidInputError(
+            f"--threshold only reports the strong-call fraction of one threshold and writes nothing; "
+            f"--{'write' if args.write else 'force'} belongs to calibrating --fractions: drop --threshold to "
+            "calibrate and store them"
+        )
     if args.write:
         _check_write_target(args.router)
     if args.force and not args.write:
@@ -441,14 +578,17 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
 def _cmd_route(args: argparse.Namespace) -> int:
     from routellm_core.routing.policy import RoutingPolicy
 
-    router: Any = args.router
-    if args.strong_fraction is not None:
-        router = _load(args)
-        if not router.calibrated_thresholds:
-            raise CheckpointError(
-                f"router {args.router} has no calibrated thresholds, so --strong-fraction cannot be resolved; "
-                f"{_uncalibrated_hint(args.router)} (or route with --threshold)"
-            )
+    router = _load(args)
+    if args.strong_fraction is not None and not router.calibrated_thresholds:
+        hint = (
+            _uncalibrated_hint(args.router)
+            if Path(args.router).is_dir()
+            else "a registry name has no checkpoint folder to store thresholds in"
+        )
+        raise CheckpointError(
+            f"router {args.router} has no calibrated thresholds, so --strong-fraction cannot be resolved; "
+            f"{hint} (or route with --threshold)"
+        )
     policy = RoutingPolicy(
         router, threshold=args.threshold, strong_fraction=args.strong_fraction, name=str(args.router)
     )
@@ -507,7 +647,7 @@ def _in_sample_warning(args: argparse.Namespace, router: Any, benchmark: str) ->
         )
     others = ",".join(s for s in sources if s != benchmark)
     lines.append(
-        f"  To score a router held out, train one without it and evaluate that: routellm train --router mf "
+        f"  To score a router held out, train one without it and evaluate that: routellm train --router {router.name} "
         f"--sources {others} --exclude {benchmark} --out no_{benchmark} && routellm evaluate --router no_{benchmark} "
         f"--benchmark {benchmark}"
     )
@@ -516,7 +656,10 @@ def _in_sample_warning(args: argparse.Namespace, router: Any, benchmark: str) ->
 
 def _cmd_report(args: argparse.Namespace) -> int:
     from routellm_core.learning.report import traffic_report
+    from routellm_core.routers.registry import available_routers
 
+    if args.router in available_routers() and not Path(args.router).is_dir():
+        _load(args)  # an untrained registry router is refused with what to do
     labels, pair = _labelled(args)
     strong, weak = (args.strong_model, args.weak_model) if args.strong_model or args.weak_model else (None, None)
     if strong is None and pair is not None:
@@ -568,6 +711,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--weak-model", help="weak model of the pair (default: the store's, the init's, or Mixtral)")
     t.add_argument("--params", help="router parameters as JSON, e.g. '{\"epochs\": 20}'")
     t.add_argument("--calibration-prompts", help="prompts file to calibrate thresholds on (default: the store's)")
+    t.add_argument(
+        "--force",
+        action="store_true",
+        help=f"calibrate on --calibration-prompts even from fewer than {MIN_WRITE_PROMPTS} prompts or when "
+        "fractions share a threshold (refused without it, as calibrate --write refuses)",
+    )
     t.add_argument("--out", required=True, help="checkpoint folder to write")
     t.add_argument(
         "--combiner-out",

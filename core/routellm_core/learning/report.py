@@ -333,7 +333,17 @@ def _base_router(model: WinRateModel, label: str) -> tuple[WinRateModel, str, li
     """The router to measure as is: ``model``, or its init when it was warm-started on labelled traffic."""
     init = model.metadata.get("warm_start", {}).get("init") if isinstance(model.metadata, dict) else None
     if not init:
-        return model, label, []
+        trained = model.metadata.get("trained_on_labels") if isinstance(model.metadata, dict) else None
+        if not trained:
+            return model, label, []
+        files = [trained.get("feedback"), *trained.get("battles", []), *trained.get("golden", [])]
+        note = (
+            f"`{label}` was trained from scratch on labelled traffic ({', '.join(f for f in files if f)}), maybe "
+            "these very labels: its figures are then in-sample and optimistic, and its k-fold row starts from a "
+            "router that saw every fold. For an honest figure, report on labels it never saw, or warm-start "
+            "(`routellm train --init`) and report that router."
+        )
+        return model, label, [note]
     if isinstance(init, str) and (init in pretrained_routers() or os.path.isdir(init)):
         note = (
             f"`{label}` was warm-started from `{init}` on labelled traffic, maybe these very labels: its rows are "
