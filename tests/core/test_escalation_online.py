@@ -155,8 +155,9 @@ def test_a_failed_or_empty_weak_answer_escalates_and_is_recorded(known_router: A
 @MODES
 def test_a_failed_strong_model_after_escalation(known_router: Any, mode: str) -> None:
     script = Script(weak="7", second="8", strong=ConnectionError("down"))
-    with pytest.raises(ModelCallError, match="escalation check and the strong model 'big-model' failed"):
+    with pytest.raises(ModelCallError, match="escalation check and the strong model 'big-model' failed") as info:
         run(engine(known_router), TRIVIA[3], script, mode)
+    assert info.value.chunks_delivered == (0 if "stream" in mode else None)  # a stream says none reached the caller
     # with fallback the weak answer (already paid for) is served, the record says why, the fallback hook hears of it;
     # streamed too: the answer held for the check, not a third weak call (paid again, and never checked)
     heard: list[tuple[str, str]] = []
@@ -317,6 +318,14 @@ def test_a_stream_its_caller_left_is_recorded(known_router: Any, mode: str, tmp_
     its decision recorded, so feedback on its id is taken: with the text relayed, and no label sampled (the
     labeller would judge an answer nobody read to its end)."""
     store = FeedbackStore(tmp_path / "fb.db", store_answers=True)
+    writes: list[str] = []
+    record_decision = store.record_decision
+
+    def counted(record: Any, *args: Any, **kwargs: Any) -> Any:  # the async write runs this one in a thread
+        writes.append(record.decision_id)
+        return record_decision(record, *args, **kwargs)
+
+    store.record_decision = counted  # type: ignore[method-assign]
     judge = lambda prompt, a, b: "model_a"  # noqa: E731
     routed = engine(known_router, feedback=store, label_fraction=1.0, judge=judge)  # every finished call labelled
     route = routed.route(HARD[1])  # pre-routed: the strong model's stream is relayed as it comes
@@ -366,6 +375,7 @@ def test_a_stream_its_caller_left_is_recorded(known_router: Any, mode: str, tmp_
     assert routed.labelling is not None and routed.labelling.labeller is not None
     assert routed.labelling.labeller.flush(timeout=60)
     assert asked == [] and store.stats().labels == 0
+    assert writes == [route.id]  # written once (the store would ignore a second write of the id silently)
     store.close()
 
 

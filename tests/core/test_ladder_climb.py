@@ -274,7 +274,7 @@ def test_the_online_climb_costs_and_scores_what_the_offline_evaluation_says() ->
 def test_a_climbed_stream_its_caller_left_is_recorded(mode: str, tmp_path: Any) -> None:
     """A climb holds the served answer, then relays it: a caller who stops reading after the first chunk still
     gets its decision recorded (feedback on its id is taken), as for a two-model stream."""
-    store = FeedbackStore(tmp_path / "fb.sqlite")
+    store = FeedbackStore(tmp_path / "fb.sqlite", store_answers=True)
     eng = climber(feedback=store)
     answers = {"tiny": "17", "mid": "42", "big": "42"}
     route = eng.route(TEXT)
@@ -298,4 +298,5 @@ def test_a_climbed_stream_its_caller_left_is_recorded(mode: str, tmp_path: Any) 
     assert first == "4" and record.model == "big"
     stored = store.decision(route.id)
     assert stored is not None and stored.record.served_model == "big"
+    assert stored.answer == "4"  # the text relayed, not the whole answer the climb held
     store.close()

@@ -764,3 +764,19 @@ def test_serve_first_log_line_says_whether_auth_is_on(tmp_path: Path) -> None:
     lines = on.stderr.strip().splitlines()
     assert "auth on (1 bearer token(s))" in lines[0], lines
     assert "tok-secret-cli" not in on.stderr
+
+
+def test_a_policy_is_named_as_it_was_loaded_or_renamed(default_router) -> None:
+    """Decisions name the router as it was loaded ("default"), an instance by its type, or the name given; a
+    renamed policy shares the router and threshold."""
+    assert RoutingPolicy("default", threshold=0.5).decide("hi").router == "default"
+    policy = RoutingPolicy(default_router, threshold=0.5)
+    assert policy.router_name == "difficulty"
+    mine = policy.renamed("mine")
+    assert mine.decide("hi").router == "mine" and mine.router is policy.router and mine.threshold == 0.5
+    assert policy.router_name == "difficulty"  # the original keeps its name
+    for bad in ("", "  ", 3):
+        with pytest.raises(InvalidInputError, match="non-empty string"):
+            RoutingPolicy(default_router, threshold=0.5, name=bad)  # type: ignore[arg-type]
+        with pytest.raises(InvalidInputError, match="non-empty string"):
+            policy.renamed(bad)  # type: ignore[arg-type]

@@ -231,10 +231,9 @@ def test_model_copy_takes_escalate_true_as_the_constructor_does(build: Any) -> N
 # ---- core: an escalated stream whose strong model fails falls back to the held cheap answer -------------------------
 @pytest.mark.parametrize("mode", ["invoke", "stream", "astream", "streaming-invoke"])
 def test_an_escalated_stream_whose_strong_model_fails_serves_the_held_answer(mode: str) -> None:
-    """FAILS until the core fix (``RoutingEngine.stream`` / ``astream``, see the bug-hunt report): with
-    ``fallback=True``, an escalated call whose strong model fails before any output serves the weak answer already
-    held and paid for (as ``invoke`` does). A stream instead called the weak model a third time, served that new,
-    unchecked answer and recorded a fourth attempt."""
+    """With ``fallback=True``, an escalated call whose strong model fails before any output serves the weak answer
+    already held and paid for (as ``invoke`` does). A stream used to call the weak model a third time, serve that
+    new, unchecked answer and record a fourth attempt."""
     weak = Warm(label="tiny", model="tiny")
     llm = ChatRouteLLM(
         strong=ToolEchoChatModel(label="big", model="big", error=ConnectionError("big is down")),

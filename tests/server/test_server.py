@@ -22,6 +22,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from typing import Any
+from urllib.parse import unquote
 
 import httpx
 import openai
@@ -54,7 +55,7 @@ def serve(mock: ServerThread, fast_router) -> Iterator[Callable[..., ServerThrea
         options.setdefault("routers", ("fast",))
         options.setdefault("api_keys_env", None)
         if policies is None and options["routers"] == ("fast",):
-            policies = {"fast": RoutingPolicy(fast_router, name="fast")}
+            policies = {"fast": RoutingPolicy(fast_router)}  # named "fast" by the server, as clients name it
         timeout = options.get("upstream_timeout", 120.0)  # given as Upstream objects, they carry their own
         app = create_app(
             strong=OpenAIUpstream(STRONG, base_url=f"{mock.url}/v1", api_key=UPSTREAM_KEY, timeout=timeout),
@@ -610,14 +611,14 @@ def test_the_shipped_router_and_a_trained_one_of_its_type_are_told_apart(serve, 
     type, which the shipped ``default`` and a router trained from it share."""
     from routellm_core.routers.training import train_router
 
-    mine = tmp_path / "my-router"
+    mine = tmp_path / "my-router-模型"  # a path that is not latin-1: its header is percent-encoded
     train_router(None, [], init="default").save(mine)
     assert load_router(mine).name == load_router("default").name == "difficulty"
     server = serve(routers=("default", str(mine)), policies=None)
     c = client(server)
     for name in ("default", str(mine)):
         raw = c.chat.completions.with_raw_response.create(model=f"router-{name}-0.0", messages=ask("hi"))
-        assert raw.parse().model_extra["routellm"]["router"] == name == raw.headers["x-routellm-router"]
+        assert raw.parse().model_extra["routellm"]["router"] == name == unquote(raw.headers["x-routellm-router"])
     text = httpx.get(f"{server.url}/metrics").text
     for name in ("default", str(mine)):
         assert _sample(text, "routellm_decisions_total", router=name, choice="strong") == 1

@@ -105,9 +105,8 @@ def test_a_stream_the_client_leaves_is_still_counted(serve: Callable[..., Server
 
 def test_a_stream_the_client_leaves_takes_feedback(serve: Callable[..., ServerThread], tmp_path: Path) -> None:
     """The docs: each routed request's decision is recorded under the decision id its response carries (streamed
-    ones once the stream ended). A user who stops a bad answer and says so gets 200, not 404.
-
-    Needs the core fix (``RoutingEngine.stream`` / ``astream`` record a relay the caller closed, too)."""
+    ones once the stream ended). A user who stops a bad answer and says so gets 200, not 404 (the engine records a
+    relay its caller closed, too)."""
     server = serve(feedback=str(tmp_path / "feedback.db"))
     decision = leave_a_stream(server, "router-fast-0.0", f"{PROMPT} [drip:0.3]")
     answers: list[httpx.Response] = []
@@ -127,7 +126,7 @@ def test_a_stream_whose_escalation_fails_serves_the_held_weak_answer(
 ) -> None:
     """``--fallback``: the strong model fails after an escalation. Unstreamed, the weak answer that was checked is
     served; streamed, it must be the same answer, not a third call of the weak model (paid again, and not the
-    answer the check read). Needs the core fix (``RoutingEngine.astream`` relays the held answer)."""
+    answer the check read)."""
     server = serve(fallback=True)
     model, text = "router-fast-1.0-cascade-100%", f"{PROMPT} [status:500@{STRONG}]"  # 100%: every check escalates
     weak_calls = lambda: sum(1 for b in mock.app.state.received if b.get("model") == WEAK)  # noqa: E731

@@ -647,6 +647,7 @@ class RoutingEngine:
             model=self.names["strong"],
             decision=d,
             side="strong",
+            chunks_delivered=0 if stream else None,
         ) from error
 
     # ---- the record's attempts and costs ---------------------------------------------------------------

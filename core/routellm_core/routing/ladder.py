@@ -561,17 +561,18 @@ class LadderEngine:
             done = climb_sync(self._steps(route, True), held(open_stream), self._verify(calls), passthrough)
         done = self._climbed(done)
         pair = self._pair_of(route, done)
-        left = False
+        left, relayed = False, 0
         try:
             for chunk in done.value:
                 yield chunk, done.record
+                relayed += 1
         except GeneratorExit:
             left = True
             raise
         finally:
             on_final(done.record)
-            if left:  # recorded as RoutingEngine.stream records a stream its caller left
-                pair.record_call(route, done.record, self._text_of(pair, done.value), None, sample=False)
+            if left:  # recorded as RoutingEngine.stream records a stream its caller left: the text relayed
+                pair.record_call(route, done.record, self._text_of(pair, done.value[: relayed + 1]), None, sample=False)
         pair.record_call(route, done.record, self._text_of(pair, done.value), calls.get("other_answer"))
 
     async def astream(
@@ -590,17 +591,18 @@ class LadderEngine:
             done = await climb_async(self._steps(route, True), aheld(open_stream), self._verify(calls), passthrough)
         done = self._climbed(done)
         pair = self._pair_of(route, done)
-        left = False
+        left, relayed = False, 0
         try:
             for chunk in done.value:
                 yield chunk, done.record
+                relayed += 1
         except (GeneratorExit, asyncio.CancelledError):
             left = True
             raise
         finally:
             on_final(done.record)
             if left:
-                await pair.arecord_left(route, done.record, self._text_of(pair, done.value))
+                await pair.arecord_left(route, done.record, self._text_of(pair, done.value[: relayed + 1]))
         await pair.arecord_call(route, done.record, self._text_of(pair, done.value), calls.get("other_answer"))
 
     # ---- the climb ---------------------------------------------------------------------------------------

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import Sequence
 
 from routellm_core.decisions import RoutingDecision, check_threshold
 from routellm_core.embedding.embedders import Embedder, check_texts
-from routellm_core.errors import InvalidThresholdError
+from routellm_core.errors import InvalidInputError, InvalidThresholdError
 from routellm_core.routers.base import WinRateModel
 from routellm_core.routers.registry import load_router
 from routellm_core.routing.batching import MicroBatcher
@@ -63,6 +64,8 @@ class RoutingPolicy:
         if threshold is not None and strong_fraction is not None:
             raise InvalidThresholdError("give either threshold or strong_fraction, not both")
         self.router = router if isinstance(router, WinRateModel) else load_router(router, embedder=embedder)
+        if name is not None and (not isinstance(name, str) or not name.strip()):
+            raise InvalidInputError(f"a routing policy's name must be a non-empty string, got {name!r:.80}")
         self._name = router_label(router) if name is None else name
         if strong_fraction is not None:
             self.strong_fraction: float | None = check_threshold(strong_fraction, "strong_fraction")
@@ -83,6 +86,18 @@ class RoutingPolicy:
         router and your own trained one of the same type tell apart in records and metrics), or an instance's
         registry name (``"difficulty"``, ``"mf"``); see ``name``."""
         return self._name
+
+    def renamed(self, name: str) -> RoutingPolicy:
+        """This policy under another :attr:`router_name` (the same router, threshold and scoring batches).
+
+        Raises:
+            InvalidInputError: ``name`` is not a non-empty string.
+        """
+        if not isinstance(name, str) or not name.strip():
+            raise InvalidInputError(f"a routing policy's name must be a non-empty string, got {name!r:.80}")
+        twin = copy.copy(self)
+        twin._name = name
+        return twin
 
     def _win_rates(self, texts: list[str]) -> list[float]:
         return [float(p) for p in self.router.predict_win_rate(texts)]

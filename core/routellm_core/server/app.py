@@ -27,6 +27,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from typing import Any
+from urllib.parse import quote
 
 import anyio
 from fastapi import FastAPI, Request
@@ -192,7 +193,8 @@ class ServerState:
         self.settings = settings
         self.second = second
         self.upstreams = dict(upstreams)
-        self.policies = dict(policies)
+        #: Each policy named as clients name it (a policy built on a router instance is named by its type).
+        self.policies = {key: p if p.router_name == key else p.renamed(key) for key, p in policies.items()}
         self.judge = judge
         self.metrics = ServerMetrics()
         self.telemetry = Telemetry()
@@ -488,7 +490,7 @@ class ServerState:
         d = route.decision
         headers = {
             "x-routellm-decision-id": route.id,
-            "x-routellm-router": d.router,
+            "x-routellm-router": quote(d.router, safe="/:._-~@+="),  # a checkpoint path may not be latin-1
             "x-routellm-win-rate": repr(d.win_rate),
             "x-routellm-threshold": repr(d.threshold),
             "x-routellm-choice": d.choice,
