@@ -14,7 +14,7 @@ from routellm_core.decisions import Route, Side
 from routellm_core.errors import InvalidInputError, reraise_routellm_error, unknown_options_error
 from routellm_core.learning.feedback import FeedbackStore
 from routellm_core.learning.labelling import TrafficLabelling
-from routellm_core.routing.engine import ROUTING_FIELDS, RoutingOptions, accepted_keys
+from routellm_core.routing.engine import ROUTING_FIELDS, RoutingOptions, accepted_keys, checked_routing_update
 from routellm_core.routing.policy import RoutingPolicy
 
 
@@ -168,15 +168,7 @@ class RouterOptions(RoutingOptions):
         """
         if unknown := [key for key in update or () if key not in type(self).model_fields]:
             raise unknown_options_error(f"{self._owner}.model_copy", unknown, type(self).model_fields)
-        if routing := {key: value for key, value in (update or {}).items() if key in ROUTING_FIELDS}:
-            # model_copy runs no validators: read the routing options as the constructor does (escalate=True,
-            # objective="budget=1.5", a threshold out of range...)
-            try:
-                checked = RoutingOptions(**routing)
-            except ValidationError as exc:
-                reraise_routellm_error(exc)
-                raise
-            update = {**(update or {}), **{key: getattr(checked, key) for key in routing}}
+        update = checked_routing_update(update)  # model_copy runs no validators: read them as the constructor does
         if update and ("models" in update or "names" in update) and not self._same_models(update):
             if self.models is None:
                 raise InvalidInputError(

@@ -73,7 +73,13 @@ from routellm_core.decisions import LadderChoice, Route, RoutingDecision, Served
 from routellm_core.errors import InvalidInputError, reraise_routellm_error, unknown_options_error
 from routellm_core.learning.feedback import FeedbackStore
 from routellm_core.learning.labelling import TrafficLabelling
-from routellm_core.routing.engine import ROUTING_FIELDS, RoutingEngine, RoutingOptions, accepted_keys
+from routellm_core.routing.engine import (
+    ROUTING_FIELDS,
+    RoutingEngine,
+    RoutingOptions,
+    accepted_keys,
+    checked_routing_update,
+)
 from routellm_core.routing.ladder import LadderEngine
 from routellm_core.routing.policy import RouterSpec, RoutingPolicy, build_policy
 from routellm_core.routing.text import RouteOn, prompt_routing_text
@@ -428,15 +434,9 @@ class RouteLLM(RoutingOptions, FunctionCallingLLM):
             if self.models is None:
                 raise InvalidInputError("RouteLLM: a copy of a two-model router cannot take models=; build a new one")
             update = {**update, "models": named_models(update["models"])}
-        # model_copy runs no field validators: read the routing options as the constructor does (objective="budget=1.5",
-        # escalate=True, a threshold out of range...); route_on may be a callable here, checked when routing
-        if routing := {k: v for k, v in (update or {}).items() if k in ROUTING_FIELDS and k != "route_on"}:
-            try:
-                checked = RoutingOptions(**routing)
-            except ValidationError as exc:
-                reraise_routellm_error(exc)
-                raise
-            update = {**(update or {}), **{key: getattr(checked, key) for key in routing}}
+        # model_copy runs no validators: read the routing options as the constructor does (route_on may be a
+        # callable here, checked when routing)
+        update = checked_routing_update(update, skip=frozenset({"route_on"}))
         copy = super().model_copy(update=update, deep=deep)
         copy._issued = _IssuedAnswers()  # its own tool calls (a copy may answer with other models)
         changed = set(update or ())

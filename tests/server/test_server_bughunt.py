@@ -21,34 +21,12 @@ from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from prometheus_client.parser import text_string_to_metric_families
 
-from routellm_core.server import ChatModelUpstream, OpenAIUpstream, ServerThread, Upstream, create_app
+from routellm_core.server import ChatModelUpstream, ServerThread, Upstream
 
 STRONG, WEAK = "mock-strong", "mock-weak"
 #: No number in it: the mock's answers of two models then disagree (the agreement check compares text).
 PROMPT = "Name the capital of France in one word please"
 DEADLINE_S = 30
-
-
-@pytest.fixture()
-def serve(mock: ServerThread) -> Iterator[Callable[..., ServerThread]]:
-    """``serve(strong=..., weak=..., **settings)``: a routing server, by default in front of the mock echo."""
-    servers: list[ServerThread] = []
-
-    def start(strong: Upstream | None = None, weak: Upstream | None = None, **options: Any) -> ServerThread:
-        app = create_app(
-            strong=strong or OpenAIUpstream(STRONG, base_url=f"{mock.url}/v1", api_key="k"),
-            weak=weak or OpenAIUpstream(WEAK, base_url=f"{mock.url}/v1", api_key="k"),
-            routers=("fast",),
-            api_keys_env=None,
-            **options,
-        )
-        server = ServerThread(app).start()
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        server.stop()
 
 
 def client(server: ServerThread) -> openai.OpenAI:

@@ -8,40 +8,17 @@ disagree: the strong model answers). So each case knows its outcome in advance.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import openai
-import pytest
 
-from routellm_core.server import OpenAIUpstream, ServerThread, create_app
+from routellm_core.server import ServerThread
 from routellm_core.server.answers import join_chunks, split_cascade
 
 STRONG, WEAK, OTHER = "mock-strong", "mock-weak", "mock-other"
 PROMPT = "Name the capital of France."
 PRICES_NOTE = "the mock reports usage on every answer"
-
-
-@pytest.fixture()
-def serve(mock: ServerThread) -> Iterator[Any]:
-    servers: list[ServerThread] = []
-
-    def start(**options: Any) -> ServerThread:
-        app = create_app(
-            strong=OpenAIUpstream(STRONG, base_url=f"{mock.url}/v1", api_key="k"),
-            weak=OpenAIUpstream(WEAK, base_url=f"{mock.url}/v1", api_key="k"),
-            routers=("fast",),
-            api_keys_env=None,
-            **options,
-        )
-        server = ServerThread(app).start()
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        server.stop()
 
 
 def ask(server: ServerThread, model: str, **kw: Any) -> httpx.Response:

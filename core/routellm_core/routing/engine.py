@@ -25,12 +25,12 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_serializer, field_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_serializer, field_validator
 
 from routellm_core.data.prices import call_cost
 from routellm_core.decisions import Attempt, Route, ServedDecision, Side, check_threshold, other_side
 from routellm_core.embedding.embedders import Embedder
-from routellm_core.errors import InvalidInputError, ModelCallError, StreamInterruptedError
+from routellm_core.errors import InvalidInputError, ModelCallError, StreamInterruptedError, reraise_routellm_error
 from routellm_core.escalation.config import Escalation
 from routellm_core.learning.judging import Judge
 from routellm_core.learning.labelling import TrafficLabelling, traffic_labelling
@@ -188,6 +188,26 @@ class RoutingOptions(BaseModel):
 
 #: The option names: a copy of a front end that changes one of them rebuilds its engine.
 ROUTING_FIELDS = frozenset(RoutingOptions.model_fields)
+
+
+def checked_routing_update(update: Mapping[str, Any] | None, skip: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """A front end's ``model_copy`` update with its routing options read as the constructor reads them (pydantic's
+    ``model_copy`` runs no validators): ``escalate=True`` becomes an :class:`Escalation`, ``objective="budget=1.5"``
+    an :class:`Objective`, a threshold out of range is refused. ``skip``: fields the front end checks itself.
+
+    Raises:
+        InvalidInputError: A routing option the constructor refuses (its subclass where one fits).
+    """
+    update = dict(update or {})
+    routing = {key: value for key, value in update.items() if key in ROUTING_FIELDS and key not in skip}
+    if not routing:
+        return update
+    try:
+        checked = RoutingOptions(**routing)
+    except ValidationError as exc:
+        reraise_routellm_error(exc)
+        raise
+    return {**update, **{key: getattr(checked, key) for key in routing}}
 
 
 class RoutingEngine:
