@@ -86,22 +86,6 @@ def _labelled(args: argparse.Namespace) -> tuple[list[Battle] | list[GoldenLabel
     return load_golden_labels(args.golden), None
 
 
-def _shown_location(location: str) -> str:
-    """A store location fit to keep in a checkpoint: a PostgreSQL URL without its password."""
-    from routellm_core.learning.feedback import store_backend
-
-    if store_backend(location) != "postgresql":
-        return location
-    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
-
-    parts = urlsplit(location)
-    if parts.password is not None:
-        parts = parts._replace(netloc=f"{parts.username}:***@{parts.netloc.rsplit('@', 1)[-1]}")
-    secret = {"password", "sslpassword"}
-    query = [(k, "***" if k.lower() in secret else v) for k, v in parse_qsl(parts.query, keep_blank_values=True)]
-    return urlunsplit(parts._replace(query=urlencode(query, safe="*")))
-
-
 def _say(message: str) -> None:
     """A progress line of ``routellm train`` on stderr (stdout keeps the one result line)."""
     print(f"routellm train: {message}", file=sys.stderr, flush=True)
@@ -150,6 +134,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from routellm_core.data import load_battles, load_golden_labels, training_battles, training_labels
     from routellm_core.data.records import golden_to_battles
     from routellm_core.evaluation.calibration import DEFAULT_FRACTIONS, calibrate_thresholds
+    from routellm_core.learning.feedback_postgres import redact_url
     from routellm_core.learning.report import store_pair
     from routellm_core.routers.base import STRONG_REFERENCE, WEAK_REFERENCE
     from routellm_core.routers.registry import get_router_class
@@ -235,7 +220,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         )
     if not args.init and (args.feedback or args.battles or args.golden):  # report: its figures there are in-sample
         router.metadata["trained_on_labels"] = {
-            "feedback": args.feedback and _shown_location(args.feedback),
+            "feedback": args.feedback and redact_url(args.feedback),
             "battles": args.battles or [],
             "golden": args.golden or [],
         }

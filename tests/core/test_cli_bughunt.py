@@ -262,11 +262,11 @@ def test_report_says_a_router_trained_from_scratch_on_labels_is_scored_in_sample
 
 
 def test_a_stored_postgresql_location_hides_every_password() -> None:
-    """``trained_on_labels`` keeps where the labels came from, never a password (in the netloc or in libpq's
-    query parameters)."""
-    from routellm_core.cli import _shown_location
+    """``trained_on_labels`` keeps where the labels came from (``redact_url``, as the store shows its own
+    location), never a password (in the netloc or in libpq's query parameters)."""
+    from routellm_core.learning.feedback_postgres import redact_url
 
-    shown = _shown_location("postgresql://me:pw1@db.local:5432/fb?password=pw2&sslpassword=pw3&sslmode=require")
+    shown = redact_url("postgresql://me:pw1@db.local:5432/fb?password=pw2&sslpassword=pw3&sslmode=require")
     assert "pw1" not in shown and "pw2" not in shown and "pw3" not in shown
     assert shown.startswith("postgresql://me:***@db.local:5432/fb?") and "sslmode=require" in shown
-    assert _shown_location("feedback.db") == "feedback.db"
+    assert redact_url("feedback.db") == "feedback.db"

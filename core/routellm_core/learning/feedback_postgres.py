@@ -42,11 +42,12 @@ if TYPE_CHECKING:
 #: URL schemes of a PostgreSQL store.
 SCHEMES: tuple[str, ...] = ("postgresql", "postgres")
 _PASSWORD_IN_NETLOC = re.compile(r"^([a-z][a-z0-9+.\-]*://[^:/@?#]*:)[^@/?#]*@", re.IGNORECASE)
-_PASSWORD_IN_QUERY = re.compile(r"([?&]password=)[^&#]*", re.IGNORECASE)
+_PASSWORD_IN_QUERY = re.compile(r"([?&](?:ssl)?password=)[^&#]*", re.IGNORECASE)
 
 
 def redact_url(url: str) -> str:
-    """``url`` with its password (in the user part or a ``password=`` parameter) replaced by ``***``."""
+    """``url`` with its password (in the user part, a ``password=`` or ``sslpassword=`` parameter) replaced by
+    ``***``."""
     return _PASSWORD_IN_QUERY.sub(r"\1***", _PASSWORD_IN_NETLOC.sub(r"\1***@", url))
 
 
