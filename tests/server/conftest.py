@@ -28,11 +28,11 @@ def serve(mock: ServerThread) -> Iterator[Callable[..., ServerThread]]:
     servers: list[ServerThread] = []
 
     def start(strong: Upstream | None = None, weak: Upstream | None = None, **options: Any) -> ServerThread:
+        options.setdefault("routers", ("fast",))
+        options.setdefault("api_keys_env", None)
         app = create_app(
             strong=strong or OpenAIUpstream(MOCK_STRONG, base_url=f"{mock.url}/v1", api_key="k"),
             weak=weak or OpenAIUpstream(MOCK_WEAK, base_url=f"{mock.url}/v1", api_key="k"),
-            routers=("fast",),
-            api_keys_env=None,
             **options,
         )
         server = ServerThread(app).start()

@@ -19,7 +19,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import unquote
@@ -47,29 +47,22 @@ def fast_router():
 
 
 @pytest.fixture()
-def serve(mock: ServerThread, fast_router) -> Iterator[Callable[..., ServerThread]]:
-    """Start a routing server in front of the mock; ``serve(**settings)`` returns the running server."""
-    servers: list[ServerThread] = []
+def serve(serve: Callable[..., ServerThread], mock: ServerThread, fast_router) -> Callable[..., ServerThread]:
+    """conftest's ``serve`` with upstreams that hold this module's key and timeout, and the module's loaded ``fast``
+    router; ``serve(**settings)`` returns the running server."""
 
     def start(*, policies: dict[str, RoutingPolicy] | None = None, **options: Any) -> ServerThread:
-        options.setdefault("routers", ("fast",))
-        options.setdefault("api_keys_env", None)
-        if policies is None and options["routers"] == ("fast",):
+        if policies is None and options.get("routers", ("fast",)) == ("fast",):
             policies = {"fast": RoutingPolicy(fast_router)}  # named "fast" by the server, as clients name it
         timeout = options.get("upstream_timeout", 120.0)  # given as Upstream objects, they carry their own
-        app = create_app(
+        return serve(
             strong=OpenAIUpstream(STRONG, base_url=f"{mock.url}/v1", api_key=UPSTREAM_KEY, timeout=timeout),
             weak=OpenAIUpstream(WEAK, base_url=f"{mock.url}/v1", api_key=UPSTREAM_KEY, timeout=timeout),
             policies=policies,
             **options,
         )
-        server = ServerThread(app).start()
-        servers.append(server)
-        return server
 
-    yield start
-    for server in servers:
-        server.stop()
+    return start
 
 
 def client(server: ServerThread, key: str = "unused") -> openai.OpenAI:

@@ -29,6 +29,17 @@ def router_label(router: RouterSpec | RoutingPolicy) -> str:
     return os.fspath(router)
 
 
+def _checked_name(name: object) -> str:
+    """A policy's name: a non-empty string.
+
+    Raises:
+        InvalidInputError: Anything else.
+    """
+    if not isinstance(name, str) or not name.strip():
+        raise InvalidInputError(f"a routing policy's name must be a non-empty string, got {name!r:.80}")
+    return name
+
+
 class RoutingPolicy:
     """Turns routing texts into decisions; concurrent calls are micro-batched into one scoring batch.
 
@@ -64,9 +75,7 @@ class RoutingPolicy:
         if threshold is not None and strong_fraction is not None:
             raise InvalidThresholdError("give either threshold or strong_fraction, not both")
         self.router = router if isinstance(router, WinRateModel) else load_router(router, embedder=embedder)
-        if name is not None and (not isinstance(name, str) or not name.strip()):
-            raise InvalidInputError(f"a routing policy's name must be a non-empty string, got {name!r:.80}")
-        self._name = router_label(router) if name is None else name
+        self._name = router_label(router) if name is None else _checked_name(name)
         if strong_fraction is not None:
             self.strong_fraction: float | None = check_threshold(strong_fraction, "strong_fraction")
             self.threshold = self.router.threshold_for(self.strong_fraction)
@@ -93,10 +102,8 @@ class RoutingPolicy:
         Raises:
             InvalidInputError: ``name`` is not a non-empty string.
         """
-        if not isinstance(name, str) or not name.strip():
-            raise InvalidInputError(f"a routing policy's name must be a non-empty string, got {name!r:.80}")
         twin = copy.copy(self)
-        twin._name = name
+        twin._name = _checked_name(name)
         return twin
 
     def _win_rates(self, texts: list[str]) -> list[float]:
