@@ -392,10 +392,20 @@ def _trained_line(args: argparse.Namespace, router: Any, battles: list[Battle]) 
     if ties and (router.name == "mf" or args.init):
         parts.append(f"{ties} ties dropped ({router.name} learns from wins and losses only)")
     ignored = router.metadata.get("warm_start_ignored_battles")
-    if ignored:
+    refit = router.metadata.get("profiles_refit") or {}
+    profiles = [f"{model} ({done['labels']} labels)" for model, done in list(refit.items())[:5]]
+    profiles += [f"{len(refit) - 5} more"] if len(refit) > 5 else []
+    if ignored and refit:  # difficulty: they leave the pair's win rate as it was but refit the models they score
+        parts.append(
+            f"{ignored} battles not between {router.strong_model} and {router.weak_model} left the pair's win rate "
+            f"as it was and refit the profiles of {', '.join(profiles)}"
+        )
+    elif ignored:
         parts.append(f"{ignored} battles not between {router.strong_model} and {router.weak_model} ignored")
+    elif refit:
+        parts.append(f"profiles refit: {', '.join(profiles)}")
     if args.init and not used:
-        parts.append("no decided battle, so it scores like its init")
+        parts.append("no decided battle of its pair, so the pair scores like its init")
         pairs = Counter(tuple(sorted((b.model_a, b.model_b))) for b in battles if hasattr(b, "model_a"))
         own = tuple(sorted((router.strong_model, router.weak_model)))
         if ignored and args.strong_model is None and pairs and own not in pairs:  # only other pairs, none named

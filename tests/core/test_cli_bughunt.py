@@ -194,7 +194,12 @@ def test_warm_start_on_another_pair_says_how_to_learn_from_it(tmp_path: Path, ca
     base = ["train", "--battles", str(tmp_path / "feedback.jsonl"), "--init", "default", "--out", str(out)]
     assert main(base) == 0
     line = capsys.readouterr().out
-    assert "no decided battle, so it scores like its init" in line
+    assert "no decided battle of its pair, so the pair scores like its init" in line
+    # they were not thrown away: the difficulty router refit the profiles of the models they score (models=[...])
+    assert (
+        f"left the pair's win rate as it was and refit the profiles of {STRONG} (16 labels), {WEAK} (16 labels)" in line
+    )
+    assert "ignored" not in line
     assert f"to learn from your labels ({STRONG} / {WEAK}), name that pair: --strong-model and --weak-model" in line
     # following it learns the labels
     assert main([*base, "--strong-model", STRONG, "--weak-model", WEAK]) == 0

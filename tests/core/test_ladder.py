@@ -14,6 +14,7 @@ from routellm_core.escalation.ladder import evaluate_choices
 from routellm_core.routers.difficulty import DifficultyRouter
 from routellm_core.routers.profiles import ModelPrior, UnknownModelError, resolve_model
 from routellm_core.routers.training import train_router
+from routellm_core.routing.engine import RoutingOptions
 from routellm_core.routing.ladder import ModelLadder
 
 WORDS = [
@@ -148,6 +149,32 @@ def test_an_unknown_model_starts_from_the_prior_you_state(default: DifficultyRou
     loaded = load_router(router.save(tmp_path / "with-acme"))
     np.testing.assert_allclose(loaded.predict_success(texts, ["acme-7b"]), like, rtol=1e-12)
     assert loaded.metadata["model_priors"] == {"acme-7b": "like gpt-4o-mini"}
+
+
+def test_a_prior_written_as_the_server_takes_it_is_the_same_prior(default: DifficultyRouter) -> None:
+    texts = ["What is 2 + 2?", "Prove that there are infinitely many primes."]
+    for written, prior in [("like:gpt-4o-mini", ModelPrior(like="gpt-4o-mini")), ("score:0.8", ModelPrior(score=0.8))]:
+        assert ModelPrior.parse(written) == prior
+        np.testing.assert_allclose(
+            default.predict_success(texts, ["acme"], priors={"acme": written}),
+            default.predict_success(texts, ["acme"], priors={"acme": prior}),
+            rtol=1e-12,
+        )
+    router = train_router(None, [], init=default)
+    router.add_model("acme-7b", "like:gpt-4o-mini")
+    assert router.metadata["model_priors"]["acme-7b"] == "like gpt-4o-mini"
+    for bad, match in [
+        ("lik:gpt-4o", "the prior of 'acme' must be 'like:<profiled model>' or 'score:"),
+        ("score:82", "the prior of 'acme': ModelPrior.score must be a fraction"),
+        ("score:high", "the prior of 'acme': ModelPrior.score must be a fraction"),
+        ("like:", "must be 'like:<profiled model>'"),
+    ]:
+        with pytest.raises(InvalidInputError, match=match):
+            default.predict_success(texts, ["acme"], priors={"acme": bad})
+    with pytest.raises(InvalidInputError, match="the prior of 'acme-8b' must be a ModelPrior, got int"):
+        router.add_model("acme-8b", 3)  # type: ignore[arg-type]
+    options = RoutingOptions(priors={"acme": "score:0.7", "acme-7b": ModelPrior(like="gpt-4o")})
+    assert options.priors == {"acme": ModelPrior(score=0.7), "acme-7b": ModelPrior(like="gpt-4o")}
 
 
 def test_golden_labels_profile_a_model_the_default_never_saw(default: DifficultyRouter) -> None:

@@ -461,7 +461,7 @@ def test_cli_calibrate_write_refuses_shipped_routers_and_says_to_copy_them(
 
     # the way out the error names: copy, calibrate the copy, route with it
     assert main(["train", "--init", "default", "--out", "my_router"]) == 0
-    assert capsys.readouterr().out.strip().endswith("so it scores like its init -> my_router")
+    assert capsys.readouterr().out.strip().endswith("so the pair scores like its init -> my_router")
     assert main(["calibrate", "--router", "my_router", "--prompts", str(traffic), "--write"]) == 0
     captured = capsys.readouterr()
     assert "wrote thresholds into my_router" in captured.err and "warning" not in captured.err

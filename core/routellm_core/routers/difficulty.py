@@ -183,6 +183,19 @@ MAX_CORRECTION = 1e4
 _LOGIT_EPS = 1e-6
 
 
+def _prior(prior: ModelPrior | str, name: str) -> ModelPrior:
+    """``prior`` as a :class:`ModelPrior` (parsed when written).
+
+    Raises:
+        InvalidInputError: Neither a ModelPrior nor a written prior.
+    """
+    if isinstance(prior, ModelPrior):
+        return prior
+    if isinstance(prior, str):
+        return ModelPrior.parse(prior, name)
+    raise InvalidInputError(f"the prior of {name!r} must be a ModelPrior, got {type(prior).__name__}")
+
+
 def _logit(p: np.ndarray) -> np.ndarray:
     p = np.clip(p, _LOGIT_EPS, 1.0 - _LOGIT_EPS)
     return np.log(p) - np.log1p(-p)
@@ -681,7 +694,7 @@ class DifficultyRouter(WinRateModel):
         return found
 
     def predict_success(
-        self, texts: Sequence[str], models: Sequence[str], *, priors: Mapping[str, ModelPrior] | None = None
+        self, texts: Sequence[str], models: Sequence[str], *, priors: Mapping[str, ModelPrior | str] | None = None
     ) -> np.ndarray:
         """``P(model answers well | prompt)`` for every text and model: an ``(n_texts, n_models)`` array.
 
@@ -691,10 +704,11 @@ class DifficultyRouter(WinRateModel):
         Args:
             texts: The prompts.
             models: Model names, resolved by :meth:`resolve_model`.
-            priors: Priors for models without a profile (used for this call only; :meth:`add_model` keeps one).
+            priors: Priors for models without a profile (used for this call only; :meth:`add_model` keeps one), as
+                :class:`ModelPrior` or written ``"like:<model>"`` / ``"score:<fraction>"``.
 
         Raises:
-            InvalidInputError: Empty batch, blank texts, no model, or a malformed name.
+            InvalidInputError: Empty batch, blank texts, no model, a malformed name or prior.
             UnknownModelError: A model with neither a profile nor a prior.
         """
         if not self._is_fitted():
@@ -702,7 +716,7 @@ class DifficultyRouter(WinRateModel):
         names = list(models) if not isinstance(models, str) else [models]
         if not names:
             raise InvalidInputError("predict_success needs at least one model name")
-        priors = dict(priors or {})
+        priors = {name: _prior(p, name) for name, p in (priors or {}).items()}
         rows = []
         for name in names:
             if name in priors and resolve_model(name, self.models_) is None:
@@ -715,9 +729,13 @@ class DifficultyRouter(WinRateModel):
             raise ScoringError("difficulty produced NaN or infinite success rates")
         return out
 
-    def add_model(self, name: str, prior: ModelPrior) -> str:
+    def add_model(self, name: str, prior: ModelPrior | str) -> str:
         """Give a model without a profile a starting one from a stated prior (labels then refine it: see
         :meth:`fit`); kept in the router and its checkpoint.
+
+        Args:
+            name: The model's name.
+            prior: A :class:`ModelPrior`, or written ``"like:<profiled model>"`` / ``"score:<fraction>"``.
 
         Returns:
             ``name``.
@@ -726,10 +744,9 @@ class DifficultyRouter(WinRateModel):
             InvalidInputError: ``name`` already has a profile (directly or through an alias), or a malformed prior.
             UnknownModelError: The prior names a model without a profile.
         """
-        if not isinstance(prior, ModelPrior):
-            raise InvalidInputError(f"prior must be a ModelPrior, got {type(prior).__name__}")
         if not isinstance(name, str) or not name.strip():
             raise InvalidInputError(f"a model name must be a non-empty string, got {name!r:.80}")
+        prior = _prior(prior, name)
         existing = resolve_model(name, self.models)
         if existing is not None:
             raise InvalidInputError(f"model {name!r} already has a profile ({existing!r}); no prior is needed")

@@ -191,6 +191,35 @@ class ModelPrior:
         if self.reference and self.score is None:
             raise InvalidInputError("ModelPrior.reference places a score: give score= with it")
 
+    @classmethod
+    def parse(cls, text: str, name: str = "") -> ModelPrior:
+        """The prior written ``"like:<profiled model>"`` or ``"score:<fraction>"`` (the server's ``--prior`` form).
+
+        Args:
+            text: The written prior.
+            name: The model it is for, named in errors.
+
+        Raises:
+            InvalidInputError: Another form, or a score outside (0, 1).
+        """
+        where = f"the prior of {name!r}" if name else "a prior"
+        kind, sep, value = str(text).partition(":")
+        kind = kind.strip()
+        if sep and kind == "like" and value.strip():
+            return cls(like=value.strip())
+        if sep and kind == "score":
+            try:
+                score = float(value)
+            except ValueError:
+                score = math.nan
+            try:
+                return cls(score=score)
+            except InvalidInputError as exc:
+                raise InvalidInputError(f"{where}: {exc}") from None
+        raise InvalidInputError(
+            f"{where} must be 'like:<profiled model>' or 'score:<fraction in (0, 1)>', got {text!r:.80}"
+        )
+
     def describe(self) -> str:
         """A short human-readable form (kept in the router's metadata)."""
         if self.like is not None:

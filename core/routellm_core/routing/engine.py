@@ -138,7 +138,8 @@ class RoutingOptions(BaseModel):
 
     priors: dict[str, ModelPrior] | None = Field(default=None, exclude=True)
     """With ``models=[...]``: what to assume about models the router has no profile for
-    (``{"my-model": ModelPrior(like="gpt-4o-mini")}`` or ``ModelPrior(score=0.82)``), until labels refit them."""
+    (``{"my-model": ModelPrior(like="gpt-4o-mini")}`` or ``ModelPrior(score=0.82)``; also written as the server's
+    ``--prior`` takes them: ``"like:gpt-4o-mini"``, ``"score:0.82"``), until labels refit them."""
 
     @field_serializer("router")
     def _serialize_router(self, router: Any) -> str:
@@ -174,9 +175,12 @@ class RoutingOptions(BaseModel):
     def _priors(cls, value: Any) -> Any:
         if value is None:
             return value
-        if not isinstance(value, Mapping) or not all(isinstance(v, ModelPrior) for v in value.values()):
-            raise InvalidInputError("priors must map model names to ModelPrior(like=...) or ModelPrior(score=...)")
-        return dict(value)
+        if not isinstance(value, Mapping) or not all(isinstance(v, (ModelPrior, str)) for v in value.values()):
+            raise InvalidInputError(
+                "priors must map model names to ModelPrior(like=...) or ModelPrior(score=...) (or their written "
+                "forms 'like:<profiled model>', 'score:<fraction>')"
+            )
+        return {name: p if isinstance(p, ModelPrior) else ModelPrior.parse(p, str(name)) for name, p in value.items()}
 
     @field_validator("route_on")
     @classmethod
