@@ -29,7 +29,14 @@ TOKEN = "fuzz-token-4e1d"
 #: Generated requests per operation, per generation mode, per auth setting.
 MAX_EXAMPLES = 40
 #: The operations whose answers this module checks against the schema; every operation but /health needs the token.
-OPERATIONS = {"POST /v1/chat/completions", "POST /v1/feedback", "GET /v1/models", "GET /health", "GET /metrics"}
+OPERATIONS = {
+    "POST /v1/chat/completions",
+    "POST /v1/feedback",
+    "GET /v1/models",
+    "GET /v1/models/{model}",
+    "GET /health",
+    "GET /metrics",
+}
 PUBLIC = {"GET /health"}
 CHECKS = [
     checks.not_a_server_error,

@@ -49,6 +49,7 @@ from routellm_core.escalation.config import Escalation
 from routellm_core.learning.feedback import FeedbackStore
 from routellm_core.learning.judging import PairwiseJudge
 from routellm_core.learning.labelling import traffic_labelling
+from routellm_core.routers.profiles import ModelPrior
 from routellm_core.routing.cascade import SAMPLE_TEMPERATURE
 from routellm_core.routing.engine import RoutingEngine, RoutingOptions, price_table
 from routellm_core.routing.ladder import LadderEngine
@@ -74,8 +75,8 @@ from routellm_core.server.auto import (
     split_climb,
 )
 from routellm_core.server.errors import ErrorResponse, model_call_error
-from routellm_core.server.metrics import CONTENT_TYPE, ServerMetrics
-from routellm_core.server.models import build_models, prior_of
+from routellm_core.server.metrics import CHECK_SIDE, CONTENT_TYPE, LABEL_SIDE, ServerMetrics
+from routellm_core.server.models import build_models, check_price_names
 from routellm_core.server.openapi import install_openapi
 from routellm_core.server.protocol import (
     chunk_text,
@@ -95,6 +96,8 @@ from routellm_core.server.upstreams import Upstream, build_upstream
 logger = logging.getLogger("routellm_core.server")
 
 _OWNER = "routellm server"
+#: ``owned_by`` of the model objects ``GET /v1/models`` lists.
+_OWNER_ID = "routellm"
 _DONE = b"data: [DONE]\n\n"
 #: Request fields left out of the other upstream's (non-streamed) call when a request is labelled.
 _STREAM_ONLY = frozenset({"stream", "stream_options"})
@@ -110,6 +113,11 @@ def _json_bytes(value: Any) -> bytes:
 
 def _json(value: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
     return Response(_json_bytes(value), status_code=status, headers=dict(headers or {}), media_type="application/json")
+
+
+def _model_card(model: str) -> dict[str, Any]:
+    """OpenAI's model object of a model name this server serves."""
+    return {"id": model, "object": "model", "created": 0, "owned_by": _OWNER_ID}
 
 
 def _sse(value: Any) -> bytes:
@@ -276,7 +284,7 @@ class ServerState:
         policy = self.policies.get(settings.auto_router) or RoutingPolicy(
             settings.auto_router, max_batch_size=settings.max_batch_size
         )
-        priors = {name: prior_of(text, name) for name, text in settings.priors.items()}
+        priors = {name: ModelPrior.parse(text, name) for name, text in settings.priors.items()}
         #: Prices the always-costliest baseline of ``router-auto`` answers (``account``).
         self.auto_prices = price_table(self.prices)
 
@@ -413,12 +421,58 @@ class ServerState:
             self.escalation_engines[key] = found
         return found
 
+    def engine_of(self, asked: str, options: Any = None) -> tuple[RoutingEngine | LadderEngine, float | None]:
+        """The engine a model name (and the request's ``routellm`` field) asks for, and the threshold of a
+        ``router-<router>...`` name (None for ``router-auto``): the one reading of model names, for chat
+        completions and ``GET /v1/models/{model}``.
+
+        Raises:
+            ErrorResponse: 404 for a name naming nothing this server serves; 400 for a bad threshold, share,
+                objective or escalation part.
+        """
+        model, escalation = split_cascade(asked)
+        if is_auto(model):
+            return self.auto_engine_for(model, escalation, asked, options), None
+        if objective_in_body(options) is not None:
+            raise ErrorResponse(
+                400,
+                f"'routellm.objective' picks among the named models: ask for {AUTO_MODEL}, not {asked!r:.120}",
+                code="invalid_request",
+                param="routellm.objective",
+            )
+        if split_climb(model)[1] is not None:
+            raise ErrorResponse(
+                400,
+                f"model {asked!r:.120}: -climb climbs the server's named models (--model): ask for "
+                f"{AUTO_MODEL}-climb; a strong/weak router escalates with -cascade",
+                code="invalid_model",
+                param="model",
+            )
+        name, threshold = resolve_model(model, self.policies)
+        return self.engine_for(name, escalation, asked), threshold
+
     def auto_engine_for(self, model: str, escalation: str | None, asked: str, options: Any) -> AutoEngine:
         """The ``router-auto`` engine a model name and the request's ``routellm`` field ask for.
 
         Raises:
             ErrorResponse: 404 when the server has no named models; 400 for a bad objective or escalation part.
         """
+        return self._auto(asked).engine_for(model, escalation, asked, options)
+
+    def check_model(self, asked: str) -> None:
+        """Raise what chat completions would for the model name ``asked`` (``GET /v1/models/{model}``), building
+        no ``router-auto`` engine: a new one would evict another, and with it a budget's spend.
+
+        Raises:
+            ErrorResponse: As :meth:`engine_of`.
+        """
+        model, escalation = split_cascade(asked)
+        if is_auto(model):
+            self._auto(asked).setting_of(model, escalation, asked, None)
+        else:
+            self.engine_of(asked)
+
+    def _auto(self, asked: str) -> AutoRouting:
         if self.auto is None:
             raise ErrorResponse(
                 404,
@@ -427,7 +481,7 @@ class ServerState:
                 code="model_not_found",
                 param="model",
             )
-        return self.auto.engine_for(model, escalation, asked, options)
+        return self.auto
 
     async def route(
         self, engine: RoutingEngine | LadderEngine, threshold: float | None, messages: list[dict[str, Any]]
@@ -562,16 +616,30 @@ class ServerState:
     def _on_fallback(self, record: ServedDecision, exc: BaseException) -> None:
         self.metrics.fallbacks.inc(from_side=record.failed_side or record.choice, error=type(exc).__name__)
 
-    def _count(self, side: Side, start: float, outcome: str) -> None:
+    def _count(self, side: str, start: float, outcome: str) -> None:
         self.metrics.upstream_latency.observe(time.perf_counter() - start, side=side)
         self.metrics.upstream_calls.inc(side=side, outcome=outcome)
 
+    async def _call(self, upstream: Upstream, request: Mapping[str, Any], side: str) -> dict[str, Any]:
+        """One non-streamed upstream call, counted in ``routellm_upstream_calls_total`` and
+        ``routellm_upstream_latency_seconds`` under ``side`` (``strong``, ``weak``, :data:`CHECK_SIDE` or
+        :data:`LABEL_SIDE`)."""
+        start = time.perf_counter()
+        try:
+            answer = await upstream.complete(request)
+        except BaseException as exc:
+            self._count(side, start, "error" if isinstance(exc, Exception) else "cancelled")
+            raise
+        self._count(side, start, "ok")
+        return answer
+
     def _other_answer(self, body: Mapping[str, Any], engine: RoutingEngine | LadderEngine, route: Route) -> Any:
-        """The labeller's call of the side that did not answer: the same request, not streamed, as text."""
+        """The labeller's call of the side that did not answer: the same request, not streamed, as text (counted
+        under ``side="label"``)."""
         request = {k: v for k, v in body.items() if k not in _STREAM_ONLY}
 
         async def other_answer(side: Side) -> str:
-            return completion_text(await self.upstream_of(engine, route, side).complete(request))
+            return completion_text(await self._call(self.upstream_of(engine, route, side), request, LABEL_SIDE))
 
         return other_answer
 
@@ -583,18 +651,20 @@ class ServerState:
 
     def _second_answer(self, body: Mapping[str, Any]) -> Any:
         """The escalation check's second cheap answer: the ``escalate_second`` upstream, else the cheap one asked
-        again warmer (``router-auto``: always the chosen model again); not streamed."""
+        again warmer (``router-auto``: always the chosen model again); not streamed, counted under ``side="check"``."""
         request = {k: v for k, v in body.items() if k not in _STREAM_ONLY}
 
         async def second(record: ServedDecision) -> dict[str, Any]:
             if self.second is not None and record.ladder is None:
-                return await self.second.complete(request)
-            return await self._cheap_upstream(record).complete({**request, "temperature": SAMPLE_TEMPERATURE})
+                return await self._call(self.second, request, CHECK_SIDE)
+            warmer = {**request, "temperature": SAMPLE_TEMPERATURE}
+            return await self._call(self._cheap_upstream(record), warmer, CHECK_SIDE)
 
         return second
 
     def _verify_answer(self, body: Mapping[str, Any]) -> Any:
-        """The self-verification call: the cheap upstream asked whether its answer to this request is right."""
+        """The self-verification call: the cheap upstream asked whether its answer to this request is right
+        (counted under ``side="check"``)."""
         request = {k: v for k, v in body.items() if k not in (*_STREAM_ONLY, "tools", "tool_choice")}
 
         async def verify(record: ServedDecision, answer: Any) -> dict[str, Any]:
@@ -605,7 +675,7 @@ class ServerState:
                 {"role": "assistant", "content": text},
                 {"role": "user", "content": VERIFY_QUESTION},
             ]
-            return await self._cheap_upstream(record).complete({**request, "messages": messages})
+            return await self._call(self._cheap_upstream(record), {**request, "messages": messages}, CHECK_SIDE)
 
         return verify
 
@@ -625,14 +695,7 @@ class ServerState:
         engine records the decision (and labels a sampled share) before the answer goes out."""
 
         async def attempt(side: Side, record: ServedDecision) -> dict[str, Any]:
-            start = time.perf_counter()
-            try:
-                answer = await self.upstream_called(engine, side, record).complete(body)
-            except BaseException as exc:
-                self._count(side, start, "error" if isinstance(exc, Exception) else "cancelled")
-                raise
-            self._count(side, start, "ok")
-            return answer
+            return await self._call(self.upstream_called(engine, side, record), body, side)
 
         try:
             answer, record = await engine.acall(
@@ -929,6 +992,8 @@ def create_app(
         )
     judge_upstream = _upstream(judge_spec, "judge", settings) if judge_spec is not None else None
     second = _upstream(settings.escalate_second, "weak", settings) if settings.escalate_second else None
+    called = [m.name for m in settings.models] + [u.name for u in (*upstreams.values(), second) if u is not None]
+    check_price_names(settings.prices, called)  # --prices prices the pair and the second upstream by name too
     models = build_models(settings.models, timeout=settings.upstream_timeout, max_retries=settings.upstream_retries)
     state = ServerState(
         settings,
@@ -982,31 +1047,8 @@ def create_app(
             slot = state.acquire()
             chat = parse_request(body, state.settings.max_messages)
             span = state.telemetry.begin(chat.model)  # recorded once the answer or the stream ended
-            model, escalation = split_cascade(chat.model)
-            engine: RoutingEngine | LadderEngine
-            if is_auto(model):
-                engine = state.auto_engine_for(model, escalation, chat.model, chat.options)
-                route = await state.route(engine, None, chat.messages)
-            else:
-                if objective_in_body(chat.options) is not None:
-                    raise ErrorResponse(
-                        400,
-                        f"'routellm.objective' picks among the named models: ask for {AUTO_MODEL}, not "
-                        f"{chat.model!r:.120}",
-                        code="invalid_request",
-                        param="routellm.objective",
-                    )
-                if split_climb(model)[1] is not None:
-                    raise ErrorResponse(
-                        400,
-                        f"model {chat.model!r:.120}: -climb climbs the server's named models (--model): ask for "
-                        f"{AUTO_MODEL}-climb; a strong/weak router escalates with -cascade",
-                        code="invalid_model",
-                        param="model",
-                    )
-                name, threshold = resolve_model(model, state.policies)
-                engine = state.engine_for(name, escalation, chat.model)
-                route = await state.route(engine, threshold, chat.messages)
+            engine, threshold = state.engine_of(chat.model, chat.options)
+            route = await state.route(engine, threshold, chat.messages)
             if chat.stream:
                 response = await state.stream(engine, route, chat.forward, slot, span)
                 streaming = True
@@ -1034,8 +1076,18 @@ def create_app(
     async def list_models(request: Request) -> Response:
         state.authorize(request)
         ids = model_ids(state.policies) + (state.auto.model_ids() if state.auto is not None else [])
-        data = [{"id": i, "object": "model", "created": 0, "owned_by": "routellm"} for i in ids]
-        return _json({"object": "list", "data": data})
+        return _json({"object": "list", "data": [_model_card(i) for i in ids]})
+
+    @app.get("/v1/models/{model:path}")
+    async def retrieve_model(model: str, request: Request) -> Response:
+        """The model object of a name chat completions accepts (listed or not); a 404 ``model_not_found`` naming
+        the problem for one it refuses, as OpenAI answers."""
+        state.authorize(request)
+        try:
+            state.check_model(model)
+        except ErrorResponse as exc:
+            raise ErrorResponse(404, exc.message, code="model_not_found", param="model") from None
+        return _json(_model_card(model))
 
     @app.get("/health")
     async def health() -> Response:

@@ -209,6 +209,30 @@ class AutoRouting:
             ErrorResponse: 400 for a bad objective or escalation part, or an objective in both the name and the
                 request field.
         """
+        objective, setting = self.setting_of(model, escalation, asked, options)
+        if objective == self.objective and setting is None:
+            return self.default
+        key: EngineKey = (objective, *(setting or (None, None, False)))
+        found = self._engines.get(key)
+        if found is None:  # built on the event loop's thread: no other request runs between the get and the set
+            found = self._engines[key] = self._build(objective, setting)
+            while len(self._engines) > MAX_ENGINES:
+                _, dropped = self._engines.popitem(last=False)
+                if self.on_evict is not None:
+                    self.on_evict(dropped)
+        else:
+            self._engines.move_to_end(key)
+        return found
+
+    def setting_of(
+        self, model: str, escalation: str | None, asked: str, options: Any
+    ) -> tuple[Objective, Setting | None]:
+        """The objective and escalation setting a ``router-auto...`` name and the request field ask for, checked
+        without building an engine (``GET /v1/models/{model}`` evicts no engine and its budget state).
+
+        Raises:
+            ErrorResponse: As :meth:`engine_for`.
+        """
         model, climbing = split_climb(model)
         if climbing is not None and escalation is not None:
             raise _bad(f"model {asked!r:.120}: give -climb or -cascade, not both")
@@ -224,27 +248,12 @@ class AutoRouting:
             )
         # as precise as its metrics label (6 significant digits): objectives one label names share one engine
         objective = Objective.parse(str(given or named or self.objective))
-        setting: Setting | None
         climb = climbing is not None
         if escalation is None:
-            setting = None
-        elif not escalation:
-            setting = ("server", None, climb)
-        else:
-            setting = (*escalation_setting(escalation, asked, "climb" if climb else "cascade"), climb)
-        if objective == self.objective and setting is None:
-            return self.default
-        key: EngineKey = (objective, *(setting or (None, None, False)))
-        found = self._engines.get(key)
-        if found is None:  # built on the event loop's thread: no other request runs between the get and the set
-            found = self._engines[key] = self._build(objective, setting)
-            while len(self._engines) > MAX_ENGINES:
-                _, dropped = self._engines.popitem(last=False)
-                if self.on_evict is not None:
-                    self.on_evict(dropped)
-        else:
-            self._engines.move_to_end(key)
-        return found
+            return objective, None
+        if not escalation:
+            return objective, ("server", None, climb)
+        return objective, (*escalation_setting(escalation, asked, "climb" if climb else "cascade"), climb)
 
     def model_ids(self) -> list[str]:
         """The ``router-auto`` names ``GET /v1/models`` lists: bare, the server objective written out, and each

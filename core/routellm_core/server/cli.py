@@ -180,7 +180,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="append",
         type=_argument(parse_prices),
         metavar="NAME=IN,OUT",
-        help="USD per million input and output tokens of a --model (repeatable; default: the shipped price table)",
+        help="USD per million input and output tokens of a --model, or of the --strong, --weak or --escalate-second "
+        "model by its model name (repeatable; default: the shipped price table)",
     )
     auto.add_argument(
         "--prior",

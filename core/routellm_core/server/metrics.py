@@ -35,6 +35,10 @@ MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 #: Latency buckets in seconds (routing is sub-millisecond to tens of ms; upstreams take seconds).
 ROUTING_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
 UPSTREAM_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
+#: The ``side`` of the escalation check's own upstream calls (the second cheap answer, the self-verification).
+CHECK_SIDE = "check"
+#: The ``side`` of the labeller's call of the side that did not answer (judge labelling).
+LABEL_SIDE = "label"
 
 _LIVE_GAUGE_FILE = re.compile(r"gauge_live\w*?_(\d+)\.db")
 
@@ -220,7 +224,8 @@ class ServerMetrics:
         )
         self.upstream_calls = Counter(
             "routellm_upstream_calls_total",
-            "Upstream calls, by side and outcome (ok, error, cancelled).",
+            "Upstream calls, by side (strong, weak; check: the escalation check's calls; label: the labeller's) and "
+            "outcome (ok, error, cancelled).",
             ["side", "outcome"],
             reg,
         )
@@ -303,7 +308,7 @@ class ServerMetrics:
         )
         self.upstream_latency = Histogram(
             "routellm_upstream_latency_seconds",
-            "Time of one upstream call, to the end of the answer or stream, by side.",
+            "Time of one upstream call, to the end of the answer or stream, by side (strong, weak, check, label).",
             UPSTREAM_BUCKETS,
             reg,
             ["side"],
@@ -382,7 +387,9 @@ class ServerMetrics:
 
 
 __all__ = [
+    "CHECK_SIDE",
     "CONTENT_TYPE",
+    "LABEL_SIDE",
     "MULTIPROC_ENV",
     "ServerMetrics",
     "forget_dead_workers",

@@ -87,12 +87,34 @@ def parse_model(text: str) -> ModelSpec:
             raise InvalidInputError(f"--model {text!r:.120}: {key} is given twice")
         fields[key] = value.strip()
     if not name:
-        provider, colon, model = spec.partition(":")
-        name = model if colon else provider
+        name = upstream_name(spec)
     try:
         return ModelSpec(name=name.strip(), spec=spec, **fields)
     except ValueError as exc:
         raise InvalidInputError(f"--model {text!r:.120}: {_first_error(exc)}") from None
+
+
+def upstream_name(spec: str) -> str:
+    """The name an upstream spec is known by (priced, recorded, counted): its model part (``"openai:gpt-4o"`` ->
+    ``"gpt-4o"``, ``"openai:llama3.1:8b"`` -> ``"llama3.1:8b"``, a bare ``"gpt-4o"`` -> ``"gpt-4o"``)."""
+    provider, colon, model = spec.partition(":")
+    return model if colon else provider
+
+
+def check_price_names(prices: Mapping[str, Any], known: Sequence[str]) -> None:
+    """Check that ``--prices`` names only models the server calls: a ``--model``, or the strong, weak or second
+    upstream (by the name each is known by).
+
+    Raises:
+        InvalidInputError: A price for another name, naming it and the names the server knows.
+    """
+    unknown = sorted(set(prices) - set(known))
+    if unknown:
+        raise InvalidInputError(
+            f"prices (--prices) name {unknown}, which is neither a --model nor the --strong, --weak or "
+            f"--escalate-second model (this server calls {sorted(dict.fromkeys(known))}): price a model by the name "
+            "it is called by (the model part of its spec), or give --model NAME=SPEC to route among more models"
+        )
 
 
 def parse_prices(text: str) -> tuple[str, tuple[float, float]]:
@@ -119,7 +141,7 @@ def parse_prior(text: str) -> tuple[str, str]:
     """``(name, prior)`` from ``--prior NAME=like:MODEL`` or ``--prior NAME=score:F`` (the prior checked).
 
     Raises:
-        InvalidInputError: Not of that form, or a prior :func:`prior_of` refuses.
+        InvalidInputError: Not of that form, or a prior :meth:`ModelPrior.parse` refuses.
     """
     name, sep, prior = str(text).partition("=")
     if not sep or not name.strip():
@@ -127,57 +149,47 @@ def parse_prior(text: str) -> tuple[str, str]:
             f"--prior {text!r:.120}: give NAME=like:MODEL (a profiled model it starts from) or NAME=score:F (a "
             "benchmark score in (0, 1))"
         )
-    prior_of(prior.strip(), name.strip())
+    ModelPrior.parse(prior.strip(), name.strip())
     return name.strip(), prior.strip()
 
 
-def prior_of(text: str, name: str = "") -> ModelPrior:
-    """The :class:`~routellm_core.routers.profiles.ModelPrior` of ``"like:MODEL"`` or ``"score:F"``.
-
-    Raises:
-        InvalidInputError: Another form, or a score outside (0, 1).
-    """
-    kind, sep, value = text.partition(":")
-    where = f"the prior of {name!r}" if name else "a prior"
-    if sep and kind == "like" and value.strip():
-        return ModelPrior(like=value.strip())
-    if sep and kind == "score":
-        try:
-            score = float(value)
-        except ValueError:
-            score = math.nan
-        try:
-            return ModelPrior(score=score)
-        except InvalidInputError as exc:
-            raise InvalidInputError(f"{where}: {exc}") from None
-    raise InvalidInputError(
-        f"{where} must be 'like:<profiled model>' or 'score:<fraction in (0, 1)>', got {text!r:.80}"
-    )
-
-
 def check_models(
-    models: Sequence[ModelSpec], prices: Mapping[str, Any], priors: Mapping[str, str], routers: Sequence[str]
+    models: Sequence[ModelSpec],
+    prices: Mapping[str, Any],
+    priors: Mapping[str, str],
+    routers: Sequence[str],
+    upstreams: Sequence[str] | None = (),
 ) -> None:
     """Check the named models against the prices, priors and routers that refer to them.
 
+    Args:
+        models: The named models (``--model``).
+        prices: ``--prices`` by name: for a named model or one of ``upstreams``.
+        priors: ``--prior`` by name: for a named model.
+        routers: The routers served.
+        upstreams: The names of the strong, weak and second upstreams (:func:`upstream_name`); None when one is
+            yet to come as an ``Upstream`` (``create_app`` checks the prices' names then).
+
     Raises:
-        ValueError: Fewer than two models (with any), a repeated name, a price or prior for an unlisted name, or
-            a router named ``auto`` beside them (``router-auto`` is theirs).
+        ValueError: Fewer than two models (with any), a repeated name, a prior for an unlisted name, a price for a
+            name that is neither a model nor an upstream, or a router named ``auto`` beside them (``router-auto``
+            is theirs).
     """
     names = [m.name for m in models]
+    if upstreams is not None:
+        check_price_names(prices, [*names, *upstreams])
     if not models:
-        if prices or priors:
-            raise ValueError("prices (--prices) and priors (--prior) are for the models of router-auto: give --model")
+        if priors:
+            raise ValueError("priors (--prior) are for the models of router-auto: give --model")
         return
     if len(names) < 2:
         raise ValueError(f"router-auto routes among at least two models (--model), got {names}")
     repeated = sorted({n for n in names if names.count(n) > 1})
     if repeated:
         raise ValueError(f"models (--model) name {repeated} more than once; give each a distinct NAME=")
-    for what, given in (("prices (--prices)", prices), ("priors (--prior)", priors)):
-        unknown = sorted(set(given) - set(names))
-        if unknown:
-            raise ValueError(f"{what} name {unknown}, which no --model names (models: {names})")
+    unknown = sorted(set(priors) - set(names))
+    if unknown:
+        raise ValueError(f"priors (--prior) name {unknown}, which no --model names (models: {names})")
     if "auto" in routers:
         raise ValueError("a router named 'auto' would shadow router-auto (the --model ladder): rename it")
 
@@ -229,8 +241,9 @@ __all__ = [
     "ModelSpec",
     "build_models",
     "check_models",
+    "check_price_names",
     "parse_model",
     "parse_prices",
     "parse_prior",
-    "prior_of",
+    "upstream_name",
 ]

@@ -240,12 +240,12 @@ class ErrorBody(BaseModel):
 
 
 _REQUESTS: tuple[type[BaseModel], ...] = (ChatCompletionRequest, FeedbackRequest)
-_ANSWERS: tuple[type[BaseModel], ...] = (ChatCompletion, FeedbackAnswer, ModelList, Health, ErrorBody)
+_ANSWERS: tuple[type[BaseModel], ...] = (ChatCompletion, FeedbackAnswer, ModelList, ModelCard, Health, ErrorBody)
 
 _STATUS_TEXT = {
     400: "Bad request: invalid JSON, body or field (the message names it)",
     401: "Missing or invalid bearer token",
-    404: "Unknown model name, or an upstream's 404",
+    404: "Unknown model name (code model_not_found), or an upstream's 404",
     408: "The request body did not arrive within the body timeout",
     409: "No feedback store, or an upstream's 409",
     413: "The request body exceeds the server's limit",
@@ -318,6 +318,23 @@ def _operations(auth: bool) -> dict[tuple[str, str], dict[str, Any]]:
                 **_errors(unauthorized),
             },
         },
+        ("/v1/models/{model}", "get"): {
+            "summary": "The model object of a model name chat completions accepts, listed or not",
+            "parameters": [
+                {
+                    "name": "model",
+                    "in": "path",
+                    "required": True,
+                    "description": "a model name: router-<router>[-<threshold>|-<percent>%][-cascade...], "
+                    "router-auto...",
+                    "schema": {"type": "string"},
+                }
+            ],
+            "responses": {
+                "200": {"description": "The model object", "content": _json(_ref(ModelCard))},
+                **_errors((*unauthorized, 404)),
+            },
+        },
         ("/health", "get"): {
             "summary": "Liveness, for load balancers (no auth)",
             "responses": {"200": {"description": "The worker is up", "content": _json(_ref(Health))}},
@@ -352,8 +369,8 @@ def enrich(schema: dict[str, Any], *, auth: bool, max_messages: int) -> dict[str
         }
     for (path, method), fields in _operations(auth).items():
         operation = schema["paths"][path][method]
-        operation.update(fields)
         operation.pop("parameters", None)  # the handlers' `request` argument is no query parameter
+        operation.update(fields)
     if auth:  # fails closed: a route not listed as public is documented as needing the token
         for path, item in schema["paths"].items():
             for method, operation in item.items():

@@ -10,9 +10,10 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from routellm_core.data.prices import price_of
 from routellm_core.errors import InvalidInputError
 from routellm_core.learning.feedback import store_backend
+from routellm_core.routers.profiles import ModelPrior
 from routellm_core.routing.objective import Objective
 from routellm_core.routing.text import canonical_route_on
-from routellm_core.server.models import ModelSpec, check_models, parse_model, prior_of
+from routellm_core.server.models import ModelSpec, check_models, parse_model, upstream_name
 
 #: Environment variable through which the CLI hands its settings (JSON, no secrets) to uvicorn's worker processes.
 SETTINGS_ENV = "ROUTELLM_SERVER_SETTINGS"
@@ -71,7 +72,9 @@ class ServerSettings(BaseModel):
         models: The named upstream models ``router-auto`` routes among (at least two; ``--model``).
         objective: ``router-auto``'s objective, ``"<kind>=<value>"`` (``margin=0.05``, ``budget=1.5`` USD per 1k
             requests, ``max_cost=0.001`` USD per request, ``cost_weight=100``); names may ask for another.
-        prices: USD per million input and output tokens by model name, over the shipped table (``--prices``).
+        prices: USD per million input and output tokens by model name, over the shipped table (``--prices``): of
+            a named model, or of the strong, weak or second upstream by its model name (``"openai:my-llm"`` is
+            ``my-llm``).
         priors: ``"like:<profiled model>"`` or ``"score:<fraction>"`` by model name, for models the router has no
             profile for (``--prior``).
         auto_router: The router predicting each model's success for ``router-auto`` (one that profiles models:
@@ -183,7 +186,7 @@ class ServerSettings(BaseModel):
     def _priors(cls, value: dict[str, str]) -> dict[str, str]:
         for name, prior in value.items():
             try:
-                prior_of(prior, name)
+                ModelPrior.parse(prior, name)
             except InvalidInputError as exc:
                 raise ValueError(str(exc)) from None
         return value
@@ -215,7 +218,12 @@ class ServerSettings(BaseModel):
 
     @model_validator(mode="after")
     def _ladder(self) -> ServerSettings:
-        check_models(self.models, self.prices, self.priors, self.routers)
+        # --prices may price the strong, weak and second upstreams by name too (unknown here while one of the pair
+        # is to come as an Upstream: create_app checks the names it calls then)
+        pair = (self.strong, self.weak)
+        specs = (*pair, self.escalate_second)
+        upstreams = [upstream_name(s) for s in specs if s is not None] if None not in pair else None
+        check_models(self.models, self.prices, self.priors, self.routers, upstreams)
         return self
 
     @model_validator(mode="after")
