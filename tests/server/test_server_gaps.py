@@ -298,3 +298,12 @@ def test_the_labellers_call_of_the_other_side_is_counted_as_label(
     reached = [b["model"] for b in mock.app.state.received if b["messages"][-1]["content"] == asked]
     assert reached[:2] == [WEAK, STRONG]  # the answer, then the labeller's call of the strong model
     assert (calls(server, "weak"), calls(server, "strong")) == (1.0, 0.0)  # the served calls alone
+
+    def judge_calls_counted() -> bool:  # then the judge reads the pair: each of its calls counted once it answered
+        judged = sum(1 for b in mock.app.state.received if b["model"] == JUDGE)
+        return judged >= 1 and calls(server, "judge") == timed(server, "judge") == judged
+
+    while not judge_calls_counted() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)  # a judge call still to come would show as a mismatch
+    assert judge_calls_counted()

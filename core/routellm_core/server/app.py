@@ -75,7 +75,7 @@ from routellm_core.server.auto import (
     split_climb,
 )
 from routellm_core.server.errors import ErrorResponse, model_call_error
-from routellm_core.server.metrics import CHECK_SIDE, CONTENT_TYPE, LABEL_SIDE, ServerMetrics
+from routellm_core.server.metrics import CHECK_SIDE, CONTENT_TYPE, JUDGE_SIDE, LABEL_SIDE, ServerMetrics
 from routellm_core.server.models import build_models, check_price_names
 from routellm_core.server.openapi import install_openapi
 from routellm_core.server.protocol import (
@@ -680,9 +680,9 @@ class ServerState:
         return verify
 
     async def _judge_reply(self, messages: list[dict[str, str]]) -> str:
-        """The judge upstream's reply to the pairwise judge's messages."""
+        """The judge upstream's reply to the pairwise judge's messages (counted under ``side="judge"``)."""
         assert self.judge is not None
-        return completion_text(await self.judge.complete({"messages": messages}))
+        return completion_text(await self._call(self.judge, {"messages": messages}, JUDGE_SIDE))
 
     async def complete(
         self,

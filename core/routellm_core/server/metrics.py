@@ -39,6 +39,8 @@ UPSTREAM_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.
 CHECK_SIDE = "check"
 #: The ``side`` of the labeller's call of the side that did not answer (judge labelling).
 LABEL_SIDE = "label"
+#: ``side`` of the pairwise judge's calls (two per labelled request: the answers shown both ways round).
+JUDGE_SIDE = "judge"
 
 _LIVE_GAUGE_FILE = re.compile(r"gauge_live\w*?_(\d+)\.db")
 
@@ -389,6 +391,7 @@ class ServerMetrics:
 __all__ = [
     "CHECK_SIDE",
     "CONTENT_TYPE",
+    "JUDGE_SIDE",
     "LABEL_SIDE",
     "MULTIPROC_ENV",
     "ServerMetrics",
