@@ -40,12 +40,14 @@ from llama_index.core.base.llms.types import (
 )
 from llama_index.core.bridge.pydantic import Field, PrivateAttr, ValidationError, field_serializer, model_validator
 from llama_index.core.callbacks import CallbackManager
+from llama_index.core.callbacks.base import global_stack_trace_ids
 from llama_index.core.constants import DEFAULT_CONTEXT_WINDOW, DEFAULT_NUM_OUTPUTS
 from llama_index.core.instrumentation import get_dispatcher
 from llama_index.core.llms import LLM
 from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_callback
 from llama_index.core.llms.function_calling import FunctionCallingLLM
 from llama_index.core.llms.llm import ToolSelection
+from llama_index.core.settings import Settings
 
 from llamaindex_routellm._answers import (
     answer_logprobs,
@@ -164,16 +166,37 @@ def _calls_tools(llm: LLM) -> bool:
     return isinstance(llm, FunctionCallingLLM) and llm.metadata.is_function_calling_model
 
 
-def _forget_nested_trace(child: LLM, own: CallbackManager) -> None:
-    """Clear a child's legacy trace map after a routed call.
+@contextlib.contextmanager
+def _child_trace(child: LLM, own: CallbackManager) -> Iterator[None]:
+    """Forget the legacy trace entries a child's call adds beneath the router's call, once it ended.
 
-    LlamaIndex resets a callback manager's trace map only when that manager starts a top-level trace. A child
-    called inside the router's trace never does, so its map would grow by two ids on every routed call, forever.
-    Only a manager with no handlers (nobody reads its map) that is not the router's own is cleared.
+    LlamaIndex resets a callback manager's trace map only when that manager opens a top-level trace. A child called
+    inside the router's trace never does, so its map would grow by the ids of every routed call, forever, whether
+    or not it has handlers (once ``Settings.callback_manager`` is set, every new LLM's manager shares its handlers).
+    Those entries are read by no one: handlers get the map of the manager that opened the top-level trace. They are
+    kept when the child's manager is the router's own, or is ``Settings.callback_manager`` inside a caller's trace
+    (a query engine's, which may be the one to read it; its next top-level trace resets it).
     """
     manager = getattr(child, "callback_manager", None)
-    if isinstance(manager, CallbackManager) and manager is not own and not manager.handlers:
-        manager.trace_map.clear()
+    nested = len(global_stack_trace_ids.get()) > 1  # a trace around the router's own
+    if (
+        not isinstance(manager, CallbackManager)
+        or manager is own
+        or (nested and manager.handlers and manager is Settings._callback_manager)  # (the getter would create one)
+    ):
+        yield
+        return
+    trace_map = manager.trace_map
+    before = {key: len(ids) for key, ids in trace_map.items()}
+    try:
+        yield
+    finally:
+        if manager.trace_map is trace_map:  # else a top-level trace of the child's own reset it meanwhile
+            for key in list(trace_map):
+                if before.get(key):
+                    del trace_map[key][before[key] :]
+                else:
+                    del trace_map[key]
 
 
 def _primed(stream: Iterator[R]) -> Iterator[R]:
@@ -216,6 +239,16 @@ async def _aprimed(stream: AsyncIterator[R]) -> AsyncIterator[R]:
                 await aclose()
 
     return relay()
+
+
+def _closing_chunk(last: R, relayed: ServedDecision, final: list[ServedDecision]) -> tuple[R, ServedDecision] | None:
+    """The chunk that ends a stream with its priced record: the last chunk again with an empty delta, tagged with
+    the record the engine priced from the whole stream (``final``, filled by its ``on_final``); None when the last
+    chunk already carries it (a held answer relayed as it passed its check)."""
+    if not final or final[-1] is relayed:
+        return None
+    update: dict[str, Any] = {"delta": "", "raw": None}
+    return tag_response(last.model_copy(update=update), final[-1]), final[-1]
 
 
 class RouteLLM(RoutingOptions, FunctionCallingLLM):
@@ -646,6 +679,32 @@ class RouteLLM(RoutingOptions, FunctionCallingLLM):
         )
 
     # ---- calls through the core engine ------------------------------------------------------------------
+    def _traced_check(
+        self, verify: Callable[[ServedDecision, Any], Any] | None
+    ) -> Callable[[ServedDecision, Any], Any] | None:
+        """``verify`` (the cheap LLM asked the self-verification question), its legacy trace entries forgotten."""
+        if verify is None:
+            return None
+
+        def check(record: ServedDecision, answer: Any) -> Any:
+            with _child_trace(self._cheap_llm(record), self.callback_manager):
+                return verify(record, answer)
+
+        return check
+
+    def _atraced_check(
+        self, verify: Callable[[ServedDecision, Any], Awaitable[Any]] | None
+    ) -> Callable[[ServedDecision, Any], Awaitable[Any]] | None:
+        """Async :meth:`_traced_check`."""
+        if verify is None:
+            return None
+
+        async def check(record: ServedDecision, answer: Any) -> Any:
+            with _child_trace(self._cheap_llm(record), self.callback_manager):
+                return await verify(record, answer)
+
+        return check
+
     def _run(
         self,
         route: Route,
@@ -653,20 +712,22 @@ class RouteLLM(RoutingOptions, FunctionCallingLLM):
         verify: Callable[[ServedDecision, Any], Any] | None = None,
         messages: Sequence[ChatMessage] | None = None,
     ) -> R:
-        def attempt(side: Side, record: ServedDecision) -> R:
-            child = self._answering(side, record)
-            try:
+        def called(child: LLM) -> R:
+            with _child_trace(child, self.callback_manager):
                 return call(child)
-            finally:
-                _forget_nested_trace(child, self.callback_manager)
+
+        def attempt(side: Side, record: ServedDecision) -> R:
+            return called(self._answering(side, record))
 
         def other(side: Side) -> str:
-            return answer_text(call(self._other_llm(route, side)))
+            return answer_text(called(self._other_llm(route, side)))
 
         def second(record: ServedDecision) -> R:
-            return call(self._second_llm(record))
+            return called(self._second_llm(record))
 
-        response, record = self._engine.call(route, attempt, other_answer=other, second=second, verify=verify)
+        response, record = self._engine.call(
+            route, attempt, other_answer=other, second=second, verify=self._traced_check(verify)
+        )
         tagged = tag_response(response, record)
         self._remember(messages, tagged, record)
         return tagged
@@ -678,20 +739,22 @@ class RouteLLM(RoutingOptions, FunctionCallingLLM):
         verify: Callable[[ServedDecision, Any], Awaitable[Any]] | None = None,
         messages: Sequence[ChatMessage] | None = None,
     ) -> R:
-        async def attempt(side: Side, record: ServedDecision) -> R:
-            child = self._answering(side, record)
-            try:
+        async def called(child: LLM) -> R:
+            with _child_trace(child, self.callback_manager):
                 return await call(child)
-            finally:
-                _forget_nested_trace(child, self.callback_manager)
+
+        async def attempt(side: Side, record: ServedDecision) -> R:
+            return await called(self._answering(side, record))
 
         async def other(side: Side) -> str:
-            return answer_text(await call(self._other_llm(route, side)))
+            return answer_text(await called(self._other_llm(route, side)))
 
         async def second(record: ServedDecision) -> R:
-            return await call(self._second_llm(record))
+            return await called(self._second_llm(record))
 
-        response, record = await self._engine.acall(route, attempt, other_answer=other, second=second, verify=verify)
+        response, record = await self._engine.acall(
+            route, attempt, other_answer=other, second=second, verify=self._atraced_check(verify)
+        )
         tagged = tag_response(response, record)
         self._remember(messages, tagged, record)
         return tagged
@@ -703,28 +766,41 @@ class RouteLLM(RoutingOptions, FunctionCallingLLM):
         verify: Callable[[ServedDecision, Any], Any] | None = None,
         messages: Sequence[ChatMessage] | None = None,
     ) -> Iterator[R]:
+        def read(child: LLM) -> list[R]:
+            with _child_trace(child, self.callback_manager):
+                return list(start(child))
+
         def open_stream(side: Side, record: ServedDecision) -> Iterator[R]:
             child = self._answering(side, record)
-            try:
+            with _child_trace(child, self.callback_manager):
                 yield from start(child)
-            finally:
-                _forget_nested_trace(child, self.callback_manager)
 
         def other(side: Side) -> str:
-            return "".join(map(chunk_text, start(self._other_llm(route, side))))
+            return "".join(map(chunk_text, read(self._other_llm(route, side))))
 
         def second(record: ServedDecision) -> Any:
-            return join_chunks(list(start(self._second_llm(record))))
+            return join_chunks(read(self._second_llm(record)))
 
         def relay() -> Iterator[R]:
-            stream = self._engine.stream(route, open_stream, other_answer=other, second=second, verify=verify)
-            last = None
+            final: list[ServedDecision] = []  # the record priced from the whole stream, once it ended
+            stream = self._engine.stream(
+                route,
+                open_stream,
+                other_answer=other,
+                second=second,
+                verify=self._traced_check(verify),
+                on_final=final.append,
+            )
+            last: tuple[R, ServedDecision] | None = None
             with closing(stream) as chunks:
                 for chunk, record in chunks:
-                    last = (chunk, record)
-                    yield tag_response(chunk, record)
+                    last = (tag_response(chunk, record), record)
+                    yield last[0]
             if last is not None:
-                self._remember(messages, *last)
+                ending = _closing_chunk(*last, final)
+                self._remember(messages, *(ending or last))
+                if ending is not None:
+                    yield ending[0]
 
         return _primed(relay())
 
@@ -735,9 +811,13 @@ class RouteLLM(RoutingOptions, FunctionCallingLLM):
         verify: Callable[[ServedDecision, Any], Awaitable[Any]] | None = None,
         messages: Sequence[ChatMessage] | None = None,
     ) -> AsyncIterator[R]:
+        async def read(child: LLM) -> list[R]:
+            with _child_trace(child, self.callback_manager):
+                return [c async for c in await start(child)]
+
         async def open_stream(side: Side, record: ServedDecision) -> AsyncIterator[R]:
             child = self._answering(side, record)
-            try:
+            with _child_trace(child, self.callback_manager):
                 stream = await start(child)
                 try:
                     async for chunk in stream:
@@ -746,24 +826,33 @@ class RouteLLM(RoutingOptions, FunctionCallingLLM):
                     aclose = getattr(stream, "aclose", None)
                     if aclose is not None:
                         await aclose()
-            finally:
-                _forget_nested_trace(child, self.callback_manager)
 
         async def other(side: Side) -> str:
-            return "".join([chunk_text(c) async for c in await start(self._other_llm(route, side))])
+            return "".join(map(chunk_text, await read(self._other_llm(route, side))))
 
         async def second(record: ServedDecision) -> Any:
-            return join_chunks([c async for c in await start(self._second_llm(record))])
+            return join_chunks(await read(self._second_llm(record)))
 
         async def tagged() -> AsyncIterator[R]:
-            stream = self._engine.astream(route, open_stream, other_answer=other, second=second, verify=verify)
-            last = None
+            final: list[ServedDecision] = []
+            stream = self._engine.astream(
+                route,
+                open_stream,
+                other_answer=other,
+                second=second,
+                verify=self._atraced_check(verify),
+                on_final=final.append,
+            )
+            last: tuple[R, ServedDecision] | None = None
             async with aclosing(stream) as chunks:
                 async for chunk, record in chunks:
-                    last = (chunk, record)
-                    yield tag_response(chunk, record)
+                    last = (tag_response(chunk, record), record)
+                    yield last[0]
             if last is not None:
-                self._remember(messages, *last)
+                ending = _closing_chunk(*last, final)
+                self._remember(messages, *(ending or last))
+                if ending is not None:
+                    yield ending[0]
 
         return await _aprimed(tagged())
 
