@@ -11,7 +11,7 @@ from langchain_core.callbacks import (
     CallbackManagerForLLMRun,
 )
 from langchain_core.language_models import BaseChatModel
-from langchain_core.runnables import Runnable, RunnableBinding
+from langchain_core.runnables import Runnable, RunnableBinding, RunnableParallel, RunnableSequence
 
 
 # ---- child models ----------------------------------------------------------------------------------------
@@ -40,6 +40,41 @@ def model_name(child: Any) -> str:
     if isinstance(model, Runnable):
         return model.get_name()
     return type(model).__name__
+
+
+def runnable_name(runnable: Any) -> str:
+    """A display name for a Runnable standing for a model (``Escalation(second=chain)``): a chat model's
+    :func:`model_name`; else the name it was given (``name=``, ``with_config(run_name=...)``); else the
+    :func:`model_name` of the one chat model a chain holds; else its type name."""
+    if isinstance(unwrap_model(runnable), BaseChatModel):
+        return model_name(runnable)
+    layer = runnable
+    while True:  # a name given to the runnable or to a binding around it
+        config = layer.config if isinstance(layer, RunnableBinding) else {}
+        given = getattr(layer, "name", None) or (config or {}).get("run_name")
+        if isinstance(given, str) and given:
+            return given
+        if not isinstance(layer, RunnableBinding):
+            break
+        layer = layer.bound
+    names = {model_name(model) for model in _chat_models(runnable)}
+    if len(names) == 1:
+        return names.pop()
+    return model_name(runnable)
+
+
+def _chat_models(runnable: Any) -> list[BaseChatModel]:
+    """The chat models a chain holds: in a sequence's steps and a parallel's branches, through bindings."""
+    model = unwrap_model(runnable)
+    if isinstance(model, BaseChatModel):
+        return [model]
+    if isinstance(model, RunnableSequence):
+        parts: list[Any] = model.steps
+    elif isinstance(model, RunnableParallel):
+        parts = list(model.steps__.values())
+    else:
+        return []
+    return [found for part in parts for found in _chat_models(part)]
 
 
 def model_provider(child: Any) -> str | None:

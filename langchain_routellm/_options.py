@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 from pydantic import PrivateAttr, ValidationError, model_validator
 from typing_extensions import Self
 
-from langchain_routellm._models import model_name
+from langchain_routellm._models import model_name, runnable_name
 from langchain_routellm._routing import Engine, build_engine, check_members, init_child, ladder_members, side_name
 from routellm_core.decisions import Route, Side
 from routellm_core.errors import InvalidInputError, reraise_routellm_error, unknown_options_error
@@ -88,7 +88,7 @@ class RouterOptions(RoutingOptions):
         second = self.escalate.second if self.escalate is not None else None
         if second is not None and self._second is None:
             self._second = self._build_second(second)
-        second_name = model_name(self._second) if self._second is not None else None
+        second_name = runnable_name(self._second) if self._second is not None else None
         names: dict[Side, str] | list[str]
         if self.models is not None:
             names = list(self.models)
@@ -164,11 +164,16 @@ class RouterOptions(RoutingOptions):
         keep sharing it).
 
         Raises:
-            InvalidInputError: ``update`` names something that is no field.
+            InvalidInputError: ``update`` names something that is no field, or a routing option the router refuses
+                (its subclass: ``InvalidThresholdError``...).
+            ValidationError: Another bad routing option, titled for this class as at construction.
         """
         if unknown := [key for key in update or () if key not in type(self).model_fields]:
             raise unknown_options_error(f"{self._owner}.model_copy", unknown, type(self).model_fields)
-        update = checked_routing_update(update)  # model_copy runs no validators: read them as the constructor does
+        try:  # model_copy runs no validators: read the routing options as the constructor does
+            update = checked_routing_update(update)
+        except ValidationError as exc:  # titled for this front end, as the constructor's error is
+            raise _retitled(exc, type(self).__name__) from None
         if update and ("models" in update or "names" in update) and not self._same_models(update):
             if self.models is None:
                 raise InvalidInputError(
@@ -184,3 +189,10 @@ class RouterOptions(RoutingOptions):
         if set(update or ()) & ROUTING_FIELDS:
             copy._build_routing()
         return copy
+
+
+def _retitled(exc: ValidationError, title: str) -> ValidationError:
+    """``exc`` (pydantic's error for the core's ``RoutingOptions``) titled ``title``, with the same errors."""
+    kept = ("type", "loc", "input", "ctx")
+    errors = [{key: value for key, value in error.items() if key in kept} for error in exc.errors()]
+    return ValidationError.from_exception_data(title, errors)  # type: ignore[arg-type]

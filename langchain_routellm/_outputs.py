@@ -25,9 +25,24 @@ def has_tool_call(message: BaseMessage) -> bool:
     return bool(message.additional_kwargs.get("tool_calls") or message.additional_kwargs.get("function_call"))
 
 
+class ParsedAnswer(dict):  # type: ignore[type-arg]
+    """A structured answer whose caller asked for the parsed value only (``with_structured_output`` without
+    ``include_raw``), still holding the raw message so the record reads its token usage and log-probabilities:
+    ``{"raw": message, "parsed": value, "parsing_error": None}``. It is empty when nothing was parsed (as the parsed
+    value ``None`` is), and the caller gets ``answer["parsed"]``."""
+
+    @property
+    def parsed(self) -> Any:
+        """The parsed value the caller gets."""
+        return self["parsed"]
+
+
 def is_empty_output(value: Any) -> bool:
     """Whether a child's answer is empty: a message with no text (whitespace only counts as none) and no tool
-    call, or a blank string / ``None`` (the same rule as LlamaIndex's and the server's)."""
+    call, or a blank string / ``None`` (the same rule as LlamaIndex's and the server's); a :class:`ParsedAnswer` by
+    its parsed value."""
+    if isinstance(value, ParsedAnswer):
+        value = value.parsed
     if value is None:
         return True
     if isinstance(value, str):

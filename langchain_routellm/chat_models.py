@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import aclosing
 from dataclasses import replace
+from pathlib import PurePath
 from typing import Any, ClassVar
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
@@ -19,7 +20,8 @@ from pydantic import ConfigDict, Field, SecretStr, model_validator
 from typing_extensions import Self
 
 from langchain_routellm._answers import verification_messages
-from langchain_routellm._models import child_callbacks, model_provider, unwrap_model
+from langchain_routellm._identity import escalation_key, policy_fingerprint
+from langchain_routellm._models import child_callbacks, model_provider, runnable_name, unwrap_model
 from langchain_routellm._options import RouterOptions
 from langchain_routellm._outputs import as_chunk, chunk_text, with_metadata
 from langchain_routellm._routing import (
@@ -33,6 +35,7 @@ from langchain_routellm._routing import (
     run_config,
     watch_tokens,
 )
+from langchain_routellm._structured import ParsedOnly
 from routellm_core.decisions import Route, ServedDecision, Side
 from routellm_core.routing.cascade import SAMPLE_TEMPERATURE
 
@@ -193,24 +196,30 @@ class ChatRouteLLM(RouterOptions, BaseChatModel):
 
     @property
     def _identifying_params(self) -> dict[str, Any]:
+        """What LangChain's cache keys this model's answers by (with the messages): the router (a router given as an
+        instance or in a ``RoutingPolicy`` also by a fingerprint of its state, see :func:`policy_fingerprint`), the
+        threshold (among N models the objective, prices and priors), the models, the routing options and the
+        escalation."""
+        params: dict[str, Any] = {"router": self.policy.router_name}
         if isinstance(self.models, dict):
-            return {
-                "router": self.policy.router_name,
-                "objective": str(self._engine.objective),  # type: ignore[union-attr]
-                "models": list(self.models),
-                "route_on": self.route_on,
-                "tool_step": self.tool_step,
-                "fallback": self.fallback,
-            }
-        return {
-            "router": self.policy.router_name,
-            "threshold": self.policy.threshold,
-            "strong": self._engine.names["strong"],
-            "weak": self._engine.names["weak"],
-            "route_on": self.route_on,
-            "tool_step": self.tool_step,
-            "fallback": self.fallback,
-        }
+            params["objective"] = str(self._engine.objective)  # type: ignore[union-attr]
+            params["models"] = list(self.models)
+        else:
+            params["threshold"] = self.policy.threshold
+            params["strong"] = self._engine.names["strong"]  # type: ignore[index]
+            params["weak"] = self._engine.names["weak"]  # type: ignore[index]
+        params.update(route_on=self.route_on, tool_step=self.tool_step, fallback=self.fallback)
+        # Only where they apply (a plain model keeps the key it always had): the router's state when given as an
+        # instance, what the objective weighs besides the router, the escalation.
+        if not isinstance(self.router, (str, PurePath)):
+            params["router_state"] = policy_fingerprint(self.policy)
+        if isinstance(self.models, dict) and self.prices:
+            params["prices"] = {name: list(price) for name, price in sorted(self.prices.items())}
+        if isinstance(self.models, dict) and self.priors:
+            params["priors"] = {name: repr(prior) for name, prior in sorted(self.priors.items())}
+        if self.escalate is not None:
+            params["escalate"] = escalation_key(self.escalate, runnable_name(self._second) if self._second else None)
+        return params
 
     def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
         """LangSmith params before routing: ``ls_provider="routellm"`` and ``"<strong>|<weak>"`` (``"a|b|c"`` with
@@ -682,7 +691,9 @@ class ChatRouteLLM(RouterOptions, BaseChatModel):
         from langchain_routellm.runnables import RouteLLMRunnable
 
         def structured(model: Any) -> Runnable:
-            return unwrap_model(model).with_structured_output(schema, include_raw=include_raw, **kwargs)
+            if include_raw:
+                return unwrap_model(model).with_structured_output(schema, include_raw=True, **kwargs)
+            return ParsedOnly(unwrap_model(model), schema, kwargs)  # the raw message still prices the record
 
         common: dict[str, Any] = {
             "router": self.policy,

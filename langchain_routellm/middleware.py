@@ -12,6 +12,7 @@ from langchain.agents.middleware import (
     ModelResponse,
 )
 from langchain.agents.structured_output import StructuredOutputError
+from langchain_core.callbacks import BaseCallbackHandler, BaseCallbackManager, Callbacks
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage
 from pydantic import ValidationError
@@ -107,6 +108,16 @@ def _plain(request: ModelRequest) -> list[BaseMessage]:
     """The step's conversation with its system message, for asking the other model without tools."""
     system = getattr(request, "system_message", None)
     return [system, *request.messages] if isinstance(system, BaseMessage) else list(request.messages)
+
+
+def _with_handler(callbacks: Callbacks, handler: BaseCallbackHandler) -> Callbacks:
+    """A model's own callbacks (a list, a callback manager or None) with ``handler`` added; a manager is copied,
+    never changed (the caller's model keeps it)."""
+    if isinstance(callbacks, BaseCallbackManager):
+        manager = callbacks.copy()
+        manager.add_handler(handler, inherit=False)  # a model's own handlers are local to its run, as a list's are
+        return manager
+    return [*(callbacks or []), handler]
 
 
 def _is_empty_response(response: Any) -> bool:
@@ -344,8 +355,7 @@ class RouteLLMMiddleware(AgentMiddleware):
             "metadata": {**(model.metadata or {}), METADATA_KEY: record.as_dict()},
             "tags": list(tags),
         }
-        if model.callbacks is None or isinstance(model.callbacks, list):
-            update["callbacks"] = [*(model.callbacks or []), watch]
+        update["callbacks"] = _with_handler(model.callbacks, watch)
         return request.override(model=model.model_copy(update=update))
 
     def wrap_model_call(

@@ -15,7 +15,7 @@ from typing_extensions import Self
 
 from langchain_routellm._messages import DEFAULT_TEXT_KEYS, to_messages
 from langchain_routellm._options import RouterOptions
-from langchain_routellm._outputs import chunk_text, with_metadata
+from langchain_routellm._outputs import ParsedAnswer, chunk_text, with_metadata
 from langchain_routellm._routing import (
     aroute_messages,
     awatch_tokens,
@@ -174,6 +174,8 @@ class RouteLLMRunnable(RouterOptions, RunnableSerializable[Any, Any]):
         return await aroute_messages(self._engine, selected)
 
     def _output(self, value: Any, record: ServedDecision) -> Any:
+        if isinstance(value, ParsedAnswer):  # structured output kept its raw message for the record only
+            value = value.parsed
         value = with_metadata(value, record)
         return {"output": value, METADATA_KEY: record.as_dict()} if self.include_decision else value
 

@@ -185,6 +185,23 @@ def test_save_load_round_trip(fitted, name, tmp_path, embedder) -> None:
     assert loaded.threshold_for(0.5) == pytest.approx(0.42)
 
 
+@pytest.mark.parametrize("name", ["mf", "sw_ranking"])
+def test_a_fingerprint_follows_the_saved_router_not_the_object(fitted, name, tmp_path, embedder) -> None:
+    router = fitted[name]
+    path = router.save(tmp_path / name)
+    first, again = load_router(path), load_router(path)
+    assert first is not again and first.fingerprint() == again.fingerprint() == router.fingerprint()
+    # trained on the opposite labels, or recalibrated: another router, another fingerprint
+    swap = {"model_a": "model_b", "model_b": "model_a"}
+    flipped = [b.model_copy(update={"winner": swap.get(b.winner, b.winner)}) for b in _battles()]
+    other = load_router(name, embedder=embedder, **router.get_params()).fit(flipped)
+    assert other.fingerprint() != router.fingerprint()
+    again.calibrated_thresholds = {"0.5": 0.1}
+    assert again.fingerprint() != first.fingerprint()
+    with pytest.raises(NotFittedError):
+        load_router(name, embedder=embedder).fingerprint()
+
+
 def test_mf_scoring_is_one_dot_product(fitted) -> None:
     mf = fitted["mf"]
     e = mf.embed(UNSEEN_HARD)

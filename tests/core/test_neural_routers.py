@@ -156,7 +156,9 @@ def test_bert_round_trip_identical_scores(bert_mmlu, tmp_path) -> None:
     assert config["params"]["base_model"] is None and config["params"]["weights_dtype"] == "float16"
     loaded = load_router(tmp_path / "ckpt")
     assert isinstance(loaded, BertRouter)
+    assert loaded.fingerprint() == bert_mmlu.fingerprint()  # in memory, before the loaded weights build a network
     np.testing.assert_allclose(loaded.predict_win_rate(texts), expected, atol=1e-6)
+    assert loaded.fingerprint() == bert_mmlu.fingerprint()  # and after
     # Batching and order do not change a text's score.
     single = loaded.predict_win_rate([texts[0]])
     np.testing.assert_allclose(single, expected[:1], atol=1e-5)

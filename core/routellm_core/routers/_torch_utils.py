@@ -581,20 +581,23 @@ class TorchRouter(WinRateModel):
         return out
 
     # ---- persistence --------------------------------------------------------------------------------
-    def _save_state(self, directory: Path) -> None:
-        from safetensors.numpy import save_file
-
+    def _state(self) -> dict[str, np.ndarray]:
+        """The trained parameters (the loaded arrays of a checkpoint not used yet), in ``weights_dtype``."""
         with self._lock:
             model, pending = self._model_, self._pending_
         if model is not None:
-            arrays = {
+            return {
                 name: np.ascontiguousarray(p.detach().float().cpu().numpy().astype(self.weights_dtype))
                 for name, p in self._trainable(model).items()
             }
-        elif pending is not None:  # loaded but never used: write the loaded arrays back
-            arrays = dict(pending)
-        else:
-            raise NotFittedError(f"router {self.name!r} is not fitted; nothing to save")
+        if pending is not None:  # loaded but never used: the loaded arrays
+            return dict(pending)
+        raise NotFittedError(f"router {self.name!r} is not fitted; nothing to save")
+
+    def _save_state(self, directory: Path) -> None:
+        from safetensors.numpy import save_file
+
+        arrays = self._state()
         header = {FINGERPRINT_KEY: json.dumps(self.base_fingerprint_ or {}, sort_keys=True)}
         directory.mkdir(parents=True, exist_ok=True)
         save_file(arrays, str(directory / WEIGHTS_FILE), metadata=header)

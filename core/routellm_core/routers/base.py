@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import inspect
+import json
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
@@ -185,7 +187,12 @@ class WinRateModel(ABC):
         directory = Path(path)
         directory.mkdir(parents=True, exist_ok=True)
         self._save_state(directory)
-        config = CheckpointConfig(
+        write_config(directory, self._config())
+        return directory
+
+    def _config(self) -> CheckpointConfig:
+        """The ``config.json`` :meth:`save` writes."""
+        return CheckpointConfig(
             router=self.name,
             embedder=self.get_embedder().name if self.uses_embedder else None,
             strong_model=self.strong_model,
@@ -194,8 +201,23 @@ class WinRateModel(ABC):
             calibrated_thresholds=self.calibrated_thresholds,
             metadata=self.metadata,
         )
-        write_config(directory, config)
-        return directory
+
+    def fingerprint(self) -> str:
+        """A SHA-256 of the fitted router as :meth:`save` would write it (its config and learned arrays), computed
+        in memory: one checkpoint loaded twice, in any process, has one fingerprint; two routers trained
+        differently have two (a cache key for answers that depend on the router, e.g. LangChain's).
+
+        Raises:
+            NotFittedError: Nothing fitted to fingerprint.
+        """
+        if not self._is_fitted():
+            raise NotFittedError(f"router {self.name!r} is not fitted; nothing to fingerprint")
+        digest = hashlib.sha256(json.dumps(self._config().model_dump(), sort_keys=True).encode())
+        for name, array in sorted(self._state().items()):
+            array = np.ascontiguousarray(array)
+            digest.update(f"\0{name}\0{array.dtype.str}\0{array.shape}\0".encode())
+            digest.update(array.tobytes())
+        return digest.hexdigest()
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], *, embedder: Embedder | None = None) -> WinRateModel:
