@@ -9,7 +9,8 @@ creation of the tables run in one transaction, under an advisory lock, so server
 
 Concurrency and durability: a small pool of connections per process (``pool_size``), shared by threads and asyncio
 worker threads; each write is one transaction, with ``synchronous_commit = on`` (a write the store acknowledged is
-on the server's disk) and ``lock_timeout`` = the store's ``timeout``. A process that forks opens new connections.
+on the server's disk) and ``lock_timeout`` = the store's ``timeout``. A process that forks opens new connections;
+a pooled connection the server closed while idle (a restart, a failover) is replaced before any statement ran.
 Needs the ``postgres`` extra (``psycopg``), imported only when a PostgreSQL store is opened.
 """
 
@@ -19,7 +20,7 @@ import os
 import re
 import threading
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import TYPE_CHECKING, Any
 
 from routellm_core._optional import requires_extra
@@ -41,14 +42,30 @@ if TYPE_CHECKING:
 
 #: URL schemes of a PostgreSQL store.
 SCHEMES: tuple[str, ...] = ("postgresql", "postgres")
-_PASSWORD_IN_NETLOC = re.compile(r"^([a-z][a-z0-9+.\-]*://[^:/@?#]*:)[^@/?#]*@", re.IGNORECASE)
-_PASSWORD_IN_QUERY = re.compile(r"([?&](?:ssl)?password=)[^&#]*", re.IGNORECASE)
+_PASSWORD_IN_NETLOC = re.compile(r"^([a-z][a-z0-9+.\-]*://[^:/@?#]*:)[^@/?#]+@", re.IGNORECASE)
+_PASSWORD_IN_QUERY = re.compile(r"([?&](?:ssl)?password=)[^&#]+", re.IGNORECASE)
 
 
 def redact_url(url: str) -> str:
     """``url`` with its password (in the user part, a ``password=`` or ``sslpassword=`` parameter) replaced by
-    ``***``."""
+    ``***``; an empty one stays empty (``user:@host``), so the URL shown still works as it is."""
     return _PASSWORD_IN_QUERY.sub(r"\1***", _PASSWORD_IN_NETLOC.sub(r"\1***@", url))
+
+
+def without_password(url: str) -> str:
+    """``url`` with its password left out (the user part's, ``password=`` and ``sslpassword=`` parameters): a
+    location to show in a command someone pastes, which then takes the password from ``PGPASSWORD`` or
+    ``~/.pgpass`` (a ``***`` in its place would be sent as the password)."""
+    bare = _PASSWORD_IN_NETLOC.sub(lambda m: m.group(1)[:-1] + "@", url)
+    bare = re.sub(r"([?&])(?:ssl)?password=[^&#]*&?", r"\1", bare, flags=re.IGNORECASE)
+    return re.sub(r"[?&]+(#|$)", r"\1", bare)
+
+
+def _no_nul(params: Sequence[Any]) -> tuple[Any, ...]:
+    """``params`` with NUL characters in strings replaced by U+FFFD, as the store cleans the texts it writes:
+    PostgreSQL text cannot hold NUL, so a value with one (a decision id a client sent) would fail as a database
+    error instead of matching nothing."""
+    return tuple(p.replace("\x00", "\ufffd") if isinstance(p, str) and "\x00" in p else p for p in params)
 
 
 class _Tx:
@@ -59,7 +76,7 @@ class _Tx:
         self._dialect = dialect
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        self._cursor.execute(self._dialect.sql(sql), tuple(params))
+        self._cursor.execute(self._dialect.sql(sql), _no_nul(params))
         return self._cursor.fetchall() if self._cursor.description is not None else []
 
 
@@ -121,7 +138,8 @@ class PostgresBackend:
             raise
         return conn
 
-    def _acquire(self) -> psycopg.Connection[Any]:
+    def _acquire(self) -> tuple[psycopg.Connection[Any], bool]:
+        """A connection of the pool, and whether it was idle in the pool (then the server may have closed it)."""
         with self._cond:
             if self._pid != os.getpid():  # forked: the parent's connections stay the parent's (never closed here)
                 self._pid, self._idle, self._count = os.getpid(), [], 0
@@ -134,10 +152,10 @@ class PostgresBackend:
             if self._closed:
                 raise FeedbackStoreError(f"the feedback store {self.location} is closed")
             if self._idle:
-                return self._idle.pop()
+                return self._idle.pop(), True
             self._count += 1
         try:
-            return self._connect()
+            return self._connect(), False
         except BaseException:
             with self._cond:
                 self._count -= 1
@@ -155,29 +173,53 @@ class PostgresBackend:
                 self._idle.append(conn)
             self._cond.notify()
 
-    @contextmanager
-    def _connection(self) -> Iterator[psycopg.Connection[Any]]:
-        conn = self._acquire()
-        try:
-            yield conn
-        finally:
-            self._release(conn)
+    def _stale(self, conn: psycopg.Connection[Any], reused: bool, exc: BaseException) -> bool:
+        """Whether ``exc`` says a pooled connection was closed by the server while idle (a restart, a failover, an
+        idle timeout): then the pool drops it and the operation runs again on another, and nothing is lost."""
+        return reused and isinstance(exc, self._psycopg.OperationalError) and (conn.broken or conn.closed)
 
     @contextmanager
     def transaction(self, what: str) -> Iterator[_Tx]:
-        """One write transaction; database errors become :class:`FeedbackStoreError`."""
+        """One write transaction; database errors become :class:`FeedbackStoreError`.
+
+        A pooled connection that the server closed while it sat idle fails at ``BEGIN``, before any statement ran,
+        and is replaced (as many times as the pool held such connections); a failure after ``BEGIN`` is raised.
+        """
         try:
-            with self._connection() as conn, conn.transaction(), conn.cursor() as cursor:
-                yield _Tx(cursor, self.dialect)
+            with ExitStack() as stack:
+                while True:
+                    conn, reused = self._acquire()
+                    try:
+                        began = conn.transaction()
+                        began.__enter__()  # BEGIN
+                    except BaseException as exc:
+                        self._release(conn)
+                        if self._stale(conn, reused, exc):
+                            continue
+                        raise
+                    stack.callback(self._release, conn)
+                    stack.push(began)  # COMMIT, or ROLLBACK when the body raised
+                    break
+                with conn.cursor() as cursor:
+                    yield _Tx(cursor, self.dialect)
         except self._psycopg.Error as exc:
             raise FeedbackStoreError(f"feedback store {self.location}: {what} failed: {exc}") from exc
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        """The rows of one read."""
+        """The rows of one read (run again on another connection when a pooled one turns out closed)."""
         try:
-            with self._connection() as conn, conn.cursor() as cursor:
-                cursor.execute(self.dialect.sql(sql), tuple(params))
-                return cursor.fetchall()
+            while True:
+                conn, reused = self._acquire()
+                try:
+                    with conn.cursor() as cursor:
+                        cursor.execute(self.dialect.sql(sql), _no_nul(params))
+                        return cursor.fetchall()
+                except BaseException as exc:
+                    if self._stale(conn, reused, exc):
+                        continue
+                    raise
+                finally:
+                    self._release(conn)
         except self._psycopg.Error as exc:
             raise FeedbackStoreError(f"feedback store {self.location}: reading failed: {exc}") from exc
 

@@ -260,6 +260,7 @@ def traffic_report(
     folds: int = 5,
     n_bootstrap: int = 1000,
     seed: int = 0,
+    name: str | None = None,
 ) -> TrafficReport:
     """Measure whether routing with ``router`` pays off on your labelled traffic.
 
@@ -272,6 +273,8 @@ def traffic_report(
         folds: Folds of the warm-start rows (0 or 1 skips them).
         n_bootstrap: Bootstrap resamples for the intervals.
         seed: Seed of the folds, the bootstrap and the random router.
+        name: What the report calls the router (default: the name or folder it was given by; a fitted router's
+            type, e.g. ``difficulty``). A server names it as its clients do (``default``).
 
     Raises:
         InvalidInputError: Bad arguments, fewer than :data:`MIN_PROMPTS` labelled prompts, or an unknown pair.
@@ -282,7 +285,9 @@ def traffic_report(
     if isinstance(n_bootstrap, bool) or not isinstance(n_bootstrap, int) or n_bootstrap < 100:
         raise InvalidInputError(f"n_bootstrap must be an int of at least 100, got {n_bootstrap!r}")
     model = router if isinstance(router, WinRateModel) else load_router(router)
-    label = model.name if isinstance(router, WinRateModel) else os.fspath(router)
+    if name is not None and (not isinstance(name, str) or not name.strip()):
+        raise InvalidInputError(f"name must be a non-empty string, got {name!r:.60}")
+    label = name or (model.name if isinstance(router, WinRateModel) else os.fspath(router))
     hint = None
     if hasattr(labels, "battles") and hasattr(labels, "labels"):  # a FeedbackStore
         hint = store_pair(labels)  # type: ignore[arg-type]

@@ -14,6 +14,17 @@ from routellm_core.routing.dispatch import EmptyResponseError
 
 #: Upstream statuses that mean "the request itself was refused": passed on to the client with the upstream's message.
 _CLIENT_STATUSES = frozenset({400, 404, 409, 413, 422})
+#: Longest error message answered, in characters: a message quoting what the client sent (a model name) or what an
+#: upstream said is cut there, so an error never echoes a whole request body back.
+MAX_MESSAGE_CHARS = 1000
+
+
+def _shortened(message: str) -> str:
+    """``message``, cut to :data:`MAX_MESSAGE_CHARS` characters (ending ``... [cut from N characters]``) when longer."""
+    if len(message) <= MAX_MESSAGE_CHARS:
+        return message
+    tail = f"... [cut from {len(message)} characters]"
+    return message[: MAX_MESSAGE_CHARS - len(tail)] + tail
 
 
 class ErrorResponse(RouteLLMError):
@@ -21,7 +32,8 @@ class ErrorResponse(RouteLLMError):
 
     Args:
         status: HTTP status.
-        message: Human-readable message (never holds a key; a prompt only if the client sent it as a model name).
+        message: Human-readable message (never holds a key; a prompt only if the client sent it as a model name);
+            cut to :data:`MAX_MESSAGE_CHARS` characters.
         code: Machine-readable code (``"invalid_messages"``, ``"upstream_timeout"``...).
         type: OpenAI error type.
         param: The request field at fault, if any.
@@ -38,6 +50,7 @@ class ErrorResponse(RouteLLMError):
         param: str | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> None:
+        message = _shortened(message)
         super().__init__(message)
         self.status = status
         self.message = message

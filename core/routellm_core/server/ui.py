@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+import shlex
 import time
 from importlib import resources
 from typing import TYPE_CHECKING, Any
@@ -153,16 +154,25 @@ class LearnView:
 
     def __init__(self, state: ServerState) -> None:
         self.state = state
-        self._cached: tuple[tuple[str, int], dict[str, Any]] | None = None
+        self._cached: tuple[tuple[str, str], dict[str, Any]] | None = None
         self._lock = anyio.Lock()
 
     def retrain(self, router: str) -> list[str]:
-        """The commands that retrain on the store and check the result."""
-        path = self.state.settings.feedback or "feedback.db"
+        """The commands that retrain on the store and check the result, ready to paste into a shell.
+
+        The store is named by its location, shell-quoted (a URL's ``?`` and ``&``); a PostgreSQL URL without its
+        password (the page never shows it; the pasted command takes it from ``PGPASSWORD`` or ``~/.pgpass``).
+        """
+        from routellm_core.learning.feedback_postgres import SCHEMES, without_password
+
+        given = self.state.settings.feedback or "feedback.db"
+        postgres = given.partition("://")[0].lower() in SCHEMES
+        where = shlex.quote(without_password(given) if postgres else given)
+        name = shlex.quote(router)
         return [
-            f"routellm report --feedback {path} --router {router}",
-            f"routellm train --feedback {path} --init {router} --out my_router",
-            f"routellm report --feedback {path} --router my_router",
+            f"routellm report --feedback {where} --router {name}",
+            f"routellm train --feedback {where} --init {name} --out my_router",
+            f"routellm report --feedback {where} --router my_router",
         ]
 
     async def answer(self, name: str, policy: RoutingPolicy) -> dict[str, Any]:
@@ -175,10 +185,12 @@ class LearnView:
                 "decision, then label them (POST /v1/feedback, or --judge with --label-fraction)",
             }
         stats = await anyio.to_thread.run_sync(store.stats)
-        key = (name, stats.labels)
+        # The labels' counts by winner too, not only their number: a verdict that replaces another (bad -> good)
+        # keeps the number and changes the report. (Decision counts stay out: they move with every request.)
+        key = (name, json.dumps([stats.labels, stats.by_source, stats.by_winner, stats.by_choice], sort_keys=True))
         async with self._lock:
             if self._cached is None or self._cached[0] != key:
-                self._cached = (key, await anyio.to_thread.run_sync(self._report, policy))
+                self._cached = (key, await anyio.to_thread.run_sync(self._report, name, policy))
             report = self._cached[1]
         return {
             "enabled": True,
@@ -191,13 +203,13 @@ class LearnView:
             **report,
         }
 
-    def _report(self, policy: RoutingPolicy) -> dict[str, Any]:
+    def _report(self, name: str, policy: RoutingPolicy) -> dict[str, Any]:
         from routellm_core.learning.report import traffic_report
 
         store = self.state.store
         assert store is not None
         try:
-            report = traffic_report(policy.router, store, folds=0, n_bootstrap=LEARN_BOOTSTRAP)
+            report = traffic_report(policy.router, store, folds=0, n_bootstrap=LEARN_BOOTSTRAP, name=name)
         except RouteLLMError as exc:
             return {"report": None, "problem": str(exc)}
         data = report.as_dict()
