@@ -188,6 +188,24 @@ def test_fuzz_without_the_token_every_secured_route_answers_401(
 
 
 # ---- what the generator does not make ---------------------------------------------------------------------------
+def test_nan_and_infinity_are_a_400_not_an_upstream_error(server: ServerThread) -> None:
+    """Python's JSON reader takes ``NaN`` and ``Infinity``; JSON does not: ``"temperature": NaN`` reached the
+    upstream client, which failed, and was answered 502 ``upstream_error`` (counted as the upstream's fault)."""
+    headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
+    chat = b'{"model": "router-fast-0.0", "messages": [{"role": "user", "content": "hi"}], "temperature": %s}'
+    for path, body in (
+        ("/v1/chat/completions", chat % b"NaN"),
+        ("/v1/chat/completions", chat % b"-Infinity"),
+        ("/v1/feedback", b'{"decision_id": "abc", "verdict": "good", "score": Infinity}'),
+        ("/ui/api/score", b'{"prompt": "hi", "threshold": NaN}'),
+    ):
+        response = httpx.post(f"{server.url}{path}", content=body, headers=headers, timeout=30)
+        assert response.status_code == 400, (path, body, response.text)
+        error = response.json()["error"]
+        assert error["code"] == "invalid_json" and "is no JSON number" in error["message"], error
+    assert httpx.post(f"{server.url}/v1/chat/completions", content=chat % b"0.5", headers=headers).status_code == 200
+
+
 def test_an_unpaired_surrogate_escape_is_a_400_not_a_5xx(server: ServerThread) -> None:
     """``"\\ud800"`` is valid JSON grammar but no text: it once reached the upstream client (502) and the feedback
     store (500). A paired escape (an emoji) is text and is served."""

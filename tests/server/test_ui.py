@@ -331,7 +331,7 @@ def test_score_api_rejects_bad_input_by_name(server: ServerThread) -> None:
         assert answer.status_code == status, (body, answer.text)
         assert words in answer.json()["error"]["message"], (body, answer.text)
     answer = httpx.post(f"{server.url}/ui/api/score", content=b"{not json", headers=auth)
-    assert answer.status_code == 400 and "not JSON" in answer.json()["error"]["message"]
+    assert answer.status_code == 400 and "not valid JSON" in answer.json()["error"]["message"]
     scored = httpx.post(f"{server.url}/ui/api/score", json={"prompt": HARD[0], "strong_fraction": 0.3}, headers=auth)
     assert scored.json()["model"] == f"router-{ROUTER}-30%" and scored.json()["choice"] == "strong"
 

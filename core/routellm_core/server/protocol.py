@@ -71,12 +71,13 @@ def load_json(raw: bytes) -> Any:
     """A request body's JSON.
 
     Raises:
-        ErrorResponse: 400 for a body that is not JSON, or whose strings hold an unpaired UTF-16 surrogate
+        ErrorResponse: 400 for a body that is not JSON (``NaN`` and ``Infinity`` included), or whose strings hold an
+            unpaired UTF-16 surrogate
             (``"\\ud800"``: JSON's grammar allows it, but it is no text; an upstream or the feedback store could not
             encode it).
     """
     try:
-        body = json.loads(raw)
+        body = json.loads(raw, parse_constant=_no_constant)
         if _SURROGATE_ESCAPE.search(raw):  # only then can a string hold a lone surrogate: check what was decoded
             json.dumps(body, ensure_ascii=False).encode("utf-8")
     except UnicodeEncodeError:
@@ -84,9 +85,22 @@ def load_json(raw: bytes) -> Any:
             "the request body is not valid JSON text: a string holds an unpaired UTF-16 surrogate escape (\\ud800)",
             code="invalid_json",
         ) from None
+    except _NonStandardNumber as exc:
+        raise _bad(
+            f"the request body is not valid JSON: {exc} is no JSON number (an upstream could not read it)",
+            code="invalid_json",
+        ) from None
     except (ValueError, RecursionError):
         raise _bad("the request body is not valid JSON", code="invalid_json") from None
     return body
+
+
+class _NonStandardNumber(ValueError):
+    """``NaN``, ``Infinity`` or ``-Infinity``: Python's JSON reader takes them, JSON (and the upstreams) do not."""
+
+
+def _no_constant(name: str) -> Any:
+    raise _NonStandardNumber(name)
 
 
 def parse_request(raw: bytes, max_messages: int) -> ChatRequest:

@@ -30,7 +30,7 @@ from routellm_core.routing.objective import DEFAULT_WINDOW
 from routellm_core.routing.text import routing_text
 from routellm_core.server.auto import AUTO_MODEL, NAME_OF_KIND, objective_name
 from routellm_core.server.errors import ErrorResponse
-from routellm_core.server.protocol import MODEL_PREFIX, turns
+from routellm_core.server.protocol import MODEL_PREFIX, load_json, turns
 
 if TYPE_CHECKING:
     from routellm_core.routing.policy import RoutingPolicy
@@ -286,10 +286,7 @@ def ui_router(state: ServerState) -> APIRouter:
         Body: ``{"prompt": str, "router": name?, "threshold": float?}`` or ``..., "strong_fraction": float?``.
         """
         state.authorize(request)
-        try:
-            body = json.loads(await state.read_body(request) or b"null")
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise ErrorResponse(400, "the body is not JSON", code="invalid_json") from None
+        body = load_json(await state.read_body(request) or b"null")
         if not isinstance(body, dict):
             raise ErrorResponse(400, 'the body must be a JSON object {"prompt": ...}', code="invalid_request")
         prompt = body.get("prompt")

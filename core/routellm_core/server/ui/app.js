@@ -58,7 +58,7 @@ async function api(path, options = {}) {
     showAuthError(
       token
         ? "401 Unauthorized: the server refused this token. Type one of its bearer tokens above."
-        : "401 Unauthorized: this server has auth on. Type one of its bearer tokens above (ROUTELLM_SERVER_API_KEYS).",
+        : "401 Unauthorized: this server has auth on. Type one of its bearer tokens above (those in the variable its --api-keys-env names; default ROUTELLM_SERVER_API_KEYS).",
     );
     throw new AuthError("401");
   }
@@ -769,7 +769,7 @@ async function refreshLearn() {
     return;
   }
   $("learn-tiles").replaceChildren(
-    tile("labelled prompts", String(data.labels), Object.entries(data.by_source).map(([k, v]) => `${k}: ${v}`).join(", "), "learn-labels"),
+    tile("labels", String(data.labels), Object.entries(data.by_source).map(([k, v]) => `${k}: ${v}`).join(", "), "learn-labels"),
     tile("recorded decisions", String(data.decisions), "every routed request", "learn-decisions"),
   );
   const report = data.report;
