@@ -399,3 +399,41 @@ def test_the_stored_record_of_a_stream_is_priced_from_the_whole_stream(
     ]
     assert attempts[-1].cost == pytest.approx((10 * 10.0 + len("It is 41.") * 30.0) / 1e6)
     assert stored.record.cost == pytest.approx(sum(a.cost for a in attempts))
+
+
+def test_a_caller_cancelled_before_the_escalated_strong_answer_starts_leaves_the_cheap_attempts_recorded(
+    known_router: Any, tmp_path: Path
+) -> None:
+    """The check escalated and the strong model has not streamed a chunk yet when the caller gives up (an async
+    timeout): the cheap answer and the check were paid, so the decision is recorded with them, no text, no label."""
+    store = FeedbackStore(tmp_path / "fb.db", store_answers=True)
+    routed = engine(known_router, feedback=store, label_fraction=1.0, judge=lambda prompt, a, b: "model_a")
+    route = routed.route(TRIVIA[4])
+    assert route.decision.choice == "weak", "precondition: a trivia prompt is routed to the weak model first"
+    script = Script(weak="It is 42.", second="It is 41.")  # the check disagrees: escalate
+    strong_asked = asyncio.Event()
+
+    async def open_stream(side: Side, record: ServedDecision) -> AsyncIterator[str]:
+        if side == "weak":
+            yield script.answers["weak"]
+            return
+        strong_asked.set()
+        await asyncio.sleep(30)  # the strong model's first chunk is slow to come
+        yield "never"
+
+    async def wait_and_leave() -> None:
+        relay = routed.astream(route, open_stream, second=script.asecond)
+        task = asyncio.create_task(relay.__anext__())
+        await asyncio.wait_for(strong_asked.wait(), 10)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(wait_and_leave())
+    stored = store.decision(route.id)
+    assert stored is not None, "the cancelled escalation's decision was not recorded"
+    assert stored.answer == "" and stored.record.escalated
+    assert [a.model for a in stored.record.attempts] == ["small-model", "other-small"]
+    assert routed.labelling is not None and routed.labelling.labeller is not None
+    assert routed.labelling.labeller.flush(timeout=60) and store.stats().labels == 0
+    store.close()

@@ -456,9 +456,11 @@ class RoutingEngine:
         on_final: Callable[[ServedDecision], None] | None = None,
     ) -> AsyncIterator[tuple[Any, ServedDecision]]:
         """Async :meth:`stream` (the side's stream is closed however the relay ends; a relay the caller left,
-        closed or cancelled, is recorded as :meth:`stream` says)."""
+        closed or cancelled, is recorded as :meth:`stream` says). A caller cancelled while an escalated stream waits
+        for the strong model's first chunk leaves the escalation's record (its cheap attempts paid), with no text."""
         tally = _Tally(self)
         relayed: AsyncIterator[tuple[Any, ServedDecision]]
+        escalated: ServedDecision | None = None  # an escalation's record, before the strong model's stream
         if self.holds(route):
             held_answer, record, strong_route = await self._acascade(
                 route, aheld(open_stream), self._second(second), self._verify(verify), stream=True
@@ -466,7 +468,7 @@ class RoutingEngine:
             if strong_route is None:
                 relayed = _aiter(tally.kept(held_answer, record))
             else:
-                tally.cheap = record.attempts
+                tally.cheap, escalated = record.attempts, record
                 relayed = self._aescalated_stream(route, strong_route, open_stream, held_answer, record, tally)
         else:
             relayed = self.dispatcher.astream(route, open_stream)
@@ -482,8 +484,9 @@ class RoutingEngine:
             record = tally.final()
             if record is not None and on_final is not None:
                 on_final(record)
-            if left and record is not None:
-                await self.arecord_left(route, record, tally.text)
+            left_record = record if record is not None else escalated
+            if left and left_record is not None:
+                await self.arecord_left(route, left_record, tally.text)
         if record is not None:
             await self.arecord_call(route, record, tally.text, other_answer)
 
