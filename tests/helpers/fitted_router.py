@@ -127,11 +127,12 @@ def known_router() -> Any:
     """The fitted, calibrated router, fitted once per process (fixed seed, no validation split, one thread)."""
     with _LOCK:
         if not _FITTED:
-            _FITTED.append(_fit())
+            _FITTED.append(fit_like_known())
         return _FITTED[0]
 
 
-def _fit() -> Any:
+def fit_like_known(battles: Any = None) -> Any:
+    """An ``mf`` router fitted as :func:`known_router` is, on ``battles`` (default: :func:`known_battles`)."""
     import torch
 
     from routellm_core.embedding.embedders import embedder_from_name
@@ -143,7 +144,7 @@ def _fit() -> Any:
     try:
         return train_router(
             "mf",
-            known_battles(),
+            known_battles() if battles is None else battles,
             embedder=embedder_from_name(STATIC_NAME),
             calibration_prompts=TRAFFIC,
             strong_model=STRONG_REF,

@@ -19,6 +19,8 @@ from llama_index.core.base.llms.types import (
     ToolCallBlock,
 )
 from llama_index.core.bridge.pydantic import Field
+from llama_index.core.instrumentation.event_handlers import BaseEventHandler
+from llama_index.core.instrumentation.events import BaseEvent
 from llama_index.core.llms import MockLLM
 from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_callback
 from llama_index.core.llms.function_calling import FunctionCallingLLM
@@ -157,3 +159,25 @@ class ToolCallingLLM(FunctionCallingLLM):
 
     async def astream_complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponseAsyncGen:
         raise NotImplementedError
+
+
+class Recorder(BaseEventHandler):
+    """Every instrumentation event LlamaIndex dispatches while it is attached (the ``events`` fixture)."""
+
+    events: list[BaseEvent] = Field(default_factory=list)
+
+    @classmethod
+    def class_name(cls) -> str:
+        return "Recorder"
+
+    def handle(self, event: BaseEvent, **kwargs: Any) -> None:
+        self.events.append(event)
+
+    def of(self, kind: type[BaseEvent]) -> list[Any]:
+        """The recorded events of type ``kind``."""
+        return [e for e in self.events if isinstance(e, kind)]
+
+
+def user(text: str) -> ChatMessage:
+    """A user message."""
+    return ChatMessage(role=MessageRole.USER, content=text)

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fitted_router import HARD, STRONG_REF, TRAFFIC, TRIVIA, WEAK_REF, known_battles
+from fitted_router import HARD, TRIVIA, fit_like_known, known_battles
 from langchain.agents import create_agent
 from langchain_core.caches import InMemoryCache
 from langchain_core.callbacks import BaseCallbackHandler, CallbackManager, CallbackManagerForLLMRun
@@ -54,34 +54,10 @@ class Weather(BaseModel):
 def flipped_router() -> WinRateModel:
     """An ``mf`` router fitted as ``known_router`` is, on the same battles with every winner swapped: it sends
     proofs to the weak model and greetings to the strong one."""
-    import torch
-
     from routellm_core import Battle
-    from routellm_core.embedding.embedders import embedder_from_name
-    from routellm_core.embedding.static import STATIC_NAME
-    from routellm_core.routers.training import train_router
 
     swapped = [Battle(prompt=b.prompt, model_a=b.model_b, model_b=b.model_a, winner="model_a") for b in known_battles()]
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        return train_router(
-            "mf",
-            swapped,
-            embedder=embedder_from_name(STATIC_NAME),
-            calibration_prompts=TRAFFIC,
-            strong_model=STRONG_REF,
-            weak_model=WEAK_REF,
-            dim=16,
-            epochs=60,
-            lr=0.03,
-            noise=0.0,
-            batch_size=256,
-            validation_fraction=0.0,
-            seed=0,
-        )
-    finally:
-        torch.set_num_threads(threads)
+    return fit_like_known(swapped)
 
 
 @pytest.fixture

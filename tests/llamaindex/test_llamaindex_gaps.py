@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from fitted_router import TRIVIA
+from li_fakes import Recorder, user
 from llama_index.core import Document, Settings, VectorStoreIndex
 from llama_index.core.base.llms.types import (
     ChatMessage,
@@ -21,13 +22,8 @@ from llama_index.core.base.llms.types import (
     CompletionResponse,
     CompletionResponseGen,
     LLMMetadata,
-    MessageRole,
 )
-from llama_index.core.bridge.pydantic import Field
 from llama_index.core.callbacks import CallbackManager, TokenCountingHandler
-from llama_index.core.instrumentation import get_dispatcher
-from llama_index.core.instrumentation.event_handlers import BaseEventHandler
-from llama_index.core.instrumentation.events import BaseEvent
 from llama_index.core.instrumentation.events.llm import LLMChatEndEvent
 from llama_index.core.llms import MockLLM
 from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_callback
@@ -139,36 +135,9 @@ class MeteredChat(Metered):
         return gen()
 
 
-class Recorder(BaseEventHandler):
-    events: list[BaseEvent] = Field(default_factory=list)
-
-    @classmethod
-    def class_name(cls) -> str:
-        return "Recorder"
-
-    def handle(self, event: BaseEvent, **kwargs: Any) -> None:
-        self.events.append(event)
-
-    def of(self, kind: type[BaseEvent]) -> list[Any]:
-        return [e for e in self.events if isinstance(e, kind)]
-
-
-def user(text: str) -> ChatMessage:
-    return ChatMessage(role=MessageRole.USER, content=text)
-
-
 @pytest.fixture(scope="module")
 def router_model() -> Any:
     return load_router("default")
-
-
-@pytest.fixture
-def events() -> Generator[Recorder, None, None]:
-    recorder = Recorder()
-    root = get_dispatcher()
-    root.add_event_handler(recorder)
-    yield recorder
-    root.event_handlers.remove(recorder)
 
 
 async def all_streams(llm: RouteLLM, text: str) -> list[list[Any]]:

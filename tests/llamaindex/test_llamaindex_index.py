@@ -11,14 +11,11 @@ from typing import Any
 
 import numpy as np
 import pytest
-from li_fakes import LabelledLLM
+from li_fakes import LabelledLLM, Recorder
 from llama_index.core import Document, Settings, VectorStoreIndex
 from llama_index.core.agent.workflow import AgentWorkflow, FunctionAgent, ToolCallResult
 from llama_index.core.base.llms.types import CompletionResponse, CompletionResponseGen
-from llama_index.core.bridge.pydantic import Field
 from llama_index.core.instrumentation import get_dispatcher
-from llama_index.core.instrumentation.event_handlers import BaseEventHandler
-from llama_index.core.instrumentation.events import BaseEvent
 from llama_index.core.instrumentation.span_handlers import SimpleSpanHandler
 from llama_index.core.llms import MockLLM
 from llama_index.core.llms.callbacks import llm_completion_callback
@@ -40,20 +37,6 @@ DOCUMENTS = {
     "gil": "Python's Global Interpreter Lock lets only one thread run Python bytecode at a time.",
     "haiku": "A haiku is a Japanese poem of three lines with five, seven and five syllables.",
 }
-
-
-class Recorder(BaseEventHandler):
-    events: list[BaseEvent] = Field(default_factory=list)
-
-    @classmethod
-    def class_name(cls) -> str:
-        return "Recorder"
-
-    def handle(self, event: BaseEvent, **kwargs: Any) -> None:
-        self.events.append(event)
-
-    def decisions(self) -> list[RoutingDecisionEvent]:
-        return [e for e in self.events if isinstance(e, RoutingDecisionEvent)]
 
 
 def multiply(a: int = 6, b: int = 7) -> int:
@@ -86,15 +69,6 @@ def offline_settings(embed_model: RouteLLMEmbedding) -> Generator[None, None, No
     Settings.embed_model = embed_model
     yield
     Settings._llm, Settings._embed_model = previous_llm, previous_embed
-
-
-@pytest.fixture
-def events() -> Generator[Recorder, None, None]:
-    recorder = Recorder()
-    root = get_dispatcher()
-    root.add_event_handler(recorder)
-    yield recorder
-    root.event_handlers.remove(recorder)
 
 
 # ---- the embedding adapter --------------------------------------------------------------------------------
@@ -166,7 +140,7 @@ async def test_query_engine_routes_through_the_router(
     streaming = index.as_query_engine(llm=llm, similarity_top_k=1, streaming=True).query(QUERY)
     assert "".join(streaming.response_gen) == f"[{choice}] {QUERY}"
 
-    decisions = events.decisions()
+    decisions = events.of(RoutingDecisionEvent)
     assert len(decisions) == 3 and {d.choice for d in decisions} == {choice}
     assert {d.model for d in decisions} == {f"{choice}-model"}
     expected = llm.decide(QUERY)  # rag_query routes on the question, not on the retrieved context
@@ -225,7 +199,7 @@ async def test_function_agent_routes_every_step(
 
     assert [r.tool_output.content for r in tool_results] == ["42"]
     assert "Tool calls complete." in str(result)
-    decisions = events.decisions()
+    decisions = events.of(RoutingDecisionEvent)
     assert len(decisions) == 2, "two agent steps (tool call, then answer), each routed"
     assert {d.choice for d in decisions} == {choice}
     # the second step ends with a tool result, yet it is routed on the user's request
@@ -246,7 +220,7 @@ async def test_agent_workflow_with_the_router(router_model: Any, events: Recorde
     workflow = AgentWorkflow(agents=[agent], root_agent="calculator")
     result = await workflow.run(user_msg="What is 6 times 7?")
     assert "Tool calls complete." in str(result)
-    decisions = events.decisions()
+    decisions = events.of(RoutingDecisionEvent)
     assert len(decisions) == 2
     assert decisions[0].choice == llm.decide("What is 6 times 7?").choice
 
@@ -294,7 +268,7 @@ async def test_react_agent_keeps_one_model_per_request(router_model: Any, events
     result = await agent.run(request)
 
     assert f"42 ({choice})" in str(result)
-    decisions = events.decisions()
+    decisions = events.of(RoutingDecisionEvent)
     assert len(decisions) == 2, "two ReAct steps (action, then answer)"
     assert {d.choice for d in decisions} == {choice}
     assert all(d.win_rate == pytest.approx(request_rate) for d in decisions)

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from li_fakes import LabelledLLM, ToolCallingLLM
+from li_fakes import LabelledLLM, Recorder, ToolCallingLLM, user
 from llama_index.core import Document, Settings, VectorStoreIndex
 from llama_index.core.agent.workflow import FunctionAgent, ReActAgent, ToolCallResult
 from llama_index.core.base.llms.types import (
@@ -25,9 +25,6 @@ from llama_index.core.base.llms.types import (
     MessageRole,
 )
 from llama_index.core.bridge.pydantic import Field
-from llama_index.core.instrumentation import get_dispatcher
-from llama_index.core.instrumentation.event_handlers import BaseEventHandler
-from llama_index.core.instrumentation.events import BaseEvent
 from llama_index.core.llms import MockLLM
 from llama_index.core.llms.callbacks import llm_completion_callback
 from llama_index.core.llms.mock import MockFunctionCallingLLMWithChatMemoryOfLastCall
@@ -145,27 +142,9 @@ class ReActRung(Rung):
         )
 
 
-class Recorder(BaseEventHandler):
-    events: list[BaseEvent] = Field(default_factory=list)
-
-    @classmethod
-    def class_name(cls) -> str:
-        return "Recorder"
-
-    def handle(self, event: BaseEvent, **kwargs: Any) -> None:
-        self.events.append(event)
-
-    def of(self, kind: type[BaseEvent]) -> list[Any]:
-        return [e for e in self.events if isinstance(e, kind)]
-
-
 def multiply(a: int = 6, b: int = 7) -> int:
     """Multiply two integers."""
     return a * b
-
-
-def user(text: str) -> ChatMessage:
-    return ChatMessage(role=MessageRole.USER, content=text)
 
 
 def rungs(kind: type = Rung, **per_model: dict[str, Any]) -> dict[str, Any]:
@@ -188,15 +167,6 @@ def ladder(router_model: Any) -> Any:
         )
 
     return build
-
-
-@pytest.fixture
-def events() -> Generator[Recorder, None, None]:
-    recorder = Recorder()
-    root = get_dispatcher()
-    root.add_event_handler(recorder)
-    yield recorder
-    root.event_handlers.remove(recorder)
 
 
 def test_precondition_the_stand_ins_are_ordered_big_mid_tiny(ladder: Any) -> None:

@@ -17,6 +17,7 @@ import pytest
 from fitted_router import HARD, TRIVIA, expected_side
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from li_fakes import Recorder, user
 from llama_index.core.base.llms.types import (
     ChatMessage,
     ChatResponse,
@@ -29,10 +30,7 @@ from llama_index.core.base.llms.types import (
     TextBlock,
     ToolCallBlock,
 )
-from llama_index.core.bridge.pydantic import Field
 from llama_index.core.instrumentation import get_dispatcher
-from llama_index.core.instrumentation.event_handlers import BaseEventHandler
-from llama_index.core.instrumentation.events import BaseEvent
 from llama_index.core.instrumentation.events.llm import LLMChatEndEvent, LLMChatStartEvent
 from llama_index.core.instrumentation.span_handlers import SimpleSpanHandler
 from llama_index.core.llms import MockLLM
@@ -145,27 +143,9 @@ class ScriptedChatLLM(ScriptedLLM):
         return gen()
 
 
-class Recorder(BaseEventHandler):
-    events: list[BaseEvent] = Field(default_factory=list)
-
-    @classmethod
-    def class_name(cls) -> str:
-        return "Recorder"
-
-    def handle(self, event: BaseEvent, **kwargs: Any) -> None:
-        self.events.append(event)
-
-    def of(self, kind: type[BaseEvent]) -> list[Any]:
-        return [e for e in self.events if isinstance(e, kind)]
-
-
 def multiply(a: int = 6, b: int = 7) -> int:
     """Multiply two integers."""
     return a * b
-
-
-def user(text: str) -> ChatMessage:
-    return ChatMessage(role=MessageRole.USER, content=text)
 
 
 QUESTION = "Prove that the square root of two is irrational."
@@ -188,15 +168,6 @@ def make(router_model: Any) -> Any:
         )
 
     return build
-
-
-@pytest.fixture
-def events() -> Generator[Recorder, None, None]:
-    recorder = Recorder()
-    root = get_dispatcher()
-    root.add_event_handler(recorder)
-    yield recorder
-    root.event_handlers.remove(recorder)
 
 
 @pytest.fixture
