@@ -40,14 +40,13 @@ from llama_index.core.base.llms.types import (
 )
 from llama_index.core.bridge.pydantic import Field, PrivateAttr, ValidationError, field_serializer, model_validator
 from llama_index.core.callbacks import CallbackManager
-from llama_index.core.callbacks.base import global_stack_trace_ids
+from llama_index.core.callbacks.base import BASE_TRACE_EVENT, global_stack_trace
 from llama_index.core.constants import DEFAULT_CONTEXT_WINDOW, DEFAULT_NUM_OUTPUTS
 from llama_index.core.instrumentation import get_dispatcher
 from llama_index.core.llms import LLM
 from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_callback
 from llama_index.core.llms.function_calling import FunctionCallingLLM
 from llama_index.core.llms.llm import ToolSelection
-from llama_index.core.settings import Settings
 
 from llamaindex_routellm._answers import (
     answer_logprobs,
@@ -173,30 +172,37 @@ def _child_trace(child: LLM, own: CallbackManager) -> Iterator[None]:
     LlamaIndex resets a callback manager's trace map only when that manager opens a top-level trace. A child called
     inside the router's trace never does, so its map would grow by the ids of every routed call, forever, whether
     or not it has handlers (once ``Settings.callback_manager`` is set, every new LLM's manager shares its handlers).
-    Those entries are read by no one: handlers get the map of the manager that opened the top-level trace. They are
-    kept when the child's manager is the router's own, or is ``Settings.callback_manager`` inside a caller's trace
-    (a query engine's, which may be the one to read it; its next top-level trace resets it).
+    Handlers read only the map of the manager that opened the top-level trace, when it ends. So entries are kept
+    when the child's manager is the router's own, or the manager of the trace the call runs in (a query engine's,
+    given the same manager: its handlers read them, and its next top-level trace resets them); else each call
+    removes the ids it added (a set difference: calls that overlap on one child remove each other's at worst, never
+    keep one).
     """
     manager = getattr(child, "callback_manager", None)
-    nested = len(global_stack_trace_ids.get()) > 1  # a trace around the router's own
-    if (
-        not isinstance(manager, CallbackManager)
-        or manager is own
-        or (nested and manager.handlers and manager is Settings._callback_manager)  # (the getter would create one)
-    ):
+    if not isinstance(manager, CallbackManager) or manager is own or _opened_the_trace(manager):
         yield
         return
     trace_map = manager.trace_map
-    before = {key: len(ids) for key, ids in trace_map.items()}
+    before = {key: set(ids) for key, ids in list(trace_map.items())}
     try:
         yield
     finally:
         if manager.trace_map is trace_map:  # else a top-level trace of the child's own reset it meanwhile
             for key in list(trace_map):
-                if before.get(key):
-                    del trace_map[key][before[key] :]
-                else:
-                    del trace_map[key]
+                known = before.get(key, set())
+                ids = trace_map.get(key)
+                if ids is None:
+                    continue
+                ids[:] = [i for i in ids if i in known]
+                if not ids:
+                    trace_map.pop(key, None)
+
+
+def _opened_the_trace(manager: CallbackManager) -> bool:
+    """Whether ``manager`` opened the legacy trace the current call runs in (its map starts at that trace's first
+    event: a top-level trace resets the map of the manager that opens it)."""
+    stack = global_stack_trace.get()
+    return len(stack) > 1 and stack[1] in manager.trace_map.get(BASE_TRACE_EVENT, ())
 
 
 def _primed(stream: Iterator[R]) -> Iterator[R]:
@@ -242,13 +248,13 @@ async def _aprimed(stream: AsyncIterator[R]) -> AsyncIterator[R]:
 
 
 def _closing_chunk(last: R, relayed: ServedDecision, final: list[ServedDecision]) -> tuple[R, ServedDecision] | None:
-    """The chunk that ends a stream with its priced record: the last chunk again with an empty delta, tagged with
-    the record the engine priced from the whole stream (``final``, filled by its ``on_final``); None when the last
-    chunk already carries it (a held answer relayed as it passed its check)."""
+    """The chunk that ends a stream with its priced record: the last chunk again with an empty delta (its message
+    and ``raw``, where a provider's usage is), tagged with the record the engine priced from the whole stream
+    (``final``, filled by its ``on_final``); None when the last chunk already carries it (a held answer relayed as
+    it passed its check)."""
     if not final or final[-1] is relayed:
         return None
-    update: dict[str, Any] = {"delta": "", "raw": None}
-    return tag_response(last.model_copy(update=update), final[-1]), final[-1]
+    return tag_response(last.model_copy(update={"delta": ""}), final[-1]), final[-1]
 
 
 class RouteLLM(RoutingOptions, FunctionCallingLLM):

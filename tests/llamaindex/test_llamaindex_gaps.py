@@ -23,10 +23,11 @@ from llama_index.core.base.llms.types import (
     CompletionResponseGen,
     LLMMetadata,
 )
-from llama_index.core.callbacks import CallbackManager, TokenCountingHandler
+from llama_index.core.callbacks import CallbackManager, CBEventType, LlamaDebugHandler, TokenCountingHandler
 from llama_index.core.instrumentation.events.llm import LLMChatEndEvent
 from llama_index.core.llms import MockLLM
 from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_callback
+from llama_index.core.query_engine import RetrieverQueryEngine
 
 from llamaindex_routellm import RouteLLM, RouteLLMEmbedding, StreamInterruptedError
 from llamaindex_routellm._outputs import answer_text
@@ -167,6 +168,7 @@ async def test_last_streamed_chunk_carries_the_priced_record(
         # relayed as they come, then a closing chunk with no text: the last one again, carrying the priced record
         assert len(chunks) == 4 and "".join(c.delta for c in chunks) == f"{served} says hello"
         assert chunks[-1].delta == "" and answer_text(chunks[-1]) == answer_text(chunks[-2]) == f"{served} says hello"
+        assert chunks[-1].raw == chunks[-2].raw  # the provider's usage, where handlers (TokenCountingHandler) read it
         records = [record_of(c) for c in chunks]
         assert {r["decision_id"] for r in records} == {records[0]["decision_id"]}
         assert all(r["model"] == served for r in records)
@@ -301,3 +303,25 @@ async def test_children_under_global_callbacks_keep_no_trace_of_routed_calls(
     before = len(global_callbacks.llm_token_counts)
     llm.complete("once more")
     assert len(global_callbacks.llm_token_counts) - before == 2 and trace_ids(strong) == 0
+
+
+def test_a_manager_shared_with_the_query_engine_keeps_the_childrens_events_for_its_trace(router_model: Any) -> None:
+    """The legacy setup: one ``CallbackManager([LlamaDebugHandler()])`` given to the children and to the query
+    engine. The engine's trace is that manager's, and its handler reads the manager's map when the trace ends: the
+    children's LLM events must still be in it then (forgetting them is only for maps nobody reads)."""
+    debug = LlamaDebugHandler()
+    shared = CallbackManager([debug])
+    strong, weak = Metered("big"), Metered("small")
+    strong.callback_manager = weak.callback_manager = shared
+    llm = RouteLLM(strong=strong, weak=weak, router=router_model, threshold=0.0)
+    index = VectorStoreIndex.from_documents(
+        [Document(text="The Eiffel Tower is 330 metres tall.")], embed_model=RouteLLMEmbedding()
+    )
+    engine = RetrieverQueryEngine.from_args(index.as_retriever(), llm=llm, callback_manager=shared)
+    for i in range(3):
+        engine.query(f"How tall is the Eiffel Tower? {i}")
+        llm_events = {e.id_ for e in debug.get_events(CBEventType.LLM)}
+        traced = {i for ids in debug._trace_map.values() for i in ids}
+        assert llm_events and llm_events & traced, "the child's LLM event is missing from the engine's trace"
+        debug.flush_event_logs()
+    assert trace_ids(strong) < 20  # reset by the engine's next trace: bounded
