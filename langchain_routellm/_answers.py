@@ -12,13 +12,15 @@ from typing import Any
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, message_chunk_to_message
 from pydantic import BaseModel
 
-from langchain_routellm._outputs import chunk_text
+from langchain_routellm._outputs import ParsedAnswer, chunk_text
 
 
 def answer_value(value: Any) -> Any:
     """What the escalation check compares: a message's tool calls (name and arguments) when it makes any, else its
     text; structured output (a pydantic model or a dict) as a dict; anything else as given."""
-    if isinstance(value, Mapping) and isinstance(value.get("raw"), BaseMessage):  # include_raw=True
+    if isinstance(value, ParsedAnswer):  # the caller asked for the parsed value: compare that, as before
+        value = value.parsed
+    elif isinstance(value, Mapping) and isinstance(value.get("raw"), BaseMessage):  # include_raw=True
         value = value.get("parsed") if value.get("parsed") is not None else value["raw"]
     if isinstance(value, AIMessageChunk):
         value = message_chunk_to_message(value)

@@ -20,13 +20,14 @@ from langchain_routellm._outputs import ParsedAnswer
 
 
 def parsed_answer(value: Any) -> ParsedAnswer:
-    """The ``include_raw=True`` result ``value`` as a :class:`ParsedAnswer`.
+    """The ``include_raw=True`` result ``value`` as a :class:`ParsedAnswer` (a model that ignored ``include_raw``
+    and returned the parsed value: that value, with no raw message).
 
     Raises:
         Exception: The parsing error the result holds (what the plain structured output raises).
     """
-    if not isinstance(value, Mapping) or "raw" not in value:
-        raise TypeError(f"structured output with include_raw=True returned a {type(value).__name__}, not a dict")
+    if not isinstance(value, Mapping) or "raw" not in value:  # a model that ignores include_raw: no usage to read
+        return ParsedAnswer({"raw": None, "parsed": value, "parsing_error": None})
     error = value.get("parsing_error")
     if isinstance(error, BaseException):
         raise error

@@ -234,6 +234,20 @@ def test_structured_output_without_raw_still_fails_on_a_parsing_error(known_rout
         failing.with_structured_output(Weather).invoke(question)
 
 
+class IgnoresRaw(ToolEchoChatModel):
+    """A community-style model whose ``with_structured_output`` takes ``include_raw`` and ignores it."""
+
+    def with_structured_output(self, schema: Any, *, include_raw: bool = False, **kwargs: Any) -> Any:
+        return super().with_structured_output(schema, include_raw=False, **kwargs)
+
+
+def test_structured_output_of_a_model_that_ignores_include_raw_still_answers(known_router: WinRateModel) -> None:
+    strong, weak = IgnoresRaw(label="strong", model="big"), IgnoresRaw(label="weak", model="small")
+    llm = ChatRouteLLM(strong=strong, weak=weak, router=known_router, escalate=Escalation(second=IgnoresRaw()))
+    assert llm.with_structured_output(Weather).invoke(f"{GREETING} Weather in 'Oslo'?") == Weather(city="Oslo")
+    assert strong.calls == [], "the two parsed answers agree: no escalation"
+
+
 # ---- 3. the middleware's token watch with a callback manager ---------------------------------------------------------
 class Tokens(BaseCallbackHandler):
     def __init__(self) -> None:

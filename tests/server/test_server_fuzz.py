@@ -196,6 +196,7 @@ def test_nan_and_infinity_are_a_400_not_an_upstream_error(server: ServerThread) 
     for path, body in (
         ("/v1/chat/completions", chat % b"NaN"),
         ("/v1/chat/completions", chat % b"-Infinity"),
+        ("/v1/chat/completions", chat % b"1e999"),  # read as a float, infinite
         ("/v1/feedback", b'{"decision_id": "abc", "verdict": "good", "score": Infinity}'),
         ("/ui/api/score", b'{"prompt": "hi", "threshold": NaN}'),
     ):

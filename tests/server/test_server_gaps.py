@@ -89,9 +89,12 @@ def test_retrieve_every_listed_and_every_accepted_model_and_404_the_rest(serve: 
                 card.owned_by,
                 card.created,
             )
+        built = server.app.state.routellm.escalation_engines
         for name in UNLISTED:
             assert name not in {m.id for m in listed}
+            before = dict(built)
             assert client.models.retrieve(name).id == name
+            assert built == before, "a retrieve built an engine"  # reading a name builds nothing; chat builds one
             answer = client.chat.completions.create(model=name, messages=[{"role": "user", "content": PROMPT}])
             assert answer.choices[0].message.content  # what retrieve accepts, chat completions serves
         for name, why in REFUSED.items():

@@ -76,7 +76,7 @@ from routellm_core.server.auto import (
 )
 from routellm_core.server.errors import ErrorResponse, model_call_error
 from routellm_core.server.metrics import CHECK_SIDE, CONTENT_TYPE, JUDGE_SIDE, LABEL_SIDE, ServerMetrics
-from routellm_core.server.models import build_models, check_price_names
+from routellm_core.server.models import build_models, check_price_names, upstream_name
 from routellm_core.server.openapi import install_openapi
 from routellm_core.server.protocol import (
     chunk_text,
@@ -424,7 +424,7 @@ class ServerState:
     def engine_of(self, asked: str, options: Any = None) -> tuple[RoutingEngine | LadderEngine, float | None]:
         """The engine a model name (and the request's ``routellm`` field) asks for, and the threshold of a
         ``router-<router>...`` name (None for ``router-auto``): the one reading of model names, for chat
-        completions and ``GET /v1/models/{model}``.
+        completions and (without building an engine, :meth:`check_model`) ``GET /v1/models/{model}``.
 
         Raises:
             ErrorResponse: 404 for a name naming nothing this server serves; 400 for a bad threshold, share,
@@ -433,6 +433,16 @@ class ServerState:
         model, escalation = split_cascade(asked)
         if is_auto(model):
             return self.auto_engine_for(model, escalation, asked, options), None
+        name, threshold = self._router_name(model, asked, options)
+        return self.engine_for(name, escalation, asked), threshold
+
+    def _router_name(self, model: str, asked: str, options: Any) -> tuple[str, float | None]:
+        """The router and threshold a ``router-<router>[-<threshold>|-<share>%]`` name (its ``-cascade`` part split
+        off) asks for.
+
+        Raises:
+            ErrorResponse: As :meth:`engine_of`.
+        """
         if objective_in_body(options) is not None:
             raise ErrorResponse(
                 400,
@@ -448,8 +458,7 @@ class ServerState:
                 code="invalid_model",
                 param="model",
             )
-        name, threshold = resolve_model(model, self.policies)
-        return self.engine_for(name, escalation, asked), threshold
+        return resolve_model(model, self.policies)
 
     def auto_engine_for(self, model: str, escalation: str | None, asked: str, options: Any) -> AutoEngine:
         """The ``router-auto`` engine a model name and the request's ``routellm`` field ask for.
@@ -460,8 +469,8 @@ class ServerState:
         return self._auto(asked).engine_for(model, escalation, asked, options)
 
     def check_model(self, asked: str) -> None:
-        """Raise what chat completions would for the model name ``asked`` (``GET /v1/models/{model}``), building
-        no ``router-auto`` engine: a new one would evict another, and with it a budget's spend.
+        """Raise what chat completions would for the model name ``asked`` (``GET /v1/models/{model}``), building no
+        engine (a new ``router-auto`` one would evict another, and with it a budget's spend).
 
         Raises:
             ErrorResponse: As :meth:`engine_of`.
@@ -469,8 +478,10 @@ class ServerState:
         model, escalation = split_cascade(asked)
         if is_auto(model):
             self._auto(asked).setting_of(model, escalation, asked, None)
-        else:
-            self.engine_of(asked)
+            return
+        self._router_name(model, asked, None)
+        if escalation:
+            escalation_setting(escalation, asked)
 
     def _auto(self, asked: str) -> AutoRouting:
         if self.auto is None:
@@ -993,6 +1004,8 @@ def create_app(
     judge_upstream = _upstream(judge_spec, "judge", settings) if judge_spec is not None else None
     second = _upstream(settings.escalate_second, "weak", settings) if settings.escalate_second else None
     called = [m.name for m in settings.models] + [u.name for u in (*upstreams.values(), second) if u is not None]
+    specs = (settings.strong, settings.weak, settings.escalate_second)  # the names the settings' own check took
+    called += [upstream_name(spec) for spec in specs if spec is not None]
     check_price_names(settings.prices, called)  # --prices prices the pair and the second upstream by name too
     models = build_models(settings.models, timeout=settings.upstream_timeout, max_retries=settings.upstream_retries)
     state = ServerState(

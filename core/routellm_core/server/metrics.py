@@ -226,8 +226,8 @@ class ServerMetrics:
         )
         self.upstream_calls = Counter(
             "routellm_upstream_calls_total",
-            "Upstream calls, by side (strong, weak; check: the escalation check's calls; label: the labeller's) and "
-            "outcome (ok, error, cancelled).",
+            "Upstream calls, by side (strong, weak; check: the escalation check's calls; label: the labeller's; "
+            "judge: the pairwise judge's) and outcome (ok, error, cancelled).",
             ["side", "outcome"],
             reg,
         )
@@ -310,7 +310,8 @@ class ServerMetrics:
         )
         self.upstream_latency = Histogram(
             "routellm_upstream_latency_seconds",
-            "Time of one upstream call, to the end of the answer or stream, by side (strong, weak, check, label).",
+            "Time of one upstream call, to the end of the answer or stream, by side (strong, weak, check, label, "
+            "judge).",
             UPSTREAM_BUCKETS,
             reg,
             ["side"],

@@ -71,13 +71,12 @@ def load_json(raw: bytes) -> Any:
     """A request body's JSON.
 
     Raises:
-        ErrorResponse: 400 for a body that is not JSON (``NaN`` and ``Infinity`` included), or whose strings hold an
-            unpaired UTF-16 surrogate
-            (``"\\ud800"``: JSON's grammar allows it, but it is no text; an upstream or the feedback store could not
-            encode it).
+        ErrorResponse: 400 for a body that is not JSON (``NaN``, ``Infinity`` and numbers beyond a float included),
+            or whose strings hold an unpaired UTF-16 surrogate (``"\\ud800"``: JSON's grammar allows it, but it is
+            no text; an upstream or the feedback store could not encode it).
     """
     try:
-        body = json.loads(raw, parse_constant=_no_constant)
+        body = json.loads(raw, parse_constant=_no_constant, parse_float=_finite_float)
         if _SURROGATE_ESCAPE.search(raw):  # only then can a string hold a lone surrogate: check what was decoded
             json.dumps(body, ensure_ascii=False).encode("utf-8")
     except UnicodeEncodeError:
@@ -101,6 +100,14 @@ class _NonStandardNumber(ValueError):
 
 def _no_constant(name: str) -> Any:
     raise _NonStandardNumber(name)
+
+
+def _finite_float(text: str) -> float:
+    """A JSON number as a float; one too large for a float (``1e999``) would be read as infinity."""
+    value = float(text)
+    if math.isinf(value):
+        raise _NonStandardNumber(f"{text[:40]} (too large for a float)")
+    return value
 
 
 def parse_request(raw: bytes, max_messages: int) -> ChatRequest:
