@@ -238,6 +238,13 @@ def test_a_price_for_a_model_the_server_never_calls_is_refused_by_name(
         create_app(strong=strong, weak=weak, routers=("fast",), api_keys_env=None, prices={"nope": (1.0, 1.0)})
     app = create_app(strong=strong, weak=weak, routers=("fast",), api_keys_env=None, prices={WEAK: (1.0, 1.0)})
     assert app.state.routellm.prices == {WEAK: (1.0, 1.0)}
+    # a --model with the strong upstream's endpoint renames it ("big"); the spec's name the settings took stays valid
+    base_model = f"big=openai:{STRONG},base_url={base}"
+    other = f"small=openai:{OTHER},base_url={base}"
+    named = [f"--model={base_model}", f"--model={other}", "--prior=big=like:gpt-4o", "--prior=small=like:gpt-4o-mini"]
+    prices = ["--prices=big=10,30", "--prices=small=1,2", f"--prices={STRONG}=10,30"]
+    app = create_app(cli_settings(mock, *named, *prices))  # the settings took STRONG's price: so does the app
+    assert app.state.routellm.upstreams["strong"].name == "big"
 
 
 # ---- the escalation check's and the labeller's calls in the upstream metrics -------------------------------------
