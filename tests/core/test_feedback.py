@@ -594,8 +594,9 @@ def test_a_writer_killed_with_sigkill_loses_nothing_it_acknowledged(location: st
         child.kill()
         child.wait(timeout=60)
     assert child.returncode == -signal.SIGKILL, child.stderr.read() if child.stderr else ""
-    decisions = [line.split()[1] for line in printed if line.startswith("decision ")]
-    labels = [int(line.split()[1]) for line in printed if line.startswith("label ")]
+    whole = [line for line in printed if line.endswith("\n")]  # the signal may cut the last line mid-print
+    decisions = [line.split()[1] for line in whole if line.startswith("decision ")]
+    labels = [int(line.split()[1]) for line in whole if line.startswith("label ")]
     assert len(decisions) >= 100 and len(labels) >= 99
     with FeedbackStore(location) as store:
         stored = {row.decision_id: row for row in store.decisions()}
