@@ -35,9 +35,6 @@ from routellm_core import load_router
 from routellm_core.escalation import Escalation
 from routellm_core.routers.profiles import ModelPrior
 
-# llama_index's workflow engine inspects agents with inspect.getmembers, touching pydantic's deprecated attributes
-pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:inspect")
-
 QUESTION = "Prove that the square root of two is irrational."
 #: USD per million input / output tokens, given to every router below.
 PRICES = {"big": (10.0, 30.0), "small": (0.5, 1.5), "other-small": (0.2, 0.4)}

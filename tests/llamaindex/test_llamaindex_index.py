@@ -25,9 +25,6 @@ from llama_index.core.tools import FunctionTool
 from llamaindex_routellm import RouteLLM, RouteLLMEmbedding, RoutingDecisionEvent, rag_query
 from routellm_core import InvalidInputError, default_embedder, load_router
 
-# llama_index's workflow engine inspects agents with inspect.getmembers, touching pydantic's deprecated attributes
-pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:inspect")
-
 ROUTER = "default"  # the shipped router
 ALWAYS_STRONG, ALWAYS_WEAK = 0.0, 1.0
 

@@ -39,9 +39,6 @@ from routellm_core.routers.profiles import ModelPrior, UnknownModelError
 from routellm_core.routing.cascade import SAMPLE_TEMPERATURE
 from routellm_core.routing.objective import Objective
 
-# llama_index's workflow engine inspects agents with inspect.getmembers, touching pydantic's deprecated attributes
-pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:inspect")
-
 PRIORS = {
     "tiny": ModelPrior(like="chatglm-6b"),
     "mid": ModelPrior(like="Qwen2.5-32B-Instruct"),
