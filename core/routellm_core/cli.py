@@ -574,6 +574,21 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
 def _cmd_route(args: argparse.Namespace) -> int:
     from routellm_core.routing.policy import RoutingPolicy
 
+    if args.models is not None:
+        return _route_ladder(args)
+    ladder_only = {
+        "--objective": args.objective,
+        "--prices": args.prices,
+        "--prior": args.priors,
+        "--output-tokens": args.output_tokens,
+    }
+    given = [option for option, value in ladder_only.items() if value is not None]
+    if given:
+        raise InvalidInputError(
+            f"{', '.join(given)} {'applies' if len(given) == 1 else 'apply'} to routing among priced models: give "
+            f"--model NAME at least twice (or drop {'it' if len(given) == 1 else 'them'} to route between the "
+            "router's two models)"
+        )
     router = _load(args)
     if args.strong_fraction is not None and not router.calibrated_thresholds:
         hint = (
@@ -591,6 +606,95 @@ def _cmd_route(args: argparse.Namespace) -> int:
     prompts = list(args.prompts) + (_read_prompts(args.file) if args.file else [])
     for prompt, decision in zip(prompts, policy.decide_batch(prompts)):
         print(json.dumps({"prompt": prompt[:80], **decision.as_dict()}, ensure_ascii=False))
+    return 0
+
+
+def _route_ladder(args: argparse.Namespace) -> int:
+    """``route --model ...``: the model each prompt would go to among N priced models, as the record's ``ladder``
+    entry (no model is called). Under ``budget=`` the controller runs over the prompts in order, as a fresh server
+    would on that traffic, on expected costs (no call reports what it really cost).
+
+    Raises:
+        InvalidInputError: A two-model option, fewer than two models or a repeated one, a ``--prices`` /
+            ``--prior`` name that is no ``--model``, a model without a price.
+        UnknownModelError: A model the router has no profile for and no ``--prior``.
+    """
+    from routellm_core.data.prices import price_of, unpriced_hint
+    from routellm_core.routers.profiles import ModelPrior, UnknownModelError
+    from routellm_core.routing.engine import RoutingOptions
+    from routellm_core.routing.ladder import LadderEngine
+    from routellm_core.routing.policy import RoutingPolicy
+    from routellm_core.routing.text import prompt_routing_text
+    from routellm_core.server.cli import _once
+
+    for option, value in (("--threshold", args.threshold), ("--strong-fraction", args.strong_fraction)):
+        if value is not None:
+            raise InvalidInputError(
+                f"{option} chooses between two models; with --model give --objective instead (margin=D, "
+                "max_cost=USD, cost_weight=W or budget=USD)"
+            )
+    names: list[str] = args.models
+    if len(names) < 2:
+        raise InvalidInputError(f"--model names the models to route among: give at least two, got {names}")
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise InvalidInputError(f"--model names {repeated} more than once; give each model once")
+    prices = _once("--prices", args.prices or [])
+    priors = _once("--prior", args.priors or [])
+    for option, table in (("--prices", prices), ("--prior", priors)):
+        unknown = [name for name in table if name not in names]
+        if unknown:
+            raise InvalidInputError(
+                f"{option} names {unknown}, which no --model names (models: {names}): key it by a --model NAME"
+            )
+    unpriced = [name for name in names if price_of(name, prices) is None]
+    if unpriced:
+        raise InvalidInputError(
+            f"no price for {unpriced}{unpriced_hint(unpriced, prices)}: the shipped price table does not know them; "
+            "give --prices NAME=IN,OUT (USD per million input and output tokens) for each"
+        )
+    prompts = list(args.prompts) + (_read_prompts(args.file) if args.file else [])
+    if not prompts:
+        raise InvalidInputError("no prompt to route: give prompts as arguments or --file")
+    texts = [prompt_routing_text(prompt) for prompt in prompts]  # a blank prompt is refused before the router loads
+    router = _load(args)
+    if not hasattr(router, "predict_success"):
+        raise InvalidInputError(
+            f"--model needs a router that predicts each model's success (the 'difficulty' router, shipped as "
+            f"'default'); --router {args.router} only compares two models"
+        )
+    for name in names:
+        if name not in priors:
+            try:
+                router.resolve_model(name)
+            except UnknownModelError as exc:
+                raise UnknownModelError(
+                    f"{exc}; on the command line: --prior {name}=like:<a profiled model> or --prior "
+                    f"{name}=score:<fraction in (0, 1)>"
+                ) from None
+    options = RoutingOptions(
+        router=RoutingPolicy(router, name=str(args.router)),
+        objective=args.objective,
+        prices=prices or None,
+        priors={name: ModelPrior.parse(prior, name) for name, prior in priors.items()} or None,
+    )
+    engine = LadderEngine(options, names, owner="routellm route")
+    if args.output_tokens is not None:
+        engine.ladder.output_tokens = args.output_tokens  # assumed until a model reports its answers' lengths
+    chosen: dict[str, int] = dict.fromkeys(names, 0)
+    spent = 0.0
+    for prompt, text in zip(prompts, texts, strict=True):
+        choice = engine.choice(text)
+        chosen[choice.chosen] += 1
+        spent += choice.expected_cost
+        print(json.dumps({"prompt": prompt[:80], "ladder": choice.as_dict()}, ensure_ascii=False))
+    counts = ", ".join(f"{name} {n}" for name, n in chosen.items())
+    budget = f" (budget {engine.objective.value:g})" if engine.objective.kind == "budget" else ""
+    print(
+        f"routellm route: {len(prompts)} prompt{'s' if len(prompts) != 1 else ''} under {engine.objective}: chosen "
+        f"{counts}; mean expected cost {1000 * spent / len(prompts):.4g} USD per 1,000 requests{budget}",
+        file=sys.stderr,
+    )
     return 0
 
 
@@ -678,6 +782,63 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive_int(text: str) -> int:
+    """``--output-tokens``: a whole number >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of tokens >= 1, got {text!r:.40}")
+    return value
+
+
+def _add_ladder_arguments(parser: argparse.ArgumentParser) -> None:
+    """``route``'s options for routing among N priced models (the forms of ``routellm serve``'s)."""
+    from routellm_core.routing.objective import Objective
+    from routellm_core.server.cli import _argument  # argparse only
+    from routellm_core.server.models import parse_prices, parse_prior
+
+    auto = parser.add_argument_group(
+        "among priced models (no model is called: each prompt prints the record's ladder entry)"
+    )
+    auto.add_argument(
+        "--model",
+        action="append",
+        dest="models",
+        metavar="NAME",
+        help="a model to route among (repeatable, at least two), by the name it is priced and profiled by",
+    )
+    auto.add_argument(
+        "--objective",
+        type=_argument(Objective.parse),
+        metavar="KIND=VALUE[,window=N]",
+        help="margin=D (default margin=0.05), max_cost=USD (per request), cost_weight=W, or budget=USD (per 1,000 "
+        "requests: the controller run over the prompts in order, as a fresh server would)",
+    )
+    auto.add_argument(
+        "--prices",
+        action="append",
+        type=_argument(parse_prices),
+        metavar="NAME=IN,OUT",
+        help="USD per million input and output tokens of a --model (repeatable; default: the shipped price table)",
+    )
+    auto.add_argument(
+        "--prior",
+        action="append",
+        dest="priors",
+        type=_argument(parse_prior),
+        metavar="NAME=like:MODEL|NAME=score:F",
+        help="for a --model the router has no profile for: a profiled model's profile, or a benchmark score in (0, 1)",
+    )
+    auto.add_argument(
+        "--output-tokens",
+        type=_positive_int,
+        metavar="N",
+        help="the answer length every model's expected cost assumes (default: 300, the ladder's before any report)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for tests and docs)."""
     parser = argparse.ArgumentParser(prog="routellm", description=__doc__, allow_abbrev=False)
@@ -754,6 +915,7 @@ def build_parser() -> argparse.ArgumentParser:
     g = r.add_mutually_exclusive_group()
     g.add_argument("--threshold", type=float)
     g.add_argument("--strong-fraction", type=float)
+    _add_ladder_arguments(r)
     r.set_defaults(func=_cmd_route)
 
     e = sub.add_parser(

@@ -359,3 +359,13 @@ def test_the_default_router_on_a_real_ladder_with_escalation(default: Difficulty
     best_cost, best_q = esc.singles["gpt-4o-2024-08-06"]
     assert esc.cost_for(best_q) < 0.6 * best_cost
     assert esc.area_above_hull() > plain.area_above_hull()
+
+
+def test_the_output_length_assumed_before_any_report_is_the_ladders_to_set() -> None:
+    text = "Prove that there are infinitely many primes."
+    short, long_ = ModelLadder(["gpt-4o", "gpt-4o-mini"]), ModelLadder(["gpt-4o", "gpt-4o-mini"], output_tokens=3000)
+    usd_out = np.array([price_of("gpt-4o")[1], price_of("gpt-4o-mini")[1]])  # type: ignore[index]
+    np.testing.assert_allclose(long_.expected_costs(text) - short.expected_costs(text), 2700 * usd_out / 1e6)
+    for bad in (0, -5, 2.5, True):
+        with pytest.raises(InvalidInputError, match="output_tokens must be a positive int"):
+            ModelLadder(["gpt-4o", "gpt-4o-mini"], output_tokens=bad)  # type: ignore[arg-type]

@@ -88,18 +88,30 @@ class ModelLadder:
     median of its last :data:`VERBOSITY_MEMORY` reports, each divided by the level of the *other* models' reports among
     those (no update when there are none, so a drift only one model reports moves the level, not its verbosity).
     So when the traffic turns to longer answers, the models served rarely get dearer as soon as the one served most
-    reports it. Before any report: :data:`DEFAULT_OUTPUT_TOKENS`; a model without a verbosity yet has 1.
+    reports it. Before any report: :attr:`output_tokens`; a model without a verbosity yet has 1.
 
     Args:
         names: The models' names (as they are priced and profiled).
         prices: USD per million input and output tokens by name, over the shipped table.
+        output_tokens: The output tokens assumed per answer until a model reports some (:attr:`output_tokens`,
+            which may be set later too: ``routellm route --output-tokens``).
 
     Raises:
         InvalidInputError: Fewer than two models, a repeated name, or a model without a known price.
     """
 
-    def __init__(self, names: Sequence[str], prices: Mapping[str, tuple[float, float]] | None = None) -> None:
+    def __init__(
+        self,
+        names: Sequence[str],
+        prices: Mapping[str, tuple[float, float]] | None = None,
+        *,
+        output_tokens: int = DEFAULT_OUTPUT_TOKENS,
+    ) -> None:
         names = check_names(names)
+        if isinstance(output_tokens, bool) or not isinstance(output_tokens, int) or output_tokens < 1:
+            raise InvalidInputError(f"output_tokens must be a positive int, got {output_tokens!r:.40}")
+        #: Output tokens assumed per answer until a model reports some.
+        self.output_tokens = output_tokens
         found = {name: price_of(name, prices) for name in names}
         missing = [name for name, price in found.items() if price is None]
         if missing:
@@ -148,7 +160,7 @@ class ModelLadder:
                     self._in_ratio_n += 1
 
     def _level(self) -> float:
-        return float(np.mean([v for _, v in self._levels])) if self._levels else float(DEFAULT_OUTPUT_TOKENS)
+        return float(np.mean([v for _, v in self._levels])) if self._levels else float(self.output_tokens)
 
     def _verbosity_of(self, j: int) -> float:
         return float(np.median(self._verbosity[j])) if self._verbosity[j] else 1.0
