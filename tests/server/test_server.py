@@ -123,6 +123,7 @@ def test_thresholds_from_model_names(serve, fast_router) -> None:
         "router-fast-30%": fast_router.threshold_for(0.3),
         "router-fast-0.76": 0.76,
         "router-random-0.25": 0.25,
+        "router-fast-1e-4": 1e-4,  # a number with a '-' in it: the router is the name before the threshold
     }
     for model, threshold in shares.items():
         raw = c.chat.completions.with_raw_response.create(model=model, messages=ask("hello"))
@@ -142,6 +143,7 @@ def test_thresholds_from_model_names(serve, fast_router) -> None:
         ("router-nope-0.5", 404, "names no router this server serves"),
         ("router-fast-abc", 400, "must be a number in [0, 1]"),
         ("router-fast-1.5", 400, "must be a number in [0, 1]"),
+        ("router-fast-1e-400x", 400, "must be a number in [0, 1]"),
         ("router-fast-nan", 400, "must be a number in [0, 1]"),
         ("router-fast-130%", 400, "percentage in [0, 100]"),
         ("router-random-30%", 400, "has no shipped calibration"),

@@ -213,15 +213,16 @@ def resolve_model(model: str, policies: Mapping[str, RoutingPolicy]) -> tuple[st
     rest = model[len(MODEL_PREFIX) :]
     if rest in policies:
         return rest, policies[rest].threshold
-    name, _, cost = rest.rpartition("-")
-    if name not in policies:
+    # the longest router name the rest starts with, then its threshold or share (a threshold may hold a '-': 1e-4)
+    name = max((p for p in policies if rest.startswith(f"{p}-")), key=len, default=None)
+    if name is None:
         raise ErrorResponse(
             404,
             f"model {model!r} names no router this server serves ({served}); ask for {forms}",
             code="model_not_found",
             param="model",
         )
-    return name, _threshold(policies[name], cost, model)
+    return name, _threshold(policies[name], rest[len(name) + 1 :], model)
 
 
 def _threshold(policy: RoutingPolicy, cost: str, model: str) -> float:
