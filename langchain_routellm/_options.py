@@ -9,7 +9,15 @@ from pydantic import PrivateAttr, ValidationError, model_validator
 from typing_extensions import Self
 
 from langchain_routellm._models import model_name, runnable_name
-from langchain_routellm._routing import Engine, build_engine, check_members, init_child, ladder_members, side_name
+from langchain_routellm._routing import (
+    Engine,
+    build_engine,
+    check_members,
+    init_child,
+    ladder_members,
+    priors_by_name,
+    side_name,
+)
 from routellm_core.decisions import Route, Side
 from routellm_core.errors import InvalidInputError, reraise_routellm_error, unknown_options_error
 from routellm_core.learning.feedback import FeedbackStore
@@ -80,7 +88,9 @@ class RouterOptions(RoutingOptions):
             self.strong = build(self.strong, "strong")  # type: ignore[has-type]
             self.weak = build(self.weak, "weak")  # type: ignore[has-type]
         else:
+            listed = self.models
             self.models = ladder_members(self.models, self.names, build, self._owner)
+            self.priors = priors_by_name(self.priors, listed, list(self.models))  # "openai:gpt-5" is named gpt-5
 
     def _build_routing(self) -> None:
         """Build the engine (policy, dispatcher, labelling) once the models are built: two models' or, with

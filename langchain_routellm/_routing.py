@@ -146,6 +146,16 @@ def ladder_members(
     return built
 
 
+def priors_by_name(priors: Mapping[str, Any] | None, listed: Any, names: Sequence[str]) -> dict[str, Any] | None:
+    """``priors`` with each key that is a ``"provider:model"`` string of a list ``models=[...]`` (``"openai:gpt-5"``)
+    replaced by the name the model built from it goes by (``"gpt-5"``), unless that name has a prior of its own;
+    ``priors`` as given otherwise (None stays None)."""
+    if not priors or not isinstance(listed, (list, tuple)):
+        return None if priors is None else dict(priors)
+    renamed = {spec: name for spec, name in zip(listed, names, strict=True) if isinstance(spec, str) and spec != name}
+    return {renamed[key] if key in renamed and renamed[key] not in priors else key: p for key, p in priors.items()}
+
+
 def build_engine(
     options: RoutingOptions,
     names: Mapping[Side, str] | Sequence[str],

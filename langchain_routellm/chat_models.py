@@ -122,7 +122,8 @@ class ChatRouteLLM(RouterOptions, BaseChatModel):
         Each call goes to the model the objective picks from the router's per-model predictions and the models'
         prices; escalation and fallback go to the best-predicted costlier model. Name models with a dict
         ``{name: model}``; state ``priors=`` for models the router has no profile for and ``prices=`` for models
-        the price table lacks. The record's ``ladder`` entry lists what was compared.
+        the price table lacks (keyed by a model's name, or by the ``"provider:model"`` string it was built from).
+        The record's ``ladder`` entry lists what was compared.
 
     Tracing: a call is a ``ChatRouteLLM`` run whose metadata holds ``routellm`` (the decision) and the
     chosen model's ``ls_provider`` / ``ls_model_name``, tagged ``routellm:strong`` or ``routellm:weak``; the

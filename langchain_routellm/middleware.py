@@ -29,6 +29,7 @@ from langchain_routellm._routing import (
     check_members,
     init_child,
     ladder_members,
+    priors_by_name,
     route_messages,
     side_name,
 )
@@ -188,7 +189,8 @@ class RouteLLMMiddleware(AgentMiddleware):
             list (named by ``names``, else by each model's own name) or a dict ``{name: model}``.
         names: With a list ``models``: the models' names, in the same order.
         objective: With ``models``: how a step's model is picked (an ``Objective`` or ``"margin=0.05"``...).
-        priors: With ``models``: ``{name: ModelPrior(...)}`` for models the router has no profile for.
+        priors: With ``models``: ``{name: ModelPrior(...)}`` for models the router has no profile for (a model
+            given as a ``"provider:model"`` string may be keyed by that string or by the name of the model it built).
         router: Router (``"default"``, checkpoint path, registry name, router instance or RoutingPolicy).
         threshold: Send to strong when P(strong wins) >= threshold (default: the router's calibrated threshold for
             half of its calibration traffic; 0.5 without calibration).
@@ -252,6 +254,8 @@ class RouteLLMMiddleware(AgentMiddleware):
         if models is not None:
             self.models = ladder_members(models, names, build, _OWNER)
             listed = list(self.models)
+            if options.priors:  # a prior keyed "openai:gpt-5" is for the model that string built, named gpt-5
+                options = options.model_copy(update={"priors": priors_by_name(options.priors, models, listed)})
         else:
             assert strong is not None and weak is not None
             self.models = {"strong": build(strong, "strong"), "weak": build(weak, "weak")}

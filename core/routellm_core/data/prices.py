@@ -2,9 +2,14 @@
 
 The table is the ``genai-prices`` package's bundled snapshot (pydantic/genai-prices, MIT; offline: nothing is
 fetched unless *you* start its ``UpdatePrices``, whose snapshot it then uses). A model reference may name its
-provider, ``"openai:gpt-4o"`` or ``"anthropic/claude-3-5-sonnet-20241022"``; dated versions match their model
-(``gpt-4o-2024-08-06`` is priced as ``gpt-4o``). Prices given by the caller override the table: a mapping from model
-name to ``(input_per_mtok, output_per_mtok)``, looked up by the exact name, then without its provider prefix.
+provider, ``"openai:gpt-4o"`` or ``"anthropic/claude-3-5-sonnet-20241022"``, also as LangChain's ``init_chat_model``
+and LiteLLM write it (``"google_genai:gemini-2.5-flash"``, ``"mistralai:..."``, ``"xai:..."``, ``"gemini/..."``);
+dated versions match their model (``gpt-4o-2024-08-06`` is priced as ``gpt-4o``). A hosted open model's bare name
+(``"llama-3.3-70b-versatile"``, what a ``ChatGroq`` calls its model) is not priced: the same weights cost what their
+host charges, so name the host (``"groq:llama-3.3-70b-versatile"``; the error's "did you mean" does when one host
+lists it). Prices given by the caller override the table: a mapping from model name to ``(input_per_mtok,
+output_per_mtok)``, looked up by the exact name, then without its provider prefix, then as a key with a provider
+prefix (``{"openai:gpt-5": ...}`` prices the model a ``"openai:gpt-5"`` string built, named ``gpt-5``).
 
 Example:
     >>> price_of("gpt-4o-mini")
@@ -42,19 +47,37 @@ def _check_price(model: str, value: Any) -> Price:
 
 
 def split_provider(model: str) -> tuple[str | None, str]:
-    """``("openai", "gpt-4o")`` for ``"openai:gpt-4o"`` or ``"openai/gpt-4o"``; ``(None, model)`` when the prefix
-    is not a provider the table knows (``"meta-llama/Llama-3.1-8B"`` keeps its slash)."""
+    """``("openai", "gpt-4o")`` for ``"openai:gpt-4o"`` or ``"openai/gpt-4o"``, the table's id for a prefix it
+    knows by another spelling (``"google_genai:..."`` -> ``"google"``); ``(None, model)`` when the prefix is not a
+    provider the table knows (``"meta-llama/Llama-3.1-8B"`` keeps its slash)."""
     for sep in (":", "/"):
         head, found, rest = model.partition(sep)
-        if found and rest and head.lower() in _provider_ids():
-            return head.lower(), rest
+        if found and rest and (provider := _provider_id(head)) is not None:
+            return provider, rest
     return None, model
 
 
-@functools.lru_cache(maxsize=1)
-def _provider_ids() -> frozenset[str]:
+#: Provider prefixes that LangChain's ``init_chat_model`` writes and the table's own matching does not know.
+_PROVIDER_ALIASES = {"azure_openai": "azure"}
+
+
+@functools.lru_cache(maxsize=256)
+def _provider_id(prefix: str) -> str | None:
+    """The table's provider id for a name prefix: its id, one of :data:`_PROVIDER_ALIASES`, or a spelling the table
+    matches itself (``google_genai``, ``google_vertexai``, ``gemini``, ``mistralai``, ``bedrock``, ``xai``)."""
     snapshot = _snapshot()
-    return frozenset() if snapshot is None else frozenset(p.id for p in snapshot.providers)
+    head = prefix.strip().lower()
+    if snapshot is None or not head:
+        return None
+    ids = {p.id for p in snapshot.providers}
+    if head in ids:
+        return head
+    if _PROVIDER_ALIASES.get(head) in ids:
+        return _PROVIDER_ALIASES[head]
+    from genai_prices.data_snapshot import find_provider_by_id
+
+    found = find_provider_by_id(snapshot.providers, head)
+    return None if found is None else found.id
 
 
 def _snapshot() -> Any:
@@ -86,15 +109,51 @@ def _table_model(model: str) -> tuple[Any, Any] | None:
     return None
 
 
+#: Hosts whose LangChain chat models (``ChatTogether``, ``ChatGroq``...) name their model without the host.
+_OPEN_MODEL_HOSTS = ("together", "groq", "fireworks", "cerebras")
+
+
+@functools.lru_cache(maxsize=256)
+def _sole_host(model: str) -> str | None:
+    """The one host of :data:`_OPEN_MODEL_HOSTS` whose table lists ``model``, a name without a provider
+    (``"llama-3.3-70b-versatile"``: ``"groq"``); None when none or several do. Only named in a hint: the same
+    weights may be served elsewhere, or by you."""
+    snapshot = _snapshot()
+    if snapshot is None:
+        return None
+    hosts = {
+        p.id
+        for p in snapshot.providers
+        if p.id in _OPEN_MODEL_HOSTS and p.find_model(model.lower(), all_providers=snapshot.providers)
+    }
+    return hosts.pop() if len(hosts) == 1 else None
+
+
 def _user_price(model: str, prices: Mapping[str, Any] | None) -> Price | None:
+    """Your price of ``model``: by its exact name, then without its provider prefix, then the one key that names the
+    same model with a provider prefix (``"openai:gpt-5"`` prices a model named ``"gpt-5"`` or ``"openai/gpt-5"``,
+    never ``"azure:gpt-5"``).
+
+    Raises:
+        InvalidInputError: A malformed price, or two prefixed keys naming the model at different prices.
+    """
     if not prices:
         return None
     if model in prices:
         return _check_price(model, prices[model])
-    _, bare = split_provider(model)
+    provider, bare = split_provider(model)
     if bare in prices:
         return _check_price(bare, prices[bare])
-    return None
+    prefixed = {
+        key: _check_price(key, value)
+        for key, value in prices.items()
+        if split_provider(key)[1] == bare and provider in (None, split_provider(key)[0])  # never another provider's
+    }
+    if len(set(prefixed.values())) > 1:
+        raise InvalidInputError(
+            f"prices name {model!r} as {sorted(prefixed)} at different prices: key the price by the model's name"
+        )
+    return next(iter(prefixed.values()), None)
 
 
 def price_of(model: str, prices: Mapping[str, Any] | None = None) -> Price | None:
@@ -151,9 +210,12 @@ def _table_names(provider: str | None) -> tuple[str, ...]:
 
 def close_price(model: str, prices: Mapping[str, Any] | None = None) -> str | None:
     """The priced name (yours or the table's) that an unpriced ``model`` most likely mistypes, provider prefix and
-    date removed (:func:`~routellm_core.errors.close_name`); None when none is close."""
+    date removed (:func:`~routellm_core.errors.close_name`), or the host-prefixed name of a bare model that one
+    host's table lists; None when none is close."""
     provider, bare = split_provider(model)
     mine = sorted({split_provider(name)[1] for name in prices or {}})
+    if provider is None and (host := _sole_host(bare)) is not None:  # a hosted model named without its host
+        return f"{host}:{bare}"
     close = close_name(_DATE_SUFFIX.sub("", bare), [*mine, *_table_names(provider)])
     if close is None or close in mine:
         return close

@@ -8,7 +8,8 @@ their provider does: ``openai:gpt-4o``, ``anthropic/claude-3-5-sonnet-20241022``
 1. the exact name, then the same name in another case;
 2. :data:`ALIASES` (a few names whose key alone does not find the model);
 3. the name's *key* (:func:`model_key`: lower case, provider prefix, ``@host`` and ``:tag`` suffixes, a date or
-   ``-latest`` suffix removed, ``_`` read as ``.``) against the profiled names' keys. Several profiled versions
+   ``-latest`` suffix removed, ``_`` read as ``.`` and a version's ``.`` as ``-``: ``claude-sonnet-4.5`` is
+   ``claude-sonnet-4-5``) against the profiled names' keys. Several profiled versions
    with the same key (``gpt-4o-2024-05-13``, ``gpt-4o-2024-08-06``): the latest dated on or before the name's own
    date, else the earliest after it; an undated name takes the latest; then the one spelled like the key. A
    profile served by a named host (``...@hyperbolic``) comes after the plain one.
@@ -74,6 +75,8 @@ _PROVIDERS = (
     "microsoft",
 )
 _DATE = re.compile(r"-(\d{4}-\d{2}-\d{2}|\d{8}|\d{2}-\d{2}-\d{2}|\d{4})$")
+#: A version's dot (``4.5``, ``3.1``): providers write it as a dash too (Anthropic's ``claude-sonnet-4-5``).
+_VERSION_DOT = re.compile(r"(?<=\d)\.(?=\d)")
 
 
 def _date_value(text: str) -> int | None:
@@ -86,8 +89,9 @@ def _date_value(text: str) -> int | None:
     return None
 
 
-def _split(name: str) -> tuple[str, str | None, bool]:
-    """``(key, date suffix or None, served by a named host)`` of a model name."""
+def _split(name: str, *, dots: bool = True) -> tuple[str, str | None, bool]:
+    """``(key, date suffix or None, served by a named host)`` of a model name (``dots=False``: its version dots
+    kept, the key as the name spells it)."""
     text = name.strip().lower()
     stripped = True
     while stripped:  # "together:meta-llama/..." names two
@@ -108,7 +112,7 @@ def _split(name: str) -> tuple[str, str | None, bool]:
         date = match.group(1)
         text = text[: match.start()]
     text = text.removesuffix("-latest")
-    return text, date, hosted
+    return _VERSION_DOT.sub("-", text) if dots else text, date, hosted
 
 
 def model_key(name: str) -> str:
@@ -124,7 +128,8 @@ def resolve_model(name: str, known: Sequence[str]) -> str | None:
     if name.strip().lower() in lower:
         return lower[name.strip().lower()]
     key, date, _ = _split(name)
-    alias = ALIASES.get(key)
+    spelled_key = _split(name, dots=False)[0]
+    alias = _alias_keys().get(key)
     if alias in known:
         return alias
     candidates = [(k, *_split(k)[1:]) for k in known if model_key(k) == key]
@@ -137,14 +142,19 @@ def resolve_model(name: str, known: Sequence[str]) -> str | None:
         return (_date_value(c[1]) or 0) if c[1] else 0
 
     def rank(c: tuple[str, str | None, bool]) -> tuple[int, bool, str]:  # spelled like the key first, then by name
-        return when(c), c[0].lower() == key, c[0]
+        return when(c), c[0].lower() == spelled_key, c[0]
 
     if wanted is not None:
         before = [c for c in plain if when(c) <= wanted]
         if before:
             return max(before, key=rank)[0]
-        return min(plain, key=lambda c: (when(c), c[0].lower() != key, c[0]))[0]
+        return min(plain, key=lambda c: (when(c), c[0].lower() != spelled_key, c[0]))[0]
     return max(plain, key=rank)[0]
+
+
+def _alias_keys() -> dict[str, str]:
+    """:data:`ALIASES` by their names' keys (``claude-3.5-sonnet`` is found as ``claude-3-5-sonnet`` too)."""
+    return {model_key(alias): target for alias, target in ALIASES.items()}
 
 
 def close_model(name: str, known: Sequence[str]) -> str | None:
@@ -152,8 +162,8 @@ def close_model(name: str, known: Sequence[str]) -> str | None:
     compared (provider prefix and date removed; :func:`~routellm_core.errors.close_name`), the profiled spelling
     given where it is the key's; None when none is close."""
     spelled = {k.lower(): k for k in known}
-    keys = {model_key(k) for k in known} | {alias for alias, target in ALIASES.items() if target in known}
-    return close_name(model_key(name), sorted(spelled.get(key, key) for key in keys))
+    keys = {_split(k, dots=False)[0] for k in known} | {alias for alias, target in ALIASES.items() if target in known}
+    return close_name(_split(name, dots=False)[0], sorted(spelled.get(key, key) for key in keys))
 
 
 @dataclass(frozen=True)
