@@ -177,6 +177,33 @@ def test_a_prior_written_as_the_server_takes_it_is_the_same_prior(default: Diffi
     assert options.priors == {"acme": ModelPrior(score=0.7), "acme-7b": ModelPrior(like="gpt-4o")}
 
 
+def test_a_score_placed_between_two_references_is_predicted_between_them_on_every_prompt(
+    default: DifficultyRouter,
+) -> None:
+    """A public score between two profiled models' scores on the same benchmark: the new model is predicted between
+    them prompt by prompt (it once took the shape of the profiles nearest its accuracy and came out below both)."""
+    texts = [
+        "What is the capital of France?",
+        "Write a haiku about autumn.",
+        "How do I boil an egg?",
+        "Translate 'good morning' to Spanish.",
+        "Why is the sky blue?",
+        "Prove that there are infinitely many primes.",
+        "Write a SQL query that counts users by country.",
+        "Implement a thread-safe LRU cache in Rust and explain its complexity.",
+    ]
+    ref = {"gpt-4o": 0.887, "gpt-4o-mini": 0.82}
+    for score in (0.83, 0.85, 0.88):
+        prior = {"x": ModelPrior(score=score, reference=ref)}
+        mini, big, placed = default.predict_success(texts, ["gpt-4o-mini", "gpt-4o", "x"], priors=prior).T
+        low, high = np.minimum(mini, big), np.maximum(mini, big)
+        assert ((placed >= low - 1e-9) & (placed <= high + 1e-9)).all(), (score, placed, mini, big)
+    closer = default.predict_success(texts, ["x"], priors={"x": ModelPrior(score=0.88, reference=ref)})[:, 0]
+    farther = default.predict_success(texts, ["x"], priors={"x": ModelPrior(score=0.83, reference=ref)})[:, 0]
+    assert closer.mean() > farther.mean()  # a higher public score, a higher prediction (on average: the references'
+    # own profiles cross on some prompts, and the placed one follows them)
+
+
 def test_golden_labels_profile_a_model_the_default_never_saw(default: DifficultyRouter) -> None:
     """acme-7b is right exactly on the short prompts: the fitted profile predicts it higher on short than on long
     prompts it was not trained on; the known model keeps a warm-started profile, the others their own."""

@@ -776,16 +776,19 @@ class DifficultyRouter(WinRateModel):
         accuracy = self._mean_accuracy(self.model_coefs_)
         target = float(prior.score)  # type: ignore[arg-type]
         if prior.reference:
-            ref = {self.resolve_model(m): s for m, s in prior.reference.items()}
-            own = _logit(np.array([accuracy[self.models_.index(m)] for m in ref]))
-            public = _logit(np.array(list(ref.values()), dtype=np.float64))
-            if len(ref) >= 2 and np.ptp(public) > 0:
+            rows = [self.models_.index(self.resolve_model(m)) for m in prior.reference]
+            own = _logit(accuracy[rows])
+            public = _logit(np.array(list(prior.reference.values()), dtype=np.float64))
+            if len(rows) >= 2 and np.ptp(public) > 0:
                 slope, intercept = np.polyfit(public, own, 1)
             else:
                 slope, intercept = 1.0, float(np.mean(own - public))
-            target = float(_sigmoid(np.array(intercept + slope * _logit(np.array([target]))[0])))
-        nearest = np.argsort(np.abs(accuracy - target), kind="stable")[:5]
-        beta = self.model_coefs_[nearest].mean(axis=0)
+            placed = float(intercept + slope * _logit(np.array([target]))[0])
+            target = float(_sigmoid(np.array(placed)))
+            beta = self._between(rows, own, placed)
+        else:
+            nearest = np.argsort(np.abs(accuracy - target), kind="stable")[:5]
+            beta = self.model_coefs_[nearest].mean(axis=0)
         lo, hi = -20.0, 20.0  # the intercept whose mean accuracy is the target (bisection: it is monotone)
         for _ in range(60):
             beta[0] = 0.5 * (lo + hi)
@@ -794,6 +797,21 @@ class DifficultyRouter(WinRateModel):
             else:
                 hi = beta[0]
         return beta
+
+    def _between(self, rows: list[int], own: np.ndarray, placed: float) -> np.ndarray:
+        """The profile of a model placed at logit accuracy ``placed`` among reference models (profile ``rows``, own
+        logit accuracies ``own``): the two references around it mixed in proportion (the nearest one beyond them),
+        so it ranks between them on every prompt, not only on average."""
+        order = np.argsort(own, kind="stable")
+        sorted_own, sorted_rows = own[order], [rows[i] for i in order]
+        if placed <= sorted_own[0] or len(rows) == 1:
+            return self.model_coefs_[sorted_rows[0] if placed <= sorted_own[0] else sorted_rows[-1]].copy()
+        if placed >= sorted_own[-1]:
+            return self.model_coefs_[sorted_rows[-1]].copy()
+        k = int(np.searchsorted(sorted_own, placed))  # sorted_own[k - 1] < placed <= sorted_own[k]
+        gap = sorted_own[k] - sorted_own[k - 1]
+        weight = 0.0 if gap <= 0 else (placed - sorted_own[k - 1]) / gap
+        return (1 - weight) * self.model_coefs_[sorted_rows[k - 1]] + weight * self.model_coefs_[sorted_rows[k]]
 
     # ---- persistence -----------------------------------------------------------------------------------
     def _state(self) -> dict[str, np.ndarray]:

@@ -177,8 +177,9 @@ class ModelPrior:
         score: A public benchmark score of the new model, as a fraction in (0, 1) (e.g. MMLU accuracy 0.82).
         reference: The same benchmark's scores of some profiled models (name -> fraction): the new model is
             placed among them (their logit accuracies on the router's training traffic against their logit scores,
-            a least-squares line; one reference shifts by the logit difference). Without it, ``score`` is read as
-            the accuracy on the router's own training traffic.
+            a least-squares line; one reference shifts by the logit difference) and takes the profiles of the two
+            around it, mixed in proportion (the nearest one's beyond them). Without it, ``score`` is read as the
+            accuracy on the router's own training traffic, with the shape of the profiles nearest that accuracy.
     """
 
     like: str | None = None
