@@ -183,6 +183,18 @@ MAX_CORRECTION = 1e4
 _LOGIT_EPS = 1e-6
 
 
+#: Profiled models an unknown model's error names first, as the likeliest ``like=`` priors (those the router has).
+_WELL_KNOWN = (
+    "gpt-4o-2024-08-06",
+    "gpt-4o-mini-2024-07-18",
+    "o1-preview-2024-09-12",
+    "claude-3-5-sonnet-20240620",
+    "gemini-1.5-pro",
+    "Meta-Llama-3.1-70B-Instruct",
+    "Meta-Llama-3.1-8B-Instruct",
+)
+
+
 def _prior(prior: ModelPrior | str, name: str) -> ModelPrior:
     """``prior`` as a :class:`ModelPrior` (parsed when written).
 
@@ -685,10 +697,12 @@ class DifficultyRouter(WinRateModel):
         if found is None:
             close = close_model(name, self.models_)
             guess = f"did you mean {close!r}? Otherwise " if close is not None else ""
+            known = [m for m in _WELL_KNOWN if m in self.models_] or self.models_
             raise UnknownModelError(
                 f"the difficulty router has no profile for model {name!r} (it profiles {len(self.models_)} models, "
-                f"e.g. {self.models_[:4]}); {guess}state a prior, router.add_model({name!r}, ModelPrior(like='<a "
-                f"profiled model>')) or ModelPrior(score=<a public benchmark score>), or warm-start on labels that "
+                f"e.g. {known[:5]}); {guess}state a prior, router.add_model({name!r}, "
+                "ModelPrior(like='<a profiled model>')) or ModelPrior(score=<a public benchmark score>, "
+                "reference={<profiled model>: <its score on that benchmark>, ...}), or warm-start on labels that "
                 "score it: train_router(None, labels, init=router)"
             )
         return found
