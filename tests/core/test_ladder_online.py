@@ -9,6 +9,7 @@ expected cost is known: tiny at 0.1, mid at 1, big at 10 USD per million tokens 
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import numpy as np
 import pytest
@@ -208,6 +209,22 @@ def test_the_budget_controller_holds_the_spend_when_the_traffic_drifts() -> None
         assert route.ladder.objective == "budget" and route.ladder.budget == target
     first, second = 1000 * np.mean(spends[100:300]), 1000 * np.mean(spends[400:600])
     assert first == pytest.approx(target, rel=0.15) and second == pytest.approx(target, rel=0.15)
+
+
+def test_a_budget_below_the_cheapest_model_says_so_once(caplog: pytest.LogCaptureFixture) -> None:
+    cheapest = 1000 * np.mean([expected_cost("tiny", p) for p in PROMPTS])
+    eng = engine(Objective.budget(cheapest / 10, window=20))
+    with caplog.at_level(logging.WARNING, logger="routellm_core.routing.ladder"):
+        chosen = [eng.route(PROMPTS[i % len(PROMPTS)]).ladder.chosen for i in range(60)]
+    assert set(chosen) == {"tiny"}  # nothing cheaper to spend less on
+    warned = [r.getMessage() for r in caplog.records if "below what the cheapest model costs" in r.getMessage()]
+    assert len(warned) == 1 and "every call goes to the cheapest model" in warned[0]
+    caplog.clear()
+    held = engine(Objective.budget(cheapest * 3, window=20))  # a budget it can hold: no warning
+    with caplog.at_level(logging.WARNING, logger="routellm_core.routing.ladder"):
+        for i in range(60):
+            held.route(PROMPTS[i % len(PROMPTS)])
+    assert not [r for r in caplog.records if "below what the cheapest" in r.getMessage()]
 
 
 def test_async_calls_route_and_record() -> None:

@@ -203,6 +203,7 @@ class BudgetController:
         self._spent: deque[float] = deque(maxlen=memory)  # what the calls really cost
         self._rng = np.random.default_rng(seed)
         self._lock = threading.Lock()
+        self._warned = False  # the budget is below what the cheapest choices cost: said once
 
     def weight(self, pred: np.ndarray, cost: np.ndarray) -> tuple[float, float]:
         """Add one request (``pred``, ``cost``: per model) and return the cost weight for it and the window's
@@ -228,6 +229,14 @@ class BudgetController:
         lo, hi = 0, len(_WEIGHTS) - 1
         s_lo, s_hi = spend(lo), spend(hi)
         if s_hi > aim + 1e-15:  # even the cheapest choices overspend
+            if not self._warned and len(rows) >= min(self.window, 20) and s_hi > self.target * 1.05:
+                self._warned = True
+                logger.warning(
+                    "budget %.4g USD per 1,000 requests is below what the cheapest model costs on this traffic "
+                    "(%.4g expected): every call goes to the cheapest model; raise the budget or add a cheaper model",
+                    self.target * 1000,
+                    s_hi * 1000,
+                )
             return float(_WEIGHTS[hi]), self._expects(s_hi)
         if s_lo <= aim + 1e-15:
             return float(_WEIGHTS[lo]), self._expects(s_lo)
