@@ -283,6 +283,14 @@ def test_priors_for_models_not_listed_are_kept_unless_one_looks_like_a_mistyped_
     with pytest.raises(UnknownModelError) as info:
         LadderEngine(RoutingOptions(priors=typo, prices=PRICES), MODELS, **kwargs)
     assert "'big'" in str(info.value) and "priors= names ['bgi'], none of them listed" in str(info.value)
+    # another spelling of one listed model (a provider prefix, a version's dot, a date) is that model's prior
+    spelled = {"openai:small-model": PRIORS["tiny"], "large.model-2025-01-31": PRIORS["big"]}
+    priced = {"small-model": (0.1, 0.1), "large.model": (1.0, 1.0)}
+    eng = LadderEngine(RoutingOptions(priors=spelled, prices=priced), ["small-model", "large.model"], **kwargs)
+    assert set(eng.priors) == {"small-model", "large.model"}
+    haiku = {"anthropic/claude-haiku-4.5": ModelPrior(like="claude-3-haiku")}  # Anthropic writes 4-5
+    eng = LadderEngine(RoutingOptions(priors=haiku), ["claude-haiku-4-5", "gpt-4o"], **kwargs)
+    assert set(eng.priors) == {"claude-haiku-4-5"}
     # a key one letter off a listed model that has no prior: refused with the guess
     long = {"small-model": PRIORS["tiny"], "large-modle": PRIORS["big"]}
     with pytest.raises(InvalidInputError, match=r"did you mean 'large-model' for 'large-modle'\?"):
