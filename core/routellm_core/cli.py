@@ -689,7 +689,12 @@ def _route_ladder(args: argparse.Namespace) -> int:
         spent += choice.expected_cost
         print(json.dumps({"prompt": prompt[:80], "ladder": choice.as_dict()}, ensure_ascii=False))
     counts = ", ".join(f"{name} {n}" for name, n in chosen.items())
-    budget = f" (budget {engine.objective.value:g})" if engine.objective.kind == "budget" else ""
+    budget = ""
+    if engine.objective.kind == "budget":
+        budget = f" (budget {engine.objective.value:g})"
+        one_model = sum(n > 0 for n in chosen.values()) == 1
+        if one_model and 1000 * spent / len(prompts) > engine.objective.value * 1.05:  # overspent on the cheapest
+            budget = f" (budget {engine.objective.value:g}: below what the cheapest model costs on these prompts)"
     print(
         f"routellm route: {len(prompts)} prompt{'s' if len(prompts) != 1 else ''} under {engine.objective}: chosen "
         f"{counts}; mean expected cost {1000 * spent / len(prompts):.4g} USD per 1,000 requests{budget}",

@@ -186,6 +186,10 @@ def test_a_budget_runs_the_controller_over_the_prompts_in_order(
         assert last["spend"] == pytest.approx(budget, rel=0.1)  # the window's expected spend (no call reported)
         assert len({row["ladder"]["chosen"] for row in rows}) >= 2  # a mix, not one model throughout
         assert f"(budget {budget:g})" in err
+    # a budget below the cheapest model's cost cannot be held: every prompt to the cheapest, and the line says so
+    rows, err = _route(capsys, *ladder, "--objective", f"budget={cheapest / 10:g}")
+    assert {row["ladder"]["chosen"] for row in rows} == {MINI}
+    assert "below what the cheapest model costs on these prompts" in err
 
 
 def test_the_docs_example_chooses_what_the_docs_say(capsys: pytest.CaptureFixture[str]) -> None:

@@ -291,6 +291,14 @@ def test_priors_for_models_not_listed_are_kept_unless_one_looks_like_a_mistyped_
     haiku = {"anthropic/claude-haiku-4.5": ModelPrior(like="claude-3-haiku")}  # Anthropic writes 4-5
     eng = LadderEngine(RoutingOptions(priors=haiku), ["claude-haiku-4-5", "gpt-4o"], **kwargs)
     assert set(eng.priors) == {"claude-haiku-4-5"}
+    # but another size (an Ollama tag) or another dated version is another model: its prior is not moved onto it
+    for key, listed in (("llama3.1:70b", "llama3.1:8b"), ("acme-2024-06-20", "acme-2024-10-22")):
+        with pytest.raises(UnknownModelError, match="none of them listed"):
+            LadderEngine(
+                RoutingOptions(priors={key: ModelPrior(like="gpt-4o")}, prices={listed: (0.1, 0.1)}),
+                [listed, "gpt-4o"],
+                **kwargs,
+            )
     # a key one letter off a listed model that has no prior: refused with the guess
     long = {"small-model": PRIORS["tiny"], "large-modle": PRIORS["big"]}
     with pytest.raises(InvalidInputError, match=r"did you mean 'large-model' for 'large-modle'\?"):

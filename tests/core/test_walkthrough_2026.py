@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from routellm_core import GoldenLabel, load_router
-from routellm_core.data.prices import call_cost, price_of
+from routellm_core.data.prices import call_cost, price_of, split_provider
 from routellm_core.errors import InvalidInputError
 from routellm_core.routers.profiles import ModelPrior, UnknownModelError, resolve_model
 from routellm_core.routers.training import train_router
@@ -100,8 +100,34 @@ def test_your_prices_keyed_with_a_provider_prefix_price_the_model_of_that_name()
     assert costs[1] / costs[0] > table[1] / table[0]  # 90x vs the table's ~5x
     assert price_of("openai/gpt-5", mine) == (9.0, 90.0)
     assert price_of("azure:gpt-5", mine) == price_of("azure:gpt-5")  # another provider's price is not yours
-    with pytest.raises(InvalidInputError, match=r"prices name 'gpt-5' as \['azure:gpt-5', 'openai:gpt-5'\]"):
-        price_of("gpt-5", {"openai:gpt-5": (1.0, 2.0), "azure:gpt-5": (3.0, 4.0)})
+    # nor is another provider's copy's price the bare model's (gpt-5 is OpenAI's in the table): a ladder listing
+    # several providers' copies, each priced by its own key, prices each as keyed
+    copies = {"azure:gpt-5": (0.5, 4.0), "bedrock:gpt-5": (0.6, 5.0)}
+    assert price_of("gpt-5", copies) == price_of("gpt-5")
+    assert ModelLadder(["gpt-5", "azure:gpt-5", "bedrock:gpt-5", "gpt-5-mini"], copies).prices[1:3].tolist() == [
+        [0.5, 4.0],
+        [0.6, 5.0],
+    ]
+    with pytest.raises(InvalidInputError, match=r"prices name 'gpt-5' as \['openai/gpt-5', 'openai:gpt-5'\]"):
+        price_of("gpt-5", {"openai:gpt-5": (1.0, 2.0), "openai/gpt-5": (3.0, 4.0)})
+
+
+def test_a_hugging_face_repo_is_not_read_as_its_organisations_api() -> None:
+    """``mistralai/...`` is a Hugging Face repo (self-hosted weights cost what their host charges), unlike
+    ``mistralai:...``, LangChain's name for Mistral's API."""
+    for repo in ("mistralai/Mixtral-8x7B-Instruct-v0.1", "mistral-community/pixtral-12b", "openai-community/gpt2"):
+        assert split_provider(repo) == (None, repo) and price_of(repo) is None, repo
+    assert split_provider("mistralai:mistral-large-latest")[0] == "mistral"
+    assert price_of("mistralai:mistral-large-latest") == price_of("mistral:mistral-large-latest")
+
+
+def test_an_alias_with_a_date_like_number_does_not_catch_its_family(default) -> None:
+    """The alias ``gpt-4-1106`` (GPT-4 Turbo) once caught every name whose key is ``gpt-4`` (its ``-1106`` read as
+    a date): ``gpt-4-0613`` and ``openai:gpt-4`` went to GPT-4 Turbo's profile."""
+    for name in ("gpt-4-0613", "openai:gpt-4", "openai:gpt-4-0314", "gpt-4"):
+        assert resolve_model(name, default.models) == "gpt-4", name
+    assert resolve_model("gpt-4-1106-preview", default.models) == "gpt-4-1106-preview"
+    assert resolve_model("anthropic/claude-3.5-sonnet", default.models) == "claude-3-5-sonnet-20240620"
 
 
 def test_dotted_and_dashed_versions_name_one_model() -> None:

@@ -52,19 +52,38 @@ def split_provider(model: str) -> tuple[str | None, str]:
     provider the table knows (``"meta-llama/Llama-3.1-8B"`` keeps its slash)."""
     for sep in (":", "/"):
         head, found, rest = model.partition(sep)
-        if found and rest and (provider := _provider_id(head)) is not None:
+        if found and rest and (provider := _provider_id(head, sep)) is not None:
             return provider, rest
     return None, model
 
 
-#: Provider prefixes that LangChain's ``init_chat_model`` writes and the table's own matching does not know.
-_PROVIDER_ALIASES = {"azure_openai": "azure"}
+#: Provider prefixes LangChain's ``init_chat_model`` and LiteLLM write for a provider the table names otherwise, by
+#: separator: with ``/`` some of these are Hugging Face organisations (``mistralai/Mixtral-8x7B-Instruct-v0.1`` is a
+#: repo, which costs what its host charges), so only the prefixes no organisation uses are read with ``/``.
+_PROVIDER_ALIASES: dict[str, dict[str, str]] = {
+    ":": {
+        "google_genai": "google",
+        "google_vertexai": "google",
+        "google_anthropic_vertex": "google",
+        "vertexai": "google",
+        "vertex_ai": "google",
+        "gemini": "google",
+        "mistralai": "mistral",
+        "xai": "x-ai",
+        "bedrock": "aws",
+        "bedrock_converse": "aws",
+        "azure_openai": "azure",
+        "together_ai": "together",
+        "fireworks_ai": "fireworks",
+    },
+    "/": {"gemini": "google", "vertex_ai": "google", "xai": "x-ai", "bedrock": "aws", "azure": "azure"},
+}
 
 
 @functools.lru_cache(maxsize=256)
-def _provider_id(prefix: str) -> str | None:
-    """The table's provider id for a name prefix: its id, one of :data:`_PROVIDER_ALIASES`, or a spelling the table
-    matches itself (``google_genai``, ``google_vertexai``, ``gemini``, ``mistralai``, ``bedrock``, ``xai``)."""
+def _provider_id(prefix: str, sep: str) -> str | None:
+    """The table's provider id for a name prefix written before ``sep``: its id, or one of
+    :data:`_PROVIDER_ALIASES`."""
     snapshot = _snapshot()
     head = prefix.strip().lower()
     if snapshot is None or not head:
@@ -72,12 +91,8 @@ def _provider_id(prefix: str) -> str | None:
     ids = {p.id for p in snapshot.providers}
     if head in ids:
         return head
-    if _PROVIDER_ALIASES.get(head) in ids:
-        return _PROVIDER_ALIASES[head]
-    from genai_prices.data_snapshot import find_provider_by_id
-
-    found = find_provider_by_id(snapshot.providers, head)
-    return None if found is None else found.id
+    alias = _PROVIDER_ALIASES[sep].get(head)
+    return alias if alias in ids else None
 
 
 def _snapshot() -> Any:
@@ -129,6 +144,12 @@ def _sole_host(model: str) -> str | None:
     return hosts.pop() if len(hosts) == 1 else None
 
 
+def _table_provider(model: str) -> str | None:
+    """The provider the table finds a bare model name under (``gpt-5``: ``openai``), or None."""
+    found = _table_model(model)
+    return None if found is None else found[0].id
+
+
 def _user_price(model: str, prices: Mapping[str, Any] | None) -> Price | None:
     """Your price of ``model``: by its exact name, then without its provider prefix, then the one key that names the
     same model with a provider prefix (``"openai:gpt-5"`` prices a model named ``"gpt-5"`` or ``"openai/gpt-5"``,
@@ -144,10 +165,12 @@ def _user_price(model: str, prices: Mapping[str, Any] | None) -> Price | None:
     provider, bare = split_provider(model)
     if bare in prices:
         return _check_price(bare, prices[bare])
+    # a key with a provider prefix prices the model of that provider only: a bare name is the table's provider's
+    owner = provider or _table_provider(bare)
     prefixed = {
         key: _check_price(key, value)
         for key, value in prices.items()
-        if split_provider(key)[1] == bare and provider in (None, split_provider(key)[0])  # never another provider's
+        if split_provider(key)[1] == bare and owner is not None and split_provider(key)[0] == owner
     }
     if len(set(prefixed.values())) > 1:
         raise InvalidInputError(

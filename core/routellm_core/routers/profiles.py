@@ -21,6 +21,7 @@ of profiled models on the same benchmark (``reference``) when given.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -89,18 +90,39 @@ def _date_value(text: str) -> int | None:
     return None
 
 
-def _split(name: str, *, dots: bool = True) -> tuple[str, str | None, bool]:
-    """``(key, date suffix or None, served by a named host)`` of a model name (``dots=False``: its version dots
-    kept, the key as the name spells it)."""
+def _without_provider(name: str) -> str:
+    """``name`` in lower case without its provider prefixes (``"together:meta-llama/..."`` names two)."""
     text = name.strip().lower()
     stripped = True
-    while stripped:  # "together:meta-llama/..." names two
+    while stripped:
         stripped = False
         for sep in (":", "/"):
             head, found, rest = text.partition(sep)
             if found and rest and head in _PROVIDERS:
                 text, stripped = rest, True
                 break
+    return text
+
+
+def same_model(a: str, b: str) -> bool:
+    """Whether two names spell one model: equal once provider prefixes, case, ``_`` for ``.``, a version's dot and a
+    ``-latest`` / ``:latest`` / ``:free`` suffix are set aside, with a date on one side only (two different dates,
+    ``:tag`` sizes or ``@host`` s are different models; :func:`model_key` ignores those, to find a profile)."""
+
+    def form(name: str) -> tuple[str, str | None]:
+        text = re.sub(r"(?::latest|:free|-latest)$", "", _without_provider(name)).replace("_", ".")
+        text = _VERSION_DOT.sub("-", text)
+        match = _DATE.search(text)
+        return (text[: match.start()], match.group(1)) if match else (text, None)
+
+    (base_a, date_a), (base_b, date_b) = form(a), form(b)
+    return base_a == base_b and (date_a is None or date_b is None or date_a == date_b)
+
+
+def _split(name: str, *, dots: bool = True) -> tuple[str, str | None, bool]:
+    """``(key, date suffix or None, served by a named host)`` of a model name (``dots=False``: its version dots
+    kept, the key as the name spells it)."""
+    text = _without_provider(name)
     hosted = "@" in text
     text = text.split("@", 1)[0]
     if ":" in text:  # openrouter / ollama tags: ":free", ":latest", ":8b"
@@ -152,9 +174,12 @@ def resolve_model(name: str, known: Sequence[str]) -> str | None:
     return max(plain, key=rank)[0]
 
 
+@functools.lru_cache(maxsize=1)
 def _alias_keys() -> dict[str, str]:
-    """:data:`ALIASES` by their names' keys (``claude-3.5-sonnet`` is found as ``claude-3-5-sonnet`` too)."""
-    return {model_key(alias): target for alias, target in ALIASES.items()}
+    """:data:`ALIASES` (written as keys already) with a version's dot read as a dash (``claude-3.5-sonnet`` is found
+    as ``claude-3-5-sonnet`` too). Not :func:`model_key`: it would read ``-1106`` in ``gpt-4-1106`` as a date and
+    send every ``gpt-4`` to GPT-4 Turbo."""
+    return {_VERSION_DOT.sub("-", alias.lower()): target for alias, target in ALIASES.items()}
 
 
 def close_model(name: str, known: Sequence[str]) -> str | None:
@@ -239,4 +264,4 @@ class ModelPrior:
         return f"score {self.score}{ref}"
 
 
-__all__ = ["ALIASES", "ModelPrior", "UnknownModelError", "close_model", "model_key", "resolve_model"]
+__all__ = ["ALIASES", "ModelPrior", "UnknownModelError", "close_model", "model_key", "resolve_model", "same_model"]

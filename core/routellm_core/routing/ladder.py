@@ -36,7 +36,7 @@ from routellm_core.decisions import LadderChoice, Route, RoutingDecision, Served
 from routellm_core.errors import InvalidInputError, ModelCallError, close_name
 from routellm_core.escalation.ladder import choose
 from routellm_core.learning.labelling import TrafficLabelling
-from routellm_core.routers.profiles import UnknownModelError, model_key
+from routellm_core.routers.profiles import UnknownModelError, same_model
 from routellm_core.routing.cascade import Cascade, Pricing
 from routellm_core.routing.climb import Climb, Climbed, climb_async, climb_order, climb_sync
 from routellm_core.routing.dispatch import log_route
@@ -347,7 +347,7 @@ class LadderEngine:
         # priors for models not listed are allowed (one table for several ladders, a copy over fewer models),
         # unless a key looks like a listed model's name mistyped while that model has no prior of its own
         for key in [key for key in self.priors if key not in names]:  # another spelling of one listed model
-            same = [name for name in names if name not in self.priors and model_key(name) == model_key(key)]
+            same = [name for name in names if name not in self.priors and same_model(name, key)]
             if len(same) == 1:
                 self.priors[same[0]] = self.priors.pop(key)
         unused = [key for key in self.priors if key not in names]
