@@ -802,11 +802,8 @@ class RouteLLM(RoutingOptions, FunctionCallingLLM):
                 for chunk, record in chunks:
                     last = (tag_response(chunk, record), record)
                     yield last[0]
-            if last is not None:
-                ending = _closing_chunk(*last, final)
-                self._remember(messages, *(ending or last))
-                if ending is not None:
-                    yield ending[0]
+            if last is not None and (ending := self._ended(messages, last, final)) is not None:
+                yield ending
 
         return _primed(relay())
 
@@ -854,13 +851,19 @@ class RouteLLM(RoutingOptions, FunctionCallingLLM):
                 async for chunk, record in chunks:
                     last = (tag_response(chunk, record), record)
                     yield last[0]
-            if last is not None:
-                ending = _closing_chunk(*last, final)
-                self._remember(messages, *(ending or last))
-                if ending is not None:
-                    yield ending[0]
+            if last is not None and (ending := self._ended(messages, last, final)) is not None:
+                yield ending
 
         return await _aprimed(tagged())
+
+    def _ended(
+        self, messages: Sequence[ChatMessage] | None, last: tuple[R, ServedDecision], final: list[ServedDecision]
+    ) -> R | None:
+        """A stream that ended: remember its final response (its closing chunk, else its last chunk) and return the
+        closing chunk to relay, if any (:func:`_closing_chunk`)."""
+        ending = _closing_chunk(*last, final)
+        self._remember(messages, *(ending or last))
+        return None if ending is None else ending[0]
 
     # ---- child calls -------------------------------------------------------------------------------------
     @staticmethod
