@@ -166,12 +166,10 @@ def _user_price(model: str, prices: Mapping[str, Any] | None) -> Price | None:
     if bare in prices:
         return _check_price(bare, prices[bare])
     # a key with a provider prefix prices the model of that provider only: a bare name is the table's provider's
-    owner = provider or _table_provider(bare)
-    prefixed = {
-        key: _check_price(key, value)
-        for key, value in prices.items()
-        if split_provider(key)[1] == bare and owner is not None and split_provider(key)[0] == owner
-    }
+    # (looked up only when some key spells this model with a prefix)
+    spelled = {key: split_provider(key)[0] for key in prices if split_provider(key)[1] == bare}
+    owner = (provider or _table_provider(bare)) if spelled else None
+    prefixed = {key: _check_price(key, prices[key]) for key, by in spelled.items() if owner is not None and by == owner}
     if len(set(prefixed.values())) > 1:
         raise InvalidInputError(
             f"prices name {model!r} as {sorted(prefixed)} at different prices: key the price by the model's name"
