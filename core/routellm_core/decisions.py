@@ -210,6 +210,10 @@ class Route:
 #: for the agreement check), ``"escalation"`` (the strong model after a check failed), ``"fallback"`` (the other
 #: side after a failure).
 AttemptRole = Literal["answer", "check", "escalation", "fallback"]
+#: What an attempt's ``model`` adds to the model's name for the weak model sampled again (the agreement check's
+#: second answer) and for its self-verification question: ``"gpt-4o-mini (resampled)"`` is a call of gpt-4o-mini.
+RESAMPLED_SUFFIX = " (resampled)"
+VERIFY_SUFFIX = " (verify)"
 
 
 @dataclass(frozen=True)
@@ -239,6 +243,16 @@ class Attempt:
     input_tokens: int | None = None
     output_tokens: int | None = None
     cost: float | None = None
+
+    @property
+    def billed_model(self) -> str:
+        """The model this call was made to and priced as: :attr:`model` without the :data:`RESAMPLED_SUFFIX` or
+        :data:`VERIFY_SUFFIX` of a check's call (what a per-model cost series is keyed by)."""
+        if self.role == "check":
+            for suffix in (RESAMPLED_SUFFIX, VERIFY_SUFFIX):
+                if self.model.endswith(suffix):
+                    return self.model[: -len(suffix)]
+        return self.model
 
     def as_dict(self) -> dict[str, Any]:
         """Plain-dict form (JSON-safe)."""
@@ -362,6 +376,7 @@ class ServedDecision:
             "attempts": [a.as_dict() for a in self.attempts],
             "cost": self.cost,
             "ladder": self.ladder.as_dict() if self.ladder is not None else None,
+            "cached": False,  # a front end whose cache replays an answer says so (LangChain's set_llm_cache)
         }
 
     @classmethod

@@ -120,6 +120,7 @@ def test_the_chosen_side_answers_and_the_record_says_so(mode: str) -> None:
         "attempts": [],
         "cost": None,
         "ladder": None,
+        "cached": False,
     }
 
 

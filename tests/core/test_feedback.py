@@ -20,6 +20,7 @@ import sys
 import tempfile
 import threading
 import traceback
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -603,3 +604,25 @@ def test_a_writer_killed_with_sigkill_loses_nothing_it_acknowledged(location: st
         assert set(decisions) <= set(stored)  # every acknowledged decision is there...
         assert all(stored[d].verdict == "bad" for d in decisions[: len(labels)])  # ...with its verdict
         assert set(labels) <= {row.id for row in store.labels(["user"])}  # and every acknowledged label
+
+
+def test_a_later_steps_attempts_join_the_recorded_decision_and_its_cost(location: str) -> None:
+    first = Attempt(WEAK, "weak", "answer", kept=True, input_tokens=10, output_tokens=5, cost=0.001)
+    served = ServedDecision(
+        id="d" * 32, router="mf", win_rate=0.2, threshold=0.5, choice="weak", served="weak", model=WEAK,
+        attempts=(first,),
+    )  # fmt: skip
+    step = Attempt(WEAK, "weak", "answer", kept=True, input_tokens=30, output_tokens=7, cost=0.002)
+    with FeedbackStore(location) as store:
+        store.record_decision(DecisionRecord.from_decision(served, strong_model=STRONG, weak_model=WEAK), "q")
+        store.add_attempts("d" * 32, (step,))
+        asyncio.run(store.aadd_attempts("d" * 32, ()))  # nothing to add: nothing changes
+        (row,) = store.decisions()
+        assert [a.input_tokens for a in row.record.attempts] == [10, 30]
+        assert row.record.cost == pytest.approx(0.003)
+        store.add_attempts("d" * 32, (replace(step, cost=None),))  # an unpriced step: the total is unknown
+        assert store.decisions()[0].record.cost is None
+        with pytest.raises(UnknownDecisionError, match="no decision with id"):
+            store.add_attempts("e" * 32, (step,))
+        with pytest.raises(InvalidInputError, match="Attempt objects"):
+            store.add_attempts("d" * 32, ({"model": WEAK},))  # type: ignore[arg-type]

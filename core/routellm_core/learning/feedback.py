@@ -796,6 +796,36 @@ class FeedbackStore:
             )
         return record.decision_id
 
+    def add_attempts(self, decision_id: str, attempts: Sequence[Attempt]) -> None:
+        """Add a later step of a recorded request to its decision: an agent's tool step continues the decision
+        (same id, ``continued``) and calls a model again, so its attempts join the decision's and its cost the
+        decision's total (``None`` once any attempt's price is unknown).
+
+        Raises:
+            InvalidInputError: A blank id or an attempt of the wrong type.
+            UnknownDecisionError: No decision with this id was recorded.
+            FeedbackStoreError: The write failed.
+        """
+        _text(decision_id, "decision_id")
+        if any(not isinstance(a, Attempt) for a in attempts):
+            raise InvalidInputError("attempts must be Attempt objects (a served decision's attempts)")
+        if not attempts:
+            return
+        with self._backend.transaction("adding a step's attempts") as tx:
+            rows = tx.execute(
+                "SELECT attempts FROM decisions WHERE decision_id = ?" + self._backend.dialect.lock_rows,
+                (decision_id,),
+            )
+            if not rows:
+                raise UnknownDecisionError(f"no decision with id {decision_id!r:.80} was recorded in {self.location}")
+            merged = [*json.loads(rows[0][0] or "[]"), *(a.as_dict() for a in attempts)]
+            costs = [a.get("cost") for a in merged]
+            cost = None if any(c is None for c in costs) else float(sum(costs))
+            tx.execute(
+                "UPDATE decisions SET attempts = ?, cost = ? WHERE decision_id = ?",
+                (json.dumps(merged), cost, decision_id),
+            )
+
     def add_verdict(self, decision_id: str, verdict: str, *, source: LabelSource = "user") -> int | None:
         """Attach a verdict to a recorded decision: a label row (``model_a`` = strong, ``model_b`` = weak).
 
@@ -947,6 +977,19 @@ class FeedbackStore:
             ),
         )
 
+    def revision(self) -> str:
+        """A token that changes whenever a label is added, replaced or removed, read in one aggregate over the labels
+        (as cheap as counting them), for caches of figures computed from the labels.
+
+        A replaced label (a later verdict on a decision) keeps its row and count but gets a new ``created_at``, so
+        the labels' count, highest id and the sum and maximum of their times change with any label change.
+        """
+        count, top, total, latest = self._query(
+            "SELECT COUNT(*), COALESCE(MAX(id), 0), COALESCE(SUM(created_at), 0), COALESCE(MAX(created_at), 0) "
+            "FROM labels"
+        )[0]
+        return f"{int(count)}:{int(top)}:{float(total)!r}:{float(latest)!r}"
+
     # ---- async twins -------------------------------------------------------------------------------------
     async def aadd(self, *args: Any, **kwargs: Any) -> int:
         """:meth:`add` in a worker thread, so the event loop never waits on a lock."""
@@ -955,6 +998,10 @@ class FeedbackStore:
     async def arecord_decision(self, record: DecisionRecord, prompt: str, *, answer: str | None = None) -> str:
         """:meth:`record_decision` in a worker thread."""
         return await asyncio.to_thread(self.record_decision, record, prompt, answer=answer)
+
+    async def aadd_attempts(self, decision_id: str, attempts: Sequence[Attempt]) -> None:
+        """:meth:`add_attempts` in a worker thread."""
+        await asyncio.to_thread(self.add_attempts, decision_id, attempts)
 
     async def aadd_verdict(self, decision_id: str, verdict: str, *, source: LabelSource = "user") -> int | None:
         """:meth:`add_verdict` in a worker thread."""

@@ -545,7 +545,9 @@ class TrafficLabelling:
         in a worker thread (sync callers). Never raises."""
         try:
             record = self._record(served, names)
-            if not served.continued:
+            if served.continued:  # a later step of a recorded request: its calls join the decision's
+                self.store.add_attempts(served.id, served.attempts)
+            else:
                 self.store.record_decision(record, prompt, answer=answer)
         except Exception as exc:
             self._failed(served, exc)
@@ -567,7 +569,9 @@ class TrafficLabelling:
         """Async :meth:`after_call`: the write runs in a worker thread, the label in a background task."""
         try:
             record = self._record(served, names)
-            if not served.continued:
+            if served.continued:
+                await self.store.aadd_attempts(served.id, served.attempts)
+            else:
                 await self.store.arecord_decision(record, prompt, answer=answer)
         except Exception as exc:
             self._failed(served, exc)

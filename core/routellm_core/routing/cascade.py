@@ -22,15 +22,26 @@ check and pricing).
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import logging
 import zlib
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
-from routellm_core.decisions import Attempt, AttemptRole, Route, ServedDecision, Side
+from routellm_core.decisions import (
+    RESAMPLED_SUFFIX,
+    VERIFY_SUFFIX,
+    Attempt,
+    AttemptRole,
+    Route,
+    ServedDecision,
+    Side,
+)
 from routellm_core.errors import InvalidInputError
 from routellm_core.escalation.checks import (
     Check,
@@ -103,6 +114,62 @@ async def aoutcome_of(
         raise
     except Exception as exc:
         return Outcome(error=exc)
+
+
+def _finished(future: Future[Outcome]) -> Outcome | None:
+    return None if future.cancelled() or future.exception() is not None else future.result()
+
+
+def together(
+    calls: Sequence[Callable[[], Outcome]], interrupted: Callable[[list[Outcome | None]], None], *, name: str
+) -> list[Outcome]:
+    """The outcomes of ``calls`` run concurrently (the first in this thread, the others in worker threads named
+    ``name``). When one raises (the caller's control flow, or a ``BaseException`` such as ``KeyboardInterrupt``),
+    ``interrupted`` gets the outcomes of those that finished (None for the others: they are waited for first), so
+    what they paid is recorded, and the exception propagates."""
+    if len(calls) == 1:
+        try:
+            return [calls[0]()]
+        except BaseException:
+            interrupted([None])
+            raise
+    with ThreadPoolExecutor(len(calls) - 1, thread_name_prefix=name) as pool:
+        pending = [pool.submit(contextvars.copy_context().run, call) for call in calls[1:]]
+        head: Outcome | None = None
+        try:
+            head = calls[0]()
+            return [head, *(p.result() for p in pending)]
+        except BaseException:
+            wait(pending)
+            interrupted([head, *(_finished(p) for p in pending)])
+            raise
+
+
+def _done(task: asyncio.Future[Outcome]) -> Outcome | None:
+    if not task.done() or task.cancelled() or task.exception() is not None:
+        return None
+    return task.result()
+
+
+async def atogether(
+    calls: Sequence[Callable[[], Awaitable[Outcome]]], interrupted: Callable[[list[Outcome | None]], None]
+) -> list[Outcome]:
+    """Async :func:`together` (the calls gathered). Cancelled (an ``asyncio`` timeout, a caller that went away) or
+    left by a call's exception, the calls still running are cancelled and ``interrupted`` gets those that finished."""
+    if len(calls) == 1:
+        try:
+            return [await calls[0]()]
+        except BaseException:
+            interrupted([None])
+            raise
+    tasks = [asyncio.ensure_future(call()) for call in calls]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        interrupted([_done(task) for task in tasks])
+        raise
 
 
 def needs_verification(check: Any) -> bool:
@@ -294,13 +361,26 @@ class Cascade:
         """The weak answer's entry, then the check answer's and the self-verification call's."""
         out = [self.attempt(self.names["weak"], "weak", "answer", first, kept=kept, verdict=verdict)]
         if second is not None:
-            resampled = self.second_name.endswith(" (resampled)")
-            priced = self.names["weak"] if resampled else None
-            out.append(self.attempt(self.second_name, "weak", "check", second, kept=False, priced_as=priced))
+            out.append(self._second_attempt(second))
         if verification is not None:
             weak = self.names["weak"]
-            out.append(self.attempt(f"{weak} (verify)", "weak", "check", verification, kept=False, priced_as=weak))
+            asked = f"{weak}{VERIFY_SUFFIX}"
+            out.append(self.attempt(asked, "weak", "check", verification, kept=False, priced_as=weak))
         return tuple(out)
+
+    def unchecked_attempts(self, first: Outcome | None, second: Outcome | None, stream: bool) -> tuple[Attempt, ...]:
+        """The entries of the cheap answers that came (``None``: still running) before a call ended unchecked."""
+        out = []
+        if first is not None:
+            out.append(self.attempt(self.names["weak"], "weak", "answer", self.whole(first, stream), kept=False))
+        if second is not None:
+            out.append(self._second_attempt(second))
+        return tuple(out)
+
+    def _second_attempt(self, second: Outcome) -> Attempt:
+        """The check answer's entry (the weak model sampled again is priced as the weak model)."""
+        priced = self.names["weak"] if self.second_name.endswith(RESAMPLED_SUFFIX) else None
+        return self.attempt(self.second_name, "weak", "check", second, kept=False, priced_as=priced)
 
     def escalated_record(self, planned: ServedDecision, attempts: tuple[Attempt, ...]) -> ServedDecision:
         """The record of a call the strong model serves after the check (before its answer came)."""
@@ -347,7 +427,9 @@ __all__ = [
     "Usage",
     "Verdict",
     "aoutcome_of",
+    "atogether",
     "needs_second_answer",
     "needs_verification",
     "outcome_of",
+    "together",
 ]

@@ -21,22 +21,30 @@ answered.
 
 The record's pair is the chosen model and the one served (its ``win_rate`` that pair's, set by the N-model engine).
 The rules are one generator (:meth:`Climb.steps`) that yields the calls it needs next (:class:`Ask`) and receives
-their outcomes, so the sync and async engines (:func:`climb_sync`, :func:`climb_async`) only run the calls.
+their outcomes, so the sync and async engines (:func:`climb_sync`, :func:`climb_async`) only run the calls. A climb
+that ends early (cancelled, a rung raising the caller's control flow or a ``BaseException``) keeps what it paid: its
+:class:`ClimbRun` gives the record of every call that answered (:meth:`ClimbRun.paid`).
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextvars
+import functools
 import logging
 from collections.abc import Awaitable, Callable, Generator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
 
-from routellm_core.decisions import Attempt, LadderChoice, Route, ServedDecision, Side
+from routellm_core.decisions import VERIFY_SUFFIX, Attempt, LadderChoice, Route, ServedDecision, Side
 from routellm_core.errors import ModelCallError
-from routellm_core.routing.cascade import Cascade, Outcome, Verdict, aoutcome_of, outcome_of
+from routellm_core.routing.cascade import (
+    Cascade,
+    Outcome,
+    Verdict,
+    aoutcome_of,
+    atogether,
+    outcome_of,
+    together,
+)
 from routellm_core.routing.dispatch import EmptyResponseError, FallbackHook
 
 logger = logging.getLogger(__name__)
@@ -125,60 +133,11 @@ class Climb:
 
     def steps(self, route: Route, planned: ServedDecision, *, stream: bool) -> Steps:
         """The climb of one call (see the module docstring); ``planned`` is the record before any answer."""
-        cascade = self.cascade
-        rungs = self.rungs(route)
-        top = len(rungs) - 1
-        records = [
-            replace(planned, served="weak" if i == 0 else "strong", model=name, escalated=i > 0)
-            for i, name in enumerate(rungs)
-        ]
-        paired = cascade.needs_second
-        raw: dict[int, Outcome] = {}
-        whole: dict[int, Outcome] = {}
-        entries: list[Attempt] = []
-        listed: set[int] = set()  # the rungs with an entry in ``entries``
+        return self.run(route, planned, stream=stream).steps
 
-        def got(indices: list[int], outcomes: list[Outcome]) -> None:
-            for i, outcome in zip(indices, outcomes, strict=True):
-                raw[i], whole[i] = outcome, cascade.whole(outcome, stream)
-
-        # paired, the climb's last comparison decides nothing (either way the last rung serves): it is never made
-        # (and with one rung above the chosen model the call goes straight to it: :meth:`straight_up`)
-        first = [0, 1] if paired else [0]
-        got(first, (yield [Ask(records[i]) for i in first]))
-        i, served = 0, None
-        while served is None and i < top and not (paired and i + 1 == top):
-            verification = None
-            if cascade.needs_verification and cascade.answered(whole[i]):
-                (verification,) = yield [Ask(records[i], verify=True, answer=whole[i].value)]
-            verdict = cascade.judge(route, whole[i], whole.get(i + 1) if paired else None, verification)
-            self._log(route, rungs, i, verdict, raw[i])
-            entries.append(
-                cascade.attempt(rungs[i], records[i].served, _role(i), whole[i], kept=False, verdict=verdict)
-            )
-            listed.add(i)
-            if verification is not None:
-                entries.append(
-                    cascade.attempt(
-                        f"{rungs[i]} (verify)", records[i].served, "check", verification, kept=False, priced_as=rungs[i]
-                    )
-                )
-            keep = (i + 1) if paired else i
-            if verdict.keep and cascade.answered(whole[keep]):
-                served = keep
-                break
-            i += 1
-            upper = i + 1 if paired else i
-            if upper <= top and upper not in raw:
-                got([upper], (yield [Ask(records[upper])]))
-        if served is None:  # the climb's last rung: served as it is, when it answered
-            served = top
-        for j in sorted(raw):  # the rungs called but not checked (the last ones), in order
-            if j not in listed:
-                entries.append(cascade.attempt(rungs[j], records[j].served, _role(j), whole[j], kept=False))
-        if not cascade.answered(whole[served]):
-            return self._failed_top(route, rungs, records, raw, whole, entries)
-        return Climbed(raw[served].value, self._record(route, records[served], entries, rungs[served]))
+    def run(self, route: Route, planned: ServedDecision, *, stream: bool) -> ClimbRun:
+        """One call's climb: its steps and, however it ends, what it paid so far (:class:`ClimbRun`)."""
+        return ClimbRun(self, route, planned, stream=stream)
 
     def _record(
         self,
@@ -258,55 +217,157 @@ def _role(i: int) -> Any:
     return "answer" if i == 0 else "escalation"
 
 
+class ClimbRun:
+    """One call's climb: the generator of its calls (:attr:`steps`) and what it has paid so far (:meth:`paid`).
+
+    A climb ended early (the caller cancelled it or timed it out, a rung raised the caller's control flow or a
+    ``BaseException``) still paid every call that answered before: :func:`climb_sync` and :func:`climb_async` hand
+    the calls that finished to :meth:`interrupted`, and :meth:`paid` is then the call's record with all of them.
+    """
+
+    def __init__(self, climb: Climb, route: Route, planned: ServedDecision, *, stream: bool) -> None:
+        self.climb = climb
+        self.route = route
+        self.stream = stream
+        self.rungs = climb.rungs(route)
+        self.records = [
+            replace(planned, served="weak" if i == 0 else "strong", model=name, escalated=i > 0)
+            for i, name in enumerate(self.rungs)
+        ]
+        self.raw: dict[int, Outcome] = {}
+        self.whole: dict[int, Outcome] = {}
+        self.entries: list[Attempt] = []
+        self.listed: set[int] = set()  # the rungs with an entry in ``entries``
+        self.asked: list[int] = []  # the rungs whose answers the climb waits for (none while it verifies)
+        self.reached = 0  # the rung the climb went up to: the call's model while no answer serves
+        self.steps: Steps = self._steps()
+
+    def _got(self, indices: list[int], outcomes: list[Outcome]) -> None:
+        for i, outcome in zip(indices, outcomes, strict=True):
+            self.raw[i], self.whole[i] = outcome, self.climb.cascade.whole(outcome, self.stream)
+
+    def _ask(self, indices: list[int]) -> list[Ask]:
+        self.asked = indices
+        return [Ask(self.records[i]) for i in indices]
+
+    def _steps(self) -> Steps:
+        cascade, route, rungs, records = self.climb.cascade, self.route, self.rungs, self.records
+        raw, whole, entries, listed = self.raw, self.whole, self.entries, self.listed
+        top = len(rungs) - 1
+        paired = cascade.needs_second
+        # paired, the climb's last comparison decides nothing (either way the last rung serves): it is never made
+        # (and with one rung above the chosen model the call goes straight to it: :meth:`Climb.straight_up`)
+        first = [0, 1] if paired else [0]
+        self._got(first, (yield self._ask(first)))
+        i, served = 0, None
+        while served is None and i < top and not (paired and i + 1 == top):
+            verification = None
+            if cascade.needs_verification and cascade.answered(whole[i]):
+                self.asked = []
+                (verification,) = yield [Ask(records[i], verify=True, answer=whole[i].value)]
+            verdict = cascade.judge(route, whole[i], whole.get(i + 1) if paired else None, verification)
+            self.climb._log(route, rungs, i, verdict, raw[i])
+            entries.append(
+                cascade.attempt(rungs[i], records[i].served, _role(i), whole[i], kept=False, verdict=verdict)
+            )
+            listed.add(i)
+            if verification is not None:
+                asked = f"{rungs[i]}{VERIFY_SUFFIX}"
+                entries.append(
+                    cascade.attempt(asked, records[i].served, "check", verification, kept=False, priced_as=rungs[i])
+                )
+            keep = (i + 1) if paired else i
+            if verdict.keep and cascade.answered(whole[keep]):
+                served = keep
+                break
+            i += 1
+            upper = i + 1 if paired else i
+            if upper <= top and upper not in raw:
+                self.reached = upper
+                self._got([upper], (yield self._ask([upper])))
+        if served is None:  # the climb's last rung: served as it is, when it answered
+            served = top
+        entries.extend(self._unlisted())
+        if not cascade.answered(whole[served]):
+            return self.climb._failed_top(route, rungs, records, raw, whole, entries)
+        return Climbed(raw[served].value, self.climb._record(route, records[served], entries, rungs[served]))
+
+    def _unlisted(self) -> list[Attempt]:
+        """The entries of the rungs called but not checked (the last ones), in order."""
+        cascade = self.climb.cascade
+        out = []
+        for j in sorted(self.raw):
+            if j not in self.listed:
+                self.listed.add(j)
+                out.append(cascade.attempt(self.rungs[j], self.records[j].served, _role(j), self.whole[j], kept=False))
+        return out
+
+    def interrupted(self, outcomes: list[Outcome | None]) -> None:
+        """The calls of the step in flight when the climb ended early: those that finished (not None) were paid."""
+        done = [(i, o) for i, o in zip(self.asked, outcomes, strict=False) if o is not None]
+        self._got([i for i, _ in done], [o for _, o in done])
+        self.asked = []
+
+    def paid(self) -> ServedDecision | None:
+        """The record of a climb that ended early: the rung it went up to, every call that answered listed (none
+        kept) with its tokens and price; None when no call finished (nothing known to be paid)."""
+        entries = [*self.entries, *self._unlisted()]
+        self.entries[:] = entries
+        if not entries:
+            return None
+        record = self.records[self.reached]
+        ladder = self.route.ladder
+        if ladder is not None and record.model != ladder.chosen:
+            ladder = replace(ladder, strong=record.model)
+        return replace(record, attempts=tuple(entries), ladder=ladder)
+
+
 def climb_sync(
-    steps: Steps,
+    run: ClimbRun,
     attempt: Callable[[Side, ServedDecision], Any],
     verify: Callable[[ServedDecision, Any], Any] | None,
     passthrough: tuple[type[BaseException], ...],
 ) -> Climbed:
-    """Run a climb's calls in this thread (two asked together run concurrently, the second in a worker thread)."""
+    """Run a climb's calls in this thread (two asked together run concurrently, the second in a worker thread).
+    Ended early (an exception that is not a model's failure), the calls that finished go to
+    :meth:`ClimbRun.interrupted` before the exception propagates."""
 
-    def one(ask: Ask) -> Outcome:
+    def one(ask: Ask) -> Callable[[], Outcome]:
         if ask.verify:
             assert verify is not None
-            return outcome_of(passthrough, verify, ask.record, ask.answer)
-        return outcome_of(passthrough, attempt, ask.record.served, ask.record)
+            return functools.partial(outcome_of, passthrough, verify, ask.record, ask.answer)
+        return functools.partial(outcome_of, passthrough, attempt, ask.record.served, ask.record)
 
+    steps = run.steps
     try:
         asks = next(steps)
         while True:
-            if len(asks) == 1:
-                outcomes = [one(asks[0])]
-            else:
-                with ThreadPoolExecutor(len(asks) - 1, thread_name_prefix="routellm-climb") as pool:
-                    pending = [pool.submit(contextvars.copy_context().run, one, ask) for ask in asks[1:]]
-                    outcomes = [one(asks[0]), *(p.result() for p in pending)]
-            asks = steps.send(outcomes)
+            asks = steps.send(together([one(ask) for ask in asks], run.interrupted, name="routellm-climb"))
     except StopIteration as done:
         return done.value
 
 
 async def climb_async(
-    steps: Steps,
+    run: ClimbRun,
     attempt: Callable[[Side, ServedDecision], Awaitable[Any]],
     verify: Callable[[ServedDecision, Any], Awaitable[Any]] | None,
     passthrough: tuple[type[BaseException], ...],
 ) -> Climbed:
-    """Async :func:`climb_sync` (calls asked together are gathered)."""
+    """Async :func:`climb_sync` (calls asked together are gathered; a cancelled climb keeps those that finished)."""
 
-    async def one(ask: Ask) -> Outcome:
+    def one(ask: Ask) -> Callable[[], Awaitable[Outcome]]:
         if ask.verify:
             assert verify is not None
-            return await aoutcome_of(passthrough, verify, ask.record, ask.answer)
-        return await aoutcome_of(passthrough, attempt, ask.record.served, ask.record)
+            return functools.partial(aoutcome_of, passthrough, verify, ask.record, ask.answer)
+        return functools.partial(aoutcome_of, passthrough, attempt, ask.record.served, ask.record)
 
+    steps = run.steps
     try:
         asks = next(steps)
         while True:
-            outcomes = list(await asyncio.gather(*(one(ask) for ask in asks)))
-            asks = steps.send(outcomes)
+            asks = steps.send(await atogether([one(ask) for ask in asks], run.interrupted))
     except StopIteration as done:
         return done.value
 
 
-__all__ = ["Ask", "Climb", "Climbed", "Steps", "climb_async", "climb_order", "climb_sync"]
+__all__ = ["Ask", "Climb", "ClimbRun", "Climbed", "Steps", "climb_async", "climb_order", "climb_sync"]

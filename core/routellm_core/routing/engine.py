@@ -15,11 +15,9 @@ answer, the check, then the strong model when the check is not confident. Every 
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import aclosing
 from dataclasses import replace
 from pathlib import Path
@@ -28,7 +26,15 @@ from typing import Any, Literal, TypeVar
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_serializer, field_validator
 
 from routellm_core.data.prices import call_cost
-from routellm_core.decisions import Attempt, Route, ServedDecision, Side, check_threshold, other_side
+from routellm_core.decisions import (
+    RESAMPLED_SUFFIX,
+    Attempt,
+    Route,
+    ServedDecision,
+    Side,
+    check_threshold,
+    other_side,
+)
 from routellm_core.embedding.embedders import Embedder
 from routellm_core.errors import InvalidInputError, ModelCallError, StreamInterruptedError, reraise_routellm_error
 from routellm_core.escalation.config import Escalation
@@ -36,7 +42,18 @@ from routellm_core.learning.judging import Judge
 from routellm_core.learning.labelling import TrafficLabelling, traffic_labelling
 from routellm_core.routers.base import WinRateModel
 from routellm_core.routers.profiles import ModelPrior
-from routellm_core.routing.cascade import Cascade, CostOf, Outcome, Pricing, Usage, Verdict, aoutcome_of, outcome_of
+from routellm_core.routing.cascade import (
+    Cascade,
+    CostOf,
+    Outcome,
+    Pricing,
+    Usage,
+    Verdict,
+    aoutcome_of,
+    atogether,
+    outcome_of,
+    together,
+)
 from routellm_core.routing.dispatch import Dispatcher, EmptyResponseError, FallbackHook, log_route
 from routellm_core.routing.objective import Objective
 from routellm_core.routing.policy import RoutingPolicy, build_policy, router_label
@@ -296,7 +313,7 @@ class RoutingEngine:
             self.cascade = Cascade(
                 options.escalate,
                 names=self.names,
-                second_name=second_name or f"{self.names['weak']} (resampled)",
+                second_name=second_name or f"{self.names['weak']}{RESAMPLED_SUFFIX}",
                 answer_value=answer_value or answer_text,
                 answer_text=answer_text,
                 is_empty=is_empty,
@@ -361,21 +378,37 @@ class RoutingEngine:
         other_answer: Callable[[Side], str] | None = None,
         second: Callable[[ServedDecision], T] | None = None,
         verify: Callable[[ServedDecision, Any], Any] | None = None,
+        on_final: Callable[[ServedDecision], None] | None = None,
     ) -> tuple[T, ServedDecision]:
         """Call the chosen side through ``attempt(side, record)`` (falling back once if configured), record the
         decision and, when sampled, label it with ``other_answer(side)``: the other side's answer text. Under
         ``escalate``, ``second(record)`` gives the second cheap answer and ``verify(record, answer)`` the weak
         model's reply to the self-verification question about ``answer``.
 
+        ``on_final`` gets the call's priced record; also, when a cascade ends without an answer after paying some
+        attempts, the record of those. Ended by anything but a model's failure (the caller's control flow, a
+        ``KeyboardInterrupt``...), that record is kept in the feedback store (no text, no label) and the exception
+        propagates; a failed escalation's :class:`ModelCallError` carries them as ``attempts``.
+
         Raises:
             ModelCallError: The chosen side failed or answered empty (and the fallback too, when configured), or
                 the strong model failed after an escalation.
         """
         if self.holds(route):
-            value, record, _ = self._cascade(route, attempt, self._second(second), self._verify(verify), stream=False)
+            paid = _Paid()
+            try:
+                value, record, _ = self._cascade(
+                    route, attempt, self._second(second), self._verify(verify), stream=False, paid=paid
+                )
+            except BaseException as exc:
+                if (left := self._paid(paid, exc, on_final)) is not None and not isinstance(exc, ModelCallError):
+                    quietly(self.record_call, route, left, "", None, sample=False)
+                raise
         else:
             value, record = self.dispatcher.call(route, attempt)
             record = self._priced(record, value)
+        if on_final is not None:
+            on_final(record)
         self.record_call(route, record, self.answer_text(value), other_answer)
         return value, record
 
@@ -387,15 +420,24 @@ class RoutingEngine:
         other_answer: Callable[[Side], Awaitable[str]] | None = None,
         second: Callable[[ServedDecision], Awaitable[T]] | None = None,
         verify: Callable[[ServedDecision, Any], Awaitable[Any]] | None = None,
+        on_final: Callable[[ServedDecision], None] | None = None,
     ) -> tuple[T, ServedDecision]:
-        """Async :meth:`call`."""
+        """Async :meth:`call` (a cascade cancelled, by its caller or a timeout, is recorded with what it paid)."""
         if self.holds(route):
-            value, record, _ = await self._acascade(
-                route, attempt, self._second(second), self._verify(verify), stream=False
-            )
+            paid = _Paid()
+            try:
+                value, record, _ = await self._acascade(
+                    route, attempt, self._second(second), self._verify(verify), stream=False, paid=paid
+                )
+            except BaseException as exc:
+                if (left := self._paid(paid, exc, on_final)) is not None and not isinstance(exc, ModelCallError):
+                    await self._arecord_left_quietly(route, left, "")
+                raise
         else:
             value, record = await self.dispatcher.acall(route, attempt)
             record = self._priced(record, value)
+        if on_final is not None:
+            on_final(record)
         await self.arecord_call(route, record, self.answer_text(value), other_answer)
         return value, record
 
@@ -414,34 +456,39 @@ class RoutingEngine:
         passed (then its chunks are relayed), or the strong model's stream is relayed.
 
         ``on_final`` gets the stream's priced record however the relay ends (finished, failed or abandoned by the
-        caller), once something was relayed. A stream the caller left is recorded too (its decision id takes
-        feedback), with the text relayed and no label sampled."""
+        caller), once something was relayed or paid (a cascade that ended before its answer: the attempts it paid).
+        A stream the caller left, or that anything but a model's failure ended (the caller's control flow, a
+        ``KeyboardInterrupt``...), is recorded too (its decision id takes feedback), with the text relayed and no
+        label sampled."""
         tally = _Tally(self)
+        paid = _Paid()
         relayed: Iterator[tuple[Any, ServedDecision]]
-        if self.holds(route):
-            held_answer, record, strong_route = self._cascade(
-                route, held(open_stream), self._second(second), self._verify(verify), stream=True
-            )
-            if strong_route is None:
-                relayed = tally.kept(held_answer, record)
-            else:
-                tally.cheap = record.attempts
-                relayed = self._escalated_stream(route, strong_route, open_stream, held_answer, record, tally)
-        else:
-            relayed = self.dispatcher.stream(route, open_stream)
-        left = False
+        ending: BaseException | None = None
         try:
+            if self.holds(route):
+                held_answer, record, strong_route = self._cascade(
+                    route, held(open_stream), self._second(second), self._verify(verify), stream=True, paid=paid
+                )
+                if strong_route is None:
+                    relayed = tally.kept(held_answer, record)
+                else:
+                    tally.cheap = record.attempts
+                    relayed = self._escalated_stream(route, strong_route, open_stream, held_answer, record, tally)
+            else:
+                relayed = self.dispatcher.stream(route, open_stream)
             for chunk, served in relayed:
                 yield chunk, tally.add(chunk, served)
-        except GeneratorExit:
-            left = True
+        except BaseException as exc:  # GeneratorExit: the caller left
+            ending = exc
             raise
         finally:
             record = tally.final()
+            if record is None and ending is not None:
+                record = self._paid(paid, ending, None)
             if record is not None and on_final is not None:
                 on_final(record)
-            if left and record is not None:
-                self.record_call(route, record, tally.text, None, sample=False)
+            if record is not None and ending is not None and not isinstance(ending, ModelCallError):
+                quietly(self.record_call, route, record, tally.text, None, sample=False)
         if record is not None:
             self.record_call(route, record, tally.text, other_answer)
 
@@ -456,37 +503,39 @@ class RoutingEngine:
         on_final: Callable[[ServedDecision], None] | None = None,
     ) -> AsyncIterator[tuple[Any, ServedDecision]]:
         """Async :meth:`stream` (the side's stream is closed however the relay ends; a relay the caller left,
-        closed or cancelled, is recorded as :meth:`stream` says). A caller cancelled while an escalated stream waits
-        for the strong model's first chunk leaves the escalation's record (its cheap attempts paid), with no text."""
+        closed or cancelled, is recorded as :meth:`stream` says). A caller cancelled before the answer's first chunk
+        (while the cheap answers or the check run, or an escalated stream waits for the strong model's first chunk)
+        leaves the record of the attempts the cascade paid, with no text."""
         tally = _Tally(self)
+        paid = _Paid()
         relayed: AsyncIterator[tuple[Any, ServedDecision]]
-        escalated: ServedDecision | None = None  # an escalation's record, before the strong model's stream
-        if self.holds(route):
-            held_answer, record, strong_route = await self._acascade(
-                route, aheld(open_stream), self._second(second), self._verify(verify), stream=True
-            )
-            if strong_route is None:
-                relayed = _aiter(tally.kept(held_answer, record))
-            else:
-                tally.cheap, escalated = record.attempts, record
-                relayed = self._aescalated_stream(route, strong_route, open_stream, held_answer, record, tally)
-        else:
-            relayed = self.dispatcher.astream(route, open_stream)
-        left = False
+        ending: BaseException | None = None
         try:
+            if self.holds(route):
+                held_answer, record, strong_route = await self._acascade(
+                    route, aheld(open_stream), self._second(second), self._verify(verify), stream=True, paid=paid
+                )
+                if strong_route is None:
+                    relayed = _aiter(tally.kept(held_answer, record))
+                else:
+                    tally.cheap = record.attempts
+                    relayed = self._aescalated_stream(route, strong_route, open_stream, held_answer, record, tally)
+            else:
+                relayed = self.dispatcher.astream(route, open_stream)
             async with aclosing(relayed):  # type: ignore[type-var]
                 async for chunk, served in relayed:
                     yield chunk, tally.add(chunk, served)
-        except (GeneratorExit, asyncio.CancelledError):
-            left = True
+        except BaseException as exc:  # GeneratorExit / CancelledError: the caller left
+            ending = exc
             raise
         finally:
             record = tally.final()
+            if record is None and ending is not None:
+                record = self._paid(paid, ending, None)
             if record is not None and on_final is not None:
                 on_final(record)
-            left_record = record if record is not None else escalated
-            if left and left_record is not None:
-                await self.arecord_left(route, left_record, tally.text)
+            if record is not None and ending is not None and not isinstance(ending, ModelCallError):
+                await self._arecord_left_quietly(route, record, tally.text)
         if record is not None:
             await self.arecord_call(route, record, tally.text, other_answer)
 
@@ -556,27 +605,30 @@ class RoutingEngine:
         verify: Callable[..., Any] | None,
         *,
         stream: bool,
+        paid: _Paid,
     ) -> tuple[Any, ServedDecision, Route | None]:
         """The cheap answers (concurrently), the check, then the strong model when it is not confident: the answer
         and its record; for a stream that escalates, the weak answer held (its :class:`Outcome`: served only if the
-        strong model fails, under ``fallback``) and the route to stream the strong model on."""
-        planned = self.planned(route)
-        if second is None:
-            first, other = self._outcome(attempt, "weak", planned), None
-        else:
-            context = contextvars.copy_context()
-            with ThreadPoolExecutor(1, thread_name_prefix="routellm-check") as pool:
-                pending = pool.submit(context.run, self._outcome, second, planned)
-                first = self._outcome(attempt, "weak", planned)
-                other = pending.result()
-        checked = self.cascade.whole(first, stream)  # type: ignore[union-attr]
+        strong model fails, under ``fallback``) and the route to stream the strong model on. ``paid`` follows what
+        the call paid, for a call that ends early."""
+        cascade = self.cascade
+        assert cascade is not None
+        planned = paid.record = self.planned(route)
+        calls = [functools.partial(self._outcome, attempt, "weak", planned)]
+        if second is not None:
+            calls.append(functools.partial(self._outcome, second, planned))
+        outcomes = together(calls, paid.cheap(cascade, stream), name="routellm-check")
+        first, other = outcomes[0], (outcomes[1] if second is not None else None)
+        paid.attempts = cascade.unchecked_attempts(first, other, stream)
+        checked = cascade.whole(first, stream)
         verification = None
         if verify is not None and checked.ok and checked.value is not None:
             verification = self._outcome(verify, planned, checked.value)
         verdict, cheap = self._verdict(route, first, checked, other, verification)
         if verdict.keep:
             return self._kept(first, planned, cheap)
-        escalated = self.cascade.escalated_record(planned, cheap)  # type: ignore[union-attr]
+        escalated = paid.record = cascade.escalated_record(planned, cheap)
+        paid.attempts = cheap
         if stream:
             return first, escalated, self._escalated_route(route)
         return (*self._finish_escalation(route, first, escalated, self._outcome(attempt, "strong", escalated)), None)
@@ -589,23 +641,27 @@ class RoutingEngine:
         verify: Callable[..., Awaitable[Any]] | None,
         *,
         stream: bool,
+        paid: _Paid,
     ) -> tuple[Any, ServedDecision, Route | None]:
         """Async :meth:`_cascade`."""
-        planned = self.planned(route)
-        if second is None:
-            first, other = await self._aoutcome(attempt, "weak", planned), None
-        else:
-            first, other = await asyncio.gather(
-                self._aoutcome(attempt, "weak", planned), self._aoutcome(second, planned)
-            )
-        checked = self.cascade.whole(first, stream)  # type: ignore[union-attr]
+        cascade = self.cascade
+        assert cascade is not None
+        planned = paid.record = self.planned(route)
+        calls = [functools.partial(self._aoutcome, attempt, "weak", planned)]
+        if second is not None:
+            calls.append(functools.partial(self._aoutcome, second, planned))
+        outcomes = await atogether(calls, paid.cheap(cascade, stream))
+        first, other = outcomes[0], (outcomes[1] if second is not None else None)
+        paid.attempts = cascade.unchecked_attempts(first, other, stream)
+        checked = cascade.whole(first, stream)
         verification = None
         if verify is not None and checked.ok and checked.value is not None:
             verification = await self._aoutcome(verify, planned, checked.value)
         verdict, cheap = self._verdict(route, first, checked, other, verification)
         if verdict.keep:
             return self._kept(first, planned, cheap)
-        escalated = self.cascade.escalated_record(planned, cheap)  # type: ignore[union-attr]
+        escalated = paid.record = cascade.escalated_record(planned, cheap)
+        paid.attempts = cheap
         if stream:
             return first, escalated, self._escalated_route(route)
         strong = await self._aoutcome(attempt, "strong", escalated)
@@ -675,6 +731,7 @@ class RoutingEngine:
             decision=d,
             side="strong",
             chunks_delivered=0 if stream else None,
+            attempts=(*escalated.attempts, failed),
         ) from error
 
     # ---- the record's attempts and costs ---------------------------------------------------------------
@@ -714,8 +771,8 @@ class RoutingEngine:
         sample: bool = True,
     ) -> None:
         """Record a served call in the feedback store and, when sampled (never with ``sample=False``), label it
-        with ``other_answer(side)``."""
-        if self.labelling is None or route.text is None:
+        with ``other_answer(side)``; a continued step (an agent's tool step) adds its calls to its decision's."""
+        if self.labelling is None or (route.text is None and not route.continued):
             return
         other = other_side(record.served)
 
@@ -724,7 +781,7 @@ class RoutingEngine:
                 raise self._cannot_ask()
             return other_answer(other)
 
-        self.labelling.after_call(record, self.names, route.text, answer, ask, sample=sample)
+        self.labelling.after_call(record, self.names, route.text or "", answer, ask, sample=sample)
 
     async def arecord_call(
         self,
@@ -736,7 +793,7 @@ class RoutingEngine:
         sample: bool = True,
     ) -> None:
         """Async :meth:`record_call`."""
-        if self.labelling is None or route.text is None:
+        if self.labelling is None or (route.text is None and not route.continued):
             return
         other = other_side(record.served)
 
@@ -745,7 +802,7 @@ class RoutingEngine:
                 raise self._cannot_ask()
             return await other_answer(other)
 
-        await self.labelling.aafter_call(record, self.names, route.text, answer, ask, sample=sample)
+        await self.labelling.aafter_call(record, self.names, route.text or "", answer, ask, sample=sample)
 
     async def arecord_left(self, route: Route, record: ServedDecision, answer: str) -> None:
         """Record a stream its caller left (closed or cancelled), with the text relayed and no label sampled. The
@@ -756,6 +813,22 @@ class RoutingEngine:
         task.add_done_callback(_LEFT_WRITES.discard)
         await asyncio.shield(task)
 
+    def _paid(
+        self, paid: _Paid, exc: BaseException, on_final: Callable[[ServedDecision], None] | None
+    ) -> ServedDecision | None:
+        """The record of a cascade that ended early with ``exc`` (None when it paid nothing), given to ``on_final``."""
+        record = paid.record_of(exc)
+        if record is not None and on_final is not None:
+            quietly(on_final, record)
+        return record
+
+    async def _arecord_left_quietly(self, route: Route, record: ServedDecision, answer: str) -> None:
+        """:meth:`arecord_left` while an exception propagates: a failure to record is logged, not raised over it."""
+        try:
+            await self.arecord_left(route, record, answer)
+        except Exception:
+            logger.exception("%s: could not record decision %s", self.owner, record.id)
+
     def _cannot_ask(self) -> InvalidInputError:
         return InvalidInputError(f"{self.owner} cannot ask the other side of this call for a label")
 
@@ -764,6 +837,39 @@ class RoutingEngine:
             f"RoutingEngine(owner={self.owner!r}, names={self.names!r}, policy={self.policy!r}, "
             f"fallback={self.options.fallback}, labelling={self.labelling!r})"
         )
+
+
+class _Paid:
+    """What a cascade paid before its answer: the record the call carries so far and the attempts that finished
+    (priced), so a call that ends early is recorded and billed with them."""
+
+    def __init__(self) -> None:
+        self.record: ServedDecision | None = None
+        self.attempts: tuple[Attempt, ...] = ()
+
+    def cheap(self, cascade: Cascade, stream: bool) -> Callable[[list[Outcome | None]], None]:
+        """What the cheap step hands over when it ends early: the cheap answers that came (None: still running)."""
+
+        def interrupted(outcomes: list[Outcome | None]) -> None:
+            self.attempts = cascade.unchecked_attempts(outcomes[0], (outcomes[1:] or [None])[0], stream)
+
+        return interrupted
+
+    def record_of(self, exc: BaseException) -> ServedDecision | None:
+        """The record of the call ended by ``exc``: the attempts paid (a failed escalation's error lists them with
+        the failed call); None when none finished."""
+        attempts = exc.attempts if isinstance(exc, ModelCallError) and exc.attempts else self.attempts
+        if self.record is None or not attempts:
+            return None
+        return replace(self.record, attempts=tuple(attempts))  # type: ignore[arg-type]
+
+
+def quietly(call: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+    """``call(...)`` while an exception propagates: a failure is logged, never raised over the caller's one."""
+    try:
+        call(*args, **kwargs)
+    except Exception:
+        logger.exception("routellm: could not record a call that ended early")
 
 
 class _Tally:

@@ -25,7 +25,7 @@ import logging
 import threading
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
-from contextlib import aclosing, contextmanager
+from contextlib import aclosing
 from dataclasses import replace
 from typing import Any, TypeVar
 
@@ -38,9 +38,9 @@ from routellm_core.escalation.ladder import choose
 from routellm_core.learning.labelling import TrafficLabelling
 from routellm_core.routers.profiles import UnknownModelError, same_model
 from routellm_core.routing.cascade import Cascade, Pricing
-from routellm_core.routing.climb import Climb, Climbed, climb_async, climb_order, climb_sync
+from routellm_core.routing.climb import Climb, Climbed, ClimbRun, climb_async, climb_order, climb_sync
 from routellm_core.routing.dispatch import log_route
-from routellm_core.routing.engine import RoutingEngine, RoutingOptions, aheld, held, price_table
+from routellm_core.routing.engine import RoutingEngine, RoutingOptions, aheld, held, price_table, quietly
 from routellm_core.routing.objective import Objective
 from routellm_core.routing.policy import RoutingPolicy, build_policy
 
@@ -315,7 +315,8 @@ class LadderEngine:
         names: The listed models' names, in the front end's order.
         owner: Name of the front end, for error messages.
         engine_kwargs: What the front end gives :class:`RoutingEngine` (``is_empty``, ``answer_text``...);
-            ``labelling``: a labelling to share with other engines instead of building one.
+            ``labelling``: a labelling to share with other engines instead of building one; ``output_tokens``: the
+            ladder's assumed answer length (:class:`ModelLadder`).
 
     Raises:
         InvalidInputError: The router cannot predict per-model success (use the ``difficulty`` router, the
@@ -367,7 +368,9 @@ class LadderEngine:
                 raise UnknownModelError(
                     f"{owner}: {exc}; with models=[...] give priors={{{name!r}: ModelPrior(like=...)}}{listed}"
                 ) from None
-        self.ladder = ModelLadder(names, options.prices)
+        self.ladder = ModelLadder(
+            names, options.prices, output_tokens=engine_kwargs.pop("output_tokens", DEFAULT_OUTPUT_TOKENS)
+        )
         objective = options.objective  # a copy made without validation may still hold the "kind=value" form
         self.objective = Objective.parse(objective) if isinstance(objective, str) else objective or Objective.margin()
         self.controller = (
@@ -540,36 +543,29 @@ class LadderEngine:
     def call(
         self, route: Route, attempt: Callable[[Side, ServedDecision], T], **calls: Any
     ) -> tuple[T, ServedDecision]:
-        """:meth:`RoutingEngine.call` on the route's pair (under a climb: up the ladder)."""
-        if self._climbs(route):
-            passthrough = self.engine(route).passthrough
-            with self._billing_failures(route):
-                done = climb_sync(self._steps(route, False), attempt, self._verify(calls), passthrough)
-            done = self._climbed(done)
-            self._served(route, done.record)
-            pair = self._pair_of(route, done)
-            pair.record_call(route, done.record, pair.answer_text(done.value), calls.get("other_answer"))
-            return done.value, done.record
-        value, record = self.engine(route).call(route, attempt, **calls)
-        self._served(route, record)
-        return value, record
+        """:meth:`RoutingEngine.call` on the route's pair (under a climb: up the ladder). A call that ends early after
+        paying some attempts (cancelled, a failed escalation, the caller's control flow) still bills them."""
+        on_final = self._on_final(route, calls.pop("on_final", None))
+        if not self._climbs(route):
+            return self.engine(route).call(route, attempt, on_final=on_final, **calls)
+        done = self._climb(route, attempt, calls, on_final, stream=False)
+        on_final(done.record)
+        pair = self._pair_of(route, done)
+        pair.record_call(route, done.record, pair.answer_text(done.value), calls.get("other_answer"))
+        return done.value, done.record
 
     async def acall(
         self, route: Route, attempt: Callable[[Side, ServedDecision], Awaitable[T]], **calls: Any
     ) -> tuple[T, ServedDecision]:
         """Async :meth:`call`."""
-        if self._climbs(route):
-            passthrough = self.engine(route).passthrough
-            with self._billing_failures(route):
-                done = await climb_async(self._steps(route, False), attempt, self._verify(calls), passthrough)
-            done = self._climbed(done)
-            self._served(route, done.record)
-            pair = self._pair_of(route, done)
-            await pair.arecord_call(route, done.record, pair.answer_text(done.value), calls.get("other_answer"))
-            return done.value, done.record
-        value, record = await self.engine(route).acall(route, attempt, **calls)
-        self._served(route, record)
-        return value, record
+        on_final = self._on_final(route, calls.pop("on_final", None))
+        if not self._climbs(route):
+            return await self.engine(route).acall(route, attempt, on_final=on_final, **calls)
+        done = await self._aclimb(route, attempt, calls, on_final, stream=False)
+        on_final(done.record)
+        pair = self._pair_of(route, done)
+        await pair.arecord_call(route, done.record, pair.answer_text(done.value), calls.get("other_answer"))
+        return done.value, done.record
 
     def stream(
         self, route: Route, open_stream: Callable[[Side, ServedDecision], Iterator[Any]], **calls: Any
@@ -581,17 +577,14 @@ class LadderEngine:
         if not self._climbs(route):
             yield from self.engine(route).stream(route, open_stream, on_final=on_final, **calls)
             return
-        passthrough = self.engine(route).passthrough
-        with self._billing_failures(route):
-            done = climb_sync(self._steps(route, True), held(open_stream), self._verify(calls), passthrough)
-        done = self._climbed(done)
+        done = self._climb(route, held(open_stream), calls, on_final, stream=True)
         pair = self._pair_of(route, done)
         left, relayed = False, 0
         try:
             for chunk in done.value:
                 yield chunk, done.record
                 relayed += 1
-        except GeneratorExit:
+        except BaseException:  # the caller closed the relay (or threw into it)
             left = True
             raise
         finally:
@@ -611,17 +604,14 @@ class LadderEngine:
                 async for item in relayed:
                     yield item
             return
-        passthrough = self.engine(route).passthrough
-        with self._billing_failures(route):
-            done = await climb_async(self._steps(route, True), aheld(open_stream), self._verify(calls), passthrough)
-        done = self._climbed(done)
+        done = await self._aclimb(route, aheld(open_stream), calls, on_final, stream=True)
         pair = self._pair_of(route, done)
         left, relayed = False, 0
         try:
             for chunk in done.value:
                 yield chunk, done.record
                 relayed += 1
-        except (GeneratorExit, asyncio.CancelledError):
+        except BaseException:  # closed, cancelled, or thrown into
             left = True
             raise
         finally:
@@ -631,34 +621,92 @@ class LadderEngine:
         await pair.arecord_call(route, done.record, self._text_of(pair, done.value), calls.get("other_answer"))
 
     # ---- the climb ---------------------------------------------------------------------------------------
-    def _steps(self, route: Route, stream: bool) -> Any:
+    def _run(self, route: Route, stream: bool) -> ClimbRun:
         assert self.climb is not None
-        return self.climb.steps(route, self.engine(route).planned(route), stream=stream)
+        return self.climb.run(route, self.engine(route).planned(route), stream=stream)
 
     def _verify(self, calls: Mapping[str, Any]) -> Any:
         """The self-verification call a climb's check needs (refused when the front end cannot ask it)."""
         assert self.climb is not None
         return self.climb.cascade.verification(calls.get("verify"), self.owner)
 
-    @contextmanager
-    def _billing_failures(self, route: Route) -> Iterator[None]:
-        """A climb that fails still paid its rungs: the ladder and the controller learn from them."""
+    def _climb(
+        self,
+        route: Route,
+        attempt: Callable[[Side, ServedDecision], Any],
+        calls: Mapping[str, Any],
+        on_final: Callable[[ServedDecision], None],
+        *,
+        stream: bool,
+    ) -> Climbed:
+        """Climb in this thread. Ended early, the climb's paid calls still bill and (unless a model failed: a
+        :class:`ModelCallError`, which carries them) are recorded, and the exception propagates."""
+        verify, passthrough = self._verify(calls), self.engine(route).passthrough
+        run = self._run(route, stream)
         try:
-            yield
+            return self._climbed(climb_sync(run, attempt, verify, passthrough))
         except ModelCallError as exc:
-            if exc.attempts:
-                self._served(route, replace(self.engine(route).planned(route), attempts=exc.attempts))  # type: ignore[arg-type]
+            self._bill_failure(route, exc, on_final)
+            raise
+        except BaseException:
+            if (record := self._paid(run, on_final)) is not None:
+                quietly(self._record_left, route, record)
             raise
 
+    async def _aclimb(
+        self,
+        route: Route,
+        attempt: Callable[[Side, ServedDecision], Awaitable[Any]],
+        calls: Mapping[str, Any],
+        on_final: Callable[[ServedDecision], None],
+        *,
+        stream: bool,
+    ) -> Climbed:
+        """Async :meth:`_climb` (a cancelled climb is recorded as a stream its caller left)."""
+        verify, passthrough = self._verify(calls), self.engine(route).passthrough
+        run = self._run(route, stream)
+        try:
+            return self._climbed(await climb_async(run, attempt, verify, passthrough))
+        except ModelCallError as exc:
+            self._bill_failure(route, exc, on_final)
+            raise
+        except BaseException:
+            if (record := self._paid(run, on_final)) is not None:
+                try:
+                    await self.engine(replace(route, ladder=record.ladder)).arecord_left(route, record, "")
+                except Exception:  # the caller's exception is the one to see
+                    logger.exception("%s: could not record decision %s", self.owner, record.id)
+            raise
+
+    def _paid(self, run: ClimbRun, on_final: Callable[[ServedDecision], None]) -> ServedDecision | None:
+        """The record of a climb that ended early (None when no call finished), billed through ``on_final``."""
+        record = run.paid()
+        if record is not None:
+            record = self._with_win_rate(record)
+            quietly(on_final, record)
+        return record
+
+    def _record_left(self, route: Route, record: ServedDecision) -> None:
+        self.engine(replace(route, ladder=record.ladder)).record_call(route, record, "", None, sample=False)
+
+    def _bill_failure(self, route: Route, exc: ModelCallError, on_final: Callable[[ServedDecision], None]) -> None:
+        """A climb that fails still paid its rungs: the ladder and the controller learn from them."""
+        if exc.attempts:
+            quietly(on_final, replace(self.engine(route).planned(route), attempts=exc.attempts))  # type: ignore[arg-type]
+
     def _climbed(self, done: Climbed) -> Climbed:
-        """The climb's result with the record's win rate that of its pair (the chosen model and the one served), as
-        the feedback store records it."""
-        ladder = done.record.ladder
+        """The climb's result with the record's win rate that of its pair (:meth:`_with_win_rate`)."""
+        return Climbed(done.value, self._with_win_rate(done.record))
+
+    @staticmethod
+    def _with_win_rate(record: ServedDecision) -> ServedDecision:
+        """``record`` with its win rate that of its pair (the chosen model and the one served, or the rung a climb
+        went up to), as the feedback store records it."""
+        ladder = record.ladder
         if ladder is None:
-            return done
+            return record
         p = dict(zip(ladder.models, ladder.predictions, strict=True))
-        record = replace(done.record, win_rate=pair_win_rate(p[ladder.strong], p[ladder.weak]))
-        return Climbed(done.value, record)
+        return replace(record, win_rate=pair_win_rate(p[ladder.strong], p[ladder.weak]))
 
     def _pair_of(self, route: Route, done: Climbed) -> RoutingEngine:
         """The engine of the climb's pair (the chosen model and the one served): it records and labels the call."""

@@ -159,6 +159,7 @@ class DecisionRecord(BaseModel):
     attempts: list[AttemptRecord]
     cost: float | None
     ladder: LadderRecord | None = Field(description="router-auto's choice among the named models; null otherwise")
+    cached: bool = Field(False, description="true only where a LangChain cache replayed the answer; false here")
 
 
 class AnswerMessage(_Open):
