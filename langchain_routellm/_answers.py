@@ -12,7 +12,7 @@ from typing import Any
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, message_chunk_to_message
 from pydantic import BaseModel
 
-from langchain_routellm._outputs import ParsedAnswer, chunk_text
+from langchain_routellm._outputs import ParsedAnswer, cache_hit, chunk_text
 
 
 def answer_value(value: Any) -> Any:
@@ -34,9 +34,12 @@ def answer_value(value: Any) -> Any:
 
 
 def answer_usage(value: Any) -> tuple[int | None, int | None]:
-    """The ``(input_tokens, output_tokens)`` a message reports in ``usage_metadata`` (None when it reports none)."""
+    """The ``(input_tokens, output_tokens)`` a message reports in ``usage_metadata`` (None when it reports none);
+    ``(0, 0)`` for an answer LangChain's cache served (the tokens were spent by the call that filled the cache)."""
     if isinstance(value, Mapping) and isinstance(value.get("raw"), BaseMessage):
         value = value["raw"]
+    if cache_hit(value):
+        return 0, 0
     usage = getattr(value, "usage_metadata", None)
     if not usage:
         return None, None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from langchain_core.messages import (
@@ -67,14 +68,46 @@ def chunk_text(chunk: Any) -> str:
     return ""
 
 
+def cache_hit(value: Any) -> bool:
+    """Whether an answer (a message, or an ``include_raw=True`` result's ``raw``) came from LangChain's LLM cache:
+    ``BaseChatModel`` marks a cached answer with ``total_cost: 0`` in its ``usage_metadata`` (no provider writes
+    that key)."""
+    if isinstance(value, Mapping) and isinstance(value.get("raw"), BaseMessage):
+        value = value["raw"]
+    usage = getattr(value, "usage_metadata", None)
+    return isinstance(usage, Mapping) and "total_cost" in usage and usage["total_cost"] == 0
+
+
+def record_of(value: Any, record: ServedDecision) -> dict[str, Any]:
+    """The record attached to the answer ``value``: ``record.as_dict()``, with ``cached: True`` when the answer came
+    from LangChain's cache (the record's attempts then report the tokens it spent: none)."""
+    meta = record.as_dict()
+    if cache_hit(value):
+        meta["cached"] = True
+    return meta
+
+
+def replayed_record(meta: Mapping[str, Any]) -> dict[str, Any]:
+    """The record of an answer LangChain's cache replayed from an earlier call (``meta``, that call's record): no
+    decision of its own (``decision_id`` None, so feedback cannot label the first decision twice), ``cached: True``,
+    and nothing spent (each attempt's tokens 0, its cost and the total 0 where they were priced)."""
+    attempts = [
+        {**attempt, "input_tokens": 0, "output_tokens": 0, "cost": None if attempt.get("cost") is None else 0.0}
+        for attempt in meta.get("attempts") or ()
+    ]
+    cost = None if meta.get("cost") is None else 0.0
+    return {**meta, "decision_id": None, "attempts": attempts, "cost": cost, "cached": True}
+
+
 def with_metadata(value: Any, record: ServedDecision) -> Any:
-    """Attach ``meta`` under ``response_metadata["routellm"]`` to a message (copied, never mutated).
+    """Attach the record (:func:`record_of`) under ``response_metadata["routellm"]`` to a message (copied, never
+    mutated).
 
     Also handles ``with_structured_output(..., include_raw=True)`` results (``{"raw": message, ...}``).
     Any other value is returned unchanged.
     """
     if isinstance(value, BaseMessage):
-        meta = record.as_dict()
+        meta = record_of(value, record)
         return value.model_copy(update={"response_metadata": {**value.response_metadata, METADATA_KEY: meta}})
     if isinstance(value, dict) and isinstance(value.get("raw"), BaseMessage):
         return {**value, "raw": with_metadata(value["raw"], record)}

@@ -4,7 +4,9 @@ Without ``include_raw`` a chat model's structured output returns the parsed valu
 the token usage (and log-probabilities) is lost: the record would have no tokens and no cost, and the ``logprobs``
 escalation check nothing to read. :class:`ParsedOnly` asks the model with ``include_raw=True`` on invoke, raises the
 parsing error as the plain form would, and hands the router a :class:`ParsedAnswer` (the router returns its parsed
-value to the caller). A stream keeps the plain form, whose parser yields partial objects as they arrive.
+value to the caller). A stream keeps the plain form, whose parser yields partial objects as they arrive, and watches
+the chat model's run: the whole streamed message (with its usage, where the model reports it in streams) ends the
+stream as a :class:`ParsedAnswer` that the router reads for the record and never passes on to the caller.
 """
 
 from __future__ import annotations
@@ -13,8 +15,12 @@ from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import aclosing
 from typing import Any
 
+from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import BaseMessage
+from langchain_core.outputs import ChatGeneration, LLMResult
 from langchain_core.runnables import Runnable, RunnableConfig
+from langchain_core.runnables.config import merge_configs
 
 from langchain_routellm._outputs import ParsedAnswer
 
@@ -32,6 +38,32 @@ def parsed_answer(value: Any) -> ParsedAnswer:
     if isinstance(error, BaseException):
         raise error
     return ParsedAnswer(value)
+
+
+class _RawWatch(BaseCallbackHandler):
+    """Keeps the whole message of the chat-model run a structured stream makes (``on_llm_end`` gets the chunks added
+    up, usage included)."""
+
+    run_inline = True  # on the event loop, in order, under an async callback manager
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.message: BaseMessage | None = None
+
+    def on_llm_end(self, response: LLMResult, **kwargs: Any) -> None:
+        generation = response.generations[0][0] if response.generations and response.generations[0] else None
+        if isinstance(generation, ChatGeneration):
+            self.message = generation.message
+
+    def watched(self, config: RunnableConfig | None) -> RunnableConfig:
+        """``config`` with this watch among its callbacks."""
+        return merge_configs(config, {"callbacks": [self]})
+
+    def closing(self, last: Any) -> list[ParsedAnswer]:
+        """The stream's closing item: the watched message with ``last`` (the last parsed chunk), if a chunk came."""
+        if self.message is None or last is None:
+            return []
+        return [ParsedAnswer({"raw": self.message, "parsed": last, "parsing_error": None})]
 
 
 class ParsedOnly(Runnable[Any, Any]):
@@ -72,13 +104,22 @@ class ParsedOnly(Runnable[Any, Any]):
         return parsed_answer(await self.whole.ainvoke(input, config, **kwargs))
 
     def stream(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any | None) -> Iterator[Any]:
-        """The plain structured output's chunks (partial parsed values)."""
-        yield from self.plain.stream(input, config, **kwargs)
+        """The plain structured output's chunks (partial parsed values), then a :class:`ParsedAnswer` holding the
+        whole streamed message and the last parsed value (for the record: the router keeps it from the caller)."""
+        watch, last = _RawWatch(), None
+        for chunk in self.plain.stream(input, watch.watched(config), **kwargs):
+            last = chunk
+            yield chunk
+        yield from watch.closing(last)
 
     async def astream(
         self, input: Any, config: RunnableConfig | None = None, **kwargs: Any | None
     ) -> AsyncIterator[Any]:
         """Async :meth:`stream`."""
-        async with aclosing(self.plain.astream(input, config, **kwargs)) as chunks:
+        watch, last = _RawWatch(), None
+        async with aclosing(self.plain.astream(input, watch.watched(config), **kwargs)) as chunks:
             async for chunk in chunks:
+                last = chunk
                 yield chunk
+        for closing in watch.closing(last):
+            yield closing

@@ -23,7 +23,7 @@ from langchain_routellm._answers import verification_messages
 from langchain_routellm._identity import escalation_key, policy_fingerprint
 from langchain_routellm._models import child_callbacks, model_provider, runnable_name, unwrap_model
 from langchain_routellm._options import RouterOptions
-from langchain_routellm._outputs import as_chunk, chunk_text, with_metadata
+from langchain_routellm._outputs import as_chunk, cache_hit, chunk_text, replayed_record, with_metadata
 from langchain_routellm._routing import (
     aroute_messages,
     awatch_tokens,
@@ -36,7 +36,7 @@ from langchain_routellm._routing import (
     watch_tokens,
 )
 from langchain_routellm._structured import ParsedOnly
-from routellm_core.decisions import Route, ServedDecision, Side
+from routellm_core.decisions import METADATA_KEY, Route, ServedDecision, Side
 from routellm_core.routing.cascade import SAMPLE_TEMPERATURE
 
 
@@ -577,6 +577,44 @@ class ChatRouteLLM(RouterOptions, BaseChatModel):
         return ChatGeneration(
             message=message.model_copy(update={"usage_metadata": None}), generation_info={"routellm": record}
         )
+
+    @staticmethod
+    def _replayed(result: ChatResult) -> ChatResult:
+        """``result`` with each generation LangChain's cache replayed (its message marked as a cache hit) carrying
+        :func:`replayed_record` of the first call's record; new generations (the cache's own are never changed)."""
+        generations: list[ChatGeneration] = []
+        for generation in result.generations:
+            record = generation.message.response_metadata.get(METADATA_KEY)
+            if not (isinstance(record, Mapping) and cache_hit(generation.message)):
+                generations.append(generation)
+                continue
+            record = replayed_record(record)
+            message = generation.message.model_copy(
+                update={"response_metadata": {**generation.message.response_metadata, METADATA_KEY: record}}
+            )
+            info = {**(generation.generation_info or {}), METADATA_KEY: record}
+            generations.append(ChatGeneration(message=message, generation_info=info))
+        return ChatResult(generations=generations, llm_output=result.llm_output)
+
+    def _generate_with_cache(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        """BaseChatModel's cached generation; a cache hit's record says so (see :meth:`_replayed`)."""
+        return self._replayed(super()._generate_with_cache(messages, stop, run_manager, **kwargs))
+
+    async def _agenerate_with_cache(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        """Async :meth:`_generate_with_cache`."""
+        return self._replayed(await super()._agenerate_with_cache(messages, stop, run_manager, **kwargs))
 
     def _generate(
         self,

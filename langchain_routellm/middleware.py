@@ -15,11 +15,12 @@ from langchain.agents.structured_output import StructuredOutputError
 from langchain_core.callbacks import BaseCallbackHandler, BaseCallbackManager, Callbacks
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.runnables import RunnableConfig
 from pydantic import ValidationError
 
 from langchain_routellm._answers import answer_logprobs, answer_usage, answer_value, verification_messages
 from langchain_routellm._models import model_name
-from langchain_routellm._outputs import chunk_text, is_empty_output
+from langchain_routellm._outputs import chunk_text, is_empty_output, record_of
 from langchain_routellm._routing import (
     NOSTREAM_TAG,
     Engine,
@@ -121,6 +122,12 @@ def _with_handler(callbacks: Callbacks, handler: BaseCallbackHandler) -> Callbac
     return [*(callbacks or []), handler]
 
 
+def _check_config(record: ServedDecision) -> RunnableConfig:
+    """The config of the self-verification question's run: the decision in its metadata and tagged as the step's
+    other runs are (the agent's own callbacks, tags and metadata come from the model node's context)."""
+    return {"tags": [f"routellm:{record.served}", *_CHECK], "metadata": {METADATA_KEY: record.as_dict()}}
+
+
 def _is_empty_response(response: Any) -> bool:
     message = _response_message(response)
     if message is None:
@@ -129,12 +136,13 @@ def _is_empty_response(response: Any) -> bool:
 
 
 def _annotate(response: Any, record: ServedDecision) -> Any:
-    """Attach the decision to the AI message(s) of a model-call result (copies, never mutates)."""
-    meta = record.as_dict()
+    """Attach the decision to the AI message(s) of a model-call result (copies, never mutates); a message LangChain's
+    cache served says ``cached: True``."""
 
     def mark(message: BaseMessage) -> BaseMessage:
         if not isinstance(message, AIMessage):
             return message
+        meta = record_of(message, record)
         return message.model_copy(update={"response_metadata": {**message.response_metadata, METADATA_KEY: meta}})
 
     if isinstance(response, ExtendedModelResponse):
@@ -384,7 +392,7 @@ class RouteLLMMiddleware(AgentMiddleware):
 
         def verify(record: ServedDecision, response: Any) -> Any:
             question = verification_messages(_plain(request), _response_message(response))
-            return self._model("weak", record.model).invoke(question, {"tags": list(_CHECK)})
+            return self._model("weak", record.model).invoke(question, _check_config(record))
 
         def other_answer(side: Side) -> str:
             return chunk_text(self._other(route, side).invoke(_plain(request)))
@@ -414,7 +422,7 @@ class RouteLLMMiddleware(AgentMiddleware):
 
         async def verify(record: ServedDecision, response: Any) -> Any:
             question = verification_messages(_plain(request), _response_message(response))
-            return await self._model("weak", record.model).ainvoke(question, {"tags": list(_CHECK)})
+            return await self._model("weak", record.model).ainvoke(question, _check_config(record))
 
         async def other_answer(side: Side) -> str:
             return chunk_text(await self._other(route, side).ainvoke(_plain(request)))

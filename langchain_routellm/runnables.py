@@ -283,6 +283,8 @@ class RouteLLMRunnable(RouterOptions, RunnableSerializable[Any, Any]):
 
         first = True
         for chunk, record in self._engine.stream(route, open_stream, **self._side_calls(route, input, config, call)):
+            if isinstance(chunk, ParsedAnswer):  # a structured stream's whole message: for the record only
+                continue
             yield from self._framed(chunk, record, first)
             first = False
 
@@ -312,6 +314,8 @@ class RouteLLMRunnable(RouterOptions, RunnableSerializable[Any, Any]):
         stream = self._engine.astream(route, open_stream, **self._aside_calls(route, input, config, call))
         async with aclosing(stream) as relayed:
             async for chunk, record in relayed:
+                if isinstance(chunk, ParsedAnswer):  # a structured stream's whole message: for the record only
+                    continue
                 for item in self._framed(chunk, record, first):
                     yield item
                 first = False

@@ -420,6 +420,7 @@ class TestInvoke:
             ],
             "cost": None,
             "ladder": None,
+            "cached": False,
             "decision_id": meta["decision_id"],
         }
         assert re.fullmatch(r"[0-9a-f]{32}", meta["decision_id"])
