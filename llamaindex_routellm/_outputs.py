@@ -26,9 +26,10 @@ def chunk_text(chunk: ChatResponse | CompletionResponse) -> str:
 
 
 def tag_response(response: R, record: ServedDecision) -> R:
-    """Attach the decision record to a response's ``additional_kwargs["routellm"]`` (a fresh dict)."""
-    response.additional_kwargs = {**(response.additional_kwargs or {}), METADATA_KEY: record.as_dict()}
-    return response
+    """A copy of a child's response (or chunk) with the decision record in ``additional_kwargs["routellm"]``; the
+    child's own response, which its instrumentation events and callbacks hold, stays as the child returned it."""
+    extra = {**(response.additional_kwargs or {}), METADATA_KEY: record.as_dict()}
+    return response.model_copy(update={"additional_kwargs": extra})
 
 
 def answer_text(response: ChatResponse | CompletionResponse) -> str:

@@ -154,10 +154,29 @@ def _unknown_options(owner: str, given: Iterable[Any], valid: Collection[str]) -
         raise unknown_options_error(owner, unknown, valid)
 
 
+def _known(size: int | None) -> bool:
+    """Whether a child states a size (LlamaIndex writes an unknown one as -1)."""
+    return size is not None and size > 0
+
+
 def _min_known(sizes: Iterable[int | None], default: int) -> int:
     """The smallest of the children's sizes, ignoring unknown (non-positive) values."""
-    known = [v for v in sizes if v is not None and v > 0]
+    known = [v for v in sizes if v is not None and _known(v)]
     return min(known) if known else default
+
+
+def _window(metas: Sequence[LLMMetadata]) -> tuple[int, int]:
+    """``(context_window, num_output)`` every child honours: the smallest output size, and a window whose room for
+    the prompt (window minus output, what LlamaIndex's prompt helper fills) is the smallest of the children's rooms
+    (each child's own output size reserved, or the smallest stated one where it states none); not each size's
+    smallest, which could pair one child's window with another's smaller output and overflow the first."""
+    num_output = _min_known((m.num_output for m in metas), DEFAULT_NUM_OUTPUTS)
+    rooms = [
+        m.context_window - (m.num_output if _known(m.num_output) else num_output)
+        for m in metas
+        if _known(m.context_window)
+    ]
+    return (min(rooms) + num_output if rooms else DEFAULT_CONTEXT_WINDOW), num_output
 
 
 def _calls_tools(llm: LLM) -> bool:
@@ -524,13 +543,14 @@ class RouteLLM(RoutingOptions, FunctionCallingLLM):
 
     @property
     def metadata(self) -> LLMMetadata:
-        """Limits every child honours: the smallest context window and output size; function calling when every
-        child supports it."""
+        """Limits every child honours: the smallest output size and room for the prompt (:func:`_window`); function
+        calling when every child supports it."""
         metas = [child.metadata for child in self._children()]
         roles = {meta.system_role for meta in metas}
+        context_window, num_output = _window(metas)
         return LLMMetadata(
-            context_window=_min_known((m.context_window for m in metas), DEFAULT_CONTEXT_WINDOW),
-            num_output=_min_known((m.num_output for m in metas), DEFAULT_NUM_OUTPUTS),
+            context_window=context_window,
+            num_output=num_output,
             is_chat_model=True,
             is_function_calling_model=self._supports_tools(),
             model_name=f"routellm:{self.router_name}",
@@ -546,8 +566,8 @@ class RouteLLM(RoutingOptions, FunctionCallingLLM):
         return {
             **payload,
             "threshold": self._engine.policy.threshold,
-            "strong_model": model_label(self._child("strong")),
-            "weak_model": model_label(self._child("weak")),
+            "strong_model": self._engine.names["strong"],
+            "weak_model": self._engine.names["weak"],
         }
 
     def _children(self) -> list[LLM]:
@@ -619,7 +639,7 @@ class RouteLLM(RoutingOptions, FunctionCallingLLM):
                 win_rate=route.decision.win_rate,
                 threshold=route.decision.threshold,
                 choice=route.choice,
-                model=model_label(self._child(route.choice)) if ladder is None else ladder.chosen,
+                model=self._engine.names[route.choice] if ladder is None else ladder.chosen,  # as records name it
                 decision_id=route.id,
                 ladder=None if ladder is None else ladder.as_dict(),
             )

@@ -181,3 +181,34 @@ class Recorder(BaseEventHandler):
 def user(text: str) -> ChatMessage:
     """A user message."""
     return ChatMessage(role=MessageRole.USER, content=text)
+
+
+class WindowedLLM(LabelledLLM):
+    """A :class:`LabelledLLM` with a context window that, like a provider's API, refuses a prompt that leaves less
+    room than its ``num_output`` (its ``max_tokens``) for the answer; prompts are counted with LlamaIndex's
+    tokenizer, as its prompt helper counts them."""
+
+    context_window: int = 4096
+    num_output: int = 256
+
+    def __init__(self, label: str, context_window: int, num_output: int) -> None:
+        super().__init__(label)
+        self.context_window, self.num_output = context_window, num_output
+
+    @property
+    def metadata(self) -> LLMMetadata:
+        return LLMMetadata(
+            model_name=f"{self.label}-model", context_window=self.context_window, num_output=self.num_output
+        )
+
+    @llm_completion_callback()
+    def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
+        from llama_index.core.utils import get_tokenizer
+
+        tokens = len(get_tokenizer()(prompt))
+        if tokens + self.num_output > self.context_window:
+            raise ValueError(
+                f"{self.label}: {tokens} prompt tokens + {self.num_output} for the answer exceed the context window "
+                f"of {self.context_window}"
+            )
+        return super().complete(prompt, formatted=formatted, **kwargs)
