@@ -619,13 +619,13 @@ def _route_ladder(args: argparse.Namespace) -> int:
             ``--prior`` name that is no ``--model``, a model without a price.
         UnknownModelError: A model the router has no profile for and no ``--prior``.
     """
+    from routellm_core._cli_args import pairs_once
     from routellm_core.data.prices import price_of, unpriced_hint
     from routellm_core.routers.profiles import ModelPrior, UnknownModelError
     from routellm_core.routing.engine import RoutingOptions
     from routellm_core.routing.ladder import LadderEngine
     from routellm_core.routing.policy import RoutingPolicy
     from routellm_core.routing.text import prompt_routing_text
-    from routellm_core.server.cli import _once
 
     for option, value in (("--threshold", args.threshold), ("--strong-fraction", args.strong_fraction)):
         if value is not None:
@@ -639,8 +639,8 @@ def _route_ladder(args: argparse.Namespace) -> int:
     repeated = sorted({name for name in names if names.count(name) > 1})
     if repeated:
         raise InvalidInputError(f"--model names {repeated} more than once; give each model once")
-    prices = _once("--prices", args.prices or [])
-    priors = _once("--prior", args.priors or [])
+    prices = pairs_once("--prices", args.prices or [])
+    priors = pairs_once("--prior", args.priors or [])
     for option, table in (("--prices", prices), ("--prior", priors)):
         unknown = [name for name in table if name not in names]
         if unknown:
@@ -668,19 +668,15 @@ def _route_ladder(args: argparse.Namespace) -> int:
             try:
                 router.resolve_model(name)
             except UnknownModelError as exc:
-                raise UnknownModelError(
-                    f"{exc}; on the command line: --prior {name}=like:<a profiled model> or --prior "
-                    f"{name}=score:<fraction in (0, 1)>"
-                ) from None
+                raise UnknownModelError(_unknown_model_message(args.router, router, name, exc)) from None
     options = RoutingOptions(
         router=RoutingPolicy(router, name=str(args.router)),
         objective=args.objective,
         prices=prices or None,
         priors={name: ModelPrior.parse(prior, name) for name, prior in priors.items()} or None,
     )
-    engine = LadderEngine(options, names, owner="routellm route")
-    if args.output_tokens is not None:
-        engine.ladder.output_tokens = args.output_tokens  # assumed until a model reports its answers' lengths
+    assumed = {} if args.output_tokens is None else {"output_tokens": args.output_tokens}
+    engine = LadderEngine(options, names, owner="routellm route", **assumed)
     chosen: dict[str, int] = dict.fromkeys(names, 0)
     spent = 0.0
     for prompt, text in zip(prompts, texts, strict=True):
@@ -703,14 +699,35 @@ def _route_ladder(args: argparse.Namespace) -> int:
     return 0
 
 
+def _unknown_model_message(router_name: str, router: Any, name: str, exc: Exception) -> str:
+    """``route --model``'s words for a model the router has no profile for: the router's finding (its message up to
+    its Python advice), then how to state a prior on the command line."""
+    from routellm_core.routers.profiles import close_model
+
+    text = str(exc)  # "the difficulty router has no profile for model '...' (it profiles N models, e.g. [...]); ..."
+    end = text.find("); ")
+    finding = text[: end + 1] if end >= 0 else text.partition("; ")[0]
+    close = close_model(name, list(getattr(router, "models_", ())))
+    guess = f"did you mean {close!r}? Otherwise " if close is not None else ""
+    return (
+        f"{finding}; {guess}state a prior: --prior {name}=like:<a profiled model> or --prior "
+        f"{name}=score:<fraction in (0, 1)> (a public benchmark score), or warm-start the router on labels that "
+        f"score it (routellm train --feedback STORE --init {router_name} --out DIR, then --router DIR)"
+    )
+
+
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from routellm_core.data import load_benchmark, load_benchmark_file
     from routellm_core.evaluation import metrics as evaluation
 
     router = _load(args)
     warning = None
-    if args.golden:
-        bench = load_benchmark_file(args.golden, strong_model=args.strong_model, weak_model=args.weak_model)
+    if args.golden:  # scored on the router's own pair unless one is named
+        from routellm_core.routers.base import STRONG_REFERENCE, WEAK_REFERENCE
+
+        strong = args.strong_model or getattr(router, "strong_model", None) or STRONG_REFERENCE
+        weak = args.weak_model or getattr(router, "weak_model", None) or WEAK_REFERENCE
+        bench = load_benchmark_file(args.golden, strong_model=strong, weak_model=weak)
     else:
         bench = load_benchmark(args.benchmark or "mt_bench")
         warning = _in_sample_warning(args, router, args.benchmark or "mt_bench")
@@ -800,8 +817,8 @@ def _positive_int(text: str) -> int:
 
 def _add_ladder_arguments(parser: argparse.ArgumentParser) -> None:
     """``route``'s options for routing among N priced models (the forms of ``routellm serve``'s)."""
+    from routellm_core._cli_args import argument_type
     from routellm_core.routing.objective import Objective
-    from routellm_core.server.cli import _argument  # argparse only
     from routellm_core.server.models import parse_prices, parse_prior
 
     auto = parser.add_argument_group(
@@ -816,7 +833,7 @@ def _add_ladder_arguments(parser: argparse.ArgumentParser) -> None:
     )
     auto.add_argument(
         "--objective",
-        type=_argument(Objective.parse),
+        type=argument_type(Objective.parse),
         metavar="KIND=VALUE[,window=N]",
         help="margin=D (default margin=0.05), max_cost=USD (per request), cost_weight=W, or budget=USD (per 1,000 "
         "requests: the controller run over the prompts in order, as a fresh server would)",
@@ -824,7 +841,7 @@ def _add_ladder_arguments(parser: argparse.ArgumentParser) -> None:
     auto.add_argument(
         "--prices",
         action="append",
-        type=_argument(parse_prices),
+        type=argument_type(parse_prices),
         metavar="NAME=IN,OUT",
         help="USD per million input and output tokens of a --model (repeatable; default: the shipped price table)",
     )
@@ -832,7 +849,7 @@ def _add_ladder_arguments(parser: argparse.ArgumentParser) -> None:
         "--prior",
         action="append",
         dest="priors",
-        type=_argument(parse_prior),
+        type=argument_type(parse_prior),
         metavar="NAME=like:MODEL|NAME=score:F",
         help="for a --model the router has no profile for: a profiled model's profile, or a benchmark score in (0, 1)",
     )
@@ -933,8 +950,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="shared benchmark to score on (default: mt_bench; a router trained on it is scored in-sample, said so)",
     )
     e.add_argument("--golden", help="your golden-label file instead of a shared benchmark")
-    e.add_argument("--strong-model", default="gpt-4-1106-preview")
-    e.add_argument("--weak-model", default="mistralai/Mixtral-8x7B-Instruct-v0.1")
+    e.add_argument("--strong-model", help="with --golden: the strong model of the file (default: the router's pair)")
+    e.add_argument("--weak-model", help="with --golden: the weak model of the file (default: the router's pair)")
     e.add_argument("--plot", help="write the cost-quality curve PNG here")
     e.set_defaults(func=_cmd_evaluate)
 

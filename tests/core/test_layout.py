@@ -15,6 +15,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "core" / "routellm_core"
 LAYERS: dict[str, int] = {
     "errors": 0,
     "_optional": 0,
+    "_cli_args": 0,
     "paths": 0,
     "checkpoint": 0,
     "decisions": 0,

@@ -276,8 +276,8 @@ def test_cli_evaluate_golden_reports_the_known_metrics(
     rows = [f'"{p}",1,0' for p in UNSEEN_HARD] + [f'"{p}",1,1' for p in UNSEEN_EASY[:3]] + [f'"{UNSEEN_EASY[3]}",0,1']
     path.write_text("prompt,big,small\n" + "\n".join(rows) + "\n", encoding="utf-8")
     plot = tmp_path / "curve.png"
-    args = ["evaluate", "--router", str(obvious_router), "--golden", str(path), "--strong-model", "big"]
-    assert main([*args, "--weak-model", "small", "--plot", str(plot)]) == 0
+    args = ["evaluate", "--router", str(obvious_router), "--golden", str(path)]  # the router's own pair: big/small
+    assert main([*args, "--plot", str(plot)]) == 0
     out = capsys.readouterr().out
     assert "8 prompts" in out
     apgr = _apgr_lines(out)
@@ -285,6 +285,9 @@ def test_cli_evaluate_golden_reports_the_known_metrics(
     assert 41 / 48 - 1e-3 <= apgr["router"] <= 47 / 48 + 1e-3
     assert 0.3 < apgr["random"] < 0.7
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # a model named on the command line is the one looked up in the file
+    assert main([*args, "--strong-model", "gpt-4o"]) != 0
+    assert "no score for 'gpt-4o'" in capsys.readouterr().err
 
 
 def test_cli_evaluate_shared_benchmark(shared_data_dir: Path, tmp_path: Path, capsys) -> None:

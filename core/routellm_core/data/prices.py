@@ -4,12 +4,17 @@ The table is the ``genai-prices`` package's bundled snapshot (pydantic/genai-pri
 fetched unless *you* start its ``UpdatePrices``, whose snapshot it then uses). A model reference may name its
 provider, ``"openai:gpt-4o"`` or ``"anthropic/claude-3-5-sonnet-20241022"``, also as LangChain's ``init_chat_model``
 and LiteLLM write it (``"google_genai:gemini-2.5-flash"``, ``"mistralai:..."``, ``"xai:..."``, ``"gemini/..."``);
-dated versions match their model (``gpt-4o-2024-08-06`` is priced as ``gpt-4o``). A hosted open model's bare name
+dated versions match their model (``gpt-4o-2024-08-06`` is priced as ``gpt-4o``). A bare AWS Bedrock model id
+(``"anthropic.claude-3-5-sonnet-20240620-v1:0"``, ``"us.meta.llama3-1-70b-instruct-v1:0"``, what a ``ChatBedrock``
+calls its model) is priced at AWS's price when the table lists it. A hosted open model's bare name
 (``"llama-3.3-70b-versatile"``, what a ``ChatGroq`` calls its model) is not priced: the same weights cost what their
 host charges, so name the host (``"groq:llama-3.3-70b-versatile"``; the error's "did you mean" does when one host
 lists it). Prices given by the caller override the table: a mapping from model name to ``(input_per_mtok,
-output_per_mtok)``, looked up by the exact name, then without its provider prefix, then as a key with a provider
-prefix (``{"openai:gpt-5": ...}`` prices the model a ``"openai:gpt-5"`` string built, named ``gpt-5``).
+output_per_mtok)``, looked up by the exact name, then without its provider prefix, then as a key that spells the same
+model (:func:`same_spelling`: case, a version's dot or dash, a date on one side only; ``{"claude-sonnet-4.5": ...}``
+prices ``claude-sonnet-4-5``, ``{"gpt-4o": ...}`` prices ``gpt-4o-2024-08-06``), where a key with a provider prefix
+prices only that provider's model (``{"openai:gpt-5": ...}`` prices the model a ``"openai:gpt-5"`` string built, named
+``gpt-5``, never ``azure:gpt-5``).
 
 Example:
     >>> price_of("gpt-4o-mini")
@@ -32,6 +37,10 @@ from routellm_core.errors import InvalidInputError, close_name
 Price = tuple[float, float]
 #: A dated suffix the table may not list (``-2024-08-06``, ``-20241022``, ``-0125``): retried without it.
 _DATE_SUFFIX = re.compile(r"-(?:\d{4}-\d{2}-\d{2}|\d{8}|\d{2}-\d{2}-\d{2}|\d{4})$")
+#: A version's dot (``4.5``, ``3.1``): providers write it as a dash too (Anthropic's ``claude-sonnet-4-5``).
+_VERSION_DOT = re.compile(r"(?<=\d)\.(?=\d)")
+#: An AWS Bedrock cross-region inference prefix (``us.anthropic.claude-...``, ``global.anthropic.claude-...``).
+_BEDROCK_REGION = re.compile(r"^(?:us|us-gov|eu|apac|au|ca|jp|in|global)\.")
 
 
 def _check_price(model: str, value: Any) -> Price:
@@ -105,13 +114,32 @@ def _snapshot() -> Any:
     return data_snapshot.get_snapshot()
 
 
+@functools.lru_cache(maxsize=1)
+def _bedrock_vendors() -> frozenset[str]:
+    """The vendors of the table's AWS Bedrock ids (``anthropic`` of ``anthropic.claude-...``, ``meta``, ``amazon``)."""
+    snapshot = _snapshot()
+    aws = next((p for p in snapshot.providers if p.id == "aws"), None) if snapshot is not None else None
+    ids = (_BEDROCK_REGION.sub("", m.id.removeprefix("regional.")) for m in aws.models) if aws is not None else ()
+    return frozenset(head for head, dot, _ in (i.partition(".") for i in ids) if dot)
+
+
+def _is_bedrock_id(name: str) -> bool:
+    """Whether a name without a provider is an AWS Bedrock model id: ``<vendor>.<model>``, with an optional region
+    (``us.anthropic.claude-3-5-sonnet-20240620-v1:0``, ``meta.llama3-1-70b-instruct-v1:0``, ``amazon.nova-pro-v1:0``):
+    no other provider names its models so."""
+    head, dot, rest = _BEDROCK_REGION.sub("", name.strip().lower()).partition(".")
+    return bool(dot and rest) and head in _bedrock_vendors()
+
+
 @functools.lru_cache(maxsize=1024)
 def _table_model(model: str) -> tuple[Any, Any] | None:
-    """``(provider, model info)`` of the table's entry for a model reference, or None."""
+    """``(provider, model info)`` of the table's entry for a model reference (a bare Bedrock id: AWS's), or None."""
     snapshot = _snapshot()
     if snapshot is None:
         return None
     provider, name = split_provider(model)
+    if provider is None and _is_bedrock_id(name):
+        provider = "aws"
     candidates = [name]
     undated = _DATE_SUFFIX.sub("", name)
     if undated != name:
@@ -150,13 +178,32 @@ def _table_provider(model: str) -> str | None:
     return None if found is None else found[0].id
 
 
+def same_spelling(a: str, b: str) -> bool:
+    """Whether two model names without a provider prefix spell one model: equal once case, ``_`` for ``.``, a
+    version's dot (``claude-sonnet-4.5`` is ``claude-sonnet-4-5``) and a ``-latest`` / ``:latest`` / ``:free`` suffix
+    are set aside, with a date on one side only (``gpt-4o`` and ``gpt-4o-2024-08-06``). Two different dates, sizes
+    (``8b`` / ``70b``) or ``:tag`` s are different models. The rule of
+    :func:`routellm_core.routers.profiles.same_model` (which also strips its provider prefixes) for names whose provider
+    :func:`split_provider` has taken off already."""
+
+    def form(name: str) -> tuple[str, str | None]:
+        text = re.sub(r"(?::latest|:free|-latest)$", "", name.strip().lower()).replace("_", ".")
+        text = _VERSION_DOT.sub("-", text)
+        match = _DATE_SUFFIX.search(text)
+        return (text[: match.start()], match.group(0)) if match else (text, None)
+
+    (base_a, date_a), (base_b, date_b) = form(a), form(b)
+    return base_a == base_b and (date_a is None or date_b is None or date_a == date_b)
+
+
 def _user_price(model: str, prices: Mapping[str, Any] | None) -> Price | None:
-    """Your price of ``model``: by its exact name, then without its provider prefix, then the one key that names the
-    same model with a provider prefix (``"openai:gpt-5"`` prices a model named ``"gpt-5"`` or ``"openai/gpt-5"``,
-    never ``"azure:gpt-5"``).
+    """Your price of ``model``: by its exact name, then without its provider prefix, then by the keys that spell the
+    same model (:func:`same_spelling`), the one spelled like it first, then one of the same date, then one with a date
+    on one side only. A key with a provider prefix prices only that provider's model (``"openai:gpt-5"`` prices a
+    model named ``"gpt-5"`` or ``"openai/gpt-5"``, never ``"azure:gpt-5"``); a bare key any provider's.
 
     Raises:
-        InvalidInputError: A malformed price, or two prefixed keys naming the model at different prices.
+        InvalidInputError: A malformed price, or two keys naming the model equally closely at different prices.
     """
     if not prices:
         return None
@@ -165,16 +212,32 @@ def _user_price(model: str, prices: Mapping[str, Any] | None) -> Price | None:
     provider, bare = split_provider(model)
     if bare in prices:
         return _check_price(bare, prices[bare])
-    # a key with a provider prefix prices the model of that provider only: a bare name is the table's provider's
-    # (looked up only when some key spells this model with a prefix)
-    spelled = {key: split_provider(key)[0] for key in prices if split_provider(key)[1] == bare}
-    owner = (provider or _table_provider(bare)) if spelled else None
-    prefixed = {key: _check_price(key, prices[key]) for key, by in spelled.items() if owner is not None and by == owner}
-    if len(set(prefixed.values())) > 1:
+    # how closely each key spells the model: 0 with a provider prefix only, 1 same date, 2 a date on one side only
+    closeness: dict[str, tuple[int, str | None, str]] = {}
+    for key in prices:
+        by, name = split_provider(key)
+        if name == bare:
+            closeness[key] = (0, by, name)
+        elif same_spelling(name, bare):
+            same_date = bool(_DATE_SUFFIX.search(name)) == bool(_DATE_SUFFIX.search(bare))
+            closeness[key] = (1 if same_date else 2, by, name)
+
+    def owns(by: str | None, name: str) -> bool:
+        # a key with a provider prefix prices the model of that provider only: a bare name is the table's
+        # provider's, under its own spelling or the key's (``gpt-4-1`` is listed as ``gpt-4.1``); looked up only
+        # when some key spells this model with a prefix
+        return by is None or by == (provider or _table_provider(bare) or _table_provider(name))
+
+    found = {key: rank for key, (rank, by, name) in closeness.items() if owns(by, name)}
+    if not found:
+        return None
+    best = min(found.values())
+    spelled = {key: _check_price(key, prices[key]) for key, rank in found.items() if rank == best}
+    if len(set(spelled.values())) > 1:
         raise InvalidInputError(
-            f"prices name {model!r} as {sorted(prefixed)} at different prices: key the price by the model's name"
+            f"prices name {model!r} as {sorted(spelled)} at different prices: key the price by the model's name"
         )
-    return next(iter(prefixed.values()), None)
+    return next(iter(spelled.values()))
 
 
 def price_of(model: str, prices: Mapping[str, Any] | None = None) -> Price | None:
@@ -290,4 +353,4 @@ def call_cost(
     return float(info.calc_price(usage, provider).total_price)
 
 
-__all__ = ["Price", "call_cost", "close_price", "price_of", "split_provider", "unpriced_hint"]
+__all__ = ["Price", "call_cost", "close_price", "price_of", "same_spelling", "split_provider", "unpriced_hint"]

@@ -313,8 +313,15 @@ def traffic_report(
             f"one (strong's share {traffic.q_strong:.0%}); send everything to the weak model."
         )
     else:
-        rows, diffs = _bootstrap_rows(traffic, scores, n_bootstrap, seed)
+        rows, diffs, no_gap = _bootstrap_rows(traffic, scores, n_bootstrap, seed)
         verdict = _verdict(rows[1] if warm is not None else rows[0], rows, diffs, len(traffic))
+        if no_gap >= 0.025:  # strong's advantage is not clear at 95%: say why the intervals are wide
+            notes.append(
+                f"In {no_gap:.0%} of the bootstrap resamples the weak model was preferred at least as often as the "
+                f"strong one: on {len(traffic)} prompts the strong model's advantage is itself uncertain, and APGR "
+                "divides by it, so the intervals (over the other resamples) are wide and may leave [0, 1]; label "
+                "more traffic to narrow them."
+            )
     return TrafficReport(
         router=label,
         base=base_label,
@@ -401,16 +408,27 @@ def _kfold_scores(
 
 def _bootstrap_rows(
     traffic: Benchmark, scores: dict[str, np.ndarray], n_bootstrap: int, seed: int
-) -> tuple[list[ReportRow], dict[str, np.ndarray]]:
-    """Rows with intervals (paired bootstrap over prompts); also each row's APGR minus random's and length's."""
+) -> tuple[list[ReportRow], dict[str, np.ndarray], float]:
+    """Rows with intervals (paired bootstrap over prompts); also each row's APGR minus random's and length's, and
+    the share of resamples left out because the strong model was not preferred in them.
+
+    APGR is not confined to [0, 1] (a router that sends the prompts the strong model wins to it first and those the
+    weak model wins last does better than always-strong in between: the oracle's APGR is above 1 wherever weak wins
+    some prompts; one that does the opposite goes below 0), so neither the figures nor their percentiles are
+    clipped. A resample in which the strong model is
+    not preferred has no gap to recover: PGR there is undefined (no gap) or measures the wrong way round (a negative
+    gap turns the best ranking into the worst), so it is left out, as the report gives no rows on such traffic.
+    """
     rng = np.random.default_rng(seed)
     n = len(traffic)
     names = [*scores, "random"]
     samples = {name: np.full((n_bootstrap, 3), np.nan) for name in names}
+    no_gap = 0
     for i in range(n_bootstrap):
         idx = rng.integers(0, n, n)
         sub = traffic.subset(idx)
-        if sub.q_strong == sub.q_weak:
+        if sub.q_strong <= sub.q_weak:
+            no_gap += 1
             continue  # no gap to recover in this resample
         for name in names:
             s = rng.random(n) if name == "random" else scores[name][idx]
@@ -436,7 +454,7 @@ def _bootstrap_rows(
         name: np.stack([samples[name][:, 0] - samples["random"][:, 0], samples[name][:, 0] - samples["length"][:, 0]])
         for name in scores
     }
-    return rows, diffs
+    return rows, diffs, no_gap / n_bootstrap
 
 
 def _verdict(primary: ReportRow, rows: Sequence[ReportRow], diffs: dict[str, np.ndarray], n: int) -> str:

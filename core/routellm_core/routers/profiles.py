@@ -27,6 +27,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from routellm_core.data.prices import same_spelling
 from routellm_core.errors import InvalidInputError, close_name
 
 
@@ -105,18 +106,11 @@ def _without_provider(name: str) -> str:
 
 
 def same_model(a: str, b: str) -> bool:
-    """Whether two names spell one model: equal once provider prefixes, case, ``_`` for ``.``, a version's dot and a
-    ``-latest`` / ``:latest`` / ``:free`` suffix are set aside, with a date on one side only (two different dates,
-    ``:tag`` sizes or ``@host`` s are different models; :func:`model_key` ignores those, to find a profile)."""
-
-    def form(name: str) -> tuple[str, str | None]:
-        text = re.sub(r"(?::latest|:free|-latest)$", "", _without_provider(name)).replace("_", ".")
-        text = _VERSION_DOT.sub("-", text)
-        match = _DATE.search(text)
-        return (text[: match.start()], match.group(1)) if match else (text, None)
-
-    (base_a, date_a), (base_b, date_b) = form(a), form(b)
-    return base_a == base_b and (date_a is None or date_b is None or date_a == date_b)
+    """Whether two names spell one model: :func:`~routellm_core.data.prices.same_spelling` once provider prefixes are
+    set aside (case, ``_`` for ``.``, a version's dot, a ``-latest`` / ``:latest`` / ``:free`` suffix and a date on one
+    side only do not tell models apart; two dates, ``:tag`` sizes or ``@host`` s do; :func:`model_key` ignores those,
+    to find a profile)."""
+    return same_spelling(_without_provider(a), _without_provider(b))
 
 
 def _split(name: str, *, dots: bool = True) -> tuple[str, str | None, bool]:

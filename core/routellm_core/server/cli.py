@@ -11,6 +11,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from routellm_core._cli_args import argument_type, pairs_once
 from routellm_core._optional import requires_extra
 from routellm_core.errors import InvalidInputError, RouteLLMError
 from routellm_core.routing.objective import Objective
@@ -47,19 +48,6 @@ def _fraction(text: str) -> float:
     if not 0.0 <= value <= 1.0:
         raise argparse.ArgumentTypeError(f"must be a number in [0, 1], got {text!r}")
     return value
-
-
-def _argument(parse: Any) -> Any:
-    """An argparse type from a parser raising ``InvalidInputError`` (argparse then names the option)."""
-
-    def convert(text: str) -> Any:
-        try:
-            return parse(text)
-        except InvalidInputError as exc:
-            raise argparse.ArgumentTypeError(str(exc)) from None
-
-    convert.__name__ = parse.__name__
-    return convert
 
 
 def _objective(text: str) -> str:
@@ -160,7 +148,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--model",
         action="append",
         dest="models",
-        type=_argument(parse_model),
+        type=argument_type(parse_model),
         metavar="[NAME=]SPEC[,base_url=URL][,api_key_env=VAR]",
         help="a named upstream (repeatable, at least two): SPEC in the forms of --strong; NAME (default: the model "
         "part of SPEC) is how it is priced and profiled; its key comes from $VAR (default $OPENAI_API_KEY; none "
@@ -168,7 +156,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     auto.add_argument(
         "--objective",
-        type=_argument(_objective),
+        type=argument_type(_objective),
         default="margin=0.05",
         metavar="KIND=VALUE[,window=N]",
         help="router-auto's objective: margin=D (the cheapest model predicted within D of the best; default "
@@ -178,7 +166,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     auto.add_argument(
         "--prices",
         action="append",
-        type=_argument(parse_prices),
+        type=argument_type(parse_prices),
         metavar="NAME=IN,OUT",
         help="USD per million input and output tokens of a --model, or of the --strong, --weak or --escalate-second "
         "model by its model name (repeatable; default: the shipped price table)",
@@ -187,7 +175,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--prior",
         action="append",
         dest="priors",
-        type=_argument(parse_prior),
+        type=argument_type(parse_prior),
         metavar="NAME=like:MODEL|NAME=score:F",
         help="for a --model the router has no profile for: start from a profiled model's profile, or place a "
         "benchmark score in (0, 1) (repeatable)",
@@ -262,8 +250,8 @@ def settings_from_args(args: argparse.Namespace) -> ServerSettings:
         "escalate_share": args.escalate_share,
         "models": tuple(args.models or ()),
         "objective": args.objective,
-        "prices": _once("--prices", args.prices or []),
-        "priors": _once("--prior", args.priors or []),
+        "prices": pairs_once("--prices", args.prices or []),
+        "priors": pairs_once("--prior", args.priors or []),
         "auto_router": args.auto_router,
     }
     if (args.strong is None or args.weak is None) and not (args.strong is None and args.weak is None and args.models):
@@ -276,20 +264,6 @@ def settings_from_args(args: argparse.Namespace) -> ServerSettings:
     if args.judge is not None and (args.feedback is None or args.label_fraction == 0):
         raise InvalidInputError("--judge needs --feedback PATH and --label-fraction F (> 0): the share it labels")
     return ServerSettings.build(**fields)
-
-
-def _once(option: str, pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """``(name, value)`` pairs as a dict.
-
-    Raises:
-        InvalidInputError: A name given twice.
-    """
-    found: dict[str, Any] = {}
-    for name, value in pairs:
-        if name in found:
-            raise InvalidInputError(f"{option} gives {name!r} twice")
-        found[name] = value
-    return found
 
 
 def _loopback(host: str) -> bool:
