@@ -317,3 +317,15 @@ def test_the_labellers_call_of_the_other_side_is_counted_as_label(
         time.sleep(0.05)
     time.sleep(0.3)  # a judge call still to come would show as a mismatch
     assert judge_calls_counted()
+
+
+def test_a_resampled_check_is_billed_to_the_weak_models_own_cost_series(mock: ServerThread) -> None:
+    strong, weak = (f"--prices={m}={p[0]},{p[1]}" for m, p in ((STRONG, STRONG_PRICE), (WEAK, WEAK_PRICE)))
+    settings = cli_settings(mock, strong, weak)
+    with ServerThread(create_app(settings)) as server:
+        kept = ask(server, "router-fast-1.0-cascade").json()["routellm"]  # the weak model asked twice agrees
+        roles = [(a["model"], a["role"]) for a in kept["attempts"]]
+        assert roles == [(WEAK, "answer"), (f"{WEAK} (resampled)", "check")]
+        paid = sum(a["cost"] for a in kept["attempts"])
+        assert samples(server, "routellm_cost_usd_total", router="fast", model=WEAK) == pytest.approx(paid)
+        assert samples(server, "routellm_cost_usd_total", router="fast", model=f"{WEAK} (resampled)") == 0.0

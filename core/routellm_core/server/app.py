@@ -74,7 +74,7 @@ from routellm_core.server.auto import (
     objective_in_body,
     split_climb,
 )
-from routellm_core.server.errors import ErrorResponse, model_call_error
+from routellm_core.server.errors import ErrorResponse, model_call_error, short_secret_warning
 from routellm_core.server.metrics import CHECK_SIDE, CONTENT_TYPE, JUDGE_SIDE, LABEL_SIDE, ServerMetrics
 from routellm_core.server.models import build_models, check_price_names, upstream_name
 from routellm_core.server.openapi import install_openapi
@@ -205,13 +205,16 @@ class ServerState:
         self.policies = {key: p if p.router_name == key else p.renamed(key) for key, p in policies.items()}
         self.judge = judge
         self.metrics = ServerMetrics()
-        self.telemetry = Telemetry()
+        self.telemetry = Telemetry(upstreams=[*self.upstreams.values(), *(models or {}).values()])
         self.worker = str(os.getpid())
         self.in_flight = 0
         self.recent: deque[dict[str, Any]] = deque(maxlen=RECENT_DECISIONS)
         self._tokens = [_digest(t) for t in settings.bearer_tokens()]
         every = [*self.upstreams.values(), *([judge] if judge is not None else []), *(models or {}).values()]
         self.secrets = tuple(s for u in every for s in u.secrets) + tuple(t.decode() for t in settings.bearer_tokens())
+        warning = short_secret_warning(self.secrets)
+        if warning is not None:
+            logger.warning("%s: %s", _OWNER, warning)
         names = {side: up.name for side, up in self.upstreams.items()}
         self.store = FeedbackStore(settings.feedback) if settings.feedback else None
         pairwise = PairwiseJudge(self._judge_reply, name=judge.name) if judge is not None else None
@@ -594,7 +597,7 @@ class ServerState:
             self.metrics.escalation(router, record.escalated)
         for attempt in record.attempts:
             if attempt.cost is not None:
-                self.metrics.cost(router, attempt.model, attempt.cost)
+                self.metrics.cost(router, attempt.billed_model, attempt.cost)
         kept = next((a for a in record.attempts if a.kept), None)
         if kept is not None:
             if isinstance(engine, AutoEngine):
@@ -776,6 +779,8 @@ class ServerState:
         except BaseException:
             with anyio.CancelScope(shield=True):
                 await relay.aclose()
+            if priced:  # left before the first chunk: what was paid is counted (the engine priced it on close)
+                self.account(engine, priced[-1])
             raise
 
         ended = False  # the stream was accounted (finished, or ended by an upstream failure)

@@ -6,6 +6,7 @@ Every error the server answers has OpenAI's shape, ``{"error": {"message", "type
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -14,6 +15,10 @@ from routellm_core.routing.dispatch import EmptyResponseError
 
 #: Upstream statuses that mean "the request itself was refused": passed on to the client with the upstream's message.
 _CLIENT_STATUSES = frozenset({400, 404, 409, 413, 422})
+#: Secrets this long or longer are masked wherever they occur in a message; shorter ones only as whole tokens.
+MASK_ANYWHERE_CHARS = 12
+#: Characters that join a token to the next when a word character follows (``gpt-4o``, ``openai/gpt-4o``).
+_JOINERS = re.escape("-./:@+")
 #: Longest error message answered, in characters: a message quoting what the client sent (a model name) or what an
 #: upstream said is cut there, so an error never echoes a whole request body back.
 MAX_MESSAGE_CHARS = 1000
@@ -64,12 +69,43 @@ class ErrorResponse(RouteLLMError):
         return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
 
 
+def _masker(secret: str) -> re.Pattern[str]:
+    """The pattern of ``secret`` where it is masked: anywhere when long, else only as a token of its own."""
+    escaped = re.escape(secret)
+    if len(secret) >= MASK_ANYWHERE_CHARS:
+        return re.compile(escaped)
+    # Not inside a longer word or name: no word character next to it, nor a joiner (``-./:@+``) followed by one
+    # (``gpt-4o`` keeps its ``4o``, ``ollama/llama3`` its ``ollama``); sentence punctuation does not join.
+    return re.compile(rf"(?<!\w)(?<!\w[{_JOINERS}]){escaped}(?!\w)(?![{_JOINERS}]\w)")
+
+
 def redact(text: str, secrets: Iterable[str]) -> str:
-    """``text`` with every secret replaced by ``***``."""
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "***")
+    """``text`` with every secret replaced by ``***``.
+
+    A secret of :data:`MASK_ANYWHERE_CHARS` characters or more (any real API key) is masked wherever it occurs; a
+    shorter one (``"abc"``, a local server's ``"ollama"``) only where it stands as a token of its own, so that model
+    names and words that merely contain it stay readable (``"sk"`` does not mask ``"sk-proj-..."``, nor ``"4o"``
+    ``"gpt-4o"``). Longer secrets are masked first, so a short one inside a long one cannot leave part of it shown.
+    Blank secrets are ignored.
+    """
+    for secret in sorted({s for s in secrets if s and s.strip()}, key=len, reverse=True):
+        text = _masker(secret).sub("***", text)
     return text
+
+
+def short_secret_warning(secrets: Iterable[str]) -> str | None:
+    """The warning a server logs at startup when some secrets (API keys, bearer tokens) are shorter than
+    :data:`MASK_ANYWHERE_CHARS` characters, or ``None``: error messages mask those only as whole tokens, and a key
+    that short is easily guessed. The message shows no part of any secret."""
+    short = [s for s in dict.fromkeys(secrets) if s and s.strip() and len(s) < MASK_ANYWHERE_CHARS]
+    if not short:
+        return None
+    lengths = ", ".join(str(len(s)) for s in short)
+    return (
+        f"{len(short)} secret(s) (API keys or bearer tokens) are shorter than {MASK_ANYWHERE_CHARS} characters "
+        f"({lengths}): error messages mask them only where they stand alone, and they are easy to guess; use "
+        "longer keys unless the upstream ignores them (a local server)"
+    )
 
 
 def _upstream_message(exc: BaseException) -> str:

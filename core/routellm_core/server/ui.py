@@ -185,9 +185,9 @@ class LearnView:
                 "decision, then label them (POST /v1/feedback, or --judge with --label-fraction)",
             }
         stats = await anyio.to_thread.run_sync(store.stats)
-        # The labels' counts by winner too, not only their number: a verdict that replaces another (bad -> good)
-        # keeps the number and changes the report. (Decision counts stay out: they move with every request.)
-        key = (name, json.dumps([stats.labels, stats.by_source, stats.by_winner, stats.by_choice], sort_keys=True))
+        # The store's label revision, not the labels' counts: two verdicts swapped between page loads keep every
+        # count and change the report. (Decisions stay out: they move with every request; the report reads labels.)
+        key = (name, await anyio.to_thread.run_sync(store.revision))
         async with self._lock:
             if self._cached is None or self._cached[0] != key:
                 self._cached = (key, await anyio.to_thread.run_sync(self._report, name, policy))

@@ -97,6 +97,11 @@ class OpenAIUpstream(Upstream):
     def secrets(self) -> tuple[str, ...]:
         return (self._api_key,) if self._api_key and self._api_key != NO_KEY else ()
 
+    @property
+    def base_url(self) -> str:
+        """The endpoint the client calls (OpenAI's when none was given)."""
+        return str(self._client.base_url)
+
     async def complete(self, body: Mapping[str, Any]) -> dict[str, Any]:
         payload = {**body, "model": self.model}
         answer = await asyncio.wait_for(
