@@ -97,13 +97,21 @@ def read_config(directory: str | os.PathLike[str]) -> CheckpointConfig:
         raise CheckpointError(f"{path} is not a valid router config: {exc}") from exc
 
 
-def save_tensors(directory: Path, tensors: Mapping[str, np.ndarray], filename: str = WEIGHTS_FILE) -> None:
-    """Write numpy arrays as safetensors (file mode from the umask, like ``config.json``: ``save_file`` would
-    make it owner-only, so a checkpoint shipped or shared by another user could not be read)."""
+def save_tensors(
+    directory: Path,
+    tensors: Mapping[str, np.ndarray],
+    filename: str = WEIGHTS_FILE,
+    *,
+    metadata: Mapping[str, str] | None = None,
+) -> None:
+    """Write numpy arrays as safetensors, with optional string ``metadata`` in the header. The file mode comes from
+    the umask, like ``config.json``'s: safetensors' ``save_file`` makes the file owner-only (even one that existed),
+    so a checkpoint shipped or shared by another user could not be read."""
     from safetensors.numpy import save
 
     directory.mkdir(parents=True, exist_ok=True)
-    (directory / filename).write_bytes(save({k: np.ascontiguousarray(v) for k, v in tensors.items()}))
+    data = save({k: np.ascontiguousarray(v) for k, v in tensors.items()}, metadata=dict(metadata or {}) or None)
+    (directory / filename).write_bytes(data)
 
 
 def load_tensors(
@@ -144,7 +152,10 @@ def load_tensors(
     missing = sorted(set(expected) - set(tensors))
     extra = sorted(set(tensors) - set(expected))
     if missing or extra:
-        raise CheckpointError(f"{path}: missing tensors {missing}, unexpected tensors {extra}")
+        raise CheckpointError(
+            f"{path} does not hold this router's weights (another router's checkpoint?): missing tensors "
+            f"{_few(missing)}, unexpected tensors {_few(extra)}"
+        )
     for name, shape in expected.items():
         arr = tensors[name]
         if arr.ndim != len(shape) or any(s is not None and s != a for s, a in zip(shape, arr.shape)):
@@ -152,3 +163,9 @@ def load_tensors(
         if np.issubdtype(arr.dtype, np.floating) and not np.isfinite(arr).all():
             raise CheckpointError(f"{path}: tensor {name!r} holds NaN or infinite values")
     return tensors
+
+
+def _few(names: list[str], shown: int = 5) -> str:
+    """The first ``shown`` names, then how many more (a whole network's tensor list is hundreds of lines)."""
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return f"{names[:shown]}{more}"

@@ -14,6 +14,8 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import numbers
+import os
 import threading
 from abc import abstractmethod
 from collections.abc import Callable, Iterator, Sequence
@@ -24,9 +26,9 @@ import numpy as np
 from pydantic import Field
 
 from routellm_core._optional import requires_extra
-from routellm_core.checkpoint import WEIGHTS_FILE, CheckpointConfig, load_tensors
+from routellm_core.checkpoint import WEIGHTS_FILE, CheckpointConfig, load_tensors, save_tensors
 from routellm_core.data.records import Battle, GoldenLabel, check_trainable, golden_to_battles
-from routellm_core.errors import CheckpointError, NotFittedError, TrainingDataError
+from routellm_core.errors import CheckpointError, InvalidInputError, NotFittedError, TrainingDataError
 from routellm_core.routers.base import WinRateModel
 
 if TYPE_CHECKING:
@@ -404,9 +406,9 @@ class TorchRouter(WinRateModel):
     def _init_state(self) -> None:
         """Create the (empty) learned and runtime state; call at the end of ``__init__``."""
         if self.weights_dtype not in WEIGHT_DTYPES:
-            raise ValueError(f"weights_dtype must be one of {WEIGHT_DTYPES}, got {self.weights_dtype!r}")
-        if self.max_length < 1:
-            raise ValueError(f"max_length must be positive, got {self.max_length}")
+            raise InvalidInputError(f"weights_dtype must be one of {WEIGHT_DTYPES}, got {self.weights_dtype!r}")
+        if not isinstance(self.max_length, numbers.Integral) or self.max_length < 1:
+            raise InvalidInputError(f"max_length must be a positive integer, got {self.max_length!r}")
         self._lock = threading.Lock()
         self._tokenizer_lock = threading.Lock()
         self._model_: Any = None
@@ -467,17 +469,26 @@ class TorchRouter(WinRateModel):
         """Fine-tune on the battles between ``strong_model`` and ``weak_model``; returns ``self``.
 
         Battles between other model pairs are ignored. Golden labels are accepted too (converted to battles
-        between the two reference models). Deterministic on CPU for a given seed.
+        between the two reference models). Deterministic on CPU for a given seed. Calibrated thresholds are
+        dropped: they described the previous scores (calibrate again after fitting).
 
         Args:
             battles: Training records.
             seed: Overrides the ``seed`` parameter for this fit.
 
         Raises:
-            TrainingDataError: No battle between the two reference models.
+            InvalidInputError: A parameter of the wrong type or out of range (checked before anything loads, so
+                nothing is trained or saved that could not be loaded back).
+            TrainingDataError: No battle between the two reference models, or only ties between them.
             CheckpointError: The base model is missing or cannot be loaded.
         """
+        self.check_params()
         texts, labels = pair_examples(battles, self.strong_model, self.weak_model)
+        if not np.isin(labels, (STRONG_WINS, WEAK_WINS)).any():
+            raise TrainingDataError(
+                f"all {len(labels)} battles between {self.strong_model!r} and {self.weak_model!r} are ties: "
+                f"{self.name} learns whom to route to from the battles one of them won"
+            )
         seed = self.seed if seed is None else seed
         rng = np.random.default_rng(seed)
         base = self._resolve_base()
@@ -522,6 +533,7 @@ class TorchRouter(WinRateModel):
             self._model_, self._tokenizer_, self._device_ = model, tokenizer, device
             self._pending_ = None
             self.base_fingerprint_ = fingerprint
+        self.calibrated_thresholds = {}  # a previous fit's (or checkpoint's) thresholds describe other scores
         counts = np.bincount(labels, minlength=NUM_CLASSES)
         summary["class_counts"] = {name: int(c) for name, c in zip(CLASS_NAMES, counts)}
         summary["seed"] = seed
@@ -595,18 +607,17 @@ class TorchRouter(WinRateModel):
         raise NotFittedError(f"router {self.name!r} is not fitted; nothing to save")
 
     def _save_state(self, directory: Path) -> None:
-        from safetensors.numpy import save_file
-
-        arrays = self._state()
         header = {FINGERPRINT_KEY: json.dumps(self.base_fingerprint_ or {}, sort_keys=True)}
-        directory.mkdir(parents=True, exist_ok=True)
-        save_file(arrays, str(directory / WEIGHTS_FILE), metadata=header)
+        save_tensors(directory, self._state(), metadata=header)  # readable like config.json, not owner-only
 
     def _load_state(self, directory: Path, config: CheckpointConfig) -> None:
         base = self._resolve_base()
         saved = _read_fingerprint(directory / WEIGHTS_FILE)
         check_fingerprint(config_fingerprint(self._load_config(base)), saved, base)
-        meta = self._build_model(base, "meta")
+        try:
+            meta = self._build_model(base, "meta")
+        except InvalidInputError as exc:  # saved parameters the base cannot take (e.g. lora_layers)
+            raise CheckpointError(f"{directory}: {exc}") from exc
         expected = {name: tuple(p.shape) for name, p in self._trainable(meta).items()}
         itemsize = np.dtype(self.weights_dtype).itemsize
         limit = sum(math.prod(s) for s in expected.values()) * itemsize + 16 * 1024**2
@@ -643,12 +654,33 @@ def _read_fingerprint(path: Path) -> dict[str, Any]:
     return fingerprint
 
 
-def local_base(path: str | Path, what: str) -> Path:
-    """``path`` as a local model folder; :class:`CheckpointError` naming it when it does not exist."""
+def local_base(path: str | Path, what: str, *, files: tuple[str, ...] = ()) -> Path:
+    """``path`` as a local model folder (or a file with one of the suffixes ``files``).
+
+    Raises:
+        CheckpointError: Naming the path, when it does not exist, is a folder without a ``config.json`` (not a
+            Hugging Face model folder), or is a file of another kind.
+    """
     folder = Path(path).expanduser()
+    hint = (
+        "give a local Hugging Face model folder (download it first), or leave base_model unset for the offline default"
+    )
     if not folder.exists():
+        raise CheckpointError(f"base model for the {what} router not found at {str(path)!r}: {hint}")
+    if folder.is_dir() and not (folder / "config.json").is_file():
         raise CheckpointError(
-            f"base model for the {what} router not found at {str(path)!r}: give a local Hugging Face model "
-            "folder (download it first), or leave base_model unset for the offline default"
+            f"base model for the {what} router at {str(path)!r} is a folder without a config.json, so not a "
+            f"Hugging Face model folder: {hint}"
+        )
+    if not folder.is_dir() and folder.suffix not in files:
+        kinds = f" or a {' / '.join(files)} file" if files else ""
+        raise CheckpointError(
+            f"base model for the {what} router at {str(path)!r} is a file; it takes a model folder{kinds}: {hint}"
         )
     return folder
+
+
+def absolute_base(base_model: str | os.PathLike[str] | None) -> str | None:
+    """``base_model`` as an absolute path (user folder expanded; its ``..`` kept, so errors name it as written), so a
+    checkpoint loads from any working directory."""
+    return None if base_model is None else str(Path(os.fspath(base_model)).expanduser().absolute())

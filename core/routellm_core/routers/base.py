@@ -21,6 +21,7 @@ from routellm_core.decisions import RoutingDecision, Side, check_threshold
 from routellm_core.embedding.embedders import Embedder, check_texts, default_embedder, embedder_from_name, valid_unicode
 from routellm_core.errors import (
     CheckpointError,
+    InvalidInputError,
     NotFittedError,
     RouteLLMError,
     ScoringError,
@@ -144,7 +145,8 @@ class WinRateModel(ABC):
         if not self.calibrated_thresholds:
             raise CheckpointError(
                 f"router {self.name!r} has no calibrated thresholds; "
-                "use routellm_core.calibrate_threshold(router, prompts, strong_fraction)"
+                "use routellm_core.calibrate_threshold(router, prompts, strong_fraction), or write them into its "
+                "checkpoint: routellm calibrate --router DIR --prompts YOUR_PROMPTS --write"
             )
         points = sorted((float(k), v) for k, v in self.calibrated_thresholds.items())
         xs = [0.0, *[p[0] for p in points], 1.0]
@@ -268,6 +270,23 @@ class WinRateModel(ABC):
                 f"{directory}: config params {unknown} are not parameters of {cls.__name__} "
                 f"(expected some of {list(cls.config_keys)})"
             )
+        return cls._checked_params(params, f"{directory}: config param", CheckpointError)
+
+    def check_params(self) -> None:
+        """Refuse parameters that :meth:`load` would refuse in a checkpoint, before any training (so nothing is
+        trained or saved that could not be loaded back); a value of an equal but looser type (``2.0`` epochs) is
+        stored as the declared type.
+
+        Raises:
+            InvalidInputError: A parameter of the wrong type or out of bounds, naming it.
+        """
+        for key, value in self._checked_params(self.get_params(), f"{self.name} parameter", InvalidInputError).items():
+            setattr(self, key, value)
+
+    @classmethod
+    def _checked_params(cls, params: Mapping[str, Any], what: str, error: type[RouteLLMError]) -> dict[str, Any]:
+        """``params`` validated against ``param_types`` or ``__init__``'s annotations; ``error`` names the first bad
+        one, after ``what``."""
         try:
             signature = inspect.signature(cls.__init__, eval_str=True).parameters
         except NameError:  # an annotation names a type-checking-only import: check those keys as Any
@@ -284,9 +303,7 @@ class WinRateModel(ABC):
                 checked[key] = TypeAdapter(annotation, config=ConfigDict(allow_inf_nan=False)).validate_python(value)
             except ValidationError as exc:
                 problems = "; ".join(e["msg"] for e in exc.errors())
-                raise CheckpointError(
-                    f"{directory}: config param {key!r} = {value!r:.80} is invalid for {cls.__name__}: {problems}"
-                ) from None
+                raise error(f"{what} {key!r} = {value!r:.80} is invalid for {cls.__name__}: {problems}") from None
         return checked
 
     def __repr__(self) -> str:

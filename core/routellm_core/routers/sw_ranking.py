@@ -12,7 +12,7 @@ from pydantic import Field
 from routellm_core._optional import requires_extra
 from routellm_core.checkpoint import CheckpointConfig, load_tensors
 from routellm_core.data.records import Battle
-from routellm_core.errors import CheckpointError, EmbeddingError
+from routellm_core.errors import CheckpointError, EmbeddingError, TrainingDataError
 from routellm_core.routers._battles import battle_arrays
 from routellm_core.routers.base import WinRateModel
 
@@ -55,8 +55,21 @@ class SWRankingRouter(WinRateModel):
         self.chunk_size = chunk_size
 
     def fit(self, battles: Sequence[Battle]) -> SWRankingRouter:
-        """Store the embedded training prompts and their per-model-pair win weights."""
+        """Store the embedded training prompts and their per-model-pair win weights.
+
+        Raises:
+            InvalidInputError: A parameter of the wrong type or out of range (checked first, so nothing is saved
+                that could not be loaded back).
+            TrainingDataError: No battles, a reference model absent, or every battle a tie (every query would
+                score 0.5).
+        """
+        self.check_params()
         arr = battle_arrays(battles, required_models=(self.strong_model, self.weak_model))
+        if (arr.a_score == 0.5).all():
+            raise TrainingDataError(
+                f"all {len(arr.a_score)} training battles are ties: sw_ranking would score every query 0.5; it needs "
+                "battles some model won"
+            )
         pairs = sorted({(int(a), int(b)) for a, b in zip(arr.a_idx, arr.b_idx)})
         pair_index = {p: k for k, p in enumerate(pairs)}
         k_idx = np.array([pair_index[(int(a), int(b))] for a, b in zip(arr.a_idx, arr.b_idx)], dtype=np.int64)
