@@ -16,7 +16,6 @@ The router is the real shipped ``default`` router; the chat models are the offli
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +23,6 @@ import pytest
 from langchain.agents import create_agent
 from langchain_core.caches import InMemoryCache
 from langchain_core.callbacks import BaseCallbackHandler
-from langchain_core.globals import get_llm_cache, set_llm_cache
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from langchain_core.tools import ToolException, tool
 from langgraph.checkpoint.memory import InMemorySaver
@@ -50,18 +48,6 @@ class Weather(BaseModel):
 @pytest.fixture(scope="module")
 def router() -> Any:
     return shared_router()
-
-
-@pytest.fixture
-def llm_cache() -> Iterator[InMemoryCache]:
-    """LangChain's global cache, an empty in-memory one for the test (the previous one restored after)."""
-    before = get_llm_cache()
-    cache = InMemoryCache()
-    set_llm_cache(cache)
-    try:
-        yield cache
-    finally:
-        set_llm_cache(before)
 
 
 def price(model: str, tokens_in: int, tokens_out: int) -> float:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +24,6 @@ from fitted_router import HARD, TRIVIA, fit_like_known, known_battles
 from langchain.agents import create_agent
 from langchain_core.caches import InMemoryCache
 from langchain_core.callbacks import BaseCallbackHandler, CallbackManager, CallbackManagerForLLMRun
-from langchain_core.globals import get_llm_cache, set_llm_cache
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.outputs import ChatGeneration, ChatResult
@@ -58,18 +56,6 @@ def flipped_router() -> WinRateModel:
 
     swapped = [Battle(prompt=b.prompt, model_a=b.model_b, model_b=b.model_a, winner="model_a") for b in known_battles()]
     return fit_like_known(swapped)
-
-
-@pytest.fixture
-def llm_cache() -> Iterator[InMemoryCache]:
-    """LangChain's global cache, an empty in-memory one for the test (the previous one restored after)."""
-    before = get_llm_cache()
-    cache = InMemoryCache()
-    set_llm_cache(cache)
-    try:
-        yield cache
-    finally:
-        set_llm_cache(before)
 
 
 def generated(llm: ChatRouteLLM, prompt: str) -> AIMessage:

@@ -7,15 +7,13 @@ The router is real (the shipped ``default``); only the children are stand-ins (`
 
 from __future__ import annotations
 
-from collections.abc import Generator
 from typing import Any
 
 import pytest
 from li_fakes import LabelledLLM, Recorder, ToolCallingLLM, WindowedLLM
-from llama_index.core import Document, Settings, VectorStoreIndex
+from llama_index.core import Document, VectorStoreIndex
 from llama_index.core.agent.workflow import FunctionAgent
 from llama_index.core.instrumentation.events.llm import LLMChatEndEvent
-from llama_index.core.llms import MockLLM
 from llama_index.core.tools import FunctionTool
 
 from llamaindex_routellm import RouteLLM, RouteLLMEmbedding, RoutingDecisionEvent, RoutingFallbackEvent
@@ -38,21 +36,6 @@ WARRANTY = " ".join(f"Fact {i}: the warranty covers part number {i} for {i % 7 +
 @pytest.fixture(scope="module")
 def router_model() -> Any:
     return load_router("default")
-
-
-@pytest.fixture(scope="module")
-def embed_model() -> RouteLLMEmbedding:
-    return RouteLLMEmbedding()
-
-
-@pytest.fixture
-def offline_settings(embed_model: RouteLLMEmbedding) -> Generator[None, None, None]:
-    """Explicit LlamaIndex globals, so nothing looks up OpenAI defaults."""
-    previous_llm, previous_embed = Settings._llm, Settings._embed_model
-    Settings.llm = MockLLM()
-    Settings.embed_model = embed_model
-    yield
-    Settings._llm, Settings._embed_model = previous_llm, previous_embed
 
 
 # ---- 1. metadata: a prompt sized to the router's window fits whichever child is chosen ------------------------

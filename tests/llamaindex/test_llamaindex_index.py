@@ -6,18 +6,16 @@ LlamaIndex mock LLMs as the strong / weak children.
 
 from __future__ import annotations
 
-from collections.abc import Generator
 from typing import Any
 
 import numpy as np
 import pytest
 from li_fakes import LabelledLLM, Recorder
-from llama_index.core import Document, Settings, VectorStoreIndex
+from llama_index.core import Document, VectorStoreIndex
 from llama_index.core.agent.workflow import AgentWorkflow, FunctionAgent, ToolCallResult
 from llama_index.core.base.llms.types import CompletionResponse, CompletionResponseGen
 from llama_index.core.instrumentation import get_dispatcher
 from llama_index.core.instrumentation.span_handlers import SimpleSpanHandler
-from llama_index.core.llms import MockLLM
 from llama_index.core.llms.callbacks import llm_completion_callback
 from llama_index.core.llms.mock import MockFunctionCallingLLMWithChatMemoryOfLastCall
 from llama_index.core.tools import FunctionTool
@@ -35,6 +33,8 @@ DOCUMENTS = {
     "haiku": "A haiku is a Japanese poem of three lines with five, seven and five syllables.",
 }
 
+pytestmark = pytest.mark.usefixtures("offline_settings")
+
 
 def multiply(a: int = 6, b: int = 7) -> int:
     """Multiply two integers."""
@@ -48,24 +48,9 @@ def router_model() -> Any:
 
 
 @pytest.fixture(scope="module")
-def embed_model() -> RouteLLMEmbedding:
-    return RouteLLMEmbedding()
-
-
-@pytest.fixture(scope="module")
 def index(embed_model: RouteLLMEmbedding) -> VectorStoreIndex:
     docs = [Document(text=text, doc_id=name) for name, text in DOCUMENTS.items()]
     return VectorStoreIndex.from_documents(docs, embed_model=embed_model)
-
-
-@pytest.fixture(autouse=True)
-def offline_settings(embed_model: RouteLLMEmbedding) -> Generator[None, None, None]:
-    """Explicit LlamaIndex globals, so nothing looks up OpenAI defaults."""
-    previous_llm, previous_embed = Settings._llm, Settings._embed_model
-    Settings.llm = MockLLM()
-    Settings.embed_model = embed_model
-    yield
-    Settings._llm, Settings._embed_model = previous_llm, previous_embed
 
 
 # ---- the embedding adapter --------------------------------------------------------------------------------

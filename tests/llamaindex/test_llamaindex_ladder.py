@@ -8,13 +8,12 @@ whose profiles start from far-apart real models (``ModelPrior(like=...)``) and w
 
 from __future__ import annotations
 
-from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from li_fakes import LabelledLLM, Recorder, ToolCallingLLM, user
-from llama_index.core import Document, Settings, VectorStoreIndex
+from llama_index.core import Document, VectorStoreIndex
 from llama_index.core.agent.workflow import FunctionAgent, ReActAgent, ToolCallResult
 from llama_index.core.base.llms.types import (
     ChatMessage,
@@ -472,24 +471,9 @@ DOCUMENTS = {
 
 
 @pytest.fixture(scope="module")
-def embed_model() -> RouteLLMEmbedding:
-    return RouteLLMEmbedding()
-
-
-@pytest.fixture(scope="module")
 def index(embed_model: RouteLLMEmbedding) -> VectorStoreIndex:
     docs = [Document(text=text, doc_id=name) for name, text in DOCUMENTS.items()]
     return VectorStoreIndex.from_documents(docs, embed_model=embed_model)
-
-
-@pytest.fixture
-def offline_settings(embed_model: RouteLLMEmbedding) -> Generator[None, None, None]:
-    """Explicit LlamaIndex globals, so nothing looks up OpenAI defaults."""
-    previous_llm, previous_embed = Settings._llm, Settings._embed_model
-    Settings.llm = MockLLM()
-    Settings.embed_model = embed_model
-    yield
-    Settings._llm, Settings._embed_model = previous_llm, previous_embed
 
 
 @pytest.mark.usefixtures("offline_settings")
