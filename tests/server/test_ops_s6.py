@@ -151,6 +151,9 @@ def test_short_secrets_mask_only_whole_tokens_and_long_ones_everywhere() -> None
     # A short secret inside a long one cannot leave the long one half shown, whatever order they come in.
     assert redact(f"key {key}", ["sk", key, "sk-Z"]) == "key ***"
     assert redact("nothing to hide", ["", "  "]) == "nothing to hide"
+    # a value after its key, and a URL's credentials, are masked; a model's tag keeps its name
+    assert redact("token:abc123 and http://user:abc123@host", ["abc123"]) == "token:*** and http://user:***@host"
+    assert redact("ollama:qwen2:7b", ["qwen2"]) == "ollama:qwen2:7b"
 
 
 def test_short_secret_warning_names_lengths_never_the_secret() -> None:

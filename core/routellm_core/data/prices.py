@@ -203,7 +203,8 @@ def _user_price(model: str, prices: Mapping[str, Any] | None) -> Price | None:
     model named ``"gpt-5"`` or ``"openai/gpt-5"``, never ``"azure:gpt-5"``); a bare key any provider's.
 
     Raises:
-        InvalidInputError: A malformed price, or two keys naming the model equally closely at different prices.
+        InvalidInputError: A malformed price, or two keys naming the model equally closely at different prices (two
+            dated keys at different prices for a model without a date leave it to the table instead).
     """
     if not prices:
         return None
@@ -234,6 +235,8 @@ def _user_price(model: str, prices: Mapping[str, Any] | None) -> Price | None:
     best = min(found.values())
     spelled = {key: _check_price(key, prices[key]) for key, rank in found.items() if rank == best}
     if len(set(spelled.values())) > 1:
+        if best == 2:  # dated snapshots at their own prices name no price for the undated model: the table's
+            return None
         raise InvalidInputError(
             f"prices name {model!r} as {sorted(spelled)} at different prices: key the price by the model's name"
         )

@@ -12,14 +12,15 @@ worker threads; each write is one transaction, with ``synchronous_commit = on`` 
 on the server's disk) and ``lock_timeout`` = the store's ``timeout``. A process that forks opens new connections;
 a pooled connection the server closed while idle (a restart, a failover) is replaced before any statement ran.
 
-A server that stops answering (a host that drops packets, a stalled proxy or disk) never holds a caller longer than
-the store's ``timeout`` and a second (plus a connect, bounded alike): connecting has libpq's ``connect_timeout``;
-TCP keepalives and ``tcp_user_timeout`` end a connection whose packets go unanswered; a write not finished
-``timeout`` + :data:`WRITE_GRACE_S` seconds after it began (a read: :data:`READ_TIMEOUT_FACTOR` times ``timeout``)
-has its connection shut down by a watchdog; ``idle_in_transaction_session_timeout`` lets the server release the row
-locks of a client that vanished. After such a wait (not after a refusal, which costs none) the store is *down* for
-``timeout`` seconds: its calls fail at once, then one call probes the server again (the others keep failing at once
-until it answers). Options the URL sets win over these defaults.
+A server that stops answering (a host that drops packets, a stalled proxy or disk) never holds a caller longer than the
+store's ``timeout`` and a second (plus a connect and a wait for a free pooled connection, each bounded alike):
+connecting has libpq's ``connect_timeout``; TCP keepalives and ``tcp_user_timeout`` end a connection whose packets go
+unanswered; a write not finished ``timeout`` + :data:`WRITE_GRACE_S` seconds after it began (a read:
+:data:`READ_TIMEOUT_FACTOR` times ``timeout``) has its connection shut down by a watchdog;
+``idle_in_transaction_session_timeout`` lets the server release the row locks of a client that vanished. After such a
+wait (not after a refusal, which costs none) the store is *down* for ``timeout`` seconds: its calls fail at once, then
+one call probes the server again (the others keep failing at once until it answers). Options the URL sets win over these
+defaults.
 Needs the ``postgres`` extra (``psycopg``), imported only when a PostgreSQL store is opened.
 """
 

@@ -965,10 +965,9 @@ def price_table(prices: Mapping[str, tuple[float, float]] | None) -> CostOf:
             return None
         try:
             return call_cost(model, input_tokens, output_tokens, prices=table)
-        except InvalidInputError:  # a count the model reported is not a token count: the price is unknown
-            logger.warning(
-                "routellm: cannot price %r for %r input / %r output tokens", model, input_tokens, output_tokens
-            )
+        except InvalidInputError as exc:  # not token counts, or prices= naming the model ambiguously: unknown
+            logger.warning("routellm: cannot price %r for %r input / %r output tokens: %s", model, input_tokens,
+                           output_tokens, exc)  # fmt: skip
             return None
 
     return cost_of

@@ -18,7 +18,9 @@ _CLIENT_STATUSES = frozenset({400, 404, 409, 413, 422})
 #: Secrets this long or longer are masked wherever they occur in a message; shorter ones only as whole tokens.
 MASK_ANYWHERE_CHARS = 12
 #: Characters that join a token to the next when a word character follows (``gpt-4o``, ``openai/gpt-4o``).
-_JOINERS = re.escape("-./:@+")
+#: Characters that join a short secret into a longer name: before it (``ollama/llama3``; not ``:``, which sets a value
+#: after its key: ``token:abc``) and after it (``qwen2:7b``; not ``@``, which ends a URL's credentials: ``u:abc@host``).
+_JOINS_BEFORE, _JOINS_AFTER = re.escape("-./@+"), re.escape("-./:+")
 #: Longest error message answered, in characters: a message quoting what the client sent (a model name) or what an
 #: upstream said is cut there, so an error never echoes a whole request body back.
 MAX_MESSAGE_CHARS = 1000
@@ -74,9 +76,9 @@ def _masker(secret: str) -> re.Pattern[str]:
     escaped = re.escape(secret)
     if len(secret) >= MASK_ANYWHERE_CHARS:
         return re.compile(escaped)
-    # Not inside a longer word or name: no word character next to it, nor a joiner (``-./:@+``) followed by one
-    # (``gpt-4o`` keeps its ``4o``, ``ollama/llama3`` its ``ollama``); sentence punctuation does not join.
-    return re.compile(rf"(?<!\w)(?<!\w[{_JOINERS}]){escaped}(?!\w)(?![{_JOINERS}]\w)")
+    # Not inside a longer word or name: no word character next to it, nor a joiner next to one (``gpt-4o`` keeps
+    # its ``4o``, ``ollama/llama3`` its ``ollama``); sentence punctuation does not join.
+    return re.compile(rf"(?<!\w)(?<!\w[{_JOINS_BEFORE}]){escaped}(?!\w)(?![{_JOINS_AFTER}]\w)")
 
 
 def redact(text: str, secrets: Iterable[str]) -> str:
