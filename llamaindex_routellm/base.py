@@ -632,19 +632,30 @@ class RouteLLM(RoutingOptions, FunctionCallingLLM):
         return routing_text(messages, self.route_on)
 
     def _announce(self, route: Route) -> Route:
-        ladder = route.ladder
+        """Emit the call's :class:`RoutingDecisionEvent`: the side and model it goes to, as its record names them."""
+        ladder, served = route.ladder, route.first_side  # a continued request stays where a fallback moved it
+        model = ladder.chosen if ladder is not None and served == route.choice else self._model_name(route, served)
         dispatcher.event(
             RoutingDecisionEvent(
                 router=route.decision.router,
                 win_rate=route.decision.win_rate,
                 threshold=route.decision.threshold,
                 choice=route.choice,
-                model=self._engine.names[route.choice] if ladder is None else ladder.chosen,  # as records name it
+                served=served,
+                model=model,
+                continued=route.continued,
                 decision_id=route.id,
                 ladder=None if ladder is None else ladder.as_dict(),
             )
         )
         return route
+
+    def _model_name(self, route: Route, side: Side) -> str:
+        """The name records give the model standing for ``side`` under ``route`` (among N models: that side of the
+        route's pair)."""
+        if isinstance(self._engine, LadderEngine):
+            return self._engine.name_of(route, side)
+        return self._engine.names[side]
 
     def _route(self, messages: str | Sequence[ChatMessage]) -> Route:
         if (route := self._engine.continued(self._tool_step_record(messages))) is not None:

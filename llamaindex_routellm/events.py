@@ -25,14 +25,22 @@ from llama_index.core.instrumentation.events import BaseEvent
 
 
 class RoutingDecisionEvent(BaseEvent):
-    """The router chose a model for a call.
+    """The router chose a model for a call (or continued an earlier step's choice).
+
+    ``served`` and ``model`` say who the call goes to, as the record's fields of those names say who answered: an
+    agent's step that continues a request a fallback (or an escalation) moved to the other model goes to that
+    model, not to the router's ``choice``. A fallback during this call is a :class:`RoutingFallbackEvent`.
 
     Attributes:
         router: Router name.
         win_rate: Predicted P(strong beats weak) for the routing text.
         threshold: Threshold in force; strong is chosen when ``win_rate >= threshold``.
-        choice: ``"strong"`` or ``"weak"``.
-        model: Name of the chosen child model (among N models: the model the objective picked).
+        choice: The router's choice, ``"strong"`` or ``"weak"``.
+        served: The side the call goes to: ``choice``, or the side an earlier step of a continued request moved to.
+        model: Name of the child model the call goes to (the model of ``served``; among N models: the model the
+            objective picked, or the one a continued request moved to), named as in records.
+        continued: The decision was continued from an earlier step of the same request (an agent's tool step), not
+            scored anew.
         decision_id: The decision id, as in the response's ``additional_kwargs["routellm"]["decision_id"]``.
         ladder: Among N models (``models=[...]``): what was compared, as in the record's ``ladder`` entry (the
             models in cost order, their predictions and expected costs, the chosen model, the pair the call runs
@@ -44,7 +52,9 @@ class RoutingDecisionEvent(BaseEvent):
     win_rate: float
     threshold: float
     choice: Literal["strong", "weak"]
+    served: Literal["strong", "weak"]
     model: str
+    continued: bool = False
     decision_id: str
     ladder: dict[str, Any] | None = None
 

@@ -383,8 +383,15 @@ def _trained_line(args: argparse.Namespace, router: Any, battles: list[Battle]) 
     """What training used, saying what it dropped (ties for mf, other pairs for a warm start)."""
     from collections import Counter
 
-    used = router.metadata.get("n_battles", len(battles))
-    ties = sum(getattr(b, "winner", None) == "tie" for b in battles)
+    training = router.metadata.get("training")  # bert / causal_llm: the examples of their pair, ties included
+    if isinstance(training, dict) and training.get("steps") == 0:
+        return _untrained_line(args, router, training)
+    seen = training["train_examples"] + training["validation_examples"] if isinstance(training, dict) else None
+    used = router.metadata.get("n_battles", len(battles) if seen is None else seen)
+    pair = {router.strong_model, router.weak_model}
+    counted = [b for b in battles if {getattr(b, "model_a", None), getattr(b, "model_b", None)} == pair]
+    # a warm start learns from its pair's battles only: ties among the others were ignored, not dropped
+    ties = sum(getattr(b, "winner", None) == "tie" for b in (counted if args.init else battles))
     what = f"warm-started {router.name} from {args.init}" if args.init else f"trained {router.name}"
     parts = [f"{what} on {used} of {len(battles)} battles"]
     if "n_golden_labels" in router.metadata:  # difficulty: golden labels as they are, plus any battles
@@ -414,6 +421,17 @@ def _trained_line(args: argparse.Namespace, router: Any, battles: list[Battle]) 
     if router.metadata.get("calibrated_on_prompts"):
         parts.append(f"thresholds recalibrated on {router.metadata['calibrated_on_prompts']} prompts")
     return "; ".join(parts) + f" -> {args.out}"
+
+
+def _untrained_line(args: argparse.Namespace, router: Any, training: dict[str, Any]) -> str:
+    """The result line of a bert / causal_llm ``train`` that ran no optimizer step: a warning, not "trained"."""
+    causes = [f"{key} is 0" for key in ("epochs", "max_steps") if getattr(router, key, None) == 0]
+    why = " and ".join(causes) or "its parameters leave no step to run"
+    return (
+        f"warning: nothing was trained: {why}, so {router.name} ran no training step on the "
+        f"{training.get('train_examples', 0)} battles of its pair and was saved untrained; to train it, give "
+        f"--params with epochs of 1 or more and max_steps unset or 1 or more -> {args.out}"
+    )
 
 
 def _load(args: argparse.Namespace):

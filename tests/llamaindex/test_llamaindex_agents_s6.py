@@ -132,7 +132,8 @@ async def test_an_agents_events_and_records_agree_on_the_model_names(router_mode
         ("gpt-4o-mini", "gpt-4o", True),
     ]
     decisions, (fallback,) = events.of(RoutingDecisionEvent), events.of(RoutingFallbackEvent)
-    assert [d.model for d in decisions] == ["gpt-4o", "gpt-4o"], "the router's choice, named as the records name it"
+    # the first call's event names the router's choice; the continued step's the model that serves it, as its record
+    assert [(d.model, d.continued) for d in decisions] == [("gpt-4o", False), ("gpt-4o-mini", True)]
     assert (fallback.failed_model, fallback.fallback_model) == ("gpt-4o", "gpt-4o-mini")
 
 

@@ -383,6 +383,7 @@ class TorchRouter(WinRateModel):
     """
 
     uses_embedder = False
+    text_reader = "reads the prompts with its own encoder (its base model), not an embedder"
     param_types: ClassVar[dict[str, Any]] = PARAM_TYPES
 
     # Set by subclasses' __init__ (declared here for type checkers).

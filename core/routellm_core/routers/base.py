@@ -46,6 +46,8 @@ class WinRateModel(ABC):
     name: ClassVar[str]
     #: Whether the router embeds text (and records its embedder in checkpoints).
     uses_embedder: ClassVar[bool] = True
+    #: How a router that embeds nothing reads text: named when ``embedder=`` is given to it (and refused).
+    text_reader: ClassVar[str] = "embeds no text"
     #: Constructor parameters saved in the config and passed back on load.
     config_keys: ClassVar[tuple[str, ...]] = ()
     #: Pydantic types (with constraints) for parameters read from a checkpoint, e.g.
@@ -66,6 +68,19 @@ class WinRateModel(ABC):
         self.metadata: dict[str, Any] = {}
 
     # ---- embedding -------------------------------------------------------------------------------------
+    @classmethod
+    def check_embedder(cls, embedder: Embedder | None, what: str) -> None:
+        """Refuse ``embedder=`` for a router that embeds no text (it would be ignored without a word).
+
+        Raises:
+            InvalidInputError: ``embedder`` is given and this router embeds nothing, naming its kind and ``what``.
+        """
+        if embedder is not None and not cls.uses_embedder:
+            raise InvalidInputError(
+                f"embedder= does not apply to {what}: a {cls.name!r} router {cls.text_reader}, so "
+                f"{embedder.name!r} would be ignored; drop embedder="
+            )
+
     def get_embedder(self) -> Embedder:
         """The embedder in use (the shared offline MiniLM unless one was given)."""
         if self.embedder is None:
@@ -232,11 +247,13 @@ class WinRateModel(ABC):
 
         Raises:
             CheckpointError: Missing or corrupt files, a config for another router, or an embedder mismatch.
+            InvalidInputError: ``embedder`` given for a router that embeds no text (bert, causal_llm, random).
         """
         directory = Path(path)
         config = read_config(directory)
         if config.router != cls.name:
             raise CheckpointError(f"{directory} holds a {config.router!r} router, not {cls.name!r}")
+        cls.check_embedder(embedder, f"the checkpoint {directory}")
         params = cls._validate_params(config.params, directory)
         try:
             router = cls(strong_model=config.strong_model, weak_model=config.weak_model, **params)

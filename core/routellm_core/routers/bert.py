@@ -35,7 +35,7 @@ class BertRouter(TorchRouter):
         base_model: Local Hugging Face encoder folder (kept as an absolute path, so the checkpoint loads from any
             working directory); the packaged all-MiniLM-L6-v2 when ``None``.
         max_length: Tokens kept per text, at most the tokenizer's limit (longer texts keep their start).
-        epochs: Training epochs at most.
+        epochs: Training epochs at most (0: no training; the untrained network, as a baseline).
         batch_size: Training batch size.
         eval_batch_size: Batch size for validation and prediction.
         lr: Peak AdamW learning rate.

@@ -28,6 +28,7 @@ import os
 import shutil
 import tempfile
 import threading
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
@@ -60,6 +61,9 @@ _QUERY_MARK = "\u2063ROUTELLM_QUERY\u2063"
 #: Rows of the input embeddings summed into the base-weights checksum.
 _CHECKSUM_ROWS = 4096
 DTYPES = ("auto", "float32", "bfloat16", "float16")
+#: The FutureWarning peft (0.21) raises on every LoRA model under transformers 5 by reading a renamed attribute;
+#: silenced around ``get_peft_model`` only (a regex on the message's start, as ``warnings.filterwarnings`` takes).
+PEFT_CHECKPOINTING_WARNING = r"`is_gradient_checkpointing` is deprecated"
 
 
 def default_gguf_path() -> Path:
@@ -157,7 +161,7 @@ class CausalLLMRouter(TorchRouter):
         system_prompt: Instruction shown before the query; a default naming the labels when ``None``.
         max_length: Tokens of the routing text kept (the template around it is extra); longer texts keep
             their start.
-        epochs: Training epochs at most.
+        epochs: Training epochs at most (0: no training; the untrained network, as a baseline).
         batch_size: Training micro-batch size.
         gradient_accumulation_steps: Micro-batches per optimizer step.
         eval_batch_size: Batch size for validation and prediction.
@@ -421,7 +425,9 @@ class CausalLLMRouter(TorchRouter):
             bias="none",
             task_type="CAUSAL_LM",
         )
-        return get_peft_model(model, config)  # type: ignore[no-any-return]
+        with warnings.catch_warnings():  # peft 0.21 reads the attribute transformers 5 deprecated: not the user's
+            warnings.filterwarnings("ignore", message=PEFT_CHECKPOINTING_WARNING, category=FutureWarning)
+            return get_peft_model(model, config)  # type: ignore[no-any-return]
 
     def _lora_targets(self, model: torch.nn.Module) -> str | list[str]:
         """``lora_target_modules``, narrowed to full module names in ``lora_layers`` when that is set."""

@@ -76,7 +76,8 @@ def load_router(
     Raises:
         UnknownRouterError: Nothing matches.
         CheckpointError: The checkpoint exists but is missing files, corrupt, or for another embedder.
-        InvalidInputError: Constructor parameters for a checkpoint (its parameters are the saved ones).
+        InvalidInputError: Constructor parameters for a checkpoint (its parameters are the saved ones), or
+            ``embedder`` for a router that embeds no text (bert and causal_llm read it with their own encoder).
     """
     if isinstance(name_or_path, WinRateModel):
         return name_or_path
@@ -92,6 +93,7 @@ def load_router(
             )
         return load_checkpoint(folder, embedder=embedder)
     cls = get_router_class(key)
+    cls.check_embedder(embedder, f"load_router({key!r})")
     if embedder is not None:
         kwargs["embedder"] = embedder
     return cls(**kwargs)

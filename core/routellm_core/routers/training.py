@@ -70,6 +70,7 @@ def train_router(
     if isinstance(router, str):
         _check_params(get_router_class(router), params)
     model = load_router(router, **params) if isinstance(router, str) else router
+    model.check_embedder(embedder, f"training {model.name}")
     if model.uses_embedder and model.embedder is None:
         model.embedder = embedder or training_embedder()
     model.fit(battles)
