@@ -329,3 +329,20 @@ def test_a_resampled_check_is_billed_to_the_weak_models_own_cost_series(mock: Se
         paid = sum(a["cost"] for a in kept["attempts"])
         assert samples(server, "routellm_cost_usd_total", router="fast", model=WEAK) == pytest.approx(paid)
         assert samples(server, "routellm_cost_usd_total", router="fast", model=f"{WEAK} (resampled)") == 0.0
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["call", "stream"])
+def test_a_failed_escalation_still_counts_the_cheap_answers_it_paid(mock: ServerThread, stream: bool) -> None:
+    """The two cheap answers disagree, the strong upstream is down: a 502, and /metrics has what the cheap ones cost."""
+    settings = cli_settings(mock, f"--escalate-second=openai:{OTHER}", "--prices=mock-weak=0.5,1.5")
+    settings = settings.model_copy(update={"prices": {WEAK: WEAK_PRICE, OTHER: OTHER_PRICE}})
+    app = create_app(settings)
+    state = app.state.routellm
+    state.upstreams["strong"] = OpenAIUpstream(STRONG, base_url="http://127.0.0.1:9/v1", api_key="k")  # refused
+    with ServerThread(app) as server:
+        usage = {"stream_options": {"include_usage": True}} if stream else {}  # a stream's tokens come at its end
+        answer = ask(server, "router-fast-1.0-cascade", stream=stream, **usage)
+        assert answer.status_code == 502 and answer.json()["error"]["code"] == "upstream_unreachable"
+        weak = samples(server, "routellm_cost_usd_total", router="fast", model=WEAK)
+        other = samples(server, "routellm_cost_usd_total", router="fast", model=OTHER)
+        assert weak > 0 and other > 0

@@ -1,5 +1,6 @@
-"""What the escalation check and the cost accounting read of an OpenAI chat completion (a JSON dict): its
-comparable value, token usage and log-probabilities, and a whole completion from held stream chunks."""
+"""What the routing engine, the escalation check and the cost accounting read of an upstream's answer (a JSON dict):
+a chat completion (or chunk) or a Responses object (or stream event), told apart by shape: emptiness, text,
+comparable value, token usage and log-probabilities, and a whole answer from held stream chunks."""
 
 from __future__ import annotations
 
@@ -8,7 +9,17 @@ from collections.abc import Mapping
 from typing import Any
 
 from routellm_core.server.errors import ErrorResponse
-from routellm_core.server.protocol import completion_text, first_choice
+from routellm_core.server.protocol import chunk_text, completion_text, first_choice, is_empty_answer
+from routellm_core.server.responses import (
+    event_text,
+    is_response,
+    is_response_event,
+    join_events,
+    response_is_empty,
+    response_text,
+    response_usage,
+    response_value,
+)
 
 #: ``router-<router>[-<pre-route>]-cascade[-<escalation>]``: escalation on. The pre-route part is a plain name's
 #: (a threshold or a strong-call percentage); the escalation part an escalation threshold or a share of escalations.
@@ -57,8 +68,30 @@ def _message(answer: Any) -> Mapping[str, Any]:
     return message if isinstance(message, Mapping) else {}
 
 
+def _responses(answer: Any) -> bool:
+    return is_response(answer) or is_response_event(answer)
+
+
+def answer_empty(answer: Any) -> bool:
+    """Whether an answer (or a streamed chunk or event) carries nothing: no text, tool call or refusal."""
+    return response_is_empty(answer) if _responses(answer) else is_empty_answer(answer)
+
+
+def answer_text(answer: Any) -> str:
+    """The text of a whole answer: the first choice's message content, or a response's output text."""
+    return response_text(answer) if is_response(answer) else completion_text(answer)
+
+
+def answer_chunk_text(chunk: Any) -> str:
+    """The text a streamed chunk (or Responses event) delivers."""
+    return event_text(chunk) if is_response_event(chunk) else chunk_text(chunk)
+
+
 def answer_value(answer: Any) -> Any:
-    """The first choice's tool calls (name and arguments) when it makes any, else the completion's text."""
+    """The first choice's tool calls (name and arguments) when it makes any, else the completion's text (a
+    response's function calls, else its text)."""
+    if is_response(answer):
+        return response_value(answer)
     calls = _message(answer).get("tool_calls")
     if calls:
         return [dict(c.get("function") or {}) for c in calls if isinstance(c, Mapping)]
@@ -66,7 +99,10 @@ def answer_value(answer: Any) -> Any:
 
 
 def answer_usage(answer: Any) -> tuple[int | None, int | None]:
-    """``(prompt_tokens, completion_tokens)`` from the completion's ``usage``."""
+    """``(prompt_tokens, completion_tokens)`` from the completion's ``usage`` (a response's input and output
+    tokens)."""
+    if is_response(answer):
+        return response_usage(answer)
     usage = answer.get("usage") if isinstance(answer, Mapping) else None
     if not isinstance(usage, Mapping):
         return None, None
@@ -87,9 +123,12 @@ def answer_logprobs(answer: Any) -> list[float] | None:
 
 def join_chunks(chunks: list[Any]) -> dict[str, Any] | None:
     """A whole completion from streamed chunks: the first choice's text, tool calls (by index, arguments
-    concatenated), log-probabilities and the last usage (the other choices' chunks of ``n > 1`` are left out)."""
+    concatenated), log-probabilities and the last usage (the other choices' chunks of ``n > 1`` are left out); for
+    Responses events, the response object of the terminal event."""
     if not chunks:
         return None
+    if is_response_event(chunks[0]):
+        return join_events(chunks)
     text: list[str] = []
     calls: dict[int, dict[str, Any]] = {}
     logprobs: list[Any] = []

@@ -57,7 +57,10 @@ from routellm_core.routing.objective import Objective
 from routellm_core.routing.policy import RoutingPolicy
 from routellm_core.routing.text import routing_text
 from routellm_core.server.answers import (
+    answer_chunk_text,
+    answer_empty,
     answer_logprobs,
+    answer_text,
     answer_usage,
     answer_value,
     escalation_setting,
@@ -79,14 +82,21 @@ from routellm_core.server.metrics import CHECK_SIDE, CONTENT_TYPE, JUDGE_SIDE, L
 from routellm_core.server.models import build_models, check_price_names, upstream_name
 from routellm_core.server.openapi import install_openapi
 from routellm_core.server.protocol import (
-    chunk_text,
     completion_text,
-    is_empty_answer,
     model_ids,
     parse_feedback,
     parse_request,
     resolve_model,
     turns,
+)
+from routellm_core.server.responses import (
+    AnsweredResponses,
+    Api,
+    EventFrames,
+    ResponsesRequest,
+    parse_responses_request,
+    refuse_escalation,
+    response_of,
 )
 from routellm_core.server.settings import ServerSettings
 from routellm_core.server.telemetry import RequestSpan, Telemetry
@@ -122,6 +132,23 @@ def _model_card(model: str) -> dict[str, Any]:
 
 def _sse(value: Any) -> bytes:
     return b"data: " + _json_bytes(value) + b"\n\n"
+
+
+class _ChatFrames:
+    """How a chat-completions stream goes out: ``data: <chunk>`` with the record on the first chunk, an OpenAI
+    error object after a failure, ``data: [DONE]`` at the end (:class:`EventFrames` for the Responses API)."""
+
+    def first(self, chunk: Any, record: ServedDecision) -> bytes:
+        return _sse({**chunk, METADATA_KEY: record.as_dict()})
+
+    def chunk(self, chunk: Any) -> bytes:
+        return _sse(chunk)
+
+    def error(self, body: Mapping[str, Any]) -> bytes:
+        return _sse(body)
+
+    def end(self, record: ServedDecision) -> bytes:
+        return _DONE
 
 
 def _digest(token: bytes) -> bytes:
@@ -209,6 +236,8 @@ class ServerState:
         self.worker = str(os.getpid())
         self.in_flight = 0
         self.recent: deque[dict[str, Any]] = deque(maxlen=RECENT_DECISIONS)
+        #: Who answered each recent ``/v1/responses`` response (a ``previous_response_id`` continues there).
+        self.answered = AnsweredResponses()
         self._tokens = [_digest(t) for t in settings.bearer_tokens()]
         every = [*self.upstreams.values(), *([judge] if judge is not None else []), *(models or {}).values()]
         self.secrets = tuple(s for u in every for s in u.secrets) + tuple(t.decode() for t in settings.bearer_tokens())
@@ -244,9 +273,9 @@ class ServerState:
                 options,
                 names,
                 owner=_OWNER,
-                is_empty=is_empty_answer,
-                chunk_text=chunk_text,
-                answer_text=completion_text,
+                is_empty=answer_empty,
+                chunk_text=answer_chunk_text,
+                answer_text=answer_text,
                 judge=pairwise,
                 on_fallback=self._on_fallback,
                 second_name=second.name if second is not None else None,
@@ -316,9 +345,9 @@ class ServerState:
                 list(models),
                 owner=_OWNER,
                 policy=policy,
-                is_empty=is_empty_answer,
-                chunk_text=chunk_text,
-                answer_text=completion_text,
+                is_empty=answer_empty,
+                chunk_text=answer_chunk_text,
+                answer_text=answer_text,
                 judge=pairwise,
                 on_fallback=self._on_fallback,
                 answer_value=answer_value,
@@ -498,22 +527,28 @@ class ServerState:
         return self.auto
 
     async def route(
-        self, engine: RoutingEngine | LadderEngine, threshold: float | None, messages: list[dict[str, Any]]
+        self,
+        engine: RoutingEngine | LadderEngine,
+        threshold: float | None,
+        messages: list[dict[str, Any]],
+        param: str = "messages",
     ) -> Route:
         """Score the routing text through the engine's micro-batcher and decide once, at ``threshold``.
 
         Raises:
-            ErrorResponse: 400 for messages without routable text, 500 when the router fails.
+            ErrorResponse: 400 for messages without routable text (naming the request field ``param``), 500 when
+                the router fails.
         """
+        code = f"invalid_{param}"
         try:
             text = routing_text(turns(messages), self.settings.route_on)
         except InvalidInputError as exc:
-            raise ErrorResponse(400, str(exc), code="invalid_messages", param="messages") from None
+            raise ErrorResponse(400, str(exc), code=code, param=param) from None
         start = time.perf_counter()
         try:
             route = await engine.aroute(text, threshold)
         except InvalidInputError as exc:
-            raise ErrorResponse(400, str(exc), code="invalid_messages", param="messages") from None
+            raise ErrorResponse(400, str(exc), code=code, param=param) from None
         except RouteLLMError as exc:
             logger.error("routing failed: %s", type(exc).__name__)
             raise ErrorResponse(
@@ -529,6 +564,55 @@ class ServerState:
         if self.settings.log_prompts:
             logger.info("routellm decision %s: %s for routing text %r", route.id, route.choice, text)
         return route
+
+    def responses_engine(self, asked: ResponsesRequest) -> tuple[RoutingEngine | LadderEngine, float | None]:
+        """The engine and threshold a ``/v1/responses`` request's model name asks for, as chat completions read it.
+
+        Raises:
+            ErrorResponse: As :meth:`engine_of`; 400 for an escalating name (``-cascade``, ``-climb``), or when an
+                upstream the engine may call does not speak the Responses API (a LangChain chat model).
+        """
+        self.check_model(asked.model)
+        model, escalation = split_cascade(asked.model)
+        refuse_escalation(asked.model, escalation, split_climb(model)[1] if is_auto(model) else None)
+        engine, threshold = self.engine_of(asked.model, asked.options)
+        named = self.auto.upstreams if isinstance(engine, LadderEngine) and self.auto is not None else self.upstreams
+        for upstream in named.values():
+            if not upstream.speaks_responses:
+                raise ErrorResponse(
+                    400,
+                    f"/v1/responses relays OpenAI's Responses API to OpenAI-compatible upstreams, and the upstream "
+                    f"{upstream.name!r} ({type(upstream).__name__}) does not speak it; send this model chat "
+                    "completions (POST /v1/chat/completions)",
+                    code="responses_unsupported",
+                    param="model",
+                )
+        return engine, threshold
+
+    async def responses_route(
+        self, engine: RoutingEngine | LadderEngine, threshold: float | None, asked: ResponsesRequest
+    ) -> tuple[RoutingEngine | LadderEngine, Route]:
+        """The engine and route of a ``/v1/responses`` request: a ``previous_response_id`` this worker relayed
+        continues on the upstream that answered it (the decision of that response, not scored anew); any other
+        request is routed on ``instructions`` and ``input``.
+
+        Raises:
+            ErrorResponse: As :meth:`route` (the message says when ``previous_response_id`` was not one this worker
+                relayed).
+        """
+        answered = self.answered.get(asked.previous_response_id)
+        if answered is not None:
+            return answered.engine, answered.record.continuation()
+        try:
+            return engine, await self.route(engine, threshold, asked.messages, param="input")
+        except ErrorResponse as exc:
+            if asked.previous_response_id is None or exc.status != 400:
+                raise
+            note = (
+                f" (previous_response_id {asked.previous_response_id!r:.80} is not a response this worker relayed "
+                "recently, so the request is routed on its own input)"
+            )
+            raise ErrorResponse(400, exc.message + note, code=exc.code, param=exc.param) from None
 
     def remember(self, route: Route, text: str) -> None:
         """Keep the decision for the web page's Watch view (for ``router-auto`` the chosen model too); the routing
@@ -610,6 +694,11 @@ class ServerState:
         if isinstance(engine, AutoEngine) and record.ladder is not None:
             self.metrics.ladder_answer(engine.label, record.model, record.ladder.expected_cost, record.cost)
 
+    def _account_paid(self, engine: RoutingEngine | LadderEngine, paid: list[ServedDecision]) -> None:
+        """Count what a call that failed or was left had paid (the engine's record of it, when it paid anything)."""
+        if paid:
+            self.account(engine, paid[-1])
+
     def upstream_of(self, engine: RoutingEngine | LadderEngine, route: Route, side: Side) -> Upstream:
         """The upstream standing for ``side`` in ``route``: the strong or weak one, or for ``router-auto`` the
         named model of that side of the route's pair."""
@@ -634,26 +723,31 @@ class ServerState:
         self.metrics.upstream_latency.observe(time.perf_counter() - start, side=side)
         self.metrics.upstream_calls.inc(side=side, outcome=outcome)
 
-    async def _call(self, upstream: Upstream, request: Mapping[str, Any], side: str) -> dict[str, Any]:
-        """One non-streamed upstream call, counted in ``routellm_upstream_calls_total`` and
-        ``routellm_upstream_latency_seconds`` under ``side`` (``strong``, ``weak``, :data:`CHECK_SIDE` or
-        :data:`LABEL_SIDE`)."""
+    async def _call(
+        self, upstream: Upstream, request: Mapping[str, Any], side: str, api: Api = "chat"
+    ) -> dict[str, Any]:
+        """One non-streamed upstream call (chat completions, or the Responses API), counted in
+        ``routellm_upstream_calls_total`` and ``routellm_upstream_latency_seconds`` under ``side`` (``strong``,
+        ``weak``, :data:`CHECK_SIDE` or :data:`LABEL_SIDE`)."""
         start = time.perf_counter()
         try:
-            answer = await upstream.complete(request)
+            answer = await (upstream.respond(request) if api == "responses" else upstream.complete(request))
         except BaseException as exc:
             self._count(side, start, "error" if isinstance(exc, Exception) else "cancelled")
             raise
         self._count(side, start, "ok")
         return answer
 
-    def _other_answer(self, body: Mapping[str, Any], engine: RoutingEngine | LadderEngine, route: Route) -> Any:
+    def _other_answer(
+        self, body: Mapping[str, Any], engine: RoutingEngine | LadderEngine, route: Route, api: Api = "chat"
+    ) -> Any:
         """The labeller's call of the side that did not answer: the same request, not streamed, as text (counted
         under ``side="label"``)."""
         request = {k: v for k, v in body.items() if k not in _STREAM_ONLY}
 
         async def other_answer(side: Side) -> str:
-            return completion_text(await self._call(self.upstream_of(engine, route, side), request, LABEL_SIDE))
+            upstream = self.upstream_of(engine, route, side)
+            return answer_text(await self._call(upstream, request, LABEL_SIDE, api))
 
         return other_answer
 
@@ -704,26 +798,36 @@ class ServerState:
         route: Route,
         body: dict[str, Any],
         span: RequestSpan | None = None,
+        api: Api = "chat",
     ) -> Response:
         """Call the chosen upstream (with fallback when configured) and answer its JSON plus the decision; the
-        engine records the decision (and labels a sampled share) before the answer goes out."""
+        engine records the decision (and labels a sampled share) before the answer goes out. Under
+        ``api="responses"`` the upstream's Responses API answers, and who did is remembered by response id."""
 
         async def attempt(side: Side, record: ServedDecision) -> dict[str, Any]:
-            return await self._call(self.upstream_called(engine, side, record), body, side)
+            return await self._call(self.upstream_called(engine, side, record), body, side, api)
 
+        paid: list[ServedDecision] = []  # the call's priced record, or what it paid before it failed or was left
         try:
             answer, record = await engine.acall(
                 route,
                 attempt,
-                other_answer=self._other_answer(body, engine, route),
+                other_answer=self._other_answer(body, engine, route, api),
                 second=self._second_answer(body),
                 verify=self._verify_answer(body),
+                on_final=paid.append,
             )
         except ModelCallError as exc:
+            self._account_paid(engine, paid)
             if span is not None:
                 span.fail(route, exc)
             raise self._upstream_failed(exc, route) from None
+        except BaseException:
+            self._account_paid(engine, paid)
+            raise
         self.account(engine, record)
+        if api == "responses":
+            self.answered.add(answer.get("id"), engine, record)
         if span is not None:
             span.observe(answer)
             span.finish(record)
@@ -736,17 +840,26 @@ class ServerState:
         body: dict[str, Any],
         slot: _Slot,
         span: RequestSpan | None = None,
+        api: Api = "chat",
     ) -> Response:
         """Relay the chosen upstream's stream as SSE; errors before the first chunk are answered with their status.
 
         The decision record rides on the first chunk (``"routellm"``); a failure after chunks were sent ends the
         stream with an OpenAI error event (the ``openai`` SDK raises it), never with a silent cut. The engine records
-        the decision once the stream ended, before ``[DONE]``.
+        the decision once the stream ended, before ``[DONE]``. Under ``api="responses"`` the upstream's Responses
+        events are relayed as :class:`~routellm_core.server.responses.EventFrames` says (the final record on the
+        terminal event), and who answered is remembered by response id.
         """
+        frames: _ChatFrames | EventFrames = EventFrames() if api == "responses" else _ChatFrames()
+
+        def observe(chunk: Any) -> None:
+            if span is not None:
+                span.observe(response_of(chunk) if api == "responses" else chunk)
 
         async def open_stream(side: Side, record: ServedDecision) -> AsyncIterator[dict[str, Any]]:
             start, outcome = time.perf_counter(), "cancelled"
-            chunks = self.upstream_called(engine, side, record).stream(body)
+            upstream = self.upstream_called(engine, side, record)
+            chunks = upstream.respond_stream(body) if api == "responses" else upstream.stream(body)
             try:
                 async for chunk in chunks:
                     yield chunk
@@ -764,7 +877,7 @@ class ServerState:
         relay = engine.astream(
             route,
             open_stream,
-            other_answer=self._other_answer(body, engine, route),
+            other_answer=self._other_answer(body, engine, route, api),
             second=self._second_answer(body),
             verify=self._verify_answer(body),
             on_final=priced.append,
@@ -775,42 +888,46 @@ class ServerState:
             if span is not None:
                 span.fail(route, exc)
             await relay.aclose()
+            self._account_paid(engine, priced)
             raise self._upstream_failed(exc, route) from None
         except BaseException:
             with anyio.CancelScope(shield=True):
                 await relay.aclose()
-            if priced:  # left before the first chunk: what was paid is counted (the engine priced it on close)
-                self.account(engine, priced[-1])
+            self._account_paid(engine, priced)  # left before the first chunk (the engine priced it on close)
             raise
 
         ended = False  # the stream was accounted (finished, or ended by an upstream failure)
 
         async def events() -> AsyncIterator[bytes]:
             nonlocal ended
-            yield _sse({**first, METADATA_KEY: record.as_dict()})
+            if framed := frames.first(first, record):
+                yield framed
             final = record
-            if span is not None:
-                span.observe(first)
+            observe(first)
             try:
                 async for chunk, current in relay:
                     final = current
-                    if span is not None:
-                        span.observe(chunk)
-                    yield _sse(chunk)
+                    observe(chunk)
+                    if framed := frames.chunk(chunk):
+                        yield framed
             except ModelCallError as exc:
                 ended = True
+                self._account_paid(engine, priced)
                 if span is not None:
                     span.finish(final, error=type(exc.__cause__ or exc).__name__)
                 error = self._upstream_failed(exc, route)
                 self.metrics.errors.inc(status=str(error.status), code=error.code)
-                yield _sse(error.body())
+                yield frames.error(error.body())
                 return
             ended = True
             final = priced[-1] if priced else final
             self.account(engine, final)
+            if isinstance(frames, EventFrames):
+                self.answered.add(frames.response_id, engine, final)
             if span is not None:
                 span.finish(final)
-            yield _DONE
+            if framed := frames.end(final):
+                yield framed
 
         def left() -> None:
             """A stream the client left before its end was still served: count it as far as it went (its record,
@@ -1072,6 +1189,32 @@ def create_app(
                 streaming = True
             else:
                 response = await state.complete(engine, route, chat.forward, span)
+        except ErrorResponse as exc:
+            response = state.error_response(exc)
+        finally:
+            if slot is not None and not streaming:
+                slot.release()
+        state.metrics.requests.inc(status=str(response.status_code))
+        return response
+
+    @app.post("/v1/responses")
+    async def responses(request: Request) -> Response:
+        """OpenAI's Responses API, routed like chat completions (see :mod:`routellm_core.server.responses`)."""
+        slot: _Slot | None = None
+        streaming = False
+        try:
+            state.authorize(request)
+            body = await state.read_body(request)
+            slot = state.acquire()
+            asked = parse_responses_request(body, state.settings.max_messages)
+            span = state.telemetry.begin(asked.model)
+            engine, threshold = state.responses_engine(asked)
+            engine, route = await state.responses_route(engine, threshold, asked)
+            if asked.stream:
+                response = await state.stream(engine, route, asked.forward, slot, span, api="responses")
+                streaming = True
+            else:
+                response = await state.complete(engine, route, asked.forward, span, api="responses")
         except ErrorResponse as exc:
             response = state.error_response(exc)
         finally:

@@ -93,6 +93,34 @@ class ChatCompletionRequest(_Open):
     routellm: RouteLLMOptions | None = None
 
 
+class InputItem(_Open):
+    """An input item: a message (``role`` and string content or content parts such as ``input_text``), a
+    tool's output (``function_call_output``) or another item the upstream understands."""
+
+    type: str | None = None
+    role: Literal["user", "assistant", "system", "developer"] | None = None
+
+
+class ResponsesRequest(_Open):
+    """OpenAI's Responses request; every field but ``model``, ``stream`` and ``routellm`` goes to the upstream
+    unchanged. Routed on ``instructions`` and ``input`` like chat completions' messages."""
+
+    model: str = Field(
+        min_length=1,
+        description="a model name as for chat completions, without -cascade or -climb (not supported here yet)",
+        examples=["router-default", "router-default-0.5", "router-fast-30%", "router-auto-budget-1.5"],
+    )
+    input: str | list[InputItem] = Field(description="the input: a string, or a non-empty list of input items")
+    instructions: str | None = None
+    previous_response_id: str | None = Field(
+        default=None,
+        description="continue a response: one this worker relayed goes to the upstream that answered it (the same "
+        "decision); another is routed on this request's input",
+    )
+    stream: bool | None = False
+    routellm: RouteLLMOptions | None = None
+
+
 class FeedbackRequest(_Open):
     """A verdict on a decision a response carried."""
 
@@ -188,6 +216,16 @@ class ChatCompletion(_Open):
     routellm: DecisionRecord
 
 
+class ResponseObject(_Open):
+    """The upstream's response object, unchanged, with the decision record added."""
+
+    id: str
+    object: Literal["response"]
+    model: str
+    output: list[dict[str, Any]]
+    routellm: DecisionRecord
+
+
 class FeedbackAnswer(BaseModel):
     """The stored verdict."""
 
@@ -240,8 +278,16 @@ class ErrorBody(BaseModel):
     error: ErrorDetail
 
 
-_REQUESTS: tuple[type[BaseModel], ...] = (ChatCompletionRequest, FeedbackRequest)
-_ANSWERS: tuple[type[BaseModel], ...] = (ChatCompletion, FeedbackAnswer, ModelList, ModelCard, Health, ErrorBody)
+_REQUESTS: tuple[type[BaseModel], ...] = (ChatCompletionRequest, ResponsesRequest, FeedbackRequest)
+_ANSWERS: tuple[type[BaseModel], ...] = (
+    ChatCompletion,
+    ResponseObject,
+    FeedbackAnswer,
+    ModelList,
+    ModelCard,
+    Health,
+    ErrorBody,
+)
 
 _STATUS_TEXT = {
     400: "Bad request: invalid JSON, body or field (the message names it)",
@@ -298,6 +344,22 @@ def _operations(auth: bool) -> dict[tuple[str, str], dict[str, Any]]:
                     "headers": headers,
                     "content": {
                         **_json(_ref(ChatCompletion)),
+                        "text/event-stream": {"schema": {"type": "string"}},
+                    },
+                },
+                **_errors((400, *unauthorized, 404, 408, 409, 413, 422, 429, 500, 502, 504)),
+            },
+        },
+        ("/v1/responses", "post"): {
+            "summary": "Route a Responses API request to the strong or the weak upstream",
+            "requestBody": {"required": True, "content": _json(_ref(ResponsesRequest))},
+            "responses": {
+                "200": {
+                    "description": "The upstream's response object and the decision record (an SSE stream of "
+                    "Responses events when stream=true)",
+                    "headers": headers,
+                    "content": {
+                        **_json(_ref(ResponseObject)),
                         "text/event-stream": {"schema": {"type": "string"}},
                     },
                 },

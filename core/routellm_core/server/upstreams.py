@@ -6,6 +6,10 @@
 - :class:`ChatModelUpstream`: a LangChain chat model (``init_chat_model("anthropic:...")``), with OpenAI messages,
   tools and answers converted both ways.
 
+Only :class:`OpenAIUpstream` speaks OpenAI's Responses API too (:meth:`Upstream.respond`, ``POST /responses``: the
+upstream stores the responses a ``previous_response_id`` continues); the server refuses ``/v1/responses`` for a
+pair with any other upstream.
+
 Both answer a non-streamed call within ``timeout`` seconds and a streamed one with at most ``timeout`` seconds
 between chunks, or raise ``TimeoutError``.
 """
@@ -28,7 +32,7 @@ NO_KEY = "not-needed"
 
 
 class UpstreamProtocolError(RuntimeError):
-    """An upstream answered something that is not a chat completion (or chunk) object."""
+    """An upstream answered something that is not a chat completion (or chunk) object, or response (or event)."""
 
 
 class Upstream(ABC):
@@ -48,6 +52,26 @@ class Upstream(ABC):
     def stream(self, body: Mapping[str, Any]) -> AsyncIterator[dict[str, Any]]:
         """Chat completion chunks (OpenAI JSON) for ``body``; closing the iterator closes the upstream stream."""
 
+    #: Whether :meth:`respond` and :meth:`respond_stream` call the upstream's Responses API.
+    speaks_responses: bool = False
+
+    async def respond(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        """A Responses API response object (OpenAI JSON) for ``body`` (a Responses request without ``model``/
+        ``stream``).
+
+        Raises:
+            NotImplementedError: The upstream does not speak the Responses API (:attr:`speaks_responses`).
+        """
+        raise NotImplementedError(f"the upstream {self.name!r} does not speak OpenAI's Responses API")
+
+    def respond_stream(self, body: Mapping[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        """Responses API stream events (OpenAI JSON) for ``body``; closing the iterator closes the upstream stream.
+
+        Raises:
+            NotImplementedError: The upstream does not speak the Responses API (:attr:`speaks_responses`).
+        """
+        raise NotImplementedError(f"the upstream {self.name!r} does not speak OpenAI's Responses API")
+
     @property
     def secrets(self) -> tuple[str, ...]:
         """Values that must never appear in an answer or a log (API keys)."""
@@ -58,7 +82,7 @@ class Upstream(ABC):
 
 
 class OpenAIUpstream(Upstream):
-    """An OpenAI-compatible chat-completions endpoint, through the ``openai`` async client.
+    """An OpenAI-compatible endpoint (chat completions, and the Responses API), through the ``openai`` async client.
 
     Args:
         model: The model name the endpoint knows.
@@ -102,25 +126,35 @@ class OpenAIUpstream(Upstream):
         """The endpoint the client calls (OpenAI's when none was given)."""
         return str(self._client.base_url)
 
+    speaks_responses = True
+
     async def complete(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        return await self._post("/chat/completions", body, "a chat completion object")
+
+    def stream(self, body: Mapping[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        return self._events("/chat/completions", body, "a chunk object")
+
+    async def respond(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        return await self._post("/responses", body, "a response object")
+
+    def respond_stream(self, body: Mapping[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        return self._events("/responses", body, "an event object")
+
+    async def _post(self, path: str, body: Mapping[str, Any], what: str) -> dict[str, Any]:
         payload = {**body, "model": self.model}
-        answer = await asyncio.wait_for(
-            self._client.post("/chat/completions", cast_to=object, body=payload), self.timeout
-        )
+        answer = await asyncio.wait_for(self._client.post(path, cast_to=object, body=payload), self.timeout)
         if not isinstance(answer, dict):
-            raise UpstreamProtocolError(f"{self.name} answered {type(answer).__name__}, not a chat completion object")
+            raise UpstreamProtocolError(f"{self.name} answered {type(answer).__name__}, not {what}")
         return answer
 
-    async def stream(self, body: Mapping[str, Any]) -> AsyncIterator[dict[str, Any]]:
+    async def _events(self, path: str, body: Mapping[str, Any], what: str) -> AsyncIterator[dict[str, Any]]:
         # The client's timeout bounds the wait for the headers and for each read (httpx's read timeout).
         payload = {**body, "model": self.model, "stream": True}
-        events = await self._client.post(
-            "/chat/completions", cast_to=object, body=payload, stream=True, stream_cls=self._stream_cls
-        )
+        events = await self._client.post(path, cast_to=object, body=payload, stream=True, stream_cls=self._stream_cls)
         try:
             async for chunk in events:
                 if not isinstance(chunk, dict):
-                    raise UpstreamProtocolError(f"{self.name} streamed {type(chunk).__name__}, not a chunk object")
+                    raise UpstreamProtocolError(f"{self.name} streamed {type(chunk).__name__}, not {what}")
                 yield chunk
         finally:
             await events.close()

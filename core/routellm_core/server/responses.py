@@ -1,0 +1,393 @@
+"""OpenAI's Responses API (``POST /v1/responses``) as the server reads and relays it.
+
+The route shares the chat-completions path's engine, routing, fallback, records, metrics, auth and errors; this module
+holds what differs: the request check (``input`` as a string or items, ``instructions``, ``previous_response_id``)
+and its routing turns, what an answer or a streamed event carries (text, emptiness, usage), how a stream goes out
+(``event: <type>`` SSE, the decision record on the response objects), and which upstream answered each recent
+response id, so that a continuation (``previous_response_id``) reaches the upstream that stored it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from routellm_core.decisions import METADATA_KEY, ServedDecision
+from routellm_core.server.errors import ErrorResponse
+from routellm_core.server.protocol import CONSUMED, load_json
+
+#: The API a request came in on: chat completions or Responses (which upstream endpoint it calls).
+Api = Literal["chat", "responses"]
+#: Roles a Responses message item may have.
+ROLES = frozenset({"user", "assistant", "system", "developer"})
+#: Content part types whose ``text`` is routing text (an assistant's earlier output included).
+TEXT_PARTS = frozenset({"input_text", "output_text"})
+#: Stream events that end a response (held back so the final, priced record rides on their response object).
+TERMINAL_EVENTS = frozenset({"response.completed", "response.incomplete", "response.failed"})
+#: Stream events whose non-empty ``delta`` is part of the answer.
+CONTENT_DELTAS = frozenset(
+    {
+        "response.output_text.delta",
+        "response.refusal.delta",
+        "response.function_call_arguments.delta",
+        "response.custom_tool_call_input.delta",
+    }
+)
+#: Response ids each worker remembers the answering upstream of (the oldest is dropped first).
+RECENT_RESPONSES = 10_000
+
+
+@dataclass(frozen=True)
+class ResponsesRequest:
+    """A checked Responses request.
+
+    Attributes:
+        model: The model name the client asked for.
+        messages: ``instructions`` and ``input`` as chat-style messages, for the routing text only.
+        stream: Whether the client asked for a stream.
+        forward: The body for the upstream: everything but ``model``, ``stream`` and ``routellm``, unchanged.
+        options: The ``routellm`` field as sent (the server's own options), or None.
+        previous_response_id: The response this one continues, or None.
+    """
+
+    model: str
+    messages: list[dict[str, Any]]
+    stream: bool
+    forward: dict[str, Any]
+    options: Any = None
+    previous_response_id: str | None = None
+
+
+def _bad(message: str, *, code: str = "invalid_input", param: str | None = "input") -> ErrorResponse:
+    return ErrorResponse(400, message, code=code, param=param)
+
+
+def parse_responses_request(raw: bytes, max_items: int) -> ResponsesRequest:
+    """Check a Responses body.
+
+    Raises:
+        ErrorResponse: Not JSON, not an object, no model; ``input`` neither a string nor a non-empty list of items
+            (at most ``max_items``); an item that is not an object with a ``type`` or a ``role``, a message with a
+            bad role or content; ``instructions`` or ``previous_response_id`` not a string; a non-boolean ``stream``.
+    """
+    body = load_json(raw)
+    if not isinstance(body, dict):
+        raise _bad(
+            f"the request body must be a JSON object, got {type(body).__name__}", code="invalid_body", param=None
+        )
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise _bad("'model' must be a model name such as 'router-default-0.5'", code="invalid_model", param="model")
+    instructions = body.get("instructions")
+    if instructions is not None and not isinstance(instructions, str):
+        raise _bad("'instructions' must be a string or null", code="invalid_instructions", param="instructions")
+    messages: list[dict[str, Any]] = [{"role": "system", "content": instructions}] if instructions else []
+    given = body.get("input")
+    if isinstance(given, str):
+        messages.append({"role": "user", "content": given})
+    elif isinstance(given, list) and given:
+        if len(given) > max_items:
+            raise _bad(
+                f"too many input items: {len(given)}, this server accepts at most {max_items}", code="too_many_items"
+            )
+        messages += [_message_of(item, i) for i, item in enumerate(given)]
+    else:
+        raise _bad("'input' must be a string or a non-empty list of input items")
+    previous = body.get("previous_response_id")
+    if previous is not None and (not isinstance(previous, str) or not previous.strip()):
+        raise _bad(
+            "'previous_response_id' must be the id of an earlier response or null",
+            code="invalid_previous_response_id",
+            param="previous_response_id",
+        )
+    stream = body.get("stream", False)
+    if stream is None:
+        stream = False
+    if not isinstance(stream, bool):
+        raise _bad("'stream' must be true or false", code="invalid_stream", param="stream")
+    forward = {k: v for k, v in body.items() if k not in CONSUMED}
+    return ResponsesRequest(model, messages, stream, forward, body.get("routellm"), previous)
+
+
+def _message_of(item: object, i: int) -> dict[str, Any]:
+    """The chat-style message an input item routes as: a message item with its text and non-text parts, a tool's
+    output as a tool turn, any other item (the model's own calls, reasoning, references) as an assistant turn."""
+    param = f"input[{i}]"
+    if not isinstance(item, dict):
+        raise _bad(f"{param} must be an input item object, got {type(item).__name__}", param=param)
+    kind = item.get("type", "message" if "role" in item else None)
+    if not isinstance(kind, str):
+        raise _bad(f"{param} must have a 'type' (or a 'role' for a message)", param=param)
+    if kind == "message":
+        return _message_item(item, param)
+    if kind.endswith("_output"):  # function_call_output, computer_call_output...: a tool's result
+        output = item.get("output")
+        return {"role": "tool", "content": output if isinstance(output, str) else None}
+    return {"role": "assistant", "content": None}
+
+
+def _message_item(item: Mapping[str, Any], param: str) -> dict[str, Any]:
+    role = item.get("role")
+    if role not in ROLES:
+        raise _bad(f"{param}.role must be one of {sorted(ROLES)}, got {role!r:.80}", param=param)
+    content = item.get("content")
+    if content is None or isinstance(content, str):
+        return {"role": role, "content": content}
+    if not isinstance(content, list):
+        raise _bad(
+            f"{param}.content must be a string or a list of content parts, got {type(content).__name__}", param=param
+        )
+    parts: list[dict[str, Any]] = []
+    for j, part in enumerate(content):
+        if not isinstance(part, dict) or not isinstance(part.get("type"), str):
+            raise _bad(f"{param}.content[{j}] must be a content part object with a 'type'", param=param)
+        if part["type"] in TEXT_PARTS:
+            if not isinstance(part.get("text"), str):
+                raise _bad(f"{param}.content[{j}].text must be a string", param=param)
+            parts.append({"type": "text", "text": part["text"]})
+        else:  # input_image, input_file, input_audio, refusal...: passed on, not routed on
+            parts.append({"type": part["type"]})
+    return {"role": role, "content": parts}
+
+
+def refuse_escalation(asked: str, escalation: str | None, climb: str | None) -> None:
+    """Refuse an escalating model name (``-cascade``, ``-climb``) on ``/v1/responses``.
+
+    Raises:
+        ErrorResponse: 400 naming the chat-completions route that escalates.
+    """
+    if escalation is None and climb is None:
+        return
+    part = "-cascade" if escalation is not None else "-climb"
+    raise _bad(
+        f"model {asked!r:.120}: {part} is not supported on /v1/responses yet (the escalation check would hold and "
+        "compare whole Responses answers); ask for the name without it, or send chat completions "
+        "(POST /v1/chat/completions) to escalate",
+        code="invalid_model",
+        param="model",
+    )
+
+
+# ---- answers and stream events -----------------------------------------------------------------------------------
+def is_response(value: Any) -> bool:
+    """Whether ``value`` is a Responses response object."""
+    return isinstance(value, Mapping) and value.get("object") == "response"
+
+
+def is_response_event(value: Any) -> bool:
+    """Whether ``value`` is a Responses stream event (``{"type": "response.output_text.delta", ...}``)."""
+    kind = value.get("type") if isinstance(value, Mapping) else None
+    return isinstance(kind, str) and (kind.startswith("response.") or kind == "error") and "choices" not in value
+
+
+def _item_has_content(item: Any) -> bool:
+    """An output item with something in it: a message with text or a refusal, or a call (reasoning alone is none)."""
+    if not isinstance(item, Mapping) or item.get("type") == "reasoning":
+        return False
+    if item.get("type") != "message":
+        return True
+    return any(
+        isinstance(part, Mapping) and bool(part.get("text") or part.get("refusal"))
+        for part in item.get("content") or ()
+    )
+
+
+def response_is_empty(value: Any) -> bool:
+    """Whether a response object (or a stream event) carries nothing: no text, refusal or call."""
+    if is_response(value):
+        return not any(_item_has_content(item) for item in value.get("output") or ())
+    if not is_response_event(value):
+        return True
+    kind = value["type"]
+    if kind in CONTENT_DELTAS:
+        return not value.get("delta")
+    if kind == "response.output_item.added":
+        item = value.get("item")
+        return not (isinstance(item, Mapping) and item.get("type") != "message" and _item_has_content(item))
+    if kind in TERMINAL_EVENTS:
+        return response_is_empty(value.get("response"))
+    return True
+
+
+def response_text(value: Any) -> str:
+    """The text of a response object: its messages' ``output_text`` parts, joined."""
+    if not is_response(value):
+        return ""
+    texts = [
+        part["text"]
+        for item in value.get("output") or ()
+        if isinstance(item, Mapping) and item.get("type") == "message"
+        for part in item.get("content") or ()
+        if isinstance(part, Mapping) and part.get("type") == "output_text" and isinstance(part.get("text"), str)
+    ]
+    return "".join(texts)
+
+
+def event_text(event: Any) -> str:
+    """The text a stream event delivers (``response.output_text.delta``)."""
+    if is_response_event(event) and event["type"] == "response.output_text.delta":
+        delta = event.get("delta")
+        return delta if isinstance(delta, str) else ""
+    return ""
+
+
+def response_value(value: Any) -> Any:
+    """The response's function calls (name and arguments) when it makes any, else its text."""
+    calls = [
+        {"name": item.get("name"), "arguments": item.get("arguments")}
+        for item in (value.get("output") or () if is_response(value) else ())
+        if isinstance(item, Mapping) and item.get("type") == "function_call"
+    ]
+    return calls or response_text(value)
+
+
+def response_usage(value: Any) -> tuple[int | None, int | None]:
+    """``(input_tokens, output_tokens)`` from a response object's ``usage``."""
+    usage = value.get("usage") if isinstance(value, Mapping) else None
+    if not isinstance(usage, Mapping):
+        return None, None
+    return usage.get("input_tokens"), usage.get("output_tokens")
+
+
+def response_of(event: Any) -> Any:
+    """The response object a stream event carries (``response.created``, ``response.completed``...), else None."""
+    response = event.get("response") if isinstance(event, Mapping) else None
+    return response if isinstance(response, Mapping) else None
+
+
+def join_events(events: Sequence[Any]) -> dict[str, Any] | None:
+    """A whole response from its stream: the terminal event's response object, else one message of the text."""
+    if not events:
+        return None
+    for event in reversed(events):
+        if isinstance(event, Mapping) and event.get("type") in TERMINAL_EVENTS and response_of(event) is not None:
+            return dict(event["response"])
+    text = "".join(event_text(e) for e in events)
+    message = {"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": text}]}
+    return {"object": "response", "output": [message], "usage": None}
+
+
+def _with_record(event: Mapping[str, Any], record: ServedDecision) -> dict[str, Any]:
+    """``event`` with the decision record on its response object (on the event itself when it carries none)."""
+    response = response_of(event)
+    if response is None:
+        return {**event, METADATA_KEY: record.as_dict()}
+    return {**event, "response": {**response, METADATA_KEY: record.as_dict()}}
+
+
+def _frame(event: Mapping[str, Any]) -> bytes:
+    kind = str(event.get("type", "message")).replace("\n", " ").replace("\r", " ")
+    data = json.dumps(event, ensure_ascii=False, separators=(",", ":"))
+    return f"event: {kind}\ndata: {data}\n\n".encode()
+
+
+class EventFrames:
+    """How a Responses stream goes out: each upstream event as ``event: <type>`` / ``data: <json>``. The decision
+    record rides on the first event relayed (``response.created``'s response object); the terminal event
+    (``response.completed``...) is held until the stream ended, and goes out last with the final record, priced from
+    its usage. There is no ``[DONE]``."""
+
+    def __init__(self) -> None:
+        self.response_id: str | None = None
+        self._held: Mapping[str, Any] | None = None
+        self._sequence = -1
+
+    def _note(self, event: Mapping[str, Any]) -> None:
+        response = response_of(event)
+        if response is not None and isinstance(response.get("id"), str):
+            self.response_id = response["id"]
+        number = event.get("sequence_number")
+        if isinstance(number, int) and not isinstance(number, bool):
+            self._sequence = max(self._sequence, number)
+
+    def first(self, event: Any, record: ServedDecision) -> bytes:
+        """The first event, with the record the stream started under."""
+        return self.chunk(_with_record(event, record))
+
+    def chunk(self, event: Any) -> bytes:
+        """One event (nothing now for a terminal event: :meth:`end` sends it)."""
+        if not isinstance(event, Mapping):
+            return b""
+        self._note(event)
+        if event.get("type") in TERMINAL_EVENTS:
+            self._held = event
+            return b""
+        return _frame(event)
+
+    def error(self, body: Mapping[str, Any]) -> bytes:
+        """A failure after events were sent, as a Responses ``error`` event that also carries OpenAI's ``error``
+        object (the ``openai`` SDK raises ``APIError`` on it, as on chat completions)."""
+        detail = body.get("error") or {}
+        self._sequence += 1
+        event = {
+            "type": "error",
+            "code": detail.get("code"),
+            "message": detail.get("message"),
+            "param": detail.get("param"),
+            "sequence_number": self._sequence,
+            "error": detail,
+        }
+        return _frame(event)
+
+    def end(self, record: ServedDecision) -> bytes:
+        """The held terminal event, with the final record (nothing when the upstream sent none)."""
+        if self._held is None:
+            return b""
+        return _frame(_with_record(self._held, record))
+
+
+# ---- which upstream answered a response ------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Answered:
+    """A response this worker relayed: the engine that routed it and the record of who answered."""
+
+    engine: Any
+    record: ServedDecision
+
+
+class AnsweredResponses:
+    """The last ``size`` response ids this worker relayed and who answered each (the oldest dropped first), so a
+    request continuing one (``previous_response_id``) goes to the upstream that stored it."""
+
+    def __init__(self, size: int = RECENT_RESPONSES) -> None:
+        self.size = size
+        self._items: OrderedDict[str, Answered] = OrderedDict()
+
+    def add(self, response_id: Any, engine: Any, record: ServedDecision) -> None:
+        """Remember who answered ``response_id`` (ignored when it is not a string)."""
+        if not isinstance(response_id, str) or not response_id:
+            return
+        self._items[response_id] = Answered(engine, record)
+        self._items.move_to_end(response_id)
+        while len(self._items) > self.size:
+            self._items.popitem(last=False)
+
+    def get(self, response_id: str | None) -> Answered | None:
+        """Who answered ``response_id``, or None for an id this worker did not relay (or forgot)."""
+        return self._items.get(response_id) if response_id else None
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+__all__ = [
+    "Answered",
+    "AnsweredResponses",
+    "Api",
+    "EventFrames",
+    "ResponsesRequest",
+    "event_text",
+    "is_response",
+    "is_response_event",
+    "join_events",
+    "parse_responses_request",
+    "refuse_escalation",
+    "response_is_empty",
+    "response_of",
+    "response_text",
+    "response_usage",
+    "response_value",
+]
