@@ -207,7 +207,6 @@ def test_route_suggests_the_profiled_model_a_name_mistypes(capsys: pytest.Captur
     assert "did you mean 'gpt-4o-mini'? Otherwise state a prior: --prior gpt-4o-mnii=like:" in err
 
 
-
 def test_two_keys_spelling_a_model_alike_at_different_prices_are_refused() -> None:
     mine = {"claude-sonnet-4.5": (3.0, 15.0), "Claude-Sonnet-4.5": (4.0, 16.0)}
     with pytest.raises(InvalidInputError, match="at different prices"):
