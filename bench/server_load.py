@@ -2,16 +2,19 @@
 and the server's overhead per request against calling the mock upstream directly, in the same run.
 
 Three processes on this machine: the mock upstream (``routellm_core.server.mock_upstream``, which echoes
-``"[<model>] <last user text>"``), the server in front of it (the shipped ``fast`` router, ``router-fast-30%``), and
-this client (the real ``openai`` async client).
+``"[<model>] <last user text>"`` on both ``/v1/chat/completions`` and ``/v1/responses``), the server in front of it
+(the shipped ``fast`` router, ``router-fast-30%``), and this client (the real ``openai`` async client).
 
-- **Overhead**: sequential requests, alternately straight to the mock and through the server (non-streamed and
-  streamed to the last chunk); the difference of the medians is what the server adds to one request: a second
-  HTTP hop, parsing, routing, the upstream call through the ``openai`` client, and relaying the answer.
-- **Concurrent load**: N requests gathered at once (every fourth streamed), first straight to the mock, then
-  through the server. Each prompt carries a unique token; an answer counts only if it comes back with status
-  200, the text echoes its own prompt from the upstream its decision record names, and that decision is the one
-  the router gives the same prompt in this process (``RoutingPolicy.decide_batch``). Lost = no such answer.
+- **Overhead**: sequential requests, alternately straight to the mock and through the server, for each route:
+  ``POST /v1/chat/completions`` (``chat.completions.create``, non-streamed and streamed to the last chunk), then
+  ``POST /v1/responses`` (``responses.create``, non-streamed and streamed to the terminal ``response.completed``
+  event); the difference of the medians is what the server adds to one request: a second HTTP hop, parsing,
+  routing, the upstream call through the ``openai`` client, and relaying the answer.
+- **Concurrent load**: N requests gathered at once (every fifth a ``responses.create``, the rest chat completions;
+  every fourth streamed), first straight to the mock, then through the server. Each prompt carries a unique token;
+  an answer counts only if it comes back with status 200, the text echoes its own prompt from the upstream its
+  decision record names (a streamed response's record: the one on ``response.completed``), and that decision is the
+  one the router gives the same prompt in this process (``RoutingPolicy.decide_batch``). Lost = no such answer.
 
 Run: ``python -m bench.server_load [--requests 1000] [--sequential 300] [--workers 1] [--no-write]``; results go to
 ``bench/results/server_load.json`` and a section of ``BENCHMARKS.md`` (replaced on each run, other sections kept).
@@ -120,12 +123,38 @@ def prompt_pool(n: int, seed: int = 0) -> list[str]:
     return [f"{pool[order[i % len(pool)]]}\n\n(request {i}, {uuid.uuid4().hex[:8]})" for i in range(n)]
 
 
-async def _call(client: openai.AsyncOpenAI, model: str, prompt: str, stream: bool) -> dict[str, Any]:
-    """One request: its latency, status, text, decision record (from the body) and worker."""
+#: The two routes measured: OpenAI's chat completions and its Responses API.
+CHAT, RESPONSES = "chat", "responses"
+#: In the concurrent load, request ``i`` uses the Responses API when ``i % RESPONSES_EVERY == RESPONSES_EVERY - 1``.
+RESPONSES_EVERY = 5
+
+
+class _IncompleteStream(Exception):
+    """A Responses stream that ended without its terminal ``response.completed`` event."""
+
+
+async def _call_responses(client: openai.AsyncOpenAI, model: str, prompt: str, stream: bool) -> tuple[str, Any]:
+    """``responses.create``: the answer's text and decision record (streams: read to the terminal event; the text
+    from the deltas, the record from ``response.completed``)."""
+    if not stream:
+        answer = await client.responses.create(model=model, input=prompt)
+        return answer.output_text, (answer.model_extra or {}).get("routellm")
+    events = [e async for e in await client.responses.create(model=model, input=prompt, stream=True)]
+    if not events or events[-1].type != "response.completed":
+        raise _IncompleteStream(events[-1].type if events else "no events")
+    text = "".join(e.delta for e in events if e.type == "response.output_text.delta")
+    return text, (events[-1].response.model_extra or {}).get("routellm")
+
+
+async def _call(client: openai.AsyncOpenAI, model: str, prompt: str, stream: bool, api: str = CHAT) -> dict[str, Any]:
+    """One request (``api``: chat completions or the Responses API): its latency, status, text and decision record
+    (from the body)."""
     start = time.perf_counter()
     messages = [{"role": "user", "content": prompt}]
     try:
-        if stream:
+        if api == RESPONSES:
+            text, record = await _call_responses(client, model, prompt, stream)
+        elif stream:
             chunks = [
                 c async for c in await client.chat.completions.create(model=model, messages=messages, stream=True)
             ]
@@ -137,9 +166,9 @@ async def _call(client: openai.AsyncOpenAI, model: str, prompt: str, stream: boo
         status = 200
     except openai.APIStatusError as exc:
         text, record, status = "", None, exc.status_code
-    except openai.APIError as exc:
+    except (openai.APIError, _IncompleteStream) as exc:
         text, record, status = f"{type(exc).__name__}", None, 0
-    return {"s": time.perf_counter() - start, "status": status, "text": text, "record": record}
+    return {"s": time.perf_counter() - start, "status": status, "text": text, "record": record, "api": api}
 
 
 def _client(base_url: str, connections: int, api_key: str = "unused") -> openai.AsyncOpenAI:
@@ -157,18 +186,21 @@ def _stats(seconds: list[float]) -> dict[str, float]:
     }
 
 
-async def sequential(direct: openai.AsyncOpenAI, routed: openai.AsyncOpenAI, n: int, stream: bool) -> dict[str, Any]:
-    """``n`` alternating pairs (direct, through the server) after a warm-up; latency stats and overhead."""
+async def sequential(
+    direct: openai.AsyncOpenAI, routed: openai.AsyncOpenAI, n: int, stream: bool, api: str = CHAT
+) -> dict[str, Any]:
+    """``n`` alternating pairs (direct, through the server) on route ``api`` after a warm-up; latency stats and
+    overhead."""
     prompts = prompt_pool(n + 20, seed=1)
     for prompt in prompts[:20]:
-        await _call(direct, "mock-weak", prompt, stream)
-        await _call(routed, MODEL, prompt, stream)
+        await _call(direct, "mock-weak", prompt, stream, api)
+        await _call(routed, MODEL, prompt, stream, api)
     times: dict[str, list[float]] = {"direct": [], "server": []}
     for prompt in prompts[20:]:
         for name, client, model in (("direct", direct, "mock-weak"), ("server", routed, MODEL)):
-            result = await _call(client, model, prompt, stream)
+            result = await _call(client, model, prompt, stream, api)
             if result["status"] != 200:
-                raise RuntimeError(f"sequential {name} request failed with status {result['status']}")
+                raise RuntimeError(f"sequential {api} {name} request failed with status {result['status']}")
             times[name].append(result["s"])
     out = {name: _stats(values) for name, values in times.items()}
     out["overhead_p50_ms"] = out["server"]["p50_ms"] - out["direct"]["p50_ms"]
@@ -180,14 +212,26 @@ async def sequential(direct: openai.AsyncOpenAI, routed: openai.AsyncOpenAI, n: 
 async def concurrent(
     client: openai.AsyncOpenAI, model: str, prompts: list[str], expected: dict[str, str] | None
 ) -> dict[str, Any]:
-    """All ``prompts`` at once (every fourth streamed); checks each answer against its own prompt."""
+    """All ``prompts`` at once (every fifth through the Responses API, every fourth streamed); checks each answer
+    against its own prompt."""
+
+    def api(i: int) -> str:
+        return RESPONSES if i % RESPONSES_EVERY == RESPONSES_EVERY - 1 else CHAT
+
     start = time.perf_counter()
-    results = await asyncio.gather(*(_call(client, model, p, i % 4 == 3) for i, p in enumerate(prompts)))
+    results = await asyncio.gather(*(_call(client, model, p, i % 4 == 3, api(i)) for i, p in enumerate(prompts)))
     wall = time.perf_counter() - start
     statuses = Counter(r["status"] for r in results)
     ok, mixed, wrong_side, served = 0, 0, 0, Counter()
     ids = set()
-    for prompt, r in zip(prompts, results):
+    by_api: dict[str, dict[str, Any]] = {
+        name: {"requests": 0, "streamed": 0, "answered_correctly": 0, "seconds": []} for name in (CHAT, RESPONSES)
+    }
+    for i, (prompt, r) in enumerate(zip(prompts, results)):
+        counts = by_api[r["api"]]
+        counts["requests"] += 1
+        counts["streamed"] += i % 4 == 3
+        counts["seconds"].append(r["s"])
         if r["status"] != 200:
             continue
         upstream = r["record"]["model"] if expected is not None and r["record"] else model
@@ -202,6 +246,9 @@ async def concurrent(
             served[record["served"]] += 1
             ids.add(record["decision_id"])
         ok += 1
+        counts["answered_correctly"] += 1
+    for counts in by_api.values():
+        counts.update(_stats(counts.pop("seconds")) if counts["requests"] else {})
     return {
         "requests": len(prompts),
         "answered_correctly": ok,
@@ -214,6 +261,7 @@ async def concurrent(
         "wall_s": wall,
         "throughput_rps": len(prompts) / wall,
         **_stats([r["s"] for r in results]),
+        "by_api": by_api,
     }
 
 
@@ -221,9 +269,13 @@ async def measure(args: argparse.Namespace, mock_url: str, server_url: str) -> d
     connections = args.requests + 16
     direct = _client(f"{mock_url}/v1", connections)
     routed = _client(f"{server_url}/v1", connections)
-    log(f"sequential overhead: {args.sequential} pairs, non-streamed then streamed")
+    n_stream = max(args.sequential // 2, 10)
+    log(f"sequential overhead, chat completions: {args.sequential} pairs non-streamed, {n_stream} streamed")
     seq = await sequential(direct, routed, args.sequential, stream=False)
-    seq_stream = await sequential(direct, routed, max(args.sequential // 2, 10), stream=True)
+    seq_stream = await sequential(direct, routed, n_stream, stream=True)
+    log(f"sequential overhead, Responses API: {args.sequential} pairs non-streamed, {n_stream} streamed")
+    seq_responses = await sequential(direct, routed, args.sequential, stream=False, api=RESPONSES)
+    seq_responses_stream = await sequential(direct, routed, n_stream, stream=True, api=RESPONSES)
     policy = RoutingPolicy("fast", strong_fraction=0.3)
     prompts = prompt_pool(args.requests)
     expected = {p: d.choice for p, d in zip(prompts, policy.decide_batch(prompts))}
@@ -236,6 +288,8 @@ async def measure(args: argparse.Namespace, mock_url: str, server_url: str) -> d
     return {
         "sequential": seq,
         "sequential_stream": seq_stream,
+        "sequential_responses": seq_responses,
+        "sequential_responses_stream": seq_responses_stream,
         "concurrent_direct": direct_load,
         "concurrent_server": server_load,
         "expected_strong_share": sum(c == "strong" for c in expected.values()) / len(expected),
@@ -469,6 +523,7 @@ def main_stores(args: argparse.Namespace, argv: list[str] | None) -> dict[str, A
 def section(result: dict[str, Any]) -> str:
     """The BENCHMARKS.md section of one run."""
     s, st = result["sequential"], result["sequential_stream"]
+    rs, rst = result["sequential_responses"], result["sequential_responses_stream"]
     d, c = result["concurrent_direct"], result["concurrent_server"]
     lines = [
         SECTION_START,
@@ -478,12 +533,20 @@ def section(result: dict[str, Any]) -> str:
         f"- Machine: {result['machine_line']}",
         f"- Setup: the mock upstream, the server ({result['workers']} uvicorn worker(s), `fast` router, model "
         f"`{MODEL}`) and the `openai` async client as three processes on the same cores; latencies are the "
-        "client's, from request to full answer (streams: to the last chunk).",
+        "client's, from request to full answer (chat streams: to the last chunk; Responses streams: to the terminal "
+        "`response.completed` event). Chat rows: `POST /v1/chat/completions` (`chat.completions.create`); Responses "
+        "rows: `POST /v1/responses` (`responses.create`), straight to the mock's `/v1/responses` echo or through the "
+        "server, alternately, in the same run.",
         "",
         "| sequential requests | direct to the mock p50 / p99 | through the server p50 / p99 | server overhead p50 / p99 |",
         "|---|---|---|---|",
     ]
-    for name, r in (("non-streamed", s), ("streamed", st)):
+    for name, r in (
+        ("chat, non-streamed", s),
+        ("chat, streamed", st),
+        ("Responses, non-streamed", rs),
+        ("Responses, streamed", rst),
+    ):
         lines.append(
             f"| {name} ({r['requests']}) | {r['direct']['p50_ms']:.2f} / {r['direct']['p99_ms']:.2f} ms "
             f"| {r['server']['p50_ms']:.2f} / {r['server']['p99_ms']:.2f} ms "
@@ -491,7 +554,8 @@ def section(result: dict[str, Any]) -> str:
         )
     lines += [
         "",
-        "| concurrent requests (1 in 4 streamed) | answered correctly | lost | mixed up | wall | throughput "
+        f"| concurrent requests (1 in {RESPONSES_EVERY} Responses, 1 in 4 streamed) | answered correctly | lost "
+        "| mixed up | wall | throughput "
         "| latency p50 / p99 |",
         "|---|---|---|---|---|---|---|",
     ]
@@ -501,8 +565,24 @@ def section(result: dict[str, Any]) -> str:
             f"| {r['wall_s']:.2f} s | {r['throughput_rps']:.0f} req/s | {r['p50_ms']:.0f} / {r['p99_ms']:.0f} ms |"
         )
     share = c["served"].get("strong", 0) / max(c["answered_correctly"], 1)
+
+    def route(name: str, r: dict[str, Any]) -> str:
+        return (
+            f"{name} {r['answered_correctly']} / {r['requests']} answered correctly ({r['streamed']} streamed), "
+            f"p50 / p99 {r['p50_ms']:.0f} / {r['p99_ms']:.0f} ms"
+        )
+
     lines += [
         "",
+        f"- By route through the server: {route('chat completions', c['by_api'][CHAT])}; "
+        f"{route('Responses API', c['by_api'][RESPONSES])} (straight to the mock: "
+        f"{d['by_api'][CHAT]['answered_correctly']} / {d['by_api'][CHAT]['requests']} chat, "
+        f"{d['by_api'][RESPONSES]['answered_correctly']} / {d['by_api'][RESPONSES]['requests']} Responses).",
+        f"- The Responses route's overhead against the chat route's, same run, p50: non-streamed "
+        f"{rs['overhead_p50_ms'] - s['overhead_p50_ms']:+.2f} ms, "
+        f"streamed {rst['overhead_p50_ms'] - st['overhead_p50_ms']:+.2f} ms "
+        "(its stream is the upstream's events relayed as SSE, the record added to `response.created` and "
+        "`response.completed`).",
         f"- Through the server every answer echoed its own prompt's token from the upstream its decision record "
         f"names, on the side the router picks for that prompt in the client process ({c['wrong_side']} on another "
         f"side), with {c['unique_decision_ids']} distinct decision ids; statuses {c['statuses']}. Strong share "
@@ -549,7 +629,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "--strong", "openai:mock-strong", "--strong-base-url", f"{mock_url}/v1",
         "--weak", "openai:mock-weak", "--weak-base-url", f"{mock_url}/v1",
         "--router", "fast", "--port", str(server_port), "--workers", str(args.workers),
-        "--max-concurrency", str(args.requests + 16), "--api-keys-env", "", "--log-level", "warning",
+        "--max-concurrency", str(args.requests + 16), "--no-auth", "--log-level", "warning",
     ]  # fmt: skip
     log("starting the mock upstream and the server")
     mock = _start([py, "-m", "routellm_core.server.mock_upstream", "--port", str(mock_port)], f"{mock_url}/")
