@@ -31,6 +31,7 @@ MAX_EXAMPLES = 40
 #: The operations whose answers this module checks against the schema; every operation but /health needs the token.
 OPERATIONS = {
     "POST /v1/chat/completions",
+    "POST /v1/responses",
     "POST /v1/feedback",
     "GET /v1/models",
     "GET /v1/models/{model}",

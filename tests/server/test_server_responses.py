@@ -210,6 +210,9 @@ def test_a_stream_failing_after_events_ends_with_an_error_the_sdk_raises(serve) 
         ):
             seen.append(event.type)
     assert seen.count("response.output_text.delta") == 2 and "response.completed" not in seen
+    # OpenAI's error event (code and message at its top level) is the upstream's failure, not part of an answer
+    assert samples(server, "routellm_upstream_calls_total", side="weak", outcome="error") == 1.0
+    assert samples(server, "routellm_errors_total", status="502", code="upstream_error") == 1.0
 
 
 def test_tool_calls_come_back(serve) -> None:
@@ -292,6 +295,23 @@ def test_a_continuation_after_a_fallback_stays_on_the_side_that_served(serve) ->
     assert (record["choice"], record["served"], record["continued"]) == ("strong", "weak", True)
 
 
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_continuation_whose_upstream_fails_is_not_sent_to_the_other(serve, mock, stream: bool) -> None:
+    """Only the upstream that stored the response can continue it: its own failure is the answer (with fallback on,
+    the other upstream would only have said 404 previous_response_not_found)."""
+    server = serve(fallback=True)
+    sdk = client(server)
+    first = sdk.responses.create(model="router-fast-0.0", input=prompt("Remember 'heron'"))
+    assert record_of(first)["served"] == "strong"
+    text = prompt("Which word? [status:500]")
+    with pytest.raises(openai.APIStatusError) as caught:
+        answer = sdk.responses.create(model="router-fast-0.0", input=text, previous_response_id=first.id, stream=stream)
+        list(answer) if stream else None
+    assert caught.value.status_code == 502 and STRONG in caught.value.message, caught.value.message
+    assert [sent["model"] for sent in received(mock, text)] == [STRONG]
+    assert samples(server, "routellm_fallbacks_total", from_side="strong") == 0.0
+
+
 def test_an_unknown_previous_response_id_is_routed_and_the_upstream_answers(serve) -> None:
     server = serve()
     with pytest.raises(openai.NotFoundError) as caught:
@@ -348,6 +368,8 @@ def test_an_unknown_previous_response_id_is_routed_and_the_upstream_answers(serv
         ),
         ({"model": "router-fast-0.5-cascade-0.6", "input": "hi"}, 400, "invalid_model", "-cascade is not supported"),
         ({"model": "router-fast-2.5", "input": "hi"}, 400, "invalid_model", "threshold"),
+        ({"model": "router-fast-0.5", "input": "hi", "background": True}, 400, "responses_unsupported", "poll"),
+        ({"model": "router-fast-0.5", "input": "hi", "conversation": "conv_1"}, 400, "responses_unsupported", "one"),
         ({"model": "router-nope", "input": "hi"}, 404, "model_not_found", "names no router"),
         ({"model": "gpt-4o", "input": "hi"}, 404, "model_not_found", "not served here"),
     ],

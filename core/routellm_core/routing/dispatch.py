@@ -134,8 +134,11 @@ class Dispatcher:
         )
 
     # ---- the four loops: each only drives _Attempts / _Relay ----------------------------------------------
-    def call(self, route: Route, attempt: Callable[[Side, ServedDecision], T]) -> tuple[T, ServedDecision]:
-        """Run ``attempt(side, record)`` for the chosen side, falling back once if configured.
+    def call(
+        self, route: Route, attempt: Callable[[Side, ServedDecision], T], *, fallback: bool | None = None
+    ) -> tuple[T, ServedDecision]:
+        """Run ``attempt(side, record)`` for the chosen side, falling back once if configured (``fallback``
+        overrides the dispatcher's for this call).
 
         Returns:
             The side's answer and the record of who served it.
@@ -143,7 +146,7 @@ class Dispatcher:
         Raises:
             ModelCallError: The chosen side failed or answered empty (and the fallback too, when configured).
         """
-        attempts = _Attempts(self, route)
+        attempts = _Attempts(self, route, fallback)
         for side, record in attempts:
             try:
                 return attempts.check(attempt(side, record), side), record
@@ -152,10 +155,10 @@ class Dispatcher:
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def acall(
-        self, route: Route, attempt: Callable[[Side, ServedDecision], Awaitable[T]]
+        self, route: Route, attempt: Callable[[Side, ServedDecision], Awaitable[T]], *, fallback: bool | None = None
     ) -> tuple[T, ServedDecision]:
         """Async :meth:`call`."""
-        attempts = _Attempts(self, route)
+        attempts = _Attempts(self, route, fallback)
         for side, record in attempts:
             try:
                 return attempts.check(await attempt(side, record), side), record

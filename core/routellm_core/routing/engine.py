@@ -379,6 +379,7 @@ class RoutingEngine:
         second: Callable[[ServedDecision], T] | None = None,
         verify: Callable[[ServedDecision, Any], Any] | None = None,
         on_final: Callable[[ServedDecision], None] | None = None,
+        fallback: bool | None = None,
     ) -> tuple[T, ServedDecision]:
         """Call the chosen side through ``attempt(side, record)`` (falling back once if configured), record the
         decision and, when sampled, label it with ``other_answer(side)``: the other side's answer text. Under
@@ -388,7 +389,8 @@ class RoutingEngine:
         ``on_final`` gets the call's priced record; also, when a cascade ends without an answer after paying some
         attempts, the record of those. Ended by anything but a model's failure (the caller's control flow, a
         ``KeyboardInterrupt``...), that record is kept in the feedback store (no text, no label) and the exception
-        propagates; a failed escalation's :class:`ModelCallError` carries them as ``attempts``.
+        propagates; a failed escalation's :class:`ModelCallError` carries them as ``attempts``. ``fallback``
+        overrides the engine's for this call (a continuation whose state only its upstream holds: ``False``).
 
         Raises:
             ModelCallError: The chosen side failed or answered empty (and the fallback too, when configured), or
@@ -405,7 +407,7 @@ class RoutingEngine:
                     quietly(self.record_call, route, left, "", None, sample=False)
                 raise
         else:
-            value, record = self.dispatcher.call(route, attempt)
+            value, record = self.dispatcher.call(route, attempt, fallback=fallback)
             record = self._priced(record, value)
         if on_final is not None:
             on_final(record)
@@ -421,6 +423,7 @@ class RoutingEngine:
         second: Callable[[ServedDecision], Awaitable[T]] | None = None,
         verify: Callable[[ServedDecision, Any], Awaitable[Any]] | None = None,
         on_final: Callable[[ServedDecision], None] | None = None,
+        fallback: bool | None = None,
     ) -> tuple[T, ServedDecision]:
         """Async :meth:`call` (a cascade cancelled, by its caller or a timeout, is recorded with what it paid)."""
         if self.holds(route):
@@ -434,7 +437,7 @@ class RoutingEngine:
                     await self._arecord_left_quietly(route, left, "")
                 raise
         else:
-            value, record = await self.dispatcher.acall(route, attempt)
+            value, record = await self.dispatcher.acall(route, attempt, fallback=fallback)
             record = self._priced(record, value)
         if on_final is not None:
             on_final(record)
@@ -450,6 +453,7 @@ class RoutingEngine:
         second: Callable[[ServedDecision], Any] | None = None,
         verify: Callable[[ServedDecision, Any], Any] | None = None,
         on_final: Callable[[ServedDecision], None] | None = None,
+        fallback: bool | None = None,
     ) -> Iterator[tuple[Any, ServedDecision]]:
         """Relay the chosen side's chunks as ``(chunk, record)`` (see :meth:`Dispatcher.stream`); once the stream
         ended, record and label it like :meth:`call`. Under ``escalate`` the weak answer is held until its check
@@ -475,7 +479,7 @@ class RoutingEngine:
                     tally.cheap = record.attempts
                     relayed = self._escalated_stream(route, strong_route, open_stream, held_answer, record, tally)
             else:
-                relayed = self.dispatcher.stream(route, open_stream)
+                relayed = self.dispatcher.stream(route, open_stream, fallback=fallback)
             for chunk, served in relayed:
                 yield chunk, tally.add(chunk, served)
         except BaseException as exc:  # GeneratorExit: the caller left
@@ -501,6 +505,7 @@ class RoutingEngine:
         second: Callable[[ServedDecision], Awaitable[Any]] | None = None,
         verify: Callable[[ServedDecision, Any], Awaitable[Any]] | None = None,
         on_final: Callable[[ServedDecision], None] | None = None,
+        fallback: bool | None = None,
     ) -> AsyncIterator[tuple[Any, ServedDecision]]:
         """Async :meth:`stream` (the side's stream is closed however the relay ends; a relay the caller left,
         closed or cancelled, is recorded as :meth:`stream` says). A caller cancelled before the answer's first chunk
@@ -521,7 +526,7 @@ class RoutingEngine:
                     tally.cheap = record.attempts
                     relayed = self._aescalated_stream(route, strong_route, open_stream, held_answer, record, tally)
             else:
-                relayed = self.dispatcher.astream(route, open_stream)
+                relayed = self.dispatcher.astream(route, open_stream, fallback=fallback)
             async with aclosing(relayed):  # type: ignore[type-var]
                 async for chunk, served in relayed:
                     yield chunk, tally.add(chunk, served)

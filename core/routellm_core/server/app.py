@@ -130,6 +130,12 @@ def _model_card(model: str) -> dict[str, Any]:
     return {"id": model, "object": "model", "created": 0, "owned_by": _OWNER_ID}
 
 
+def _pinned(route: Route, api: Api) -> bool | None:
+    """``False`` (no fallback) for a Responses continuation: only the upstream that stored ``previous_response_id``
+    can answer it, so another upstream would only fail with a 404 hiding the real error; else the engine's."""
+    return False if api == "responses" and route.continued else None
+
+
 def _sse(value: Any) -> bytes:
     return b"data: " + _json_bytes(value) + b"\n\n"
 
@@ -816,6 +822,7 @@ class ServerState:
                 second=self._second_answer(body),
                 verify=self._verify_answer(body),
                 on_final=paid.append,
+                fallback=_pinned(route, api),
             )
         except ModelCallError as exc:
             self._account_paid(engine, paid)
@@ -881,6 +888,7 @@ class ServerState:
             second=self._second_answer(body),
             verify=self._verify_answer(body),
             on_final=priced.append,
+            fallback=_pinned(route, api),
         )
         try:
             first, record = await relay.__anext__()

@@ -224,8 +224,9 @@ async def _events(response: dict[str, Any], broken: int | None, drip: float) -> 
         yield event("response.content_part.added", **at, content_index=0, part={**part, "text": ""})
         for i, piece in enumerate(re.findall(r"\S+\s*", part["text"])):
             if broken is not None and i >= broken:
-                error = {"message": "mock stream broke", "type": "mock_error", "param": None, "code": None}
-                yield f"event: error\ndata: {json.dumps({'type': 'error', 'error': error})}\n\n".encode()
+                # OpenAI's shape: code, message and param at the top level (the openai SDK passes it on, unraised)
+                error = {"type": "error", "code": "mock_error", "message": "mock stream broke", "param": None}
+                yield f"event: error\ndata: {json.dumps(error)}\n\n".encode()
                 return
             if drip:
                 await asyncio.sleep(drip)

@@ -318,6 +318,14 @@ _DECISION_HEADERS = {
 }
 
 
+#: One server-sent event of a stream (``event``: a Responses event's type; ``data``: a JSON text, or ``[DONE]``).
+_SSE_EVENT = {
+    "type": "object",
+    "required": ["data"],
+    "properties": {"event": {"type": "string"}, "data": {"type": "string"}},
+}
+
+
 def _json(schema: dict[str, Any]) -> dict[str, Any]:
     return {"application/json": {"schema": schema}}
 
@@ -344,7 +352,7 @@ def _operations(auth: bool) -> dict[tuple[str, str], dict[str, Any]]:
                     "headers": headers,
                     "content": {
                         **_json(_ref(ChatCompletion)),
-                        "text/event-stream": {"schema": {"type": "string"}},
+                        "text/event-stream": {"schema": _SSE_EVENT},
                     },
                 },
                 **_errors((400, *unauthorized, 404, 408, 409, 413, 422, 429, 500, 502, 504)),
@@ -360,7 +368,7 @@ def _operations(auth: bool) -> dict[tuple[str, str], dict[str, Any]]:
                     "headers": headers,
                     "content": {
                         **_json(_ref(ResponseObject)),
-                        "text/event-stream": {"schema": {"type": "string"}},
+                        "text/event-stream": {"schema": _SSE_EVENT},
                     },
                 },
                 **_errors((400, *unauthorized, 404, 408, 409, 413, 422, 429, 500, 502, 504)),

@@ -36,6 +36,13 @@ CONTENT_DELTAS = frozenset(
         "response.custom_tool_call_input.delta",
     }
 )
+#: Request fields the router refuses, with why: state only one upstream holds, which routing could send elsewhere.
+UNSUPPORTED = {
+    "background": "a background response is polled later from the upstream that queued it, and this server has "
+    "no route to poll it (call the upstream directly)",
+    "conversation": "a conversation's state lives on one upstream; continue with previous_response_id, which the "
+    "server keeps on the upstream that answered",
+}
 #: Response ids each worker remembers the answering upstream of (the oldest is dropped first).
 RECENT_RESPONSES = 10_000
 
@@ -103,6 +110,10 @@ def parse_responses_request(raw: bytes, max_items: int) -> ResponsesRequest:
             code="invalid_previous_response_id",
             param="previous_response_id",
         )
+    for field, why in UNSUPPORTED.items():
+        if body.get(field) not in (None, False):
+            message = f"'{field}' is not supported through the router: {why}"
+            raise _bad(message, code="responses_unsupported", param=field)
     stream = body.get("stream", False)
     if stream is None:
         stream = False

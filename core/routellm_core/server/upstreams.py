@@ -35,6 +35,19 @@ class UpstreamProtocolError(RuntimeError):
     """An upstream answered something that is not a chat completion (or chunk) object, or response (or event)."""
 
 
+def _response_error(event: Mapping[str, Any], url: Any) -> Exception:
+    """The error a Responses upstream reported in a 200 answer: an ``error`` event (``code``, ``message`` at its top
+    level, or under ``error``), or a response (or ``response.failed`` event) whose status is ``failed``."""
+    import httpx
+    import openai
+
+    response = event.get("response") if isinstance(event.get("response"), Mapping) else event
+    error = response.get("error") if isinstance(response.get("error"), Mapping) else event
+    message = error.get("message") if isinstance(error.get("message"), str) else "the response failed"
+    body = {"message": message, "code": error.get("code"), "type": error.get("type")}
+    return openai.APIError(message, httpx.Request("POST", str(url)), body=body)
+
+
 class Upstream(ABC):
     """One side's model.
 
@@ -135,7 +148,10 @@ class OpenAIUpstream(Upstream):
         return self._events("/chat/completions", body, "a chunk object")
 
     async def respond(self, body: Mapping[str, Any]) -> dict[str, Any]:
-        return await self._post("/responses", body, "a response object")
+        answer = await self._post("/responses", body, "a response object")
+        if answer.get("status") == "failed":  # a response object the upstream could not complete
+            raise _response_error(answer, self._client.base_url.join("responses"))
+        return answer
 
     def respond_stream(self, body: Mapping[str, Any]) -> AsyncIterator[dict[str, Any]]:
         return self._events("/responses", body, "an event object")
@@ -155,6 +171,8 @@ class OpenAIUpstream(Upstream):
             async for chunk in events:
                 if not isinstance(chunk, dict):
                     raise UpstreamProtocolError(f"{self.name} streamed {type(chunk).__name__}, not {what}")
+                if path == "/responses" and chunk.get("type") in ("error", "response.failed"):
+                    raise _response_error(chunk, events.response.request.url)  # OpenAI's shape: the SDK passes it on
                 yield chunk
         finally:
             await events.close()
