@@ -76,36 +76,6 @@ def _train(tmp_path: Path, router: str, params: dict, battles: list[Battle] | No
     ]
 
 
-@pytest.fixture(scope="module")
-def minilm() -> Path:
-    from routellm_core.embedding.embedders import minilm_path
-
-    return minilm_path()
-
-
-@pytest.fixture(scope="module")
-def tiny_llama(tmp_path_factory, minilm) -> Path:
-    """A two-block Llama (random weights, real architecture) with MiniLM's tokenizer: ``A``/``B``/``C`` are one
-    token each, and without a chat template the router uses its plain prompt."""
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
-
-    folder = tmp_path_factory.mktemp("tiny-llama")
-    tokenizer = AutoTokenizer.from_pretrained(str(minilm))
-    config = LlamaConfig(
-        vocab_size=tokenizer.vocab_size,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=2,
-        max_position_embeddings=256,
-        pad_token_id=tokenizer.pad_token_id,
-    )
-    LlamaForCausalLM(config).save_pretrained(str(folder))
-    tokenizer.save_pretrained(str(folder))
-    return folder
-
-
 # ---- checkpoints are readable, and load from anywhere ------------------------------------------------------
 def test_bert_checkpoint_from_a_relative_base_loads_elsewhere_and_is_readable(tmp_path, minilm, monkeypatch) -> None:
     """A relative ``base_model`` is kept absolute (the checkpoint loads from another working directory), and the

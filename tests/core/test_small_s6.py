@@ -49,35 +49,6 @@ def _write(path: Path, battles: list[Battle]) -> Path:
     return path
 
 
-@pytest.fixture(scope="module")
-def minilm() -> Path:
-    from routellm_core.embedding.embedders import minilm_path
-
-    return minilm_path()
-
-
-@pytest.fixture(scope="module")
-def tiny_llama(tmp_path_factory: pytest.TempPathFactory, minilm: Path) -> Path:
-    """A two-block Llama (random weights) with MiniLM's tokenizer, so ``A``/``B``/``C`` are one token each."""
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
-
-    folder = tmp_path_factory.mktemp("tiny-llama")
-    tokenizer = AutoTokenizer.from_pretrained(str(minilm))
-    config = LlamaConfig(
-        vocab_size=tokenizer.vocab_size,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=2,
-        max_position_embeddings=256,
-        pad_token_id=tokenizer.pad_token_id,
-    )
-    LlamaForCausalLM(config).save_pretrained(str(folder))
-    tokenizer.save_pretrained(str(folder))
-    return folder
-
-
 # ---- 1. the train summary counts only the ties it says it dropped -----------------------------------------------
 def test_warm_start_on_another_pair_drops_no_ties_it_ignored(tmp_path: Path, capsys) -> None:
     """``train --init fast --battles F`` where every battle is of another pair: the battles were ignored, yet the

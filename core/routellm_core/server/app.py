@@ -1180,23 +1180,31 @@ def create_app(
         )
         return state.error_response(error)
 
-    @app.post("/v1/chat/completions")
-    async def chat_completions(request: Request) -> Response:
+    async def routed(request: Request, api: Api) -> Response:
+        """A chat completion or a Responses request: authorized, read, given a slot, routed and answered."""
         slot: _Slot | None = None
         streaming = False
         try:
             state.authorize(request)
             body = await state.read_body(request)  # before the slot: a slow client holds no slot, at most its deadline
             slot = state.acquire()
-            chat = parse_request(body, state.settings.max_messages)
-            span = state.telemetry.begin(chat.model)  # recorded once the answer or the stream ended
-            engine, threshold = state.engine_of(chat.model, chat.options)
-            route = await state.route(engine, threshold, chat.messages)
-            if chat.stream:
-                response = await state.stream(engine, route, chat.forward, slot, span)
+            if api == "responses":
+                asked = parse_responses_request(body, state.settings.max_messages)
+                span = state.telemetry.begin(asked.model)  # recorded once the answer or the stream ended
+                engine, threshold = state.responses_engine(asked)
+                engine, route = await state.responses_route(engine, threshold, asked)
+                forward, stream = asked.forward, asked.stream
+            else:
+                chat = parse_request(body, state.settings.max_messages)
+                span = state.telemetry.begin(chat.model)
+                engine, threshold = state.engine_of(chat.model, chat.options)
+                route = await state.route(engine, threshold, chat.messages)
+                forward, stream = chat.forward, chat.stream
+            if stream:
+                response = await state.stream(engine, route, forward, slot, span, api=api)
                 streaming = True
             else:
-                response = await state.complete(engine, route, chat.forward, span)
+                response = await state.complete(engine, route, forward, span, api=api)
         except ErrorResponse as exc:
             response = state.error_response(exc)
         finally:
@@ -1205,31 +1213,14 @@ def create_app(
         state.metrics.requests.inc(status=str(response.status_code))
         return response
 
+    @app.post("/v1/chat/completions")
+    async def chat_completions(request: Request) -> Response:
+        return await routed(request, "chat")
+
     @app.post("/v1/responses")
     async def responses(request: Request) -> Response:
         """OpenAI's Responses API, routed like chat completions (see :mod:`routellm_core.server.responses`)."""
-        slot: _Slot | None = None
-        streaming = False
-        try:
-            state.authorize(request)
-            body = await state.read_body(request)
-            slot = state.acquire()
-            asked = parse_responses_request(body, state.settings.max_messages)
-            span = state.telemetry.begin(asked.model)
-            engine, threshold = state.responses_engine(asked)
-            engine, route = await state.responses_route(engine, threshold, asked)
-            if asked.stream:
-                response = await state.stream(engine, route, asked.forward, slot, span, api="responses")
-                streaming = True
-            else:
-                response = await state.complete(engine, route, asked.forward, span, api="responses")
-        except ErrorResponse as exc:
-            response = state.error_response(exc)
-        finally:
-            if slot is not None and not streaming:
-                slot.release()
-        state.metrics.requests.inc(status=str(response.status_code))
-        return response
+        return await routed(request, "responses")
 
     @app.post("/v1/feedback")
     async def feedback(request: Request) -> Response:
