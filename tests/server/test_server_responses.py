@@ -312,6 +312,29 @@ def test_a_continuation_whose_upstream_fails_is_not_sent_to_the_other(serve, moc
     assert samples(server, "routellm_fallbacks_total", from_side="strong") == 0.0
 
 
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_conversation_sent_whole_stays_with_the_upstream_that_wrote_its_items(serve, mock, stream: bool) -> None:
+    """The Agents SDK's default: no previous_response_id, the model's earlier output items (with their ids) sent
+    back as input; only the upstream that wrote them may know them, so the turn stays there."""
+    server = serve()
+    sdk = client(server)
+    opening = prompt("Remember the word 'lynx'")
+    if stream:
+        events = list(sdk.responses.create(model="router-fast-0.0", input=opening, stream=True))
+        first = events[-1].response
+    else:
+        first = sdk.responses.create(model="router-fast-0.0", input=opening)
+    assert first.model_extra["routellm"]["served"] == "strong" and first.output
+    text = prompt("Which word was it?")
+    items = [{"role": "user", "content": opening}, *(i.model_dump() for i in first.output)]
+    second = sdk.responses.create(model="router-fast-1.0", input=[*items, {"role": "user", "content": text}])
+    record = record_of(second)
+    assert (record["served"], record["continued"]) == ("strong", True)  # threshold 1.0 alone would route weak
+    assert [sent["model"] for sent in received(mock, text)] == [STRONG]
+    fresh = sdk.responses.create(model="router-fast-1.0", input=[{"role": "user", "content": text, "id": "msg_x"}])
+    assert record_of(fresh)["served"] == "weak"  # ids this worker never relayed route as usual
+
+
 def test_an_unknown_previous_response_id_is_routed_and_the_upstream_answers(serve) -> None:
     server = serve()
     with pytest.raises(openai.NotFoundError) as caught:

@@ -94,6 +94,7 @@ from routellm_core.server.responses import (
     Api,
     EventFrames,
     ResponsesRequest,
+    output_ids,
     parse_responses_request,
     refuse_escalation,
     response_of,
@@ -606,7 +607,7 @@ class ServerState:
             ErrorResponse: As :meth:`route` (the message says when ``previous_response_id`` was not one this worker
                 relayed).
         """
-        answered = self.answered.get(asked.previous_response_id)
+        answered = self.answered.get(asked.previous_response_id) or self.answered.of_items(asked.item_ids)
         if answered is not None:
             return answered.engine, answered.record.continuation()
         try:
@@ -834,7 +835,7 @@ class ServerState:
             raise
         self.account(engine, record)
         if api == "responses":
-            self.answered.add(answer.get("id"), engine, record)
+            self.answered.add(answer.get("id"), engine, record, output_ids(answer))
         if span is not None:
             span.observe(answer)
             span.finish(record)
@@ -931,7 +932,7 @@ class ServerState:
             final = priced[-1] if priced else final
             self.account(engine, final)
             if isinstance(frames, EventFrames):
-                self.answered.add(frames.response_id, engine, final)
+                self.answered.add(frames.response_id, engine, final, frames.output_ids)
             if span is not None:
                 span.finish(final)
             if framed := frames.end(final):

@@ -58,6 +58,8 @@ class ResponsesRequest:
         forward: The body for the upstream: everything but ``model``, ``stream`` and ``routellm``, unchanged.
         options: The ``routellm`` field as sent (the server's own options), or None.
         previous_response_id: The response this one continues, or None.
+        item_ids: The ``id`` s of the input's items (a conversation sent whole: the model's earlier output items,
+            reasoning among them, keep the ids their upstream gave them).
     """
 
     model: str
@@ -66,6 +68,7 @@ class ResponsesRequest:
     forward: dict[str, Any]
     options: Any = None
     previous_response_id: str | None = None
+    item_ids: tuple[str, ...] = ()
 
 
 def _bad(message: str, *, code: str = "invalid_input", param: str | None = "input") -> ErrorResponse:
@@ -120,7 +123,9 @@ def parse_responses_request(raw: bytes, max_items: int) -> ResponsesRequest:
     if not isinstance(stream, bool):
         raise _bad("'stream' must be true or false", code="invalid_stream", param="stream")
     forward = {k: v for k, v in body.items() if k not in CONSUMED}
-    return ResponsesRequest(model, messages, stream, forward, body.get("routellm"), previous)
+    items = given if isinstance(given, list) else []
+    ids = tuple(item["id"] for item in items if isinstance(item, dict) and isinstance(item.get("id"), str))
+    return ResponsesRequest(model, messages, stream, forward, body.get("routellm"), previous, ids)
 
 
 def _message_of(item: object, i: int) -> dict[str, Any]:
@@ -303,6 +308,8 @@ class EventFrames:
 
     def __init__(self) -> None:
         self.response_id: str | None = None
+        #: The ids of the response's output items, from the last response object an event carried.
+        self.output_ids: tuple[str, ...] = ()
         self._held: Mapping[str, Any] | None = None
         self._sequence = -1
 
@@ -310,6 +317,7 @@ class EventFrames:
         response = response_of(event)
         if response is not None and isinstance(response.get("id"), str):
             self.response_id = response["id"]
+            self.output_ids = output_ids(response) or self.output_ids
         number = event.get("sequence_number")
         if isinstance(number, int) and not isinstance(number, bool):
             self._sequence = max(self._sequence, number)
@@ -350,6 +358,14 @@ class EventFrames:
         return _frame(_with_record(self._held, record))
 
 
+def output_ids(response: Mapping[str, Any]) -> tuple[str, ...]:
+    """The ids of a response object's output items (messages, reasoning, tool calls)."""
+    output = response.get("output")
+    if not isinstance(output, list):
+        return ()
+    return tuple(item["id"] for item in output if isinstance(item, Mapping) and isinstance(item.get("id"), str))
+
+
 # ---- which upstream answered a response ------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Answered:
@@ -367,18 +383,28 @@ class AnsweredResponses:
         self.size = size
         self._items: OrderedDict[str, Answered] = OrderedDict()
 
-    def add(self, response_id: Any, engine: Any, record: ServedDecision) -> None:
-        """Remember who answered ``response_id`` (ignored when it is not a string)."""
-        if not isinstance(response_id, str) or not response_id:
-            return
-        self._items[response_id] = Answered(engine, record)
-        self._items.move_to_end(response_id)
+    def add(self, response_id: Any, engine: Any, record: ServedDecision, items: Sequence[str] = ()) -> None:
+        """Remember who answered ``response_id`` and wrote its output ``items`` (ids that are not strings are
+        ignored)."""
+        answered = Answered(engine, record)
+        for key in (response_id, *items):
+            if isinstance(key, str) and key:
+                self._items[key] = answered
+                self._items.move_to_end(key)
         while len(self._items) > self.size:
             self._items.popitem(last=False)
 
     def get(self, response_id: str | None) -> Answered | None:
         """Who answered ``response_id``, or None for an id this worker did not relay (or forgot)."""
         return self._items.get(response_id) if response_id else None
+
+    def of_items(self, item_ids: Sequence[str]) -> Answered | None:
+        """Who wrote the latest of ``item_ids`` this worker relayed (a conversation sent whole carries the model's
+        earlier output items, which only the upstream that wrote them may know), or None."""
+        for item_id in reversed(item_ids):
+            if (answered := self._items.get(item_id)) is not None:
+                return answered
+        return None
 
     def __len__(self) -> int:
         return len(self._items)
@@ -394,6 +420,7 @@ __all__ = [
     "is_response",
     "is_response_event",
     "join_events",
+    "output_ids",
     "parse_responses_request",
     "refuse_escalation",
     "response_is_empty",
