@@ -168,7 +168,9 @@ def _mf_training() -> object:
 
 
 def _bert_training() -> object:
-    return _static_router("bert", base_model=str(_minilm_path()), epochs=1).fit(_battles())
+    from routellm_core import load_router
+
+    return load_router("bert", base_model=str(_minilm_path()), epochs=1).fit(_battles())  # reads text with its encoder
 
 
 def _plot(tmp: Path) -> object:
