@@ -363,10 +363,12 @@ class Cascade:
         if second is not None:
             out.append(self._second_attempt(second))
         if verification is not None:
-            weak = self.names["weak"]
-            asked = f"{weak}{VERIFY_SUFFIX}"
-            out.append(self.attempt(asked, "weak", "check", verification, kept=False, priced_as=weak))
+            out.append(self.verification_attempt(self.names["weak"], "weak", verification))
         return tuple(out)
+
+    def verification_attempt(self, model: str, side: Side, verification: Outcome) -> Attempt:
+        """The entry of ``model`` 's self-verification call (named ``"<model> (verify)"``, priced as ``model``)."""
+        return self.attempt(f"{model}{VERIFY_SUFFIX}", side, "check", verification, kept=False, priced_as=model)
 
     def unchecked_attempts(self, first: Outcome | None, second: Outcome | None, stream: bool) -> tuple[Attempt, ...]:
         """The entries of the cheap answers that came (``None``: still running) before a call ended unchecked."""

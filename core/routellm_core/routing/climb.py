@@ -20,7 +20,7 @@ the call raises :class:`~routellm_core.errors.ModelCallError`, or under ``fallba
 answered.
 
 The record's pair is the chosen model and the one served (its ``win_rate`` that pair's, set by the N-model engine).
-The rules are one generator (:meth:`Climb.steps`) that yields the calls it needs next (:class:`Ask`) and receives
+The rules are one generator (:attr:`ClimbRun.steps`) that yields the calls it needs next (:class:`Ask`) and receives
 their outcomes, so the sync and async engines (:func:`climb_sync`, :func:`climb_async`) only run the calls. A climb
 that ends early (cancelled, a rung raising the caller's control flow or a ``BaseException``) keeps what it paid: its
 :class:`ClimbRun` gives the record of every call that answered (:meth:`ClimbRun.paid`).
@@ -34,7 +34,7 @@ from collections.abc import Awaitable, Callable, Generator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from routellm_core.decisions import VERIFY_SUFFIX, Attempt, LadderChoice, Route, ServedDecision, Side
+from routellm_core.decisions import Attempt, LadderChoice, Route, ServedDecision, Side
 from routellm_core.errors import ModelCallError
 from routellm_core.routing.cascade import (
     Cascade,
@@ -131,12 +131,9 @@ class Climb:
             not route.continued and route.text is not None and route.first_side == "weak" and len(self.rungs(route)) > 1
         )
 
-    def steps(self, route: Route, planned: ServedDecision, *, stream: bool) -> Steps:
-        """The climb of one call (see the module docstring); ``planned`` is the record before any answer."""
-        return self.run(route, planned, stream=stream).steps
-
     def run(self, route: Route, planned: ServedDecision, *, stream: bool) -> ClimbRun:
-        """One call's climb: its steps and, however it ends, what it paid so far (:class:`ClimbRun`)."""
+        """One call's climb (see the module docstring): its steps and, however it ends, what it paid so far
+        (:class:`ClimbRun`); ``planned`` is the record before any answer."""
         return ClimbRun(self, route, planned, stream=stream)
 
     def _record(
@@ -272,10 +269,7 @@ class ClimbRun:
             )
             listed.add(i)
             if verification is not None:
-                asked = f"{rungs[i]}{VERIFY_SUFFIX}"
-                entries.append(
-                    cascade.attempt(asked, records[i].served, "check", verification, kept=False, priced_as=rungs[i])
-                )
+                entries.append(cascade.verification_attempt(rungs[i], records[i].served, verification))
             keep = (i + 1) if paired else i
             if verdict.keep and cascade.answered(whole[keep]):
                 served = keep
