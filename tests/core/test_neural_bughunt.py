@@ -22,6 +22,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from obvious_prompts import EASY as OBVIOUS_EASY
+from obvious_prompts import HARD as OBVIOUS_HARD
+from obvious_prompts import obvious_battles, write_battles
 
 from routellm_core import Battle, CheckpointError, InvalidInputError, TrainingDataError, load_router
 from routellm_core.checkpoint import CONFIG_FILE, WEIGHTS_FILE
@@ -32,33 +35,20 @@ pytest.importorskip("transformers")
 pytestmark = pytest.mark.filterwarnings("ignore:`is_gradient_checkpointing` is deprecated:FutureWarning")
 
 S, W = "big", "small"
-HARD = [
-    "Prove that there are infinitely many primes of the form 4k+3.",
-    "Derive the closed form of the integral of x^2 e^{-x} from 0 to infinity.",
-    "Compute the eigenvalues of the matrix [[2, 1], [1, 3]] with eigenvectors.",
-    "Show that every finite integral domain is a field, with a complete proof.",
-]
-EASY = ["Hi there!", "Thanks, have a nice day.", "Good morning! How are you?", "Say goodbye in French."]
+HARD, EASY = OBVIOUS_HARD[:4], OBVIOUS_EASY[:4]
 TINY_BERT = dict(max_length=16, epochs=1, max_steps=1, validation_fraction=0.0, show_progress=False)
 
 
 def _battles() -> list[Battle]:
-    out = [Battle(prompt=p, model_a=S, model_b=W, winner="model_a") for p in HARD]
-    return out + [Battle(prompt=p, model_a=W, model_b=S, winner="model_a") for p in EASY]
+    return obvious_battles(S, W)
 
 
 def _ties() -> list[Battle]:
     return [Battle(prompt=p, model_a=S, model_b=W, winner="tie") for p in HARD + EASY]
 
 
-def _write_battles(path: Path, battles: list[Battle]) -> Path:
-    rows = [{"prompt": b.prompt, "model_a": b.model_a, "model_b": b.model_b, "winner": b.winner} for b in battles]
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    return path
-
-
 def _train(tmp_path: Path, router: str, params: dict, battles: list[Battle] | None = None) -> list[str]:
-    labels = _write_battles(tmp_path / "battles.jsonl", _battles() if battles is None else battles)
+    labels = write_battles(tmp_path / "battles.jsonl", _battles() if battles is None else battles)
     return [
         "train",
         "--router",

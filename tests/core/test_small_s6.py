@@ -13,6 +13,9 @@ import warnings
 from pathlib import Path
 
 import pytest
+from obvious_prompts import EASY as OBVIOUS_EASY
+from obvious_prompts import HARD as OBVIOUS_HARD
+from obvious_prompts import obvious_battles, write_battles
 
 from routellm_core import STRONG_REFERENCE, WEAK_REFERENCE, Battle, InvalidInputError, load_router
 from routellm_core.cli import main
@@ -23,13 +26,7 @@ pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
 S, W = "big", "small"
-HARD = [
-    "Prove that there are infinitely many primes of the form 4k+3.",
-    "Derive the closed form of the integral of x^2 e^{-x} from 0 to infinity.",
-    "Compute the eigenvalues of the matrix [[2, 1], [1, 3]] with eigenvectors.",
-    "Show that every finite integral domain is a field, with a complete proof.",
-]
-EASY = ["Hi there!", "Thanks, have a nice day.", "Good morning! How are you?", "Say goodbye in French."]
+HARD, EASY = OBVIOUS_HARD[:4], OBVIOUS_EASY[:4]
 PAIR = {"strong_model": S, "weak_model": W}
 TINY_BERT = {"max_length": 16, "validation_fraction": 0.0, "show_progress": False}
 #: The FutureWarning peft 0.21 raises under transformers 5 (the message transformers writes).
@@ -37,16 +34,7 @@ PEFT_WARNING = "`is_gradient_checkpointing` is deprecated"
 
 
 def _battles(strong: str = S, weak: str = W, ties: int = 0) -> list[Battle]:
-    """Strong wins the hard prompts, weak the easy ones, then ``ties`` ties (on the hard prompts)."""
-    out = [Battle(prompt=p, model_a=strong, model_b=weak, winner="model_a") for p in HARD]
-    out += [Battle(prompt=p, model_a=weak, model_b=strong, winner="model_a") for p in EASY]
-    return out + [Battle(prompt=f"{p} (again)", model_a=strong, model_b=weak, winner="tie") for p in HARD[:ties]]
-
-
-def _write(path: Path, battles: list[Battle]) -> Path:
-    rows = [{"prompt": b.prompt, "model_a": b.model_a, "model_b": b.model_b, "winner": b.winner} for b in battles]
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    return path
+    return obvious_battles(strong, weak, ties=ties)
 
 
 # ---- 1. the train summary counts only the ties it says it dropped -----------------------------------------------
@@ -54,7 +42,7 @@ def test_warm_start_on_another_pair_drops_no_ties_it_ignored(tmp_path: Path, cap
     """``train --init fast --battles F`` where every battle is of another pair: the battles were ignored, yet the
     line said "3 ties dropped" too, counting ties among them."""
     out = tmp_path / "mine"
-    labels = _write(tmp_path / "other.jsonl", _battles(ties=3))
+    labels = write_battles(tmp_path / "other.jsonl", _battles(ties=3))
     assert main(["train", "--init", "fast", "--battles", str(labels), "--out", str(out)]) == 0
     line = capsys.readouterr().out
     assert "11 battles not between" in line and "ignored" in line
@@ -64,7 +52,7 @@ def test_warm_start_on_another_pair_drops_no_ties_it_ignored(tmp_path: Path, cap
 def test_warm_start_counts_the_ties_of_its_own_pair_only(tmp_path: Path, capsys) -> None:
     """Two ties among the init's pair, three among another pair's battles: two were dropped, three ignored."""
     mine = _battles(STRONG_REFERENCE, WEAK_REFERENCE, ties=2)
-    labels = _write(tmp_path / "mixed.jsonl", mine + _battles(ties=3))
+    labels = write_battles(tmp_path / "mixed.jsonl", mine + _battles(ties=3))
     assert main(["train", "--init", "fast", "--battles", str(labels), "--out", str(tmp_path / "mine")]) == 0
     line = capsys.readouterr().out
     assert line.startswith("warm-started mf from fast on 8 of 21 battles; 2 ties dropped (mf learns"), line
@@ -76,7 +64,7 @@ def test_warm_start_counts_the_ties_of_its_own_pair_only(tmp_path: Path, capsys)
 def test_bert_with_zero_steps_warns_that_nothing_was_trained(tmp_path: Path, capsys, zero: str) -> None:
     """``{"epochs": 0}`` or ``{"max_steps": 0}`` saves the untrained head; train printed "trained bert on 8 of 8
     battles". Allowed on purpose (docs/core.md: the untrained network as a baseline), but said plainly."""
-    labels = _write(tmp_path / "battles.jsonl", _battles())
+    labels = write_battles(tmp_path / "battles.jsonl", _battles())
     base = ["train", "--router", "bert", "--battles", str(labels), "--strong-model", S, "--weak-model", W]
     out = tmp_path / "out"
     params = {**TINY_BERT, "epochs": 1, zero: 0}
@@ -87,7 +75,7 @@ def test_bert_with_zero_steps_warns_that_nothing_was_trained(tmp_path: Path, cap
     assert load_router(out).metadata["training"]["steps"] == 0
 
     # one step is training: the ordinary line, counting the battles of its pair
-    other = _write(tmp_path / "more.jsonl", _battles("c", "d"))
+    other = write_battles(tmp_path / "more.jsonl", _battles("c", "d"))
     params = {**TINY_BERT, "epochs": 1, "max_steps": 1}
     assert main([*base, "--battles", str(other), "--params", json.dumps(params), "--out", str(out)]) == 0
     line = capsys.readouterr().out.strip()
@@ -95,7 +83,7 @@ def test_bert_with_zero_steps_warns_that_nothing_was_trained(tmp_path: Path, cap
 
 
 def test_causal_llm_with_zero_epochs_warns_that_nothing_was_trained(tmp_path: Path, capsys, tiny_llama) -> None:
-    labels = _write(tmp_path / "battles.jsonl", _battles())
+    labels = write_battles(tmp_path / "battles.jsonl", _battles())
     params = {"base_model": str(tiny_llama), "max_length": 24, "epochs": 0, "show_progress": False}
     out = tmp_path / "out"
     args = ["train", "--router", "causal_llm", "--battles", str(labels), "--strong-model", S, "--weak-model", W]

@@ -5,6 +5,11 @@ bare name, like ``lc_fakes`` (``tests/`` is on ``sys.path``).
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
+from routellm_core import Battle
+
 HARD = [
     "Prove that there are infinitely many primes of the form 4k+3.",
     "Derive the closed form of the integral of x^2 e^{-x} from 0 to infinity and justify each step.",
@@ -25,3 +30,18 @@ EASY = [
     "What colour is the sky on a clear day?",
     "Say goodbye in French.",
 ]
+
+
+def obvious_battles(strong: str, weak: str, *, per_side: int = 4, ties: int = 0) -> list[Battle]:
+    """``strong`` beats ``weak`` on the first ``per_side`` hard prompts and loses on as many easy ones, then
+    ``ties`` ties (the first hard prompts asked again)."""
+    out = [Battle(prompt=p, model_a=strong, model_b=weak, winner="model_a") for p in HARD[:per_side]]
+    out += [Battle(prompt=p, model_a=weak, model_b=strong, winner="model_a") for p in EASY[:per_side]]
+    return out + [Battle(prompt=f"{p} (again)", model_a=strong, model_b=weak, winner="tie") for p in HARD[:ties]]
+
+
+def write_battles(path: Path, battles: list[Battle]) -> Path:
+    """``battles`` as a JSONL battles file at ``path`` (the form ``routellm train --battles`` reads)."""
+    rows = [{"prompt": b.prompt, "model_a": b.model_a, "model_b": b.model_b, "winner": b.winner} for b in battles]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
