@@ -79,8 +79,8 @@ class ModelCallError(RouteLLMError, RuntimeError):
             fallback).
         fallback_model: Name of the other model when fallback was configured and tried, else ``None``.
         chunks_delivered: Streaming only: chunks already handed to the caller before the failure, else ``None``.
-        attempts: The calls made before the failure (``Attempt`` entries with their prices), when known: what was
-            paid for a call that raises.
+        attempts: The calls made (``Attempt`` entries): those paid before the failure, with their prices, and the
+            failed ones, with their ``error``; the feedback store keeps the call with them.
     """
 
     def __init__(

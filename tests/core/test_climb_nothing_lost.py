@@ -304,11 +304,13 @@ def test_a_climbed_stream_left_while_relayed_bills_the_controller_once(mode: str
     ledger.check_recorded([*PAID["climb"], ("big", "big", ANSWERS["big"])], answer="4")
 
 
+@pytest.mark.parametrize("kind", ["climb", "step"])
 @pytest.mark.parametrize("mode", ["sync", "async", "stream", "astream"])
-def test_a_failed_escalation_bills_the_cheap_attempts_and_names_them(mode: str, tmp_path: Path) -> None:
-    """Without a climb big fails after the check escalated (no fallback): the call raises, and what the cheap
-    attempts cost reaches the budget controller; the error lists them with big's failure."""
-    ledger = Ledger("step", tmp_path)
+def test_a_failed_escalation_bills_records_and_names_the_cheap_attempts(kind: str, mode: str, tmp_path: Path) -> None:
+    """Big fails after the check escalated (no fallback): the call raises; what the cheap attempts cost reaches
+    the budget controller; the error lists them with big's failure, and the feedback store keeps the decision once
+    with the same attempts, none kept, and no answer."""
+    ledger = Ledger(kind, tmp_path)
 
     def attempt(side: Side, record: ServedDecision) -> str:
         if record.model == "big":
@@ -338,13 +340,19 @@ def test_a_failed_escalation_bills_the_cheap_attempts_and_names_them(mode: str, 
             list(eng.stream(route, open_stream, second=ledger.second))
         else:
             asyncio.run(arelay())
-    assert [(a.model, a.error) for a in failure.value.attempts] == [  # type: ignore[attr-defined]
-        ("tiny", None),
-        ("tiny (resampled)", None),
-        ("big", "ConnectionError"),
-    ]
-    paid = sum(answer_cost("tiny", text) for text in (ANSWERS["tiny"], RESAMPLE))
+    expected = [(model, None) for model, _, _ in PAID[kind]] + [("big", "ConnectionError")]
+    assert [(a.model, a.error) for a in failure.value.attempts] == expected  # type: ignore[attr-defined]
+    paid = sum(answer_cost(priced, text) for _, priced, text in PAID[kind])
     assert ledger.billed == pytest.approx([paid])
+    stored = ledger.store.decision(route.id)
+    assert stored is not None, "the failed call's decision was not recorded"
+    assert ledger.writes[route.id] == 1
+    assert [(a.model, a.error) for a in stored.record.attempts] == expected
+    assert not any(a.kept for a in stored.record.attempts) and stored.answer == ""
+    assert [a.cost for a in stored.record.attempts[:-1]] == pytest.approx(
+        [answer_cost(priced, text) for _, priced, text in PAID[kind]]
+    )
+    assert ledger.store.stats().labels == 0
     ledger.store.close()
 
 

@@ -25,7 +25,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mappin
 from dataclasses import replace
 from typing import Any, TypeVar
 
-from routellm_core.decisions import Route, ServedDecision, Side, other_side
+from routellm_core.decisions import Attempt, AttemptRole, Route, ServedDecision, Side, other_side
 from routellm_core.errors import ModelCallError, StreamInterruptedError
 
 logger = logging.getLogger(__name__)
@@ -245,7 +245,8 @@ class Dispatcher:
         partial_text: str = "",
     ) -> ModelCallError:
         """A ``ModelCallError`` naming the failed model (and the chosen one, after a failed fallback); a
-        ``StreamInterruptedError`` when ``delivered`` pieces of the answer already reached the caller."""
+        ``StreamInterruptedError`` when ``delivered`` pieces of the answer already reached the caller. Its
+        ``attempts`` list the failed calls (none kept, each with its ``error``): what the feedback store records."""
         chosen = route.first_side
         if isinstance(exc, EmptyResponseError):
             what = "returned an empty message (no text and no tool call)"
@@ -261,6 +262,8 @@ class Dispatcher:
         d = route.decision
         message += f" (router {d.router!r}, win rate {d.win_rate:.4f}, threshold {d.threshold:.4f})"
         fallback_model = self.names[side] if side != chosen else None
+        failed = self._failed_attempt(route, side, exc)
+        attempts = (failed,) if first_error is None else (self._failed_attempt(route, chosen, first_error), failed)
         if delivered:
             return StreamInterruptedError(
                 f"{message}; {delivered} streamed chunk(s) had already been delivered to the caller",
@@ -270,6 +273,7 @@ class Dispatcher:
                 fallback_model=fallback_model,
                 chunks_delivered=delivered,
                 partial_text=partial_text,
+                attempts=attempts,
             )
         return ModelCallError(
             message,
@@ -278,7 +282,17 @@ class Dispatcher:
             side=side,
             fallback_model=fallback_model,
             chunks_delivered=0 if relay is not None else None,
+            attempts=attempts,
         )
+
+    def _failed_attempt(self, route: Route, side: Side, exc: BaseException) -> Attempt:
+        """The record's entry of ``side``'s failed call under ``route``."""
+        role: AttemptRole = "answer"
+        if side != route.first_side:
+            role = "fallback"
+        elif route.escalated:
+            role = "escalation"
+        return Attempt(model=self.names[side], side=side, role=role, error=type(exc).__name__)
 
 
 class _Attempts:

@@ -403,11 +403,14 @@ class RoutingEngine:
                     route, attempt, self._second(second), self._verify(verify), stream=False, paid=paid
                 )
             except BaseException as exc:
-                if (left := self._paid(paid, exc, on_final)) is not None and not isinstance(exc, ModelCallError):
-                    quietly(self.record_call, route, left, "", None, sample=False)
+                quietly(self._record_end, route, exc, self._paid(paid, exc, on_final), "")
                 raise
         else:
-            value, record = self.dispatcher.call(route, attempt, fallback=fallback)
+            try:
+                value, record = self.dispatcher.call(route, attempt, fallback=fallback)
+            except ModelCallError as exc:
+                quietly(self._record_end, route, exc, None, "")
+                raise
             record = self._priced(record, value)
         if on_final is not None:
             on_final(record)
@@ -433,11 +436,14 @@ class RoutingEngine:
                     route, attempt, self._second(second), self._verify(verify), stream=False, paid=paid
                 )
             except BaseException as exc:
-                if (left := self._paid(paid, exc, on_final)) is not None and not isinstance(exc, ModelCallError):
-                    await self._arecord_left_quietly(route, left, "")
+                await self._arecord_end_quietly(route, exc, self._paid(paid, exc, on_final), "")
                 raise
         else:
-            value, record = await self.dispatcher.acall(route, attempt, fallback=fallback)
+            try:
+                value, record = await self.dispatcher.acall(route, attempt, fallback=fallback)
+            except ModelCallError as exc:
+                await self._arecord_end_quietly(route, exc, None, "")
+                raise
             record = self._priced(record, value)
         if on_final is not None:
             on_final(record)
@@ -491,8 +497,8 @@ class RoutingEngine:
                 record = self._paid(paid, ending, None)
             if record is not None and on_final is not None:
                 on_final(record)
-            if record is not None and ending is not None and not isinstance(ending, ModelCallError):
-                quietly(self.record_call, route, record, tally.text, None, sample=False)
+            if ending is not None:
+                quietly(self._record_end, route, ending, record, tally.text)
         if record is not None:
             self.record_call(route, record, tally.text, other_answer)
 
@@ -539,8 +545,8 @@ class RoutingEngine:
                 record = self._paid(paid, ending, None)
             if record is not None and on_final is not None:
                 on_final(record)
-            if record is not None and ending is not None and not isinstance(ending, ModelCallError):
-                await self._arecord_left_quietly(route, record, tally.text)
+            if ending is not None:
+                await self._arecord_end_quietly(route, ending, record, tally.text)
         if record is not None:
             await self.arecord_call(route, record, tally.text, other_answer)
 
@@ -827,12 +833,35 @@ class RoutingEngine:
             quietly(on_final, record)
         return record
 
-    async def _arecord_left_quietly(self, route: Route, record: ServedDecision, answer: str) -> None:
-        """:meth:`arecord_left` while an exception propagates: a failure to record is logged, not raised over it."""
+    def ended(self, route: Route, exc: BaseException, record: ServedDecision | None) -> ServedDecision | None:
+        """The record to keep of a call that ``exc`` ended: a model's failure (:class:`ModelCallError`) gives its
+        attempts, none kept, the failed ones with their ``error`` (a stream cut after chunks: the streaming attempt,
+        with what ``record`` relayed); anything else ``record``, what the call paid (None: nothing to keep)."""
+        if not isinstance(exc, ModelCallError):
+            return record
+        if record is not None and isinstance(exc, StreamInterruptedError) and record.attempts:
+            *before, cut = record.attempts
+            error = type(exc.__cause__ or exc).__name__
+            return replace(record, attempts=(*before, replace(cut, kept=False, error=error)))
+        attempts = tuple(a for a in exc.attempts if isinstance(a, Attempt))
+        return replace(record or self.planned(route), attempts=attempts) if attempts else None
+
+    def _record_end(self, route: Route, exc: BaseException, record: ServedDecision | None, answer: str) -> None:
+        """Record a call that ``exc`` ended (:meth:`ended`), with the text relayed and no label sampled."""
+        if (kept := self.ended(route, exc, record)) is not None:
+            self.record_call(route, kept, answer, None, sample=False)
+
+    async def _arecord_end_quietly(
+        self, route: Route, exc: BaseException, record: ServedDecision | None, answer: str
+    ) -> None:
+        """Async :meth:`_record_end` (as :meth:`arecord_left`, shielded) while ``exc`` propagates: a failure to
+        record is logged, not raised over it."""
+        if (kept := self.ended(route, exc, record)) is None:
+            return
         try:
-            await self.arecord_left(route, record, answer)
+            await self.arecord_left(route, kept, answer)
         except Exception:
-            logger.exception("%s: could not record decision %s", self.owner, record.id)
+            logger.exception("%s: could not record decision %s", self.owner, kept.id)
 
     def _cannot_ask(self) -> InvalidInputError:
         return InvalidInputError(f"{self.owner} cannot ask the other side of this call for a label")

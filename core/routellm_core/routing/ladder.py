@@ -639,17 +639,14 @@ class LadderEngine:
         *,
         stream: bool,
     ) -> Climbed:
-        """Climb in this thread. Ended early, the climb's paid calls still bill and (unless a model failed: a
-        :class:`ModelCallError`, which carries them) are recorded, and the exception propagates."""
+        """Climb in this thread. Ended early, the climb's paid calls still bill and are recorded (a model's
+        failure, a :class:`ModelCallError`, with the failed call), and the exception propagates."""
         verify, passthrough = self._verify(calls), self.engine(route).passthrough
         run = self._run(route, stream)
         try:
             return self._climbed(climb_sync(run, attempt, verify, passthrough))
-        except ModelCallError as exc:
-            self._bill_failure(route, exc, on_final)
-            raise
-        except BaseException:
-            if (record := self._paid(run, on_final)) is not None:
+        except BaseException as exc:
+            if (record := self._ended(route, run, exc, on_final)) is not None:
                 quietly(self._record_left, route, record)
             raise
 
@@ -667,32 +664,30 @@ class LadderEngine:
         run = self._run(route, stream)
         try:
             return self._climbed(await climb_async(run, attempt, verify, passthrough))
-        except ModelCallError as exc:
-            self._bill_failure(route, exc, on_final)
-            raise
-        except BaseException:
-            if (record := self._paid(run, on_final)) is not None:
+        except BaseException as exc:
+            if (record := self._ended(route, run, exc, on_final)) is not None:
                 try:
                     await self.engine(replace(route, ladder=record.ladder)).arecord_left(route, record, "")
                 except Exception:  # the caller's exception is the one to see
                     logger.exception("%s: could not record decision %s", self.owner, record.id)
             raise
 
-    def _paid(self, run: ClimbRun, on_final: Callable[[ServedDecision], None]) -> ServedDecision | None:
-        """The record of a climb that ended early (None when no call finished), billed through ``on_final``."""
-        record = run.paid()
+    def _ended(
+        self, route: Route, run: ClimbRun, exc: BaseException, on_final: Callable[[ServedDecision], None]
+    ) -> ServedDecision | None:
+        """The record of a climb that ``exc`` ended (None when no call finished), billed through ``on_final``: the
+        rungs it paid; after a model's failure (:class:`ModelCallError`, which lists them) with the failed call."""
+        if isinstance(exc, ModelCallError):
+            record = self.engine(route).ended(route, exc, None)
+        else:
+            record = run.paid()
+            record = None if record is None else self._with_win_rate(record)
         if record is not None:
-            record = self._with_win_rate(record)
             quietly(on_final, record)
         return record
 
     def _record_left(self, route: Route, record: ServedDecision) -> None:
         self.engine(replace(route, ladder=record.ladder)).record_call(route, record, "", None, sample=False)
-
-    def _bill_failure(self, route: Route, exc: ModelCallError, on_final: Callable[[ServedDecision], None]) -> None:
-        """A climb that fails still paid its rungs: the ladder and the controller learn from them."""
-        if exc.attempts:
-            quietly(on_final, replace(self.engine(route).planned(route), attempts=exc.attempts))  # type: ignore[arg-type]
 
     def _climbed(self, done: Climbed) -> Climbed:
         """The climb's result with the record's win rate that of its pair (:meth:`_with_win_rate`)."""
