@@ -102,6 +102,19 @@ def to_messages(value: Any) -> list[BaseMessage] | None:
     return None
 
 
+def child_messages(messages: Sequence[BaseMessage]) -> list[BaseMessage]:
+    """The conversation as a child model gets it: earlier routed replies without this router's record
+    (``response_metadata["routellm"]``, which holds a fresh decision id each run), so a child's cache (LangChain's
+    ``set_llm_cache``, keyed by the serialized messages) still hits from an agent's second step on. Only the
+    messages that carry the record are copied; the caller's are never changed."""
+    return [
+        m.model_copy(update={"response_metadata": {k: v for k, v in m.response_metadata.items() if k != METADATA_KEY}})
+        if isinstance(m, AIMessage) and METADATA_KEY in m.response_metadata
+        else m
+        for m in messages
+    ]
+
+
 # ---- tool-result steps -----------------------------------------------------------------------------------
 def tool_step_record(messages: Sequence[BaseMessage]) -> ServedDecision | None:
     """For a step whose last message is a tool result, the record of the answer that issued the tool call.

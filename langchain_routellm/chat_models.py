@@ -21,6 +21,7 @@ from typing_extensions import Self
 
 from langchain_routellm._answers import verification_messages
 from langchain_routellm._identity import escalation_key, policy_fingerprint
+from langchain_routellm._messages import child_messages
 from langchain_routellm._models import child_callbacks, model_provider, runnable_name, unwrap_model
 from langchain_routellm._options import RouterOptions
 from langchain_routellm._outputs import as_chunk, cache_hit, chunk_text, replayed_record, with_metadata
@@ -336,6 +337,7 @@ class ChatRouteLLM(RouterOptions, BaseChatModel):
     def _invoke_child(
         self, route: Route, messages: list[BaseMessage], config: RunnableConfig, call: dict[str, Any]
     ) -> AIMessage:
+        messages = child_messages(messages)
         if self.streaming:
             full: AIMessageChunk | None = None
             final: list[ServedDecision] = []  # the record priced from the whole stream (the first chunk's is not)
@@ -355,6 +357,7 @@ class ChatRouteLLM(RouterOptions, BaseChatModel):
     async def _ainvoke_child(
         self, route: Route, messages: list[BaseMessage], config: RunnableConfig, call: dict[str, Any]
     ) -> AIMessage:
+        messages = child_messages(messages)
         if self.streaming:
             full: AIMessageChunk | None = None
             final: list[ServedDecision] = []
@@ -437,6 +440,7 @@ class ChatRouteLLM(RouterOptions, BaseChatModel):
     ) -> Iterator[AIMessageChunk]:
         """The routed chunks, the first one carrying the decision; ``on_final`` gets the record priced from the
         whole stream once it ended."""
+        messages = child_messages(messages)
 
         def open_stream(side: Side, record: ServedDecision) -> Iterator[Any]:
             cfg = child_config(config, record, held=self._engine.held_attempt(route, record))
@@ -460,6 +464,7 @@ class ChatRouteLLM(RouterOptions, BaseChatModel):
         on_final: Callable[[ServedDecision], None] | None = None,
     ) -> AsyncIterator[AIMessageChunk]:
         """Async :meth:`_stream_child`."""
+        messages = child_messages(messages)
 
         async def open_stream(side: Side, record: ServedDecision) -> AsyncIterator[Any]:
             cfg = child_config(config, record, held=self._engine.held_attempt(route, record))

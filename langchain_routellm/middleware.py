@@ -19,6 +19,7 @@ from langchain_core.runnables import RunnableConfig
 from pydantic import ValidationError
 
 from langchain_routellm._answers import answer_logprobs, answer_usage, answer_value, verification_messages
+from langchain_routellm._messages import child_messages
 from langchain_routellm._models import model_name
 from langchain_routellm._outputs import chunk_text, is_empty_output, record_of
 from langchain_routellm._routing import (
@@ -109,7 +110,8 @@ def _response_message(response: Any) -> BaseMessage | None:
 def _plain(request: ModelRequest) -> list[BaseMessage]:
     """The step's conversation with its system message, for asking the other model without tools."""
     system = getattr(request, "system_message", None)
-    return [system, *request.messages] if isinstance(system, BaseMessage) else list(request.messages)
+    messages = child_messages(request.messages)
+    return [system, *messages] if isinstance(system, BaseMessage) else messages
 
 
 def _with_handler(callbacks: Callbacks, handler: BaseCallbackHandler) -> Callbacks:
@@ -368,7 +370,7 @@ class RouteLLMMiddleware(AgentMiddleware):
             "tags": list(tags),
         }
         update["callbacks"] = _with_handler(model.callbacks, watch)
-        return request.override(model=model.model_copy(update=update))
+        return request.override(model=model.model_copy(update=update), messages=child_messages(request.messages))
 
     def wrap_model_call(
         self,
