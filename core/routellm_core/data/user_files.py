@@ -33,10 +33,18 @@ _BATTLE_KEYS = ("prompt", "model_a", "model_b", "winner")
 _LABEL_META_COLUMNS = frozenset({"prompt", "source", "id"})
 
 
-def _parse_winner(raw: object, model_a: str, model_b: str, where: str) -> Winner:
-    if not isinstance(raw, str) or not raw.strip():
-        raise TrainingDataError(f"{where}: missing winner")
-    value = raw.strip()
+def _text_field(obj: dict[str, Any], key: str, where: str) -> str:
+    """A required non-blank string field, stripped; a missing one and one of another type are told apart."""
+    value = obj.get(key)
+    if value is not None and not isinstance(value, str):
+        raise TrainingDataError(f"{where}: {key} must be a string, got {type(value).__name__} {value!r:.60}")
+    if value is None or not value.strip():
+        raise TrainingDataError(f"{where}: missing {key}")
+    return value.strip()
+
+
+def _parse_winner(raw: str, model_a: str, model_b: str, where: str) -> Winner:
+    value = raw
     if value in ("model_a", "model_b", "tie"):
         return value  # type: ignore[return-value]
     if value == model_a:
@@ -53,16 +61,10 @@ def _parse_winner(raw: object, model_a: str, model_b: str, where: str) -> Winner
 
 def _battle_from(obj: dict[str, Any], where: str, source: str | None) -> Battle:
     prompt = prompt_of(obj.get("prompt"), where)
-    names = []
-    for key in ("model_a", "model_b"):
-        value = obj.get(key)
-        if not isinstance(value, str) or not value.strip():
-            raise TrainingDataError(f"{where}: missing {key}")
-        names.append(value.strip())
-    model_a, model_b = names
+    model_a, model_b = _text_field(obj, "model_a", where), _text_field(obj, "model_b", where)
     if model_a == model_b:
         raise TrainingDataError(f"{where}: model_a and model_b are both {model_a!r}; a battle needs two models")
-    winner = _parse_winner(obj.get("winner"), model_a, model_b, where)
+    winner = _parse_winner(_text_field(obj, "winner", where), model_a, model_b, where)
     row_source = obj.get("source")
     src = row_source if isinstance(row_source, str) and row_source.strip() else source
     try:

@@ -58,12 +58,14 @@ def data_file(root: str, *parts: str) -> Path:
 
 
 def existing_file(path: str | os.PathLike[str]) -> Path:
-    """``path`` as a :class:`~pathlib.Path`, checked to be a file.
+    """``path`` as a :class:`~pathlib.Path` (a leading ``~`` expanded), checked to be a file.
 
     Raises:
-        DataNotFoundError: No such file.
+        DataNotFoundError: No such file, or the path is a folder.
     """
-    p = Path(path)
+    p = Path(path).expanduser()
+    if p.is_dir():
+        raise DataNotFoundError(f"{p} is a folder; give the path of a .jsonl or .csv file in it")
     if not p.is_file():
         raise DataNotFoundError(f"no such file: {p}")
     return p

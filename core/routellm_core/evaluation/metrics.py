@@ -112,13 +112,25 @@ def pgr(quality: float | np.ndarray, q_strong: float, q_weak: float) -> float | 
     return (float(quality) - q_weak) / gap
 
 
-def _check_scores(scores: Sequence[float] | np.ndarray, bench: Benchmark) -> np.ndarray:
-    values = np.asarray(scores, dtype=np.float64).reshape(-1)
-    if values.shape[0] != len(bench):
-        raise InvalidInputError(f"{values.shape[0]} scores for {len(bench)} prompts of {bench.name!r}")
+def _score_array(scores: Sequence[float] | np.ndarray, n: int, items: str) -> np.ndarray:
+    """``scores`` as a float vector, one per item (a column ``(n, 1)`` is accepted); ``items`` names them."""
+    try:
+        values = np.asarray(scores, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(f"scores must be numbers, one for each of {n} {items}: {exc}") from None
+    if values.ndim == 2 and values.shape[1] == 1:
+        values = values[:, 0]
+    if values.ndim != 1:
+        raise InvalidInputError(f"scores must be one number for each of {n} {items}, got shape {values.shape}")
+    if values.shape[0] != n:
+        raise InvalidInputError(f"{values.shape[0]} scores for {n} {items}")
     if not np.isfinite(values).all():
         raise InvalidInputError("scores must be finite numbers")
     return values
+
+
+def _check_scores(scores: Sequence[float] | np.ndarray, bench: Benchmark) -> np.ndarray:
+    return _score_array(scores, len(bench), f"prompts of {bench.name!r}")
 
 
 def cost_quality_curve(scores: Sequence[float] | np.ndarray, bench: Benchmark) -> Curve:
@@ -224,7 +236,8 @@ def random_router_result(bench: Benchmark, n_seeds: int = 10, seed: int = 0) -> 
         fractions, q = cost_quality_curve(scores, bench)
         qualities += q
         aucs.append(auc(scores, bench))
-    return evaluate_curve(fractions, qualities / n_seeds, bench, name="random", auc=float(np.nanmean(aucs)))
+    mean_auc = float(np.nanmean(aucs)) if not np.isnan(aucs).all() else float("nan")  # NaN: a class is empty
+    return evaluate_curve(fractions, qualities / n_seeds, bench, name="random", auc=mean_auc)
 
 
 # ---- evaluation -----------------------------------------------------------------------------------------
@@ -236,6 +249,8 @@ def evaluate_curve(
     q = np.asarray(qualities, dtype=np.float64)
     if f.shape != q.shape or f.ndim != 1 or f.size < 2:
         raise InvalidInputError("fractions and qualities must be 1-D arrays of the same length (2 or more)")
+    if not (np.isfinite(f).all() and np.isfinite(q).all()):
+        raise InvalidInputError("fractions and qualities must be finite numbers")
     pgrs = pgr(q, bench.q_strong, bench.q_weak)
     f.flags.writeable = False
     q.flags.writeable = False
@@ -394,11 +409,7 @@ def evaluate_battles(
     thr = check_threshold(threshold)
     if ties not in ("weak", "drop"):
         raise InvalidInputError(f"ties must be 'weak' or 'drop', got {ties!r}")
-    values = np.asarray(scores, dtype=np.float64).reshape(-1)
-    if values.shape[0] != len(battles):
-        raise InvalidInputError(f"{values.shape[0]} scores for {len(battles)} battles")
-    if not np.isfinite(values).all():
-        raise InvalidInputError("scores must be finite numbers")
+    values = _score_array(scores, len(battles), "battles")
     index, outcome = _tier_battles(battles, strong_models, weak_models)
     picked = values[index]
     n_ties = int((outcome == 0).sum())
