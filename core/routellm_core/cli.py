@@ -80,10 +80,23 @@ def _labelled(args: argparse.Namespace) -> tuple[list[Battle] | list[GoldenLabel
         raise InvalidInputError("give exactly one of --feedback, --battles or --golden")
     if args.feedback:
         store = _open_store(args.feedback)
-        return store.battles(), store_pair(store)
+        battles = store.battles()
+        if not battles:
+            raise InvalidInputError(_no_labels(store))
+        return battles, store_pair(store)
     if args.battles:
         return load_battles(args.battles), None
     return load_golden_labels(args.golden), None
+
+
+def _no_labels(store: FeedbackStore) -> str:
+    """Why a feedback store gives nothing to train or report on, and how labels get into it."""
+    decisions = store.stats().decisions
+    return (
+        f"feedback store {store.location} holds no labels yet ({decisions} routed calls recorded, none labelled): "
+        "label a sample with a judge (label_fraction=), attach your users' verdicts (add_verdict, or POST "
+        "/v1/feedback to routellm serve), or add golden labels"
+    )
 
 
 def _say(message: str) -> None:
@@ -183,6 +196,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         pair = store_pair(store)
         calib = calib or store.prompts()
     if not battles and not args.init:
+        if args.feedback:
+            raise InvalidInputError(_no_labels(store))
         raise InvalidInputError("no training data: give --sources, --battles, --golden or --feedback")
     if args.combiner_out:
         _refit_combiner(args)
@@ -819,6 +834,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
         print(f"json -> {args.json}")
     if args.plot and report.rows:
         print(f"plot -> {report.plot(args.plot)}")
+    elif args.plot:
+        print(f"plot: {args.plot} not written (no curves: the strong model is not preferred on these labels)")
     return 0
 
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, TypeAlias, TypeVar
 
 from routellm_core.data.records import Winner
+from routellm_core.embedding.embedders import valid_unicode
 from routellm_core.errors import InvalidInputError, JudgeError
 
 #: A chat message as most LLM clients take it: ``{"role": "system" | "user", "content": "..."}``.
@@ -139,6 +140,32 @@ def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[:limit] + "\n[... truncated]"
 
 
+#: A bracketed marker in a template's text (``[User Question]``, ``[The End of Assistant A's Answer]``...).
+_MARKER_RE = re.compile(r"\[[^\[\]{}\n]+\]")
+#: A verdict marker inside a question or an answer, as :func:`parse_verdict` would count it (upper case only:
+#: ``[[a]]`` is a nested list in code, and no verdict).
+_PLANTED_VERDICT_RE = re.compile(r"\[\[\s*([ABC])\s*\]\]")
+
+
+def _markers_pattern(template: str) -> re.Pattern[str] | None:
+    """The template's own markers, matched in any case and spacing (``None`` when it has none)."""
+    found = sorted(set(_MARKER_RE.findall(template)), key=len, reverse=True)
+    if not found:
+        return None
+    spelled = [r"\s*".join(re.escape(word) for word in marker[1:-1].split()) for marker in found]
+    return re.compile("|".join(rf"\[\s*{body}\s*\]" for body in spelled), re.IGNORECASE)
+
+
+def _defanged(text: str, markers: re.Pattern[str] | None) -> str:
+    """``text`` that cannot pass for the judge prompt's structure: the template's markers in it shown in parentheses
+    (so a question or answer cannot close its section or open another), a verdict marker ``[[A]]`` as ``[A]`` (so a
+    judge quoting it adds no second verdict), and lone surrogates as U+FFFD (which model APIs reject)."""
+    text = valid_unicode(text)
+    if markers is not None:
+        text = markers.sub(lambda m: "(" + m.group(0)[1:-1].strip() + ")", text)
+    return _PLANTED_VERDICT_RE.sub(r"[\1]", text)
+
+
 class PairwiseJudge:
     """An LLM as a pairwise judge, MT-Bench style, asked twice with the answers swapped.
 
@@ -186,14 +213,19 @@ class PairwiseJudge:
         self.template = template
         self.swap = swap
         self.max_chars = max_chars
+        self._markers = _markers_pattern(template)
 
     def messages(self, prompt: str, answer_a: str, answer_b: str) -> list[Message]:
-        """The system and user messages asking which of ``answer_a`` (assistant A) and ``answer_b`` is better."""
-        user = self.template.format(
-            question=_clip(prompt, self.max_chars),
-            answer_a=_clip(answer_a, self.max_chars),
-            answer_b=_clip(answer_b, self.max_chars),
-        )
+        """The system and user messages asking which of ``answer_a`` (assistant A) and ``answer_b`` is better.
+
+        The question and answers are untrusted text: the template's markers and ``[[A]]``-style verdicts inside them
+        are defanged (see :func:`_defanged`), so they cannot rewrite the prompt's sections or plant a verdict.
+        """
+
+        def shown(text: str) -> str:
+            return _defanged(_clip(text, self.max_chars), self._markers)
+
+        user = self.template.format(question=shown(prompt), answer_a=shown(answer_a), answer_b=shown(answer_b))
         return [{"role": "system", "content": self.system_prompt}, {"role": "user", "content": user}]
 
     def _steps(self, prompt: str, answer_a: str, answer_b: str) -> Generator[list[Message], str, JudgeOutcome]:

@@ -24,6 +24,7 @@ import asyncio
 import atexit
 import contextvars
 import hashlib
+import inspect
 import logging
 import os
 import queue
@@ -191,6 +192,18 @@ def _other_answer(value: object) -> str:
     if not value.strip():
         raise ValueError("the other model answered with an empty message")
     return value
+
+
+def _resolved(value: object) -> object:
+    """A sync caller's judge result: an ``async def`` judge's coroutine is run to its verdict (pool threads run no
+    event loop), as the async path awaits it."""
+    if inspect.isawaitable(value):
+        return asyncio.run(_awaited(value))
+    return value
+
+
+async def _awaited(value: Awaitable[object]) -> object:
+    return await value
 
 
 def _verdict(value: object) -> JudgeOutcome:
@@ -377,7 +390,7 @@ class Labeller:
             return self._failed("other_model_errors", job, exc, f"the other model ({job.record.other_model})")
         answers = job.answers(other)
         try:
-            outcome = _verdict(self.judge(job.prompt, *answers))
+            outcome = _verdict(_resolved(self.judge(job.prompt, *answers)))
         except Exception as exc:
             return self._failed("judge_errors", job, exc, f"the judge ({self.judge_name})")
         return self._store(job, outcome, answers)

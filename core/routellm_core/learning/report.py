@@ -138,16 +138,23 @@ class TrafficReport:
             "",
             f"- {self.n_prompts} labelled prompts ({self.n_labels} labels), strong `{self.strong_model}` vs weak "
             f"`{self.weak_model}`; {self.quality}: always-strong {self.q_strong:.3f}, always-weak {self.q_weak:.3f}.",
-            f"- 95% intervals from {self.n_bootstrap} bootstrap resamples of the prompts. CPT(x%) = share of strong "
-            "calls needed to recover x% of the strong model's advantage (lower is better).",
+            *(
+                [
+                    f"- 95% intervals from {self.n_bootstrap} bootstrap resamples of the prompts. CPT(x%) = share of "
+                    "strong calls needed to recover x% of the strong model's advantage (lower is better)."
+                ]
+                if self.rows
+                else []
+            ),
             *[f"- {note}" for note in self.notes],
             "",
-            "| router | APGR | CPT(50%) | CPT(80%) |",
-            "|---|---|---|---|",
         ]
-        for row in self.rows:
-            lines.append(f"| {row.name} | {row.apgr.fmt()} | {row.cpt50.fmt(True)} | {row.cpt80.fmt(True)} |")
-        lines += ["", f"**Verdict:** {self.verdict}", ""]
+        if self.rows:  # none when the strong model is not preferred: there is no advantage to recover
+            lines += ["| router | APGR | CPT(50%) | CPT(80%) |", "|---|---|---|---|"]
+            for row in self.rows:
+                lines.append(f"| {row.name} | {row.apgr.fmt()} | {row.cpt50.fmt(True)} | {row.cpt80.fmt(True)} |")
+            lines.append("")
+        lines += [f"**Verdict:** {self.verdict}", ""]
         return "\n".join(lines)
 
     def as_dict(self) -> dict[str, Any]:
@@ -219,6 +226,13 @@ def store_pair(store: FeedbackStore) -> tuple[str, str] | None:
     return pairs.most_common(1)[0][0] if pairs else None
 
 
+def _pair_name(item: Battle | GoldenLabel) -> str:
+    """The models a label compares, for messages: ``a / b`` for a battle, the scored models for a golden label."""
+    return (
+        " / ".join(sorted((item.model_a, item.model_b))) if isinstance(item, Battle) else ", ".join(sorted(item.scores))
+    )
+
+
 def resolve_pair(
     labels: Sequence[Battle] | Sequence[GoldenLabel],
     router: WinRateModel,
@@ -233,16 +247,18 @@ def resolve_pair(
     """
     if (strong_model is None) != (weak_model is None):
         raise InvalidInputError("give both strong_model and weak_model, or neither")
+    if not labels:
+        raise InvalidInputError(
+            "there are no labels to report on: label traffic first (a judge with label_fraction=, the users' "
+            "verdicts with add_verdict, or golden labels)"
+        )
     if strong_model is not None and weak_model is not None:
         return strong_model, weak_model
     if hint is not None:
         return hint
     if any(compares(x, router.strong_model, router.weak_model) for x in labels):
         return router.strong_model, router.weak_model
-    pairs = Counter(
-        " / ".join(sorted((x.model_a, x.model_b))) if isinstance(x, Battle) else ", ".join(sorted(x.scores))
-        for x in labels
-    )
+    pairs = Counter(_pair_name(x) for x in labels)
     seen = "; ".join(p for p, _ in pairs.most_common(3))
     raise InvalidInputError(
         f"the labels do not compare the router's pair ({router.strong_model} / {router.weak_model}); they compare "
@@ -300,6 +316,14 @@ def traffic_report(
             f"only {len(traffic)} labelled prompt(s) compare {strong} with {weak}; a report needs {MIN_PROMPTS}+"
         )
     base, base_label, notes = _base_router(model, label)
+    others = Counter(_pair_name(x) for x in items if not compares(x, strong, weak))
+    if others:  # e.g. a ladder's store: the figures are about one pair of its models
+        seen = "; ".join(f"{pair}: {n}" for pair, n in others.most_common(3))
+        count = sum(others.values())
+        notes.append(
+            f"{count} {'label compares' if count == 1 else 'labels compare'} other models ({seen}), not in these "
+            "figures; --strong-model / --weak-model (strong_model= / weak_model=) report on another pair."
+        )
     scores: dict[str, np.ndarray] = {f"{base_label} (as is)": base.predict_win_rate(list(traffic.prompts))}
     warm = _kfold_scores(base, items, traffic, strong, weak, folds, seed, notes)
     if warm is not None:
