@@ -374,7 +374,7 @@ def test_a_version_1_store_is_migrated_in_place_keeping_its_rows(tmp_path: Path)
     fresh = tmp_path / "fresh.db"
     FeedbackStore(fresh).close()
     with sqlite3.connect(path) as migrated, sqlite3.connect(fresh) as new:
-        assert migrated.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+        assert migrated.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
         for table in ("decisions", "labels"):  # the migrated tables are the new tables
             assert migrated.execute(f"PRAGMA table_info({table})").fetchall() == (
                 new.execute(f"PRAGMA table_info({table})").fetchall()

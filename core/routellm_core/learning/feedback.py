@@ -14,7 +14,10 @@ thumbs up/down can be attached later by decision id); ``labels`` holds one row p
 (``judge``, ``user``, ``golden``), the judge's name, the routing decision at the time and, only with
 ``store_answers=True``, the answers. A decision has at most one label per source (a unique index; writes are
 ``INSERT ... ON CONFLICT``): a later verdict replaces an earlier one. Rows built from a :class:`DecisionRecord`
-always put the strong model in ``model_a`` and the weak model in ``model_b``.
+always put the strong model in ``model_a`` and the weak model in ``model_b``. A third table, ``responses``, is the
+routing server's shared memory of who answered each Responses API response it relayed
+(:meth:`FeedbackStore.record_response`), so that any worker continues a ``previous_response_id`` on the upstream that
+stored it; rows older than the server's retention are pruned (:meth:`FeedbackStore.prune_responses`).
 
 Every write is one short transaction, committed before the method returns: a write the store acknowledged survives
 the writer being killed. Threads may share a store; a process that forks reopens its database on first use. The
@@ -40,11 +43,12 @@ from typing import Any, Literal, cast
 from routellm_core.data.records import Battle, Winner
 from routellm_core.decisions import Attempt, LadderChoice, RoutingDecision, ServedDecision, Side
 from routellm_core.embedding.embedders import valid_unicode
-from routellm_core.errors import InvalidInputError, UnknownDecisionError
+from routellm_core.errors import FeedbackStoreError, InvalidInputError, UnknownDecisionError
 from routellm_core.learning.feedback_sql import (
     APPLICATION_ID,
     DECISION_COLUMNS,
     LABEL_COLUMNS,
+    RESPONSE_COLUMNS,
     SCHEMA_VERSION,
     Backend,
     Transaction,
@@ -568,6 +572,48 @@ def _decision_row(row: Sequence[Any]) -> DecisionRow:
     return DecisionRow(record, prompt, float(created_at), answer, verdict, verdict_at)
 
 
+@dataclass(frozen=True)
+class ResponseRow:
+    """Who answered a Responses API response the routing server relayed (or wrote one of its output items).
+
+    Attributes:
+        id: The response id, or the id of one of its output items (a message, reasoning, a tool call).
+        response_id: The response (``id`` itself for the response's own row).
+        decision_id: The decision the response was served under.
+        model: The model name the client asked for (``router-default-0.5``): its engine serves the continuation.
+        options: The request's ``routellm`` field (``router-auto``'s objective), or ``None``.
+        record: The response's decision record (without its attempts): continuing it keeps this decision.
+        created_at: When it was recorded (Unix seconds).
+    """
+
+    id: str
+    response_id: str
+    decision_id: str
+    model: str
+    options: Any
+    record: ServedDecision
+    created_at: float
+
+
+def _response_row(row: Sequence[Any], location: str) -> ResponseRow:
+    """A ``responses`` row read back.
+
+    Raises:
+        FeedbackStoreError: Its record or options are not the JSON the store writes.
+    """
+    key, response_id, created_at, decision_id, model, options, record = row
+    try:
+        served = ServedDecision.from_dict(json.loads(record))
+        given = json.loads(options) if options else None
+    except (TypeError, ValueError):
+        served = None
+    if served is None:
+        raise FeedbackStoreError(
+            f"feedback store {location}: the record stored for response id {key!r:.80} is malformed"
+        )
+    return ResponseRow(key, response_id, decision_id, model, given, served, float(created_at))
+
+
 # ---- the store -------------------------------------------------------------------------------------------
 def _open_backend(location: str | os.PathLike[str], timeout: float, pool_size: int) -> tuple[Backend, Path | None]:
     if store_backend(location) == "postgresql":
@@ -892,6 +938,70 @@ class FeedbackStore:
             }
             return self._upsert_label(tx, values)
 
+    def record_response(
+        self,
+        response_id: str,
+        record: ServedDecision,
+        model: str,
+        *,
+        options: Any = None,
+        items: Iterable[str] = (),
+    ) -> None:
+        """Remember who answered a relayed Responses API response: its id and its output ``items``' ids, each keyed
+        to the decision record, the model name asked for and the request's ``routellm`` field (JSON). An id
+        recorded again is replaced.
+
+        Raises:
+            InvalidInputError: A blank id or model name, a record that is not a ServedDecision, options that are not
+                JSON.
+            FeedbackStoreError: The write failed.
+        """
+        _text(response_id, "response_id")
+        _text(model, "model")
+        if not isinstance(record, ServedDecision):
+            raise InvalidInputError(f"record must be a ServedDecision, got {type(record).__name__}")
+        try:
+            given = None if options is None else json.dumps(options, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise InvalidInputError(f"options must be JSON-serializable ({exc})") from None
+        stored = json.dumps({**record.as_dict(), "attempts": []})  # a continuation needs the decision, not its calls
+        ids = dict.fromkeys([response_id, *(i for i in items if isinstance(i, str) and i)])
+        now = time.time()
+        with self._backend.transaction("remembering a response") as tx:
+            for key in ids:
+                tx.execute(
+                    f"INSERT INTO responses ({RESPONSE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO "
+                    "UPDATE SET response_id = excluded.response_id, created_at = excluded.created_at, "
+                    "decision_id = excluded.decision_id, model = excluded.model, options = excluded.options, "
+                    "record = excluded.record",
+                    (key, response_id, now, record.id, model, given, stored),
+                )
+
+    def responses(self, ids: Iterable[str]) -> dict[str, ResponseRow]:
+        """The recorded rows of those of ``ids`` (response or output item ids) the store knows, by id.
+
+        Raises:
+            FeedbackStoreError: The read failed, or a row's record is malformed.
+        """
+        wanted = list(dict.fromkeys(i for i in ids if isinstance(i, str) and i))
+        if not wanted:
+            return {}
+        rows = self._query(
+            f"SELECT {RESPONSE_COLUMNS} FROM responses WHERE id IN ({', '.join('?' * len(wanted))})", wanted
+        )
+        return {row[0]: _response_row(row, self.location) for row in rows}
+
+    def prune_responses(self, before: float) -> int:
+        """Forget the responses recorded before ``before`` (Unix seconds); returns how many rows were removed.
+
+        Raises:
+            FeedbackStoreError: The write failed.
+        """
+        cutoff = _optional_number(before, "before")
+        with self._backend.transaction("pruning old responses") as tx:
+            rows = tx.execute("DELETE FROM responses WHERE created_at < ? RETURNING id", (cutoff,))
+        return len(rows)
+
     # ---- reading -----------------------------------------------------------------------------------------
     def labels(self, sources: Iterable[LabelSource] | None = None) -> list[LabelRow]:
         """Stored labels in insertion order, optionally only from some label sources."""
@@ -1007,6 +1117,20 @@ class FeedbackStore:
         """:meth:`add_verdict` in a worker thread."""
         return await asyncio.to_thread(self.add_verdict, decision_id, verdict, source=source)
 
+    async def arecord_response(
+        self, response_id: str, record: ServedDecision, model: str, *, options: Any = None, items: Iterable[str] = ()
+    ) -> None:
+        """:meth:`record_response` in a worker thread."""
+        await asyncio.to_thread(self.record_response, response_id, record, model, options=options, items=items)
+
+    async def aresponses(self, ids: Iterable[str]) -> dict[str, ResponseRow]:
+        """:meth:`responses` in a worker thread."""
+        return await asyncio.to_thread(self.responses, list(ids))
+
+    async def aprune_responses(self, before: float) -> int:
+        """:meth:`prune_responses` in a worker thread."""
+        return await asyncio.to_thread(self.prune_responses, before)
+
     # ---- lifetime ----------------------------------------------------------------------------------------
     def close(self) -> None:
         """Close the database (idempotent); later calls raise :class:`FeedbackStoreError`."""
@@ -1052,5 +1176,6 @@ __all__ = [
     "FeedbackStats",
     "FeedbackStore",
     "LabelRow",
+    "ResponseRow",
     "store_backend",
 ]

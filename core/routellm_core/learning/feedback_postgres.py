@@ -5,7 +5,8 @@ connection's ``search_path`` (``public`` unless the URL sets ``options=-csearch_
 ``routellm_feedback_meta`` holds the application id and schema version that SQLite keeps in its header, and the
 same guards apply: a database whose ``decisions`` / ``labels`` tables are not a feedback store's, or a store of a
 newer schema, raises :class:`~routellm_core.errors.FeedbackStoreError` and is left as it was (the checks and the
-creation of the tables run in one transaction, under an advisory lock, so servers starting at once create them once).
+creation or migration of the tables run in one transaction, under an advisory lock, so servers starting at once create
+them once).
 
 Concurrency and durability: a small pool of connections per process (``pool_size``), shared by threads and asyncio
 worker threads; each write is one transaction, with ``synchronous_commit = on`` (a write the store acknowledged is
@@ -44,6 +45,7 @@ from routellm_core.learning.feedback_sql import (
     META_TABLE,
     POSTGRES,
     SCHEMA_VERSION,
+    TABLE_SINCE,
     TABLES,
     Dialect,
     migratable,
@@ -426,12 +428,13 @@ class PostgresBackend:
             tx.execute(f"INSERT INTO {META_TABLE} VALUES (?, ?)", (APPLICATION_ID, SCHEMA_VERSION))
             return
         rows = tx.execute(f"SELECT application_id, schema_version FROM {META_TABLE}")
-        if len(rows) != 1 or rows[0][0] != APPLICATION_ID or len(present) != len(TABLES):
+        version = int(rows[0][1]) if len(rows) == 1 and isinstance(rows[0][1], int) else 0
+        expected = [t for t in TABLES if TABLE_SINCE[t] <= version]  # an older store lacks the later tables
+        if len(rows) != 1 or rows[0][0] != APPLICATION_ID or not set(expected) <= set(present):
             raise FeedbackStoreError(
                 f"the table {META_TABLE} in {self.location} does not describe a routellm feedback store "
                 f"({rows[:2]}, tables {present}); refusing to use it. {untouched}"
             )
-        version = int(rows[0][1])
         if version == SCHEMA_VERSION:
             return
         if version > SCHEMA_VERSION or not migratable(version):

@@ -18,13 +18,16 @@ from typing import Any, Protocol
 #: Application id of a feedback store ("RLFB"): SQLite's ``PRAGMA application_id``, PostgreSQL's meta table.
 APPLICATION_ID = 0x524C4642
 #: Schema version this code writes: SQLite's ``PRAGMA user_version``, PostgreSQL's meta table. Version 2 added the
-#: decision's attempts, escalation, cost and fallback error, version 3 its ``ladder`` entry (a call among N models);
-#: an older store is migrated in place on open.
-SCHEMA_VERSION = 3
+#: decision's attempts, escalation, cost and fallback error, version 3 its ``ladder`` entry (a call among N models),
+#: version 4 the ``responses`` table (who answered each relayed Responses API response); an older store is migrated
+#: in place on open.
+SCHEMA_VERSION = 4
 #: The PostgreSQL table holding the application id and schema version (SQLite keeps them in its header).
 META_TABLE = "routellm_feedback_meta"
+#: The store's tables, with the schema version that added each.
+TABLE_SINCE: dict[str, int] = {"decisions": 1, "labels": 1, "responses": 4}
 #: The store's tables.
-TABLES: tuple[str, ...] = ("decisions", "labels")
+TABLES: tuple[str, ...] = tuple(TABLE_SINCE)
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,22 @@ _DECISION_V2 = (
 )
 # Columns of ``decisions`` added by schema version 3.
 _DECISION_V3 = ("ladder TEXT",)
+# Schema version 4: one row per relayed Responses API response id and per id of its output items (a conversation
+# sent whole carries those), naming the decision, the model name asked for (and the request's ``routellm`` field,
+# JSON) whose engine serves it, and the decision record of that response (JSON), so any worker continues it. IF NOT
+# EXISTS: the migration also opens a store that already has the table (one made older by dropping later columns).
+_RESPONSES_V4 = (
+    """CREATE TABLE IF NOT EXISTS responses (
+        id TEXT PRIMARY KEY,
+        response_id TEXT NOT NULL,
+        created_at {real} NOT NULL,
+        decision_id TEXT NOT NULL,
+        model TEXT NOT NULL,
+        options TEXT,
+        record TEXT NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS responses_created_at ON responses (created_at)",
+)
 _SCHEMA = (
     """CREATE TABLE decisions (
         decision_id TEXT PRIMARY KEY,
@@ -106,11 +125,13 @@ _SCHEMA = (
         answer_b TEXT
     )""",
     "CREATE UNIQUE INDEX labels_decision_source ON labels (decision_id, source) WHERE decision_id IS NOT NULL",
+    *_RESPONSES_V4,
 )
 #: Statements that take a store of version ``v`` to ``v + 1``.
 _MIGRATIONS: dict[int, tuple[str, ...]] = {
     1: tuple(f"ALTER TABLE decisions ADD COLUMN {c}" for c in _DECISION_V2),
     2: tuple(f"ALTER TABLE decisions ADD COLUMN {c}" for c in _DECISION_V3),
+    3: _RESPONSES_V4,
 }
 
 DECISION_COLUMNS = (
@@ -121,6 +142,7 @@ LABEL_COLUMNS = (
     "id, created_at, prompt, model_a, model_b, winner, source, judge, decision_id, router, win_rate, threshold, "
     "choice, served, answer_a, answer_b"
 )
+RESPONSE_COLUMNS = "id, response_id, created_at, decision_id, model, options, record"
 
 
 def schema(dialect: Dialect) -> list[str]:
@@ -176,9 +198,11 @@ __all__ = [
     "LABEL_COLUMNS",
     "META_TABLE",
     "POSTGRES",
+    "RESPONSE_COLUMNS",
     "SCHEMA_VERSION",
     "SQLITE",
     "TABLES",
+    "TABLE_SINCE",
     "Backend",
     "Dialect",
     "Transaction",

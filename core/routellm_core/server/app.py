@@ -9,9 +9,9 @@ judge's verdict, exactly as the LangChain and LlamaIndex integrations do. The de
 headers and in the body's ``"routellm"`` field, the decision record of both integrations; ``POST /v1/feedback``
 attaches a verdict to it later. Model names ``router-<router>[-<pre-route>]-cascade[-<share>%|-<threshold>]``
 escalate on the cheap answer (see :mod:`routellm_core.routing.cascade`). The app keeps no state between requests (the
-feedback store is an SQLite file shared by the workers, or a PostgreSQL database shared by replicas; under an
-escalation share each worker holds the share on the recent confidences of its own traffic), so it runs as many
-workers or replicas as needed behind any load balancer.
+feedback store is an SQLite file shared by the workers, or a PostgreSQL database shared by replicas, and holds who
+answered each ``/v1/responses`` response as well; under an escalation share each worker holds the share on the
+recent confidences of its own traffic), so it runs as many workers or replicas as needed behind any load balancer.
 """
 
 from __future__ import annotations
@@ -90,9 +90,11 @@ from routellm_core.server.protocol import (
     turns,
 )
 from routellm_core.server.responses import (
+    Answered,
     AnsweredResponses,
     Api,
     EventFrames,
+    Origin,
     ResponsesRequest,
     output_ids,
     parse_responses_request,
@@ -243,8 +245,6 @@ class ServerState:
         self.worker = str(os.getpid())
         self.in_flight = 0
         self.recent: deque[dict[str, Any]] = deque(maxlen=RECENT_DECISIONS)
-        #: Who answered each recent ``/v1/responses`` response (a ``previous_response_id`` continues there).
-        self.answered = AnsweredResponses()
         self._tokens = [_digest(t) for t in settings.bearer_tokens()]
         every = [*self.upstreams.values(), *([judge] if judge is not None else []), *(models or {}).values()]
         self.secrets = tuple(s for u in every for s in u.secrets) + tuple(t.decode() for t in settings.bearer_tokens())
@@ -253,6 +253,9 @@ class ServerState:
             logger.warning("%s: %s", _OWNER, warning)
         names = {side: up.name for side, up in self.upstreams.items()}
         self.store = FeedbackStore(settings.feedback) if settings.feedback else None
+        #: Who answered each ``/v1/responses`` response (a ``previous_response_id`` continues there): this worker's
+        #: recent ones in memory, then the feedback store every worker shares.
+        self.answered = AnsweredResponses(store=self.store, keep_days=settings.response_days)
         pairwise = PairwiseJudge(self._judge_reply, name=judge.name) if judge is not None else None
         share = settings.escalate_share
         escalation = Escalation(
@@ -598,25 +601,28 @@ class ServerState:
 
     async def responses_route(
         self, engine: RoutingEngine | LadderEngine, threshold: float | None, asked: ResponsesRequest
-    ) -> tuple[RoutingEngine | LadderEngine, Route]:
-        """The engine and route of a ``/v1/responses`` request: a ``previous_response_id`` this worker relayed
-        continues on the upstream that answered it (the decision of that response, not scored anew); any other
-        request is routed on ``instructions`` and ``input``.
+    ) -> tuple[RoutingEngine | LadderEngine, Route, Origin]:
+        """The engine, route and origin of a ``/v1/responses`` request: a ``previous_response_id`` this server
+        relayed (this worker, or another one on the same feedback store) continues on the upstream that answered it
+        (the decision of that response, not scored anew, under the engine of the model name that started it); any
+        other request is routed on ``instructions`` and ``input``.
 
         Raises:
-            ErrorResponse: As :meth:`route` (the message says when ``previous_response_id`` was not one this worker
-                relayed).
+            ErrorResponse: As :meth:`route` (the message says when ``previous_response_id`` was not one this server
+                relayed); as :meth:`AnsweredResponses.afind` when the feedback store cannot say.
         """
-        answered = self.answered.get(asked.previous_response_id) or self.answered.of_items(asked.item_ids)
+        answered = await self.answered.afind(asked.previous_response_id, asked.item_ids, self.engine_of)
         if answered is not None:
-            return answered.engine, answered.record.continuation()
+            return answered.engine, answered.record.continuation(), answered.origin
+        origin = Origin(asked.model, asked.options)
         try:
-            return engine, await self.route(engine, threshold, asked.messages, param="input")
+            return engine, await self.route(engine, threshold, asked.messages, param="input"), origin
         except ErrorResponse as exc:
             if asked.previous_response_id is None or exc.status != 400:
                 raise
+            where = "this worker" if self.store is None else "this server (or its feedback store)"
             note = (
-                f" (previous_response_id {asked.previous_response_id!r:.80} is not a response this worker relayed "
+                f" (previous_response_id {asked.previous_response_id!r:.80} is not a response {where} relayed "
                 "recently, so the request is routed on its own input)"
             )
             raise ErrorResponse(400, exc.message + note, code=exc.code, param=exc.param) from None
@@ -806,10 +812,12 @@ class ServerState:
         body: dict[str, Any],
         span: RequestSpan | None = None,
         api: Api = "chat",
+        origin: Origin | None = None,
     ) -> Response:
         """Call the chosen upstream (with fallback when configured) and answer its JSON plus the decision; the
         engine records the decision (and labels a sampled share) before the answer goes out. Under
-        ``api="responses"`` the upstream's Responses API answers, and who did is remembered by response id."""
+        ``api="responses"`` the upstream's Responses API answers, and who did is remembered by response id (with
+        the ``origin`` of its engine) before the answer goes out."""
 
         async def attempt(side: Side, record: ServedDecision) -> dict[str, Any]:
             return await self._call(self.upstream_called(engine, side, record), body, side, api)
@@ -835,7 +843,8 @@ class ServerState:
             raise
         self.account(engine, record)
         if api == "responses":
-            self.answered.add(answer.get("id"), engine, record, output_ids(answer))
+            answered = Answered(engine, record, origin)
+            await self.answered.aremember(answer.get("id"), answered, output_ids(answer))
         if span is not None:
             span.observe(answer)
             span.finish(record)
@@ -849,6 +858,7 @@ class ServerState:
         slot: _Slot,
         span: RequestSpan | None = None,
         api: Api = "chat",
+        origin: Origin | None = None,
     ) -> Response:
         """Relay the chosen upstream's stream as SSE; errors before the first chunk are answered with their status.
 
@@ -856,7 +866,8 @@ class ServerState:
         stream with an OpenAI error event (the ``openai`` SDK raises it), never with a silent cut. The engine records
         the decision once the stream ended, before ``[DONE]``. Under ``api="responses"`` the upstream's Responses
         events are relayed as :class:`~routellm_core.server.responses.EventFrames` says (the final record on the
-        terminal event), and who answered is remembered by response id.
+        terminal event), and who answered is remembered by response id (with the ``origin`` of its engine) before
+        the terminal event goes out.
         """
         frames: _ChatFrames | EventFrames = EventFrames() if api == "responses" else _ChatFrames()
 
@@ -932,7 +943,8 @@ class ServerState:
             final = priced[-1] if priced else final
             self.account(engine, final)
             if isinstance(frames, EventFrames):
-                self.answered.add(frames.response_id, engine, final, frames.output_ids)
+                answered = Answered(engine, final, origin)
+                await self.answered.aremember(frames.response_id, answered, frames.output_ids)
             if span is not None:
                 span.finish(final)
             if framed := frames.end(final):
@@ -1193,19 +1205,20 @@ def create_app(
                 asked = parse_responses_request(body, state.settings.max_messages)
                 span = state.telemetry.begin(asked.model)  # recorded once the answer or the stream ended
                 engine, threshold = state.responses_engine(asked)
-                engine, route = await state.responses_route(engine, threshold, asked)
+                engine, route, origin = await state.responses_route(engine, threshold, asked)
                 forward, stream = asked.forward, asked.stream
             else:
+                origin = None
                 chat = parse_request(body, state.settings.max_messages)
                 span = state.telemetry.begin(chat.model)
                 engine, threshold = state.engine_of(chat.model, chat.options)
                 route = await state.route(engine, threshold, chat.messages)
                 forward, stream = chat.forward, chat.stream
             if stream:
-                response = await state.stream(engine, route, forward, slot, span, api=api)
+                response = await state.stream(engine, route, forward, slot, span, api=api, origin=origin)
                 streaming = True
             else:
-                response = await state.complete(engine, route, forward, span, api=api)
+                response = await state.complete(engine, route, forward, span, api=api, origin=origin)
         except ErrorResponse as exc:
             response = state.error_response(exc)
         finally:

@@ -90,7 +90,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--feedback",
         metavar="PATH|URL",
         help="feedback store: a SQLite file (created if missing) or a postgresql://user@host:port/db URL that several "
-        "servers share: every routed request's decision is recorded there, and POST /v1/feedback attaches verdicts",
+        "servers share: every routed request's decision is recorded there, and POST /v1/feedback attaches verdicts; "
+        "it also remembers who answered each /v1/responses response, for continuations reaching another worker",
+    )
+    lr.add_argument(
+        "--response-days",
+        type=float,
+        default=30.0,
+        metavar="DAYS",
+        help="days the feedback store remembers who answered a /v1/responses response (default: 30, as OpenAI keeps "
+        "a stored response)",
     )
     lr.add_argument(
         "--judge",
@@ -240,6 +249,7 @@ def settings_from_args(args: argparse.Namespace) -> ServerSettings:
         "upstream_retries": args.upstream_retries,
         "log_prompts": args.log_prompts,
         "feedback": args.feedback,
+        "response_days": args.response_days,
         "judge": args.judge,
         "judge_base_url": args.judge_base_url,
         "judge_api_key_env": args.judge_api_key_env,

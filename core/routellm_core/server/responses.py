@@ -3,21 +3,28 @@
 The route shares the chat-completions path's engine, routing, fallback, records, metrics, auth and errors; this module
 holds what differs: the request check (``input`` as a string or items, ``instructions``, ``previous_response_id``)
 and its routing turns, what an answer or a streamed event carries (text, emptiness, usage), how a stream goes out
-(``event: <type>`` SSE, the decision record on the response objects), and which upstream answered each recent
-response id, so that a continuation (``previous_response_id``) reaches the upstream that stored it.
+(``event: <type>`` SSE, the decision record on the response objects), and which upstream answered each response id
+(in memory, and in the feedback store the workers share), so that a continuation (``previous_response_id``) reaches
+the upstream that stored it whichever worker it lands on.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import math
+import time
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from routellm_core.decisions import METADATA_KEY, ServedDecision
+from routellm_core.errors import RouteLLMError
 from routellm_core.server.errors import ErrorResponse
 from routellm_core.server.protocol import CONSUMED, load_json
+
+logger = logging.getLogger("routellm_core.server")
 
 #: The API a request came in on: chat completions or Responses (which upstream endpoint it calls).
 Api = Literal["chat", "responses"]
@@ -45,6 +52,10 @@ UNSUPPORTED = {
 }
 #: Response ids each worker remembers the answering upstream of (the oldest is dropped first).
 RECENT_RESPONSES = 10_000
+#: Days a feedback store remembers who answered a response (OpenAI keeps a stored response 30 days).
+KEEP_DAYS = 30.0
+#: Seconds between two prunings of the store's old responses by one worker.
+PRUNE_EVERY_S = 3600.0
 
 
 @dataclass(frozen=True)
@@ -368,25 +379,48 @@ def output_ids(response: Mapping[str, Any]) -> tuple[str, ...]:
 
 # ---- which upstream answered a response ------------------------------------------------------------------------
 @dataclass(frozen=True)
+class Origin:
+    """What serves a chain of responses: the model name the client first asked for and its ``routellm`` field, from
+    which any worker builds the same engine again."""
+
+    model: str
+    options: Any = None
+
+
+@dataclass(frozen=True)
 class Answered:
-    """A response this worker relayed: the engine that routed it and the record of who answered."""
+    """A response this server relayed: the engine that routed it, the record of who answered and where the engine
+    comes from (without an origin, only this worker remembers it)."""
 
     engine: Any
     record: ServedDecision
+    origin: Origin | None = None
+
+
+#: Builds the engine of a model name and ``routellm`` field (the server's ``engine_of``; raises ``ErrorResponse``).
+EngineOf = Callable[[str, Any], tuple[Any, Any]]
 
 
 class AnsweredResponses:
-    """The last ``size`` response ids this worker relayed and who answered each (the oldest dropped first), so a
-    request continuing one (``previous_response_id``) goes to the upstream that stored it."""
+    """Who answered each response id this server relayed (and wrote each of its output items), so a request
+    continuing one (``previous_response_id``, or a conversation sent whole) goes to the upstream that stored it.
 
-    def __init__(self, size: int = RECENT_RESPONSES) -> None:
+    Two levels: this worker's last ``size`` ids in memory (the oldest dropped first), then, with a feedback
+    ``store`` (a SQLite file or a PostgreSQL database the workers and replicas share), the store, where every
+    worker writes what it relayed before the answer goes out and reads what another relayed; rows older than
+    ``keep_days`` are pruned (at most once per :data:`PRUNE_EVERY_S` per worker).
+    """
+
+    def __init__(self, size: int = RECENT_RESPONSES, store: Any = None, keep_days: float = KEEP_DAYS) -> None:
         self.size = size
+        self.store = store
+        self.keep_days = keep_days
         self._items: OrderedDict[str, Answered] = OrderedDict()
+        self._pruned = -math.inf
 
-    def add(self, response_id: Any, engine: Any, record: ServedDecision, items: Sequence[str] = ()) -> None:
-        """Remember who answered ``response_id`` and wrote its output ``items`` (ids that are not strings are
-        ignored)."""
-        answered = Answered(engine, record)
+    def add(self, response_id: Any, answered: Answered, items: Sequence[str] = ()) -> None:
+        """Remember in memory who answered ``response_id`` and wrote its output ``items`` (ids that are not
+        strings are ignored)."""
         for key in (response_id, *items):
             if isinstance(key, str) and key:
                 self._items[key] = answered
@@ -394,17 +428,89 @@ class AnsweredResponses:
         while len(self._items) > self.size:
             self._items.popitem(last=False)
 
+    async def aremember(self, response_id: Any, answered: Answered, items: Sequence[str] = ()) -> None:
+        """:meth:`add`, and write it to the store (when there is one) before the answer goes out, so that another
+        worker continues it. A failed write is logged, not raised: the answer was served and paid for."""
+        self.add(response_id, answered, items)
+        origin = answered.origin
+        if self.store is None or origin is None or not isinstance(response_id, str) or not response_id:
+            return
+        try:
+            await self.store.arecord_response(
+                response_id, answered.record, origin.model, options=origin.options, items=items
+            )
+            if time.monotonic() - self._pruned >= PRUNE_EVERY_S:
+                self._pruned = time.monotonic()
+                await self.store.aprune_responses(time.time() - self.keep_days * 86_400)
+        except RouteLLMError as exc:
+            logger.warning(
+                "routellm server: response %r was not written to the feedback store (%s: %s); another worker "
+                "will route a continuation of it anew",
+                response_id[:80],
+                type(exc).__name__,
+                exc,
+            )
+
     def get(self, response_id: str | None) -> Answered | None:
-        """Who answered ``response_id``, or None for an id this worker did not relay (or forgot)."""
+        """Who answered ``response_id`` by this worker's memory, or None for an id it did not relay (or forgot)."""
         return self._items.get(response_id) if response_id else None
 
     def of_items(self, item_ids: Sequence[str]) -> Answered | None:
-        """Who wrote the latest of ``item_ids`` this worker relayed (a conversation sent whole carries the model's
-        earlier output items, which only the upstream that wrote them may know), or None."""
+        """Who wrote the latest of ``item_ids`` by this worker's memory (a conversation sent whole carries the
+        model's earlier output items, which only the upstream that wrote them may know), or None."""
         for item_id in reversed(item_ids):
             if (answered := self._items.get(item_id)) is not None:
                 return answered
         return None
+
+    async def afind(
+        self, previous_response_id: str | None, item_ids: Sequence[str], engine_of: EngineOf
+    ) -> Answered | None:
+        """Who answered ``previous_response_id`` (else wrote the latest of ``item_ids``): this worker's memory
+        first, then the store, whose answer's engine ``engine_of`` builds again from its model name; None when
+        neither knows the ids.
+
+        Raises:
+            ErrorResponse: 503 naming the id when the store cannot be read (a continuation is never routed anew
+                because the store failed); 400 naming it when its model name is no longer served here.
+        """
+        found = self.get(previous_response_id) or self.of_items(item_ids)
+        if found is not None or self.store is None:
+            return found
+        wanted = [previous_response_id] if previous_response_id else list(item_ids)
+        if not wanted:
+            return None
+        param = "previous_response_id" if previous_response_id else "input"
+        what = f"previous_response_id {previous_response_id!r:.80}" if previous_response_id else "the input's items"
+        try:
+            rows = await self.store.aresponses(wanted)
+        except RouteLLMError as exc:
+            logger.error("routellm server: reading %s from the feedback store failed: %s", what, exc)
+            raise ErrorResponse(
+                503,
+                f"cannot tell which upstream stored {what}: the feedback store that remembers it could not be read "
+                f"({type(exc).__name__}); try again (the request was not routed, so that it does not reach an "
+                "upstream that never saw the conversation)",
+                code="response_lookup_failed",
+                param=param,
+                type="server_error",
+            ) from None
+        row = next((rows[key] for key in reversed(wanted) if key in rows), None)
+        if row is None:
+            return None
+        try:
+            engine, _ = engine_of(row.model, row.options)
+        except ErrorResponse as exc:
+            raise ErrorResponse(
+                400,
+                f"{what} was answered under model {row.model!r:.120}, which this server cannot serve now "
+                f"({exc.message}); start a new conversation",
+                code="invalid_previous_response_id" if previous_response_id else "invalid_input",
+                param=param,
+            ) from None
+        answered = Answered(engine, row.record, Origin(row.model, row.options))
+        self.add(row.id, answered)
+        return answered
 
     def __len__(self) -> int:
         return len(self._items)
@@ -415,6 +521,7 @@ __all__ = [
     "AnsweredResponses",
     "Api",
     "EventFrames",
+    "Origin",
     "ResponsesRequest",
     "event_text",
     "is_response",

@@ -47,6 +47,8 @@ def run(
     if isinstance(config, dict):
         logging.config.dictConfig(config)  # now, so that the auth line and startup problems are shown
     logger.info("%s", auth_line(settings, host, port))
+    if (warning := settings.workers_warning(workers)) is not None:
+        logger.warning("routellm serve: %s", warning)
     app = create_app(settings)  # also checks the settings, routers and keys before any worker starts
     if workers <= 1:
         _uvicorn.run(app, host=host, port=port, **uvicorn)

@@ -54,7 +54,10 @@ class ServerSettings(BaseModel):
         log_prompts: Log each routing text at INFO (off: prompts are never logged).
         feedback: A feedback store: a SQLite file path (created when missing) or a ``postgresql://`` URL (shared by
             several servers): every routed request's decision is recorded there under the decision id the response
-            carries, and ``POST /v1/feedback`` attaches verdicts.
+            carries, and ``POST /v1/feedback`` attaches verdicts. It also remembers who answered each
+            ``/v1/responses`` response, so a continuation reaching another worker or replica stays on that upstream.
+        response_days: Days the feedback store remembers who answered a ``/v1/responses`` response (older rows are
+            pruned; OpenAI keeps a stored response 30 days).
         judge: Pairwise judge for ``label_fraction``: an upstream spec, same forms as ``strong`` (needs
             ``feedback`` and ``label_fraction > 0``).
         judge_base_url: Base URL of the judge's OpenAI-compatible endpoint.
@@ -105,6 +108,7 @@ class ServerSettings(BaseModel):
     max_batch_size: PositiveInt = 64
     log_prompts: bool = False
     feedback: str | None = None
+    response_days: Annotated[float, Field(gt=0.0, allow_inf_nan=False)] = 30.0
     judge: str | None = None
     judge_base_url: str | None = None
     judge_api_key_env: str = "OPENAI_API_KEY"
@@ -250,6 +254,18 @@ class ServerSettings(BaseModel):
         except ValidationError as exc:
             problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in exc.errors())
             raise InvalidInputError(f"invalid server settings: {problems}") from None
+
+    def workers_warning(self, workers: int) -> str | None:
+        """What ``workers`` processes without a feedback store cannot do (None when nothing): continue a Responses
+        API conversation that another worker answered."""
+        if workers <= 1 or self.feedback is not None:
+            return None
+        return (
+            f"{workers} workers and no feedback store: each worker remembers only the /v1/responses responses it "
+            "relayed, so a continuation (previous_response_id, or a conversation sent whole) that lands on another "
+            "worker is routed anew, possibly to the upstream that never stored it; give --feedback (a SQLite file or "
+            "a postgresql:// URL the workers share), or pin each conversation to one worker (session affinity)"
+        )
 
     def bearer_tokens(self) -> list[bytes]:
         """The accepted bearer tokens (``api_keys`` and those in ``$api_keys_env``) as bytes; empty: no auth."""
