@@ -36,7 +36,10 @@ def _read_prompts(path: str) -> list[str]:
         elif p.suffix.lower() == ".csv":
             prompts = [prompt_of(row["prompt"], f"{p}, line {n}") for n, row in iter_csv(p, required=["prompt"])]
         else:
-            prompts = [line for line in p.read_text(encoding="utf-8").splitlines() if line.strip()]
+            # utf-8-sig: a byte-order mark (Notepad, Excel) is not part of the first prompt; split on line ends
+            # only (str.splitlines also splits on form feeds and U+2028 inside a prompt)
+            lines = p.read_text(encoding="utf-8-sig").split("\n")
+            prompts = [line.removesuffix("\r") for line in lines if line.strip()]
     except UnicodeDecodeError as exc:
         raise TrainingDataError(f"{p}: the file is not UTF-8 text ({exc.reason})") from None
     except OSError as exc:

@@ -6,6 +6,7 @@ Each test pins a bug found by feeding real files to the loaders, the shipped emb
 from __future__ import annotations
 
 import gzip
+import json
 import shutil
 import sqlite3
 import warnings
@@ -242,3 +243,15 @@ def test_tied_router_and_one_prompt_benchmark() -> None:
         warnings.simplefilter("error")  # "Mean of empty slice" from averaging NaN AUCs
         random = metrics.random_router_result(one)
     assert random.apgr == 0.5 and np.isnan(random.auc)
+
+
+def test_route_reads_a_text_prompts_file_as_notepad_writes_it(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """A byte-order mark and CRLF line ends are no part of a prompt, and a form feed inside a line does not split it
+    (``str.splitlines`` did both wrong: three prompts, the first starting with U+FEFF)."""
+    from routellm_core.cli import main
+
+    path = tmp_path / "prompts.txt"
+    path.write_bytes("\ufeffWhat is 2+2?\r\nProve it\x0cthen more\r\n\r\n".encode())
+    assert main(["route", "--file", str(path)]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [row["prompt"] for row in rows] == ["What is 2+2?", "Prove it\x0cthen more"]
