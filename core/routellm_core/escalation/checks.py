@@ -185,6 +185,13 @@ class AnswerFeaturesCheck:
     scale: float = 0.5
     name: str = "answer_features"
 
+    def __post_init__(self) -> None:
+        for what, value in (("center", self.center), ("scale", self.scale)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value):
+                raise InvalidInputError(f"AnswerFeaturesCheck {what} must be a finite number, got {value!r}")
+        if self.scale <= 0:
+            raise InvalidInputError(f"AnswerFeaturesCheck scale must be > 0, got {self.scale!r}")
+
     def signals(self, batch: CheckInput) -> dict[str, np.ndarray]:
         if batch.prompts is None:
             raise InvalidInputError("the answer-features check needs the prompts (CheckInput.prompts)")
@@ -261,13 +268,18 @@ class LogprobCheck:
 VERIFY_QUESTION = (
     "Check the answer you just gave: is it correct and complete for the question asked? Reply with one word: Yes or No."
 )
-_YES = re.compile(r"^\W*(yes|correct|true)\b", re.IGNORECASE)
-_NO = re.compile(r"^\W*(no|incorrect|wrong|false)\b", re.IGNORECASE)
+_YES = re.compile(r"^\W*(?:yes|yeah|yep|correct|true|right)\b(?!\W*(?:and\s+no|or\s+no)\b)", re.IGNORECASE)
+_NO = re.compile(r"^\W*(?:no|nope|incorrect|wrong|false)\b(?!\W*(?:doubt|problem)\b)", re.IGNORECASE)
+# a verdict taken back in the same breath ("Yes, but the last step is wrong"): neither yes nor no
+_HEDGE = re.compile(r"^\W*\w+\W*(?:but|however|although|though|except|partly|partially|mostly)\b", re.IGNORECASE)
 
 
 @dataclass
 class SelfVerificationCheck:
     """The cheap model's own verdict on its answer: asked :data:`VERIFY_QUESTION` right after answering.
+
+    The reply's first word decides, in any case and markup (``Yes``, ``**no.**``, ``Correct``, ``Wrong``); a verdict
+    hedged in the same breath ("Yes, but ...", "Yes and no") or any other reply is unsure.
 
     Attributes:
         unsure: Confidence when the reply is neither yes nor no (or the verification call failed).
@@ -283,8 +295,9 @@ class SelfVerificationCheck:
 
     def signals(self, batch: CheckInput) -> dict[str, np.ndarray]:
         replies = batch.verifications if batch.verifications is not None else [None] * len(batch)
-        yes = np.array([float(r is not None and bool(_YES.match(r))) for r in replies])
-        no = np.array([float(r is not None and bool(_NO.match(r))) for r in replies])
+        clear = [r if r is not None and not _HEDGE.match(r) else None for r in replies]
+        yes = np.array([float(r is not None and bool(_YES.match(r))) for r in clear])
+        no = np.array([float(r is not None and bool(_NO.match(r))) for r in clear])
         return {"verified_yes": yes, "verified_no": no, "verification_unclear": 1.0 - yes - no}
 
     def confidence(self, batch: CheckInput) -> np.ndarray:
