@@ -14,7 +14,7 @@ from langchain_core.messages import (
     SystemMessage,
     ToolMessage,
 )
-from langchain_core.prompt_values import PromptValue
+from langchain_core.prompt_values import ChatPromptValue, PromptValue
 
 from routellm_core.decisions import METADATA_KEY, ServedDecision
 from routellm_core.errors import InvalidInputError
@@ -113,6 +113,16 @@ def child_messages(messages: Sequence[BaseMessage]) -> list[BaseMessage]:
         else m
         for m in messages
     ]
+
+
+def child_input(value: Any) -> Any:
+    """A Runnable child's input: a list of messages or a chat prompt value with :func:`child_messages` applied;
+    any other input (a dict for a prompt template, a string) as it is."""
+    if isinstance(value, ChatPromptValue):
+        return ChatPromptValue(messages=child_messages(value.messages))
+    if isinstance(value, (list, tuple)) and value and all(isinstance(m, BaseMessage) for m in value):
+        return child_messages(value)
+    return value
 
 
 # ---- tool-result steps -----------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from langchain_core.runnables.utils import AddableDict
 from pydantic import ConfigDict, PrivateAttr, model_validator
 from typing_extensions import Self
 
-from langchain_routellm._messages import DEFAULT_TEXT_KEYS, to_messages
+from langchain_routellm._messages import DEFAULT_TEXT_KEYS, child_input, to_messages
 from langchain_routellm._options import RouterOptions
 from langchain_routellm._outputs import ParsedAnswer, chunk_text, with_metadata
 from langchain_routellm._routing import (
@@ -226,6 +226,8 @@ class RouteLLMRunnable(RouterOptions, RunnableSerializable[Any, Any]):
         )
 
     def _invoke_run(self, input: Any, config: RunnableConfig, *, route: Route, call: dict[str, Any]) -> Any:
+        input = child_input(input)  # routed on the caller's input; children get it without earlier records
+
         def attempt(side: Side, record: ServedDecision) -> Any:
             child = self._called(side, record.model)
             cfg = child_config(config, record, held=self._engine.held_attempt(route, record))
@@ -243,6 +245,8 @@ class RouteLLMRunnable(RouterOptions, RunnableSerializable[Any, Any]):
         )
 
     async def _ainvoke_run(self, input: Any, config: RunnableConfig, *, route: Route, call: dict[str, Any]) -> Any:
+        input = child_input(input)
+
         async def attempt(side: Side, record: ServedDecision) -> Any:
             child = self._called(side, record.model)
             cfg = child_config(config, record, held=self._engine.held_attempt(route, record))
@@ -275,7 +279,7 @@ class RouteLLMRunnable(RouterOptions, RunnableSerializable[Any, Any]):
     def _stream_run(
         self, inputs: Iterator[Any], config: RunnableConfig, *, route: Route, call: dict[str, Any]
     ) -> Iterator[Any]:
-        input = next(inputs)
+        input = child_input(next(inputs))
 
         def open_stream(side: Side, record: ServedDecision) -> Iterator[Any]:
             cfg = child_config(config, record, held=self._engine.held_attempt(route, record))
@@ -304,7 +308,7 @@ class RouteLLMRunnable(RouterOptions, RunnableSerializable[Any, Any]):
     async def _astream_run(
         self, inputs: AsyncIterator[Any], config: RunnableConfig, *, route: Route, call: dict[str, Any]
     ) -> AsyncIterator[Any]:
-        input = await anext(inputs)
+        input = child_input(await anext(inputs))
 
         def open_stream(side: Side, record: ServedDecision) -> AsyncIterator[Any]:
             cfg = child_config(config, record, held=self._engine.held_attempt(route, record))

@@ -349,6 +349,8 @@ def test_a_failed_escalation_bills_records_and_names_the_cheap_attempts(kind: st
     assert ledger.writes[route.id] == 1
     assert [(a.model, a.error) for a in stored.record.attempts] == expected
     assert not any(a.kept for a in stored.record.attempts) and stored.answer == ""
+    # the rung that failed, on its pair, as an early end records it (a verdict names the models really asked)
+    assert (stored.record.served_model, stored.record.strong_model, stored.record.escalated) == ("big", "big", True)
     assert [a.cost for a in stored.record.attempts[:-1]] == pytest.approx(
         [answer_cost(priced, text) for _, priced, text in PAID[kind]]
     )

@@ -1,10 +1,11 @@
 """A routed call whose model fails is kept in the feedback store: nothing the caller was told about is lost.
 
 The engine routes trivia to the weak side (``fitted_router``: a router fitted in the tests on obvious battles) and
-the weak model fails: it raises, answers empty, or cuts its stream after two chunks. The call raises
+the weak model fails: it raises, answers empty, or cuts its answer after two chunks. The call raises
 :class:`ModelCallError` as before, and the store holds its decision once with the failed calls (none kept, each with
-its error type), no label; a stream cut after chunks keeps the text the caller already got, under the decision id
-those chunks carried, so a verdict on it attaches.
+its error type), no label; a thumbs up or down on it makes no label (there was no answer to judge). An answer cut
+after chunks reached the caller keeps the text the caller got, under the decision id those chunks carried, and its
+call kept with its error, so a verdict on it attaches and labels.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from fitted_router import TRIVIA
 from routellm_core.decisions import Route, ServedDecision, Side
 from routellm_core.errors import ModelCallError, StreamInterruptedError
 from routellm_core.learning.feedback import FeedbackStore
+from routellm_core.routing.dispatch import PartialOutputError
 from routellm_core.routing.engine import RoutingEngine, RoutingOptions
 
 NAMES: dict[Side, str] = {"strong": "big-model", "weak": "small-model"}
@@ -117,6 +119,10 @@ def test_a_failed_call_is_recorded_with_its_failure(
     assert routed.labelling is not None and routed.labelling.labeller is not None
     assert routed.labelling.labeller.flush(timeout=30)
     assert store.stats().labels == 1, "a failed call was labelled, or the answered one was not"
+    # a verdict on the failed call is kept on its row but judges no answer: no label
+    assert store.add_verdict(route.id, "good") is None and store.add_verdict(route.id, "bad") is None
+    assert store.decision(route.id).verdict == "bad"  # type: ignore[union-attr]
+    assert store.stats().labels == 1
     store.close()
 
 
@@ -156,8 +162,32 @@ def test_a_stream_cut_after_chunks_keeps_what_the_caller_got(known_router: Any, 
     row = store.decision(route.id)
     assert row is not None, "the decision the relayed chunks carried was not recorded"
     assert row.answer == "The capital of France "
-    assert [(a.model, a.kept, a.error) for a in row.record.attempts] == [("small-model", False, "Down")]
-    assert store.add_verdict(route.id, "bad") is not None
+    assert [(a.model, a.kept, a.error) for a in row.record.attempts] == [("small-model", True, "Down")]
+    assert store.add_verdict(route.id, "bad") is not None, "the caller judged the part it got: a label"
+    store.close()
+
+
+@pytest.mark.parametrize("mode", ["call", "acall"])
+def test_a_call_cut_after_tokens_reached_the_callers_callbacks_keeps_them(
+    known_router: Any, mode: str, tmp_path: Path
+) -> None:
+    """A call that was not streamed, whose model streamed tokens through the caller's callbacks before failing
+    (the adapters raise :class:`PartialOutputError`): final, and the store keeps the tokens the caller saw."""
+    store = FeedbackStore(tmp_path / "fb.sqlite", store_answers=True)
+    routed, route = routed_trivia(known_router, store, fallback=True)
+
+    def attempt(side: Side, record: ServedDecision) -> str:
+        raise PartialOutputError(Down("connection reset"), 2, "The capital of ")
+
+    async def aattempt(side: Side, record: ServedDecision) -> str:
+        return attempt(side, record)
+
+    with pytest.raises(StreamInterruptedError) as failure:
+        routed.call(route, attempt) if mode == "call" else asyncio.run(routed.acall(route, aattempt))
+    assert failure.value.partial_text == "The capital of "
+    row = store.decision(route.id)
+    assert row is not None and row.answer == "The capital of "
+    assert [(a.model, a.kept, a.error) for a in row.record.attempts] == [("small-model", True, "Down")]
     store.close()
 
 
@@ -175,3 +205,24 @@ def test_a_failed_agent_step_joins_its_decision(known_router: Any, tmp_path: Pat
         ("small-model", False, "Down"),
     ]
     store.close()
+
+
+def test_a_failed_agent_step_on_the_fallback_side_is_listed_as_a_fallback(known_router: Any, tmp_path: Path) -> None:
+    """After a fallback the request continues on the strong side; a continued step there that fails has the role
+    its answer would have had (``fallback``), as a step that answers does."""
+    store = FeedbackStore(tmp_path / "fb.sqlite")
+    routed, route = routed_trivia(known_router, store, fallback=True)
+
+    def weak_down(side: Side, record: ServedDecision) -> str:
+        if side == "weak":
+            raise Down("weak model is down")
+        return "Paris"
+
+    _, first = routed.call(route, weak_down)
+    assert first.served == "strong"
+    with pytest.raises(ModelCallError) as failure:
+        routed.call(first.continuation(), lambda side, record: (_ for _ in ()).throw(TimeoutError("slow")))
+    assert [(a.model, a.role, a.error) for a in failure.value.attempts] == [  # type: ignore[attr-defined]
+        ("big-model", "fallback", "TimeoutError"),
+        ("small-model", "answer", "TimeoutError"),  # fallback=True: back to the router's choice, failing too
+    ]

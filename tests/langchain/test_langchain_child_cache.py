@@ -14,6 +14,7 @@ Routers are real (the fitted ``known_router``: trivia goes to the weak model); t
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 from fitted_router import TRIVIA
@@ -22,8 +23,9 @@ from langchain_core.caches import InMemoryCache
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from langchain_core.tools import tool
 from lc_fakes import ToolEchoChatModel, children
+from pydantic import BaseModel
 
-from langchain_routellm import ChatRouteLLM, RouteLLMMiddleware
+from langchain_routellm import ChatRouteLLM, RouteLLMMiddleware, RouteLLMRunnable
 from routellm_core.routers.base import WinRateModel
 
 
@@ -79,3 +81,37 @@ def test_an_agent_replayed_hits_the_cache_at_every_step(known_router: WinRateMod
     assert len(weak.calls) + len(strong.calls) == calls, "a replayed agent step missed the child's cache"
     assert [m.content for m in again["messages"]] == [m.content for m in first["messages"]]
     assert "routellm" in again["messages"][1].response_metadata
+
+
+class Weather(BaseModel):
+    """A structured answer."""
+
+    city: str
+
+
+@pytest.mark.parametrize("front", ["runnable", "structured"])
+def test_runnables_and_structured_output_hand_children_no_record(
+    known_router: WinRateModel, llm_cache: InMemoryCache, front: str
+) -> None:
+    """``RouteLLMRunnable`` over chat models, and ``ChatRouteLLM.with_structured_output`` (built on it), give their
+    children the conversation without earlier routed replies' records too; the caller's messages keep theirs."""
+    kids = children()
+    seen: list[bool] = []
+    for kid in kids.values():
+        original = type(kid)._generate
+
+        def spy(self: Any, messages: list[BaseMessage], *args: Any, _original: Any = original, **kwargs: Any) -> Any:
+            seen.append(any("routellm" in m.response_metadata for m in messages if isinstance(m, AIMessage)))
+            return _original(self, messages, *args, **kwargs)
+
+        object.__setattr__(kid, "_generate", spy.__get__(kid))
+    routed = ChatRouteLLM(**kids, router=known_router)
+    history: list[BaseMessage] = [HumanMessage(TRIVIA[1]), routed.invoke(TRIVIA[1])]
+    assert "routellm" in history[1].response_metadata
+    history.append(HumanMessage(f"{TRIVIA[2]} What is the weather in 'Paris'?"))
+    if front == "runnable":
+        RouteLLMRunnable(**kids, router=known_router).invoke(history)
+    else:
+        assert routed.with_structured_output(Weather).invoke(history) == Weather(city="Paris")
+    assert seen and not any(seen), "a child got a routed reply's record"
+    assert "routellm" in history[1].response_metadata

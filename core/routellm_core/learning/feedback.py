@@ -885,6 +885,9 @@ class FeedbackStore:
           no label, since it says nothing about the weak model (the verdict is still kept on the decision,
           and a label the decision had from ``source`` is removed).
 
+        ``"bad"`` and ``"good"`` judge the served answer: on a call that served none (its model failed before any
+        output, or it was cancelled: no attempt ``kept``) they make no label either (kept on the decision only).
+
         A later verdict from the same ``source`` replaces the earlier one (verdicts on one decision are applied one
         at a time, even from several processes). Returns the label's row id, or ``None`` when the verdict makes no
         label.
@@ -900,8 +903,8 @@ class FeedbackStore:
             raise InvalidInputError(f"verdict must be a non-empty string, got {verdict!r:.60}")
         with self._backend.transaction("adding a verdict") as tx:
             rows = tx.execute(
-                "SELECT prompt, strong_model, weak_model, served, router, win_rate, threshold, choice, answer "
-                "FROM decisions WHERE decision_id = ?" + self._backend.dialect.lock_rows,
+                "SELECT prompt, strong_model, weak_model, served, router, win_rate, threshold, choice, answer, "
+                "attempts FROM decisions WHERE decision_id = ?" + self._backend.dialect.lock_rows,
                 (decision_id,),
             )
             if not rows:
@@ -909,8 +912,10 @@ class FeedbackStore:
                     f"no decision with id {decision_id!r:.80} was recorded in {self.location}; "
                     "call record_decision before add_verdict"
                 )
-            prompt, strong, weak, served, router, win_rate, threshold, choice, answer = rows[0]
+            prompt, strong, weak, served, router, win_rate, threshold, choice, answer, attempts = rows[0]
             winner = _verdict_winner(verdict, strong, weak, served)
+            if verdict in ("bad", "good") and not _served_an_answer(attempts):
+                winner = None
             kind = "strong" if verdict == strong else "weak" if verdict == weak else verdict  # names -> sides
             tx.execute(
                 "UPDATE decisions SET verdict = ?, verdict_at = ? WHERE decision_id = ?",
@@ -1144,6 +1149,13 @@ class FeedbackStore:
 
     def __repr__(self) -> str:
         return f"FeedbackStore({self.location!r}, store_answers={self.store_answers})"
+
+
+def _served_an_answer(attempts: str | None) -> bool:
+    """Whether a stored decision served an answer (some attempt kept; a row without attempts, written before they
+    were recorded, did)."""
+    listed = json.loads(attempts or "[]")
+    return not listed or any(a.get("kept") for a in listed)
 
 
 def _verdict_winner(verdict: str, strong: str, weak: str, served: str) -> StoredWinner | None:

@@ -286,12 +286,9 @@ class Dispatcher:
         )
 
     def _failed_attempt(self, route: Route, side: Side, exc: BaseException) -> Attempt:
-        """The record's entry of ``side``'s failed call under ``route``."""
-        role: AttemptRole = "answer"
-        if side != route.first_side:
-            role = "fallback"
-        elif route.escalated:
-            role = "escalation"
+        """The record's entry of ``side``'s failed call under ``route`` (its role as its answer's would be)."""
+        would = self.served(route, side)
+        role: AttemptRole = "fallback" if would.fallback else "escalation" if would.escalated else "answer"
         return Attempt(model=self.names[side], side=side, role=role, error=type(exc).__name__)
 
 

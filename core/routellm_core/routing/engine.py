@@ -835,21 +835,24 @@ class RoutingEngine:
 
     def ended(self, route: Route, exc: BaseException, record: ServedDecision | None) -> ServedDecision | None:
         """The record to keep of a call that ``exc`` ended: a model's failure (:class:`ModelCallError`) gives its
-        attempts, none kept, the failed ones with their ``error`` (a stream cut after chunks: the streaming attempt,
-        with what ``record`` relayed); anything else ``record``, what the call paid (None: nothing to keep)."""
+        attempts, the failed ones with their ``error``, none kept (nothing was served) but a stream's cut after its
+        chunks reached the caller (kept, with its error: ``record`` is what was relayed); anything else ``record``,
+        what the call paid (None: nothing to keep)."""
         if not isinstance(exc, ModelCallError):
             return record
         if record is not None and isinstance(exc, StreamInterruptedError) and record.attempts:
             *before, cut = record.attempts
             error = type(exc.__cause__ or exc).__name__
-            return replace(record, attempts=(*before, replace(cut, kept=False, error=error)))
+            return replace(record, attempts=(*before, replace(cut, kept=True, error=error)))
         attempts = tuple(a for a in exc.attempts if isinstance(a, Attempt))
+        if attempts and isinstance(exc, StreamInterruptedError):  # a call's tokens reached the caller's callbacks
+            attempts = (*attempts[:-1], replace(attempts[-1], kept=True))
         return replace(record or self.planned(route), attempts=attempts) if attempts else None
 
     def _record_end(self, route: Route, exc: BaseException, record: ServedDecision | None, answer: str) -> None:
         """Record a call that ``exc`` ended (:meth:`ended`), with the text relayed and no label sampled."""
         if (kept := self.ended(route, exc, record)) is not None:
-            self.record_call(route, kept, answer, None, sample=False)
+            self.record_call(route, kept, _relayed(exc, answer), None, sample=False)
 
     async def _arecord_end_quietly(
         self, route: Route, exc: BaseException, record: ServedDecision | None, answer: str
@@ -859,7 +862,7 @@ class RoutingEngine:
         if (kept := self.ended(route, exc, record)) is None:
             return
         try:
-            await self.arecord_left(route, kept, answer)
+            await self.arecord_left(route, kept, _relayed(exc, answer))
         except Exception:
             logger.exception("%s: could not record decision %s", self.owner, kept.id)
 
@@ -976,6 +979,14 @@ def aheld(
 
 #: Writes of left streams' records still running (a task needs a reference until it is done).
 _LEFT_WRITES: set[asyncio.Future[None]] = set()
+
+
+def _relayed(exc: BaseException, text: str) -> str:
+    """The text a call that ``exc`` ended had relayed: ``text``, or for a call that was not streamed the tokens a
+    model streamed through the caller's callbacks before it failed (:class:`StreamInterruptedError`)."""
+    if not text and isinstance(exc, StreamInterruptedError):
+        return exc.partial_text
+    return text
 
 
 def _failed_outcome(exc: ModelCallError) -> Outcome:

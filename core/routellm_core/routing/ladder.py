@@ -677,11 +677,10 @@ class LadderEngine:
     ) -> ServedDecision | None:
         """The record of a climb that ``exc`` ended (None when no call finished), billed through ``on_final``: the
         rungs it paid; after a model's failure (:class:`ModelCallError`, which lists them) with the failed call."""
+        record = run.paid()  # the rung reached: its pair, and the model that failed or was left
         if isinstance(exc, ModelCallError):
-            record = self.engine(route).ended(route, exc, None)
-        else:
-            record = run.paid()
-            record = None if record is None else self._with_win_rate(record)
+            record = self.engine(route).ended(route, exc, record)
+        record = None if record is None else self._with_win_rate(record)
         if record is not None:
             quietly(on_final, record)
         return record
