@@ -49,6 +49,7 @@ Never trained or tuned on arena-hard-auto, arena-bench-v1 or routerbench. Run: `
 
 from __future__ import annotations
 
+import datetime
 import itertools
 import math
 import sys
@@ -72,6 +73,9 @@ from routellm_core.routing.ladder import pair_win_rate
 SECTION = "## Price ladders: N priced models, per-model predictions, escalation (offline, ZeroEval answers)"
 #: ZeroEval task -> the training source left out for it.
 LEFT_OUT: dict[str, str] = {"gsm": "gsm8k", "crux": "crux", "math-l5": "math_l5"}
+#: When every model is priced: the table's prices may depend on the time of the request (DeepSeek's off-peak hours,
+#: a provider's price change on a date), so the benchmarks price at one fixed time (DeepSeek at its peak-hours price).
+PRICED_AT = datetime.datetime(2026, 12, 7, 12, 0, tzinfo=datetime.timezone.utc)
 #: ZeroEval model -> the priced model reference (genai-prices) it is billed as.
 PRICE_REFS: dict[str, str] = {
     "Meta-Llama-3.1-8B-Instruct": "together:meta-llama/Meta-Llama-3.1-8B-Instruct-Turbo",
@@ -196,7 +200,7 @@ def prices() -> dict[str, tuple[float, float]]:
     """USD per 1M (input, output) tokens of every ladder model, from the maintained table."""
     out = {}
     for model, ref in {**PRICE_REFS, **OUTSIDE_PRICE_REFS}.items():
-        price = price_of(ref)
+        price = price_of(ref, at=PRICED_AT)
         if price is None:
             raise SystemExit(f"no price for {ref!r} in the genai-prices table")
         out[model] = price
@@ -647,7 +651,8 @@ def section(res: dict[str, Any] | None) -> list[str]:
         "",
         f"`{res['command']}` on {res['machine']['nproc']} CPUs ({res['machine']['cpu_model']}), "
         f"{res['machine']['date_utc']}, {res['seconds']:.0f} s. Offline: ZeroEval's graded answers, no model called. "
-        "Costs priced per token from the `genai-prices` table (`routellm_core.data.prices`; open models at Together "
+        "Costs priced per token from the `genai-prices` table (`routellm_core.data.prices`) as of "
+        f"{PRICED_AT:%Y-%m-%d %H:%M} UTC (open models at Together "
         "AI's Turbo endpoints; input = prompt chars / 4, output = raw output chars / 4). The router is the shipped "
         "`default` recipe **trained without the task's benchmark** (GSM8K, CRUX or MATH-L5 left out), sweeping the "
         "`cost_weight` objective (best predicted quality under an average budget). *area*: mean of (curve − hull) "

@@ -25,6 +25,7 @@ Example:
 
 from __future__ import annotations
 
+import datetime
 import functools
 import math
 import re
@@ -243,15 +244,19 @@ def _user_price(model: str, prices: Mapping[str, Any] | None) -> Price | None:
     return next(iter(spelled.values()))
 
 
-def price_of(model: str, prices: Mapping[str, Any] | None = None) -> Price | None:
+def price_of(
+    model: str, prices: Mapping[str, Any] | None = None, *, at: datetime.datetime | None = None
+) -> Price | None:
     """USD per million ``(input, output)`` tokens of ``model``: ``prices`` first, then the maintained table.
 
     Tiered prices (e.g. Gemini above 128k prompt tokens) give their base tier here; :func:`call_cost` applies the
-    tier a call falls in.
+    tier a call falls in. The table's prices may depend on the time of the request (DeepSeek's off-peak hours, a
+    provider's price change on a date): they are the prices at ``at``.
 
     Args:
         model: A model name, optionally with its provider (``"openai:gpt-4o"``, ``"anthropic/claude-3-haiku"``).
         prices: Your prices, model name -> ``(input_per_mtok, output_per_mtok)``; they override the table.
+        at: When the request is made (timezone-aware); now when ``None``.
 
     Returns:
         The two prices, or None when neither ``prices`` nor the table knows the model.
@@ -267,9 +272,7 @@ def price_of(model: str, prices: Mapping[str, Any] | None = None) -> Price | Non
     found = _table_model(model)
     if found is None:
         return None
-    from datetime import datetime, timezone
-
-    price = found[1].get_prices(datetime.now(tz=timezone.utc))
+    price = found[1].get_prices(at or datetime.datetime.now(tz=datetime.timezone.utc))
     p_in, p_out = (getattr(price, key) for key in ("input_mtok", "output_mtok"))
     if p_in is None or p_out is None:
         return None
@@ -322,7 +325,12 @@ def unpriced_hint(models: Sequence[str], prices: Mapping[str, Any] | None = None
 
 
 def call_cost(
-    model: str, input_tokens: float, output_tokens: float, prices: Mapping[str, Any] | None = None
+    model: str,
+    input_tokens: float,
+    output_tokens: float,
+    prices: Mapping[str, Any] | None = None,
+    *,
+    at: datetime.datetime | None = None,
 ) -> float | None:
     """Price of one call in USD: ``prices`` (linear), else the table (its tiers applied), else None.
 
@@ -331,6 +339,7 @@ def call_cost(
         input_tokens: Prompt tokens of the call.
         output_tokens: Completion tokens of the call.
         prices: Your prices; they override the table.
+        at: When the call was made (timezone-aware; the table's prices at that time); now when ``None``.
 
     Raises:
         InvalidInputError: A token count that is negative or not finite, or a malformed price.
@@ -347,13 +356,13 @@ def call_cost(
     mine = _user_price(model, prices)
     if mine is not None:
         return (counts[0] * mine[0] + counts[1] * mine[1]) / 1e6
-    if price_of(model) is None:
+    if price_of(model, at=at) is None:
         return None
     from genai_prices import Usage
 
     provider, info = _table_model(model)  # type: ignore[misc]
     usage = Usage(input_tokens=round(counts[0]), output_tokens=round(counts[1]))
-    return float(info.calc_price(usage, provider).total_price)
+    return float(info.calc_price(usage, provider, genai_request_timestamp=at).total_price)
 
 
 __all__ = ["Price", "call_cost", "close_price", "price_of", "same_spelling", "split_provider", "unpriced_hint"]

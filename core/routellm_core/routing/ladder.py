@@ -21,6 +21,7 @@ drift in the traffic's mix moves the weight with it; what the calls really cost 
 from __future__ import annotations
 
 import asyncio
+import datetime
 import logging
 import threading
 from collections import deque
@@ -57,6 +58,9 @@ LEVEL_MEMORY = 20
 VERBOSITY_MEMORY = 50
 #: Characters per token of the prompt-length estimate (corrected by the input tokens models report).
 CHARS_PER_TOKEN = 4.0
+#: The ladder reads the price table again after this many seconds: its prices may depend on the time of the request
+#: (DeepSeek's off-peak hours, a provider's price change on a date), as the calls are billed.
+PRICE_REFRESH_S = 300.0
 #: The budget controller corrects its aim by expected / realised cost over at least this many recent calls (a shorter
 #: window's ratio is too noisy: a few calls of a dear model with long answers swing it).
 COST_RATIO_MEMORY = 200
@@ -112,7 +116,8 @@ class ModelLadder:
             raise InvalidInputError(f"output_tokens must be a positive int, got {output_tokens!r:.40}")
         #: Output tokens assumed per answer until a model reports some.
         self.output_tokens = output_tokens
-        found = {name: price_of(name, prices) for name in names}
+        self._priced_at = _utcnow()
+        found = {name: price_of(name, prices, at=self._priced_at) for name in names}
         missing = [name for name, price in found.items() if price is None]
         if missing:
             raise InvalidInputError(
@@ -120,12 +125,25 @@ class ModelLadder:
                 "them; give prices={name: (usd_per_million_input_tokens, usd_per_million_output_tokens)}"
             )
         self.names = tuple(names)
-        self.prices = np.array([[float(found[n][0]), float(found[n][1])] for n in names])  # type: ignore[index]
+        self._given = prices
+        self._prices = np.array([[float(found[n][0]), float(found[n][1])] for n in names])  # type: ignore[index]
         self._lock = threading.Lock()
         self._levels: deque[tuple[int, float]] = deque(maxlen=LEVEL_MEMORY)  # (model, output / its verbosity)
         self._verbosity: list[deque[float]] = [deque(maxlen=VERBOSITY_MEMORY) for _ in names]
         self._in_ratio_sum = 0.0
         self._in_ratio_n = 0
+
+    @property
+    def prices(self) -> np.ndarray:
+        """USD per million (input, output) tokens of each model (one row per name): yours, else the table's now
+        (read again every :data:`PRICE_REFRESH_S` seconds)."""
+        now = _utcnow()
+        if (now - self._priced_at).total_seconds() >= PRICE_REFRESH_S:
+            found = [price_of(name, self._given, at=now) for name in self.names]
+            if all(price is not None for price in found):  # a model the table dropped keeps its last price
+                self._prices = np.array([[float(p[0]), float(p[1])] for p in found])  # type: ignore[index]
+            self._priced_at = now
+        return self._prices
 
     def index(self, name: str) -> int:
         """The position of ``name`` in :attr:`names`."""
@@ -138,7 +156,8 @@ class ModelLadder:
             ratio = self._in_ratio_sum / self._in_ratio_n if self._in_ratio_n else 1.0
             out = self._level() * np.array([self._verbosity_of(j) for j in range(len(self.names))])
         tokens_in = max(1.0, len(text) / CHARS_PER_TOKEN) * ratio
-        return (tokens_in * self.prices[:, 0] + out * self.prices[:, 1]) / 1e6
+        prices = self.prices
+        return (tokens_in * prices[:, 0] + out * prices[:, 1]) / 1e6
 
     def observe(self, record: ServedDecision, text: str | None) -> None:
         """Learn output lengths (and how the routing text's length relates to prompt tokens) from a served
@@ -164,6 +183,10 @@ class ModelLadder:
 
     def _verbosity_of(self, j: int) -> float:
         return float(np.median(self._verbosity[j])) if self._verbosity[j] else 1.0
+
+
+def _utcnow() -> datetime.datetime:
+    return datetime.datetime.now(tz=datetime.timezone.utc)
 
 
 class BudgetController:
@@ -740,6 +763,7 @@ __all__ = [
     "COST_RATIO_MEMORY",
     "DEFAULT_OUTPUT_TOKENS",
     "LEVEL_MEMORY",
+    "PRICE_REFRESH_S",
     "VERBOSITY_MEMORY",
     "BudgetController",
     "LadderEngine",
