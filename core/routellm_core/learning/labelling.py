@@ -508,6 +508,7 @@ class TrafficLabelling:
         label_fraction: Share of calls to label with the judge, in [0, 1].
         seed: Seed of the sampling.
         max_pending: Most labelling jobs in flight; further labels are dropped and counted.
+        workers: Threads for sync callers' labelling jobs.
 
     Raises:
         InvalidInputError: ``label_fraction > 0`` without a judge.
@@ -523,13 +524,16 @@ class TrafficLabelling:
         label_fraction: float = 0.0,
         seed: int = 0,
         max_pending: int = 8,
+        workers: int = 2,
     ) -> None:
         fraction = check_threshold(label_fraction, "label_fraction")
         if fraction > 0 and judge is None:
             raise InvalidInputError(f"label_fraction={fraction} needs a judge= to compare the two answers")
         self.store = feedback if isinstance(feedback, FeedbackStore) else FeedbackStore(feedback)
         self.labeller = (
-            Labeller(self.store, judge, fraction, seed=seed, max_pending=max_pending) if judge is not None else None
+            Labeller(self.store, judge, fraction, seed=seed, max_pending=max_pending, workers=workers)
+            if judge is not None
+            else None
         )
         self.record_errors = 0
 
@@ -617,8 +621,10 @@ def traffic_labelling(
     seed: int = 0,
     *,
     names: Mapping[Side, str],
+    concurrency: int = 8,
 ) -> TrafficLabelling | None:
-    """An integration's labelling from its ``feedback`` / ``judge`` / ``label_fraction`` options (``None``: off).
+    """An integration's labelling from its ``feedback`` / ``judge`` / ``label_fraction`` / ``label_concurrency``
+    options (``None``: off): at most ``concurrency`` labels in flight, on as many threads for sync callers.
 
     Raises:
         InvalidInputError: A judge or a label fraction without a feedback store, or two sides with one name.
@@ -630,7 +636,9 @@ def traffic_labelling(
             )
         return None
     TrafficLabelling.check_names(names)
-    return TrafficLabelling(feedback, judge=judge, label_fraction=label_fraction, seed=seed)
+    return TrafficLabelling(
+        feedback, judge=judge, label_fraction=label_fraction, seed=seed, max_pending=concurrency, workers=concurrency
+    )
 
 
 __all__ = ["Labeller", "LabellerStats", "TrafficLabelling", "traffic_labelling"]

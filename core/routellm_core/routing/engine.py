@@ -133,6 +133,11 @@ class RoutingOptions(BaseModel):
     label_seed: int = 0
     """Seed of the ``label_fraction`` sampling."""
 
+    label_concurrency: int = Field(default=8, ge=1)
+    """Most labels in flight at once (each the other side's answer and the judge's two calls): sync calls' labels run
+    on up to this many worker threads, async calls' in as many tasks; a sampled call beyond them is dropped and
+    counted (``labelling.labeller.stats.dropped_full``). Raise it when labels take long and traffic is high."""
+
     strong_name: str | None = None
     """Name reported for the strong side in metadata, records and errors; derived from the model when ``None``."""
 
@@ -328,6 +333,7 @@ class RoutingEngine:
                 options.label_fraction,
                 options.label_seed,
                 names=self.names,
+                concurrency=options.label_concurrency,
             )
         elif labelling is not None:
             labelling.check_names(self.names)

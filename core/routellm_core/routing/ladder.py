@@ -319,7 +319,12 @@ def labelling_of(options: RoutingOptions, judge: Any) -> TrafficLabelling | None
             raise InvalidInputError("judge= and label_fraction= need feedback= (a FeedbackStore or a path)")
         return None
     return TrafficLabelling(
-        options.feedback, judge=judge, label_fraction=options.label_fraction, seed=options.label_seed
+        options.feedback,
+        judge=judge,
+        label_fraction=options.label_fraction,
+        seed=options.label_seed,
+        max_pending=options.label_concurrency,
+        workers=options.label_concurrency,
     )
 
 

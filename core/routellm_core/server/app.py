@@ -265,7 +265,9 @@ class ServerState:
         )
         label_fraction = settings.label_fraction if pairwise is not None else 0.0
         #: One labelling (store, judge, sampling) for every engine: each call passes its own pair's names.
-        self.labelling = traffic_labelling(self.store, pairwise, label_fraction, names=names)
+        self.labelling = traffic_labelling(
+            self.store, pairwise, label_fraction, names=names, concurrency=settings.label_concurrency
+        )
 
         #: ``--prices``: USD per million input and output tokens by model name (over the shipped table).
         self.prices = {name: (float(p[0]), float(p[1])) for name, p in settings.prices.items()}

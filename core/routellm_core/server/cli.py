@@ -116,6 +116,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="share of requests on which the other upstream is also asked, in the background, and the judge's "
         "verdict stored in --feedback (needs --judge and --feedback)",
     )
+    lr.add_argument(
+        "--label-concurrency",
+        type=int,
+        default=8,
+        metavar="N",
+        help="most labels in flight per worker (default: 8); a sampled request beyond them is not labelled",
+    )
 
     esc = parser.add_argument_group(
         "escalation (model names router-<router>-cascade[-<threshold>|-<percent>%])",
@@ -254,6 +261,7 @@ def settings_from_args(args: argparse.Namespace) -> ServerSettings:
         "judge_base_url": args.judge_base_url,
         "judge_api_key_env": args.judge_api_key_env,
         "label_fraction": args.label_fraction,
+        "label_concurrency": args.label_concurrency,
         "escalate_second": args.escalate_second,
         "escalate_check": args.escalate_check,
         "escalate_threshold": args.escalate_threshold,

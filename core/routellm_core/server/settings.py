@@ -64,6 +64,8 @@ class ServerSettings(BaseModel):
         judge_api_key_env: Environment variable holding the judge's API key.
         label_fraction: Share of requests (seeded by decision id) on which the other upstream is also asked, in
             the background, and the judge's verdict on the pair stored in ``feedback`` (needs ``judge``).
+        label_concurrency: Most labels in flight per worker; a sampled request beyond them is not labelled (counted
+            in the labeller's ``dropped_full``).
         escalate_second: For ``router-<router>-cascade...`` models: the upstream giving the second cheap answer
             (same forms as ``weak``, with the weak side's base URL and key); None: the weak upstream again at
             temperature 0.7.
@@ -113,6 +115,7 @@ class ServerSettings(BaseModel):
     judge_base_url: str | None = None
     judge_api_key_env: str = "OPENAI_API_KEY"
     label_fraction: Annotated[float, Field(ge=0.0, le=1.0)] = 0.0
+    label_concurrency: Annotated[int, Field(ge=1)] = 8
     escalate_second: str | None = None
     escalate_check: Literal["agreement", "answer_features", "logprobs", "self_verification", "combined"] = "agreement"
     escalate_threshold: Annotated[float, Field(ge=0.0, le=1.0)] = 0.5
