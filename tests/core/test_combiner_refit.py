@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from text_engine import text_engine
 
 from routellm_core import load_router
 from routellm_core.cli import main
@@ -24,7 +25,6 @@ from routellm_core.learning.combiner import MIN_COMBINER_LABELS, combiner_traini
 from routellm_core.learning.feedback import FeedbackStore
 from routellm_core.routing.engine import RoutingEngine, RoutingOptions
 
-NAMES: dict[Side, str] = {"strong": "big-model", "weak": "small-model"}
 QUESTIONS = [
     "Natalia sold clips to {n} of her friends in April, and then she sold half as many clips in May. How many clips "
     "did Natalia sell altogether?",
@@ -36,18 +36,10 @@ QUESTIONS = [
 
 def engine(store: FeedbackStore, threshold: float) -> RoutingEngine:
     """Nothing pre-routed (router threshold 1.0); the check threshold decides kept vs escalated."""
-    return RoutingEngine(
+    return text_engine(
         RoutingOptions(
             router="default", threshold=1.0, escalate=Escalation(check="combined", threshold=threshold), feedback=store
         ),
-        NAMES,
-        owner="Test",
-        is_empty=lambda value: not str(value).strip(),
-        chunk_text=str,
-        answer_text=str,
-        second_name="other-small",
-        usage=lambda value: (10, len(str(value))),
-        join_chunks=lambda chunks: " ".join(chunks),
     )
 
 
@@ -161,16 +153,8 @@ def test_too_few_labels_are_refused_with_the_number(tmp_path: Path) -> None:
 
 def test_decisions_under_another_check_are_named_not_used(tmp_path: Path) -> None:
     store = FeedbackStore(tmp_path / "fb.db")
-    routed = RoutingEngine(
+    routed = text_engine(
         RoutingOptions(router="default", threshold=1.0, escalate=Escalation(threshold=0.0), feedback=store),
-        NAMES,
-        owner="Test",
-        is_empty=lambda value: not str(value).strip(),
-        chunk_text=str,
-        answer_text=str,
-        second_name="other-small",
-        usage=lambda value: (10, len(str(value))),
-        join_chunks=lambda chunks: " ".join(chunks),
     )
     for i in range(25):
         store.add_verdict(record(routed, QUESTIONS[3].format(n=i), True).id, "good")

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from text_engine import text_engine
 
 from routellm_core.decisions import ServedDecision, Side
 from routellm_core.errors import InvalidInputError, NotFittedError
@@ -23,7 +24,6 @@ from routellm_core.learning.feedback import FeedbackStore
 from routellm_core.routing.engine import RoutingEngine, RoutingOptions
 
 ROOT = Path(__file__).resolve().parents[2]
-NAMES: dict[Side, str] = {"strong": "big-model", "weak": "small-model"}
 #: The signals the shipped combiner reads (documented in docs/escalation.md and its MODEL_CARD.md).
 SIGNALS = {
     "agreement.agreement",
@@ -42,16 +42,8 @@ WORKING = "Let me work through this step by step. First I add the two amounts, t
 
 
 def combined_engine(escalation: Escalation | None = None, **options: Any) -> RoutingEngine:
-    return RoutingEngine(
+    return text_engine(
         RoutingOptions(router="default", threshold=1.0, escalate=escalation or Escalation(check="combined"), **options),
-        NAMES,
-        owner="Test",
-        is_empty=lambda value: not str(value).strip(),
-        chunk_text=str,
-        answer_text=str,
-        second_name="other-small",
-        usage=lambda value: (10, len(str(value))),
-        join_chunks=lambda chunks: " ".join(chunks),
     )
 
 

@@ -12,12 +12,13 @@ from typing import Any
 import numpy as np
 import pytest
 from fitted_router import TRIVIA
+from text_engine import text_engine
 
 from routellm_core.errors import InvalidInputError
 from routellm_core.escalation import AnswerFeaturesCheck, Escalation
 from routellm_core.escalation.answers import answers_agree, extract_choice, extract_number, guess_kind
 from routellm_core.escalation.checks import AgreementCheck, CheckInput, SelfVerificationCheck
-from routellm_core.routing.engine import RoutingEngine, RoutingOptions
+from routellm_core.routing.engine import RoutingOptions
 
 
 # ---- numbers in replies ------------------------------------------------------------------------------------
@@ -167,16 +168,8 @@ def test_answer_features_settings_are_checked(kw: dict[str, Any], match: str) ->
 
 # ---- online: the engine keeps or escalates on the final answer ---------------------------------------------
 def _run(router: Any, weak: str, second: str) -> Any:
-    routed = RoutingEngine(
+    routed = text_engine(
         RoutingOptions(router=router, strong_fraction=0.5, escalate=Escalation()),
-        {"strong": "big-model", "weak": "small-model"},
-        owner="Test",
-        is_empty=lambda value: not str(value).strip(),
-        chunk_text=str,
-        answer_text=str,
-        second_name="other-small",
-        usage=lambda value: (10, len(str(value))),
-        join_chunks=lambda chunks: " ".join(chunks),
     )
     answers = {"weak": weak, "strong": "It is 72."}
     value, record = routed.call(routed.route(TRIVIA[0]), lambda side, rec: answers[side], second=lambda rec: second)

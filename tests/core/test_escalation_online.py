@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from fitted_router import HARD, TRIVIA
 from pydantic import ValidationError
+from text_engine import NAMES, text_engine
 
 from routellm_core.decisions import ServedDecision, Side
 from routellm_core.errors import InvalidInputError, ModelCallError
@@ -25,7 +26,6 @@ from routellm_core.escalation import AnswerFeaturesCheck, Escalation, LogisticCo
 from routellm_core.learning.feedback import FeedbackStore
 from routellm_core.routing.engine import RoutingEngine, RoutingOptions
 
-NAMES: dict[Side, str] = {"strong": "big-model", "weak": "small-model"}
 PRICES = {"big-model": (10.0, 30.0), "small-model": (0.5, 1.5), "other-small": (0.2, 0.6)}
 
 
@@ -70,16 +70,8 @@ class Script:
 
 
 def engine(router: Any, escalation: Escalation | None = None, on_fallback: Any = None, **options: Any) -> RoutingEngine:
-    return RoutingEngine(
+    return text_engine(
         RoutingOptions(router=router, strong_fraction=0.5, escalate=escalation or Escalation(), **options),
-        NAMES,
-        owner="Test",
-        is_empty=lambda value: not str(value).strip(),
-        chunk_text=str,
-        answer_text=str,
-        second_name="other-small",
-        usage=lambda value: (10, len(str(value))),
-        join_chunks=lambda chunks: " ".join(chunks),
         on_fallback=on_fallback,
     )
 

@@ -13,14 +13,11 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
 import sqlite3
-import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +26,7 @@ import openai
 import psycopg
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from served_process import free_port, serving
 
 from routellm_core import load_router
 from routellm_core.decisions import ServedDecision
@@ -36,11 +34,10 @@ from routellm_core.errors import FeedbackStoreError, InvalidInputError
 from routellm_core.learning.feedback import DecisionRecord, FeedbackStore
 from routellm_core.learning.feedback_sql import META_TABLE, SCHEMA_VERSION
 from routellm_core.routing.policy import RoutingPolicy
-from routellm_core.server import OpenAIUpstream, ServerSettings, ServerThread, create_app
+from routellm_core.server import OpenAIUpstream, ServerSettings, ServerThread
 
 STRONG, WEAK = "mock-strong", "mock-weak"
 DEADLINE_S = 30
-STARTUP_S = 90
 
 
 @pytest.fixture(scope="module")
@@ -58,23 +55,17 @@ def location(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 @pytest.fixture()
-def worker(mock: ServerThread, fast_router: Any) -> Iterator[Callable[..., ServerThread]]:
+def worker(serve: Callable[..., ServerThread], mock: ServerThread, fast_router: Any) -> Callable[..., ServerThread]:
     """``worker(**settings)``: one more routing server (a worker) in front of the mock, stopped after the test."""
-    servers: list[ServerThread] = []
 
     def start(**options: Any) -> ServerThread:
-        app = create_app(
+        return serve(
             strong=OpenAIUpstream(STRONG, base_url=f"{mock.url}/v1", api_key="k", timeout=DEADLINE_S),
             weak=OpenAIUpstream(WEAK, base_url=f"{mock.url}/v1", api_key="k", timeout=DEADLINE_S),
-            **{"policies": {"fast": RoutingPolicy(fast_router)}, "routers": ("fast",), "api_keys_env": None, **options},
+            **{"policies": {"fast": RoutingPolicy(fast_router)}, "api_keys_env": None, **options},
         )
-        server = ServerThread(app).start()
-        servers.append(server)
-        return server
 
-    yield start
-    for server in servers:
-        server.stop()
+    return start
 
 
 def client(server: ServerThread | str) -> openai.OpenAI:
@@ -355,12 +346,6 @@ def test_a_version_3_store_is_migrated_and_then_shared_by_the_workers(worker, lo
 
 
 # ---- routellm serve --workers 2 ----------------------------------------------------------------------------------
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _serve_command(mock: ServerThread, port: int, *extra: str) -> list[str]:
     return [
         sys.executable, "-m", "routellm_core.cli", "serve",
@@ -369,17 +354,6 @@ def _serve_command(mock: ServerThread, port: int, *extra: str) -> list[str]:
         "--strong-api-key-env", "ROUTELLM_TEST_NO_KEY", "--weak-api-key-env", "ROUTELLM_TEST_NO_KEY",
         "--router", "fast", "--workers", "2", "--port", str(port), "--log-level", "warning", "--no-auth", *extra,
     ]  # fmt: skip
-
-
-def _stop(process: subprocess.Popen[bytes]) -> str:
-    process.send_signal(signal.SIGINT)
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=10)
-    assert process.stdout is not None
-    return process.stdout.read().decode()
 
 
 def _one_client_per_worker(url: str) -> dict[str, httpx.Client]:
@@ -398,72 +372,46 @@ def _one_client_per_worker(url: str) -> dict[str, httpx.Client]:
 
 
 def test_serve_with_two_workers_and_a_store_continues_every_response_across_them(mock, tmp_path: Path) -> None:
-    port, url = _free_port(), ""
+    port = free_port()
     command = _serve_command(mock, port, "--feedback", str(tmp_path / "feedback.db"))
     env = {**os.environ, "TMPDIR": str(tmp_path)}
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               start_new_session=True)  # fmt: skip
     clients: dict[str, httpx.Client] = {}
-    try:
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + STARTUP_S
-        while True:
-            assert process.poll() is None, "the server exited"
-            assert time.monotonic() < deadline, "the server did not start in time"
-            try:
-                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
-        clients = _one_client_per_worker(url)
-        pids = list(clients)
-        sdks = {pid: openai.OpenAI(base_url=f"{url}/v1", api_key="u", max_retries=0, http_client=http)
-                for pid, http in clients.items()}  # fmt: skip
-        raw = sdks[pids[0]].responses.with_raw_response.create(model="router-fast-0.0", input=prompt("Remember 7"))
-        previous, writer = raw.parse(), raw.headers["x-routellm-worker"]
-        decision = record_of(previous)["decision_id"]
-        crossed = 0
-        for turn in range(6):  # each continuation on the other worker than the one that answered the last
-            pid = pids[(turn + 1) % 2]
-            text = prompt(f"Step {turn}")
-            raw = sdks[pid].responses.with_raw_response.create(
-                model="router-fast-1.0", input=text, previous_response_id=previous.id
-            )
-            answer, answered_by = raw.parse(), raw.headers["x-routellm-worker"]
-            record = record_of(answer)
-            assert answer.output_text == f"[{STRONG}] {text}", f"turn {turn} landed wrong: {answer.output_text}"
-            assert (record["served"], record["continued"], record["decision_id"]) == ("strong", True, decision)
-            crossed += answered_by != writer
-            previous, writer = answer, answered_by
-        assert crossed >= 3, f"only {crossed} of 6 continuations reached the worker that had not answered the last"
-    finally:
-        for http in clients.values():
-            http.close()
-        output = _stop(process)
-    assert "no feedback store" not in output
+    with serving(command, env, port) as served:
+        try:
+            clients = _one_client_per_worker(served.url)
+            pids = list(clients)
+            sdks = {pid: openai.OpenAI(base_url=f"{served.url}/v1", api_key="u", max_retries=0, http_client=http)
+                    for pid, http in clients.items()}  # fmt: skip
+            raw = sdks[pids[0]].responses.with_raw_response.create(model="router-fast-0.0", input=prompt("Remember 7"))
+            previous, writer = raw.parse(), raw.headers["x-routellm-worker"]
+            decision = record_of(previous)["decision_id"]
+            crossed = 0
+            for turn in range(6):  # each continuation on the other worker than the one that answered the last
+                pid = pids[(turn + 1) % 2]
+                text = prompt(f"Step {turn}")
+                raw = sdks[pid].responses.with_raw_response.create(
+                    model="router-fast-1.0", input=text, previous_response_id=previous.id
+                )
+                answer, answered_by = raw.parse(), raw.headers["x-routellm-worker"]
+                record = record_of(answer)
+                assert answer.output_text == f"[{STRONG}] {text}", f"turn {turn} landed wrong: {answer.output_text}"
+                assert (record["served"], record["continued"], record["decision_id"]) == ("strong", True, decision)
+                crossed += answered_by != writer
+                previous, writer = answer, answered_by
+            assert crossed >= 3, f"only {crossed} of 6 continuations reached the worker that had not answered the last"
+        finally:
+            for http in clients.values():
+                http.close()
+    assert "no feedback store" not in served.output
 
 
 def test_serve_with_two_workers_and_no_store_warns_at_startup(mock, tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "TMPDIR": str(tmp_path)}
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    process = subprocess.Popen(_serve_command(mock, port), env=env, stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
-    try:
-        deadline = time.monotonic() + STARTUP_S
-        while True:  # the warning comes before the routers load; wait for the server too, to count the warnings
-            assert process.poll() is None, "the server exited"
-            assert time.monotonic() < deadline, "the server did not start in time"
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
-    finally:
-        output = _stop(process)
-    assert output.count("2 workers and no feedback store") == 1, output[-2000:]
-    assert "--feedback" in output and "session affinity" in output
+    with serving(_serve_command(mock, port), env, port) as served:  # started: every worker logged what it would
+        pass
+    assert served.output.count("2 workers and no feedback store") == 1, served.output[-2000:]
+    assert "--feedback" in served.output and "session affinity" in served.output
     assert ServerSettings.build(strong="openai:a", weak="openai:b").workers_warning(1) is None

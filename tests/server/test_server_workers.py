@@ -13,68 +13,35 @@ import asyncio
 import http.client
 import json
 import os
-import signal
-import socket
-import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import httpx
 import pytest
+from served_process import free_port, serving
 
 from routellm_core.cli import main
 from routellm_core.server import ServerThread
 
-STARTUP_S = 90
 TOKEN = "worker-token-5b1e"
 DIRECT_TOKEN = "direct-token-c03d"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @contextmanager
 def _serving(command: list[str], env: dict[str, str], port: int) -> Iterator[str]:
-    """Run ``command`` (a server on ``port``) until it answers ``/health``; stop it (SIGINT, then SIGKILL of its
-    group) afterwards and check that no token reached its output."""
-    process = subprocess.Popen(
-        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + STARTUP_S
-        while True:
-            assert process.poll() is None, f"the server exited: {process.stdout.read().decode()[-2000:]}"
-            assert time.monotonic() < deadline, "the server did not start in time"
-            try:
-                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
-        yield url
-    finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
-        output = process.stdout.read().decode()
-        assert TOKEN not in output and DIRECT_TOKEN not in output
+    """:func:`served_process.serving`, checking afterwards that no token reached the server's output."""
+    with serving(command, env, port) as served:
+        yield served.url
+    assert TOKEN not in served.output and DIRECT_TOKEN not in served.output
 
 
 @pytest.fixture(scope="module")
 def two_workers(mock: ServerThread, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """``routellm serve --workers 2`` on a free port, tokens in ``$ROUTELLM_TEST_WORKER_TOKENS``; no
     ``$PROMETHEUS_MULTIPROC_DIR``, so the server makes its own metrics folder (in ``$TMPDIR``), removed at the end."""
-    port = _free_port()
+    port = free_port()
     tmp = tmp_path_factory.mktemp("server-tmp")
     env = {**os.environ, "ROUTELLM_TEST_WORKER_TOKENS": TOKEN, "TMPDIR": str(tmp)}
     env.pop("ROUTELLM_SERVER_API_KEYS", None)
@@ -116,7 +83,7 @@ def two_workers_run(mock: ServerThread, request: pytest.FixtureRequest) -> Itera
     Yields:
         The ``api_keys_env`` given ("" for None), and the port.
     """
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "ROUTELLM_TEST_WORKER_TOKENS": TOKEN, "ROUTELLM_TEST_DIRECT_TOKEN": DIRECT_TOKEN}
     env.pop("ROUTELLM_SERVER_API_KEYS", None)
     command = [sys.executable, "-c", RUN_SCRIPT, f"{mock.url}/v1", str(port), request.param]
