@@ -147,10 +147,84 @@ def _table_model(model: str) -> tuple[Any, Any] | None:
         candidates.append(undated)
     for ref in candidates:
         try:
-            return snapshot.find_provider_model(ref, None, provider, None)
+            found = snapshot.find_provider_model(ref, None, provider, None)
         except LookupError:
             continue
+        return found if _entry_prices(name, ref, provider is None, *found) else None
     return None
+
+
+#: A size (``8b``, ``1.5b``, ``8x7b``) or tier word in a model name: a model that has one its entry lacks is another
+#: model (``gemini-1.5-flash-8b`` is not ``gemini-1.5-flash``, ``deepseek-r1-distill-llama-70b`` not DeepSeek-R1).
+_VARIANT = re.compile(
+    r"(?<![a-z0-9.])(\d+(?:[.p]\d+)?b|\d+x\d+b)(?![a-z0-9])"
+    r"|(?<![a-z])(mini|nano|micro|tiny|lite|flash|small|medium|large|pro|plus|max|ultra|haiku|sonnet|opus|instant"
+    r"|turbo|distill|coder)(?![a-z])"
+)
+
+
+def variant_words(text: str) -> set[str]:
+    """The size and tier words of a model name (see :data:`_VARIANT`)."""
+    return {"".join(m) for m in _VARIANT.findall(text.lower().replace("_", "-"))}
+
+
+def _clause_texts(clause: Any, *, equals_only: bool = False) -> list[str]:
+    """The names a table entry's match clause spells (only its exact ``equals`` ones with ``equals_only``)."""
+    if clause is None:
+        return []
+    parts = getattr(clause, "or_", None) or getattr(clause, "and_", None)
+    if parts is not None:
+        return [text for part in parts for text in _clause_texts(part, equals_only=equals_only)]
+    if equals_only:
+        return [clause.equals.lower()] if hasattr(clause, "equals") else []
+    return [
+        str(value).lower()
+        for key in ("equals", "starts_with", "ends_with", "contains")
+        if (value := getattr(clause, key, None)) is not None
+    ]
+
+
+def _entry_prices(name: str, ref: str, bare: bool, provider: Any, info: Any) -> bool:
+    """Whether the table entry found for ``ref`` (``name``, or ``name`` without its date) prices ``name``.
+
+    Not when ``name`` has a size or tier word the entry does not spell (a prefix or substring clause caught another
+    model: ``gemini-1.5-flash-8b``), when ``name``'s date was dropped for an entry that lists its dated snapshots, none
+    of that date nor all earlier (``mistral-large-2402`` is not ``mistral-large``, listed as ``-2407`` and ``-2411``;
+    ``gpt-4.1-2025-06-01`` is ``gpt-4.1``, listed as ``-2025-04-14``), or when a bare name is an open model's host's
+    exact id that this entry does not list (``mixtral-8x7b-32768`` is Groq's, not Mistral's ``mixtral-8x7b``).
+    """
+    lower, exact = name.lower(), {info.id.lower(), *_clause_texts(info.match, equals_only=True)}
+    if lower in exact:
+        return True
+    listed = {match.group(0) for text in exact if (match := _DATE_SUFFIX.search(text))}
+    date = _DATE_SUFFIX.search(lower)
+    if ref != name and listed and date is not None and date.group(0) not in listed:
+        # a later full date is a newer snapshot at the entry's price; an earlier one, or a bare ``-0613`` / ``-2402``
+        # (no year, or a year without a day), may be another generation
+        when, known = _full_date(date.group(0)), {_full_date(text) for text in listed} - {None}
+        if when is None or not known or when < min(known):  # type: ignore[type-var]
+            return False
+    spelled = {info.id.lower(), *_clause_texts(info.match)}
+    if not variant_words(name) <= set().union(*(variant_words(text) for text in spelled)):
+        return False
+    return not (bare and _listed_by_open_host(lower, provider.id))
+
+
+def _full_date(suffix: str) -> int | None:
+    """``yyyymmdd`` of a date suffix that gives year, month and day (``-2024-08-06``, ``-20241022``), else None."""
+    digits = suffix.strip("-").replace("-", "")
+    return int(digits) if len(digits) == 8 else None
+
+
+@functools.lru_cache(maxsize=1024)
+def _listed_by_open_host(name: str, found_by: str) -> bool:
+    """Whether a host of :data:`_OPEN_MODEL_HOSTS` other than ``found_by`` lists ``name`` exactly (its id)."""
+    snapshot = _snapshot()
+    return snapshot is not None and any(
+        name in {m.id.lower() for m in p.models}
+        for p in snapshot.providers
+        if p.id in _OPEN_MODEL_HOSTS and p.id != found_by
+    )
 
 
 #: Hosts whose LangChain chat models (``ChatTogether``, ``ChatGroq``...) name their model without the host.
@@ -299,14 +373,19 @@ def _table_names(provider: str | None) -> tuple[str, ...]:
 
 
 def close_price(model: str, prices: Mapping[str, Any] | None = None) -> str | None:
-    """The priced name (yours or the table's) that an unpriced ``model`` most likely mistypes, provider prefix and
-    date removed (:func:`~routellm_core.errors.close_name`), or the host-prefixed name of a bare model that one
-    host's table lists; None when none is close."""
+    """The priced name (yours or the table's) that an unpriced ``model`` most likely mistypes, provider prefix removed
+    (then its date; :func:`~routellm_core.errors.close_name`), never one of another size or tier (``8b``, ``mini``), or
+    the host-prefixed name of a bare model that one host's table lists; None when none is close."""
     provider, bare = split_provider(model)
     mine = sorted({split_provider(name)[1] for name in prices or {}})
     if provider is None and (host := _sole_host(bare)) is not None:  # a hosted model named without its host
         return f"{host}:{bare}"
-    close = close_name(_DATE_SUFFIX.sub("", bare), [*mine, *_table_names(provider)])
+    variants = variant_words(bare)  # a name with a size or tier is not hinted another's; a typo in one is no tier
+    names = [name for name in [*mine, *_table_names(provider)] if not variants or variant_words(name) == variants]
+    undated = _DATE_SUFFIX.sub("", bare)
+    close = close_name(bare, names)
+    if close is None and price_of(f"{provider}:{undated}" if provider else undated) is None:  # else: not its date
+        close = close_name(undated, names)
     if close is None or close in mine:
         return close
     return close if price_of(f"{provider}:{close}" if provider else close) is not None else None
@@ -365,4 +444,13 @@ def call_cost(
     return float(info.calc_price(usage, provider, genai_request_timestamp=at).total_price)
 
 
-__all__ = ["Price", "call_cost", "close_price", "price_of", "same_spelling", "split_provider", "unpriced_hint"]
+__all__ = [
+    "Price",
+    "call_cost",
+    "close_price",
+    "price_of",
+    "same_spelling",
+    "split_provider",
+    "unpriced_hint",
+    "variant_words",
+]

@@ -6,7 +6,8 @@ their provider does: ``openai:gpt-4o``, ``anthropic/claude-3-5-sonnet-20241022``
 :func:`resolve_model` maps such a name onto a profiled one:
 
 1. the exact name, then the same name in another case;
-2. :data:`ALIASES` (a few names whose key alone does not find the model);
+2. :data:`ALIASES` (a few names whose key alone does not find the model; a dated name only by its own date:
+   ``mistral-large-2407`` is Mistral Large 2, ``mistral-large-2402`` and ``-2512`` are other generations);
 3. the name's *key* (:func:`model_key`: lower case, provider prefix, ``@host`` and ``:tag`` suffixes, a date or
    ``-latest`` suffix removed, ``_`` read as ``.`` and a version's ``.`` as ``-``: ``claude-sonnet-4.5`` is
    ``claude-sonnet-4-5``) against the profiled names' keys. Several profiled versions
@@ -14,9 +15,10 @@ their provider does: ``openai:gpt-4o``, ``anthropic/claude-3-5-sonnet-20241022``
    date, else the earliest after it; an undated name takes the latest; then the one spelled like the key. A
    profile served by a named host (``...@hyperbolic``) comes after the plain one.
 
-Nothing else is guessed: ``o1`` is not ``o1-preview``, and ``gpt-4o`` is not ``gpt-4o-mini``. An unknown model
-needs a :class:`ModelPrior`: "like model X" (X's profile), or a public benchmark score, placed against the scores
-of profiled models on the same benchmark (``reference``) when given.
+A ``:tag`` that gives a size (Ollama's ``deepseek-coder-v2:16b``) must be the profiled model's (its name's, or
+:data:`SIZES`): another size is another model. Nothing else is guessed: ``o1`` is not ``o1-preview``, and ``gpt-4o``
+is not ``gpt-4o-mini``. An unknown model needs a :class:`ModelPrior`: "like model X" (X's profile), or a public
+benchmark score, placed against the scores of profiled models on the same benchmark (``reference``) when given.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from routellm_core.data.prices import same_spelling
+from routellm_core.data.prices import same_spelling, variant_words
 from routellm_core.errors import InvalidInputError, close_name
 
 
@@ -41,8 +43,12 @@ ALIASES: dict[str, str] = {
     "gpt-4-1106": "gpt-4-1106-preview",
     "mistral-large": "Mistral-Large-2",
     "mistral-large-2407": "Mistral-Large-2",
+    "mistral-large-2411": "Mistral-Large-2",
+    "mistral-large-instruct-2407": "Mistral-Large-2",
+    "mistral-large-instruct-2411": "Mistral-Large-2",
     "mixtral-8x7b": "mistralai/Mixtral-8x7B-Instruct-v0.1",
     "mixtral-8x7b-instruct": "mistralai/Mixtral-8x7B-Instruct-v0.1",
+    "open-mixtral-8x7b": "mistralai/Mixtral-8x7B-Instruct-v0.1",
     "claude-3.5-sonnet": "claude-3-5-sonnet-20240620",
     "llama-3.1-70b-instruct": "Meta-Llama-3.1-70B-Instruct",
     "llama-3.1-405b-instruct": "Llama-3.1-405B-Inst-fp8",
@@ -143,9 +149,18 @@ def resolve_model(name: str, known: Sequence[str]) -> str | None:
     lower = {k.lower(): k for k in known}
     if name.strip().lower() in lower:
         return lower[name.strip().lower()]
+    found = _resolve(name, known)
+    size = _tag_size(name)
+    if found is None or size is None or size in _sizes(found):
+        return found
+    return None  # ``deepseek-coder-v2:16b`` (the Lite) is not the 236B ``DeepSeek-Coder-V2``
+
+
+def _resolve(name: str, known: Sequence[str]) -> str | None:
+    """:func:`resolve_model` from its step 2 on, a ``:tag`` size left to it."""
     key, date, _ = _split(name)
     spelled_key = _split(name, dots=False)[0]
-    alias = _alias_keys().get(key)
+    alias = _alias_keys().get(f"{key}-{date}" if date else key)  # an alias names one version: not another date's
     if alias in known:
         return alias
     candidates = [(k, *_split(k)[1:]) for k in known if model_key(k) == key]
@@ -168,6 +183,33 @@ def resolve_model(name: str, known: Sequence[str]) -> str | None:
     return max(plain, key=rank)[0]
 
 
+#: A parameter count (``8b``, ``1.5b``, ``8x7b``) in a model name or tag.
+_SIZE = re.compile(r"(?<![a-z0-9.])(\d+(?:\.\d+)?b|\d+x\d+b)(?![a-z0-9])")
+#: The parameter counts of profiled models whose names do not say it.
+SIZES: dict[str, str] = {
+    "DeepSeek-Coder-V2": "236b",
+    "deepseek-v2-chat-0628": "236b",
+    "deepseek-v2-coder-0724": "236b",
+    "deepseek-v2.5-0908": "236b",
+    "Mistral-Large-2": "123b",
+    "c4ai-command-r-v01": "35b",
+    "jamba-1.5-large": "398b",
+}
+
+
+def _tag_size(name: str) -> str | None:
+    """The size a ``:tag`` names (Ollama's ``deepseek-coder-v2:16b``, ``qwen2.5:7b-instruct-q4_K_M``), or None."""
+    _, colon, tag = _without_provider(name).split("@", 1)[0].partition(":")
+    match = _SIZE.search(tag) if colon else None
+    return match.group(1) if match else None
+
+
+def _sizes(profiled: str) -> set[str]:
+    """The sizes a profiled name spells, or its :data:`SIZES` entry."""
+    found = set(_SIZE.findall(profiled.lower().replace("_", ".")))
+    return found | ({SIZES[profiled]} if profiled in SIZES else set())
+
+
 @functools.lru_cache(maxsize=1)
 def _alias_keys() -> dict[str, str]:
     """:data:`ALIASES` (written as keys already) with a version's dot read as a dash (``claude-3.5-sonnet`` is found
@@ -179,10 +221,15 @@ def _alias_keys() -> dict[str, str]:
 def close_model(name: str, known: Sequence[str]) -> str | None:
     """The profiled model (or :data:`ALIASES` name) that ``name``, which resolves to none, most likely mistypes: keys
     compared (provider prefix and date removed; :func:`~routellm_core.errors.close_name`), the profiled spelling
-    given where it is the key's; None when none is close."""
+    given where it is the key's, never one of another size or tier (``deepseek-coder-v2:16b`` is not the 236B
+    ``DeepSeek-Coder-V2``, ``Phi-3-medium`` not ``Phi-3-mini``); None when none is close."""
     spelled = {k.lower(): k for k in known}
-    keys = {_split(k, dots=False)[0] for k in known} | {alias for alias, target in ALIASES.items() if target in known}
-    return close_name(_split(name, dots=False)[0], sorted(spelled.get(key, key) for key in keys))
+    keys = {_split(k, dots=False)[0]: k for k in known}
+    keys.update({alias: target for alias, target in ALIASES.items() if target in known})
+    size = _tag_size(name)
+    wanted = variant_words(_split(name, dots=False)[0]) | ({size} if size else set())  # a typo in a tier is no tier
+    alike = [k for k, profiled in keys.items() if not wanted or variant_words(k) | _sizes(profiled) == wanted]
+    return close_name(_split(name, dots=False)[0], sorted(spelled.get(key, key) for key in alike))
 
 
 @dataclass(frozen=True)
@@ -258,4 +305,13 @@ class ModelPrior:
         return f"score {self.score}{ref}"
 
 
-__all__ = ["ALIASES", "ModelPrior", "UnknownModelError", "close_model", "model_key", "resolve_model", "same_model"]
+__all__ = [
+    "ALIASES",
+    "SIZES",
+    "ModelPrior",
+    "UnknownModelError",
+    "close_model",
+    "model_key",
+    "resolve_model",
+    "same_model",
+]
