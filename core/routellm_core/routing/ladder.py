@@ -37,7 +37,7 @@ from routellm_core.decisions import LadderChoice, Route, RoutingDecision, Served
 from routellm_core.errors import InvalidInputError, ModelCallError, close_name
 from routellm_core.escalation.ladder import choose
 from routellm_core.learning.labelling import TrafficLabelling
-from routellm_core.routers.profiles import UnknownModelError, same_model
+from routellm_core.routers.profiles import ModelPrior, UnknownModelError, close_model, same_model
 from routellm_core.routing.cascade import Cascade, Pricing
 from routellm_core.routing.climb import Climb, Climbed, ClimbRun, climb_async, climb_order, climb_sync
 from routellm_core.routing.dispatch import log_route
@@ -388,17 +388,20 @@ class LadderEngine:
                 f"{owner}: priors= names {list(typos)}, which models= does not list (models: {list(names)}); "
                 f"did you mean {guess}? key each prior by its model's name"
             )
+        profiles: dict[str, str] = {}
         for name in without:  # fail now, naming the model, rather than on the first call
             try:
-                router.resolve_model(name)
+                profiles[name] = router.resolve_model(name)
             except UnknownModelError as exc:
                 listed = f" (priors= names {unused}, none of them listed)" if unused else ""
                 raise UnknownModelError(
                     f"{owner}: {exc}; with models=[...] give priors={{{name!r}: ModelPrior(like=...)}}{listed}"
                 ) from None
+        self._check_priors(router, [name for name in names if name in self.priors])
         self.ladder = ModelLadder(
             names, options.prices, output_tokens=engine_kwargs.pop("output_tokens", DEFAULT_OUTPUT_TOKENS)
         )
+        self._check_twins(profiles)
         objective = options.objective  # a copy made without validation may still hold the "kind=value" form
         self.objective = Objective.parse(objective) if isinstance(objective, str) else objective or Objective.margin()
         self.controller = (
@@ -418,6 +421,54 @@ class LadderEngine:
         )
         self._engines: dict[tuple[str, str], RoutingEngine] = {}
         self._lock = threading.Lock()
+
+    def _check_priors(self, router: Any, named: Sequence[str]) -> None:
+        """Each listed model's prior names profiled models (else the first call would fail on it); a prior of a model
+        the router profiles is not used (its profile, learned from labels, is): said once, here.
+
+        Raises:
+            InvalidInputError: A prior whose ``like`` or ``reference`` names no profiled model.
+        """
+        for name in named:
+            prior = self.priors[name]
+            prior = prior if isinstance(prior, ModelPrior) else ModelPrior.parse(prior, name)
+            for target in [*([prior.like] if prior.like is not None else []), *prior.reference]:
+                try:
+                    router.resolve_model(target)
+                except UnknownModelError:
+                    close = close_model(target, router.models)
+                    hint = f" (did you mean {close!r}?)" if close else ""
+                    raise InvalidInputError(
+                        f"{self.owner}: the prior of {name!r} names {target!r}, which the router has no profile "
+                        f"for{hint}: ModelPrior(like=...) and reference= name profiled models (router.models)"
+                    ) from None
+            try:
+                profiled = router.resolve_model(name)
+            except UnknownModelError:
+                continue
+            logger.warning(
+                "%s: %r has a profile (%r): its prior is not used (drop it, or list the model under a name the "
+                "router does not profile)",
+                self.owner,
+                name,
+                profiled,
+            )
+
+    def _check_twins(self, profiles: Mapping[str, str]) -> None:
+        """Two listed models that are one profile at one price cannot be told apart (same predictions, same costs).
+
+        Raises:
+            InvalidInputError: Two such models.
+        """
+        seen: dict[tuple[str, tuple[float, float]], str] = {}
+        for name, profile in profiles.items():
+            key = (profile, tuple(float(p) for p in self.ladder.prices[self.ladder.index(name)]))
+            if (other := seen.setdefault(key, name)) != name:
+                raise InvalidInputError(
+                    f"{self.owner}: models= lists {other!r} and {name!r}, which are one model to the router (profile "
+                    f"{profile!r}) at one price: it cannot tell them apart; list one, or give each its own price "
+                    "(prices=)"
+                )
 
     def _climb_of(self, options: RoutingOptions, kwargs: dict[str, Any]) -> Climb | None:
         escalate = options.escalate
