@@ -255,3 +255,35 @@ def test_route_reads_a_text_prompts_file_as_notepad_writes_it(tmp_path: Path, ca
     assert main(["route", "--file", str(path)]) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [row["prompt"] for row in rows] == ["What is 2+2?", "Prove it\x0cthen more"]
+
+
+#: The shipped fast router (mf on the static vectors).
+FAST_DIR = Path(__file__).resolve().parents[2] / "core" / "routellm_core" / "pretrained" / "fast"
+
+
+@pytest.mark.parametrize("given", ["path", "none"])
+def test_a_checkpoint_recorded_under_the_static_folders_name_still_loads(tmp_path: Path, given: str) -> None:
+    """Before the shipped models given by path kept their names, a router trained with ``StaticEmbedder(STATIC_DIR)``
+    recorded ``model2vec:minilm_static``: such checkpoints load with that embedder, or rebuild it by that name."""
+    from routellm_core.embedding.embedders import FORMER_NAMES
+
+    assert FORMER_NAMES["model2vec:minilm_static"] == STATIC_NAME
+    folder = shutil.copytree(FAST_DIR, tmp_path / "old")
+    config = json.loads((folder / "config.json").read_text())
+    config["embedder"] = "model2vec:minilm_static"
+    (folder / "config.json").write_text(json.dumps(config))
+    router = load_router(folder, embedder=StaticEmbedder(STATIC_DIR) if given == "path" else None)
+    shipped = load_router("fast")
+    prompts = ["Prove that there are infinitely many primes.", "hi"]
+    assert np.allclose(router.predict_win_rate(prompts), shipped.predict_win_rate(prompts))
+
+
+def test_a_checkpoint_of_another_embedder_is_still_refused(tmp_path: Path) -> None:
+    from routellm_core.errors import CheckpointError
+
+    folder = shutil.copytree(FAST_DIR, tmp_path / "other")
+    config = json.loads((folder / "config.json").read_text())
+    config["embedder"] = "model2vec:my-own-vectors"
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match="embedder mismatch"):
+        load_router(folder, embedder=StaticEmbedder(STATIC_DIR))

@@ -354,6 +354,21 @@ _DEFAULT: dict[str, Embedder] = {}
 _DEFAULT_LOCK = threading.Lock()
 
 
+#: The names the shipped embedders had when given by their folder's path (``TransformerEmbedder(minilm_path())``,
+#: ``StaticEmbedder(STATIC_DIR)``), which checkpoints trained with them recorded: those embedders now keep their own
+#: names, and still load such checkpoints.
+FORMER_NAMES: dict[str, str] = {
+    "hf:model": MINILM_NAME,
+    "model2vec:minilm_static": "model2vec:all-MiniLM-L6-v2-distilled-pca256",  # static.STATIC_NAME
+}
+
+
+def same_embedder(recorded: str, name: str) -> bool:
+    """Whether an embedder named ``name`` is the one a checkpoint recorded as ``recorded`` (its own name, or one it
+    was recorded under before: :data:`FORMER_NAMES`)."""
+    return name == recorded or FORMER_NAMES.get(recorded) == name
+
+
 def embedder_from_name(name: str) -> Embedder:
     """Rebuild the embedder a checkpoint names; the local MiniLM instance is shared process-wide.
 
@@ -363,6 +378,8 @@ def embedder_from_name(name: str) -> Embedder:
     from routellm_core.embedding.cache import CachedEmbedder
     from routellm_core.embedding.static import STATIC_NAME, StaticEmbedder
 
+    if name == "model2vec:minilm_static":  # the shipped static vectors by their folder's name (no other model's)
+        name = FORMER_NAMES[name]
     with _DEFAULT_LOCK:
         if name in _DEFAULT:
             return _DEFAULT[name]

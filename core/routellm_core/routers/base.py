@@ -18,7 +18,14 @@ from routellm_core.checkpoint import CheckpointConfig, read_config, write_config
 from routellm_core.data.catalog import STRONG_REFERENCE, WEAK_REFERENCE
 from routellm_core.data.records import Battle
 from routellm_core.decisions import RoutingDecision, Side, check_threshold
-from routellm_core.embedding.embedders import Embedder, check_texts, default_embedder, embedder_from_name, valid_unicode
+from routellm_core.embedding.embedders import (
+    Embedder,
+    check_texts,
+    default_embedder,
+    embedder_from_name,
+    same_embedder,
+    valid_unicode,
+)
 from routellm_core.errors import (
     CheckpointError,
     InvalidInputError,
@@ -262,7 +269,7 @@ class WinRateModel(ABC):
         if cls.uses_embedder:
             if config.embedder is None:
                 raise CheckpointError(f"{directory}: config names no embedder")
-            if embedder is not None and embedder.name != config.embedder:
+            if embedder is not None and not same_embedder(config.embedder, embedder.name):
                 raise CheckpointError(
                     f"embedder mismatch: {directory} was trained with {config.embedder!r}, "
                     f"but {embedder.name!r} was given"
