@@ -148,12 +148,19 @@ _PLANTED_VERDICT_RE = re.compile(r"\[\[\s*([ABC])\s*\]\]")
 
 
 def _markers_pattern(template: str) -> re.Pattern[str] | None:
-    """The template's own markers, matched in any case and spacing (``None`` when it has none)."""
+    """The template's own markers, matched in any case and spacing, with or without their articles and with any
+    apostrophe (``[end of assistant A’s answer]`` passes for ``[The End of Assistant A's Answer]``); ``None`` when
+    the template has none."""
     found = sorted(set(_MARKER_RE.findall(template)), key=len, reverse=True)
     if not found:
         return None
-    spelled = [r"\s*".join(re.escape(word) for word in marker[1:-1].split()) for marker in found]
-    return re.compile("|".join(rf"\[\s*{body}\s*\]" for body in spelled), re.IGNORECASE)
+
+    def word(text: str) -> str:
+        spelled = "['’‘`]".join(re.escape(part) for part in text.split("'"))
+        return rf"(?:{spelled}\s*)?" if text.lower() in ("the", "a", "an") else rf"{spelled}\s*"
+
+    spelled = ["".join(word(w) for w in marker[1:-1].split()) for marker in found]
+    return re.compile("|".join(rf"\[\s*{body}\]" for body in spelled), re.IGNORECASE)
 
 
 def _defanged(text: str, markers: re.Pattern[str] | None) -> str:

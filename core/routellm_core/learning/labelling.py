@@ -194,12 +194,33 @@ def _other_answer(value: object) -> str:
     return value
 
 
-def _resolved(value: object) -> object:
-    """A sync caller's judge result: an ``async def`` judge's coroutine is run to its verdict (pool threads run no
-    event loop), as the async path awaits it."""
-    if inspect.isawaitable(value):
-        return asyncio.run(_awaited(value))
-    return value
+class _JudgeLoop:
+    """One event loop on a daemon thread, started on first use, that runs an ``async def`` judge for sync callers'
+    labels (pool threads run no loop). One loop for every label: an async client the judge keeps (an
+    ``AsyncOpenAI``'s connections) is bound to the loop it first ran on, which a new loop per label would close."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def resolved(self, value: object) -> object:
+        """``value``, or the verdict an awaitable ``value`` comes to (run on this loop)."""
+        if not inspect.isawaitable(value):
+            return value
+        with self._lock:
+            if self._loop is None:
+                loop = asyncio.new_event_loop()
+                threading.Thread(target=loop.run_forever, name="routellm-judge-loop", daemon=True).start()
+                self._loop = loop
+            loop = self._loop
+        return asyncio.run_coroutine_threadsafe(_awaited(value), loop).result()
+
+    def close(self) -> None:
+        """Stop the loop (a label still running on it is abandoned, as the pool's are)."""
+        with self._lock:
+            loop, self._loop = self._loop, None
+        if loop is not None:
+            loop.call_soon_threadsafe(loop.stop)
 
 
 async def _awaited(value: Awaitable[object]) -> object:
@@ -259,6 +280,7 @@ class Labeller:
         self._counts = dict.fromkeys(LabellerStats.__dataclass_fields__, 0)
         self._threaded = 0  # unfinished thread-pool jobs
         self._executor: _DaemonPool | None = None
+        self._judge_loop = _JudgeLoop()  # runs an async judge for sync callers' labels
         self._tasks: set[asyncio.Task[None]] = set()  # strong references: the loop keeps only weak ones
         self._closed = False
 
@@ -390,7 +412,7 @@ class Labeller:
             return self._failed("other_model_errors", job, exc, f"the other model ({job.record.other_model})")
         answers = job.answers(other)
         try:
-            outcome = _verdict(_resolved(self.judge(job.prompt, *answers)))
+            outcome = _verdict(self._judge_loop.resolved(self.judge(job.prompt, *answers)))
         except Exception as exc:
             return self._failed("judge_errors", job, exc, f"the judge ({self.judge_name})")
         return self._store(job, outcome, answers)
@@ -413,7 +435,8 @@ class Labeller:
             return await ajudge(prompt, answer_a, answer_b)
         if is_async_callable(self.judge):
             return await self.judge(prompt, answer_a, answer_b)  # type: ignore[misc]
-        return await in_daemon_thread(self.judge, prompt, answer_a, answer_b)
+        verdict = await in_daemon_thread(self.judge, prompt, answer_a, answer_b)
+        return await verdict if inspect.isawaitable(verdict) else verdict  # a plain callable returning a coroutine
 
     def _run(self, job: _Job, call_other: Callable[[], str]) -> None:
         outcome = "cancelled"
@@ -469,6 +492,7 @@ class Labeller:
         finished = self.flush(timeout)
         if executor is not None:
             executor.shutdown(cancel_futures=True)
+        self._judge_loop.close()
         _OPEN.discard(self)
         return finished
 
