@@ -166,6 +166,22 @@ def test_a_conversation_sent_whole_continues_on_the_worker_that_did_not_write_it
     assert record_of(fresh)["served"] == "weak"  # ids no worker relayed route as usual
 
 
+def test_the_previous_response_id_wins_over_items_this_worker_knows(worker, mock, tmp_path: Path) -> None:
+    """Worker B relayed a weak answer whose item the client resends, and names A's strong response as the one it
+    continues: the named response decides (from the store), as on one worker, not B's own item."""
+    location = str(tmp_path / "feedback.db")
+    a, b = worker(feedback=location), worker(feedback=location)
+    named = client(a).responses.create(model="router-fast-0.0", input=prompt("Remember 'heron'"))
+    mine = client(b).responses.create(model="router-fast-1.0", input=prompt("Say hello"))
+    assert (record_of(named)["served"], record_of(mine)["served"]) == ("strong", "weak")
+    text = prompt("Which word?")
+    resent = [*(i.model_dump() for i in mine.output), {"role": "user", "content": text}]
+    second = client(b).responses.create(model="router-fast-1.0", input=resent, previous_response_id=named.id)
+    assert (record_of(second)["served"], record_of(second)["decision_id"]) == (
+        "strong", record_of(named)["decision_id"]
+    )  # fmt: skip
+
+
 def test_without_a_store_a_second_worker_routes_anew(worker) -> None:
     """What the store fixes: without one, worker B does not know A's response, routes the follow-up weak, and the
     weak upstream, which never stored it, answers 404."""

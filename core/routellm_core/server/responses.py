@@ -439,9 +439,6 @@ class AnsweredResponses:
             await self.store.arecord_response(
                 response_id, answered.record, origin.model, options=origin.options, items=items
             )
-            if time.monotonic() - self._pruned >= PRUNE_EVERY_S:
-                self._pruned = time.monotonic()
-                await self.store.aprune_responses(time.time() - self.keep_days * 86_400)
         except RouteLLMError as exc:
             logger.warning(
                 "routellm server: response %r was not written to the feedback store (%s: %s); another worker "
@@ -450,6 +447,18 @@ class AnsweredResponses:
                 type(exc).__name__,
                 exc,
             )
+            return
+        if time.monotonic() - self._pruned >= PRUNE_EVERY_S:
+            self._pruned = time.monotonic()
+            try:
+                await self.store.aprune_responses(time.time() - self.keep_days * 86_400)
+            except RouteLLMError as exc:  # tried again in PRUNE_EVERY_S
+                logger.warning(
+                    "routellm server: could not forget the responses older than %g days (%s: %s)",
+                    self.keep_days,
+                    type(exc).__name__,
+                    exc,
+                )
 
     def get(self, response_id: str | None) -> Answered | None:
         """Who answered ``response_id`` by this worker's memory, or None for an id it did not relay (or forgot)."""
@@ -474,14 +483,27 @@ class AnsweredResponses:
             ErrorResponse: 503 naming the id when the store cannot be read (a continuation is never routed anew
                 because the store failed); 400 naming it when its model name is no longer served here.
         """
-        found = self.get(previous_response_id) or self.of_items(item_ids)
-        if found is not None or self.store is None:
-            return found
-        wanted = [previous_response_id] if previous_response_id else list(item_ids)
-        if not wanted:
-            return None
-        param = "previous_response_id" if previous_response_id else "input"
-        what = f"previous_response_id {previous_response_id!r:.80}" if previous_response_id else "the input's items"
+        if previous_response_id:  # the id the client names wins over the items it resends, wherever it is known
+            found = self.get(previous_response_id)
+            if found is None and self.store is not None:
+                found = await self._stored([previous_response_id], engine_of, previous=True)
+            if found is not None:
+                return found
+        found = self.of_items(item_ids)
+        if found is None and self.store is not None and item_ids:
+            found = await self._stored(list(item_ids), engine_of, previous=False)
+        return found
+
+    async def _stored(self, wanted: list[str], engine_of: EngineOf, *, previous: bool) -> Answered | None:
+        """Who answered the latest of ``wanted`` (a ``previous_response_id``, or the input's item ids), from the
+        store; remembered here from then on.
+
+        Raises:
+            ErrorResponse: As :meth:`afind`.
+        """
+        assert self.store is not None
+        param = "previous_response_id" if previous else "input"
+        what = f"previous_response_id {wanted[0]!r:.80}" if previous else "the input's items"
         try:
             rows = await self.store.aresponses(wanted)
         except RouteLLMError as exc:
@@ -505,7 +527,7 @@ class AnsweredResponses:
                 400,
                 f"{what} was answered under model {row.model!r:.120}, which this server cannot serve now "
                 f"({exc.message}); start a new conversation",
-                code="invalid_previous_response_id" if previous_response_id else "invalid_input",
+                code="invalid_previous_response_id" if previous else "invalid_input",
                 param=param,
             ) from None
         answered = Answered(engine, row.record, Origin(row.model, row.options))
