@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 from packaging.requirements import Requirement
 
+from routellm_core.errors import InvalidInputError
+
 try:
     import tomllib
 except ModuleNotFoundError:  # Python 3.10: pytest depends on tomli there
@@ -191,3 +193,13 @@ def test_the_install_docs_name_every_base_dependency() -> None:
     named = set(re.findall(r"[a-z0-9][a-z0-9-]*", _norm(row.split("|")[2])))
     missing = [r.name for r in map(Requirement, PYPROJECT["project"]["dependencies"]) if _norm(r.name) not in named]
     assert not missing, f"docs/install.md: the base install's row does not name {missing}"
+
+
+def test_without_the_price_table_the_error_says_it_is_not_installed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On Python 3.10 genai-prices is not installed: a ladder's error said the table did not know the models."""
+    from routellm_core.data import prices
+    from routellm_core.routing.ladder import ModelLadder
+
+    monkeypatch.setattr(prices, "_snapshot", lambda: None)
+    with pytest.raises(InvalidInputError, match=r"genai-prices package, is not installed: it needs Python 3\.11"):
+        ModelLadder(["gpt-4o-mini", "gpt-4o"])

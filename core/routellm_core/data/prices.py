@@ -393,7 +393,10 @@ def close_price(model: str, prices: Mapping[str, Any] | None = None) -> str | No
 
 def unpriced_hint(models: Sequence[str], prices: Mapping[str, Any] | None = None) -> str:
     """``" (did you mean 'gpt-4o-mini'?)"`` for the unpriced ``models`` a priced name is close to (naming each
-    model when there are several); ``""`` when none is."""
+    model when there are several); ``""`` when none is. Without the table (genai-prices needs Python 3.11), says
+    that instead."""
+    if _snapshot() is None:
+        return " (the price table, the genai-prices package, is not installed: it needs Python 3.11 or later)"
     close = {model: close_price(model, prices) for model in models}
     found = {model: name for model, name in close.items() if name is not None}
     if not found:
