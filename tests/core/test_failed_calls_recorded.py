@@ -208,8 +208,9 @@ def test_a_failed_agent_step_joins_its_decision(known_router: Any, tmp_path: Pat
 
 
 def test_a_failed_agent_step_on_the_fallback_side_is_listed_as_a_fallback(known_router: Any, tmp_path: Path) -> None:
-    """After a fallback the request continues on the strong side; a continued step there that fails has the role
-    its answer would have had (``fallback``), as a step that answers does."""
+    """After a fallback the request continues on the strong side; a continued step there lists only its own call
+    (it listed the first step's failure again, a call it never made), and one that fails has the role its answer
+    would have had (``fallback``), as a step that answers does."""
     store = FeedbackStore(tmp_path / "fb.sqlite")
     routed, route = routed_trivia(known_router, store, fallback=True)
 
@@ -220,6 +221,8 @@ def test_a_failed_agent_step_on_the_fallback_side_is_listed_as_a_fallback(known_
 
     _, first = routed.call(route, weak_down)
     assert first.served == "strong"
+    _, step = routed.call(first.continuation(), weak_down)  # a tool step: only the strong model is called
+    assert [(a.model, a.role, a.error) for a in step.attempts] == [("big-model", "fallback", None)]
     with pytest.raises(ModelCallError) as failure:
         routed.call(first.continuation(), lambda side, record: (_ for _ in ()).throw(TimeoutError("slow")))
     assert [(a.model, a.role, a.error) for a in failure.value.attempts] == [  # type: ignore[attr-defined]

@@ -766,7 +766,8 @@ class RoutingEngine:
             output_tokens=tokens_out,
             cost=cost,
         )
-        if not record.fallback or record.fallback_from is None:
+        if not record.fallback or record.fallback_from is None or record.continued:
+            # a continued step after a fallback calls only the side that served: the failure was an earlier step's
             return replace(record, attempts=(*before, served))
         failed_side = other_side(record.served)
         failed = Attempt(
