@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -223,6 +224,10 @@ def test_a_failed_agent_step_on_the_fallback_side_is_listed_as_a_fallback(known_
     assert first.served == "strong"
     _, step = routed.call(first.continuation(), weak_down)  # a tool step: only the strong model is called
     assert [(a.model, a.role, a.error) for a in step.attempts] == [("big-model", "fallback", None)]
+    _, fresh = routed.call(route, weak_down)  # not continued: the failure is this step's, listed
+    assert [(a.model, a.error) for a in fresh.attempts] == [("small-model", "Down"), ("big-model", None)]
+    _, later = routed.call(replace(route, continued=True), weak_down)  # continued, its own fallback: listed too
+    assert [(a.model, a.error) for a in later.attempts] == [("small-model", "Down"), ("big-model", None)]
     with pytest.raises(ModelCallError) as failure:
         routed.call(first.continuation(), lambda side, record: (_ for _ in ()).throw(TimeoutError("slow")))
     assert [(a.model, a.role, a.error) for a in failure.value.attempts] == [  # type: ignore[attr-defined]

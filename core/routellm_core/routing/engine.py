@@ -417,7 +417,7 @@ class RoutingEngine:
             except ModelCallError as exc:
                 quietly(self._record_end, route, exc, None, "")
                 raise
-            record = self._priced(record, value)
+            record = self._priced(record, value, first_side=route.first_side)
         if on_final is not None:
             on_final(record)
         self.record_call(route, record, self.answer_text(value), other_answer)
@@ -450,7 +450,7 @@ class RoutingEngine:
             except ModelCallError as exc:
                 await self._arecord_end_quietly(route, exc, None, "")
                 raise
-            record = self._priced(record, value)
+            record = self._priced(record, value, first_side=route.first_side)
         if on_final is not None:
             on_final(record)
         await self.arecord_call(route, record, self.answer_text(value), other_answer)
@@ -476,7 +476,7 @@ class RoutingEngine:
         A stream the caller left, or that anything but a model's failure ended (the caller's control flow, a
         ``KeyboardInterrupt``...), is recorded too (its decision id takes feedback), with the text relayed and no
         label sampled."""
-        tally = _Tally(self)
+        tally = _Tally(self, route)
         paid = _Paid()
         relayed: Iterator[tuple[Any, ServedDecision]]
         ending: BaseException | None = None
@@ -523,7 +523,7 @@ class RoutingEngine:
         closed or cancelled, is recorded as :meth:`stream` says). A caller cancelled before the answer's first chunk
         (while the cheap answers or the check run, or an escalated stream waits for the strong model's first chunk)
         leaves the record of the attempts the cascade paid, with no text."""
-        tally = _Tally(self)
+        tally = _Tally(self, route)
         paid = _Paid()
         relayed: AsyncIterator[tuple[Any, ServedDecision]]
         ending: BaseException | None = None
@@ -752,8 +752,11 @@ class RoutingEngine:
         ) from error
 
     # ---- the record's attempts and costs ---------------------------------------------------------------
-    def _priced(self, record: ServedDecision, value: Any, before: tuple[Attempt, ...] = ()) -> ServedDecision:
-        """``record`` listing its attempts: ``before`` (a cascade's cheap ones), the failed one before a fallback,
+    def _priced(
+        self, record: ServedDecision, value: Any, before: tuple[Attempt, ...] = (), first_side: Side | None = None
+    ) -> ServedDecision:
+        """``record`` listing its attempts: ``before`` (a cascade's cheap ones), the failed one before a fallback
+        (unless the side called first, ``first_side``, served: a step continued after an earlier step's fallback),
         and the answer, priced from the usage ``value`` reports (unpriced while ``value`` is None)."""
         tokens_in, tokens_out, cost = self.pricing.of(record.model, value)
         role = "fallback" if record.fallback else ("escalation" if record.escalated else "answer")
@@ -766,8 +769,8 @@ class RoutingEngine:
             output_tokens=tokens_out,
             cost=cost,
         )
-        if not record.fallback or record.fallback_from is None or record.continued:
-            # a continued step after a fallback calls only the side that served: the failure was an earlier step's
+        if not record.fallback or record.fallback_from is None or record.served == first_side:
+            # a step continued after a fallback starts on the side that served: the failure was an earlier step's
             return replace(record, attempts=(*before, served))
         failed_side = other_side(record.served)
         failed = Attempt(
@@ -920,8 +923,9 @@ class _Tally:
     """What a relayed stream delivered: its text and chunks, and the record each chunk carries (priced once the
     stream ended; a kept cheap answer's record is final before its first chunk)."""
 
-    def __init__(self, engine: RoutingEngine) -> None:
+    def __init__(self, engine: RoutingEngine, route: Route) -> None:
         self.engine = engine
+        self.route = route
         #: The cascade's cheap attempts, listed before the streaming side's.
         self.cheap: tuple[Attempt, ...] = ()
         self.final_record: ServedDecision | None = None
@@ -941,7 +945,7 @@ class _Tally:
         if self.final_record is not None:
             return self.final_record
         self.served = served
-        return self.engine._priced(served, None, self.cheap)
+        return self.engine._priced(served, None, self.cheap, self.route.first_side)
 
     def final(self) -> ServedDecision | None:
         """The stream's record, priced from the whole stream's usage (None when nothing was relayed)."""
@@ -949,7 +953,7 @@ class _Tally:
             return self.final_record
         if self.served is None:
             return None
-        return self.engine._priced(self.served, self.engine.join_chunks(self.chunks), self.cheap)
+        return self.engine._priced(self.served, self.engine.join_chunks(self.chunks), self.cheap, self.route.first_side)
 
     @property
     def text(self) -> str:
