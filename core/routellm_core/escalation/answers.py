@@ -4,14 +4,19 @@ An escalation check compares the *final answer* of two cheap calls, not their wh
 of a maths problem rarely share a sentence, but they share the number at the end. Each answer kind has one rule:
 
 - ``"choice"``: a multiple-choice letter (``"B"``, ``"(b)"``, ``"**B**"``, ``"B. Paris"``, ``"Answer: b"``,
-  ``"The answer is (C)."``).
+  ``"The answer is (C)."``): the whole reply, else the first stated answer ("final answer" before "answer is" /
+  "Answer:" before "Answer B", then an option stated as the answer: "Option B", "the correct option is B"); an
+  option only mentioned ("Option A is tempting") is no answer.
 - ``"number"``: the final number. The answer part is read first: the last ``\\boxed{...}``, else what follows the
-  last "answer is" / "Answer:" / "####" that holds a number; without one, a reply of several sentences or lines
-  gives the last number of its last sentence, and a short answer (or a reply whose last sentence holds none) its
-  first, as ZeroEval's grader compares GSM8K and MATH answers (``$``, ``,``, ``**`` and ``\\text{}`` dropped, a
-  Unicode minus read as ``-``, ``a/b`` and ``\\frac{a}{b}`` evaluated, compared as floats). A number followed by
-  more maths (``3\\sqrt{2}``, ``2x+1``, ``6^24``) is an expression, compared as maths text (spaces dropped). Two
-  answers without any number fall back to ``"text"``.
+  last "answer is" / "Answer:" / "####" that holds a number, else (a reply of several sentences or lines) its last
+  sentence that holds a number; each from its last ``=`` when a number follows ("60 - 15 = 45" is 45). An answer
+  part with several different numbers ("after 2 hours it holds 450 liters") is unsure: it agrees only with the
+  same numbers in the same order. A short answer gives its first number, as ZeroEval's grader compares GSM8K and
+  MATH answers (``$``, ``,``, ``**`` and ``\\text{}`` dropped, a Unicode minus read as ``-``, ``a/b`` and
+  ``\\frac{a}{b}`` evaluated, compared as floats). A number followed by more maths (``3\\sqrt{2}``, ``2x+1``,
+  ``6^24``, ``32 - 16\\sqrt{6}``) is an expression, compared as maths text (spaces dropped). Two
+  answers without any number fall back to ``"text"``, as does a string whose digits are not numbers of a sentence
+  (``'2io 12 tfiqr-'``, a quoted string); a number that is not finite agrees with nothing.
 - ``"json"``: structured output; a JSON object (a ``dict`` or a JSON string, code fences allowed, or one object
   written inside prose) compared field by field (``fields=`` restricts the comparison), values normalised as below.
 - ``"tool_call"``: tool calls (one call or a list: ``{"name", "arguments"}`` or LangChain's ``{"name", "args",
@@ -34,6 +39,8 @@ reasoning fields (``reasoning``, ``explanation``, ...) when others remain and re
 from __future__ import annotations
 
 import ast
+import bisect
+import functools
 import json
 import math
 import re
@@ -50,29 +57,50 @@ ANSWER_KINDS: tuple[str, ...] = ("auto", "choice", "number", "json", "tool_call"
 Extractor = Callable[[Any], Hashable | None]
 
 # one number token: a LaTeX fraction, a simple fraction a/b, or a decimal (not glued to a word: "x2", "abc3")
+# (the lookahead lets the regex engine skip every position that cannot start a number, about 3x faster on text)
 _NUM_TOKEN = re.compile(
-    r"(?P<sign>-\s*)?\\[dt]?frac\s*\{\s*(?P<fn>-?\d+(?:\.\d+)?)\s*\}\s*\{\s*(?P<fd>-?\d+(?:\.\d+)?)\s*\}"
-    r"|(?<![A-Za-z_\d.])(?P<num>-?(?:\d+(?:\.\d+)?|\.\d+))(?:\s*/\s*(?P<den>\d+(?:\.\d+)?)(?![\d.]))?"
+    r"(?=[-\\.\d])(?:(?P<sign>-\s*+)?\\[dt]?frac\s*+\{\s*+(?P<fn>-?\d+(?:\.\d+)?)\s*+\}\s*+\{\s*+"
+    r"(?P<fd>-?\d+(?:\.\d+)?)\s*+\}"
+    r"|(?<![A-Za-z_\d.])(?P<num>-?(?:\d+(?:\.\d+)?|\.\d+))(?:\s*+/\s*+(?P<den>\d+(?:\.\d+)?)(?![\d.]))?)"
 )
-# what after a number makes the answer an expression, not a number: a root, a power, pi, a product, a variable
-_EXPRESSION_TAIL = re.compile(r"^(?:\s*(?:\\sqrt|\\pi|\\cdot|\\times|√|π|\^|\*\s*\S)|[a-zA-Z](?![a-zA-Z']))")
+# what after a number makes the answer an expression, not a number: a root, a power, pi, a product, a variable,
+# a sum or difference with a number or a root ("32 - 16√6")
+_EXPRESSION_TAIL = re.compile(
+    r"(?:\s*+(?:\\sqrt|\\pi|\\cdot|\\times|√|π|\^|\*\s*+\S|[-+]\s*+(?:\d|\\sqrt|√|π|\\pi))|[a-zA-Z](?![a-zA-Z']))"
+)
 _BOXED = re.compile(r"\\(?:boxed|fbox)\s*\{")
+# Every pattern below runs on whole replies (any length, any content): each quantifier that could give back what a
+# neighbour also matches is possessive (``*+``, ``++``, ``?+``), so no pattern backtracks over a long run
+# (tests/core/test_answers_regressions.py checks it).
 _ANSWER_MARKER = re.compile(
-    r"(?i)(?:####|\bfinal\s+answer\b|\banswer\b)(?:\s+(?:is|was|would\s+be|will\s+be))?\s*[:=]?\s*"
+    r"(?i)(?:####|\bfinal\s++answer\b|\banswer\b)(?:\s++(?:is|was|would\s++be|will\s++be)\b)?+\s*+[:=]?+\s*+"
 )
-_SENTENCE_BREAK = re.compile(r"\n|(?<=[.!?])\s+(?=[A-Z(\d$\\])")
+_SENTENCE_BREAK = re.compile(r"\n|(?<=[.!?])\s++(?=[A-Z(\d$\\])")
+#: An answer part (what follows a marker, a sentence) is read up to this many characters: a stated answer is short.
+_PART_CHARS = 1_000
+# a choice letter after a marker: an upper-case letter, or a lower-case one set apart ("answer: b", "(b)"), never
+# the article of "the answer is a bit longer"
+_LETTER = r"[*_]*+(?:\(([A-Za-z])\)|([A-Z])(?![A-Za-z'])|([a-z])(?=[*_]*+(?:[.):,;!]|\s*+$)))"
 _CHOICE_PATTERNS = (
-    re.compile(r"^[\s*_`\"']*\(?([A-Za-z])\)?[\s*_`\"'.:)]*$"),
-    re.compile(r"^[\s*_]*\(([A-Za-z])\)"),
-    re.compile(r"^[\s*_]*([A-Z])[.):](?:\s|\*|$)"),
-    # after "answer": an upper-case letter, or a lower-case one set apart ("answer: b", "(b)"), never the
-    # article of "the answer is a bit longer"
+    # the whole reply is the letter: "B", "(b)", "**B**", "B.", "B. Paris", "B) ..."
+    re.compile(r"^[\s*_`\"']*+\(?([A-Za-z])\)?[\s*_`\"'.:)]*+$"),
+    re.compile(r"^[\s*_]*+\(([A-Za-z])\)"),
+    re.compile(r"^[\s*_]*+([A-Z])[.):](?:\s|\*|$)"),
+    # stated answers, strongest first; the first match of the first pattern that matches is the answer
+    re.compile(r"(?i:\bfinal\s++answer\b)(?:\s++(?i:is|was)\b)?+\s*+:?+\s*+" + _LETTER),
+    re.compile(r"(?i:\banswer\b)(?:\s++(?i:is|was)\b\s*+:?+|\s*+:)\s*+" + _LETTER),
+    re.compile(r"(?i:\banswer\b)\s*+" + _LETTER),  # "Answer B"
+    # an option stated as the answer ("Option B", "the correct option is B", "option B is correct"), not an
+    # option merely mentioned ("Option A is tempting")
+    re.compile(r"^[\s*_]*+(?i:option)\s*+" + _LETTER + r"[\s*_.)]*+$"),
     re.compile(
-        r"(?i:\banswer\b)(?:\s+(?i:is|was))?\s*:?\s*[*_]*(?:\(([A-Za-z])\)|([A-Z])(?![A-Za-z'])|"
-        r"([a-z])(?=[*_]*(?:[.):,;!]|\s*$)))"
+        r"(?i:\b(?:correct|right|best|final)\s++(?:option|choice)\s++(?:is\s*+:?+|:)|\b(?:choose|pick|select)\s++"
+        r"option)\s*+" + _LETTER
     ),
-    re.compile(r"(?i:\boption\b)\s*[*_]*(?:\(([A-Za-z])\)|([A-Z])(?![A-Za-z'])|([a-z])(?=[*_]*(?:[.):,;!]|\s*$)))"),
+    re.compile(r"(?i:\boption)\s*+" + _LETTER + r"[*_]*+\s++(?i:is\s++(?:the\s++)?(?:correct|right|answer)\b)"),
 )
+#: The word a choice pattern needs (searched only when the reply holds it).
+_CHOICE_WORDS = {p: w for ps, w in ((_CHOICE_PATTERNS[3:6], "answer"), (_CHOICE_PATTERNS[6:], "option")) for p in ps}
 #: Keys of a structured answer that hold its reasoning, left out of an ``"auto"`` comparison when others remain.
 REASONING_KEYS: frozenset[str] = frozenset(
     {
@@ -97,7 +125,6 @@ _ASSISTANT_REFUSAL = re.compile(
     r"i\s*(?:can(?:no|'|’)t|cannot|won't|will not)\s+(?:help|assist|provide|answer|comply|do that)|"
     r"as an ai\b|i must decline|n/?a\W*$)"
 )
-_FENCE = re.compile(r"^\s*```(?:json)?\s*(.*?)\s*```\s*$", re.DOTALL)
 _REFUSAL = re.compile(
     r"(?i)\b(?:i\s*(?:'m| am)\s*(?:sorry|unable|not able)|i\s*(?:can(?:no|')t|cannot|won't|will not)\s+"
     r"(?:help|assist|provide|answer|comply|do that|determine|solve)|as an ai\b|i must decline|"
@@ -111,14 +138,24 @@ def extract_choice(value: Any) -> str | None:
     if value is None:
         return None
     text = str(value).strip()
-    for pattern in _CHOICE_PATTERNS:
-        matches = list(pattern.finditer(text))
-        if matches:
-            letter = next(g for g in matches[-1].groups() if g)
-            return letter.upper()
+    m = _choice_match(text, _CHOICE_PATTERNS)  # the whole reply a letter, else the first stated answer
+    return None if m is None else next(g for g in m.groups() if g).upper()
+
+
+def _choice_match(text: str, patterns: tuple[re.Pattern[str], ...]) -> re.Match[str] | None:
+    """The first match of the first of ``patterns`` that matches (those after a word searched only when the reply
+    holds the word: a pass over a long reply each saved)."""
+    lowered = text.lower()
+    for pattern in patterns:
+        word = _CHOICE_WORDS.get(pattern)
+        if word is None or word in lowered:
+            m = pattern.search(text)
+            if m:
+                return m
     return None
 
 
+@functools.lru_cache(maxsize=16)
 def _clean_math(text: str) -> str:
     """A maths answer with its wrappers dropped: ``$``, ``**``, ``\\text{}``, ``\\left`` / ``\\right``, LaTeX spaces,
     a Unicode minus read as ``-``, and (ZeroEval's rule) every ``,``."""
@@ -128,30 +165,83 @@ def _clean_math(text: str) -> str:
     return text.replace("$", "").replace(",", "").replace("**", "").replace("\\dfrac", "\\frac")
 
 
-def _boxed(text: str) -> str | None:
-    """The content of the last ``\\boxed{...}`` (braces balanced), or None."""
-    starts = [m.end() for m in _BOXED.finditer(text)]
-    if not starts:
+def _boxed_span(text: str) -> tuple[int, int] | None:
+    """Where the content of the last ``\\boxed{...}`` (braces balanced) lies, or None."""
+    last = None
+    for last in _BOXED.finditer(text):  # noqa: B007 (the last match is wanted)
+        pass
+    if last is None:
         return None
-    depth, start = 1, starts[-1]
+    depth, start = 1, last.end()
     for i in range(start, len(text)):
         depth += {"{": 1, "}": -1}.get(text[i], 0)
         if depth == 0:
-            return text[start:i]
-    return text[start:]
+            return start, i
+    return start, len(text)
+
+
+def _after_equals(text: str, start: int, stop: int) -> int:
+    """Where an answer part's answer starts: after its last ``=`` when a number follows it ("60 - 15 = 45")."""
+    eq = text.rfind("=", start, stop)
+    if eq >= 0 and _NUM_TOKEN.search(text[eq + 1 : stop]):
+        return eq + 1
+    return start
+
+
+@functools.lru_cache(maxsize=16)  # a reply is read up to three times per comparison
+def _answer_span(text: str) -> tuple[int, int, bool] | None:
+    """Where a reply states its final answer, as ``(start, stop, stated)``: the last ``\\boxed{}``, else the sentence
+    after the last "answer is" / "Answer:" / "####" that holds a number (``stated`` True), else, for a reply of
+    several sentences, its last sentence that holds a number (``stated`` False); each from its last ``=`` when a
+    number follows it, and at most ``_PART_CHARS`` long. None for a one-sentence reply without a marker.
+
+    Linear in the reply: marker, sentence and number positions are each found once (markers' sentences and numbers
+    looked up by bisection), and every part read is at most ``_PART_CHARS`` long.
+    """
+    boxed = _boxed_span(text)
+    if boxed is not None and text[boxed[0] : boxed[1]].strip():
+        start, stop = boxed[0], min(boxed[1], boxed[0] + _PART_CHARS)
+        return _after_equals(text, start, stop), stop, True
+    has_marker = "####" in text or "answer" in text.lower()
+    markers = [m.end() for m in _ANSWER_MARKER.finditer(text)] if has_marker else []
+    if markers:
+        breaks = [m.start() for m in _SENTENCE_BREAK.finditer(text)]
+        numbers = [m.start() for m in _NUM_TOKEN.finditer(text)]
+        for end in reversed(markers):
+            i = bisect.bisect_left(breaks, end)
+            stop = min(breaks[i] if i < len(breaks) else len(text), end + _PART_CHARS)
+            j = bisect.bisect_left(numbers, end)
+            if j < len(numbers) and numbers[j] < stop:
+                return _after_equals(text, end, stop), stop, True
+    first, end = len(text) - len(text.lstrip()), len(text.rstrip())
+    if _SENTENCE_BREAK.search(text, first, end) is None:
+        return None  # one sentence: ZeroEval's first-number rule
+    last = None
+    for last in _NUM_TOKEN.finditer(text):  # noqa: B007 (the last number is wanted)
+        pass
+    if last is None:
+        return None
+    # the last sentence that holds a number (not a closing "I hope this helps!"), its end kept when it is long
+    start = max(0, last.start() - _PART_CHARS)
+    for brk in _SENTENCE_BREAK.finditer(text, start, last.start() + 1):
+        if brk.end() <= last.start():
+            start = brk.end()
+    after = _SENTENCE_BREAK.search(text, last.end())
+    stop = min(after.start() if after else len(text), max(start + _PART_CHARS, last.end()))
+    start = max(start, stop - _PART_CHARS)
+    return _after_equals(text, start, stop), stop, False
 
 
 def _answer_part(text: str) -> str | None:
-    """The part of a reply that states its final answer: the last ``\\boxed{}``, else the sentence after the last
-    "answer is" / "Answer:" / "####" that holds a number; None when there is none."""
-    boxed = _boxed(text)
-    if boxed is not None and boxed.strip():
-        return boxed
-    for m in reversed(list(_ANSWER_MARKER.finditer(text))):
-        rest = _SENTENCE_BREAK.split(text[m.end() :], maxsplit=1)[0]
-        if _NUM_TOKEN.search(rest):
-            return rest
-    return None
+    """The text of :func:`_answer_span`, or None."""
+    span = _answer_span(text)
+    return None if span is None else text[span[0] : span[1]]
+
+
+def _stated_part(text: str) -> str | None:
+    """The answer part a reply states (boxed, or after a marker), or None."""
+    span = _answer_span(text)
+    return text[span[0] : span[1]] if span is not None and span[2] else None
 
 
 def _token_value(m: re.Match[str]) -> float | None:
@@ -166,38 +256,58 @@ def _token_value(m: re.Match[str]) -> float | None:
 
 def _is_reasoning(text: str) -> bool:
     """Whether a reply is several sentences or lines (reasoning that ends with its answer)."""
-    return len([p for p in _SENTENCE_BREAK.split(text.strip()) if p.strip()]) > 1
+    return _SENTENCE_BREAK.search(text.strip()) is not None
 
 
-def _number_token(text: str) -> re.Match[str] | None:
-    """The number token that is the answer: in the answer part, else the last one of a reasoning reply's last
-    sentence, else the first (ZeroEval's rule for a short answer)."""
-    text = _clean_math(text)
-    part = _answer_part(text)
-    if part is not None:
-        return _NUM_TOKEN.search(part)
-    if _is_reasoning(text):  # its last sentence's last number, when that sentence holds one
-        parts = [p for p in _SENTENCE_BREAK.split(text.strip()) if p.strip()]
-        start = text.rfind(parts[-1])
-        tokens = list(_NUM_TOKEN.finditer(text, start))
-        if tokens:
-            return tokens[-1]
-    return _NUM_TOKEN.search(text)
+class _Unequal:
+    """A key part that equals nothing but itself: a non-finite number, which no other answer agrees with."""
+
+    __slots__ = ()
+
+
+def _finite(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
+
+
+def _number_key(value: Any) -> float | tuple[float, ...] | None:
+    """The number an answer states (a float), the numbers of its answer part in order when that holds several
+    different ones (a tuple: two answers agree only on all of them), or None: no number, an expression
+    (``3\\sqrt{2}``), a value that is not finite."""
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        try:
+            return _finite(float(value))
+        except OverflowError:  # an int too large for a float
+            return None
+    text = _clean_math(str(value))
+    span = _answer_span(text)
+    if span is None:  # a short answer: its first number (ZeroEval's rule)
+        first = _NUM_TOKEN.search(text)
+        tokens = [] if first is None else [first]
+    else:
+        tokens = list(_NUM_TOKEN.finditer(text, span[0], span[1]))
+    values: list[float] = []
+    for m in tokens:
+        if _EXPRESSION_TAIL.match(text, m.end()):
+            return None
+        number = _finite(_token_value(m))
+        if number is None:
+            return None
+        if number not in values:
+            values.append(number)
+    if not values:
+        return None
+    return values[0] if len(values) == 1 else tuple(values)
 
 
 def extract_number(value: Any) -> float | None:
-    """The final number of an answer (module docstring: the answer part, else the last number of a reasoning reply,
-    else the first), or None when there is none or it is the start of an expression (``3\\sqrt{2}``)."""
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, (int, float)):
-        return float(value) if math.isfinite(value) else None
-    m = _number_token(str(value))
-    if m is None or _EXPRESSION_TAIL.match(m.string[m.end() :]):
-        return None
-    return _token_value(m)
+    """The final number of an answer: the one its answer part states (a boxed value, after "the answer is", after
+    the last ``=``), else in a reasoning reply the last sentence that holds a number, else (a short answer) the
+    first. None when there is none, it starts an expression (``3\\sqrt{2}``), it is not finite, or the answer part
+    holds several different numbers ("after 2 hours it holds 450 liters": which one is the answer is unsure)."""
+    key = _number_key(value)
+    return key if isinstance(key, float) else None
 
 
 def _math_text(value: Any) -> str | None:
@@ -222,7 +332,21 @@ def normalise_text(value: Any) -> str | None:
     return text.strip()
 
 
-_PLAIN_NUMBER = re.compile(r"^\s*\$?\s*-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?\s*$")
+_PLAIN_NUMBER = re.compile(r"^\s*+\$?+\s*+-?(?:\d{1,3}(?:,\d{3})++|\d++)(?:\.\d++)?+\s*+$")
+
+
+def _number_value(value: int | float | str) -> Hashable:
+    """A JSON number (or a plain-number string) as a float; an int too large for one as itself (exact); a value
+    that is not finite as :class:`_Unequal` (it agrees with nothing)."""
+    try:
+        number = float(value)
+    except OverflowError:
+        return value if isinstance(value, int) else _Unequal()
+    if not math.isfinite(number):
+        if isinstance(value, str) and "." not in value and len(value) <= 4_000:
+            return int(value)  # a long integer string: exact
+        return _Unequal()
+    return number
 
 
 def _value_key(value: Any) -> Hashable:
@@ -231,10 +355,10 @@ def _value_key(value: Any) -> Hashable:
     if isinstance(value, bool) or value is None:
         return value
     if isinstance(value, (int, float)):
-        return float(value)
+        return _number_value(value)
     if isinstance(value, str):
         if _PLAIN_NUMBER.match(value):
-            return float(value.replace("$", "").replace(",", ""))
+            return _number_value(value.replace("$", "").replace(",", "").strip())
         return normalise_text(value)
     if isinstance(value, Mapping):
         return tuple(sorted((str(k), _value_key(v)) for k, v in value.items()))
@@ -244,7 +368,7 @@ def _value_key(value: Any) -> Hashable:
 
 
 # "1, 2, 3" (not "1,000,000": a comma with no space before three digits groups thousands)
-_NUMBER_LIST = re.compile(r"^-?\d+(?:\.\d+)?(?:\s*,(?:\s+|(?!\d{3}(?!\d)))-?\d+(?:\.\d+)?)+$")
+_NUMBER_LIST = re.compile(r"^-?\d++(?:\.\d++)?+(?:\s*+,(?:\s++|(?!\d{3}(?!\d)))-?\d++(?:\.\d++)?+)++$")
 
 
 def _literal_key(text: str) -> Hashable | None:
@@ -275,12 +399,34 @@ def _typed_key(value: Any) -> Hashable:
         return (type(value).__name__, tuple(_typed_key(v) for v in value))
     if isinstance(value, bool):  # True == 1 in Python, not in an answer
         return ("bool", value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return _Unequal()  # 1e400 in a literal: agrees with nothing
     if isinstance(value, float) and value.is_integer():
         return int(value)
     return value
 
 
-_FENCED_BLOCK = re.compile(r"```(?:json)?\s*(\{.*?\})\s*```", re.DOTALL)
+def _unfence(text: str) -> str | None:
+    """The content of a reply that is one code block (```` ```json ... ``` ````), or None."""
+    stripped = text.strip()
+    if len(stripped) < 6 or not stripped.startswith("```") or not stripped.endswith("```"):
+        return None
+    inner = stripped[3:-3]
+    return (inner[4:] if inner.startswith("json") else inner).strip()
+
+
+def _last_fenced_object(text: str) -> str | None:
+    """The last fenced code block of a reply that holds a JSON object (``{...}``), or None. Fences pair up in
+    order (opening, closing), as Markdown reads them; one pass over the reply."""
+    fences, at = [], text.find("```")
+    while at >= 0:
+        fences.append(at)
+        at = text.find("```", at + 3)
+    for open_at, close_at in reversed(list(zip(fences[::2], fences[1::2]))):
+        block = _unfence(text[open_at : close_at + 3])
+        if block and block[0] == "{" and block[-1] == "}":
+            return block
+    return None
 
 
 def _loads(text: str) -> Any:
@@ -298,13 +444,13 @@ def _parse_json(value: Any, *, embedded: bool = False) -> Any:
     if value is None:
         return None
     text = str(value)
-    fenced = _FENCE.match(text)
-    obj = _loads(fenced.group(1) if fenced else text)
+    fenced = _unfence(text)
+    obj = _loads(fenced if fenced is not None else text)
     if obj is not None or not embedded:
         return obj
-    blocks = _FENCED_BLOCK.findall(text)
-    if blocks:
-        obj = _loads(blocks[-1])
+    block = _last_fenced_object(text)
+    if block is not None:
+        obj = _loads(block)
     elif 0 <= text.find("{") < text.rfind("}"):
         obj = _loads(text[text.find("{") : text.rfind("}") + 1])
     return obj if isinstance(obj, Mapping) else None
@@ -377,20 +523,49 @@ def extract_tool_calls(value: Any) -> Hashable | None:
     return tuple(sorted(keys, key=repr))  # type: ignore[arg-type]
 
 
-_NUMBER_ANSWER = re.compile(
-    r"^[\s(\[]*(?:(?:about|approximately|approx\.?|roughly|~|≈)\s*)?(?:[A-Za-z]\s*=\s*)?[+]?(?P<n>\S.*?)"
-    r"\s*(?:%|[A-Za-z][A-Za-z .'/-]{0,40})?[\s)\].!]*$"
+# a short number answer: what may come before the number, and after it (a unit or a few words)
+_NUMBER_HEAD = re.compile(
+    r"[\s(\[]*+(?:(?:about|approximately|approx\.?|roughly|~|≈)\s*+)?+(?:[A-Za-z]\s*+=\s*+)?+[+]?+"
 )
+# (a unit glued to the number is short, "5km"; the words after it are four at most, each of two letters or more
+# unless it is the only one, "5 m": so "3ihoxmqnd dna trel" and "3 i h o x m" are no numbers)
+_NUMBER_TAIL = re.compile(
+    r"(?:%|[A-Za-z]{1,3}+(?![A-Za-z]))?+(?:\s++(?:[A-Za-z](?=[\s)\].!]*+$)|[A-Za-z][A-Za-z'/-]++"
+    r"(?:[ .]++[A-Za-z][A-Za-z'/-]++){0,3}+))?+[\s)\].!]*+"
+)
+# a word of a sentence that holds a digit and reads as a number: "$18", "2:00", "1/2", "-5", "18th", "1990s", "75%"
+_NUMBER_WORD = re.compile(r"[$#~≈]?[-+]?(?:\d++(?:[.,:/]\d++)*+|\.\d++)(?:%|st|nd|rd|th|s)?")
+_WORD_EDGES = ".,;:!?()[]{}\"'*_`-"
 
 
 def _is_number_answer(text: str) -> bool:
     """Whether a short answer is a number, with a unit or a few words after it at most (``18 dollars``, ``$1,234``,
     ``x = 5``, ``\\frac{3}{4}``), not an expression or a string that happens to hold a digit."""
-    m = _NUMBER_ANSWER.match(text)
-    if m is None:
+    if len(text) > 200:
         return False
-    token = _NUM_TOKEN.match(m.group("n"))
-    return token is not None and token.end() == len(m.group("n"))
+    head = _NUMBER_HEAD.match(text)
+    token = _NUM_TOKEN.match(text, head.end() if head else 0)
+    return token is not None and _NUMBER_TAIL.fullmatch(text, token.end()) is not None
+
+
+def _reads_as_prose(text: str, *, sentence: bool) -> bool:
+    """Whether text with numbers in it is prose (a reply, a sentence) rather than a string that holds digits
+    (``'2io 12 tfiqr-'``, ``#[)[]> 8``, ``3 i h o x``). A sentence: half its words or more are words of letters, and
+    every word with a digit in it reads as a number; a reply of several lines (equations and steps): one word in
+    eight or more is a word of letters. Either way its words of letters are two letters long or more on average.
+    Judged on its last ``2 * _PART_CHARS`` characters, where its answer is."""
+    words = text[-2 * _PART_CHARS :].split()
+    letters = letter_chars = 0
+    for word in words:
+        core = word.strip(_WORD_EDGES).replace("'", "").replace("’", "")
+        if core.isalpha():
+            letters += 1
+            letter_chars += len(core)
+        elif sentence and any(c.isdigit() for c in core) and not _NUMBER_WORD.fullmatch(core):
+            return False
+    if letters == 0 or letter_chars < 2 * letters:
+        return False
+    return 2 * letters >= len(words) if sentence else 8 * letters >= len(words)
 
 
 def guess_kind(value: Any) -> str:
@@ -407,18 +582,21 @@ def guess_kind(value: Any) -> str:
     if any(p.match(text) for p in _CHOICE_PATTERNS[:2]):
         return "choice"
     cleaned = _clean_math(text)
-    if _answer_part(cleaned) is not None:
+    if _stated_part(cleaned) is not None:
         return "number"
-    if extract_choice(text) is not None and any(p.search(text) for p in _CHOICE_PATTERNS[3:]):
+    if extract_choice(text) is not None and _choice_match(text, _CHOICE_PATTERNS[3:]) is not None:
         return "choice"
-    if _literal_key(text) is not None:
-        return "text"
+    if _literal_key(text) is not None or (len(text) >= 2 and text[0] == text[-1] and text[0] in "'\""):
+        return "text"  # a container literal, a quoted string ('abc 12 def')
     number = _NUM_TOKEN.search(cleaned)
     if number is None:
         return "text"
-    if _is_reasoning(cleaned) or _is_number_answer(cleaned) or len(cleaned.split()) >= 3:
-        return "number"  # a reply or a sentence that holds numbers, or a number with its unit
-    if _EXPRESSION_TAIL.match(cleaned[number.end() :]):
+    if _is_number_answer(cleaned):
+        return "number"  # a number with its unit
+    reasoning = _is_reasoning(cleaned)
+    if (reasoning or len(cleaned.split()) >= 3) and _reads_as_prose(cleaned, sentence=not reasoning):
+        return "number"  # a reply or a sentence that holds numbers
+    if _EXPRESSION_TAIL.match(cleaned, number.end()):
         return "number"  # an expression (3\sqrt{2}): compared as maths text
     return "text"
 
@@ -451,7 +629,10 @@ def normalise_answer(
     if kind == "choice":
         key = extract_choice(value)
     elif kind == "number":
-        key = extract_number(value)
+        key = _number_key(value)
+        if key is None and isinstance(value, (int, float)):
+            # an int too large for a float is compared exactly; a float that is not finite agrees with nothing
+            return ("number", value) if isinstance(value, int) and not isinstance(value, bool) else None
         if key is None:
             return _text_key(value, expression=True)
     elif kind == "json":
@@ -471,8 +652,10 @@ def normalise_answer(
 def _text_key(value: Any, *, expression: bool = False) -> Hashable | None:
     """The ``"text"`` key of an answer: a container literal by value, an expression (``expression=True``, an
     answer read as a number without one) as maths text, else normalised text; None when empty or a refusal."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None  # inf, nan: no answer
     text = str(value)
-    if not text.strip() or _ASSISTANT_REFUSAL.search(text):
+    if not text.strip() or _ASSISTANT_REFUSAL.match(text):
         return None
     literal = _literal_key(text)
     if literal is not None:
@@ -499,8 +682,10 @@ def answers_agree(
     """
     if a is None or b is None:
         return False
-    if kind == "auto" and extract is None and guess_kind(a) != "json":
-        kind = guess_kind(a)
+    if kind == "auto" and extract is None:
+        guessed = guess_kind(a)
+        if guessed != "json":
+            kind = guessed
     ka = normalise_answer(a, kind, extract=extract, fields=fields)
     kb = normalise_answer(b, kind, extract=extract, fields=fields)
     return ka is not None and kb is not None and ka == kb

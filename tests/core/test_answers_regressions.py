@@ -1,0 +1,211 @@
+"""Regressions of the answer matching found in review (each test failed before its fix).
+
+1. Catastrophic regex time on long or adversarial replies: one comparison took seconds to minutes (quadratic
+   or cubic backtracking, a copy of the reply's rest per marker).
+2. Choice letters read from the last "answer X" / "option X" mention, so two different stated answers agreed.
+3. Number answers read at the wrong number (the last number of a last sentence that holds several, a closing
+   sentence without one, the left side of an equation, a string of digits and letters), so different answers
+   agreed.
+4. Huge and non-finite numbers: an overflow error, or two different values agreeing as ``inf``.
+
+A false agreement keeps a wrong cheap answer (the worst outcome of a cascade), so where an answer is unsure the
+comparison disagrees and the call escalates.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+
+from routellm_core.escalation import answers as A
+from routellm_core.escalation.answers import answers_agree, extract_choice, extract_number, normalise_answer
+
+
+# ---- 1. time: linear in the reply ------------------------------------------------------------------------------
+@contextmanager
+def _deadline(seconds: int) -> Iterator[None]:
+    """Fail a block that runs past ``seconds``. Not a timing bound: a comparison of two 200 kB replies takes about
+    0.1 s here, the catastrophic cases took from 2 s (8 kB) to over 120 s (200 kB); only those hit this."""
+
+    def _fail(signum: int, frame: object) -> None:
+        raise TimeoutError(f"answer comparison ran past {seconds} s: catastrophic backtracking")
+
+    previous = signal.signal(signal.SIGALRM, _fail)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+N = 200_000
+ADVERSARIAL = {
+    "answer is": "answer is " * (N // 10),  # before: 3.2 s at 20 kB, > 120 s at 200 kB
+    "hashes": "#### " * (N // 5),  # before: 1.9 s at 8 kB
+    "number spaces": "1" + " " * N + "#",  # before: 12.9 s at 2 kB (_NUMBER_ANSWER)
+    "answer spaces": "answer" + " " * N + "#",  # before: 2.7 s at 8 kB (choice patterns)
+    "option spaces": "option" + " " * N + "#",
+    "fenced blocks": "```{" * (N // 4),  # before: quadratic (_FENCED_BLOCK)
+    "fence open": "```" + " " * N,  # before: quadratic (_FENCE)
+    "fence close": "```{" + "}" * N,
+    "answer is x": "the answer is x " * (N // 16),
+    "answer digits": "answer is 1 " * (N // 12),
+    "answer lines": "answer\n" * (N // 7),
+    "dot spaces": "." + " " * N + "x",
+    "minus spaces": "- " * (N // 2),
+    "number list": "1, " * (N // 3) + "x",
+    "sentences": "He has 5. " * (N // 10),
+    "boxed": "\\boxed{" * (N // 7),
+    "fractions": "\\frac{1}{" * (N // 9),
+    "backslashes": "\\" * N,
+    "digits": "1" * N,
+    "spaces then a dollar": " " * N + "$x",
+    "refusal": "i" + " " * N + "x",
+}
+
+
+@pytest.mark.parametrize("name", list(ADVERSARIAL))
+def test_adversarial_replies_are_compared_in_linear_time(name: str) -> None:
+    text = ADVERSARIAL[name]
+    with _deadline(10):
+        answers_agree(text, text + "1")
+        answers_agree(f'{{"answer": {text!r}}}'.replace("'", '"'), text)  # the same inside a JSON answer field
+
+
+def test_random_junk_is_compared_in_linear_time() -> None:
+    rng = random.Random(7)
+    pieces = ["1", "2", " ", "[", "]", "{", "}", "\\", "(", ")", ".", "=", "-", "/", "answer is ", "#### ", "```",
+              "\\boxed{", "\\frac{", "option ", "\n", "$", ",", "*", "B"]  # fmt: skip
+    with _deadline(20):
+        for _ in range(6):
+            a = "".join(rng.choices(pieces, k=40_000))
+            b = "".join(rng.choices(pieces, k=40_000))
+            answers_agree(a, b)
+            for kind in ("number", "choice", "json", "text"):
+                normalise_answer(a, kind)
+
+
+def _greedy_runs(pattern: re.Pattern[str]) -> list[str]:
+    """The whitespace and character-class repetitions of a pattern that can backtrack (not possessive)."""
+    source = re.sub(r"\[(?:\\.|[^\]\\])*\]", "C", pattern.pattern)  # each character class as C
+    return re.findall(r"(?:\\s|C)(?:[*+?]|\{\d*,\d*\})(?![+?])", source)
+
+
+@pytest.mark.parametrize(
+    "name", ["_ANSWER_MARKER", "_SENTENCE_BREAK", "_NUMBER_HEAD", "_NUMBER_TAIL", "_PLAIN_NUMBER", "_NUMBER_LIST"]
+)
+def test_patterns_run_on_whole_replies_do_not_backtrack(name: str) -> None:
+    # structural: a run of spaces (or markup) matched by two neighbouring repetitions is what made the time
+    # quadratic or cubic; possessive repetitions never give characters back
+    assert _greedy_runs(getattr(A, name)) == []
+
+
+def test_choice_patterns_do_not_backtrack_and_fences_need_no_regex() -> None:
+    assert all(_greedy_runs(p) == [] for p in A._CHOICE_PATTERNS)
+    assert not hasattr(A, "_FENCE") and not hasattr(A, "_FENCED_BLOCK")
+
+
+def test_fenced_json_is_still_read() -> None:
+    assert answers_agree('```json\n{"answer": 5}\n```', "5")
+    two = 'First ```{"answer": 4}``` then, corrected:\n```json\n{"answer": 5}\n```'
+    assert answers_agree(two, {"answer": 5}) and not answers_agree(two, {"answer": 4})
+
+
+# ---- 2. choices: the stated answer wins ------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("The answer is B. A common wrong answer is C.", "The answer is D. A common wrong answer is C."),
+        ("I think it's B. Option A is tempting.", "I think it's C. Option A is tempting."),
+        ("Answer: A. Option B is wrong.", "Answer: B. Option B is wrong."),
+        ("Consider answer A first. The final answer is C.", "Consider answer A first. The final answer is D."),
+    ],
+)
+def test_different_stated_choices_do_not_agree(a: str, b: str) -> None:
+    assert not answers_agree(a, b)
+    assert not answers_agree(a, b, "choice")
+
+
+def test_the_stated_choice_is_read() -> None:
+    assert extract_choice("The answer is B. A common wrong answer is C.") == "B"
+    assert extract_choice("Answer: A. Option B is wrong.") == "A"
+    assert extract_choice("Consider answer A first. The final answer is C.") == "C"
+    assert extract_choice("I think it's B. Option A is tempting.") is None  # only a mention: no stated answer
+    for stated in [
+        "Option B",
+        "**Option (b)**",
+        "The correct option is B.",
+        "Option B is correct.",
+        "I choose option B",
+    ]:
+        assert extract_choice(stated) == "B", stated
+        assert answers_agree(stated, "B") and not answers_agree(stated, "C")
+
+
+# ---- 3. numbers: the stated number, never a restated one ---------------------------------------------------------
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("Step 1: 20 - 5 = 15.\nSo she needs 15 boxes in 3 weeks.",
+         "Step 1: 20 - 8 = 12.\nSo she needs 12 boxes in 3 weeks."),
+        ("Tom has 5 apples and buys 3 more.\nSo he has 8 apples.\nI hope this helps!",
+         "Tom has 5 apples and buys 3 more.\nSo he has 9 apples.\nI hope this helps!"),
+        ("She sells 16 eggs a day. She earns $18.\nLet me know if you have any other questions.",
+         "She sells 16 eggs a day. She earns $26.\nLet me know if you have any other questions."),
+        ("The answer is 60 - 15 = 45.", "The answer is 60 - 20 = 40."),
+        ("Final answer: after 2 hours the tank holds 450 liters.",
+         "Final answer: after 2 hours the tank holds 500 liters."),
+        ("The answer for 3 days is 45 dollars.", "The answer for 3 days is 60 dollars."),
+        ("The answer is: 2 apples cost $7.", "The answer is: 2 apples cost $9."),
+        ("Answer: 1/2/2020", "Answer: 1/2/2021"),
+        ('{"reasoning": "shift", "answer": "\'2io 12 tfiqr-\'"}', '{"reasoning": "shift", "answer": "2io 12 tfiqr.-"}'),
+        ('{"answer": "2io 12 tfiqr.-"}', '{"answer": "2io 12 tfiqr-"}'),
+        ("3ihoxmqnd dna trel", "3 i h o x m q d n a n d t r e l"),
+        ("32 - 16√6", "32"),
+    ],
+)  # fmt: skip
+def test_different_numbers_do_not_agree(a: str, b: str) -> None:
+    assert not answers_agree(a, b)
+    assert not answers_agree(b, a)
+
+
+def test_the_stated_number_is_read() -> None:
+    closing = "Tom has 5 apples and buys 3 more.\nSo he has 8 apples.\nI hope this helps!"
+    assert extract_number(closing) == 8.0  # the last sentence that holds a number, not the first number
+    assert answers_agree(closing, "#### 8")
+    assert extract_number("The answer is 60 - 15 = 45.") == 45.0  # after the last "="
+    assert answers_agree("The answer is 60 - 15 = 45.", "45")
+    assert answers_agree("The answer is 60 - 15 = 45.", "Janet pays 60 - 15 = 45 dollars.\nSo the answer is 45.")
+    # several different numbers in the answer part: no one stated number; they agree only on all of them
+    tank = "Final answer: after 2 hours the tank holds 450 liters."
+    assert extract_number(tank) is None
+    assert answers_agree(tank, "Final answer: after 2 hours, the tank holds 450 liters")
+    assert not answers_agree(tank, "450")
+    # a short answer keeps ZeroEval's first-number rule; a sentence with a number is still read as one
+    assert extract_number("The total is 42 apples, not 7") == 42.0
+    assert answers_agree("He earns 18 dollars per day.", "He earns $18 each day.")
+
+
+# ---- 4. huge and non-finite numbers ----------------------------------------------------------------------------
+def test_huge_numbers_neither_raise_nor_agree_as_infinity() -> None:
+    big, other = 10**400, 2 * 10**400
+    assert not answers_agree(big, other) and answers_agree(big, 10**400)  # compared exactly, no OverflowError
+    assert not answers_agree({"answer": big}, {"answer": other})
+    assert not answers_agree("1" + "0" * 400, "2" + "0" * 400)
+    assert not answers_agree("The answer is 1" + "0" * 400, "The answer is 2" + "0" * 400)
+    assert extract_number(big) is None and extract_number("9" * 5000) is None
+
+
+@pytest.mark.parametrize(
+    "value", [float("inf"), float("nan"), {"answer": float("inf")}, '{"answer": 1e400}', "(1e400, 1)", "[1e400]"]
+)
+def test_non_finite_values_never_agree(value: object) -> None:
+    kinds = ("auto", "number", "text") if isinstance(value, float) else ("auto", "json")
+    for kind in kinds:
+        assert not answers_agree(value, value, kind), kind
