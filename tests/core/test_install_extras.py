@@ -201,5 +201,6 @@ def test_without_the_price_table_the_error_says_it_is_not_installed(monkeypatch:
     from routellm_core.routing.ladder import ModelLadder
 
     monkeypatch.setattr(prices, "_snapshot", lambda: None)
+    monkeypatch.setattr(prices, "_table_model", lambda model: None)  # its cache is shared with the other tests
     with pytest.raises(InvalidInputError, match=r"genai-prices package, is not installed: it needs Python 3\.11"):
         ModelLadder(["gpt-4o-mini", "gpt-4o"])

@@ -30,6 +30,12 @@ def test_one_model_listed_twice_at_one_price_is_refused() -> None:
         ladder("gpt-4o-mini", "gpt-4o", "gpt-4o-2024-08-06")
 
 
+def test_a_prior_of_a_profiled_twin_does_not_let_it_through() -> None:
+    """The prior of a profiled model is not used, so it does not tell the two apart either."""
+    with pytest.raises(InvalidInputError, match="one model to the router"):
+        ladder("gpt-4o-mini", "openai:gpt-4o", "azure:gpt-4o", priors={"azure:gpt-4o": "like:gpt-4o"})
+
+
 def test_one_model_at_two_prices_is_two_choices() -> None:
     prices = {"gpt-4o": (2.5, 10.0), "gpt-4o-2024-08-06": (1.0, 4.0)}  # e.g. two providers' prices
     llm = ladder("gpt-4o-mini", "gpt-4o", "gpt-4o-2024-08-06", prices=prices)
@@ -54,9 +60,18 @@ def test_a_mistyped_like_gets_a_hint() -> None:
         ladder("gpt-4o-mini", "my-model", priors={"my-model": ModelPrior(like="gpt4o")})
 
 
-def test_a_prior_of_a_profiled_model_is_said_to_be_unused(caplog: pytest.LogCaptureFixture) -> None:
+def test_a_prior_of_a_profiled_model_is_said_to_be_unused(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from routellm_core.routing import ladder as ladder_module
+
+    monkeypatch.setattr(ladder_module, "_UNUSED_PRIORS_SAID", set())
+    priors = {"gpt-4o": ModelPrior(like="o1-preview-2024-09-12")}
     with caplog.at_level(logging.WARNING):
-        ladder("gpt-4o-mini", "gpt-4o", priors={"gpt-4o": ModelPrior(like="o1-preview-2024-09-12")})
-    assert any(
-        "'gpt-4o' has a profile" in r.getMessage() and "prior is not used" in r.getMessage() for r in caplog.records
-    )
+        ladder("gpt-4o-mini", "gpt-4o", priors=priors)
+    said = [r.getMessage() for r in caplog.records]
+    assert any("'gpt-4o' has a profile" in m and "prior is not used" in m for m in said), said
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):  # said once (the server builds an engine per objective)
+        ladder("gpt-4o-mini", "gpt-4o", priors=priors)
+    assert not any("prior is not used" in r.getMessage() for r in caplog.records)

@@ -59,3 +59,14 @@ def test_the_benchmarks_price_at_one_fixed_time() -> None:
 
     assert PRICED_AT.tzinfo is not None
     assert prices()["deepseek-chat"] == price_of("deepseek:deepseek-chat", at=PRICED_AT)
+
+
+@pytest.mark.parametrize("bad", [datetime.datetime(2026, 12, 7, 20, 0), "2026-12-07T20:00Z", 1796680681])
+def test_a_time_that_is_not_timezone_aware_is_refused(bad: object) -> None:
+    """A naive datetime would be read as UTC whatever the host's zone (off peak read as peak on a UTC+8 host)."""
+    from routellm_core.errors import InvalidInputError
+
+    with pytest.raises(InvalidInputError, match="timezone-aware"):
+        price_of("deepseek-chat", at=bad)  # type: ignore[arg-type]
+    with pytest.raises(InvalidInputError, match="timezone-aware"):
+        call_cost("gpt-4o", 10, 10, at=bad)  # type: ignore[arg-type]

@@ -272,7 +272,11 @@ def test_a_checkpoint_recorded_under_the_static_folders_name_still_loads(tmp_pat
     config = json.loads((folder / "config.json").read_text())
     config["embedder"] = "model2vec:minilm_static"
     (folder / "config.json").write_text(json.dumps(config))
-    router = load_router(folder, embedder=StaticEmbedder(STATIC_DIR) if given == "path" else None)
+    if given == "path":
+        router = load_router(folder, embedder=StaticEmbedder(STATIC_DIR))
+    else:  # rebuilt by the old name, saying so (any model2vec model in a folder of that name had it)
+        with pytest.warns(UserWarning, match="rebuilt as the shipped ones"):
+            router = load_router(folder)
     shipped = load_router("fast")
     prompts = ["Prove that there are infinitely many primes.", "hi"]
     assert np.allclose(router.predict_win_rate(prompts), shipped.predict_win_rate(prompts))

@@ -318,6 +318,19 @@ def _user_price(model: str, prices: Mapping[str, Any] | None) -> Price | None:
     return next(iter(spelled.values()))
 
 
+def _when(at: object) -> datetime.datetime:
+    """``at`` checked (a timezone-aware datetime), or now.
+
+    Raises:
+        InvalidInputError: Anything else (a naive datetime would be read in an unknown zone).
+    """
+    if at is None:
+        return datetime.datetime.now(tz=datetime.timezone.utc)
+    if not isinstance(at, datetime.datetime) or at.tzinfo is None or at.utcoffset() is None:
+        raise InvalidInputError(f"at= must be a timezone-aware datetime (e.g. with tz=timezone.utc), got {at!r:.80}")
+    return at
+
+
 def price_of(
     model: str, prices: Mapping[str, Any] | None = None, *, at: datetime.datetime | None = None
 ) -> Price | None:
@@ -346,7 +359,7 @@ def price_of(
     found = _table_model(model)
     if found is None:
         return None
-    price = found[1].get_prices(at or datetime.datetime.now(tz=datetime.timezone.utc))
+    price = found[1].get_prices(_when(at))
     p_in, p_out = (getattr(price, key) for key in ("input_mtok", "output_mtok"))
     if p_in is None or p_out is None:
         return None
@@ -444,7 +457,7 @@ def call_cost(
 
     provider, info = _table_model(model)  # type: ignore[misc]
     usage = Usage(input_tokens=round(counts[0]), output_tokens=round(counts[1]))
-    return float(info.calc_price(usage, provider, genai_request_timestamp=at).total_price)
+    return float(info.calc_price(usage, provider, genai_request_timestamp=_when(at)).total_price)
 
 
 __all__ = [

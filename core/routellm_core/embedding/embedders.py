@@ -378,7 +378,13 @@ def embedder_from_name(name: str) -> Embedder:
     from routellm_core.embedding.cache import CachedEmbedder
     from routellm_core.embedding.static import STATIC_NAME, StaticEmbedder
 
-    if name == "model2vec:minilm_static":  # the shipped static vectors by their folder's name (no other model's)
+    if name == "model2vec:minilm_static":  # the shipped static vectors' former name (a folder of that name)
+        warnings.warn(
+            f"the checkpoint records embedder {name!r}, the name the shipped static vectors had when given by their "
+            "folder (and any model2vec model in a folder of that name): rebuilt as the shipped ones",
+            UserWarning,
+            stacklevel=3,
+        )
         name = FORMER_NAMES[name]
     with _DEFAULT_LOCK:
         if name in _DEFAULT:

@@ -156,18 +156,19 @@ def _markers_pattern(template: str) -> re.Pattern[str] | None:
         return None
 
     def word(text: str) -> str:
-        spelled = "['’‘`]".join(re.escape(part) for part in text.split("'"))
-        return rf"(?:{spelled}\s*)?" if text.lower() in ("the", "a", "an") else rf"{spelled}\s*"
+        # any apostrophe-like mark, or none, or a zero-width character, where the template has an apostrophe
+        spelled = r"(?:[^\w\s\[\]［］]|ʼ){0,2}".join(re.escape(part) for part in text.split("'"))
+        return rf"(?:{spelled}\s*+)?" if text.lower() in ("the", "a", "an") else rf"{spelled}\s*+"
 
     spelled = ["".join(word(w) for w in marker[1:-1].split()) for marker in found]
-    return re.compile("|".join(rf"\[\s*{body}\]" for body in spelled), re.IGNORECASE)
+    return re.compile("|".join(rf"[\[［]\s*+{body}[\]］]" for body in spelled), re.IGNORECASE)
 
 
 def _defanged(text: str, markers: re.Pattern[str] | None) -> str:
     """``text`` that cannot pass for the judge prompt's structure: the template's markers in it shown in parentheses
     (so a question or answer cannot close its section or open another), a verdict marker ``[[A]]`` as ``[A]`` (so a
     judge quoting it adds no second verdict), and lone surrogates as U+FFFD (which model APIs reject)."""
-    text = valid_unicode(text)
+    text = valid_unicode(text).replace("\u200b", "").replace("\u200c", "").replace("\u200d", "").replace("\u2060", "")
     if markers is not None:
         text = markers.sub(lambda m: "(" + m.group(0)[1:-1].strip() + ")", text)
     return _PLANTED_VERDICT_RE.sub(r"[\1]", text)

@@ -194,33 +194,32 @@ def _other_answer(value: object) -> str:
     return value
 
 
+#: Most threads labelling sync callers' calls per labeller (a larger ``label_concurrency`` queues the rest: threads,
+#: once started, stay).
+MAX_LABEL_THREADS = 32
+
+
 class _JudgeLoop:
-    """One event loop on a daemon thread, started on first use, that runs an ``async def`` judge for sync callers'
-    labels (pool threads run no loop). One loop for every label: an async client the judge keeps (an
-    ``AsyncOpenAI``'s connections) is bound to the loop it first ran on, which a new loop per label would close."""
+    """One event loop on a daemon thread, for the whole process, started on first use, that runs async judges for
+    sync callers' labels (pool threads run no loop). One loop for every label: an async client the judge keeps (an
+    ``AsyncOpenAI``'s connections) is bound to the loop it first ran on, which a new loop per label would close. It
+    is never stopped, so a label still running when its labeller closes finishes (as the pool's jobs do)."""
 
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._loop: asyncio.AbstractEventLoop | None = None
+    _lock = threading.Lock()
+    _loop: asyncio.AbstractEventLoop | None = None
 
-    def resolved(self, value: object) -> object:
-        """``value``, or the verdict an awaitable ``value`` comes to (run on this loop)."""
+    @classmethod
+    def resolved(cls, value: object) -> object:
+        """``value``, or the verdict an awaitable ``value`` comes to (run on the loop)."""
         if not inspect.isawaitable(value):
             return value
-        with self._lock:
-            if self._loop is None:
+        with cls._lock:
+            if cls._loop is None:
                 loop = asyncio.new_event_loop()
                 threading.Thread(target=loop.run_forever, name="routellm-judge-loop", daemon=True).start()
-                self._loop = loop
-            loop = self._loop
+                cls._loop = loop
+            loop = cls._loop
         return asyncio.run_coroutine_threadsafe(_awaited(value), loop).result()
-
-    def close(self) -> None:
-        """Stop the loop (a label still running on it is abandoned, as the pool's are)."""
-        with self._lock:
-            loop, self._loop = self._loop, None
-        if loop is not None:
-            loop.call_soon_threadsafe(loop.stop)
 
 
 async def _awaited(value: Awaitable[object]) -> object:
@@ -280,7 +279,6 @@ class Labeller:
         self._counts = dict.fromkeys(LabellerStats.__dataclass_fields__, 0)
         self._threaded = 0  # unfinished thread-pool jobs
         self._executor: _DaemonPool | None = None
-        self._judge_loop = _JudgeLoop()  # runs an async judge for sync callers' labels
         self._tasks: set[asyncio.Task[None]] = set()  # strong references: the loop keeps only weak ones
         self._closed = False
 
@@ -412,7 +410,7 @@ class Labeller:
             return self._failed("other_model_errors", job, exc, f"the other model ({job.record.other_model})")
         answers = job.answers(other)
         try:
-            outcome = _verdict(self._judge_loop.resolved(self.judge(job.prompt, *answers)))
+            outcome = _verdict(_JudgeLoop.resolved(self._sync_judge(job.prompt, *answers)))
         except Exception as exc:
             return self._failed("judge_errors", job, exc, f"the judge ({self.judge_name})")
         return self._store(job, outcome, answers)
@@ -428,6 +426,15 @@ class Labeller:
         except Exception as exc:
             return self._failed("judge_errors", job, exc, f"the judge ({self.judge_name})")
         return await in_daemon_thread(self._store, job, outcome, answers)
+
+    def _sync_judge(self, prompt: str, answer_a: str, answer_b: str) -> object:
+        """The judge's verdict for a sync caller's label, or an awaitable of it (run on the shared judge loop): a
+        judge whose model call is async (``PairwiseJudge(generate=<async>)``) gives its ``ajudge``, whose calls
+        then share that loop, rather than running each on a loop of its own."""
+        ajudge = getattr(self.judge, "ajudge", None)
+        if callable(ajudge) and is_async_callable(getattr(self.judge, "generate", None)):
+            return ajudge(prompt, answer_a, answer_b)
+        return self.judge(prompt, answer_a, answer_b)
 
     async def _ajudge(self, prompt: str, answer_a: str, answer_b: str) -> object:
         ajudge = getattr(self.judge, "ajudge", None)
@@ -492,7 +499,6 @@ class Labeller:
         finished = self.flush(timeout)
         if executor is not None:
             executor.shutdown(cancel_futures=True)
-        self._judge_loop.close()
         _OPEN.discard(self)
         return finished
 
@@ -661,7 +667,12 @@ def traffic_labelling(
         return None
     TrafficLabelling.check_names(names)
     return TrafficLabelling(
-        feedback, judge=judge, label_fraction=label_fraction, seed=seed, max_pending=concurrency, workers=concurrency
+        feedback,
+        judge=judge,
+        label_fraction=label_fraction,
+        seed=seed,
+        max_pending=concurrency,
+        workers=min(concurrency, MAX_LABEL_THREADS),
     )
 
 

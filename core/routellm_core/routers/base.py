@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
+import logging
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
@@ -34,6 +35,8 @@ from routellm_core.errors import (
     ScoringError,
     TrainingDataError,
 )
+
+logger = logging.getLogger(__name__)
 
 
 class WinRateModel(ABC):
@@ -269,6 +272,15 @@ class WinRateModel(ABC):
         if cls.uses_embedder:
             if config.embedder is None:
                 raise CheckpointError(f"{directory}: config names no embedder")
+            renamed = embedder is not None and embedder.name != config.embedder
+            if renamed and same_embedder(config.embedder, embedder.name):  # type: ignore[union-attr]
+                logger.warning(
+                    "%s records embedder %r, the name the shipped %r had when given by its folder (and any model in a "
+                    "folder of that name): loading it with the shipped one",
+                    directory,
+                    config.embedder,
+                    embedder.name,
+                )
             if embedder is not None and not same_embedder(config.embedder, embedder.name):
                 raise CheckpointError(
                     f"embedder mismatch: {directory} was trained with {config.embedder!r}, "

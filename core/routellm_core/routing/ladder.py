@@ -36,8 +36,8 @@ from routellm_core.data.prices import price_of, unpriced_hint
 from routellm_core.decisions import LadderChoice, Route, RoutingDecision, ServedDecision, Side
 from routellm_core.errors import InvalidInputError, ModelCallError, close_name
 from routellm_core.escalation.ladder import choose
-from routellm_core.learning.labelling import TrafficLabelling
-from routellm_core.routers.profiles import ModelPrior, UnknownModelError, close_model, same_model
+from routellm_core.learning.labelling import MAX_LABEL_THREADS, TrafficLabelling
+from routellm_core.routers.profiles import ModelPrior, UnknownModelError, close_model, resolve_model, same_model
 from routellm_core.routing.cascade import Cascade, Pricing
 from routellm_core.routing.climb import Climb, Climbed, ClimbRun, climb_async, climb_order, climb_sync
 from routellm_core.routing.dispatch import log_route
@@ -185,6 +185,10 @@ class ModelLadder:
         return float(np.median(self._verbosity[j])) if self._verbosity[j] else 1.0
 
 
+#: (owner, model) pairs already warned that their prior is not used (the server builds an engine per objective).
+_UNUSED_PRIORS_SAID: set[tuple[str, str]] = set()
+
+
 def _utcnow() -> datetime.datetime:
     return datetime.datetime.now(tz=datetime.timezone.utc)
 
@@ -324,7 +328,7 @@ def labelling_of(options: RoutingOptions, judge: Any) -> TrafficLabelling | None
         label_fraction=options.label_fraction,
         seed=options.label_seed,
         max_pending=options.label_concurrency,
-        workers=options.label_concurrency,
+        workers=min(options.label_concurrency, MAX_LABEL_THREADS),
     )
 
 
@@ -398,6 +402,9 @@ class LadderEngine:
                     f"{owner}: {exc}; with models=[...] give priors={{{name!r}: ModelPrior(like=...)}}{listed}"
                 ) from None
         self._check_priors(router, [name for name in names if name in self.priors])
+        for name in names:  # a prior of a profiled model is not used: the twin check sees its profile
+            if name not in profiles and (found := resolve_model(name, router.models)) is not None:
+                profiles[name] = found
         self.ladder = ModelLadder(
             names, options.prices, output_tokens=engine_kwargs.pop("output_tokens", DEFAULT_OUTPUT_TOKENS)
         )
@@ -446,6 +453,9 @@ class LadderEngine:
                 profiled = router.resolve_model(name)
             except UnknownModelError:
                 continue
+            if (self.owner, name) in _UNUSED_PRIORS_SAID:
+                continue
+            _UNUSED_PRIORS_SAID.add((self.owner, name))
             logger.warning(
                 "%s: %r has a profile (%r): its prior is not used (drop it, or list the model under a name the "
                 "router does not profile)",
