@@ -10,12 +10,9 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
-import signal
 import socket
 import sqlite3
-import subprocess
 import sys
-import time
 import traceback
 import uuid
 from collections import Counter
@@ -27,6 +24,7 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
+from served_process import free_port, serving
 
 from routellm_core.decisions import LadderChoice, RoutingDecision, ServedDecision
 from routellm_core.errors import FeedbackStoreError, InvalidInputError, MissingDependencyError
@@ -285,16 +283,10 @@ def test_processes_writing_at_once_lose_no_decision_label_or_verdict(postgres_ur
 TOKEN = "pg-share-token-7c2d"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @contextmanager
 def _server(mock_url: str, feedback: str) -> Iterator[str]:
     """``routellm serve --feedback URL`` in its own process on a free port, until it answers ``/health``."""
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "ROUTELLM_TEST_PG_TOKENS": TOKEN}
     command = [
         sys.executable, "-m", "routellm_core.cli", "serve",
@@ -304,27 +296,8 @@ def _server(mock_url: str, feedback: str) -> Iterator[str]:
         "--router", "fast", "--port", str(port), "--log-level", "warning",
         "--api-keys-env", "ROUTELLM_TEST_PG_TOKENS", "--feedback", feedback,
     ]  # fmt: skip
-    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               start_new_session=True)  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            assert process.poll() is None, f"the server exited: {process.stdout.read().decode()[-2000:]}"
-            assert time.monotonic() < deadline, "the server did not start in time"
-            try:
-                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.2)
-        yield url
-    finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
+    with serving(command, env, port) as served:
+        yield served.url
 
 
 @pytest.mark.slow
