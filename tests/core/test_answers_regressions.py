@@ -209,3 +209,90 @@ def test_non_finite_values_never_agree(value: object) -> None:
     kinds = ("auto", "number", "text") if isinstance(value, float) else ("auto", "json")
     for kind in kinds:
         assert not answers_agree(value, value, kind), kind
+
+
+# ---- 5. "auto" reads each side on its own: the comparison is symmetric -------------------------------------------
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [("-4", "x < -4"), ("5", "not 5"), ("18", "18 or 20"), ("5", "5, 6"), ("2", "2:30 PM"), ("A", "(A) and (C)")],
+)
+def test_answers_of_different_kinds_never_agree_either_way(a: str, b: str) -> None:
+    # before: the kind was guessed from the first answer only, so "-4" read "x < -4" as the number -4
+    assert not answers_agree(a, b) and not answers_agree(b, a)
+
+
+def test_auto_is_symmetric_over_the_reviewers_cases() -> None:
+    cases = [(a, b) for a, b in _REVIEW_CASES] + [(a, b) for a, b in _AGREEING]
+    for a, b in cases:
+        assert answers_agree(a, b) is answers_agree(b, a), (a, b)
+
+
+_REVIEW_CASES = [
+    ("-4", "x < -4"), ("'mgiTr'", "'mgItr'"), ("[1, 1, 2, 2, 2]", "[1, 1, 2, 2, 2, 2]"), ("2", "p-2"),
+    ("'a'", "A"), ("00019", "019"), ("05", "5"), ("$$5", "$5"), ("{'a': 1}", '{"a": 2}'), ("18 dollars", "18 or 20"),
+    ('{"answer": "72"}', "The answer is 73."), ("B", "The answer is (A) and (C)."), ("3", "x \\geq 3"),
+]  # fmt: skip
+_AGREEING = [
+    ("{'a': 1, 'b': [2]}", '{"b": [2], "a": 1}'), ({"answer": 72}, "72"), ('{"reasoning": "x", "answer": "72"}',
+    "The answer is 72."), ("B", "The answer is B."), ("18 dollars", "$18"), ("$$5$$", "5"), ("'abc'", '"abc"'),
+    ("The answer is [1, 2].", "[1,2]"), ("The answer is (3, 4).", "\\boxed{(3, 4)}"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("a", "b"), _AGREEING)
+def test_same_answers_of_matching_kinds_still_agree(a: object, b: object) -> None:
+    assert answers_agree(a, b) and answers_agree(b, a)
+
+
+def test_auto_is_symmetric_over_the_adversarial_cases() -> None:
+    # every pair of the answers above and below, both ways
+    values = [v for pair in _REVIEW_CASES + _AGREEING + _TEXT_CASES + _EXPRESSIONS for v in pair]
+    for a in values:
+        for b in values:
+            assert answers_agree(a, b) is answers_agree(b, a), (a, b)
+
+
+# ---- 6. tool-call arguments are values: compared exactly ----------------------------------------------------------
+def test_tool_call_arguments_keep_their_case_and_punctuation() -> None:
+    upper = {"name": "delete", "arguments": {"id": "ABC"}}
+    assert not answers_agree(upper, {"name": "delete", "arguments": {"id": "abc"}})
+    assert not answers_agree(upper, {"name": "delete", "arguments": {"id": "ABC."}}, "tool_call")
+    assert answers_agree(upper, {"name": "delete", "arguments": '{"id": " ABC "}'}, "tool_call")
+
+
+# ---- 7. string literals, containers, expressions, digit strings, refusals ----------------------------------------
+_TEXT_CASES = [
+    ("'mgiTr'", "'mgItr'"), ("'a b'", "'a  b'"), ("'abc.'", "'abc'"), ("'a'", "'A'"), ("'B'", "B"),
+    ("[1, 1, 2, 2, 2]", "[1, 1, 2, 2, 2, 2]"), ("The answer is [1, 1, 2, 2, 2].", "The answer is [1, 1, 2, 2, 2, 2]."),
+    ("The answer is 1, 1, 2.", "The answer is 1, 2."), ("00019", "019"), ("05", "5"), ("$$5", "$5"),
+    ('{"answer": "05"}', '{"answer": 5}'),
+]  # fmt: skip
+_EXPRESSIONS = [
+    ("2", "p-2"), ("1", "x-1"), ("-4", "-4 \\le x \\le 1"), ("3", "x \\geq 3"),
+    ("\\boxed{4\\sin^2 x}", "\\boxed{4\\cos^2 x}"), ("The answer is x \\geq 3.", "The answer is 3."),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("a", "b"), _TEXT_CASES + _EXPRESSIONS)
+def test_literals_expressions_and_digit_strings_that_differ_do_not_agree(a: str, b: str) -> None:
+    assert not answers_agree(a, b) and not answers_agree(b, a)
+
+
+def test_a_quoted_letter_is_a_string_not_a_choice() -> None:
+    assert A.guess_kind("'a'") == "text" and A.guess_kind("A") == "choice"
+    assert answers_agree("'a'", '"a"') and not answers_agree("'a'", "(A)")
+
+
+@pytest.mark.parametrize(
+    "reply",
+    ["Unfortunately, I cannot assist with this request.", "I apologize, but I can't provide that.", "I don't know.",
+     "I'm not sure.", "My apologies, but I'm unable to help."],
+)  # fmt: skip
+def test_refusals_anywhere_in_their_first_clause_never_agree(reply: str) -> None:
+    assert not answers_agree(reply, reply) and normalise_answer(reply) is None
+
+
+def test_a_quoted_string_agrees_with_the_same_text_unquoted_only_when_normalising_keeps_it() -> None:
+    # CRUX JSON answers write "'mty'" or "mty" for the same value; a value with case or spacing is kept exact
+    assert answers_agree('{"answer": "\'mty\'"}', '{"answer": "mty"}')
+    assert not answers_agree("'Name unknown'", "name unknown") and not answers_agree("'mgiTr'", "mgitr")

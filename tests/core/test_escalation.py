@@ -79,9 +79,12 @@ def test_json_field_equality() -> None:
 
 def test_tool_call_argument_normalisation() -> None:
     a = [{"name": "get_weather", "arguments": '{"city": "Paris", "days": 3}'}]
-    b = [{"type": "function", "function": {"name": "Get_Weather", "arguments": {"days": 3.0, "city": " paris "}}}]
+    b = [{"type": "function", "function": {"name": "Get_Weather", "arguments": {"days": 3.0, "city": " Paris "}}}]
     assert extract_tool_calls(a) == extract_tool_calls(b)
     assert answers_agree(a, b, "tool_call")
+    # argument values are compared exactly (a tool runs them): another case is another call
+    lower = [{"name": "get_weather", "arguments": {"city": "paris", "days": 3}}]
+    assert not answers_agree(a, lower, "tool_call")
     c = [{"name": "get_weather", "arguments": {"city": "Lyon", "days": 3}}]
     assert not answers_agree(a, c, "tool_call")
     two = [{"name": "a", "arguments": {}}, {"name": "b", "arguments": {"x": 1}}]

@@ -22,14 +22,16 @@ of a maths problem rarely share a sentence, but they share the number at the end
 - ``"tool_call"``: tool calls (one call or a list: ``{"name", "arguments"}`` or LangChain's ``{"name", "args",
   "id", "type"}``, arguments a dict or a JSON string, or OpenAI's ``{"function": {...}}``; a dict with other keys,
   such as a structured answer ``{"name": "Ada", "age": 36}``, is not a call), compared on the name and the
-  normalised arguments, order of the calls ignored.
+  arguments (string values exactly, surrounding whitespace stripped only: ``"ABC"`` is not ``"abc"``), order of
+  the calls ignored.
 - ``"text"``: normalised text (Unicode NFKC, case folded, whitespace collapsed, surrounding quotes and one final
   punctuation mark removed); a Python / JSON list, tuple, set or dict literal is compared as its value (``[1, 2]``
   equals ``[1,2]``). An empty answer or an assistant's refusal ("I can't help with that") is no answer.
 - ``"exact"``: the string itself, only surrounding whitespace stripped (CRUXEval's rule: a Python literal, where
   case matters).
 
-``"auto"`` guesses the kind from the first answer (:func:`guess_kind`); a JSON object read that way leaves out
+``"auto"`` guesses each answer's kind on its own (:func:`guess_kind`); answers of different kinds never agree
+(``"-4"`` and ``"x < -4"``, ``"18"`` and ``"18 or 20"``), so the comparison is symmetric. A JSON object leaves out
 reasoning fields (``reasoning``, ``explanation``, ...) when others remain and reads each remaining string as
 ``"auto"`` again, so ``{"reasoning": ..., "answer": "72"}`` agrees with ``{"reasoning": ..., "answer": 72}``.
 
@@ -56,18 +58,22 @@ ANSWER_KINDS: tuple[str, ...] = ("auto", "choice", "number", "json", "tool_call"
 #: A user's extractor: raw answer -> a comparable (hashable) key, or None when it finds no answer.
 Extractor = Callable[[Any], Hashable | None]
 
-# one number token: a LaTeX fraction, a simple fraction a/b, or a decimal (not glued to a word: "x2", "abc3")
+# one number token: a LaTeX fraction, a simple fraction a/b, or a decimal (not glued to a word: "x2", "abc3", nor
+# after a letter and a minus: "p-2" is an expression)
 # (the lookahead lets the regex engine skip every position that cannot start a number, about 3x faster on text)
 _NUM_TOKEN = re.compile(
     r"(?=[-\\.\d])(?:(?P<sign>-\s*+)?\\[dt]?frac\s*+\{\s*+(?P<fn>-?\d+(?:\.\d+)?)\s*+\}\s*+\{\s*+"
     r"(?P<fd>-?\d+(?:\.\d+)?)\s*+\}"
-    r"|(?<![A-Za-z_\d.])(?P<num>-?(?:\d+(?:\.\d+)?|\.\d+))(?:\s*+/\s*+(?P<den>\d+(?:\.\d+)?)(?![\d.]))?)"
+    r"|(?<![A-Za-z_\d.])(?<![A-Za-z]-)(?P<num>-?(?:\d+(?:\.\d+)?|\.\d+))(?:\s*+/\s*+(?P<den>\d+(?:\.\d+)?)(?![\d.]))?)"
 )
-# what after a number makes the answer an expression, not a number: a root, a power, pi, a product, a variable,
-# a sum or difference with a number or a root ("32 - 16√6")
+# what after a number makes the answer an expression, not a number: a LaTeX command (a root, pi, a product, a
+# function, an inequality), a root, a power, a product, an inequality sign, a variable, a sum or difference with a
+# number or a root ("32 - 16√6")
 _EXPRESSION_TAIL = re.compile(
-    r"(?:\s*+(?:\\sqrt|\\pi|\\cdot|\\times|√|π|\^|\*\s*+\S|[-+]\s*+(?:\d|\\sqrt|√|π|\\pi))|[a-zA-Z](?![a-zA-Z']))"
+    r"(?:\s*+(?:\\[A-Za-z]|√|π|\^|[<>≤≥≠]|\*\s*+\S|[-+]\s*+(?:\d|\\[A-Za-z]|√|π))|[a-zA-Z](?![a-zA-Z']))"
 )
+# what before a number makes it part of an expression: an inequality sign or a LaTeX command ("x \geq 3")
+_EXPRESSION_HEAD = re.compile(r"(?:[<>≤≥≠]|\\[A-Za-z]++)\s*+$")
 _BOXED = re.compile(r"\\(?:boxed|fbox)\s*\{")
 # Every pattern below runs on whole replies (any length, any content): each quantifier that could give back what a
 # neighbour also matches is possessive (``*+``, ``++``, ``?+``), so no pattern backtracks over a long run
@@ -84,7 +90,7 @@ _LETTER = r"[*_]*+(?:\(([A-Za-z])\)|([A-Z])(?![A-Za-z'])|([a-z])(?=[*_]*+(?:[.):
 _CHOICE_PATTERNS = (
     # the whole reply is the letter: "B", "(b)", "**B**", "B.", "B. Paris", "B) ..."
     re.compile(r"^[\s*_`\"']*+\(?([A-Za-z])\)?[\s*_`\"'.:)]*+$"),
-    re.compile(r"^[\s*_]*+\(([A-Za-z])\)"),
+    re.compile(r"^[\s*_]*+\(([A-Za-z])\)(?!(?:[^(\n]|\((?![A-Za-z]\)))*+\([A-Za-z]\))"),  # not "(A) and (C)"
     re.compile(r"^[\s*_]*+([A-Z])[.):](?:\s|\*|$)"),
     # stated answers, strongest first; the first match of the first pattern that matches is the answer
     re.compile(r"(?i:\bfinal\s++answer\b)(?:\s++(?i:is|was)\b)?+\s*+:?+\s*+" + _LETTER),
@@ -121,7 +127,9 @@ REASONING_KEYS: frozenset[str] = frozenset(
 )
 #: An assistant declining to answer (not "cannot be determined", which can be a question's right answer).
 _ASSISTANT_REFUSAL = re.compile(
-    r"(?i)^\W*(?:sorry\W+(?:but\s+)?i\b|i\s*(?:'m|’m| am)\s*(?:sorry|unable|not able)|"
+    r"(?i)^\W*(?:(?:unfortunately|i\s*apologi[sz]e|apologies|my apologies)\W+(?:but\s+)?)?"
+    r"(?:sorry\W+(?:but\s+)?i\b|i\s*(?:'m|’m| am)\s*(?:sorry|unable|not able|not sure|not certain)|"
+    r"i\s*(?:don't|don’t|do not)\s+know\b|"
     r"i\s*(?:can(?:no|'|’)t|cannot|won't|will not)\s+(?:help|assist|provide|answer|comply|do that)|"
     r"as an ai\b|i must decline|n/?a\W*$)"
 )
@@ -238,6 +246,27 @@ def _answer_part(text: str) -> str | None:
     return None if span is None else text[span[0] : span[1]]
 
 
+def _literal_part(text: str) -> Hashable | None:
+    """The key of a container literal a reply states as its answer part (``The answer is [1, 1, 2].``), or None."""
+    part = _answer_part(text)
+    if part is None or not any(c in part for c in "[({"):
+        return None
+    return _literal_key(part.strip().rstrip(".").rstrip())
+
+
+def _quoted_string(text: str) -> str | None:
+    """The value of a quoted Python / JSON string literal (``'mgiTr'``, ``"a  b"``), or None when the text is not
+    one."""
+    stripped = text.strip()
+    if not 2 <= len(stripped) <= 100_000 or stripped[0] != stripped[-1] or stripped[0] not in "'\"":
+        return None
+    try:
+        value = ast.literal_eval(stripped)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return None
+    return value if isinstance(value, str) else None
+
+
 def _stated_part(text: str) -> str | None:
     """The answer part a reply states (boxed, or after a marker), or None."""
     span = _answer_span(text)
@@ -280,22 +309,23 @@ def _number_key(value: Any) -> float | tuple[float, ...] | None:
             return _finite(float(value))
         except OverflowError:  # an int too large for a float
             return None
+    if _literal_part(str(value)) is not None:
+        return None  # a container literal stated as the answer ("The answer is [1, 1, 2]"): compared as one
     text = _clean_math(str(value))
     span = _answer_span(text)
     if span is None:  # a short answer: its first number (ZeroEval's rule)
         first = _NUM_TOKEN.search(text)
-        tokens = [] if first is None else [first]
+        tokens, lo = ([] if first is None else [first]), 0
     else:
-        tokens = list(_NUM_TOKEN.finditer(text, span[0], span[1]))
-    values: list[float] = []
+        tokens, lo = list(_NUM_TOKEN.finditer(text, span[0], span[1])), span[0]
+    values: list[float] = []  # every number, in order: (1, 1, 2) is not (1, 2)
     for m in tokens:
-        if _EXPRESSION_TAIL.match(text, m.end()):
+        if _EXPRESSION_TAIL.match(text, m.end()) or _EXPRESSION_HEAD.search(text[max(lo, m.start() - 16) : m.start()]):
             return None
         number = _finite(_token_value(m))
         if number is None:
             return None
-        if number not in values:
-            values.append(number)
+        values.append(number)
     if not values:
         return None
     return values[0] if len(values) == 1 else tuple(values)
@@ -332,7 +362,7 @@ def normalise_text(value: Any) -> str | None:
     return text.strip()
 
 
-_PLAIN_NUMBER = re.compile(r"^\s*+\$?+\s*+-?(?:\d{1,3}(?:,\d{3})++|\d++)(?:\.\d++)?+\s*+$")
+_PLAIN_NUMBER = re.compile(r"^\s*+\$?+\s*+-?(?!0\d)(?:\d{1,3}(?:,\d{3})++|\d++)(?:\.\d++)?+\s*+$")
 
 
 def _number_value(value: int | float | str) -> Hashable:
@@ -508,7 +538,23 @@ def _one_call(call: Any) -> tuple[str, Hashable] | None:
         args = {}
     if not isinstance(args, Mapping):
         return None
-    return name.strip().casefold(), _value_key(args)
+    return name.strip().casefold(), _exact_value_key(args)
+
+
+def _exact_value_key(value: Any) -> Hashable:
+    """A hashable form of a tool call's arguments: strings exact (surrounding whitespace stripped only: an id
+    ``"ABC"`` is not ``"abc"``), numbers as floats, keys sorted."""
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, (int, float)):
+        return _number_value(value)
+    if isinstance(value, str):
+        return ("str", value.strip())
+    if isinstance(value, Mapping):
+        return tuple(sorted((str(k), _exact_value_key(v)) for k, v in value.items()))
+    if isinstance(value, (list, tuple)):
+        return tuple(_exact_value_key(v) for v in value)
+    return ("str", str(value).strip())
 
 
 def extract_tool_calls(value: Any) -> Hashable | None:
@@ -568,6 +614,14 @@ def _reads_as_prose(text: str, *, sentence: bool) -> bool:
     return 2 * letters >= len(words) if sentence else 8 * letters >= len(words)
 
 
+_LEADING_ZERO = re.compile(r"[-+$]?+0\d")
+
+
+def _unwrap_display_math(text: str) -> str:
+    """A short answer without its display-maths wrapper (``$$5$$`` is 5)."""
+    return text[2:-2] if len(text) > 4 and text.startswith("$$") and text.endswith("$$") else text
+
+
 def guess_kind(value: Any) -> str:
     """The kind ``"auto"`` treats an answer as: tool calls, JSON, a choice letter, a number (a reply's stated or
     final number, or a short number answer), else text (container literals by value)."""
@@ -579,18 +633,20 @@ def guess_kind(value: Any) -> str:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return "number"
     text = str(value).strip()
+    if _quoted_string(text) is not None:
+        return "text"  # a string literal ('a' is not a choice letter, '05' not a number)
     if any(p.match(text) for p in _CHOICE_PATTERNS[:2]):
         return "choice"
     cleaned = _clean_math(text)
     if _stated_part(cleaned) is not None:
-        return "number"
+        return "text" if _literal_part(text) is not None else "number"  # "The answer is [1, 2]." is a literal
     if extract_choice(text) is not None and _choice_match(text, _CHOICE_PATTERNS[3:]) is not None:
         return "choice"
     if _literal_key(text) is not None or (len(text) >= 2 and text[0] == text[-1] and text[0] in "'\""):
         return "text"  # a container literal, a quoted string ('abc 12 def')
     number = _NUM_TOKEN.search(cleaned)
-    if number is None:
-        return "text"
+    if number is None or _LEADING_ZERO.match(text) or "$$" in _unwrap_display_math(text):
+        return "text"  # digits with leading zeros ('00019', '05') or repeated '$' are a string, not a number
     if _is_number_answer(cleaned):
         return "number"  # a number with its unit
     reasoning = _is_reasoning(cleaned)
@@ -658,6 +714,13 @@ def _text_key(value: Any, *, expression: bool = False) -> Hashable | None:
     if not text.strip() or _ASSISTANT_REFUSAL.match(text):
         return None
     literal = _literal_key(text)
+    if literal is None:
+        quoted = _quoted_string(text)  # a string literal is a value: compared exactly ('mgiTr' is not 'mgItr')
+        if quoted is not None and quoted and quoted == normalise_text(quoted):
+            return ("text", quoted)  # one that normalising leaves as it is agrees with the same text unquoted
+        literal = ("str", quoted) if quoted is not None else None
+    if literal is None:
+        literal = _literal_part(text)  # "The answer is [1, 1, 2]."
     if literal is not None:
         return ("literal", literal)
     if expression and _NUM_TOKEN.search(_clean_math(text)):
@@ -677,15 +740,23 @@ def answers_agree(
 ) -> bool:
     """Whether two answers agree under ``kind``: equal keys, neither None.
 
-    With ``kind="auto"`` the kind is guessed from the first answer and the second is read the same way (a JSON
-    object as ``"auto"`` reads one: reasoning fields left out).
+    With ``kind="auto"`` each answer's kind is guessed on its own, and answers of different kinds never agree (a
+    JSON object, read with its reasoning fields left out, agrees with its one answer field's kind); so the
+    comparison is symmetric.
     """
     if a is None or b is None:
         return False
     if kind == "auto" and extract is None:
-        guessed = guess_kind(a)
-        if guessed != "json":
-            kind = guessed
+        # each side's kind guessed on its own: "-4" and "x < -4" are a number and text, which never agree (a
+        # JSON object read as "auto" may agree with its one answer field's kind: {"answer": 72} with "72")
+        kind_a, kind_b = guess_kind(a), guess_kind(b)
+        if kind_a != kind_b and "json" not in (kind_a, kind_b):
+            return False
+        if {kind_a, kind_b} == {"json", "text"}:
+            kind_a = kind_b = "text"  # a Python dict literal and a JSON object: compared as literals, by value
+        ka = normalise_answer(a, "auto" if kind_a == "json" else kind_a, fields=fields)
+        kb = normalise_answer(b, "auto" if kind_b == "json" else kind_b, fields=fields)
+        return ka is not None and kb is not None and ka == kb
     ka = normalise_answer(a, kind, extract=extract, fields=fields)
     kb = normalise_answer(b, kind, extract=extract, fields=fields)
     return ka is not None and kb is not None and ka == kb
