@@ -35,7 +35,7 @@ PCA_DIMS = 256
 SIF_COEFFICIENT = 1e-4
 SOURCE_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 FILES = ("model.safetensors", "tokenizer.json", "config.json")
-DEFAULT_OUT = Path(__file__).resolve().parent.parent / "core" / "assets" / "minilm_static"
+DEFAULT_OUT = Path(__file__).resolve().parent.parent / "core" / "routellm_core" / "assets" / "minilm_static"
 
 
 def default_model_path() -> Path:

@@ -252,3 +252,17 @@ def test_fast_router_loads_by_name_alone(prompts: list[str]) -> None:
     router = load_router("fast")
     assert router.get_embedder().name == STATIC_NAME
     assert router.predict_win_rate(prompts[:3]).shape == (3,)
+
+
+def test_the_distillation_script_writes_where_the_shipped_vectors_are_read() -> None:
+    """``scripts/distill_static.py`` wrote by default to ``core/assets/minilm_static``, which nothing reads."""
+    import importlib.util
+
+    from routellm_core.embedding.static import STATIC_DIR
+
+    path = Path(__file__).resolve().parents[2] / "scripts" / "distill_static.py"
+    spec = importlib.util.spec_from_file_location("distill_static", path)
+    assert spec is not None and spec.loader is not None
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    assert script.DEFAULT_OUT.resolve() == STATIC_DIR.resolve()
