@@ -195,19 +195,6 @@ _WELL_KNOWN = (
 )
 
 
-def _prior(prior: ModelPrior | str, name: str) -> ModelPrior:
-    """``prior`` as a :class:`ModelPrior` (parsed when written).
-
-    Raises:
-        InvalidInputError: Neither a ModelPrior nor a written prior.
-    """
-    if isinstance(prior, ModelPrior):
-        return prior
-    if isinstance(prior, str):
-        return ModelPrior.parse(prior, name)
-    raise InvalidInputError(f"the prior of {name!r} must be a ModelPrior, got {type(prior).__name__}")
-
-
 def _logit(p: np.ndarray) -> np.ndarray:
     p = np.clip(p, _LOGIT_EPS, 1.0 - _LOGIT_EPS)
     return np.log(p) - np.log1p(-p)
@@ -730,7 +717,7 @@ class DifficultyRouter(WinRateModel):
         names = list(models) if not isinstance(models, str) else [models]
         if not names:
             raise InvalidInputError("predict_success needs at least one model name")
-        priors = {name: _prior(p, name) for name, p in (priors or {}).items()}
+        priors = {name: ModelPrior.of(p, name) for name, p in (priors or {}).items()}
         rows = []
         for name in names:
             if name in priors and resolve_model(name, self.models_) is None:
@@ -760,7 +747,7 @@ class DifficultyRouter(WinRateModel):
         """
         if not isinstance(name, str) or not name.strip():
             raise InvalidInputError(f"a model name must be a non-empty string, got {name!r:.80}")
-        prior = _prior(prior, name)
+        prior = ModelPrior.of(prior, name)
         existing = resolve_model(name, self.models)
         if existing is not None:
             raise InvalidInputError(f"model {name!r} already has a profile ({existing!r}); no prior is needed")

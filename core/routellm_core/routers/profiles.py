@@ -269,6 +269,19 @@ class ModelPrior:
             raise InvalidInputError("ModelPrior.reference places a score: give score= with it")
 
     @classmethod
+    def of(cls, prior: ModelPrior | str, name: str = "") -> ModelPrior:
+        """``prior`` as a :class:`ModelPrior` (parsed when written: :meth:`parse`).
+
+        Raises:
+            InvalidInputError: Neither a ModelPrior nor a written prior.
+        """
+        if isinstance(prior, ModelPrior):
+            return prior
+        if isinstance(prior, str):
+            return cls.parse(prior, name)
+        raise InvalidInputError(f"the prior of {name!r} must be a ModelPrior, got {type(prior).__name__}")
+
+    @classmethod
     def parse(cls, text: str, name: str = "") -> ModelPrior:
         """The prior written ``"like:<profiled model>"`` or ``"score:<fraction>"`` (the server's ``--prior`` form).
 

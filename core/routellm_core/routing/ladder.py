@@ -437,8 +437,7 @@ class LadderEngine:
             InvalidInputError: A prior whose ``like`` or ``reference`` names no profiled model.
         """
         for name in named:
-            prior = self.priors[name]
-            prior = prior if isinstance(prior, ModelPrior) else ModelPrior.parse(prior, name)
+            prior = ModelPrior.of(self.priors[name], name)
             for target in [*([prior.like] if prior.like is not None else []), *prior.reference]:
                 try:
                     router.resolve_model(target)
