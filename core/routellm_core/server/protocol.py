@@ -134,13 +134,23 @@ def parse_request(raw: bytes, max_messages: int) -> ChatRequest:
         )
     for i, message in enumerate(messages):
         _check_message(message, i)
-    stream = body.get("stream", False)
-    if stream is None:
-        stream = False
-    if not isinstance(stream, bool):
-        raise _bad("'stream' must be true or false", code="invalid_stream", param="stream")
+    stream = stream_flag(body)
     forward = {k: v for k, v in body.items() if k not in CONSUMED}
     return ChatRequest(model=model, messages=messages, stream=stream, forward=forward, options=body.get("routellm"))
+
+
+def stream_flag(body: dict[str, Any]) -> bool:
+    """A request's ``stream`` field (absent or null: ``False``).
+
+    Raises:
+        ErrorResponse: 400 when it is not a boolean.
+    """
+    stream = body.get("stream", False)
+    if stream is None:
+        return False
+    if not isinstance(stream, bool):
+        raise _bad("'stream' must be true or false", code="invalid_stream", param="stream")
+    return stream
 
 
 def _check_message(message: object, i: int) -> None:

@@ -22,7 +22,7 @@ from typing import Any, Literal
 from routellm_core.decisions import METADATA_KEY, ServedDecision
 from routellm_core.errors import RouteLLMError
 from routellm_core.server.errors import ErrorResponse
-from routellm_core.server.protocol import CONSUMED, load_json
+from routellm_core.server.protocol import CONSUMED, load_json, stream_flag
 
 logger = logging.getLogger("routellm_core.server")
 
@@ -128,11 +128,7 @@ def parse_responses_request(raw: bytes, max_items: int) -> ResponsesRequest:
         if body.get(field) not in (None, False):
             message = f"'{field}' is not supported through the router: {why}"
             raise _bad(message, code="responses_unsupported", param=field)
-    stream = body.get("stream", False)
-    if stream is None:
-        stream = False
-    if not isinstance(stream, bool):
-        raise _bad("'stream' must be true or false", code="invalid_stream", param="stream")
+    stream = stream_flag(body)
     forward = {k: v for k, v in body.items() if k not in CONSUMED}
     items = given if isinstance(given, list) else []
     ids = tuple(item["id"] for item in items if isinstance(item, dict) and isinstance(item.get("id"), str))
