@@ -342,6 +342,12 @@ class ServedDecision:
         return self.fallback_from is not None or (self.served != self.choice and not self.escalated)
 
     @property
+    def served_role(self) -> AttemptRole:
+        """The role of the call that served: ``"fallback"`` after a failure, ``"escalation"`` after a failed check,
+        else ``"answer"``."""
+        return "fallback" if self.fallback else "escalation" if self.escalated else "answer"
+
+    @property
     def failed_side(self) -> Side | None:
         """The side whose failure made another answer serve (its model is ``fallback_from``): the chosen side after
         a failed first call, the strong side after a failed escalation (or a climb's failed last rung); ``None``

@@ -25,7 +25,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mappin
 from dataclasses import replace
 from typing import Any, TypeVar
 
-from routellm_core.decisions import Attempt, AttemptRole, Route, ServedDecision, Side, other_side
+from routellm_core.decisions import Attempt, Route, ServedDecision, Side, other_side
 from routellm_core.errors import ModelCallError, StreamInterruptedError
 
 logger = logging.getLogger(__name__)
@@ -287,8 +287,7 @@ class Dispatcher:
 
     def _failed_attempt(self, route: Route, side: Side, exc: BaseException) -> Attempt:
         """The record's entry of ``side``'s failed call under ``route`` (its role as its answer's would be)."""
-        would = self.served(route, side)
-        role: AttemptRole = "fallback" if would.fallback else "escalation" if would.escalated else "answer"
+        role = self.served(route, side).served_role
         return Attempt(model=self.names[side], side=side, role=role, error=type(exc).__name__)
 
 

@@ -759,11 +759,10 @@ class RoutingEngine:
         (unless the side called first, ``first_side``, served: a step continued after an earlier step's fallback),
         and the answer, priced from the usage ``value`` reports (unpriced while ``value`` is None)."""
         tokens_in, tokens_out, cost = self.pricing.of(record.model, value)
-        role = "fallback" if record.fallback else ("escalation" if record.escalated else "answer")
         served = Attempt(
             model=record.model,
             side=record.served,
-            role=role,
+            role=record.served_role,
             kept=True,
             input_tokens=tokens_in,
             output_tokens=tokens_out,
