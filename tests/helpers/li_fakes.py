@@ -161,6 +161,34 @@ class ToolCallingLLM(FunctionCallingLLM):
         raise NotImplementedError
 
 
+class DownLLM(ToolCallingLLM):
+    """A function-calling child whose provider is down."""
+
+    def _answer(self, messages: Any, tools: Any) -> Any:
+        raise ConnectionError("upstream down")
+
+
+def multiply(a: int = 6, b: int = 7) -> int:
+    """Multiply two integers."""
+    return a * b
+
+
+def down_strong_pair(router: Any) -> Any:
+    """A ``RouteLLM`` over gpt-4o (down) and gpt-4o-mini (calls ``multiply(6, 7)``) sending every call to the strong
+    model (threshold 0), with fallback: the weak one answers instead."""
+    from llamaindex_routellm import RouteLLM
+
+    return RouteLLM(
+        strong=DownLLM("s", {}),
+        weak=ToolCallingLLM("w", {"a": 6, "b": 7}),
+        router=router,
+        threshold=0.0,
+        fallback=True,
+        strong_name="gpt-4o",
+        weak_name="gpt-4o-mini",
+    )
+
+
 class Recorder(BaseEventHandler):
     """Every instrumentation event LlamaIndex dispatches while it is attached (the ``events`` fixture)."""
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from li_fakes import LabelledLLM, Recorder, ToolCallingLLM, WindowedLLM
+from li_fakes import LabelledLLM, Recorder, ToolCallingLLM, WindowedLLM, down_strong_pair, multiply
 from llama_index.core import Document, VectorStoreIndex
 from llama_index.core.agent.workflow import FunctionAgent
 from llama_index.core.instrumentation.events.llm import LLMChatEndEvent
@@ -76,18 +76,6 @@ def test_a_query_engine_packs_prompts_that_fit_the_chosen_model(
 
 
 # ---- 2. the decision event names the model as the record does ------------------------------------------------
-class DownLLM(ToolCallingLLM):
-    """A function-calling child whose provider is down."""
-
-    def _answer(self, messages: Any, tools: Any) -> Any:
-        raise ConnectionError("upstream down")
-
-
-def multiply(a: int = 6, b: int = 7) -> int:
-    """Multiply two integers."""
-    return a * b
-
-
 @pytest.mark.parametrize("threshold", [0.0, 1.0])
 def test_the_decision_event_names_the_model_as_the_record_does(
     router_model: Any, events: Recorder, threshold: float
@@ -111,15 +99,7 @@ def test_the_decision_event_names_the_model_as_the_record_does(
 async def test_an_agents_events_and_records_agree_on_the_model_names(router_model: Any, events: Recorder) -> None:
     # a FunctionAgent over a named pair whose strong model is down: one decision per step, one fallback event, and
     # every name in them is a name the records use
-    llm = RouteLLM(
-        strong=DownLLM("s", {}),
-        weak=ToolCallingLLM("w", {"a": 6, "b": 7}),
-        router=router_model,
-        threshold=0.0,
-        fallback=True,
-        strong_name="gpt-4o",
-        weak_name="gpt-4o-mini",
-    )
+    llm = down_strong_pair(router_model)
     agent = FunctionAgent(tools=[FunctionTool.from_defaults(multiply)], llm=llm)
     assert str(await agent.run("What is 6 times 7?")) == "w: done"
     records = [

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from li_fakes import Recorder, ToolCallingLLM
+from li_fakes import DownLLM, Recorder, ToolCallingLLM, down_strong_pair, multiply
 from llama_index.core.agent.workflow import FunctionAgent
 from llama_index.core.instrumentation.events.llm import LLMChatEndEvent
 from llama_index.core.tools import FunctionTool
@@ -21,34 +21,9 @@ from routellm_core.routers.profiles import ModelPrior
 from routellm_core.routing.objective import Objective
 
 
-class DownLLM(ToolCallingLLM):
-    """A function-calling child whose provider is down."""
-
-    def _answer(self, messages: Any, tools: Any) -> Any:
-        raise ConnectionError("upstream down")
-
-
-def multiply(a: int = 6, b: int = 7) -> int:
-    """Multiply two integers."""
-    return a * b
-
-
 @pytest.fixture(scope="module")
 def router_model() -> Any:
     return load_router("default")
-
-
-def _two(router_model: Any) -> RouteLLM:
-    """Every call to the strong model (threshold 0), which is down: the weak one answers instead."""
-    return RouteLLM(
-        strong=DownLLM("s", {}),
-        weak=ToolCallingLLM("w", {"a": 6, "b": 7}),
-        router=router_model,
-        threshold=0.0,
-        fallback=True,
-        strong_name="gpt-4o",
-        weak_name="gpt-4o-mini",
-    )
 
 
 def _ladder(router_model: Any) -> RouteLLM:
@@ -70,7 +45,7 @@ def _ladder(router_model: Any) -> RouteLLM:
 async def test_a_continued_step_after_a_fallback_announces_the_model_that_serves_it(
     router_model: Any, events: Recorder, kind: str
 ) -> None:
-    llm = _two(router_model) if kind == "two" else _ladder(router_model)
+    llm = down_strong_pair(router_model) if kind == "two" else _ladder(router_model)
     agent = FunctionAgent(tools=[FunctionTool.from_defaults(multiply)], llm=llm)
     assert str(await agent.run("What is 6 times 7?")).endswith(": done")
     records = [
