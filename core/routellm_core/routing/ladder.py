@@ -161,11 +161,14 @@ class ModelLadder:
 
     def observe(self, record: ServedDecision, text: str | None) -> None:
         """Learn output lengths (and how the routing text's length relates to prompt tokens) from a served
-        record's attempts."""
+        record's attempts (not from a failed one, nor from an answer a cache replayed: no input and no output
+        tokens, as LangChain's cache reports it)."""
         with self._lock:
             for attempt in record.attempts:
                 name = attempt.model
                 if name not in self.names or attempt.error is not None:
+                    continue
+                if attempt.input_tokens == 0 and not attempt.output_tokens:  # a cache's replay: no model wrote it
                     continue
                 j = self.names.index(name)
                 if attempt.output_tokens is not None:

@@ -1,0 +1,64 @@
+"""``router-auto`` budgets probed as an operator and its clients use them: a window too long for the controller in
+the model name or the request field is a 400 naming the limit (it was a 500: ``OverflowError`` building the engine).
+
+The three models are tests/server/test_server_ladder.py's: the mock echo under the names tiny, mid and big, priced
+0.1, 1 and 10 USD per million tokens, profiled from far-apart real models.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from routellm_core.routing.objective import MAX_WINDOW
+from routellm_core.server import ServerThread, create_app
+
+PRICES = {"tiny": (0.1, 0.1), "mid": (1.0, 1.0), "big": (10.0, 10.0)}
+PRIORS = {"tiny": "like:chatglm-6b", "mid": "like:Qwen2.5-32B-Instruct", "big": "like:o1-preview-2024-09-12"}
+PROMPT = "Prove that the square root of 2 is irrational."
+
+
+@pytest.fixture(scope="module")
+def server(mock: ServerThread) -> Iterator[ServerThread]:
+    app = create_app(
+        routers=("fast",),
+        api_keys_env=None,
+        models=tuple(f"{name}=openai:{name},base_url={mock.url}/v1" for name in ("tiny", "mid", "big")),
+        prices=PRICES,
+        priors=PRIORS,
+    )
+    with ServerThread(app) as running:
+        yield running
+
+
+def ask(server: ServerThread, model: str, **fields: Any) -> httpx.Response:
+    body = {"model": model, "messages": [{"role": "user", "content": PROMPT}], **fields}
+    return httpx.post(f"{server.url}/v1/chat/completions", json=body, timeout=60)
+
+
+@pytest.mark.parametrize(
+    ("model", "fields"),
+    [
+        (f"router-auto-budget-1.5-w{10**30}", {}),
+        (f"router-auto-budget-1.5-w{MAX_WINDOW + 1}-cascade", {}),
+        ("router-auto", {"routellm": {"objective": f"budget=1.5,window={10**30}"}}),
+    ],
+)
+def test_a_window_too_long_is_a_400_naming_the_limit(server: ServerThread, model: str, fields: dict[str, Any]) -> None:
+    answer = ask(server, model, **fields)
+    assert answer.status_code == 400, answer.text
+    assert f"at most {MAX_WINDOW:,}" in answer.json()["error"]["message"]
+    # the longest window is served, under its own metrics label
+    served = ask(server, f"router-auto-budget-1.5-w{MAX_WINDOW}")
+    assert served.status_code == 200 and served.json()["routellm"]["ladder"]["budget"] == 1.5
+    labels = {
+        s.labels.get("objective")
+        for family in text_string_to_metric_families(httpx.get(f"{server.url}/metrics", timeout=10).text)
+        for s in family.samples
+        if s.name == "routellm_ladder_budget_target_usd_per_1k"
+    }
+    assert f"budget=1.5,window={MAX_WINDOW}" in labels
