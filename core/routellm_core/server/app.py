@@ -708,6 +708,9 @@ class ServerState:
                 self.metrics.strong_cost(router, strong)
         if isinstance(engine, AutoEngine) and record.ladder is not None:
             self.metrics.ladder_answer(engine.label, record.model, record.ladder.expected_cost, record.cost)
+            # the spend with this call's cost in it (the routing set it before the call: one call behind)
+            if engine.controller is not None and (realised := engine.controller.realised) is not None:
+                self.metrics.budget_spent(engine.label, 1000.0 * realised)
 
     def _account_paid(self, engine: RoutingEngine | LadderEngine, paid: list[ServedDecision]) -> None:
         """Count what a call that failed or was left had paid (the engine's record of it, when it paid anything)."""

@@ -368,6 +368,14 @@ class ServerMetrics:
         self.budget_spend.set(_usd(spend, "spend"), objective=objective)
         self.budget_weight.set(_number(weight, "weight"), objective=objective)
 
+    def budget_spent(self, objective: str, spend: float) -> None:
+        """Set a budget objective's realised spend (USD per 1,000 requests) once a call's cost is known.
+
+        Raises:
+            InvalidInputError: A blank objective, or a spend that is not a finite number >= 0.
+        """
+        self.budget_spend.set(_usd(spend, "spend"), objective=_name(objective, "objective"))
+
     def forget_budget(self, objective: str) -> None:
         """Drop a budget objective's gauges (its engine is no longer kept)."""
         for gauge in (self.budget_target, self.budget_spend, self.budget_weight):
