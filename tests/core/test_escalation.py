@@ -79,7 +79,7 @@ def test_json_field_equality() -> None:
 
 def test_tool_call_argument_normalisation() -> None:
     a = [{"name": "get_weather", "arguments": '{"city": "Paris", "days": 3}'}]
-    b = [{"type": "function", "function": {"name": "Get_Weather", "arguments": {"days": 3.0, "city": " Paris "}}}]
+    b = [{"type": "function", "function": {"name": " get_weather ", "arguments": {"days": 3.0, "city": " Paris "}}}]
     assert extract_tool_calls(a) == extract_tool_calls(b)
     assert answers_agree(a, b, "tool_call")
     # argument values are compared exactly (a tool runs them): another case is another call

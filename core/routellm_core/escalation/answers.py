@@ -14,7 +14,13 @@ of a maths problem rarely share a sentence, but they share the number at the end
   same numbers in the same order. A short answer gives its first number, as ZeroEval's grader compares GSM8K and
   MATH answers (``$``, ``,``, ``**`` and ``\\text{}`` dropped, a Unicode minus read as ``-``, ``a/b`` and
   ``\\frac{a}{b}`` evaluated, compared as floats). A number followed by more maths (``3\\sqrt{2}``, ``2x+1``,
-  ``6^24``, ``32 - 16\\sqrt{6}``) is an expression, compared as maths text (spaces dropped). Two
+  ``6^24``, ``32 - 16\\sqrt{6}``) is an expression, compared as maths text (spaces dropped). A scale word after a
+  number multiplies it ("5 million" is 5000000); a unit after it (``%``, ``am`` / ``pm``, time, length, mass,
+  volume, money, degrees, ``dozen``; "per hour", "/day", "a week" as a rate; a ``€`` / ``£`` / ``¥`` before it)
+  must be the same where both answers state one ("5 km" is not "5 miles"), and a unit on one side only is no
+  difference ("5 hours" agrees with "5", "20%" with "20": GSM8K replies often drop the unit). A leading yes / no
+  (or true / false) of the answer or of its stated part must be the same where both state one ("Yes, 5 is
+  prime." is not "No, 5 is not prime."); this holds for choice letters too. Two
   answers without any number fall back to ``"text"``, as does a string whose digits are not numbers of a sentence
   (``'2io 12 tfiqr-'``, a quoted string); a number that is not finite agrees with nothing.
 - ``"json"``: structured output; a JSON object (a ``dict`` or a JSON string, code fences allowed, or one object
@@ -22,8 +28,8 @@ of a maths problem rarely share a sentence, but they share the number at the end
 - ``"tool_call"``: tool calls (one call or a list: ``{"name", "arguments"}`` or LangChain's ``{"name", "args",
   "id", "type"}``, arguments a dict or a JSON string, or OpenAI's ``{"function": {...}}``; a dict with other keys,
   such as a structured answer ``{"name": "Ada", "age": 36}``, is not a call), compared on the name and the
-  arguments (string values exactly, surrounding whitespace stripped only: ``"ABC"`` is not ``"abc"``), order of
-  the calls ignored.
+  arguments, both exactly but for surrounding whitespace (a function name is case-sensitive: ``"Delete"`` is not
+  ``"delete"``; string values too: ``"ABC"`` is not ``"abc"``), order of the calls ignored.
 - ``"text"``: normalised text (Unicode NFKC, case folded, whitespace collapsed, surrounding quotes and one final
   punctuation mark removed); a Python / JSON list, tuple, set or dict literal is compared as its value (``[1, 2]``
   equals ``[1,2]``). An empty answer or an assistant's refusal ("I can't help with that") is no answer.
@@ -298,10 +304,153 @@ def _finite(value: float | None) -> float | None:
     return value if value is not None and math.isfinite(value) else None
 
 
-def _number_key(value: Any) -> float | tuple[float, ...] | None:
-    """The number an answer states (a float), the numbers of its answer part in order when that holds several
-    different ones (a tuple: two answers agree only on all of them), or None: no number, an expression
-    (``3\\sqrt{2}``), a value that is not finite."""
+class _Qualified:
+    """A key part with qualifiers: a number's unit (``km``, ``%``, ``pm``) and rate (``per hour``), an answer's
+    leading yes / no. Equal to another when the values are equal and every qualifier both state is the same; a
+    qualifier one side leaves out is no difference (GSM8K replies often drop the unit: ``"5 hours"`` agrees with
+    ``"5"``, not with ``"5 minutes"``). Symmetric; hashed as its value, so it hashes as what it equals."""
+
+    __slots__ = ("quals", "value")
+
+    def __init__(self, value: Hashable, quals: tuple[tuple[str, str], ...]) -> None:
+        self.value, self.quals = value, quals
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, _Qualified):
+            mine = dict(self.quals)  # each name once (:func:`_qualify`)
+            return self.value == other.value and all(mine.get(k, v) == v for k, v in other.quals)
+        return bool(self.value == other)
+
+    def __hash__(self) -> int:
+        return hash(self.value)
+
+    def __repr__(self) -> str:
+        return f"_Qualified({self.value!r}, {self.quals!r})"
+
+
+def _qualify(value: Hashable, quals: tuple[tuple[str, str], ...]) -> Hashable:
+    """``value`` with ``quals`` added (merged into a qualified value's own); the value itself without any."""
+    if not quals:
+        return value
+    merged: dict[str, str] = {}
+    for name, qual in (*value.quals, *quals) if isinstance(value, _Qualified) else quals:
+        # one qualifier stated twice, differently ("€18 dollars"): both kept, so it agrees with neither alone
+        merged[name] = qual if merged.get(name, qual) == qual else "|".join(sorted({*merged[name].split("|"), qual}))
+    return _Qualified(value.value if isinstance(value, _Qualified) else value, tuple(sorted(merged.items())))
+
+
+# Units a number may carry, by spelling (any case) -> canonical name. Only these: an unknown word after a number
+# ("8 apples") is no unit. Left out as too often a word of prose or maths: "in", "s", "a", "t", "d".
+_UNIT_NAMES: dict[str, str] = {
+    **dict.fromkeys(("%", "percent", "per cent", "pct"), "%"),
+    **dict.fromkeys(("am", "a.m.", "a.m"), "am"),
+    **dict.fromkeys(("pm", "p.m.", "p.m"), "pm"),
+    **dict.fromkeys(("sec", "secs", "second", "seconds"), "second"),
+    **dict.fromkeys(("min", "mins", "minute", "minutes"), "minute"),
+    **dict.fromkeys(("h", "hr", "hrs", "hour", "hours"), "hour"),
+    **dict.fromkeys(("day", "days"), "day"),
+    **dict.fromkeys(("wk", "wks", "week", "weeks"), "week"),
+    **dict.fromkeys(("month", "months"), "month"),
+    **dict.fromkeys(("yr", "yrs", "year", "years"), "year"),
+    **dict.fromkeys(("decade", "decades"), "decade"),
+    **dict.fromkeys(("century", "centuries"), "century"),
+    **dict.fromkeys(("mm", "millimeter", "millimeters", "millimetre", "millimetres"), "mm"),
+    **dict.fromkeys(("cm", "centimeter", "centimeters", "centimetre", "centimetres"), "cm"),
+    **dict.fromkeys(("m", "meter", "meters", "metre", "metres"), "m"),
+    **dict.fromkeys(("km", "kms", "kilometer", "kilometers", "kilometre", "kilometres"), "km"),
+    **dict.fromkeys(("inch", "inches"), "inch"),
+    **dict.fromkeys(("ft", "foot", "feet"), "ft"),
+    **dict.fromkeys(("yd", "yds", "yard", "yards"), "yd"),
+    **dict.fromkeys(("mi", "mile", "miles"), "mile"),
+    **dict.fromkeys(("mg", "milligram", "milligrams"), "mg"),
+    **dict.fromkeys(("g", "gram", "grams"), "g"),
+    **dict.fromkeys(("kg", "kgs", "kilogram", "kilograms", "kilo", "kilos"), "kg"),
+    **dict.fromkeys(("lb", "lbs", "pound", "pounds"), "lb"),
+    **dict.fromkeys(("oz", "ounce", "ounces"), "oz"),
+    **dict.fromkeys(("ton", "tons", "tonne", "tonnes"), "ton"),
+    **dict.fromkeys(("ml", "milliliter", "milliliters", "millilitre", "millilitres"), "ml"),
+    **dict.fromkeys(("l", "liter", "liters", "litre", "litres"), "l"),
+    **dict.fromkeys(("gal", "gallon", "gallons"), "gal"),
+    **dict.fromkeys(("qt", "quart", "quarts"), "qt"),
+    **dict.fromkeys(("pint", "pints"), "pint"),
+    **dict.fromkeys(("cup", "cups"), "cup"),
+    **dict.fromkeys(("tbsp", "tablespoon", "tablespoons"), "tbsp"),
+    **dict.fromkeys(("tsp", "teaspoon", "teaspoons"), "tsp"),
+    **dict.fromkeys(("mph",), "mile/hour"),  # a unit and a rate: "750 mph" is "750 miles per hour"
+    **dict.fromkeys(("kph", "km/h", "kmh"), "km/hour"),
+    **dict.fromkeys(("°", "degree", "degrees"), "degree"),
+    **dict.fromkeys(("°c", "celsius", "degrees celsius"), "°C"),
+    **dict.fromkeys(("°f", "fahrenheit", "degrees fahrenheit"), "°F"),
+    **dict.fromkeys(("dozen", "dozens"), "dozen"),
+    **dict.fromkeys(("dollar", "dollars", "usd", "buck", "bucks"), "usd"),
+    **dict.fromkeys(("cent", "cents", "¢"), "cent"),
+    **dict.fromkeys(("euro", "euros", "eur", "€"), "eur"),
+    **dict.fromkeys(("gbp", "£"), "gbp"),
+    **dict.fromkeys(("yen", "¥"), "yen"),
+    **dict.fromkeys(("rupee", "rupees"), "rupee"),
+    **dict.fromkeys(("peso", "pesos"), "peso"),
+}
+_UNIT_WORDS = "|".join(re.escape(u) for u in sorted(_UNIT_NAMES, key=len, reverse=True))
+# after a number (one or two spaces at most, every repetition bounded or possessive: read once per number):
+# a scale word, then a unit ("square" / "cubic" one, or one of _UNIT_NAMES), then a rate ("per hour", "/day",
+# "a week", "each day")
+_SCALE_WORD = re.compile(r"(?i)[ ]{0,2}+(hundred|thousand|million|billion|trillion)(?![A-Za-z])")
+_SCALES = {"hundred": 1e2, "thousand": 1e3, "million": 1e6, "billion": 1e9, "trillion": 1e12}
+_UNIT_AFTER = re.compile(rf"(?i)[ ]{{0,2}}+(?:(square|sq\.?|cubic|cu\.?)[ ]{{1,2}}+)?+({_UNIT_WORDS})(?![A-Za-z])")
+_RATE_AFTER = re.compile(
+    rf"(?i)[ ]{{0,2}}+(?:/|(?:per|an?|each|every)(?![A-Za-z]))[ ]{{0,2}}+({_UNIT_WORDS})(?![A-Za-z])"
+)
+# a currency sign before a number ("€18"; "$" is not read: LaTeX uses it for maths, and it is dropped before)
+_CURRENCY_BEFORE = {"€": "eur", "£": "gbp", "¥": "yen"}
+
+
+def _quantity(text: str, token: re.Match[str], number: float) -> float | _Qualified | None:
+    """A number with what follows it in ``text``: a scale word multiplies it ("5 million" is 5,000,000), a unit or
+    a currency sign qualifies it (:class:`_Qualified`); None when the scaled value is not finite."""
+    quals: list[tuple[str, str]] = []
+    pos = token.end()
+    scale = _SCALE_WORD.match(text, pos)
+    if scale is not None:
+        number, pos = number * _SCALES[scale.group(1).lower()], scale.end()
+        if not math.isfinite(number):
+            return None
+    unit = _UNIT_AFTER.match(text, pos)
+    if unit is not None:
+        square = (unit.group(1) or "").lower()
+        name = _UNIT_NAMES[unit.group(2).lower()]
+        name, _, per = name.partition("/")
+        quals.append(("unit", ("cubic " if square.startswith("cu") else "square " if square else "") + name))
+        if per:
+            quals.append(("per", per))
+        pos = unit.end()
+    rate = _RATE_AFTER.match(text, pos)
+    if rate is not None:
+        quals.append(("per", _UNIT_NAMES[rate.group(1).lower()]))
+    before = text[max(0, token.start() - 2) : token.start()].rstrip()
+    if before and before[-1] in _CURRENCY_BEFORE:
+        quals.append(("unit", _CURRENCY_BEFORE[before[-1]]))
+    return _qualify(number, tuple(quals))
+
+
+# a leading yes / no (or true / false) set apart by punctuation or the end: "Yes, 5 is prime.", "**No.**", "True"
+# (not "No problem", "Nobody", "No. 5" read as a number sign is still "no": the safe side, a disagreement)
+_POLARITY = re.compile(r"(?i)[\s*_`\"'(\[]*+(yes|no|true|false)[*_`\"')\]]*+(?=[,.;:!?\u2014\u2013-]|\s*+$)")
+
+
+def _polarity(text: str) -> tuple[tuple[str, str], ...]:
+    """An answer's leading yes / no as a qualifier: from the start of its stated answer part ("The answer is: no,
+    ..."), else from its own start; none when it has no such word."""
+    span = _answer_span(text)
+    m = _POLARITY.match(text, span[0]) if span is not None and span[2] else None
+    if m is None:
+        m = _POLARITY.match(text)
+    return () if m is None else (("polarity", "yes" if m.group(1).lower() in ("yes", "true") else "no"),)
+
+
+def _number_key(value: Any) -> float | _Qualified | tuple[float | _Qualified, ...] | None:
+    """The number an answer states (a float, scaled by a scale word and qualified by its unit: :func:`_quantity`),
+    the numbers of its answer part in order when that holds several different ones (a tuple: two answers agree
+    only on all of them), or None: no number, an expression (``3\\sqrt{2}``), a value that is not finite."""
     if value is None or isinstance(value, bool):
         return None
     if isinstance(value, (int, float)):
@@ -318,14 +467,15 @@ def _number_key(value: Any) -> float | tuple[float, ...] | None:
         tokens, lo = ([] if first is None else [first]), 0
     else:
         tokens, lo = list(_NUM_TOKEN.finditer(text, span[0], span[1])), span[0]
-    values: list[float] = []  # every number, in order: (1, 1, 2) is not (1, 2)
+    values: list[float | _Qualified] = []  # every number, in order: (1, 1, 2) is not (1, 2)
     for m in tokens:
         if _EXPRESSION_TAIL.match(text, m.end()) or _EXPRESSION_HEAD.search(text[max(lo, m.start() - 16) : m.start()]):
             return None
         number = _finite(_token_value(m))
-        if number is None:
+        quantity = None if number is None else _quantity(text, m, number)
+        if quantity is None:
             return None
-        values.append(number)
+        values.append(quantity)
     if not values:
         return None
     return values[0] if len(values) == 1 else tuple(values)
@@ -335,8 +485,11 @@ def extract_number(value: Any) -> float | None:
     """The final number of an answer: the one its answer part states (a boxed value, after "the answer is", after
     the last ``=``), else in a reasoning reply the last sentence that holds a number, else (a short answer) the
     first. None when there is none, it starts an expression (``3\\sqrt{2}``), it is not finite, or the answer part
-    holds several different numbers ("after 2 hours it holds 450 liters": which one is the answer is unsure)."""
+    holds several different numbers ("after 2 hours it holds 450 liters": which one is the answer is unsure). A
+    scale word multiplies it: "5 million" is 5000000.0."""
     key = _number_key(value)
+    if isinstance(key, _Qualified):
+        key = key.value
     return key if isinstance(key, float) else None
 
 
@@ -538,7 +691,7 @@ def _one_call(call: Any) -> tuple[str, Hashable] | None:
         args = {}
     if not isinstance(args, Mapping):
         return None
-    return name.strip().casefold(), _exact_value_key(args)
+    return name.strip(), _exact_value_key(args)  # a function name is case-sensitive in every provider's API
 
 
 def _exact_value_key(value: Any) -> Hashable:
@@ -682,15 +835,15 @@ def normalise_answer(
     if auto:
         kind = guess_kind(value)
     key: Hashable | None
-    if kind == "choice":
-        key = extract_choice(value)
-    elif kind == "number":
-        key = _number_key(value)
-        if key is None and isinstance(value, (int, float)):
-            # an int too large for a float is compared exactly; a float that is not finite agrees with nothing
-            return ("number", value) if isinstance(value, int) and not isinstance(value, bool) else None
-        if key is None:
+    if kind in ("choice", "number"):
+        key = extract_choice(value) if kind == "choice" else _number_key(value)
+        if key is None and kind == "number":
+            if isinstance(value, (int, float)):
+                # an int too large for a float is compared exactly; a float that is not finite agrees with nothing
+                return ("number", value) if isinstance(value, int) and not isinstance(value, bool) else None
             return _text_key(value, expression=True)
+        if key is not None and isinstance(value, str):
+            key = _qualify(key, _polarity(value))  # "Yes, 5 is prime." is not "No, 5 is not prime."
     elif kind == "json":
         obj = _parse_json(value, embedded=True)
         if auto and fields is None and isinstance(obj, Mapping):
