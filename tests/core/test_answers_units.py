@@ -110,6 +110,39 @@ def test_a_currency_sign_stated_twice_differently_agrees_with_neither_alone() ->
     assert not _both_ways(both, euros) and not _both_ways(both, dollars) and _both_ways(both, "18")
 
 
+@pytest.mark.parametrize(
+    ("a", "b", "agree"),
+    [
+        # a scale word inside a hyphenated word multiplies nothing (it made "3 hundred-dollar bills" 300)
+        ("The answer is 3 hundred-dollar bills.", "The answer is 300.", False),
+        ("The answer is 3 hundred-dollar bills.", "The answer is 3.", True),
+        ("4 thousand-year-old trees", "4000", False),
+        # scale words in a row multiply through (only the first was read: 500)
+        ("The answer is 5 hundred thousand.", "500000", True),
+        ("The answer is 5 hundred thousand.", "500", False),
+        # one word, two units: "pounds" is a weight or sterling
+        ("The answer is 12 pounds.", "The answer is £12.", True),
+        ("The answer is 12 pounds.", "The answer is 12 lb.", True),
+        # a bare degree may be Celsius, Fahrenheit or an angle
+        ("The answer is 5 degrees.", "The answer is 5°C.", True),
+        ("The answer is 5 degrees.", "The answer is 5 °F.", True),
+        ("The answer is 5°.", "The answer is 5°C.", True),
+        ("The answer is 5°C.", "The answer is 5°F.", False),
+        # "ft²" reads "ft2" once normalised: no unit, not feet
+        ("The answer is 120 ft²", "The answer is 120 sq ft", True),
+        ("The answer is 120 ft²", "The answer is 120 square feet", True),
+        # a function after a number is no unit
+        ("The answer is 5 g(x).", "The answer is 5 kg.", True),
+        # "No-one" is no "no"
+        ("No-one knows; the answer is 5.", "Yes, the answer is 5.", True),
+    ],
+)  # fmt: skip
+def test_ordinary_words_after_a_number_are_read_as_written(a: str, b: str, agree: bool) -> None:
+    """A review's cases: a scale word in a hyphenated word, scale words in a row, words of two units, a bare degree,
+    a squared unit, a function name and a hyphenated "No-one" (the first two kept wrong answers)."""
+    assert _both_ways(a, b) is agree
+
+
 # ---- 2. a leading yes / no ---------------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("a", "b"),
@@ -194,6 +227,7 @@ ADVERSARIAL = {
     "yes then markup": "yes" + "*" * N + "x",
     "answer is yes": "The answer is: yes, 5. " * (N // 23),
     "currency": "€1 " * (N // 3),
+    "scale words in a row": "The answer is 5" + " hundred thousand million" * (N // 25),
 }
 
 

@@ -365,7 +365,8 @@ _UNIT_NAMES: dict[str, str] = {
     **dict.fromkeys(("mg", "milligram", "milligrams"), "mg"),
     **dict.fromkeys(("g", "gram", "grams"), "g"),
     **dict.fromkeys(("kg", "kgs", "kilogram", "kilograms", "kilo", "kilos"), "kg"),
-    **dict.fromkeys(("lb", "lbs", "pound", "pounds"), "lb"),
+    # "pounds" is a weight or sterling: one unit, so "12 pounds" agrees with "£12" and with "12 lb"
+    **dict.fromkeys(("lb", "lbs", "pound", "pounds", "gbp", "£"), "pound"),
     **dict.fromkeys(("oz", "ounce", "ounces"), "oz"),
     **dict.fromkeys(("ton", "tons", "tonne", "tonnes"), "ton"),
     **dict.fromkeys(("ml", "milliliter", "milliliters", "millilitre", "millilitres"), "ml"),
@@ -378,14 +379,13 @@ _UNIT_NAMES: dict[str, str] = {
     **dict.fromkeys(("tsp", "teaspoon", "teaspoons"), "tsp"),
     **dict.fromkeys(("mph",), "mile/hour"),  # a unit and a rate: "750 mph" is "750 miles per hour"
     **dict.fromkeys(("kph", "km/h", "kmh"), "km/hour"),
-    **dict.fromkeys(("°", "degree", "degrees"), "degree"),
+    # a bare degree ("5 degrees", "5°") is no unit: it may be Celsius, Fahrenheit or an angle
     **dict.fromkeys(("°c", "celsius", "degrees celsius"), "°C"),
     **dict.fromkeys(("°f", "fahrenheit", "degrees fahrenheit"), "°F"),
     **dict.fromkeys(("dozen", "dozens"), "dozen"),
     **dict.fromkeys(("dollar", "dollars", "usd", "buck", "bucks"), "usd"),
     **dict.fromkeys(("cent", "cents", "¢"), "cent"),
     **dict.fromkeys(("euro", "euros", "eur", "€"), "eur"),
-    **dict.fromkeys(("gbp", "£"), "gbp"),
     **dict.fromkeys(("yen", "¥"), "yen"),
     **dict.fromkeys(("rupee", "rupees"), "rupee"),
     **dict.fromkeys(("peso", "pesos"), "peso"),
@@ -394,14 +394,14 @@ _UNIT_WORDS = "|".join(re.escape(u) for u in sorted(_UNIT_NAMES, key=len, revers
 # after a number (one or two spaces at most, every repetition bounded or possessive: read once per number):
 # a scale word, then a unit ("square" / "cubic" one, or one of _UNIT_NAMES), then a rate ("per hour", "/day",
 # "a week", "each day")
-_SCALE_WORD = re.compile(r"(?i)[ ]{0,2}+(hundred|thousand|million|billion|trillion)(?![A-Za-z])")
+_SCALE_WORD = re.compile(r"(?i)[ ]{0,2}+(hundred|thousand|million|billion|trillion)(?![A-Za-z0-9-])")
 _SCALES = {"hundred": 1e2, "thousand": 1e3, "million": 1e6, "billion": 1e9, "trillion": 1e12}
-_UNIT_AFTER = re.compile(rf"(?i)[ ]{{0,2}}+(?:(square|sq\.?|cubic|cu\.?)[ ]{{1,2}}+)?+({_UNIT_WORDS})(?![A-Za-z])")
+_UNIT_AFTER = re.compile(rf"(?i)[ ]{{0,2}}+(?:(square|sq\.?|cubic|cu\.?)[ ]{{1,2}}+)?+({_UNIT_WORDS})(?![A-Za-z0-9(])")
 _RATE_AFTER = re.compile(
     rf"(?i)[ ]{{0,2}}+(?:/|(?:per|an?|each|every)(?![A-Za-z]))[ ]{{0,2}}+({_UNIT_WORDS})(?![A-Za-z])"
 )
 # a currency sign before a number ("€18"; "$" is not read: LaTeX uses it for maths, and it is dropped before)
-_CURRENCY_BEFORE = {"€": "eur", "£": "gbp", "¥": "yen"}
+_CURRENCY_BEFORE = {"€": "eur", "£": "pound", "¥": "yen"}
 
 
 def _quantity(text: str, token: re.Match[str], number: float) -> float | _Qualified | None:
@@ -409,8 +409,10 @@ def _quantity(text: str, token: re.Match[str], number: float) -> float | _Qualif
     a currency sign qualifies it (:class:`_Qualified`); None when the scaled value is not finite."""
     quals: list[tuple[str, str]] = []
     pos = token.end()
-    scale = _SCALE_WORD.match(text, pos)
-    if scale is not None:
+    for _ in range(len(_SCALES)):  # "5 hundred thousand" is 500,000 (each scale word at most once in a row)
+        scale = _SCALE_WORD.match(text, pos)
+        if scale is None:
+            break
         number, pos = number * _SCALES[scale.group(1).lower()], scale.end()
         if not math.isfinite(number):
             return None
@@ -434,7 +436,7 @@ def _quantity(text: str, token: re.Match[str], number: float) -> float | _Qualif
 
 # a leading yes / no (or true / false) set apart by punctuation or the end: "Yes, 5 is prime.", "**No.**", "True"
 # (not "No problem", "Nobody", "No. 5" read as a number sign is still "no": the safe side, a disagreement)
-_POLARITY = re.compile(r"(?i)[\s*_`\"'(\[]*+(yes|no|true|false)[*_`\"')\]]*+(?=[,.;:!?\u2014\u2013-]|\s*+$)")
+_POLARITY = re.compile(r"(?i)[\s*_`\"'(\[]*+(yes|no|true|false)[*_`\"')\]]*+(?=[,.;:!?\u2014\u2013]|\s*+$)")
 
 
 def _polarity(text: str) -> tuple[tuple[str, str], ...]:
@@ -819,7 +821,10 @@ def normalise_answer(
 ) -> Hashable | None:
     """A comparable key for an answer under ``kind`` (or the user's ``extract``), None when there is none.
 
-    Keys of different kinds are tagged, so a number never equals the same characters read as text.
+    Keys of different kinds are tagged, so a number never equals the same characters read as text. Compare keys
+    pairwise with ``==`` only: a number's unit or an answer's yes / no that one side leaves out matches any
+    (``"5 km"`` equals ``"5"``, which equals ``"5 miles"``), so keys do not group answers transitively, and a
+    qualified key is not JSON-serialisable.
 
     Raises:
         InvalidInputError: ``kind`` is not one of :data:`ANSWER_KINDS`.
