@@ -7,6 +7,8 @@ The three models are tests/server/test_server_ladder.py's: the mock echo under t
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,6 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from routellm_core.routing.objective import MAX_WINDOW
 from routellm_core.server import ServerThread, create_app
+from routellm_core.server.auto import MAX_ENGINES
 
 PRICES = {"tiny": (0.1, 0.1), "mid": (1.0, 1.0), "big": (10.0, 10.0)}
 PRIORS = {"tiny": "like:chatglm-6b", "mid": "like:Qwen2.5-32B-Instruct", "big": "like:o1-preview-2024-09-12"}
@@ -62,3 +65,37 @@ def test_a_window_too_long_is_a_400_naming_the_limit(server: ServerThread, model
         if s.name == "routellm_ladder_budget_target_usd_per_1k"
     }
     assert f"budget=1.5,window={MAX_WINDOW}" in labels
+
+
+def test_a_call_answered_after_its_engine_was_evicted_leaves_no_budget_series(server: ServerThread) -> None:
+    """A slow call on router-auto-budget-7.77 whose engine more objectives than the server keeps evict while it
+    runs: once it answers, none of that objective's series is back on /metrics (its spend came back alone, one
+    stale series per eviction, for good)."""
+
+    def budget_series() -> dict[str, set[str]]:
+        found: dict[str, set[str]] = {}
+        for family in text_string_to_metric_families(httpx.get(f"{server.url}/metrics", timeout=10).text):
+            for sample in family.samples:
+                if sample.name.startswith("routellm_ladder_budget") or sample.name == "routellm_ladder_cost_weight":
+                    found.setdefault(sample.labels["objective"], set()).add(sample.name)
+        return found
+
+    slow: dict[str, httpx.Response] = {}
+    body = {"model": "router-auto-budget-7.77", "messages": [{"role": "user", "content": "[sleep:1.5] " + PROMPT}]}
+    caller = threading.Thread(
+        target=lambda: slow.setdefault("answer", httpx.post(f"{server.url}/v1/chat/completions", json=body, timeout=60))
+    )
+    caller.start()
+    deadline = time.monotonic() + 10
+    while "budget=7.77" not in budget_series() and time.monotonic() < deadline:  # routed: its gauges are set
+        time.sleep(0.05)
+    assert "budget=7.77" in budget_series()
+    for i in range(MAX_ENGINES + 1):  # more objectives than a worker keeps: 7.77's engine is evicted
+        assert ask(server, f"router-auto-budget-{2 + i / 100:.2f}").status_code == 200
+    assert "budget=7.77" not in budget_series()
+    caller.join(timeout=60)
+    assert slow["answer"].status_code == 200, slow["answer"].text
+    assert "budget=7.77" not in budget_series()
+    spends = {o for o, names in budget_series().items() if "routellm_ladder_budget_spend_usd_per_1k" in names}
+    targets = {o for o, names in budget_series().items() if "routellm_ladder_budget_target_usd_per_1k" in names}
+    assert spends == targets

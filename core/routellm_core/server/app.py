@@ -570,7 +570,7 @@ class ServerState:
             self.metrics.routing_latency.observe(time.perf_counter() - start)
         self.metrics.decisions.inc(router=route.decision.router, choice=route.choice)
         ladder = route.ladder
-        if isinstance(engine, AutoEngine) and ladder is not None and ladder.budget is not None:
+        if isinstance(engine, AutoEngine) and not engine.retired and ladder is not None and ladder.budget is not None:
             self.metrics.budget(engine.label, ladder.budget, ladder.spend or 0.0, ladder.value)
         self.remember(route, text)
         if self.settings.log_prompts:
@@ -709,7 +709,9 @@ class ServerState:
         if isinstance(engine, AutoEngine) and record.ladder is not None:
             self.metrics.ladder_answer(engine.label, record.model, record.ladder.expected_cost, record.cost)
             # the spend with this call's cost in it (the routing set it before the call: one call behind)
-            if engine.controller is not None and (realised := engine.controller.realised) is not None:
+            # (not for an engine evicted while the call ran: its series are gone and stay gone)
+            realised = None if engine.retired or engine.controller is None else engine.controller.realised
+            if realised is not None:
                 self.metrics.budget_spent(engine.label, 1000.0 * realised)
 
     def _account_paid(self, engine: RoutingEngine | LadderEngine, paid: list[ServedDecision]) -> None:

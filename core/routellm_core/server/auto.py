@@ -167,6 +167,8 @@ class AutoEngine(LadderEngine):
     def __init__(self, label: str, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.label = label
+        #: Dropped from the worker's engines: calls still in flight on it no longer set its metrics' gauges.
+        self.retired = False
 
 
 class AutoRouting:
@@ -218,6 +220,7 @@ class AutoRouting:
             found = self._engines[key] = self._build(objective, setting)
             while len(self._engines) > MAX_ENGINES:
                 _, dropped = self._engines.popitem(last=False)
+                dropped.retired = True
                 if self.on_evict is not None:
                     self.on_evict(dropped)
         else:
