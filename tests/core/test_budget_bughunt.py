@@ -73,6 +73,20 @@ def test_a_real_zero_token_answer_still_counts() -> None:
     assert after["tiny"] < 0.5 * before["tiny"]
 
 
+def test_answers_reporting_no_input_tokens_leave_the_prompt_length_alone() -> None:
+    """A provider that reports output tokens only (input 0) says nothing of the prompt's length: the expected costs
+    stay what the real reports taught (each such answer read as a 0-token prompt: expected costs fell 4.6x)."""
+    eng = _engine()
+    long_text = TEXT * 40  # prompt tokens weigh in the expected cost
+    for _ in range(10):
+        for model in MODELS:
+            eng.ladder.observe(_served(model, 480, 300), long_text)
+    learned = eng.ladder.expected_costs(long_text)
+    for _ in range(200):
+        eng.ladder.observe(_served("mid", 0, 300), long_text)
+    assert eng.ladder.expected_costs(long_text) == pytest.approx(learned, rel=0.05)
+
+
 def test_langchain_cache_hits_do_not_carry_the_budget_away() -> None:
     """Half the traffic is one repeated question that LangChain's cache answers after its first call. The budget
     (0.5 USD per 1k: between mid alone, ~0.3, and big alone, ~3) is still spent, as without a cache; before the fix
@@ -119,6 +133,8 @@ def test_a_window_too_long_is_refused_naming_the_limit(window: int) -> None:
         (lambda: Objective.budget(-1), "a budget must be above 0 USD per 1,000 requests, got -1"),
         (lambda: Objective.parse("budget=-1"), "a budget must be above 0 USD per 1,000 requests, got -1.0"),
         (lambda: Objective.budget(float("nan")), "needs a finite number"),
+        (lambda: Objective.budget(10**400), "needs a finite number"),  # was OverflowError
+        (lambda: Objective.cost_weight(-(10**400)), "needs a finite number"),
         (lambda: Objective.budget("1.5"), "needs a finite number, got '1.5'"),  # type: ignore[arg-type]
         (lambda: Objective.margin(-0.1), "needs a number >= 0"),
     ],

@@ -177,7 +177,7 @@ class ModelLadder:
                     if others:
                         self._verbosity[j].append(tokens / max(float(np.mean(others)), 1.0))
                     self._levels.append((j, tokens / self._verbosity_of(j)))
-                if attempt.input_tokens is not None and text:
+                if attempt.input_tokens and text:  # 0: a provider that reports output tokens only
                     self._in_ratio_sum += attempt.input_tokens / max(1.0, len(text) / CHARS_PER_TOKEN)
                     self._in_ratio_n += 1
 

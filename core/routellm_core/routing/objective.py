@@ -48,7 +48,11 @@ class Objective:
             raise InvalidInputError(f"unknown objective {self.kind!r}; expected one of {list(OBJECTIVE_KINDS)}")
         value = self.value
         # any real number (a numpy scalar too), not a bool
-        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+        try:  # an int too large for a float (10**400) is no finite number either
+            finite = not isinstance(value, bool) and isinstance(value, numbers.Real) and math.isfinite(float(value))
+        except OverflowError:
+            finite = False
+        if not finite:
             raise InvalidInputError(f"the {self.kind} objective needs a finite number, got {value!r:.60}")
         if self.kind == "budget" and value <= 0:
             raise InvalidInputError(f"a budget must be above 0 USD per 1,000 requests, got {value!r}")
