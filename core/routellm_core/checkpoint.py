@@ -35,7 +35,9 @@ class CheckpointConfig(BaseModel):
         metadata: Free-form training facts (sources, sizes, metrics).
     """
 
-    model_config = ConfigDict(extra="forbid")
+    #: Errors never quote a value: a crafted checkpoint's ``config.json`` may be a link to another JSON file (a
+    #: credentials file), whose values would otherwise show in the message.
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
 
     router: str = Field(min_length=1)
     format_version: int = FORMAT_VERSION

@@ -81,6 +81,7 @@ from routellm_core.server.errors import ErrorResponse, model_call_error, short_s
 from routellm_core.server.metrics import CHECK_SIDE, CONTENT_TYPE, JUDGE_SIDE, LABEL_SIDE, ServerMetrics
 from routellm_core.server.models import build_models, check_price_names, upstream_name
 from routellm_core.server.openapi import install_openapi
+from routellm_core.server.origin import browser_refusal
 from routellm_core.server.protocol import (
     completion_text,
     model_ids,
@@ -376,12 +377,17 @@ class ServerState:
 
     # ---- admission ------------------------------------------------------------------------------------
     def authorize(self, request: Request) -> None:
-        """Check the bearer token (constant-time compare of SHA-256 digests against every accepted token).
+        """Check the bearer token (constant-time compare of SHA-256 digests against every accepted token); without
+        auth, refuse another site's browser requests and DNS rebinding (:func:`browser_refusal`).
 
         Raises:
-            ErrorResponse: 401 when auth is on and the token is missing or wrong.
+            ErrorResponse: 401 when auth is on and the token is missing or wrong; 403 when auth is off and a browser
+                sent the request from another site's page, or asked a loopback connection under a rebindable name.
         """
         if not self._tokens:
+            refused = browser_refusal(request.headers, request.scope, self.settings.allowed_hosts)
+            if refused is not None:
+                raise ErrorResponse(403, refused[1], code=refused[0], type="permission_error")
             return
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
         supplied = _digest(token.strip().encode() if scheme.lower() == "bearer" else b"")

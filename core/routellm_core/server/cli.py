@@ -221,6 +221,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="serve without bearer tokens even on a non-loopback --host (anyone who reaches the port spends "
         "the upstreams' keys)",
     )
+    srv.add_argument(
+        "--allowed-host",
+        dest="allowed_hosts",
+        action="append",
+        metavar="NAME",
+        help="without auth: a host name answered on loopback besides IP addresses and localhost (a reverse proxy "
+        "that keeps the Host header); repeatable",
+    )
     srv.add_argument("--max-body-bytes", type=int, default=4 * 1024 * 1024)
     srv.add_argument("--max-messages", type=int, default=1024)
     srv.add_argument("--max-concurrency", type=int, default=512, help="requests in flight per worker (429 above)")
@@ -255,6 +263,7 @@ def settings_from_args(args: argparse.Namespace) -> ServerSettings:
         "upstream_timeout": args.upstream_timeout,
         "upstream_retries": args.upstream_retries,
         "log_prompts": args.log_prompts,
+        "allowed_hosts": tuple(args.allowed_hosts or ()),
         "feedback": args.feedback,
         "response_days": args.response_days,
         "judge": args.judge,

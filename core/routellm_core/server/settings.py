@@ -52,6 +52,9 @@ class ServerSettings(BaseModel):
             calling the server decides on retries).
         max_batch_size: Largest routing micro-batch.
         log_prompts: Log each routing text at INFO (off: prompts are never logged).
+        allowed_hosts: Without auth, host names also answered on a loopback connection besides IP addresses,
+            ``localhost`` and ``*.localhost`` (a reverse proxy that keeps the ``Host`` header); others are
+            refused as DNS rebinding.
         feedback: A feedback store: a SQLite file path (created when missing) or a ``postgresql://`` URL (shared by
             several servers): every routed request's decision is recorded there under the decision id the response
             carries, and ``POST /v1/feedback`` attaches verdicts. It also remembers who answered each
@@ -109,6 +112,7 @@ class ServerSettings(BaseModel):
     upstream_retries: Annotated[int, Field(ge=0, le=10)] = 0
     max_batch_size: PositiveInt = 64
     log_prompts: bool = False
+    allowed_hosts: tuple[str, ...] = ()
     feedback: str | None = None
     response_days: Annotated[float, Field(gt=0.0, allow_inf_nan=False)] = 30.0
     judge: str | None = None
@@ -132,6 +136,13 @@ class ServerSettings(BaseModel):
         if not value or any(not name.strip() for name in value):
             raise ValueError("serve at least one router, and no blank router name")
         return tuple(dict.fromkeys(value))
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _hosts(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if any(not name.strip() or ":" in name or "/" in name for name in value):
+            raise ValueError("allowed_hosts are host names without a port or scheme (router.example.com)")
+        return tuple(name.strip().lower().rstrip(".") for name in value)
 
     @field_validator("api_keys")
     @classmethod

@@ -35,6 +35,25 @@ class UpstreamProtocolError(RuntimeError):
     """An upstream answered something that is not a chat completion (or chunk) object, or response (or event)."""
 
 
+#: Request fields a LangChain chat model would hand to its provider's SDK as transport options (headers, query
+#: string, raw body fields, timeout) instead of sending them as request fields: a client could set the headers of
+#: the server's own authenticated call (``OpenAI-Organization``, ``Authorization``...). No chat-completions request
+#: has them (the ``openai`` SDK merges its own ``extra_*`` arguments into the request before sending it).
+SDK_OPTIONS = frozenset({"extra_headers", "extra_query", "extra_body", "timeout"})
+
+
+class UpstreamRequestRefused(ValueError):
+    """A request an upstream refuses before calling its model: answered 400 with this message (``status_code``,
+    ``code`` and ``message`` as an upstream's refusal carries them)."""
+
+    status_code = 400
+    code = "unsupported_parameter"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
 def _response_error(event: Mapping[str, Any], url: Any) -> Exception:
     """The error a Responses upstream reported in a 200 answer: an ``error`` event (``code``, ``message`` at its top
     level, or under ``error``), or a response (or ``response.failed`` event) whose status is ``failed``."""
@@ -207,6 +226,13 @@ class ChatModelUpstream(Upstream):
         from langchain_core.messages import convert_to_messages
 
         params = dict(body)
+        smuggled = sorted(SDK_OPTIONS.intersection(params))
+        if smuggled:
+            raise UpstreamRequestRefused(
+                f"{', '.join(smuggled)} {'is' if len(smuggled) == 1 else 'are'} no chat-completions request field "
+                f"(the SDKs' transport options; the {self.name!r} LangChain model would apply them to the server's "
+                "own call): leave them out of the request body"
+            )
         messages = convert_to_messages(params.pop("messages"))
         usage = bool((params.pop("stream_options", None) or {}).get("include_usage"))
         tools = params.pop("tools", None)
