@@ -40,6 +40,10 @@ class UpstreamProtocolError(RuntimeError):
 #: the server's own authenticated call (``OpenAI-Organization``, ``Authorization``...). No chat-completions request
 #: has them (the ``openai`` SDK merges its own ``extra_*`` arguments into the request before sending it).
 SDK_OPTIONS = frozenset({"extra_headers", "extra_query", "extra_body", "timeout"})
+#: Request fields a LangChain chat model takes as its own run options, not the provider's: ``metadata`` (an OpenAI
+#: field, key-value tags of a request) becomes the LangChain run's metadata (what tracing shows); the others are no
+#: chat-completions fields and are refused (binding them raised ``TypeError``, a 502).
+RUN_OPTIONS = frozenset({"tags", "run_name", "run_id", "callbacks", "config"})
 
 
 class UpstreamRequestRefused(ValueError):
@@ -207,7 +211,8 @@ class ChatModelUpstream(Upstream):
     """A LangChain chat model (from ``init_chat_model`` or given), speaking OpenAI JSON to the server.
 
     Tools and ``tool_choice`` are bound with ``bind_tools``; the other request fields (``temperature``,
-    ``max_tokens``, ``response_format``...) are bound as call arguments, which the provider's model receives.
+    ``max_tokens``, ``response_format``...) are bound as call arguments, which the provider's model receives, but
+    ``metadata``, which becomes the LangChain run's metadata (what tracing shows; it does not reach the provider).
 
     Args:
         model: The chat model.
@@ -222,7 +227,14 @@ class ChatModelUpstream(Upstream):
         )
         self.timeout = timeout
 
-    def _prepare(self, body: Mapping[str, Any]) -> tuple[Any, list[Any], bool]:
+    def _prepare(self, body: Mapping[str, Any]) -> tuple[Any, list[Any], bool, dict[str, Any]]:
+        """The bound model, the messages, whether usage is asked for in a stream, and the run's config (its
+        ``metadata`` from the request's).
+
+        Raises:
+            UpstreamRequestRefused: A field the LangChain model would not send as a request field (transport or run
+                options), or a ``metadata`` that is not an object.
+        """
         from langchain_core.messages import convert_to_messages
 
         params = dict(body)
@@ -233,6 +245,19 @@ class ChatModelUpstream(Upstream):
                 f"(the SDKs' transport options; the {self.name!r} LangChain model would apply them to the server's "
                 "own call): leave them out of the request body"
             )
+        run_options = sorted(RUN_OPTIONS.intersection(params))
+        if run_options:
+            raise UpstreamRequestRefused(
+                f"{', '.join(run_options)} {'is' if len(run_options) == 1 else 'are'} no chat-completions request "
+                f"field (the {self.name!r} LangChain model would read it as its own run option): leave it out"
+            )
+        config: dict[str, Any] = {}
+        if "metadata" in params:
+            metadata = params.pop("metadata")
+            if metadata is not None and not isinstance(metadata, Mapping):
+                raise UpstreamRequestRefused(f"metadata must be an object of key-value pairs, got {metadata!r:.60}")
+            if metadata:
+                config["metadata"] = dict(metadata)
         messages = convert_to_messages(params.pop("messages"))
         usage = bool((params.pop("stream_options", None) or {}).get("include_usage"))
         tools = params.pop("tools", None)
@@ -242,13 +267,13 @@ class ChatModelUpstream(Upstream):
             runnable = runnable.bind_tools(tools, **({"tool_choice": tool_choice} if tool_choice else {}))
         if params:
             runnable = runnable.bind(**params)
-        return runnable, messages, usage
+        return runnable, messages, usage, config
 
     async def complete(self, body: Mapping[str, Any]) -> dict[str, Any]:
         from langchain_core.messages import convert_to_openai_messages
 
-        runnable, messages, _ = self._prepare(body)
-        message = await asyncio.wait_for(runnable.ainvoke(messages), self.timeout)
+        runnable, messages, _, config = self._prepare(body)
+        message = await asyncio.wait_for(runnable.ainvoke(messages, config=config or None), self.timeout)
         meta = message.response_metadata or {}
         reply = convert_to_openai_messages(message, text_format="string")
         return {
@@ -269,8 +294,8 @@ class ChatModelUpstream(Upstream):
     async def stream(self, body: Mapping[str, Any]) -> AsyncIterator[dict[str, Any]]:
         from langchain_core.messages.ai import add_usage
 
-        runnable, messages, include_usage = self._prepare(body)
-        chunks = runnable.astream(messages)
+        runnable, messages, include_usage, config = self._prepare(body)
+        chunks = runnable.astream(messages, config=config or None)
         head = {"id": _completion_id(), "object": "chat.completion.chunk", "created": int(time.time())}
         model, finish, tool_called, usage = self.name, None, False, None
         try:
