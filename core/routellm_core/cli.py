@@ -873,8 +873,9 @@ def _add_ladder_arguments(parser: argparse.ArgumentParser) -> None:
         "--objective",
         type=argument_type(Objective.parse),
         metavar="KIND=VALUE[,window=N]",
-        help="margin=D (default margin=0.05), max_cost=USD (per request), cost_weight=W, or budget=USD (per 1,000 "
-        "requests: the controller run over the prompts in order, as a fresh server would)",
+        help="margin=D (default margin=0.05), max_cost=USD (per request), cost_weight=W, budget=USD (per 1,000 "
+        "requests: the controller run over the prompts in order, as a fresh server would), or shares=NAME:SHARE;... "
+        "(the best predicted model, each named one chosen for at most its share: shares=gpt-4o:5%%;llama3:70b:0.3)",
     )
     auto.add_argument(
         "--prices",

@@ -92,14 +92,18 @@ class LadderChoice:
         predictions: Predicted P(model answers well | prompt), per model (same order).
         expected_costs: Expected USD cost of this request per model (same order).
         chosen: The model the objective chose.
-        objective: ``"margin"``, ``"max_cost"``, ``"cost_weight"`` or ``"budget"``.
+        objective: ``"margin"``, ``"max_cost"``, ``"cost_weight"``, ``"budget"`` or ``"shares"``.
         value: The objective's parameter in force (the margin, the per-request cap, the cost weight; for
-            ``"budget"`` the cost weight the budget controller set).
+            ``"budget"`` the cost weight the budget controller set; for ``"shares"`` the chosen model's penalty).
         strong: The pair's strong model (escalation and fallback target, or the chosen model).
         weak: The pair's weak model (the chosen model, or the one below it).
         budget: For ``"budget"``: the target USD per 1,000 requests.
         spend: For ``"budget"``: what the recent calls really cost, USD per 1,000 requests (before any call
             reported, the recent window's expected spend at ``value``).
+        caps: For ``"shares"``: ``(model, largest share of requests)`` per capped model (``value`` is then the
+            chosen model's penalty in force).
+        shares: For ``"shares"``: ``(model, share of the recent served calls)`` per capped model (before any call
+            reported, its share of the controller's recent choices).
     """
 
     models: tuple[str, ...]
@@ -112,6 +116,8 @@ class LadderChoice:
     weak: str
     budget: float | None = None
     spend: float | None = None
+    caps: tuple[tuple[str, float], ...] | None = None
+    shares: tuple[tuple[str, float], ...] | None = None
 
     @property
     def expected_cost(self) -> float:
@@ -137,6 +143,8 @@ class LadderChoice:
             "weak": self.weak,
             "budget": self.budget,
             "spend": self.spend,
+            "caps": None if self.caps is None else dict(self.caps),
+            "shares": None if self.shares is None else dict(self.shares),
         }
 
     @classmethod
@@ -153,6 +161,10 @@ class LadderChoice:
             item = value.get(key)
             return None if item is None else float(item)
 
+        def by_model(key: str) -> tuple[tuple[str, float], ...] | None:
+            item = value.get(key)
+            return None if item is None else tuple((str(m), float(v)) for m, v in dict(item).items())
+
         choice = cls(
             models=models,
             predictions=tuple(float(predictions[m]) for m in models),
@@ -164,6 +176,8 @@ class LadderChoice:
             weak=str(value["weak"]),
             budget=opt("budget"),
             spend=opt("spend"),
+            caps=by_model("caps"),
+            shares=by_model("shares"),
         )
         if not {choice.chosen, choice.strong, choice.weak} <= set(models):
             raise ValueError("a ladder choice names a model it does not list")

@@ -16,6 +16,8 @@ Under ``Objective.budget`` a :class:`BudgetController` holds the mean spend on l
 ``window`` requests' predictions and expected costs, and sets the cost weight to the smallest one at which that
 window would have spent no more than the budget (a quantile of the window's price-quality exchange rates), so a
 drift in the traffic's mix moves the weight with it; what the calls really cost corrects the spend it aims at.
+Under ``Objective.shares`` a :class:`~routellm_core.routing.shares.ShareController` holds each capped model's share of
+the recent requests by a penalty per capped model.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from routellm_core.routing.dispatch import log_route
 from routellm_core.routing.engine import RoutingEngine, RoutingOptions, aheld, held, price_table, quietly
 from routellm_core.routing.objective import Objective
 from routellm_core.routing.policy import RoutingPolicy, build_policy
+from routellm_core.routing.shares import ShareController
 
 logger = logging.getLogger(__name__)
 
@@ -417,6 +420,8 @@ class LadderEngine:
         self.controller = (
             BudgetController(self.objective.value, self.objective.window) if self.objective.kind == "budget" else None
         )
+        #: Under ``Objective.shares``: the controller holding each capped model's share.
+        self.shares = self._share_controller() if self.objective.kind == "shares" else None
         shared = engine_kwargs.pop("labelling", "own")  # a labelling to share (the server's engines per objective)
         self._engine_kwargs = engine_kwargs
         #: Under ``Escalation(climb=True)``: the climb's rules (the pairs' engines then escalate nothing themselves).
@@ -431,6 +436,32 @@ class LadderEngine:
         )
         self._engines: dict[tuple[str, str], RoutingEngine] = {}
         self._lock = threading.Lock()
+
+    def _share_controller(self) -> ShareController:
+        """The share controller of ``Objective.shares`` over the listed models.
+
+        Raises:
+            InvalidInputError: A capped model ``models=`` does not list, or every model capped with caps summing
+                below 1.
+        """
+        caps = self.objective.cap_of
+        unknown = [name for name in caps if name not in self.names]
+        if unknown:
+            close = {name: guess for name in unknown if (guess := close_name(name, list(self.names))) is not None}
+            hint = "".join(f"; did you mean {guess!r} for {name!r}?" for name, guess in close.items())
+            raise InvalidInputError(
+                f"{self.owner}: the shares objective caps {unknown}, which models= does not list (models: "
+                f"{list(self.names)}){hint}"
+            )
+        if len(caps) == len(self.names) and sum(caps.values()) < 1 - 1e-9:
+            raise InvalidInputError(
+                f"{self.owner}: the shares objective caps every listed model and the caps sum to "
+                f"{sum(caps.values()):.4g} < 1, so some requests could go to no model: raise a cap or leave a model "
+                "uncapped"
+            )
+        return ShareController(
+            {self.names.index(name): cap for name, cap in caps.items()}, len(self.names), self.objective.window
+        )
 
     def _check_priors(self, router: Any, named: Sequence[str]) -> None:
         """Each listed model's prior names profiled models (else the first call would fail on it); a prior of a model
@@ -525,15 +556,22 @@ class LadderEngine:
         )[0]
         cost = self.ladder.expected_costs(text)
         objective = self.objective
-        budget = spend = None
-        if self.controller is not None:
-            value, expected = self.controller.weight(pred, cost)
-            realised = self.controller.realised
-            kind, budget = "cost_weight", objective.value
-            spend = 1000.0 * (expected if realised is None else realised)
+        budget = spend = caps = shares = None
+        if self.shares is not None:
+            chosen, penalties = self.shares.choose(pred, cost)
+            value = float(penalties[chosen])
+            capped = [self.names[m] for m in self.shares.capped]
+            caps = tuple(zip(capped, (float(c) for c in self.shares.caps), strict=True))
+            shares = tuple(zip(capped, (float(x) for x in self.shares.shares), strict=True))
         else:
-            kind, value = objective.kind, objective.value
-        chosen = int(choose(pred[None], cost[None], kind, np.array([value]))[0, 0])
+            if self.controller is not None:
+                value, expected = self.controller.weight(pred, cost)
+                realised = self.controller.realised
+                kind, budget = "cost_weight", objective.value
+                spend = 1000.0 * (expected if realised is None else realised)
+            else:
+                kind, value = objective.kind, objective.value
+            chosen = int(choose(pred[None], cost[None], kind, np.array([value]))[0, 0])
         order = np.argsort(cost, kind="stable")
         above = [j for j in order if cost[j] > cost[chosen] and pred[j] > pred[chosen]]
         ordered = [int(j) for j in order]
@@ -558,6 +596,8 @@ class LadderEngine:
             weak=self.names[weak],
             budget=budget,
             spend=spend,
+            caps=caps,
+            shares=shares,
         )
 
     def route(self, text: str, threshold: float | None = None) -> Route:
@@ -820,6 +860,9 @@ class LadderEngine:
                 answered = [a.cost for a in record.attempts if a.error is None]
                 if answered and all(c is not None for c in answered):
                     self.controller.spent(float(sum(c for c in answered if c is not None)))
+            answered_by = {a.model for a in record.attempts if a.error is None}
+            if self.shares is not None and record.model in self.names and record.model in answered_by:
+                self.shares.served(self.names.index(record.model))
         except Exception:  # learning must not cost the caller an answer it already has
             logger.exception("%s: could not learn from decision %s", self.owner, record.id)
 

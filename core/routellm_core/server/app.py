@@ -372,8 +372,14 @@ class ServerState:
             return built
 
         auto = AutoRouting(models, Objective.parse(settings.objective), build)
-        auto.on_evict = lambda dropped: self.metrics.forget_budget(dropped.label)
+        auto.on_evict = self._forget_engine
         return auto
+
+    def _forget_engine(self, dropped: AutoEngine) -> None:
+        """Drop the gauges of a ``router-auto`` engine no longer kept (its budget's, its share caps')."""
+        self.metrics.forget_budget(dropped.label)
+        if dropped.shares is not None:
+            self.metrics.forget_shares(dropped.label, list(dropped.objective.cap_of))
 
     # ---- admission ------------------------------------------------------------------------------------
     def authorize(self, request: Request) -> None:
@@ -578,6 +584,8 @@ class ServerState:
         ladder = route.ladder
         if isinstance(engine, AutoEngine) and not engine.retired and ladder is not None and ladder.budget is not None:
             self.metrics.budget(engine.label, ladder.budget, ladder.spend or 0.0, ladder.value)
+        if isinstance(engine, AutoEngine) and not engine.retired and ladder is not None and ladder.caps is not None:
+            self.metrics.shares(engine.label, dict(ladder.caps), dict(ladder.shares or ()))
         self.remember(route, text)
         if self.settings.log_prompts:
             logger.info("routellm decision %s: %s for routing text %r", route.id, route.choice, text)
@@ -674,11 +682,15 @@ class ServerState:
             objective = ladder.objective
             headers["x-routellm-objective"] = (
                 str(engine.objective)
-                if isinstance(engine, LadderEngine) and ladder.budget is not None
+                if isinstance(engine, LadderEngine) and (ladder.budget is not None or ladder.caps is not None)
                 else f"budget={ladder.budget:g}"
                 if ladder.budget is not None
+                else "shares=" + ";".join(f"{m}:{c * 100:g}%" for m, c in ladder.caps)
+                if ladder.caps is not None
                 else f"{objective}={ladder.value:g}"
             )
+            if not headers["x-routellm-objective"].isascii():  # a capped model's name: headers are latin-1
+                headers["x-routellm-objective"] = quote(headers["x-routellm-objective"], safe="=:;,%._-~@+/")
             headers["x-routellm-chosen"] = ladder.chosen
             headers["x-routellm-expected-cost-usd"] = repr(ladder.expected_cost)
         if record is not None:
@@ -719,6 +731,9 @@ class ServerState:
             realised = None if engine.retired or engine.controller is None else engine.controller.realised
             if realised is not None:
                 self.metrics.budget_spent(engine.label, 1000.0 * realised)
+            if not engine.retired and engine.shares is not None:  # the shares with this call's model in them
+                capped = [engine.names[m] for m in engine.shares.capped]
+                self.metrics.shares(engine.label, {}, dict(zip(capped, engine.shares.shares.tolist(), strict=True)))
 
     def _account_paid(self, engine: RoutingEngine | LadderEngine, paid: list[ServedDecision]) -> None:
         """Count what a call that failed or was left had paid (the engine's record of it, when it paid anything)."""

@@ -9,7 +9,8 @@ engines that serve them.
 - ``...-cascade[-<share>%|-<threshold>]`` after either: escalation along the ladder with the server's check;
   ``...-climb[-<share>%|-<threshold>]``: escalation rung by rung (``Escalation(climb=True)``);
 - the request field ``"routellm": {"objective": "budget=1.5"}`` sets the objective of a bare ``router-auto...``, in
-  the objective's text form (``"budget=1.5,window=500"``, as ``--objective`` takes it).
+  the objective's text form (``"budget=1.5,window=500"``, as ``--objective`` takes it); share caps are given only
+  so (``"shares=gpt-4o:5%;llama3:70b:30%"``): a model name has no form for them.
 
 Each distinct objective and escalation setting gets its own
 :class:`~routellm_core.routing.ladder.LadderEngine` (its own budget controller), built on first use and kept among
@@ -66,8 +67,11 @@ def _bad(message: str, param: str = "model") -> ErrorResponse:
     return ErrorResponse(400, message, code="invalid_model" if param == "model" else "invalid_request", param=param)
 
 
-def objective_name(objective: Objective) -> str:
-    """The ``router-auto`` model name of an objective: ``router-auto-margin-0.05``, ``router-auto-budget-1.5-w500``."""
+def objective_name(objective: Objective) -> str | None:
+    """The ``router-auto`` model name of an objective: ``router-auto-margin-0.05``, ``router-auto-budget-1.5-w500``
+    (None for share caps: only the request field and ``--objective`` give them)."""
+    if objective.kind not in NAME_OF_KIND:
+        return None
     name = f"{AUTO_MODEL}-{NAME_OF_KIND[objective.kind]}-{objective.value:g}"
     return name if objective.window == DEFAULT_WINDOW else f"{name}-{WINDOW_MARK}{objective.window}"
 
@@ -87,7 +91,8 @@ def objective_in_name(model: str, asked: str) -> Objective | None:
         raise _bad(
             f"model {asked!r:.120}: after router-auto give an objective as <kind>-<value> with kind one of "
             f"{sorted(NAME_KINDS)} (router-auto-budget-1.5, router-auto-margin-0.02, a budget's window as "
-            f"router-auto-budget-1.5-{WINDOW_MARK}500), got {rest[1:]!r:.80}"
+            f"router-auto-budget-1.5-{WINDOW_MARK}500; share caps go in the request field "
+            f'\'{REQUEST_FIELD}\': {{"objective": "shares=<model>:<share>;..."}}), got {rest[1:]!r:.80}'
         )
     text = f"{NAME_KINDS[kind]}={value}"
     number, dash, last = value.rpartition("-")
@@ -217,7 +222,11 @@ class AutoRouting:
         key: EngineKey = (objective, *(setting or (None, None, False)))
         found = self._engines.get(key)
         if found is None:  # built on the event loop's thread: no other request runs between the get and the set
-            found = self._engines[key] = self._build(objective, setting)
+            try:
+                built = self._build(objective, setting)
+            except InvalidInputError as exc:  # share caps naming a model not served, or caps that cannot hold
+                raise _bad(f"objective {str(objective)!r:.120}: {exc}", f"{REQUEST_FIELD}.objective") from None
+            found = self._engines[key] = built
             while len(self._engines) > MAX_ENGINES:
                 _, dropped = self._engines.popitem(last=False)
                 dropped.retired = True
@@ -262,7 +271,8 @@ class AutoRouting:
         """The ``router-auto`` names ``GET /v1/models`` lists: bare, the server objective written out, and each
         with escalation (any other objective is accepted too: ``router-auto-<kind>-<value>[-w<requests>]``)."""
         named = objective_name(self.objective)
-        return [AUTO_MODEL, named, *(f"{name}-{word}" for word in ("cascade", "climb") for name in (AUTO_MODEL, named))]
+        names = [AUTO_MODEL] if named is None else [AUTO_MODEL, named]
+        return [*names, *(f"{name}-{word}" for word in ("cascade", "climb") for name in names)]
 
 
 __all__ = [

@@ -177,7 +177,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="KIND=VALUE[,window=N]",
         help="router-auto's objective: margin=D (the cheapest model predicted within D of the best; default "
         "margin=0.05), budget=USD (per 1,000 requests, held on live traffic over the last 200 requests, or N with "
-        "budget=USD,window=N), max_cost=USD (per request), cost_weight=W",
+        "budget=USD,window=N), max_cost=USD (per request), cost_weight=W, shares=NAME:SHARE;... (the best predicted "
+        "model, each named one served at most its share of the recent requests: shares=gpt-4o:5%%;llama3:70b:30%%)",
     )
     auto.add_argument(
         "--prices",

@@ -15,7 +15,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
@@ -299,6 +299,20 @@ class ServerMetrics:
             reg,
             "liveall",
         )
+        self.share_cap = LabelledGauge(
+            "routellm_ladder_share_cap",
+            "router-auto shares objectives: each capped model's largest share of the recent requests.",
+            ["objective", "model"],
+            reg,
+            "livemax",
+        )
+        self.share_served = LabelledGauge(
+            "routellm_ladder_share_served",
+            "router-auto shares objectives: each capped model's share of the recent served calls (per worker).",
+            ["objective", "model"],
+            reg,
+            "liveall",
+        )
         self.in_flight = Gauge(
             "routellm_in_flight_requests", "Chat completion requests in flight (in all live workers).", reg
         )
@@ -380,6 +394,24 @@ class ServerMetrics:
         """Drop a budget objective's gauges (its engine is no longer kept)."""
         for gauge in (self.budget_target, self.budget_spend, self.budget_weight):
             gauge.remove(objective=objective)
+
+    def shares(self, objective: str, caps: Mapping[str, float], served: Mapping[str, float]) -> None:
+        """Set a shares objective's gauges: each capped model's cap and its share of the recent served calls.
+
+        Raises:
+            InvalidInputError: A blank objective or model, or a share that is not a finite number >= 0.
+        """
+        objective = _name(objective, "objective")
+        for model, cap in caps.items():
+            self.share_cap.set(_number(cap, "cap"), objective=objective, model=_name(model, "model"))
+        for model, share in served.items():
+            self.share_served.set(_number(share, "share"), objective=objective, model=_name(model, "model"))
+
+    def forget_shares(self, objective: str, models: Sequence[str]) -> None:
+        """Drop a shares objective's gauges of ``models`` (its engine is no longer kept)."""
+        for gauge in (self.share_cap, self.share_served):
+            for model in models:
+                gauge.remove(objective=objective, model=model)
 
     # ---- exposition ------------------------------------------------------------------------------------------
     def render(self) -> str:

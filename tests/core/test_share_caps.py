@@ -1,0 +1,262 @@
+"""Share caps held online (``Objective.shares``): the objective's forms and refusals, the ``ShareController`` on rows
+whose split is known in advance, held shares on a drifting stream through the real engine (the shipped ``default``
+router, the core stand-ins tiny < mid < big), the correction for what escalation serves, thread safety, the record,
+and the LangChain and LlamaIndex front ends."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from typing import Any
+
+import numpy as np
+import pytest
+from ladder_standins import MODELS, PRICES, PRIORS
+
+from routellm_core.decisions import LadderChoice, ServedDecision
+from routellm_core.errors import InvalidInputError
+from routellm_core.routing.engine import RoutingOptions
+from routellm_core.routing.ladder import LadderEngine
+from routellm_core.routing.objective import Objective
+from routellm_core.routing.shares import ShareController
+
+
+def engine(objective: Objective | str, **options: object) -> LadderEngine:
+    opts = RoutingOptions(objective=objective, priors=PRIORS, prices=PRICES, **options)
+    return LadderEngine(opts, MODELS, owner="test", is_empty=lambda v: not v, chunk_text=str, answer_text=str)
+
+
+# ---- the objective ---------------------------------------------------------------------------------------------
+def test_the_text_form_reads_fractions_percents_and_names_holding_colons() -> None:
+    objective = Objective.parse("shares=llama3:70b:30%; gpt-4o:0.05,window=500")
+    assert objective.kind == "shares" and objective.window == 500
+    assert objective.cap_of == {"gpt-4o": 0.05, "llama3:70b": 0.3}  # the name is read up to its last ':'
+    assert str(objective) == "shares=gpt-4o:5%;llama3:70b:30%,window=500"
+    assert Objective.parse(str(objective)) == objective
+    assert Objective.shares({"llama3:70b": 0.3, "gpt-4o": 0.05}, window=500) == objective  # any order: one objective
+    assert Objective.parse("shares=big:1") == Objective.shares({"big": 1.0})
+    assert RoutingOptions(objective="shares=big:20%").objective == Objective.shares({"big": 0.2})
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("shares=big:0%", r"share cap of 'big' must be in \(0, 1\]"),
+        ("shares=big:1.5", r"share cap of 'big' must be in \(0, 1\]"),
+        ("shares=big:-0.1", r"share cap of 'big' must be in \(0, 1\]"),
+        ("shares=big:20%;big:30%", "the share of 'big' is given twice"),
+        ("shares=", "shares are '<model>:<share>' entries"),
+        ("shares=big", "shares are '<model>:<share>' entries"),
+        ("shares=big:lots", "the share of 'big' must be a fraction"),
+        ("shares=big:20%,window=0", "window must be a positive number"),
+        ("shares=big:20%,depth=3", "takes only ',window=<requests>'"),
+        ("shares=big:0.5%,window=100", r"less than one of the last 100 requests.*window >= 200"),
+        ("margin=0.1,window=50", "a window applies only to the budget objective and the shares one"),
+    ],
+)
+def test_bad_share_caps_are_refused_by_name(text: str, message: str) -> None:
+    with pytest.raises(InvalidInputError, match=message):
+        Objective.parse(text)
+
+
+def test_bad_share_caps_in_python_are_refused_by_name() -> None:
+    with pytest.raises(InvalidInputError, match="needs at least one cap"):
+        Objective.shares({})
+    with pytest.raises(InvalidInputError, match="may not hold ',' or ';'"):
+        Objective.shares({"a;b": 0.1})
+    with pytest.raises(InvalidInputError, match="must be in"):
+        Objective.shares({"big": True})
+    with pytest.raises(InvalidInputError, match="given twice"):
+        Objective.shares([("big", 0.1), ("big", 0.2)])
+    with pytest.raises(InvalidInputError, match="caps apply only to the shares objective"):
+        Objective("margin", 0.1, caps=(("big", 0.1),))
+
+
+def test_the_engine_refuses_caps_it_cannot_hold() -> None:
+    with pytest.raises(InvalidInputError, match=r"caps \['bigg'\], which models= does not list.*did you mean 'big'"):
+        engine("shares=bigg:20%")
+    with pytest.raises(InvalidInputError, match=r"caps every listed model and the caps sum to 0\.9 < 1"):
+        engine("shares=big:20%;mid:30%;tiny:40%")
+    engine("shares=big:20%;mid:30%;tiny:50%")  # every model capped, summing to 1: it can hold
+
+
+# ---- the controller on rows whose split is known in advance ------------------------------------------------------
+def test_the_controller_serves_the_capped_model_its_largest_leads() -> None:
+    """Model 1 leads model 0 by 0.01, 0.02 ... 0.10 in a fixed shuffled cycle of 10; a window of 10 always holds
+    each lead once, so with a cap of 30% model 1 must get exactly the rows leading by 0.08, 0.09 and 0.10, at a
+    penalty of 0.07 (the 4th largest lead: the smallest that leaves it 3 rows)."""
+    leads = [0.05, 0.10, 0.01, 0.07, 0.03, 0.09, 0.02, 0.08, 0.06, 0.04]
+    ctrl = ShareController({1: 0.3}, 2, window=10)
+    cost = np.array([1.0, 2.0])
+    for cycle in range(5):
+        for lead in leads:
+            chosen, penalties = ctrl.choose(np.array([0.5, 0.5 + lead]), cost)
+            if cycle:  # the window is full
+                assert chosen == (1 if lead >= 0.08 else 0), lead
+                assert penalties[1] == pytest.approx(0.07, abs=1e-6) and penalties[0] == 0
+    assert ctrl.shares.tolist() == [pytest.approx(0.3)]
+
+
+def test_identical_rows_are_split_at_random_in_the_capped_share() -> None:
+    """The same prompt again and again: no penalty splits identical rows, so the two neighbouring penalties are mixed
+    and the capped model gets its share, not all or none of them."""
+    ctrl = ShareController({1: 0.3}, 2, window=100, seed=3)
+    picks = []
+    for _ in range(1000):
+        picks.append(ctrl.choose(np.array([0.5, 0.7]), np.array([1.0, 2.0]))[0])
+        ctrl.served(picks[-1])
+    assert np.mean(picks[200:]) == pytest.approx(0.3, abs=0.03)
+    windows = [np.mean(picks[b - 100 : b]) for b in range(200, 1001)]
+    assert max(windows) <= 0.3 + 1e-9 and min(windows) >= 0.2, (min(windows), max(windows))
+
+
+def test_two_caps_are_held_together_and_ties_go_to_the_cheaper_model() -> None:
+    rng = np.random.default_rng(0)
+    ctrl = ShareController({1: 0.2, 2: 0.3}, 3, window=200)
+    picks = []
+    for _ in range(1200):
+        base = rng.uniform(0.3, 0.6)
+        pred = np.array([base, base + rng.uniform(0, 0.2), base + rng.uniform(0, 0.3)])
+        picks.append(ctrl.choose(pred, np.array([1.0, 2.0, 3.0]))[0])
+    share = np.bincount(picks[200:], minlength=3) / 1000
+    assert share[1] == pytest.approx(0.2, abs=0.03) and share[2] == pytest.approx(0.3, abs=0.03)
+    tied = ShareController({2: 1.0}, 3, window=10)
+    assert tied.choose(np.array([0.5, 0.9, 0.9]), np.array([1.0, 3.0, 2.0]))[0] == 2  # 2 is the cheaper of the two
+
+
+def test_concurrent_calls_keep_the_window_and_the_cap() -> None:
+    ctrl = ShareController({1: 0.25}, 2, window=100, seed=1)
+    chosen: list[int] = []
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+
+    def worker(seed: int) -> None:
+        rng = np.random.default_rng(seed)
+        try:
+            for _ in range(150):
+                a = rng.uniform(0.2, 0.7)
+                j, _ = ctrl.choose(np.array([a, a + rng.uniform(0, 0.3)]), np.array([1.0, 2.0]))
+                ctrl.served(j)
+                with lock:
+                    chosen.append(j)
+        except BaseException as exc:  # any failure in a thread fails the test
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(s,)) for s in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and len(chosen) == 1200
+    assert len(ctrl._rows) == 100 and len(ctrl._chosen) == 100
+    # the limit is checked and the choice noted under one lock: no window of the controller's choices overshoots
+    assert list(ctrl._chosen).count(1) <= 25
+    assert np.mean(chosen) == pytest.approx(0.25, abs=0.04)
+
+
+# ---- the engine: drifting traffic, escalation, the record ---------------------------------------------------------
+_ORDER = np.random.default_rng(7).permutation(
+    300
+)  # the prompts' leads trend with i: arriving shuffled, as traffic does
+EASY = [f"What is {i} plus {i + 1}?" for i in _ORDER]
+HARD = [
+    f"Prove that for every prime p > {i + 3}, p squared minus 1 is divisible by 24, and generalise the argument to "
+    f"the residues of p^{2 + i % 5} modulo {24 * (i % 7 + 1)}; implement a verifier in Rust with generics."
+    for i in _ORDER
+]
+
+
+def _leads(eng: LadderEngine, texts: list[str]) -> np.ndarray:
+    pred = eng.router.predict_success(texts, list(eng.names), priors=eng.priors)
+    big, mid = eng.names.index("big"), eng.names.index("mid")
+    return np.asarray(pred)[:, big] - np.asarray(pred)[:, mid]
+
+
+def test_the_capped_share_holds_when_the_capped_models_lead_grows() -> None:
+    """big leads mid by more on the second half's prompts; the best predicted model is big on every prompt, so
+    uncapped it would take them all. Capped at 20%, it gets 20% of each half and of each 100-request block."""
+    eng = engine(Objective.shares({"big": 0.2}, window=100))
+    assert _leads(eng, HARD).mean() > _leads(eng, EASY).mean() + 0.01  # precondition: the advantage grows
+    best = engine(Objective.margin(0.0))
+    assert {best.choice(t).chosen for t in EASY[:20] + HARD[:20]} == {"big"}  # precondition: uncapped, all big
+    served = []
+    for text in EASY + HARD:
+        route = eng.route(text)
+        assert route.ladder.objective == "shares" and route.ladder.caps == (("big", 0.2),)
+        _, record = eng.call(route, lambda side, rec: f"answer of {rec.model}")
+        served.append(record.model == "big")
+    served_arr = np.array(served)
+    assert served_arr[100:300].mean() == pytest.approx(0.2, abs=0.03)
+    assert served_arr[300:].mean() == pytest.approx(0.2, abs=0.03)
+    blocks = [served_arr[b : b + 100].mean() for b in range(100, 600, 100)]
+    assert all(b <= 0.2 + 1e-9 for b in blocks), blocks  # never above the cap over a window
+    assert all(b >= 0.12 for b in blocks), blocks  # nor starved after the switch
+
+
+def test_what_a_fallback_serves_is_paid_back() -> None:
+    """mid fails every tenth call it is chosen for, and falls back to big (its pair's strong side): big is served
+    more than chosen; the controller aims lower, so big's served share comes to the cap."""
+    eng = engine(Objective.shares({"big": 0.2}, window=100), fallback=True)
+    count = Counter[str]()
+    served = []
+    for i in range(700):
+        route = eng.route(EASY[i % 300] if i % 2 else HARD[i % 300])
+
+        def attempt(side: str, rec: ServedDecision) -> str:
+            count[rec.model] += 1
+            if rec.model == "mid" and count["mid"] % 10 == 0:
+                raise TimeoutError("mid timed out")
+            return f"answer of {rec.model}"
+
+        _, record = eng.call(route, attempt)
+        served.append(record.model == "big")
+    assert eng.shares is not None and eng.shares.aims[0] < 0.19  # aimed below the cap to pay back the fallbacks
+    assert np.mean(served[300:]) == pytest.approx(0.2, abs=0.03)
+
+
+def test_the_record_names_the_caps_and_the_recent_shares() -> None:
+    eng = engine("shares=big:20%;mid:30%,window=50")
+    for text in HARD[:60]:
+        route = eng.route(text)
+        eng.call(route, lambda side, rec: "ok")
+    entry = route.ladder.as_dict()
+    assert entry["objective"] == "shares" and entry["caps"] == {"big": 0.2, "mid": 0.3}
+    assert entry["shares"]["big"] == pytest.approx(0.2, abs=0.04) and entry["shares"]["mid"] == pytest.approx(
+        0.3, abs=0.04
+    )
+    assert entry["budget"] is None and entry["spend"] is None
+    assert entry["value"] >= 0  # the chosen model's penalty (0 when uncapped)
+    assert LadderChoice.from_dict(entry) == route.ladder  # the feedback store's round trip
+
+
+# ---- front ends -------------------------------------------------------------------------------------------------
+def test_langchain_chat_route_llm_holds_the_cap() -> None:
+    from lc_fakes import ToolEchoChatModel
+
+    from langchain_routellm import ChatRouteLLM, RouteLLMRunnable
+
+    fakes = {name: ToolEchoChatModel(label=name, model=name) for name in ("tiny", "mid", "big")}
+    llm = ChatRouteLLM(models=fakes, objective="shares=big:25%,window=20", priors=PRIORS, prices=PRICES)
+    answers = [llm.invoke(text) for text in HARD[:60]]
+    big = [a.response_metadata["routellm"]["model"] == "big" for a in answers]
+    assert 8 <= sum(big[20:]) <= 10  # 25% of 40
+    assert max(sum(big[b - 20 : b]) for b in range(20, 61)) <= 5  # never more than 5 of any 20 in a row
+    record = answers[-1].response_metadata["routellm"]["ladder"]
+    assert record["objective"] == "shares" and record["caps"] == {"big": 0.25}
+    assert answers[-1].text.startswith(f"[{answers[-1].response_metadata['routellm']['model']}]")
+    runnable = RouteLLMRunnable(models=fakes, objective="shares=big:25%,window=20", priors=PRIORS, prices=PRICES)
+    # 25% of a window of one request is no request: the first goes to the best uncapped model
+    assert runnable.invoke("Prove Fermat's little theorem.").text.startswith("[mid]")
+
+
+def test_llamaindex_route_llm_holds_the_cap() -> None:
+    from li_fakes import LabelledLLM
+
+    from llamaindex_routellm import RouteLLM
+
+    llms: dict[str, Any] = {name: LabelledLLM(name) for name in ("tiny", "mid", "big")}
+    llm = RouteLLM(models=llms, objective=Objective.shares({"big": 0.25}, window=20), priors=PRIORS, prices=PRICES)
+    texts = [llm.complete(text).text for text in HARD[:60]]
+    big = [t.startswith("[big]") for t in texts]
+    assert 8 <= sum(big[20:]) <= 10 and max(sum(big[b - 20 : b]) for b in range(20, 61)) <= 5
+    assert llms["big"].calls == sum(t.startswith("[big]") for t in texts)
