@@ -46,8 +46,11 @@ Objective = Literal["cost_weight", "margin", "max_cost"]
 OBJECTIVES: tuple[str, ...] = ("cost_weight", "margin", "max_cost")
 #: Budgets :meth:`LadderCurve.area_above_hull` averages over.
 AREA_BUDGETS = 101
-#: At most this many swept values per objective (quantiles of the breakpoints).
-MAX_SWEEP = 400
+#: At most this many swept values per objective (quantiles of the breakpoints beyond it). ``cost_weight`` has at most
+#: ``n_prompts * (n_models - 1)`` breakpoints, so every policy of the benchmarks' ladders is swept.
+MAX_SWEEP = 6000
+#: Swept values per :func:`choose` call (bounds its ``(values, prompts, models)`` arrays).
+_CHUNK = 256
 _EPS = 1e-12
 
 
@@ -340,20 +343,31 @@ def _cheapest_first(score: np.ndarray, cost: np.ndarray) -> np.ndarray:
 def _choices(pred: np.ndarray, est_cost: np.ndarray, objective: str) -> tuple[np.ndarray, np.ndarray]:
     """Rung per policy and prompt ``(P, n)``, and each policy's swept value; ``pred`` is ``(n, N)``."""
     if objective == "cost_weight":
-        # breakpoints: the λ at which two rungs tie on a prompt
-        dp = pred[:, :, None] - pred[:, None, :]
-        dc = est_cost[:, None] - est_cost[None, :]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ties = np.where(dc[None] > 0, dp / dc[None], np.nan)
-        values = _sweep_values(ties.reshape(-1), 0.0, np.inf)
-        values[-1] = 1e300  # "infinity": the cheapest rung everywhere
+        # one λ inside each interval between breakpoints (never on one, where rounding may break the tie towards the
+        # dearer rung and lose the next interval's policy), then "infinity": the cheapest rung everywhere
+        b = _sweep_values(_cost_weight_breakpoints(pred, est_cost), 0.0, np.inf)[1:-1]
+        inner = (b[1:] + b[:-1]) / 2 if len(b) else b
+        values = np.r_[0.0, inner, 2.0 * b[-1:] + 1.0, 1e300]
     elif objective == "margin":
         values = _sweep_values((pred.max(axis=1, keepdims=True) - pred).reshape(-1), 0.0, 1.0)
     elif objective == "max_cost":
         values = np.sort(est_cost)
     else:
         raise InvalidInputError(f"unknown objective {objective!r}; expected one of {list(OBJECTIVES)}")
-    return choose(pred, est_cost, objective, values), values
+    chunks = [choose(pred, est_cost, objective, values[i : i + _CHUNK]) for i in range(0, len(values), _CHUNK)]
+    return np.concatenate(chunks), values
+
+
+def _cost_weight_breakpoints(pred: np.ndarray, est_cost: np.ndarray) -> np.ndarray:
+    """The λ > 0 at which a prompt's best rung under ``p - λ ĉ`` changes: two rungs tie there and none is better."""
+    lo, hi = np.triu_indices(len(est_cost), 1)
+    dc = est_cost[hi] - est_cost[lo]  # rungs are cheapest first: >= 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lam = np.where(dc > 0, (pred[:, hi] - pred[:, lo]) / dc, np.nan)  # (n, pairs)
+    lam = np.where(lam > 0, lam, np.nan)
+    tie = pred[:, lo] - np.nan_to_num(lam) * est_cost[lo]
+    best = np.max(pred[:, None, :] - np.nan_to_num(lam)[..., None] * est_cost, axis=2)
+    return lam[np.isfinite(lam) & (best <= tie + 1e-9)]
 
 
 def _curve(

@@ -245,8 +245,8 @@ def evaluate_curve(
     fractions: np.ndarray, qualities: np.ndarray, bench: Benchmark, *, name: str = "router", auc: float = float("nan")
 ) -> EvalResult:
     """Metrics of a precomputed cost-quality curve (e.g. an average of curves)."""
-    f = np.asarray(fractions, dtype=np.float64)
-    q = np.asarray(qualities, dtype=np.float64)
+    f = np.array(fractions, dtype=np.float64)  # copies: the result's arrays are frozen, the caller's are not
+    q = np.array(qualities, dtype=np.float64)
     if f.shape != q.shape or f.ndim != 1 or f.size < 2:
         raise InvalidInputError("fractions and qualities must be 1-D arrays of the same length (2 or more)")
     if not (np.isfinite(f).all() and np.isfinite(q).all()):
