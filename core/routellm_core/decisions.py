@@ -104,6 +104,10 @@ class LadderChoice:
             chosen model's penalty in force).
         shares: For ``"shares"``: ``(model, share of the recent served calls)`` per capped model (before any call
             reported, its share of the controller's recent choices).
+        closed: For ``"shares"``: the capped models at their cap for this call, so neither its pair nor its climb
+            escalates or falls back to them.
+        ticket: The share controller's number of this call (internal: what the call served is counted against it;
+            not recorded).
     """
 
     models: tuple[str, ...]
@@ -118,6 +122,8 @@ class LadderChoice:
     spend: float | None = None
     caps: tuple[tuple[str, float], ...] | None = None
     shares: tuple[tuple[str, float], ...] | None = None
+    closed: tuple[str, ...] | None = None
+    ticket: int | None = field(default=None, compare=False, repr=False)
 
     @property
     def expected_cost(self) -> float:
@@ -145,6 +151,7 @@ class LadderChoice:
             "spend": self.spend,
             "caps": None if self.caps is None else dict(self.caps),
             "shares": None if self.shares is None else dict(self.shares),
+            "closed": None if self.closed is None else list(self.closed),
         }
 
     @classmethod
@@ -178,6 +185,7 @@ class LadderChoice:
             spend=opt("spend"),
             caps=by_model("caps"),
             shares=by_model("shares"),
+            closed=None if value.get("closed") is None else tuple(str(m) for m in value["closed"]),
         )
         if not {choice.chosen, choice.strong, choice.weak} <= set(models):
             raise ValueError("a ladder choice names a model it does not list")

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 from collections.abc import Awaitable, Callable, Generator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -109,10 +110,15 @@ class Climb:
 
     @staticmethod
     def rungs_of(ladder: LadderChoice | None) -> tuple[str, ...]:
-        """The models a call may climb through (:func:`climb_order`), the chosen one first."""
+        """The models a call may climb through (:func:`climb_order`), the chosen one first; never a model closed to
+        the call (a capped model at its cap: ``LadderChoice.closed``)."""
         if ladder is None:
             return ()
-        return tuple(ladder.models[j] for j in climb_order(ladder.predictions, ladder.models.index(ladder.chosen)))
+        closed = set(ladder.closed or ())
+        open_pred = [-math.inf if m in closed else p for m, p in zip(ladder.models, ladder.predictions, strict=True)]
+        start = ladder.models.index(ladder.chosen)
+        open_pred[start] = ladder.predictions[start]
+        return tuple(ladder.models[j] for j in climb_order(open_pred, start))
 
     def rungs(self, route: Route) -> tuple[str, ...]:
         """The models a call under ``route`` may climb through, the chosen one first."""

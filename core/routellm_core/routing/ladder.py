@@ -556,9 +556,10 @@ class LadderEngine:
         )[0]
         cost = self.ladder.expected_costs(text)
         objective = self.objective
-        budget = spend = caps = shares = None
+        budget = spend = caps = shares = ticket = None
+        shut: tuple[int, ...] = ()  # capped models at their cap: not the pair's other side nor a climb's rung
         if self.shares is not None:
-            chosen, penalties = self.shares.choose(pred, cost)
+            chosen, penalties, ticket, shut = self.shares.choose(pred, cost)
             value = float(penalties[chosen])
             capped = [self.names[m] for m in self.shares.capped]
             caps = tuple(zip(capped, (float(c) for c in self.shares.caps), strict=True))
@@ -573,16 +574,18 @@ class LadderEngine:
                 kind, value = objective.kind, objective.value
             chosen = int(choose(pred[None], cost[None], kind, np.array([value]))[0, 0])
         order = np.argsort(cost, kind="stable")
-        above = [j for j in order if cost[j] > cost[chosen] and pred[j] > pred[chosen]]
+        open_pred = pred.copy()
+        open_pred[[j for j in shut if j != chosen]] = -np.inf
+        above = [j for j in order if cost[j] > cost[chosen] and open_pred[j] > pred[chosen]]
         ordered = [int(j) for j in order]
-        climb = climb_order(pred[ordered], ordered.index(chosen)) if self.climb is not None else []
+        climb = climb_order(open_pred[ordered], ordered.index(chosen)) if self.climb is not None else []
         if len(climb) > 1:  # the climb's first step: the next rung up predicted better
             strong, weak = ordered[climb[1]], chosen
         elif above:
             target = max(above, key=lambda j: (pred[j], -cost[j]))
             strong, weak = target, chosen
         else:
-            others = [j for j in order if j != chosen]
+            others = [j for j in order if j != chosen and j not in shut] or [j for j in order if j != chosen]
             cheaper = [j for j in others if cost[j] <= cost[chosen]]
             strong, weak = chosen, (cheaper[-1] if cheaper else others[0])
         return LadderChoice(
@@ -598,6 +601,8 @@ class LadderEngine:
             spend=spend,
             caps=caps,
             shares=shares,
+            closed=None if self.shares is None else tuple(self.names[j] for j in shut if j != chosen),
+            ticket=ticket,
         )
 
     def route(self, text: str, threshold: float | None = None) -> Route:
@@ -862,7 +867,8 @@ class LadderEngine:
                     self.controller.spent(float(sum(c for c in answered if c is not None)))
             answered_by = {a.model for a in record.attempts if a.error is None}
             if self.shares is not None and record.model in self.names and record.model in answered_by:
-                self.shares.served(self.names.index(record.model))
+                ticket = route.ladder.ticket if route.ladder is not None else None
+                self.shares.served(self.names.index(record.model), ticket)
         except Exception:  # learning must not cost the caller an answer it already has
             logger.exception("%s: could not learn from decision %s", self.owner, record.id)
 

@@ -14,8 +14,9 @@ BudgetController` mixes two weights, so repeated prompts do not all flip at once
 The window's requests are routed again at each request, so when the traffic drifts towards prompts on which a
 capped model leads by more, the new requests all outrank the window's old ones until the window has turned over: by
 that rule alone the capped model would take up to ``cap x window`` requests in a row. So the controller also never
-chooses a capped model it already chose for ``floor(cap x window)`` of the last ``window`` requests (unless every
-model is so limited).
+chooses a capped model that was chosen or served for ``floor(cap x window)`` of the last ``window`` requests (unless
+every model is so limited), and names such a model *closed* for the request: its pair, climb and fallback do not go
+to it either (an escalation or fallback serving a capped model counts against its cap as a choice does).
 
 What was really served corrects the shares aimed at, as the budget controller corrects its spend: an escalation or a
 fallback may serve a capped model the controller did not choose (or another in its place), and the limit above leaves
@@ -40,6 +41,9 @@ from routellm_core.escalation.ladder import choose as pick
 
 #: Coordinate-update rounds per request at most (the penalties usually settle in two or three).
 MAX_ROUNDS = 50
+#: The rounds stop once no penalty moves by more than this (each threshold sits ``_EPS`` above a lead, so with two
+#: caps the penalties creep by about ``_EPS`` a round: a tolerance of ``_EPS`` itself never stops them).
+_SETTLED = 1e-7
 #: The highest aim, as a multiple of the cap (higher, the limit rather than the predictions would pick who is served).
 MAX_AIM = 1.5
 #: The served calls the aim's correction counts, at least (fewer are too noisy: a cap of 5% is 10 calls in 200).
@@ -61,7 +65,8 @@ class ShareController:
 
     Raises:
         InvalidInputError: No caps, a cap outside (0, 1] or an index outside the models, or caps that cannot hold:
-            every model capped and the caps summing below 1.
+            every model capped and the caps summing below 1, or their whole requests of the window (``floor(cap x
+            window)`` each) summing below the window.
     """
 
     def __init__(self, caps: Mapping[int, float], n_models: int, window: int, seed: int = 0) -> None:
@@ -75,34 +80,50 @@ class ShareController:
                 f"every model is capped and the caps sum to {sum(caps.values()):.4g} < 1: some requests could go to no "
                 "model; raise a cap or leave one model uncapped"
             )
+        if len(caps) == n_models and sum(math.floor(c * window + 1e-9) for c in caps.values()) < window:
+            raise InvalidInputError(
+                f"every model is capped and the caps' whole requests of a {window}-request window sum to "
+                f"{sum(math.floor(c * window + 1e-9) for c in caps.values())} < {window}: some requests could go to no "
+                "model; raise a cap, lengthen the window or leave one model uncapped"
+            )
         self.capped = np.array(sorted(caps), dtype=int)
         self.caps = np.array([float(caps[j]) for j in self.capped])
         self.n_models = n_models
         self.window = window
         self._rows: deque[np.ndarray] = deque(maxlen=window)
         memory = max(window, SERVED_MEMORY)
-        self._chosen: deque[int] = deque(maxlen=window)  # the controller's choices (the limit; shares before any call)
+        # per recent request, the models it used: the controller's choice, then any other model that served it (the
+        # limit counts them; the choices alone are the shares before any call reported)
+        self._used: deque[list[int]] = deque(maxlen=window)
+        self._tickets = 0  # requests chosen so far: a request's ticket is its number
         self._expected: deque[np.ndarray] = deque(maxlen=memory)  # the shares aimed at, per request
         self._served: deque[int] = deque(maxlen=memory)  # the models that answered
         self._rng = np.random.default_rng(seed)
         self._lock = threading.Lock()
 
-    def choose(self, pred: np.ndarray, cost: np.ndarray) -> tuple[int, np.ndarray]:
+    def choose(self, pred: np.ndarray, cost: np.ndarray) -> tuple[int, np.ndarray, int, tuple[int, ...]]:
         """Add one request (``pred``: P(answers well) per model; ``cost``: expected USD per model, for ties) and
-        choose its model: ``argmax p - penalty``, ties to the cheaper, a capped model the controller already chose for
-        its cap of the last ``window`` requests left out. Returns the model's index and the penalties in force (0 on
-        the uncapped models)."""
+        choose its model: ``argmax p - penalty``, ties to the cheaper, a capped model that was chosen or served for
+        its cap of the last ``window`` requests left out.
+
+        Returns:
+            The model's index, the penalties in force (0 on the uncapped models), the request's ticket (for
+            :meth:`served`) and the capped models closed to it (at their cap: no escalation or fallback to them).
+        """
         lam = self.penalties(pred)
         with self._lock:
-            recent = list(self._chosen)[-(self.window - 1) :] if self.window > 1 else []  # with this one: the window
-            counts = np.array([recent.count(m) for m in self.capped])
+            recent = list(self._used)[-(self.window - 1) :] if self.window > 1 else []  # with this one: the window
+            counts = np.array([sum(m in used for used in recent) for m in self.capped])
             full = counts >= np.floor(self.caps * self.window + 1e-9)
             score = np.asarray(pred, dtype=np.float64) - lam
-            if full.any() and not (full.all() and len(self.capped) == self.n_models):  # someone must be served
-                score[self.capped[full]] = -np.inf
+            if full.all() and len(self.capped) == self.n_models:  # someone must be served
+                full[:] = False
+            score[self.capped[full]] = -np.inf
             chosen = int(pick(score[None], np.asarray(cost, dtype=np.float64)[None], "cost_weight", np.zeros(1))[0, 0])
-            self._chosen.append(chosen)
-        return chosen, lam
+            self._used.append([chosen])
+            ticket = self._tickets
+            self._tickets += 1
+        return chosen, lam, ticket, tuple(int(m) for m in self.capped[full])
 
     def penalties(self, pred: np.ndarray) -> np.ndarray:
         """Add one request (``pred``: P(answers well) per model) and return the penalty per model for it (0 for the
@@ -122,7 +143,7 @@ class ShareController:
             before = lam.copy()
             for m, k in zip(self.capped, allowed, strict=True):
                 lam[m] = self._threshold(p, lam, m, k)[0]
-            if np.max(np.abs(lam - before)) <= _EPS:
+            if np.max(np.abs(lam - before)) <= _SETTLED:
                 break
         if len(self.capped) == self.n_models:  # every model capped: a common shift changes no choice
             lam -= lam.min()
@@ -154,10 +175,14 @@ class ShareController:
         q = min(1.0, max(0.0, (share - above) / (at_least - above))) if at_least > above else 0.0
         return high, max(0.0, t - _EPS), q, bool(abs(d[-1] - t) <= _TIE)
 
-    def served(self, model: int) -> None:
-        """Report a served call: the model that answered (the chosen one, or an escalation's or a fallback's)."""
+    def served(self, model: int, ticket: int | None = None) -> None:
+        """Report a served call: the model that answered (the chosen one, or an escalation's or a fallback's), and the
+        ticket :meth:`choose` gave its request (so a model other than the chosen one counts against its cap)."""
         with self._lock:
             self._served.append(int(model))
+            at = None if ticket is None else ticket - (self._tickets - len(self._used))
+            if at is not None and 0 <= at < len(self._used) and model not in self._used[at]:
+                self._used[at].append(int(model))
 
     def _aims(self) -> np.ndarray:
         """The shares aimed at (call holding the lock): each cap x aimed / served share of its model over the recent
@@ -184,7 +209,7 @@ class ShareController:
         """Each capped model's share of the last ``window`` served calls (:attr:`capped`'s order); before any call
         reported, of the controller's recent choices (zeros before any request)."""
         with self._lock:
-            recent = list(self._served)[-self.window :] or list(self._chosen)
+            recent = list(self._served)[-self.window :] or [used[0] for used in self._used]
         if not recent:
             return np.zeros(len(self.capped))
         picks = np.array(recent)
