@@ -99,3 +99,28 @@ def test_a_call_answered_after_its_engine_was_evicted_leaves_no_budget_series(se
     spends = {o for o, names in budget_series().items() if "routellm_ladder_budget_spend_usd_per_1k" in names}
     targets = {o for o, names in budget_series().items() if "routellm_ladder_budget_target_usd_per_1k" in names}
     assert spends == targets
+
+
+def test_objectives_beyond_the_label_limit_share_one_series(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Any client may ask for a new objective per request (router-auto-budget-1.0001, -1.0002, ...), and a series once
+    written stays (counters always, gauges under --workers): a process labels its first MAX_OBJECTIVE_LABELS
+    objectives only, counts the others' requests under "other" and keeps no gauge of theirs (a review's case: the
+    series grew with every objective asked for)."""
+    from routellm_core.server.metrics import MAX_OBJECTIVE_LABELS, OTHER_OBJECTIVES, ServerMetrics
+
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    metrics = ServerMetrics()
+    for i in range(MAX_OBJECTIVE_LABELS + 20):
+        objective = f"budget={1 + i / 10_000:g}"
+        metrics.ladder_answer(objective, "mid", 0.001, 0.001)
+        metrics.budget(objective, 1.0, 1.0, 0.5)
+        metrics.shares(objective, {"big": 0.2}, {"big": 0.1})
+    seen: dict[str, set[str]] = {}
+    for family in text_string_to_metric_families(metrics.render()):
+        for sample in family.samples:
+            if "objective" in sample.labels:
+                seen.setdefault(sample.name, set()).add(sample.labels["objective"])
+    assert len(seen["routellm_ladder_requests_total"]) == MAX_OBJECTIVE_LABELS + 1
+    assert OTHER_OBJECTIVES in seen["routellm_ladder_requests_total"]
+    assert len(seen["routellm_ladder_budget_target_usd_per_1k"]) == MAX_OBJECTIVE_LABELS
+    assert len(seen["routellm_ladder_share_cap"]) == MAX_OBJECTIVE_LABELS

@@ -83,6 +83,12 @@ def test_openai_metadata_becomes_the_langchain_runs_metadata(
         ({"tags": ["a"]}, "tags"),
         ({"run_name": "x", "callbacks": None}, "callbacks, run_name"),
         ({"metadata": ["not", "an", "object"]}, "metadata must be an object"),
+        # a review's cases: more of LangChain's call arguments (a TypeError, a 502) and its own tracing keys
+        ({"input": "x"}, "input"),
+        ({"run_manager": None}, "run_manager"),
+        ({"metadata": {"ls_model_name": "spoofed"}}, "LangChain's own"),
+        ({"metadata": {f"k{i}": "v" for i in range(17)}}, "at most 16"),
+        ({"metadata": {"team": 3}}, "values are strings"),
     ],
 )
 def test_langchains_run_options_are_refused_by_name(

@@ -22,6 +22,7 @@ import pytest
 
 from routellm_core.learning.feedback import FeedbackStore
 from routellm_core.server import ChatModelUpstream, OpenAIUpstream, ServerThread
+from routellm_core.server.origin import browser_refusal
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
@@ -135,6 +136,26 @@ def test_without_auth_a_loopback_server_refuses_rebindable_host_names(serve: Cal
         assert httpx.get(f"{server.url}/ui/api/recent", headers={"Host": host, **SAME_ORIGIN}).status_code == 200
     # a page's plain-HTTP fetch carries no browser mark (no Sec-Fetch-* outside secure contexts): the name decides
     assert httpx.get(f"{server.url}/ui/api/recent", headers={"Host": f"evil.example:{port}"}).status_code == 403
+
+
+@pytest.mark.parametrize(
+    ("host", "refused"),
+    [
+        ("rebind.evil.example:8000", True),
+        ("router:8000", True),  # a LAN or container name: --allowed-host allows it
+        ("192.0.2.2:8000", False),
+        ("[::1]:8000", False),
+        ("localhost.:8000", False),
+        ("app.localhost.", False),
+    ],
+)
+def test_without_auth_every_connection_refuses_rebindable_host_names(host: str, refused: bool) -> None:
+    """The host check held on loopback connections only: a ``--no-auth`` server on a LAN address, or in a container
+    whose published port is bound to the host's loopback (the container sees its bridge address), answered a page
+    under a rebound name (a review's case). The check reads the Host alone; a final dot is the same name."""
+    answer = browser_refusal({"host": host})
+    assert (answer is not None and answer[0] == "host_not_allowed") is refused
+    assert browser_refusal({"host": "router:8000"}, allowed_hosts=("router",)) is None
 
 
 def test_a_name_the_operator_allows_reaches_a_server_without_auth(serve: Callable[..., ServerThread]) -> None:

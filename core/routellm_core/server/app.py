@@ -388,10 +388,10 @@ class ServerState:
 
         Raises:
             ErrorResponse: 401 when auth is on and the token is missing or wrong; 403 when auth is off and a browser
-                sent the request from another site's page, or asked a loopback connection under a rebindable name.
+                sent the request from another site's page, or asked for the server under a rebindable name.
         """
         if not self._tokens:
-            refused = browser_refusal(request.headers, request.scope, self.settings.allowed_hosts)
+            refused = browser_refusal(request.headers, self.settings.allowed_hosts)
             if refused is not None:
                 raise ErrorResponse(403, refused[1], code=refused[0], type="permission_error")
             return

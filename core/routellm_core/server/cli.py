@@ -227,8 +227,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         dest="allowed_hosts",
         action="append",
         metavar="NAME",
-        help="without auth: a host name answered on loopback besides IP addresses and localhost (a reverse proxy "
-        "that keeps the Host header); repeatable",
+        help="without auth: a host name answered besides IP addresses and localhost (a reverse proxy that keeps "
+        "the Host header, a LAN or container name); repeatable",
     )
     srv.add_argument("--max-body-bytes", type=int, default=4 * 1024 * 1024)
     srv.add_argument("--max-messages", type=int, default=1024)

@@ -10,11 +10,13 @@ counts they made stay counted.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import re
 import shutil
 import tempfile
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -28,6 +30,13 @@ from prometheus_client.multiprocess import MultiProcessCollector, mark_process_d
 
 from routellm_core.errors import InvalidInputError, RouteLLMError
 
+logger = logging.getLogger(__name__)
+
+#: Distinct ``router-auto`` objectives a process labels its series with (4 x the engines a worker keeps); the
+#: others' counters go under :data:`OTHER_OBJECTIVES`, their gauges nowhere.
+MAX_OBJECTIVE_LABELS = 128
+#: The ``objective`` label of the objectives beyond :data:`MAX_OBJECTIVE_LABELS`.
+OTHER_OBJECTIVES = "other"
 #: Content type of the exposition (Prometheus text format 0.0.4).
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 #: The variable naming ``prometheus_client``'s multiprocess folder.
@@ -217,6 +226,9 @@ class ServerMetrics:
                 )
             forget_dead_workers(self.directory)
         self.registry = CollectorRegistry(auto_describe=True)
+        self._labelled: set[str] = set()  # the objectives labelled so far (:meth:`_objective`)
+        self._labels_lock = threading.Lock()
+        self._overflow_said = False
         reg = self.registry
         self.requests = Counter(
             "routellm_requests_total", "Chat completion requests answered, by HTTP status.", ["status"], reg
@@ -359,13 +371,40 @@ class ServerMetrics:
         self.strong_costs.inc(_usd(usd, "usd"), router=_name(router, "router"))
 
     # ---- router-auto ----------------------------------------------------------------------------------------------
+    def _objective(self, objective: str) -> str | None:
+        """The ``objective`` label of an objective's series: its own among the first :data:`MAX_OBJECTIVE_LABELS`
+        this process labelled, else None (its counters go under :data:`OTHER_OBJECTIVES`, its gauges nowhere): any
+        client may ask for a new objective per request, and a series, once written, stays (a counter always; a gauge
+        under ``--workers``, where prometheus_client cannot remove one).
+
+        Raises:
+            InvalidInputError: A blank objective.
+        """
+        objective = _name(objective, "objective")
+        with self._labels_lock:
+            if objective in self._labelled:
+                return objective
+            if len(self._labelled) < MAX_OBJECTIVE_LABELS:
+                self._labelled.add(objective)
+                return objective
+            if not self._overflow_said:
+                self._overflow_said = True
+                logger.warning(
+                    "metrics: more than %d router-auto objectives asked for in this process: the others' requests "
+                    "and costs are counted under objective=%r, and their budget and share gauges are not kept",
+                    MAX_OBJECTIVE_LABELS,
+                    OTHER_OBJECTIVES,
+                )
+        return None
+
     def ladder_answer(self, objective: str, model: str, expected: float, billed: float | None) -> None:
-        """Count an answered ``router-auto`` request: who answered, its expected cost and (when priced) its price.
+        """Count an answered ``router-auto`` request: who answered, its expected cost and (when priced) its price
+        (beyond :data:`MAX_OBJECTIVE_LABELS` objectives, under :data:`OTHER_OBJECTIVES`).
 
         Raises:
             InvalidInputError: A blank name, or a cost that is not a finite number >= 0.
         """
-        objective = _name(objective, "objective")
+        objective = self._objective(objective) or OTHER_OBJECTIVES
         self.ladder_requests.inc(objective=objective, model=_name(model, "model"))
         self.ladder_expected.inc(_usd(expected, "expected"), objective=objective)
         if billed is not None:
@@ -377,7 +416,10 @@ class ServerMetrics:
         Raises:
             InvalidInputError: A blank objective, or a value that is not a finite number >= 0.
         """
-        objective = _name(objective, "objective")
+        labelled = self._objective(objective)
+        if labelled is None:
+            return
+        objective = labelled
         self.budget_target.set(_usd(target, "target"), objective=objective)
         self.budget_spend.set(_usd(spend, "spend"), objective=objective)
         self.budget_weight.set(_number(weight, "weight"), objective=objective)
@@ -388,7 +430,9 @@ class ServerMetrics:
         Raises:
             InvalidInputError: A blank objective, or a spend that is not a finite number >= 0.
         """
-        self.budget_spend.set(_usd(spend, "spend"), objective=_name(objective, "objective"))
+        labelled = self._objective(objective)
+        if labelled is not None:
+            self.budget_spend.set(_usd(spend, "spend"), objective=labelled)
 
     def forget_budget(self, objective: str) -> None:
         """Drop a budget objective's gauges (its engine is no longer kept)."""
@@ -401,7 +445,10 @@ class ServerMetrics:
         Raises:
             InvalidInputError: A blank objective or model, or a share that is not a finite number >= 0.
         """
-        objective = _name(objective, "objective")
+        labelled = self._objective(objective)
+        if labelled is None:
+            return
+        objective = labelled
         for model, cap in caps.items():
             self.share_cap.set(_number(cap, "cap"), objective=objective, model=_name(model, "model"))
         for model, share in served.items():

@@ -3,21 +3,22 @@
 A server without bearer tokens binds to loopback, but any web page the user opens can still send it requests: a
 cross-site ``POST`` with a ``text/plain`` body needs no CORS preflight, so it would spend the upstreams' keys
 (``/v1/chat/completions``) and write the feedback store (``/v1/feedback``); and a page whose host name re-resolves
-to ``127.0.0.1`` (DNS rebinding) is same-origin with the server and reads its answers. With auth on neither works:
-a page cannot send the ``Authorization`` header cross-site, and the browser holds no token to send. So without
-auth the server answers browser requests of its own origin only (``Origin`` naming the ``Host`` asked for), and on
-a loopback connection only under host names that cannot be rebound (``localhost``, ``*.localhost``, an IP address)
-or that the operator allowed (``allowed_hosts``: a reverse proxy keeping the ``Host`` header). The host check
-applies to every request on a loopback connection: a page's same-origin ``fetch`` over plain HTTP carries no mark of
-a browser (no ``Sec-Fetch-*`` headers outside secure contexts). Clients that are not browsers and address the
-server as ``127.0.0.1`` or ``localhost`` (the ``openai`` SDK, curl) are unaffected.
+to ``127.0.0.1`` or to the server's LAN address (DNS rebinding) is same-origin with the server and reads its
+answers. With auth on neither works: a page cannot send the ``Authorization`` header cross-site, and the browser
+holds no token to send. So without auth the server answers browser requests of its own origin only (``Origin``
+naming the ``Host`` asked for), and only under host names that cannot be rebound (``localhost``, ``*.localhost``, an
+IP address) or that the operator allowed (``allowed_hosts``: a reverse proxy keeping the ``Host`` header, a LAN or
+container name). The host check applies to every request on any connection (a container sees its bridge address,
+not the loopback a published port was bound to, and a ``--no-auth`` server on a LAN is reachable by a rebound name
+too): a page's same-origin ``fetch`` over plain HTTP carries no mark of a browser (no ``Sec-Fetch-*`` headers outside
+secure contexts). Clients that are not browsers and address the server by an IP address or ``localhost`` (the
+``openai`` SDK, curl) are unaffected.
 """
 
 from __future__ import annotations
 
 import ipaddress
 from collections.abc import Collection, Mapping
-from typing import Any
 from urllib.parse import urlsplit
 
 #: The port a URL scheme implies.
@@ -31,17 +32,11 @@ def _ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
         return None
 
 
-def _loopback(host: object) -> bool:
-    """Whether ``host`` (the address a connection came in on) is a loopback address."""
-    ip = _ip(host) if isinstance(host, str) else None
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return ip is not None and ip.is_loopback
-
-
 def _unrebindable(hostname: str) -> bool:
-    """Whether a browser reaches ``hostname`` without asking DNS: an IP address, ``localhost`` or ``*.localhost``."""
-    return _ip(hostname) is not None or hostname == "localhost" or hostname.endswith(".localhost")
+    """Whether a browser reaches ``hostname`` without asking DNS: an IP address, ``localhost`` or ``*.localhost`` (a
+    final dot allowed)."""
+    name = hostname.rstrip(".")
+    return _ip(hostname) is not None or name == "localhost" or name.endswith(".localhost")
 
 
 def _host_and_port(host: str) -> tuple[str, int | None] | None:
@@ -82,15 +77,14 @@ def _allowed_origin(origin: str, allowed_hosts: Collection[str]) -> bool:
 
 
 def browser_refusal(
-    headers: Mapping[str, str], scope: Mapping[str, Any], allowed_hosts: Collection[str] = ()
+    headers: Mapping[str, str], allowed_hosts: Collection[str] = ()
 ) -> tuple[str, str] | None:
     """``(code, message)`` when a server without auth must refuse this request, else ``None``.
 
     Args:
         headers: The request headers (case-insensitive, as Starlette's).
-        scope: The ASGI scope (its ``server``: the address the connection came in on).
-        allowed_hosts: Host names (lower case) allowed on a loopback connection besides the unrebindable ones, and
-            as the ``Origin`` of a page whose ``Host`` a reverse proxy rewrote.
+        allowed_hosts: Host names (lower case) allowed besides the unrebindable ones, and as the ``Origin`` of a
+            page whose ``Host`` a reverse proxy rewrote.
     """
     origin, host = headers.get("origin"), headers.get("host")
     cross = origin is not None and not (_same_origin(origin, host) or _allowed_origin(origin, allowed_hosts))
@@ -100,23 +94,17 @@ def browser_refusal(
             "cross_origin_request",
             f"this server has no auth, so it answers no browser request from another site's page{sender}: such a "
             "page could spend its models and write its feedback store; give the server bearer tokens "
-            "(--api-keys-env) to call it from a page it does not serve",
+            "(--api-keys-env) to call it from a page it does not serve, or allow the page's host name "
+            "(--allowed-host, behind a reverse proxy that rewrites the Host header)",
         )
-    server = scope.get("server")
     asked = _host_and_port(host) if host else None
-    if (
-        server
-        and _loopback(server[0])
-        and asked is not None
-        and not _unrebindable(asked[0])
-        and asked[0] not in allowed_hosts
-    ):
+    if asked is not None and not _unrebindable(asked[0]) and asked[0].rstrip(".") not in allowed_hosts:
         return (
             "host_not_allowed",
-            f"this server has no auth and answers on a loopback address under IP addresses and localhost "
-            f"only, not under the host name {asked[0]!r:.80} (a web page could reach it there by DNS rebinding): "
-            "address it as 127.0.0.1 or localhost, allow the name (--allowed-host, behind a reverse proxy that keeps "
-            "the Host header), or give the server bearer tokens (--api-keys-env)",
+            f"this server has no auth and answers under IP addresses and localhost only, not under the host name "
+            f"{asked[0]!r:.80} (a web page could reach it there by DNS rebinding): address it by its IP address or "
+            "as localhost, allow the name (--allowed-host NAME: a reverse proxy that keeps the Host header, a LAN or "
+            "container name), or give the server bearer tokens (--api-keys-env)",
         )
     return None
 

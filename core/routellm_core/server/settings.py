@@ -52,8 +52,8 @@ class ServerSettings(BaseModel):
             calling the server decides on retries).
         max_batch_size: Largest routing micro-batch.
         log_prompts: Log each routing text at INFO (off: prompts are never logged).
-        allowed_hosts: Without auth, host names also answered on a loopback connection besides IP addresses,
-            ``localhost`` and ``*.localhost`` (a reverse proxy that keeps the ``Host`` header); others are
+        allowed_hosts: Without auth, host names also answered besides IP addresses, ``localhost`` and
+            ``*.localhost`` (a reverse proxy that keeps the ``Host`` header, a LAN or container name); others are
             refused as DNS rebinding.
         feedback: A feedback store: a SQLite file path (created when missing) or a ``postgresql://`` URL (shared by
             several servers): every routed request's decision is recorded there under the decision id the response

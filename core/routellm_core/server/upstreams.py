@@ -43,7 +43,9 @@ SDK_OPTIONS = frozenset({"extra_headers", "extra_query", "extra_body", "timeout"
 #: Request fields a LangChain chat model takes as its own run options, not the provider's: ``metadata`` (an OpenAI
 #: field, key-value tags of a request) becomes the LangChain run's metadata (what tracing shows); the others are no
 #: chat-completions fields and are refused (binding them raised ``TypeError``, a 502).
-RUN_OPTIONS = frozenset({"tags", "run_name", "run_id", "callbacks", "config"})
+RUN_OPTIONS = frozenset({"tags", "run_name", "run_id", "callbacks", "config", "input", "run_manager", "prompts"})
+#: OpenAI's limits on a request's ``metadata``: pairs, key and value lengths (values are strings).
+METADATA_LIMITS = (16, 64, 512)
 
 
 class UpstreamRequestRefused(ValueError):
@@ -207,6 +209,30 @@ class OpenAIUpstream(Upstream):
         return f"OpenAIUpstream(model={self.model!r}, base_url={str(self._client.base_url)!r})"
 
 
+def _checked_metadata(metadata: Any) -> dict[str, str]:
+    """A request's ``metadata`` as OpenAI takes it (at most 16 string pairs, keys up to 64 characters, values up to
+    512), none of LangChain's own tracing keys (``ls_*``: a client would misattribute the run's model and cost).
+
+    Raises:
+        UpstreamRequestRefused: Anything else, naming the problem.
+    """
+    pairs, key_len, value_len = METADATA_LIMITS
+    if not isinstance(metadata, Mapping):
+        raise UpstreamRequestRefused(f"metadata must be an object of key-value pairs, got {metadata!r:.60}")
+    if len(metadata) > pairs:
+        raise UpstreamRequestRefused(f"metadata holds at most {pairs} key-value pairs, got {len(metadata)}")
+    for key, value in metadata.items():
+        if not isinstance(key, str) or not 0 < len(key) <= key_len:
+            raise UpstreamRequestRefused(f"metadata keys are strings of 1 to {key_len} characters, got {key!r:.80}")
+        if key.startswith("ls_"):
+            raise UpstreamRequestRefused(f"metadata key {key!r:.80}: keys starting with 'ls_' are LangChain's own")
+        if not isinstance(value, str) or len(value) > value_len:
+            raise UpstreamRequestRefused(
+                f"metadata values are strings of at most {value_len} characters, got {value!r:.80} for {key!r:.80}"
+            )
+    return dict(metadata)
+
+
 class ChatModelUpstream(Upstream):
     """A LangChain chat model (from ``init_chat_model`` or given), speaking OpenAI JSON to the server.
 
@@ -252,12 +278,9 @@ class ChatModelUpstream(Upstream):
                 f"field (the {self.name!r} LangChain model would read it as its own run option): leave it out"
             )
         config: dict[str, Any] = {}
-        if "metadata" in params:
-            metadata = params.pop("metadata")
-            if metadata is not None and not isinstance(metadata, Mapping):
-                raise UpstreamRequestRefused(f"metadata must be an object of key-value pairs, got {metadata!r:.60}")
-            if metadata:
-                config["metadata"] = dict(metadata)
+        metadata = params.pop("metadata", None)
+        if metadata:
+            config["metadata"] = _checked_metadata(metadata)
         messages = convert_to_messages(params.pop("messages"))
         usage = bool((params.pop("stream_options", None) or {}).get("include_usage"))
         tools = params.pop("tools", None)
