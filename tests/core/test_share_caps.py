@@ -337,3 +337,11 @@ def test_two_caps_settle_in_a_few_rounds() -> None:
     ctrl._threshold = counted  # type: ignore[method-assign]
     ctrl.choose(rows[0], np.array([1.0, 2.0, 3.0]))
     assert calls <= 2 * 10 + 2  # two caps: at most ten rounds, and the final pass
+
+
+@pytest.mark.parametrize("caps", [{"big": 1 / 3}, {"big": 0.05, "mid": 0.3}, {"llama3:70b": 0.123456789}])
+def test_the_text_form_reads_back_the_same_caps(caps: dict[str, float]) -> None:
+    """str() wrote shares as percents to 6 digits: a cap of 1/3 read back as 0.333333, another objective (and on the
+    server, a second engine under one metrics label)."""
+    objective = Objective.shares(caps)
+    assert Objective.parse(str(objective)) == objective

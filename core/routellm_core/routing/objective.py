@@ -192,10 +192,17 @@ class Objective:
     def __str__(self) -> str:
         """The text form :meth:`parse` reads (the window only when it is not the default)."""
         if self.kind == "shares":
-            text = "shares=" + ";".join(f"{name}:{cap * 100:g}%" for name, cap in self.caps)
+            text = "shares=" + ";".join(f"{name}:{_share_text(cap)}" for name, cap in self.caps)
         else:
             text = f"{self.kind}={self.value:g}"
         return text if self.window == DEFAULT_WINDOW else f"{text},window={self.window}"
+
+
+def _share_text(cap: float) -> str:
+    """A share as the text form writes it: a percent where that reads back exactly (``5%``), else the fraction in
+    full (``0.3333333333333333``), so the text form parses back to the same objective."""
+    percent = f"{cap * 100:g}"
+    return f"{percent}%" if float(percent) / 100 == cap else repr(cap)
 
 
 def _parse_caps(value: str, text: str) -> list[tuple[str, float]]:
