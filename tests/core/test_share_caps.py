@@ -107,7 +107,8 @@ def test_identical_rows_are_split_at_random_in_the_capped_share() -> None:
     for _ in range(1000):
         picks.append(ctrl.choose(np.array([0.5, 0.7]), np.array([1.0, 2.0]))[0])
         ctrl.served(picks[-1])
-    assert np.mean(picks[200:]) == pytest.approx(0.3, abs=0.03)
+    # at most the cap, a little under it: the limit holds back the random mix's streaks above the cap
+    assert 0.25 <= np.mean(picks[200:]) <= 0.3
     windows = [np.mean(picks[b - 100 : b]) for b in range(200, 1001)]
     assert max(windows) <= 0.3 + 1e-9 and min(windows) >= 0.2, (min(windows), max(windows))
 
@@ -224,9 +225,7 @@ def test_the_record_names_the_caps_and_the_recent_shares() -> None:
         eng.call(route, lambda side, rec: "ok")
     entry = route.ladder.as_dict()
     assert entry["objective"] == "shares" and entry["caps"] == {"big": 0.2, "mid": 0.3}
-    assert entry["shares"]["big"] == pytest.approx(0.2, abs=0.04) and entry["shares"]["mid"] == pytest.approx(
-        0.3, abs=0.04
-    )
+    assert 0.14 <= entry["shares"]["big"] <= 0.2 and 0.24 <= entry["shares"]["mid"] <= 0.3
     assert entry["budget"] is None and entry["spend"] is None
     assert entry["value"] >= 0  # the chosen model's penalty (0 when uncapped)
     assert LadderChoice.from_dict(entry) == route.ladder  # the feedback store's round trip
@@ -242,7 +241,7 @@ def test_langchain_chat_route_llm_holds_the_cap() -> None:
     llm = ChatRouteLLM(models=fakes, objective="shares=big:25%,window=20", priors=PRIORS, prices=PRICES)
     answers = [llm.invoke(text) for text in HARD[:60]]
     big = [a.response_metadata["routellm"]["model"] == "big" for a in answers]
-    assert 8 <= sum(big[20:]) <= 10  # 25% of 40
+    assert 6 <= sum(big[20:]) <= 10  # at most 25% of 40, a little under where the limit binds
     assert max(sum(big[b - 20 : b]) for b in range(20, 61)) <= 5  # never more than 5 of any 20 in a row
     record = answers[-1].response_metadata["routellm"]["ladder"]
     assert record["objective"] == "shares" and record["caps"] == {"big": 0.25}
@@ -261,7 +260,7 @@ def test_llamaindex_route_llm_holds_the_cap() -> None:
     llm = RouteLLM(models=llms, objective=Objective.shares({"big": 0.25}, window=20), priors=PRIORS, prices=PRICES)
     texts = [llm.complete(text).text for text in HARD[:60]]
     big = [t.startswith("[big]") for t in texts]
-    assert 8 <= sum(big[20:]) <= 10 and max(sum(big[b - 20 : b]) for b in range(20, 61)) <= 5
+    assert 6 <= sum(big[20:]) <= 10 and max(sum(big[b - 20 : b]) for b in range(20, 61)) <= 5
     assert llms["big"].calls == sum(t.startswith("[big]") for t in texts)
 
 
@@ -345,3 +344,19 @@ def test_the_text_form_reads_back_the_same_caps(caps: dict[str, float]) -> None:
     server, a second engine under one metrics label)."""
     objective = Objective.shares(caps)
     assert Objective.parse(str(objective)) == objective
+
+
+def test_the_limit_alone_moves_no_aim() -> None:
+    """The capped model leads by more and more (drift), so the limit, not the penalty, keeps turning it away: the aim
+    stays at the cap. Corrected by the shares it aimed at, the aim climbed to 1.5x the cap, the penalty let too much
+    through and the limit served the model in bursts, shut for most of each window (bench.ladder_drift's finding)."""
+    ctrl = ShareController({1: 0.2}, 2, window=100, seed=0)
+    rng = np.random.default_rng(0)
+    picks = []
+    for i in range(800):
+        j, _, ticket, _ = ctrl.choose(np.array([0.5, 0.5 + rng.uniform(0, 0.1) + i / 4000]), np.array([1.0, 2.0]))
+        ctrl.served(j, ticket)
+        picks.append(j)
+    assert ctrl.aims[0] == pytest.approx(0.2)
+    halves = [sum(picks[b : b + 50]) for b in range(300, 800, 50)]  # never all of a window's share in one half of it
+    assert max(halves) <= 15, halves

@@ -19,12 +19,10 @@ every model is so limited), and names such a model *closed* for the request: its
 to it either (an escalation or fallback serving a capped model counts against its cap as a choice does).
 
 What was really served corrects the shares aimed at, as the budget controller corrects its spend: an escalation or a
-fallback may serve a capped model the controller did not choose (or another in its place), and the limit above leaves
-some of the window's picks unserved, so each cap is aimed at ``cap x aimed share / served share`` of that model (the
-shares the controller aimed at per request, and the models that answered, over the last
-``max(window, SERVED_MEMORY)`` of each, once a quarter of them reported), within ``[0.25, MAX_AIM] x cap`` and at
-most 1. (Aiming above the cap only makes up for the picks the limit left unserved and for fallbacks away from the
-model: the limit still holds the model's choices to its cap.)
+fallback may serve a capped model the controller did not choose (or another in its place), so each cap is aimed at
+``cap x chosen share / served share`` of that model (the controller's choices and the models that answered, over the
+last ``max(window, SERVED_MEMORY)`` of each, once a quarter of them reported), within ``[0.25, MAX_AIM] x cap`` and
+at most 1. Where the limit binds it holds back choices and serves alike, so it moves no aim.
 """
 
 from __future__ import annotations
@@ -96,7 +94,7 @@ class ShareController:
         # limit counts them; the choices alone are the shares before any call reported)
         self._used: deque[list[int]] = deque(maxlen=window)
         self._tickets = 0  # requests chosen so far: a request's ticket is its number
-        self._expected: deque[np.ndarray] = deque(maxlen=memory)  # the shares aimed at, per request
+        self._picked: deque[int] = deque(maxlen=memory)  # the controller's choices
         self._served: deque[int] = deque(maxlen=memory)  # the models that answered
         self._rng = np.random.default_rng(seed)
         self._lock = threading.Lock()
@@ -121,6 +119,7 @@ class ShareController:
             score[self.capped[full]] = -np.inf
             chosen = int(pick(score[None], np.asarray(cost, dtype=np.float64)[None], "cost_weight", np.zeros(1))[0, 0])
             self._used.append([chosen])
+            self._picked.append(chosen)
             ticket = self._tickets
             self._tickets += 1
         return chosen, lam, ticket, tuple(int(m) for m in self.capped[full])
@@ -135,7 +134,6 @@ class ShareController:
             p = np.vstack(self._rows)
             u = self._rng.random(len(self.capped))
             aims = self._aims()
-            self._expected.append(aims)
         n = len(p)
         allowed = np.floor(aims * n + 1e-9).astype(int)  # rows each capped model may take
         lam = np.zeros(self.n_models)
@@ -185,16 +183,19 @@ class ShareController:
                 self._used[at].append(int(model))
 
     def _aims(self) -> np.ndarray:
-        """The shares aimed at (call holding the lock): each cap x aimed / served share of its model over the recent
-        requests and served calls, once a quarter of the memory reported, within [0.25, MAX_AIM] x cap and at most 1."""
+        """The shares aimed at (call holding the lock): each cap x chosen / served share of its model over the recent
+        choices and served calls, once a quarter of the memory reported, within [0.25, MAX_AIM] x cap and at most 1.
+        Only what escalations and fallbacks serve beyond the choices moves it: the limit holds back choices and
+        serves alike (an aim corrected by the shares aimed at climbed to MAX_AIM x cap whenever the limit bound, and
+        the model was then served in bursts the limit cut off)."""
         memory = self._served.maxlen or 1
-        if len(self._served) < max(1, memory // 4) or not self._expected:
+        if len(self._served) < max(1, memory // 4) or not self._picked:
             return self.caps.copy()
-        picks = np.array(self._served)
-        served = np.array([np.mean(picks == m) for m in self.capped])
-        aimed = np.mean(np.vstack(self._expected), axis=0)
+        served_models, picked_models = np.array(self._served), np.array(self._picked)
+        served = np.array([np.mean(served_models == m) for m in self.capped])
+        chosen = np.array([np.mean(picked_models == m) for m in self.capped])
         with np.errstate(divide="ignore", invalid="ignore"):
-            ratio = np.where(served > 0, aimed / served, math.inf)
+            ratio = np.where(served > 0, chosen / served, 1.0)
         return np.minimum(np.clip(self.caps * ratio, 0.25 * self.caps, MAX_AIM * self.caps), 1.0)
 
     @property
