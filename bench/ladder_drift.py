@@ -1,5 +1,6 @@
-"""A budget held online while the traffic drifts: the core ``LadderEngine`` under ``Objective.budget(B)`` on a
-stream whose task changes half-way (ZeroEval GSM8K, then MATH level 5: harder problems, ~3x longer answers).
+"""A budget and share caps held online while the traffic drifts: the core ``LadderEngine`` under
+``Objective.budget(B)`` and ``Objective.shares(caps)`` on a stream whose task changes half-way (ZeroEval GSM8K, then
+MATH level 5: harder problems, ~3x longer answers).
 
 **Traffic**: per seed, ``N_HALF`` GSM8K test problems, then ``N_HALF`` MATH-L5 problems (each drawn without
 replacement, seeded), with each model's graded correctness and real token counts from ZeroEval's answers (no model
@@ -30,6 +31,15 @@ window's own noise is larger than that band, so "back and staying" is not measur
 realised spend and on a *denoised* spend (each request priced at its chosen model's mean cost on
 that request's task: only the routing decisions vary, not the answer lengths).
 
+**Share caps** (:data:`SHARE_SCENARIOS`, the same streams and seeds): ``Objective.shares(caps)`` through the same
+engine, next to (a) *fixed penalties*: the smallest constant penalties at which the first half, routed by
+``argmax p - penalty``, serves each capped model at most its cap (from the router's predictions on that half), put
+in the share controller's place in the engine; (b) the budget controller at the share controller's realised spend
+over the stream (quality at equal spend, paired per request); (c) the best predicted model uncapped
+(``cost_weight(0)``: the share a cap takes from). Per capped model and half: its share (mean over seeds, min-max),
+its largest share in a block of ``BLOCK`` requests and over any ``BLOCK`` in a row, and the blocks beyond a binomial
+2 sd over the cap (``cap + 2 sqrt(cap (1 - cap) / BLOCK)``).
+
 Run: ``python -m bench.ladder_drift`` (about 2 minutes on 2 cores); writes ``bench/results/ladder_drift.json`` and
 its section of ``BENCHMARKS.md``. ``--quick`` is a smoke run (tiny stream, the shipped checkpoint; numbers
 meaningless).
@@ -52,7 +62,8 @@ from routellm_core.decisions import ServedDecision, Side
 from routellm_core.escalation.ladder import evaluate_ladder
 from routellm_core.routing.engine import RoutingOptions
 from routellm_core.routing.ladder import LadderEngine
-from routellm_core.routing.objective import Objective
+from routellm_core.routing.objective import DEFAULT_WINDOW, Objective
+from routellm_core.routing.shares import ShareController
 
 SECTION = "## Budget held online on drifting traffic (LadderEngine, ZeroEval GSM8K then MATH-L5)"
 MODELS: tuple[str, ...] = (
@@ -87,6 +98,20 @@ POLICIES: dict[str, str] = {
     "controller": "controller (`budget`, window 200)",
     "controller_short": f"controller (`budget`, window {SHORT_WINDOW})",
     "fixed": "fixed weight (tuned on 1st half)",
+}
+#: Share scenarios on the same streams and seeds: caps by ladder name (``Objective.shares``, its default window).
+#: The router ranks GPT-4o first and GPT-4o-mini second on nearly every prompt of both tasks (Llama-70B is rarely
+#: even third), so the second scenario caps those two: a cap on Llama-70B would never bind.
+SHARE_SCENARIOS: dict[str, dict[str, float]] = {
+    "4o_20": {"gpt-4o-2024-08-06": 0.2},
+    "4o_10_mini_50": {"gpt-4o-2024-08-06": 0.1, "gpt-4o-mini-2024-07-18": 0.5},
+}
+#: Policies of each share scenario, all run through the engine.
+SHARE_POLICIES: dict[str, str] = {
+    "controller": f"share controller (`shares`, window {DEFAULT_WINDOW})",
+    "fixed": "fixed penalty (tuned on 1st half)",
+    "budget": "budget controller at the share controller's spend",
+    "uncapped": "best predicted, uncapped",
 }
 
 
@@ -347,6 +372,217 @@ def _mean(vals: Sequence[float | None]) -> float | None:
     return None if any(v is None for v in vals) else float(np.mean(vals))  # type: ignore[arg-type]
 
 
+class FixedPenalties(ShareController):
+    """A fixed penalty per capped model, put in the engine's place of the share controller: every request goes to
+    ``argmax p - penalty`` (ties to the cheaper), with no window, no correction and no limit (its caps are 1, which
+    the limit never reaches): what one deploys without a controller, the penalties tuned on last week's traffic."""
+
+    def __init__(self, penalties: np.ndarray, capped: Sequence[int], n_models: int) -> None:
+        super().__init__(dict.fromkeys(capped, 1.0), n_models, DEFAULT_WINDOW)
+        self.fixed = np.asarray(penalties, dtype=np.float64)
+
+    def penalties(self, pred: np.ndarray) -> np.ndarray:
+        """The fixed penalties, whatever the request."""
+        return self.fixed.copy()
+
+
+def fixed_penalties(pred: np.ndarray, caps: dict[int, float]) -> np.ndarray:
+    """The smallest fixed penalties (per model, 0 on the uncapped) at which ``pred``'s rows, routed by
+    ``argmax p - penalty``, serve each capped model at most its cap: coordinate updates, each capped model's penalty
+    just above (by a margin) the ``(k+1)``-th largest lead over the best other model (``k = floor(cap x rows)``),
+    until none moves. Where two capped models share a row on both thresholds, each update raises the other's by the
+    margin alone and the two chase each other: the margin then doubles until an uncapped model takes the row.
+
+    Raises:
+        SystemExit: No penalties found that hold the caps.
+    """
+    n = len(pred)
+    lam, margin = np.zeros(pred.shape[1]), 1e-9
+    allowed = {m: int(np.floor(cap * n + 1e-9)) for m, cap in caps.items()}
+
+    def holds() -> bool:
+        served = np.bincount(np.argmax(pred - lam, axis=1), minlength=pred.shape[1])
+        return all(served[m] <= k for m, k in allowed.items())
+
+    for _ in range(500):
+        before = lam.copy()
+        for m, k in allowed.items():
+            others = pred - lam
+            others[:, m] = -np.inf
+            lead = np.sort(pred[:, m] - others.max(axis=1))[::-1]
+            lam[m] = 0.0 if k >= n else max(0.0, float(lead[k]) + margin)
+        if holds():  # the updates only climb, each to a lower bound of any penalties that hold: the first that hold
+            return lam
+        if float(np.max(np.abs(lam - before))) <= 4 * margin:  # a chase
+            margin *= 2
+    raise SystemExit(f"no fixed penalties found that hold the caps {caps} on {n} rows (last {lam})")
+
+
+def share_engine(router: Any, caps: dict[str, float], price: dict[str, tuple[float, float]], lam: np.ndarray) -> Any:
+    """:func:`engine` under ``Objective.shares(caps)`` with the fixed penalties ``lam`` in the controller's place."""
+    eng = engine(router, Objective.shares(caps), price)
+    eng.shares = FixedPenalties(lam, [MODELS.index(m) for m in caps], len(MODELS))
+    return eng
+
+
+def block_shares(served: np.ndarray, m: int, start: int, end: int) -> tuple[list[float], float]:
+    """Model ``m``'s share of each full block of :data:`BLOCK` requests of ``[start, end)`` (counted from
+    ``start``), and its largest share over any ``BLOCK`` consecutive requests there (a sliding window)."""
+    hit = (served[start:end] == m).astype(float)
+    w = min(BLOCK, len(hit))
+    blocks = [float(hit[b : b + BLOCK].mean()) for b in range(0, len(hit) - BLOCK + 1, BLOCK)] or [float(hit.mean())]
+    c = np.r_[0.0, np.cumsum(hit)]
+    return blocks, float(np.max(c[w:] - c[:-w]) / w)
+
+
+def over_block_cap(cap: float) -> float:
+    """The share above which a block of :data:`BLOCK` requests exceeds ``cap`` beyond noise (binomial 2 sd)."""
+    return cap + 2 * np.sqrt(cap * (1 - cap) / BLOCK)
+
+
+def share_seed(router: Any, stream: Stream, price: dict[str, tuple[float, float]], seed: int) -> dict[str, Any]:
+    """Every share scenario on one seed's stream: the share controller, the fixed penalty tuned on the first half,
+    the budget controller at the share controller's realised spend and the best predicted model uncapped (shared by
+    the scenarios), all through the engine; the router's offline curve and the hull at the controller's spend."""
+    rng = np.random.default_rng(SEED + 2000 + seed)
+    pred = np.asarray(router.predict_success(stream.prompts, list(MODELS)), dtype=np.float64)
+    uncapped = drive(engine(router, Objective.cost_weight(0.0), price), stream)
+    curves = []
+    for h in (0, 1):
+        idx = stream.half(h)
+        q, c = stream.quality[idx], stream.cost[idx]
+        qd = {m: q[:, j] for j, m in enumerate(MODELS)}
+        cd = {m: c[:, j] for j, m in enumerate(MODELS)}
+        curves.append(evaluate_ladder(pred[idx], [stream.prompts[i] for i in idx], qd, cd))
+    out: dict[str, Any] = {}
+    for name, caps in SHARE_SCENARIOS.items():
+        by_index = {MODELS.index(m): c for m, c in caps.items()}
+        t0 = time.time()
+        ctrl = drive(engine(router, Objective.shares(caps), price), stream)
+        t_ctrl = time.time() - t0
+        lam = fixed_penalties(pred[stream.half(0)], by_index)
+        fixed = drive(share_engine(router, caps, price, lam), stream)
+        spend = 1000 * float(ctrl["cost"].mean())
+        budget = drive(engine(router, Objective.budget(spend), price), stream)
+        runs = {"controller": ctrl, "fixed": fixed, "budget": budget, "uncapped": uncapped}
+        halves = []
+        for h in (0, 1):
+            idx = stream.half(h)
+            row: dict[str, Any] = {}
+            for pol, r in runs.items():
+                cost, served = r["cost"][idx], r["served"][idx]
+                capped = {}
+                for m, cap in caps.items():
+                    blocks, window_max = block_shares(r["served"], MODELS.index(m), int(idx[0]), int(idx[-1]) + 1)
+                    capped[m] = {
+                        "share": float(np.mean(served == MODELS.index(m))),
+                        "blocks": blocks,
+                        "block_max": max(blocks),
+                        "window_max": window_max,
+                        "blocks_over": int(sum(b > over_block_cap(cap) for b in blocks)),
+                    }
+                row[pol] = {
+                    "spend": 1000 * float(cost.mean()),
+                    "spend_sd": 1000 * bootstrap_sd(cost, rng),
+                    "quality": float(stream.quality[idx, served].mean()),
+                    "shares": (np.bincount(served, minlength=len(MODELS)) / len(idx)).tolist(),
+                    "capped": capped,
+                }
+            # quality at (near) equal spend: the share controller minus the budget controller, request by request
+            diff = stream.quality[idx, ctrl["served"][idx]] - stream.quality[idx, budget["served"][idx]]
+            row["quality_vs_budget"] = {"diff": float(diff.mean()), "sd": bootstrap_sd(diff, rng)}
+            s = row["controller"]["spend"] / 1000
+            row["at_controller_spend"] = {
+                "router_offline": curves[h].quality_at(s),
+                "hull": curves[h].hull_quality_at(s),
+            }
+            halves.append(row)
+        whole = (
+            stream.quality[np.arange(len(stream)), ctrl["served"]]
+            - stream.quality[np.arange(len(stream)), budget["served"]]
+        )
+        out[name] = {
+            "fixed_penalties": {m: float(lam[MODELS.index(m)]) for m in caps},
+            "controller_seconds": t_ctrl,
+            "stream_spend": {pol: 1000 * float(r["cost"].mean()) for pol, r in runs.items()},
+            "stream_quality": {
+                pol: float(stream.quality[np.arange(len(stream)), r["served"]].mean()) for pol, r in runs.items()
+            },
+            "stream_quality_vs_budget": {"diff": float(whole.mean()), "sd": bootstrap_sd(whole, rng)},
+            "halves": halves,
+        }
+    return out
+
+
+def _spread(vals: Sequence[float]) -> dict[str, float]:
+    return {"mean": float(np.mean(vals)), "min": float(np.min(vals)), "max": float(np.max(vals))}
+
+
+def aggregate_shares(seeds: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per scenario, half and policy: means over seeds with the per-seed spread (min, max), the pooled spend sd
+    (√Σsd²/seeds) and, per capped model, the blocks beyond a binomial 2 sd over the cap (summed over seeds)."""
+    n = len(seeds)
+    out: dict[str, Any] = {}
+    for name, caps in SHARE_SCENARIOS.items():
+        runs = [s[name] for s in seeds]
+        halves = []
+        for h in (0, 1):
+            rows = [r["halves"][h] for r in runs]
+            row: dict[str, Any] = {}
+            for pol in SHARE_POLICIES:
+                ps = [r[pol] for r in rows]
+                row[pol] = {
+                    "spend": float(np.mean([p["spend"] for p in ps])),
+                    "spend_sd_pooled": float(np.sqrt(np.sum([p["spend_sd"] ** 2 for p in ps])) / n),
+                    "quality": float(np.mean([p["quality"] for p in ps])),
+                    "quality_sd_over_seeds": float(np.std([p["quality"] for p in ps])),
+                    "shares": np.mean([p["shares"] for p in ps], axis=0).tolist(),
+                    "capped": {
+                        m: {
+                            "share": _spread([p["capped"][m]["share"] for p in ps]),
+                            "block_max": _spread([p["capped"][m]["block_max"] for p in ps]),
+                            "window_max": _spread([p["capped"][m]["window_max"] for p in ps]),
+                            "blocks_over": int(sum(p["capped"][m]["blocks_over"] for p in ps)),
+                            "blocks": int(sum(len(p["capped"][m]["blocks"]) for p in ps)),
+                            "over_at": float(over_block_cap(caps[m])),
+                        }
+                        for m in caps
+                    },
+                }
+            row["quality_vs_budget"] = {
+                "diff": float(np.mean([r["quality_vs_budget"]["diff"] for r in rows])),
+                "sd_pooled": float(np.sqrt(np.sum([r["quality_vs_budget"]["sd"] ** 2 for r in rows])) / n),
+            }
+            row["at_controller_spend"] = {
+                k: _mean([r["at_controller_spend"][k] for r in rows]) for k in ("router_offline", "hull")
+            }
+            halves.append(row)
+        out[name] = {
+            "caps": caps,
+            "fixed_penalties": {m: _spread([r["fixed_penalties"][m] for r in runs]) for m in caps},
+            "stream_spend": {pol: float(np.mean([r["stream_spend"][pol] for r in runs])) for pol in SHARE_POLICIES},
+            "stream_quality": {pol: float(np.mean([r["stream_quality"][pol] for r in runs])) for pol in SHARE_POLICIES},
+            "stream_quality_vs_budget": {
+                "diff": float(np.mean([r["stream_quality_vs_budget"]["diff"] for r in runs])),
+                "sd_pooled": float(np.sqrt(np.sum([r["stream_quality_vs_budget"]["sd"] ** 2 for r in runs])) / n),
+            },
+            "controller_seconds": float(np.mean([r["controller_seconds"] for r in runs])),
+            "controller_blocks": {
+                m: np.mean(
+                    [
+                        r["halves"][0]["controller"]["capped"][m]["blocks"]
+                        + r["halves"][1]["controller"]["capped"][m]["blocks"]
+                        for r in runs
+                    ],
+                    axis=0,
+                ).tolist()
+                for m in caps
+            },
+            "halves": halves,
+        }
+    return out
+
+
 def aggregate(seeds: list[dict[str, Any]], budget: float, switch: int) -> dict[str, Any]:
     """Means over seeds, the pooled noise, the seed-mean trailing-window settling."""
     halves = []
@@ -403,7 +639,7 @@ def run(args: Any) -> dict[str, Any]:
         router_name = f"default recipe without {', '.join(LEFT_OUT[t] for t in TASKS)}"
     log(f"router ({router_name}) ready in {time.time() - t0:.0f}s")
     tables = [load_task(t, price) for t in TASKS]
-    seeds = []
+    seeds, share_seeds = [], []
     for seed in range(args.seeds):
         t0 = time.time()
         stream = make_stream(tables, args.n_half, seed)
@@ -414,6 +650,23 @@ def run(args: Any) -> dict[str, Any]:
             f"seed {seed} ({time.time() - t0:.0f}s): controller {h[0]['controller']['spend']:.3f} / "
             f"{h[1]['controller']['spend']:.3f}, fixed λ={res['fixed_weight']:.3g} {h[0]['fixed']['spend']:.3f} / "
             f"{h[1]['fixed']['spend']:.3f} USD per 1k (target {args.budget}); settling {res['settling']}"
+        )
+        t0 = time.time()
+        shares = share_seed(router, stream, price, seed)
+        share_seeds.append({"seed": seed, **shares})
+        log(
+            f"seed {seed} shares ({time.time() - t0:.0f}s): "
+            + "; ".join(
+                f"{name} controller / fixed: "
+                + ", ".join(
+                    f"{SHORT[m]} {sc['halves'][0]['controller']['capped'][m]['share']:.1%} / "
+                    f"{sc['halves'][1]['controller']['capped'][m]['share']:.1%}, "
+                    f"{sc['halves'][0]['fixed']['capped'][m]['share']:.1%} / "
+                    f"{sc['halves'][1]['fixed']['capped'][m]['share']:.1%}"
+                    for m in SHARE_SCENARIOS[name]
+                )
+                for name, sc in shares.items()
+            )
         )
     agg = aggregate(seeds, args.budget, args.n_half)
     for s in seeds:  # keep the JSON small: the per-request series only fed the seed-mean settling
@@ -428,6 +681,12 @@ def run(args: Any) -> dict[str, Any]:
         "models": list(MODELS),
         "aggregate": agg,
         "seeds": seeds,
+        "shares": {
+            "scenarios": SHARE_SCENARIOS,
+            "window": DEFAULT_WINDOW,
+            "aggregate": aggregate_shares(share_seeds),
+            "seeds": share_seeds,
+        },
     }
 
 
@@ -538,7 +797,98 @@ def section(res: dict[str, Any] | None) -> list[str]:
             for h, row in enumerate(agg["halves"])
         )
         + ".",
+        *share_section(res),
     ]
+    return lines
+
+
+def _pct(x: dict[str, float]) -> str:
+    """A share's mean over seeds with its range."""
+    return f"{x['mean']:.1%} ({x['min']:.1%}–{x['max']:.1%})"
+
+
+def share_section(res: dict[str, Any]) -> list[str]:
+    """The share scenarios' part of the section (none in results written before they existed)."""
+    sh = res.get("shares")
+    if not sh:
+        return []
+    w = sh["window"]
+    names = ("GSM8K (1st)", "MATH-L5 (2nd)")
+    lines = [
+        "",
+        f"**Share caps on the same traffic.** The same streams, seeds and router, each request through the engine "
+        f"under `Objective.shares(caps)` (window {w}): the best predicted model, each capped model served at most its "
+        f"cap of the last {w} requests (a penalty per capped model set by the `ShareController`). Next to it, on the "
+        "same requests and through the same engine: *fixed penalty*: the smallest constant penalties at which the "
+        "first half, routed by `argmax p − penalty`, serves each capped model at most its cap (from the router's "
+        "predictions on that half), in the controller's place; *budget controller*: `Objective.budget(S)` with S the "
+        "share controller's realised spend over the seed's whole stream (quality at equal spend); *uncapped*: "
+        "`Objective.cost_weight(0)`, the best predicted model (the share the cap takes from). A capped model's "
+        "*share*: mean over seeds (min–max over seeds); *worst block*: its largest share in one of the half's blocks "
+        f"of {BLOCK} requests, mean over seeds (max over seeds); *worst {BLOCK} in a row*: the same over any {BLOCK} "
+        "consecutive requests of the half; *blocks over*: blocks whose share exceeds the cap by more than a binomial "
+        f"2 sd (cap + 2√(cap(1 − cap)/{BLOCK})), over all seeds. Spend USD/1k (pooled bootstrap sd).",
+    ]
+    for name, sc in sh["aggregate"].items():
+        caps = sc["caps"]
+        title = ", ".join(f"{SHORT[m]} ≤ {c:.0%}" for m, c in caps.items())
+        head = "| half | policy | spend USD/1k (sd) | quality (sd over seeds) |"
+        rule = "|---|---|---|---|"
+        for m in caps:
+            thr = sc["halves"][0]["controller"]["capped"][m]["over_at"]
+            head += (
+                f" {SHORT[m]} share | {SHORT[m]} worst block | {SHORT[m]} worst {BLOCK} in a row | "
+                f"{SHORT[m]} blocks over {thr:.1%} |"
+            )
+            rule += "---|---|---|---|"
+        lines += ["", f"Caps {title} (`{name}`):", "", head, rule]
+        for h, row in enumerate(sc["halves"]):
+            for pol, label in SHARE_POLICIES.items():
+                r = row[pol]
+                line = (
+                    f"| {names[h]} | {label} | {r['spend']:.3f} ({r['spend_sd_pooled']:.3f}) | {r['quality']:.3f} "
+                    f"({r['quality_sd_over_seeds']:.3f}) |"
+                )
+                for m in caps:
+                    x = r["capped"][m]
+                    line += (
+                        f" {_pct(x['share'])} | {x['block_max']['mean']:.0%} ({x['block_max']['max']:.0%}) | "
+                        f"{x['window_max']['mean']:.0%} ({x['window_max']['max']:.0%}) | "
+                        f"{x['blocks_over']}/{x['blocks']} |"
+                    )
+                lines.append(line)
+        qv = sc["stream_quality_vs_budget"]
+        lines += [
+            "",
+            "Fixed penalties (mean over seeds, min–max): "
+            + ", ".join(
+                f"{SHORT[m]} {v['mean']:.3f} ({v['min']:.3f}–{v['max']:.3f})" for m, v in sc["fixed_penalties"].items()
+            )
+            + ". Quality, share controller − budget controller on the same requests (pooled paired bootstrap sd): "
+            + "; ".join(
+                f"{names[h]} {row['quality_vs_budget']['diff']:+.3f} ({row['quality_vs_budget']['sd_pooled']:.3f})"
+                for h, row in enumerate(sc["halves"])
+            )
+            + f"; whole stream {qv['diff']:+.3f} ({qv['sd_pooled']:.3f}), at stream spends "
+            f"{sc['stream_spend']['controller']:.3f} (shares) and {sc['stream_spend']['budget']:.3f} (budget). "
+            "At the share controller's spend on each half, the router's offline curve (knowing the half's mean "
+            "costs) / the single models' hull: "
+            + "; ".join(
+                f"{names[h]} {_f(row['at_controller_spend']['router_offline'])} / "
+                f"{_f(row['at_controller_spend']['hull'])}"
+                for h, row in enumerate(sc["halves"])
+            )
+            + ". Share controller's shares per model: "
+            + "; ".join(
+                f"{names[h]}: "
+                + ", ".join(f"{SHORT[x]} {v:.0%}" for x, v in zip(MODELS, row["controller"]["shares"], strict=True))
+                for h, row in enumerate(sc["halves"])
+            )
+            + ". The share controller's share of each capped model per block of "
+            f"{BLOCK} requests in stream order (mean over seeds; the switch at request {res['n_half']}): "
+            + "; ".join(f"{SHORT[m]} " + ", ".join(f"{x:.0%}" for x in v) for m, v in sc["controller_blocks"].items())
+            + f". Controller time: {sc['controller_seconds']:.1f} s per seed's stream.",
+        ]
     return lines
 
 
