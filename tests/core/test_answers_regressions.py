@@ -16,34 +16,14 @@ from __future__ import annotations
 
 import random
 import re
-import signal
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import pytest
+from deadline import deadline
 
 from routellm_core.escalation import answers as A
 from routellm_core.escalation.answers import answers_agree, extract_choice, extract_number, normalise_answer
 
-
 # ---- 1. time: linear in the reply ------------------------------------------------------------------------------
-@contextmanager
-def _deadline(seconds: int) -> Iterator[None]:
-    """Fail a block that runs past ``seconds``. Not a timing bound: a comparison of two 200 kB replies takes about
-    0.1 s here, the catastrophic cases took from 2 s (8 kB) to over 120 s (200 kB); only those hit this."""
-
-    def _fail(signum: int, frame: object) -> None:
-        raise TimeoutError(f"answer comparison ran past {seconds} s: catastrophic backtracking")
-
-    previous = signal.signal(signal.SIGALRM, _fail)
-    signal.alarm(seconds)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
-
-
 N = 200_000
 ADVERSARIAL = {
     "answer is": "answer is " * (N // 10),  # before: 3.2 s at 20 kB, > 120 s at 200 kB
@@ -73,7 +53,7 @@ ADVERSARIAL = {
 @pytest.mark.parametrize("name", list(ADVERSARIAL))
 def test_adversarial_replies_are_compared_in_linear_time(name: str) -> None:
     text = ADVERSARIAL[name]
-    with _deadline(10):
+    with deadline(10):
         answers_agree(text, text + "1")
         answers_agree(f'{{"answer": {text!r}}}'.replace("'", '"'), text)  # the same inside a JSON answer field
 
@@ -82,7 +62,7 @@ def test_random_junk_is_compared_in_linear_time() -> None:
     rng = random.Random(7)
     pieces = ["1", "2", " ", "[", "]", "{", "}", "\\", "(", ")", ".", "=", "-", "/", "answer is ", "#### ", "```",
               "\\boxed{", "\\frac{", "option ", "\n", "$", ",", "*", "B"]  # fmt: skip
-    with _deadline(20):
+    with deadline(20):
         for _ in range(6):
             a = "".join(rng.choices(pieces, k=40_000))
             b = "".join(rng.choices(pieces, k=40_000))

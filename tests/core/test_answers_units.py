@@ -15,11 +15,9 @@ A false agreement keeps a wrong cheap answer (the worst outcome of a cascade): w
 from __future__ import annotations
 
 import re
-import signal
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import pytest
+from deadline import deadline
 
 from routellm_core.escalation import answers as A
 from routellm_core.escalation.answers import answers_agree, extract_number, extract_tool_calls, normalise_answer
@@ -199,22 +197,6 @@ def test_a_qualified_key_hashes_as_the_plain_value_it_equals() -> None:
     assert qualified == plain and hash(qualified) == hash(plain)
 
 
-@contextmanager
-def _deadline(seconds: int) -> Iterator[None]:
-    """Fail a block that runs past ``seconds`` (catastrophic backtracking; a linear pass takes well under 1 s)."""
-
-    def _fail(signum: int, frame: object) -> None:
-        raise TimeoutError(f"answer comparison ran past {seconds} s: catastrophic backtracking")
-
-    previous = signal.signal(signal.SIGALRM, _fail)
-    signal.alarm(seconds)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
-
-
 N = 200_000
 ADVERSARIAL = {
     "scale words": "1 million " * (N // 10),
@@ -234,7 +216,7 @@ ADVERSARIAL = {
 @pytest.mark.parametrize("name", list(ADVERSARIAL))
 def test_adversarial_replies_are_compared_in_linear_time(name: str) -> None:
     text = ADVERSARIAL[name]
-    with _deadline(10):
+    with deadline(10):
         answers_agree(text, text + "1")
         answers_agree(f'{{"answer": {text!r}}}'.replace("'", '"'), text)
 
