@@ -175,8 +175,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
     thin = _thin_calibration(calib, {}) if calib else None  # too few prompts (known before any training)
     if thin and not args.force:
         raise InvalidInputError(_thin_train_calibration(args, thin))
-    # routers that learn from per-model scores (difficulty) get golden labels as they are, others their battles
-    labels = not args.init and getattr(get_router_class(args.router), "learns_from_golden_labels", False)
+    # routers that learn from per-model scores (difficulty) get golden labels as they are, others their battles; a
+    # warm start is of its init's type (a difficulty init turned --golden into battles: one model's labels vanished)
+    kind = args.router or (_init_kind(args.init) if args.init else None)
+    labels = kind is not None and getattr(get_router_class(kind), "learns_from_golden_labels", False)
     if args.sources:
         exclude = args.exclude.split(",") if args.exclude else ()
         held = f" (held out: {args.exclude})" if args.exclude else ""
@@ -254,6 +256,18 @@ def _cmd_train(args: argparse.Namespace) -> int:
             "(or give train --calibration-prompts)"
         )
     return 0
+
+
+def _init_kind(init: str) -> str | None:
+    """The router type of a warm start's init (its checkpoint's config); None when it names no readable checkpoint
+    (training then says what is wrong with it)."""
+    from routellm_core.checkpoint import read_config
+    from routellm_core.routers.registry import PRETRAINED_DIR, pretrained_routers
+
+    try:
+        return read_config(PRETRAINED_DIR / init if init in pretrained_routers() else Path(init)).router
+    except (RouteLLMError, OSError, ValueError):
+        return None
 
 
 def _thin_train_calibration(args: argparse.Namespace, thin: str) -> str:

@@ -195,9 +195,11 @@ def test_warm_start_on_another_pair_says_how_to_learn_from_it(tmp_path: Path, ca
     assert main(base) == 0
     line = capsys.readouterr().out
     assert "no decided battle of its pair, so the pair scores like its init" in line
-    # they were not thrown away: the difficulty router refit the profiles of the models they score (models=[...])
+    # they were not thrown away: the difficulty router refit the profiles of the models they score (models=[...]),
+    # the profiles gpt-4o and gpt-4o-mini resolve to (not new ones named after the spelling)
     assert (
-        f"left the pair's win rate as it was and refit the profiles of {STRONG} (16 labels), {WEAK} (16 labels)" in line
+        "left the pair's win rate as it was and refit the profiles of gpt-4o-2024-08-06 (16 labels), "
+        "gpt-4o-mini-2024-07-18 (16 labels)" in line
     )
     assert "ignored" not in line
     assert f"to learn from your labels ({STRONG} / {WEAK}), name that pair: --strong-model and --weak-model" in line

@@ -37,6 +37,9 @@ LADDER_KEYS = {
     "weak",
     "budget",
     "spend",
+    "caps",
+    "shares",
+    "closed",
 }
 
 

@@ -587,9 +587,16 @@ def test_cli_train_feedback_init_warm_starts_on_the_store(tmp_path: Path, capsys
     captured = capsys.readouterr()
     assert "warning" not in captured.err  # 8 strong wins, 8 weak wins: not one-sided
     line = captured.out.strip()
+    # difficulty: the pair's battles also refit the profiles a ladder compares (the profiles gpt-4o and gpt-4o-mini
+    # resolve to); its two-model win rate scores on the profiles without them, refitted on top
+    refit = (
+        "profiles refit: gpt-4o-2024-08-06 (16 labels), gpt-4o-mini-2024-07-18 (16 labels); "
+        if kind == "difficulty"
+        else ""
+    )
     assert line == (
         f"warm-started {kind} from {init} on 16 of 20 battles; 4 ties dropped ({kind} learns from wins and losses "
-        f"only); thresholds recalibrated on 20 prompts -> {out}"
+        f"only); {refit}thresholds recalibrated on 20 prompts -> {out}"
     )
     router = load_router(out)
     assert router.name == kind

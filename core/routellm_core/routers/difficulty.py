@@ -57,7 +57,14 @@ from routellm_core.errors import (
 )
 from routellm_core.routers import warm_start as warm
 from routellm_core.routers.base import WinRateModel
-from routellm_core.routers.profiles import ModelPrior, UnknownModelError, close_model, resolve_model
+from routellm_core.routers.profiles import (
+    ModelPrior,
+    UnknownModelError,
+    close_model,
+    labelled_profile,
+    profile_names,
+    resolve_model,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -136,13 +143,13 @@ class _Observations:
             for label, scores in zip(labels, _unit_scores(labels, source)):
                 i = self._prompt(label.prompt)
                 self.labels.append((i, source, scores))
-                rows.extend((i, m, s, source) for m, s in scores.items())
+                rows.extend((i, _model_name(m, label.prompt), s, source) for m, s in scores.items())
         for b in battles:  # a decided battle: the winner answered well, the loser did not; ties say nothing here
             if b.winner == "tie":
                 continue
             i, source = self._prompt(b.prompt), b.source or ""
             win, lose = (b.model_a, b.model_b) if b.winner == "model_a" else (b.model_b, b.model_a)
-            rows += [(i, win, 1.0, source), (i, lose, 0.0, source)]
+            rows += [(i, _model_name(win, b.prompt), 1.0, source), (i, _model_name(lose, b.prompt), 0.0, source)]
         self.rows = rows
         self.n_golden, self.n_battles = len(golden), len(battles)
 
@@ -154,6 +161,16 @@ class _Observations:
         return i
 
 
+def _model_name(name: str, prompt: str) -> str:
+    """A record's model name without surrounding whitespace; a blank one is refused (it names no model)."""
+    if not name.strip():
+        raise TrainingDataError(
+            f"a training record names a model {name!r}, which is blank (prompt {prompt[:60]!r}): every score and "
+            "battle must name the model that answered"
+        )
+    return name.strip()
+
+
 def _by_source(labels: Sequence[GoldenLabel]) -> dict[str, list[GoldenLabel]]:
     out: dict[str, list[GoldenLabel]] = defaultdict(list)
     for label in labels:
@@ -163,13 +180,28 @@ def _by_source(labels: Sequence[GoldenLabel]) -> dict[str, list[GoldenLabel]]:
 
 def _unit_scores(labels: Sequence[GoldenLabel], source: str) -> list[dict[str, float]]:
     """Each label's scores in [0, 1]: as they are when the whole source is in [0, 1], else min-max scaled over
-    the source (judge grades such as MT Bench's 1-10)."""
+    the source (judge grades such as MT Bench's 1-10), with a warning when most of its scores were in [0, 1] (a
+    stray 1.5 among 0/1 correctness would otherwise silently turn every right answer into 0.67)."""
     values = np.array([s for label in labels for s in label.scores.values()], dtype=np.float64)
     lo, hi = float(values.min()), float(values.max())
     if lo >= 0.0 and hi <= 1.0:
         return [dict(label.scores) for label in labels]
     if hi == lo:
         raise TrainingDataError(f"source {source!r}: every score is {lo}, outside [0, 1]; nothing to learn")
+    outside = int(np.sum((values < 0.0) | (values > 1.0)))
+    if 2 * outside > len(values):  # a grade scale (MT Bench's 1-10): scaled as documented, nothing to say
+        return [{m: (s - lo) / (hi - lo) for m, s in label.scores.items()} for label in labels]
+    logger.warning(
+        "source %r: %d of %d scores are outside [0, 1] (from %g to %g), so every score of the source is min-max "
+        "scaled to [0, 1] (as a judge's 1-10 grades are): a 1 there counts %.3g; give correctness as 0/1 or "
+        "fractions, or such grades in a source of their own",
+        source,
+        outside,
+        len(values),
+        lo,
+        hi,
+        (1.0 - lo) / (hi - lo),
+    )
     return [{m: (s - lo) / (hi - lo) for m, s in label.scores.items()} for label in labels]
 
 
@@ -223,9 +255,12 @@ class DifficultyRouter(WinRateModel):
             shipped default's logits spread about 2.4 times less than ``fast``'s (sd 0.10 vs 0.24 on GSM8K), so
             the same correction would reorder its prompts far more.
         warm_scale_prior: Warm start only: L2 precision of the init logit's scale ``a`` around 1.
-        profile_prior: Warm start only: L2 precision pulling each labelled model's profile towards its start
-            (about that many labels' worth of evidence); a model with no profile, alias or stated prior starts
-            from the mean profile with a tenth of it.
+        profile_prior: Warm start only: L2 precision pulling each labelled model's profile (in logit space)
+            towards its start; a model with no profile, alias or stated prior starts from the mean profile with a
+            tenth of it. A label near p = 0.5 weighs about 0.25 of it and one near 0.1 or 0.9 about 0.09, so 10
+            is 40 to 110 labels' worth: a stated prior that is wrong gives way slowly (a model stated ``like``
+            o1-preview but right on 39% of 100 CRUX labels is predicted at 0.54; one stated like Llama-3.1-8B
+            but right on 90% of MATH-L5 problems at 0.41 after 10 labels, 0.65 after 50, 0.80 after 200).
         strong_model: Reference strong model (must be among the training models).
         weak_model: Reference weak model.
         embedder: The embedder; the shipped static embedder when ``None``.
@@ -281,6 +316,9 @@ class DifficultyRouter(WinRateModel):
         self.profile_prior = profile_prior
         #: ``(a, δ..., c)`` of the pair's warm-start correction (see :meth:`fit`); ``None``: the profiles alone.
         self.pair_correction_: np.ndarray | None = None
+        #: The pair's two profiles (strong, weak) where its logit scores on other ones than the ladder's (see
+        #: :meth:`fit`); ``None``: the pair scores on its rows of ``model_coefs_``.
+        self.pair_profiles_: np.ndarray | None = None
 
     def get_embedder(self) -> Embedder:
         """The embedder in use: the shipped static embedder unless one was given."""
@@ -303,10 +341,15 @@ class DifficultyRouter(WinRateModel):
 
         The warm start also refits the profile of every model the records score (golden labels; a decided battle
         counts one right and one wrong answer): penalised logistic regression on the init's traits, pulled towards
-        the model's starting profile with precision ``profile_prior``. The start is the init's profile of that
-        name, else that of the profiled model the name resolves to (``resolve_model``), else, for a model nobody
-        profiles, the mean profile held with a tenth of the precision. ``metadata["profiles_refit"]`` lists each
-        refitted model's labels and start. The pair's logit is then refitted on top of its (refitted) profiles.
+        the model's starting profile with precision ``profile_prior``. Every spelling of a profiled model refits
+        that profile (``openai:gpt-4o``, ``GPT-4o`` and ``gpt-4o-2024-08-06`` are one model:
+        :func:`~routellm_core.routers.profiles.labelled_profile`), and the spellings of a new model make one new
+        profile; another dated version (``gpt-4o-2024-11-20``) gets a profile of its own, starting from the profiled
+        version's. A model nobody profiles starts from the mean profile held with a tenth of the precision.
+        ``metadata["profiles_refit"]`` lists each refitted model's labels, start and (``labelled_as``) the
+        spellings its labels used. The pair's own battles refit these profiles too, but its logit scores on
+        profiles refitted without battles involving the pair (kept as ``pair_profiles_`` where they differ), then
+        is refitted on its battles on top of them.
 
         Args:
             battles: Golden labels and battles; with ``init``, battles between the pair and golden labels
@@ -357,7 +400,9 @@ class DifficultyRouter(WinRateModel):
         self.model_coefs_ = np.vstack([self._fit_profile(design, by_model[m]) for m in models])
         self.models_ = models
         self.pair_correction_ = None
+        self.pair_profiles_ = None
         self.metadata.pop("pair_correction", None)
+        self.metadata.pop("pair_profiles", None)
         self.metadata.update(
             models=models,
             n_golden_labels=obs.n_golden,
@@ -373,15 +418,25 @@ class DifficultyRouter(WinRateModel):
     # ---- warm start ------------------------------------------------------------------------------------
     def _fit_warm(self, records: Sequence[Battle | GoldenLabel], init: DifficultyRouter) -> DifficultyRouter:
         priors = dict(init.metadata.get("model_priors", {}))
-        carried = self._take_init(init)
+        starts = {model: f"stated prior ({prior})" for model, prior in priors.items()}
+        carried = self._take_init(init, starts)
         pair = (self.strong_model, self.weak_model)
-        # Profiles are refitted from golden labels, and from battles between other models. The pair's own battles
-        # only refit the pair's logit below: a battle says who won where the two differ (ties dropped), a skewed
-        # sample of each model's successes that, refitted into the pair's profiles, made warm starts worse than
-        # k=0 on GSM8K, MT Bench and MATH-L5 (bench.learning_curves --recipe default).
-        refit = self._refit_profiles(
-            [r for r in records if isinstance(r, GoldenLabel) or not ({r.model_a, r.model_b} & set(pair))]
-        )
+        # Every record refits the profiles the ladder compares (predict_success). The pair's own logit scores on
+        # profiles refitted from golden labels and battles not involving the pair only (``pair_profiles_`` where
+        # they differ): a battle says who won where the two differ (ties dropped), a skewed sample of each model's
+        # successes that, refitted into the pair's profiles, made warm starts worse than k=0 on GSM8K, MT Bench and
+        # MATH-L5 (bench.learning_curves --recipe default); the pair's battles refit its logit below instead.
+        own = [r for r in records if isinstance(r, GoldenLabel) or not ({r.model_a, r.model_b} & set(pair))]
+        separate = len(own) < len(records) or self.pair_profiles_ is not None
+        if separate:  # the pair's scoring profiles: the init's (carried) ones, refitted without the pair's battles
+            base = self.model_coefs_.copy()
+            if self.pair_profiles_ is not None:
+                base[[self._s, self._wk]] = self.pair_profiles_
+            coefs, _, _ = self._refit(own, starts, only={self._pair_profile(m) for m in pair}, coefs=base)
+            scoring = coefs[[self._s, self._wk]]
+        refit = self._refit_profiles(records, starts)
+        ladder = self.model_coefs_[[self._s, self._wk]]
+        self.pair_profiles_ = scoring if separate and not np.array_equal(scoring, ladder) else None
         mine, ignored = pair_battles(records, *pair)
         if ignored:
             logger.warning(
@@ -427,60 +482,111 @@ class DifficultyRouter(WinRateModel):
             self.metadata["warm_start_ignored_battles"] = ignored
         if self.pair_correction_ is not None:
             self.metadata["pair_correction"] = True
+        if self.pair_profiles_ is not None:
+            self.metadata["pair_profiles"] = True
         return self
 
-    def _refit_profiles(self, records: Sequence[Battle | GoldenLabel]) -> dict[str, dict[str, Any]]:
-        """Warm-start the profile of every model the records score (see :meth:`fit`); returns what was refitted."""
+    def _refit_profiles(
+        self, records: Sequence[Battle | GoldenLabel], starts: Mapping[str, str] | None = None
+    ) -> dict[str, dict[str, Any]]:
+        """Warm-start the profile of every model the records score (see :meth:`fit`); returns what was refitted.
+
+        Spellings of one model teach one profile (:func:`~routellm_core.routers.profiles.profile_names`): a label
+        for ``openai:gpt-4o`` refits ``gpt-4o-2024-08-06``, the profile every spelling of it resolves to.
+        """
+        self.model_coefs_, self.models_, out = self._refit(records, starts)
+        self._fold()
+        return out
+
+    def _refit(
+        self,
+        records: Sequence[Battle | GoldenLabel],
+        starts: Mapping[str, str] | None,
+        only: set[str] | None = None,
+        coefs: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, list[str], dict[str, dict[str, Any]]]:
+        """The profiles :meth:`_refit_profiles` sets, the router unchanged (``starts``: where a profile came from,
+        for the record; ``only``: refit just these profiles; ``coefs``: start from these rows of ``models_`` instead
+        of ``model_coefs_``)."""
+        start_coefs = self.model_coefs_ if coefs is None else coefs
+        known = list(self.models_)
         obs = _Observations(list(records))
+        names = profile_names({row[1] for row in obs.rows}, known)
         by_model: dict[str, list[tuple[int, str, float, str]]] = defaultdict(list)
+        spelled: dict[str, set[str]] = defaultdict(set)
         for row in obs.rows:
-            by_model[row[1]].append(row)
+            if only is None or names[row[1]] in only:
+                by_model[names[row[1]]].append(row)
+                spelled[names[row[1]]].add(row[1])
         if not by_model:
-            return {}
+            return start_coefs.copy(), known, {}
         design = self._traits(obs.prompts)
+        index = {m: i for i, m in enumerate(known)}
         mean = self.model_coefs_.mean(axis=0)
-        coefs, models = self.model_coefs_.copy(), list(self.models_)
+        coefs, added, models = start_coefs.copy(), [], list(known)
         out: dict[str, dict[str, Any]] = {}
         for model in sorted(by_model):
             rows = by_model[model]
-            if model in models:
-                start, precision, origin = coefs[models.index(model)], self.profile_prior, "own profile"
-            elif (alias := resolve_model(model, models)) is not None:
-                start, precision, origin = coefs[models.index(alias)], self.profile_prior, f"profile of {alias}"
+            if model in index:
+                start, precision = coefs[index[model]], self.profile_prior
+                origin = (starts or {}).get(model, "own profile")
+            elif (other := resolve_model(model, known)) is not None:  # another version of a profiled model
+                start, precision, origin = coefs[index[other]], self.profile_prior, f"profile of {other}"
             else:
                 start, precision = mean, self.profile_prior * self.POPULATION_PRIOR_SHARE
                 origin = "mean profile"
             beta = self._map_profile(design[[r[0] for r in rows]], np.array([r[2] for r in rows]), start, precision)
-            if model in models:
-                coefs[models.index(model)] = beta
+            if model in index:
+                coefs[index[model]] = beta
             else:
-                coefs = np.vstack([coefs, beta[None, :]])
+                added.append(beta)
                 models.append(model)
             out[model] = {"labels": len(rows), "start": origin}
-        self.model_coefs_, self.models_ = coefs, models
-        self._fold()
-        return out
+            if spelled[model] != {model}:
+                out[model]["labelled_as"] = sorted(spelled[model])
+        return (np.vstack([coefs, *added]) if added else coefs), models, out
 
     def _map_profile(self, t: np.ndarray, y: np.ndarray, start: np.ndarray, precision: float) -> np.ndarray:
-        """A profile's penalised logistic fit (Newton), pulled towards ``start`` with L2 ``precision``; the slopes
-        the ``traits`` setting turns off stay at 0."""
+        """A profile's penalised logistic fit, pulled towards ``start`` with L2 ``precision``; the slopes the
+        ``traits`` setting turns off stay at 0.
+
+        Newton's method with a backtracking line search: a full Newton step from a start far from the labels (a
+        wrong prior, a few hundred labels) can overshoot and oscillate without converging, ending on a profile
+        worse than its start.
+        """
         keep = np.array([True, self.traits != "difficulty", self.traits != "length"])
         x, beta0 = t[:, keep], start[keep].copy()
-        beta = beta0.copy()
+
+        def loss(b: np.ndarray) -> float:  # the penalised negative log-likelihood (scores in [0, 1])
+            z = x @ b
+            return float(np.sum(np.logaddexp(0.0, z) - y * z) + 0.5 * precision * np.sum((b - beta0) ** 2))
+
+        beta, current = beta0.copy(), loss(beta0)
         for _ in range(self.NEWTON_STEPS):
             p = _sigmoid(x @ beta)
             grad = x.T @ (p - y) + precision * (beta - beta0)
             hess = (x * (p * (1 - p))[:, None]).T @ x + precision * np.eye(len(beta))
             step = np.linalg.solve(hess, grad)
-            beta -= step
-            if float(np.abs(step).max()) < 1e-10:
+            size, decrease = 1.0, float(grad @ step)
+            while True:  # Armijo: halve the step until the loss falls enough (a descent direction: it will)
+                trial = beta - size * step
+                value = loss(trial)
+                if value <= current - 1e-4 * size * decrease or size < 1e-10:
+                    break
+                size *= 0.5
+            beta, current = trial, value
+            if float(np.abs(size * step).max()) < 1e-10:
                 break
         out = np.zeros(len(keep))
         out[keep] = beta
         return out
 
-    def _take_init(self, init: DifficultyRouter) -> str | None:
+    def _take_init(self, init: DifficultyRouter, starts: dict[str, str] | None = None) -> str | None:
         """Copy the init's weights, with profiles for this router's pair (the init's reference ones where absent).
+
+        Args:
+            init: The router to start from.
+            starts: Where a model of the pair gets a copy of a reference profile, that start is noted here.
 
         Returns:
             What became of the init's own correction: ``None`` (it had none), ``"carried"`` (this pair scores
@@ -488,30 +594,36 @@ class DifficultyRouter(WinRateModel):
             the logit's sign flips) or ``"dropped: other profiles"`` (your pair has profiles of its own).
         """
         warm.check_init(self, init)
+        starts = {} if starts is None else starts
         # read everything from the init before writing: ``init`` may be this very router
         shared = ("feature_mean_", "feature_scale_", "difficulty_weights_", "trait_mean_", "trait_scale_")
         state = {key: getattr(init, key).copy() for key in shared}
         models, coefs = list(init.models_), init.model_coefs_.copy()
         correction = None if init.pair_correction_ is None else init.pair_correction_.copy()
+        scoring = None if init.pair_profiles_ is None else init.pair_profiles_.copy()
         init_pair = (init.strong_model, init.weak_model)
         reference = dict(zip((self.strong_model, self.weak_model), init_pair))
         rows = [coefs]
         for model in (self.strong_model, self.weak_model):
-            if model not in models:  # a model the init never saw starts from its reference profile
+            if labelled_profile(model, models) is None:  # a model the init never saw starts from its reference one
                 rows.append(coefs[models.index(reference[model])][None, :])
                 models.append(model)
+                starts[model] = f"copy of the init's reference profile {reference[model]}"
         for key, value in state.items():
             setattr(self, key, value)
         self.models_, self.model_coefs_ = models, np.vstack(rows)
-        self.pair_correction_ = None
+        self.pair_correction_ = self.pair_profiles_ = None
         carried = None
         if correction is not None:
-            base = all(m == ref or m not in init.models_ for m, ref in reference.items())
+            base = all(  # each of the pair scores on the init's reference profile, or on a copy of it
+                m == ref or labelled_profile(m, init.models_) in (None, ref) for m, ref in reference.items()
+            )
             if (self.strong_model, self.weak_model) == init_pair[::-1]:
                 self.pair_correction_ = np.concatenate([correction[:1], -correction[1:]])
+                self.pair_profiles_ = None if scoring is None else scoring[::-1].copy()
                 carried = "carried, pair swapped"
             elif base:  # the correction was learned on these very profiles
-                self.pair_correction_ = correction
+                self.pair_correction_, self.pair_profiles_ = correction, scoring
                 carried = "carried"
             else:
                 carried = "dropped: other profiles"
@@ -594,12 +706,19 @@ class DifficultyRouter(WinRateModel):
         """Precompute the scoring path: difficulty as one affine map of the raw features."""
         self._w = (self.difficulty_weights_ / self.feature_scale_).astype(np.float64)
         self._b = float(-(self.feature_mean_ / self.feature_scale_) @ self.difficulty_weights_)
-        self._s = self._model_index(self.strong_model)
-        self._wk = self._model_index(self.weak_model)
+        self._s = self._model_index(self._pair_profile(self.strong_model))
+        self._wk = self._model_index(self._pair_profile(self.weak_model))
         if self.pair_correction_ is not None:  # x·δ on raw features: one affine map as well
             d = self.pair_correction_[1:-1] / (self.feature_scale_ * math.sqrt(len(self.feature_scale_)))
             self._cw = d
             self._cb = float(self.pair_correction_[-1] - self.feature_mean_ @ d)
+
+    def _pair_profile(self, name: str) -> str:
+        """The profile a model of the router's pair scores with: its own, else the profiled model it spells
+        (``gpt-4o`` is ``gpt-4o-2024-08-06``: :func:`~routellm_core.routers.profiles.labelled_profile`)."""
+        if name in self.models_:
+            return name
+        return labelled_profile(name, self.models_) or name
 
     # ---- scoring ---------------------------------------------------------------------------------------
     def _is_fitted(self) -> bool:
@@ -630,7 +749,11 @@ class DifficultyRouter(WinRateModel):
 
     def _pair_win_rate(self, traits: np.ndarray, emb: np.ndarray, feats: np.ndarray) -> np.ndarray:
         """The router's pair: its profiles' win rate, through the warm-start correction when there is one."""
-        w = self._win_rate(traits, self._s, self._wk)
+        if self.pair_profiles_ is None:
+            w = self._win_rate(traits, self._s, self._wk)
+        else:
+            pa, pb = _sigmoid(traits @ self.pair_profiles_.T).T
+            w = 0.5 + 0.5 * (pa - pb)
         if self.pair_correction_ is None:
             return w
         n_emb = emb.shape[1]
@@ -824,6 +947,7 @@ class DifficultyRouter(WinRateModel):
             "trait_scale": self.trait_scale_.astype(np.float64),
             "model_coefs": self.model_coefs_.astype(np.float64),
             **({} if self.pair_correction_ is None else {"pair_correction": self.pair_correction_.astype(np.float64)}),
+            **({} if self.pair_profiles_ is None else {"pair_profiles": self.pair_profiles_.astype(np.float64)}),
         }
 
     def _load_state(self, directory: Path, config: CheckpointConfig) -> None:
@@ -836,9 +960,10 @@ class DifficultyRouter(WinRateModel):
                 f"{directory}: the checkpoint's prompt features {meta.get('feature_names')} / traits "
                 f"{meta.get('trait_names')} are not this version's {list(FEATURE_NAMES)} / {list(TRAIT_NAMES)}"
             )
-        corrected = meta.get("pair_correction", False)
-        if not isinstance(corrected, bool):
-            raise CheckpointError(f"{directory}: metadata.pair_correction must be true or false, got {corrected!r}")
+        corrected, scoring = meta.get("pair_correction", False), meta.get("pair_profiles", False)
+        for key, flag in (("pair_correction", corrected), ("pair_profiles", scoring)):
+            if not isinstance(flag, bool):
+                raise CheckpointError(f"{directory}: metadata.{key} must be true or false, got {flag!r}")
         t = load_tensors(
             directory,
             {
@@ -849,6 +974,7 @@ class DifficultyRouter(WinRateModel):
                 "trait_scale": (len(TRAIT_NAMES),),
                 "model_coefs": (len(models), 1 + len(TRAIT_NAMES)),
                 **({"pair_correction": (None,)} if corrected else {}),
+                **({"pair_profiles": (2, 1 + len(TRAIT_NAMES))} if scoring else {}),
             },
         )
         width = {t[k].shape[0] for k in ("feature_mean", "feature_scale", "difficulty_weights")}
@@ -875,6 +1001,8 @@ class DifficultyRouter(WinRateModel):
                     "far smaller): crafted or corrupt"
                 )
             self.pair_correction_ = t["pair_correction"].astype(np.float64)
+        if scoring:
+            self.pair_profiles_ = t["pair_profiles"].astype(np.float64)
         try:
             with np.errstate(over="ignore", invalid="ignore"):  # overflow is refused just below
                 self._fold()

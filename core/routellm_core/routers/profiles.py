@@ -26,7 +26,7 @@ from __future__ import annotations
 import functools
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from routellm_core.data.prices import same_spelling, variant_words
@@ -72,6 +72,8 @@ _PROVIDERS = (
     "fireworks",
     "openrouter",
     "deepseek",
+    "deepseek-ai",
+    "nvidia",
     "cohere",
     "bedrock",
     "azure",
@@ -119,6 +121,7 @@ def same_model(a: str, b: str) -> bool:
     return same_spelling(_without_provider(a), _without_provider(b))
 
 
+@functools.lru_cache(maxsize=4096)  # resolving a name splits every profiled name: they repeat
 def _split(name: str, *, dots: bool = True) -> tuple[str, str | None, bool]:
     """``(key, date suffix or None, served by a named host)`` of a model name (``dots=False``: its version dots
     kept, the key as the name spells it)."""
@@ -157,13 +160,19 @@ def resolve_model(name: str, known: Sequence[str]) -> str | None:
 
 
 def _resolve(name: str, known: Sequence[str]) -> str | None:
-    """:func:`resolve_model` from its step 2 on, a ``:tag`` size left to it."""
+    """:func:`resolve_model` from its step 2 on, a ``:tag`` size left to it (among profiles of one key, those of
+    another size are passed over: ``llama3.1:70b`` beside ``llama3.1:8b``)."""
     key, date, _ = _split(name)
     spelled_key = _split(name, dots=False)[0]
     alias = _alias_keys().get(f"{key}-{date}" if date else key)  # an alias names one version: not another date's
     if alias in known:
         return alias
-    candidates = [(k, *_split(k)[1:]) for k in known if model_key(k) == key]
+    size = _tag_size(name)
+    candidates = [
+        (k, *_split(k)[1:])
+        for k in known
+        if model_key(k) == key and (size is None or size in _sizes(k) or not _sizes(k))
+    ]
     if not candidates:
         return None
     plain = [c for c in candidates if not c[2]] or candidates
@@ -181,6 +190,45 @@ def _resolve(name: str, known: Sequence[str]) -> str | None:
             return max(before, key=rank)[0]
         return min(plain, key=lambda c: (when(c), c[0].lower() != spelled_key, c[0]))[0]
     return max(plain, key=rank)[0]
+
+
+def labelled_profile(name: str, known: Sequence[str]) -> str | None:
+    """The profiled name among ``known`` that labels of ``name`` teach: the one :func:`resolve_model` finds where
+    ``name`` spells that very model (:func:`same_model`: a provider prefix, case, whitespace, a version's dot, a date
+    on one side only; or an :data:`ALIASES` entry), else None: no profile, or another version of one
+    (``gpt-4o-2024-11-20`` beside ``gpt-4o-2024-08-06``), which is a model of its own."""
+    found = resolve_model(name, known)
+    if found is None or found == name or same_model(name, found):
+        return found
+    key, date, _ = _split(name)
+    return found if _alias_keys().get(f"{key}-{date}" if date else key) == found else None
+
+
+def profile_names(names: Iterable[str], known: Sequence[str]) -> dict[str, str]:
+    """The profile each labelled model name teaches: a profiled model it spells (:func:`labelled_profile`), else one
+    new profile per model whatever the spellings of its labels (``anthropic/claude-sonnet-4.5`` and
+    ``claude-sonnet-4-5`` are one), named by a spelling without a provider prefix or date where there is one
+    (stripped; the first in lower-case order). Linear in the names: each is compared with ``known`` and with the
+    new profiles of its key only."""
+    out: dict[str, str] = {}
+    new: dict[str, dict[str | None, list[str]]] = {}  # key -> date -> the new profiles
+
+    def order(n: str) -> tuple[bool, bool, str, str]:  # a spelling without a provider prefix or date names it
+        return _without_provider(n) != n.strip().lower(), _split(n)[1] is not None, n.strip().lower(), n
+
+    for name in sorted(set(names), key=order):
+        target = labelled_profile(name, known)
+        if target is None:
+            key, date, _ = _split(name)
+            dates = new.setdefault(key, {})
+            # one model: the same date, or a date on one side only (same_model)
+            alike = [n for d in dates for n in dates[d]] if date is None else dates.get(date, []) + dates.get(None, [])
+            target = labelled_profile(name, alike)
+            if target is None:
+                target = name.strip()
+                dates.setdefault(date, []).append(target)
+        out[name] = target
+    return out
 
 
 #: A parameter count (``8b``, ``1.5b``, ``8x7b``) in a model name or tag.
@@ -324,7 +372,9 @@ __all__ = [
     "ModelPrior",
     "UnknownModelError",
     "close_model",
+    "labelled_profile",
     "model_key",
+    "profile_names",
     "resolve_model",
     "same_model",
 ]
