@@ -246,3 +246,79 @@ def test_cli_golden_labels_warm_start_profiles_a_new_model(tmp_path) -> None:
     assert "acme-ft" in mine.models
     easy, hard = mine.predict_success(["What is 40 times 43?", HARD[0]], ["acme-ft"])[:, 0]
     assert easy > hard  # right on the easy ones, wrong on the hard ones
+
+
+# ---- a review's cases ----------------------------------------------------------------------------------------------
+def _pair_battles(strong: str, weak: str) -> list[Battle]:
+    return [Battle(prompt=p, model_a=strong, model_b=weak, winner="model_a") for p in HARD[:6]] + [
+        Battle(prompt=p, model_a=strong, model_b=weak, winner="model_b") for p in EASY[:6]
+    ]
+
+
+def test_a_warm_start_keeps_the_pairs_scoring_profiles_without_a_correction(default, tmp_path) -> None:
+    """A warm start whose cross-validation kept the init's logit saves the pair's scoring profiles alone (no
+    correction); the next warm start dropped them and scored the pair on the profiles its battles had skewed: with no
+    new label its win rates moved by up to 0.21."""
+    first = train_router(None, _pair_battles(default.strong_model, default.weak_model), init="default")
+    assert first.pair_profiles_ is not None
+    first.pair_correction_ = None  # as cross-validation leaves it when keeping the init's logit
+    first.metadata.pop("pair_correction", None)
+    first._fold()
+    first.save(tmp_path / "m1")
+    again = train_router(None, [], init=str(tmp_path / "m1"))
+    texts = [*HARD, *EASY, *UNSEEN]
+    assert np.allclose(again.predict_win_rate(texts), first.predict_win_rate(texts), atol=1e-12)
+
+
+def test_another_dated_version_does_not_merge_through_the_undated_name() -> None:
+    """With the undated name among the labels, every dated version of a new model joined its profile: whether two
+    versions stayed apart depended on which spellings the labels used."""
+    names = profile_names(["acme-haiku-20241022", "acme-haiku-20250301", "acme-haiku", "openai:acme-haiku"], [])
+    assert names["acme-haiku-20241022"] != names["acme-haiku-20250301"]
+    assert names["acme-haiku"] == names["openai:acme-haiku"] == names["acme-haiku-20250301"]  # the latest
+
+
+def test_a_pair_naming_one_profiled_model_is_refused(default) -> None:
+    """claude-3-5-sonnet-latest and claude-3-5-sonnet-20240620 both read as the one profiled June model: every win
+    rate was 0.5."""
+    with pytest.raises(TrainingDataError, match="names one profiled model"):
+        train_router(
+            None, [], init="default", strong_model="claude-3-5-sonnet-latest", weak_model="claude-3-5-sonnet-20240620"
+        )
+
+
+def test_battles_spelled_otherwise_are_the_pairs_battles(default) -> None:
+    """A pair (openai:gpt-4o, gpt-4o-mini) with battles written gpt-4o vs openai:gpt-4o-mini: the logit ignored them
+    all while the pair's scoring profiles were refitted from them."""
+    spelled = train_router(
+        None,
+        _pair_battles("gpt-4o", "openai:gpt-4o-mini"),
+        init="default",
+        strong_model="openai:gpt-4o",
+        weak_model="gpt-4o-mini",
+    )
+    exact = train_router(
+        None,
+        _pair_battles("openai:gpt-4o", "gpt-4o-mini"),
+        init="default",
+        strong_model="openai:gpt-4o",
+        weak_model="gpt-4o-mini",
+    )
+    texts = [*HARD, *EASY, *UNSEEN]
+    assert np.allclose(spelled.predict_win_rate(texts), exact.predict_win_rate(texts), atol=1e-9)
+    assert spelled.metadata.get("warm_start_ignored_battles", 0) == 0
+
+
+def test_implausible_pair_profiles_are_refused(default, tmp_path) -> None:
+    from safetensors.numpy import load_file, save_file
+
+    from routellm_core.errors import CheckpointError
+
+    first = train_router(None, _pair_battles(default.strong_model, default.weak_model), init="default")
+    first.save(tmp_path / "m")
+    weights = next((tmp_path / "m").glob("*.safetensors"))
+    tensors = load_file(weights)
+    tensors["pair_profiles"] = tensors["pair_profiles"] * 1e6
+    save_file(tensors, weights)
+    with pytest.raises(CheckpointError, match="pair_profiles"):
+        load_router(tmp_path / "m")

@@ -421,6 +421,7 @@ class DifficultyRouter(WinRateModel):
         starts = {model: f"stated prior ({prior})" for model, prior in priors.items()}
         carried = self._take_init(init, starts)
         pair = (self.strong_model, self.weak_model)
+        records = self._pair_spelled(records)
         # Every record refits the profiles the ladder compares (predict_success). The pair's own logit scores on
         # profiles refitted from golden labels and battles not involving the pair only (``pair_profiles_`` where
         # they differ): a battle says who won where the two differ (ties dropped), a skewed sample of each model's
@@ -485,6 +486,25 @@ class DifficultyRouter(WinRateModel):
         if self.pair_profiles_ is not None:
             self.metadata["pair_profiles"] = True
         return self
+
+    def _pair_spelled(self, records: Sequence[Battle | GoldenLabel]) -> list[Battle | GoldenLabel]:
+        """The records with battles naming a spelling of the pair's models (``openai:gpt-4o`` for a ``gpt-4o``
+        pair) written as the pair names them: the pair's logit counts them as its battles, as the profiles do (it
+        ignored them while its scoring profiles were refitted from them)."""
+        battles = [r for r in records if isinstance(r, Battle)]
+        if not battles:
+            return list(records)
+        names = profile_names({m for b in battles for m in (b.model_a, b.model_b) if m.strip()}, self.models_)
+        as_pair = {self._pair_profile(m): m for m in (self.strong_model, self.weak_model)}
+        out: list[Battle | GoldenLabel] = []
+        for r in records:
+            if isinstance(r, Battle):
+                a = as_pair.get(names.get(r.model_a, ""), r.model_a)
+                b = as_pair.get(names.get(r.model_b, ""), r.model_b)
+                if (a, b) != (r.model_a, r.model_b) and a != b:
+                    r = r.model_copy(update={"model_a": a, "model_b": b})
+            out.append(r)
+        return out
 
     def _refit_profiles(
         self, records: Sequence[Battle | GoldenLabel], starts: Mapping[str, str] | None = None
@@ -613,17 +633,21 @@ class DifficultyRouter(WinRateModel):
             setattr(self, key, value)
         self.models_, self.model_coefs_ = models, np.vstack(rows)
         self.pair_correction_ = self.pair_profiles_ = None
+        swapped = (self.strong_model, self.weak_model) == init_pair[::-1]
+        base = all(  # each of the pair scores on the init's reference profile, or on a copy of it
+            m == ref or labelled_profile(m, init.models_) in (None, ref) for m, ref in reference.items()
+        )
+        # the pair's scoring profiles go with the pair, correction or not (a warm start that kept the init's logit
+        # saved them alone: dropping them scored the next warm start on the profiles its battles had skewed)
+        if scoring is not None and (swapped or base):
+            self.pair_profiles_ = scoring[::-1].copy() if swapped else scoring
         carried = None
         if correction is not None:
-            base = all(  # each of the pair scores on the init's reference profile, or on a copy of it
-                m == ref or labelled_profile(m, init.models_) in (None, ref) for m, ref in reference.items()
-            )
-            if (self.strong_model, self.weak_model) == init_pair[::-1]:
+            if swapped:
                 self.pair_correction_ = np.concatenate([correction[:1], -correction[1:]])
-                self.pair_profiles_ = None if scoring is None else scoring[::-1].copy()
                 carried = "carried, pair swapped"
             elif base:  # the correction was learned on these very profiles
-                self.pair_correction_, self.pair_profiles_ = correction, scoring
+                self.pair_correction_ = correction
                 carried = "carried"
             else:
                 carried = "dropped: other profiles"
@@ -708,6 +732,12 @@ class DifficultyRouter(WinRateModel):
         self._b = float(-(self.feature_mean_ / self.feature_scale_) @ self.difficulty_weights_)
         self._s = self._model_index(self._pair_profile(self.strong_model))
         self._wk = self._model_index(self._pair_profile(self.weak_model))
+        if self._s == self._wk:  # e.g. claude-3-5-sonnet-latest and claude-3-5-sonnet-20240620 beside that profile
+            raise TrainingDataError(
+                f"the pair {self.strong_model!r} / {self.weak_model!r} names one profiled model "
+                f"({self.models_[self._s]!r}): every win rate would be 0.5; name two models, or give the newer "
+                "version a name of its own"
+            )
         if self.pair_correction_ is not None:  # x·δ on raw features: one affine map as well
             d = self.pair_correction_[1:-1] / (self.feature_scale_ * math.sqrt(len(self.feature_scale_)))
             self._cw = d
@@ -1002,6 +1032,11 @@ class DifficultyRouter(WinRateModel):
                 )
             self.pair_correction_ = t["pair_correction"].astype(np.float64)
         if scoring:
+            if float(np.abs(t["pair_profiles"]).max()) > MAX_CORRECTION:
+                raise CheckpointError(
+                    f"{directory}: pair_profiles has a weight above {MAX_CORRECTION:g} in size (fitted ones are far "
+                    "smaller): crafted or corrupt"
+                )
             self.pair_profiles_ = t["pair_profiles"].astype(np.float64)
         try:
             with np.errstate(over="ignore", invalid="ignore"):  # overflow is refused just below

@@ -212,21 +212,33 @@ def profile_names(names: Iterable[str], known: Sequence[str]) -> dict[str, str]:
     new profiles of its key only."""
     out: dict[str, str] = {}
     new: dict[str, dict[str | None, list[str]]] = {}  # key -> date -> the new profiles
+    dated: dict[str, str] = {}  # an undated new profile -> the one date that joined it
 
-    def order(n: str) -> tuple[bool, bool, str, str]:  # a spelling without a provider prefix or date names it
-        return _without_provider(n) != n.strip().lower(), _split(n)[1] is not None, n.strip().lower(), n
+    def order(n: str) -> tuple[bool, bool, tuple[int, ...], str, str]:
+        # a spelling without a provider prefix or date names a profile; among dated ones the latest comes first, so
+        # an undated name's profile is joined by the latest date (as resolve_model reads an undated name)
+        date = _split(n)[1]
+        latest_first = tuple(-ord(c) for c in date) if date else ()
+        return _without_provider(n) != n.strip().lower(), date is not None, latest_first, n.strip().lower(), n
 
     for name in sorted(set(names), key=order):
         target = labelled_profile(name, known)
         if target is None:
             key, date, _ = _split(name)
             dates = new.setdefault(key, {})
-            # one model: the same date, or a date on one side only (same_model)
-            alike = [n for d in dates for n in dates[d]] if date is None else dates.get(date, []) + dates.get(None, [])
-            target = labelled_profile(name, alike)
+            # one model: the same date, or a date on one side only (same_model), an undated profile joining one date
+            if date is None:  # an undated profile it spells, else the dated one it reads as
+                target = labelled_profile(name, dates.get(None, [])) or labelled_profile(
+                    name, [n for d in dates for n in dates[d]]
+                )
+            else:
+                alike = dates.get(date, []) + [n for n in dates.get(None, []) if dated.get(n, date) == date]
+                target = labelled_profile(name, alike)
             if target is None:
                 target = name.strip()
                 dates.setdefault(date, []).append(target)
+            elif date is not None and target in dates.get(None, []):
+                dated[target] = date
         out[name] = target
     return out
 
