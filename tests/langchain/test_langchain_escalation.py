@@ -216,9 +216,20 @@ def test_agent_step_escalates_on_disagreeing_tool_calls_and_the_tool_step_stays(
 def test_agreeing_tool_calls_keep_the_weak_step(known_router: Any) -> None:
     m = models(weak="", second="")
     m["weak"].tool_calls = [{"name": "get_weather", "args": {"city": "Paris"}}]
-    m["second"].tool_calls = [{"name": "Get_Weather", "args": {"city": " Paris "}}]
+    m["second"].tool_calls = [{"name": " get_weather ", "args": {"city": " Paris "}}]
     step = router(known_router, m).bind_tools([get_weather]).invoke(TRIVIA[6])
     assert not step.response_metadata["routellm"]["escalated"] and not m["strong"].calls
+
+
+def test_tool_calls_whose_names_differ_in_case_escalate(known_router: Any) -> None:
+    """A function name is case-sensitive in every provider's API: Get_Weather is another tool, so the step
+    escalates (it agreed while names were case-folded)."""
+    m = models(weak="", second="")
+    m["weak"].tool_calls = [{"name": "get_weather", "args": {"city": "Paris"}}]
+    m["second"].tool_calls = [{"name": "Get_Weather", "args": {"city": "Paris"}}]
+    m["strong"].tool_calls = [{"name": "get_weather", "args": {"city": "Paris"}}]
+    step = router(known_router, m).bind_tools([get_weather]).invoke(TRIVIA[6])
+    assert step.response_metadata["routellm"]["escalated"] and m["strong"].calls
 
 
 def test_tool_calls_whose_arguments_differ_in_case_escalate(known_router: Any) -> None:
