@@ -11,12 +11,11 @@ import random
 
 import numpy as np
 import pytest
-from ladder_standins import MODELS, PRICES, PRIORS
+from ladder_standins import MODELS, PRICES, PRIORS, served_record
 from langchain_core.caches import InMemoryCache
 from lc_fakes import ToolEchoChatModel
 
 from langchain_routellm import ChatRouteLLM
-from routellm_core.decisions import Attempt, ServedDecision
 from routellm_core.errors import InvalidInputError
 from routellm_core.routing.engine import RoutingOptions
 from routellm_core.routing.ladder import LadderEngine
@@ -30,20 +29,6 @@ def _engine() -> LadderEngine:
     return LadderEngine(options, MODELS, owner="test", is_empty=lambda v: not v, chunk_text=str, answer_text=str)
 
 
-def _served(model: str, input_tokens: int, output_tokens: int) -> ServedDecision:
-    attempt = Attempt(model=model, side="weak", input_tokens=input_tokens, output_tokens=output_tokens, cost=0.0)
-    return ServedDecision(
-        id="x",
-        router="difficulty",
-        win_rate=0.5,
-        threshold=1.0,
-        choice="weak",
-        served="weak",
-        model=model,
-        attempts=(attempt,),
-    )
-
-
 # ---- answers a cache replayed ----------------------------------------------------------------------------------
 def test_a_cache_replay_teaches_the_ladder_no_output_length() -> None:
     """LangChain's cache replays an answer as 0 input and 0 output tokens (nothing was sent): the ladder's expected
@@ -52,11 +37,11 @@ def test_a_cache_replay_teaches_the_ladder_no_output_length() -> None:
     eng = _engine()
     for _ in range(10):
         for model in MODELS:
-            eng.ladder.observe(_served(model, 12, 300), TEXT)
+            eng.ladder.observe(served_record(model, 12, 300), TEXT)
     learned = eng.ladder.expected_costs(TEXT)
     for _ in range(30):
-        eng.ladder.observe(_served("tiny", 0, 0), TEXT)
-    eng.ladder.observe(_served("tiny", 12, 300), TEXT)
+        eng.ladder.observe(served_record("tiny", 0, 0), TEXT)
+    eng.ladder.observe(served_record("tiny", 12, 300), TEXT)
     assert eng.ladder.expected_costs(TEXT) == pytest.approx(learned, rel=0.01)
 
 
@@ -65,10 +50,10 @@ def test_a_real_zero_token_answer_still_counts() -> None:
     eng = _engine()
     for _ in range(10):
         for model in MODELS:
-            eng.ladder.observe(_served(model, 12, 300), TEXT)
+            eng.ladder.observe(served_record(model, 12, 300), TEXT)
     before = dict(zip(MODELS, eng.ladder.expected_costs(TEXT), strict=True))
     for _ in range(30):
-        eng.ladder.observe(_served("tiny", 12, 0), TEXT)
+        eng.ladder.observe(served_record("tiny", 12, 0), TEXT)
     after = dict(zip(MODELS, eng.ladder.expected_costs(TEXT), strict=True))
     assert after["tiny"] < 0.5 * before["tiny"]
 
@@ -80,10 +65,10 @@ def test_answers_reporting_no_input_tokens_leave_the_prompt_length_alone() -> No
     long_text = TEXT * 40  # prompt tokens weigh in the expected cost
     for _ in range(10):
         for model in MODELS:
-            eng.ladder.observe(_served(model, 480, 300), long_text)
+            eng.ladder.observe(served_record(model, 480, 300), long_text)
     learned = eng.ladder.expected_costs(long_text)
     for _ in range(200):
-        eng.ladder.observe(_served("mid", 0, 300), long_text)
+        eng.ladder.observe(served_record("mid", 0, 300), long_text)
     assert eng.ladder.expected_costs(long_text) == pytest.approx(learned, rel=0.05)
 
 

@@ -13,9 +13,9 @@ import logging
 
 import numpy as np
 import pytest
-from ladder_standins import MODELS, PRICES, PRIORS, priced_engine
+from ladder_standins import MODELS, PRICES, PRIORS, priced_engine, served_record
 
-from routellm_core.decisions import Attempt, ServedDecision
+from routellm_core.decisions import ServedDecision
 from routellm_core.errors import InvalidInputError
 from routellm_core.escalation.config import Escalation
 from routellm_core.learning.feedback import FeedbackStore
@@ -142,19 +142,7 @@ def test_a_continued_step_stays_on_its_pair(ladder: LadderEngine) -> None:
 
 
 def _report(eng: LadderEngine, text: str, model: str, output_tokens: int) -> None:
-    eng.ladder.observe(
-        ServedDecision(
-            id="x",
-            router="difficulty",
-            win_rate=0.5,
-            threshold=1.0,
-            choice="weak",
-            served="weak",
-            model=model,
-            attempts=(Attempt(model=model, side="weak", input_tokens=int(len(text) / 4), output_tokens=output_tokens),),
-        ),
-        text,
-    )
+    eng.ladder.observe(served_record(model, int(len(text) / 4), output_tokens), text)
 
 
 def _expected(eng: LadderEngine, text: str) -> dict[str, float]:

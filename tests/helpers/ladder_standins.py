@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from routellm_core.decisions import Attempt, ServedDecision
 from routellm_core.routers.profiles import ModelPrior
 from routellm_core.routing.engine import RoutingOptions
 from routellm_core.routing.ladder import LadderEngine
@@ -36,3 +37,18 @@ def priced_engine(options: RoutingOptions, **engine_kwargs: Any) -> LadderEngine
 def answer_cost(model: str, answer: str) -> float:
     """What ``model``'s answer ``answer`` costs in USD under :func:`priced_engine`'s token counts."""
     return (10 * PRICES[model][0] + len(answer) * PRICES[model][1]) / 1e6
+
+
+def served_record(model: str, input_tokens: int | None, output_tokens: int | None) -> ServedDecision:
+    """A served call's record with one attempt of ``model`` and its token counts (what the ladder learns from)."""
+    attempt = Attempt(model=model, side="weak", input_tokens=input_tokens, output_tokens=output_tokens, cost=0.0)
+    return ServedDecision(
+        id="x",
+        router="difficulty",
+        win_rate=0.5,
+        threshold=1.0,
+        choice="weak",
+        served="weak",
+        model=model,
+        attempts=(attempt,),
+    )

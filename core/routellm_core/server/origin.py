@@ -76,9 +76,7 @@ def _allowed_origin(origin: str, allowed_hosts: Collection[str]) -> bool:
     return hostname is not None and hostname in allowed_hosts
 
 
-def browser_refusal(
-    headers: Mapping[str, str], allowed_hosts: Collection[str] = ()
-) -> tuple[str, str] | None:
+def browser_refusal(headers: Mapping[str, str], allowed_hosts: Collection[str] = ()) -> tuple[str, str] | None:
     """``(code, message)`` when a server without auth must refuse this request, else ``None``.
 
     Args:
