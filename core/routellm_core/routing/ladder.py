@@ -441,8 +441,8 @@ class LadderEngine:
         """The share controller of ``Objective.shares`` over the listed models.
 
         Raises:
-            InvalidInputError: A capped model ``models=`` does not list, or every model capped with caps summing
-                below 1.
+            InvalidInputError: A capped model ``models=`` does not list, or caps that cannot hold (every model capped
+                and the caps summing below 1: :class:`~routellm_core.routing.shares.ShareController`).
         """
         caps = self.objective.cap_of
         unknown = [name for name in caps if name not in self.names]
@@ -453,15 +453,12 @@ class LadderEngine:
                 f"{self.owner}: the shares objective caps {unknown}, which models= does not list (models: "
                 f"{list(self.names)}){hint}"
             )
-        if len(caps) == len(self.names) and sum(caps.values()) < 1 - 1e-9:
-            raise InvalidInputError(
-                f"{self.owner}: the shares objective caps every listed model and the caps sum to "
-                f"{sum(caps.values()):.4g} < 1, so some requests could go to no model: raise a cap or leave a model "
-                "uncapped"
+        try:
+            return ShareController(
+                {self.names.index(name): cap for name, cap in caps.items()}, len(self.names), self.objective.window
             )
-        return ShareController(
-            {self.names.index(name): cap for name, cap in caps.items()}, len(self.names), self.objective.window
-        )
+        except InvalidInputError as exc:  # caps that cannot hold, said for this owner
+            raise InvalidInputError(f"{self.owner}: {exc}") from None
 
     def _check_priors(self, router: Any, named: Sequence[str]) -> None:
         """Each listed model's prior names profiled models (else the first call would fail on it); a prior of a model

@@ -73,17 +73,18 @@ class ShareController:
         bad = {j: c for j, c in caps.items() if not 0 <= j < n_models or not 0 < c <= 1}
         if bad:
             raise InvalidInputError(f"share caps must be in (0, 1] and name one of {n_models} models, got {bad}")
-        if len(caps) == n_models and sum(caps.values()) < 1 - 1e-9:
-            raise InvalidInputError(
-                f"every model is capped and the caps sum to {sum(caps.values()):.4g} < 1: some requests could go to no "
-                "model; raise a cap or leave one model uncapped"
-            )
-        if len(caps) == n_models and sum(math.floor(c * window + 1e-9) for c in caps.values()) < window:
-            raise InvalidInputError(
-                f"every model is capped and the caps' whole requests of a {window}-request window sum to "
-                f"{sum(math.floor(c * window + 1e-9) for c in caps.values())} < {window}: some requests could go to no "
-                "model; raise a cap, lengthen the window or leave one model uncapped"
-            )
+        if len(caps) == n_models:  # every model capped: the caps must leave room for every request
+            if (total := sum(caps.values())) < 1 - 1e-9:
+                raise InvalidInputError(
+                    f"the shares objective caps every listed model and the caps sum to {total:.4g} < 1, so some "
+                    "requests could go to no model: raise a cap or leave a model uncapped"
+                )
+            if (whole := sum(math.floor(c * window + 1e-9) for c in caps.values())) < window:
+                raise InvalidInputError(
+                    f"the shares objective caps every listed model and the caps' whole requests of a {window}-request "
+                    f"window sum to {whole} < {window}, so some requests could go to no model: raise a cap, lengthen "
+                    "the window or leave a model uncapped"
+                )
         self.capped = np.array(sorted(caps), dtype=int)
         self.caps = np.array([float(caps[j]) for j in self.capped])
         self.n_models = n_models

@@ -685,8 +685,6 @@ class ServerState:
                 if isinstance(engine, LadderEngine) and (ladder.budget is not None or ladder.caps is not None)
                 else f"budget={ladder.budget:g}"
                 if ladder.budget is not None
-                else "shares=" + ";".join(f"{m}:{c * 100:g}%" for m, c in ladder.caps)
-                if ladder.caps is not None
                 else f"{objective}={ladder.value:g}"
             )
             if not headers["x-routellm-objective"].isascii():  # a capped model's name: headers are latin-1
