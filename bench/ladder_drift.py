@@ -141,6 +141,18 @@ class Stream:
     def half(self, h: int) -> np.ndarray:
         return np.flatnonzero(self.task == h)
 
+    def ladder_of(self, h: int, predictions: np.ndarray) -> Any:
+        """``evaluate_ladder`` on half ``h`` (its quality and costs per model) with ``predictions``, one row per
+        request of that half."""
+        idx = self.half(h)
+        q, c = self.quality[idx], self.cost[idx]
+        return evaluate_ladder(
+            predictions,
+            [self.prompts[i] for i in idx],
+            {m: q[:, j] for j, m in enumerate(MODELS)},
+            {m: c[:, j] for j, m in enumerate(MODELS)},
+        )
+
 
 def load_task(task: str, price: dict[str, tuple[float, float]]) -> dict[str, Any]:
     """A task's prompts, correctness, integer token counts and costs (``bench.ladder``'s tables and pricing), one
@@ -313,11 +325,7 @@ def one_seed(
     for h in (0, 1):
         idx = stream.half(h)
         q, c = stream.quality[idx], stream.cost[idx]
-        qd = {m: q[:, j] for j, m in enumerate(MODELS)}
-        cd = {m: c[:, j] for j, m in enumerate(MODELS)}
-        prompts = [stream.prompts[i] for i in idx]
-        curve = evaluate_ladder(pred[idx], prompts, qd, cd)
-        oracle = evaluate_ladder(q, prompts, qd, cd)
+        curve, oracle = stream.ladder_of(h, pred[idx]), stream.ladder_of(h, q)
         row: dict[str, Any] = {pol: half_row(r, idx, stream, budget, rng) for pol, r in runs.items()}
         s = row["controller"]["spend"] / 1000
         row["at_controller_spend"] = {
@@ -447,13 +455,7 @@ def share_seed(router: Any, stream: Stream, price: dict[str, tuple[float, float]
     rng = np.random.default_rng(SEED + 2000 + seed)
     pred = np.asarray(router.predict_success(stream.prompts, list(MODELS)), dtype=np.float64)
     uncapped = drive(engine(router, Objective.cost_weight(0.0), price), stream)
-    curves = []
-    for h in (0, 1):
-        idx = stream.half(h)
-        q, c = stream.quality[idx], stream.cost[idx]
-        qd = {m: q[:, j] for j, m in enumerate(MODELS)}
-        cd = {m: c[:, j] for j, m in enumerate(MODELS)}
-        curves.append(evaluate_ladder(pred[idx], [stream.prompts[i] for i in idx], qd, cd))
+    curves = [stream.ladder_of(h, pred[stream.half(h)]) for h in (0, 1)]
     out: dict[str, Any] = {}
     for name, caps in SHARE_SCENARIOS.items():
         by_index = {MODELS.index(m): c for m, c in caps.items()}
